@@ -1,0 +1,2 @@
+//! Criterion benchmarks for bpfvm (see `benches/`).
+#![deny(unsafe_code)]

@@ -1,0 +1,2 @@
+//! Conformance suites for bpfvm.
+#![deny(unsafe_code)]

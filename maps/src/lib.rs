@@ -1,0 +1,2 @@
+//! Kernel-exact BPF maps for bpfvm, with the syscall-side ("host") API.
+#![deny(unsafe_code)]
