@@ -1,2 +1,6 @@
 //! bpfvm: a sandboxed BPF virtual machine with simulated CPUs.
 #![deny(unsafe_code)]
+
+pub mod program_type;
+
+pub use program_type::ProgramType;

@@ -1,0 +1,39 @@
+//! BPF program types, as libbpf derives them from section names.
+
+/// The kind of program, which decides its context (`r1`) layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProgramType {
+    /// `BPF_PROG_TYPE_SOCKET_FILTER`: context is `struct __sk_buff`.
+    #[doc(alias = "BPF_PROG_TYPE_SOCKET_FILTER")]
+    SocketFilter,
+    /// `BPF_PROG_TYPE_KPROBE`: context is `struct pt_regs`.
+    #[doc(alias = "BPF_PROG_TYPE_KPROBE")]
+    Kprobe,
+    /// `BPF_PROG_TYPE_SCHED_CLS` (`tc`, `classifier`): context is `struct __sk_buff`.
+    #[doc(alias = "BPF_PROG_TYPE_SCHED_CLS")]
+    SchedCls,
+    /// `BPF_PROG_TYPE_SCHED_ACT`: context is `struct __sk_buff`.
+    #[doc(alias = "BPF_PROG_TYPE_SCHED_ACT")]
+    SchedAct,
+    /// `BPF_PROG_TYPE_TRACEPOINT`: context is the tracepoint's raw record.
+    #[doc(alias = "BPF_PROG_TYPE_TRACEPOINT")]
+    Tracepoint,
+    /// `BPF_PROG_TYPE_XDP`: context is `struct xdp_md`.
+    #[doc(alias = "BPF_PROG_TYPE_XDP")]
+    Xdp,
+    /// `BPF_PROG_TYPE_CGROUP_SKB`: context is `struct __sk_buff`.
+    #[doc(alias = "BPF_PROG_TYPE_CGROUP_SKB")]
+    CgroupSkb,
+    /// Any other section: the context is an opaque byte buffer given by the caller.
+    Unspecified,
+}
+
+impl ProgramType {
+    /// Whether the context is `struct __sk_buff`.
+    pub fn uses_sk_buff(self) -> bool {
+        matches!(
+            self,
+            Self::SocketFilter | Self::SchedCls | Self::SchedAct | Self::CgroupSkb
+        )
+    }
+}
