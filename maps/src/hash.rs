@@ -279,7 +279,7 @@ impl HashState {
                 Vec::new(),
                 Some(Lru::new(nodes, ncpus, percpu_lru)),
             )
-        } else if percpu {
+        } else if percpu || spec.map_flags & create::NO_PREALLOC != 0 {
             ((0..nodes).rev().collect(), Vec::new(), None)
         } else {
             // The last N nodes start as the per-CPU extras.

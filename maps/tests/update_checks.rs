@@ -36,7 +36,11 @@ fn percpu_array_host_rows() {
     assert_eq!(errno(m.update(&k(0), &v64(1), 18)), 22, "ALL_CPUS|EXIST");
     assert_eq!(errno(m.update(&k(0), &v64(1), 12 | C1)), 22, "CPU|LOCK");
     assert_eq!(errno(m.update(&k(4), &v64(1), 16)), 7);
-    assert_eq!(errno(m.update(&k(0), &full(&[1, 2]), 1)), 17, "f == 1 exactly");
+    assert_eq!(
+        errno(m.update(&k(0), &full(&[1, 2]), 1)),
+        17,
+        "f == 1 exactly"
+    );
     // With CPU, NOEXIST does not give EEXIST (f != 1).
     m.update(&k(0), &v64(5), 9 | C1).unwrap();
     // lo(f) = 3 is accepted and behaves as BPF_ANY.
@@ -53,7 +57,11 @@ fn percpu_array_program_rows_write_only_the_current_cpu() {
     m.update(&k(1), &full(&[10, 20]), 0).unwrap();
     assert_eq!(errno(m.prog_update(CpuId(1), &k(1), &v64(1), 3)), 22);
     assert_eq!(errno(m.prog_update(CpuId(1), &k(1), &v64(1), 4)), 22);
-    assert_eq!(errno(m.prog_update(CpuId(1), &k(1), &v64(1), 8)), 22, "cpu flags on helper 2");
+    assert_eq!(
+        errno(m.prog_update(CpuId(1), &k(1), &v64(1), 8)),
+        22,
+        "cpu flags on helper 2"
+    );
     assert_eq!(errno(m.prog_update(CpuId(1), &k(1), &v64(1), 16)), 22);
     assert_eq!(errno(m.prog_update(CpuId(1), &k(4), &v64(1), 0)), 7);
     assert_eq!(errno(m.prog_update(CpuId(1), &k(1), &v64(1), 1)), 17);
@@ -67,7 +75,11 @@ fn percpu_array_program_rows_write_only_the_current_cpu() {
 fn hash_rows_exist_noexist_honoured() {
     let m = map(MapType::Hash, 8, 4, 2);
     assert_eq!(errno(m.update(&k(0), &v64(1), 3)), 22);
-    assert_eq!(errno(m.update(&k(0), &v64(1), 2)), 2, "EXIST on a missing key");
+    assert_eq!(
+        errno(m.update(&k(0), &v64(1), 2)),
+        2,
+        "EXIST on a missing key"
+    );
     m.update(&k(0), &v64(1), 1).unwrap();
     assert_eq!(errno(m.update(&k(0), &v64(1), 1)), 17);
     m.update(&k(0), &v64(2), 2).unwrap();
@@ -93,9 +105,21 @@ fn lru_hash_rows() {
 fn percpu_hash_rows_host_side() {
     for t in [MapType::PercpuHash, MapType::LruPercpuHash] {
         let m = map(t, 8, 4, 2);
-        assert_eq!(errno(m.update(&k(0), &v64(1), 17)), 22, "{t:?} ALL_CPUS|NOEXIST");
-        assert_eq!(errno(m.update(&k(0), &v64(1), 18)), 22, "{t:?} ALL_CPUS|EXIST");
-        assert_eq!(errno(m.update(&k(0), &v64(1), 12 | C1)), 22, "{t:?} CPU|LOCK");
+        assert_eq!(
+            errno(m.update(&k(0), &v64(1), 17)),
+            22,
+            "{t:?} ALL_CPUS|NOEXIST"
+        );
+        assert_eq!(
+            errno(m.update(&k(0), &v64(1), 18)),
+            22,
+            "{t:?} ALL_CPUS|EXIST"
+        );
+        assert_eq!(
+            errno(m.update(&k(0), &v64(1), 12 | C1)),
+            22,
+            "{t:?} CPU|LOCK"
+        );
         // CPU|EXIST on a missing key: EXIST silently ignored, the key is created.
         m.update(&k(0), &v64(5), 10 | C1).unwrap();
         let mut out = [0u8; 16];
@@ -119,7 +143,11 @@ fn percpu_hash_rows_program_side() {
     for t in [MapType::PercpuHash, MapType::LruPercpuHash] {
         let m = map(t, 8, 4, 2);
         for f in [3u64, 4, 8, 16, 8 | C1] {
-            assert_eq!(errno(m.prog_update(CpuId(0), &k(0), &v64(1), f)), 22, "{t:?} {f:#x}");
+            assert_eq!(
+                errno(m.prog_update(CpuId(0), &k(0), &v64(1), f)),
+                22,
+                "{t:?} {f:#x}"
+            );
         }
         m.prog_update(CpuId(1), &k(0), &v64(4), 0).unwrap();
         assert_eq!(errno(m.prog_update(CpuId(1), &k(0), &v64(4), 1)), 17);
@@ -130,10 +158,18 @@ fn percpu_hash_rows_program_side() {
 #[test]
 fn percpu_cgroup_storage_rows() {
     let m = Map::create(MapSpec::new(MapType::PercpuCgroupStorage, 16, 8, 0), 2).unwrap();
-    let key = bpfvm_maps::CgroupStorageKey { cgroup_id: 7, attach_type: 1 }.to_bytes(16);
+    let key = bpfvm_maps::CgroupStorageKey {
+        cgroup_id: 7,
+        attach_type: 1,
+    }
+    .to_bytes(16);
     // No storage for the key: ENOENT.
     assert_eq!(errno(m.update(&key, &full(&[1, 2]), 0)), 2);
-    assert_eq!(errno(m.update(&key, &full(&[1, 2]), 1)), 22, "NOEXIST is EINVAL");
+    assert_eq!(
+        errno(m.update(&key, &full(&[1, 2]), 1)),
+        22,
+        "NOEXIST is EINVAL"
+    );
     m.attach(7, 1).unwrap();
     assert_eq!(errno(m.update(&key, &full(&[1, 2]), 1)), 22);
     assert_eq!(errno(m.update(&key, &v64(1), 17)), 22, "ALL_CPUS|NOEXIST");

@@ -19,9 +19,15 @@ fn full_buffer_is_slot_times_n_and_cpu_flag_is_exact_vs() {
         m.lookup(&k(0), &mut one, MapFlags::cpu(2).bits()).unwrap();
         assert_eq!(&one[..], &v[..]);
         // 11 bytes are too few for a CPU lookup, 47 for a full one.
-        assert_eq!(errno(m.lookup(&k(0), &mut [0u8; 11], MapFlags::cpu(2).bits())), 14);
+        assert_eq!(
+            errno(m.lookup(&k(0), &mut [0u8; 11], MapFlags::cpu(2).bits())),
+            14
+        );
         assert_eq!(errno(m.lookup(&k(0), &mut [0u8; 47], 0)), 14);
-        assert_eq!(errno(m.update(&k(0), &[0u8; 11], MapFlags::cpu(0).bits())), 14);
+        assert_eq!(
+            errno(m.update(&k(0), &[0u8; 11], MapFlags::cpu(0).bits())),
+            14
+        );
     }
 }
 
@@ -93,12 +99,21 @@ fn batch_value_stride_follows_elem_flags() {
         // ALL_CPUS: stride VS = 4.
         let vals: Vec<u8> = [7u32, 8, 9].iter().flat_map(|i| i.to_ne_bytes()).collect();
         let mut count = 3;
-        m.update_batch(&keys, &vals, &mut count, MapFlags::ALL_CPUS.bits(), 0).unwrap();
+        m.update_batch(&keys, &vals, &mut count, MapFlags::ALL_CPUS.bits(), 0)
+            .unwrap();
         assert_eq!(count, 3);
         // CPU=1 lookups: stride VS.
         let (mut out, mut ks, mut vs) = ([0u8; 4], [0u8; 12], [0u8; 12]);
         let mut count = 3;
-        let r = m.lookup_batch(None, &mut out, &mut ks, &mut vs, &mut count, MapFlags::cpu(1).bits(), 0);
+        let r = m.lookup_batch(
+            None,
+            &mut out,
+            &mut ks,
+            &mut vs,
+            &mut count,
+            MapFlags::cpu(1).bits(),
+            0,
+        );
         assert!(r.is_ok() || r.unwrap_err().errno() == 2);
         assert_eq!(count, 3);
         let mut got: Vec<(u32, u32)> = (0..3)

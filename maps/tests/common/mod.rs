@@ -3,12 +3,27 @@
 
 use bpfvm_maps::{Map, MapError, MapSpec, MapType};
 
-pub const ALL_TYPES: [MapType; 6] =
-    [MapType::Array, MapType::PercpuArray, MapType::Hash, MapType::PercpuHash, MapType::LruHash, MapType::LruPercpuHash];
+pub const ALL_TYPES: [MapType; 6] = [
+    MapType::Array,
+    MapType::PercpuArray,
+    MapType::Hash,
+    MapType::PercpuHash,
+    MapType::LruHash,
+    MapType::LruPercpuHash,
+];
 
-pub const PERCPU_TYPES: [MapType; 3] = [MapType::PercpuArray, MapType::PercpuHash, MapType::LruPercpuHash];
+pub const PERCPU_TYPES: [MapType; 3] = [
+    MapType::PercpuArray,
+    MapType::PercpuHash,
+    MapType::LruPercpuHash,
+];
 
-pub const HASH_TYPES: [MapType; 4] = [MapType::Hash, MapType::PercpuHash, MapType::LruHash, MapType::LruPercpuHash];
+pub const HASH_TYPES: [MapType; 4] = [
+    MapType::Hash,
+    MapType::PercpuHash,
+    MapType::LruHash,
+    MapType::LruPercpuHash,
+];
 
 /// A map with 4-byte keys.
 pub fn map(t: MapType, value_size: u32, max_entries: u32, ncpus: u32) -> Map {
@@ -16,7 +31,11 @@ pub fn map(t: MapType, value_size: u32, max_entries: u32, ncpus: u32) -> Map {
 }
 
 pub fn map_flags(t: MapType, value_size: u32, max_entries: u32, flags: u32, ncpus: u32) -> Map {
-    Map::create(MapSpec::new(t, 4, value_size, max_entries).with_flags(flags), ncpus).expect("create")
+    Map::create(
+        MapSpec::new(t, 4, value_size, max_entries).with_flags(flags),
+        ncpus,
+    )
+    .expect("create")
 }
 
 pub fn k(i: u32) -> [u8; 4] {
@@ -28,7 +47,9 @@ pub fn v64(x: u64) -> [u8; 8] {
 }
 
 pub fn u64s(buf: &[u8]) -> Vec<u64> {
-    buf.chunks(8).map(|c| u64::from_ne_bytes(c.try_into().unwrap())).collect()
+    buf.chunks(8)
+        .map(|c| u64::from_ne_bytes(c.try_into().unwrap()))
+        .collect()
 }
 
 pub fn errno<T: std::fmt::Debug>(r: Result<T, MapError>) -> i32 {
@@ -61,7 +82,11 @@ pub fn keys(m: &Map) -> Vec<Vec<u8>> {
 /// Seed a key in any map type with a u64 value (for per-CPU maps: every CPU).
 pub fn put(m: &Map, key: u32, val: u64) {
     let buf: Vec<u8> = (0..m.ncpus()).flat_map(|_| val.to_ne_bytes()).collect();
-    let v = if m.map_type().is_percpu() { &buf[..] } else { &buf[..8] };
+    let v = if m.map_type().is_percpu() {
+        &buf[..]
+    } else {
+        &buf[..8]
+    };
     m.update(&k(key), v, 0).expect("update");
 }
 
