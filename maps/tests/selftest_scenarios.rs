@@ -154,7 +154,14 @@ fn batch_update_all_cpus_and_batch_lookup_each_cpu_with_count_max_entries() {
             .unwrap();
         let mut all = vec![0u8; 8 * N as usize];
         m.lookup(&k(3), &mut all, 0).unwrap();
-        assert_eq!(u64s(&all), [1003, 1003, 5, 1003]);
+        if t.is_lru() {
+            // A full LRU map takes a node even for an in-place update (spec §7.2), which can
+            // evict the key itself; it is then re-created with the other CPUs zeroed (U3).
+            let v = u64s(&all);
+            assert!(v == [1003, 1003, 5, 1003] || v == [0, 0, 5, 0], "{v:?}");
+        } else {
+            assert_eq!(u64s(&all), [1003, 1003, 5, 1003]);
+        }
         // Full-buffer batch lookup with count = max_entries.
         let (mut out, mut ks, mut vs) = (
             [0u8; 4],
@@ -163,7 +170,7 @@ fn batch_update_all_cpus_and_batch_lookup_each_cpu_with_count_max_entries() {
         );
         let mut count = MAX;
         let _ = m.lookup_batch(None, &mut out, &mut ks, &mut vs, &mut count, 0, 0);
-        assert_eq!(count, MAX);
+        assert_eq!(count, m.element_count());
         // ERANGE on batches too.
         let mut count = MAX;
         let r = m.lookup_batch(
