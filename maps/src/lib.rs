@@ -55,11 +55,17 @@ mod hash;
 pub mod jhash;
 mod lru;
 mod map;
+mod pod;
 mod spec;
+pub mod typed;
+mod values;
 
 pub use arena::ValueArena;
 pub use cgroup_storage::{CgroupStorageKey, STORAGE_CAPACITY};
 pub use error::{errno, MapError};
 pub use flags::MapFlags;
 pub use map::Map;
+pub use pod::Pod;
 pub use spec::{CpuId, MapSpec, MapType};
+pub use typed::{Array, HashMap, PerCpuArray, PerCpuHashMap};
+pub use values::PerCpuValues;
