@@ -187,7 +187,7 @@ impl Lru {
 
     fn count_dec(&mut self, l: usize, t: NodeType) {
         if (t as usize) < 2 {
-            self.lists[l].counts[t as usize] -= 1;
+            self.lists[l].counts[t as usize] = self.lists[l].counts[t as usize].saturating_sub(1);
         }
     }
 

@@ -296,3 +296,23 @@ fn invariants_hold_under_random_operations() {
         }
     }
 }
+
+#[test]
+fn a_cpu_with_nothing_reachable_steals_a_pending_element() {
+    // N = 4, max_entries 3: target_free = 1. CPUs 0..2 each hold one pending element and the
+    // global lists are empty, so CPU 3 steals round-robin starting at itself: CPU 0's element.
+    for t in LRU_TYPES {
+        let m = map(t, 8, 3, 4);
+        for cpu in 0..3 {
+            assert_eq!(insert(&m, cpu, 100 + cpu), 0);
+        }
+        assert_eq!(insert(&m, 3, 200), 1, "{t:?}");
+        assert!(!present(&m, 100));
+        assert!(present(&m, 101) && present(&m, 102) && present(&m, 200));
+        // Next time CPU 3's own pending element is flushed to the global inactive list and
+        // is the first victim reachable without stealing.
+        assert_eq!(insert(&m, 3, 201), 1);
+        assert!(!present(&m, 200), "{t:?}");
+        assert!(present(&m, 101) && present(&m, 102));
+    }
+}
