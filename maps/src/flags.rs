@@ -124,7 +124,8 @@ pub(crate) fn lo(flags: u64) -> u32 {
 /// `bpf_map_check_op_flags(map, flags, allowed)` (spec §2), in the kernel's order.
 ///
 /// No map of this crate carries a `bpf_spin_lock` (there is no BTF), so `BPF_F_LOCK`
-/// always fails step 2.
+/// always fails step 2. (Spec U6: the kernel accepts a spin lock only in HASH, ARRAY and
+/// CGROUP_STORAGE among our types; per-CPU maps never accept LOCK either way.)
 pub(crate) fn check_op_flags(
     map_type: MapType,
     ncpus: u32,

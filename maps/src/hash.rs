@@ -533,6 +533,21 @@ impl HashState {
         }
     }
 
+    /// Snapshot of `(key, node)` in iteration order (for `for_each_map_elem`).
+    pub(crate) fn snapshot(&self) -> Vec<(Vec<u8>, u32)> {
+        let t = self.read();
+        let c = &t.core;
+        let mut out = Vec::with_capacity(c.count as usize);
+        for b in 0..c.heads.len() {
+            let mut n = c.heads[b];
+            while n != NIL {
+                out.push((c.key(n).to_vec(), n));
+                n = c.next[n as usize];
+            }
+        }
+        out
+    }
+
     /// `htab_map_get_next_key`.
     pub(crate) fn next_key(&self, key: Option<&[u8]>, out: &mut [u8]) -> Result<(), MapError> {
         let t = self.read();

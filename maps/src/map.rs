@@ -348,6 +348,10 @@ impl Map {
     }
 
     /// Write element `e` from `src`; `new` zero-fills the other CPUs of a one-CPU write.
+    ///
+    /// Spec U3 (unverified): a new per-CPU hash element created from the host with
+    /// `BPF_F_CPU` keeps stale bytes on the other CPUs in the kernel; we zero them, as the
+    /// program-side path does.
     pub(crate) fn write_elem(&self, e: u32, src: Src<'_>, new: bool) {
         let vs = self.spec.value_size as usize;
         if !self.is_percpu() {
@@ -547,7 +551,8 @@ impl Map {
 
     /// Helper 1 `map_lookup_elem`: pointer to the value of `key` (the current CPU's copy on
     /// per-CPU maps), or None. Sets the LRU reference bit. Always None on cgroup storage
-    /// (programs use helper 81, see [`Map::prog_local_storage`]) and for `cpu >= N`.
+    /// (programs use helper 81, see [`Map::prog_local_storage`]; the verifier restriction is
+    /// unverified, spec U5) and for `cpu >= N`.
     #[inline]
     pub fn prog_lookup(&self, cpu: CpuId, key: &[u8]) -> Option<NonNull<u8>> {
         if cpu.0 >= self.ncpus {
@@ -614,6 +619,57 @@ impl Map {
         self.check_prog(cpu)?;
         let key = self.key_in(key)?;
         self.delete_checked(key)
+    }
+
+    /// Helper 164 `for_each_map_elem`: call `f(key, value)` for each element in iteration
+    /// order, with the `cpu`'s copy on per-CPU maps, until `f` returns true ("stop").
+    /// Returns the number of elements visited, the stopping one included. No lock is held
+    /// while `f` runs (it may update or delete); hash maps are walked from a snapshot of
+    /// their keys, skipping none. `EINVAL` on cgroup storage (no `for_each` there) and for
+    /// `cpu >= N`.
+    pub fn prog_for_each(
+        &self,
+        cpu: CpuId,
+        f: &mut dyn FnMut(&[u8], NonNull<u8>) -> bool,
+    ) -> Result<u32, MapError> {
+        if cpu.0 >= self.ncpus {
+            return Err(MapError::CpuOutOfRange {
+                cpu: u64::from(cpu.0),
+                ncpus: self.ncpus,
+            });
+        }
+        let mut visited = 0;
+        match &self.kind {
+            Kind::Array => {
+                for i in 0..self.spec.max_entries {
+                    let Some(p) = self.slab.ptr(self.slot(i, cpu.0)) else {
+                        break;
+                    };
+                    visited += 1;
+                    if f(&i.to_ne_bytes(), p) {
+                        break;
+                    }
+                }
+            }
+            Kind::Hash(h) => {
+                for (key, n) in h.snapshot() {
+                    let Some(p) = self.slab.ptr(self.slot(n, cpu.0)) else {
+                        break;
+                    };
+                    visited += 1;
+                    if f(&key, p) {
+                        break;
+                    }
+                }
+            }
+            Kind::Cgroup(_) => {
+                return Err(MapError::InvalidOperation {
+                    op: "helper for_each_map_elem",
+                    map_type: self.spec.map_type,
+                });
+            }
+        }
+        Ok(visited)
     }
 
     fn check_prog(&self, cpu: CpuId) -> Result<(), MapError> {

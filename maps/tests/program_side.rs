@@ -114,3 +114,41 @@ fn pointers_stay_valid_and_in_place_across_updates() {
     );
     assert_eq!(cell(&m, p).load(Ordering::Relaxed), 9);
 }
+
+#[test]
+fn for_each_visits_in_order_with_the_current_cpus_copy_and_stops() {
+    let m = map(MapType::PercpuArray, 8, 4, 2);
+    for i in 0..4 {
+        m.update(&k(i), &full(&[u64::from(i), 10 + u64::from(i)]), 0)
+            .unwrap();
+    }
+    let mut seen = Vec::new();
+    let n = m
+        .prog_for_each(CpuId(1), &mut |key, p| {
+            seen.push((
+                u32::from_ne_bytes(key.try_into().unwrap()),
+                cell(&m, p).load(Ordering::Relaxed),
+            ));
+            seen.len() == 3
+        })
+        .unwrap();
+    assert_eq!(n, 3, "the stopping element counts");
+    assert_eq!(seen, [(0, 10), (1, 11), (2, 12)]);
+    // Hash: iteration order, and the callback may delete without deadlock.
+    let h = map(MapType::LruPercpuHash, 8, 8, 2);
+    for i in 0..5 {
+        put(&h, i, u64::from(i));
+    }
+    let order = keys(&h);
+    let mut seen = Vec::new();
+    let n = h
+        .prog_for_each(CpuId(0), &mut |key, _| {
+            seen.push(key.to_vec());
+            h.prog_delete(CpuId(0), key).unwrap();
+            false
+        })
+        .unwrap();
+    assert_eq!(n, 5);
+    assert_eq!(seen, order);
+    assert_eq!(h.element_count(), 0);
+}
