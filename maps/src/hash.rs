@@ -256,7 +256,7 @@ impl HashState {
             u64::from(max) + u64::from(ncpus)
         };
         let n_buckets = max.next_power_of_two();
-        let bytes = nodes64 * (spec.key_size as u64 + 16) + u64::from(n_buckets) * 4;
+        let bytes = nodes64 * (spec.key_size as u64 + 32) + u64::from(n_buckets) * 4;
         if bytes > MAX_BOOKKEEPING_BYTES || nodes64 > u64::from(u32::MAX - 1024) {
             return Err(MapError::OutOfMemory {
                 reason: "hash map larger than the simulator allows",

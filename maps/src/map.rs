@@ -21,7 +21,6 @@ use crate::spec::{CpuId, MapSpec, MapType};
 /// memory is one arena ([`Map::arena`]) allocated at creation; pointers returned by the
 /// `prog_*` functions stay valid for the map's lifetime. Keys and bookkeeping live behind a
 /// lock; arena bytes are only ever accessed through relaxed atomics.
-#[derive(Debug)]
 pub struct Map {
     pub(crate) spec: MapSpec,
     pub(crate) ncpus: u32,
@@ -29,6 +28,18 @@ pub struct Map {
     frozen: AtomicBool,
     pub(crate) slab: Slab,
     pub(crate) kind: Kind,
+}
+
+impl std::fmt::Debug for Map {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Map")
+            .field("spec", &self.spec)
+            .field("ncpus", &self.ncpus)
+            .field("elements", &self.element_count())
+            .field("frozen", &self.is_frozen())
+            .field("host_cpu", &self.host_cpu())
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]
