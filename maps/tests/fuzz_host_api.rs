@@ -72,10 +72,13 @@ fn random_map(r: &mut Rng) -> Option<Map> {
     let max_entries = r.pick(&[0u32, 1, 2, 3, 5, 16, 33]);
     let map_flags = r.pick(&[0u32, 1, 2, 4, 8, 16, 64, 128, 256, 384, 24, 1024, 3]);
     let ncpus = r.pick(&[0u32, 1, 2, 3, 5]);
-    match Map::create(
-        MapSpec::new(t, key_size, value_size, max_entries).with_flags(map_flags),
-        ncpus,
-    ) {
+    let spec = MapSpec::new(t, key_size, value_size, max_entries).with_flags(map_flags);
+    let made = if r.below(4) == 0 {
+        Map::create_with_spin_lock(spec, ncpus, r.pick(&[0u32, 2, 4, 8]))
+    } else {
+        Map::create(spec, ncpus)
+    };
+    match made {
         Ok(m) => Some(m),
         Err(e) => {
             assert!(KNOWN.contains(&e.errno()), "create: {e}");
