@@ -214,7 +214,7 @@ impl Map {
             map.spec.map_type,
             MapType::Hash | MapType::Array | MapType::CgroupStorage
         ) {
-            return Err(MapError::UnsupportedMapType {
+            return Err(MapError::SpinLockNotSupported {
                 map_type: map.spec.map_type,
             });
         }
