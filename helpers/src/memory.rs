@@ -1,0 +1,507 @@
+//! Guest memory: the region table of `docs/internals.md` and checked accessors.
+//!
+//! A guest address is `(region << 32) | offset`. [`Memory::translate`] checks *all* bytes of
+//! an access in O(1): it indexes the table by `addr >> 32` and compares the offset range with
+//! that one region. Every access to guest bytes goes through relaxed atomics of the access
+//! width (per byte when unaligned), because map value arenas are shared with other simulated
+//! CPUs and with the host. This module holds all of the crate's `unsafe` memory code.
+//!
+//! In [`AddressMode::Host`] (used by the rbpf engines, which hand host pointers to helpers),
+//! addresses are raw host pointers and are **not** checked: those engines are not sandboxed.
+#![allow(unsafe_code)]
+
+use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering};
+
+/// Region index of the packet (`data_meta .. data_end`).
+pub const REGION_PACKET: u32 = 0;
+/// Region index of the stack frames.
+pub const REGION_STACK: u32 = 1;
+/// Region index of the context (`r1` at entry).
+pub const REGION_CTX: u32 = 2;
+/// Region index of map handles (never dereferenceable; offset = map index).
+pub const REGION_MAP_HANDLES: u32 = 3;
+/// Region index of the value arena of map 0; map `i` is at `REGION_MAP_VALUES + i`.
+pub const REGION_MAP_VALUES: u32 = 4;
+/// Guest offset at which packet bytes start in region 0, so `data` fields are usable 32-bit
+/// pointers and address 0 (NULL) faults.
+pub const PACKET_OFFSET: u32 = 0x1000_0000;
+
+/// Builds the guest address `(region << 32) | offset`.
+pub const fn guest_addr(region: u32, offset: u32) -> u64 {
+    ((region as u64) << 32) | offset as u64
+}
+
+/// What an access does with the bytes, for permission checks and fault messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// A load.
+    Read,
+    /// A store.
+    Write,
+    /// An atomic read-modify-write (needs read and write permission and natural alignment).
+    Atomic,
+}
+
+impl std::fmt::Display for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Access::Read => "read",
+            Access::Write => "write",
+            Access::Atomic => "atomic",
+        })
+    }
+}
+
+/// A refused guest memory access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {access} of {size} bytes at {addr:#x}{}", if *.misaligned { " (misaligned atomic)" } else { "" })]
+pub struct MemFault {
+    /// The guest address of the access.
+    pub addr: u64,
+    /// The access width in bytes.
+    pub size: u64,
+    /// What the access did.
+    pub access: Access,
+    /// Whether an otherwise valid atomic access was refused for its alignment.
+    pub misaligned: bool,
+}
+
+/// How addresses given to helpers are interpreted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AddressMode {
+    /// Guest addresses checked against the region table (engine `interpreter`).
+    #[default]
+    Guest,
+    /// Raw host pointers, unchecked (rbpf engines; not sandboxed).
+    Host,
+}
+
+/// One guest region: `len` bytes at host `base`, seen at guest offsets `lo .. lo + len`.
+#[derive(Debug, Clone, Copy)]
+pub struct Region {
+    base: *mut u8,
+    lo: u64,
+    len: u64,
+    /// Non-zero for map arenas: an access must stay inside one value.
+    stride: u64,
+    value_size: u64,
+    writable: bool,
+}
+
+impl Region {
+    /// A region nothing can access (holes in the table, map handles).
+    pub const EMPTY: Region = Region {
+        base: std::ptr::null_mut(),
+        lo: 0,
+        len: 0,
+        stride: 0,
+        value_size: 0,
+        writable: false,
+    };
+
+    /// Plain bytes: `len` bytes at `base`, seen from guest offset `lo`.
+    ///
+    /// # Safety
+    /// `base .. base + len` must stay valid for reads (and writes if `writable`) through
+    /// atomics for as long as the region is installed in a [`Memory`] that is used.
+    pub unsafe fn new(base: *mut u8, lo: u32, len: usize, writable: bool) -> Region {
+        Region {
+            base,
+            lo: lo as u64,
+            len: len as u64,
+            stride: 0,
+            value_size: 0,
+            writable,
+        }
+    }
+
+    /// A map value arena: accesses must stay inside one value of `value_size` bytes at a
+    /// multiple of `stride`.
+    ///
+    /// # Safety
+    /// As for [`Region::new`].
+    pub unsafe fn arena(
+        base: *mut u8,
+        len: usize,
+        stride: usize,
+        value_size: usize,
+        writable: bool,
+    ) -> Region {
+        Region {
+            base,
+            lo: 0,
+            len: len as u64,
+            stride: stride.max(1) as u64,
+            value_size: value_size as u64,
+            writable,
+        }
+    }
+
+    /// The host address of the region's first byte.
+    pub fn base(&self) -> *mut u8 {
+        self.base
+    }
+}
+
+/// The memory a run may touch: a region table indexed by `addr >> 32`.
+#[derive(Debug, Default)]
+pub struct Memory {
+    regions: Vec<Region>,
+    mode: AddressMode,
+}
+
+// SAFETY: the raw pointers in `regions` are only dereferenced through atomics by the thread
+// that holds the `Memory` (one run at a time per simulated CPU); the constructors' safety
+// contract makes the pointed-to memory outlive its installation.
+unsafe impl Send for Memory {}
+// SAFETY: shared references only read the region table; guest bytes are touched through
+// atomics, which are safe to use from several threads.
+unsafe impl Sync for Memory {}
+
+impl Memory {
+    /// An empty table in guest mode.
+    pub fn new() -> Memory {
+        Memory::default()
+    }
+
+    /// How addresses are interpreted.
+    pub fn mode(&self) -> AddressMode {
+        self.mode
+    }
+
+    /// Switches between guest (checked) and host (unchecked, rbpf) addresses.
+    pub fn set_mode(&mut self, mode: AddressMode) {
+        self.mode = mode;
+    }
+
+    /// Installs `region` at `index`, growing the table with empty regions if needed.
+    pub fn set_region(&mut self, index: u32, region: Region) {
+        let i = index as usize;
+        if self.regions.len() <= i {
+            self.regions.resize(i + 1, Region::EMPTY);
+        }
+        self.regions[i] = region;
+    }
+
+    /// Shortens the table to `count` regions (keeps the allocation).
+    pub fn truncate(&mut self, count: usize) {
+        self.regions.truncate(count);
+    }
+
+    /// The region at `index`, if installed.
+    pub fn region(&self, index: u32) -> Option<&Region> {
+        self.regions.get(index as usize)
+    }
+
+    /// Checks an access of `size` bytes at `addr` and returns the host pointer to its first
+    /// byte. All `size` bytes must lie in one region that permits `access`.
+    #[inline(always)]
+    pub fn translate(&self, addr: u64, size: u64, access: Access) -> Result<*mut u8, MemFault> {
+        if self.mode == AddressMode::Host {
+            if addr == 0 {
+                return Err(self.fault(addr, size, access, false));
+            }
+            return Ok(addr as usize as *mut u8);
+        }
+        let Some(r) = self.regions.get((addr >> 32) as usize) else {
+            return Err(self.fault(addr, size, access, false));
+        };
+        let off = (addr & 0xffff_ffff).wrapping_sub(r.lo);
+        if off > r.len || size > r.len - off {
+            return Err(self.fault(addr, size, access, false));
+        }
+        if access != Access::Read && !r.writable {
+            return Err(self.fault(addr, size, access, false));
+        }
+        if r.stride != 0 && off % r.stride + size > r.value_size {
+            return Err(self.fault(addr, size, access, false));
+        }
+        // The offset is inside the allocation, so this stays in bounds.
+        Ok(r.base.wrapping_add(off as usize))
+    }
+
+    #[cold]
+    fn fault(&self, addr: u64, size: u64, access: Access, misaligned: bool) -> MemFault {
+        MemFault {
+            addr,
+            size,
+            access,
+            misaligned,
+        }
+    }
+
+    /// Loads `size` (1, 2, 4 or 8) bytes, little-endian, zero-extended.
+    #[inline(always)]
+    pub fn load(&self, addr: u64, size: u64) -> Result<u64, MemFault> {
+        let p = self.translate(addr, size, Access::Read)?;
+        // SAFETY: `translate` checked that `size` bytes at `p` lie in an installed region,
+        // which its constructor's contract keeps valid.
+        Ok(unsafe { load_raw(p, size) })
+    }
+
+    /// Stores the low `size` (1, 2, 4 or 8) bytes of `value`, little-endian.
+    #[inline(always)]
+    pub fn store(&self, addr: u64, size: u64, value: u64) -> Result<(), MemFault> {
+        let p = self.translate(addr, size, Access::Write)?;
+        // SAFETY: as in `load`, and the region is writable.
+        unsafe { store_raw(p, size, value) };
+        Ok(())
+    }
+
+    fn atomic_ptr(&self, addr: u64, size: u64) -> Result<*mut u8, MemFault> {
+        let p = self.translate(addr, size, Access::Atomic)?;
+        if (p as usize) % size as usize != 0 {
+            return Err(self.fault(addr, size, Access::Atomic, true));
+        }
+        Ok(p)
+    }
+
+    /// Atomically applies `op` to the `size`-byte (4 or 8) value at `addr` and returns the old
+    /// value (zero-extended). Truly atomic across threads.
+    pub fn atomic_rmw(
+        &self,
+        addr: u64,
+        size: u64,
+        op: AtomicOp,
+        operand: u64,
+    ) -> Result<u64, MemFault> {
+        let p = self.atomic_ptr(addr, size)?;
+        let o = Ordering::SeqCst;
+        if size == 8 {
+            // SAFETY: `p` is checked, in bounds for 8 bytes and 8-aligned.
+            let a = unsafe { AtomicU64::from_ptr(p.cast()) };
+            Ok(match op {
+                AtomicOp::Add => a.fetch_add(operand, o),
+                AtomicOp::And => a.fetch_and(operand, o),
+                AtomicOp::Or => a.fetch_or(operand, o),
+                AtomicOp::Xor => a.fetch_xor(operand, o),
+                AtomicOp::Xchg => a.swap(operand, o),
+            })
+        } else {
+            // SAFETY: `p` is checked, in bounds for 4 bytes and 4-aligned.
+            let a = unsafe { AtomicU32::from_ptr(p.cast()) };
+            let v = operand as u32;
+            Ok(match op {
+                AtomicOp::Add => a.fetch_add(v, o),
+                AtomicOp::And => a.fetch_and(v, o),
+                AtomicOp::Or => a.fetch_or(v, o),
+                AtomicOp::Xor => a.fetch_xor(v, o),
+                AtomicOp::Xchg => a.swap(v, o),
+            } as u64)
+        }
+    }
+
+    /// Atomic compare-and-exchange of the `size`-byte (4 or 8) value at `addr`: stores `new`
+    /// if the value equals `expected`; returns the old value (zero-extended) either way.
+    pub fn atomic_cmpxchg(
+        &self,
+        addr: u64,
+        size: u64,
+        expected: u64,
+        new: u64,
+    ) -> Result<u64, MemFault> {
+        let p = self.atomic_ptr(addr, size)?;
+        let o = Ordering::SeqCst;
+        if size == 8 {
+            // SAFETY: `p` is checked, in bounds for 8 bytes and 8-aligned.
+            let a = unsafe { AtomicU64::from_ptr(p.cast()) };
+            Ok(a.compare_exchange(expected, new, o, o)
+                .unwrap_or_else(|old| old))
+        } else {
+            // SAFETY: `p` is checked, in bounds for 4 bytes and 4-aligned.
+            let a = unsafe { AtomicU32::from_ptr(p.cast()) };
+            Ok(a.compare_exchange(expected as u32, new as u32, o, o)
+                .unwrap_or_else(|old| old) as u64)
+        }
+    }
+
+    /// Copies `out.len()` guest bytes at `addr` into `out`.
+    pub fn read_bytes(&self, addr: u64, out: &mut [u8]) -> Result<(), MemFault> {
+        if out.is_empty() {
+            return Ok(());
+        }
+        let p = self.translate(addr, out.len() as u64, Access::Read)?;
+        for (i, b) in out.iter_mut().enumerate() {
+            // SAFETY: `translate` checked all `out.len()` bytes at `p`.
+            *b = unsafe { AtomicU8::from_ptr(p.add(i)) }.load(Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Copies `bytes` into guest memory at `addr`.
+    pub fn write_bytes(&self, addr: u64, bytes: &[u8]) -> Result<(), MemFault> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let p = self.translate(addr, bytes.len() as u64, Access::Write)?;
+        for (i, b) in bytes.iter().enumerate() {
+            // SAFETY: `translate` checked all `bytes.len()` bytes at `p` for writing.
+            unsafe { AtomicU8::from_ptr(p.add(i)) }.store(*b, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Reads a NUL-terminated string of at most `max` bytes (without the NUL) at `addr`,
+    /// byte by byte, stopping at the first byte that is not readable.
+    pub fn read_c_string(&self, addr: u64, max: usize, out: &mut Vec<u8>) -> Result<(), MemFault> {
+        for i in 0..max as u64 {
+            let b = self.load(addr.wrapping_add(i), 1)? as u8;
+            if b == 0 {
+                return Ok(());
+            }
+            out.push(b);
+        }
+        Ok(())
+    }
+}
+
+/// The read-modify-write operations of BPF atomics (besides cmpxchg).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AtomicOp {
+    /// `BPF_ADD`.
+    Add,
+    /// `BPF_AND`.
+    And,
+    /// `BPF_OR`.
+    Or,
+    /// `BPF_XOR`.
+    Xor,
+    /// `BPF_XCHG`.
+    Xchg,
+}
+
+/// Loads `size` bytes at `p` with relaxed atomics (per byte when unaligned).
+///
+/// # Safety
+/// `p .. p + size` must be valid for reads.
+#[inline(always)]
+unsafe fn load_raw(p: *mut u8, size: u64) -> u64 {
+    let aligned = (p as usize) & (size as usize - 1) == 0;
+    let r = Ordering::Relaxed;
+    if aligned {
+        // SAFETY: valid per the caller and aligned for the width.
+        unsafe {
+            match size {
+                1 => AtomicU8::from_ptr(p).load(r) as u64,
+                2 => AtomicU16::from_ptr(p.cast()).load(r) as u64,
+                4 => AtomicU32::from_ptr(p.cast()).load(r) as u64,
+                _ => AtomicU64::from_ptr(p.cast()).load(r),
+            }
+        }
+    } else {
+        let mut v = 0u64;
+        for i in 0..size as usize {
+            // SAFETY: byte `i < size` is valid per the caller.
+            let b = unsafe { AtomicU8::from_ptr(p.add(i)) }.load(r);
+            v |= (b as u64) << (8 * i);
+        }
+        v
+    }
+}
+
+/// Stores the low `size` bytes of `v` at `p` with relaxed atomics (per byte when unaligned).
+///
+/// # Safety
+/// `p .. p + size` must be valid for writes.
+#[inline(always)]
+unsafe fn store_raw(p: *mut u8, size: u64, v: u64) {
+    let aligned = (p as usize) & (size as usize - 1) == 0;
+    let r = Ordering::Relaxed;
+    if aligned {
+        // SAFETY: valid per the caller and aligned for the width.
+        unsafe {
+            match size {
+                1 => AtomicU8::from_ptr(p).store(v as u8, r),
+                2 => AtomicU16::from_ptr(p.cast()).store(v as u16, r),
+                4 => AtomicU32::from_ptr(p.cast()).store(v as u32, r),
+                _ => AtomicU64::from_ptr(p.cast()).store(v, r),
+            }
+        }
+    } else {
+        for i in 0..size as usize {
+            // SAFETY: byte `i < size` is valid per the caller.
+            unsafe { AtomicU8::from_ptr(p.add(i)) }.store((v >> (8 * i)) as u8, r);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mem_with(buf: &mut [u64], region: u32, writable: bool) -> Memory {
+        let mut m = Memory::new();
+        // SAFETY: `buf` outlives `m` in every test.
+        let r = unsafe { Region::new(buf.as_mut_ptr().cast(), 0, buf.len() * 8, writable) };
+        m.set_region(region, r);
+        m
+    }
+
+    #[test]
+    fn checks_every_byte_of_an_access() {
+        let mut buf = [0u64; 2];
+        let m = mem_with(&mut buf, REGION_STACK, true);
+        let a = guest_addr(REGION_STACK, 0);
+        m.store(a + 8, 8, 0x1122_3344_5566_7788).unwrap();
+        assert_eq!(m.load(a + 8, 8).unwrap(), 0x1122_3344_5566_7788);
+        assert_eq!(m.load(a + 9, 4).unwrap(), 0x4455_6677); // unaligned
+        assert!(m.load(a + 9, 8).is_err()); // last byte out of range
+        assert!(m.load(a + 16, 1).is_err());
+        assert!(m.load(guest_addr(9, 0), 1).is_err());
+        assert!(m.load(a.wrapping_sub(1), 1).is_err());
+    }
+
+    #[test]
+    fn read_only_regions_refuse_writes_and_atomics() {
+        let mut buf = [7u64; 1];
+        let m = mem_with(&mut buf, REGION_CTX, false);
+        let a = guest_addr(REGION_CTX, 0);
+        assert_eq!(m.load(a, 8).unwrap(), 7);
+        let e = m.store(a, 8, 1).unwrap_err();
+        assert_eq!(e.access, Access::Write);
+        assert!(m.atomic_rmw(a, 8, AtomicOp::Add, 1).is_err());
+        assert_eq!(m.load(a, 8).unwrap(), 7);
+    }
+
+    #[test]
+    fn arena_accesses_stay_inside_one_value() {
+        let mut buf = [0u64; 4];
+        let mut m = Memory::new();
+        // SAFETY: `buf` outlives `m`.
+        let r = unsafe { Region::arena(buf.as_mut_ptr().cast(), 32, 16, 12, true) };
+        m.set_region(REGION_MAP_VALUES, r);
+        let a = guest_addr(REGION_MAP_VALUES, 0);
+        m.store(a + 8, 4, 1).unwrap();
+        assert!(m.store(a + 8, 8, 1).is_err()); // crosses into padding
+        m.store(a + 16, 8, 1).unwrap();
+        assert!(m.load(a + 28, 4).is_err());
+    }
+
+    #[test]
+    fn atomics_return_the_old_value() {
+        let mut buf = [5u64; 1];
+        let m = mem_with(&mut buf, REGION_STACK, true);
+        let a = guest_addr(REGION_STACK, 0);
+        assert_eq!(m.atomic_rmw(a, 8, AtomicOp::Add, 3).unwrap(), 5);
+        assert_eq!(m.atomic_cmpxchg(a, 8, 8, 1).unwrap(), 8);
+        assert_eq!(m.load(a, 8).unwrap(), 1);
+        assert_eq!(m.atomic_rmw(a, 4, AtomicOp::Xchg, 9).unwrap(), 1);
+        assert!(
+            m.atomic_rmw(a + 1, 4, AtomicOp::Add, 1)
+                .unwrap_err()
+                .misaligned
+        );
+    }
+
+    #[test]
+    fn packet_region_starts_at_its_offset() {
+        let mut buf = [0u64; 1];
+        let mut m = Memory::new();
+        // SAFETY: `buf` outlives `m`.
+        let r = unsafe { Region::new(buf.as_mut_ptr().cast(), PACKET_OFFSET, 8, true) };
+        m.set_region(REGION_PACKET, r);
+        assert!(m.load(0, 1).is_err());
+        m.store(PACKET_OFFSET as u64 + 7, 1, 0xaa).unwrap();
+        assert!(m.load(PACKET_OFFSET as u64 + 8, 1).is_err());
+    }
+}
