@@ -147,7 +147,7 @@ impl HelperContext {
         if self.memory.mode() == AddressMode::Host {
             return ptr.as_ptr() as usize as u64;
         }
-        let base = self.maps[index as usize].arena().base.as_ptr() as usize;
+        let base = self.maps[index as usize].arena().base().as_ptr() as usize;
         guest_addr(
             REGION_MAP_VALUES + index,
             (ptr.as_ptr() as usize - base) as u32,

@@ -8,14 +8,59 @@ use std::ptr::NonNull;
 /// Where a map's value bytes live: one allocation that never moves while the map lives.
 #[derive(Debug, Clone, Copy)]
 pub struct ArenaInfo {
+    base: NonNull<u8>,
+    len: usize,
+    stride: usize,
+    value_size: usize,
+}
+
+impl ArenaInfo {
+    /// Describes an arena of `len` bytes at `base` holding values of `value_size` bytes every
+    /// `stride` bytes.
+    ///
+    /// # Safety
+    /// `base .. base + len` must stay valid for reads and writes through atomics, without
+    /// moving, for as long as the map that returns this value is alive; every pointer that
+    /// map's `prog_lookup*` returns must be `base + k * stride` with `value_size` bytes inside.
+    #[allow(unsafe_code)]
+    pub unsafe fn new(
+        base: NonNull<u8>,
+        len: usize,
+        stride: usize,
+        value_size: usize,
+    ) -> ArenaInfo {
+        ArenaInfo {
+            base,
+            len,
+            stride,
+            value_size,
+        }
+    }
+
     /// First byte of the arena.
-    pub base: NonNull<u8>,
+    pub fn base(&self) -> NonNull<u8> {
+        self.base
+    }
+
     /// Length of the arena in bytes.
-    pub len: usize,
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the arena is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     /// Distance between consecutive values (`round_up(value_size, 8)`).
-    pub stride: usize,
+    pub fn stride(&self) -> usize {
+        self.stride
+    }
+
     /// Size of one value.
-    pub value_size: usize,
+    pub fn value_size(&self) -> usize {
+        self.value_size
+    }
 }
 
 /// A map as a running program sees it. `cpu` is the simulated CPU the program runs on.

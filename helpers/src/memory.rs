@@ -137,16 +137,44 @@ impl Region {
         }
     }
 
+    /// The region of a map's value arena (see [`ArenaInfo::new`] for why this is safe: the
+    /// arena outlives the map, and the map must be kept alive while the region is in use,
+    /// e.g. by the [`crate::HelperContext`]'s map list).
+    pub fn from_arena(a: crate::maps::ArenaInfo, writable: bool) -> Region {
+        // SAFETY: `ArenaInfo::new`'s contract makes the arena valid while its map lives.
+        unsafe {
+            Region::arena(
+                a.base().as_ptr(),
+                a.len(),
+                a.stride(),
+                a.value_size(),
+                writable,
+            )
+        }
+    }
+
     /// The host address of the region's first byte.
     pub fn base(&self) -> *mut u8 {
         self.base
     }
 }
 
+/// An 8-byte aligned heap buffer owned by a [`Memory`] (stack, context, packet).
+#[derive(Debug, Default)]
+struct OwnedBuf {
+    words: Vec<u64>,
+    len: usize,
+}
+
 /// The memory a run may touch: a region table indexed by `addr >> 32`.
+///
+/// Regions either point at memory owned elsewhere (map arenas, installed with the `unsafe`
+/// [`Region`] constructors) or at buffers the `Memory` owns itself
+/// ([`Memory::set_owned_region`]), which are reused from run to run.
 #[derive(Debug, Default)]
 pub struct Memory {
     regions: Vec<Region>,
+    owned: Vec<OwnedBuf>,
     mode: AddressMode,
 }
 
@@ -181,6 +209,47 @@ impl Memory {
             self.regions.resize(i + 1, Region::EMPTY);
         }
         self.regions[i] = region;
+    }
+
+    /// Installs region `index` over a buffer this `Memory` owns, of `len` bytes seen from guest
+    /// offset `lo`, and returns the bytes for the caller to fill. The buffer is reused (and
+    /// only grows) from call to call; its contents are unspecified until filled.
+    pub fn set_owned_region(
+        &mut self,
+        index: u32,
+        lo: u32,
+        len: usize,
+        writable: bool,
+    ) -> &mut [u8] {
+        let i = index as usize;
+        if self.owned.len() <= i {
+            self.owned.resize_with(i + 1, OwnedBuf::default);
+        }
+        let buf = &mut self.owned[i];
+        let words = len.div_ceil(8).max(1);
+        if buf.words.len() < words {
+            buf.words = vec![0; words];
+        }
+        buf.len = len;
+        let base = buf.words.as_mut_ptr().cast::<u8>();
+        // SAFETY: the buffer lives in `self.owned` as long as the region is installed; it is
+        // only replaced by this function, which re-installs the region at the same time.
+        let region = unsafe { Region::new(base, lo, len, writable) };
+        self.set_region(index, region);
+        self.owned_bytes_mut(index).expect("just installed")
+    }
+
+    /// The bytes of owned region `index`, if it has one. `&mut self` guarantees no access
+    /// through the region table happens meanwhile.
+    pub fn owned_bytes_mut(&mut self, index: u32) -> Option<&mut [u8]> {
+        let buf = self.owned.get_mut(index as usize)?;
+        if buf.words.is_empty() {
+            return None;
+        }
+        let len = buf.len;
+        // SAFETY: `words` holds at least `len` bytes (`len.div_ceil(8)` words), any byte
+        // pattern is a valid `u8`, and the exclusive borrow of `self` covers the buffer.
+        Some(unsafe { std::slice::from_raw_parts_mut(buf.words.as_mut_ptr().cast::<u8>(), len) })
     }
 
     /// Shortens the table to `count` regions (keeps the allocation).

@@ -1,0 +1,172 @@
+//! Simulated CPUs: [`CpuId`] and the per-CPU [`Lane`] a run executes in.
+//!
+//! A lane is exclusive (one run at a time per simulated CPU, as BPF runs with migration
+//! disabled) and reusable: its stack, context and packet buffers and its helper context are
+//! allocated once and reused by every run, so a run allocates nothing.
+
+use std::fmt;
+
+use bpfvm_helpers::memory::{
+    guest_addr, REGION_CTX, REGION_MAP_VALUES, REGION_PACKET, REGION_STACK,
+};
+use bpfvm_helpers::{HelperContext, MapList, Region};
+
+/// Bytes of one stack frame (`MAX_BPF_STACK`).
+pub const FRAME_SIZE: usize = 512;
+/// Most frames of bpf-to-bpf calls, the main program included (`MAX_CALL_FRAMES`).
+pub const MAX_FRAMES: usize = 8;
+/// Bytes of the stack region (all frames).
+pub const STACK_SIZE: usize = FRAME_SIZE * MAX_FRAMES;
+
+/// A simulated CPU number, `0 .. N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct CpuId(pub u32);
+
+impl fmt::Display for CpuId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cpu{}", self.0)
+    }
+}
+
+impl From<u32> for CpuId {
+    fn from(v: u32) -> CpuId {
+        CpuId(v)
+    }
+}
+
+/// The reusable state of one simulated CPU.
+#[derive(Debug)]
+pub struct Lane {
+    pub(crate) helper_ctx: HelperContext,
+    installed_program: u64,
+    pub(crate) runs: u64,
+    pub(crate) ctx_len: usize,
+    pub(crate) meta_len: usize,
+    pub(crate) pkt_len: usize,
+    pub(crate) has_packet: bool,
+    pub(crate) zero_stack: bool,
+}
+
+impl Lane {
+    pub(crate) fn new(cpu: u32, ncpus: u32, zero_stack: bool) -> Lane {
+        let mut helper_ctx = HelperContext::new(cpu, ncpus);
+        helper_ctx
+            .memory
+            .set_owned_region(REGION_STACK, 0, STACK_SIZE, true)
+            .fill(0);
+        Lane {
+            helper_ctx,
+            installed_program: 0,
+            runs: 0,
+            ctx_len: 0,
+            meta_len: 0,
+            pkt_len: 0,
+            has_packet: false,
+            zero_stack,
+        }
+    }
+
+    /// The simulated CPU of this lane.
+    pub fn cpu(&self) -> CpuId {
+        CpuId(self.helper_ctx.cpu())
+    }
+
+    /// The helper context (memory, trace, clock) of the current or last run.
+    pub fn helper_ctx(&mut self) -> &mut HelperContext {
+        &mut self.helper_ctx
+    }
+
+    /// Fills the context region with `len` bytes from `fill` and returns its guest address.
+    pub(crate) fn set_ctx(&mut self, len: usize, fill: impl FnOnce(&mut [u8])) {
+        let bytes = self
+            .helper_ctx
+            .memory
+            .set_owned_region(REGION_CTX, 0, len, true);
+        fill(bytes);
+        self.ctx_len = len;
+    }
+
+    /// Fills the packet region with `meta` then `data`.
+    pub(crate) fn set_packet(&mut self, meta: &[u8], data: &[u8]) {
+        let len = meta.len() + data.len();
+        let bytes = self.helper_ctx.memory.set_owned_region(
+            REGION_PACKET,
+            bpfvm_helpers::memory::PACKET_OFFSET,
+            len,
+            true,
+        );
+        bytes[..meta.len()].copy_from_slice(meta);
+        bytes[meta.len()..].copy_from_slice(data);
+        self.meta_len = meta.len();
+        self.pkt_len = data.len();
+        self.has_packet = true;
+    }
+
+    /// Removes the packet region.
+    pub(crate) fn clear_packet(&mut self) {
+        self.helper_ctx.memory.set_owned_region(
+            REGION_PACKET,
+            bpfvm_helpers::memory::PACKET_OFFSET,
+            0,
+            true,
+        );
+        self.has_packet = false;
+        self.meta_len = 0;
+        self.pkt_len = 0;
+    }
+
+    /// The packet data after a run (without metadata).
+    pub(crate) fn packet_out(&mut self) -> Vec<u8> {
+        if !self.has_packet {
+            return Vec::new();
+        }
+        let (m, n) = (self.meta_len, self.pkt_len);
+        self.helper_ctx
+            .memory
+            .owned_bytes_mut(REGION_PACKET)
+            .map(|b| b[m..m + n].to_vec())
+            .unwrap_or_default()
+    }
+
+    /// The context bytes after a run.
+    pub(crate) fn ctx_out(&mut self) -> Vec<u8> {
+        let n = self.ctx_len;
+        self.helper_ctx
+            .memory
+            .owned_bytes_mut(REGION_CTX)
+            .map(|b| b[..n].to_vec())
+            .unwrap_or_default()
+    }
+
+    /// Guest address of the context (`r1` at entry).
+    pub(crate) fn ctx_addr(&self) -> u64 {
+        guest_addr(REGION_CTX, 0)
+    }
+
+    /// Zeroes the stack when configured to (so runs cannot see earlier runs' data).
+    pub(crate) fn prepare_stack(&mut self) {
+        if self.zero_stack {
+            if let Some(s) = self.helper_ctx.memory.owned_bytes_mut(REGION_STACK) {
+                s.fill(0);
+            }
+        }
+    }
+
+    /// Installs the value arenas of `maps` as regions `4 + i`, unless program `id`'s maps are
+    /// already installed.
+    pub(crate) fn install_maps(&mut self, id: u64, maps: &MapList) {
+        if self.installed_program == id {
+            return;
+        }
+        let mem = &mut self.helper_ctx.memory;
+        mem.truncate(REGION_MAP_VALUES as usize);
+        for (i, m) in maps.iter().enumerate() {
+            let a = m.arena();
+            // The helper context keeps the maps alive while their regions are installed.
+            let region = Region::from_arena(a, !m.read_only_for_program());
+            mem.set_region(REGION_MAP_VALUES + i as u32, region);
+        }
+        self.helper_ctx.set_maps(maps.clone());
+        self.installed_program = id;
+    }
+}

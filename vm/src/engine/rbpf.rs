@@ -1,0 +1,279 @@
+//! The rbpf 0.4.1 engines: `rbpf-interpreter` and (x86_64, not Windows) `rbpf-jit`.
+//!
+//! **These engines are not sandboxed like `interpreter`.** rbpf works on host addresses:
+//! its interpreter checks only the *first* byte of an access against its allowed ranges
+//! (context, stack, and the map value arenas registered here), its JIT checks nothing, and
+//! helpers receive raw host pointers, which [`AddressMode::Host`] trusts. rbpf has no
+//! instruction budget, so programs with backward jumps are refused unless
+//! `VmConfig::rbpf_allow_loops` is set.
+//!
+//! A program is refused at prepare time, naming the instruction, when it uses anything rbpf
+//! rejects or runs wrongly (checked against rbpf 0.4.1's source):
+//! atomics (rbpf's verifier rejects them); bswap, sign-extending loads, gotol and callx
+//! (unknown opcodes to rbpf); sdiv/smod (run as unsigned div/mod: rbpf ignores `off`); movsx
+//! (run as plain mov); on the interpreter, 64-bit `jeq/jne/jgt/jge/jlt/jle` with a negative
+//! immediate (rbpf zero-extends the immediate); on the JIT, `mov32` register-to-register
+//! (keeps the upper half) and `le16`/`le32` (compiled as no-ops); bpf-to-bpf calls (rbpf's
+//! interpreter computes a backward target with an overflowing `usize` add and shares one
+//! 512-byte stack between frames); helper ids above 255 (no bridge trampoline). Only program
+//! types with a raw context are supported (packet contexts hold 32-bit guest pointers, which
+//! cannot address host memory).
+#![allow(unsafe_code)]
+
+use std::ops::Range;
+
+use bpfvm_helpers::bridge::{trampoline, BridgeGuard, MAX_BRIDGED_ID};
+use bpfvm_helpers::memory::{guest_addr, AddressMode, REGION_MAP_HANDLES};
+use bpfvm_helpers::{MapList, Registry};
+use rbpf::ebpf;
+
+use crate::cpu::Lane;
+use crate::engine::{Engine, EngineKind, RunEnv};
+use crate::error::{PrepareError, RunError};
+use crate::insn::{op, RawInsn};
+use crate::program::Program;
+use crate::verify;
+
+/// A program prepared for an rbpf engine.
+#[derive(Debug)]
+pub struct Rbpf {
+    kind: EngineKind,
+    bytecode: Vec<u8>,
+    helpers: Vec<u32>,
+    allowed: Vec<Range<u64>>,
+    maps: MapList,
+    id: u64,
+}
+
+/// Validates `program` with bpfvm's checks and rbpf's limits, and rewrites map pseudo loads
+/// to what rbpf can run (a map handle constant, a host address of a map value).
+pub fn prepare(
+    program: &Program,
+    registry: &Registry,
+    kind: EngineKind,
+    allow_loops: bool,
+) -> Result<Box<dyn Engine>, PrepareError> {
+    if kind == EngineKind::RbpfJit && !cfg!(all(target_arch = "x86_64", not(windows))) {
+        return Err(PrepareError::EngineUnavailable { engine: kind });
+    }
+    let raw = verify::raw_insns(program.bytecode())?;
+    let sizes: Vec<usize> = program.maps().iter().map(|m| m.value_size()).collect();
+    let decoded = verify::decode(
+        &raw,
+        verify::Env {
+            map_value_sizes: &sizes,
+            helper_known: &|id| registry.get(id).is_some(),
+        },
+    )?;
+    let unsupported = |pc: usize, what: &'static str| PrepareError::Unsupported {
+        pc,
+        engine: kind,
+        what,
+    };
+    let mut bytecode = program.bytecode().to_vec();
+    let mut helpers = Vec::new();
+    for (pc, (r, d)) in raw.iter().zip(&decoded).enumerate() {
+        if d.op == op::LD_IMM64_TAIL {
+            continue;
+        }
+        match r.opc {
+            ebpf::ST_W_XADD | ebpf::ST_DW_XADD => return Err(unsupported(pc, "atomic operations")),
+            0xd7 => return Err(unsupported(pc, "bswap")),
+            0x81 | 0x89 | 0x91 => return Err(unsupported(pc, "sign-extending loads (ldsx)")),
+            0x06 => return Err(unsupported(pc, "gotol (ja with a 32-bit offset)")),
+            ebpf::TAIL_CALL => return Err(unsupported(pc, "callx")),
+            ebpf::JEQ_IMM | ebpf::JNE_IMM | ebpf::JGT_IMM | ebpf::JGE_IMM | ebpf::JLT_IMM | ebpf::JLE_IMM
+                if kind == EngineKind::RbpfInterpreter && r.imm < 0 =>
+            {
+                return Err(unsupported(
+                    pc,
+                    "64-bit jeq/jne/jgt/jge/jlt/jle with a negative immediate (rbpf zero-extends it)",
+                ))
+            }
+            ebpf::MOV32_REG if kind == EngineKind::RbpfJit && r.off == 0 => {
+                return Err(unsupported(pc, "mov32 register to register (the JIT keeps the upper half)"))
+            }
+            ebpf::LE if kind == EngineKind::RbpfJit && r.imm != 64 => {
+                return Err(unsupported(pc, "le16/le32 (the JIT ignores them)"))
+            }
+            ebpf::CALL if r.src == 0 => {
+                let id = r.imm as u32;
+                if id > MAX_BRIDGED_ID || trampoline(id).is_none() {
+                    return Err(unsupported(pc, "helper ids above 255"));
+                }
+                helpers.push(id);
+            }
+            _ => {}
+        }
+        match d.op {
+            op::SDIV32_IMM
+            | op::SDIV32_REG
+            | op::SDIV64_IMM
+            | op::SDIV64_REG
+            | op::SMOD32_IMM
+            | op::SMOD32_REG
+            | op::SMOD64_IMM
+            | op::SMOD64_REG => return Err(unsupported(pc, "signed division (sdiv/smod)")),
+            op::MOVSX32 | op::MOVSX64 => return Err(unsupported(pc, "movsx")),
+            op::CALL_LOCAL => return Err(unsupported(pc, "bpf-to-bpf calls")),
+            op::LD_MAP_FD | op::LD_MAP_VALUE => {
+                let value = if d.op == op::LD_MAP_FD {
+                    guest_addr(REGION_MAP_HANDLES, d.imm as u32)
+                } else {
+                    let base =
+                        program.maps()[d.imm as usize].arena().base().as_ptr() as usize as u64;
+                    base + d.target as u64
+                };
+                let lo = RawInsn {
+                    opc: ebpf::LD_DW_IMM,
+                    dst: r.dst,
+                    src: 0,
+                    off: 0,
+                    imm: value as u32 as i32,
+                };
+                let hi = RawInsn {
+                    opc: 0,
+                    dst: 0,
+                    src: 0,
+                    off: 0,
+                    imm: (value >> 32) as u32 as i32,
+                };
+                bytecode[pc * 8..pc * 8 + 8].copy_from_slice(&lo.to_bytes());
+                bytecode[pc * 8 + 8..pc * 8 + 16].copy_from_slice(&hi.to_bytes());
+            }
+            _ => {}
+        }
+        let is_jump = matches!(d.op & 0x07, ebpf::BPF_JMP | ebpf::BPF_JMP32)
+            && !matches!(d.op, ebpf::CALL | ebpf::EXIT | ebpf::TAIL_CALL);
+        if is_jump && !allow_loops && d.target as usize <= pc {
+            return Err(unsupported(
+                pc,
+                "backward jumps (rbpf has no instruction budget; set VmConfig::rbpf_allow_loops)",
+            ));
+        }
+    }
+    helpers.sort_unstable();
+    helpers.dedup();
+    let allowed = program
+        .maps()
+        .iter()
+        .map(|m| {
+            let a = m.arena();
+            let base = a.base().as_ptr() as usize as u64;
+            base..base + a.len() as u64
+        })
+        .collect();
+    let engine = Rbpf {
+        kind,
+        bytecode,
+        helpers,
+        allowed,
+        maps: program.map_list(),
+        id: next_id(),
+    };
+    // Let rbpf's own verifier (and JIT compiler) see the program once now.
+    engine
+        .with_vm(|vm| {
+            if kind == EngineKind::RbpfJit {
+                compile(vm)?;
+            }
+            Ok(())
+        })
+        .map_err(|message| PrepareError::Rbpf {
+            engine: kind,
+            message,
+        })?;
+    Ok(Box::new(engine))
+}
+
+fn next_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1 << 62);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+#[cfg(all(target_arch = "x86_64", not(windows)))]
+fn compile(vm: &mut rbpf::EbpfVmRaw<'_>) -> Result<(), String> {
+    vm.jit_compile().map_err(|e| e.to_string())
+}
+
+#[cfg(not(all(target_arch = "x86_64", not(windows))))]
+fn compile(_: &mut rbpf::EbpfVmRaw<'_>) -> Result<(), String> {
+    Err("the rbpf JIT is only available on x86_64, not on Windows".to_string())
+}
+
+impl Rbpf {
+    /// Builds an rbpf VM for this program (rbpf's VMs are neither `Send` nor `Sync`, so one
+    /// is built per run) and hands it to `f`.
+    fn with_vm<T>(
+        &self,
+        f: impl FnOnce(&mut rbpf::EbpfVmRaw<'_>) -> Result<T, String>,
+    ) -> Result<T, String> {
+        let mut vm = rbpf::EbpfVmRaw::new(Some(&self.bytecode)).map_err(|e| e.to_string())?;
+        for &id in &self.helpers {
+            let f = trampoline(id).ok_or_else(|| format!("no trampoline for helper {id}"))?;
+            vm.register_helper(id, f).map_err(|e| e.to_string())?;
+        }
+        for r in &self.allowed {
+            vm.register_allowed_memory(r.clone());
+        }
+        f(&mut vm)
+    }
+}
+
+impl Engine for Rbpf {
+    fn kind(&self) -> EngineKind {
+        self.kind
+    }
+
+    fn run(&self, _program: &Program, lane: &mut Lane, env: RunEnv<'_>) -> Result<u64, RunError> {
+        if lane.has_packet {
+            return Err(RunError::BadInput {
+                reason: format!(
+                    "engine {} supports only program types with a raw context",
+                    self.kind
+                ),
+            });
+        }
+        lane.install_maps(self.id, &self.maps);
+        let mut mem = lane.ctx_out();
+        let kind = self.kind;
+        let ctx = lane.helper_ctx();
+        ctx.memory.set_mode(AddressMode::Host);
+        let result = {
+            let _guard = BridgeGuard::install(ctx, env.registry);
+            self.with_vm(|vm| {
+                if kind == EngineKind::RbpfJit {
+                    compile(vm)?;
+                    run_jit(vm, &mut mem)
+                } else {
+                    vm.execute_program(&mut mem).map_err(|e| e.to_string())
+                }
+            })
+        };
+        let ctx = lane.helper_ctx();
+        ctx.memory.set_mode(AddressMode::Guest);
+        if let Some(source) = ctx.take_error() {
+            return Err(RunError::HelperAfterRun { source });
+        }
+        let r0 = result.map_err(|message| RunError::Rbpf {
+            engine: kind,
+            message,
+        })?;
+        lane.set_ctx(mem.len(), |b| b.copy_from_slice(&mem));
+        Ok(r0)
+    }
+}
+
+#[cfg(all(target_arch = "x86_64", not(windows)))]
+fn run_jit(vm: &rbpf::EbpfVmRaw<'_>, mem: &mut [u8]) -> Result<u64, String> {
+    // SAFETY: the program was compiled by rbpf's JIT from bytecode that passed bpfvm's and
+    // rbpf's verifiers and the refusal list above. rbpf's JIT does not check memory accesses:
+    // this engine is documented as not sandboxed, and that is the caller's choice.
+    unsafe { vm.execute_program_jit(mem) }.map_err(|e| e.to_string())
+}
+
+#[cfg(not(all(target_arch = "x86_64", not(windows))))]
+fn run_jit(_: &rbpf::EbpfVmRaw<'_>, _: &mut [u8]) -> Result<u64, String> {
+    Err("the rbpf JIT is only available on x86_64, not on Windows".to_string())
+}
