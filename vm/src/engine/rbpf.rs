@@ -11,7 +11,9 @@
 //! rejects or runs wrongly (checked against rbpf 0.4.1's source):
 //! atomics (rbpf's verifier rejects them); bswap, sign-extending loads, gotol and callx
 //! (unknown opcodes to rbpf); sdiv/smod (run as unsigned div/mod: rbpf ignores `off`); movsx
-//! (run as plain mov); on the interpreter, 64-bit `jeq/jne/jgt/jge/jlt/jle` with a negative
+//! (run as plain mov); on the interpreter, `neg64` (an overflowing `-` that panics on
+//! `i64::MIN` in debug builds), jumps at or beyond instruction 32767 (targets computed in
+//! `i16`), 64-bit `jeq/jne/jgt/jge/jlt/jle` with a negative
 //! immediate (rbpf zero-extends the immediate); on the JIT, `mov32` register-to-register
 //! (keeps the upper half) and `le16`/`le32` (compiled as no-ops); bpf-to-bpf calls (rbpf's
 //! interpreter computes a backward target with an overflowing `usize` add and shares one
@@ -90,6 +92,12 @@ pub fn prepare(
                     "64-bit jeq/jne/jgt/jge/jlt/jle with a negative immediate (rbpf zero-extends it)",
                 ))
             }
+            ebpf::NEG64 if kind == EngineKind::RbpfInterpreter => {
+                return Err(unsupported(
+                    pc,
+                    "neg64 (rbpf's interpreter negates with an overflowing `-`, a panic on i64::MIN)",
+                ))
+            }
             ebpf::MOV32_REG if kind == EngineKind::RbpfJit && r.off == 0 => {
                 return Err(unsupported(pc, "mov32 register to register (the JIT keeps the upper half)"))
             }
@@ -145,6 +153,15 @@ pub fn prepare(
         }
         let is_jump = matches!(d.op & 0x07, ebpf::BPF_JMP | ebpf::BPF_JMP32)
             && !matches!(d.op, ebpf::CALL | ebpf::EXIT | ebpf::TAIL_CALL);
+        if is_jump
+            && kind == EngineKind::RbpfInterpreter
+            && (pc + 1 > i16::MAX as usize || d.target as usize > i16::MAX as usize)
+        {
+            return Err(unsupported(
+                pc,
+                "jumps at or to instructions beyond 32767 (rbpf's interpreter computes targets in i16)",
+            ));
+        }
         if is_jump && !allow_loops && d.target as usize <= pc {
             return Err(unsupported(
                 pc,
@@ -242,14 +259,18 @@ impl Engine for Rbpf {
         ctx.memory.set_mode(AddressMode::Host);
         let result = {
             let _guard = BridgeGuard::install(ctx, env.registry);
-            self.with_vm(|vm| {
-                if kind == EngineKind::RbpfJit {
-                    compile(vm)?;
-                    run_jit(vm, &mut mem)
-                } else {
-                    vm.execute_program(&mut mem).map_err(|e| e.to_string())
-                }
-            })
+            // Safety net: rbpf is third-party code; a panic in it becomes a run error.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.with_vm(|vm| {
+                    if kind == EngineKind::RbpfJit {
+                        compile(vm)?;
+                        run_jit(vm, &mut mem)
+                    } else {
+                        vm.execute_program(&mut mem).map_err(|e| e.to_string())
+                    }
+                })
+            }))
+            .unwrap_or_else(|_| Err("rbpf panicked".to_string()))
         };
         let ctx = lane.helper_ctx();
         ctx.memory.set_mode(AddressMode::Guest);
