@@ -82,3 +82,43 @@ pub trait ProgramMap: Send + Sync + Debug {
     /// Whether programs may only read values (`BPF_F_RDONLY_PROG`, `.rodata`).
     fn read_only_for_program(&self) -> bool;
 }
+
+impl ProgramMap for bpfvm_maps::Map {
+    fn key_size(&self) -> usize {
+        bpfvm_maps::Map::key_size(self) as usize
+    }
+
+    fn value_size(&self) -> usize {
+        bpfvm_maps::Map::value_size(self) as usize
+    }
+
+    fn prog_lookup(&self, cpu: u32, key: &[u8]) -> Option<NonNull<u8>> {
+        bpfvm_maps::Map::prog_lookup(self, bpfvm_maps::CpuId(cpu), key)
+    }
+
+    fn prog_lookup_percpu(&self, cpu: u32, key: &[u8], target_cpu: u32) -> Option<NonNull<u8>> {
+        bpfvm_maps::Map::prog_lookup_percpu(self, bpfvm_maps::CpuId(cpu), key, target_cpu)
+    }
+
+    fn prog_update(&self, cpu: u32, key: &[u8], value: &[u8], flags: u64) -> Result<(), i32> {
+        bpfvm_maps::Map::prog_update(self, bpfvm_maps::CpuId(cpu), key, value, flags)
+            .map_err(|e| e.errno())
+    }
+
+    fn prog_delete(&self, cpu: u32, key: &[u8]) -> Result<(), i32> {
+        bpfvm_maps::Map::prog_delete(self, bpfvm_maps::CpuId(cpu), key).map_err(|e| e.errno())
+    }
+
+    #[allow(unsafe_code)]
+    fn arena(&self) -> ArenaInfo {
+        let a = bpfvm_maps::Map::arena(self);
+        // SAFETY: bpfvm-maps guarantees (docs/internals.md, `ValueArena`) that the arena is
+        // one allocation that never moves or frees while the map lives, accessed only through
+        // atomics, and that every `prog_lookup*` pointer is `base + k * stride`.
+        unsafe { ArenaInfo::new(a.base, a.len, a.stride, a.value_size) }
+    }
+
+    fn read_only_for_program(&self) -> bool {
+        self.rdonly_prog()
+    }
+}

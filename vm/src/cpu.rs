@@ -4,8 +4,6 @@
 //! disabled) and reusable: its stack, context and packet buffers and its helper context are
 //! allocated once and reused by every run, so a run allocates nothing.
 
-use std::fmt;
-
 use bpfvm_helpers::memory::{
     guest_addr, REGION_CTX, REGION_MAP_VALUES, REGION_PACKET, REGION_STACK,
 };
@@ -18,21 +16,8 @@ pub const MAX_FRAMES: usize = 8;
 /// Bytes of the stack region (all frames).
 pub const STACK_SIZE: usize = FRAME_SIZE * MAX_FRAMES;
 
-/// A simulated CPU number, `0 .. N`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct CpuId(pub u32);
-
-impl fmt::Display for CpuId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "cpu{}", self.0)
-    }
-}
-
-impl From<u32> for CpuId {
-    fn from(v: u32) -> CpuId {
-        CpuId(v)
-    }
-}
+/// A simulated CPU number, `0 .. N` (the same type the maps use).
+pub use bpfvm_maps::CpuId;
 
 /// The reusable state of one simulated CPU.
 #[derive(Debug)]

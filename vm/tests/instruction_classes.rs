@@ -187,6 +187,15 @@ fn every_engine_runs_the_common_instruction_classes() {
     let vm = Vm::builder().cpus(1).build();
     for engine in EngineKind::available() {
         for (name, code, expected) in common_programs() {
+            if name == "helper call" && engine == EngineKind::RbpfJit {
+                // rbpf's JIT calls helpers with a misaligned stack: refused.
+                let err = load(&vm, &code, engine).unwrap_err();
+                assert!(
+                    matches!(err, PrepareError::Unsupported { pc: 0, .. }),
+                    "{err}"
+                );
+                continue;
+            }
             let got = run_on(&vm, &code, &ctx(), engine);
             assert_eq!(got, Ok(expected), "{name} on {engine}");
         }

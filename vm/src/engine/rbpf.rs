@@ -17,7 +17,9 @@
 //! immediate (rbpf zero-extends the immediate); on the JIT, `mov32` register-to-register
 //! (keeps the upper half) and `le16`/`le32` (compiled as no-ops); bpf-to-bpf calls (rbpf's
 //! interpreter computes a backward target with an overflowing `usize` add and shares one
-//! 512-byte stack between frames); helper ids above 255 (no bridge trampoline). Only program
+//! 512-byte stack between frames); on the JIT, every helper call (its prologue pushes a
+//! return address after aligning the stack, so helpers run with `rsp` misaligned by 8 bytes,
+//! which crashes Rust helpers that use aligned SSE stores); helper ids above 255 (no bridge trampoline). Only program
 //! types with a raw context are supported (packet contexts hold 32-bit guest pointers, which
 //! cannot address host memory).
 #![allow(unsafe_code)]
@@ -103,6 +105,13 @@ pub fn prepare(
             }
             ebpf::LE if kind == EngineKind::RbpfJit && r.imm != 64 => {
                 return Err(unsupported(pc, "le16/le32 (the JIT ignores them)"))
+            }
+            ebpf::CALL if r.src == 0 && kind == EngineKind::RbpfJit => {
+                return Err(unsupported(
+                    pc,
+                    "helper calls (rbpf's JIT calls helpers with the stack misaligned by 8 bytes, \
+                     breaking the x86-64 ABI; observed as crashes in helpers)",
+                ))
             }
             ebpf::CALL if r.src == 0 => {
                 let id = r.imm as u32;
