@@ -239,6 +239,24 @@ impl Memory {
         self.owned_bytes_mut(index).expect("just installed")
     }
 
+    /// Narrows owned region `index` to its bytes `start..` (guest offsets keep their meaning;
+    /// offsets below `start` fault). Used for the stack: only the frames in use are
+    /// accessible. Does nothing if the region is not owned or `start` is past its end.
+    pub fn set_owned_window(&mut self, index: u32, start: usize) {
+        let Some(buf) = self.owned.get_mut(index as usize) else {
+            return;
+        };
+        if buf.words.is_empty() || start > buf.len {
+            return;
+        }
+        let len = buf.len - start;
+        let base = buf.words.as_mut_ptr().cast::<u8>().wrapping_add(start);
+        // SAFETY: `base .. base + len` is the tail of the owned buffer, which lives in
+        // `self.owned` as long as the region is installed (see `set_owned_region`).
+        let region = unsafe { Region::new(base, start as u32, len, true) };
+        self.set_region(index, region);
+    }
+
     /// The bytes of owned region `index`, if it has one. `&mut self` guarantees no access
     /// through the region table happens meanwhile.
     pub fn owned_bytes_mut(&mut self, index: u32) -> Option<&mut [u8]> {

@@ -19,10 +19,21 @@ pub const STACK_SIZE: usize = FRAME_SIZE * MAX_FRAMES;
 /// A simulated CPU number, `0 .. N` (the same type the maps use).
 pub use bpfvm_maps::CpuId;
 
+/// A saved caller frame of a bpf-to-bpf call.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Frame {
+    pub(crate) ret: usize,
+    pub(crate) saved: [u64; 4],
+    pub(crate) fp: u64,
+}
+
 /// The reusable state of one simulated CPU.
 #[derive(Debug)]
 pub struct Lane {
     pub(crate) helper_ctx: HelperContext,
+    pub(crate) frames: [Frame; MAX_FRAMES],
+    /// Frames the last run used (their bytes may be dirty).
+    pub(crate) dirty_frames: usize,
     installed_program: u64,
     pub(crate) runs: u64,
     pub(crate) ctx_len: usize,
@@ -41,6 +52,8 @@ impl Lane {
             .fill(0);
         Lane {
             helper_ctx,
+            frames: [Frame::default(); MAX_FRAMES],
+            dirty_frames: 0,
             installed_program: 0,
             runs: 0,
             ctx_len: 0,
@@ -128,13 +141,24 @@ impl Lane {
         guest_addr(REGION_CTX, 0)
     }
 
-    /// Zeroes the stack when configured to (so runs cannot see earlier runs' data).
+    /// Zeroes the frames the last run used, when configured to (so runs cannot see earlier
+    /// runs' data), and makes only frame 0 accessible.
     pub(crate) fn prepare_stack(&mut self) {
-        if self.zero_stack {
+        let dirty = std::mem::take(&mut self.dirty_frames);
+        if self.zero_stack && dirty > 0 {
             if let Some(s) = self.helper_ctx.memory.owned_bytes_mut(REGION_STACK) {
-                s.fill(0);
+                s[STACK_SIZE - dirty * FRAME_SIZE..].fill(0);
             }
         }
+        self.set_stack_depth(1);
+    }
+
+    /// Makes the top `frames` stack frames accessible (the current one and its callers).
+    #[inline]
+    pub(crate) fn set_stack_depth(&mut self, frames: usize) {
+        self.helper_ctx
+            .memory
+            .set_owned_window(REGION_STACK, STACK_SIZE - frames * FRAME_SIZE);
     }
 
     /// Installs the value arenas of `maps` as regions `4 + i`, unless program `id`'s maps are

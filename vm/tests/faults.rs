@@ -198,3 +198,38 @@ fn malformed_bytecode_is_refused() {
         assert!(load(&vm, &code(&[ins(0xbf, 11, 0, 0, 0), EXIT]), engine).is_err());
     }
 }
+
+#[test]
+fn each_frame_sees_only_512_bytes_below_its_frame_pointer() {
+    let vm = vm();
+    assert_eq!(
+        run(
+            &vm,
+            &asm("stdw [r10-512], 3\nldxdw r0, [r10-512]\nexit"),
+            &[]
+        ),
+        Ok(3)
+    );
+    assert!(matches!(
+        run(&vm, &asm("ldxdw r0, [r10-520]\nexit"), &[]),
+        Err(RunError::Fault { pc: 0, .. })
+    ));
+    // A callee may use a pointer into its caller's frame; after the return the callee's
+    // frame is out of reach again.
+    let prog = code(&[
+        ins(0x7a, 10, 0, -8, 5),  // caller: [r10-8] = 5
+        ins(0xbf, 1, 10, 0, 0),   // r1 = r10
+        ins(0x07, 1, 0, 0, -8),   // r1 = &caller[-8]
+        ins(0x85, 0, 1, 0, 3),    // call +3 (insn 7)
+        ins(0xbf, 1, 10, 0, 0),   // r1 = r10
+        ins(0x79, 0, 1, -520, 0), // read the callee's (now gone) frame: fault
+        EXIT,
+        ins(0x79, 0, 1, 0, 0),     // callee: r0 = *r1 (caller's frame)
+        ins(0x7a, 10, 0, -512, 1), // its own frame bottom
+        EXIT,
+    ]);
+    assert!(matches!(
+        run(&vm, &prog, &[]),
+        Err(RunError::Fault { pc: 5, .. })
+    ));
+}

@@ -14,7 +14,7 @@ use bpfvm_helpers::memory::{
 use bpfvm_helpers::{HelperContext, MapList, Registry};
 use rbpf::ebpf;
 
-use crate::cpu::{Lane, FRAME_SIZE, MAX_FRAMES, STACK_SIZE};
+use crate::cpu::{Frame, Lane, FRAME_SIZE, MAX_FRAMES, STACK_SIZE};
 use crate::engine::{Engine, EngineKind, RunEnv};
 use crate::error::{PrepareError, RunError};
 use crate::insn::{op, Insn};
@@ -79,22 +79,19 @@ impl Engine for Interpreter {
         lane.prepare_stack();
         let r1 = lane.ctx_addr();
         let r2 = lane.ctx_len as u64;
-        execute(
+        let mut used = 1;
+        let result = execute(
             &self.insns,
-            lane.helper_ctx(),
+            &mut lane.helper_ctx,
+            &mut lane.frames,
+            &mut used,
             env.registry,
             env.budget,
-            r1,
-            r2,
-        )
+            [r1, r2],
+        );
+        lane.dirty_frames = used;
+        result
     }
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-struct Frame {
-    ret: usize,
-    saved: [u64; 4],
-    fp: u64,
 }
 
 #[inline(always)]
@@ -102,20 +99,22 @@ fn fault(pc: usize) -> impl FnOnce(bpfvm_helpers::MemFault) -> RunError {
     move |fault| RunError::Fault { pc, fault }
 }
 
-/// Runs pre-decoded `insns` with `r1`, `r2` set, until `exit` from the main frame.
-pub fn execute(
+/// Runs pre-decoded `insns` with `r1`, `r2` = `args`, until `exit` from the main frame.
+/// `used` receives the number of stack frames the run used (at least 1); the stack region
+/// of `ctx.memory` is widened on each call and narrowed again on return.
+fn execute(
     insns: &[Insn],
     ctx: &mut HelperContext,
+    frames: &mut [Frame; MAX_FRAMES],
+    used: &mut usize,
     registry: &Registry,
     budget: u64,
-    r1: u64,
-    r2: u64,
+    args: [u64; 2],
 ) -> Result<u64, RunError> {
     let mut reg = [0u64; 16];
-    reg[1] = r1;
-    reg[2] = r2;
+    reg[1] = args[0];
+    reg[2] = args[1];
     reg[10] = guest_addr(REGION_STACK, STACK_SIZE as u32);
-    let mut frames = [Frame::default(); MAX_FRAMES];
     let mut depth = 0usize;
     let mut left = budget;
     let mut pc = 0usize;
@@ -400,6 +399,9 @@ pub fn execute(
                     fp: reg[10],
                 };
                 depth += 1;
+                *used = (*used).max(depth + 1);
+                ctx.memory
+                    .set_owned_window(REGION_STACK, STACK_SIZE - (depth + 1) * FRAME_SIZE);
                 reg[10] -= FRAME_SIZE as u64;
                 pc = i.target as usize;
             }
@@ -408,6 +410,8 @@ pub fn execute(
                     return Ok(reg[0]);
                 }
                 depth -= 1;
+                ctx.memory
+                    .set_owned_window(REGION_STACK, STACK_SIZE - (depth + 1) * FRAME_SIZE);
                 let f = frames[depth];
                 reg[6..10].copy_from_slice(&f.saved);
                 reg[10] = f.fp;
