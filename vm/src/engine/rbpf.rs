@@ -42,7 +42,9 @@ use crate::verify;
 #[derive(Debug)]
 pub struct Rbpf {
     kind: EngineKind,
-    bytecode: Vec<u8>,
+    /// Leaked once per prepared program: rbpf VMs borrow their bytecode, and the per-thread
+    /// VM cache below needs `'static` VMs.
+    bytecode: &'static [u8],
     helpers: Vec<u32>,
     allowed: Vec<Range<u64>>,
     maps: MapList,
@@ -191,7 +193,7 @@ pub fn prepare(
         .collect();
     let engine = Rbpf {
         kind,
-        bytecode,
+        bytecode: Box::leak(bytecode.into_boxed_slice()),
         helpers,
         allowed,
         maps: program.map_list(),
@@ -199,12 +201,7 @@ pub fn prepare(
     };
     // Let rbpf's own verifier (and JIT compiler) see the program once now.
     engine
-        .with_vm(|vm| {
-            if kind == EngineKind::RbpfJit {
-                compile(vm)?;
-            }
-            Ok(())
-        })
+        .with_vm(|_| Ok(()))
         .map_err(|message| PrepareError::Rbpf {
             engine: kind,
             message,
@@ -228,14 +225,22 @@ fn compile(_: &mut rbpf::EbpfVmRaw<'_>) -> Result<(), String> {
     Err("the rbpf JIT is only available on x86_64, not on Windows".to_string())
 }
 
+type CachedVm = (u64, Box<rbpf::EbpfVmRaw<'static>>);
+
+/// rbpf VMs kept per thread, most recently used last.
+const CACHE_SIZE: usize = 8;
+
+thread_local! {
+    // rbpf's VMs are neither `Send` nor `Sync`, so each worker thread keeps its own
+    // (verified and, for the JIT, compiled) VMs for the programs it ran last.
+    static VM_CACHE: std::cell::RefCell<Vec<CachedVm>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
 impl Rbpf {
-    /// Builds an rbpf VM for this program (rbpf's VMs are neither `Send` nor `Sync`, so one
-    /// is built per run) and hands it to `f`.
-    fn with_vm<T>(
-        &self,
-        f: impl FnOnce(&mut rbpf::EbpfVmRaw<'_>) -> Result<T, String>,
-    ) -> Result<T, String> {
-        let mut vm = rbpf::EbpfVmRaw::new(Some(&self.bytecode)).map_err(|e| e.to_string())?;
+    fn build_vm(&self) -> Result<Box<rbpf::EbpfVmRaw<'static>>, String> {
+        let mut vm =
+            Box::new(rbpf::EbpfVmRaw::new(Some(self.bytecode)).map_err(|e| e.to_string())?);
         for &id in &self.helpers {
             let f = trampoline(id).ok_or_else(|| format!("no trampoline for helper {id}"))?;
             vm.register_helper(id, f).map_err(|e| e.to_string())?;
@@ -243,7 +248,36 @@ impl Rbpf {
         for r in &self.allowed {
             vm.register_allowed_memory(r.clone());
         }
-        f(&mut vm)
+        if self.kind == EngineKind::RbpfJit {
+            compile(&mut vm)?;
+        }
+        Ok(vm)
+    }
+
+    /// Hands this thread's rbpf VM for the program (built on first use) to `f`. The VM is
+    /// taken out of the cache while `f` runs, so a helper that runs BPF code is harmless.
+    fn with_vm<T>(
+        &self,
+        f: impl FnOnce(&mut rbpf::EbpfVmRaw<'static>) -> Result<T, String>,
+    ) -> Result<T, String> {
+        let cached = VM_CACHE.with(|c| {
+            let mut c = c.borrow_mut();
+            let i = c.iter().position(|(id, _)| *id == self.id)?;
+            Some(c.remove(i).1)
+        });
+        let mut vm = match cached {
+            Some(vm) => vm,
+            None => self.build_vm()?,
+        };
+        let result = f(&mut vm);
+        VM_CACHE.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.len() >= CACHE_SIZE {
+                c.remove(0);
+            }
+            c.push((self.id, vm));
+        });
+        result
     }
 }
 
@@ -272,7 +306,6 @@ impl Engine for Rbpf {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 self.with_vm(|vm| {
                     if kind == EngineKind::RbpfJit {
-                        compile(vm)?;
                         run_jit(vm, &mut mem)
                     } else {
                         vm.execute_program(&mut mem).map_err(|e| e.to_string())
