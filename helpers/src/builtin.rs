@@ -7,6 +7,7 @@
 //! | 6 | `trace_printk` | formatted into the run's captured trace output |
 //! | 7 | `get_prandom_u32` | a seeded PRNG per run |
 //! | 8 | `get_smp_processor_id` | the simulated CPU |
+//! | 81 | `get_local_storage` | the cgroup storage attached for the run's cgroup |
 //! | 153, 154 | `per_cpu_ptr`, `this_cpu_ptr` | always NULL: these take per-CPU *kernel symbols* (ksyms), and bpfvm has none |
 //! | 195 | `map_lookup_percpu_elem` | another CPU's copy, NULL for a CPU ≥ N |
 
@@ -20,7 +21,7 @@ pub type BuiltinFn = fn(&mut HelperContext, [u64; 5]) -> Result<u64, HelperError
 
 /// Registers every built-in helper in `r`.
 pub fn register_all(r: &mut Registry) {
-    let all: [(HelperId, &'static str, BuiltinFn); 11] = [
+    let all: [(HelperId, &'static str, BuiltinFn); 12] = [
         (
             HelperId::MAP_LOOKUP_ELEM,
             "bpf_map_lookup_elem",
@@ -47,6 +48,11 @@ pub fn register_all(r: &mut Registry) {
             HelperId::GET_SMP_PROCESSOR_ID,
             "bpf_get_smp_processor_id",
             get_smp_processor_id,
+        ),
+        (
+            HelperId::GET_LOCAL_STORAGE,
+            "bpf_get_local_storage",
+            get_local_storage,
         ),
         (
             HelperId::KTIME_GET_BOOT_NS,
@@ -154,6 +160,32 @@ pub fn map_lookup_percpu_elem(ctx: &mut HelperContext, a: [u64; 5]) -> Result<u6
             None => 0,
         },
     )
+}
+
+/// `bpf_get_local_storage(map, flags)`: the cgroup storage of the cgroup the run is for
+/// (set per run, e.g. `Input::cgroup` in `bpfvm`). The kernel guarantees a storage exists, so
+/// programs do not check for NULL: a run without one is an error rather than a NULL.
+pub fn get_local_storage(ctx: &mut HelperContext, a: [u64; 5]) -> Result<u64, HelperError> {
+    const NAME: &str = "bpf_get_local_storage";
+    let (idx, map) = ctx.map_arg(NAME, a[0])?;
+    let fail = |message: String| HelperError::Failed {
+        helper: NAME.to_string(),
+        message,
+    };
+    if a[1] != 0 {
+        return Err(fail(format!("flags {:#x} must be 0", a[1])));
+    }
+    let (cgroup_id, attach_type) = ctx
+        .cgroup()
+        .ok_or_else(|| fail("the run has no cgroup (set the input's cgroup)".to_string()))?;
+    let p = map
+        .prog_local_storage(ctx.cpu(), cgroup_id, attach_type)
+        .ok_or_else(|| {
+            fail(format!(
+                "no storage attached for cgroup {cgroup_id} attach type {attach_type}"
+            ))
+        })?;
+    Ok(ctx.value_addr(idx, p))
 }
 
 /// `bpf_ktime_get_ns()` and `bpf_ktime_get_boot_ns()`: the run's virtual clock.

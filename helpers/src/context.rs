@@ -28,6 +28,7 @@ pub struct HelperContext {
     rng: u64,
     trace: Vec<u8>,
     error: Option<HelperError>,
+    cgroup: Option<(u64, u32)>,
 }
 
 impl HelperContext {
@@ -42,6 +43,7 @@ impl HelperContext {
             rng: 0,
             trace: Vec::new(),
             error: None,
+            cgroup: None,
         }
     }
 
@@ -71,6 +73,16 @@ impl HelperContext {
         self.rng = rng_seed;
         self.trace.clear();
         self.error = None;
+    }
+
+    /// Sets the `(cgroup_id, attach_type)` the program runs for (helper 81), or none.
+    pub fn set_cgroup(&mut self, cgroup: Option<(u64, u32)>) {
+        self.cgroup = cgroup;
+    }
+
+    /// The `(cgroup_id, attach_type)` the program runs for, if any.
+    pub fn cgroup(&self) -> Option<(u64, u32)> {
+        self.cgroup
     }
 
     /// Reads the virtual clock and advances it by [`CLOCK_STEP_NS`].

@@ -81,6 +81,17 @@ pub trait ProgramMap: Send + Sync + Debug {
     fn arena(&self) -> ArenaInfo;
     /// Whether programs may only read values (`BPF_F_RDONLY_PROG`, `.rodata`).
     fn read_only_for_program(&self) -> bool;
+    /// Helper 81: the cgroup storage attached at `(cgroup_id, attach_type)` (`cpu`'s copy
+    /// for the per-CPU type), or `None` (also for maps that are not cgroup storage).
+    fn prog_local_storage(
+        &self,
+        cpu: u32,
+        cgroup_id: u64,
+        attach_type: u32,
+    ) -> Option<NonNull<u8>> {
+        let _ = (cpu, cgroup_id, attach_type);
+        None
+    }
 }
 
 impl ProgramMap for bpfvm_maps::Map {
@@ -120,5 +131,18 @@ impl ProgramMap for bpfvm_maps::Map {
 
     fn read_only_for_program(&self) -> bool {
         self.rdonly_prog()
+    }
+
+    fn prog_local_storage(
+        &self,
+        cpu: u32,
+        cgroup_id: u64,
+        attach_type: u32,
+    ) -> Option<NonNull<u8>> {
+        let key = bpfvm_maps::CgroupStorageKey {
+            cgroup_id,
+            attach_type,
+        };
+        bpfvm_maps::Map::prog_local_storage(self, bpfvm_maps::CpuId(cpu), key)
     }
 }

@@ -17,6 +17,9 @@ pub struct Input {
     pub data_meta: Vec<u8>,
     /// Context bytes (`ctx_in`).
     pub ctx: Vec<u8>,
+    /// The `(cgroup_id, attach_type)` the program runs for: the storage
+    /// `bpf_get_local_storage` (helper 81) returns (attach it with `Map::attach`).
+    pub cgroup: Option<(u64, u32)>,
 }
 
 impl Input {

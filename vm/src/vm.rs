@@ -328,6 +328,7 @@ impl Vm {
     fn setup(&self, prog: &LoadedProgram, lane: &mut Lane, input: &Input) -> Result<(), RunError> {
         let t = prog.program().prog_type();
         let (meta, data, ctx) = (&input.data_meta, &input.data, &input.ctx);
+        lane.helper_ctx().set_cgroup(input.cgroup);
         if t == ProgramType::Xdp || t.uses_sk_buff() {
             let size = if t == ProgramType::Xdp {
                 XDP_MD_SIZE

@@ -280,3 +280,45 @@ fn rbpf_engines_use_maps_through_the_bridge() {
         Err(RunError::HelperAfterRun { .. })
     ));
 }
+
+#[test]
+fn get_local_storage_returns_the_runs_cgroup_storage() {
+    let vm = Vm::builder().cpus(2).build();
+    let storage = Arc::new(Map::create(MapSpec::new(MapType::CgroupStorage, 16, 8, 0), 2).unwrap());
+    storage.attach(42, 3).unwrap();
+    // v = bpf_get_local_storage(&storage, 0); *v += 1; return *v
+    let prog_code = code(&[
+        ins(0x18, 1, 1, 0, 0),
+        ins(0, 0, 0, 0, 0),
+        ins(0xb7, 2, 0, 0, 0),
+        ins(0x85, 0, 0, 0, 81),
+        ins(0xb7, 1, 0, 0, 1),
+        ins(0xdb, 0, 1, 0, 0x01), // r1 = fetch_add(*r0, 1)
+        ins(0xbf, 0, 1, 0, 0),
+        ins(0x07, 0, 0, 0, 1),
+        EXIT,
+    ]);
+    let prog = vm
+        .load(Program::new(prog_code, ProgramType::CgroupSkb).with_map(Arc::clone(&storage)))
+        .unwrap();
+    let input = Input {
+        data: vec![0; 20],
+        cgroup: Some((42, 3)),
+        ..Input::default()
+    };
+    assert_eq!(vm.run(&prog, CpuId(0), &input).unwrap().retval, 1);
+    assert_eq!(vm.run(&prog, CpuId(1), &input).unwrap().retval, 2);
+    // Without a cgroup, or for one with no storage, the helper fails clearly.
+    let err = vm
+        .run(&prog, CpuId(0), &Input::packet(vec![0; 20]))
+        .unwrap_err();
+    assert!(err.to_string().contains("bpf_get_local_storage"), "{err}");
+    let other = Input {
+        cgroup: Some((7, 3)),
+        ..input
+    };
+    assert!(matches!(
+        vm.run(&prog, CpuId(0), &other),
+        Err(RunError::Helper { pc: 3, .. })
+    ));
+}

@@ -109,6 +109,7 @@ fn xdp_metadata_and_context_fields() {
         data: vec![0; 32],
         data_meta: vec![0; 8],
         ctx,
+        cgroup: None,
     };
     assert_eq!(
         vm.run(&prog, CpuId(0), &input).unwrap().retval,
