@@ -54,6 +54,20 @@ fn main() {
         let t = Instant::now();
         vm.run(&p, CpuId(0), &input).unwrap();
         let per_insn = t.elapsed().as_nanos() as f64 / 9_000_000.0;
+        let mut per_test_run = f64::MAX;
+        for _ in 0..20 {
+            let req = bpfvm::TestRun {
+                input: Input::empty(),
+                repeat: 100_000,
+                cpu: CpuId(0),
+            };
+            let pe = vm
+                .load(Program::new(empty.clone(), ProgramType::Unspecified).with_engine(engine))
+                .unwrap();
+            let r = vm.test_run(&pe, &req).unwrap();
+            per_test_run = per_test_run.min(r.duration.as_nanos() as f64);
+        }
+        println!("{engine}: test_run repeat: {per_test_run:.1} ns per run");
         println!("{engine}: empty run {per_run:.1} ns, {per_insn:.2} ns per executed instruction");
     }
 }

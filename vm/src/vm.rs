@@ -1,7 +1,7 @@
 //! `Vm`: N simulated CPUs, loaded programs, and the run APIs.
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bpfvm_helpers::registry::RegisterError;
 use bpfvm_helpers::{Helper, HelperId, Registry};
@@ -280,16 +280,20 @@ impl Vm {
     pub fn test_run(&self, prog: &LoadedProgram, req: &TestRun) -> Result<TestRunResult, RunError> {
         let mut lane = self.lane(req.cpu)?;
         let repeat = req.repeat.max(1);
-        let mut total = Duration::ZERO;
         let mut trace = String::new();
         let mut retval = 0;
+        // Like the kernel, time the whole loop and report the mean (here including the
+        // per-run reset of packet and context).
+        let start = Instant::now();
         for _ in 0..repeat {
             self.setup(prog, &mut lane, &req.input)?;
-            let t = Instant::now();
             retval = self.exec(prog, &mut lane)?;
-            total += t.elapsed();
-            trace.push_str(&String::from_utf8_lossy(lane.helper_ctx().trace()));
+            let t = lane.helper_ctx().trace();
+            if !t.is_empty() {
+                trace.push_str(&String::from_utf8_lossy(t));
+            }
         }
+        let total = start.elapsed();
         Ok(TestRunResult {
             retval,
             data_out: lane.packet_out(),

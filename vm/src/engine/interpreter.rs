@@ -29,6 +29,9 @@ pub struct Interpreter {
     insns: Box<[Insn]>,
     maps: MapList,
     id: u64,
+    /// Whether any instruction names `r10`: if none does, no pointer into the stack can be
+    /// formed, so the stack needs no zeroing after a run.
+    uses_stack: bool,
 }
 
 impl Interpreter {
@@ -56,7 +59,9 @@ impl Interpreter {
                 _ => {}
             }
         }
+        let uses_stack = insns.iter().any(|d| d.dst == 10 || d.src == 10);
         Ok(Interpreter {
+            uses_stack,
             insns: insns.into_boxed_slice(),
             maps: program.map_list(),
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -89,7 +94,7 @@ impl Engine for Interpreter {
             env.budget,
             [r1, r2],
         );
-        lane.dirty_frames = used;
+        lane.dirty_frames = if self.uses_stack { used } else { 0 };
         result
     }
 }
