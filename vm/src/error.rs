@@ -57,6 +57,14 @@ pub enum PrepareError {
         /// The register number.
         reg: u8,
     },
+    /// A register read before it is initialised on some path (the kernel's `R%d !read_ok`).
+    #[error("instruction {pc}: r{reg} is read before it is initialised")]
+    UninitializedRegister {
+        /// Instruction index.
+        pc: usize,
+        /// The register.
+        reg: u8,
+    },
     /// An instruction writes the read-only frame pointer `r10`.
     #[error("instruction {pc}: frame pointer r10 is read-only")]
     WriteToFramePointer {

@@ -21,7 +21,7 @@
 //!         "mov64 r2, r10
 //!          add64 r2, -4
 //!          call 1
-//!          jeq r0, 0, +5
+//!          jeq r0, 0, +6
 //!          mov64 r6, r0
 //!          call 8
 //!          add64 r0, 1
