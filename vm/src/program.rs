@@ -56,8 +56,18 @@ impl Program {
         self
     }
 
-    /// Sets the maps, replacing any.
-    pub fn with_maps(mut self, maps: Vec<Arc<dyn ProgramMap>>) -> Program {
+    /// Sets the maps, replacing any, in index order (e.g. the loader's
+    /// `ProgramDefinition::maps` resolved to live `Arc<Map>`s).
+    pub fn with_maps<M: ProgramMap + 'static>(
+        mut self,
+        maps: impl IntoIterator<Item = Arc<M>>,
+    ) -> Program {
+        self.maps = maps.into_iter().map(|m| m as Arc<dyn ProgramMap>).collect();
+        self
+    }
+
+    /// Sets the maps as trait objects, replacing any (maps of different types).
+    pub fn with_dyn_maps(mut self, maps: Vec<Arc<dyn ProgramMap>>) -> Program {
         self.maps = maps;
         self
     }
