@@ -222,6 +222,9 @@ impl Memory {
         writable: bool,
     ) -> &mut [u8] {
         let i = index as usize;
+        if self.installed_as(index, lo as u64, len as u64, writable, 0) {
+            return self.owned_bytes_mut(index).expect("installed");
+        }
         if self.owned.len() <= i {
             self.owned.resize_with(i + 1, OwnedBuf::default);
         }
@@ -250,11 +253,35 @@ impl Memory {
             return;
         }
         let len = buf.len - start;
+        if self.installed_as(index, start as u64, len as u64, true, start) {
+            return;
+        }
+        let buf = &mut self.owned[index as usize];
         let base = buf.words.as_mut_ptr().cast::<u8>().wrapping_add(start);
         // SAFETY: `base .. base + len` is the tail of the owned buffer, which lives in
         // `self.owned` as long as the region is installed (see `set_owned_region`).
         let region = unsafe { Region::new(base, start as u32, len, true) };
         self.set_region(index, region);
+    }
+
+    /// Whether region `index` already shows owned buffer bytes `skip..` at guest offset `lo`
+    /// with this length and permission (so re-installing it can be skipped).
+    #[inline]
+    fn installed_as(&self, index: u32, lo: u64, len: u64, writable: bool, skip: usize) -> bool {
+        let (Some(buf), Some(r)) = (
+            self.owned.get(index as usize),
+            self.regions.get(index as usize),
+        ) else {
+            return false;
+        };
+        buf.len as u64 >= len + skip as u64
+            && buf.len == len as usize + skip
+            && r.lo == lo
+            && r.len == len
+            && r.writable == writable
+            && r.stride == 0
+            && !buf.words.is_empty()
+            && std::ptr::eq(r.base, buf.words.as_ptr().cast::<u8>().wrapping_add(skip))
     }
 
     /// The bytes of owned region `index`, if it has one. `&mut self` guarantees no access

@@ -19,6 +19,14 @@ pub const STACK_SIZE: usize = FRAME_SIZE * MAX_FRAMES;
 /// A simulated CPU number, `0 .. N` (the same type the maps use).
 pub use bpfvm_maps::CpuId;
 
+/// splitmix64's output function.
+pub(crate) fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 /// A saved caller frame of a bpf-to-bpf call.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Frame {
@@ -37,19 +45,27 @@ pub struct Lane {
     installed_program: u64,
     pub(crate) runs: u64,
     pub(crate) ctx_len: usize,
+    ctx_installed: bool,
     pub(crate) meta_len: usize,
     pub(crate) pkt_len: usize,
     pub(crate) has_packet: bool,
     pub(crate) zero_stack: bool,
+    /// Per-CPU bases of the virtual clock and PRNG, derived from the seed.
+    pub(crate) clock_base: u64,
+    pub(crate) rng_base: u64,
 }
 
 impl Lane {
-    pub(crate) fn new(cpu: u32, ncpus: u32, zero_stack: bool) -> Lane {
+    pub(crate) fn new(cpu: u32, ncpus: u32, zero_stack: bool, seed: u64) -> Lane {
         let mut helper_ctx = HelperContext::new(cpu, ncpus);
         helper_ctx
             .memory
             .set_owned_region(REGION_STACK, 0, STACK_SIZE, true)
             .fill(0);
+        // Between runs only frame 0 is accessible (the interpreter restores this).
+        helper_ctx
+            .memory
+            .set_owned_window(REGION_STACK, STACK_SIZE - FRAME_SIZE);
         Lane {
             helper_ctx,
             frames: [Frame::default(); MAX_FRAMES],
@@ -57,10 +73,13 @@ impl Lane {
             installed_program: 0,
             runs: 0,
             ctx_len: 0,
+            ctx_installed: false,
             meta_len: 0,
             pkt_len: 0,
             has_packet: false,
             zero_stack,
+            clock_base: mix(seed ^ ((cpu as u64) << 48)) >> 24,
+            rng_base: mix(mix(seed) ^ mix((cpu as u64 + 1) << 40)),
         }
     }
 
@@ -74,14 +93,19 @@ impl Lane {
         &mut self.helper_ctx
     }
 
-    /// Fills the context region with `len` bytes from `fill` and returns its guest address.
+    /// Fills the context region with `len` bytes from `fill`.
+    #[inline]
     pub(crate) fn set_ctx(&mut self, len: usize, fill: impl FnOnce(&mut [u8])) {
+        if len == 0 && self.ctx_len == 0 && self.ctx_installed {
+            return;
+        }
         let bytes = self
             .helper_ctx
             .memory
             .set_owned_region(REGION_CTX, 0, len, true);
         fill(bytes);
         self.ctx_len = len;
+        self.ctx_installed = true;
     }
 
     /// Fills the packet region with `meta` then `data`.
@@ -142,7 +166,8 @@ impl Lane {
     }
 
     /// Zeroes the frames the last run used, when configured to (so runs cannot see earlier
-    /// runs' data), and makes only frame 0 accessible.
+    /// runs' data). Only frame 0 is accessible between runs.
+    #[inline]
     pub(crate) fn prepare_stack(&mut self) {
         let dirty = std::mem::take(&mut self.dirty_frames);
         if self.zero_stack && dirty > 0 {
@@ -150,7 +175,6 @@ impl Lane {
                 s[STACK_SIZE - dirty * FRAME_SIZE..].fill(0);
             }
         }
-        self.set_stack_depth(1);
     }
 
     /// Makes the top `frames` stack frames accessible (the current one and its callers).
@@ -163,6 +187,7 @@ impl Lane {
 
     /// Installs the value arenas of `maps` as regions `4 + i`, unless program `id`'s maps are
     /// already installed.
+    #[inline]
     pub(crate) fn install_maps(&mut self, id: u64, maps: &MapList) {
         if self.installed_program == id {
             return;

@@ -125,13 +125,6 @@ pub struct Vm {
     registry: Arc<Registry>,
 }
 
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
 impl Default for Vm {
     fn default() -> Vm {
         Vm::new(VmConfig::default())
@@ -156,7 +149,7 @@ impl Vm {
     pub fn with_registry(mut config: VmConfig, registry: Registry) -> Vm {
         config.ncpus = config.ncpus.max(1);
         let lanes = (0..config.ncpus)
-            .map(|cpu| Mutex::new(Lane::new(cpu, config.ncpus, config.zero_stack)))
+            .map(|cpu| Mutex::new(Lane::new(cpu, config.ncpus, config.zero_stack, config.seed)))
             .collect();
         Vm {
             config,
@@ -377,12 +370,13 @@ impl Vm {
 
     /// Runs once on a prepared lane.
     fn exec(&self, prog: &LoadedProgram, lane: &mut Lane) -> Result<u64, RunError> {
-        let cpu = lane.cpu().0 as u64;
         let run = lane.runs;
         lane.runs += 1;
-        let seed = self.config.seed;
-        let clock = (mix(seed ^ (cpu << 48)) >> 24).wrapping_add(run.wrapping_mul(10_000_000));
-        let rng = mix(mix(seed) ^ mix(cpu.wrapping_add(1) << 40) ^ run);
+        // 10 ms of virtual time per run; PRNG states of consecutive runs 2^32 steps apart.
+        let clock = lane.clock_base.wrapping_add(run.wrapping_mul(10_000_000));
+        let rng = lane
+            .rng_base
+            .wrapping_add((run << 32).wrapping_mul(0x9e37_79b9_7f4a_7c15));
         lane.helper_ctx().begin_run(clock, rng);
         let env = RunEnv {
             registry: &self.registry,

@@ -95,6 +95,10 @@ impl Engine for Interpreter {
             [r1, r2],
         );
         lane.dirty_frames = if self.uses_stack { used } else { 0 };
+        if used > 1 {
+            // Calls moved the stack window; between runs only frame 0 is accessible.
+            lane.set_stack_depth(1);
+        }
         result
     }
 }
