@@ -200,8 +200,9 @@ pub fn prepare(
         id: next_id(),
     };
     // Let rbpf's own verifier (and JIT compiler) see the program once now.
-    engine
-        .with_vm(|_| Ok(()))
+    // Safety net as in `run`: a panic in rbpf's verifier or JIT compiler is a refusal.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| engine.with_vm(|_| Ok(()))))
+        .unwrap_or_else(|_| Err("rbpf panicked while preparing the program".to_string()))
         .map_err(|message| PrepareError::Rbpf {
             engine: kind,
             message,
