@@ -137,7 +137,7 @@ impl Region {
         }
     }
 
-    /// The region of a map's value arena (see [`ArenaInfo::new`] for why this is safe: the
+    /// The region of a map's value arena (see [`ArenaInfo::new`](crate::ArenaInfo::new) for why this is safe: the
     /// arena outlives the map, and the map must be kept alive while the region is in use,
     /// e.g. by the [`crate::HelperContext`]'s map list).
     pub fn from_arena(a: crate::maps::ArenaInfo, writable: bool) -> Region {
