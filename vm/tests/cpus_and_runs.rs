@@ -211,3 +211,27 @@ fn test_run_repeats_and_reports_duration() {
     assert_eq!(*calls.lock().unwrap(), 100);
     assert!(res.duration.as_secs() < 1);
 }
+
+#[test]
+fn vm_and_programs_are_shareable_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Vm>();
+    assert_send_sync::<bpfvm::LoadedProgram>();
+    assert_send_sync::<bpfvm::Error>();
+    // Several threads running on the same VM and program at once (different CPUs).
+    let vm = Arc::new(Vm::builder().cpus(4).build());
+    let prog = vm
+        .load(Program::new(asm("call 8\nexit"), ProgramType::Unspecified))
+        .unwrap();
+    let handles: Vec<_> = (0..4u32)
+        .map(|cpu| {
+            let (vm, prog) = (Arc::clone(&vm), prog.clone());
+            std::thread::spawn(move || {
+                (0..1000).all(|_| {
+                    vm.run(&prog, CpuId(cpu), &Input::empty()).unwrap().retval == cpu as u64
+                })
+            })
+        })
+        .collect();
+    assert!(handles.into_iter().all(|h| h.join().unwrap()));
+}
