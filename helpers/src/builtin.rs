@@ -295,7 +295,8 @@ mod tests {
         let mut ctx = HelperContext::new(3, 4);
         // SAFETY: `buf` outlives `ctx`.
         let r = unsafe { Region::new(buf.as_mut_ptr().cast(), 0, 256, true) };
-        ctx.memory.set_region(REGION_STACK, r);
+        // SAFETY: `buf` outlives `ctx`.
+        unsafe { ctx.memory.set_region(REGION_STACK, r) };
         let a = guest_addr(REGION_STACK, 0);
         ctx.memory.write_bytes(a, &bytes).unwrap();
         ctx.memory.write_bytes(a + 128, b"hi\0").unwrap();

@@ -137,10 +137,10 @@ impl Region {
         }
     }
 
-    /// The region of a map's value arena (see [`ArenaInfo::new`](crate::ArenaInfo::new) for why this is safe: the
-    /// arena outlives the map, and the map must be kept alive while the region is in use,
-    /// e.g. by the [`crate::HelperContext`]'s map list).
-    pub fn from_arena(a: crate::maps::ArenaInfo, writable: bool) -> Region {
+    /// The region of a map's value arena. Only [`Memory::set_map_region`] uses it, and it
+    /// keeps the map (hence the arena, see [`ArenaInfo::new`](crate::ArenaInfo::new)) alive
+    /// while the region is installed.
+    fn from_arena(a: crate::maps::ArenaInfo, writable: bool) -> Region {
         // SAFETY: `ArenaInfo::new`'s contract makes the arena valid while its map lives.
         unsafe {
             Region::arena(
@@ -175,6 +175,8 @@ struct OwnedBuf {
 pub struct Memory {
     regions: Vec<Region>,
     owned: Vec<OwnedBuf>,
+    /// Maps whose arenas are installed, kept alive by the table (index = region).
+    keep: Vec<Option<std::sync::Arc<dyn crate::ProgramMap>>>,
     mode: AddressMode,
 }
 
@@ -203,12 +205,35 @@ impl Memory {
     }
 
     /// Installs `region` at `index`, growing the table with empty regions if needed.
-    pub fn set_region(&mut self, index: u32, region: Region) {
+    ///
+    /// # Safety
+    /// The memory `region` describes must stay valid (see [`Region::new`]) for as long as it
+    /// is installed here and the `Memory` is used.
+    pub unsafe fn set_region(&mut self, index: u32, region: Region) {
+        self.put_region(index, region);
+    }
+
+    fn put_region(&mut self, index: u32, region: Region) {
         let i = index as usize;
         if self.regions.len() <= i {
             self.regions.resize(i + 1, Region::EMPTY);
         }
         self.regions[i] = region;
+        if let Some(k) = self.keep.get_mut(i) {
+            *k = None;
+        }
+    }
+
+    /// Installs the value arena of `map` at `index` (read-only for the program when the map
+    /// says so), keeping the map alive while the region is installed.
+    pub fn set_map_region(&mut self, index: u32, map: &std::sync::Arc<dyn crate::ProgramMap>) {
+        let region = Region::from_arena(map.arena(), !map.read_only_for_program());
+        self.put_region(index, region);
+        let i = index as usize;
+        if self.keep.len() <= i {
+            self.keep.resize(i + 1, None);
+        }
+        self.keep[i] = Some(std::sync::Arc::clone(map));
     }
 
     /// Installs region `index` over a buffer this `Memory` owns, of `len` bytes seen from guest
@@ -238,7 +263,7 @@ impl Memory {
         // SAFETY: the buffer lives in `self.owned` as long as the region is installed; it is
         // only replaced by this function, which re-installs the region at the same time.
         let region = unsafe { Region::new(base, lo, len, writable) };
-        self.set_region(index, region);
+        self.put_region(index, region);
         self.owned_bytes_mut(index).expect("just installed")
     }
 
@@ -261,7 +286,7 @@ impl Memory {
         // SAFETY: `base .. base + len` is the tail of the owned buffer, which lives in
         // `self.owned` as long as the region is installed (see `set_owned_region`).
         let region = unsafe { Region::new(base, start as u32, len, true) };
-        self.set_region(index, region);
+        self.put_region(index, region);
     }
 
     /// Whether region `index` already shows owned buffer bytes `skip..` at guest offset `lo`
@@ -300,11 +325,12 @@ impl Memory {
     /// Shortens the table to `count` regions (keeps the allocation).
     pub fn truncate(&mut self, count: usize) {
         self.regions.truncate(count);
+        self.keep.truncate(count);
     }
 
-    /// The region at `index`, if installed.
-    pub fn region(&self, index: u32) -> Option<&Region> {
-        self.regions.get(index as usize)
+    /// Number of entries in the region table.
+    pub fn region_count(&self) -> usize {
+        self.regions.len()
     }
 
     /// Checks an access of `size` bytes at `addr` and returns the host pointer to its first
@@ -547,7 +573,8 @@ mod tests {
         let mut m = Memory::new();
         // SAFETY: `buf` outlives `m` in every test.
         let r = unsafe { Region::new(buf.as_mut_ptr().cast(), 0, buf.len() * 8, writable) };
-        m.set_region(region, r);
+        // SAFETY: `buf` outlives `m` in every test.
+        unsafe { m.set_region(region, r) };
         m
     }
 
@@ -583,7 +610,8 @@ mod tests {
         let mut m = Memory::new();
         // SAFETY: `buf` outlives `m`.
         let r = unsafe { Region::arena(buf.as_mut_ptr().cast(), 32, 16, 12, true) };
-        m.set_region(REGION_MAP_VALUES, r);
+        // SAFETY: `buf` outlives `m`.
+        unsafe { m.set_region(REGION_MAP_VALUES, r) };
         let a = guest_addr(REGION_MAP_VALUES, 0);
         m.store(a + 8, 4, 1).unwrap();
         assert!(m.store(a + 8, 8, 1).is_err()); // crosses into padding
@@ -613,7 +641,8 @@ mod tests {
         let mut m = Memory::new();
         // SAFETY: `buf` outlives `m`.
         let r = unsafe { Region::new(buf.as_mut_ptr().cast(), PACKET_OFFSET, 8, true) };
-        m.set_region(REGION_PACKET, r);
+        // SAFETY: `buf` outlives `m`.
+        unsafe { m.set_region(REGION_PACKET, r) };
         assert!(m.load(0, 1).is_err());
         m.store(PACKET_OFFSET as u64 + 7, 1, 0xaa).unwrap();
         assert!(m.load(PACKET_OFFSET as u64 + 8, 1).is_err());

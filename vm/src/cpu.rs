@@ -7,7 +7,7 @@
 use bpfvm_helpers::memory::{
     guest_addr, REGION_CTX, REGION_MAP_VALUES, REGION_PACKET, REGION_STACK,
 };
-use bpfvm_helpers::{HelperContext, MapList, Region};
+use bpfvm_helpers::{HelperContext, MapList};
 
 /// Bytes of one stack frame (`MAX_BPF_STACK`).
 pub const FRAME_SIZE: usize = 512;
@@ -195,10 +195,7 @@ impl Lane {
         let mem = &mut self.helper_ctx.memory;
         mem.truncate(REGION_MAP_VALUES as usize);
         for (i, m) in maps.iter().enumerate() {
-            let a = m.arena();
-            // The helper context keeps the maps alive while their regions are installed.
-            let region = Region::from_arena(a, !m.read_only_for_program());
-            mem.set_region(REGION_MAP_VALUES + i as u32, region);
+            mem.set_map_region(REGION_MAP_VALUES + i as u32, m);
         }
         self.helper_ctx.set_maps(maps.clone());
         self.installed_program = id;
