@@ -25,9 +25,11 @@ thread_local! {
         const { Cell::new((ptr::null_mut(), ptr::null())) };
 }
 
-/// Keeps a run's context installed for the bare trampolines until dropped.
+/// Keeps a run's context installed for the bare trampolines until dropped. Not `Send`: it
+/// belongs to the thread whose slot it filled.
 #[derive(Debug)]
 pub struct BridgeGuard<'a> {
+    installed: (*mut HelperContext, *const Registry),
     previous: (*mut HelperContext, *const Registry),
     _borrow: PhantomData<(&'a mut HelperContext, &'a Registry)>,
 }
@@ -36,8 +38,10 @@ impl<'a> BridgeGuard<'a> {
     /// Installs `ctx` and `registry` for this thread until the guard is dropped. The guard
     /// borrows both, so nothing else can use the context while trampolines may run.
     pub fn install(ctx: &'a mut HelperContext, registry: &'a Registry) -> BridgeGuard<'a> {
-        let previous = CURRENT.with(|c| c.replace((ctx as *mut _, registry as *const _)));
+        let installed = (ctx as *mut HelperContext, registry as *const Registry);
+        let previous = CURRENT.with(|c| c.replace(installed));
         BridgeGuard {
+            installed,
             previous,
             _borrow: PhantomData,
         }
@@ -46,27 +50,42 @@ impl<'a> BridgeGuard<'a> {
 
 impl Drop for BridgeGuard<'_> {
     fn drop(&mut self) {
-        CURRENT.with(|c| c.set(self.previous));
+        CURRENT.with(|c| {
+            // Restore the previous context only when guards are dropped in reverse order;
+            // otherwise clear the slot rather than bring back a context whose borrow may
+            // have ended.
+            let now = c.get();
+            if std::ptr::eq(now.0, self.installed.0) && std::ptr::eq(now.1, self.installed.1) {
+                c.set(self.previous);
+            } else {
+                c.set((ptr::null_mut(), ptr::null()));
+            }
+        });
     }
 }
 
 fn dispatch(id: u32, args: [u64; 5]) -> u64 {
-    let (ctx, registry) = CURRENT.with(|c| c.get());
+    // Take the context out of the slot while the helper runs, so a nested trampoline call
+    // (from inside a helper) finds nothing instead of a second `&mut` to the same context.
+    let (ctx, registry) = CURRENT.with(|c| c.replace((ptr::null_mut(), ptr::null())));
     if ctx.is_null() || registry.is_null() {
-        // Called outside a run: nothing to report to, behave like an unknown helper.
+        // Called outside a run (or re-entered): nothing to report to.
         return 0;
     }
-    // SAFETY: a live `BridgeGuard` on this thread installed these pointers from exclusive
-    // and shared borrows it still holds, and dispatch is not re-entered while one is in use
-    // (helpers do not call BPF code), so this is the only reference to the context.
-    let (ctx, registry) = unsafe { (&mut *ctx, &*registry) };
-    match registry.call(id, ctx, args) {
+    // SAFETY: a live `BridgeGuard` on this thread installed these pointers from an
+    // exclusive and a shared borrow it still holds (the guard outlives every trampoline call
+    // of its run, and its drop restores the slot only after them); the slot is empty while
+    // this reference exists, so it is the only one.
+    let (ctx_ref, registry_ref) = unsafe { (&mut *ctx, &*registry) };
+    let r = match registry_ref.call(id, ctx_ref, args) {
         Ok(v) => v,
         Err(e) => {
-            ctx.set_error(e);
+            ctx_ref.set_error(e);
             0
         }
-    }
+    };
+    CURRENT.with(|c| c.set((ctx, registry)));
+    r
 }
 
 macro_rules! trampolines {
@@ -105,5 +124,25 @@ mod tests {
         }
         assert!(ctx.take_error().is_some());
         assert!(trampoline(256).is_none());
+    }
+
+    #[test]
+    fn a_nested_trampoline_call_finds_no_context() {
+        let mut registry = Registry::with_builtins();
+        registry
+            .register(
+                crate::HelperId(200),
+                "nested",
+                |_: &mut HelperContext, _: [u64; 5]| {
+                    // Re-entering the bridge must not hand out a second `&mut` to the context.
+                    Ok(1000 + trampoline(8).unwrap()(0, 0, 0, 0, 0))
+                },
+            )
+            .unwrap();
+        let mut ctx = HelperContext::new(3, 4);
+        let _g = BridgeGuard::install(&mut ctx, &registry);
+        assert_eq!(trampoline(200).unwrap()(0, 0, 0, 0, 0), 1000);
+        // The context is back for the next call.
+        assert_eq!(trampoline(8).unwrap()(0, 0, 0, 0, 0), 3);
     }
 }

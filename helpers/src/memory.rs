@@ -199,9 +199,20 @@ impl Memory {
         self.mode
     }
 
-    /// Switches between guest (checked) and host (unchecked, rbpf) addresses.
-    pub fn set_mode(&mut self, mode: AddressMode) {
-        self.mode = mode;
+    /// Switches to host addresses (the rbpf engines): every address later given to this
+    /// `Memory` is used as a raw host pointer, unchecked.
+    ///
+    /// # Safety
+    /// Until [`Memory::set_guest_mode`], every address passed to this `Memory` (by helpers,
+    /// from the program's registers) must be valid for the access made. That is the rbpf
+    /// engines' model and why they are documented as not sandboxed.
+    pub unsafe fn set_host_mode(&mut self) {
+        self.mode = AddressMode::Host;
+    }
+
+    /// Switches back to checked guest addresses (the default).
+    pub fn set_guest_mode(&mut self) {
+        self.mode = AddressMode::Guest;
     }
 
     /// Installs `region` at `index`, growing the table with empty regions if needed.

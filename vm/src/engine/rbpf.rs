@@ -27,7 +27,7 @@
 use std::ops::Range;
 
 use bpfvm_helpers::bridge::{trampoline, BridgeGuard, MAX_BRIDGED_ID};
-use bpfvm_helpers::memory::{guest_addr, AddressMode, REGION_MAP_HANDLES};
+use bpfvm_helpers::memory::{guest_addr, REGION_MAP_HANDLES};
 use bpfvm_helpers::{MapList, Registry};
 use rbpf::ebpf;
 
@@ -300,7 +300,10 @@ impl Engine for Rbpf {
         let mut mem = lane.ctx_out();
         let kind = self.kind;
         let ctx = lane.helper_ctx();
-        ctx.memory.set_mode(AddressMode::Host);
+        // SAFETY: this engine is documented as not sandboxed: helpers dereference the host
+        // pointers the program passes, as rbpf's own helpers do; bpfvm's verifier and the
+        // refusal list above are all the protection there is.
+        unsafe { ctx.memory.set_host_mode() };
         let result = {
             let _guard = BridgeGuard::install(ctx, env.registry);
             // Safety net: rbpf is third-party code; a panic in it becomes a run error.
@@ -316,7 +319,7 @@ impl Engine for Rbpf {
             .unwrap_or_else(|_| Err("rbpf panicked".to_string()))
         };
         let ctx = lane.helper_ctx();
-        ctx.memory.set_mode(AddressMode::Guest);
+        ctx.memory.set_guest_mode();
         if let Some(source) = ctx.take_error() {
             return Err(RunError::HelperAfterRun { source });
         }
