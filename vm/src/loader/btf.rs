@@ -451,6 +451,38 @@ impl Btf {
         str_at(&self.strings, off)
     }
 
+    /// Fill in what clang leaves as 0 in a `Datasec`, as libbpf does: the section size
+    /// and each variable's offset (`offset_of` looks a variable name up in the ELF
+    /// symbols of that section).
+    pub(crate) fn fixup_datasec(
+        &mut self,
+        section: &str,
+        section_size: u32,
+        offset_of: impl Fn(&str) -> Option<u32>,
+    ) {
+        let Some(id) = self.datasec(section) else {
+            return;
+        };
+        let names: Vec<Option<String>> = match &self.types[id as usize] {
+            BtfType::Datasec { vars, .. } => vars
+                .iter()
+                .map(|v| match self.get(v.type_id) {
+                    Some(BtfType::Var { name, .. }) => Some(name.clone()),
+                    _ => None,
+                })
+                .collect(),
+            _ => return,
+        };
+        if let BtfType::Datasec { size, vars, .. } = &mut self.types[id as usize] {
+            *size = section_size;
+            for (var, name) in vars.iter_mut().zip(names) {
+                if let Some(off) = name.as_deref().and_then(&offset_of) {
+                    var.offset = off;
+                }
+            }
+        }
+    }
+
     /// All types; index = type id, entry 0 is [`BtfType::Void`].
     pub fn types(&self) -> &[BtfType] {
         &self.types

@@ -69,10 +69,21 @@ impl Object {
     /// Parse an object, naming it `name` as libbpf names objects after their file.
     pub fn parse_named(name: &str, bytes: &[u8]) -> Result<Self, LoadError> {
         let elf = elf::ElfObject::parse(bytes)?;
-        let btf = match elf.section_by_name(".BTF") {
+        let mut btf = match elf.section_by_name(".BTF") {
             Some(s) => Some(Btf::parse(s.data)?),
             None => None,
         };
+        if let Some(btf) = btf.as_mut() {
+            for section in &elf.sections {
+                let size = u32::try_from(section.size).unwrap_or(u32::MAX);
+                btf.fixup_datasec(&section.name, size, |var| {
+                    elf.symbols
+                        .iter()
+                        .find(|s| s.section == Some(section.index) && s.name == var)
+                        .and_then(|s| u32::try_from(s.value).ok())
+                });
+            }
+        }
         if let Some(ext) = elf.section_by_name(".BTF.ext") {
             if let Some((section, insn)) = btf_ext::first_core_relocation(ext.data, btf.as_ref())? {
                 return Err(LoadError::CoreRelocation { section, insn });
