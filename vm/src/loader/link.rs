@@ -198,6 +198,13 @@ impl<'e, 'a> Linker<'e, 'a> {
                                 reason: "ld_imm64 is missing its second half".into(),
                             });
                         }
+                        if cs.relocs.contains_key(&(sec_idx + 1)) {
+                            return Err(LoadError::BadRelocation {
+                                section: name.clone(),
+                                insn: sec_idx + 1,
+                                reason: "relocation on the second half of an ld_imm64".into(),
+                            });
+                        }
                         if let Some(r) = reloc {
                             self.relocate_ld(cs, sec_idx, r, &mut insns, out_idx, &mut maps)?;
                         } else if src_reg(insn) != 0 {
@@ -385,7 +392,7 @@ impl<'e, 'a> Linker<'e, 'a> {
             m.section_index == sym_sec && matches!(m.kind, MapKind::GlobalData { .. })
         });
         if let Some(map_idx) = global {
-            let offset = sym.value as i64 + addend;
+            let offset = (sym.value as i64).wrapping_add(addend);
             let size = i64::from(self.maps[map_idx].value_size);
             if !(0..=size).contains(&offset) {
                 return Err(bad(format!(
@@ -399,7 +406,7 @@ impl<'e, 'a> Linker<'e, 'a> {
             return Ok(());
         }
         let offset = if sym.kind == SymbolKind::Section {
-            sym.value as i64 + addend
+            (sym.value as i64).wrapping_add(addend)
         } else {
             sym.value as i64
         };
