@@ -295,3 +295,46 @@ fn random_byte_flips_never_panic() {
     }
     assert!(errors > 0, "some flips must be caught");
 }
+
+#[test]
+fn flips_inside_each_parsed_section_never_panic() {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for (name, targets) in [
+        (
+            "percpu_counter",
+            &[
+                ".BTF", ".BTF.ext", ".symtab", ".strtab", ".relxdp", ".maps", "xdp",
+            ][..],
+        ),
+        (
+            "subprog",
+            &[".text", ".rel.text", "socket", ".relsocket", ".BTF"][..],
+        ),
+        (
+            "globals",
+            &[".rodata", ".data", ".relsocket", ".BTF", ".symtab"][..],
+        ),
+        ("legacy_maps", &["maps", ".symtab", ".relsocket"][..]),
+    ] {
+        let b = fixture(name);
+        for target in targets {
+            let s = section(&b, target);
+            for _ in 0..300 {
+                let mut m = b.clone();
+                for _ in 0..1 + next() % 3 {
+                    let i = s.offset + (next() % s.size.max(1) as u64) as usize;
+                    m[i] = next() as u8;
+                }
+                if let Err(e) = parse(&m) {
+                    assert!(!e.to_string().is_empty(), "{name} {target}");
+                }
+            }
+        }
+    }
+}
