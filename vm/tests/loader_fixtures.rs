@@ -59,6 +59,14 @@ fn every_supported_fixture_parses() {
                 matches!(result, Err(LoadError::KfuncCall { .. })),
                 "{result:?}"
             ),
+            "kconfig" => assert!(
+                matches!(result, Err(LoadError::UnresolvedExtern { .. })),
+                "{result:?}"
+            ),
+            "callback" => assert!(
+                matches!(result, Err(LoadError::Unsupported { .. })),
+                "{result:?}"
+            ),
             _ => {
                 let obj = result.unwrap_or_else(|e| panic!("{stem}: {e}"));
                 assert!(!obj.programs().is_empty(), "{stem} has programs");
@@ -68,7 +76,7 @@ fn every_supported_fixture_parses() {
         }
         seen += 1;
     }
-    assert!(seen >= 13, "found {seen} fixtures");
+    assert!(seen >= 16, "found {seen} fixtures");
 }
 
 #[test]
@@ -258,4 +266,24 @@ fn several_programs_per_object_with_libbpf_types() {
     for p in obj.programs() {
         assert_eq!(p.maps, [obj.map_index("calls").unwrap()], "{}", p.name);
     }
+}
+
+#[test]
+fn string_literals_get_read_only_maps() {
+    let obj = load("printk");
+    assert_eq!(
+        maps_of(&obj),
+        owned(&[
+            ("printk.rodata", 2, 4, 9, 1, BPF_F_RDONLY_PROG),
+            (".rodata.str1.1", 2, 4, 5, 1, BPF_F_RDONLY_PROG),
+        ])
+    );
+    let strings = obj.map(".rodata.str1.1").unwrap();
+    assert!(strings.frozen);
+    assert_eq!(strings.initial_data.as_deref(), Some(&b"bye\n\0"[..]));
+    assert_eq!(
+        obj.map(".rodata").unwrap().initial_data.as_deref(),
+        Some(&b"hello %d\0"[..])
+    );
+    assert_eq!(obj.program("hello").unwrap().maps, [0, 1]);
 }

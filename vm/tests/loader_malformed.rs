@@ -260,6 +260,19 @@ fn unsupported_features_name_section_and_instruction() {
         e.to_string(),
         "kfunc call to bpf_rcu_read_lock in section tc at instruction 0 is not supported"
     );
+    let e = expect_err(&fixture("kconfig"), |e| {
+        matches!(e, LoadError::UnresolvedExtern { name, section, insn: 0 }
+            if name == "LINUX_KERNEL_VERSION" && section == "socket")
+    });
+    assert_eq!(e.errno(), 3, "ESRCH");
+    let e = expect_err(
+        &fixture("callback"),
+        |e| matches!(e, LoadError::Unsupported { section, .. } if section == "socket"),
+    );
+    assert!(
+        e.to_string().contains("pointer to function add_index"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -13,6 +13,7 @@ const FIXTURES: &[&str] = &[
     "percpu_counter",
     "percpu_hash",
     "percpu_sum",
+    "printk",
     "signed_v4",
     "subprog",
     "tc_skb",

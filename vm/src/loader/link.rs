@@ -373,11 +373,19 @@ impl<'e, 'a> Linker<'e, 'a> {
         let addend = i64::from(imm(insn));
         let target = &self.elf.sections[sym_sec];
         if target.is_code() {
+            let at = (sym.value as i64).wrapping_add(addend);
+            let func = self
+                .elf
+                .symbols
+                .iter()
+                .find(|s| {
+                    s.section == Some(sym_sec) && s.kind == SymbolKind::Func && s.value as i64 == at
+                })
+                .map_or_else(|| format!("{}+{at}", target.name), |s| s.name.clone());
             return Err(LoadError::Unsupported {
                 section: cs.section.name.clone(),
                 what: format!(
-                    "function pointer to {} at instruction {sec_idx} (callbacks such as bpf_loop)",
-                    sym.name
+                    "pointer to function {func} at instruction {sec_idx} (callbacks such as bpf_loop)"
                 ),
             });
         }
