@@ -111,6 +111,22 @@ pub enum LoadError {
         /// Instruction index inside that section.
         insn: usize,
     },
+    /// A map type the kernel defines but bpfvm does not simulate.
+    #[error("map {map} has map type {map_type}, which bpfvm does not support")]
+    UnsupportedMapType {
+        /// The map's name.
+        map: String,
+        /// The kernel's name of the type (`ringbuf`).
+        map_type: &'static str,
+    },
+    /// Creating a map (or writing its initial data) failed in the maps crate.
+    #[error("cannot create map {map}: {source}")]
+    MapCreate {
+        /// The map's name.
+        map: String,
+        /// What the maps crate reported.
+        source: bpfvm_maps::MapError,
+    },
     /// The object file could not be read.
     #[error("cannot read {path}: {reason}")]
     Io {
@@ -140,6 +156,8 @@ impl LoadError {
                 ENOTSUP
             }
             Self::UnresolvedExtern { .. } => ESRCH,
+            Self::UnsupportedMapType { .. } => ENOTSUP,
+            Self::MapCreate { source, .. } => source.errno(),
             _ => EINVAL,
         }
     }

@@ -16,6 +16,12 @@
 //! let names: Vec<_> = prog.maps.iter().map(|&i| obj.maps()[i].name.as_str()).collect();
 //! assert_eq!(names, ["counts", "total"]);
 //! assert_eq!(obj.map("counts").unwrap().map_type_name(), "percpu_array");
+//!
+//! // Live maps on 4 simulated CPUs, found by name.
+//! let maps = obj.create_maps(4)?;
+//! let mut per_cpu = [0u8; 4 * 8];
+//! maps.get("counts").unwrap().lookup(&0u32.to_ne_bytes(), &mut per_cpu, 0).unwrap();
+//! assert_eq!(per_cpu, [0; 32]);
 //! # Ok::<(), bpfvm::loader::LoadError>(())
 //! ```
 //!
@@ -28,6 +34,7 @@ mod btf_ext;
 mod decode;
 mod elf;
 mod error;
+mod instance;
 mod link;
 mod map_def;
 mod program;
@@ -38,6 +45,7 @@ use std::path::Path;
 pub use btf::{Btf, BtfMember, BtfType, BtfVarSecinfo};
 pub use decode::BtfValue;
 pub use error::LoadError;
+pub use instance::ObjectMaps;
 pub use map_def::{
     internal_map_name, map_type_name, GlobalDataKind, MapDefinition, MapKind, BPF_F_RDONLY_PROG,
     BPF_MAP_TYPE_ARRAY,
