@@ -260,6 +260,14 @@ fn unsupported_features_name_section_and_instruction() {
         e.to_string(),
         "kfunc call to bpf_rcu_read_lock in section tc at instruction 0 is not supported"
     );
+    // The same call with src_reg 0 (a helper call shape) is still a kfunc call.
+    let mut helper_shaped = fixture("kfunc");
+    let tc = section(&helper_shaped, "tc");
+    helper_shaped[tc.offset + 1] = 0;
+    expect_err(
+        &helper_shaped,
+        |e| matches!(e, LoadError::KfuncCall { name, insn: 0, .. } if name == "bpf_rcu_read_lock"),
+    );
     let e = expect_err(&fixture("kconfig"), |e| {
         matches!(e, LoadError::UnresolvedExtern { name, section, insn: 0 }
             if name == "LINUX_KERNEL_VERSION" && section == "socket")

@@ -66,7 +66,6 @@ pub(crate) struct Symbol {
     pub value: u64,
     pub size: u64,
     pub kind: SymbolKind,
-    pub global: bool,
 }
 
 /// One `Elf64_Rel` entry.
@@ -174,7 +173,6 @@ impl<'a> ElfObject<'a> {
                 value: sym.st_value(endian),
                 size: sym.st_size(endian),
                 kind,
-                global: sym.st_bind() == elf::STB_GLOBAL || sym.st_bind() == elf::STB_WEAK,
             });
         }
 

@@ -273,6 +273,16 @@ impl<'e, 'a> Linker<'e, 'a> {
                             insn: sec_idx,
                         });
                     }
+                    CALL if reloc.is_some_and(|r| self.elf.symbols[r.symbol].section.is_none()) => {
+                        // A call to an undefined function is a kfunc whatever its src_reg.
+                        return Err(LoadError::KfuncCall {
+                            name: reloc
+                                .map(|r| self.elf.symbols[r.symbol].name.clone())
+                                .unwrap_or_default(),
+                            section: name.clone(),
+                            insn: sec_idx,
+                        });
+                    }
                     _ if reloc.is_some() => {
                         return Err(LoadError::BadRelocation {
                             section: name.clone(),

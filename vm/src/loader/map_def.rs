@@ -316,7 +316,11 @@ pub(crate) fn legacy_maps(elf: &ElfObject<'_>) -> Result<Vec<MapDefinition>, Loa
     let mut syms: Vec<_> = elf
         .symbols
         .iter()
-        .filter(|s| s.section == Some(section.index) && s.kind != SymbolKind::Section && s.global)
+        .filter(|s| {
+            s.section == Some(section.index)
+                && matches!(s.kind, SymbolKind::Object | SymbolKind::NoType)
+                && !s.name.is_empty()
+        })
         .collect();
     syms.sort_by_key(|s| s.value);
     let bad = |reason: String| LoadError::Unsupported {
