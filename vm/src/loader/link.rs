@@ -7,8 +7,8 @@ use super::elf::{ElfObject, Reloc, Section, SymbolKind, R_BPF_64_32, R_BPF_64_64
 use super::error::LoadError;
 use super::map_def::{MapDefinition, MapKind};
 use super::program::{
-    imm, opcode, src_reg, with_imm, with_src_reg, ProgramDefinition, CALL, LD_IMM64, PSEUDO_CALL,
-    PSEUDO_KFUNC_CALL, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE,
+    imm, opcode, src_reg, with_imm, with_src_reg, ProgramDefinition, SourceLine, CALL, LD_IMM64,
+    PSEUDO_CALL, PSEUDO_KFUNC_CALL, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE,
 };
 use super::section::program_type_for_section;
 
@@ -43,6 +43,8 @@ pub(crate) struct Linker<'e, 'a> {
     maps: &'e [MapDefinition],
     code: HashMap<usize, CodeSection<'e, 'a>>,
     text: Option<usize>,
+    /// `.BTF.ext` line info by section name.
+    lines: &'e HashMap<String, Vec<(usize, SourceLine)>>,
 }
 
 fn decode_section<'s, 'a>(
@@ -119,6 +121,7 @@ impl<'e, 'a> Linker<'e, 'a> {
     pub(crate) fn new(
         elf: &'e ElfObject<'a>,
         maps: &'e [MapDefinition],
+        lines: &'e HashMap<String, Vec<(usize, SourceLine)>>,
     ) -> Result<Self, LoadError> {
         let mut code = HashMap::new();
         let mut text = None;
@@ -133,6 +136,7 @@ impl<'e, 'a> Linker<'e, 'a> {
             maps,
             code,
             text,
+            lines,
         })
     }
 
@@ -174,6 +178,7 @@ impl<'e, 'a> Linker<'e, 'a> {
         let mut maps: Vec<usize> = Vec::new();
         let mut subprograms = Vec::new();
         let mut appended: HashMap<usize, usize> = HashMap::new();
+        let mut lines = Vec::new();
         let mut queue = VecDeque::from([Block {
             sec,
             start: entry.start,
@@ -183,6 +188,14 @@ impl<'e, 'a> Linker<'e, 'a> {
         while let Some(block) = queue.pop_front() {
             let cs = &self.code[&block.sec];
             let name = &cs.section.name;
+            if let Some(section_lines) = self.lines.get(name) {
+                lines.extend(
+                    section_lines
+                        .iter()
+                        .filter(|(i, _)| (block.start..block.start + block.len).contains(i))
+                        .map(|(i, l)| (block.out_pos + (i - block.start), l.clone())),
+                );
+            }
             let mut j = 0;
             while j < block.len {
                 let sec_idx = block.start + j;
@@ -305,6 +318,10 @@ impl<'e, 'a> Linker<'e, 'a> {
             insns,
             maps,
             subprograms,
+            lines: {
+                lines.sort_by_key(|(i, _)| *i);
+                lines
+            },
         })
     }
 

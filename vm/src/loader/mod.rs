@@ -51,7 +51,7 @@ pub use map_def::{
     BPF_MAP_TYPE_ARRAY,
 };
 pub use program::{
-    ProgramDefinition, PSEUDO_CALL, PSEUDO_KFUNC_CALL, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE,
+    ProgramDefinition, SourceLine, PSEUDO_CALL, PSEUDO_KFUNC_CALL, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE,
 };
 pub use section::program_type_for_section;
 
@@ -92,15 +92,19 @@ impl Object {
                 });
             }
         }
+        let mut lines = std::collections::HashMap::new();
         if let Some(ext) = elf.section_by_name(".BTF.ext") {
             if let Some((section, insn)) = btf_ext::first_core_relocation(ext.data, btf.as_ref())? {
                 return Err(LoadError::CoreRelocation { section, insn });
+            }
+            if let Some(btf) = &btf {
+                lines = btf_ext::line_info(ext.data, btf)?;
             }
         }
         let mut maps = map_def::legacy_maps(&elf)?;
         maps.extend(map_def::btf_maps(&elf, btf.as_ref())?);
         maps.extend(map_def::global_data_maps(&elf, name, btf.as_ref())?);
-        let programs = link::Linker::new(&elf, &maps)?.programs()?;
+        let programs = link::Linker::new(&elf, &maps, &lines)?.programs()?;
         let license = elf.section_by_name("license").map(|s| {
             let end = s.data.iter().position(|&b| b == 0).unwrap_or(s.data.len());
             String::from_utf8_lossy(&s.data[..end]).into_owned()

@@ -69,12 +69,35 @@ pub struct ProgramDefinition {
     /// The `.text` subprograms appended after the program's code, in order, with the
     /// instruction index where each starts.
     pub subprograms: Vec<(String, usize)>,
+    /// Source lines from `.BTF.ext` line info (`-g`): `(instruction index, line)`,
+    /// sorted by instruction; empty without debug info.
+    pub lines: Vec<(usize, SourceLine)>,
+}
+
+/// Where an instruction comes from in the C source (from `.BTF.ext` line info).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceLine {
+    /// Source file as clang recorded it.
+    pub file: String,
+    /// The text of the line.
+    pub source: String,
+    /// Line number (1-based).
+    pub line: u32,
+    /// Column (1-based, 0 when unknown).
+    pub column: u32,
 }
 
 impl ProgramDefinition {
     /// The instructions as bytes, 8 per instruction, as the kernel takes them.
     pub fn bytecode(&self) -> Vec<u8> {
         self.insns.iter().flat_map(|i| i.to_le_bytes()).collect()
+    }
+
+    /// The source line instruction `insn` belongs to: the last line info entry at or
+    /// before it.
+    pub fn source_line(&self, insn: usize) -> Option<&SourceLine> {
+        let idx = self.lines.partition_point(|(i, _)| *i <= insn);
+        self.lines[..idx].last().map(|(_, line)| line)
     }
 
     /// Number of instructions of the program's own function (before subprograms).
