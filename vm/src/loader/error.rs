@@ -127,6 +127,20 @@ pub enum LoadError {
         /// What the maps crate reported.
         source: bpfvm_maps::MapError,
     },
+    /// Reading a live map failed in the maps crate.
+    #[error("cannot read map {map}: {source}")]
+    MapRead {
+        /// The map's name.
+        map: String,
+        /// What the maps crate reported.
+        source: bpfvm_maps::MapError,
+    },
+    /// No map has this name or alias.
+    #[error("no map named {name} in the object")]
+    NoSuchMap {
+        /// The name asked for.
+        name: String,
+    },
     /// The object file could not be read.
     #[error("cannot read {path}: {reason}")]
     Io {
@@ -151,13 +165,15 @@ impl LoadError {
         const EINVAL: i32 = 22;
         const ENOTSUP: i32 = 95;
         const ESRCH: i32 = 3;
+        const ENOENT: i32 = 2;
         match self {
             Self::CoreRelocation { .. } | Self::Unsupported { .. } | Self::KfuncCall { .. } => {
                 ENOTSUP
             }
             Self::UnresolvedExtern { .. } => ESRCH,
             Self::UnsupportedMapType { .. } => ENOTSUP,
-            Self::MapCreate { source, .. } => source.errno(),
+            Self::MapCreate { source, .. } | Self::MapRead { source, .. } => source.errno(),
+            Self::NoSuchMap { .. } => ENOENT,
             _ => EINVAL,
         }
     }

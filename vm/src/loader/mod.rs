@@ -32,6 +32,7 @@
 mod btf;
 mod btf_ext;
 mod decode;
+mod dump;
 mod elf;
 mod error;
 mod instance;
@@ -44,6 +45,7 @@ use std::path::Path;
 
 pub use btf::{Btf, BtfMember, BtfType, BtfVarSecinfo};
 pub use decode::BtfValue;
+pub use dump::MapEntry;
 pub use error::LoadError;
 pub use instance::ObjectMaps;
 pub use map_def::{
