@@ -19,6 +19,7 @@ fn load(name: &str) -> Object {
 #[test]
 fn every_fixture_creates_its_maps() {
     for name in [
+        "btf_attrs",
         "globals",
         "legacy_maps",
         "lru_percpu_hash",

@@ -63,6 +63,14 @@ fn every_supported_fixture_parses() {
                 matches!(result, Err(LoadError::UnresolvedExtern { .. })),
                 "{result:?}"
             ),
+            "unknown_map_type" => assert!(
+                matches!(result, Err(LoadError::UnknownMapType { .. })),
+                "{result:?}"
+            ),
+            "untyped_map" | "size_mismatch" => assert!(
+                matches!(result, Err(LoadError::BadMapDefinition { .. })),
+                "{result:?}"
+            ),
             "callback" => assert!(
                 matches!(result, Err(LoadError::Unsupported { .. })),
                 "{result:?}"
@@ -76,7 +84,7 @@ fn every_supported_fixture_parses() {
         }
         seen += 1;
     }
-    assert!(seen >= 16, "found {seen} fixtures");
+    assert!(seen >= 20, "found {seen} fixtures");
 }
 
 #[test]
@@ -286,4 +294,28 @@ fn string_literals_get_read_only_maps() {
         Some(&b"hello %d\0"[..])
     );
     assert_eq!(obj.program("hello").unwrap().maps, [0, 1]);
+}
+
+#[test]
+fn btf_attributes_numbers_flags_pinning_and_struct_keys() {
+    let obj = load("btf_attrs");
+    // sized: HASH, key_size/value_size as numbers, BPF_F_NO_PREALLOC; flows: LRU_HASH
+    // keyed by a 16-byte struct flow (13 bytes of fields + padding), pinned by name.
+    assert_eq!(
+        maps_of(&obj),
+        owned(&[("sized", 1, 4, 16, 8, 1), ("flows", 9, 4 * 4, 8, 64, 0)])
+    );
+    let sized = obj.map("sized").unwrap();
+    assert_eq!((sized.key_type_id, sized.value_type_id), (None, None));
+    let flows = obj.map("flows").unwrap();
+    let mut key = Vec::new();
+    key.extend_from_slice(&0x0a00_0001u32.to_le_bytes());
+    key.extend_from_slice(&0x0a00_0002u32.to_le_bytes());
+    key.extend_from_slice(&53u16.to_le_bytes());
+    key.extend_from_slice(&4242u16.to_le_bytes());
+    key.extend_from_slice(&[17, 0, 0, 0]);
+    assert_eq!(
+        obj.decode_key(flows, &key).unwrap().to_string(),
+        "{ saddr: 167772161, daddr: 167772162, sport: 53, dport: 4242, proto: 17 }"
+    );
 }

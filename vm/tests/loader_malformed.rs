@@ -359,3 +359,28 @@ fn flips_inside_each_parsed_section_never_panic() {
         }
     }
 }
+
+#[test]
+fn bad_btf_map_definitions() {
+    let e = expect_err(
+        &fixture("unknown_map_type"),
+        |e| matches!(e, LoadError::UnknownMapType { map, map_type: 999 } if map == "mystery"),
+    );
+    assert_eq!(e.to_string(), "map mystery has unknown map type 999");
+    let e = expect_err(
+        &fixture("untyped_map"),
+        |e| matches!(e, LoadError::BadMapDefinition { map, .. } if map == "untyped"),
+    );
+    assert_eq!(
+        e.to_string(),
+        "bad definition of map untyped: missing __uint(type, ...)"
+    );
+    let e = expect_err(
+        &fixture("size_mismatch"),
+        |e| matches!(e, LoadError::BadMapDefinition { map, .. } if map == "mismatched"),
+    );
+    assert_eq!(
+        e.to_string(),
+        "bad definition of map mismatched: key_size 8 does not match sizeof(key) 4"
+    );
+}

@@ -6,6 +6,7 @@ use bpfvm::loader::{Object, PSEUDO_CALL, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE};
 use object::{Object as _, ObjectSection as _, ObjectSymbol as _, RelocationFlags};
 
 const FIXTURES: &[&str] = &[
+    "btf_attrs",
     "globals",
     "legacy_maps",
     "lru_percpu_hash",
