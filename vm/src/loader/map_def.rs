@@ -157,7 +157,10 @@ pub(crate) fn btf_maps(
         reason: "no DATASEC for section .maps".into(),
     })?;
     let Some(BtfType::Datasec { vars, .. }) = btf.get(datasec) else {
-        unreachable!("datasec() returns Datasec ids");
+        return Err(LoadError::BadBtf {
+            section: ".BTF".into(),
+            reason: "DATASEC .maps is not a DATASEC".into(),
+        });
     };
     let mut maps = Vec::with_capacity(vars.len());
     for var in vars {
