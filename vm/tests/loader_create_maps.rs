@@ -130,3 +130,31 @@ fn zero_cpus_is_an_error_not_a_panic() {
     let err = load("percpu_counter").create_maps(0).unwrap_err();
     assert!(matches!(err, LoadError::MapCreate { .. }), "{err:?}");
 }
+
+#[test]
+fn typed_views_work_on_maps_found_by_name() {
+    use bpfvm_maps::{Array, HashMap, MapFlags, PerCpuArray, PerCpuValues};
+    let obj = load("percpu_counter");
+    let maps = obj.create_maps(4).unwrap();
+    let counts = PerCpuArray::<_, u64>::new(maps.get("counts").unwrap().clone()).unwrap();
+    counts
+        .set(
+            0,
+            &PerCpuValues::new(4, vec![1, 2, 3, 4]).unwrap(),
+            MapFlags::ANY,
+        )
+        .unwrap();
+    assert_eq!(counts.get(0).unwrap().into_vec(), [1, 2, 3, 4]);
+    // A view with the wrong value size is refused when it is made.
+    assert!(PerCpuArray::<_, u32>::new(maps.get("counts").unwrap().clone()).is_err());
+
+    let globals = load("globals");
+    let maps = globals.create_maps(1).unwrap();
+    let data = Array::<_, u64>::new(maps.get(".data").unwrap().clone()).unwrap();
+    assert_eq!(data.get(0).unwrap(), 3, "step");
+    let legacy = load("legacy_maps");
+    let maps = legacy.create_maps(1).unwrap();
+    let hash = HashMap::<_, u32, u64>::new(maps.get("legacy_hash").unwrap().clone()).unwrap();
+    hash.insert(&7, 70, MapFlags::NOEXIST).unwrap();
+    assert_eq!(hash.get(&7).unwrap(), 70);
+}
