@@ -52,6 +52,7 @@ pub mod ctx_layout;
 pub mod engine;
 pub mod error;
 pub mod insn;
+pub mod loader;
 pub mod program;
 pub mod program_type;
 pub mod run;
