@@ -1,2 +1,4 @@
 //! Conformance suites for bpfvm.
 #![deny(unsafe_code)]
+
+pub mod kernel;
