@@ -12,6 +12,7 @@ impl Errno {
     pub const ENOENT: Errno = Errno(2);
     pub const E2BIG: Errno = Errno(7);
     pub const EBADF: Errno = Errno(9);
+    pub const EACCES: Errno = Errno(13);
     pub const ENOMEM: Errno = Errno(12);
     pub const EFAULT: Errno = Errno(14);
     pub const EBUSY: Errno = Errno(16);
@@ -30,6 +31,7 @@ impl Errno {
             2 => "ENOENT",
             7 => "E2BIG",
             9 => "EBADF",
+            13 => "EACCES",
             12 => "ENOMEM",
             14 => "EFAULT",
             16 => "EBUSY",
