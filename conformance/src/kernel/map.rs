@@ -4,6 +4,7 @@
 //! is not `key_size` bytes, or a value that is not the size §3 gives for the flags, is
 //! `EINVAL` without a syscall. The kernel itself cannot see buffer lengths.
 
+use super::batch::{BatchLookup, BatchWrite};
 use super::consts::{elem, Cmd, MapType};
 use super::errno::Errno;
 use super::sys::{self, BatchArgs, ElemValue, MapFd, MapShape};
@@ -27,31 +28,6 @@ pub struct MapDef {
 /// Marks `out_batch` bytes the kernel did not write (no bucket index or array key that a
 /// map of the sizes used here can produce has this pattern).
 const UNTOUCHED: u8 = 0xA5;
-
-/// The outcome of LOOKUP_BATCH or LOOKUP_AND_DELETE_BATCH.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BatchLookup {
-    /// The call's result.
-    pub result: Result<(), Errno>,
-    /// `count` as the kernel left it.
-    pub count: u32,
-    /// The first `min(count in, count out)` key slots of the keys buffer (zeroed before
-    /// the call).
-    pub keys: Vec<u8>,
-    /// The same number of value slots, at the stride of spec §3.
-    pub values: Vec<u8>,
-    /// `out_batch` if the kernel wrote it: a key for arrays, a u32 bucket index for hashes.
-    pub out_batch: Option<Vec<u8>>,
-}
-
-/// The outcome of UPDATE_BATCH or DELETE_BATCH.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BatchWrite {
-    /// The call's result.
-    pub result: Result<(), Errno>,
-    /// `count` as the kernel left it: the number of elements applied.
-    pub count: u32,
-}
 
 /// A map created in the running kernel; the fd closes when it drops.
 #[derive(Debug)]
@@ -283,7 +259,12 @@ impl KernelMap {
                 flags,
             },
         );
-        let got = (out_count.min(count)) as usize;
+        // `count` is meaningful on success and at the end of the map (ENOENT); after
+        // other errors it is 0 or untouched, and no entries are reported.
+        let got = match result {
+            Ok(()) | Err(Errno::ENOENT) => out_count.min(count) as usize,
+            Err(_) => 0,
+        };
         keys.truncate(got * s.key_size as usize);
         values.truncate(got * stride);
         let written = out_batch.iter().any(|&b| b != UNTOUCHED);

@@ -25,9 +25,11 @@
 //! }
 //! ```
 
-#[cfg(target_os = "linux")]
 pub mod asm;
+pub mod batch;
 pub mod consts;
+#[cfg(target_os = "linux")]
+pub mod diff;
 pub mod errno;
 #[cfg(target_os = "linux")]
 pub mod map;
@@ -36,9 +38,10 @@ pub mod prog;
 #[cfg(target_os = "linux")]
 mod sys;
 
+pub use batch::{BatchLookup, BatchWrite};
 pub use errno::Errno;
 #[cfg(target_os = "linux")]
-pub use map::{BatchLookup, BatchWrite, KernelMap, MapDef};
+pub use map::{KernelMap, MapDef};
 #[cfg(target_os = "linux")]
 pub use prog::{substitute_map_fds, KernelProg, TestRun, TestRunOutput};
 

@@ -1,0 +1,249 @@
+//! The merged kernel's behaviour for per-CPU ops that Linux 6.18 cannot run (spec §2–§4),
+//! derived from operations 6.18 does run on the same kernel map.
+//!
+//! Covered: LOOKUP_ELEM and LOOKUP_BATCH with BPF_F_CPU (read the full buffer, keep CPU
+//! `c`'s `VS` bytes), UPDATE_ELEM and UPDATE_BATCH with BPF_F_CPU / BPF_F_ALL_CPUS (read the
+//! full buffer, patch it, write it back with BPF_ANY), and UPDATE_ELEM with
+//! EXIST|NOEXIST (3), which the series made behave as BPF_ANY on per-CPU maps. Flag
+//! errors come from the check order of §2 and the per-map check of §4.
+//!
+//! The write-back with BPF_ANY is what the merged kernel does after the flag stage:
+//! with a cpu flag the hash family ignores EXIST/NOEXIST and LRU_PERCPU_HASH always takes
+//! a node (§4, §7.2), exactly like BPF_ANY. A new element gets zeros on the other CPUs
+//! (§12 U3, the simulator's choice).
+
+use super::op::Outcome;
+use super::Op;
+use crate::kernel::consts::{elem, MapType};
+use crate::kernel::{BatchLookup, BatchWrite, Errno, KernelMap};
+
+const CPU_BITS: u64 = elem::CPU | elem::ALL_CPUS;
+
+/// Spec §2, steps 1–4: the flag check of a host-side command whose allowed low bits are
+/// `allowed`, on a map of `map_type` with `ncpus` CPUs.
+pub fn cpu_flag_stage(
+    map_type: MapType,
+    allowed: u64,
+    flags: u64,
+    ncpus: u32,
+) -> Result<(), Errno> {
+    let lo = flags & 0xFFFF_FFFF;
+    if lo & !allowed != 0 || flags & elem::LOCK != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if flags & elem::CPU == 0 && flags >> 32 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if flags & CPU_BITS != 0 {
+        if !map_type.is_percpu() || flags & CPU_BITS == CPU_BITS {
+            return Err(Errno::EINVAL);
+        }
+        if flags & elem::CPU != 0 && (flags >> 32) >= u64::from(ncpus) {
+            return Err(Errno::ERANGE);
+        }
+    }
+    Ok(())
+}
+
+/// Whether `op` on a map of `map_type` needs the merged kernel's behaviour, which
+/// Linux 6.18 does not have.
+pub fn needs_emulation(map_type: MapType, op: &Op) -> bool {
+    if !map_type.is_percpu() {
+        return false;
+    }
+    match op {
+        Op::Lookup { flags, .. } => flags & CPU_BITS != 0,
+        Op::LookupBatch { elem_flags, .. } | Op::UpdateBatch { elem_flags, .. } => {
+            elem_flags & CPU_BITS != 0
+        }
+        Op::Update { flags, .. } => flags & CPU_BITS != 0 || *flags == 3,
+        _ => false,
+    }
+}
+
+/// The outcome the merged kernel gives for `op` (one for which [`needs_emulation`] holds),
+/// leaving `kernel` in the state the merged kernel would be in.
+pub(super) fn emulate(kernel: &KernelMap, op: &Op) -> Outcome {
+    let def = kernel.def();
+    let n = kernel.ncpus();
+    match op {
+        Op::Lookup { key, flags } => Outcome::Bytes(
+            cpu_flag_stage(def.map_type, elem::LOCK | elem::CPU, *flags, n)
+                .and_then(|()| kernel.lookup(key, 0))
+                .map(|full| slot(kernel, &full, *flags).to_vec()),
+        ),
+        Op::LookupBatch {
+            in_batch,
+            count,
+            elem_flags,
+            flags,
+        } => {
+            if let Err(e) = cpu_flag_stage(def.map_type, elem::LOCK | elem::CPU, *elem_flags, n) {
+                return Outcome::Read(BatchLookup {
+                    result: Err(e),
+                    count: *count,
+                    keys: Vec::new(),
+                    values: Vec::new(),
+                    out_batch: None,
+                });
+            }
+            let mut r = kernel.lookup_batch(in_batch.as_deref(), *count, 0, *flags);
+            let stride = kernel.value_size_for(0);
+            r.values = r
+                .values
+                .chunks(stride)
+                .flat_map(|full| slot(kernel, full, *elem_flags).to_vec())
+                .collect();
+            Outcome::Read(r)
+        }
+        Op::Update { key, value, flags } => Outcome::Unit(update(kernel, key, value, *flags)),
+        Op::UpdateBatch {
+            keys,
+            values,
+            count,
+            elem_flags,
+            flags: _,
+        } => Outcome::Write(update_batch(kernel, keys, values, *count, *elem_flags)),
+        _ => Outcome::Unit(Err(Errno::EINVAL)),
+    }
+}
+
+/// CPU `cpu(flags)`'s `VS` bytes of a full buffer (CPU 0 when BPF_F_CPU is absent).
+fn slot<'a>(kernel: &KernelMap, full: &'a [u8], flags: u64) -> &'a [u8] {
+    let vs = kernel.def().value_size as usize;
+    let c = if flags & elem::CPU != 0 {
+        (flags >> 32) as usize
+    } else {
+        0
+    };
+    let start = c * vs.div_ceil(8) * 8;
+    &full[start..start + vs]
+}
+
+/// One host-side update of a per-CPU map with the merged kernel's rules.
+fn update(kernel: &KernelMap, key: &[u8], value: &[u8], flags: u64) -> Result<(), Errno> {
+    let def = kernel.def();
+    let n = kernel.ncpus();
+    if key.len() != def.key_size as usize || value.len() != kernel.value_size_for(flags) {
+        return Err(Errno::EINVAL);
+    }
+    cpu_flag_stage(def.map_type, !0, flags, n)?;
+    // §4, per-CPU types: LOCK or lo(f) > 16 is EINVAL.
+    if flags & elem::LOCK != 0 || (flags & 0xFFFF_FFFF) > 16 {
+        return Err(Errno::EINVAL);
+    }
+    if flags & CPU_BITS == 0 {
+        // EXIST|NOEXIST: BPF_ANY since the series.
+        return kernel.update(key, value, elem::ANY);
+    }
+    let vs = def.value_size as usize;
+    let slot_len = vs.div_ceil(8) * 8;
+    let mut full = match kernel.lookup(key, 0) {
+        Ok(full) => full,
+        Err(Errno::ENOENT) => vec![0; slot_len * n as usize],
+        Err(e) => return Err(e),
+    };
+    for c in 0..n as usize {
+        let all = flags & elem::ALL_CPUS != 0;
+        if all || (flags >> 32) as usize == c {
+            full[c * slot_len..c * slot_len + vs].copy_from_slice(value);
+        }
+    }
+    kernel.update(key, &full, elem::ANY)
+}
+
+/// UPDATE_BATCH with a cpu flag: the generic batch loop of §6.3 over [`update`].
+fn update_batch(
+    kernel: &KernelMap,
+    keys: &[u8],
+    values: &[u8],
+    count: u32,
+    elem_flags: u64,
+) -> BatchWrite {
+    let def = kernel.def();
+    let ks = def.key_size as usize;
+    let vs = kernel.value_size_for(elem_flags);
+    let n = count as usize;
+    if keys.len() != n * ks || values.len() != n * vs {
+        return BatchWrite {
+            result: Err(Errno::EINVAL),
+            count,
+        };
+    }
+    let allowed = elem::LOCK | elem::CPU | elem::ALL_CPUS;
+    if let Err(e) = cpu_flag_stage(def.map_type, allowed, elem_flags, kernel.ncpus()) {
+        return BatchWrite {
+            result: Err(e),
+            count,
+        };
+    }
+    for i in 0..n {
+        let r = update(
+            kernel,
+            &keys[i * ks..(i + 1) * ks],
+            &values[i * vs..(i + 1) * vs],
+            elem_flags,
+        );
+        if let Err(e) = r {
+            return BatchWrite {
+                result: Err(e),
+                count: i as u32,
+            };
+        }
+    }
+    BatchWrite {
+        result: Ok(()),
+        count,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flag_stage_follows_spec_order() {
+        let lookup = elem::LOCK | elem::CPU;
+        let pa = MapType::PercpuArray;
+        assert_eq!(cpu_flag_stage(pa, lookup, elem::cpu(1), 2), Ok(()));
+        assert_eq!(
+            cpu_flag_stage(pa, lookup, elem::cpu(2), 2),
+            Err(Errno::ERANGE)
+        );
+        assert_eq!(
+            cpu_flag_stage(pa, lookup, elem::ALL_CPUS, 2),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            cpu_flag_stage(pa, !0, elem::cpu(0) | elem::ALL_CPUS, 2),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            cpu_flag_stage(pa, !0, elem::cpu(9) | elem::LOCK, 2),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(cpu_flag_stage(pa, !0, 1 << 40, 2), Err(Errno::EINVAL));
+        assert_eq!(
+            cpu_flag_stage(MapType::Hash, !0, elem::cpu(0), 2),
+            Err(Errno::EINVAL)
+        );
+    }
+
+    #[test]
+    fn only_new_behaviour_on_percpu_maps_is_emulated() {
+        let upd = |flags| Op::Update {
+            key: vec![0; 4],
+            value: vec![0; 4],
+            flags,
+        };
+        assert!(needs_emulation(MapType::PercpuHash, &upd(elem::cpu(0))));
+        assert!(needs_emulation(MapType::PercpuHash, &upd(3)));
+        assert!(!needs_emulation(MapType::PercpuHash, &upd(2)));
+        assert!(!needs_emulation(MapType::Hash, &upd(elem::cpu(0))));
+        let lad = Op::LookupAndDelete {
+            key: vec![0; 4],
+            flags: elem::cpu(0),
+        };
+        assert!(!needs_emulation(MapType::LruPercpuHash, &lad));
+    }
+}
