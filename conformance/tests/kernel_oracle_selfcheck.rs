@@ -49,3 +49,46 @@ fn two_kernel_maps_agree_on_random_sequences() {
         assert_eq!(diff::dump(&a, 100), diff::dump(&b as &dyn HostMap, 100));
     }
 }
+
+#[test]
+fn two_kernel_maps_agree_on_the_scenarios() {
+    if !kernel::oracle_or_skip() {
+        return;
+    }
+    kernel::pin_current_thread(0).unwrap();
+    let n = kernel::possible_cpus().unwrap();
+    let mut total = diff::Report::default();
+    for ty in MapType::ALL {
+        for sc in diff::scenarios(ty, n) {
+            let a = KernelMap::create(sc.def).unwrap();
+            let b = Emulated(KernelMap::create(sc.def).unwrap());
+            let report = diff::run(&a, &b, &mut sc.ops.clone().into_iter(), 5);
+            for m in &report.mismatches {
+                println!(
+                    "{ty:?} {}: step {}: {:?}\n    kernel {:?}\n    other  {:?}",
+                    sc.name, m.step, m.op, m.kernel, m.sim
+                );
+            }
+            assert!(report.mismatches.is_empty(), "{ty:?} {} differs", sc.name);
+            total.merge(report);
+        }
+    }
+    println!(
+        "{} ops, {} compared, {} emulated; {:?}",
+        total.ops, total.compared, total.emulated, total.tally
+    );
+    for needed in [
+        "lookup_batch: ENOSPC",
+        "lookup_and_delete_batch: ENOSPC",
+        "update: E2BIG",
+        "update_batch: E2BIG",
+        "update: EPERM",
+        "delete_batch: ENOENT",
+        "lookup_batch: ERANGE",
+    ] {
+        assert!(
+            total.tally.contains_key(needed),
+            "scenarios never reach {needed}"
+        );
+    }
+}

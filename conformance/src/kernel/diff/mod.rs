@@ -13,6 +13,7 @@ mod host;
 mod op;
 mod rng;
 mod runner;
+mod scenarios;
 
 pub use emulate::{cpu_flag_stage, needs_emulation};
 pub use gen::{interesting_flags, OpGen};
@@ -20,3 +21,4 @@ pub use host::{Emulated, HostMap};
 pub use op::{apply, Op, Outcome};
 pub use rng::SplitMix64;
 pub use runner::{dump, run, Contents, Mismatch, OpSource, Report};
+pub use scenarios::{default_def, scenarios, Scenario};
