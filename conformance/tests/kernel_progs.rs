@@ -5,7 +5,9 @@
 
 use bpfvm_conformance::kernel::asm::{self, insn};
 use bpfvm_conformance::kernel::consts::{MapType, ProgType};
-use bpfvm_conformance::kernel::{self, substitute_map_fds, KernelMap, KernelProg, MapDef, TestRun};
+use bpfvm_conformance::kernel::{
+    self, global_data_map, substitute_map_fds, KernelMap, KernelProg, MapDef, TestRun,
+};
 
 /// Stores `cpu + 1` into CPU-local slot 0 of map 0 (a PERCPU_ARRAY) and returns the CPU.
 fn percpu_writer() -> Vec<u8> {
@@ -111,4 +113,43 @@ fn verifier_rejections_come_with_a_log() {
     let err = KernelProg::load(ProgType::SocketFilter, 0, &image, "GPL", &mut log).unwrap_err();
     assert_eq!(err, kernel::Errno::EACCES);
     assert!(log.contains("R0 !read_ok"), "log: {log}");
+}
+
+#[test]
+fn global_data_is_read_and_written_through_map_values() {
+    if !kernel::oracle_or_skip() {
+        return;
+    }
+    // map 0: .rodata holding 40 at offset 4; map 1: .data, 8 bytes of zeros.
+    let rodata = global_data_map(&[0, 0, 0, 0, 40, 0, 0, 0], true).unwrap();
+    let data = global_data_map(&[0; 8], false).unwrap();
+    let prog = asm::image(&[
+        &asm::ld_map_value(1, 0, 4),
+        &[asm::ldx_w(0, 1, 0), asm::add64_imm(0, 2)],
+        &asm::ld_map_value(2, 1, 0),
+        &[asm::stx_dw(2, 0, 0), asm::exit()],
+    ]);
+    let image = substitute_map_fds(&prog, &[&rodata, &data]).unwrap();
+    let mut log = String::new();
+    let prog = KernelProg::load(ProgType::SocketFilter, 0, &image, "GPL", &mut log)
+        .unwrap_or_else(|e| panic!("load failed: {e}\n{log}"));
+    let out = prog
+        .test_run_on_cpu(
+            0,
+            &TestRun {
+                data_in: packet(),
+                ..TestRun::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(out.retval, 42);
+    assert_eq!(
+        data.lookup(&0u32.to_ne_bytes(), 0).unwrap(),
+        42u64.to_ne_bytes()
+    );
+    // .rodata is frozen: the host cannot change it.
+    assert_eq!(
+        rodata.update(&0u32.to_ne_bytes(), &[0; 8], 0),
+        Err(kernel::Errno::EPERM)
+    );
 }

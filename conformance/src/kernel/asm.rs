@@ -92,3 +92,8 @@ pub fn image(parts: &[&[Insn]]) -> Vec<u8> {
         .copied()
         .collect()
 }
+
+/// `dst = &value_of(map) + offset` (BPF_PSEUDO_MAP_VALUE with the map's index): two slots.
+pub const fn ld_map_value(dst: u8, map_index: i32, offset: i32) -> [Insn; 2] {
+    [insn(0x18, dst, 2, 0, map_index), insn(0, 0, 0, 0, offset)]
+}

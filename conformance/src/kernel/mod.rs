@@ -43,7 +43,7 @@ pub use errno::Errno;
 #[cfg(target_os = "linux")]
 pub use map::{KernelMap, MapDef};
 #[cfg(target_os = "linux")]
-pub use prog::{substitute_map_fds, KernelProg, TestRun, TestRunOutput};
+pub use prog::{global_data_map, substitute_map_fds, KernelProg, TestRun, TestRunOutput};
 
 /// Environment variable that turns "oracle unavailable" from a skip into a failure.
 pub const REQUIRE_ENV: &str = "BPFVM_REQUIRE_KERNEL";

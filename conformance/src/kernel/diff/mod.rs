@@ -20,5 +20,5 @@ pub use gen::{interesting_flags, OpGen};
 pub use host::{Emulated, HostMap};
 pub use op::{apply, Op, Outcome};
 pub use rng::SplitMix64;
-pub use runner::{dump, run, Contents, Mismatch, OpSource, Report};
+pub use runner::{dump, run, run_lru_invariants, Contents, Mismatch, OpSource, Report};
 pub use scenarios::{default_def, scenarios, Scenario};
