@@ -92,3 +92,27 @@ fn two_kernel_maps_agree_on_the_scenarios() {
         );
     }
 }
+
+#[test]
+fn lru_scenarios_match_the_spec_examples_in_the_kernel() {
+    if !kernel::oracle_or_skip() {
+        return;
+    }
+    kernel::pin_current_thread(0).unwrap();
+    let n = kernel::possible_cpus().unwrap();
+    for ty in [MapType::LruHash, MapType::LruPercpuHash] {
+        let mut sizes = Vec::new();
+        for sc in diff::lru_scenarios(ty, n) {
+            let a = KernelMap::create(sc.def).unwrap();
+            let b = Emulated(KernelMap::create(sc.def).unwrap());
+            let report = diff::run(&a, &b, &mut sc.ops.clone().into_iter(), 5);
+            assert!(report.mismatches.is_empty(), "{ty:?} {}", sc.name);
+            sizes.push(diff::dump(&a, 100).unwrap().len());
+        }
+        println!("{ty:?}: elements left {sizes:?}");
+        // Spec §7.3: 50 distinct inserts from one CPU leave 14 elements (N = 2).
+        if n == 2 {
+            assert_eq!(sizes[0], 14);
+        }
+    }
+}

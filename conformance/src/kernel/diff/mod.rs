@@ -21,4 +21,4 @@ pub use host::{Emulated, HostMap};
 pub use op::{apply, Op, Outcome};
 pub use rng::SplitMix64;
 pub use runner::{dump, run, run_lru_invariants, Contents, Mismatch, OpSource, Report};
-pub use scenarios::{default_def, scenarios, Scenario};
+pub use scenarios::{default_def, lru_scenarios, scenarios, Scenario};

@@ -395,3 +395,57 @@ pub fn scenarios(map_type: MapType, ncpus: u32) -> Vec<Scenario> {
     }
     out
 }
+
+/// LRU sequences from one CPU, after the examples of spec §7.2–§7.5 (max_entries 16):
+/// 50 distinct inserts; EEXIST / ENOENT updates of a full map; updates that reference
+/// every element before one more insert.
+pub fn lru_scenarios(map_type: MapType, ncpus: u32) -> Vec<Scenario> {
+    let def = MapDef {
+        max_entries: 16,
+        ..default_def(map_type)
+    };
+    let d = &def;
+    let mut out = Vec::new();
+
+    let mut ops = fill(d, ncpus, 0..50, 0);
+    ops.extend(iterate_keys(d, 0..50));
+    out.push(Scenario {
+        name: "50 distinct inserts into 16 entries",
+        def,
+        ops,
+    });
+
+    let mut ops = fill(d, ncpus, 0..16, 0);
+    ops.extend(fill(d, ncpus, 5..6, elem::NOEXIST));
+    ops.extend(iterate_keys(d, 0..20));
+    ops.extend(fill(d, ncpus, 16..20, 0));
+    ops.extend(fill(d, ncpus, 0..1, elem::EXIST));
+    ops.extend(fill(d, ncpus, 1..2, elem::ANY));
+    ops.extend(iterate_keys(d, 0..20));
+    out.push(Scenario {
+        name: "EEXIST and EXIST updates on a full LRU",
+        def,
+        ops,
+    });
+
+    let mut ops = fill(d, ncpus, 0..16, 0);
+    ops.extend(fill(d, ncpus, 0..16, elem::EXIST));
+    ops.extend(fill(d, ncpus, 16..17, 0));
+    ops.extend(iterate_keys(d, 0..17));
+    ops.extend(fill(d, ncpus, 17..40, 0));
+    ops.extend(iterate_keys(d, 0..40));
+    out.push(Scenario {
+        name: "every element referenced, then more inserts",
+        def,
+        ops,
+    });
+    out
+}
+
+/// Lookups of every key in `keys` plus a full GET_NEXT_KEY walk.
+fn iterate_keys(def: &MapDef, keys: std::ops::Range<u32>) -> Vec<Op> {
+    let mut ops = lookups(def, keys, 0);
+    ops.push(Op::GetNextKey { key: None });
+    ops.extend(iterate(def));
+    ops
+}
