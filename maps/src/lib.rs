@@ -1,2 +1,65 @@
-//! Kernel-exact BPF maps for bpfvm, with the syscall-side ("host") API.
+//! Kernel-exact BPF maps for bpfvm, with the syscall-side ("host") API and the program-side
+//! entry points used by helpers.
+//!
+//! Per-CPU maps behave as in Linux bpf-next (January 2026), including the host-side flags
+//! `BPF_F_CPU` (a CPU number in bits 32..63 of `flags`) and `BPF_F_ALL_CPUS` (one value
+//! written to every CPU). The number of CPUs `N` is chosen when a map is created.
+//!
+//! ```
+//! use bpfvm_maps::{Map, MapFlags, MapSpec, MapType};
+//!
+//! // A PERCPU_ARRAY with 4 entries of u64, on N = 4 simulated CPUs.
+//! let map = Map::create(MapSpec::new(MapType::PercpuArray, 4, 8, 4), 4)?;
+//! let key = 1u32.to_ne_bytes();
+//!
+//! // Seed every CPU's copy with one value (BPF_F_ALL_CPUS: a single VS-byte buffer).
+//! map.update(&key, &42u64.to_ne_bytes(), MapFlags::ALL_CPUS.bits())?;
+//! // Overwrite CPU 2 only (BPF_F_CPU with the CPU in the high 32 bits).
+//! map.update(&key, &7u64.to_ne_bytes(), MapFlags::cpu(2).bits())?;
+//!
+//! // Read one CPU: VS bytes.
+//! let mut one = [0u8; 8];
+//! map.lookup(&key, &mut one, MapFlags::cpu(2).bits())?;
+//! assert_eq!(u64::from_ne_bytes(one), 7);
+//!
+//! // Read all CPUs: round_up(VS, 8) * N bytes, CPU i at i * 8.
+//! let mut all = [0u8; 32];
+//! map.lookup(&key, &mut all, 0)?;
+//! let per_cpu: Vec<u64> = all.chunks(8).map(|c| u64::from_ne_bytes(c.try_into().unwrap())).collect();
+//! assert_eq!(per_cpu, [42, 42, 7, 42]);
+//!
+//! // CPU numbers >= N are ERANGE; BPF_F_ALL_CPUS on a lookup is EINVAL.
+//! assert_eq!(map.lookup(&key, &mut one, MapFlags::cpu(4).bits()).unwrap_err().errno(), 34);
+//! assert_eq!(map.lookup(&key, &mut one, MapFlags::ALL_CPUS.bits()).unwrap_err().errno(), 22);
+//! # Ok::<(), bpfvm_maps::MapError>(())
+//! ```
+//!
+//! Concurrency: maps are `Send + Sync` and shared as `Arc<Map>`. Value bytes live in one
+//! arena per map ([`ValueArena`]) and are only accessed through relaxed atomics, so host
+//! copies and program accesses on several threads never race in Rust's sense; like the
+//! kernel, concurrent writers of the same value may interleave (no value-level atomicity).
+//! Keys and bookkeeping are behind a lock.
+//!
+//! Simulator choices: no map carries a `bpf_spin_lock` (there is no BTF), so `BPF_F_LOCK` is
+//! always `EINVAL`; the hash seed is always 0 (the kernel's order with `BPF_F_ZERO_SEED`);
+//! arenas are limited to 4 GiB (one 32-bit guest region), bigger maps give `ENOMEM`.
 #![deny(unsafe_code)]
+
+pub mod arena;
+mod array;
+mod batch;
+pub mod cgroup_storage;
+mod error;
+pub mod flags;
+mod hash;
+pub mod jhash;
+mod lru;
+mod map;
+mod spec;
+
+pub use arena::ValueArena;
+pub use cgroup_storage::{CgroupStorageKey, STORAGE_CAPACITY};
+pub use error::{errno, MapError};
+pub use flags::MapFlags;
+pub use map::Map;
+pub use spec::{CpuId, MapSpec, MapType};

@@ -1,0 +1,251 @@
+//! The value arena: all value memory of a map in one 8-byte aligned allocation.
+//!
+//! This is the only module of the crate that uses `unsafe`. It owns the allocation and
+//! exposes safe, bounds-checked copies; every access to arena bytes goes through relaxed
+//! atomics (8 bytes at a time where a whole aligned word is covered, 1 byte otherwise), so
+//! host copies racing with program accesses are not data races in Rust's sense. As in the
+//! kernel, concurrent writers of the same bytes may interleave: a reader can see a value
+//! half old, half new, but never a torn byte.
+#![allow(unsafe_code)]
+
+use std::alloc::{self, Layout};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
+
+use crate::error::MapError;
+
+/// Largest arena this simulator builds: guest addresses give each map a 32-bit region.
+pub(crate) const MAX_ARENA_BYTES: usize = u32::MAX as usize;
+
+/// Where a map's value memory lives, for engines that hand out pointers (spec: never moves
+/// or frees while the map lives).
+///
+/// Layout: slot `k` starts at `base + k * stride`, `stride = round_up(value_size, 8)`, and
+/// its first `value_size` bytes are the value (the rest is padding that reads back as 0 on
+/// the host side).
+/// - ARRAY, HASH, LRU_HASH, CGROUP_STORAGE: one slot per element (`k = element`).
+/// - Per-CPU maps: element `e` owns `N` consecutive slots, CPU `c`'s copy is slot
+///   `k = e * N + c`, i.e. byte `(e * N + c) * stride`.
+///
+/// For HASH an element index is an internal node (there are `max_entries + N` of them,
+/// like the kernel's per-CPU "extra" elements); for arrays it is the index.
+#[derive(Debug, Clone, Copy)]
+pub struct ValueArena {
+    /// First byte of the allocation (dangling but aligned when `len == 0`).
+    pub base: NonNull<u8>,
+    /// Length of the allocation in bytes (a multiple of `stride`).
+    pub len: usize,
+    /// Distance between slots: `round_up(value_size, 8)`.
+    pub stride: usize,
+    /// Usable bytes at the start of each slot.
+    pub value_size: usize,
+}
+
+// SAFETY: a ValueArena is only an address and sizes; dereferencing `base` is up to the user
+// (who must use atomics, as this module does), so sharing the descriptor is harmless.
+unsafe impl Send for ValueArena {}
+// SAFETY: as above; the descriptor itself is immutable.
+unsafe impl Sync for ValueArena {}
+
+impl ValueArena {
+    /// Number of slots.
+    pub fn slots(&self) -> usize {
+        self.len.checked_div(self.stride).unwrap_or(0)
+    }
+
+    /// True when `ptr` points at the start of a slot of this arena.
+    pub fn contains_slot_start(&self, ptr: NonNull<u8>) -> bool {
+        let (b, p) = (self.base.as_ptr() as usize, ptr.as_ptr() as usize);
+        p >= b && p < b + self.len && (p - b) % self.stride == 0
+    }
+}
+
+/// The owned allocation behind a [`ValueArena`].
+pub(crate) struct Slab {
+    words: Box<[AtomicU64]>,
+    stride: usize,
+    value_size: usize,
+}
+
+impl std::fmt::Debug for Slab {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slab")
+            .field("len", &(self.words.len() * 8))
+            .field("stride", &self.stride)
+            .finish()
+    }
+}
+
+fn zeroed_words(n: usize) -> Result<Box<[AtomicU64]>, MapError> {
+    if n == 0 {
+        return Ok(Box::new([]));
+    }
+    let layout = Layout::array::<AtomicU64>(n).map_err(|_| MapError::OutOfMemory {
+        reason: "value arena too large",
+    })?;
+    // SAFETY: `layout` has a non-zero size (n > 0).
+    let ptr = unsafe { alloc::alloc_zeroed(layout) }.cast::<AtomicU64>();
+    if ptr.is_null() {
+        return Err(MapError::OutOfMemory {
+            reason: "value arena allocation failed",
+        });
+    }
+    // SAFETY: `ptr` was allocated by the global allocator with the layout of `[AtomicU64; n]`,
+    // which is the layout `Box<[AtomicU64]>` frees with; all-zero bytes are a valid AtomicU64.
+    Ok(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, n)) })
+}
+
+impl Slab {
+    /// A zeroed arena of `slots` slots for values of `value_size` bytes.
+    pub(crate) fn new(slots: usize, value_size: u32) -> Result<Slab, MapError> {
+        let value_size = value_size as usize;
+        let stride = value_size.div_ceil(8) * 8;
+        let bytes = slots
+            .checked_mul(stride)
+            .filter(|&b| b <= MAX_ARENA_BYTES)
+            .ok_or(MapError::OutOfMemory {
+                reason: "value arena larger than 4 GiB",
+            })?;
+        Ok(Slab {
+            words: zeroed_words(bytes / 8)?,
+            stride,
+            value_size,
+        })
+    }
+
+    pub(crate) fn stride(&self) -> usize {
+        self.stride
+    }
+
+    pub(crate) fn descriptor(&self) -> ValueArena {
+        let base = NonNull::new(self.words.as_ptr().cast_mut().cast::<u8>())
+            .unwrap_or(NonNull::dangling());
+        ValueArena {
+            base,
+            len: self.words.len() * 8,
+            stride: self.stride,
+            value_size: self.value_size,
+        }
+    }
+
+    fn slots(&self) -> usize {
+        (self.words.len() * 8).checked_div(self.stride).unwrap_or(0)
+    }
+
+    /// Pointer to the start of `slot`, or None when out of range.
+    #[inline]
+    pub(crate) fn ptr(&self, slot: usize) -> Option<NonNull<u8>> {
+        if slot >= self.slots() {
+            return None;
+        }
+        let word = slot * self.stride / 8;
+        // SAFETY: `word < self.words.len()` because `slot < slots`, so the pointer stays
+        // inside the allocation; the result is derived from a non-null slice pointer.
+        let p = unsafe { self.words.as_ptr().add(word) };
+        NonNull::new(p.cast_mut().cast::<u8>())
+    }
+
+    /// The byte at `off` as an atomic; `off` must be `< len` (checked by callers).
+    #[inline]
+    fn byte(&self, off: usize) -> &AtomicU8 {
+        assert!(off < self.words.len() * 8, "arena byte offset out of range");
+        // SAFETY: `off` is inside the allocation (asserted above); AtomicU8 has the size and
+        // alignment of u8 and may alias the bytes of an AtomicU64 (both are atomic cells
+        // over the same memory); the reference lives no longer than `self`.
+        unsafe { &*self.words.as_ptr().cast::<AtomicU8>().add(off) }
+    }
+
+    fn check(&self, slot: usize, n: usize) -> usize {
+        assert!(
+            slot < self.slots() && n <= self.value_size,
+            "arena slot access out of range"
+        );
+        slot * self.stride
+    }
+
+    /// Copy the first `out.len()` (`<= value_size`) bytes of `slot` out.
+    pub(crate) fn read(&self, slot: usize, out: &mut [u8]) {
+        let off = self.check(slot, out.len());
+        let mut i = 0;
+        while i + 8 <= out.len() {
+            let w = self.words[(off + i) / 8].load(Relaxed);
+            out[i..i + 8].copy_from_slice(&w.to_ne_bytes());
+            i += 8;
+        }
+        while i < out.len() {
+            out[i] = self.byte(off + i).load(Relaxed);
+            i += 1;
+        }
+    }
+
+    /// Copy `src` (`<= value_size` bytes) to the start of `slot`.
+    pub(crate) fn write(&self, slot: usize, src: &[u8]) {
+        let off = self.check(slot, src.len());
+        let mut i = 0;
+        while i + 8 <= src.len() {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&src[i..i + 8]);
+            self.words[(off + i) / 8].store(u64::from_ne_bytes(w), Relaxed);
+            i += 8;
+        }
+        while i < src.len() {
+            self.byte(off + i).store(src[i], Relaxed);
+            i += 1;
+        }
+    }
+
+    /// Zero the `value_size` bytes of `slot`.
+    pub(crate) fn zero(&self, slot: usize) {
+        let off = self.check(slot, self.value_size);
+        let mut i = 0;
+        while i + 8 <= self.value_size {
+            self.words[(off + i) / 8].store(0, Relaxed);
+            i += 8;
+        }
+        while i < self.value_size {
+            self.byte(off + i).store(0, Relaxed);
+            i += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_stride_apart_and_start_zeroed() {
+        let s = Slab::new(4, 12).unwrap();
+        assert_eq!(s.stride(), 16);
+        let d = s.descriptor();
+        assert_eq!(d.len, 64);
+        assert_eq!(d.slots(), 4);
+        let p0 = s.ptr(0).unwrap().as_ptr() as usize;
+        let p3 = s.ptr(3).unwrap().as_ptr() as usize;
+        assert_eq!(p3 - p0, 48);
+        assert_eq!(p0 % 8, 0);
+        assert!(s.ptr(4).is_none());
+        let mut out = [1u8; 12];
+        s.read(2, &mut out);
+        assert_eq!(out, [0; 12]);
+    }
+
+    #[test]
+    fn write_read_round_trip_and_padding_untouched() {
+        let s = Slab::new(2, 11).unwrap();
+        let v: Vec<u8> = (1..=11).collect();
+        s.write(1, &v);
+        let mut out = [0u8; 11];
+        s.read(1, &mut out);
+        assert_eq!(&out[..], &v[..]);
+        s.zero(1);
+        s.read(1, &mut out);
+        assert_eq!(out, [0; 11]);
+    }
+
+    #[test]
+    fn huge_arenas_are_enomem_not_aborts() {
+        let e = Slab::new(usize::MAX / 2, 64).unwrap_err();
+        assert_eq!(e.errno(), 12);
+    }
+}

@@ -1,0 +1,304 @@
+//! The four batch commands (spec §5.6, §6): generic versions for arrays, bucket-based
+//! lookups for the hash family.
+//!
+//! `count` is in/out exactly like `attr.batch.count`: untouched on a flag error or an
+//! unsupported command, and the number of elements processed otherwise (also on error).
+//! Buffers: `keys` holds `count * key_size` bytes, `values` `count * stride` bytes where the
+//! stride is the host value size for `elem_flags` (spec §3). Lookups check the output
+//! buffers for `count` elements before copying anything (`EFAULT`), so a short buffer never
+//! loses deleted elements.
+
+use crate::error::MapError;
+use crate::flags::{BPF_F_ALL_CPUS, BPF_F_CPU, BPF_F_LOCK};
+use crate::map::{Dst, Kind, Map, Perm};
+use crate::spec::MapType;
+
+impl Map {
+    /// `BPF_MAP_LOOKUP_BATCH`. Arrays: `in_batch`/`out_batch` are keys (§6.1). Hash family:
+    /// they are a u32 bucket index (§6.2); `flags` (`attr.batch.flags`) must be 0 there.
+    /// `ENOENT` at the end (with `count` valid), `ENOSPC` when the first bucket does not fit.
+    #[allow(clippy::too_many_arguments)]
+    pub fn lookup_batch(
+        &self,
+        in_batch: Option<&[u8]>,
+        out_batch: &mut [u8],
+        keys: &mut [u8],
+        values: &mut [u8],
+        count: &mut u32,
+        elem_flags: u64,
+        flags: u64,
+    ) -> Result<(), MapError> {
+        self.check_perm(Perm::Read)?;
+        match &self.kind {
+            Kind::Cgroup(_) => Err(self.no_batch("lookup_batch")),
+            Kind::Array => {
+                self.generic_lookup_batch(in_batch, out_batch, keys, values, count, elem_flags)
+            }
+            Kind::Hash(_) => {
+                let allowed = match self.spec.map_type {
+                    MapType::PercpuHash | MapType::LruPercpuHash => BPF_F_LOCK | BPF_F_CPU,
+                    _ => BPF_F_LOCK,
+                };
+                self.hash_batch(
+                    in_batch, out_batch, keys, values, count, elem_flags, flags, allowed, false,
+                )
+            }
+        }
+    }
+
+    /// `BPF_MAP_LOOKUP_AND_DELETE_BATCH` (hash family only, else `ENOTSUPP`): as
+    /// [`Map::lookup_batch`], deleting every element returned; `BPF_F_CPU` is `EINVAL` and
+    /// per-CPU values are always full `SLOT * N` buffers.
+    #[allow(clippy::too_many_arguments)]
+    pub fn lookup_and_delete_batch(
+        &self,
+        in_batch: Option<&[u8]>,
+        out_batch: &mut [u8],
+        keys: &mut [u8],
+        values: &mut [u8],
+        count: &mut u32,
+        elem_flags: u64,
+        flags: u64,
+    ) -> Result<(), MapError> {
+        self.check_perm(Perm::ReadWrite)?;
+        match &self.kind {
+            Kind::Hash(_) => self.hash_batch(
+                in_batch, out_batch, keys, values, count, elem_flags, flags, BPF_F_LOCK, true,
+            ),
+            _ => Err(self.no_batch("lookup_and_delete_batch")),
+        }
+    }
+
+    /// `BPF_MAP_UPDATE_BATCH` (generic, §6.3): `count` updates in order with `elem_flags`
+    /// (only LOCK, CPU, ALL_CPUS allowed, so EXIST/NOEXIST are `EINVAL`); stops at the first
+    /// error with `count` = the number applied. `flags` is not checked.
+    pub fn update_batch(
+        &self,
+        keys: &[u8],
+        values: &[u8],
+        count: &mut u32,
+        elem_flags: u64,
+        flags: u64,
+    ) -> Result<(), MapError> {
+        let _ = flags;
+        self.check_perm(Perm::Write)?;
+        if let Kind::Cgroup(_) = self.kind {
+            return Err(self.no_batch("update_batch"));
+        }
+        self.check_flags(elem_flags, BPF_F_LOCK | BPF_F_CPU | BPF_F_ALL_CPUS)?;
+        let vsize = self.host_value_size(elem_flags);
+        let ks = self.spec.key_size as usize;
+        let max = *count;
+        if max == 0 {
+            return Ok(());
+        }
+        *count = 0;
+        let mut cp = 0u32;
+        let mut result = Ok(());
+        while cp < max {
+            let (k, v) = (cp as usize * ks, cp as usize * vsize);
+            let key = Map::buf_in("keys", keys.get(k..).unwrap_or(&[]), ks);
+            let value = Map::buf_in("values", values.get(v..).unwrap_or(&[]), vsize);
+            let r = match (key, value) {
+                (Ok(key), Ok(value)) => self.update_checked(key, value, elem_flags),
+                (Err(e), _) | (_, Err(e)) => Err(e),
+            };
+            if let Err(e) = r {
+                result = Err(e);
+                break;
+            }
+            cp += 1;
+        }
+        *count = cp;
+        result
+    }
+
+    /// `BPF_MAP_DELETE_BATCH` (generic, §6.4; hash family only, else `ENOTSUPP`): deletes in
+    /// order, stops at the first error (e.g. `ENOENT`), `count` = the number deleted.
+    pub fn delete_batch(
+        &self,
+        keys: &[u8],
+        count: &mut u32,
+        elem_flags: u64,
+        flags: u64,
+    ) -> Result<(), MapError> {
+        let _ = flags;
+        self.check_perm(Perm::Write)?;
+        if !matches!(self.kind, Kind::Hash(_)) {
+            return Err(self.no_batch("delete_batch"));
+        }
+        if elem_flags & !BPF_F_LOCK != 0 {
+            return Err(MapError::flags(
+                elem_flags,
+                "DELETE_BATCH only allows BPF_F_LOCK",
+            ));
+        }
+        if elem_flags & BPF_F_LOCK != 0 {
+            return Err(MapError::flags(
+                elem_flags,
+                "BPF_F_LOCK on a map without a spin lock",
+            ));
+        }
+        let ks = self.spec.key_size as usize;
+        let max = *count;
+        if max == 0 {
+            return Ok(());
+        }
+        *count = 0;
+        let mut cp = 0u32;
+        let mut result = Ok(());
+        while cp < max {
+            let k = cp as usize * ks;
+            let r = Map::buf_in("keys", keys.get(k..).unwrap_or(&[]), ks)
+                .and_then(|key| self.delete_checked(key));
+            if let Err(e) = r {
+                result = Err(e);
+                break;
+            }
+            cp += 1;
+        }
+        *count = cp;
+        result
+    }
+
+    fn no_batch(&self, op: &'static str) -> MapError {
+        MapError::NotSupported {
+            op,
+            map_type: self.spec.map_type,
+        }
+    }
+
+    fn check_batch_bufs(
+        &self,
+        keys: &[u8],
+        values: &[u8],
+        count: u32,
+        vsize: usize,
+    ) -> Result<(), MapError> {
+        let ks = self.spec.key_size as usize;
+        let need_k = count as usize * ks;
+        if keys.len() < need_k {
+            return Err(MapError::BufferTooSmall {
+                what: "keys",
+                needed: need_k,
+                got: keys.len(),
+            });
+        }
+        let need_v = count as usize * vsize;
+        if values.len() < need_v {
+            return Err(MapError::BufferTooSmall {
+                what: "values",
+                needed: need_v,
+                got: values.len(),
+            });
+        }
+        Ok(())
+    }
+
+    fn generic_lookup_batch(
+        &self,
+        in_batch: Option<&[u8]>,
+        out_batch: &mut [u8],
+        keys: &mut [u8],
+        values: &mut [u8],
+        count: &mut u32,
+        elem_flags: u64,
+    ) -> Result<(), MapError> {
+        self.check_flags(elem_flags, BPF_F_LOCK | BPF_F_CPU)?;
+        let vsize = self.host_value_size(elem_flags);
+        let max = *count;
+        if max == 0 {
+            return Ok(());
+        }
+        *count = 0;
+        let ks = self.spec.key_size as usize;
+        self.check_batch_bufs(keys, values, max, vsize)?;
+        Map::buf_out("out_batch", out_batch, ks)?;
+        let mut prev: Option<Vec<u8>> = match in_batch {
+            Some(b) => Some(Map::buf_in("in_batch", b, ks)?.to_vec()),
+            None => None,
+        };
+        let dst = Dst::from_host(elem_flags);
+        let mut key = vec![0u8; ks];
+        let mut cp = 0u32;
+        let mut result = Ok(());
+        while cp < max {
+            if let Err(e) = self.next_key_checked(prev.as_deref(), &mut key) {
+                result = Err(e);
+                break;
+            }
+            let at = cp as usize;
+            match self.array_lookup(&key, &mut values[at * vsize..(at + 1) * vsize], vsize, dst) {
+                Ok(()) => {
+                    keys[at * ks..(at + 1) * ks].copy_from_slice(&key);
+                    cp += 1;
+                }
+                Err(MapError::NotFound) => {}
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+            prev = Some(key.clone());
+        }
+        *count = cp;
+        if cp > 0 {
+            if let Some(p) = &prev {
+                out_batch[..ks].copy_from_slice(p);
+            }
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn hash_batch(
+        &self,
+        in_batch: Option<&[u8]>,
+        out_batch: &mut [u8],
+        keys: &mut [u8],
+        values: &mut [u8],
+        count: &mut u32,
+        elem_flags: u64,
+        flags: u64,
+        allowed: u64,
+        delete: bool,
+    ) -> Result<(), MapError> {
+        let Kind::Hash(h) = &self.kind else {
+            return Err(self.no_batch("batch"));
+        };
+        self.check_flags(elem_flags, allowed)?;
+        if flags != 0 {
+            return Err(MapError::flags(flags, "attr.batch.flags must be 0"));
+        }
+        let max = *count;
+        if max == 0 {
+            return Ok(());
+        }
+        *count = 0;
+        let vsize = self.host_value_size(elem_flags);
+        let start = match in_batch {
+            Some(b) => {
+                let b = Map::buf_in("in_batch", b, 4)?;
+                u32::from_ne_bytes([b[0], b[1], b[2], b[3]])
+            }
+            None => 0,
+        };
+        if start >= h.n_buckets() {
+            return Err(MapError::NotFound);
+        }
+        self.check_batch_bufs(keys, values, max, vsize)?;
+        Map::buf_out("out_batch", out_batch, 4)?;
+        *count = max;
+        h.lookup_batch(
+            self,
+            start,
+            out_batch,
+            keys,
+            values,
+            count,
+            vsize,
+            Dst::from_host(elem_flags),
+            delete,
+        )
+    }
+}

@@ -1,0 +1,663 @@
+//! [`Map`]: creation, the host-side ("syscall") API and the program-side entry points.
+//!
+//! Every host-side command follows the kernel's order of checks (spec §2): permissions
+//! (`EPERM`), the flag check, the key copy, the value copy, then the per-map operation.
+//! Host buffers are byte slices: a buffer shorter than the kernel would copy gives `EFAULT`;
+//! a longer one is accepted and only its prefix is used (or written).
+
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+use crate::arena::{Slab, ValueArena};
+use crate::cgroup_storage::Storages;
+use crate::error::MapError;
+use crate::flags::{self, create, BPF_F_ALL_CPUS, BPF_F_CPU, BPF_F_LOCK};
+use crate::hash::HashState;
+use crate::spec::{CpuId, MapSpec, MapType};
+
+/// A BPF map shared by the host and by programs running on simulated CPUs.
+///
+/// Create it with [`Map::create`] and share it as `Arc<Map>`; it is `Send + Sync`. All value
+/// memory is one arena ([`Map::arena`]) allocated at creation; pointers returned by the
+/// `prog_*` functions stay valid for the map's lifetime. Keys and bookkeeping live behind a
+/// lock; arena bytes are only ever accessed through relaxed atomics.
+#[derive(Debug)]
+pub struct Map {
+    pub(crate) spec: MapSpec,
+    pub(crate) ncpus: u32,
+    host_cpu: AtomicU32,
+    frozen: AtomicBool,
+    pub(crate) slab: Slab,
+    pub(crate) kind: Kind,
+}
+
+#[derive(Debug)]
+pub(crate) enum Kind {
+    Array,
+    Hash(Box<HashState>),
+    Cgroup(Storages),
+}
+
+/// Where a value to write comes from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Src<'a> {
+    /// Non-percpu: the value (`VS` bytes). Percpu: a full `SLOT * N` buffer.
+    Full(&'a [u8]),
+    /// Percpu only: the same `VS` bytes for every CPU.
+    AllCpus(&'a [u8]),
+    /// One CPU's copy (`VS` bytes); a new percpu element gets the other CPUs zeroed.
+    Cpu(u32, &'a [u8]),
+}
+
+impl<'a> Src<'a> {
+    pub(crate) fn from_host(flags: u64, buf: &'a [u8]) -> Src<'a> {
+        if flags & BPF_F_CPU != 0 {
+            Src::Cpu(flags::cpu_of(flags), buf)
+        } else if flags & BPF_F_ALL_CPUS != 0 {
+            Src::AllCpus(buf)
+        } else {
+            Src::Full(buf)
+        }
+    }
+}
+
+/// How a value is copied out.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Dst {
+    /// Non-percpu: `VS` bytes. Percpu: the full `SLOT * N` buffer, padding zeroed.
+    Full,
+    /// Percpu: `VS` bytes of one CPU.
+    Cpu(u32),
+}
+
+impl Dst {
+    pub(crate) fn from_host(flags: u64) -> Dst {
+        if flags & BPF_F_CPU != 0 {
+            Dst::Cpu(flags::cpu_of(flags))
+        } else {
+            Dst::Full
+        }
+    }
+}
+
+/// Which permission a host command needs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Perm {
+    Read,
+    Write,
+    ReadWrite,
+}
+
+const NAME_MAX: usize = 15;
+
+fn check_name(name: &str) -> Result<(), MapError> {
+    if name.len() > NAME_MAX {
+        return Err(MapError::InvalidSpec {
+            reason: "name longer than 15 bytes",
+        });
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+    {
+        return Err(MapError::InvalidSpec {
+            reason: "name may only hold [A-Za-z0-9_.]",
+        });
+    }
+    Ok(())
+}
+
+/// `bpf_map_flags_access_ok`.
+pub(crate) fn access_ok(map_flags: u32) -> bool {
+    map_flags & (create::RDONLY_PROG | create::WRONLY_PROG)
+        != (create::RDONLY_PROG | create::WRONLY_PROG)
+}
+
+impl Map {
+    /// `BPF_MAP_CREATE`: validate `spec` as the kernel does and allocate every value slot.
+    ///
+    /// `ncpus` is `N`, the number of simulated CPUs (at least 1). Fails with `EINVAL` for bad
+    /// sizes, `max_entries` or flags, `E2BIG` for sizes over the kernel limits, `ENOTSUPP`
+    /// for `BPF_F_NO_PREALLOC` on an LRU map, `EOPNOTSUPP` for QUEUE/STACK and `ENOMEM` when
+    /// the arena would not fit a 32-bit guest region. With `BPF_F_NO_COMMON_LRU`,
+    /// `max_entries` is rounded up to a multiple of `N` ([`Map::max_entries`] reports it).
+    pub fn create(spec: MapSpec, ncpus: u32) -> Result<Map, MapError> {
+        if ncpus == 0 {
+            return Err(MapError::InvalidSpec {
+                reason: "ncpus must be at least 1",
+            });
+        }
+        let f = spec.map_flags;
+        if f & create::RDONLY != 0 && f & create::WRONLY != 0 {
+            return Err(MapError::InvalidSpec {
+                reason: "BPF_F_RDONLY and BPF_F_WRONLY together",
+            });
+        }
+        let mut spec = spec;
+        let (slab, kind) = match spec.map_type {
+            MapType::Array | MapType::PercpuArray => {
+                crate::array::check_create(&spec)?;
+                let slots = spec.max_entries as usize * percpu_factor(&spec, ncpus);
+                (Slab::new(slots, spec.value_size)?, Kind::Array)
+            }
+            MapType::Hash | MapType::PercpuHash | MapType::LruHash | MapType::LruPercpuHash => {
+                crate::hash::check_create(&spec)?;
+                spec.max_entries = crate::hash::adjusted_max_entries(&spec, ncpus);
+                let state = Box::new(HashState::new(&spec, ncpus)?);
+                let slots = state.nodes() * percpu_factor(&spec, ncpus);
+                (Slab::new(slots, spec.value_size)?, Kind::Hash(state))
+            }
+            MapType::CgroupStorage | MapType::PercpuCgroupStorage => {
+                crate::cgroup_storage::check_create(&spec)?;
+                let storages = Storages::new(crate::cgroup_storage::STORAGE_CAPACITY);
+                let slots = crate::cgroup_storage::STORAGE_CAPACITY * percpu_factor(&spec, ncpus);
+                (Slab::new(slots, spec.value_size)?, Kind::Cgroup(storages))
+            }
+            MapType::Queue | MapType::Stack => {
+                return Err(MapError::UnsupportedMapType {
+                    map_type: spec.map_type,
+                });
+            }
+        };
+        check_name(&spec.name)?;
+        Ok(Map {
+            spec,
+            ncpus,
+            host_cpu: AtomicU32::new(0),
+            frozen: AtomicBool::new(false),
+            slab,
+            kind,
+        })
+    }
+
+    /// The spec as created (`max_entries` after any kernel adjustment).
+    pub fn spec(&self) -> &MapSpec {
+        &self.spec
+    }
+    /// The map type.
+    pub fn map_type(&self) -> MapType {
+        self.spec.map_type
+    }
+    /// Key size in bytes.
+    pub fn key_size(&self) -> u32 {
+        self.spec.key_size
+    }
+    /// Value size `VS` in bytes.
+    pub fn value_size(&self) -> u32 {
+        self.spec.value_size
+    }
+    /// `round_up(VS, 8)`: one CPU's slot in a full per-CPU buffer.
+    pub fn slot_size(&self) -> usize {
+        self.slab.stride()
+    }
+    /// `max_entries` (rounded to a multiple of N for `BPF_F_NO_COMMON_LRU`).
+    pub fn max_entries(&self) -> u32 {
+        self.spec.max_entries
+    }
+    /// Creation flags.
+    pub fn map_flags(&self) -> u32 {
+        self.spec.map_flags
+    }
+    /// `N`, the number of simulated CPUs.
+    pub fn ncpus(&self) -> u32 {
+        self.ncpus
+    }
+    /// True when the map was created with `BPF_F_RDONLY_PROG`: programs may only read it.
+    pub fn rdonly_prog(&self) -> bool {
+        self.spec.map_flags & create::RDONLY_PROG != 0
+    }
+    /// True when the map was created with `BPF_F_WRONLY_PROG`.
+    pub fn wronly_prog(&self) -> bool {
+        self.spec.map_flags & create::WRONLY_PROG != 0
+    }
+    /// True once [`Map::freeze`] succeeded.
+    pub fn is_frozen(&self) -> bool {
+        self.frozen.load(Ordering::Acquire)
+    }
+    /// The value arena descriptor (see [`ValueArena`] for the layout).
+    pub fn arena(&self) -> ValueArena {
+        self.slab.descriptor()
+    }
+
+    /// Number of elements: `max_entries` for arrays, live elements for hash maps, attached
+    /// storages for cgroup storage.
+    pub fn element_count(&self) -> u32 {
+        match &self.kind {
+            Kind::Array => self.spec.max_entries,
+            Kind::Hash(h) => h.count(),
+            Kind::Cgroup(s) => s.count(),
+        }
+    }
+
+    /// The host caller's current CPU (spec §7.6), default 0.
+    pub fn host_cpu(&self) -> CpuId {
+        CpuId(self.host_cpu.load(Ordering::Relaxed))
+    }
+
+    /// Set the host caller's current CPU (spec §7.6): it picks the LRU free list used by
+    /// host-side inserts and the "extra" element of HASH replacements. `ERANGE` if `>= N`.
+    pub fn set_host_cpu(&self, cpu: CpuId) -> Result<(), MapError> {
+        if cpu.0 >= self.ncpus {
+            return Err(MapError::CpuOutOfRange {
+                cpu: u64::from(cpu.0),
+                ncpus: self.ncpus,
+            });
+        }
+        self.host_cpu.store(cpu.0, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// `BPF_MAP_FREEZE`: from now on host-side writes give `EPERM`. Programs are not
+    /// affected. `EPERM` on a map without host write permission (including an already
+    /// frozen one, as in the kernel where freezing drops the write permission).
+    pub fn freeze(&self) -> Result<(), MapError> {
+        self.check_perm(Perm::Write)?;
+        if self.frozen.swap(true, Ordering::AcqRel) {
+            return Err(MapError::Busy {
+                reason: "map already frozen",
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn is_percpu(&self) -> bool {
+        self.spec.map_type.is_percpu()
+    }
+
+    pub(crate) fn check_perm(&self, perm: Perm) -> Result<(), MapError> {
+        let f = self.spec.map_flags;
+        let read = f & create::WRONLY == 0;
+        let write = f & create::RDONLY == 0 && !self.is_frozen();
+        match perm {
+            Perm::Read if !read => Err(MapError::PermissionDenied {
+                reason: "map is write-only for the host",
+            }),
+            Perm::Write | Perm::ReadWrite if !write => Err(MapError::PermissionDenied {
+                reason: if self.is_frozen() {
+                    "map is frozen"
+                } else {
+                    "map is read-only for the host"
+                },
+            }),
+            Perm::ReadWrite if !read => Err(MapError::PermissionDenied {
+                reason: "map is write-only for the host",
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    pub(crate) fn check_flags(&self, flags: u64, allowed: u64) -> Result<(), MapError> {
+        flags::check_op_flags(self.spec.map_type, self.ncpus, flags, allowed)
+    }
+
+    /// `bpf_map_value_size(map, flags)` (spec §3).
+    pub fn host_value_size(&self, flags: u64) -> usize {
+        if self.is_percpu() {
+            if flags & (BPF_F_CPU | BPF_F_ALL_CPUS) != 0 {
+                self.spec.value_size as usize
+            } else {
+                self.slab.stride() * self.ncpus as usize
+            }
+        } else {
+            self.spec.value_size as usize
+        }
+    }
+
+    pub(crate) fn key_in<'k>(&self, key: &'k [u8]) -> Result<&'k [u8], MapError> {
+        let n = self.spec.key_size as usize;
+        key.get(..n).ok_or(MapError::BufferTooSmall {
+            what: "key",
+            needed: n,
+            got: key.len(),
+        })
+    }
+
+    pub(crate) fn buf_in<'v>(
+        what: &'static str,
+        buf: &'v [u8],
+        n: usize,
+    ) -> Result<&'v [u8], MapError> {
+        buf.get(..n).ok_or(MapError::BufferTooSmall {
+            what,
+            needed: n,
+            got: buf.len(),
+        })
+    }
+
+    pub(crate) fn buf_out<'v>(
+        what: &'static str,
+        buf: &'v mut [u8],
+        n: usize,
+    ) -> Result<&'v mut [u8], MapError> {
+        let got = buf.len();
+        buf.get_mut(..n).ok_or(MapError::BufferTooSmall {
+            what,
+            needed: n,
+            got,
+        })
+    }
+
+    /// Arena slot of element `e`, CPU `cpu`.
+    #[inline]
+    pub(crate) fn slot(&self, e: u32, cpu: u32) -> usize {
+        if self.is_percpu() {
+            e as usize * self.ncpus as usize + cpu as usize
+        } else {
+            e as usize
+        }
+    }
+
+    /// Write element `e` from `src`; `new` zero-fills the other CPUs of a one-CPU write.
+    pub(crate) fn write_elem(&self, e: u32, src: Src<'_>, new: bool) {
+        let vs = self.spec.value_size as usize;
+        if !self.is_percpu() {
+            let v = match src {
+                Src::Full(v) | Src::AllCpus(v) | Src::Cpu(_, v) => v,
+            };
+            self.slab.write(e as usize, &v[..vs]);
+            return;
+        }
+        let stride = self.slab.stride();
+        match src {
+            Src::Full(buf) => {
+                for c in 0..self.ncpus {
+                    let off = c as usize * stride;
+                    self.slab.write(self.slot(e, c), &buf[off..off + vs]);
+                }
+            }
+            Src::AllCpus(v) => {
+                for c in 0..self.ncpus {
+                    self.slab.write(self.slot(e, c), &v[..vs]);
+                }
+            }
+            Src::Cpu(cpu, v) => {
+                self.slab.write(self.slot(e, cpu), &v[..vs]);
+                if new {
+                    for c in (0..self.ncpus).filter(|&c| c != cpu) {
+                        self.slab.zero(self.slot(e, c));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Copy element `e` out; `out` has exactly the size `dst` needs.
+    pub(crate) fn read_elem(&self, e: u32, dst: Dst, out: &mut [u8]) {
+        let vs = self.spec.value_size as usize;
+        if !self.is_percpu() {
+            self.slab.read(e as usize, &mut out[..vs]);
+            return;
+        }
+        match dst {
+            Dst::Full => {
+                let stride = self.slab.stride();
+                for c in 0..self.ncpus {
+                    let off = c as usize * stride;
+                    self.slab.read(self.slot(e, c), &mut out[off..off + vs]);
+                    out[off + vs..off + stride].fill(0);
+                }
+            }
+            Dst::Cpu(cpu) => self.slab.read(self.slot(e, cpu), &mut out[..vs]),
+        }
+    }
+
+    // ----- host side -----
+
+    /// `BPF_MAP_LOOKUP_ELEM`: copy the value of `key` into `value`.
+    ///
+    /// Flags: 0, or `BPF_F_CPU` with a CPU on per-CPU maps (then `value` gets `VS` bytes of
+    /// that CPU; without it a per-CPU map fills `SLOT * N` bytes, padding 0). `ENOENT` when
+    /// missing, `EFAULT` when `value` is too short.
+    pub fn lookup(&self, key: &[u8], value: &mut [u8], flags: u64) -> Result<(), MapError> {
+        self.check_perm(Perm::Read)?;
+        self.check_flags(flags, BPF_F_LOCK | BPF_F_CPU)?;
+        let key = self.key_in(key)?;
+        let size = self.host_value_size(flags);
+        let dst = Dst::from_host(flags);
+        match &self.kind {
+            Kind::Array => self.array_lookup(key, value, size, dst),
+            Kind::Hash(h) => h.lookup(self, key, value, size, dst),
+            Kind::Cgroup(s) => s.lookup(self, key, value, size, dst),
+        }
+    }
+
+    /// `BPF_MAP_UPDATE_ELEM`: create or replace the value of `key`.
+    ///
+    /// `value` holds `SLOT * N` bytes for a per-CPU map without cpu flags, else `VS` bytes
+    /// (spec §3). Flag rules: spec §4; semantics: spec §5.2.
+    pub fn update(&self, key: &[u8], value: &[u8], flags: u64) -> Result<(), MapError> {
+        self.check_perm(Perm::Write)?;
+        self.check_flags(flags, !0)?;
+        let key = self.key_in(key)?;
+        let value = Self::buf_in("value", value, self.host_value_size(flags))?;
+        self.update_checked(key, value, flags)
+    }
+
+    /// The per-map part of an update, after permissions, flags and copies (also used by
+    /// `UPDATE_BATCH`).
+    pub(crate) fn update_checked(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        flags: u64,
+    ) -> Result<(), MapError> {
+        let cpu = self.host_cpu().0;
+        match &self.kind {
+            Kind::Array => self.array_update_host(key, value, flags),
+            Kind::Hash(h) => h.update_host(self, cpu, key, value, flags),
+            Kind::Cgroup(s) => s.update_host(self, key, value, flags),
+        }
+    }
+
+    /// `BPF_MAP_DELETE_ELEM`. `flags` is the unused attr tail and must be 0 (`EINVAL`).
+    /// Arrays and cgroup storage: `EINVAL`; missing key: `ENOENT`.
+    pub fn delete(&self, key: &[u8], flags: u64) -> Result<(), MapError> {
+        if flags != 0 {
+            return Err(MapError::flags(
+                flags,
+                "attr tail of DELETE_ELEM must be zero",
+            ));
+        }
+        self.check_perm(Perm::Write)?;
+        let key = self.key_in(key)?;
+        self.delete_checked(key)
+    }
+
+    pub(crate) fn delete_checked(&self, key: &[u8]) -> Result<(), MapError> {
+        match &self.kind {
+            Kind::Array | Kind::Cgroup(_) => Err(MapError::InvalidOperation {
+                op: "delete",
+                map_type: self.spec.map_type,
+            }),
+            Kind::Hash(h) => h.delete(self, key, None),
+        }
+    }
+
+    /// `BPF_MAP_GET_NEXT_KEY`: write the key after `key` (or the first key when `key` is
+    /// None) into `next_key`. `ENOENT` at the end. `flags` must be 0 (`EINVAL`).
+    pub fn get_next_key(
+        &self,
+        key: Option<&[u8]>,
+        next_key: &mut [u8],
+        flags: u64,
+    ) -> Result<(), MapError> {
+        if flags != 0 {
+            return Err(MapError::flags(
+                flags,
+                "attr tail of GET_NEXT_KEY must be zero",
+            ));
+        }
+        self.check_perm(Perm::Read)?;
+        let key = key.map(|k| self.key_in(k)).transpose()?;
+        let ks = self.spec.key_size as usize;
+        let out = Self::buf_out("next_key", next_key, ks)?;
+        self.next_key_checked(key, out)
+    }
+
+    pub(crate) fn next_key_checked(
+        &self,
+        key: Option<&[u8]>,
+        out: &mut [u8],
+    ) -> Result<(), MapError> {
+        match &self.kind {
+            Kind::Array => self.array_next_key(key, out),
+            Kind::Hash(h) => h.next_key(key, out),
+            Kind::Cgroup(s) => s.next_key(self, key, out),
+        }
+    }
+
+    /// `BPF_MAP_LOOKUP_AND_DELETE_ELEM`: copy the value out and delete the element
+    /// (hash family). Percpu types always return the full `SLOT * N` buffer. Flags other
+    /// than 0 give `EINVAL`; arrays and cgroup storage give `ENOTSUPP`. `value` is checked
+    /// before the element is removed, so a short buffer (`EFAULT`) loses nothing.
+    pub fn lookup_and_delete(
+        &self,
+        key: &[u8],
+        value: &mut [u8],
+        flags: u64,
+    ) -> Result<(), MapError> {
+        if flags & !BPF_F_LOCK != 0 {
+            return Err(MapError::flags(
+                flags,
+                "LOOKUP_AND_DELETE_ELEM only allows BPF_F_LOCK",
+            ));
+        }
+        self.check_perm(Perm::ReadWrite)?;
+        if flags & BPF_F_LOCK != 0 {
+            return Err(MapError::flags(
+                flags,
+                "BPF_F_LOCK on a map without a spin lock",
+            ));
+        }
+        let key = self.key_in(key)?;
+        let size = self.host_value_size(0);
+        match &self.kind {
+            Kind::Hash(h) => {
+                let out = Self::buf_out("value", value, size)?;
+                h.delete(self, key, Some(out))
+            }
+            Kind::Array | Kind::Cgroup(_) => Err(MapError::NotSupported {
+                op: "lookup_and_delete",
+                map_type: self.spec.map_type,
+            }),
+        }
+    }
+
+    // ----- program side -----
+
+    /// Helper 1 `map_lookup_elem`: pointer to the value of `key` (the current CPU's copy on
+    /// per-CPU maps), or None. Sets the LRU reference bit. Always None on cgroup storage
+    /// (programs use helper 81, see [`Map::prog_local_storage`]) and for `cpu >= N`.
+    #[inline]
+    pub fn prog_lookup(&self, cpu: CpuId, key: &[u8]) -> Option<NonNull<u8>> {
+        if cpu.0 >= self.ncpus {
+            return None;
+        }
+        let key = key.get(..self.spec.key_size as usize)?;
+        match &self.kind {
+            Kind::Array => self.array_prog_lookup(cpu.0, key),
+            Kind::Hash(h) => h.prog_lookup(self, cpu.0, key),
+            Kind::Cgroup(_) => None,
+        }
+    }
+
+    /// Helper 195 `map_lookup_percpu_elem`: pointer to CPU `target_cpu`'s copy, or None
+    /// (`target_cpu >= N`, missing key, or a map type the verifier would refuse). Sets the
+    /// LRU reference bit.
+    #[inline]
+    pub fn prog_lookup_percpu(
+        &self,
+        cpu: CpuId,
+        key: &[u8],
+        target_cpu: u32,
+    ) -> Option<NonNull<u8>> {
+        if cpu.0 >= self.ncpus || target_cpu >= self.ncpus {
+            return None;
+        }
+        if !matches!(
+            self.spec.map_type,
+            MapType::PercpuArray | MapType::PercpuHash | MapType::LruPercpuHash
+        ) {
+            return None;
+        }
+        self.prog_lookup(CpuId(target_cpu), key)
+    }
+
+    /// Helper 2 `map_update_elem` with the program-side checks of spec §4: cpu flags are
+    /// `EINVAL`; per-CPU maps write only `cpu`'s copy (a new per-CPU hash element gets the
+    /// other CPUs zero-filled). `value` must hold `VS` bytes. `EPERM` on a
+    /// `BPF_F_RDONLY_PROG` map (the verifier would refuse the program), `EINVAL` on cgroup
+    /// storage (programs use helper 81).
+    pub fn prog_update(
+        &self,
+        cpu: CpuId,
+        key: &[u8],
+        value: &[u8],
+        flags: u64,
+    ) -> Result<(), MapError> {
+        self.check_prog(cpu)?;
+        let key = self.key_in(key)?;
+        let value = Self::buf_in("value", value, self.spec.value_size as usize)?;
+        match &self.kind {
+            Kind::Array => self.array_update_prog(cpu.0, key, value, flags),
+            Kind::Hash(h) => h.update_prog(self, cpu.0, key, value, flags),
+            Kind::Cgroup(_) => Err(MapError::InvalidOperation {
+                op: "helper map_update_elem",
+                map_type: self.spec.map_type,
+            }),
+        }
+    }
+
+    /// Helper 3 `map_delete_elem`: as spec §5.3 (`EINVAL` on arrays and cgroup storage,
+    /// `ENOENT` when missing). Runs on `cpu` (it decides where a freed LRU node goes).
+    pub fn prog_delete(&self, cpu: CpuId, key: &[u8]) -> Result<(), MapError> {
+        self.check_prog(cpu)?;
+        let key = self.key_in(key)?;
+        self.delete_checked(key)
+    }
+
+    fn check_prog(&self, cpu: CpuId) -> Result<(), MapError> {
+        if cpu.0 >= self.ncpus {
+            return Err(MapError::CpuOutOfRange {
+                cpu: u64::from(cpu.0),
+                ncpus: self.ncpus,
+            });
+        }
+        if self.rdonly_prog() {
+            return Err(MapError::PermissionDenied {
+                reason: "map is read-only for programs",
+            });
+        }
+        Ok(())
+    }
+}
+
+fn percpu_factor(spec: &MapSpec, ncpus: u32) -> usize {
+    if spec.map_type.is_percpu() {
+        ncpus as usize
+    } else {
+        1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn map_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Map>();
+        check::<std::sync::Arc<Map>>();
+    }
+
+    #[test]
+    fn names_follow_the_kernel_rules() {
+        let ok = MapSpec::new(MapType::Array, 4, 4, 1).with_name("my_map.bss");
+        assert!(Map::create(ok, 1).is_ok());
+        let long = MapSpec::new(MapType::Array, 4, 4, 1).with_name("0123456789abcdef");
+        assert_eq!(Map::create(long, 1).unwrap_err().errno(), 22);
+        let bad = MapSpec::new(MapType::Array, 4, 4, 1).with_name("a-b");
+        assert_eq!(Map::create(bad, 1).unwrap_err().errno(), 22);
+    }
+}
