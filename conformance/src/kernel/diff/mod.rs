@@ -14,6 +14,7 @@ mod op;
 mod rng;
 mod runner;
 mod scenarios;
+mod sim;
 
 pub use emulate::{cpu_flag_stage, needs_emulation};
 pub use gen::{interesting_flags, OpGen};
@@ -22,3 +23,4 @@ pub use op::{apply, Op, Outcome};
 pub use rng::SplitMix64;
 pub use runner::{dump, run, run_lru_invariants, Contents, Mismatch, OpSource, Report};
 pub use scenarios::{default_def, lru_scenarios, scenarios, Scenario};
+pub use sim::sim_map;

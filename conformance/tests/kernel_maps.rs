@@ -1,0 +1,110 @@
+//! Checks bpfvm-maps against the running kernel: the same host-side operations on the same
+//! map in both, comparing every errno, output buffer, batch `count` and `out_batch`.
+#![cfg(target_os = "linux")]
+
+use bpfvm_conformance::kernel::consts::MapType;
+use bpfvm_conformance::kernel::diff::{self, HostMap, OpGen, Report};
+use bpfvm_conformance::kernel::{self, KernelMap, MapDef};
+
+fn print_report(what: &str, r: &Report) {
+    println!(
+        "{what}: {} ops: {} compared with the kernel, {} with the emulated merged kernel, {} skipped",
+        r.ops, r.compared, r.emulated, r.skipped
+    );
+    for m in &r.mismatches {
+        println!(
+            "  MISMATCH at step {}{}: {:?}\n    kernel: {:?}\n    bpfvm:  {:?}",
+            m.step,
+            if m.emulated { " (emulated)" } else { "" },
+            m.op,
+            m.kernel,
+            m.sim
+        );
+    }
+}
+
+fn setup() -> Option<u32> {
+    if !kernel::oracle_or_skip() {
+        return None;
+    }
+    // Host-side LRU inserts use the caller's CPU's free list (spec §7.6); bpfvm's host CPU
+    // defaults to 0.
+    kernel::pin_current_thread(0).unwrap();
+    Some(kernel::possible_cpus().unwrap())
+}
+
+fn pair(def: MapDef, n: u32) -> (KernelMap, bpfvm_maps::Map) {
+    (
+        KernelMap::create(def).unwrap(),
+        diff::sim_map(def, n).unwrap(),
+    )
+}
+
+#[test]
+fn scenarios_agree_with_the_kernel() {
+    let Some(n) = setup() else { return };
+    let mut failures = 0;
+    let mut total = Report::default();
+    for ty in MapType::ALL {
+        for sc in diff::scenarios(ty, n) {
+            if sc.name == "wrong buffer sizes" {
+                // The kernel side refuses these before the syscall for now.
+                continue;
+            }
+            let (k, s) = pair(sc.def, n);
+            let r = diff::run(&k, &s, &mut sc.ops.clone().into_iter(), 3);
+            let contents_k = diff::dump(&k, 1000);
+            let contents_s = diff::dump(&s as &dyn HostMap, 1000);
+            print_report(&format!("{ty:?} / {}", sc.name), &r);
+            if contents_k != contents_s {
+                println!(
+                    "  CONTENTS differ:\n    kernel {contents_k:?}\n    bpfvm  {contents_s:?}"
+                );
+                failures += 1;
+            }
+            failures += r.mismatches.len();
+            total.merge(r);
+        }
+    }
+    print_report("all scenarios", &total);
+    assert_eq!(failures, 0, "bpfvm differs from the kernel");
+}
+
+#[test]
+fn random_sequences_agree_with_the_kernel() {
+    let Some(n) = setup() else { return };
+    let mut failures = 0;
+    let mut total = Report::default();
+    for ty in MapType::ALL {
+        if ty.is_lru() {
+            continue;
+        }
+        for (seed, def) in [(1, diff::default_def(ty)), (2, small_def(ty))] {
+            let (k, s) = pair(def, n);
+            let mut gen = OpGen::new(seed, def, n, def.max_entries + 4, 3000);
+            let r = diff::run(&k, &s, &mut gen, 3);
+            print_report(&format!("{ty:?} seed {seed}"), &r);
+            let (ck, cs) = (diff::dump(&k, 1000), diff::dump(&s as &dyn HostMap, 1000));
+            if r.mismatches.is_empty() && ck != cs {
+                println!("  CONTENTS differ:\n    kernel {ck:?}\n    bpfvm  {cs:?}");
+                failures += 1;
+            }
+            failures += r.mismatches.len();
+            total.merge(r);
+        }
+    }
+    print_report("all random sequences", &total);
+    assert_eq!(failures, 0, "bpfvm differs from the kernel");
+}
+
+/// A second shape: 6-byte keys (jhash, not jhash2) on hashes, 4-byte values without
+/// per-CPU padding, 4 entries.
+fn small_def(ty: MapType) -> MapDef {
+    let d = diff::default_def(ty);
+    MapDef {
+        key_size: if ty.is_array() { 4 } else { 6 },
+        value_size: 4,
+        max_entries: 4,
+        ..d
+    }
+}
