@@ -47,10 +47,6 @@ fn scenarios_agree_with_the_kernel() {
     let mut total = Report::default();
     for ty in MapType::ALL {
         for sc in diff::scenarios(ty, n) {
-            if sc.name == "wrong buffer sizes" {
-                // The kernel side refuses these before the syscall for now.
-                continue;
-            }
             let (k, s) = pair(sc.def, n);
             let r = diff::run(&k, &s, &mut sc.ops.clone().into_iter(), 3);
             let contents_k = diff::dump(&k, 1000);

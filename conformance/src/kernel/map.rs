@@ -1,13 +1,15 @@
 //! A kernel map with the host-side commands of `bpf(2)`, byte-level like bpfvm-maps.
 //!
-//! Buffer sizes are checked first, like libbpf's `validate_map_op` (spec §11): a key that
-//! is not `key_size` bytes, or a value that is not the size §3 gives for the flags, is
-//! `EINVAL` without a syscall. The kernel itself cannot see buffer lengths.
+//! Buffer lengths behave as with raw `bpf(2)` calls: the kernel reads the first `key_size`
+//! bytes of a key and the first §3-size bytes of a value, so longer buffers work, and a
+//! shorter one is handed over right in front of an unmapped page, so the kernel's read
+//! past its end faults (`EFAULT`) exactly where a short user buffer would. Output buffers
+//! are always allocated at the size the kernel writes.
 
 use super::batch::{BatchLookup, BatchWrite};
 use super::consts::{elem, Cmd, MapType};
 use super::errno::Errno;
-use super::sys::{self, BatchArgs, ElemValue, MapFd, MapShape};
+use super::sys::{self, BatchArgs, BatchBuf, ElemValue, GuardedBuf, In, MapFd, MapShape};
 use std::os::fd::RawFd;
 
 /// What to create: the fields of BPF_MAP_CREATE the oracle uses.
@@ -86,29 +88,36 @@ impl KernelMap {
         }
     }
 
-    fn key_ok(&self, key: &[u8]) -> Result<(), Errno> {
-        if key.len() == self.fd.shape().key_size as usize {
-            Ok(())
+    /// `bytes` as the kernel will read them: at least `needed` bytes given → a copy
+    /// zero-padded to `room`; fewer → a guarded copy whose overrun faults.
+    fn input(&self, bytes: &[u8], needed: usize, room: usize) -> Result<Input, Errno> {
+        if bytes.len() >= needed {
+            let mut v = bytes.to_vec();
+            v.resize(v.len().max(room), 0);
+            Ok(Input::Plain(v))
         } else {
-            Err(Errno::EINVAL)
+            GuardedBuf::new(bytes).map(Input::Guarded)
         }
     }
 
-    /// A zeroed buffer of the largest size the kernel moves, holding `bytes` at its start.
-    fn padded(&self, bytes: &[u8], elems: usize) -> Vec<u8> {
-        let mut buf = vec![0; self.fd.shape().max_value_bytes() * elems.max(1)];
-        buf[..bytes.len()].copy_from_slice(bytes);
-        buf
+    fn key_input(&self, key: &[u8]) -> Result<Input, Errno> {
+        let ks = self.fd.shape().key_size as usize;
+        self.input(key, ks, ks)
+    }
+
+    /// A zeroed output buffer of the largest size the kernel writes per element.
+    fn out_buf(&self) -> Vec<u8> {
+        vec![0; self.fd.shape().max_value_bytes()]
     }
 
     /// BPF_MAP_LOOKUP_ELEM: the value (`value_size_for(flags)` bytes).
     pub fn lookup(&self, key: &[u8], flags: u64) -> Result<Vec<u8>, Errno> {
-        self.key_ok(key)?;
-        let mut out = self.padded(&[], 1);
+        let key = self.key_input(key)?;
+        let mut out = self.out_buf();
         sys::map_elem(
             &self.fd,
             Cmd::MapLookupElem,
-            Some(key),
+            Some(key.as_in()),
             ElemValue::Out(&mut out),
             flags,
         )?;
@@ -116,18 +125,16 @@ impl KernelMap {
         Ok(out)
     }
 
-    /// BPF_MAP_UPDATE_ELEM; `value` must be `value_size_for(flags)` bytes.
+    /// BPF_MAP_UPDATE_ELEM; the kernel reads `value_size_for(flags)` bytes of `value`.
     pub fn update(&self, key: &[u8], value: &[u8], flags: u64) -> Result<(), Errno> {
-        self.key_ok(key)?;
-        if value.len() != self.value_size_for(flags) {
-            return Err(Errno::EINVAL);
-        }
-        let buf = self.padded(value, 1);
+        let key = self.key_input(key)?;
+        let room = self.fd.shape().max_value_bytes();
+        let value = self.input(value, self.value_size_for(flags), room)?;
         sys::map_elem(
             &self.fd,
             Cmd::MapUpdateElem,
-            Some(key),
-            ElemValue::In(&buf),
+            Some(key.as_in()),
+            ElemValue::In(value.as_in()),
             flags,
         )
     }
@@ -139,11 +146,11 @@ impl KernelMap {
 
     /// BPF_MAP_DELETE_ELEM with an explicit `flags` field (which must be 0 for the kernel).
     pub fn delete_raw(&self, key: &[u8], flags: u64) -> Result<(), Errno> {
-        self.key_ok(key)?;
+        let key = self.key_input(key)?;
         sys::map_elem(
             &self.fd,
             Cmd::MapDeleteElem,
-            Some(key),
+            Some(key.as_in()),
             ElemValue::None,
             flags,
         )
@@ -151,14 +158,12 @@ impl KernelMap {
 
     /// BPF_MAP_GET_NEXT_KEY; `None` asks for the first key.
     pub fn get_next_key(&self, key: Option<&[u8]>) -> Result<Vec<u8>, Errno> {
-        if let Some(k) = key {
-            self.key_ok(k)?;
-        }
+        let key = key.map(|k| self.key_input(k)).transpose()?;
         let mut next = vec![0; self.fd.shape().key_size as usize];
         sys::map_elem(
             &self.fd,
             Cmd::MapGetNextKey,
-            key,
+            key.as_ref().map(Input::as_in),
             ElemValue::NextKey(&mut next),
             0,
         )?;
@@ -167,12 +172,12 @@ impl KernelMap {
 
     /// BPF_MAP_LOOKUP_AND_DELETE_ELEM: the value, always at the no-flag size (§3).
     pub fn lookup_and_delete(&self, key: &[u8], flags: u64) -> Result<Vec<u8>, Errno> {
-        self.key_ok(key)?;
-        let mut out = self.padded(&[], 1);
+        let key = self.key_input(key)?;
+        let mut out = self.out_buf();
         sys::map_elem(
             &self.fd,
             Cmd::MapLookupAndDeleteElem,
-            Some(key),
+            Some(key.as_in()),
             ElemValue::Out(&mut out),
             flags,
         )?;
@@ -235,13 +240,15 @@ impl KernelMap {
     ) -> BatchLookup {
         let s = *self.fd.shape();
         let tok = s.batch_token_bytes();
-        let mut in_buf = vec![0; tok];
-        if let Some(b) = in_batch {
-            if b.len() > tok {
-                return early(Errno::EINVAL, count);
-            }
-            in_buf[..b.len()].copy_from_slice(b);
-        }
+        let needed = if s.map_type.is_array() {
+            s.key_size as usize
+        } else {
+            4
+        };
+        let in_buf = match in_batch.map(|b| self.input(b, needed, tok)).transpose() {
+            Ok(b) => b,
+            Err(e) => return early(e, count),
+        };
         let n = count as usize;
         let mut out_batch = vec![UNTOUCHED; tok];
         let mut keys = vec![0; n * s.key_size as usize];
@@ -250,10 +257,10 @@ impl KernelMap {
             &self.fd,
             cmd,
             BatchArgs {
-                in_batch: in_batch.map(|_| &in_buf[..]),
+                in_batch: in_buf.as_ref().map(Input::as_in),
                 out_batch: &mut out_batch,
-                keys: &mut keys,
-                values: Some(&mut values),
+                keys: BatchBuf::Out(&mut keys),
+                values: Some(BatchBuf::Out(&mut values)),
                 count,
                 elem_flags,
                 flags,
@@ -283,8 +290,8 @@ impl KernelMap {
         }
     }
 
-    /// BPF_MAP_UPDATE_BATCH of `count` elements: `keys` is `count * key_size` bytes,
-    /// `values` is `count * value_size_for(elem_flags)` bytes, else `EINVAL`.
+    /// BPF_MAP_UPDATE_BATCH of `count` elements: the kernel reads `count * key_size` bytes
+    /// of `keys` and `count * value_size_for(elem_flags)` bytes of `values`.
     pub fn update_batch(
         &self,
         keys: &[u8],
@@ -295,16 +302,20 @@ impl KernelMap {
     ) -> BatchWrite {
         let s = *self.fd.shape();
         let n = count as usize;
-        if keys.len() != n * s.key_size as usize
-            || values.len() != n * self.value_size_for(elem_flags)
-        {
-            return BatchWrite {
-                result: Err(Errno::EINVAL),
-                count,
-            };
-        }
-        let mut keys = keys.to_vec();
-        let mut vals = self.padded(values, n);
+        let inputs = self.input(keys, n * s.key_size as usize, 0).and_then(|k| {
+            let needed = n * self.value_size_for(elem_flags);
+            let v = self.input(values, needed, n * s.max_value_bytes())?;
+            Ok((k, v))
+        });
+        let (keys, values) = match inputs {
+            Ok(kv) => kv,
+            Err(e) => {
+                return BatchWrite {
+                    result: Err(e),
+                    count,
+                }
+            }
+        };
         let mut out_batch = vec![0; s.batch_token_bytes()];
         let (result, count) = sys::map_batch(
             &self.fd,
@@ -312,8 +323,8 @@ impl KernelMap {
             BatchArgs {
                 in_batch: None,
                 out_batch: &mut out_batch,
-                keys: &mut keys,
-                values: Some(&mut vals),
+                keys: BatchBuf::In(keys.as_in()),
+                values: Some(BatchBuf::In(values.as_in())),
                 count,
                 elem_flags,
                 flags,
@@ -322,16 +333,18 @@ impl KernelMap {
         BatchWrite { result, count }
     }
 
-    /// BPF_MAP_DELETE_BATCH of `count` keys (`keys` is `count * key_size` bytes).
+    /// BPF_MAP_DELETE_BATCH of `count` keys (the kernel reads `count * key_size` bytes).
     pub fn delete_batch(&self, keys: &[u8], count: u32, elem_flags: u64, flags: u64) -> BatchWrite {
         let s = *self.fd.shape();
-        if keys.len() != count as usize * s.key_size as usize {
-            return BatchWrite {
-                result: Err(Errno::EINVAL),
-                count,
-            };
-        }
-        let mut keys = keys.to_vec();
+        let keys = match self.input(keys, count as usize * s.key_size as usize, 0) {
+            Ok(k) => k,
+            Err(e) => {
+                return BatchWrite {
+                    result: Err(e),
+                    count,
+                }
+            }
+        };
         let mut out_batch = vec![0; s.batch_token_bytes()];
         let (result, count) = sys::map_batch(
             &self.fd,
@@ -339,7 +352,7 @@ impl KernelMap {
             BatchArgs {
                 in_batch: None,
                 out_batch: &mut out_batch,
-                keys: &mut keys,
+                keys: BatchBuf::In(keys.as_in()),
                 values: None,
                 count,
                 elem_flags,
@@ -347,6 +360,22 @@ impl KernelMap {
             },
         );
         BatchWrite { result, count }
+    }
+}
+
+/// Bytes prepared for the kernel to read (see [`KernelMap::input`]).
+#[derive(Debug)]
+enum Input {
+    Plain(Vec<u8>),
+    Guarded(GuardedBuf),
+}
+
+impl Input {
+    fn as_in(&self) -> In<'_> {
+        match self {
+            Input::Plain(v) => In::Plain(v),
+            Input::Guarded(g) => In::Guarded(g),
+        }
     }
 }
 

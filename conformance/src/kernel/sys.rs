@@ -120,15 +120,111 @@ impl MapFd {
     fn fd_u32(&self) -> u32 {
         self.fd.as_raw_fd() as u32
     }
-    fn check(&self, key: Option<&[u8]>, value_len: Option<usize>) -> Result<(), Errno> {
-        let key_ok = key.is_none_or(|k| k.len() >= self.shape.key_size as usize);
-        let value_ok = value_len.is_none_or(|n| n >= self.shape.max_value_bytes());
-        if key_ok && value_ok {
+    fn key_ok(&self, key: Option<&In<'_>>) -> Result<(), Errno> {
+        if key.is_none_or(|k| k.covers(self.shape.key_size as usize)) {
             Ok(())
         } else {
             Err(Errno::EINVAL)
         }
     }
+}
+
+/// A copy of some bytes placed so that they end exactly where a `PROT_NONE` page begins:
+/// the kernel reading past them faults (`EFAULT`) instead of reading other memory. This is
+/// how a too-short key or value buffer is handed to the kernel.
+#[derive(Debug)]
+pub(crate) struct GuardedBuf {
+    base: *mut u8,
+    page: usize,
+    len: usize,
+}
+
+impl GuardedBuf {
+    /// Copies `bytes` (at most one page) in front of a guard page.
+    pub fn new(bytes: &[u8]) -> Result<Self, Errno> {
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        let page = usize::try_from(page).map_err(|_| Errno::EINVAL)?;
+        if bytes.len() > page {
+            return Err(Errno::EINVAL);
+        }
+        // SAFETY: an anonymous private mapping at an address of the kernel's choosing
+        // touches no existing memory.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                2 * page,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(last_errno());
+        }
+        let base = base.cast::<u8>();
+        let buf = GuardedBuf {
+            base,
+            page,
+            len: bytes.len(),
+        };
+        // SAFETY: `base + page .. base + 2 * page` is the second page of the mapping above.
+        if unsafe { libc::mprotect(base.add(page).cast(), page, libc::PROT_NONE) } != 0 {
+            return Err(last_errno());
+        }
+        // SAFETY: the destination `base + page - len .. base + page` lies in the first
+        // (read-write) page of the mapping, which nothing else references; the source is a
+        // distinct Rust slice of `len` bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf.start(), bytes.len());
+        }
+        Ok(buf)
+    }
+
+    fn start(&self) -> *mut u8 {
+        // SAFETY: `page - len` is within the 2-page mapping (len <= page).
+        unsafe { self.base.add(self.page - self.len) }
+    }
+}
+
+impl Drop for GuardedBuf {
+    fn drop(&mut self) {
+        // SAFETY: `base` / `2 * page` is exactly the mapping made in `new`, unmapped once.
+        unsafe {
+            libc::munmap(self.base.cast(), 2 * self.page);
+        }
+    }
+}
+
+/// Bytes the kernel reads.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum In<'a> {
+    /// A Rust slice; the kernel must not read past its end.
+    Plain(&'a [u8]),
+    /// A guarded copy; reads past its end fault in the guard page.
+    Guarded(&'a GuardedBuf),
+}
+
+impl In<'_> {
+    fn addr(&self) -> u64 {
+        match self {
+            In::Plain(b) => b.as_ptr() as u64,
+            In::Guarded(g) => g.start() as u64,
+        }
+    }
+    /// Whether a kernel read of `needed` bytes stays in memory that is ours: the slice, or
+    /// the guarded bytes plus the guard page.
+    fn covers(&self, needed: usize) -> bool {
+        match self {
+            In::Plain(b) => b.len() >= needed,
+            In::Guarded(g) => needed <= g.len + g.page,
+        }
+    }
+}
+
+fn last_errno() -> Errno {
+    Errno(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
 }
 
 /// BPF_MAP_CREATE (no BTF, no name).
@@ -153,34 +249,43 @@ pub(crate) fn map_create(shape: MapShape) -> Result<MapFd, Errno> {
 pub(crate) fn map_elem(
     map: &MapFd,
     cmd: Cmd,
-    key: Option<&[u8]>,
+    key: Option<In<'_>>,
     value: ElemValue<'_>,
     flags: u64,
 ) -> Result<(), Errno> {
+    map.key_ok(key.as_ref())?;
+    let max_value = map.shape.max_value_bytes();
     let mut attr = Attr::new();
-    attr.u32(0, map.fd_u32()).ptr(8, key).u64(24, flags);
+    attr.u32(0, map.fd_u32())
+        .u64(8, key.map_or(0, |k| k.addr()))
+        .u64(24, flags);
     match value {
         ElemValue::None => {}
         ElemValue::In(v) => {
-            map.check(key, Some(v.len()))?;
-            attr.ptr(16, Some(v));
+            if !v.covers(max_value) {
+                return Err(Errno::EINVAL);
+            }
+            attr.u64(16, v.addr());
         }
         ElemValue::Out(v) => {
-            map.check(key, Some(v.len()))?;
+            if v.len() < max_value {
+                return Err(Errno::EINVAL);
+            }
             attr.mut_ptr(16, Some(v));
         }
         ElemValue::NextKey(v) => {
-            map.check(key, None)?;
             if v.len() < map.shape.key_size as usize {
                 return Err(Errno::EINVAL);
             }
             attr.mut_ptr(16, Some(v));
         }
     }
-    map.check(key, None)?;
-    // SAFETY: checked above: `key` holds >= key_size bytes, value buffers hold >= the most
-    // the kernel moves for this map (max_value_bytes), a next-key buffer >= key_size;
-    // all are borrowed for the duration of the call.
+    // SAFETY: checked above: `key` covers key_size bytes, an input value covers
+    // max_value_bytes (the most the kernel reads for this map), output buffers hold at least
+    // what the kernel writes (max_value_bytes, or key_size for a next key). "Covers" means
+    // either a live slice that long or a guarded copy whose overrun lands in its own
+    // PROT_NONE page, where the kernel's user copy faults with EFAULT. All buffers are
+    // borrowed for the duration of the call.
     unsafe { bpf(cmd, &mut attr) }.map(drop)
 }
 
@@ -190,21 +295,45 @@ pub(crate) enum ElemValue<'a> {
     /// NULL.
     None,
     /// A value the kernel reads.
-    In(&'a [u8]),
+    In(In<'a>),
     /// A value the kernel writes.
     Out(&'a mut [u8]),
     /// GET_NEXT_KEY's `next_key`.
     NextKey(&'a mut [u8]),
 }
 
-/// The buffers and fields of one batch call. `keys` and `values` must hold `count`
+/// A batch array: written by lookups, read by updates and deletes.
+#[derive(Debug)]
+pub(crate) enum BatchBuf<'a> {
+    /// The kernel writes it.
+    Out(&'a mut [u8]),
+    /// The kernel reads it.
+    In(In<'a>),
+}
+
+impl BatchBuf<'_> {
+    fn covers(&self, needed: usize) -> bool {
+        match self {
+            BatchBuf::Out(b) => b.len() >= needed,
+            BatchBuf::In(i) => i.covers(needed),
+        }
+    }
+    fn addr(&mut self) -> u64 {
+        match self {
+            BatchBuf::Out(b) => b.as_mut_ptr() as u64,
+            BatchBuf::In(i) => i.addr(),
+        }
+    }
+}
+
+/// The buffers and fields of one batch call. `keys` and `values` must cover `count`
 /// elements of `key_size` and `max_value_bytes` bytes.
 #[derive(Debug)]
 pub(crate) struct BatchArgs<'a> {
-    pub in_batch: Option<&'a [u8]>,
+    pub in_batch: Option<In<'a>>,
     pub out_batch: &'a mut [u8],
-    pub keys: &'a mut [u8],
-    pub values: Option<&'a mut [u8]>,
+    pub keys: BatchBuf<'a>,
+    pub values: Option<BatchBuf<'a>>,
     pub count: u32,
     pub elem_flags: u64,
     pub flags: u64,
@@ -212,32 +341,38 @@ pub(crate) struct BatchArgs<'a> {
 
 /// One of the four batch commands. Returns the call's result and `count` as the kernel
 /// left it (the kernel writes it back on success and on most errors).
-pub(crate) fn map_batch(map: &MapFd, cmd: Cmd, args: BatchArgs<'_>) -> (Result<(), Errno>, u32) {
+pub(crate) fn map_batch(
+    map: &MapFd,
+    cmd: Cmd,
+    mut args: BatchArgs<'_>,
+) -> (Result<(), Errno>, u32) {
     let s = map.shape;
     let n = args.count as usize;
     let tok = s.batch_token_bytes();
-    let ok = args.in_batch.is_none_or(|b| b.len() >= tok)
+    let ok = args.in_batch.is_none_or(|b| b.covers(tok))
         && args.out_batch.len() >= tok
-        && args.keys.len() >= n * s.key_size as usize
+        && args.keys.covers(n * s.key_size as usize)
         && args
             .values
             .as_ref()
-            .is_none_or(|v| v.len() >= n * s.max_value_bytes());
+            .is_none_or(|v| v.covers(n * s.max_value_bytes()));
     if !ok {
         return (Err(Errno::EINVAL), args.count);
     }
     let mut attr = Attr::new();
-    attr.ptr(0, args.in_batch)
+    attr.u64(0, args.in_batch.map_or(0, |b| b.addr()))
         .mut_ptr(8, Some(args.out_batch))
-        .mut_ptr(16, Some(args.keys))
-        .mut_ptr(24, args.values)
+        .u64(16, args.keys.addr())
+        .u64(24, args.values.as_mut().map_or(0, |v| v.addr()))
         .u32(32, args.count)
         .u32(36, map.fd_u32())
         .u64(40, args.elem_flags)
         .u64(48, args.flags);
-    // SAFETY: checked above: the batch tokens hold >= key_size and >= 4 bytes (a key or a
-    // bucket index), `keys` and `values` hold `count` elements of the largest size the
-    // kernel uses for this map; all live and exclusively borrowed during the call.
+    // SAFETY: checked above: the batch tokens cover >= key_size and >= 4 bytes (a key or a
+    // bucket index), `keys` and `values` cover `count` elements of the largest size the
+    // kernel uses for this map ("cover" as in `map_elem`: a live slice that long, or a
+    // guarded copy whose overrun faults in its own guard page); all are borrowed during
+    // the call, output buffers exclusively.
     let res = unsafe { bpf(cmd, &mut attr) }.map(drop);
     (res, attr.get_u32(32))
 }

@@ -120,14 +120,17 @@ fn slot<'a>(kernel: &KernelMap, full: &'a [u8], flags: u64) -> &'a [u8] {
     &full[start..start + vs]
 }
 
-/// One host-side update of a per-CPU map with the merged kernel's rules.
+/// One host-side update of a per-CPU map with the merged kernel's rules, in the order of
+/// spec §2: flag check, key copy, value copy (a short buffer faults: `EFAULT`; only the
+/// first bytes of a longer one are read), then the per-map check of §4.
 fn update(kernel: &KernelMap, key: &[u8], value: &[u8], flags: u64) -> Result<(), Errno> {
     let def = kernel.def();
     let n = kernel.ncpus();
-    if key.len() != def.key_size as usize || value.len() != kernel.value_size_for(flags) {
-        return Err(Errno::EINVAL);
-    }
     cpu_flag_stage(def.map_type, !0, flags, n)?;
+    let key = key.get(..def.key_size as usize).ok_or(Errno::EFAULT)?;
+    let value = value
+        .get(..kernel.value_size_for(flags))
+        .ok_or(Errno::EFAULT)?;
     // §4, per-CPU types: LOCK or lo(f) > 16 is EINVAL.
     if flags & elem::LOCK != 0 || (flags & 0xFFFF_FFFF) > 16 {
         return Err(Errno::EINVAL);
@@ -152,7 +155,8 @@ fn update(kernel: &KernelMap, key: &[u8], value: &[u8], flags: u64) -> Result<()
     kernel.update(key, &full, elem::ANY)
 }
 
-/// UPDATE_BATCH with a cpu flag: the generic batch loop of §6.3 over [`update`].
+/// UPDATE_BATCH with a cpu flag: the generic batch loop of §6.3 over [`update`]; element
+/// `i`'s key or value running past the given buffers faults (`EFAULT`, `count` = `i`).
 fn update_batch(
     kernel: &KernelMap,
     keys: &[u8],
@@ -163,13 +167,6 @@ fn update_batch(
     let def = kernel.def();
     let ks = def.key_size as usize;
     let vs = kernel.value_size_for(elem_flags);
-    let n = count as usize;
-    if keys.len() != n * ks || values.len() != n * vs {
-        return BatchWrite {
-            result: Err(Errno::EINVAL),
-            count,
-        };
-    }
     let allowed = elem::LOCK | elem::CPU | elem::ALL_CPUS;
     if let Err(e) = cpu_flag_stage(def.map_type, allowed, elem_flags, kernel.ncpus()) {
         return BatchWrite {
@@ -177,13 +174,13 @@ fn update_batch(
             count,
         };
     }
-    for i in 0..n {
-        let r = update(
-            kernel,
-            &keys[i * ks..(i + 1) * ks],
-            &values[i * vs..(i + 1) * vs],
-            elem_flags,
-        );
+    for i in 0..count as usize {
+        let key = keys.get(i * ks..(i + 1) * ks);
+        let value = values.get(i * vs..(i + 1) * vs);
+        let r = match (key, value) {
+            (Some(k), Some(v)) => update(kernel, k, v, elem_flags),
+            _ => Err(Errno::EFAULT),
+        };
         if let Err(e) = r {
             return BatchWrite {
                 result: Err(e),
