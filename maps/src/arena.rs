@@ -10,7 +10,7 @@
 
 use std::alloc::{self, Layout};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
 
 use crate::error::MapError;
 
@@ -191,6 +191,47 @@ impl Slab {
         while i < src.len() {
             self.byte(off + i).store(src[i], Relaxed);
             i += 1;
+        }
+    }
+
+    /// Copy `src` into `slot` starting at byte `at` (`at + src.len() <= value_size`).
+    pub(crate) fn write_at(&self, slot: usize, at: usize, src: &[u8]) {
+        assert!(
+            at + src.len() <= self.value_size,
+            "arena slot access out of range"
+        );
+        let off = self.check(slot, 0) + at;
+        let mut i = 0;
+        while i < src.len() {
+            if (off + i) % 8 == 0 && i + 8 <= src.len() {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(&src[i..i + 8]);
+                self.words[(off + i) / 8].store(u64::from_ne_bytes(w), Relaxed);
+                i += 8;
+            } else {
+                self.byte(off + i).store(src[i], Relaxed);
+                i += 1;
+            }
+        }
+    }
+
+    /// The 4-byte word at byte `at` of `slot` (`at` a multiple of 4, `at + 4 <= value_size`).
+    pub(crate) fn word32(&self, slot: usize, at: usize) -> &AtomicU32 {
+        assert!(
+            at % 4 == 0 && at + 4 <= self.value_size,
+            "arena word access out of range"
+        );
+        let off = self.check(slot, 0) + at;
+        // SAFETY: `off` is inside the allocation (checked above) and 4-byte aligned (slots
+        // start 8-aligned, `at` is a multiple of 4); AtomicU32 may alias the bytes of the
+        // AtomicU64 cell it lies in; the reference lives no longer than `self`.
+        unsafe {
+            &*self
+                .words
+                .as_ptr()
+                .cast::<u8>()
+                .add(off)
+                .cast::<AtomicU32>()
         }
     }
 

@@ -114,7 +114,7 @@ impl Map {
             self.write_elem(i, Src::from_host(f, value), false);
             Ok(())
         } else {
-            self.array_update_common(i, f, Src::Full(value))
+            self.array_update_common(i, f, Src::from_host(f, value))
         }
     }
 
@@ -126,7 +126,12 @@ impl Map {
         value: &[u8],
         f: u64,
     ) -> Result<(), MapError> {
-        self.array_update_common(index(key), f, Src::Cpu(cpu, value))
+        let src = if f & BPF_F_LOCK != 0 {
+            Src::Locked(value)
+        } else {
+            Src::Cpu(cpu, value)
+        };
+        self.array_update_common(index(key), f, src)
     }
 
     fn array_update_common(&self, i: u32, f: u64, src: Src<'_>) -> Result<(), MapError> {
@@ -142,7 +147,7 @@ impl Map {
         if f & BPF_NOEXIST != 0 {
             return Err(MapError::Exists);
         }
-        if f & BPF_F_LOCK != 0 {
+        if f & BPF_F_LOCK != 0 && !self.has_spin_lock() {
             return Err(MapError::flags(
                 f,
                 "BPF_F_LOCK on a map without a spin lock",

@@ -133,7 +133,7 @@ impl Map {
                 "DELETE_BATCH only allows BPF_F_LOCK",
             ));
         }
-        if elem_flags & BPF_F_LOCK != 0 {
+        if elem_flags & BPF_F_LOCK != 0 && !self.has_spin_lock() {
             return Err(MapError::flags(
                 elem_flags,
                 "BPF_F_LOCK on a map without a spin lock",

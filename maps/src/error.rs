@@ -107,6 +107,12 @@ pub enum MapError {
         /// The map's type.
         map_type: MapType,
     },
+    /// A `bpf_spin_lock` in the value of a map type that refuses one (`EOPNOTSUPP`, spec U6).
+    #[error("a bpf_spin_lock is not supported in a {map_type:?} map")]
+    SpinLockNotSupported {
+        /// The map's type.
+        map_type: MapType,
+    },
     /// A numeric map type this crate does not know (`EINVAL`, as the kernel).
     #[error("unknown map type {value}")]
     UnknownMapType {
@@ -178,7 +184,9 @@ impl MapError {
             | MapError::SizeMismatch { .. } => EINVAL,
             MapError::CpuOutOfRange { .. } => ERANGE,
             MapError::NotSupported { .. } => ENOTSUPP,
-            MapError::UnsupportedMapType { .. } => EOPNOTSUPP,
+            MapError::UnsupportedMapType { .. } | MapError::SpinLockNotSupported { .. } => {
+                EOPNOTSUPP
+            }
             MapError::PermissionDenied { .. } => EPERM,
             MapError::NoSpace { .. } => ENOSPC,
             MapError::BufferTooSmall { .. } => EFAULT,

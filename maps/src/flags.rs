@@ -123,18 +123,21 @@ pub(crate) fn lo(flags: u64) -> u32 {
 
 /// `bpf_map_check_op_flags(map, flags, allowed)` (spec §2), in the kernel's order.
 ///
-/// No map of this crate carries a `bpf_spin_lock` (there is no BTF), so `BPF_F_LOCK`
-/// always fails step 2.
+/// Only maps made with [`crate::Map::create_with_spin_lock`] carry a `bpf_spin_lock`;
+/// on every other map `BPF_F_LOCK` fails step 2. (Spec U6: among our types the kernel
+/// accepts a spin lock only in HASH, ARRAY and CGROUP_STORAGE, so per-CPU maps never
+/// accept LOCK.)
 pub(crate) fn check_op_flags(
     map_type: MapType,
     ncpus: u32,
+    has_spin_lock: bool,
     flags: u64,
     allowed: u64,
 ) -> Result<(), MapError> {
     if u64::from(lo(flags)) & !allowed != 0 {
         return Err(MapError::flags(flags, "flag not allowed for this command"));
     }
-    if flags & BPF_F_LOCK != 0 {
+    if flags & BPF_F_LOCK != 0 && !has_spin_lock {
         return Err(MapError::flags(
             flags,
             "BPF_F_LOCK on a map without a spin lock",
@@ -179,14 +182,28 @@ mod tests {
     #[test]
     fn check_order_first_failure_wins() {
         // Unknown low bit beats LOCK.
-        let e = check_op_flags(MapType::PercpuArray, 2, 32 | 4, 4 | 8).unwrap_err();
+        let e = check_op_flags(MapType::PercpuArray, 2, false, 32 | 4, 4 | 8).unwrap_err();
         assert_eq!(e.errno(), 22);
         // cpu out of range only after the type check.
-        let e = check_op_flags(MapType::Array, 2, MapFlags::cpu(9).bits(), 4 | 8).unwrap_err();
-        assert_eq!(e.errno(), 22);
         let e =
-            check_op_flags(MapType::PercpuArray, 2, MapFlags::cpu(2).bits(), 4 | 8).unwrap_err();
+            check_op_flags(MapType::Array, 2, false, MapFlags::cpu(9).bits(), 4 | 8).unwrap_err();
+        assert_eq!(e.errno(), 22);
+        let e = check_op_flags(
+            MapType::PercpuArray,
+            2,
+            false,
+            MapFlags::cpu(2).bits(),
+            4 | 8,
+        )
+        .unwrap_err();
         assert_eq!(e.errno(), 34);
-        assert!(check_op_flags(MapType::PercpuArray, 2, MapFlags::cpu(1).bits(), 4 | 8).is_ok());
+        assert!(check_op_flags(
+            MapType::PercpuArray,
+            2,
+            false,
+            MapFlags::cpu(1).bits(),
+            4 | 8
+        )
+        .is_ok());
     }
 }

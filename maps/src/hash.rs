@@ -256,7 +256,7 @@ impl HashState {
             u64::from(max) + u64::from(ncpus)
         };
         let n_buckets = max.next_power_of_two();
-        let bytes = nodes64 * (spec.key_size as u64 + 16) + u64::from(n_buckets) * 4;
+        let bytes = nodes64 * (spec.key_size as u64 + 32) + u64::from(n_buckets) * 4;
         if bytes > MAX_BOOKKEEPING_BYTES || nodes64 > u64::from(u32::MAX - 1024) {
             return Err(MapError::OutOfMemory {
                 reason: "hash map larger than the simulator allows",
@@ -369,7 +369,7 @@ impl HashState {
             }
             _ => {}
         }
-        if f & BPF_F_LOCK != 0 {
+        if f & BPF_F_LOCK != 0 && !map.has_spin_lock() {
             return Err(MapError::flags(
                 f,
                 "BPF_F_LOCK on a map without a spin lock",
@@ -388,13 +388,20 @@ impl HashState {
         f: u64,
     ) -> Result<(), MapError> {
         let bad = match map.map_type() {
-            MapType::Hash => f & !BPF_F_LOCK > BPF_EXIST || f & BPF_F_LOCK != 0,
+            MapType::Hash => {
+                f & !BPF_F_LOCK > BPF_EXIST || (f & BPF_F_LOCK != 0 && !map.has_spin_lock())
+            }
             _ => f > BPF_EXIST,
         };
         if bad {
             return Err(MapError::flags(f, "program-side update flags"));
         }
-        self.update(map, cpu, key, Src::Cpu(cpu, value), f)
+        let src = if f & BPF_F_LOCK != 0 {
+            Src::Locked(value)
+        } else {
+            Src::Cpu(cpu, value)
+        };
+        self.update(map, cpu, key, src, f)
     }
 
     fn update(
@@ -427,6 +434,11 @@ impl HashState {
             })?;
             map.write_elem(n, src, true);
             t.core.link(n, key);
+            return Ok(());
+        }
+        if let (Src::Locked(_), Some(o)) = (src, old) {
+            // BPF_F_LOCK on a spin-lock HASH: copy in place, keep the position.
+            map.write_elem(o, src, false);
             return Ok(());
         }
         let n = match old {
@@ -513,13 +525,13 @@ impl HashState {
         &self,
         map: &Map,
         key: &[u8],
-        out: Option<&mut [u8]>,
+        out: Option<(&mut [u8], Dst)>,
     ) -> Result<(), MapError> {
         let mut guard = self.write();
         let t = &mut *guard;
         let n = t.core.find(key).ok_or(MapError::NotFound)?;
-        if let Some(out) = out {
-            map.read_elem(n, Dst::Full, out);
+        if let Some((out, dst)) = out {
+            map.read_elem(n, dst, out);
         }
         self.free_node(t, n);
         Ok(())
@@ -531,6 +543,21 @@ impl HashState {
             Some(lru) => lru.push_free(&self.refs, n),
             None => t.free.push(n),
         }
+    }
+
+    /// Snapshot of `(key, node)` in iteration order (for `for_each_map_elem`).
+    pub(crate) fn snapshot(&self) -> Vec<(Vec<u8>, u32)> {
+        let t = self.read();
+        let c = &t.core;
+        let mut out = Vec::with_capacity(c.count as usize);
+        for b in 0..c.heads.len() {
+            let mut n = c.heads[b];
+            while n != NIL {
+                out.push((c.key(n).to_vec(), n));
+                n = c.next[n as usize];
+            }
+        }
+        out
     }
 
     /// `htab_map_get_next_key`.

@@ -40,9 +40,14 @@
 //! kernel, concurrent writers of the same value may interleave (no value-level atomicity).
 //! Keys and bookkeeping are behind a lock.
 //!
-//! Simulator choices: no map carries a `bpf_spin_lock` (there is no BTF), so `BPF_F_LOCK` is
-//! always `EINVAL`; the hash seed is always 0 (the kernel's order with `BPF_F_ZERO_SEED`);
-//! arenas are limited to 4 GiB (one 32-bit guest region), bigger maps give `ENOMEM`.
+//! Simulator choices: there is no BTF, so a value holds a `bpf_spin_lock` only when the map
+//! is made with [`Map::create_with_spin_lock`]; on other maps `BPF_F_LOCK` is `EINVAL`. The
+//! hash seed is always 0 (the kernel's order with `BPF_F_ZERO_SEED`). Arenas are limited to
+//! 4 GiB (one 32-bit guest region) and hash bookkeeping to 1 GiB; bigger maps give `ENOMEM`.
+//! Cgroup storage maps hold at most [`STORAGE_CAPACITY`] storages.
+//!
+//! Modules: [`flags`] (element and creation flags), [`typed`] (aya-style views),
+//! [`cgroup_storage`], [`arena`] (the value memory layout), [`jhash`] (bucket hash).
 #![deny(unsafe_code)]
 
 pub mod arena;
@@ -55,11 +60,17 @@ mod hash;
 pub mod jhash;
 mod lru;
 mod map;
+mod pod;
 mod spec;
+pub mod typed;
+mod values;
 
 pub use arena::ValueArena;
 pub use cgroup_storage::{CgroupStorageKey, STORAGE_CAPACITY};
 pub use error::{errno, MapError};
 pub use flags::MapFlags;
 pub use map::Map;
+pub use pod::Pod;
 pub use spec::{CpuId, MapSpec, MapType};
+pub use typed::{Array, HashMap, PerCpuArray, PerCpuHashMap};
+pub use values::PerCpuValues;

@@ -9,6 +9,9 @@
 //! - Per-CPU LRU (`BPF_F_NO_COMMON_LRU`): one list set per CPU; each CPU owns
 //!   `max_entries / N` nodes for good.
 //!
+//! The exact victim choice beyond the invariants of spec §7.7 is unverified (U2); this
+//! module follows the kernel code, which reproduces every number the spec verified.
+//!
 //! Reference bits live outside the lock (`refs`), so program-side lookups can set them while
 //! holding only a read lock.
 
@@ -187,7 +190,7 @@ impl Lru {
 
     fn count_dec(&mut self, l: usize, t: NodeType) {
         if (t as usize) < 2 {
-            self.lists[l].counts[t as usize] -= 1;
+            self.lists[l].counts[t as usize] = self.lists[l].counts[t as usize].saturating_sub(1);
         }
     }
 

@@ -21,7 +21,6 @@ use crate::spec::{CpuId, MapSpec, MapType};
 /// memory is one arena ([`Map::arena`]) allocated at creation; pointers returned by the
 /// `prog_*` functions stay valid for the map's lifetime. Keys and bookkeeping live behind a
 /// lock; arena bytes are only ever accessed through relaxed atomics.
-#[derive(Debug)]
 pub struct Map {
     pub(crate) spec: MapSpec,
     pub(crate) ncpus: u32,
@@ -29,6 +28,20 @@ pub struct Map {
     frozen: AtomicBool,
     pub(crate) slab: Slab,
     pub(crate) kind: Kind,
+    /// Offset of the value's `bpf_spin_lock`, if it has one.
+    spin_lock: Option<u32>,
+}
+
+impl std::fmt::Debug for Map {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Map")
+            .field("spec", &self.spec)
+            .field("ncpus", &self.ncpus)
+            .field("elements", &self.element_count())
+            .field("frozen", &self.is_frozen())
+            .field("host_cpu", &self.host_cpu())
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]
@@ -47,11 +60,15 @@ pub(crate) enum Src<'a> {
     AllCpus(&'a [u8]),
     /// One CPU's copy (`VS` bytes); a new percpu element gets the other CPUs zeroed.
     Cpu(u32, &'a [u8]),
+    /// `BPF_F_LOCK` on a map with a spin lock: the value, copied under the element's lock.
+    Locked(&'a [u8]),
 }
 
 impl<'a> Src<'a> {
     pub(crate) fn from_host(flags: u64, buf: &'a [u8]) -> Src<'a> {
-        if flags & BPF_F_CPU != 0 {
+        if flags & BPF_F_LOCK != 0 {
+            Src::Locked(buf)
+        } else if flags & BPF_F_CPU != 0 {
             Src::Cpu(flags::cpu_of(flags), buf)
         } else if flags & BPF_F_ALL_CPUS != 0 {
             Src::AllCpus(buf)
@@ -68,11 +85,15 @@ pub(crate) enum Dst {
     Full,
     /// Percpu: `VS` bytes of one CPU.
     Cpu(u32),
+    /// `BPF_F_LOCK`: `VS` bytes copied under the element's spin lock.
+    Locked,
 }
 
 impl Dst {
     pub(crate) fn from_host(flags: u64) -> Dst {
-        if flags & BPF_F_CPU != 0 {
+        if flags & BPF_F_LOCK != 0 {
+            Dst::Locked
+        } else if flags & BPF_F_CPU != 0 {
             Dst::Cpu(flags::cpu_of(flags))
         } else {
             Dst::Full
@@ -161,6 +182,7 @@ impl Map {
         };
         check_name(&spec.name)?;
         Ok(Map {
+            spin_lock: None,
             spec,
             ncpus,
             host_cpu: AtomicU32::new(0),
@@ -168,6 +190,73 @@ impl Map {
             slab,
             kind,
         })
+    }
+
+    /// `BPF_MAP_CREATE` for a value type holding a `bpf_spin_lock` at byte `spin_lock_off`
+    /// (what BTF would tell the kernel). After the checks of [`Map::create`]: `EOPNOTSUPP`
+    /// unless the type is HASH, ARRAY or CGROUP_STORAGE (spec U6), `EINVAL` unless the 4-byte
+    /// lock lies 4-aligned inside the value.
+    ///
+    /// Such a map accepts `BPF_F_LOCK`: copies then take the lock. The lock is the u32 at
+    /// `spin_lock_off` of each value: 0 is unlocked; it is taken with
+    /// `compare_exchange(0, 1, Acquire)` and released with `store(0, Release)` (helpers that
+    /// implement `bpf_spin_lock` must use the same protocol). Host copies never read or
+    /// write those 4 bytes (lookups return them as 0), as the kernel's `copy_map_value`.
+    /// As in the kernel, a lock that is never released blocks `BPF_F_LOCK` copies of that
+    /// element: an engine must release a program's lock when the program faults.
+    pub fn create_with_spin_lock(
+        spec: MapSpec,
+        ncpus: u32,
+        spin_lock_off: u32,
+    ) -> Result<Map, MapError> {
+        let mut map = Map::create(spec, ncpus)?;
+        if !matches!(
+            map.spec.map_type,
+            MapType::Hash | MapType::Array | MapType::CgroupStorage
+        ) {
+            return Err(MapError::SpinLockNotSupported {
+                map_type: map.spec.map_type,
+            });
+        }
+        if spin_lock_off % 4 != 0 || u64::from(spin_lock_off) + 4 > u64::from(map.spec.value_size) {
+            return Err(MapError::InvalidSpec {
+                reason: "bpf_spin_lock must be 4-aligned inside the value",
+            });
+        }
+        map.spin_lock = Some(spin_lock_off);
+        Ok(map)
+    }
+
+    /// Offset of the value's `bpf_spin_lock` (see [`Map::create_with_spin_lock`]).
+    pub fn spin_lock_off(&self) -> Option<u32> {
+        self.spin_lock
+    }
+
+    pub(crate) fn has_spin_lock(&self) -> bool {
+        self.spin_lock.is_some()
+    }
+
+    /// Run `f` holding element `e`'s spin lock (the map must have one).
+    fn with_elem_lock<R>(&self, e: u32, f: impl FnOnce() -> R) -> R {
+        let Some(off) = self.spin_lock else {
+            return f();
+        };
+        let word = self.slab.word32(e as usize, off as usize);
+        let mut spins = 0u32;
+        while word
+            .compare_exchange_weak(0, 1, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            spins = spins.wrapping_add(1);
+            if spins % 64 == 0 {
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+        let r = f();
+        word.store(0, Ordering::Release);
+        r
     }
 
     /// The spec as created (`max_entries` after any kernel adjustment).
@@ -287,7 +376,13 @@ impl Map {
     }
 
     pub(crate) fn check_flags(&self, flags: u64, allowed: u64) -> Result<(), MapError> {
-        flags::check_op_flags(self.spec.map_type, self.ncpus, flags, allowed)
+        flags::check_op_flags(
+            self.spec.map_type,
+            self.ncpus,
+            self.has_spin_lock(),
+            flags,
+            allowed,
+        )
     }
 
     /// `bpf_map_value_size(map, flags)` (spec §3).
@@ -348,18 +443,45 @@ impl Map {
     }
 
     /// Write element `e` from `src`; `new` zero-fills the other CPUs of a one-CPU write.
+    ///
+    /// Spec U3 (unverified): a new per-CPU hash element created from the host with
+    /// `BPF_F_CPU` keeps stale bytes on the other CPUs in the kernel; we zero them, as the
+    /// program-side path does.
     pub(crate) fn write_elem(&self, e: u32, src: Src<'_>, new: bool) {
         let vs = self.spec.value_size as usize;
         if !self.is_percpu() {
-            let v = match src {
-                Src::Full(v) | Src::AllCpus(v) | Src::Cpu(_, v) => v,
+            let (v, locked) = match src {
+                Src::Full(v) | Src::AllCpus(v) | Src::Cpu(_, v) => (v, false),
+                Src::Locked(v) => (v, true),
             };
-            self.slab.write(e as usize, &v[..vs]);
+            match self.spin_lock {
+                None => self.slab.write(e as usize, &v[..vs]),
+                Some(off) => {
+                    // copy_map_value: everything but the lock word.
+                    let off = off as usize;
+                    let copy = || {
+                        self.slab.write_at(e as usize, 0, &v[..off]);
+                        self.slab.write_at(e as usize, off + 4, &v[off + 4..vs]);
+                    };
+                    if new {
+                        // A new element is not visible yet: no lock, and the lock word starts
+                        // unlocked (check_and_init_map_value).
+                        copy();
+                        self.slab
+                            .word32(e as usize, off)
+                            .store(0, Ordering::Release);
+                    } else if locked {
+                        self.with_elem_lock(e, copy)
+                    } else {
+                        copy()
+                    }
+                }
+            }
             return;
         }
         let stride = self.slab.stride();
         match src {
-            Src::Full(buf) => {
+            Src::Full(buf) | Src::Locked(buf) => {
                 for c in 0..self.ncpus {
                     let off = c as usize * stride;
                     self.slab.write(self.slot(e, c), &buf[off..off + vs]);
@@ -385,11 +507,21 @@ impl Map {
     pub(crate) fn read_elem(&self, e: u32, dst: Dst, out: &mut [u8]) {
         let vs = self.spec.value_size as usize;
         if !self.is_percpu() {
-            self.slab.read(e as usize, &mut out[..vs]);
+            match self.spin_lock {
+                None => self.slab.read(e as usize, &mut out[..vs]),
+                Some(off) => {
+                    if matches!(dst, Dst::Locked) {
+                        self.with_elem_lock(e, || self.slab.read(e as usize, &mut out[..vs]));
+                    } else {
+                        self.slab.read(e as usize, &mut out[..vs]);
+                    }
+                    out[off as usize..off as usize + 4].fill(0);
+                }
+            }
             return;
         }
         match dst {
-            Dst::Full => {
+            Dst::Full | Dst::Locked => {
                 let stride = self.slab.stride();
                 for c in 0..self.ncpus {
                     let off = c as usize * stride;
@@ -523,7 +655,7 @@ impl Map {
             ));
         }
         self.check_perm(Perm::ReadWrite)?;
-        if flags & BPF_F_LOCK != 0 {
+        if flags & BPF_F_LOCK != 0 && !self.has_spin_lock() {
             return Err(MapError::flags(
                 flags,
                 "BPF_F_LOCK on a map without a spin lock",
@@ -534,7 +666,7 @@ impl Map {
         match &self.kind {
             Kind::Hash(h) => {
                 let out = Self::buf_out("value", value, size)?;
-                h.delete(self, key, Some(out))
+                h.delete(self, key, Some((out, Dst::from_host(flags))))
             }
             Kind::Array | Kind::Cgroup(_) => Err(MapError::NotSupported {
                 op: "lookup_and_delete",
@@ -547,7 +679,8 @@ impl Map {
 
     /// Helper 1 `map_lookup_elem`: pointer to the value of `key` (the current CPU's copy on
     /// per-CPU maps), or None. Sets the LRU reference bit. Always None on cgroup storage
-    /// (programs use helper 81, see [`Map::prog_local_storage`]) and for `cpu >= N`.
+    /// (programs use helper 81, see [`Map::prog_local_storage`]; the verifier restriction is
+    /// unverified, spec U5) and for `cpu >= N`.
     #[inline]
     pub fn prog_lookup(&self, cpu: CpuId, key: &[u8]) -> Option<NonNull<u8>> {
         if cpu.0 >= self.ncpus {
@@ -614,6 +747,57 @@ impl Map {
         self.check_prog(cpu)?;
         let key = self.key_in(key)?;
         self.delete_checked(key)
+    }
+
+    /// Helper 164 `for_each_map_elem`: call `f(key, value)` for each element in iteration
+    /// order, with the `cpu`'s copy on per-CPU maps, until `f` returns true ("stop").
+    /// Returns the number of elements visited, the stopping one included. No lock is held
+    /// while `f` runs (it may update or delete); hash maps are walked from a snapshot of
+    /// their keys, skipping none. `EINVAL` on cgroup storage (no `for_each` there) and for
+    /// `cpu >= N`.
+    pub fn prog_for_each(
+        &self,
+        cpu: CpuId,
+        f: &mut dyn FnMut(&[u8], NonNull<u8>) -> bool,
+    ) -> Result<u32, MapError> {
+        if cpu.0 >= self.ncpus {
+            return Err(MapError::CpuOutOfRange {
+                cpu: u64::from(cpu.0),
+                ncpus: self.ncpus,
+            });
+        }
+        let mut visited = 0;
+        match &self.kind {
+            Kind::Array => {
+                for i in 0..self.spec.max_entries {
+                    let Some(p) = self.slab.ptr(self.slot(i, cpu.0)) else {
+                        break;
+                    };
+                    visited += 1;
+                    if f(&i.to_ne_bytes(), p) {
+                        break;
+                    }
+                }
+            }
+            Kind::Hash(h) => {
+                for (key, n) in h.snapshot() {
+                    let Some(p) = self.slab.ptr(self.slot(n, cpu.0)) else {
+                        break;
+                    };
+                    visited += 1;
+                    if f(&key, p) {
+                        break;
+                    }
+                }
+            }
+            Kind::Cgroup(_) => {
+                return Err(MapError::InvalidOperation {
+                    op: "helper for_each_map_elem",
+                    map_type: self.spec.map_type,
+                });
+            }
+        }
+        Ok(visited)
     }
 
     fn check_prog(&self, cpu: CpuId) -> Result<(), MapError> {

@@ -1,0 +1,90 @@
+//! [`PerCpuValues`]: one value per simulated CPU, as read from or written to a per-CPU map.
+
+use std::ops::{Deref, DerefMut};
+
+use crate::error::MapError;
+use crate::pod::{as_bytes, from_bytes, Pod};
+
+/// One `V` per CPU, `values[c]` belonging to CPU `c`. Its length is checked against `N`
+/// when it is built and again when a map uses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PerCpuValues<V: Pod> {
+    values: Box<[V]>,
+}
+
+impl<V: Pod> PerCpuValues<V> {
+    /// Values for `ncpus` CPUs; `EINVAL` when `values.len() != ncpus`.
+    pub fn new(ncpus: u32, values: Vec<V>) -> Result<Self, MapError> {
+        if values.len() != ncpus as usize {
+            return Err(MapError::SizeMismatch {
+                what: "per-CPU values count",
+                expected: ncpus as usize,
+                got: values.len(),
+            });
+        }
+        Ok(PerCpuValues {
+            values: values.into_boxed_slice(),
+        })
+    }
+
+    /// The same value on each of `ncpus` CPUs.
+    pub fn from_elem(ncpus: u32, value: V) -> Self {
+        PerCpuValues {
+            values: vec![value; ncpus as usize].into_boxed_slice(),
+        }
+    }
+
+    /// The values as a vector.
+    pub fn into_vec(self) -> Vec<V> {
+        self.values.into_vec()
+    }
+
+    /// Encode as a full host buffer: CPU `i` at `i * slot`, padding zero.
+    pub(crate) fn to_buffer(&self, slot: usize) -> Vec<u8> {
+        let mut buf = vec![0u8; slot * self.values.len()];
+        for (i, v) in self.values.iter().enumerate() {
+            let b = as_bytes(v);
+            buf[i * slot..i * slot + b.len()].copy_from_slice(b);
+        }
+        buf
+    }
+
+    /// Decode a full host buffer of `ncpus` slots.
+    pub(crate) fn from_buffer(buf: &[u8], slot: usize, ncpus: u32) -> Result<Self, MapError> {
+        let values = (0..ncpus as usize)
+            .map(|i| {
+                from_bytes::<V>(buf.get(i * slot..).unwrap_or(&[])).ok_or(
+                    MapError::BufferTooSmall {
+                        what: "per-CPU buffer",
+                        needed: slot * ncpus as usize,
+                        got: buf.len(),
+                    },
+                )
+            })
+            .collect::<Result<Vec<V>, MapError>>()?;
+        Ok(PerCpuValues {
+            values: values.into_boxed_slice(),
+        })
+    }
+}
+
+impl<V: Pod> Deref for PerCpuValues<V> {
+    type Target = [V];
+    fn deref(&self) -> &[V] {
+        &self.values
+    }
+}
+
+impl<V: Pod> DerefMut for PerCpuValues<V> {
+    fn deref_mut(&mut self) -> &mut [V] {
+        &mut self.values
+    }
+}
+
+impl<V: Pod> IntoIterator for PerCpuValues<V> {
+    type Item = V;
+    type IntoIter = std::vec::IntoIter<V>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.values.into_vec().into_iter()
+    }
+}
