@@ -8,8 +8,8 @@ use bpfvm_conformance::kernel::{self, KernelMap, MapDef};
 
 fn print_report(what: &str, r: &Report) {
     println!(
-        "{what}: {} ops: {} compared with the kernel, {} with the emulated merged kernel, {} skipped",
-        r.ops, r.compared, r.emulated, r.skipped
+        "{what}: {} ops: {} compared with the kernel, {} with the emulated merged kernel, {} skipped; {} ambiguous LRU cpu-flag updates settled in place",
+        r.ops, r.compared, r.emulated, r.skipped, r.resynced
     );
     for m in &r.mismatches {
         println!(
@@ -103,4 +103,40 @@ fn small_def(ty: MapType) -> MapDef {
         max_entries: 4,
         ..d
     }
+}
+
+#[test]
+fn lru_maps_agree_with_the_kernel() {
+    let Some(n) = setup() else { return };
+    let mut failures = 0;
+    let mut total = Report::default();
+    for ty in [MapType::LruHash, MapType::LruPercpuHash] {
+        for sc in diff::lru_scenarios(ty, n) {
+            let (k, s) = pair(sc.def, n);
+            let r = diff::run(&k, &s, &mut sc.ops.clone().into_iter(), 3);
+            print_report(&format!("{ty:?} / {}", sc.name), &r);
+            let (ck, cs) = (diff::dump(&k, 1000), diff::dump(&s as &dyn HostMap, 1000));
+            if ck != cs {
+                println!("  CONTENTS differ:\n    kernel {ck:?}\n    bpfvm  {cs:?}");
+                failures += 1;
+            }
+            failures += r.mismatches.len();
+            total.merge(r);
+        }
+        for (seed, def) in [(1, diff::default_def(ty)), (2, small_def(ty))] {
+            let (k, s) = pair(def, n);
+            let mut gen = OpGen::new(seed, def, n, def.max_entries * 3, 3000);
+            let r = diff::run(&k, &s, &mut gen, 3);
+            print_report(&format!("{ty:?} seed {seed}"), &r);
+            let (ck, cs) = (diff::dump(&k, 1000), diff::dump(&s as &dyn HostMap, 1000));
+            if r.mismatches.is_empty() && ck != cs {
+                println!("  CONTENTS differ:\n    kernel {ck:?}\n    bpfvm  {cs:?}");
+                failures += 1;
+            }
+            failures += r.mismatches.len();
+            total.merge(r);
+        }
+    }
+    print_report("all LRU sequences", &total);
+    assert_eq!(failures, 0, "bpfvm's LRU differs from the kernel");
 }

@@ -64,6 +64,29 @@ pub fn needs_emulation(map_type: MapType, op: &Op) -> bool {
 /// The outcome the merged kernel gives for `op` (one for which [`needs_emulation`] holds),
 /// leaving `kernel` in the state the merged kernel would be in.
 pub(super) fn emulate(kernel: &KernelMap, op: &Op) -> Outcome {
+    emulate_noting(kernel, op, &mut Vec::new())
+}
+
+/// A BPF_F_CPU update of an existing LRU_PERCPU_HASH key: taking a node may have evicted
+/// the key itself, which is then re-created (§7.2) with zeros on the other CPUs (the
+/// simulator's choice, §12 U3); otherwise it is updated in place and the other CPUs keep
+/// their values. 6.18 cannot tell which happened, so the kernel map is given the
+/// re-created value (an ANY update takes the same node path) and [`Ambiguous::in_place`]
+/// is what it must hold instead if the element stayed in place. The caller settles it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Ambiguous {
+    /// The key updated.
+    pub key: Vec<u8>,
+    /// The full value after an in-place update.
+    pub in_place: Vec<u8>,
+}
+
+/// [`emulate`], listing in `ambiguous` the updates whose other-CPU values it cannot know.
+pub(super) fn emulate_noting(
+    kernel: &KernelMap,
+    op: &Op,
+    ambiguous: &mut Vec<Ambiguous>,
+) -> Outcome {
     let def = kernel.def();
     let n = kernel.ncpus();
     match op {
@@ -96,14 +119,23 @@ pub(super) fn emulate(kernel: &KernelMap, op: &Op) -> Outcome {
                 .collect();
             Outcome::Read(r)
         }
-        Op::Update { key, value, flags } => Outcome::Unit(update(kernel, key, value, *flags)),
+        Op::Update { key, value, flags } => {
+            Outcome::Unit(update(kernel, key, value, *flags, ambiguous))
+        }
         Op::UpdateBatch {
             keys,
             values,
             count,
             elem_flags,
             flags: _,
-        } => Outcome::Write(update_batch(kernel, keys, values, *count, *elem_flags)),
+        } => Outcome::Write(update_batch(
+            kernel,
+            keys,
+            values,
+            *count,
+            *elem_flags,
+            ambiguous,
+        )),
         _ => Outcome::Unit(Err(Errno::EINVAL)),
     }
 }
@@ -123,7 +155,13 @@ fn slot<'a>(kernel: &KernelMap, full: &'a [u8], flags: u64) -> &'a [u8] {
 /// One host-side update of a per-CPU map with the merged kernel's rules, in the order of
 /// spec §2: flag check, key copy, value copy (a short buffer faults: `EFAULT`; only the
 /// first bytes of a longer one are read), then the per-map check of §4.
-fn update(kernel: &KernelMap, key: &[u8], value: &[u8], flags: u64) -> Result<(), Errno> {
+fn update(
+    kernel: &KernelMap,
+    key: &[u8],
+    value: &[u8],
+    flags: u64,
+    ambiguous: &mut Vec<Ambiguous>,
+) -> Result<(), Errno> {
     let def = kernel.def();
     let n = kernel.ncpus();
     cpu_flag_stage(def.map_type, !0, flags, n)?;
@@ -141,18 +179,33 @@ fn update(kernel: &KernelMap, key: &[u8], value: &[u8], flags: u64) -> Result<()
     }
     let vs = def.value_size as usize;
     let slot_len = vs.div_ceil(8) * 8;
-    let mut full = match kernel.lookup(key, 0) {
-        Ok(full) => full,
-        Err(Errno::ENOENT) => vec![0; slot_len * n as usize],
+    let (old, existed) = match kernel.lookup(key, 0) {
+        Ok(full) => (full, true),
+        Err(Errno::ENOENT) => (vec![0; slot_len * n as usize], false),
         Err(e) => return Err(e),
     };
-    for c in 0..n as usize {
-        let all = flags & elem::ALL_CPUS != 0;
-        if all || (flags >> 32) as usize == c {
-            full[c * slot_len..c * slot_len + vs].copy_from_slice(value);
+    let all = flags & elem::ALL_CPUS != 0;
+    let write = |mut full: Vec<u8>| {
+        for c in 0..n as usize {
+            if all || (flags >> 32) as usize == c {
+                full[c * slot_len..c * slot_len + vs].copy_from_slice(value);
+            }
         }
+        full
+    };
+    let in_place = write(old);
+    if existed && !all && def.map_type == MapType::LruPercpuHash {
+        let recreated = write(vec![0; slot_len * n as usize]);
+        kernel.update(key, &recreated, elem::ANY)?;
+        if recreated != in_place {
+            ambiguous.push(Ambiguous {
+                key: key.to_vec(),
+                in_place,
+            });
+        }
+        return Ok(());
     }
-    kernel.update(key, &full, elem::ANY)
+    kernel.update(key, &in_place, elem::ANY)
 }
 
 /// UPDATE_BATCH with a cpu flag: the generic batch loop of §6.3 over [`update`]; element
@@ -163,6 +216,7 @@ fn update_batch(
     values: &[u8],
     count: u32,
     elem_flags: u64,
+    ambiguous: &mut Vec<Ambiguous>,
 ) -> BatchWrite {
     let def = kernel.def();
     let ks = def.key_size as usize;
@@ -178,7 +232,7 @@ fn update_batch(
         let key = keys.get(i * ks..(i + 1) * ks);
         let value = values.get(i * vs..(i + 1) * vs);
         let r = match (key, value) {
-            (Some(k), Some(v)) => update(kernel, k, v, elem_flags),
+            (Some(k), Some(v)) => update(kernel, k, v, elem_flags, ambiguous),
             _ => Err(Errno::EFAULT),
         };
         if let Err(e) = r {

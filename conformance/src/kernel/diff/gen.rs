@@ -128,7 +128,7 @@ impl OpGen {
     }
 
     /// The next op.
-    pub fn next_op(&mut self) -> Op {
+    pub fn random_op(&mut self) -> Op {
         let max_count = u64::from(self.def.max_entries) + 3;
         match self.rng.below(100) {
             0..=29 => {
@@ -204,7 +204,7 @@ impl OpGen {
 
 impl OpSource for OpGen {
     fn next_op(&mut self, step: usize) -> Option<Op> {
-        (step < self.limit).then(|| OpGen::next_op(self))
+        (step < self.limit).then(|| self.random_op())
     }
 
     /// Remembers a batch call's `out_batch`, so later batches may resume from it.

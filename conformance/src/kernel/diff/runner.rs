@@ -1,6 +1,6 @@
 //! Runs op sequences on the kernel and on a simulated map and compares every outcome.
 
-use super::emulate::{emulate, needs_emulation};
+use super::emulate::{emulate, emulate_noting, needs_emulation, Ambiguous};
 use super::host::HostMap;
 use super::op::{apply, Op, Outcome};
 use crate::kernel::{Errno, KernelMap};
@@ -32,6 +32,10 @@ pub struct Report {
     pub emulated: u64,
     /// Ops not compared (none today; kept so a skip can never be silent).
     pub skipped: u64,
+    /// BPF_F_CPU updates of existing LRU_PERCPU_HASH keys that 6.18 cannot decide between
+    /// in place and re-created (see `emulate::Ambiguous`) and where the simulator updated
+    /// in place; the kernel map was given the in-place value.
+    pub resynced: u64,
     /// The differences, in order.
     pub mismatches: Vec<Mismatch>,
     /// How often each (command, kernel result) pair occurred, e.g. `"update: EEXIST"`.
@@ -45,6 +49,7 @@ impl Report {
         self.compared += other.compared;
         self.emulated += other.emulated;
         self.skipped += other.skipped;
+        self.resynced += other.resynced;
         self.mismatches.extend(other.mismatches);
         for (k, v) in other.tally {
             *self.tally.entry(k).or_default() += v;
@@ -60,7 +65,7 @@ pub trait OpSource {
     fn observe(&mut self, _op: &Op, _kernel: &Outcome) {}
 }
 
-impl OpSource for std::vec::IntoIter<Op> {
+impl<I: Iterator<Item = Op>> OpSource for I {
     fn next_op(&mut self, _step: usize) -> Option<Op> {
         self.next()
     }
@@ -79,9 +84,10 @@ pub fn run(
     let mut step = 0;
     while let Some(op) = source.next_op(step) {
         let emulated = needs_emulation(map_type, &op);
+        let mut ambiguous = Vec::new();
         let k = if emulated {
             report.emulated += 1;
-            emulate(kernel, &op)
+            emulate_noting(kernel, &op, &mut ambiguous)
         } else {
             report.compared += 1;
             apply(kernel, &op)
@@ -90,7 +96,15 @@ pub fn run(
         report.ops += 1;
         source.observe(&op, &k);
         *report.tally.entry(tally_key(&op, &k)).or_default() += 1;
-        if k != s {
+        let mut differs = k != s;
+        for a in &ambiguous {
+            match settle(kernel, sim, a) {
+                Ok(true) => report.resynced += 1,
+                Ok(false) => {}
+                Err(()) => differs = true,
+            }
+        }
+        if differs {
             report.mismatches.push(Mismatch {
                 step,
                 op,
@@ -105,6 +119,27 @@ pub fn run(
         step += 1;
     }
     report
+}
+
+/// Settles an [`Ambiguous`] update by the simulator's choice: if it re-created the
+/// element, the kernel map already agrees; if it updated in place, the kernel map takes the
+/// in-place value with BPF_EXIST (no node taken; the reference bit the in-place update set
+/// is set again, which changes nothing). `Ok(true)` when the in-place value was written,
+/// `Err` when the simulator holds neither value.
+fn settle(kernel: &KernelMap, sim: &dyn HostMap, a: &Ambiguous) -> Result<bool, ()> {
+    let (Ok(k), Ok(s)) = (kernel.lookup(&a.key, 0), sim.lookup(&a.key, 0)) else {
+        return Err(());
+    };
+    if k == s {
+        return Ok(false);
+    }
+    if s != a.in_place {
+        return Err(());
+    }
+    kernel
+        .update(&a.key, &s, crate::kernel::consts::elem::EXIST)
+        .map_err(drop)?;
+    Ok(true)
 }
 
 /// Whether an outcome is decided by the op and its flags alone, not by which elements
@@ -223,5 +258,35 @@ fn tally_key(op: &Op, out: &Outcome) -> String {
         None if res.is_none() => format!("{cmd}: ok"),
         Some(name) => format!("{cmd}: {name}"),
         None => format!("{cmd}: {}", res.map_or(0, |e| e.0)),
+    }
+}
+
+/// Whether `ops` on fresh maps from `def` (kernel and bpfvm-maps with `ncpus` CPUs) show a
+/// difference: a mismatching outcome or different final contents.
+pub fn differs(def: crate::kernel::MapDef, ncpus: u32, ops: &[Op]) -> Result<bool, Errno> {
+    let kernel = KernelMap::create(def)?;
+    let sim = super::sim::sim_map(def, ncpus)?;
+    let report = run(&kernel, &sim, &mut ops.iter().cloned(), 1);
+    Ok(!report.mismatches.is_empty() || dump(&kernel, 10_000) != dump(&sim, 10_000))
+}
+
+/// Shrinks a sequence that [`differs`] to a shorter one that still does, by dropping one
+/// op at a time (greedy, last to first, repeated until nothing can be dropped).
+pub fn minimize(def: crate::kernel::MapDef, ncpus: u32, ops: &[Op]) -> Result<Vec<Op>, Errno> {
+    let mut ops = ops.to_vec();
+    loop {
+        let before = ops.len();
+        let mut i = ops.len();
+        while i > 0 {
+            i -= 1;
+            let mut shorter = ops.clone();
+            shorter.remove(i);
+            if differs(def, ncpus, &shorter)? {
+                ops = shorter;
+            }
+        }
+        if ops.len() == before {
+            return Ok(ops);
+        }
     }
 }
