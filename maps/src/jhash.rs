@@ -82,26 +82,30 @@ pub fn jhash2(key: &[u8], initval: u32) -> u32 {
         .wrapping_add((words as u32) << 2)
         .wrapping_add(initval);
     let (mut b, mut c) = (a, a);
-    let mut i = 0;
-    let mut left = words;
-    while left > 3 {
-        a = a.wrapping_add(word(key, i));
-        b = b.wrapping_add(word(key, i + 4));
-        c = c.wrapping_add(word(key, i + 8));
+    let w = |c: &[u8], i: usize| u32::from_ne_bytes([c[i], c[i + 1], c[i + 2], c[i + 3]]);
+    let body = &key[..words * 4];
+    // The kernel loops while more than 3 words are left, so 3 words go to the tail.
+    let full = if words == 0 { 0 } else { (words - 1) / 3 };
+    let (head, tail) = body.split_at(full * 12);
+    for chunk in head.chunks_exact(12) {
+        a = a.wrapping_add(w(chunk, 0));
+        b = b.wrapping_add(w(chunk, 4));
+        c = c.wrapping_add(w(chunk, 8));
         mix(&mut a, &mut b, &mut c);
-        left -= 3;
-        i += 12;
     }
-    if left == 0 {
-        return c;
+    match tail.len() / 4 {
+        3 => {
+            c = c.wrapping_add(w(tail, 8));
+            b = b.wrapping_add(w(tail, 4));
+            a = a.wrapping_add(w(tail, 0));
+        }
+        2 => {
+            b = b.wrapping_add(w(tail, 4));
+            a = a.wrapping_add(w(tail, 0));
+        }
+        1 => a = a.wrapping_add(w(tail, 0)),
+        _ => return c,
     }
-    if left == 3 {
-        c = c.wrapping_add(word(key, i + 8));
-    }
-    if left >= 2 {
-        b = b.wrapping_add(word(key, i + 4));
-    }
-    a = a.wrapping_add(word(key, i));
     final_(&mut a, &mut b, &mut c);
     c
 }
