@@ -14,8 +14,8 @@
 
 use super::op::Outcome;
 use super::Op;
-use crate::kernel::consts::{elem, MapType};
-use crate::kernel::{BatchLookup, BatchWrite, Errno, KernelMap};
+use crate::kernel::consts::{create, elem, MapType};
+use crate::kernel::{BatchLookup, BatchWrite, Errno, KernelMap, MapDef};
 
 const CPU_BITS: u64 = elem::CPU | elem::ALL_CPUS;
 
@@ -45,20 +45,42 @@ pub fn cpu_flag_stage(
     Ok(())
 }
 
-/// Whether `op` on a map of `map_type` needs the merged kernel's behaviour, which
-/// Linux 6.18 does not have.
-pub fn needs_emulation(map_type: MapType, op: &Op) -> bool {
-    if !map_type.is_percpu() {
-        return false;
-    }
+/// Whether `op` on a map made from `def` needs the merged kernel's behaviour, which
+/// Linux 6.18 does not have: on per-CPU maps, BPF_F_CPU / BPF_F_ALL_CPUS on lookups and
+/// updates and EXIST|NOEXIST updates (§4); on every map, the two checks whose order the
+/// helper commit changed (§2): a lookup with flags beyond BPF_F_LOCK on a map the host
+/// cannot read (6.18: EINVAL, merged: EPERM), and an update whose flags fail §2 with a
+/// short key or value (6.18 copies first: EFAULT; merged: the flag error).
+pub fn needs_emulation(def: &MapDef, op: &Op) -> bool {
+    let percpu = def.map_type.is_percpu();
     match op {
-        Op::Lookup { flags, .. } => flags & CPU_BITS != 0,
-        Op::LookupBatch { elem_flags, .. } | Op::UpdateBatch { elem_flags, .. } => {
-            elem_flags & CPU_BITS != 0
+        Op::Lookup { flags, .. } => {
+            (percpu && flags & CPU_BITS != 0)
+                || (def.map_flags & create::WRONLY != 0 && flags & !elem::LOCK != 0)
         }
-        Op::Update { flags, .. } => flags & CPU_BITS != 0 || *flags == 3,
+        Op::LookupBatch { elem_flags, .. } | Op::UpdateBatch { elem_flags, .. } => {
+            percpu && elem_flags & CPU_BITS != 0
+        }
+        Op::Update { key, value, flags } => {
+            (percpu && (flags & CPU_BITS != 0 || *flags == 3))
+                || (short_update(def, key, value, *flags)
+                    && cpu_flag_stage(def.map_type, !0, *flags, u32::MAX).is_err())
+        }
         _ => false,
     }
+}
+
+/// Whether an update's key or value is shorter than what the kernel reads.
+fn short_update(def: &MapDef, key: &[u8], value: &[u8], flags: u64) -> bool {
+    let vs = def.value_size as usize;
+    // The smallest size any kernel reads for these flags: VS (the merged size with a cpu
+    // flag, and every non-per-CPU map).
+    let need = if def.map_type.is_percpu() && flags & CPU_BITS == 0 {
+        vs.div_ceil(8) * 8
+    } else {
+        vs
+    };
+    key.len() < def.key_size as usize || value.len() < need
 }
 
 /// The outcome the merged kernel gives for `op` (one for which [`needs_emulation`] holds),
@@ -89,7 +111,31 @@ pub(super) fn emulate_noting(
 ) -> Outcome {
     let def = kernel.def();
     let n = kernel.ncpus();
+    // Permissions come before flags in every command (§2, merged order).
+    let unreadable = def.map_flags & create::WRONLY != 0;
     match op {
+        Op::Lookup { .. } if unreadable => Outcome::Bytes(Err(Errno::EPERM)),
+        Op::LookupBatch { count, .. } if unreadable => Outcome::Read(BatchLookup {
+            result: Err(Errno::EPERM),
+            count: *count,
+            keys: Vec::new(),
+            values: Vec::new(),
+            out_batch: None,
+        }),
+        Op::Update { .. } if !writable(kernel) => Outcome::Unit(Err(Errno::EPERM)),
+        Op::UpdateBatch { count, .. } if !writable(kernel) => Outcome::Write(BatchWrite {
+            result: Err(Errno::EPERM),
+            count: *count,
+        }),
+        Op::Update { key, value, flags }
+            if !(def.map_type.is_percpu() && (flags & CPU_BITS != 0 || *flags == 3)) =>
+        {
+            // A short buffer with flags that fail §2: the flag error comes first now.
+            Outcome::Unit(match kernel.update(key, value, *flags) {
+                Err(Errno::EFAULT) => cpu_flag_stage(def.map_type, !0, *flags, n),
+                r => r,
+            })
+        }
         Op::Lookup { key, flags } => Outcome::Bytes(
             cpu_flag_stage(def.map_type, elem::LOCK | elem::CPU, *flags, n)
                 .and_then(|()| kernel.lookup(key, 0))
@@ -138,6 +184,15 @@ pub(super) fn emulate_noting(
         )),
         _ => Outcome::Unit(Err(Errno::EINVAL)),
     }
+}
+
+/// Whether the host may write the map (not BPF_F_RDONLY, not frozen): an update with a
+/// high flag bit gives EPERM when it may not, else EINVAL from the per-map flag check,
+/// which every map type runs before touching anything (on LRU maps before taking a node).
+fn writable(kernel: &KernelMap) -> bool {
+    let key = vec![0; kernel.def().key_size as usize];
+    let value = vec![0; kernel.value_size_for(0)];
+    kernel.update(&key, &value, 1 << 32) != Err(Errno::EPERM)
 }
 
 /// CPU `cpu(flags)`'s `VS` bytes of a full buffer (CPU 0 when BPF_F_CPU is absent).
@@ -287,14 +342,40 @@ mod tests {
             value: vec![0; 4],
             flags,
         };
-        assert!(needs_emulation(MapType::PercpuHash, &upd(elem::cpu(0))));
-        assert!(needs_emulation(MapType::PercpuHash, &upd(3)));
-        assert!(!needs_emulation(MapType::PercpuHash, &upd(2)));
-        assert!(!needs_emulation(MapType::Hash, &upd(elem::cpu(0))));
+        let def = |map_type| MapDef {
+            map_type,
+            key_size: 4,
+            value_size: 4,
+            max_entries: 4,
+            map_flags: 0,
+        };
+        assert!(needs_emulation(
+            &def(MapType::PercpuHash),
+            &upd(elem::cpu(0))
+        ));
+        assert!(needs_emulation(&def(MapType::PercpuHash), &upd(3)));
+        assert!(!needs_emulation(&def(MapType::PercpuHash), &upd(2)));
+        assert!(!needs_emulation(&def(MapType::Hash), &upd(elem::cpu(0))));
+        let short = Op::Update {
+            key: vec![0; 2],
+            value: vec![0; 4],
+            flags: 1 << 32,
+        };
+        assert!(needs_emulation(&def(MapType::Hash), &short));
+        let wronly = MapDef {
+            map_flags: create::WRONLY,
+            ..def(MapType::Array)
+        };
+        let lookup = |flags| Op::Lookup {
+            key: vec![0; 4],
+            flags,
+        };
+        assert!(needs_emulation(&wronly, &lookup(elem::EXIST)));
+        assert!(!needs_emulation(&wronly, &lookup(elem::LOCK)));
         let lad = Op::LookupAndDelete {
             key: vec![0; 4],
             flags: elem::cpu(0),
         };
-        assert!(!needs_emulation(MapType::LruPercpuHash, &lad));
+        assert!(!needs_emulation(&def(MapType::LruPercpuHash), &lad));
     }
 }

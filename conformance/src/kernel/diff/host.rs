@@ -106,7 +106,7 @@ pub struct Emulated(pub KernelMap);
 
 impl Emulated {
     fn op(&self, op: super::Op) -> super::Outcome {
-        if super::needs_emulation(self.0.def().map_type, &op) {
+        if super::needs_emulation(&self.0.def(), &op) {
             super::emulate::emulate(&self.0, &op)
         } else {
             super::apply(&self.0, &op)

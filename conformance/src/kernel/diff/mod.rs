@@ -21,8 +21,6 @@ pub use gen::{interesting_flags, OpGen};
 pub use host::{Emulated, HostMap};
 pub use op::{apply, Op, Outcome};
 pub use rng::SplitMix64;
-pub use runner::{
-    differs, dump, minimize, run, run_lru_invariants, Contents, Mismatch, OpSource, Report,
-};
+pub use runner::{differs, dump, minimize, run, Contents, Mismatch, OpSource, Report};
 pub use scenarios::{default_def, lru_scenarios, scenarios, Scenario};
 pub use sim::sim_map;

@@ -1,6 +1,6 @@
 //! Runs op sequences on the kernel and on a simulated map and compares every outcome.
 
-use super::emulate::{emulate, emulate_noting, needs_emulation, Ambiguous};
+use super::emulate::{emulate_noting, needs_emulation, Ambiguous};
 use super::host::HostMap;
 use super::op::{apply, Op, Outcome};
 use crate::kernel::{Errno, KernelMap};
@@ -79,11 +79,11 @@ pub fn run(
     source: &mut dyn OpSource,
     max_mismatches: usize,
 ) -> Report {
-    let map_type = kernel.def().map_type;
+    let def = kernel.def();
     let mut report = Report::default();
     let mut step = 0;
     while let Some(op) = source.next_op(step) {
-        let emulated = needs_emulation(map_type, &op);
+        let emulated = needs_emulation(&def, &op);
         let mut ambiguous = Vec::new();
         let k = if emulated {
             report.emulated += 1;
@@ -140,77 +140,6 @@ fn settle(kernel: &KernelMap, sim: &dyn HostMap, a: &Ambiguous) -> Result<bool, 
         .update(&a.key, &s, crate::kernel::consts::elem::EXIST)
         .map_err(drop)?;
     Ok(true)
-}
-
-/// Whether an outcome is decided by the op and its flags alone, not by which elements
-/// the map holds: flag, size, permission and "not supported" errors.
-fn state_independent(out: &Outcome) -> bool {
-    let err = match out {
-        Outcome::Bytes(r) => r.as_ref().err().copied(),
-        Outcome::Unit(r) => r.err(),
-        Outcome::Read(r) => r.result.err(),
-        Outcome::Write(w) => w.result.err(),
-    };
-    matches!(
-        err,
-        Some(Errno::EINVAL | Errno::ERANGE | Errno::EPERM | Errno::ENOTSUPP)
-    )
-}
-
-/// For LRU maps, whose victims are implementation-defined beyond spec §7.7: applies each op
-/// to both maps, compares only state-independent outcomes (see above; the others are
-/// counted as skipped) and checks on `sim` after every op that it holds at most
-/// `max_entries` elements and that no update failed with E2BIG.
-pub fn run_lru_invariants(
-    kernel: &KernelMap,
-    sim: &dyn HostMap,
-    source: &mut dyn OpSource,
-    max_mismatches: usize,
-) -> Report {
-    let def = kernel.def();
-    let mut report = Report::default();
-    let mut step = 0;
-    while let Some(op) = source.next_op(step) {
-        let emulated = needs_emulation(def.map_type, &op);
-        let k = if emulated {
-            emulate(kernel, &op)
-        } else {
-            apply(kernel, &op)
-        };
-        let s = apply(sim, &op);
-        report.ops += 1;
-        source.observe(&op, &k);
-        *report.tally.entry(tally_key(&op, &k)).or_default() += 1;
-        let e2big = matches!(&s, Outcome::Unit(Err(Errno::E2BIG)))
-            || matches!(&s, Outcome::Write(w) if w.result == Err(Errno::E2BIG));
-        let too_many = dump(sim, def.max_entries as usize + 1)
-            .map_or(true, |c| c.len() > def.max_entries as usize);
-        let differs = if state_independent(&k) || state_independent(&s) {
-            if emulated {
-                report.emulated += 1;
-            } else {
-                report.compared += 1;
-            }
-            k != s
-        } else {
-            report.skipped += 1;
-            false
-        };
-        if differs || e2big || too_many {
-            report.mismatches.push(Mismatch {
-                step,
-                op,
-                kernel: k,
-                sim: s,
-                emulated,
-            });
-            if report.mismatches.len() >= max_mismatches {
-                break;
-            }
-        }
-        step += 1;
-    }
-    report
 }
 
 /// A map's contents: (key, full value) pairs in GET_NEXT_KEY order.

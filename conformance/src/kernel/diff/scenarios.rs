@@ -349,6 +349,75 @@ pub fn scenarios(map_type: MapType, ncpus: u32) -> Vec<Scenario> {
         ops,
     });
 
+    // Short buffers with flags the merged kernel rejects first (§2 order of checks).
+    let mut ops = fill(d, ncpus, 0..2, 0);
+    for &f in &[
+        1 << 32,
+        elem::LOCK,
+        elem::cpu(0),
+        elem::ALL_CPUS,
+        elem::cpu(ncpus),
+        32,
+        0,
+    ] {
+        ops.push(Op::Update {
+            key: vec![1; ks - 1],
+            value: good.clone(),
+            flags: f,
+        });
+        ops.push(Op::Update {
+            key: key(d, 1),
+            value: vec![7; 3],
+            flags: f,
+        });
+        ops.push(Op::Lookup {
+            key: vec![1; 2],
+            flags: f,
+        });
+    }
+    out.push(Scenario {
+        name: "short buffers with bad flags",
+        def,
+        ops,
+    });
+
+    // Host read-only and write-only maps: EPERM, and its order against flag errors.
+    for (name, extra) in [
+        ("read-only map", create::RDONLY),
+        ("write-only map", create::WRONLY),
+    ] {
+        let ro = MapDef {
+            map_flags: def.map_flags | extra,
+            ..def
+        };
+        let r = &ro;
+        let mut ops = fill(r, ncpus, 0..3, 0);
+        for &f in &[
+            0,
+            elem::EXIST,
+            elem::LOCK,
+            1 << 32,
+            elem::cpu(0),
+            elem::cpu(ncpus),
+            elem::ALL_CPUS,
+        ] {
+            ops.extend(lookups(r, 0..2, f));
+            ops.push(Op::LookupAndDelete {
+                key: key(r, 0),
+                flags: f,
+            });
+            ops.extend(batch_lookups(r, false, &[max], f, 0).into_iter().take(1));
+            ops.extend(batch_lookups(r, true, &[max], f, 0).into_iter().take(1));
+        }
+        ops.push(Op::Delete { key: key(r, 0) });
+        ops.push(batch(&[1], 0));
+        ops.push(del(&[1], 0));
+        ops.extend(iterate(r));
+        ops.push(Op::Freeze);
+        ops.extend(fill(r, ncpus, 0..1, 0));
+        out.push(Scenario { name, def: ro, ops });
+    }
+
     // Frozen map: host writes give EPERM, reads still work.
     let mut ops = fill(d, ncpus, 0..3, 0);
     ops.push(Op::Freeze);
