@@ -185,6 +185,34 @@ impl KernelMap {
         Ok(out)
     }
 
+    /// LOOKUP_ELEM (or LOOKUP_AND_DELETE_ELEM when `delete`) into a value buffer of only
+    /// `len` bytes, placed before an unmapped page: what a caller with a too-short buffer
+    /// gets. Returns the `len` bytes as the kernel left them, or the errno (`EFAULT` when
+    /// the kernel's copy-out ran into the unmapped page).
+    pub fn lookup_short(
+        &self,
+        key: &[u8],
+        flags: u64,
+        len: usize,
+        delete: bool,
+    ) -> Result<Vec<u8>, Errno> {
+        let key = self.key_input(key)?;
+        let out = GuardedBuf::new(&vec![0; len])?;
+        let cmd = if delete {
+            Cmd::MapLookupAndDeleteElem
+        } else {
+            Cmd::MapLookupElem
+        };
+        sys::map_elem(
+            &self.fd,
+            cmd,
+            Some(key.as_in()),
+            ElemValue::OutGuarded(&out),
+            flags,
+        )?;
+        Ok(out.read())
+    }
+
     /// BPF_MAP_FREEZE.
     pub fn freeze(&self) -> Result<(), Errno> {
         sys::map_freeze(&self.fd)

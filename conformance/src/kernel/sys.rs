@@ -182,6 +182,17 @@ impl GuardedBuf {
         Ok(buf)
     }
 
+    /// The guarded bytes as they are now (after the kernel wrote into them).
+    pub fn read(&self) -> Vec<u8> {
+        let mut out = vec![0; self.len];
+        // SAFETY: `start() .. start() + len` is inside the read-write page of our mapping;
+        // no call that could write to it is running (the syscall borrows `self`, and this
+        // method needs `&self` too, so they cannot overlap on one thread; the type is not
+        // Sync because of its raw pointer).
+        unsafe { std::ptr::copy_nonoverlapping(self.start(), out.as_mut_ptr(), self.len) };
+        out
+    }
+
     fn start(&self) -> *mut u8 {
         // SAFETY: `page - len` is within the 2-page mapping (len <= page).
         unsafe { self.base.add(self.page - self.len) }
@@ -273,6 +284,12 @@ pub(crate) fn map_elem(
             }
             attr.mut_ptr(16, Some(v));
         }
+        ElemValue::OutGuarded(g) => {
+            if !In::Guarded(g).covers(max_value) {
+                return Err(Errno::EINVAL);
+            }
+            attr.u64(16, g.start() as u64);
+        }
         ElemValue::NextKey(v) => {
             if v.len() < map.shape.key_size as usize {
                 return Err(Errno::EINVAL);
@@ -282,7 +299,9 @@ pub(crate) fn map_elem(
     }
     // SAFETY: checked above: `key` covers key_size bytes, an input value covers
     // max_value_bytes (the most the kernel reads for this map), output buffers hold at least
-    // what the kernel writes (max_value_bytes, or key_size for a next key). "Covers" means
+    // what the kernel writes (max_value_bytes, or key_size for a next key), or are guarded
+    // so that the kernel's write past them faults in their own guard page (a GuardedBuf is
+    // memory no Rust reference points into). "Covers" means
     // either a live slice that long or a guarded copy whose overrun lands in its own
     // PROT_NONE page, where the kernel's user copy faults with EFAULT. All buffers are
     // borrowed for the duration of the call.
@@ -298,6 +317,8 @@ pub(crate) enum ElemValue<'a> {
     In(In<'a>),
     /// A value the kernel writes.
     Out(&'a mut [u8]),
+    /// A short value buffer the kernel writes, whose overrun faults in the guard page.
+    OutGuarded(&'a GuardedBuf),
     /// GET_NEXT_KEY's `next_key`.
     NextKey(&'a mut [u8]),
 }
