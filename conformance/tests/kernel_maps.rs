@@ -2,7 +2,7 @@
 //! map in both, comparing every errno, output buffer, batch `count` and `out_batch`.
 #![cfg(target_os = "linux")]
 
-use bpfvm_conformance::kernel::consts::MapType;
+use bpfvm_conformance::kernel::consts::{create, MapType};
 use bpfvm_conformance::kernel::diff::{self, HostMap, OpGen, Report};
 use bpfvm_conformance::kernel::{self, KernelMap, MapDef};
 
@@ -123,9 +123,24 @@ fn lru_maps_agree_with_the_kernel() {
             failures += r.mismatches.len();
             total.merge(r);
         }
-        for (seed, def) in [(1, diff::default_def(ty)), (2, small_def(ty))] {
+        let no_common = |d: MapDef| MapDef {
+            map_flags: d.map_flags | create::NO_COMMON_LRU,
+            ..d
+        };
+        let runs = [
+            (1, diff::default_def(ty), false),
+            (2, small_def(ty), false),
+            (3, diff::default_def(ty), true),
+            (4, no_common(diff::default_def(ty)), true),
+            (5, no_common(small_def(ty)), false),
+        ];
+        for (seed, def, moving) in runs {
+            kernel::pin_current_thread(0).unwrap();
             let (k, s) = pair(def, n);
             let mut gen = OpGen::new(seed, def, n, def.max_entries * 3, 3000);
+            if moving {
+                gen = gen.moving_cpus();
+            }
             let r = diff::run(&k, &s, &mut gen, 3);
             print_report(&format!("{ty:?} seed {seed}"), &r);
             let (ck, cs) = (diff::dump(&k, 1000), diff::dump(&s as &dyn HostMap, 1000));

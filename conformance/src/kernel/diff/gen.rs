@@ -47,6 +47,7 @@ pub struct OpGen {
     flags: Vec<u64>,
     last_out_batch: Option<Vec<u8>>,
     limit: usize,
+    move_cpus: bool,
 }
 
 impl OpGen {
@@ -60,7 +61,15 @@ impl OpGen {
             flags: interesting_flags(ncpus),
             last_out_batch: None,
             limit,
+            move_cpus: false,
         }
+    }
+
+    /// Also moves the host caller between CPUs now and then (2% of ops), as LRU free lists
+    /// are per CPU (spec §7.3, §7.4).
+    pub fn moving_cpus(mut self) -> Self {
+        self.move_cpus = true;
+        self
     }
 
     fn key(&mut self) -> Vec<u8> {
@@ -129,6 +138,9 @@ impl OpGen {
 
     /// The next op.
     pub fn random_op(&mut self) -> Op {
+        if self.move_cpus && self.rng.below(50) == 0 {
+            return Op::HostCpu(self.rng.below(u64::from(self.ncpus)) as u32);
+        }
         let max_count = u64::from(self.def.max_entries) + 3;
         match self.rng.below(100) {
             0..=29 => {

@@ -44,6 +44,8 @@ pub trait HostMap {
     fn delete_batch(&self, keys: &[u8], count: u32, elem_flags: u64, flags: u64) -> BatchWrite;
     /// BPF_MAP_FREEZE.
     fn freeze(&self) -> Result<(), Errno>;
+    /// Makes `cpu` the caller's current CPU for later calls (spec §7.6).
+    fn set_host_cpu(&self, cpu: u32) -> Result<(), Errno>;
 }
 
 impl HostMap for KernelMap {
@@ -95,6 +97,10 @@ impl HostMap for KernelMap {
     }
     fn freeze(&self) -> Result<(), Errno> {
         KernelMap::freeze(self)
+    }
+    /// Pins the calling thread to `cpu` (it stays pinned after the call).
+    fn set_host_cpu(&self, cpu: u32) -> Result<(), Errno> {
+        crate::kernel::pin_current_thread(cpu)
     }
 }
 
@@ -202,5 +208,8 @@ impl HostMap for Emulated {
     }
     fn freeze(&self) -> Result<(), Errno> {
         self.0.freeze()
+    }
+    fn set_host_cpu(&self, cpu: u32) -> Result<(), Errno> {
+        crate::kernel::pin_current_thread(cpu)
     }
 }

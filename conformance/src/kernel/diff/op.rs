@@ -52,6 +52,8 @@ pub enum Op {
         flags: u64,
     },
     Freeze,
+    /// Not a command: the host caller moves to this CPU (its LRU free list, spec §7.6).
+    HostCpu(u32),
 }
 
 /// What one [`Op`] returned.
@@ -106,5 +108,6 @@ pub fn apply(map: &dyn HostMap, op: &Op) -> Outcome {
             flags,
         } => Outcome::Write(map.delete_batch(keys, *count, *elem_flags, *flags)),
         Op::Freeze => Outcome::Unit(map.freeze()),
+        Op::HostCpu(cpu) => Outcome::Unit(map.set_host_cpu(*cpu)),
     }
 }

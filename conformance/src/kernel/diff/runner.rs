@@ -176,6 +176,7 @@ fn tally_key(op: &Op, out: &Outcome) -> String {
         Op::UpdateBatch { .. } => "update_batch",
         Op::DeleteBatch { .. } => "delete_batch",
         Op::Freeze => "freeze",
+        Op::HostCpu(_) => "host_cpu",
     };
     let res = match out {
         Outcome::Bytes(r) => r.as_ref().err().copied(),

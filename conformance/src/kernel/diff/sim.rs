@@ -2,7 +2,7 @@
 
 use super::host::HostMap;
 use crate::kernel::{BatchLookup, BatchWrite, Errno, MapDef};
-use bpfvm_maps::{Map, MapError, MapSpec, MapType};
+use bpfvm_maps::{CpuId, Map, MapError, MapSpec, MapType};
 
 /// Marks `out_batch` bytes the map did not write (as [`crate::kernel::KernelMap`] does).
 const UNTOUCHED: u8 = 0xA5;
@@ -140,5 +140,8 @@ impl HostMap for Map {
     }
     fn freeze(&self) -> Result<(), Errno> {
         Map::freeze(self).map_err(errno)
+    }
+    fn set_host_cpu(&self, cpu: u32) -> Result<(), Errno> {
+        Map::set_host_cpu(self, CpuId(cpu)).map_err(errno)
     }
 }
