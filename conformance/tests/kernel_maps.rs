@@ -63,6 +63,7 @@ fn scenarios_agree_with_the_kernel() {
         }
     }
     print_report("all scenarios", &total);
+    println!("  outcomes: {:?}", total.tally);
     assert_eq!(failures, 0, "bpfvm differs from the kernel");
 }
 
@@ -90,6 +91,7 @@ fn random_sequences_agree_with_the_kernel() {
         }
     }
     print_report("all random sequences", &total);
+    println!("  outcomes: {:?}", total.tally);
     assert_eq!(failures, 0, "bpfvm differs from the kernel");
 }
 
@@ -153,5 +155,6 @@ fn lru_maps_agree_with_the_kernel() {
         }
     }
     print_report("all LRU sequences", &total);
+    println!("  outcomes: {:?}", total.tally);
     assert_eq!(failures, 0, "bpfvm's LRU differs from the kernel");
 }
