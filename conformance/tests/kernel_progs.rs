@@ -4,9 +4,10 @@
 #![cfg(target_os = "linux")]
 
 use bpfvm_conformance::kernel::asm::{self, insn};
-use bpfvm_conformance::kernel::consts::{MapType, ProgType};
+use bpfvm_conformance::kernel::consts::{create, MapType, ProgType};
 use bpfvm_conformance::kernel::{
-    self, global_data_map, substitute_map_fds, KernelMap, KernelProg, MapDef, TestRun,
+    self, create_object_maps, load_object_program, substitute_map_fds, KernelMap, KernelProg,
+    MapDef, ObjectMap, TestRun,
 };
 
 /// Stores `cpu + 1` into CPU-local slot 0 of map 0 (a PERCPU_ARRAY) and returns the CPU.
@@ -120,19 +121,40 @@ fn global_data_is_read_and_written_through_map_values() {
     if !kernel::oracle_or_skip() {
         return;
     }
-    // map 0: .rodata holding 40 at offset 4; map 1: .data, 8 bytes of zeros.
-    let rodata = global_data_map(&[0, 0, 0, 0, 40, 0, 0, 0], true).unwrap();
-    let data = global_data_map(&[0; 8], false).unwrap();
-    let prog = asm::image(&[
+    // map 0: .rodata holding 40 at offset 4; map 1: .data, 8 bytes of zeros; map 2: a
+    // map the program does not use (the program names maps by its own list).
+    let global = |name: &str, data: Vec<u8>, ro: bool| ObjectMap {
+        name: name.into(),
+        map_type: MapType::Array as u32,
+        key_size: 4,
+        value_size: data.len() as u32,
+        max_entries: 1,
+        map_flags: if ro { create::RDONLY_PROG } else { 0 },
+        initial_data: Some(data),
+        frozen: ro,
+    };
+    let maps = create_object_maps(&[
+        global("unused", vec![1; 4], false),
+        global(".rodata", vec![0, 0, 0, 0, 40, 0, 0, 0], true),
+        global(".data", vec![0; 8], false),
+    ])
+    .unwrap();
+    let (rodata, data) = (&maps[1], &maps[2]);
+    let code = asm::image(&[
         &asm::ld_map_value(1, 0, 4),
         &[asm::ldx_w(0, 1, 0), asm::add64_imm(0, 2)],
         &asm::ld_map_value(2, 1, 0),
         &[asm::stx_dw(2, 0, 0), asm::exit()],
     ]);
-    let image = substitute_map_fds(&prog, &[&rodata, &data]).unwrap();
-    let mut log = String::new();
-    let prog = KernelProg::load(ProgType::SocketFilter, 0, &image, "GPL", &mut log)
-        .unwrap_or_else(|e| panic!("load failed: {e}\n{log}"));
+    let prog = load_object_program(
+        "globals",
+        ProgType::SocketFilter,
+        0,
+        &code,
+        &[rodata, data],
+        "GPL",
+    )
+    .unwrap();
     let out = prog
         .test_run_on_cpu(
             0,

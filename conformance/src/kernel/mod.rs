@@ -34,6 +34,8 @@ pub mod errno;
 #[cfg(target_os = "linux")]
 pub mod map;
 #[cfg(target_os = "linux")]
+pub mod object;
+#[cfg(target_os = "linux")]
 pub mod prog;
 #[cfg(target_os = "linux")]
 mod sys;
@@ -43,7 +45,9 @@ pub use errno::Errno;
 #[cfg(target_os = "linux")]
 pub use map::{KernelMap, MapDef};
 #[cfg(target_os = "linux")]
-pub use prog::{global_data_map, substitute_map_fds, KernelProg, TestRun, TestRunOutput};
+pub use object::{create_object_maps, load_object_program, ObjectMap};
+#[cfg(target_os = "linux")]
+pub use prog::{substitute_map_fds, KernelProg, TestRun, TestRunOutput};
 
 /// Environment variable that turns "oracle unavailable" from a skip into a failure.
 pub const REQUIRE_ENV: &str = "BPFVM_REQUIRE_KERNEL";

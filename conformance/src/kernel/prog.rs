@@ -1,8 +1,8 @@
 //! Loading programs into the kernel and running them with BPF_PROG_TEST_RUN.
 
-use super::consts::{create, MapType, ProgType};
+use super::consts::ProgType;
 use super::errno::Errno;
-use super::map::{KernelMap, MapDef};
+use super::map::KernelMap;
 use super::sys::{self, ProgFd, TestRunArgs};
 
 /// Size of the verifier log buffer kept for every load.
@@ -153,25 +153,4 @@ pub fn substitute_map_fds(insns: &[u8], maps: &[&KernelMap]) -> Result<Vec<u8>, 
         }
     }
     Ok(out)
-}
-
-/// Creates the kernel map of one global-data section the way libbpf does: an ARRAY with
-/// one `bytes.len()`-byte value holding `bytes`; when `read_only` (`.rodata`) it is created
-/// with BPF_F_RDONLY_PROG and frozen after it is filled.
-pub fn global_data_map(bytes: &[u8], read_only: bool) -> Result<KernelMap, Errno> {
-    let value_size = u32::try_from(bytes.len().max(1)).map_err(|_| Errno::E2BIG)?;
-    let map = KernelMap::create(MapDef {
-        map_type: MapType::Array,
-        key_size: 4,
-        value_size,
-        max_entries: 1,
-        map_flags: if read_only { create::RDONLY_PROG } else { 0 },
-    })?;
-    let mut value = bytes.to_vec();
-    value.resize(value_size as usize, 0);
-    map.update(&0u32.to_ne_bytes(), &value, 0)?;
-    if read_only {
-        map.freeze()?;
-    }
-    Ok(map)
 }
