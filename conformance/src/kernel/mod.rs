@@ -116,14 +116,24 @@ pub fn available() -> Result<(), String> {
 /// it prints `SKIP kernel oracle: <reason>` and returns `false`, or panics with the reason
 /// when `BPFVM_REQUIRE_KERNEL=1` is set (as in CI).
 pub fn oracle_or_skip() -> bool {
-    match available() {
-        Ok(()) => true,
+    let require = std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1");
+    match skip_decision(available(), require) {
+        Ok(run) => run,
+        Err(msg) => panic!("{msg}"),
+    }
+}
+
+/// The decision behind [`oracle_or_skip`]: run (`Ok(true)`), skip after printing the
+/// reason (`Ok(false)`), or fail with a message when the oracle is required.
+fn skip_decision(available: Result<(), String>, require: bool) -> Result<bool, String> {
+    match available {
+        Ok(()) => Ok(true),
+        Err(reason) if require => Err(format!(
+            "kernel oracle required ({REQUIRE_ENV}=1) but unavailable: {reason}"
+        )),
         Err(reason) => {
-            if std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1") {
-                panic!("kernel oracle required ({REQUIRE_ENV}=1) but unavailable: {reason}");
-            }
             println!("SKIP kernel oracle: {reason}");
-            false
+            Ok(false)
         }
     }
 }
@@ -144,6 +154,14 @@ pub fn current_cpu() -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unavailable_oracle_skips_unless_required() {
+        assert_eq!(skip_decision(Ok(()), true), Ok(true));
+        assert_eq!(skip_decision(Err("not root".into()), false), Ok(false));
+        let err = skip_decision(Err("not root".into()), true).unwrap_err();
+        assert!(err.contains("BPFVM_REQUIRE_KERNEL=1") && err.contains("not root"));
+    }
 
     #[test]
     fn cpu_lists_parse_to_nr_cpu_ids() {
