@@ -76,7 +76,20 @@ fn random_sequences_agree_with_the_kernel() {
         if ty.is_lru() {
             continue;
         }
-        for (seed, def) in [(1, diff::default_def(ty)), (2, small_def(ty))] {
+        let mut runs = vec![(1, diff::default_def(ty)), (2, small_def(ty))];
+        if !ty.is_array() {
+            // Odd and long keys: jhash over 13 bytes, jhash2 over 10 words.
+            for (seed, key_size) in [(3, 13), (4, 40)] {
+                runs.push((
+                    seed,
+                    MapDef {
+                        key_size,
+                        ..diff::default_def(ty)
+                    },
+                ));
+            }
+        }
+        for (seed, def) in runs {
             let (k, s) = pair(def, n);
             let mut gen = OpGen::new(seed, def, n, def.max_entries + 4, 3000);
             let r = diff::run(&k, &s, &mut gen, 3);

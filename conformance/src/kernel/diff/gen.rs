@@ -36,7 +36,8 @@ pub fn interesting_flags(ncpus: u32) -> Vec<u64> {
     ]
 }
 
-/// Generates ops for one map: keys `0..key_space` (u32 in the first bytes of the key),
+/// Generates ops for one map: keys `0..key_space` (u32 in the first bytes of the key, the
+/// other bytes derived from it),
 /// values random with zero padding, flags from [`interesting_flags`] half the time.
 #[derive(Debug)]
 pub struct OpGen {
@@ -77,6 +78,10 @@ impl OpGen {
         let mut key = vec![0; self.def.key_size as usize];
         let n = key.len().min(4);
         key[..n].copy_from_slice(&k.to_ne_bytes()[..n]);
+        // Bytes past the first four follow from `k`, so every byte feeds the hash.
+        for (i, b) in key.iter_mut().enumerate().skip(4) {
+            *b = (k as u8).wrapping_mul(37).wrapping_add(i as u8);
+        }
         key
     }
 
