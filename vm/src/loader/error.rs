@@ -1,0 +1,217 @@
+//! `LoadError`: everything that can make an object file unloadable.
+
+use thiserror::Error;
+
+/// Why an object file could not be loaded.
+///
+/// Every variant names where the problem is (section, symbol, instruction index inside
+/// its section) so a user can find it with `llvm-objdump -dr`.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The bytes are not an ELF file (bad magic, too short for a header).
+    #[error("not an ELF object: {reason}")]
+    NotElf {
+        /// What the ELF reader reported.
+        reason: String,
+    },
+    /// The ELF file is structurally broken (offsets or sizes out of range, truncated).
+    #[error("malformed ELF object: {reason}")]
+    Malformed {
+        /// What is broken.
+        reason: String,
+    },
+    /// The object is a 32-bit ELF; BPF objects are ELF64.
+    #[error("unsupported ELF class: BPF objects are 64-bit ELF")]
+    WrongClass,
+    /// The object is big-endian (`bpfeb`); bpfvm runs little-endian BPF only.
+    #[error("unsupported byte order: big-endian BPF objects are not supported")]
+    BigEndian,
+    /// The object was built for another machine than BPF (`EM_BPF` = 247).
+    #[error("wrong machine: e_machine is {machine}, expected 247 (EM_BPF)")]
+    WrongMachine {
+        /// The object's `e_machine`.
+        machine: u16,
+    },
+    /// A `.maps` section exists but there is no `.BTF` to describe it.
+    #[error("section .maps needs BTF, but the object has no .BTF section")]
+    MissingBtf,
+    /// The `.BTF` (or `.BTF.ext`) section cannot be parsed.
+    #[error("bad BTF in {section}: {reason}")]
+    BadBtf {
+        /// `.BTF` or `.BTF.ext`.
+        section: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A map definition is malformed (missing or inconsistent attributes).
+    #[error("bad definition of map {map}: {reason}")]
+    BadMapDefinition {
+        /// The map's name.
+        map: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A map asks for a map type the kernel does not define.
+    #[error("map {map} has unknown map type {map_type}")]
+    UnknownMapType {
+        /// The map's name.
+        map: String,
+        /// The raw `BPF_MAP_TYPE_*` number.
+        map_type: u32,
+    },
+    /// A relocation cannot be applied.
+    #[error("bad relocation in section {section} at instruction {insn}: {reason}")]
+    BadRelocation {
+        /// The section holding the instruction.
+        section: String,
+        /// Instruction index inside that section.
+        insn: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An instruction's encoding is not usable (e.g. a truncated `ld_imm64`).
+    #[error("bad instruction in section {section} at instruction {insn}: {reason}")]
+    BadInstruction {
+        /// The section holding the instruction.
+        section: String,
+        /// Instruction index inside that section.
+        insn: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The program uses CO-RE relocations (`.BTF.ext`), which need kernel BTF.
+    #[error(
+        "CO-RE relocation in section {section} at instruction {insn} is not supported \
+         (bpfvm has no kernel BTF to relocate against)"
+    )]
+    CoreRelocation {
+        /// The program section.
+        section: String,
+        /// Instruction index inside that section.
+        insn: usize,
+    },
+    /// The program calls a kernel function (`__ksym` kfunc), which bpfvm does not provide.
+    #[error("kfunc call to {name} in section {section} at instruction {insn} is not supported")]
+    KfuncCall {
+        /// The extern function's name (empty when unknown).
+        name: String,
+        /// The program section.
+        section: String,
+        /// Instruction index inside that section.
+        insn: usize,
+    },
+    /// The program references an extern variable (`__kconfig`, `__ksym`) bpfvm cannot resolve.
+    #[error("unresolved extern {name} in section {section} at instruction {insn}")]
+    UnresolvedExtern {
+        /// The extern's name.
+        name: String,
+        /// The program section.
+        section: String,
+        /// Instruction index inside that section.
+        insn: usize,
+    },
+    /// A map type the kernel defines but bpfvm does not simulate.
+    #[error("map {map} has map type {map_type}, which bpfvm does not support")]
+    UnsupportedMapType {
+        /// The map's name.
+        map: String,
+        /// The kernel's name of the type (`ringbuf`).
+        map_type: &'static str,
+    },
+    /// Creating a map (or writing its initial data) failed in the maps crate.
+    #[error("cannot create map {map}: {source}")]
+    MapCreate {
+        /// The map's name.
+        map: String,
+        /// What the maps crate reported.
+        source: bpfvm_maps::MapError,
+    },
+    /// Reading a live map failed in the maps crate.
+    #[error("cannot read map {map}: {source}")]
+    MapRead {
+        /// The map's name.
+        map: String,
+        /// What the maps crate reported.
+        source: bpfvm_maps::MapError,
+    },
+    /// No map has this name or alias.
+    #[error("no map named {name} in the object")]
+    NoSuchMap {
+        /// The name asked for.
+        name: String,
+    },
+    /// The object file could not be read.
+    #[error("cannot read {path}: {reason}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The OS error.
+        reason: String,
+    },
+    /// A feature bpfvm does not support, with what it is.
+    #[error("unsupported in {section}: {what}")]
+    Unsupported {
+        /// Where it was found.
+        section: String,
+        /// What is unsupported.
+        what: String,
+    },
+}
+
+impl LoadError {
+    /// The errno `bpf(BPF_PROG_LOAD)` / libbpf would report for this error.
+    pub fn errno(&self) -> i32 {
+        const EINVAL: i32 = 22;
+        const ENOTSUP: i32 = 95;
+        const ESRCH: i32 = 3;
+        const ENOENT: i32 = 2;
+        match self {
+            Self::CoreRelocation { .. } | Self::Unsupported { .. } | Self::KfuncCall { .. } => {
+                ENOTSUP
+            }
+            Self::UnresolvedExtern { .. } => ESRCH,
+            Self::UnsupportedMapType { .. } => ENOTSUP,
+            Self::MapCreate { source, .. } | Self::MapRead { source, .. } => source.errno(),
+            Self::NoSuchMap { .. } => ENOENT,
+            _ => EINVAL,
+        }
+    }
+
+    pub(crate) fn malformed(reason: impl std::fmt::Display) -> Self {
+        Self::Malformed {
+            reason: reason.to_string(),
+        }
+    }
+}
+
+impl From<object::read::Error> for LoadError {
+    fn from(e: object::read::Error) -> Self {
+        Self::malformed(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_lowercase_and_name_the_place() {
+        let e = LoadError::BadRelocation {
+            section: "xdp".into(),
+            insn: 4,
+            reason: "not an ld_imm64".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "bad relocation in section xdp at instruction 4: not an ld_imm64"
+        );
+        assert_eq!(e.errno(), 22);
+        assert_eq!(LoadError::MissingBtf.errno(), 22);
+        let core = LoadError::CoreRelocation {
+            section: "kprobe/x".into(),
+            insn: 1,
+        };
+        assert_eq!(core.errno(), 95);
+    }
+}

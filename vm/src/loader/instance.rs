@@ -1,0 +1,124 @@
+//! From descriptions to live maps: each [`MapDefinition`] becomes a `bpfvm_maps::Map`
+//! (global data written, `.rodata` frozen, as libbpf does at load time).
+
+use std::sync::Arc;
+
+use bpfvm_maps::{Map, MapSpec, MapType};
+
+use super::error::LoadError;
+use super::map_def::MapDefinition;
+use super::Object;
+
+/// Longest map name the kernel keeps (`BPF_OBJ_NAME_LEN - 1`).
+const NAME_MAX: usize = 15;
+
+/// The kernel's view of a map name: at most 15 bytes of `[A-Za-z0-9_.]`, as libbpf
+/// passes it to `BPF_MAP_CREATE` (longer names are cut, other characters become `_`).
+fn kernel_map_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(NAME_MAX)
+        .collect()
+}
+
+impl MapDefinition {
+    /// The `BPF_MAP_CREATE` attributes of this map for the maps crate.
+    ///
+    /// Fails with [`LoadError::UnsupportedMapType`] for kernel map types bpfvm does not
+    /// simulate (e.g. `ringbuf`).
+    pub fn to_spec(&self) -> Result<MapSpec, LoadError> {
+        let map_type =
+            MapType::try_from(self.map_type).map_err(|_| LoadError::UnsupportedMapType {
+                map: self.name.clone(),
+                map_type: self.map_type_name(),
+            })?;
+        Ok(
+            MapSpec::new(map_type, self.key_size, self.value_size, self.max_entries)
+                .with_flags(self.map_flags)
+                .with_name(kernel_map_name(&self.name)),
+        )
+    }
+
+    /// Create the map on `ncpus` simulated CPUs, write its initial data at key 0 and
+    /// freeze it when the definition says so (`.rodata`).
+    pub fn create(&self, ncpus: u32) -> Result<Arc<Map>, LoadError> {
+        let fail = |source| LoadError::MapCreate {
+            map: self.name.clone(),
+            source,
+        };
+        let map = Map::create(self.to_spec()?, ncpus).map_err(fail)?;
+        if let Some(data) = &self.initial_data {
+            map.update(&0u32.to_ne_bytes(), data, 0).map_err(fail)?;
+        }
+        if self.frozen {
+            map.freeze().map_err(fail)?;
+        }
+        Ok(Arc::new(map))
+    }
+}
+
+/// The live maps of an [`Object`], in the order of [`Object::maps`].
+#[derive(Debug, Clone)]
+pub struct ObjectMaps {
+    defs: Vec<MapDefinition>,
+    maps: Vec<Arc<Map>>,
+}
+
+impl ObjectMaps {
+    /// The map named `name` (or with that alias, e.g. `.bss`).
+    pub fn get(&self, name: &str) -> Option<&Arc<Map>> {
+        let i = self
+            .defs
+            .iter()
+            .position(|d| d.name == name)
+            .or_else(|| self.defs.iter().position(|d| d.is_named(name)))?;
+        Some(&self.maps[i])
+    }
+
+    /// All maps, index = index in [`Object::maps`].
+    pub fn all(&self) -> &[Arc<Map>] {
+        &self.maps
+    }
+
+    /// Map definitions and their live maps.
+    pub fn iter(&self) -> impl Iterator<Item = (&MapDefinition, &Arc<Map>)> {
+        self.defs.iter().zip(&self.maps)
+    }
+}
+
+impl Object {
+    /// Create every map of the object on `ncpus` simulated CPUs, with global data
+    /// written and `.rodata` frozen.
+    ///
+    /// Fails on the first map that cannot be created ([`LoadError::MapCreate`] with the
+    /// maps crate's error, or [`LoadError::UnsupportedMapType`]).
+    pub fn create_maps(&self, ncpus: u32) -> Result<ObjectMaps, LoadError> {
+        let maps = self
+            .maps()
+            .iter()
+            .map(|d| d.create(ncpus))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ObjectMaps {
+            defs: self.maps().to_vec(),
+            maps,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_cut_and_sanitised_like_libbpf() {
+        assert_eq!(kernel_map_name("counts"), "counts");
+        assert_eq!(kernel_map_name("a_very_long_map_name"), "a_very_long_map");
+        assert_eq!(kernel_map_name("weird-name"), "weird_name");
+    }
+}

@@ -1,0 +1,504 @@
+//! Map definitions found in an object: BTF-defined (`.maps`), legacy (`maps`) and
+//! global data (`.data`, `.rodata`, `.bss`, `.data.*`, `.rodata.*`) — self-contained
+//! descriptions that the VM turns into real maps.
+
+use super::btf::{u32_at, Btf, BtfType};
+use super::elf::{ElfObject, SectionKind, SymbolKind};
+use super::error::LoadError;
+
+/// `BPF_F_RDONLY_PROG`: programs may only read the map (libbpf sets it on `.rodata`).
+pub const BPF_F_RDONLY_PROG: u32 = 1 << 7;
+
+/// `BPF_MAP_TYPE_ARRAY`, the type of every global data map.
+pub const BPF_MAP_TYPE_ARRAY: u32 = 2;
+
+/// Kernel map type names by `BPF_MAP_TYPE_*` number (`include/uapi/linux/bpf.h`).
+const MAP_TYPE_NAMES: [&str; 34] = [
+    "unspec",
+    "hash",
+    "array",
+    "prog_array",
+    "perf_event_array",
+    "percpu_hash",
+    "percpu_array",
+    "stack_trace",
+    "cgroup_array",
+    "lru_hash",
+    "lru_percpu_hash",
+    "lpm_trie",
+    "array_of_maps",
+    "hash_of_maps",
+    "devmap",
+    "sockmap",
+    "cpumap",
+    "xskmap",
+    "sockhash",
+    "cgroup_storage",
+    "reuseport_sockarray",
+    "percpu_cgroup_storage",
+    "queue",
+    "stack",
+    "sk_storage",
+    "devmap_hash",
+    "struct_ops",
+    "ringbuf",
+    "inode_storage",
+    "task_storage",
+    "bloom_filter",
+    "user_ringbuf",
+    "cgrp_storage",
+    "arena",
+];
+
+/// The kernel's name for a `BPF_MAP_TYPE_*` number (`percpu_array`), or `None` when the
+/// kernel defines no such type (0, `BPF_MAP_TYPE_UNSPEC`, counts as unknown).
+pub fn map_type_name(map_type: u32) -> Option<&'static str> {
+    match map_type {
+        0 => None,
+        t => MAP_TYPE_NAMES.get(t as usize).copied(),
+    }
+}
+
+/// Which global data section a map stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GlobalDataKind {
+    /// `.data` and `.data.*`: initialised, writable.
+    Data,
+    /// `.rodata` and `.rodata.*`: initialised, read-only to programs, frozen.
+    Rodata,
+    /// `.bss`: zero-initialised, writable.
+    Bss,
+}
+
+/// Where a map definition came from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum MapKind {
+    /// A BTF-defined map in the `.maps` section.
+    Btf,
+    /// A `struct bpf_map_def` in the legacy `maps` section.
+    Legacy,
+    /// A global data section, loaded as a single-entry ARRAY.
+    GlobalData {
+        /// The ELF section name (`.bss`, `.data.stats`, ...).
+        section: String,
+        /// Which kind of section.
+        kind: GlobalDataKind,
+    },
+}
+
+/// One map an object asks for, as parsed (no map exists yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapDefinition {
+    /// The map's name: the variable name, or for global data libbpf's internal
+    /// name (`<obj>.bss`, truncated to 15 characters).
+    pub name: String,
+    /// Other names that find this map (the plain section name for global data).
+    pub aliases: Vec<String>,
+    /// Raw `BPF_MAP_TYPE_*` number.
+    pub map_type: u32,
+    /// Key size in bytes.
+    pub key_size: u32,
+    /// Value size in bytes.
+    pub value_size: u32,
+    /// Maximum number of entries.
+    pub max_entries: u32,
+    /// `map_flags` as passed to `BPF_MAP_CREATE`.
+    pub map_flags: u32,
+    /// Where the definition came from.
+    pub kind: MapKind,
+    /// Bytes to write at key 0 after creation (global `.data`/`.rodata`).
+    pub initial_data: Option<Vec<u8>>,
+    /// Whether the map is frozen after the initial data is written (`.rodata`, as
+    /// libbpf does with `BPF_MAP_FREEZE`): the host may no longer update it either.
+    pub frozen: bool,
+    /// BTF type id of the key, when the object has BTF for it.
+    pub key_type_id: Option<u32>,
+    /// BTF type id of the value (the section's `Datasec` for global data).
+    pub value_type_id: Option<u32>,
+    /// ELF section index of the definition (the global data section itself).
+    pub(crate) section_index: usize,
+    /// Offset of the definition inside that section (0 for global data).
+    pub(crate) section_offset: u64,
+}
+
+impl MapDefinition {
+    /// Whether `name` is this map's name or one of its aliases.
+    pub fn is_named(&self, name: &str) -> bool {
+        self.name == name || self.aliases.iter().any(|a| a == name)
+    }
+
+    /// The kernel's name of the map type (`percpu_array`).
+    pub fn map_type_name(&self) -> &'static str {
+        map_type_name(self.map_type).unwrap_or("unknown")
+    }
+
+    fn check_type(&self) -> Result<(), LoadError> {
+        match map_type_name(self.map_type) {
+            Some(_) => Ok(()),
+            None => Err(LoadError::UnknownMapType {
+                map: self.name.clone(),
+                map_type: self.map_type,
+            }),
+        }
+    }
+}
+
+/// Maps defined with BTF in the `.maps` section.
+pub(crate) fn btf_maps(
+    elf: &ElfObject<'_>,
+    btf: Option<&Btf>,
+) -> Result<Vec<MapDefinition>, LoadError> {
+    let Some(section) = elf.section_by_name(".maps") else {
+        return Ok(Vec::new());
+    };
+    let btf = btf.ok_or(LoadError::MissingBtf)?;
+    let datasec = btf.datasec(".maps").ok_or_else(|| LoadError::BadBtf {
+        section: ".BTF".into(),
+        reason: "no DATASEC for section .maps".into(),
+    })?;
+    let Some(BtfType::Datasec { vars, .. }) = btf.get(datasec) else {
+        return Err(LoadError::BadBtf {
+            section: ".BTF".into(),
+            reason: "DATASEC .maps is not a DATASEC".into(),
+        });
+    };
+    let mut maps = Vec::with_capacity(vars.len());
+    for var in vars {
+        let (name, target) = match btf.get(var.type_id) {
+            Some(BtfType::Var { name, target }) => (name.clone(), *target),
+            _ => {
+                return Err(LoadError::BadBtf {
+                    section: ".BTF".into(),
+                    reason: format!(
+                        "entry of DATASEC .maps at offset {} is not a VAR",
+                        var.offset
+                    ),
+                })
+            }
+        };
+        // clang leaves DATASEC offsets at 0; like libbpf, take them from the symbols.
+        let offset = elf
+            .symbols
+            .iter()
+            .find(|s| s.section == Some(section.index) && s.name == name)
+            .map_or(u64::from(var.offset), |s| s.value);
+        let size = btf.size_of(target).map_or(u64::from(var.size), u64::from);
+        if offset.saturating_add(size) > section.size {
+            return Err(LoadError::BadMapDefinition {
+                map: name,
+                reason: format!(
+                    "offset {offset} size {size} lies outside section .maps ({} bytes)",
+                    section.size
+                ),
+            });
+        }
+        let map = btf_map(btf, name, target, section.index, offset)?;
+        map.check_type()?;
+        maps.push(map);
+    }
+    Ok(maps)
+}
+
+/// The value of `__uint(name, N)`: a pointer to an array of N elements.
+fn uint_attr(btf: &Btf, map: &str, member: &str, type_id: u32) -> Result<u32, LoadError> {
+    let bad = || LoadError::BadMapDefinition {
+        map: map.into(),
+        reason: format!("attribute {member} is not __uint(name, value)"),
+    };
+    let Some(BtfType::Ptr { target }) = btf.resolve(type_id).and_then(|t| btf.get(t)) else {
+        return Err(bad());
+    };
+    match btf.resolve(*target).and_then(|t| btf.get(t)) {
+        Some(BtfType::Array { nelems, .. }) => Ok(*nelems),
+        _ => Err(bad()),
+    }
+}
+
+/// The type of `__type(name, T)`: a pointer to T.
+fn type_attr(btf: &Btf, map: &str, member: &str, type_id: u32) -> Result<(u32, u32), LoadError> {
+    let bad = |why: &str| LoadError::BadMapDefinition {
+        map: map.into(),
+        reason: format!("attribute {member}: {why}"),
+    };
+    let Some(BtfType::Ptr { target }) = btf.resolve(type_id).and_then(|t| btf.get(t)) else {
+        return Err(bad("not __type(name, type)"));
+    };
+    let size = btf
+        .size_of(*target)
+        .ok_or_else(|| bad("type has no size"))?;
+    Ok((*target, size))
+}
+
+fn btf_map(
+    btf: &Btf,
+    name: String,
+    type_id: u32,
+    section_index: usize,
+    section_offset: u64,
+) -> Result<MapDefinition, LoadError> {
+    let members = match btf.resolve(type_id).and_then(|t| btf.get(t)) {
+        Some(BtfType::Struct { members, .. }) => members.clone(),
+        _ => {
+            return Err(LoadError::BadMapDefinition {
+                map: name,
+                reason: "definition is not a struct".into(),
+            })
+        }
+    };
+    let mut map_type = None;
+    let (mut max_entries, mut map_flags) = (0, 0);
+    let (mut key_size, mut value_size) = (None, None);
+    let (mut key, mut value) = (None, None);
+    for m in &members {
+        match m.name.as_str() {
+            "type" => map_type = Some(uint_attr(btf, &name, &m.name, m.type_id)?),
+            "max_entries" => max_entries = uint_attr(btf, &name, &m.name, m.type_id)?,
+            "map_flags" => map_flags = uint_attr(btf, &name, &m.name, m.type_id)?,
+            "key_size" => key_size = Some(uint_attr(btf, &name, &m.name, m.type_id)?),
+            "value_size" => value_size = Some(uint_attr(btf, &name, &m.name, m.type_id)?),
+            "key" => key = Some(type_attr(btf, &name, &m.name, m.type_id)?),
+            "value" => value = Some(type_attr(btf, &name, &m.name, m.type_id)?),
+            "numa_node" | "map_extra" | "pinning" => {
+                uint_attr(btf, &name, &m.name, m.type_id)?;
+            }
+            "values" | "inner_map" => {
+                return Err(LoadError::Unsupported {
+                    section: ".maps".into(),
+                    what: format!(
+                        "map {name}: map-in-map and prog-array initialisers ({})",
+                        m.name
+                    ),
+                })
+            }
+            other => {
+                return Err(LoadError::BadMapDefinition {
+                    map: name,
+                    reason: format!("unknown attribute {other}"),
+                })
+            }
+        }
+    }
+    let map_type = map_type.ok_or_else(|| LoadError::BadMapDefinition {
+        map: name.clone(),
+        reason: "missing __uint(type, ...)".into(),
+    })?;
+    let pick = |what: &str, size: Option<u32>, ty: Option<(u32, u32)>| match (size, ty) {
+        (Some(s), Some((_, t))) if s != t => Err(LoadError::BadMapDefinition {
+            map: name.clone(),
+            reason: format!("{what}_size {s} does not match sizeof({what}) {t}"),
+        }),
+        (Some(s), _) => Ok(s),
+        (None, Some((_, t))) => Ok(t),
+        (None, None) => Ok(0),
+    };
+    let key_size = pick("key", key_size, key)?;
+    let value_size = pick("value", value_size, value)?;
+    Ok(MapDefinition {
+        name,
+        aliases: Vec::new(),
+        map_type,
+        key_size,
+        value_size,
+        max_entries,
+        map_flags,
+        kind: MapKind::Btf,
+        initial_data: None,
+        frozen: false,
+        key_type_id: key.map(|(id, _)| id),
+        value_type_id: value.map(|(id, _)| id),
+        section_index,
+        section_offset,
+    })
+}
+
+/// Maps defined as `struct bpf_map_def` in the legacy `maps` section.
+pub(crate) fn legacy_maps(elf: &ElfObject<'_>) -> Result<Vec<MapDefinition>, LoadError> {
+    let Some(section) = elf.section_by_name("maps") else {
+        return Ok(Vec::new());
+    };
+    let mut syms: Vec<_> = elf
+        .symbols
+        .iter()
+        .filter(|s| {
+            s.section == Some(section.index)
+                && matches!(s.kind, SymbolKind::Object | SymbolKind::NoType)
+                && !s.name.is_empty()
+        })
+        .collect();
+    syms.sort_by_key(|s| s.value);
+    let bad = |reason: String| LoadError::Unsupported {
+        section: "maps".into(),
+        what: reason,
+    };
+    if syms.is_empty() || section.data.is_empty() {
+        return Err(bad("legacy maps section without map symbols".into()));
+    }
+    let data = section.data;
+    if data.len() % syms.len() != 0 {
+        return Err(bad(format!(
+            "section size {} is not a multiple of the {} map definitions",
+            data.len(),
+            syms.len()
+        )));
+    }
+    let def_size = data.len() / syms.len();
+    if def_size < 16 {
+        return Err(bad(format!("bpf_map_def of {def_size} bytes is too small")));
+    }
+    let mut maps = Vec::with_capacity(syms.len());
+    for sym in syms {
+        let off = usize::try_from(sym.value).unwrap_or(usize::MAX);
+        let def = off
+            .checked_add(def_size)
+            .and_then(|end| data.get(off..end))
+            .ok_or_else(|| LoadError::BadMapDefinition {
+                map: sym.name.clone(),
+                reason: format!("definition at offset {off} lies outside section maps"),
+            })?;
+        let field = |i: usize| u32_at(def, i * 4).unwrap_or(0);
+        if def
+            .get(20..)
+            .is_some_and(|rest| rest.iter().any(|&b| b != 0))
+        {
+            return Err(LoadError::BadMapDefinition {
+                map: sym.name.clone(),
+                reason: "bpf_map_def has non-zero fields bpfvm does not know".into(),
+            });
+        }
+        let map = MapDefinition {
+            name: sym.name.clone(),
+            aliases: Vec::new(),
+            map_type: field(0),
+            key_size: field(1),
+            value_size: field(2),
+            max_entries: field(3),
+            map_flags: field(4),
+            kind: MapKind::Legacy,
+            initial_data: None,
+            frozen: false,
+            key_type_id: None,
+            value_type_id: None,
+            section_index: section.index,
+            section_offset: sym.value,
+        };
+        map.check_type()?;
+        maps.push(map);
+    }
+    Ok(maps)
+}
+
+/// libbpf's name for the map of a global data section: as much of the object name
+/// as fits before the section name in 15 characters for the standard sections, the
+/// section name alone for custom `.data.*`/`.rodata.*` ones; characters the kernel
+/// does not allow in map names become `_`.
+pub fn internal_map_name(obj_name: &str, section: &str) -> String {
+    const BPF_OBJ_NAME_LEN: usize = 16;
+    let sfx_len = section.len().max(7);
+    let pfx_len = if section.get(1..).is_some_and(|rest| rest.contains('.')) {
+        0
+    } else {
+        (BPF_OBJ_NAME_LEN.saturating_sub(sfx_len + 1)).min(obj_name.len())
+    };
+    let prefix: String = obj_name.chars().take(pfx_len).collect();
+    let name: String = format!("{prefix}{section}")
+        .chars()
+        .take(BPF_OBJ_NAME_LEN - 1)
+        .collect();
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn global_kind(name: &str) -> Option<GlobalDataKind> {
+    if name == ".data" || name.starts_with(".data.") {
+        Some(GlobalDataKind::Data)
+    } else if name == ".rodata" || name.starts_with(".rodata.") {
+        Some(GlobalDataKind::Rodata)
+    } else if name == ".bss" {
+        Some(GlobalDataKind::Bss)
+    } else {
+        None
+    }
+}
+
+/// One single-entry ARRAY per non-empty global data section.
+pub(crate) fn global_data_maps(
+    elf: &ElfObject<'_>,
+    obj_name: &str,
+    btf: Option<&Btf>,
+) -> Result<Vec<MapDefinition>, LoadError> {
+    let mut maps = Vec::new();
+    for section in &elf.sections {
+        let Some(kind) = global_kind(&section.name) else {
+            continue;
+        };
+        if section.size == 0 || section.kind == SectionKind::Other {
+            continue;
+        }
+        let value_size = u32::try_from(section.size).map_err(|_| LoadError::BadMapDefinition {
+            map: section.name.clone(),
+            reason: format!("section of {} bytes is too large", section.size),
+        })?;
+        let initial_data = match section.kind {
+            SectionKind::Progbits => Some(section.data.to_vec()),
+            _ => None,
+        };
+        let rodata = kind == GlobalDataKind::Rodata;
+        maps.push(MapDefinition {
+            name: internal_map_name(obj_name, &section.name),
+            aliases: vec![section.name.clone()],
+            map_type: BPF_MAP_TYPE_ARRAY,
+            key_size: 4,
+            value_size,
+            max_entries: 1,
+            map_flags: if rodata { BPF_F_RDONLY_PROG } else { 0 },
+            kind: MapKind::GlobalData {
+                section: section.name.clone(),
+                kind,
+            },
+            initial_data,
+            frozen: rodata,
+            key_type_id: None,
+            value_type_id: btf.and_then(|b| b.datasec(&section.name)),
+            section_index: section.index,
+            section_offset: 0,
+        });
+    }
+    Ok(maps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_names_follow_libbpf() {
+        assert_eq!(internal_map_name("globals", ".bss"), "globals.bss");
+        assert_eq!(
+            internal_map_name("percpu_counter", ".rodata"),
+            "percpu_c.rodata"
+        );
+        assert_eq!(internal_map_name("percpu_counter", ".bss"), "percpu_c.bss");
+        assert_eq!(internal_map_name("globals", ".data.stats"), ".data.stats");
+        assert_eq!(internal_map_name("x", ".rodata.str1.1"), ".rodata.str1.1");
+        assert_eq!(internal_map_name("my-obj", ".data"), "my_obj.data");
+        assert_eq!(
+            internal_map_name("x", ".data.a_very_long_name"),
+            ".data.a_very_lo"
+        );
+    }
+
+    #[test]
+    fn map_type_names() {
+        assert_eq!(map_type_name(6), Some("percpu_array"));
+        assert_eq!(map_type_name(10), Some("lru_percpu_hash"));
+        assert_eq!(map_type_name(0), None);
+        assert_eq!(map_type_name(999), None);
+    }
+}

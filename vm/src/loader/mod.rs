@@ -1,0 +1,199 @@
+//! Loading clang-compiled BPF ELF objects: programs, maps, global data, relocations.
+//!
+//! [`Object::parse`] reads an object the way libbpf would and keeps everything
+//! self-contained: [`MapDefinition`]s (nothing is created yet) and
+//! [`ProgramDefinition`]s whose instructions reference maps in the kernel's pseudo
+//! `ld_imm64` forms (see `docs/internals.md`).
+//!
+//! ```
+//! use bpfvm::loader::Object;
+//! use bpfvm::ProgramType;
+//!
+//! let bytes = include_bytes!("../../tests/fixtures/percpu_counter.o");
+//! let obj = Object::parse_named("percpu_counter", bytes)?;
+//! let prog = obj.program("count_packets").expect("program");
+//! assert_eq!(prog.program_type, ProgramType::Xdp);
+//! let names: Vec<_> = prog.maps.iter().map(|&i| obj.maps()[i].name.as_str()).collect();
+//! assert_eq!(names, ["counts", "total"]);
+//! assert_eq!(obj.map("counts").unwrap().map_type_name(), "percpu_array");
+//!
+//! // Live maps on 4 simulated CPUs, found by name.
+//! let maps = obj.create_maps(4)?;
+//! let mut per_cpu = [0u8; 4 * 8];
+//! maps.get("counts").unwrap().lookup(&0u32.to_ne_bytes(), &mut per_cpu, 0).unwrap();
+//! assert_eq!(per_cpu, [0; 32]);
+//! # Ok::<(), bpfvm::loader::LoadError>(())
+//! ```
+//!
+//! Parsing uses the `object` crate's checked ELF reader plus a small BTF reader of
+//! our own ([`Btf`]), so it builds for every target; malformed input is a
+//! [`LoadError`], never a panic.
+
+mod btf;
+mod btf_ext;
+mod decode;
+mod dump;
+mod elf;
+mod error;
+mod instance;
+mod link;
+mod map_def;
+mod program;
+mod section;
+
+use std::path::Path;
+
+pub use btf::{Btf, BtfMember, BtfType, BtfVarSecinfo};
+pub use decode::BtfValue;
+pub use dump::MapEntry;
+pub use error::LoadError;
+pub use instance::ObjectMaps;
+pub use map_def::{
+    internal_map_name, map_type_name, GlobalDataKind, MapDefinition, MapKind, BPF_F_RDONLY_PROG,
+    BPF_MAP_TYPE_ARRAY,
+};
+pub use program::{
+    ProgramDefinition, SourceLine, PSEUDO_CALL, PSEUDO_KFUNC_CALL, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE,
+};
+pub use section::program_type_for_section;
+
+/// A parsed BPF object file.
+#[derive(Debug, Clone)]
+pub struct Object {
+    name: String,
+    license: Option<String>,
+    programs: Vec<ProgramDefinition>,
+    maps: Vec<MapDefinition>,
+    btf: Option<Btf>,
+}
+
+impl Object {
+    /// Parse an object with the default object name `bpf` (used to name global data
+    /// maps, e.g. `bpf.bss`; the plain section name `.bss` works too).
+    ///
+    /// Fails with a [`LoadError`] for anything malformed or unsupported.
+    pub fn parse(bytes: &[u8]) -> Result<Self, LoadError> {
+        Self::parse_named("bpf", bytes)
+    }
+
+    /// Parse an object, naming it `name` as libbpf names objects after their file.
+    pub fn parse_named(name: &str, bytes: &[u8]) -> Result<Self, LoadError> {
+        let elf = elf::ElfObject::parse(bytes)?;
+        let mut btf = match elf.section_by_name(".BTF") {
+            Some(s) => Some(Btf::parse(s.data)?),
+            None => None,
+        };
+        if let Some(btf) = btf.as_mut() {
+            for section in &elf.sections {
+                let size = u32::try_from(section.size).unwrap_or(u32::MAX);
+                btf.fixup_datasec(&section.name, size, |var| {
+                    elf.symbols
+                        .iter()
+                        .find(|s| s.section == Some(section.index) && s.name == var)
+                        .and_then(|s| u32::try_from(s.value).ok())
+                });
+            }
+        }
+        let mut lines = std::collections::HashMap::new();
+        if let Some(ext) = elf.section_by_name(".BTF.ext") {
+            if let Some((section, insn)) = btf_ext::first_core_relocation(ext.data, btf.as_ref())? {
+                return Err(LoadError::CoreRelocation { section, insn });
+            }
+            if let Some(btf) = &btf {
+                lines = btf_ext::line_info(ext.data, btf)?;
+            }
+        }
+        let mut maps = map_def::legacy_maps(&elf)?;
+        maps.extend(map_def::btf_maps(&elf, btf.as_ref())?);
+        maps.extend(map_def::global_data_maps(&elf, name, btf.as_ref())?);
+        let programs = link::Linker::new(&elf, &maps, &lines)?.programs()?;
+        let license = elf.section_by_name("license").map(|s| {
+            let end = s.data.iter().position(|&b| b == 0).unwrap_or(s.data.len());
+            String::from_utf8_lossy(&s.data[..end]).into_owned()
+        });
+        Ok(Self {
+            name: name.to_owned(),
+            license,
+            programs,
+            maps,
+            btf,
+        })
+    }
+
+    /// Read and parse an object file; the object is named after the file as libbpf
+    /// does (`dir/globals.bpf.o` → `globals`).
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, LoadError> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| LoadError::Io {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let file = path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let name = file
+            .split('.')
+            .next()
+            .filter(|n| !n.is_empty())
+            .unwrap_or("bpf");
+        Self::parse_named(name, &bytes)
+    }
+
+    /// The object's name (used as the prefix of global data map names).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The `license` section's text, if any.
+    pub fn license(&self) -> Option<&str> {
+        self.license.as_deref()
+    }
+
+    /// All programs, in section then address order.
+    pub fn programs(&self) -> &[ProgramDefinition] {
+        &self.programs
+    }
+
+    /// The program whose function name is `name_or_section`, else the first program
+    /// in the section of that name.
+    pub fn program(&self, name_or_section: &str) -> Option<&ProgramDefinition> {
+        self.programs
+            .iter()
+            .find(|p| p.name == name_or_section)
+            .or_else(|| self.programs.iter().find(|p| p.section == name_or_section))
+    }
+
+    /// All maps: legacy `maps`, then BTF `.maps`, then global data sections.
+    pub fn maps(&self) -> &[MapDefinition] {
+        &self.maps
+    }
+
+    /// The map named `name` (or with that alias, e.g. `.bss`).
+    pub fn map(&self, name: &str) -> Option<&MapDefinition> {
+        self.map_index(name).map(|i| &self.maps[i])
+    }
+
+    /// Index in [`Object::maps`] of the map named `name`.
+    pub fn map_index(&self, name: &str) -> Option<usize> {
+        self.maps
+            .iter()
+            .position(|m| m.name == name)
+            .or_else(|| self.maps.iter().position(|m| m.is_named(name)))
+    }
+
+    /// The object's BTF, if it has a `.BTF` section.
+    pub fn btf(&self) -> Option<&Btf> {
+        self.btf.as_ref()
+    }
+
+    /// Decode a key of map `map` with its BTF type; `None` when it has no key type.
+    pub fn decode_key(&self, map: &MapDefinition, bytes: &[u8]) -> Option<BtfValue> {
+        Some(self.btf.as_ref()?.decode(map.key_type_id?, bytes))
+    }
+
+    /// Decode a value of map `map` with its BTF type; `None` when it has no value type.
+    pub fn decode_value(&self, map: &MapDefinition, bytes: &[u8]) -> Option<BtfValue> {
+        Some(self.btf.as_ref()?.decode(map.value_type_id?, bytes))
+    }
+}

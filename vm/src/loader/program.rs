@@ -1,0 +1,129 @@
+//! A program found in an object, relocated in the kernel's pseudo-instruction forms
+//! (see `docs/internals.md`, "Relocated programs").
+
+use crate::ProgramType;
+
+/// `BPF_LD | BPF_IMM | BPF_DW`: the first half of a 64-bit immediate load.
+pub(crate) const LD_IMM64: u8 = 0x18;
+/// `BPF_JMP | BPF_CALL`.
+pub(crate) const CALL: u8 = 0x85;
+/// `src_reg` of a `ld_imm64` that loads a map handle.
+#[doc(alias = "BPF_PSEUDO_MAP_FD")]
+pub const PSEUDO_MAP_FD: u8 = 1;
+/// `src_reg` of a `ld_imm64` that loads the address of a map value plus an offset.
+#[doc(alias = "BPF_PSEUDO_MAP_VALUE")]
+pub const PSEUDO_MAP_VALUE: u8 = 2;
+/// `src_reg` of a `call` to a bpf-to-bpf subprogram.
+#[doc(alias = "BPF_PSEUDO_CALL")]
+pub const PSEUDO_CALL: u8 = 1;
+/// `src_reg` of a `call` to a kernel function.
+#[doc(alias = "BPF_PSEUDO_KFUNC_CALL")]
+pub const PSEUDO_KFUNC_CALL: u8 = 2;
+
+/// Opcode byte of an encoded instruction.
+pub(crate) fn opcode(insn: u64) -> u8 {
+    insn as u8
+}
+
+/// `src_reg` of an encoded instruction.
+pub(crate) fn src_reg(insn: u64) -> u8 {
+    ((insn >> 12) & 0xf) as u8
+}
+
+/// `imm` of an encoded instruction.
+pub(crate) fn imm(insn: u64) -> i32 {
+    (insn >> 32) as u32 as i32
+}
+
+/// `insn` with its `imm` replaced.
+pub(crate) fn with_imm(insn: u64, imm: i32) -> u64 {
+    (insn & 0xffff_ffff) | (u64::from(imm as u32) << 32)
+}
+
+/// `insn` with its `src_reg` replaced.
+pub(crate) fn with_src_reg(insn: u64, src: u8) -> u64 {
+    (insn & !0xf000) | (u64::from(src & 0xf) << 12)
+}
+
+/// One program of an object, ready for an engine.
+///
+/// Instructions are the kernel's 8-byte encoding, one little-endian `u64` each
+/// (`opcode | dst << 8 | src << 12 | off << 16 | imm << 32`). Map references are
+/// `ld_imm64` with `src_reg` [`PSEUDO_MAP_FD`] or [`PSEUDO_MAP_VALUE`] and `imm` = an
+/// index into [`ProgramDefinition::maps`]; bpf-to-bpf calls are `call` with `src_reg`
+/// [`PSEUDO_CALL`] and a relative `imm`, the called `.text` functions appended after
+/// the program's own code as libbpf does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgramDefinition {
+    /// Function name (`count_packets`).
+    pub name: String,
+    /// ELF section name (`xdp`, `kprobe/do_sys_open`).
+    pub section: String,
+    /// Program type derived from the section name, as libbpf does.
+    pub program_type: ProgramType,
+    /// Relocated instructions.
+    pub insns: Vec<u64>,
+    /// The maps the program uses: indices into [`Object::maps`](super::Object::maps).
+    /// A pseudo `ld_imm64`'s `imm` is a position in this list.
+    pub maps: Vec<usize>,
+    /// The `.text` subprograms appended after the program's code, in order, with the
+    /// instruction index where each starts.
+    pub subprograms: Vec<(String, usize)>,
+    /// Source lines from `.BTF.ext` line info (`-g`): `(instruction index, line)`,
+    /// sorted by instruction; empty without debug info.
+    pub lines: Vec<(usize, SourceLine)>,
+}
+
+/// Where an instruction comes from in the C source (from `.BTF.ext` line info).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceLine {
+    /// Source file as clang recorded it.
+    pub file: String,
+    /// The text of the line.
+    pub source: String,
+    /// Line number (1-based).
+    pub line: u32,
+    /// Column (1-based, 0 when unknown).
+    pub column: u32,
+}
+
+impl ProgramDefinition {
+    /// The instructions as bytes, 8 per instruction, as the kernel takes them.
+    pub fn bytecode(&self) -> Vec<u8> {
+        self.insns.iter().flat_map(|i| i.to_le_bytes()).collect()
+    }
+
+    /// The source line instruction `insn` belongs to: the last line info entry at or
+    /// before it.
+    pub fn source_line(&self, insn: usize) -> Option<&SourceLine> {
+        let idx = self.lines.partition_point(|(i, _)| *i <= insn);
+        self.lines[..idx].last().map(|(_, line)| line)
+    }
+
+    /// Number of instructions of the program's own function (before subprograms).
+    pub fn main_len(&self) -> usize {
+        self.subprograms
+            .first()
+            .map_or(self.insns.len(), |(_, start)| *start)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_accessors_round_trip() {
+        // r1 = 0 ll with src 0; call -1 with src 1
+        let ld = 0x0000_0000_0000_0118u64;
+        assert_eq!(opcode(ld), LD_IMM64);
+        let ld = with_src_reg(with_imm(ld, 3), PSEUDO_MAP_VALUE);
+        assert_eq!(src_reg(ld), 2);
+        assert_eq!(imm(ld), 3);
+        assert_eq!(opcode(ld), LD_IMM64);
+        assert_eq!((ld >> 8) & 0xf, 1, "dst_reg kept");
+        let call = with_imm(0x1085, -1);
+        assert_eq!(imm(call), -1);
+        assert_eq!(src_reg(call), PSEUDO_CALL);
+    }
+}
