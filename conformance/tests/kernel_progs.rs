@@ -175,3 +175,36 @@ fn global_data_is_read_and_written_through_map_values() {
         Err(kernel::Errno::EPERM)
     );
 }
+
+#[test]
+fn skb_test_runs_zero_the_l2_header_for_types_without_l2_access() {
+    if !kernel::oracle_or_skip() {
+        return;
+    }
+    let code = asm::image(&[&[asm::mov64_imm(0, 1), asm::exit()]]);
+    let input: Vec<u8> = (1..=20).collect();
+    for (ty, zeroed) in [
+        (ProgType::SocketFilter, true),
+        (ProgType::CgroupSkb, true),
+        (ProgType::SchedCls, false),
+    ] {
+        let mut log = String::new();
+        let prog = KernelProg::load(ty, 0, &code, "GPL", &mut log)
+            .unwrap_or_else(|e| panic!("load failed: {e}\n{log}"));
+        let out = prog
+            .test_run_on_cpu(
+                0,
+                &TestRun {
+                    data_in: input.clone(),
+                    data_out_size: 64,
+                    ..TestRun::default()
+                },
+            )
+            .unwrap();
+        let mut expect = input.clone();
+        if zeroed {
+            expect[..14].fill(0);
+        }
+        assert_eq!(out.data_out, expect, "{ty:?}");
+    }
+}
