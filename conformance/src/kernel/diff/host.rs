@@ -171,7 +171,14 @@ impl HostMap for Emulated {
             flags,
         }) {
             super::Outcome::Read(r) => r,
-            _ => unreachable!("lookup batch yields a read outcome"),
+            // Not produced for a lookup batch; kept total rather than panicking.
+            _ => BatchLookup {
+                result: Err(Errno::EINVAL),
+                count,
+                keys: Vec::new(),
+                values: Vec::new(),
+                out_batch: None,
+            },
         }
     }
     fn lookup_and_delete_batch(
@@ -200,7 +207,11 @@ impl HostMap for Emulated {
             flags,
         }) {
             super::Outcome::Write(w) => w,
-            _ => unreachable!("update batch yields a write outcome"),
+            // Not produced for an update batch; kept total rather than panicking.
+            _ => BatchWrite {
+                result: Err(Errno::EINVAL),
+                count,
+            },
         }
     }
     fn delete_batch(&self, keys: &[u8], count: u32, elem_flags: u64, flags: u64) -> BatchWrite {
