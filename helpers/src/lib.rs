@@ -1,2 +1,36 @@
 //! BPF helper functions and the per-run helper context for bpfvm.
+//!
+//! Helpers are typed: a [`Helper`] receives the run's [`HelperContext`] (simulated CPU, the
+//! program's maps, checked guest memory, virtual clock, seeded PRNG, trace output) and the
+//! arguments `r1..=r5`. A [`Registry`] indexes them by id; [`bridge`] adapts them to rbpf's
+//! bare function pointers.
+//!
+//! ```
+//! use bpfvm_helpers::{HelperContext, HelperId, Registry};
+//!
+//! let mut registry = Registry::with_builtins();
+//! registry
+//!     .register(HelperId(1000), "double", |_: &mut HelperContext, a: [u64; 5]| Ok(a[0] * 2))
+//!     .unwrap();
+//! let mut ctx = HelperContext::new(3, 4); // simulated CPU 3 of 4
+//! assert_eq!(registry.call(1000, &mut ctx, [21, 0, 0, 0, 0]).unwrap(), 42);
+//! assert_eq!(registry.call(HelperId::GET_SMP_PROCESSOR_ID.0, &mut ctx, [0; 5]).unwrap(), 3);
+//! assert!(registry.call(9999, &mut ctx, [0; 5]).is_err());
+//! ```
 #![deny(unsafe_code)]
+
+pub mod bridge;
+pub mod builtin;
+pub mod context;
+pub mod error;
+pub mod id;
+pub mod maps;
+pub mod memory;
+pub mod registry;
+
+pub use context::{HelperContext, MapList};
+pub use error::HelperError;
+pub use id::HelperId;
+pub use maps::{ArenaInfo, ProgramMap};
+pub use memory::{Access, AddressMode, AtomicOp, MemFault, Memory, Region};
+pub use registry::{Helper, Registry};

@@ -1,0 +1,352 @@
+//! The built-in helpers.
+//!
+//! | id | helper | behaviour in bpfvm |
+//! |---|---|---|
+//! | 1, 2, 3 | `map_lookup_elem`, `map_update_elem`, `map_delete_elem` | kernel semantics, through [`ProgramMap`](crate::ProgramMap) |
+//! | 5, 125 | `ktime_get_ns`, `ktime_get_boot_ns` | a virtual clock per run, advancing on every read |
+//! | 6 | `trace_printk` | formatted into the run's captured trace output |
+//! | 7 | `get_prandom_u32` | a seeded PRNG per run |
+//! | 8 | `get_smp_processor_id` | the simulated CPU |
+//! | 81 | `get_local_storage` | the cgroup storage attached for the run's cgroup |
+//! | 153, 154 | `per_cpu_ptr`, `this_cpu_ptr` | always NULL: these take per-CPU *kernel symbols* (ksyms), and bpfvm has none |
+//! | 195 | `map_lookup_percpu_elem` | another CPU's copy, NULL for a CPU ≥ N |
+
+use crate::context::HelperContext;
+use crate::error::HelperError;
+use crate::id::HelperId;
+use crate::registry::Registry;
+
+/// The signature of the built-in helpers.
+pub type BuiltinFn = fn(&mut HelperContext, [u64; 5]) -> Result<u64, HelperError>;
+
+/// Registers every built-in helper in `r`.
+pub fn register_all(r: &mut Registry) {
+    let all: [(HelperId, &'static str, BuiltinFn); 12] = [
+        (
+            HelperId::MAP_LOOKUP_ELEM,
+            "bpf_map_lookup_elem",
+            map_lookup_elem,
+        ),
+        (
+            HelperId::MAP_UPDATE_ELEM,
+            "bpf_map_update_elem",
+            map_update_elem,
+        ),
+        (
+            HelperId::MAP_DELETE_ELEM,
+            "bpf_map_delete_elem",
+            map_delete_elem,
+        ),
+        (HelperId::KTIME_GET_NS, "bpf_ktime_get_ns", ktime_get_ns),
+        (HelperId::TRACE_PRINTK, "bpf_trace_printk", trace_printk),
+        (
+            HelperId::GET_PRANDOM_U32,
+            "bpf_get_prandom_u32",
+            get_prandom_u32,
+        ),
+        (
+            HelperId::GET_SMP_PROCESSOR_ID,
+            "bpf_get_smp_processor_id",
+            get_smp_processor_id,
+        ),
+        (
+            HelperId::GET_LOCAL_STORAGE,
+            "bpf_get_local_storage",
+            get_local_storage,
+        ),
+        (
+            HelperId::KTIME_GET_BOOT_NS,
+            "bpf_ktime_get_boot_ns",
+            ktime_get_ns,
+        ),
+        (HelperId::PER_CPU_PTR, "bpf_per_cpu_ptr", null_ksym_ptr),
+        (HelperId::THIS_CPU_PTR, "bpf_this_cpu_ptr", null_ksym_ptr),
+        (
+            HelperId::MAP_LOOKUP_PERCPU_ELEM,
+            "bpf_map_lookup_percpu_elem",
+            map_lookup_percpu_elem,
+        ),
+    ];
+    for (id, name, f) in all {
+        r.register(id, name, f).expect("built-in ids are small");
+    }
+}
+
+/// Key bytes copied out of guest memory; keys up to 64 bytes need no allocation.
+struct KeyBuf {
+    small: [u8; 64],
+    large: Vec<u8>,
+    len: usize,
+}
+
+impl KeyBuf {
+    fn read(
+        ctx: &HelperContext,
+        helper: &str,
+        addr: u64,
+        len: usize,
+    ) -> Result<KeyBuf, HelperError> {
+        let mut k = KeyBuf {
+            small: [0; 64],
+            large: Vec::new(),
+            len,
+        };
+        if len > k.small.len() {
+            k.large = vec![0; len];
+            ctx.read_arg(helper, addr, &mut k.large)?;
+        } else {
+            ctx.read_arg(helper, addr, &mut k.small[..len])?;
+        }
+        Ok(k)
+    }
+
+    fn bytes(&self) -> &[u8] {
+        if self.len > self.small.len() {
+            &self.large
+        } else {
+            &self.small[..self.len]
+        }
+    }
+}
+
+/// `bpf_map_lookup_elem(map, key)`: pointer to the value or NULL.
+pub fn map_lookup_elem(ctx: &mut HelperContext, a: [u64; 5]) -> Result<u64, HelperError> {
+    const NAME: &str = "bpf_map_lookup_elem";
+    let (idx, map) = ctx.map_arg(NAME, a[0])?;
+    let key = KeyBuf::read(ctx, NAME, a[1], map.key_size())?;
+    Ok(match map.prog_lookup(ctx.cpu(), key.bytes()) {
+        Some(p) => ctx.value_addr(idx, p),
+        None => 0,
+    })
+}
+
+/// `bpf_map_update_elem(map, key, value, flags)`: 0 or a negative errno.
+pub fn map_update_elem(ctx: &mut HelperContext, a: [u64; 5]) -> Result<u64, HelperError> {
+    const NAME: &str = "bpf_map_update_elem";
+    let (_, map) = ctx.map_arg(NAME, a[0])?;
+    let key = KeyBuf::read(ctx, NAME, a[1], map.key_size())?;
+    let value = KeyBuf::read(ctx, NAME, a[2], map.value_size())?;
+    Ok(
+        match map.prog_update(ctx.cpu(), key.bytes(), value.bytes(), a[3]) {
+            Ok(()) => 0,
+            Err(errno) => (-(errno as i64)) as u64,
+        },
+    )
+}
+
+/// `bpf_map_delete_elem(map, key)`: 0 or a negative errno.
+pub fn map_delete_elem(ctx: &mut HelperContext, a: [u64; 5]) -> Result<u64, HelperError> {
+    const NAME: &str = "bpf_map_delete_elem";
+    let (_, map) = ctx.map_arg(NAME, a[0])?;
+    let key = KeyBuf::read(ctx, NAME, a[1], map.key_size())?;
+    Ok(match map.prog_delete(ctx.cpu(), key.bytes()) {
+        Ok(()) => 0,
+        Err(errno) => (-(errno as i64)) as u64,
+    })
+}
+
+/// `bpf_map_lookup_percpu_elem(map, key, cpu)`: pointer to `cpu`'s copy or NULL.
+pub fn map_lookup_percpu_elem(ctx: &mut HelperContext, a: [u64; 5]) -> Result<u64, HelperError> {
+    const NAME: &str = "bpf_map_lookup_percpu_elem";
+    let (idx, map) = ctx.map_arg(NAME, a[0])?;
+    let key = KeyBuf::read(ctx, NAME, a[1], map.key_size())?;
+    let target = a[2];
+    if target >= ctx.ncpus() as u64 {
+        return Ok(0);
+    }
+    Ok(
+        match map.prog_lookup_percpu(ctx.cpu(), key.bytes(), target as u32) {
+            Some(p) => ctx.value_addr(idx, p),
+            None => 0,
+        },
+    )
+}
+
+/// `bpf_get_local_storage(map, flags)`: the cgroup storage of the cgroup the run is for
+/// (set per run, e.g. `Input::cgroup` in `bpfvm`). The kernel guarantees a storage exists, so
+/// programs do not check for NULL: a run without one is an error rather than a NULL.
+pub fn get_local_storage(ctx: &mut HelperContext, a: [u64; 5]) -> Result<u64, HelperError> {
+    const NAME: &str = "bpf_get_local_storage";
+    let (idx, map) = ctx.map_arg(NAME, a[0])?;
+    let fail = |message: String| HelperError::Failed {
+        helper: NAME.to_string(),
+        message,
+    };
+    if a[1] != 0 {
+        return Err(fail(format!("flags {:#x} must be 0", a[1])));
+    }
+    let (cgroup_id, attach_type) = ctx
+        .cgroup()
+        .ok_or_else(|| fail("the run has no cgroup (set the input's cgroup)".to_string()))?;
+    let p = map
+        .prog_local_storage(ctx.cpu(), cgroup_id, attach_type)
+        .ok_or_else(|| {
+            fail(format!(
+                "no storage attached for cgroup {cgroup_id} attach type {attach_type}"
+            ))
+        })?;
+    Ok(ctx.value_addr(idx, p))
+}
+
+/// `bpf_ktime_get_ns()` and `bpf_ktime_get_boot_ns()`: the run's virtual clock.
+pub fn ktime_get_ns(ctx: &mut HelperContext, _: [u64; 5]) -> Result<u64, HelperError> {
+    Ok(ctx.now_ns())
+}
+
+/// `bpf_get_prandom_u32()`: the next value of the run's seeded generator.
+pub fn get_prandom_u32(ctx: &mut HelperContext, _: [u64; 5]) -> Result<u64, HelperError> {
+    Ok(ctx.next_random() as u32 as u64)
+}
+
+/// `bpf_get_smp_processor_id()`: the simulated CPU.
+pub fn get_smp_processor_id(ctx: &mut HelperContext, _: [u64; 5]) -> Result<u64, HelperError> {
+    Ok(ctx.cpu() as u64)
+}
+
+/// `bpf_per_cpu_ptr` / `bpf_this_cpu_ptr`: NULL, since bpfvm has no per-CPU ksyms.
+pub fn null_ksym_ptr(_: &mut HelperContext, _: [u64; 5]) -> Result<u64, HelperError> {
+    Ok(0)
+}
+
+/// `bpf_trace_printk(fmt, fmt_size, a1, a2, a3)`: formats into the run's trace output and
+/// returns the number of bytes written, or `-EINVAL` for a bad format (as the kernel does).
+///
+/// Supported conversions: `%d %i %u %x %X %ld %li %lu %lx %lld %lli %llu %llx %s %p %c %%`.
+pub fn trace_printk(ctx: &mut HelperContext, a: [u64; 5]) -> Result<u64, HelperError> {
+    const NAME: &str = "bpf_trace_printk";
+    const EINVAL: u64 = (-22i64) as u64;
+    let size = a[1] as usize;
+    if size == 0 || size > 1024 {
+        return Ok(EINVAL);
+    }
+    let mut fmt = vec![0u8; size];
+    ctx.read_arg(NAME, a[0], &mut fmt)?;
+    let Some(nul) = fmt.iter().position(|&b| b == 0) else {
+        return Ok(EINVAL);
+    };
+    fmt.truncate(nul);
+    let args = [a[2], a[3], a[4]];
+    let mut next = 0usize;
+    let mut out = Vec::with_capacity(fmt.len() + 16);
+    let mut i = 0;
+    while i < fmt.len() {
+        let c = fmt[i];
+        i += 1;
+        if c != b'%' {
+            out.push(c);
+            continue;
+        }
+        let mut longs = 0;
+        while i < fmt.len() && fmt[i] == b'l' {
+            longs += 1;
+            i += 1;
+        }
+        let Some(&conv) = fmt.get(i) else {
+            return Ok(EINVAL);
+        };
+        i += 1;
+        if conv == b'%' && longs == 0 {
+            out.push(b'%');
+            continue;
+        }
+        if longs > 2 || next >= args.len() {
+            return Ok(EINVAL);
+        }
+        let v = args[next];
+        next += 1;
+        let narrow = longs == 0;
+        let s = match conv {
+            b'd' | b'i' if narrow => (v as i32).to_string(),
+            b'd' | b'i' => (v as i64).to_string(),
+            b'u' if narrow => (v as u32).to_string(),
+            b'u' => v.to_string(),
+            b'x' if narrow => format!("{:x}", v as u32),
+            b'x' => format!("{v:x}"),
+            b'X' if narrow => format!("{:X}", v as u32),
+            b'X' => format!("{v:X}"),
+            b'p' if narrow => format!("0x{v:x}"),
+            b'c' if narrow => char::from(v as u8).to_string(),
+            b's' if narrow => {
+                let mut bytes = Vec::new();
+                match ctx.memory.read_c_string(v, 256, &mut bytes) {
+                    Ok(()) => String::from_utf8_lossy(&bytes).into_owned(),
+                    Err(_) => "(efault)".to_string(),
+                }
+            }
+            _ => return Ok(EINVAL),
+        };
+        out.extend_from_slice(s.as_bytes());
+    }
+    ctx.trace_write(&out);
+    Ok(out.len() as u64)
+}
+
+#[cfg(test)]
+#[allow(unsafe_code)] // builds a test region over a local buffer
+mod tests {
+    use super::*;
+    use crate::memory::{guest_addr, Region, REGION_STACK};
+
+    const STR: u64 = 0xdead_0000;
+
+    fn run_printk(fmt: &[u8], args: [u64; 3]) -> (u64, String) {
+        let mut buf = vec![0u64; 32];
+        let bytes: Vec<u8> = fmt.iter().copied().chain([0u8]).collect();
+        let mut ctx = HelperContext::new(3, 4);
+        // SAFETY: `buf` outlives `ctx`.
+        let r = unsafe { Region::new(buf.as_mut_ptr().cast(), 0, 256, true) };
+        // SAFETY: `buf` outlives `ctx`.
+        unsafe { ctx.memory.set_region(REGION_STACK, r) };
+        let a = guest_addr(REGION_STACK, 0);
+        ctx.memory.write_bytes(a, &bytes).unwrap();
+        ctx.memory.write_bytes(a + 128, b"hi\0").unwrap();
+        let args = args.map(|v| if v == STR { a + 128 } else { v });
+        let n = trace_printk(&mut ctx, [a, bytes.len() as u64, args[0], args[1], args[2]]).unwrap();
+        (n, String::from_utf8(ctx.take_trace()).unwrap())
+    }
+
+    #[test]
+    fn trace_printk_formats_like_the_kernel() {
+        let (n, s) = run_printk(b"v=%d u=%u x=%x", [(-5i64) as u64, 7, 255]);
+        assert_eq!(s, "v=-5 u=7 x=ff");
+        assert_eq!(n, s.len() as u64);
+        let (_, s) = run_printk(b"%lld %llu %llx", [(-1i64) as u64, u64::MAX - 1, 0xabc]);
+        assert_eq!(s, format!("-1 {} abc", u64::MAX - 1));
+        let (_, s) = run_printk(b"%s|%c|%p|%%", [STR, b'Z' as u64, 0x10]);
+        assert_eq!(s, "hi|Z|0x10|%");
+        let (n, _) = run_printk(b"%d %d %d %d", [1, 2, 3]);
+        assert_eq!(n, (-22i64) as u64);
+        let (n, _) = run_printk(b"%q", [1, 2, 3]);
+        assert_eq!(n, (-22i64) as u64);
+    }
+
+    #[test]
+    fn clock_and_prng_are_deterministic_per_seed() {
+        let mut a = HelperContext::new(0, 1);
+        let mut b = HelperContext::new(0, 1);
+        a.begin_run(100, 42);
+        b.begin_run(100, 42);
+        assert_eq!(ktime_get_ns(&mut a, [0; 5]), Ok(100));
+        assert_eq!(ktime_get_ns(&mut a, [0; 5]), Ok(1100));
+        let x: Vec<u64> = (0..4)
+            .map(|_| get_prandom_u32(&mut a, [0; 5]).unwrap())
+            .collect();
+        let y: Vec<u64> = (0..4)
+            .map(|_| get_prandom_u32(&mut b, [0; 5]).unwrap())
+            .collect();
+        assert_eq!(x, y);
+        assert!(x.iter().all(|v| *v <= u32::MAX as u64));
+        assert_eq!(
+            get_smp_processor_id(&mut HelperContext::new(3, 4), [0; 5]),
+            Ok(3)
+        );
+    }
+
+    #[test]
+    fn bad_map_handles_are_errors() {
+        let mut ctx = HelperContext::new(0, 1);
+        let e = map_lookup_elem(&mut ctx, [0x1234, 0, 0, 0, 0]).unwrap_err();
+        assert!(matches!(e, HelperError::BadMap { .. }));
+        assert!(e.to_string().contains("bpf_map_lookup_elem"));
+    }
+}

@@ -1,0 +1,168 @@
+//! `HelperContext`: everything a helper may see during one run.
+
+use std::sync::Arc;
+
+use crate::error::HelperError;
+use crate::maps::ProgramMap;
+use crate::memory::{guest_addr, AddressMode, Memory, REGION_MAP_HANDLES, REGION_MAP_VALUES};
+
+/// The maps of the running program, indexed as in the program's map list.
+pub type MapList = Arc<[Arc<dyn ProgramMap>]>;
+
+/// Virtual nanoseconds the clock advances on every read.
+pub const CLOCK_STEP_NS: u64 = 1_000;
+
+/// Per-run state given to helpers: the simulated CPU, the program's maps, checked guest
+/// memory, a virtual clock, a seeded PRNG, the captured trace output and a slot for a helper
+/// error to report after the run.
+///
+/// One context belongs to one simulated CPU and is reused from run to run.
+#[derive(Debug)]
+pub struct HelperContext {
+    cpu: u32,
+    ncpus: u32,
+    maps: MapList,
+    /// The memory the run may touch.
+    pub memory: Memory,
+    clock_ns: u64,
+    rng: u64,
+    trace: Vec<u8>,
+    error: Option<HelperError>,
+    cgroup: Option<(u64, u32)>,
+}
+
+impl HelperContext {
+    /// A context for simulated CPU `cpu` of `ncpus`.
+    pub fn new(cpu: u32, ncpus: u32) -> HelperContext {
+        HelperContext {
+            cpu,
+            ncpus,
+            maps: Arc::new([]),
+            memory: Memory::new(),
+            clock_ns: 0,
+            rng: 0,
+            trace: Vec::new(),
+            error: None,
+            cgroup: None,
+        }
+    }
+
+    /// The simulated CPU the program runs on.
+    pub fn cpu(&self) -> u32 {
+        self.cpu
+    }
+
+    /// The number of simulated CPUs.
+    pub fn ncpus(&self) -> u32 {
+        self.ncpus
+    }
+
+    /// The program's maps.
+    pub fn maps(&self) -> &MapList {
+        &self.maps
+    }
+
+    /// Installs the program's maps (does not touch the memory regions).
+    pub fn set_maps(&mut self, maps: MapList) {
+        self.maps = maps;
+    }
+
+    /// Prepares a new run: virtual clock start, PRNG seed, empty trace, no error.
+    pub fn begin_run(&mut self, clock_start_ns: u64, rng_seed: u64) {
+        self.clock_ns = clock_start_ns;
+        self.rng = rng_seed;
+        self.trace.clear();
+        self.error = None;
+    }
+
+    /// Sets the `(cgroup_id, attach_type)` the program runs for (helper 81), or none.
+    pub fn set_cgroup(&mut self, cgroup: Option<(u64, u32)>) {
+        self.cgroup = cgroup;
+    }
+
+    /// The `(cgroup_id, attach_type)` the program runs for, if any.
+    pub fn cgroup(&self) -> Option<(u64, u32)> {
+        self.cgroup
+    }
+
+    /// Reads the virtual clock and advances it by [`CLOCK_STEP_NS`].
+    pub fn now_ns(&mut self) -> u64 {
+        let t = self.clock_ns;
+        self.clock_ns = self.clock_ns.wrapping_add(CLOCK_STEP_NS);
+        t
+    }
+
+    /// The next value of the seeded PRNG (splitmix64).
+    pub fn next_random(&mut self) -> u64 {
+        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Appends bytes to this run's trace output.
+    pub fn trace_write(&mut self, bytes: &[u8]) {
+        self.trace.extend_from_slice(bytes);
+    }
+
+    /// This run's trace output so far.
+    pub fn trace(&self) -> &[u8] {
+        &self.trace
+    }
+
+    /// Takes the trace output, leaving it empty.
+    pub fn take_trace(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.trace)
+    }
+
+    /// Records a helper error to report after the run (the first one wins).
+    pub fn set_error(&mut self, error: HelperError) {
+        self.error.get_or_insert(error);
+    }
+
+    /// Takes the recorded helper error, if any.
+    pub fn take_error(&mut self) -> Option<HelperError> {
+        self.error.take()
+    }
+
+    /// Resolves a map handle argument (`(3 << 32) | index`) to the map's index and the map.
+    pub fn map_arg(
+        &self,
+        helper: &str,
+        handle: u64,
+    ) -> Result<(u32, Arc<dyn ProgramMap>), HelperError> {
+        let idx = handle as u32;
+        if handle >> 32 == REGION_MAP_HANDLES as u64 {
+            if let Some(m) = self.maps.get(idx as usize) {
+                return Ok((idx, Arc::clone(m)));
+            }
+        }
+        Err(HelperError::BadMap {
+            helper: helper.to_string(),
+            handle,
+        })
+    }
+
+    /// Copies `out.len()` bytes of guest memory at `addr` (a helper argument) into `out`.
+    pub fn read_arg(&self, helper: &str, addr: u64, out: &mut [u8]) -> Result<(), HelperError> {
+        self.memory
+            .read_bytes(addr, out)
+            .map_err(|fault| HelperError::Memory {
+                helper: helper.to_string(),
+                fault,
+            })
+    }
+
+    /// Turns a host pointer into map `index`'s value arena into the address the program sees.
+    pub fn value_addr(&self, index: u32, ptr: std::ptr::NonNull<u8>) -> u64 {
+        if self.memory.mode() == AddressMode::Host {
+            return ptr.as_ptr() as usize as u64;
+        }
+        let base = self.maps[index as usize].arena().base().as_ptr() as usize;
+        guest_addr(
+            REGION_MAP_VALUES + index,
+            (ptr.as_ptr() as usize - base) as u32,
+        )
+    }
+}

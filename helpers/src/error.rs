@@ -1,0 +1,53 @@
+//! `HelperError`: why a helper call ended the run.
+
+use crate::memory::MemFault;
+
+/// A helper call that cannot be completed; it ends the run with an error naming the helper.
+///
+/// Failures the kernel reports to the *program* (a full map, a missing key) are not errors:
+/// the helper returns the negative errno, as in the kernel.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HelperError {
+    /// No helper is registered under this id.
+    #[error("unknown helper {id}")]
+    Unknown {
+        /// The helper id the program called.
+        id: u32,
+    },
+    /// An argument that must be a map handle is not one of the program's maps.
+    #[error("helper {helper}: bad map pointer {handle:#x}")]
+    BadMap {
+        /// The helper's name.
+        helper: String,
+        /// The value passed as the map.
+        handle: u64,
+    },
+    /// An argument pointed outside the memory the run may touch.
+    #[error("helper {helper}: {fault}")]
+    Memory {
+        /// The helper's name.
+        helper: String,
+        /// The refused access.
+        #[source]
+        fault: MemFault,
+    },
+    /// Any other failure, described by the helper.
+    #[error("helper {helper}: {message}")]
+    Failed {
+        /// The helper's name.
+        helper: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl HelperError {
+    /// The kernel's errno for this failure (`EINVAL` for bad arguments, `EFAULT` for memory).
+    pub fn errno(&self) -> i32 {
+        match self {
+            HelperError::Memory { .. } => 14,
+            _ => 22,
+        }
+    }
+}

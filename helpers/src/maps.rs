@@ -1,0 +1,148 @@
+//! `ProgramMap`: the program-side view of a map that helpers need.
+//!
+//! `bpfvm_maps::Map` implements it (see `docs/internals.md`); tests may use their own maps.
+
+use std::fmt::Debug;
+use std::ptr::NonNull;
+
+/// Where a map's value bytes live: one allocation that never moves while the map lives.
+#[derive(Debug, Clone, Copy)]
+pub struct ArenaInfo {
+    base: NonNull<u8>,
+    len: usize,
+    stride: usize,
+    value_size: usize,
+}
+
+impl ArenaInfo {
+    /// Describes an arena of `len` bytes at `base` holding values of `value_size` bytes every
+    /// `stride` bytes.
+    ///
+    /// # Safety
+    /// `base .. base + len` must stay valid for reads and writes through atomics, without
+    /// moving, for as long as the map that returns this value is alive; every pointer that
+    /// map's `prog_lookup*` returns must be `base + k * stride` with `value_size` bytes inside.
+    #[allow(unsafe_code)]
+    pub unsafe fn new(
+        base: NonNull<u8>,
+        len: usize,
+        stride: usize,
+        value_size: usize,
+    ) -> ArenaInfo {
+        ArenaInfo {
+            base,
+            len,
+            stride,
+            value_size,
+        }
+    }
+
+    /// First byte of the arena.
+    pub fn base(&self) -> NonNull<u8> {
+        self.base
+    }
+
+    /// Length of the arena in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the arena is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Distance between consecutive values (`round_up(value_size, 8)`).
+    pub fn stride(&self) -> usize {
+        self.stride
+    }
+
+    /// Size of one value.
+    pub fn value_size(&self) -> usize {
+        self.value_size
+    }
+}
+
+/// A map as a running program sees it. `cpu` is the simulated CPU the program runs on.
+pub trait ProgramMap: Send + Sync + Debug {
+    /// Key size in bytes.
+    fn key_size(&self) -> usize;
+    /// Value size in bytes.
+    fn value_size(&self) -> usize;
+    /// Pointer to the value for `key` (this CPU's copy for per-CPU maps), or `None`.
+    fn prog_lookup(&self, cpu: u32, key: &[u8]) -> Option<NonNull<u8>>;
+    /// Pointer to `target_cpu`'s copy of the value for `key` (helper 195), or `None`.
+    fn prog_lookup_percpu(&self, cpu: u32, key: &[u8], target_cpu: u32) -> Option<NonNull<u8>>;
+    /// Inserts or updates; on failure returns the kernel's (positive) errno.
+    fn prog_update(&self, cpu: u32, key: &[u8], value: &[u8], flags: u64) -> Result<(), i32>;
+    /// Deletes; on failure returns the kernel's (positive) errno.
+    fn prog_delete(&self, cpu: u32, key: &[u8]) -> Result<(), i32>;
+    /// The value arena.
+    fn arena(&self) -> ArenaInfo;
+    /// Whether programs may only read values (`BPF_F_RDONLY_PROG`, `.rodata`).
+    fn read_only_for_program(&self) -> bool;
+    /// Helper 81: the cgroup storage attached at `(cgroup_id, attach_type)` (`cpu`'s copy
+    /// for the per-CPU type), or `None` (also for maps that are not cgroup storage).
+    fn prog_local_storage(
+        &self,
+        cpu: u32,
+        cgroup_id: u64,
+        attach_type: u32,
+    ) -> Option<NonNull<u8>> {
+        let _ = (cpu, cgroup_id, attach_type);
+        None
+    }
+}
+
+impl ProgramMap for bpfvm_maps::Map {
+    fn key_size(&self) -> usize {
+        bpfvm_maps::Map::key_size(self) as usize
+    }
+
+    fn value_size(&self) -> usize {
+        bpfvm_maps::Map::value_size(self) as usize
+    }
+
+    fn prog_lookup(&self, cpu: u32, key: &[u8]) -> Option<NonNull<u8>> {
+        bpfvm_maps::Map::prog_lookup(self, bpfvm_maps::CpuId(cpu), key)
+    }
+
+    fn prog_lookup_percpu(&self, cpu: u32, key: &[u8], target_cpu: u32) -> Option<NonNull<u8>> {
+        bpfvm_maps::Map::prog_lookup_percpu(self, bpfvm_maps::CpuId(cpu), key, target_cpu)
+    }
+
+    fn prog_update(&self, cpu: u32, key: &[u8], value: &[u8], flags: u64) -> Result<(), i32> {
+        bpfvm_maps::Map::prog_update(self, bpfvm_maps::CpuId(cpu), key, value, flags)
+            .map_err(|e| e.errno())
+    }
+
+    fn prog_delete(&self, cpu: u32, key: &[u8]) -> Result<(), i32> {
+        bpfvm_maps::Map::prog_delete(self, bpfvm_maps::CpuId(cpu), key).map_err(|e| e.errno())
+    }
+
+    #[allow(unsafe_code)]
+    fn arena(&self) -> ArenaInfo {
+        let a = bpfvm_maps::Map::arena(self);
+        // SAFETY: bpfvm-maps guarantees (docs/internals.md, `ValueArena`) that the arena is
+        // one allocation that never moves or frees while the map lives, accessed only through
+        // atomics, and that every `prog_lookup*` pointer is `base + k * stride`.
+        unsafe { ArenaInfo::new(a.base, a.len, a.stride, a.value_size) }
+    }
+
+    fn read_only_for_program(&self) -> bool {
+        self.rdonly_prog()
+    }
+
+    fn prog_local_storage(
+        &self,
+        cpu: u32,
+        cgroup_id: u64,
+        attach_type: u32,
+    ) -> Option<NonNull<u8>> {
+        let key = bpfvm_maps::CgroupStorageKey {
+            cgroup_id,
+            attach_type,
+        };
+        bpfvm_maps::Map::prog_local_storage(self, bpfvm_maps::CpuId(cpu), key)
+    }
+}

@@ -1,0 +1,203 @@
+//! Simulated CPUs: [`CpuId`] and the per-CPU [`Lane`] a run executes in.
+//!
+//! A lane is exclusive (one run at a time per simulated CPU, as BPF runs with migration
+//! disabled) and reusable: its stack, context and packet buffers and its helper context are
+//! allocated once and reused by every run, so a run allocates nothing.
+
+use bpfvm_helpers::memory::{
+    guest_addr, REGION_CTX, REGION_MAP_VALUES, REGION_PACKET, REGION_STACK,
+};
+use bpfvm_helpers::{HelperContext, MapList};
+
+/// Bytes of one stack frame (`MAX_BPF_STACK`).
+pub const FRAME_SIZE: usize = 512;
+/// Most frames of bpf-to-bpf calls, the main program included (`MAX_CALL_FRAMES`).
+pub const MAX_FRAMES: usize = 8;
+/// Bytes of the stack region (all frames).
+pub const STACK_SIZE: usize = FRAME_SIZE * MAX_FRAMES;
+
+/// A simulated CPU number, `0 .. N` (the same type the maps use).
+pub use bpfvm_maps::CpuId;
+
+/// splitmix64's output function.
+pub(crate) fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A saved caller frame of a bpf-to-bpf call.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Frame {
+    pub(crate) ret: usize,
+    pub(crate) saved: [u64; 4],
+    pub(crate) fp: u64,
+}
+
+/// The reusable state of one simulated CPU.
+#[derive(Debug)]
+pub struct Lane {
+    pub(crate) helper_ctx: HelperContext,
+    pub(crate) frames: [Frame; MAX_FRAMES],
+    /// Frames the last run used (their bytes may be dirty).
+    pub(crate) dirty_frames: usize,
+    installed_program: u64,
+    pub(crate) runs: u64,
+    pub(crate) ctx_len: usize,
+    ctx_installed: bool,
+    pub(crate) meta_len: usize,
+    pub(crate) pkt_len: usize,
+    pub(crate) has_packet: bool,
+    pub(crate) zero_stack: bool,
+    /// Per-CPU bases of the virtual clock and PRNG, derived from the seed.
+    pub(crate) clock_base: u64,
+    pub(crate) rng_base: u64,
+}
+
+impl Lane {
+    pub(crate) fn new(cpu: u32, ncpus: u32, zero_stack: bool, seed: u64) -> Lane {
+        let mut helper_ctx = HelperContext::new(cpu, ncpus);
+        helper_ctx
+            .memory
+            .set_owned_region(REGION_STACK, 0, STACK_SIZE, true)
+            .fill(0);
+        // Between runs only frame 0 is accessible (the interpreter restores this).
+        helper_ctx
+            .memory
+            .set_owned_window(REGION_STACK, STACK_SIZE - FRAME_SIZE);
+        Lane {
+            helper_ctx,
+            frames: [Frame::default(); MAX_FRAMES],
+            dirty_frames: 0,
+            installed_program: 0,
+            runs: 0,
+            ctx_len: 0,
+            ctx_installed: false,
+            meta_len: 0,
+            pkt_len: 0,
+            has_packet: false,
+            zero_stack,
+            clock_base: mix(seed ^ ((cpu as u64) << 48)) >> 24,
+            rng_base: mix(mix(seed) ^ mix((cpu as u64 + 1) << 40)),
+        }
+    }
+
+    /// The simulated CPU of this lane.
+    pub fn cpu(&self) -> CpuId {
+        CpuId(self.helper_ctx.cpu())
+    }
+
+    /// The helper context (memory, trace, clock) of the current or last run.
+    pub fn helper_ctx(&mut self) -> &mut HelperContext {
+        &mut self.helper_ctx
+    }
+
+    /// Fills the context region with `len` bytes from `fill`.
+    #[inline]
+    pub(crate) fn set_ctx(&mut self, len: usize, fill: impl FnOnce(&mut [u8])) {
+        if len == 0 && self.ctx_len == 0 && self.ctx_installed {
+            return;
+        }
+        let bytes = self
+            .helper_ctx
+            .memory
+            .set_owned_region(REGION_CTX, 0, len, true);
+        fill(bytes);
+        self.ctx_len = len;
+        self.ctx_installed = true;
+    }
+
+    /// Fills the packet region with `meta` then `data`.
+    pub(crate) fn set_packet(&mut self, meta: &[u8], data: &[u8]) {
+        let len = meta.len() + data.len();
+        let bytes = self.helper_ctx.memory.set_owned_region(
+            REGION_PACKET,
+            bpfvm_helpers::memory::PACKET_OFFSET,
+            len,
+            true,
+        );
+        bytes[..meta.len()].copy_from_slice(meta);
+        bytes[meta.len()..].copy_from_slice(data);
+        self.meta_len = meta.len();
+        self.pkt_len = data.len();
+        self.has_packet = true;
+    }
+
+    /// Removes the packet region.
+    pub(crate) fn clear_packet(&mut self) {
+        self.helper_ctx.memory.set_owned_region(
+            REGION_PACKET,
+            bpfvm_helpers::memory::PACKET_OFFSET,
+            0,
+            true,
+        );
+        self.has_packet = false;
+        self.meta_len = 0;
+        self.pkt_len = 0;
+    }
+
+    /// The packet data after a run (without metadata).
+    pub(crate) fn packet_out(&mut self) -> Vec<u8> {
+        if !self.has_packet {
+            return Vec::new();
+        }
+        let (m, n) = (self.meta_len, self.pkt_len);
+        self.helper_ctx
+            .memory
+            .owned_bytes_mut(REGION_PACKET)
+            .map(|b| b[m..m + n].to_vec())
+            .unwrap_or_default()
+    }
+
+    /// The context bytes after a run.
+    pub(crate) fn ctx_out(&mut self) -> Vec<u8> {
+        let n = self.ctx_len;
+        self.helper_ctx
+            .memory
+            .owned_bytes_mut(REGION_CTX)
+            .map(|b| b[..n].to_vec())
+            .unwrap_or_default()
+    }
+
+    /// Guest address of the context (`r1` at entry).
+    pub(crate) fn ctx_addr(&self) -> u64 {
+        guest_addr(REGION_CTX, 0)
+    }
+
+    /// Zeroes the frames the last run used, when configured to (so runs cannot see earlier
+    /// runs' data). Only frame 0 is accessible between runs.
+    #[inline]
+    pub(crate) fn prepare_stack(&mut self) {
+        let dirty = std::mem::take(&mut self.dirty_frames);
+        if self.zero_stack && dirty > 0 {
+            if let Some(s) = self.helper_ctx.memory.owned_bytes_mut(REGION_STACK) {
+                s[STACK_SIZE - dirty * FRAME_SIZE..].fill(0);
+            }
+        }
+    }
+
+    /// Makes the top `frames` stack frames accessible (the current one and its callers).
+    #[inline]
+    pub(crate) fn set_stack_depth(&mut self, frames: usize) {
+        self.helper_ctx
+            .memory
+            .set_owned_window(REGION_STACK, STACK_SIZE - frames * FRAME_SIZE);
+    }
+
+    /// Installs the value arenas of `maps` as regions `4 + i`, unless program `id`'s maps are
+    /// already installed.
+    #[inline]
+    pub(crate) fn install_maps(&mut self, id: u64, maps: &MapList) {
+        if self.installed_program == id {
+            return;
+        }
+        let mem = &mut self.helper_ctx.memory;
+        mem.truncate(REGION_MAP_VALUES as usize);
+        for (i, m) in maps.iter().enumerate() {
+            mem.set_map_region(REGION_MAP_VALUES + i as u32, m);
+        }
+        self.helper_ctx.set_maps(maps.clone());
+        self.installed_program = id;
+    }
+}

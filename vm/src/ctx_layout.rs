@@ -1,0 +1,177 @@
+//! Context structures for packet programs: `struct xdp_md` and `struct __sk_buff` (uapi
+//! layouts), with `data`/`data_end`/`data_meta` holding 32-bit guest addresses into region 0.
+
+use bpfvm_helpers::memory::PACKET_OFFSET;
+
+/// Size of `struct xdp_md`.
+pub const XDP_MD_SIZE: usize = 24;
+/// Size of `struct __sk_buff`.
+pub const SK_BUFF_SIZE: usize = 192;
+
+/// Offsets of the `struct xdp_md` fields (all `__u32`).
+pub mod xdp_md {
+    /// `data`.
+    pub const DATA: usize = 0;
+    /// `data_end`.
+    pub const DATA_END: usize = 4;
+    /// `data_meta`.
+    pub const DATA_META: usize = 8;
+    /// `ingress_ifindex`.
+    pub const INGRESS_IFINDEX: usize = 12;
+    /// `rx_queue_index`.
+    pub const RX_QUEUE_INDEX: usize = 16;
+    /// `egress_ifindex`.
+    pub const EGRESS_IFINDEX: usize = 20;
+}
+
+/// Offsets of the `struct __sk_buff` fields.
+pub mod sk_buff {
+    /// `len`.
+    pub const LEN: usize = 0;
+    /// `pkt_type`.
+    pub const PKT_TYPE: usize = 4;
+    /// `mark`.
+    pub const MARK: usize = 8;
+    /// `queue_mapping`.
+    pub const QUEUE_MAPPING: usize = 12;
+    /// `protocol`.
+    pub const PROTOCOL: usize = 16;
+    /// `vlan_present`.
+    pub const VLAN_PRESENT: usize = 20;
+    /// `vlan_tci`.
+    pub const VLAN_TCI: usize = 24;
+    /// `vlan_proto`.
+    pub const VLAN_PROTO: usize = 28;
+    /// `priority`.
+    pub const PRIORITY: usize = 32;
+    /// `ingress_ifindex`.
+    pub const INGRESS_IFINDEX: usize = 36;
+    /// `ifindex`.
+    pub const IFINDEX: usize = 40;
+    /// `tc_index`.
+    pub const TC_INDEX: usize = 44;
+    /// `cb[5]`.
+    pub const CB: usize = 48;
+    /// `hash`.
+    pub const HASH: usize = 68;
+    /// `tc_classid`.
+    pub const TC_CLASSID: usize = 72;
+    /// `data`.
+    pub const DATA: usize = 76;
+    /// `data_end`.
+    pub const DATA_END: usize = 80;
+    /// `napi_id`.
+    pub const NAPI_ID: usize = 84;
+    /// `family`.
+    pub const FAMILY: usize = 88;
+    /// `remote_ip4`.
+    pub const REMOTE_IP4: usize = 92;
+    /// `local_ip4`.
+    pub const LOCAL_IP4: usize = 96;
+    /// `remote_ip6[4]`.
+    pub const REMOTE_IP6: usize = 100;
+    /// `local_ip6[4]`.
+    pub const LOCAL_IP6: usize = 116;
+    /// `remote_port`.
+    pub const REMOTE_PORT: usize = 132;
+    /// `local_port`.
+    pub const LOCAL_PORT: usize = 136;
+    /// `data_meta`.
+    pub const DATA_META: usize = 140;
+    /// `flow_keys` (pointer, 8 bytes; always NULL here).
+    pub const FLOW_KEYS: usize = 144;
+    /// `tstamp` (`__u64`).
+    pub const TSTAMP: usize = 152;
+    /// `wire_len`.
+    pub const WIRE_LEN: usize = 160;
+    /// `gso_segs`.
+    pub const GSO_SEGS: usize = 164;
+    /// `sk` (pointer, 8 bytes; always NULL here).
+    pub const SK: usize = 168;
+    /// `gso_size`.
+    pub const GSO_SIZE: usize = 176;
+    /// `tstamp_type` (`__u8`).
+    pub const TSTAMP_TYPE: usize = 180;
+    /// `hwtstamp` (`__u64`).
+    pub const HWTSTAMP: usize = 184;
+}
+
+fn put32(buf: &mut [u8], off: usize, v: u32) {
+    buf[off..off + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+/// Guest addresses of a packet with `meta_len` bytes of metadata and `len` bytes of data:
+/// `(data_meta, data, data_end)`.
+pub fn packet_pointers(meta_len: usize, len: usize) -> (u32, u32, u32) {
+    let meta = PACKET_OFFSET;
+    let data = meta + meta_len as u32;
+    (meta, data, data + len as u32)
+}
+
+/// Fills `buf` (`XDP_MD_SIZE` bytes) as `struct xdp_md`: the caller's `ctx_in` first (the
+/// kernel accepts `ingress_ifindex` and `rx_queue_index` from user space), then the pointers.
+pub fn fill_xdp_md(buf: &mut [u8], ctx_in: &[u8], meta_len: usize, len: usize) {
+    buf.fill(0);
+    let n = ctx_in.len().min(buf.len());
+    buf[..n].copy_from_slice(&ctx_in[..n]);
+    let (meta, data, end) = packet_pointers(meta_len, len);
+    put32(buf, xdp_md::DATA, data);
+    put32(buf, xdp_md::DATA_END, end);
+    put32(buf, xdp_md::DATA_META, meta);
+}
+
+/// Fills `buf` (`SK_BUFF_SIZE` bytes) as `struct __sk_buff`: the caller's `ctx_in` first,
+/// then `len`, `wire_len`, the packet pointers and NULL `flow_keys`/`sk`.
+pub fn fill_sk_buff(buf: &mut [u8], ctx_in: &[u8], meta_len: usize, len: usize) {
+    buf.fill(0);
+    let n = ctx_in.len().min(buf.len());
+    buf[..n].copy_from_slice(&ctx_in[..n]);
+    let (meta, data, end) = packet_pointers(meta_len, len);
+    put32(buf, sk_buff::LEN, len as u32);
+    if u32::from_le_bytes(
+        buf[sk_buff::WIRE_LEN..sk_buff::WIRE_LEN + 4]
+            .try_into()
+            .expect("4 bytes"),
+    ) == 0
+    {
+        put32(buf, sk_buff::WIRE_LEN, len as u32);
+    }
+    put32(buf, sk_buff::DATA, data);
+    put32(buf, sk_buff::DATA_END, end);
+    put32(buf, sk_buff::DATA_META, meta);
+    buf[sk_buff::FLOW_KEYS..sk_buff::FLOW_KEYS + 8].fill(0);
+    buf[sk_buff::SK..sk_buff::SK + 8].fill(0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xdp_md_points_into_the_packet_region() {
+        let mut b = [0u8; XDP_MD_SIZE];
+        fill_xdp_md(
+            &mut b,
+            &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0],
+            4,
+            60,
+        );
+        let f = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
+        assert_eq!(f(xdp_md::DATA_META), PACKET_OFFSET);
+        assert_eq!(f(xdp_md::DATA), PACKET_OFFSET + 4);
+        assert_eq!(f(xdp_md::DATA_END), PACKET_OFFSET + 64);
+        assert_eq!(f(xdp_md::INGRESS_IFINDEX), 7);
+    }
+
+    #[test]
+    fn sk_buff_has_the_uapi_layout() {
+        let mut b = [0u8; SK_BUFF_SIZE];
+        fill_sk_buff(&mut b, &[], 0, 100);
+        let f = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
+        assert_eq!(f(sk_buff::LEN), 100);
+        assert_eq!(f(sk_buff::DATA), PACKET_OFFSET);
+        assert_eq!(f(sk_buff::DATA_END), PACKET_OFFSET + 100);
+        assert_eq!(f(sk_buff::DATA_META), PACKET_OFFSET);
+        assert_eq!(f(sk_buff::WIRE_LEN), 100);
+    }
+}

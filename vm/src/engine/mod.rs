@@ -1,0 +1,104 @@
+//! Engines: one [`Engine`] trait, three implementations.
+//!
+//! | engine | what | sandboxed |
+//! |---|---|---|
+//! | [`EngineKind::Interpreter`] (default) | bpfvm's own interpreter, whole ISA | yes: every access is checked against the region table |
+//! | [`EngineKind::RbpfInterpreter`] | rbpf 0.4.1's interpreter | **no**: host pointers; rbpf checks only the first byte of an access, helpers trust pointers |
+//! | [`EngineKind::RbpfJit`] | rbpf 0.4.1's x86_64 JIT (not on Windows) | **no**: native code without memory checks |
+
+use std::fmt;
+
+use bpfvm_helpers::Registry;
+
+use crate::cpu::Lane;
+use crate::error::{PrepareError, RunError};
+use crate::program::Program;
+use crate::vm::VmConfig;
+
+pub mod interpreter;
+pub mod rbpf;
+
+/// Which engine runs a program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum EngineKind {
+    /// bpfvm's own checked interpreter (the default).
+    #[default]
+    Interpreter,
+    /// rbpf's interpreter (not sandboxed).
+    RbpfInterpreter,
+    /// rbpf's x86_64 JIT (not sandboxed; only on x86_64, not Windows).
+    RbpfJit,
+}
+
+impl EngineKind {
+    /// All engines available on this platform.
+    pub fn available() -> Vec<EngineKind> {
+        let mut v = vec![EngineKind::Interpreter, EngineKind::RbpfInterpreter];
+        if cfg!(all(target_arch = "x86_64", not(windows))) {
+            v.push(EngineKind::RbpfJit);
+        }
+        v
+    }
+
+    /// The engine's name as used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Interpreter => "interpreter",
+            EngineKind::RbpfInterpreter => "rbpf-interpreter",
+            EngineKind::RbpfJit => "rbpf-jit",
+        }
+    }
+}
+
+impl fmt::Display for EngineKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for EngineKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "interpreter" => Ok(EngineKind::Interpreter),
+            "rbpf-interpreter" => Ok(EngineKind::RbpfInterpreter),
+            "rbpf-jit" => Ok(EngineKind::RbpfJit),
+            _ => Err(format!("unknown engine {s:?}")),
+        }
+    }
+}
+
+/// Everything a run needs besides the lane.
+#[derive(Debug, Clone, Copy)]
+pub struct RunEnv<'a> {
+    /// The helper table.
+    pub registry: &'a Registry,
+    /// Instruction budget for this run.
+    pub budget: u64,
+}
+
+/// A program prepared for one engine.
+pub trait Engine: Send + Sync + fmt::Debug {
+    /// Which engine this is.
+    fn kind(&self) -> EngineKind;
+    /// Runs the program once on `lane`, whose context and packet buffers are filled, and
+    /// returns `r0`.
+    fn run(&self, program: &Program, lane: &mut Lane, env: RunEnv<'_>) -> Result<u64, RunError>;
+}
+
+/// Prepares `program` for `kind`.
+pub fn prepare(
+    program: &Program,
+    registry: &Registry,
+    kind: EngineKind,
+    config: &VmConfig,
+) -> Result<Box<dyn Engine>, PrepareError> {
+    match kind {
+        EngineKind::Interpreter => Ok(Box::new(interpreter::Interpreter::prepare(
+            program, registry,
+        )?)),
+        EngineKind::RbpfInterpreter | EngineKind::RbpfJit => {
+            rbpf::prepare(program, registry, kind, config.rbpf_allow_loops)
+        }
+    }
+}

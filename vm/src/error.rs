@@ -1,0 +1,284 @@
+//! Errors: `PrepareError` (a program refused before it runs), `RunError` (a run that failed)
+//! and the root [`Error`].
+
+use bpfvm_helpers::{HelperError, MemFault};
+
+use crate::engine::EngineKind;
+
+/// A program refused when it is prepared for an engine. Every variant names the index of the
+/// offending instruction where there is one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PrepareError {
+    /// The bytecode is empty.
+    #[error("the program has no instructions")]
+    Empty,
+    /// The bytecode length is not a multiple of 8.
+    #[error("bytecode length {len} is not a multiple of 8")]
+    BadLength {
+        /// Length in bytes.
+        len: usize,
+    },
+    /// The program is longer than the limit.
+    #[error("the program has {len} instructions, more than the limit {max}")]
+    TooLong {
+        /// Number of instruction slots.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// An opcode the ISA does not define (or bpfvm does not implement).
+    #[error("instruction {pc}: unknown opcode {opcode:#04x}")]
+    UnknownOpcode {
+        /// Instruction index.
+        pc: usize,
+        /// The opcode byte.
+        opcode: u8,
+    },
+    /// A field the ISA requires to be zero (or to hold one of a few values) does not.
+    #[error("instruction {pc}: opcode {opcode:#04x} has reserved field {field} = {value}, which must be {expected}")]
+    ReservedField {
+        /// Instruction index.
+        pc: usize,
+        /// The opcode byte.
+        opcode: u8,
+        /// Which field (`src`, `dst`, `off`, `imm`).
+        field: &'static str,
+        /// Its value.
+        value: i64,
+        /// What it must be.
+        expected: &'static str,
+    },
+    /// A register number above 10.
+    #[error("instruction {pc}: invalid register r{reg}")]
+    BadRegister {
+        /// Instruction index.
+        pc: usize,
+        /// The register number.
+        reg: u8,
+    },
+    /// A register read before it is initialised on some path (the kernel's `R%d !read_ok`).
+    #[error("instruction {pc}: r{reg} is read before it is initialised")]
+    UninitializedRegister {
+        /// Instruction index.
+        pc: usize,
+        /// The register.
+        reg: u8,
+    },
+    /// An instruction writes the read-only frame pointer `r10`.
+    #[error("instruction {pc}: frame pointer r10 is read-only")]
+    WriteToFramePointer {
+        /// Instruction index.
+        pc: usize,
+    },
+    /// `r10` used as an operand other than by copy, pointer add, store, compare or as a
+    /// memory base (the kernel verifier forbids pointer arithmetic of other kinds).
+    #[error("instruction {pc}: frame pointer r10 used in opcode {opcode:#04x}; it may only be copied, added to a scalar, stored, compared or used as a memory base")]
+    FramePointerMisuse {
+        /// Instruction index.
+        pc: usize,
+        /// The opcode byte.
+        opcode: u8,
+    },
+    /// A jump or call whose target is outside the program or inside an `ld_imm64`.
+    #[error(
+        "instruction {pc}: jump target {target} is out of range (program has {len} instructions)"
+    )]
+    JumpOutOfRange {
+        /// Instruction index.
+        pc: usize,
+        /// The computed target.
+        target: i64,
+        /// Number of instruction slots.
+        len: usize,
+    },
+    /// A jump into the second slot of an `ld_imm64`.
+    #[error("instruction {pc}: jump target {target} is the second half of an ld_imm64")]
+    JumpIntoLdImm64 {
+        /// Instruction index.
+        pc: usize,
+        /// The target.
+        target: usize,
+    },
+    /// An `ld_imm64` without its second slot, or with a malformed one.
+    #[error("instruction {pc}: ld_imm64 is truncated or its second slot is malformed")]
+    BadLdImm64 {
+        /// Instruction index.
+        pc: usize,
+    },
+    /// Division or modulo by an immediate zero.
+    #[error("instruction {pc}: division by immediate zero")]
+    DivisionByZero {
+        /// Instruction index.
+        pc: usize,
+    },
+    /// The last instruction can fall through past the end of the program.
+    #[error("instruction {pc}: the last instruction must be exit or an unconditional jump")]
+    FallsOffEnd {
+        /// Instruction index.
+        pc: usize,
+    },
+    /// A helper id with no registered helper.
+    #[error("instruction {pc}: call to unknown helper {id}")]
+    UnknownHelper {
+        /// Instruction index.
+        pc: usize,
+        /// The helper id.
+        id: i64,
+    },
+    /// A pseudo `ld_imm64` naming a map index the program does not have.
+    #[error("instruction {pc}: map index {index} out of range (program has {count} maps)")]
+    BadMapIndex {
+        /// Instruction index.
+        pc: usize,
+        /// The index.
+        index: i64,
+        /// Number of maps.
+        count: usize,
+    },
+    /// A map value offset beyond the map's value.
+    #[error("instruction {pc}: offset {offset} is outside map {index}'s value")]
+    BadMapValueOffset {
+        /// Instruction index.
+        pc: usize,
+        /// The map index.
+        index: usize,
+        /// The offset.
+        offset: i64,
+    },
+    /// The engine cannot run (or would run wrongly) this instruction.
+    #[error("instruction {pc}: engine {engine} does not support {what}")]
+    Unsupported {
+        /// Instruction index.
+        pc: usize,
+        /// The engine.
+        engine: EngineKind,
+        /// What is unsupported.
+        what: &'static str,
+    },
+    /// An engine that is not available on this platform.
+    #[error("engine {engine} is not available on this platform")]
+    EngineUnavailable {
+        /// The engine.
+        engine: EngineKind,
+    },
+    /// rbpf refused the program.
+    #[error("engine {engine} refused the program: {message}")]
+    Rbpf {
+        /// The engine.
+        engine: EngineKind,
+        /// rbpf's message.
+        message: String,
+    },
+}
+
+impl PrepareError {
+    /// The kernel's errno for a refused program (`EINVAL`).
+    pub fn errno(&self) -> i32 {
+        22
+    }
+}
+
+/// A run that did not complete.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// A memory access outside the regions the run may touch (or a write to read-only memory).
+    #[error("instruction {pc}: {fault}")]
+    Fault {
+        /// Instruction index.
+        pc: usize,
+        /// The refused access.
+        #[source]
+        fault: MemFault,
+    },
+    /// The instruction budget ran out (an endless or too long loop).
+    #[error("instruction budget of {budget} exhausted at instruction {pc}")]
+    BudgetExhausted {
+        /// Instruction index where the budget ran out.
+        pc: usize,
+        /// The budget.
+        budget: u64,
+    },
+    /// A bpf-to-bpf call beyond the kernel's limit of 8 frames.
+    #[error("instruction {pc}: call depth exceeds {max} frames")]
+    CallDepth {
+        /// Instruction index.
+        pc: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A helper call failed.
+    #[error("instruction {pc}: {source}")]
+    Helper {
+        /// Instruction index of the call (rbpf engines cannot tell: `usize::MAX`).
+        pc: usize,
+        /// The helper's error.
+        #[source]
+        source: HelperError,
+    },
+    /// A helper failed during an rbpf run (rbpf cannot say at which instruction).
+    #[error("{source} (during an rbpf run)")]
+    HelperAfterRun {
+        /// The helper's error.
+        #[source]
+        source: HelperError,
+    },
+    /// `callx` through a register holding no registered helper.
+    #[error("instruction {pc}: callx to unknown helper {target}")]
+    BadCallx {
+        /// Instruction index.
+        pc: usize,
+        /// The register value.
+        target: u64,
+    },
+    /// The CPU is not one of the VM's simulated CPUs.
+    #[error("cpu {cpu} does not exist (the vm has {ncpus} cpus)")]
+    NoSuchCpu {
+        /// The CPU asked for.
+        cpu: u32,
+        /// Number of simulated CPUs.
+        ncpus: u32,
+    },
+    /// The input does not fit the program type (e.g. a context of the wrong size).
+    #[error("bad input: {reason}")]
+    BadInput {
+        /// What is wrong.
+        reason: String,
+    },
+    /// An rbpf engine failed.
+    #[error("engine {engine}: {message}")]
+    Rbpf {
+        /// The engine.
+        engine: EngineKind,
+        /// rbpf's message.
+        message: String,
+    },
+}
+
+impl RunError {
+    /// The kernel's errno for this failure, where one applies.
+    pub fn errno(&self) -> i32 {
+        match self {
+            RunError::Fault { .. } => 14,
+            RunError::NoSuchCpu { .. } => 6,
+            RunError::Helper { source, .. } | RunError::HelperAfterRun { source } => source.errno(),
+            _ => 22,
+        }
+    }
+}
+
+/// Any bpfvm error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Preparing a program failed.
+    #[error(transparent)]
+    Prepare(#[from] PrepareError),
+    /// A run failed.
+    #[error(transparent)]
+    Run(#[from] RunError),
+    /// A helper failed outside a run.
+    #[error(transparent)]
+    Helper(#[from] HelperError),
+}

@@ -1,0 +1,100 @@
+//! Instructions: the raw 8-byte encoding and the compact pre-decoded form engines run.
+//!
+//! Opcodes are rbpf's ISA vocabulary (`rbpf::ebpf`). Forms that share an opcode with another
+//! instruction (sdiv/smod, movsx, bpf-to-bpf call) and the pseudo `ld_imm64` forms get
+//! internal opcodes in [`op`], taken from slots of the `BPF_LD` class that the ISA leaves
+//! unused.
+
+/// One raw instruction slot, fields as in `struct bpf_insn`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawInsn {
+    /// `code`.
+    pub opc: u8,
+    /// `dst_reg`.
+    pub dst: u8,
+    /// `src_reg`.
+    pub src: u8,
+    /// `off`.
+    pub off: i16,
+    /// `imm`.
+    pub imm: i32,
+}
+
+impl RawInsn {
+    /// Decodes slot `pc` of little-endian bytecode (`bytes.len() >= 8 * (pc + 1)`).
+    pub fn at(bytes: &[u8], pc: usize) -> RawInsn {
+        let b = &bytes[pc * 8..pc * 8 + 8];
+        RawInsn {
+            opc: b[0],
+            dst: b[1] & 0x0f,
+            src: b[1] >> 4,
+            off: i16::from_le_bytes([b[2], b[3]]),
+            imm: i32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+        }
+    }
+
+    /// Encodes the instruction as 8 little-endian bytes.
+    pub fn to_bytes(self) -> [u8; 8] {
+        let o = self.off.to_le_bytes();
+        let i = self.imm.to_le_bytes();
+        [
+            self.opc,
+            (self.src << 4) | (self.dst & 0x0f),
+            o[0],
+            o[1],
+            i[0],
+            i[1],
+            i[2],
+            i[3],
+        ]
+    }
+}
+
+/// Internal opcodes for forms without an opcode of their own.
+pub mod op {
+    /// `sdiv32 dst, imm` (`BPF_DIV` with `off = 1`).
+    pub const SDIV32_IMM: u8 = 0x08;
+    /// `sdiv32 dst, src`.
+    pub const SDIV32_REG: u8 = 0x10;
+    /// `smod32 dst, imm`.
+    pub const SMOD32_IMM: u8 = 0x38;
+    /// `smod32 dst, src`.
+    pub const SMOD32_REG: u8 = 0x58;
+    /// `sdiv dst, imm`.
+    pub const SDIV64_IMM: u8 = 0x60;
+    /// `sdiv dst, src`.
+    pub const SDIV64_REG: u8 = 0x68;
+    /// `smod dst, imm`.
+    pub const SMOD64_IMM: u8 = 0x70;
+    /// `smod dst, src`.
+    pub const SMOD64_REG: u8 = 0x78;
+    /// `movsx` into a 32-bit destination; `off` = source width in bits (8, 16).
+    pub const MOVSX32: u8 = 0x80;
+    /// `movsx` into a 64-bit destination; `off` = source width in bits (8, 16, 32).
+    pub const MOVSX64: u8 = 0x88;
+    /// bpf-to-bpf call (`call` with `src = 1`); `target` = callee's first instruction.
+    pub const CALL_LOCAL: u8 = 0x90;
+    /// `ld_imm64` of a map handle; `imm` = map index.
+    pub const LD_MAP_FD: u8 = 0x98;
+    /// `ld_imm64` of a map value address; `imm` = map index, `target` = offset.
+    pub const LD_MAP_VALUE: u8 = 0xa0;
+    /// The second slot of an `ld_imm64`; never executed.
+    pub const LD_IMM64_TAIL: u8 = 0xa8;
+}
+
+/// A pre-decoded instruction: validated, immediates sign-extended, jump targets absolute.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Insn {
+    /// Opcode: an `rbpf::ebpf` opcode or one of [`op`].
+    pub op: u8,
+    /// Destination register.
+    pub dst: u8,
+    /// Source register.
+    pub src: u8,
+    /// Memory offset (loads, stores, atomics) or width (movsx).
+    pub off: i16,
+    /// Absolute jump or call target.
+    pub target: u32,
+    /// Immediate, sign-extended to 64 bits (`ld_imm64`: the full 64-bit value).
+    pub imm: u64,
+}

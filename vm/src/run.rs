@@ -1,0 +1,86 @@
+//! Run inputs and results, including the `BPF_PROG_TEST_RUN`-shaped test-run API types.
+
+use std::time::Duration;
+
+use crate::cpu::CpuId;
+
+/// What a run starts with: packet data (and metadata) and/or context bytes.
+///
+/// For XDP and `__sk_buff` programs, `data` becomes the packet and `ctx` seeds the context
+/// structure (pointer fields are always set by bpfvm). For other program types `ctx` is the
+/// raw context given in `r1` (its length in `r2`) and `data` must be empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Input {
+    /// Packet data (`data .. data_end`).
+    pub data: Vec<u8>,
+    /// Packet metadata in front of the data (`data_meta .. data`).
+    pub data_meta: Vec<u8>,
+    /// Context bytes (`ctx_in`).
+    pub ctx: Vec<u8>,
+    /// The `(cgroup_id, attach_type)` the program runs for: the storage
+    /// `bpf_get_local_storage` (helper 81) returns (attach it with `Map::attach`).
+    pub cgroup: Option<(u64, u32)>,
+}
+
+impl Input {
+    /// No packet, no context.
+    pub fn empty() -> Input {
+        Input::default()
+    }
+
+    /// A packet.
+    pub fn packet(data: impl Into<Vec<u8>>) -> Input {
+        Input {
+            data: data.into(),
+            ..Input::default()
+        }
+    }
+
+    /// A raw context.
+    pub fn context(ctx: impl Into<Vec<u8>>) -> Input {
+        Input {
+            ctx: ctx.into(),
+            ..Input::default()
+        }
+    }
+}
+
+/// The result of one run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunOutput {
+    /// `r0` at exit.
+    pub retval: u64,
+    /// The packet data after the run (empty for programs without a packet).
+    pub data: Vec<u8>,
+    /// The context bytes after the run.
+    pub ctx: Vec<u8>,
+    /// Text written by `bpf_trace_printk` during the run.
+    pub trace: String,
+}
+
+/// A `BPF_PROG_TEST_RUN`-shaped request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TestRun {
+    /// The input of every repetition.
+    pub input: Input,
+    /// How many times to run (0 is treated as 1, as in the kernel).
+    pub repeat: u32,
+    /// The simulated CPU to run on.
+    pub cpu: CpuId,
+}
+
+/// The result of a [`TestRun`], like the kernel's `test.retval`, `data_out`, `ctx_out` and
+/// `duration`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TestRunResult {
+    /// `r0` of the last run.
+    pub retval: u64,
+    /// Packet data after the last run.
+    pub data_out: Vec<u8>,
+    /// Context after the last run.
+    pub ctx_out: Vec<u8>,
+    /// Mean wall-clock duration of one run.
+    pub duration: Duration,
+    /// Trace output of all runs, concatenated.
+    pub trace: String,
+}

@@ -1,0 +1,387 @@
+//! `Vm`: N simulated CPUs, loaded programs, and the run APIs.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use bpfvm_helpers::registry::RegisterError;
+use bpfvm_helpers::{Helper, HelperId, Registry};
+use rayon::prelude::*;
+
+use crate::cpu::{CpuId, Lane};
+use crate::ctx_layout::{fill_sk_buff, fill_xdp_md, SK_BUFF_SIZE, XDP_MD_SIZE};
+use crate::engine::{self, Engine, RunEnv};
+use crate::error::{PrepareError, RunError};
+use crate::program::Program;
+use crate::run::{Input, RunOutput, TestRun, TestRunResult};
+use crate::ProgramType;
+
+/// Configuration of a [`Vm`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmConfig {
+    /// Number of simulated CPUs (≥ 1; never read from the host). Default 4.
+    pub ncpus: u32,
+    /// Instructions a run may execute before it ends with
+    /// [`RunError::BudgetExhausted`]. Default 1,000,000.
+    pub budget: u64,
+    /// Seed of the virtual clock and PRNG. Runs are deterministic: the same seed and the same
+    /// sequence of inputs on a CPU give the same results. Default 0.
+    pub seed: u64,
+    /// Zero the stack before every run, so no run sees an earlier run's data. Default true.
+    pub zero_stack: bool,
+    /// Let the rbpf engines run programs with backward jumps. rbpf has no instruction budget,
+    /// so such a program may never end. Default false (refused at prepare time).
+    pub rbpf_allow_loops: bool,
+}
+
+impl Default for VmConfig {
+    fn default() -> VmConfig {
+        VmConfig {
+            ncpus: 4,
+            budget: 1_000_000,
+            seed: 0,
+            zero_stack: true,
+            rbpf_allow_loops: false,
+        }
+    }
+}
+
+/// Builds a [`Vm`] with its configuration and helpers.
+#[derive(Debug, Clone)]
+pub struct VmBuilder {
+    config: VmConfig,
+    registry: Registry,
+}
+
+impl VmBuilder {
+    /// Sets the number of simulated CPUs (clamped to at least 1).
+    pub fn cpus(mut self, ncpus: u32) -> VmBuilder {
+        self.config.ncpus = ncpus.max(1);
+        self
+    }
+
+    /// Sets the instruction budget per run.
+    pub fn budget(mut self, budget: u64) -> VmBuilder {
+        self.config.budget = budget;
+        self
+    }
+
+    /// Sets the seed of the virtual clock and PRNG.
+    pub fn seed(mut self, seed: u64) -> VmBuilder {
+        self.config.seed = seed;
+        self
+    }
+
+    /// Replaces the whole configuration.
+    pub fn config(mut self, config: VmConfig) -> VmBuilder {
+        self.config = config;
+        self.config.ncpus = self.config.ncpus.max(1);
+        self
+    }
+
+    /// Registers (or replaces) helper `id`.
+    pub fn helper(
+        mut self,
+        id: u32,
+        name: &'static str,
+        helper: impl Helper + 'static,
+    ) -> Result<VmBuilder, RegisterError> {
+        self.registry.register(HelperId(id), name, helper)?;
+        Ok(self)
+    }
+
+    /// Builds the VM.
+    pub fn build(self) -> Vm {
+        Vm::with_registry(self.config, self.registry)
+    }
+}
+
+/// A program prepared for its engine, shareable across threads.
+#[derive(Debug, Clone)]
+pub struct LoadedProgram {
+    inner: Arc<Loaded>,
+}
+
+#[derive(Debug)]
+struct Loaded {
+    program: Program,
+    engine: Box<dyn Engine>,
+}
+
+impl LoadedProgram {
+    /// The program.
+    pub fn program(&self) -> &Program {
+        &self.inner.program
+    }
+}
+
+/// A virtual machine with N simulated CPUs.
+///
+/// Each CPU is an exclusive lane: at most one run at a time, as BPF programs run with
+/// migration disabled. Different CPUs run in parallel on rayon's worker threads.
+#[derive(Debug)]
+pub struct Vm {
+    config: VmConfig,
+    lanes: Box<[Mutex<Lane>]>,
+    registry: Arc<Registry>,
+}
+
+impl Default for Vm {
+    fn default() -> Vm {
+        Vm::new(VmConfig::default())
+    }
+}
+
+impl Vm {
+    /// A VM with the built-in helpers.
+    pub fn new(config: VmConfig) -> Vm {
+        Vm::with_registry(config, Registry::with_builtins())
+    }
+
+    /// A builder starting from the default configuration and the built-in helpers.
+    pub fn builder() -> VmBuilder {
+        VmBuilder {
+            config: VmConfig::default(),
+            registry: Registry::with_builtins(),
+        }
+    }
+
+    /// A VM with the given helpers.
+    pub fn with_registry(mut config: VmConfig, registry: Registry) -> Vm {
+        config.ncpus = config.ncpus.max(1);
+        let lanes = (0..config.ncpus)
+            .map(|cpu| Mutex::new(Lane::new(cpu, config.ncpus, config.zero_stack, config.seed)))
+            .collect();
+        Vm {
+            config,
+            lanes,
+            registry: Arc::new(registry),
+        }
+    }
+
+    /// Number of simulated CPUs.
+    pub fn ncpus(&self) -> u32 {
+        self.config.ncpus
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &VmConfig {
+        &self.config
+    }
+
+    /// The helper table.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Validates `program` and prepares it for its engine.
+    pub fn load(&self, program: Program) -> Result<LoadedProgram, PrepareError> {
+        let engine = engine::prepare(&program, &self.registry, program.engine(), &self.config)?;
+        Ok(LoadedProgram {
+            inner: Arc::new(Loaded { program, engine }),
+        })
+    }
+
+    fn lane(&self, cpu: CpuId) -> Result<MutexGuard<'_, Lane>, RunError> {
+        let lane = self.lanes.get(cpu.0 as usize).ok_or(RunError::NoSuchCpu {
+            cpu: cpu.0,
+            ncpus: self.config.ncpus,
+        })?;
+        // A panic cannot leave a lane inconsistent (every run re-initialises what it uses).
+        Ok(lane.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Runs `prog` once on simulated CPU `cpu`.
+    pub fn run(
+        &self,
+        prog: &LoadedProgram,
+        cpu: impl Into<CpuId>,
+        input: &Input,
+    ) -> Result<RunOutput, RunError> {
+        let mut lane = self.lane(cpu.into())?;
+        self.run_on_lane(prog, &mut lane, input)
+    }
+
+    /// Runs `prog` `repeat` times on every simulated CPU, CPUs in parallel; returns each
+    /// CPU's return values in order (index = CPU).
+    pub fn run_on_all(
+        &self,
+        prog: &LoadedProgram,
+        repeat: u64,
+        input: &Input,
+    ) -> Result<Vec<Vec<u64>>, RunError> {
+        (0..self.config.ncpus)
+            .into_par_iter()
+            .map(|cpu| {
+                let mut lane = self.lane(CpuId(cpu))?;
+                let mut out = Vec::with_capacity(repeat as usize);
+                for _ in 0..repeat {
+                    self.setup(prog, &mut lane, input)?;
+                    out.push(self.exec(prog, &mut lane)?);
+                }
+                Ok(out)
+            })
+            .collect()
+    }
+
+    /// Runs a stream of `(cpu, input)` events: each CPU's events in their order, CPUs in
+    /// parallel. Results come back in the order of `events`.
+    pub fn run_events(
+        &self,
+        prog: &LoadedProgram,
+        events: &[(CpuId, Input)],
+    ) -> Vec<Result<RunOutput, RunError>> {
+        let n = self.config.ncpus as usize;
+        let mut by_cpu: Vec<Vec<usize>> = vec![Vec::new(); n];
+        let mut results: Vec<Option<Result<RunOutput, RunError>>> = vec![None; events.len()];
+        for (i, (cpu, _)) in events.iter().enumerate() {
+            match by_cpu.get_mut(cpu.0 as usize) {
+                Some(v) => v.push(i),
+                None => {
+                    results[i] = Some(Err(RunError::NoSuchCpu {
+                        cpu: cpu.0,
+                        ncpus: self.config.ncpus,
+                    }))
+                }
+            }
+        }
+        let done: Vec<Vec<(usize, Result<RunOutput, RunError>)>> = by_cpu
+            .into_par_iter()
+            .enumerate()
+            .map(|(cpu, idxs)| {
+                if idxs.is_empty() {
+                    return Vec::new();
+                }
+                let mut lane = match self.lane(CpuId(cpu as u32)) {
+                    Ok(l) => l,
+                    Err(e) => return idxs.into_iter().map(|i| (i, Err(e.clone()))).collect(),
+                };
+                idxs.into_iter()
+                    .map(|i| (i, self.run_on_lane(prog, &mut lane, &events[i].1)))
+                    .collect()
+            })
+            .collect();
+        for (i, r) in done.into_iter().flatten() {
+            results[i] = Some(r);
+        }
+        results
+            .into_iter()
+            .map(|r| r.expect("every event has a result"))
+            .collect()
+    }
+
+    /// `BPF_PROG_TEST_RUN`: runs `prog` `repeat` times on one CPU with the same input.
+    pub fn test_run(&self, prog: &LoadedProgram, req: &TestRun) -> Result<TestRunResult, RunError> {
+        let mut lane = self.lane(req.cpu)?;
+        let repeat = req.repeat.max(1);
+        let mut trace = String::new();
+        let mut retval = 0;
+        // Like the kernel, time the whole loop and report the mean (here including the
+        // per-run reset of packet and context).
+        let start = Instant::now();
+        for _ in 0..repeat {
+            self.setup(prog, &mut lane, &req.input)?;
+            retval = self.exec(prog, &mut lane)?;
+            let t = lane.helper_ctx().trace();
+            if !t.is_empty() {
+                trace.push_str(&String::from_utf8_lossy(t));
+            }
+        }
+        let total = start.elapsed();
+        Ok(TestRunResult {
+            retval,
+            data_out: lane.packet_out(),
+            ctx_out: lane.ctx_out(),
+            duration: total / repeat,
+            trace,
+        })
+    }
+
+    fn run_on_lane(
+        &self,
+        prog: &LoadedProgram,
+        lane: &mut Lane,
+        input: &Input,
+    ) -> Result<RunOutput, RunError> {
+        self.setup(prog, lane, input)?;
+        let retval = self.exec(prog, lane)?;
+        let trace = lane.helper_ctx().take_trace();
+        Ok(RunOutput {
+            retval,
+            data: lane.packet_out(),
+            ctx: if lane.ctx_len == 0 {
+                Vec::new()
+            } else {
+                lane.ctx_out()
+            },
+            trace: if trace.is_empty() {
+                String::new()
+            } else {
+                String::from_utf8_lossy(&trace).into_owned()
+            },
+        })
+    }
+
+    /// Fills the lane's packet and context for one run.
+    fn setup(&self, prog: &LoadedProgram, lane: &mut Lane, input: &Input) -> Result<(), RunError> {
+        let t = prog.program().prog_type();
+        let (meta, data, ctx) = (&input.data_meta, &input.data, &input.ctx);
+        lane.helper_ctx().set_cgroup(input.cgroup);
+        if t == ProgramType::Xdp || t.uses_sk_buff() {
+            let size = if t == ProgramType::Xdp {
+                XDP_MD_SIZE
+            } else {
+                SK_BUFF_SIZE
+            };
+            if ctx.len() > size {
+                return Err(RunError::BadInput {
+                    reason: format!(
+                        "context of {} bytes is larger than the program's {size}",
+                        ctx.len()
+                    ),
+                });
+            }
+            if meta.len() + data.len() > u32::MAX as usize / 2 {
+                return Err(RunError::BadInput {
+                    reason: "packet too large".to_string(),
+                });
+            }
+            lane.set_packet(meta, data);
+            let (ml, dl) = (meta.len(), data.len());
+            lane.set_ctx(size, |b| {
+                if t == ProgramType::Xdp {
+                    fill_xdp_md(b, ctx, ml, dl)
+                } else {
+                    fill_sk_buff(b, ctx, ml, dl)
+                }
+            });
+        } else {
+            if !data.is_empty() || !meta.is_empty() {
+                return Err(RunError::BadInput {
+                    reason: format!("program type {t:?} takes no packet; pass the context instead"),
+                });
+            }
+            if lane.has_packet {
+                lane.clear_packet();
+            }
+            lane.set_ctx(ctx.len(), |b| b.copy_from_slice(ctx));
+        }
+        Ok(())
+    }
+
+    /// Runs once on a prepared lane.
+    fn exec(&self, prog: &LoadedProgram, lane: &mut Lane) -> Result<u64, RunError> {
+        let run = lane.runs;
+        lane.runs += 1;
+        // 10 ms of virtual time per run; PRNG states of consecutive runs 2^32 steps apart.
+        let clock = lane.clock_base.wrapping_add(run.wrapping_mul(10_000_000));
+        let rng = lane
+            .rng_base
+            .wrapping_add((run << 32).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        lane.helper_ctx().begin_run(clock, rng);
+        let env = RunEnv {
+            registry: &self.registry,
+            budget: self.config.budget,
+        };
+        prog.inner.engine.run(&prog.inner.program, lane, env)
+    }
+}
