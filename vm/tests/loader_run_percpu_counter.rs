@@ -7,7 +7,7 @@ use bpfvm::{Input, Vm};
 #[test]
 fn every_cpu_counts_its_own_runs_and_the_atomic_total_sees_all() {
     const N: u32 = 4;
-    const R: u64 = 25;
+    const R: u64 = 2000;
     let path = format!(
         "{}/tests/fixtures/percpu_counter.o",
         env!("CARGO_MANIFEST_DIR")
