@@ -97,3 +97,11 @@ pub fn image(parts: &[&[Insn]]) -> Vec<u8> {
 pub const fn ld_map_value(dst: u8, map_index: i32, offset: i32) -> [Insn; 2] {
     [insn(0x18, dst, 2, 0, map_index), insn(0, 0, 0, 0, offset)]
 }
+
+/// `dst = imm` (64-bit immediate): two slots.
+pub const fn ld_imm64(dst: u8, imm: u64) -> [Insn; 2] {
+    [
+        insn(0x18, dst, 0, 0, imm as u32 as i32),
+        insn(0, 0, 0, 0, (imm >> 32) as u32 as i32),
+    ]
+}
