@@ -51,6 +51,7 @@ pub mod cpu;
 pub mod ctx_layout;
 pub mod engine;
 pub mod error;
+pub mod eth;
 pub mod insn;
 pub mod loader;
 pub mod program;

@@ -11,6 +11,7 @@ use crate::cpu::{CpuId, Lane};
 use crate::ctx_layout::{fill_sk_buff, fill_xdp_md, SK_BUFF_SIZE, XDP_MD_SIZE};
 use crate::engine::{self, Engine, RunEnv};
 use crate::error::{PrepareError, RunError};
+use crate::eth::{min_frame_len, sees_l2_header, EthInfo, ETH_HLEN};
 use crate::program::Program;
 use crate::run::{Input, RunOutput, TestRun, TestRunResult};
 use crate::ProgramType;
@@ -345,15 +346,28 @@ impl Vm {
                     reason: "packet too large".to_string(),
                 });
             }
-            lane.set_packet(meta, data);
-            let (ml, dl) = (meta.len(), data.len());
-            lane.set_ctx(size, |b| {
-                if t == ProgramType::Xdp {
-                    fill_xdp_md(b, ctx, ml, dl)
-                } else {
-                    fill_sk_buff(b, ctx, ml, dl)
+            if t == ProgramType::Xdp {
+                lane.set_packet(meta, data, 0);
+                let (ml, dl) = (meta.len(), data.len());
+                lane.set_ctx(size, |b| fill_xdp_md(b, ctx, ml, dl));
+            } else {
+                // As the kernel's skb test run: eth_type_trans on the loopback device,
+                // which pulls the L2 header; tc programs get it pushed back.
+                let min = min_frame_len(data);
+                if data.len() < min {
+                    return Err(RunError::BadInput {
+                        reason: format!(
+                            "packet of {} bytes is shorter than its headers ({min} bytes: Ethernet, and IPv4 or IPv6 by EtherType)",
+                            data.len()
+                        ),
+                    });
                 }
-            });
+                let eth = EthInfo::of(data);
+                let pulled = if sees_l2_header(t) { 0 } else { ETH_HLEN };
+                lane.set_packet(meta, &data[pulled..], pulled);
+                let (ml, dl) = (meta.len(), data.len() - pulled);
+                lane.set_ctx(size, |b| fill_sk_buff(b, ctx, ml, dl, eth));
+            }
         } else {
             if !data.is_empty() || !meta.is_empty() {
                 return Err(RunError::BadInput {
