@@ -23,17 +23,9 @@ use bpfvm_conformance::kernel::{
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../vm/tests/fixtures");
 
 /// Differences between bpfvm and the kernel that are known and reported (fixture,
-/// program, start of the difference's description, why).
-const KNOWN: &[(&str, &str, &str, &str)] = &[(
-    "multi",
-    "skb_prog",
-    "kernel refuses to load",
-    CGROUP_SKB_RETVAL,
-)];
-
-/// Known difference (bpfvm has no verifier for it): return-value ranges.
-const CGROUP_SKB_RETVAL: &str = "the kernel's verifier limits cgroup_skb return values to \
-     [0, 1]; bpfvm does not check return ranges and runs the program";
+/// program, start of the difference's description, why). None are left: every difference
+/// the oracle found was a bpfvm bug and is fixed.
+const KNOWN: &[(&str, &str, &str, &str)] = &[];
 
 /// Runs of several programs of one fixture that share its maps, after host writes.
 struct Case {

@@ -56,6 +56,7 @@ pub mod insn;
 pub mod loader;
 pub mod program;
 pub mod program_type;
+pub mod retval;
 pub mod run;
 pub mod verify;
 pub mod vm;

@@ -177,6 +177,7 @@ impl Vm {
     /// Validates `program` and prepares it for its engine.
     pub fn load(&self, program: Program) -> Result<LoadedProgram, PrepareError> {
         let engine = engine::prepare(&program, &self.registry, program.engine(), &self.config)?;
+        check_return_range(&program, &self.registry)?;
         Ok(LoadedProgram {
             inner: Arc::new(Loaded { program, engine }),
         })
@@ -398,4 +399,22 @@ impl Vm {
         };
         prog.inner.engine.run(&prog.inner.program, lane, env)
     }
+}
+
+/// The kernel verifier's return-value range check, where bpfvm can decide it
+/// ([`crate::retval`]); the program has already been validated by its engine.
+fn check_return_range(program: &Program, registry: &Registry) -> Result<(), PrepareError> {
+    if crate::retval::allowed_range(program.prog_type()).is_none() {
+        return Ok(());
+    }
+    let raw = crate::verify::raw_insns(program.bytecode())?;
+    let sizes: Vec<usize> = program.maps().iter().map(|m| m.value_size()).collect();
+    let insns = crate::verify::decode(
+        &raw,
+        crate::verify::Env {
+            map_value_sizes: &sizes,
+            helper_known: &|id| registry.get(id).is_some(),
+        },
+    )?;
+    crate::retval::check(&insns, program.prog_type())
 }
