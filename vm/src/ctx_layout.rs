@@ -3,7 +3,7 @@
 
 use bpfvm_helpers::memory::PACKET_OFFSET;
 
-use crate::eth::{EthInfo, LOOPBACK_IFINDEX};
+use crate::eth::{EthInfo, SockInfo, LOOPBACK_IFINDEX};
 
 /// Size of `struct xdp_md`.
 pub const XDP_MD_SIZE: usize = 24;
@@ -128,7 +128,8 @@ pub(crate) fn fill_xdp_md(buf: &mut [u8], ctx_in: &[u8], meta_len: usize, len: u
 
 /// Fills `buf` (`SK_BUFF_SIZE` bytes) as `struct __sk_buff`: the caller's `ctx_in` first,
 /// then `len`, `wire_len` (when `ctx_in` is given), what `eth_type_trans` set (`protocol`, `pkt_type`, and `ifindex`
-/// 1, the loopback device, unless `ctx_in` names another), the packet pointers and NULL
+/// 1, the loopback device, unless `ctx_in` names another), the test run's socket
+/// (`family` and addresses from the IP header), the packet pointers and NULL
 /// `flow_keys`/`sk`.
 pub(crate) fn fill_sk_buff(
     buf: &mut [u8],
@@ -136,6 +137,7 @@ pub(crate) fn fill_sk_buff(
     meta_len: usize,
     len: usize,
     eth: EthInfo,
+    sock: &SockInfo,
 ) {
     buf.fill(0);
     let n = ctx_in.len().min(buf.len());
@@ -147,6 +149,11 @@ pub(crate) fn fill_sk_buff(
     if get32(buf, sk_buff::IFINDEX) == 0 {
         put32(buf, sk_buff::IFINDEX, LOOPBACK_IFINDEX);
     }
+    put32(buf, sk_buff::FAMILY, sock.family);
+    buf[sk_buff::REMOTE_IP4..sk_buff::REMOTE_IP4 + 4].copy_from_slice(&sock.remote_ip4);
+    buf[sk_buff::LOCAL_IP4..sk_buff::LOCAL_IP4 + 4].copy_from_slice(&sock.local_ip4);
+    buf[sk_buff::REMOTE_IP6..sk_buff::REMOTE_IP6 + 16].copy_from_slice(&sock.remote_ip6);
+    buf[sk_buff::LOCAL_IP6..sk_buff::LOCAL_IP6 + 16].copy_from_slice(&sock.local_ip6);
     // The kernel sets wire_len (cb->pkt_len) only when a context is passed in.
     if !ctx_in.is_empty() && get32(buf, sk_buff::WIRE_LEN) == 0 {
         put32(buf, sk_buff::WIRE_LEN, len as u32);
@@ -185,7 +192,7 @@ mod tests {
             protocol: 8,
             pkt_type: 3,
         };
-        fill_sk_buff(&mut b, &[0; 4], 0, 100, eth);
+        fill_sk_buff(&mut b, &[0; 4], 0, 100, eth, &SockInfo::default());
         let f = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
         assert_eq!(f(sk_buff::LEN), 100);
         assert_eq!(f(sk_buff::DATA), PACKET_OFFSET);

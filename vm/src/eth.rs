@@ -65,6 +65,46 @@ impl EthInfo {
     }
 }
 
+/// The socket the kernel's skb test run attaches to the skb (`skb->sk`): its family and
+/// addresses come from the frame's IPv4 or IPv6 header (`sk_daddr` = the packet's
+/// destination, `sk_rcv_saddr` = its source), as `__sk_buff`'s `family`, `remote_ip4`,
+/// `local_ip4`, `remote_ip6` and `local_ip6` show them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SockInfo {
+    /// `AF_INET` (2), `AF_INET6` (10) or `AF_UNSPEC` (0).
+    pub family: u32,
+    /// `remote_ip4` (network order bytes).
+    pub remote_ip4: [u8; 4],
+    /// `local_ip4` (network order bytes).
+    pub local_ip4: [u8; 4],
+    /// `remote_ip6` (network order bytes).
+    pub remote_ip6: [u8; 16],
+    /// `local_ip6` (network order bytes).
+    pub local_ip6: [u8; 16],
+}
+
+impl SockInfo {
+    /// The socket of a test run with `frame` (an Ethernet frame).
+    pub fn of(frame: &[u8]) -> SockInfo {
+        let mut s = SockInfo::default();
+        let l3 = frame.get(ETH_HLEN..).unwrap_or(&[]);
+        match frame.get(12..14) {
+            Some([0x08, 0x00]) if l3.len() >= 20 => {
+                s.family = 2;
+                s.local_ip4.copy_from_slice(&l3[12..16]);
+                s.remote_ip4.copy_from_slice(&l3[16..20]);
+            }
+            Some([0x86, 0xdd]) if l3.len() >= 40 => {
+                s.family = 10;
+                s.local_ip6.copy_from_slice(&l3[8..24]);
+                s.remote_ip6.copy_from_slice(&l3[24..40]);
+            }
+            _ => {}
+        }
+        s
+    }
+}
+
 /// The smallest frame the kernel's skb test run accepts with this header: the L2 header,
 /// plus a whole IPv4 (20) or IPv6 (40) header for those EtherTypes (smaller: EINVAL).
 pub fn min_frame_len(frame: &[u8]) -> usize {
@@ -103,6 +143,26 @@ mod tests {
         assert_eq!(llc.protocol.to_ne_bytes()[..2], [0x00, 0x04]);
         let raw = EthInfo::of(&frame([0; 6], 46, &[0xff, 0xff]));
         assert_eq!(raw.protocol.to_ne_bytes()[..2], [0x00, 0x01]);
+    }
+
+    #[test]
+    fn the_socket_takes_the_ip_addresses() {
+        let mut ip = vec![0u8; 20];
+        ip[12..16].copy_from_slice(&[10, 0, 0, 1]);
+        ip[16..20].copy_from_slice(&[10, 0, 0, 2]);
+        let s = SockInfo::of(&frame([0; 6], 0x0800, &ip));
+        assert_eq!(s.family, 2);
+        assert_eq!(s.local_ip4, [10, 0, 0, 1]);
+        assert_eq!(s.remote_ip4, [10, 0, 0, 2]);
+        assert_eq!(SockInfo::of(&frame([0; 6], 0x0806, &ip)).family, 0);
+        let mut ip6 = vec![0u8; 40];
+        ip6[8] = 0xfe;
+        ip6[24] = 0xff;
+        let s = SockInfo::of(&frame([0; 6], 0x86dd, &ip6));
+        assert_eq!(
+            (s.family, s.local_ip6[0], s.remote_ip6[0]),
+            (10, 0xfe, 0xff)
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::cpu::{CpuId, Lane};
 use crate::ctx_layout::{fill_sk_buff, fill_xdp_md, SK_BUFF_SIZE, XDP_MD_SIZE};
 use crate::engine::{self, Engine, RunEnv};
 use crate::error::{PrepareError, RunError};
-use crate::eth::{min_frame_len, sees_l2_header, EthInfo, ETH_HLEN};
+use crate::eth::{min_frame_len, sees_l2_header, EthInfo, SockInfo, ETH_HLEN};
 use crate::program::Program;
 use crate::run::{Input, RunOutput, TestRun, TestRunResult};
 use crate::ProgramType;
@@ -367,7 +367,8 @@ impl Vm {
                 let pulled = if sees_l2_header(t) { 0 } else { ETH_HLEN };
                 lane.set_packet(meta, &data[pulled..], pulled);
                 let (ml, dl) = (meta.len(), data.len() - pulled);
-                lane.set_ctx(size, |b| fill_sk_buff(b, ctx, ml, dl, eth));
+                let sock = SockInfo::of(data);
+                lane.set_ctx(size, |b| fill_sk_buff(b, ctx, ml, dl, eth, &sock));
             }
         } else {
             if !data.is_empty() || !meta.is_empty() {
