@@ -162,7 +162,7 @@ impl Map {
                 (Slab::new(slots, spec.value_size)?, Kind::Array)
             }
             MapType::Hash | MapType::PercpuHash | MapType::LruHash | MapType::LruPercpuHash => {
-                crate::hash::check_create(&spec)?;
+                crate::hash::check_create(&spec, ncpus)?;
                 spec.max_entries = crate::hash::adjusted_max_entries(&spec, ncpus);
                 let state = Box::new(HashState::new(&spec, ncpus)?);
                 let slots = state.nodes() * percpu_factor(&spec, ncpus);
