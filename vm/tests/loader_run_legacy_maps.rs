@@ -1,17 +1,14 @@
 //! Checks that maps declared the legacy way (`struct bpf_map_def` in SEC("maps")) are
 //! created with their attributes and used by the program like any other map.
 
-use bpfvm::loader::Object;
+mod common;
+
 use bpfvm::{CpuId, Input, Vm};
 
 #[test]
 fn legacy_maps_work_end_to_end() {
     const N: u32 = 2;
-    let path = format!(
-        "{}/tests/fixtures/legacy_maps.o",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let obj = Object::from_file(path).unwrap();
+    let obj = common::fixture("legacy_maps");
     let maps = obj.create_maps(N).unwrap();
     let hash = maps.get("legacy_hash").unwrap();
     assert_eq!(hash.max_entries(), 32);

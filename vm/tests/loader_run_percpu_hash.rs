@@ -2,8 +2,9 @@
 //! run of a key inserts, later runs (on any CPU) get -EEXIST and bump their own CPU's
 //! copy, and a full map refuses new keys.
 
-use bpfvm::loader::Object;
-use bpfvm::{CpuId, Input, Vm};
+mod common;
+
+use bpfvm::{CpuId, Input};
 
 const N: u32 = 3;
 
@@ -17,13 +18,7 @@ fn per_cpu(map: &bpfvm_maps::Map, key: u32) -> Vec<u64> {
 
 #[test]
 fn noexist_inserts_once_then_each_cpu_counts_in_its_slot() {
-    let path = format!(
-        "{}/tests/fixtures/percpu_hash.o",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let obj = Object::from_file(path).unwrap();
-    let maps = obj.create_maps(N).unwrap();
-    let vm = Vm::builder().cpus(N).build();
+    let (obj, maps, vm) = common::fixture_vm("percpu_hash", N);
     let prog = vm
         .load(obj.vm_program("insert_noexist", &maps).unwrap())
         .unwrap();

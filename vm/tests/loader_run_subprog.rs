@@ -1,15 +1,13 @@
 //! Checks that `subprog.o`'s programs, with their `.text` subprograms appended by the
 //! loader, compute a*a + b*b and a*a + b*b + a + 1 on the VM.
 
-use bpfvm::loader::Object;
-use bpfvm::{CpuId, Input, Vm};
+mod common;
+
+use bpfvm::{CpuId, Input};
 
 #[test]
 fn bpf_to_bpf_calls_run() {
-    let path = format!("{}/tests/fixtures/subprog.o", env!("CARGO_MANIFEST_DIR"));
-    let obj = Object::from_file(path).unwrap();
-    let maps = obj.create_maps(1).unwrap();
-    let vm = Vm::builder().cpus(1).build();
+    let (obj, maps, vm) = common::fixture_vm("subprog", 1);
     let args = maps.get("args").unwrap();
     let set = |k: u32, v: u32| args.update(&k.to_ne_bytes(), &v.to_ne_bytes(), 0).unwrap();
     let get = |k: u32| {
