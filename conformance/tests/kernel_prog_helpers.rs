@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bpfvm::{CpuId, Input, Program, ProgramType, TestRun as VmTestRun, Vm};
 use bpfvm_conformance::kernel::asm::{self, Insn};
-use bpfvm_conformance::kernel::consts::{elem, MapType, ProgType};
+use bpfvm_conformance::kernel::consts::{elem, ProgType, MAP_TYPES};
 use bpfvm_conformance::kernel::diff::{self, HostMap};
 use bpfvm_conformance::kernel::{self, load_object_program, KernelMap, MapDef, TestRun};
 
@@ -106,7 +106,7 @@ fn program_side_updates_and_percpu_lookups_agree_with_the_kernel() {
     ];
     let (mut compared, mut differ) = (0, 0);
     let mut seen = std::collections::BTreeSet::new();
-    for ty in MapType::ALL {
+    for ty in MAP_TYPES {
         let def = MapDef {
             map_type: ty,
             key_size: 4,

@@ -4,7 +4,7 @@
 //! a deliberate difference this test pins down.
 #![cfg(target_os = "linux")]
 
-use bpfvm_conformance::kernel::consts::MapType;
+use bpfvm_conformance::kernel::consts::MAP_TYPES;
 use bpfvm_conformance::kernel::diff::{self, HostMap};
 use bpfvm_conformance::kernel::{self, Errno, KernelMap};
 
@@ -31,7 +31,7 @@ fn short_lookup_buffers_fault_in_both() {
     }
     kernel::pin_current_thread(0).unwrap();
     let n = kernel::possible_cpus().unwrap();
-    for ty in MapType::ALL {
+    for ty in MAP_TYPES {
         let def = diff::default_def(ty);
         let k = KernelMap::create(def).unwrap();
         let s = diff::sim_map(def, n).unwrap();
@@ -59,7 +59,7 @@ fn short_lookup_and_delete_buffer_loses_the_element_only_in_the_kernel() {
     }
     kernel::pin_current_thread(0).unwrap();
     let n = kernel::possible_cpus().unwrap();
-    for ty in MapType::ALL.into_iter().filter(|t| !t.is_array()) {
+    for ty in MAP_TYPES.into_iter().filter(|t| !t.is_array()) {
         let def = diff::default_def(ty);
         let k = KernelMap::create(def).unwrap();
         let s = diff::sim_map(def, n).unwrap();

@@ -2,7 +2,7 @@
 
 use super::host::HostMap;
 use crate::kernel::{BatchLookup, BatchWrite, Errno, MapDef};
-use bpfvm_maps::{CpuId, Map, MapError, MapSpec, MapType};
+use bpfvm_maps::{CpuId, Map, MapError, MapSpec};
 
 /// Marks `out_batch` bytes the map did not write (as [`crate::kernel::KernelMap`] does).
 const UNTOUCHED: u8 = 0xA5;
@@ -13,8 +13,7 @@ fn errno(e: MapError) -> Errno {
 
 /// Creates the bpfvm map matching `def` on `ncpus` simulated CPUs.
 pub fn sim_map(def: MapDef, ncpus: u32) -> Result<Map, Errno> {
-    let map_type = MapType::try_from(def.map_type as u32).map_err(errno)?;
-    let spec = MapSpec::new(map_type, def.key_size, def.value_size, def.max_entries)
+    let spec = MapSpec::new(def.map_type, def.key_size, def.value_size, def.max_entries)
         .with_flags(def.map_flags);
     Map::create(spec, ncpus).map_err(errno)
 }
