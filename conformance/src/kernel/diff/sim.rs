@@ -41,34 +41,22 @@ fn read_batch(
     let mut keys = vec![0; n * ks];
     let mut values = vec![0; n * stride];
     let mut c = count;
-    let result = if delete {
-        map.lookup_and_delete_batch(
-            in_batch,
-            &mut out_batch,
-            &mut keys,
-            &mut values,
-            &mut c,
-            elem_flags,
-            flags,
-        )
+    let command = if delete {
+        Map::lookup_and_delete_batch
     } else {
-        map.lookup_batch(
-            in_batch,
-            &mut out_batch,
-            &mut keys,
-            &mut values,
-            &mut c,
-            elem_flags,
-            flags,
-        )
-    }
-    .map_err(errno);
-    let got = match result {
-        Ok(()) | Err(Errno::ENOENT) => c.min(count) as usize,
-        Err(_) => 0,
+        Map::lookup_batch
     };
-    keys.truncate(got * ks);
-    values.truncate(got * stride);
+    let result = command(
+        map,
+        in_batch,
+        &mut out_batch,
+        &mut keys,
+        &mut values,
+        &mut c,
+        elem_flags,
+        flags,
+    )
+    .map_err(errno);
     let written = out_batch.iter().any(|&b| b != UNTOUCHED);
     BatchLookup {
         result,
@@ -77,6 +65,7 @@ fn read_batch(
         values,
         out_batch: written.then_some(out_batch),
     }
+    .trimmed(count, ks, stride)
 }
 
 impl HostMap for Map {
