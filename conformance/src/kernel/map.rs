@@ -112,16 +112,21 @@ impl KernelMap {
 
     /// BPF_MAP_LOOKUP_ELEM: the value (`value_size_for(flags)` bytes).
     pub fn lookup(&self, key: &[u8], flags: u64) -> Result<Vec<u8>, Errno> {
+        self.read_elem(Cmd::MapLookupElem, key, flags, self.value_size_for(flags))
+    }
+
+    /// A command that copies one value out (`cmd`): the first `len` bytes the kernel wrote.
+    fn read_elem(&self, cmd: Cmd, key: &[u8], flags: u64, len: usize) -> Result<Vec<u8>, Errno> {
         let key = self.key_input(key)?;
         let mut out = self.out_buf();
         sys::map_elem(
             &self.fd,
-            Cmd::MapLookupElem,
+            cmd,
             Some(key.as_in()),
             ElemValue::Out(&mut out),
             flags,
         )?;
-        out.truncate(self.value_size_for(flags));
+        out.truncate(len);
         Ok(out)
     }
 
@@ -172,17 +177,12 @@ impl KernelMap {
 
     /// BPF_MAP_LOOKUP_AND_DELETE_ELEM: the value, always at the no-flag size (§3).
     pub fn lookup_and_delete(&self, key: &[u8], flags: u64) -> Result<Vec<u8>, Errno> {
-        let key = self.key_input(key)?;
-        let mut out = self.out_buf();
-        sys::map_elem(
-            &self.fd,
+        self.read_elem(
             Cmd::MapLookupAndDeleteElem,
-            Some(key.as_in()),
-            ElemValue::Out(&mut out),
+            key,
             flags,
-        )?;
-        out.truncate(self.value_size_for(0));
-        Ok(out)
+            self.value_size_for(0),
+        )
     }
 
     /// LOOKUP_ELEM (or LOOKUP_AND_DELETE_ELEM when `delete`) into a value buffer of only
