@@ -19,9 +19,7 @@ fn flow(saddr: u32, dport: u16) -> Vec<u8> {
 #[test]
 fn flows_are_counted_by_struct_key() {
     let (obj, maps, vm) = common::fixture_vm("btf_attrs", 2);
-    let prog = vm
-        .load(obj.vm_program("track_flow", &maps).unwrap())
-        .unwrap();
+    let prog = common::fixture_program(&vm, &obj, &maps, "track_flow");
     let run = |cpu: u32, p: Vec<u8>| vm.run(&prog, CpuId(cpu), &Input::packet(p)).unwrap().retval;
     assert_eq!(run(0, flow(1, 80)), 1);
     assert_eq!(run(1, flow(1, 80)), 2);

@@ -15,7 +15,7 @@ fn read_u64(map: &bpfvm_maps::Map, offset: usize) -> u64 {
 #[test]
 fn programs_and_host_share_global_variables() {
     let (obj, maps, vm) = common::fixture_vm("globals", 2);
-    let bump = vm.load(obj.vm_program("bump", &maps).unwrap()).unwrap();
+    let bump = common::fixture_program(&vm, &obj, &maps, "bump");
     let input = Input::packet(vec![0u8; 20]);
     for r in 1..=4u64 {
         // counter += step (3) * factor (5); the return adds greeting[0] - 'b' = 0.
@@ -45,9 +45,7 @@ fn programs_and_host_share_global_variables() {
 #[test]
 fn writing_rodata_from_a_program_faults() {
     let (obj, maps, vm) = common::fixture_vm("globals", 1);
-    let write = vm
-        .load(obj.vm_program("write_rodata", &maps).unwrap())
-        .unwrap();
+    let write = common::fixture_program(&vm, &obj, &maps, "write_rodata");
     let err = vm
         .run(&write, CpuId(0), &Input::packet(vec![0u8; 20]))
         .unwrap_err();

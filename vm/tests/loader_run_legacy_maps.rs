@@ -14,9 +14,7 @@ fn legacy_maps_work_end_to_end() {
     assert_eq!(hash.max_entries(), 32);
     assert_eq!(hash.map_flags(), 1, "BPF_F_NO_PREALLOC");
     let vm = Vm::builder().cpus(N).build();
-    let prog = vm
-        .load(obj.vm_program("legacy_count", &maps).unwrap())
-        .unwrap();
+    let prog = common::fixture_program(&vm, &obj, &maps, "legacy_count");
     let input = Input::packet(vec![0u8; 14]);
     assert_eq!(
         vm.run(&prog, CpuId(0), &input).unwrap().retval,

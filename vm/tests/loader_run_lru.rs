@@ -9,9 +9,7 @@ use bpfvm::{CpuId, Input};
 #[test]
 fn a_full_lru_map_evicts_to_make_room() {
     let (obj, maps, vm) = common::fixture_vm("lru_percpu_hash", 1);
-    let prog = vm
-        .load(obj.vm_program("lru_touch", &maps).unwrap())
-        .unwrap();
+    let prog = common::fixture_program(&vm, &obj, &maps, "lru_touch");
     let run = |key: u32| {
         vm.run(&prog, CpuId(0), &Input::packet(key.to_le_bytes().to_vec()))
             .unwrap()

@@ -35,7 +35,7 @@ fn each_program_runs_and_counts_in_the_shared_map() {
                 } else {
                     Input::context(vec![0u8; 64])
                 };
-            let prog = vm.load(obj.vm_program(name, &maps).unwrap()).unwrap();
+            let prog = common::fixture_program(&vm, &obj, &maps, name);
             let out = vm.run(&prog, CpuId(cpu), &input).unwrap();
             assert_eq!(out.retval, number, "{name}");
             let mut v = [0u8; 8];

@@ -10,9 +10,7 @@ fn every_cpu_counts_its_own_runs_and_the_atomic_total_sees_all() {
     const N: u32 = 4;
     const R: u64 = 2000;
     let (obj, maps, vm) = common::fixture_vm("percpu_counter", N);
-    let prog = vm
-        .load(obj.vm_program("count_packets", &maps).unwrap())
-        .unwrap();
+    let prog = common::fixture_program(&vm, &obj, &maps, "count_packets");
 
     let rets = vm
         .run_on_all(&prog, R, &Input::packet(vec![0u8; 64]))

@@ -19,9 +19,7 @@ fn per_cpu(map: &bpfvm_maps::Map, key: u32) -> Vec<u64> {
 #[test]
 fn noexist_inserts_once_then_each_cpu_counts_in_its_slot() {
     let (obj, maps, vm) = common::fixture_vm("percpu_hash", N);
-    let prog = vm
-        .load(obj.vm_program("insert_noexist", &maps).unwrap())
-        .unwrap();
+    let prog = common::fixture_program(&vm, &obj, &maps, "insert_noexist");
     let pkt = |key: u32| Input::packet(key.to_le_bytes().to_vec());
     let run = |cpu: u32, key: u32| vm.run(&prog, CpuId(cpu), &pkt(key)).unwrap().retval;
 

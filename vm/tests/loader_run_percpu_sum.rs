@@ -10,8 +10,8 @@ fn sum_all_sees_every_cpus_slot() {
     const N: u32 = 4;
     const R: u64 = 5;
     let (obj, maps, vm) = common::fixture_vm("percpu_sum", N);
-    let add = vm.load(obj.vm_program("add_cpu", &maps).unwrap()).unwrap();
-    let sum = vm.load(obj.vm_program("sum_all", &maps).unwrap()).unwrap();
+    let add = common::fixture_program(&vm, &obj, &maps, "add_cpu");
+    let sum = common::fixture_program(&vm, &obj, &maps, "sum_all");
     vm.run_on_all(&add, R, &Input::packet(vec![0u8; 14]))
         .unwrap();
     // CPU c added c + 1 per run: R * (1 + 2 + 3 + 4).

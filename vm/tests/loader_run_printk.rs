@@ -8,7 +8,7 @@ use bpfvm::{CpuId, Input};
 #[test]
 fn format_strings_come_from_read_only_global_data() {
     let (obj, maps, vm) = common::fixture_vm("printk", 1);
-    let prog = vm.load(obj.vm_program("hello", &maps).unwrap()).unwrap();
+    let prog = common::fixture_program(&vm, &obj, &maps, "hello");
     let out = vm
         .run(&prog, CpuId(0), &Input::packet(vec![42u8, 1, 2]))
         .unwrap();

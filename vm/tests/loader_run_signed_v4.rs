@@ -19,9 +19,7 @@ fn input(a: i64, b: i64, c: i8, d: i16, e: i32) -> Vec<u8> {
 #[test]
 fn signed_ops_match_c() {
     let (obj, maps, vm) = common::fixture_vm("signed_v4", 1);
-    let prog = vm
-        .load(obj.vm_program("signed_ops", &maps).unwrap())
-        .unwrap();
+    let prog = common::fixture_program(&vm, &obj, &maps, "signed_ops");
     let key = 0u32.to_ne_bytes();
     for (a, b, c, d, e) in [
         (-7i64, 2i64, -1i8, -300i16, 70000i32),

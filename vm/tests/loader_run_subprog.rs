@@ -16,12 +16,8 @@ fn bpf_to_bpf_calls_run() {
         u32::from_ne_bytes(v)
     };
     let input = Input::packet(vec![0u8; 14]);
-    let squares = vm
-        .load(obj.vm_program("calc_squares", &maps).unwrap())
-        .unwrap();
-    let more = vm
-        .load(obj.vm_program("calc_more", &maps).unwrap())
-        .unwrap();
+    let squares = common::fixture_program(&vm, &obj, &maps, "calc_squares");
+    let more = common::fixture_program(&vm, &obj, &maps, "calc_more");
     for (a, b) in [(3u32, 4u32), (0, 0), (12, 5), (1000, 1)] {
         set(0, a);
         set(1, b);

@@ -25,9 +25,7 @@ fn load_seed_run_assert_with_typed_views() {
     total.set(0, 1000, MapFlags::ANY).unwrap();
 
     let vm = Vm::builder().cpus(N).build();
-    let prog = vm
-        .load(obj.vm_program("count_packets", &maps).unwrap())
-        .unwrap();
+    let prog = common::fixture_program(&vm, &obj, &maps, "count_packets");
     vm.run_on_all(&prog, 10, &Input::packet(vec![0u8; 64]))
         .unwrap();
 

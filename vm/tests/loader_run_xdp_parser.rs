@@ -42,9 +42,7 @@ fn udp(dport: u16) -> Vec<u8> {
 #[test]
 fn verdicts_and_counters_follow_the_rule() {
     let (obj, maps, vm) = common::fixture_vm("xdp_parser", N);
-    let prog = vm
-        .load(obj.vm_program("xdp_udp_filter", &maps).unwrap())
-        .unwrap();
+    let prog = common::fixture_program(&vm, &obj, &maps, "xdp_udp_filter");
     let cases: Vec<(&str, Vec<u8>, u64, u32)> = vec![
         ("arp", ether(0x0806, &[0; 28]), XDP_PASS, 0),
         ("tcp", ether(0x0800, &ipv4(5, 6, &[0; 20])), XDP_PASS, 1),

@@ -48,6 +48,15 @@ pub fn fixture_vm(name: &str, ncpus: u32) -> (Object, ObjectMaps, Vm) {
     (obj, maps, Vm::builder().cpus(ncpus).build())
 }
 
+/// Program `name` of a fixture object, linked to `maps` and loaded into `vm`.
+pub fn fixture_program(vm: &Vm, obj: &Object, maps: &ObjectMaps, name: &str) -> LoadedProgram {
+    let program = obj
+        .vm_program(name, maps)
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    vm.load(program)
+        .unwrap_or_else(|e| panic!("loading {name}: {e}"))
+}
+
 /// Assembles rbpf assembly.
 pub fn asm(src: &str) -> Vec<u8> {
     rbpf::assembler::assemble(src).unwrap_or_else(|e| panic!("assembling {src:?}: {e}"))
