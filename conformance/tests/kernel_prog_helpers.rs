@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bpfvm::{CpuId, Input, Program, ProgramType, TestRun as VmTestRun, Vm};
 use bpfvm_conformance::kernel::asm::{self, Insn};
-use bpfvm_conformance::kernel::consts::{elem, MapType, ProgType};
+use bpfvm_conformance::kernel::consts::{elem, ProgType, MAP_TYPES};
 use bpfvm_conformance::kernel::diff::{self, HostMap};
 use bpfvm_conformance::kernel::{self, load_object_program, KernelMap, MapDef, TestRun};
 
@@ -86,6 +86,31 @@ fn run_both(
     Ok((k.retval, s.retval as u32))
 }
 
+/// What the runs compared so far: how many, how many differed, the kernel's return values.
+#[derive(Default)]
+struct Tally {
+    compared: usize,
+    differ: usize,
+    seen: std::collections::BTreeSet<i32>,
+}
+
+impl Tally {
+    /// Records one [`run_both`] result; a difference is printed with `what` the run was.
+    fn record(&mut self, r: Result<(u32, u32), String>, what: impl FnOnce() -> String) {
+        self.compared += 1;
+        if let Ok((k, _)) = r {
+            self.seen.insert(k as i32);
+        }
+        match r {
+            Ok((k, s)) if k == s => {}
+            other => {
+                self.differ += 1;
+                println!("DIFFERENCE {}: {other:?}", what());
+            }
+        }
+    }
+}
+
 #[test]
 fn program_side_updates_and_percpu_lookups_agree_with_the_kernel() {
     if !kernel::oracle_or_skip() {
@@ -104,9 +129,8 @@ fn program_side_updates_and_percpu_lookups_agree_with_the_kernel() {
         elem::cpu(1),
         1 << 32,
     ];
-    let (mut compared, mut differ) = (0, 0);
-    let mut seen = std::collections::BTreeSet::new();
-    for ty in MapType::ALL {
+    let mut tally = Tally::default();
+    for ty in MAP_TYPES {
         let def = MapDef {
             map_type: ty,
             key_size: 4,
@@ -120,17 +144,9 @@ fn program_side_updates_and_percpu_lookups_agree_with_the_kernel() {
             for key in [1u32, 2, 7] {
                 for cpu in 0..n {
                     let r = run_both(&update_prog(key, f), &kmap, &smap, &vm, cpu);
-                    compared += 1;
-                    if let Ok((k, _)) = r {
-                        seen.insert(k as i32);
-                    }
-                    match r {
-                        Ok((k, s)) if k == s => {}
-                        other => {
-                            differ += 1;
-                            println!("DIFFERENCE {ty:?} update key {key} flags {f:#x} on CPU {cpu}: {other:?}");
-                        }
-                    }
+                    tally.record(r, || {
+                        format!("{ty:?} update key {key} flags {f:#x} on CPU {cpu}")
+                    });
                 }
             }
         }
@@ -138,19 +154,7 @@ fn program_side_updates_and_percpu_lookups_agree_with_the_kernel() {
             for key in [1u32, 2, 3] {
                 for target in [0, n - 1, n, 1000] {
                     let r = run_both(&lookup_percpu_prog(key, target), &kmap, &smap, &vm, 0);
-                    compared += 1;
-                    if let Ok((k, _)) = r {
-                        seen.insert(k as i32);
-                    }
-                    match r {
-                        Ok((k, s)) if k == s => {}
-                        other => {
-                            differ += 1;
-                            println!(
-                                "DIFFERENCE {ty:?} lookup_percpu key {key} cpu {target}: {other:?}"
-                            );
-                        }
-                    }
+                    tally.record(r, || format!("{ty:?} lookup_percpu key {key} cpu {target}"));
                 }
             }
         }
@@ -159,10 +163,15 @@ fn program_side_updates_and_percpu_lookups_agree_with_the_kernel() {
             diff::dump(&*smap as &dyn HostMap, 100),
         );
         if kd != sd {
-            differ += 1;
+            tally.differ += 1;
             println!("DIFFERENCE {ty:?} contents: kernel {kd:?} bpfvm {sd:?}");
         }
     }
+    let Tally {
+        compared,
+        differ,
+        seen,
+    } = tally;
     println!("{compared} program runs compared, {differ} differences; results seen {seen:?}");
     assert_eq!(differ, 0);
     // The runs reach success, EEXIST, ENOENT, EINVAL, E2BIG and NULL percpu lookups.

@@ -4,7 +4,7 @@
 //! a deliberate difference this test pins down.
 #![cfg(target_os = "linux")]
 
-use bpfvm_conformance::kernel::consts::MapType;
+use bpfvm_conformance::kernel::consts::{MapType, MAP_TYPES};
 use bpfvm_conformance::kernel::diff::{self, HostMap};
 use bpfvm_conformance::kernel::{self, Errno, KernelMap};
 
@@ -24,6 +24,19 @@ fn value(k: &KernelMap) -> Vec<u8> {
     v
 }
 
+/// A kernel map and a bpfvm map of type `ty` (default shape, `n` CPUs), both holding key 1
+/// with [`value`]; returns them with that key and value.
+fn seeded_pair(ty: MapType, n: u32) -> (KernelMap, bpfvm_maps::Map, [u8; 4], Vec<u8>) {
+    let def = diff::default_def(ty);
+    let k = KernelMap::create(def).unwrap();
+    let s = diff::sim_map(def, n).unwrap();
+    let key = 1u32.to_ne_bytes();
+    let full = value(&k);
+    k.update(&key, &full, 0).unwrap();
+    HostMap::update(&s, &key, &full, 0).unwrap();
+    (k, s, key, full)
+}
+
 #[test]
 fn short_lookup_buffers_fault_in_both() {
     if !kernel::oracle_or_skip() {
@@ -31,14 +44,8 @@ fn short_lookup_buffers_fault_in_both() {
     }
     kernel::pin_current_thread(0).unwrap();
     let n = kernel::possible_cpus().unwrap();
-    for ty in MapType::ALL {
-        let def = diff::default_def(ty);
-        let k = KernelMap::create(def).unwrap();
-        let s = diff::sim_map(def, n).unwrap();
-        let key = 1u32.to_ne_bytes();
-        let full = value(&k);
-        k.update(&key, &full, 0).unwrap();
-        HostMap::update(&s, &key, &full, 0).unwrap();
+    for ty in MAP_TYPES {
+        let (k, s, key, full) = seeded_pair(ty, n);
         // Every CPU's copy but the last padding byte: still EFAULT (spec §3).
         let short = full.len() - 1;
         let kernel_says = k.lookup_short(&key, 0, short, false);
@@ -59,14 +66,8 @@ fn short_lookup_and_delete_buffer_loses_the_element_only_in_the_kernel() {
     }
     kernel::pin_current_thread(0).unwrap();
     let n = kernel::possible_cpus().unwrap();
-    for ty in MapType::ALL.into_iter().filter(|t| !t.is_array()) {
-        let def = diff::default_def(ty);
-        let k = KernelMap::create(def).unwrap();
-        let s = diff::sim_map(def, n).unwrap();
-        let key = 1u32.to_ne_bytes();
-        let full = value(&k);
-        k.update(&key, &full, 0).unwrap();
-        HostMap::update(&s, &key, &full, 0).unwrap();
+    for ty in MAP_TYPES.into_iter().filter(|t| !t.is_array()) {
+        let (k, s, key, full) = seeded_pair(ty, n);
         let short = full.len() - 1;
         assert_eq!(
             k.lookup_short(&key, 0, short, true).map(drop),

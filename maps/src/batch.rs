@@ -13,6 +13,24 @@ use crate::flags::{BPF_F_ALL_CPUS, BPF_F_CPU, BPF_F_LOCK};
 use crate::map::{Dst, Kind, Map, Perm};
 use crate::spec::MapType;
 
+/// Which lookup batch command runs: both walk the map the same way.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum LookupOp {
+    /// `BPF_MAP_LOOKUP_BATCH`.
+    Lookup,
+    /// `BPF_MAP_LOOKUP_AND_DELETE_BATCH`: every element returned is deleted.
+    LookupAndDelete,
+}
+
+impl LookupOp {
+    fn name(self) -> &'static str {
+        match self {
+            LookupOp::Lookup => "lookup_batch",
+            LookupOp::LookupAndDelete => "lookup_and_delete_batch",
+        }
+    }
+}
+
 impl Map {
     /// `BPF_MAP_LOOKUP_BATCH`. Arrays: `in_batch`/`out_batch` are keys (§6.1). Hash family:
     /// they are a u32 bucket index (§6.2); `flags` (`attr.batch.flags`) must be 0 there.
@@ -28,22 +46,16 @@ impl Map {
         elem_flags: u64,
         flags: u64,
     ) -> Result<(), MapError> {
-        self.check_perm(Perm::Read)?;
-        match &self.kind {
-            Kind::Cgroup(_) => Err(self.no_batch("lookup_batch")),
-            Kind::Array => {
-                self.generic_lookup_batch(in_batch, out_batch, keys, values, count, elem_flags)
-            }
-            Kind::Hash(_) => {
-                let allowed = match self.spec.map_type {
-                    MapType::PercpuHash | MapType::LruPercpuHash => BPF_F_LOCK | BPF_F_CPU,
-                    _ => BPF_F_LOCK,
-                };
-                self.hash_batch(
-                    in_batch, out_batch, keys, values, count, elem_flags, flags, allowed, false,
-                )
-            }
-        }
+        self.lookup_batch_as(
+            LookupOp::Lookup,
+            in_batch,
+            out_batch,
+            keys,
+            values,
+            count,
+            elem_flags,
+            flags,
+        )
     }
 
     /// `BPF_MAP_LOOKUP_AND_DELETE_BATCH` (hash family only, else `ENOTSUPP`): as
@@ -60,13 +72,16 @@ impl Map {
         elem_flags: u64,
         flags: u64,
     ) -> Result<(), MapError> {
-        self.check_perm(Perm::ReadWrite)?;
-        match &self.kind {
-            Kind::Hash(_) => self.hash_batch(
-                in_batch, out_batch, keys, values, count, elem_flags, flags, BPF_F_LOCK, true,
-            ),
-            _ => Err(self.no_batch("lookup_and_delete_batch")),
-        }
+        self.lookup_batch_as(
+            LookupOp::LookupAndDelete,
+            in_batch,
+            out_batch,
+            keys,
+            values,
+            count,
+            elem_flags,
+            flags,
+        )
     }
 
     /// `BPF_MAP_UPDATE_BATCH` (generic, §6.3): `count` updates in order with `elem_flags`
@@ -88,29 +103,11 @@ impl Map {
         self.check_flags(elem_flags, BPF_F_LOCK | BPF_F_CPU | BPF_F_ALL_CPUS)?;
         let vsize = self.host_value_size(elem_flags);
         let ks = self.spec.key_size as usize;
-        let max = *count;
-        if max == 0 {
-            return Ok(());
-        }
-        *count = 0;
-        let mut cp = 0u32;
-        let mut result = Ok(());
-        while cp < max {
-            let (k, v) = (cp as usize * ks, cp as usize * vsize);
-            let key = Map::buf_in("keys", keys.get(k..).unwrap_or(&[]), ks);
-            let value = Map::buf_in("values", values.get(v..).unwrap_or(&[]), vsize);
-            let r = match (key, value) {
-                (Ok(key), Ok(value)) => self.update_checked(key, value, elem_flags),
-                (Err(e), _) | (_, Err(e)) => Err(e),
-            };
-            if let Err(e) = r {
-                result = Err(e);
-                break;
-            }
-            cp += 1;
-        }
-        *count = cp;
-        result
+        Map::each_in_order(count, |at| {
+            let key = Map::buf_in("keys", keys.get(at * ks..).unwrap_or(&[]), ks)?;
+            let value = Map::buf_in("values", values.get(at * vsize..).unwrap_or(&[]), vsize)?;
+            self.update_checked(key, value, elem_flags)
+        })
     }
 
     /// `BPF_MAP_DELETE_BATCH` (generic, §6.4; hash family only, else `ENOTSUPP`): deletes in
@@ -140,25 +137,62 @@ impl Map {
             ));
         }
         let ks = self.spec.key_size as usize;
+        Map::each_in_order(count, |at| {
+            let key = Map::buf_in("keys", keys.get(at * ks..).unwrap_or(&[]), ks)?;
+            self.delete_checked(key)
+        })
+    }
+
+    /// Applies `apply` to elements `0..count` in order, stopping at the first error, and
+    /// leaves in `count` the number applied (the update and delete batches, §6.3–§6.4).
+    fn each_in_order(
+        count: &mut u32,
+        mut apply: impl FnMut(usize) -> Result<(), MapError>,
+    ) -> Result<(), MapError> {
         let max = *count;
-        if max == 0 {
-            return Ok(());
-        }
-        *count = 0;
-        let mut cp = 0u32;
-        let mut result = Ok(());
-        while cp < max {
-            let k = cp as usize * ks;
-            let r = Map::buf_in("keys", keys.get(k..).unwrap_or(&[]), ks)
-                .and_then(|key| self.delete_checked(key));
-            if let Err(e) = r {
-                result = Err(e);
-                break;
-            }
-            cp += 1;
-        }
-        *count = cp;
+        let mut done = 0u32;
+        let result = (0..max as usize).try_for_each(|at| {
+            apply(at)?;
+            done += 1;
+            Ok(())
+        });
+        *count = done;
         result
+    }
+
+    /// The two lookup batches: the same walk, `op` says whether returned elements are
+    /// deleted (and so which map kinds, permission and `elem_flags` are allowed).
+    #[allow(clippy::too_many_arguments)]
+    fn lookup_batch_as(
+        &self,
+        op: LookupOp,
+        in_batch: Option<&[u8]>,
+        out_batch: &mut [u8],
+        keys: &mut [u8],
+        values: &mut [u8],
+        count: &mut u32,
+        elem_flags: u64,
+        flags: u64,
+    ) -> Result<(), MapError> {
+        let delete = op == LookupOp::LookupAndDelete;
+        self.check_perm(if delete { Perm::ReadWrite } else { Perm::Read })?;
+        match &self.kind {
+            Kind::Array if !delete => {
+                self.generic_lookup_batch(in_batch, out_batch, keys, values, count, elem_flags)
+            }
+            Kind::Hash(_) => {
+                let allowed = match self.spec.map_type {
+                    MapType::PercpuHash | MapType::LruPercpuHash if !delete => {
+                        BPF_F_LOCK | BPF_F_CPU
+                    }
+                    _ => BPF_F_LOCK,
+                };
+                self.hash_batch(
+                    in_batch, out_batch, keys, values, count, elem_flags, flags, allowed, delete,
+                )
+            }
+            _ => Err(self.no_batch(op.name())),
+        }
     }
 
     fn no_batch(&self, op: &'static str) -> MapError {

@@ -110,8 +110,72 @@ fn key_iter<K: Pod>(map: &Map) -> KeyIter<'_, K> {
     }
 }
 
+/// One value of `key` (the whole value, or one CPU's with `BPF_F_CPU` in `flags`).
+fn read_one<V: Pod>(map: &Map, key: &[u8], flags: u64) -> Result<V, MapError> {
+    let mut buf = vec![0u8; size_of::<V>()];
+    map.lookup(key, &mut buf, flags)?;
+    decode(&buf)
+}
+
+/// Every CPU's value of `key` in a per-CPU map.
+fn read_all<V: Pod>(map: &Map, key: &[u8]) -> Result<PerCpuValues<V>, MapError> {
+    let mut buf = vec![0u8; map.host_value_size(0)];
+    map.lookup(key, &mut buf, 0)?;
+    PerCpuValues::from_buffer(&buf, map.slot_size(), map.ncpus())
+}
+
+/// Write every CPU's value of `key` in a per-CPU map (`values.len()` must be N).
+fn write_all<V: Pod>(
+    map: &Map,
+    key: &[u8],
+    values: &PerCpuValues<V>,
+    flags: MapFlags,
+) -> Result<(), MapError> {
+    if values.len() != map.ncpus() as usize {
+        return Err(MapError::SizeMismatch {
+            what: "per-CPU values count",
+            expected: map.ncpus() as usize,
+            got: values.len(),
+        });
+    }
+    map.update(key, &values.to_buffer(map.slot_size()), flags.bits())
+}
+
+/// Write one value of `key` to one CPU or to every CPU of a per-CPU map.
+fn write_one_cpu<V: Pod>(map: &Map, key: &[u8], value: V, flags: MapFlags) -> Result<(), MapError> {
+    check_one_cpu_flags(flags)?;
+    map.update(key, as_bytes(&value), flags.bits())
+}
+
+/// `(key, value)` pairs from a key iterator and a lookup; keys deleted between the two
+/// are skipped.
+fn pairs<'a, K: Pod, T>(
+    keys: impl Iterator<Item = Result<K, MapError>> + 'a,
+    get: impl Fn(&K) -> Result<T, MapError> + 'a,
+) -> impl Iterator<Item = Result<(K, T), MapError>> + 'a {
+    keys.filter_map(move |k| match k {
+        Ok(k) => match get(&k) {
+            Ok(v) => Some(Ok((k, v))),
+            Err(MapError::NotFound) => None,
+            Err(e) => Some(Err(e)),
+        },
+        Err(e) => Some(Err(e)),
+    })
+}
+
+/// What every view has: `new` (checks the map type, `$key` bytes of key and `V` values),
+/// `map` and `into_inner`.
 macro_rules! view_common {
-    () => {
+    ($doc:literal, [$($ty:ident),+], $key:expr) => {
+        #[doc = $doc]
+        pub fn new(map: M) -> Result<Self, MapError> {
+            check_view(map.borrow(), &[$(MapType::$ty),+], $key, size_of::<V>())?;
+            Ok(Self {
+                map,
+                _types: PhantomData,
+            })
+        }
+
         /// The underlying map.
         pub fn map(&self) -> &Map {
             self.map.borrow()
@@ -128,20 +192,11 @@ macro_rules! view_common {
 #[derive(Debug)]
 pub struct Array<M: Borrow<Map>, V: Pod> {
     map: M,
-    _v: PhantomData<V>,
+    _types: PhantomData<V>,
 }
 
 impl<M: Borrow<Map>, V: Pod> Array<M, V> {
-    /// Check that `map` is an ARRAY of `V`.
-    pub fn new(map: M) -> Result<Self, MapError> {
-        check_view(map.borrow(), &[MapType::Array], 4, size_of::<V>())?;
-        Ok(Array {
-            map,
-            _v: PhantomData,
-        })
-    }
-
-    view_common!();
+    view_common!("Check that `map` is an ARRAY of `V`.", [Array], 4);
 
     /// `max_entries`.
     pub fn len(&self) -> u32 {
@@ -155,9 +210,7 @@ impl<M: Borrow<Map>, V: Pod> Array<M, V> {
 
     /// The value at `index` (`ENOENT` out of range).
     pub fn get(&self, index: u32) -> Result<V, MapError> {
-        let mut buf = vec![0u8; size_of::<V>()];
-        self.map().lookup(&index.to_ne_bytes(), &mut buf, 0)?;
-        decode(&buf)
+        read_one(self.map(), &index.to_ne_bytes(), 0)
     }
 
     /// Write `value` at `index` (`E2BIG` out of range, `EEXIST` with `NOEXIST`).
@@ -176,31 +229,19 @@ impl<M: Borrow<Map>, V: Pod> Array<M, V> {
 #[derive(Debug)]
 pub struct HashMap<M: Borrow<Map>, K: Pod, V: Pod> {
     map: M,
-    _kv: PhantomData<(K, V)>,
+    _types: PhantomData<(K, V)>,
 }
 
 impl<M: Borrow<Map>, K: Pod, V: Pod> HashMap<M, K, V> {
-    /// Check that `map` is a HASH or LRU_HASH from `K` to `V`.
-    pub fn new(map: M) -> Result<Self, MapError> {
-        check_view(
-            map.borrow(),
-            &[MapType::Hash, MapType::LruHash],
-            size_of::<K>(),
-            size_of::<V>(),
-        )?;
-        Ok(HashMap {
-            map,
-            _kv: PhantomData,
-        })
-    }
-
-    view_common!();
+    view_common!(
+        "Check that `map` is a HASH or LRU_HASH from `K` to `V`.",
+        [Hash, LruHash],
+        size_of::<K>()
+    );
 
     /// The value of `key` (`ENOENT` when missing).
     pub fn get(&self, key: &K) -> Result<V, MapError> {
-        let mut buf = vec![0u8; size_of::<V>()];
-        self.map().lookup(as_bytes(key), &mut buf, 0)?;
-        decode(&buf)
+        read_one(self.map(), as_bytes(key), 0)
     }
 
     /// Create or replace (`flags`: `ANY`, `NOEXIST`, `EXIST`).
@@ -221,14 +262,7 @@ impl<M: Borrow<Map>, K: Pod, V: Pod> HashMap<M, K, V> {
 
     /// `(key, value)` pairs in iteration order; keys deleted meanwhile are skipped.
     pub fn iter(&self) -> impl Iterator<Item = Result<(K, V), MapError>> + '_ {
-        self.keys().filter_map(move |k| match k {
-            Ok(k) => match self.get(&k) {
-                Ok(v) => Some(Ok((k, v))),
-                Err(MapError::NotFound) => None,
-                Err(e) => Some(Err(e)),
-            },
-            Err(e) => Some(Err(e)),
-        })
+        pairs(self.keys(), move |k| self.get(k))
     }
 }
 
@@ -236,35 +270,15 @@ impl<M: Borrow<Map>, K: Pod, V: Pod> HashMap<M, K, V> {
 #[derive(Debug)]
 pub struct PerCpuArray<M: Borrow<Map>, V: Pod> {
     map: M,
-    _v: PhantomData<V>,
-}
-
-fn full_buf(map: &Map) -> Vec<u8> {
-    vec![0u8; map.host_value_size(0)]
-}
-
-fn check_values<V: Pod>(map: &Map, values: &PerCpuValues<V>) -> Result<(), MapError> {
-    if values.len() != map.ncpus() as usize {
-        return Err(MapError::SizeMismatch {
-            what: "per-CPU values count",
-            expected: map.ncpus() as usize,
-            got: values.len(),
-        });
-    }
-    Ok(())
+    _types: PhantomData<V>,
 }
 
 impl<M: Borrow<Map>, V: Pod> PerCpuArray<M, V> {
-    /// Check that `map` is a PERCPU_ARRAY of `V`.
-    pub fn new(map: M) -> Result<Self, MapError> {
-        check_view(map.borrow(), &[MapType::PercpuArray], 4, size_of::<V>())?;
-        Ok(PerCpuArray {
-            map,
-            _v: PhantomData,
-        })
-    }
-
-    view_common!();
+    view_common!(
+        "Check that `map` is a PERCPU_ARRAY of `V`.",
+        [PercpuArray],
+        4
+    );
 
     /// `max_entries`.
     pub fn len(&self) -> u32 {
@@ -278,18 +292,12 @@ impl<M: Borrow<Map>, V: Pod> PerCpuArray<M, V> {
 
     /// Every CPU's value at `index`.
     pub fn get(&self, index: u32) -> Result<PerCpuValues<V>, MapError> {
-        let m = self.map();
-        let mut buf = full_buf(m);
-        m.lookup(&index.to_ne_bytes(), &mut buf, 0)?;
-        PerCpuValues::from_buffer(&buf, m.slot_size(), m.ncpus())
+        read_all(self.map(), &index.to_ne_bytes())
     }
 
     /// One CPU's value: `flags` is `MapFlags::cpu(n)` (`ERANGE` when `n >= N`).
     pub fn get_value(&self, index: u32, flags: MapFlags) -> Result<V, MapError> {
-        let mut buf = vec![0u8; size_of::<V>()];
-        self.map()
-            .lookup(&index.to_ne_bytes(), &mut buf, flags.bits())?;
-        decode(&buf)
+        read_one(self.map(), &index.to_ne_bytes(), flags.bits())
     }
 
     /// Write every CPU's value (`values.len()` must be N).
@@ -299,21 +307,13 @@ impl<M: Borrow<Map>, V: Pod> PerCpuArray<M, V> {
         values: &PerCpuValues<V>,
         flags: MapFlags,
     ) -> Result<(), MapError> {
-        let m = self.map();
-        check_values(m, values)?;
-        m.update(
-            &index.to_ne_bytes(),
-            &values.to_buffer(m.slot_size()),
-            flags.bits(),
-        )
+        write_all(self.map(), &index.to_ne_bytes(), values, flags)
     }
 
     /// Write one value to one CPU (`MapFlags::cpu(n)`) or to every CPU
     /// (`MapFlags::ALL_CPUS`), optionally with `EXIST`.
     pub fn set_value(&self, index: u32, value: V, flags: MapFlags) -> Result<(), MapError> {
-        check_one_cpu_flags(flags)?;
-        self.map()
-            .update(&index.to_ne_bytes(), as_bytes(&value), flags.bits())
+        write_one_cpu(self.map(), &index.to_ne_bytes(), value, flags)
     }
 
     /// Every index's values, in index order.
@@ -326,39 +326,24 @@ impl<M: Borrow<Map>, V: Pod> PerCpuArray<M, V> {
 #[derive(Debug)]
 pub struct PerCpuHashMap<M: Borrow<Map>, K: Pod, V: Pod> {
     map: M,
-    _kv: PhantomData<(K, V)>,
+    _types: PhantomData<(K, V)>,
 }
 
 impl<M: Borrow<Map>, K: Pod, V: Pod> PerCpuHashMap<M, K, V> {
-    /// Check that `map` is a PERCPU_HASH or LRU_PERCPU_HASH from `K` to `V`.
-    pub fn new(map: M) -> Result<Self, MapError> {
-        check_view(
-            map.borrow(),
-            &[MapType::PercpuHash, MapType::LruPercpuHash],
-            size_of::<K>(),
-            size_of::<V>(),
-        )?;
-        Ok(PerCpuHashMap {
-            map,
-            _kv: PhantomData,
-        })
-    }
-
-    view_common!();
+    view_common!(
+        "Check that `map` is a PERCPU_HASH or LRU_PERCPU_HASH from `K` to `V`.",
+        [PercpuHash, LruPercpuHash],
+        size_of::<K>()
+    );
 
     /// Every CPU's value of `key`.
     pub fn get(&self, key: &K) -> Result<PerCpuValues<V>, MapError> {
-        let m = self.map();
-        let mut buf = full_buf(m);
-        m.lookup(as_bytes(key), &mut buf, 0)?;
-        PerCpuValues::from_buffer(&buf, m.slot_size(), m.ncpus())
+        read_all(self.map(), as_bytes(key))
     }
 
     /// One CPU's value of `key` (`flags` = `MapFlags::cpu(n)`).
     pub fn get_value(&self, key: &K, flags: MapFlags) -> Result<V, MapError> {
-        let mut buf = vec![0u8; size_of::<V>()];
-        self.map().lookup(as_bytes(key), &mut buf, flags.bits())?;
-        decode(&buf)
+        read_one(self.map(), as_bytes(key), flags.bits())
     }
 
     /// Create or update with every CPU's value.
@@ -368,21 +353,13 @@ impl<M: Borrow<Map>, K: Pod, V: Pod> PerCpuHashMap<M, K, V> {
         values: &PerCpuValues<V>,
         flags: MapFlags,
     ) -> Result<(), MapError> {
-        let m = self.map();
-        check_values(m, values)?;
-        m.update(
-            as_bytes(key),
-            &values.to_buffer(m.slot_size()),
-            flags.bits(),
-        )
+        write_all(self.map(), as_bytes(key), values, flags)
     }
 
     /// Create or update one CPU (`MapFlags::cpu(n)`; a new element gets the other CPUs
     /// zeroed) or every CPU (`MapFlags::ALL_CPUS`) with one value.
     pub fn insert_value(&self, key: &K, value: V, flags: MapFlags) -> Result<(), MapError> {
-        check_one_cpu_flags(flags)?;
-        self.map()
-            .update(as_bytes(key), as_bytes(&value), flags.bits())
+        write_one_cpu(self.map(), as_bytes(key), value, flags)
     }
 
     /// Delete `key`.
@@ -397,13 +374,6 @@ impl<M: Borrow<Map>, K: Pod, V: Pod> PerCpuHashMap<M, K, V> {
 
     /// `(key, values)` pairs in iteration order.
     pub fn iter(&self) -> impl Iterator<Item = Result<(K, PerCpuValues<V>), MapError>> + '_ {
-        self.keys().filter_map(move |k| match k {
-            Ok(k) => match self.get(&k) {
-                Ok(v) => Some(Ok((k, v))),
-                Err(MapError::NotFound) => None,
-                Err(e) => Some(Err(e)),
-            },
-            Err(e) => Some(Err(e)),
-        })
+        pairs(self.keys(), move |k| self.get(k))
     }
 }

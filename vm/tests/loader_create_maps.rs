@@ -2,38 +2,14 @@
 //! by name, with global data written, `.rodata` frozen, and clear errors for map types
 //! or attributes the maps crate refuses.
 
+mod common;
+
 use bpfvm::loader::{LoadError, Object};
-
-fn bytes(name: &str) -> Vec<u8> {
-    std::fs::read(format!(
-        "{}/tests/fixtures/{name}.o",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
-}
-
-fn load(name: &str) -> Object {
-    Object::parse_named(name, &bytes(name)).unwrap()
-}
 
 #[test]
 fn every_fixture_creates_its_maps() {
-    for name in [
-        "btf_attrs",
-        "globals",
-        "legacy_maps",
-        "lru_percpu_hash",
-        "multi",
-        "percpu_counter",
-        "percpu_hash",
-        "percpu_sum",
-        "printk",
-        "signed_v4",
-        "subprog",
-        "tc_skb",
-        "xdp_parser",
-    ] {
-        let obj = load(name);
+    for &name in common::FIXTURES {
+        let obj = common::fixture(name);
         let maps = obj.create_maps(4).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(maps.all().len(), obj.maps().len());
         for (def, map) in maps.iter() {
@@ -53,7 +29,7 @@ fn every_fixture_creates_its_maps() {
 
 #[test]
 fn per_cpu_maps_are_per_cpu_on_the_host_side() {
-    let obj = load("percpu_counter");
+    let obj = common::fixture("percpu_counter");
     let maps = obj.create_maps(3).unwrap();
     let counts = maps.get("counts").unwrap();
     assert_eq!(counts.host_value_size(0), 3 * 8, "one 8-byte slot per CPU");
@@ -63,7 +39,7 @@ fn per_cpu_maps_are_per_cpu_on_the_host_side() {
 
 #[test]
 fn global_data_is_written_and_rodata_frozen() {
-    let obj = load("globals");
+    let obj = common::fixture("globals");
     let maps = obj.create_maps(2).unwrap();
     let key = 0u32.to_ne_bytes();
     let read = |name: &str| {
@@ -91,7 +67,7 @@ fn global_data_is_written_and_rodata_frozen() {
 
 #[test]
 fn map_types_and_attributes_the_maps_crate_refuses() {
-    let b = bytes("legacy_maps");
+    let b = common::fixture_bytes("legacy_maps");
     // The `maps` section's file offset, found by its definitions' bytes.
     let first_def: Vec<u8> = [1u32, 4, 8, 32, 1]
         .iter()
@@ -127,14 +103,16 @@ fn map_types_and_attributes_the_maps_crate_refuses() {
 
 #[test]
 fn zero_cpus_is_an_error_not_a_panic() {
-    let err = load("percpu_counter").create_maps(0).unwrap_err();
+    let err = common::fixture("percpu_counter")
+        .create_maps(0)
+        .unwrap_err();
     assert!(matches!(err, LoadError::MapCreate { .. }), "{err:?}");
 }
 
 #[test]
 fn typed_views_work_on_maps_found_by_name() {
     use bpfvm_maps::{Array, HashMap, MapFlags, PerCpuArray, PerCpuValues};
-    let obj = load("percpu_counter");
+    let obj = common::fixture("percpu_counter");
     let maps = obj.create_maps(4).unwrap();
     let counts = PerCpuArray::<_, u64>::new(maps.get("counts").unwrap().clone()).unwrap();
     counts
@@ -148,11 +126,11 @@ fn typed_views_work_on_maps_found_by_name() {
     // A view with the wrong value size is refused when it is made.
     assert!(PerCpuArray::<_, u32>::new(maps.get("counts").unwrap().clone()).is_err());
 
-    let globals = load("globals");
+    let globals = common::fixture("globals");
     let maps = globals.create_maps(1).unwrap();
     let data = Array::<_, u64>::new(maps.get(".data").unwrap().clone()).unwrap();
     assert_eq!(data.get(0).unwrap(), 3, "step");
-    let legacy = load("legacy_maps");
+    let legacy = common::fixture("legacy_maps");
     let maps = legacy.create_maps(1).unwrap();
     let hash = HashMap::<_, u32, u64>::new(maps.get("legacy_hash").unwrap().clone()).unwrap();
     hash.insert(&7, 70, MapFlags::NOEXIST).unwrap();

@@ -2,16 +2,10 @@
 //! structs by member, one value per CPU for per-CPU maps, plain integers for legacy maps
 //! without BTF.
 
-use bpfvm::loader::{BtfValue, LoadError, Object};
-use bpfvm_maps::MapFlags;
+mod common;
 
-fn load(name: &str) -> Object {
-    Object::from_file(format!(
-        "{}/tests/fixtures/{name}.o",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
-}
+use bpfvm::loader::{BtfValue, LoadError};
+use bpfvm_maps::MapFlags;
 
 fn show(entries: &[bpfvm::loader::MapEntry]) -> Vec<String> {
     entries
@@ -25,7 +19,7 @@ fn show(entries: &[bpfvm::loader::MapEntry]) -> Vec<String> {
 
 #[test]
 fn per_cpu_arrays_show_every_cpu() {
-    let obj = load("percpu_counter");
+    let obj = common::fixture("percpu_counter");
     let maps = obj.create_maps(3).unwrap();
     let counts = maps.get("counts").unwrap();
     counts
@@ -50,7 +44,7 @@ fn per_cpu_arrays_show_every_cpu() {
 
 #[test]
 fn structs_and_global_data_decode_by_member() {
-    let obj = load("signed_v4");
+    let obj = common::fixture("signed_v4");
     let maps = obj.create_maps(1).unwrap();
     let mut input = Vec::new();
     input.extend_from_slice(&(-7i64).to_le_bytes());
@@ -67,7 +61,7 @@ fn structs_and_global_data_decode_by_member() {
         ["0 => { a: -7, b: 2, c: -1, d: -300, e: 70000 }"]
     );
 
-    let globals = load("globals");
+    let globals = common::fixture("globals");
     let maps = globals.create_maps(1).unwrap();
     assert_eq!(
         show(&globals.dump_map(&maps, ".rodata").unwrap()),
@@ -81,7 +75,7 @@ fn structs_and_global_data_decode_by_member() {
 
 #[test]
 fn hashes_list_their_keys_and_legacy_maps_fall_back_to_integers() {
-    let obj = load("legacy_maps");
+    let obj = common::fixture("legacy_maps");
     let maps = obj.create_maps(2).unwrap();
     let hash = maps.get("legacy_hash").unwrap();
     assert!(obj.dump_map(&maps, "legacy_hash").unwrap().is_empty());

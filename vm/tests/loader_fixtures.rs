@@ -1,13 +1,10 @@
 //! Checks that every committed clang fixture parses and that its programs and maps
 //! have the names, program types, map types, sizes and flags its C source declares.
 
+mod common;
+
 use bpfvm::loader::{GlobalDataKind, LoadError, MapKind, Object, BPF_F_RDONLY_PROG};
 use bpfvm::ProgramType;
-
-fn load(name: &str) -> Object {
-    let path = format!("{}/tests/fixtures/{name}.o", env!("CARGO_MANIFEST_DIR"));
-    Object::from_file(&path).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
 
 /// (name, map_type, key_size, value_size, max_entries, map_flags)
 fn maps_of(obj: &Object) -> Vec<(String, u32, u32, u32, u32, u32)> {
@@ -89,7 +86,7 @@ fn every_supported_fixture_parses() {
 
 #[test]
 fn percpu_counter_bundled_example() {
-    let obj = load("percpu_counter");
+    let obj = common::fixture("percpu_counter");
     assert_eq!(
         maps_of(&obj),
         owned(&[("counts", 6, 4, 8, 1, 0), ("total", 2, 4, 8, 1, 0)])
@@ -108,26 +105,26 @@ fn percpu_counter_bundled_example() {
 #[test]
 fn percpu_and_lru_hashes() {
     assert_eq!(
-        maps_of(&load("percpu_hash")),
+        maps_of(&common::fixture("percpu_hash")),
         owned(&[("seen", 5, 4, 8, 16, 0), ("eexist", 2, 4, 8, 1, 0)])
     );
     assert_eq!(
-        maps_of(&load("lru_percpu_hash")),
+        maps_of(&common::fixture("lru_percpu_hash")),
         owned(&[("recent", 10, 4, 8, 4, 0)])
     );
     assert_eq!(
-        maps_of(&load("percpu_sum")),
+        maps_of(&common::fixture("percpu_sum")),
         owned(&[("hits", 6, 4, 8, 1, 0), ("result", 2, 4, 8, 2, 0)])
     );
     assert_eq!(
-        maps_of(&load("xdp_parser")),
+        maps_of(&common::fixture("xdp_parser")),
         owned(&[("stats", 6, 4, 8, 5, 0)])
     );
 }
 
 #[test]
 fn struct_values_have_their_btf_size() {
-    let obj = load("signed_v4");
+    let obj = common::fixture("signed_v4");
     assert_eq!(
         maps_of(&obj),
         owned(&[("in", 2, 4, 24, 1, 0), ("out", 2, 4, 64, 1, 0)])
@@ -137,7 +134,7 @@ fn struct_values_have_their_btf_size() {
         btf.type_name(obj.map("out").unwrap().value_type_id.unwrap()),
         "struct output"
     );
-    let tc = load("tc_skb");
+    let tc = common::fixture("tc_skb");
     assert_eq!(maps_of(&tc), owned(&[("seen", 2, 4, 32, 1, 0)]));
     assert_eq!(
         programs_of(&tc),
@@ -147,7 +144,7 @@ fn struct_values_have_their_btf_size() {
 
 #[test]
 fn legacy_bpf_map_def_maps() {
-    let obj = load("legacy_maps");
+    let obj = common::fixture("legacy_maps");
     // BPF_F_NO_PREALLOC = 1
     assert_eq!(
         maps_of(&obj),
@@ -162,7 +159,7 @@ fn legacy_bpf_map_def_maps() {
 
 #[test]
 fn global_data_sections_become_single_entry_arrays() {
-    let obj = load("globals");
+    let obj = common::fixture("globals");
     assert_eq!(
         maps_of(&obj),
         owned(&[
@@ -198,11 +195,7 @@ fn global_data_sections_become_single_entry_arrays() {
         }
     );
     // A renamed object renames the standard sections' maps, not the custom ones.
-    let bytes = std::fs::read(format!(
-        "{}/tests/fixtures/globals.o",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
+    let bytes = common::fixture_bytes("globals");
     let long = Object::parse_named("a_long_object_name", &bytes).unwrap();
     assert!(long.map("a_long_o.bss").is_some());
     assert!(long.map(".data.stats").is_some());
@@ -210,13 +203,13 @@ fn global_data_sections_become_single_entry_arrays() {
 
 #[test]
 fn global_data_values_decode_with_btf() {
-    let obj = load("globals");
+    let obj = common::fixture("globals");
     let rodata = obj.map(".rodata").unwrap();
     let decoded = obj
         .decode_value(rodata, rodata.initial_data.as_deref().unwrap())
         .unwrap();
     assert_eq!(decoded.to_string(), r#"{ factor: 5, greeting: "bpfvm!" }"#);
-    let out = load("signed_v4");
+    let out = common::fixture("signed_v4");
     let map = out.map("in").unwrap();
     let mut bytes = Vec::new();
     bytes.extend_from_slice(&(-7i64).to_le_bytes());
@@ -239,7 +232,7 @@ fn global_data_values_decode_with_btf() {
 
 #[test]
 fn several_programs_per_object_with_libbpf_types() {
-    let obj = load("multi");
+    let obj = common::fixture("multi");
     let key = |p: &(String, String, ProgramType)| (p.0.clone(), p.1.clone());
     let mut progs = programs_of(&obj);
     progs.sort_by_key(key);
@@ -278,7 +271,7 @@ fn several_programs_per_object_with_libbpf_types() {
 
 #[test]
 fn string_literals_get_read_only_maps() {
-    let obj = load("printk");
+    let obj = common::fixture("printk");
     assert_eq!(
         maps_of(&obj),
         owned(&[
@@ -298,7 +291,7 @@ fn string_literals_get_read_only_maps() {
 
 #[test]
 fn btf_attributes_numbers_flags_pinning_and_struct_keys() {
-    let obj = load("btf_attrs");
+    let obj = common::fixture("btf_attrs");
     // sized: HASH, key_size/value_size as numbers, BPF_F_NO_PREALLOC; flows: LRU_HASH
     // keyed by a 16-byte struct flow (13 bytes of fields + padding), pinned by name.
     assert_eq!(

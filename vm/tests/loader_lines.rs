@@ -1,19 +1,11 @@
 //! Checks that `.BTF.ext` line info maps relocated instructions, including appended
 //! subprograms, back to the C source lines they came from.
 
-use bpfvm::loader::Object;
-
-fn load(name: &str) -> Object {
-    Object::from_file(format!(
-        "{}/tests/fixtures/{name}.o",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
-}
+mod common;
 
 #[test]
 fn programs_and_subprograms_point_at_their_source() {
-    let obj = load("subprog");
+    let obj = common::fixture("subprog");
     let prog = obj.program("calc_more").unwrap();
     let first = prog.source_line(0).unwrap();
     assert_eq!(
@@ -39,7 +31,7 @@ fn programs_and_subprograms_point_at_their_source() {
 
 #[test]
 fn the_drop_rule_has_its_line() {
-    let obj = load("xdp_parser");
+    let obj = common::fixture("xdp_parser");
     let prog = obj.program("xdp_udp_filter").unwrap();
     assert!(prog
         .lines

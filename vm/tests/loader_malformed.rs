@@ -1,15 +1,9 @@
 //! Checks that malformed or unsupported objects — built by mutating the fixtures'
 //! bytes — give a clear `LoadError` naming the problem, and never panic.
 
-use bpfvm::loader::{LoadError, Object};
+mod common;
 
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!(
-        "{}/tests/fixtures/{name}.o",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
-}
+use bpfvm::loader::{LoadError, Object};
 
 fn u16_at(b: &[u8], off: usize) -> u16 {
     u16::from_le_bytes(b[off..off + 2].try_into().unwrap())
@@ -112,7 +106,7 @@ fn empty_and_garbage_inputs() {
 
 #[test]
 fn truncated_elf() {
-    let b = fixture("percpu_counter");
+    let b = common::fixture_bytes("percpu_counter");
     expect_err(&b[..40], |e| {
         matches!(e, LoadError::NotElf { .. } | LoadError::Malformed { .. })
     });
@@ -127,7 +121,7 @@ fn truncated_elf() {
 
 #[test]
 fn wrong_machine_class_and_byte_order() {
-    let b = fixture("percpu_counter");
+    let b = common::fixture_bytes("percpu_counter");
     let mut x86 = b.clone();
     x86[18..20].copy_from_slice(&62u16.to_le_bytes()); // EM_X86_64
     let e = expect_err(&x86, |e| {
@@ -144,7 +138,7 @@ fn wrong_machine_class_and_byte_order() {
 
 #[test]
 fn section_offsets_out_of_range() {
-    let b = fixture("percpu_counter");
+    let b = common::fixture_bytes("percpu_counter");
     let mut shoff = b.clone();
     put_u64(&mut shoff, 0x28, u64::MAX / 2);
     expect_err(&shoff, |e| matches!(e, LoadError::Malformed { .. }));
@@ -160,7 +154,7 @@ fn section_offsets_out_of_range() {
 
 #[test]
 fn unknown_map_type() {
-    let b = fixture("legacy_maps");
+    let b = common::fixture_bytes("legacy_maps");
     let maps = section(&b, "maps");
     let mut m = b.clone();
     put_u32(&mut m, maps.offset, 999); // legacy_hash.type
@@ -178,7 +172,7 @@ fn unknown_map_type() {
 
 #[test]
 fn missing_or_broken_btf() {
-    let b = fixture("percpu_counter");
+    let b = common::fixture_bytes("percpu_counter");
     let btf = section(&b, ".BTF");
     let mut renamed = b.clone();
     renamed[btf.name_off + 3] = b'X'; // ".BTF" -> ".BTX"
@@ -197,7 +191,7 @@ fn missing_or_broken_btf() {
 
 #[test]
 fn bad_relocations() {
-    let b = fixture("percpu_counter");
+    let b = common::fixture_bytes("percpu_counter");
     let rel = section(&b, ".relxdp");
     let first = rel.offset; // Elf64_Rel { r_offset: u64, r_info: u64 }
     let r_offset = u64_at(&b, first);
@@ -245,14 +239,14 @@ fn bad_relocations() {
 #[test]
 fn unsupported_features_name_section_and_instruction() {
     let e = expect_err(
-        &fixture("core_relo"),
+        &common::fixture_bytes("core_relo"),
         |e| matches!(e, LoadError::CoreRelocation { section, .. } if section == "kprobe/do_exit"),
     );
     assert!(e
         .to_string()
         .starts_with("CO-RE relocation in section kprobe/do_exit at instruction"));
     assert_eq!(e.errno(), 95);
-    let e = expect_err(&fixture("kfunc"), |e| {
+    let e = expect_err(&common::fixture_bytes("kfunc"), |e| {
         matches!(e, LoadError::KfuncCall { name, section, insn: 0 }
             if name == "bpf_rcu_read_lock" && section == "tc")
     });
@@ -261,20 +255,20 @@ fn unsupported_features_name_section_and_instruction() {
         "kfunc call to bpf_rcu_read_lock in section tc at instruction 0 is not supported"
     );
     // The same call with src_reg 0 (a helper call shape) is still a kfunc call.
-    let mut helper_shaped = fixture("kfunc");
+    let mut helper_shaped = common::fixture_bytes("kfunc");
     let tc = section(&helper_shaped, "tc");
     helper_shaped[tc.offset + 1] = 0;
     expect_err(
         &helper_shaped,
         |e| matches!(e, LoadError::KfuncCall { name, insn: 0, .. } if name == "bpf_rcu_read_lock"),
     );
-    let e = expect_err(&fixture("kconfig"), |e| {
+    let e = expect_err(&common::fixture_bytes("kconfig"), |e| {
         matches!(e, LoadError::UnresolvedExtern { name, section, insn: 0 }
             if name == "LINUX_KERNEL_VERSION" && section == "socket")
     });
     assert_eq!(e.errno(), 3, "ESRCH");
     let e = expect_err(
-        &fixture("callback"),
+        &common::fixture_bytes("callback"),
         |e| matches!(e, LoadError::Unsupported { section, .. } if section == "socket"),
     );
     assert!(
@@ -301,7 +295,7 @@ fn random_byte_flips_never_panic() {
     };
     let mut errors = 0;
     for name in names {
-        let b = fixture(name);
+        let b = common::fixture_bytes(name);
         for _ in 0..400 {
             let mut m = b.clone();
             for _ in 0..1 + next() % 4 {
@@ -343,7 +337,7 @@ fn flips_inside_each_parsed_section_never_panic() {
         ),
         ("legacy_maps", &["maps", ".symtab", ".relsocket"][..]),
     ] {
-        let b = fixture(name);
+        let b = common::fixture_bytes(name);
         for target in targets {
             let s = section(&b, target);
             for _ in 0..300 {
@@ -363,12 +357,12 @@ fn flips_inside_each_parsed_section_never_panic() {
 #[test]
 fn bad_btf_map_definitions() {
     let e = expect_err(
-        &fixture("unknown_map_type"),
+        &common::fixture_bytes("unknown_map_type"),
         |e| matches!(e, LoadError::UnknownMapType { map, map_type: 999 } if map == "mystery"),
     );
     assert_eq!(e.to_string(), "map mystery has unknown map type 999");
     let e = expect_err(
-        &fixture("untyped_map"),
+        &common::fixture_bytes("untyped_map"),
         |e| matches!(e, LoadError::BadMapDefinition { map, .. } if map == "untyped"),
     );
     assert_eq!(
@@ -376,7 +370,7 @@ fn bad_btf_map_definitions() {
         "bad definition of map untyped: missing __uint(type, ...)"
     );
     let e = expect_err(
-        &fixture("size_mismatch"),
+        &common::fixture_bytes("size_mismatch"),
         |e| matches!(e, LoadError::BadMapDefinition { map, .. } if map == "mismatched"),
     );
     assert_eq!(

@@ -2,32 +2,10 @@
 //! cross-checking every program against the raw ELF relocations read independently
 //! with the `object` crate.
 
+mod common;
+
 use bpfvm::loader::{Object, PSEUDO_CALL, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE};
 use object::{Object as _, ObjectSection as _, ObjectSymbol as _, RelocationFlags};
-
-const FIXTURES: &[&str] = &[
-    "btf_attrs",
-    "globals",
-    "legacy_maps",
-    "lru_percpu_hash",
-    "multi",
-    "percpu_counter",
-    "percpu_hash",
-    "percpu_sum",
-    "printk",
-    "signed_v4",
-    "subprog",
-    "tc_skb",
-    "xdp_parser",
-];
-
-fn bytes(name: &str) -> Vec<u8> {
-    std::fs::read(format!(
-        "{}/tests/fixtures/{name}.o",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
-}
 
 fn src(insn: u64) -> u8 {
     ((insn >> 12) & 0xf) as u8
@@ -40,8 +18,8 @@ fn imm(insn: u64) -> i32 {
 #[test]
 fn every_relocation_is_applied_to_the_right_target() {
     let mut checked = 0;
-    for &name in FIXTURES {
-        let data = bytes(name);
+    for &name in common::FIXTURES {
+        let data = common::fixture_bytes(name);
         let obj = Object::parse_named(name, &data).unwrap();
         let file = object::File::parse(&*data).unwrap();
         for prog in obj.programs() {
@@ -121,7 +99,7 @@ fn every_relocation_is_applied_to_the_right_target() {
 
 #[test]
 fn map_lists_are_minimal_and_ordered_by_first_use() {
-    let obj = Object::parse_named("globals", &bytes("globals")).unwrap();
+    let obj = Object::parse_named("globals", &common::fixture_bytes("globals")).unwrap();
     let bump = obj.program("bump").unwrap();
     let names: Vec<_> = bump
         .maps
@@ -144,7 +122,7 @@ fn map_lists_are_minimal_and_ordered_by_first_use() {
 
 #[test]
 fn global_variables_resolve_to_their_offsets() {
-    let obj = Object::parse_named("globals", &bytes("globals")).unwrap();
+    let obj = Object::parse_named("globals", &common::fixture_bytes("globals")).unwrap();
     let bump = obj.program("bump").unwrap();
     let rodata = obj.map_index(".rodata").unwrap();
     let rodata_slot = bump.maps.iter().position(|&m| m == rodata).unwrap() as i32;

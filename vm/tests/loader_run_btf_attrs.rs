@@ -1,8 +1,9 @@
 //! Checks that `btf_attrs.o` runs with its struct-keyed LRU hash and its numerically
 //! sized hash: per-flow packet counts and per-map totals come out as the C source says.
 
-use bpfvm::loader::Object;
-use bpfvm::{CpuId, Input, Vm};
+mod common;
+
+use bpfvm::{CpuId, Input};
 
 fn flow(saddr: u32, dport: u16) -> Vec<u8> {
     let mut p = Vec::new();
@@ -17,13 +18,8 @@ fn flow(saddr: u32, dport: u16) -> Vec<u8> {
 
 #[test]
 fn flows_are_counted_by_struct_key() {
-    let path = format!("{}/tests/fixtures/btf_attrs.o", env!("CARGO_MANIFEST_DIR"));
-    let obj = Object::from_file(path).unwrap();
-    let maps = obj.create_maps(2).unwrap();
-    let vm = Vm::builder().cpus(2).build();
-    let prog = vm
-        .load(obj.vm_program("track_flow", &maps).unwrap())
-        .unwrap();
+    let (obj, maps, vm) = common::fixture_vm("btf_attrs", 2);
+    let prog = common::fixture_program(&vm, &obj, &maps, "track_flow");
     let run = |cpu: u32, p: Vec<u8>| vm.run(&prog, CpuId(cpu), &Input::packet(p)).unwrap().retval;
     assert_eq!(run(0, flow(1, 80)), 1);
     assert_eq!(run(1, flow(1, 80)), 2);

@@ -3,24 +3,10 @@
 //! refused at load time with a clear error (the rbpf engines lack atomics, loops,
 //! bpf-to-bpf calls, ...); programs the kernel's verifier refuses are refused by all.
 
+mod common;
+
 use bpfvm::loader::Object;
 use bpfvm::{CpuId, EngineKind, Input, ProgramType, RunError, Vm};
-
-const FIXTURES: &[&str] = &[
-    "btf_attrs",
-    "globals",
-    "legacy_maps",
-    "lru_percpu_hash",
-    "multi",
-    "percpu_counter",
-    "percpu_hash",
-    "percpu_sum",
-    "printk",
-    "signed_v4",
-    "subprog",
-    "tc_skb",
-    "xdp_parser",
-];
 
 /// Fixture programs the kernel's verifier refuses, which every engine must refuse too
 /// (`skb_prog`: cgroup_skb returning 5).
@@ -76,9 +62,8 @@ fn outcome(
 #[test]
 fn engines_agree_or_refuse_cleanly() {
     let mut compared = 0;
-    for name in FIXTURES {
-        let path = format!("{}/tests/fixtures/{name}.o", env!("CARGO_MANIFEST_DIR"));
-        let obj = Object::from_file(path).unwrap();
+    for name in common::FIXTURES {
+        let obj = common::fixture(name);
         for def in obj.programs() {
             let reference = outcome(EngineKind::Interpreter, &obj, &def.name);
             if KERNEL_REFUSED.contains(&(*name, def.name.as_str())) {

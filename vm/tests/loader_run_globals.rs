@@ -2,8 +2,9 @@
 //! `.rodata` start with their initial values, programs and host see the same bytes, and
 //! `.rodata` is frozen for the host and read-only for programs (a write faults).
 
-use bpfvm::loader::Object;
-use bpfvm::{CpuId, Input, RunError, Vm};
+mod common;
+
+use bpfvm::{CpuId, Input, RunError};
 
 fn read_u64(map: &bpfvm_maps::Map, offset: usize) -> u64 {
     let mut v = vec![0u8; map.value_size() as usize];
@@ -13,11 +14,8 @@ fn read_u64(map: &bpfvm_maps::Map, offset: usize) -> u64 {
 
 #[test]
 fn programs_and_host_share_global_variables() {
-    let path = format!("{}/tests/fixtures/globals.o", env!("CARGO_MANIFEST_DIR"));
-    let obj = Object::from_file(path).unwrap();
-    let maps = obj.create_maps(2).unwrap();
-    let vm = Vm::builder().cpus(2).build();
-    let bump = vm.load(obj.vm_program("bump", &maps).unwrap()).unwrap();
+    let (obj, maps, vm) = common::fixture_vm("globals", 2);
+    let bump = common::fixture_program(&vm, &obj, &maps, "bump");
     let input = Input::packet(vec![0u8; 20]);
     for r in 1..=4u64 {
         // counter += step (3) * factor (5); the return adds greeting[0] - 'b' = 0.
@@ -46,13 +44,8 @@ fn programs_and_host_share_global_variables() {
 
 #[test]
 fn writing_rodata_from_a_program_faults() {
-    let path = format!("{}/tests/fixtures/globals.o", env!("CARGO_MANIFEST_DIR"));
-    let obj = Object::from_file(path).unwrap();
-    let maps = obj.create_maps(1).unwrap();
-    let vm = Vm::builder().cpus(1).build();
-    let write = vm
-        .load(obj.vm_program("write_rodata", &maps).unwrap())
-        .unwrap();
+    let (obj, maps, vm) = common::fixture_vm("globals", 1);
+    let write = common::fixture_program(&vm, &obj, &maps, "write_rodata");
     let err = vm
         .run(&write, CpuId(0), &Input::packet(vec![0u8; 20]))
         .unwrap_err();

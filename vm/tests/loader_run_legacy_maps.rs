@@ -1,25 +1,20 @@
 //! Checks that maps declared the legacy way (`struct bpf_map_def` in SEC("maps")) are
 //! created with their attributes and used by the program like any other map.
 
-use bpfvm::loader::Object;
+mod common;
+
 use bpfvm::{CpuId, Input, Vm};
 
 #[test]
 fn legacy_maps_work_end_to_end() {
     const N: u32 = 2;
-    let path = format!(
-        "{}/tests/fixtures/legacy_maps.o",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let obj = Object::from_file(path).unwrap();
+    let obj = common::fixture("legacy_maps");
     let maps = obj.create_maps(N).unwrap();
     let hash = maps.get("legacy_hash").unwrap();
     assert_eq!(hash.max_entries(), 32);
     assert_eq!(hash.map_flags(), 1, "BPF_F_NO_PREALLOC");
     let vm = Vm::builder().cpus(N).build();
-    let prog = vm
-        .load(obj.vm_program("legacy_count", &maps).unwrap())
-        .unwrap();
+    let prog = common::fixture_program(&vm, &obj, &maps, "legacy_count");
     let input = Input::packet(vec![0u8; 14]);
     assert_eq!(
         vm.run(&prog, CpuId(0), &input).unwrap().retval,

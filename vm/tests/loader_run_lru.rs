@@ -2,21 +2,14 @@
 //! key evicts old ones (the kernel's LRU may evict several at once), and the new key is
 //! then found.
 
-use bpfvm::loader::Object;
-use bpfvm::{CpuId, Input, Vm};
+mod common;
+
+use bpfvm::{CpuId, Input};
 
 #[test]
 fn a_full_lru_map_evicts_to_make_room() {
-    let path = format!(
-        "{}/tests/fixtures/lru_percpu_hash.o",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let obj = Object::from_file(path).unwrap();
-    let maps = obj.create_maps(1).unwrap();
-    let vm = Vm::builder().cpus(1).build();
-    let prog = vm
-        .load(obj.vm_program("lru_touch", &maps).unwrap())
-        .unwrap();
+    let (obj, maps, vm) = common::fixture_vm("lru_percpu_hash", 1);
+    let prog = common::fixture_program(&vm, &obj, &maps, "lru_touch");
     let run = |key: u32| {
         vm.run(&prog, CpuId(0), &Input::packet(key.to_le_bytes().to_vec()))
             .unwrap()

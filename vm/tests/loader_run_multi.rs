@@ -2,15 +2,13 @@
 //! context its section's program type asks for, and that they share one map; `skb_prog`
 //! (cgroup_skb returning 5, outside [0, 1]) is refused at load, as by the kernel verifier.
 
-use bpfvm::loader::Object;
-use bpfvm::{CpuId, Input, PrepareError, Vm};
+mod common;
+
+use bpfvm::{CpuId, Input, PrepareError};
 
 #[test]
 fn each_program_runs_and_counts_in_the_shared_map() {
-    let path = format!("{}/tests/fixtures/multi.o", env!("CARGO_MANIFEST_DIR"));
-    let obj = Object::from_file(path).unwrap();
-    let maps = obj.create_maps(2).unwrap();
-    let vm = Vm::builder().cpus(2).build();
+    let (obj, maps, vm) = common::fixture_vm("multi", 2);
     let expected = [
         ("xdp_prog", 0u64),
         ("tc_prog", 1),
@@ -37,7 +35,7 @@ fn each_program_runs_and_counts_in_the_shared_map() {
                 } else {
                     Input::context(vec![0u8; 64])
                 };
-            let prog = vm.load(obj.vm_program(name, &maps).unwrap()).unwrap();
+            let prog = common::fixture_program(&vm, &obj, &maps, name);
             let out = vm.run(&prog, CpuId(cpu), &input).unwrap();
             assert_eq!(out.retval, number, "{name}");
             let mut v = [0u8; 8];

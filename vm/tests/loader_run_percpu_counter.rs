@@ -1,23 +1,16 @@
 //! Checks that the bundled example `percpu_counter.o`, loaded and run R times on each of
 //! N CPUs, leaves R in every CPU's slot of `counts` and N * R in the shared `total`.
 
-use bpfvm::loader::Object;
-use bpfvm::{Input, Vm};
+mod common;
+
+use bpfvm::Input;
 
 #[test]
 fn every_cpu_counts_its_own_runs_and_the_atomic_total_sees_all() {
     const N: u32 = 4;
     const R: u64 = 2000;
-    let path = format!(
-        "{}/tests/fixtures/percpu_counter.o",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let obj = Object::from_file(path).unwrap();
-    let maps = obj.create_maps(N).unwrap();
-    let vm = Vm::builder().cpus(N).build();
-    let prog = vm
-        .load(obj.vm_program("count_packets", &maps).unwrap())
-        .unwrap();
+    let (obj, maps, vm) = common::fixture_vm("percpu_counter", N);
+    let prog = common::fixture_program(&vm, &obj, &maps, "count_packets");
 
     let rets = vm
         .run_on_all(&prog, R, &Input::packet(vec![0u8; 64]))

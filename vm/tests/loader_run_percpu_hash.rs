@@ -2,8 +2,9 @@
 //! run of a key inserts, later runs (on any CPU) get -EEXIST and bump their own CPU's
 //! copy, and a full map refuses new keys.
 
-use bpfvm::loader::Object;
-use bpfvm::{CpuId, Input, Vm};
+mod common;
+
+use bpfvm::{CpuId, Input};
 
 const N: u32 = 3;
 
@@ -17,16 +18,8 @@ fn per_cpu(map: &bpfvm_maps::Map, key: u32) -> Vec<u64> {
 
 #[test]
 fn noexist_inserts_once_then_each_cpu_counts_in_its_slot() {
-    let path = format!(
-        "{}/tests/fixtures/percpu_hash.o",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let obj = Object::from_file(path).unwrap();
-    let maps = obj.create_maps(N).unwrap();
-    let vm = Vm::builder().cpus(N).build();
-    let prog = vm
-        .load(obj.vm_program("insert_noexist", &maps).unwrap())
-        .unwrap();
+    let (obj, maps, vm) = common::fixture_vm("percpu_hash", N);
+    let prog = common::fixture_program(&vm, &obj, &maps, "insert_noexist");
     let pkt = |key: u32| Input::packet(key.to_le_bytes().to_vec());
     let run = |cpu: u32, key: u32| vm.run(&prog, CpuId(cpu), &pkt(key)).unwrap().retval;
 

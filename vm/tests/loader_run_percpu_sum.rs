@@ -1,19 +1,17 @@
 //! Checks that `percpu_sum.o` sums every CPU's slot with bpf_map_lookup_percpu_elem and
 //! stops at the first CPU past the last one.
 
-use bpfvm::loader::Object;
-use bpfvm::{CpuId, Input, Vm};
+mod common;
+
+use bpfvm::{CpuId, Input};
 
 #[test]
 fn sum_all_sees_every_cpus_slot() {
     const N: u32 = 4;
     const R: u64 = 5;
-    let path = format!("{}/tests/fixtures/percpu_sum.o", env!("CARGO_MANIFEST_DIR"));
-    let obj = Object::from_file(path).unwrap();
-    let maps = obj.create_maps(N).unwrap();
-    let vm = Vm::builder().cpus(N).build();
-    let add = vm.load(obj.vm_program("add_cpu", &maps).unwrap()).unwrap();
-    let sum = vm.load(obj.vm_program("sum_all", &maps).unwrap()).unwrap();
+    let (obj, maps, vm) = common::fixture_vm("percpu_sum", N);
+    let add = common::fixture_program(&vm, &obj, &maps, "add_cpu");
+    let sum = common::fixture_program(&vm, &obj, &maps, "sum_all");
     vm.run_on_all(&add, R, &Input::packet(vec![0u8; 14]))
         .unwrap();
     // CPU c added c + 1 per run: R * (1 + 2 + 3 + 4).

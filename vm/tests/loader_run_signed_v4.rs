@@ -1,8 +1,9 @@
 //! Checks that `signed_v4.o` (built with -mcpu=v4) computes signed division and modulo,
 //! sign extensions and bswap as its C source says, including division by zero.
 
-use bpfvm::loader::Object;
-use bpfvm::{CpuId, Input, Vm};
+mod common;
+
+use bpfvm::{CpuId, Input};
 
 fn input(a: i64, b: i64, c: i8, d: i16, e: i32) -> Vec<u8> {
     let mut v = Vec::new();
@@ -17,13 +18,8 @@ fn input(a: i64, b: i64, c: i8, d: i16, e: i32) -> Vec<u8> {
 
 #[test]
 fn signed_ops_match_c() {
-    let path = format!("{}/tests/fixtures/signed_v4.o", env!("CARGO_MANIFEST_DIR"));
-    let obj = Object::from_file(path).unwrap();
-    let maps = obj.create_maps(1).unwrap();
-    let vm = Vm::builder().cpus(1).build();
-    let prog = vm
-        .load(obj.vm_program("signed_ops", &maps).unwrap())
-        .unwrap();
+    let (obj, maps, vm) = common::fixture_vm("signed_v4", 1);
+    let prog = common::fixture_program(&vm, &obj, &maps, "signed_ops");
     let key = 0u32.to_ne_bytes();
     for (a, b, c, d, e) in [
         (-7i64, 2i64, -1i8, -300i16, 70000i32),

@@ -2,9 +2,10 @@
 //! the packet through data/data_end, writes `mark`, and returns TC_ACT_SHOT for packets
 //! starting with 0xff; a packet shorter than an Ethernet header is refused.
 
+mod common;
+
 use bpfvm::ctx_layout::{sk_buff, SK_BUFF_SIZE};
-use bpfvm::loader::Object;
-use bpfvm::{CpuId, Input, Vm};
+use bpfvm::{CpuId, Input};
 
 fn field(buf: &[u8], off: usize) -> u32 {
     u32::from_ne_bytes(buf[off..off + 4].try_into().unwrap())
@@ -12,13 +13,8 @@ fn field(buf: &[u8], off: usize) -> u32 {
 
 #[test]
 fn reads_sk_buff_fields_and_sets_mark() {
-    let path = format!("{}/tests/fixtures/tc_skb.o", env!("CARGO_MANIFEST_DIR"));
-    let obj = Object::from_file(path).unwrap();
-    let maps = obj.create_maps(1).unwrap();
-    let vm = Vm::builder().cpus(1).build();
-    let prog = vm
-        .load(obj.vm_program("tc_inspect", &maps).unwrap())
-        .unwrap();
+    let (obj, maps, vm) = common::fixture_vm("tc_skb", 1);
+    let prog = common::fixture_program(&vm, &obj, &maps, "tc_inspect");
     let mut ctx = vec![0u8; SK_BUFF_SIZE];
     ctx[sk_buff::MARK..sk_buff::MARK + 4].copy_from_slice(&5u32.to_ne_bytes());
     ctx[sk_buff::IFINDEX..sk_buff::IFINDEX + 4].copy_from_slice(&3u32.to_ne_bytes());

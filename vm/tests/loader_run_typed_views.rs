@@ -1,18 +1,15 @@
 //! Checks that the maps crate's typed views work on an object's maps found by name, so
 //! a test reads: load → seed maps → run on CPUs → assert map contents.
 
-use bpfvm::loader::Object;
+mod common;
+
 use bpfvm::{Input, Vm};
 use bpfvm_maps::{Array, MapFlags, PerCpuArray, PerCpuValues};
 
 #[test]
 fn load_seed_run_assert_with_typed_views() {
     const N: u32 = 4;
-    let path = format!(
-        "{}/tests/fixtures/percpu_counter.o",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let obj = Object::from_file(path).unwrap();
+    let obj = common::fixture("percpu_counter");
     let maps = obj.create_maps(N).unwrap();
     let counts = PerCpuArray::<_, u64>::new(maps.get("counts").unwrap().clone()).unwrap();
     let total = Array::<_, u64>::new(maps.get("total").unwrap().clone()).unwrap();
@@ -28,9 +25,7 @@ fn load_seed_run_assert_with_typed_views() {
     total.set(0, 1000, MapFlags::ANY).unwrap();
 
     let vm = Vm::builder().cpus(N).build();
-    let prog = vm
-        .load(obj.vm_program("count_packets", &maps).unwrap())
-        .unwrap();
+    let prog = common::fixture_program(&vm, &obj, &maps, "count_packets");
     vm.run_on_all(&prog, 10, &Input::packet(vec![0u8; 64]))
         .unwrap();
 

@@ -2,8 +2,9 @@
 //! 7777 is dropped, other frames pass, truncated headers are dropped as malformed, and
 //! each verdict is counted in the right per-CPU slot.
 
-use bpfvm::loader::Object;
-use bpfvm::{CpuId, Input, Vm};
+mod common;
+
+use bpfvm::{CpuId, Input};
 
 const XDP_DROP: u64 = 1;
 const XDP_PASS: u64 = 2;
@@ -40,13 +41,8 @@ fn udp(dport: u16) -> Vec<u8> {
 
 #[test]
 fn verdicts_and_counters_follow_the_rule() {
-    let path = format!("{}/tests/fixtures/xdp_parser.o", env!("CARGO_MANIFEST_DIR"));
-    let obj = Object::from_file(path).unwrap();
-    let maps = obj.create_maps(N).unwrap();
-    let vm = Vm::builder().cpus(N).build();
-    let prog = vm
-        .load(obj.vm_program("xdp_udp_filter", &maps).unwrap())
-        .unwrap();
+    let (obj, maps, vm) = common::fixture_vm("xdp_parser", N);
+    let prog = common::fixture_program(&vm, &obj, &maps, "xdp_udp_filter");
     let cases: Vec<(&str, Vec<u8>, u64, u32)> = vec![
         ("arp", ether(0x0806, &[0; 28]), XDP_PASS, 0),
         ("tcp", ether(0x0800, &ipv4(5, 6, &[0; 20])), XDP_PASS, 1),

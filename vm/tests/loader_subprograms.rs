@@ -3,16 +3,10 @@
 //! the linked programs compute what their C source promises (run on a tiny
 //! reference evaluator below, since the VM engine lives elsewhere).
 
+mod common;
+
 use bpfvm::loader::{Object, ProgramDefinition, PSEUDO_CALL, PSEUDO_MAP_FD};
 use object::{Object as _, ObjectSection as _, ObjectSymbol as _};
-
-fn bytes() -> Vec<u8> {
-    std::fs::read(format!(
-        "{}/tests/fixtures/subprog.o",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
-}
 
 fn src(insn: u64) -> u8 {
     ((insn >> 12) & 0xf) as u8
@@ -28,7 +22,7 @@ fn names(p: &ProgramDefinition) -> Vec<&str> {
 
 #[test]
 fn each_program_gets_the_subprograms_it_calls_once() {
-    let obj = Object::parse(&bytes()).unwrap();
+    let obj = Object::parse(&common::fixture_bytes("subprog")).unwrap();
     let squares = obj.program("calc_squares").unwrap();
     assert_eq!(names(squares), ["sum_of_squares", "square"]);
     let more = obj.program("calc_more").unwrap();
@@ -39,7 +33,7 @@ fn each_program_gets_the_subprograms_it_calls_once() {
 
 #[test]
 fn appended_bodies_are_the_text_functions() {
-    let data = bytes();
+    let data = common::fixture_bytes("subprog");
     let file = object::File::parse(&*data).unwrap();
     let text = file.section_by_name(".text").unwrap();
     let text_data = text.data().unwrap();
@@ -237,7 +231,7 @@ impl<'p> Eval<'p> {
 
 #[test]
 fn linked_programs_compute_what_the_source_promises() {
-    let obj = Object::parse(&bytes()).unwrap();
+    let obj = Object::parse(&common::fixture_bytes("subprog")).unwrap();
     let squares = obj.program("calc_squares").unwrap();
     let mut e = Eval::new(squares, [3, 4, 0]);
     assert_eq!(e.run() as u32, 25);

@@ -1,7 +1,7 @@
 //! Checks that `-mcpu=v4` instructions (signed division and modulo, sign-extending
 //! moves and loads, bswap) survive loading unchanged.
 
-use bpfvm::loader::Object;
+mod common;
 
 fn op(insn: u64) -> u8 {
     insn as u8
@@ -17,8 +17,7 @@ fn imm(insn: u64) -> i32 {
 
 #[test]
 fn v4_instructions_are_kept() {
-    let path = format!("{}/tests/fixtures/signed_v4.o", env!("CARGO_MANIFEST_DIR"));
-    let obj = Object::from_file(path).unwrap();
+    let obj = common::fixture("signed_v4");
     let prog = obj.program("signed_ops").unwrap();
     let has = |opcode: u8, offset: i16| {
         prog.insns

@@ -33,54 +33,19 @@ pub enum Cmd {
     MapDeleteBatch = 27,
 }
 
-/// The map types the oracle creates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u32)]
-#[allow(missing_docs)] // each variant is the kernel map type named in its alias
-pub enum MapType {
-    #[doc(alias = "BPF_MAP_TYPE_HASH")]
-    Hash = 1,
-    #[doc(alias = "BPF_MAP_TYPE_ARRAY")]
-    Array = 2,
-    #[doc(alias = "BPF_MAP_TYPE_PERCPU_HASH")]
-    PercpuHash = 5,
-    #[doc(alias = "BPF_MAP_TYPE_PERCPU_ARRAY")]
-    PercpuArray = 6,
-    #[doc(alias = "BPF_MAP_TYPE_LRU_HASH")]
-    LruHash = 9,
-    #[doc(alias = "BPF_MAP_TYPE_LRU_PERCPU_HASH")]
-    LruPercpuHash = 10,
-}
+/// Map types: the simulator's own enum (`repr(u32)`, the kernel's numbers), so a map
+/// definition means the same thing on both sides.
+pub use bpfvm_maps::MapType;
 
-impl MapType {
-    /// The six types, in kernel numbering order.
-    pub const ALL: [MapType; 6] = [
-        MapType::Hash,
-        MapType::Array,
-        MapType::PercpuHash,
-        MapType::PercpuArray,
-        MapType::LruHash,
-        MapType::LruPercpuHash,
-    ];
-
-    /// Whether values are per-CPU (full buffers are `round_up(VS, 8) * N` bytes).
-    pub fn is_percpu(self) -> bool {
-        matches!(
-            self,
-            MapType::PercpuArray | MapType::PercpuHash | MapType::LruPercpuHash
-        )
-    }
-
-    /// Whether the type is an array (u32 index keys, no delete).
-    pub fn is_array(self) -> bool {
-        matches!(self, MapType::Array | MapType::PercpuArray)
-    }
-
-    /// Whether the type is an LRU hash.
-    pub fn is_lru(self) -> bool {
-        matches!(self, MapType::LruHash | MapType::LruPercpuHash)
-    }
-}
+/// The six map types the oracle compares with the kernel, in kernel numbering order.
+pub const MAP_TYPES: [MapType; 6] = [
+    MapType::Hash,
+    MapType::Array,
+    MapType::PercpuHash,
+    MapType::PercpuArray,
+    MapType::LruHash,
+    MapType::LruPercpuHash,
+];
 
 /// Program types the oracle loads (`enum bpf_prog_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -103,54 +68,22 @@ pub enum ProgType {
     CgroupSkb = 8,
 }
 
-/// Element flags (`flags` / `elem_flags`), §1.1 of the spec.
+/// Element flags (`flags` / `elem_flags`), §1.1 of the spec: `bpfvm_maps`'s constants
+/// under the oracle's short names.
 pub mod elem {
-    /// `BPF_ANY`: create or update.
-    #[doc(alias = "BPF_ANY")]
-    pub const ANY: u64 = 0;
-    /// `BPF_NOEXIST`: create only.
-    #[doc(alias = "BPF_NOEXIST")]
-    pub const NOEXIST: u64 = 1;
-    /// `BPF_EXIST`: update existing only.
-    #[doc(alias = "BPF_EXIST")]
-    pub const EXIST: u64 = 2;
-    /// `BPF_F_LOCK`: spin-locked copy.
-    #[doc(alias = "BPF_F_LOCK")]
-    pub const LOCK: u64 = 4;
-    /// `BPF_F_CPU`: one CPU, whose number is in bits 32..63 (not in Linux 6.18).
-    #[doc(alias = "BPF_F_CPU")]
-    pub const CPU: u64 = 8;
-    /// `BPF_F_ALL_CPUS`: one value for every CPU (not in Linux 6.18).
-    #[doc(alias = "BPF_F_ALL_CPUS")]
-    pub const ALL_CPUS: u64 = 16;
+    pub use bpfvm_maps::flags::{
+        BPF_ANY as ANY, BPF_EXIST as EXIST, BPF_F_ALL_CPUS as ALL_CPUS, BPF_F_CPU as CPU,
+        BPF_F_LOCK as LOCK, BPF_NOEXIST as NOEXIST,
+    };
 
     /// `BPF_F_CPU` with `cpu` in the high 32 bits.
     pub const fn cpu(cpu: u32) -> u64 {
-        CPU | ((cpu as u64) << 32)
+        bpfvm_maps::MapFlags::cpu(cpu).bits()
     }
 }
 
 /// Map creation flags (`map_flags`), §1.3 of the spec.
-pub mod create {
-    /// `BPF_F_NO_PREALLOC`.
-    #[doc(alias = "BPF_F_NO_PREALLOC")]
-    pub const NO_PREALLOC: u32 = 1;
-    /// `BPF_F_NO_COMMON_LRU`.
-    #[doc(alias = "BPF_F_NO_COMMON_LRU")]
-    pub const NO_COMMON_LRU: u32 = 2;
-    /// `BPF_F_RDONLY`: read-only for the syscall side.
-    #[doc(alias = "BPF_F_RDONLY")]
-    pub const RDONLY: u32 = 8;
-    /// `BPF_F_WRONLY`: write-only for the syscall side.
-    #[doc(alias = "BPF_F_WRONLY")]
-    pub const WRONLY: u32 = 16;
-    /// `BPF_F_ZERO_SEED`: hash seed 0, so the bucket order is deterministic.
-    #[doc(alias = "BPF_F_ZERO_SEED")]
-    pub const ZERO_SEED: u32 = 64;
-    /// `BPF_F_RDONLY_PROG`: read-only for programs.
-    #[doc(alias = "BPF_F_RDONLY_PROG")]
-    pub const RDONLY_PROG: u32 = 128;
-}
+pub use bpfvm_maps::flags::create;
 
 /// `BPF_F_TEST_RUN_ON_CPU`: honour `cpu` in PROG_TEST_RUN (raw tracepoints only).
 #[doc(alias = "BPF_F_TEST_RUN_ON_CPU")]

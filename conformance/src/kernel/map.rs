@@ -112,16 +112,21 @@ impl KernelMap {
 
     /// BPF_MAP_LOOKUP_ELEM: the value (`value_size_for(flags)` bytes).
     pub fn lookup(&self, key: &[u8], flags: u64) -> Result<Vec<u8>, Errno> {
+        self.read_elem(Cmd::MapLookupElem, key, flags, self.value_size_for(flags))
+    }
+
+    /// A command that copies one value out (`cmd`): the first `len` bytes the kernel wrote.
+    fn read_elem(&self, cmd: Cmd, key: &[u8], flags: u64, len: usize) -> Result<Vec<u8>, Errno> {
         let key = self.key_input(key)?;
         let mut out = self.out_buf();
         sys::map_elem(
             &self.fd,
-            Cmd::MapLookupElem,
+            cmd,
             Some(key.as_in()),
             ElemValue::Out(&mut out),
             flags,
         )?;
-        out.truncate(self.value_size_for(flags));
+        out.truncate(len);
         Ok(out)
     }
 
@@ -172,17 +177,12 @@ impl KernelMap {
 
     /// BPF_MAP_LOOKUP_AND_DELETE_ELEM: the value, always at the no-flag size (§3).
     pub fn lookup_and_delete(&self, key: &[u8], flags: u64) -> Result<Vec<u8>, Errno> {
-        let key = self.key_input(key)?;
-        let mut out = self.out_buf();
-        sys::map_elem(
-            &self.fd,
+        self.read_elem(
             Cmd::MapLookupAndDeleteElem,
-            Some(key.as_in()),
-            ElemValue::Out(&mut out),
+            key,
             flags,
-        )?;
-        out.truncate(self.value_size_for(0));
-        Ok(out)
+            self.value_size_for(0),
+        )
     }
 
     /// LOOKUP_ELEM (or LOOKUP_AND_DELETE_ELEM when `delete`) into a value buffer of only
@@ -275,7 +275,7 @@ impl KernelMap {
         };
         let in_buf = match in_batch.map(|b| self.input(b, needed, tok)).transpose() {
             Ok(b) => b,
-            Err(e) => return early(e, count),
+            Err(e) => return BatchLookup::failed(e, count),
         };
         let n = count as usize;
         let mut out_batch = vec![UNTOUCHED; tok];
@@ -294,14 +294,6 @@ impl KernelMap {
                 flags,
             },
         );
-        // `count` is meaningful on success and at the end of the map (ENOENT); after
-        // other errors it is 0 or untouched, and no entries are reported.
-        let got = match result {
-            Ok(()) | Err(Errno::ENOENT) => out_count.min(count) as usize,
-            Err(_) => 0,
-        };
-        keys.truncate(got * s.key_size as usize);
-        values.truncate(got * stride);
         let written = out_batch.iter().any(|&b| b != UNTOUCHED);
         let out_len = if s.map_type.is_array() {
             s.key_size as usize
@@ -316,6 +308,7 @@ impl KernelMap {
             values,
             out_batch: written.then_some(out_batch),
         }
+        .trimmed(count, s.key_size as usize, stride)
     }
 
     /// BPF_MAP_UPDATE_BATCH of `count` elements: the kernel reads `count * key_size` bytes
@@ -337,28 +330,16 @@ impl KernelMap {
         });
         let (keys, values) = match inputs {
             Ok(kv) => kv,
-            Err(e) => {
-                return BatchWrite {
-                    result: Err(e),
-                    count,
-                }
-            }
+            Err(e) => return BatchWrite::failed(e, count),
         };
-        let mut out_batch = vec![0; s.batch_token_bytes()];
-        let (result, count) = sys::map_batch(
-            &self.fd,
+        self.write_batch(
             Cmd::MapUpdateBatch,
-            BatchArgs {
-                in_batch: None,
-                out_batch: &mut out_batch,
-                keys: BatchBuf::In(keys.as_in()),
-                values: Some(BatchBuf::In(values.as_in())),
-                count,
-                elem_flags,
-                flags,
-            },
-        );
-        BatchWrite { result, count }
+            &keys,
+            Some(&values),
+            count,
+            elem_flags,
+            flags,
+        )
     }
 
     /// BPF_MAP_DELETE_BATCH of `count` keys (the kernel reads `count * key_size` bytes).
@@ -366,22 +347,30 @@ impl KernelMap {
         let s = *self.fd.shape();
         let keys = match self.input(keys, count as usize * s.key_size as usize, 0) {
             Ok(k) => k,
-            Err(e) => {
-                return BatchWrite {
-                    result: Err(e),
-                    count,
-                }
-            }
+            Err(e) => return BatchWrite::failed(e, count),
         };
-        let mut out_batch = vec![0; s.batch_token_bytes()];
+        self.write_batch(Cmd::MapDeleteBatch, &keys, None, count, elem_flags, flags)
+    }
+
+    /// UPDATE_BATCH or DELETE_BATCH (`cmd`) of prepared `keys` (and `values`).
+    fn write_batch(
+        &self,
+        cmd: Cmd,
+        keys: &Input,
+        values: Option<&Input>,
+        count: u32,
+        elem_flags: u64,
+        flags: u64,
+    ) -> BatchWrite {
+        let mut out_batch = vec![0; self.fd.shape().batch_token_bytes()];
         let (result, count) = sys::map_batch(
             &self.fd,
-            Cmd::MapDeleteBatch,
+            cmd,
             BatchArgs {
                 in_batch: None,
                 out_batch: &mut out_batch,
                 keys: BatchBuf::In(keys.as_in()),
-                values: None,
+                values: values.map(|v| BatchBuf::In(v.as_in())),
                 count,
                 elem_flags,
                 flags,
@@ -404,15 +393,5 @@ impl Input {
             Input::Plain(v) => In::Plain(v),
             Input::Guarded(g) => In::Guarded(g),
         }
-    }
-}
-
-fn early(errno: Errno, count: u32) -> BatchLookup {
-    BatchLookup {
-        result: Err(errno),
-        count,
-        keys: Vec::new(),
-        values: Vec::new(),
-        out_batch: None,
     }
 }

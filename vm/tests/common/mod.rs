@@ -1,9 +1,61 @@
-//! Shared helpers for the scenario tests: assembling, raw encodings, running on every engine.
+//! Shared helpers for the scenario tests: assembling, raw encodings, running on every engine,
+//! loading the compiled fixture objects.
 #![allow(dead_code)]
 
+use bpfvm::loader::{Object, ObjectMaps};
 use bpfvm::{
     CpuId, EngineKind, Input, LoadedProgram, PrepareError, Program, ProgramType, RunError, Vm,
 };
+
+/// Every compiled fixture object the loader supports (`tests/fixtures/<name>.o`).
+pub const FIXTURES: &[&str] = &[
+    "btf_attrs",
+    "globals",
+    "legacy_maps",
+    "lru_percpu_hash",
+    "multi",
+    "percpu_counter",
+    "percpu_hash",
+    "percpu_sum",
+    "printk",
+    "signed_v4",
+    "subprog",
+    "tc_skb",
+    "xdp_parser",
+];
+
+/// Path of the compiled fixture `name` (`tests/fixtures/<name>.o`).
+pub fn fixture_path(name: &str) -> String {
+    format!("{}/tests/fixtures/{name}.o", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The bytes of the compiled fixture `name`.
+pub fn fixture_bytes(name: &str) -> Vec<u8> {
+    std::fs::read(fixture_path(name)).unwrap_or_else(|e| panic!("reading fixture {name}: {e}"))
+}
+
+/// The compiled fixture `name`, parsed.
+pub fn fixture(name: &str) -> Object {
+    Object::from_file(fixture_path(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// The compiled fixture `name` with its maps created on `ncpus` CPUs and a VM of as many.
+pub fn fixture_vm(name: &str, ncpus: u32) -> (Object, ObjectMaps, Vm) {
+    let obj = fixture(name);
+    let maps = obj
+        .create_maps(ncpus)
+        .unwrap_or_else(|e| panic!("{name}: creating maps: {e}"));
+    (obj, maps, Vm::builder().cpus(ncpus).build())
+}
+
+/// Program `name` of a fixture object, linked to `maps` and loaded into `vm`.
+pub fn fixture_program(vm: &Vm, obj: &Object, maps: &ObjectMaps, name: &str) -> LoadedProgram {
+    let program = obj
+        .vm_program(name, maps)
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    vm.load(program)
+        .unwrap_or_else(|e| panic!("loading {name}: {e}"))
+}
 
 /// Assembles rbpf assembly.
 pub fn asm(src: &str) -> Vec<u8> {

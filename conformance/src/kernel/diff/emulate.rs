@@ -115,18 +115,13 @@ pub(super) fn emulate_noting(
     let unreadable = def.map_flags & create::WRONLY != 0;
     match op {
         Op::Lookup { .. } if unreadable => Outcome::Bytes(Err(Errno::EPERM)),
-        Op::LookupBatch { count, .. } if unreadable => Outcome::Read(BatchLookup {
-            result: Err(Errno::EPERM),
-            count: *count,
-            keys: Vec::new(),
-            values: Vec::new(),
-            out_batch: None,
-        }),
+        Op::LookupBatch { count, .. } if unreadable => {
+            Outcome::Read(BatchLookup::failed(Errno::EPERM, *count))
+        }
         Op::Update { .. } if !writable(kernel) => Outcome::Unit(Err(Errno::EPERM)),
-        Op::UpdateBatch { count, .. } if !writable(kernel) => Outcome::Write(BatchWrite {
-            result: Err(Errno::EPERM),
-            count: *count,
-        }),
+        Op::UpdateBatch { count, .. } if !writable(kernel) => {
+            Outcome::Write(BatchWrite::failed(Errno::EPERM, *count))
+        }
         Op::Update { key, value, flags }
             if !(def.map_type.is_percpu() && (flags & CPU_BITS != 0 || *flags == 3)) =>
         {
@@ -148,13 +143,7 @@ pub(super) fn emulate_noting(
             flags,
         } => {
             if let Err(e) = cpu_flag_stage(def.map_type, elem::LOCK | elem::CPU, *elem_flags, n) {
-                return Outcome::Read(BatchLookup {
-                    result: Err(e),
-                    count: *count,
-                    keys: Vec::new(),
-                    values: Vec::new(),
-                    out_batch: None,
-                });
+                return Outcome::Read(BatchLookup::failed(e, *count));
             }
             let mut r = kernel.lookup_batch(in_batch.as_deref(), *count, 0, *flags);
             let stride = kernel.value_size_for(0);
@@ -278,10 +267,7 @@ fn update_batch(
     let vs = kernel.value_size_for(elem_flags);
     let allowed = elem::LOCK | elem::CPU | elem::ALL_CPUS;
     if let Err(e) = cpu_flag_stage(def.map_type, allowed, elem_flags, kernel.ncpus()) {
-        return BatchWrite {
-            result: Err(e),
-            count,
-        };
+        return BatchWrite::failed(e, count);
     }
     for i in 0..count as usize {
         let key = keys.get(i * ks..(i + 1) * ks);

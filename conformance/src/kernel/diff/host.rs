@@ -172,13 +172,7 @@ impl HostMap for Emulated {
         }) {
             super::Outcome::Read(r) => r,
             // Not produced for a lookup batch; kept total rather than panicking.
-            _ => BatchLookup {
-                result: Err(Errno::EINVAL),
-                count,
-                keys: Vec::new(),
-                values: Vec::new(),
-                out_batch: None,
-            },
+            _ => BatchLookup::failed(Errno::EINVAL, count),
         }
     }
     fn lookup_and_delete_batch(
@@ -208,10 +202,7 @@ impl HostMap for Emulated {
         }) {
             super::Outcome::Write(w) => w,
             // Not produced for an update batch; kept total rather than panicking.
-            _ => BatchWrite {
-                result: Err(Errno::EINVAL),
-                count,
-            },
+            _ => BatchWrite::failed(Errno::EINVAL, count),
         }
     }
     fn delete_batch(&self, keys: &[u8], count: u32, elem_flags: u64, flags: u64) -> BatchWrite {

@@ -2,7 +2,7 @@
 
 use super::host::HostMap;
 use crate::kernel::{BatchLookup, BatchWrite, Errno, MapDef};
-use bpfvm_maps::{CpuId, Map, MapError, MapSpec, MapType};
+use bpfvm_maps::{CpuId, Map, MapError, MapSpec};
 
 /// Marks `out_batch` bytes the map did not write (as [`crate::kernel::KernelMap`] does).
 const UNTOUCHED: u8 = 0xA5;
@@ -13,8 +13,7 @@ fn errno(e: MapError) -> Errno {
 
 /// Creates the bpfvm map matching `def` on `ncpus` simulated CPUs.
 pub fn sim_map(def: MapDef, ncpus: u32) -> Result<Map, Errno> {
-    let map_type = MapType::try_from(def.map_type as u32).map_err(errno)?;
-    let spec = MapSpec::new(map_type, def.key_size, def.value_size, def.max_entries)
+    let spec = MapSpec::new(def.map_type, def.key_size, def.value_size, def.max_entries)
         .with_flags(def.map_flags);
     Map::create(spec, ncpus).map_err(errno)
 }
@@ -42,34 +41,22 @@ fn read_batch(
     let mut keys = vec![0; n * ks];
     let mut values = vec![0; n * stride];
     let mut c = count;
-    let result = if delete {
-        map.lookup_and_delete_batch(
-            in_batch,
-            &mut out_batch,
-            &mut keys,
-            &mut values,
-            &mut c,
-            elem_flags,
-            flags,
-        )
+    let command = if delete {
+        Map::lookup_and_delete_batch
     } else {
-        map.lookup_batch(
-            in_batch,
-            &mut out_batch,
-            &mut keys,
-            &mut values,
-            &mut c,
-            elem_flags,
-            flags,
-        )
-    }
-    .map_err(errno);
-    let got = match result {
-        Ok(()) | Err(Errno::ENOENT) => c.min(count) as usize,
-        Err(_) => 0,
+        Map::lookup_batch
     };
-    keys.truncate(got * ks);
-    values.truncate(got * stride);
+    let result = command(
+        map,
+        in_batch,
+        &mut out_batch,
+        &mut keys,
+        &mut values,
+        &mut c,
+        elem_flags,
+        flags,
+    )
+    .map_err(errno);
     let written = out_batch.iter().any(|&b| b != UNTOUCHED);
     BatchLookup {
         result,
@@ -78,6 +65,7 @@ fn read_batch(
         values,
         out_batch: written.then_some(out_batch),
     }
+    .trimmed(count, ks, stride)
 }
 
 impl HostMap for Map {
