@@ -10,6 +10,7 @@
 //! A program is refused at prepare time, naming the instruction, when it uses anything rbpf
 //! rejects or runs wrongly (checked against rbpf 0.4.1's source):
 //! reading `r2` before writing it (rbpf leaves it 0 instead of the context length);
+//! `mod32` by a register (a zero divisor leaves dst's upper half instead of clearing it);
 //! atomics (rbpf's verifier rejects them); bswap, sign-extending loads, gotol and callx
 //! (unknown opcodes to rbpf); sdiv/smod (run as unsigned div/mod: rbpf ignores `off`); movsx
 //! (run as plain mov); on the interpreter, `neg64` (an overflowing `-` that panics on
@@ -101,6 +102,13 @@ pub fn prepare(
                 return Err(unsupported(
                     pc,
                     "64-bit jeq/jne/jgt/jge/jlt/jle with a negative immediate (rbpf zero-extends it)",
+                ))
+            }
+            ebpf::MOD32_REG => {
+                return Err(unsupported(
+                    pc,
+                    "mod32 by a register (when the divisor is 0, rbpf keeps the upper half of dst \
+                     instead of zero-extending it)",
                 ))
             }
             ebpf::NEG64 if kind == EngineKind::RbpfInterpreter => {
