@@ -17,5 +17,6 @@ pub mod vectors;
 
 pub mod differential;
 pub mod expectations;
+pub mod reference;
 pub mod runner;
 pub mod scoreboard;
