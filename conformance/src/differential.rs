@@ -8,7 +8,8 @@
 //! - **body**: random ALU32/ALU64 instructions (incl. byte swaps, `neg`, division by a zero
 //!   register), conditional jumps (JMP and JMP32, register and immediate forms) and `ja`,
 //!   all forward only, loads and stores on the stack and on the context (`r1`), and, less
-//!   often, atomics and ISA v4 instructions (`sdiv`/`smod`, `movsx`, `ldsx`, `bswap`);
+//!   often, atomics and ISA v4 instructions (`sdiv`/`smod`, `movsx`, `ldsx`, `bswap`,
+//!   `gotol`);
 //! - **epilogue**: the 64 stack bytes are copied to the context after the program's 64
 //!   input bytes, so comparing `r0` and the context compares registers, stack and memory.
 //!
@@ -202,10 +203,12 @@ fn atomic(rng: &mut Rng) -> [u8; 8] {
     insn(if wide { 0xdb } else { 0xc3 }, base, src, off, op)
 }
 
-/// An ISA v4 instruction: sdiv/smod, movsx, a sign-extending load, or bswap.
-fn v4(rng: &mut Rng, dst: u8) -> [u8; 8] {
+/// An ISA v4 instruction: sdiv/smod, movsx, a sign-extending load, bswap, or a forward
+/// `gotol` (JMP32 `ja` with a 32-bit offset) from `pc` to at most `end`.
+fn v4(rng: &mut Rng, dst: u8, pc: usize, end: usize) -> [u8; 8] {
     let class = if rng.chance(50) { 0x07 } else { 0x04 };
-    match rng.below(4) {
+    match rng.below(5) {
+        4 => insn(0x06, 0, 0, 0, rng.below((end - pc) as u64) as i32),
         0 => {
             let code = rng.pick(&[0x30u8, 0x90]);
             if rng.chance(50) {
@@ -261,7 +264,7 @@ pub fn generate(rng: &mut Rng, max_body: usize, rare: u64) -> Case {
                 if rng.chance(50) {
                     atomic(rng)
                 } else {
-                    v4(rng, dst)
+                    v4(rng, dst, pc, body_end)
                 }
             }
             x if x < 45 => alu(rng, dst),

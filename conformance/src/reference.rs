@@ -252,6 +252,7 @@ pub fn run(insns: &[[u8; 8]], ctx: &[u8]) -> Option<(u64, Vec<u8>)> {
                 match opc {
                     0x95 => return Some((m.reg[0], m.ctx)),
                     0x05 => pc = pc.checked_add_signed(off as isize)?,
+                    0x06 => pc = pc.checked_add_signed(imm as isize)?, // gotol
                     _ => {
                         let s = if opc & 0x08 != 0 {
                             m.reg[usize::from(src)]
