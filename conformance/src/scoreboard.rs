@@ -7,7 +7,7 @@ use bpfvm::{EngineKind, Vm};
 
 use crate::expectations::Refusals;
 use crate::runner::{run_vector, Outcome};
-use crate::vectors::Vector;
+use crate::vectors::{Expect, Vector};
 
 /// The line after which the generated scoreboard starts.
 pub const BEGIN: &str = "<!-- scoreboard:begin (generated; do not edit) -->";
@@ -19,8 +19,14 @@ pub const END: &str = "<!-- scoreboard:end -->";
 pub struct EngineScore {
     /// Engine name.
     pub engine: String,
-    /// Number of vectors that passed.
+    /// Number of vectors that passed (positive and negative).
     pub passed: usize,
+    /// Number of positive vectors (those expecting a result).
+    pub positive: usize,
+    /// Number of negative vectors (those expecting a refusal).
+    pub negative: usize,
+    /// Number of negative vectors refused as they must be.
+    pub negative_passed: usize,
     /// Vectors refused at load time, with the reason.
     pub refused: Refusals,
     /// Vectors with a wrong outcome, with what went wrong.
@@ -41,8 +47,17 @@ pub fn score(vm: &Vm, engine: EngineKind, vectors: &[Vector]) -> EngineScore {
         ..EngineScore::default()
     };
     for v in vectors {
+        let negative = matches!(v.expect, Expect::Error(_));
+        if negative {
+            s.negative += 1;
+        } else {
+            s.positive += 1;
+        }
         match run_vector(vm, engine, v) {
-            Outcome::Passed => s.passed += 1,
+            Outcome::Passed => {
+                s.passed += 1;
+                s.negative_passed += usize::from(negative);
+            }
             Outcome::Refused { reason } => {
                 s.refused.insert(v.name.clone(), reason);
             }
@@ -69,18 +84,24 @@ pub fn render(scores: &[EngineScore], vector_count: usize) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{vector_count} vectors per engine (the positive vectors plus the `negative/unused-*` \
-         vectors, which pass when refused at load time).\n"
+        "{vector_count} vectors per engine: the positive vectors (a result is expected) and \
+         the `negative/unused-*` vectors (a refusal at load time is expected).\n"
     );
-    out.push_str("| engine | passed | refused | wrong |\n|---|---:|---:|---:|\n");
+    out.push_str(
+        "| engine | positive: passed | positive: refused | wrong | negative: refused at load |\n\
+         |---|---:|---:|---:|---:|\n",
+    );
     for s in scores {
         let _ = writeln!(
             out,
-            "| `{}` | {} | {} | {} |",
+            "| `{}` | {} / {} | {} | {} | {} / {} |",
             s.engine,
-            s.passed,
+            s.passed - s.negative_passed,
+            s.positive,
             s.refused.len(),
-            s.wrong.len()
+            s.wrong.len(),
+            s.negative_passed,
+            s.negative
         );
     }
     for s in scores.iter().filter(|s| !s.refused.is_empty()) {
@@ -141,6 +162,9 @@ mod tests {
         let mut s = EngineScore {
             engine: "rbpf-jit".into(),
             passed: 2,
+            positive: 3,
+            negative: 1,
+            negative_passed: 1,
             ..Default::default()
         };
         s.refused.insert(
@@ -152,7 +176,10 @@ mod tests {
             "instruction 4: engine rbpf-jit does not support bswap".into(),
         );
         let text = render(&[s], 4);
-        assert!(text.contains("| `rbpf-jit` | 2 | 2 | 0 |"), "{text}");
+        assert!(
+            text.contains("| `rbpf-jit` | 1 / 3 | 2 | 0 | 1 / 1 |"),
+            "{text}"
+        );
         assert!(text.contains("- 2 × bswap"), "{text}");
     }
 }
