@@ -5,7 +5,8 @@
 //!
 //! - **prologue**: `r0` and `r2..=r9` get random 64-bit values (`lddw`), and the 64 bytes
 //!   below `r10` are filled from those registers;
-//! - **body**: random ALU32/ALU64 instructions (incl. byte swaps, `neg`, division by a zero
+//! - **body** (in a quarter of the programs run 2 to 4 times by a counted loop in `r9`):
+//!   random ALU32/ALU64 instructions (incl. byte swaps, `neg`, division by a zero
 //!   register), conditional jumps (JMP and JMP32, register and immediate forms) and `ja`,
 //!   all forward only, loads and stores on the stack and on the context (`r1`), and, less
 //!   often, atomics and ISA v4 instructions (`sdiv`/`smod`, `movsx`, `ldsx`, `bswap`,
@@ -89,6 +90,8 @@ impl Case {
 
 /// Working registers the body reads and writes (`r1` = context and `r10` are reserved).
 const REGS: [u8; 9] = [0, 2, 3, 4, 5, 6, 7, 8, 9];
+/// Registers the body may write in a program with a loop (`r9` counts the iterations).
+const LOOP_WRITABLE: [u8; 8] = [0, 2, 3, 4, 5, 6, 7, 8];
 
 fn imm(rng: &mut Rng) -> i32 {
     match rng.below(4) {
@@ -182,8 +185,9 @@ fn jump(rng: &mut Rng, pc: usize, end: usize, dst: u8) -> [u8; 8] {
     }
 }
 
-/// An atomic read-modify-write on an aligned stack or context slot.
-fn atomic(rng: &mut Rng) -> [u8; 8] {
+/// An atomic read-modify-write on an aligned stack or context slot; a fetching one writes
+/// its source register, taken from `writable`.
+fn atomic(rng: &mut Rng, writable: &[u8]) -> [u8; 8] {
     let wide = rng.chance(50);
     let size = if wide { 8 } else { 4 };
     let (base, off) = if rng.chance(50) {
@@ -199,7 +203,7 @@ fn atomic(rng: &mut Rng) -> [u8; 8] {
     };
     let op = rng.pick(&[0x00, 0x01, 0x40, 0x41, 0x50, 0x51, 0xa0, 0xa1, 0xe1, 0xf1]);
     // cmpxchg (0xf1) compares with r0 and writes r0; the others may write src (fetch).
-    let src = rng.pick(&REGS);
+    let src = rng.pick(writable);
     insn(if wide { 0xdb } else { 0xc3 }, base, src, off, op)
 }
 
@@ -243,6 +247,8 @@ fn v4(rng: &mut Rng, dst: u8, pc: usize, end: usize) -> [u8; 8] {
 
 /// Generates one program. `rare` is the percentage of body instructions that are atomics or
 /// v4 instructions (which the rbpf engines refuse, so programs with them run on fewer engines).
+/// A quarter of the programs repeat their body 2 to 4 times: `r9` counts down and a backward
+/// `jne` closes the loop (the body never writes `r9` then, so every loop ends).
 pub fn generate(rng: &mut Rng, max_body: usize, rare: u64) -> Case {
     let mut insns = Vec::new();
     for &r in &REGS {
@@ -254,15 +260,20 @@ pub fn generate(rng: &mut Rng, max_body: usize, rare: u64) -> Case {
         let src = REGS[1 + k % 8];
         insns.push(insn(0x7b, 10, src, -(8 * (k as i16 + 1)), 0));
     }
+    let looped = rng.chance(25);
+    let writable: &[u8] = if looped { &LOOP_WRITABLE } else { &REGS };
+    if looped {
+        insns.push(insn(0xb4, 9, 0, 0, 2 + rng.below(3) as i32)); // mov32 r9, 2..=4
+    }
     let body_start = insns.len();
     let len = 1 + rng.below(max_body as u64) as usize;
     let body_end = body_start + len;
     for pc in body_start..body_end {
-        let dst = rng.pick(&REGS);
+        let dst = rng.pick(writable);
         let i = match rng.below(100) {
             x if x < rare => {
                 if rng.chance(50) {
-                    atomic(rng)
+                    atomic(rng, writable)
                 } else {
                     v4(rng, dst, pc, body_end)
                 }
@@ -273,6 +284,11 @@ pub fn generate(rng: &mut Rng, max_body: usize, rare: u64) -> Case {
             _ => jump(rng, pc, body_end, dst),
         };
         insns.push(i);
+    }
+    if looped {
+        insns.push(insn(0x07, 9, 0, 0, -1)); // add r9, -1
+        let back = body_start as i64 - (body_end as i64 + 2);
+        insns.push(insn(0x55, 9, 0, back as i16, 0)); // jne r9, 0, body_start
     }
     for k in 0..STACK_BYTES / 8 {
         let off = 8 * (k as i16 + 1);
@@ -379,6 +395,21 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn about_a_quarter_of_programs_loop_and_loops_end() {
+        let mut rng = Rng::new(5);
+        let looped = (0..1000)
+            .filter(|_| {
+                let c = generate(&mut rng, 24, 10);
+                let backward = c.insns.iter().any(|i| i[0] == 0x55 && i[2..4] != [0, 0]);
+                let r = crate::reference::run(&c.insns, &c.ctx);
+                assert!(r.is_some(), "{c:?}");
+                backward
+            })
+            .count();
+        assert!((150..350).contains(&looped), "{looped}");
     }
 
     #[test]
