@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use bpfvm::maps::{errno, CgroupStorageKey, Map, MapSpec, MapType};
-use bpfvm::{CpuId, Input, LoadedProgram, Program, ProgramType, Vm};
+use bpfvm::{CpuId, EngineKind, Input, LoadedProgram, Program, ProgramType, Vm};
 
 const N: u32 = 4;
 /// value = { u32 cpu; u32 key; u32 tag } — 12 bytes, so a CPU's slot (16) has padding.
@@ -142,10 +142,11 @@ struct Scenario {
     vm: Vm,
     map: Arc<Map>,
     cgroup: bool,
+    engine: EngineKind,
 }
 
 impl Scenario {
-    fn new(spec: MapSpec) -> Scenario {
+    fn new(spec: MapSpec, engine: EngineKind) -> Scenario {
         let cgroup = spec.map_type == MapType::PercpuCgroupStorage;
         let map = Arc::new(Map::create(spec, N).expect("map"));
         if cgroup {
@@ -155,11 +156,14 @@ impl Scenario {
             vm: Vm::builder().cpus(N).build(),
             map,
             cgroup,
+            engine,
         }
     }
 
     fn load(&self, code: Vec<u8>) -> LoadedProgram {
-        let p = Program::new(code, ProgramType::Unspecified).with_map(Arc::clone(&self.map));
+        let p = Program::new(code, ProgramType::Unspecified)
+            .with_map(Arc::clone(&self.map))
+            .with_engine(self.engine);
         self.vm.load(p).expect("load")
     }
 
@@ -394,8 +398,8 @@ fn batches(s: &Scenario, keys: &[u32]) {
     }
 }
 
-fn full_scenario(t: MapType) {
-    let s = Scenario::new(spec(t));
+fn full_scenario(t: MapType, engine: EngineKind) {
+    let s = Scenario::new(spec(t), engine);
     let keys = [1, 3, 6];
     s.programs_write_host_reads(&keys);
     batches(&s, &keys);
@@ -403,48 +407,56 @@ fn full_scenario(t: MapType) {
     s.flag_errors(3);
 }
 
+// The scenarios run on `interpreter` and on `rbpf-interpreter` (the rbpf JIT refuses helper
+// calls).
 #[test]
 fn percpu_array() {
-    full_scenario(MapType::PercpuArray);
+    full_scenario(MapType::PercpuArray, EngineKind::Interpreter);
+    full_scenario(MapType::PercpuArray, EngineKind::RbpfInterpreter);
 }
 
 #[test]
 fn percpu_hash() {
-    full_scenario(MapType::PercpuHash);
+    full_scenario(MapType::PercpuHash, EngineKind::Interpreter);
+    full_scenario(MapType::PercpuHash, EngineKind::RbpfInterpreter);
 }
 
 #[test]
 fn lru_percpu_hash() {
-    full_scenario(MapType::LruPercpuHash);
+    full_scenario(MapType::LruPercpuHash, EngineKind::Interpreter);
+    full_scenario(MapType::LruPercpuHash, EngineKind::RbpfInterpreter);
 }
 
 #[test]
 fn percpu_cgroup_storage_through_helper_81() {
-    let s = Scenario::new(MapSpec::new(MapType::PercpuCgroupStorage, 16, VS as u32, 0));
-    s.programs_write_host_reads(&[0]);
-    s.host_writes_programs_read(0);
-    s.flag_errors(0);
-    // No batch operations on cgroup storage (ENOTSUPP).
-    let mut count = 1;
-    let e = s
-        .map
-        .lookup_batch(
-            None,
-            &mut [0; 16],
-            &mut [0; 16],
-            &mut [0; 64],
-            &mut count,
-            0,
-            0,
-        )
-        .unwrap_err();
-    assert_eq!(e.errno(), errno::ENOTSUPP);
+    for engine in [EngineKind::Interpreter, EngineKind::RbpfInterpreter] {
+        let spec = MapSpec::new(MapType::PercpuCgroupStorage, 16, VS as u32, 0);
+        let s = Scenario::new(spec, engine);
+        s.programs_write_host_reads(&[0]);
+        s.host_writes_programs_read(0);
+        s.flag_errors(0);
+        // No batch operations on cgroup storage (ENOTSUPP).
+        let mut count = 1;
+        let e = s
+            .map
+            .lookup_batch(
+                None,
+                &mut [0; 16],
+                &mut [0; 16],
+                &mut [0; 64],
+                &mut count,
+                0,
+                0,
+            )
+            .unwrap_err();
+        assert_eq!(e.errno(), errno::ENOTSUPP);
+    }
 }
 
 #[test]
 fn host_created_hash_element_with_cpu_flag_zero_fills_other_cpus() {
     // Spec U3: a new PERCPU_HASH element created with BPF_F_CPU: other CPUs read zeros.
-    let s = Scenario::new(spec(MapType::PercpuHash));
+    let s = Scenario::new(spec(MapType::PercpuHash), EngineKind::Interpreter);
     s.map
         .update(&5u32.to_ne_bytes(), &value(1, 2, 3), cpu_flag(3))
         .unwrap();
