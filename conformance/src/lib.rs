@@ -13,10 +13,10 @@
 //! ```
 #![deny(unsafe_code)]
 
-pub mod vectors;
-
 pub mod differential;
 pub mod expectations;
+pub mod kernel;
 pub mod reference;
 pub mod runner;
 pub mod scoreboard;
+pub mod vectors;
