@@ -261,6 +261,13 @@ pub fn load_unused_field(dir: &Path) -> Result<Vec<Vector>, VectorError> {
     Ok(vectors)
 }
 
+/// Loads every vector the runner uses: the positive ones, then the `negative/unused-*` ones.
+pub fn load_all(dir: &Path) -> Result<Vec<Vector>, VectorError> {
+    let mut all = load_positive(dir)?;
+    all.extend(load_unused_field(dir)?);
+    Ok(all)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,8 @@
 //!
 //! A program is refused at prepare time, naming the instruction, when it uses anything rbpf
 //! rejects or runs wrongly (checked against rbpf 0.4.1's source):
+//! reading `r2` before writing it (rbpf leaves it 0 instead of the context length);
+//! `mod32` by a register (a zero divisor leaves dst's upper half instead of clearing it);
 //! atomics (rbpf's verifier rejects them); bswap, sign-extending loads, gotol and callx
 //! (unknown opcodes to rbpf); sdiv/smod (run as unsigned div/mod: rbpf ignores `off`); movsx
 //! (run as plain mov); on the interpreter, `neg64` (an overflowing `-` that panics on
@@ -76,6 +78,12 @@ pub fn prepare(
         engine: kind,
         what,
     };
+    if let Some(pc) = reads_r2_before_writing(&raw) {
+        return Err(unsupported(
+            pc,
+            "reading r2 before writing it (rbpf does not pass the context length in r2)",
+        ));
+    }
     let mut bytecode = program.bytecode().to_vec();
     let mut helpers = Vec::new();
     for (pc, (r, d)) in raw.iter().zip(&decoded).enumerate() {
@@ -94,6 +102,13 @@ pub fn prepare(
                 return Err(unsupported(
                     pc,
                     "64-bit jeq/jne/jgt/jge/jlt/jle with a negative immediate (rbpf zero-extends it)",
+                ))
+            }
+            ebpf::MOD32_REG => {
+                return Err(unsupported(
+                    pc,
+                    "mod32 by a register (when the divisor is 0, rbpf keeps the upper half of dst \
+                     instead of zero-extending it)",
                 ))
             }
             ebpf::NEG64 if kind == EngineKind::RbpfInterpreter => {
@@ -343,4 +358,117 @@ fn run_jit(vm: &rbpf::EbpfVmRaw<'_>, mem: &mut [u8]) -> Result<u64, String> {
 #[cfg(not(all(target_arch = "x86_64", not(windows))))]
 fn run_jit(_: &rbpf::EbpfVmRaw<'_>, _: &mut [u8]) -> Result<u64, String> {
     Err("the rbpf JIT is only available on x86_64, not on Windows".to_string())
+}
+
+/// The first instruction that may read `r2` before the program wrote it, if any. rbpf starts
+/// programs with `r2 = 0`, not the context length bpfvm promises, so such a read would give
+/// a wrong value. A forward dataflow pass: `r2` is written when every path to an instruction
+/// wrote it. Helper calls are not counted as reads, and `r2` counts as written after one
+/// (the calling convention clobbers `r1..=r5`; bpfvm's verifier refuses reading them after).
+fn reads_r2_before_writing(raw: &[RawInsn]) -> Option<usize> {
+    const R2: u8 = 2;
+    let reads = |i: &RawInsn| -> bool {
+        let reg_form = i.opc & ebpf::BPF_X != 0;
+        match i.opc & 0x07 {
+            ebpf::BPF_ALU | ebpf::BPF_ALU64 => {
+                let is_mov = i.opc & 0xf0 == ebpf::BPF_MOV;
+                (reg_form && i.src == R2 && i.opc & 0xf0 != ebpf::BPF_END)
+                    || (i.dst == R2 && !is_mov)
+            }
+            ebpf::BPF_LDX => i.src == R2,
+            ebpf::BPF_ST => i.dst == R2,
+            ebpf::BPF_STX => i.dst == R2 || i.src == R2,
+            ebpf::BPF_JMP | ebpf::BPF_JMP32 => {
+                !matches!(
+                    i.opc,
+                    ebpf::CALL | ebpf::EXIT | ebpf::JA | 0x06 | ebpf::TAIL_CALL
+                ) && (i.dst == R2 || (reg_form && i.src == R2))
+            }
+            _ => false,
+        }
+    };
+    let writes = |i: &RawInsn| -> bool {
+        match i.opc & 0x07 {
+            ebpf::BPF_ALU | ebpf::BPF_ALU64 => i.dst == R2 && i.opc & 0xf0 == ebpf::BPF_MOV,
+            ebpf::BPF_LDX => i.dst == R2,
+            ebpf::BPF_LD => i.opc == ebpf::LD_DW_IMM && i.dst == R2,
+            _ => false,
+        }
+    };
+    let n = raw.len();
+    // None = not reached yet; Some(w) = r2 written on every path seen so far.
+    let mut written: Vec<Option<bool>> = vec![None; n];
+    let mut work = vec![0usize];
+    if n > 0 {
+        written[0] = Some(false);
+    }
+    while let Some(pc) = work.pop() {
+        let (i, w) = (&raw[pc], written[pc].unwrap_or(false));
+        let after = w || writes(i) || i.opc == ebpf::CALL;
+        let len = if i.opc == ebpf::LD_DW_IMM { 2 } else { 1 };
+        let mut succ = Vec::with_capacity(2);
+        match i.opc {
+            ebpf::EXIT => {}
+            ebpf::JA => succ.push(pc as i64 + 1 + i.off as i64),
+            ebpf::CALL | ebpf::TAIL_CALL => succ.push(pc as i64 + 1),
+            _ if matches!(i.opc & 0x07, ebpf::BPF_JMP | ebpf::BPF_JMP32) => {
+                succ.push(pc as i64 + 1 + i.off as i64);
+                succ.push(pc as i64 + 1);
+            }
+            _ => succ.push((pc + len) as i64),
+        }
+        for t in succ {
+            let Ok(t) = usize::try_from(t) else { continue };
+            if t >= n {
+                continue;
+            }
+            let merged = written[t].map_or(after, |old| old && after);
+            if written[t] != Some(merged) {
+                written[t] = Some(merged);
+                work.push(t);
+            }
+        }
+    }
+    (0..n).find(|&pc| written[pc] == Some(false) && reads(&raw[pc]))
+}
+
+#[cfg(test)]
+mod r2_tests {
+    use super::*;
+
+    fn insns(code: &[(u8, u8, u8)]) -> Vec<RawInsn> {
+        code.iter()
+            .map(|&(opc, dst, src)| RawInsn {
+                opc,
+                dst,
+                src,
+                off: 0,
+                imm: 0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn r2_read_before_any_write_is_found() {
+        // mov r0, r2; exit
+        assert_eq!(
+            reads_r2_before_writing(&insns(&[(0xbf, 0, 2), (0x95, 0, 0)])),
+            Some(0)
+        );
+        // mov r2, 1; mov r0, r2; exit
+        let ok = insns(&[(0xb7, 2, 0), (0xbf, 0, 2), (0x95, 0, 0)]);
+        assert_eq!(reads_r2_before_writing(&ok), None);
+        // jeq r3, 0, +1; mov r2, 1; mov r0, r2; exit: the write may be skipped
+        let mut skipped = insns(&[(0x15, 3, 0), (0xb7, 2, 0), (0xbf, 0, 2), (0x95, 0, 0)]);
+        skipped[0].off = 1;
+        assert_eq!(reads_r2_before_writing(&skipped), Some(2));
+        // jeq r3, 0, +0; mov r2, 1; mov r0, r2; exit: written on both paths
+        skipped[0].off = 0;
+        assert_eq!(reads_r2_before_writing(&skipped), None);
+        // add r2, 1 reads r2
+        assert_eq!(
+            reads_r2_before_writing(&insns(&[(0x07, 2, 0), (0x95, 0, 0)])),
+            Some(0)
+        );
+    }
 }
