@@ -209,19 +209,8 @@ fn explain_percpu(
     );
     for cpu in 0..n {
         let bytes = &all[cpu * slot..(cpu + 1) * slot];
-        let pad = if slot > vs {
-            format!(" | {} (padding)", hex_spaced(&bytes[vs..]))
-        } else {
-            String::new()
-        };
-        let _ = writeln!(
-            out,
-            "      bytes {:4}..{:<4} cpu {cpu}: {}{pad}  = {}",
-            cpu * slot,
-            (cpu + 1) * slot,
-            hex_spaced(&bytes[..vs]),
-            show_value(s.object, snap, &bytes[..vs])
-        );
+        let shown = show_value(s.object, snap, &bytes[..vs]);
+        let _ = writeln!(out, "{}", slot_line(cpu, bytes, vs, &shown));
     }
 
     // (b) BPF_F_CPU for each CPU, and one past the end.
@@ -287,9 +276,40 @@ fn explain_percpu(
     Ok(())
 }
 
+/// One slot of a flags-0 lookup buffer: its byte range, the CPU, the value's bytes, the
+/// padding bytes up to the next multiple of 8, and the decoded value.
+pub fn slot_line(cpu: usize, slot_bytes: &[u8], value_size: usize, shown: &str) -> String {
+    let slot = slot_bytes.len();
+    let vs = value_size.min(slot);
+    let pad = if slot > vs {
+        format!(" | {} (padding)", hex_spaced(&slot_bytes[vs..]))
+    } else {
+        String::new()
+    };
+    format!(
+        "      bytes {:4}..{:<4} cpu {cpu}: {}{pad}  = {shown}",
+        cpu * slot,
+        (cpu + 1) * slot,
+        hex_spaced(&slot_bytes[..vs])
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_slot_shows_value_bytes_then_padding() {
+        let bytes = [7, 0, 0, 0, 0, 0, 0, 0];
+        assert_eq!(
+            slot_line(2, &bytes, 4, "7"),
+            "      bytes   16..24   cpu 2: 07 00 00 00 | 00 00 00 00 (padding)  = 7"
+        );
+        assert_eq!(
+            slot_line(0, &bytes, 8, "7"),
+            "      bytes    0..8    cpu 0: 07 00 00 00 00 00 00 00  = 7"
+        );
+    }
 
     #[test]
     fn slots_round_up_to_8() {
