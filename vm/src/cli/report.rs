@@ -129,14 +129,11 @@ fn numeric(object: &Object, map: &MapSnapshot, v: &[u8]) -> f64 {
     }
 }
 
+/// The keys drawn: all of them when they fit, else the first ones holding data.
 fn shown_entries(map: &MapSnapshot) -> Vec<&RawEntry> {
-    let mut e: Vec<&RawEntry> = map
-        .entries
-        .iter()
-        .filter(|e| e.values.iter().any(|v| v.iter().any(|&b| b != 0)))
-        .collect();
-    if e.is_empty() {
-        e = map.entries.iter().collect();
+    let mut e: Vec<&RawEntry> = map.entries.iter().collect();
+    if e.len() > MAX_KEYS {
+        e.retain(|e| e.values.iter().any(|v| v.iter().any(|&b| b != 0)));
     }
     e.truncate(MAX_KEYS);
     e
@@ -210,7 +207,17 @@ pub fn svg(r: &ReportInput<'_>) -> String {
                         )
                     })
                     .collect();
-                (format!("key {}", show_key(r.object, m, &e.key)), bars)
+                let ints: Option<Vec<i128>> = e
+                    .values
+                    .iter()
+                    .map(|v| integer_value(r.object, m, v))
+                    .collect();
+                let key = show_key(r.object, m, &e.key);
+                let label = match ints {
+                    Some(v) => format!("key {key} (sum {})", v.iter().sum::<i128>()),
+                    None => format!("key {key}"),
+                };
+                (label, bars)
             })
             .collect();
         let title = format!(
