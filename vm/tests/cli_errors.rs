@@ -106,6 +106,15 @@ fn a_faulting_program_names_the_instruction_and_the_address() {
     assert!(err.contains("run 0 on cpu 0 failed"), "{err}");
     assert!(err.contains("instruction "), "{err}");
     assert!(err.contains("write") && err.contains(" at 0x"), "{err}");
+    // The C line and what the address is.
+    assert!(
+        err.contains("source: ") && err.contains("factor = 99"),
+        "{err}"
+    );
+    assert!(
+        err.contains("map globals.rodata") && err.contains("read-only to programs"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -20,9 +20,11 @@ fn stdout(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// The whitespace-separated cells of the first line starting with `first` (after indent).
-fn row(text: &str, first: &str) -> Vec<String> {
+/// The whitespace-separated cells of the first line starting with `first` (after indent),
+/// after the line starting with `section`.
+fn row_after(text: &str, section: &str, first: &str) -> Vec<String> {
     text.lines()
+        .skip_while(|l| !l.starts_with(section))
         .map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
         .find(|cells| cells.first().map(String::as_str) == Some(first))
         .unwrap_or_else(|| panic!("no row {first:?} in\n{text}"))
@@ -50,11 +52,11 @@ fn the_per_cpu_table_has_one_column_per_cpu_and_a_sum() {
     assert!(text.contains(" per run (mean on one cpu)"), "{text}");
     assert!(text.contains("map counts (percpu_array, key 4 B, value 8 B, max_entries 1)"));
     assert_eq!(
-        row(&text, "key"),
+        row_after(&text, "map counts", "key"),
         ["key", "cpu0", "cpu1", "cpu2", "cpu3", "sum"]
     );
     assert_eq!(
-        row(&text, "0"),
+        row_after(&text, "map counts", "0"),
         ["0", "1000", "1000", "1000", "1000", "4000"]
     );
     assert!(text.contains("map total (array"), "{text}");
@@ -88,7 +90,10 @@ fn many_cpus_are_listed_one_row_per_cpu() {
         "--repeat",
         "2",
     ]);
-    assert_eq!(row(&text, "key"), ["key", "cpu", "value"]);
+    assert_eq!(
+        row_after(&text, "map counts", "key"),
+        ["key", "cpu", "value"]
+    );
     let rows = text
         .lines()
         .filter(|l| l.split_whitespace().collect::<Vec<_>>().as_slice() == ["0", "11", "2"])

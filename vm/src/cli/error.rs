@@ -51,7 +51,7 @@ pub enum CliError {
         source: PrepareError,
     },
     /// A run failed (a fault names the instruction index and the address).
-    #[error("run {run} on cpu {cpu} failed: {source}")]
+    #[error("run {run} on cpu {cpu} failed: {source}{detail}")]
     Run {
         /// The simulated CPU.
         cpu: u32,
@@ -60,6 +60,8 @@ pub enum CliError {
         /// The run error.
         #[source]
         source: RunError,
+        /// Extra lines (source line, what the address is), empty when none.
+        detail: String,
     },
     /// `--cpu` is not one of the simulated CPUs.
     #[error("--cpu {cpu} does not exist: the vm has {ncpus} cpus (0..={last})", last = ncpus - 1)]

@@ -114,7 +114,12 @@ fn run_cpu(
         }
         let out = vm.run(prog, CpuId(cpu), input).map_err(|source| {
             failed.store(true, Ordering::Relaxed);
-            CliError::Run { cpu, run, source }
+            CliError::Run {
+                cpu,
+                run,
+                source,
+                detail: String::new(),
+            }
         })?;
         *runs.retvals.entry(out.retval).or_default() += 1;
         runs.count += 1;

@@ -14,7 +14,7 @@ use bpfvm::maps::{Map, MapError, MapFlags};
 use super::execute::RunSummary;
 use super::hex::hex_spaced;
 use super::snapshot::{MapSnapshot, RawEntry};
-use super::text::{retval_label, show_key, show_value};
+use super::text::{integer_value, retval_label, show_key, show_value};
 use super::CliError;
 
 /// What the walkthrough describes.
@@ -211,6 +211,18 @@ fn explain_percpu(
         let bytes = &all[cpu * slot..(cpu + 1) * slot];
         let shown = show_value(s.object, snap, &bytes[..vs]);
         let _ = writeln!(out, "{}", slot_line(cpu, bytes, vs, &shown));
+    }
+    let ints: Option<Vec<i128>> = (0..n)
+        .map(|cpu| integer_value(s.object, snap, &all[cpu * slot..cpu * slot + vs]))
+        .collect();
+    if let Some(ints) = ints {
+        let terms: Vec<String> = ints.iter().map(i128::to_string).collect();
+        let _ = writeln!(
+            out,
+            "      user space adds the slots for a total: {} = {}",
+            terms.join(" + "),
+            ints.iter().sum::<i128>()
+        );
     }
 
     // (b) BPF_F_CPU for each CPU, and one past the end.

@@ -1,6 +1,6 @@
 //! The command line: argument parsing ([`args`]) and one module per job: opening an object
 //! and choosing its program ([`object`]), running it ([`execute`]), reading maps back
-//! ([`snapshot`]), and the outputs ([`text`], [`json`], [`explain`], [`report`], [`list`],
+//! ([`snapshot`]), explaining failures ([`fault`]), and the outputs ([`text`], [`json`], [`explain`], [`report`], [`list`],
 //! [`disasm`]).
 
 pub mod args;
@@ -8,6 +8,7 @@ pub mod disasm;
 pub mod error;
 pub mod execute;
 pub mod explain;
+pub mod fault;
 pub mod hex;
 pub mod json;
 pub mod list;

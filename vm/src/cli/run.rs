@@ -8,7 +8,7 @@ use bpfvm::{Input, ProgramType, Vm};
 use super::args::RunArgs;
 use super::execute::execute;
 use super::snapshot::snapshot_all;
-use super::{explain, json, object, report, text, CliError};
+use super::{explain, fault, json, object, report, text, CliError};
 
 /// Runs `bpfvm run` with `args`, writing the output to `out`.
 pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
@@ -47,7 +47,17 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
         Some(k) => vec![k],
         None => (0..args.cpus).collect(),
     };
-    let summary = execute(&vm, &prog, &cpus, args.repeat, &input)?;
+    let summary = execute(&vm, &prog, &cpus, args.repeat, &input).map_err(|e| match e {
+        CliError::Run {
+            cpu, run, source, ..
+        } => CliError::Run {
+            detail: fault::explain_failure(&source, engine, &obj, def),
+            cpu,
+            run,
+            source,
+        },
+        e => e,
+    })?;
     let snaps = snapshot_all(&maps)?;
     let path_str = path.display().to_string();
     let write =
