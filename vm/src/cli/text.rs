@@ -61,13 +61,22 @@ pub fn retval_label(prog_type: ProgramType, retval: u64) -> String {
     }
 }
 
+/// `1 run`, `2 runs`.
+pub fn plural(n: u64, what: &str) -> String {
+    if n == 1 {
+        format!("{n} {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
 /// A duration in the most readable unit (`312 ns`, `4.20 µs`, `1.05 ms`, `2.50 s`).
 pub fn human_duration(d: Duration) -> String {
     let ns = d.as_nanos();
     match ns {
-        0..=9_999 => format!("{ns} ns"),
-        10_000..=9_999_999 => format!("{:.2} µs", ns as f64 / 1e3),
-        10_000_000..=9_999_999_999 => format!("{:.2} ms", ns as f64 / 1e6),
+        0..=999 => format!("{ns} ns"),
+        1_000..=999_999 => format!("{:.2} µs", ns as f64 / 1e3),
+        1_000_000..=999_999_999 => format!("{:.2} ms", ns as f64 / 1e6),
         _ => format!("{:.2} s", ns as f64 / 1e9),
     }
 }
@@ -116,9 +125,9 @@ pub fn render(r: &Report<'_>) -> String {
     };
     let _ = writeln!(
         out,
-        "engine {}: {} runs {where_}, {} runs in all",
+        "engine {}: {} {where_}, {} runs in all",
         r.engine,
-        r.repeat,
+        plural(r.repeat, "run"),
         r.summary.total_runs()
     );
     out.push('\n');
@@ -252,7 +261,8 @@ mod tests {
     #[test]
     fn durations_pick_a_readable_unit() {
         assert_eq!(human_duration(Duration::from_nanos(312)), "312 ns");
-        assert_eq!(human_duration(Duration::from_nanos(4_200)), "4200 ns");
+        assert_eq!(human_duration(Duration::from_nanos(4_200)), "4.20 µs");
+        assert_eq!(human_duration(Duration::from_micros(7_195)), "7.20 ms");
         assert_eq!(human_duration(Duration::from_micros(42)), "42.00 µs");
         assert_eq!(human_duration(Duration::from_millis(15)), "15.00 ms");
         assert_eq!(human_duration(Duration::from_secs(12)), "12.00 s");
