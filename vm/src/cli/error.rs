@@ -80,6 +80,9 @@ pub enum CliError {
         #[source]
         source: MapError,
     },
+    /// Standard output was closed by the reader (`bpfvm run ... | head`): not reported.
+    #[error("stdout closed")]
+    StdoutClosed,
     /// Reading an input file or writing an output failed.
     #[error("{path}: {reason}")]
     Io {
@@ -101,6 +104,9 @@ impl CliError {
 
     /// An error writing standard output.
     pub fn stdout(e: std::io::Error) -> CliError {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            return CliError::StdoutClosed;
+        }
         CliError::Io {
             path: "stdout".to_string(),
             reason: e.to_string(),

@@ -41,7 +41,8 @@ pub fn main() -> ExitCode {
     };
     let result = result.and_then(|()| out.flush().map_err(CliError::stdout));
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        // Like other Unix tools, stop quietly when the reader of stdout went away.
+        Ok(()) | Err(CliError::StdoutClosed) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("bpfvm: error: {e}");
             ExitCode::FAILURE
