@@ -94,3 +94,23 @@ fn the_seed_picks_the_written_value_and_output_is_reproducible() {
     assert!(first.contains("64 00 00 00 00 00 00 00  = 100"), "{first}");
     assert_eq!(first, explain(&a));
 }
+
+#[test]
+fn values_that_are_not_a_multiple_of_8_show_their_padding() {
+    // legacy_percpu: a PERCPU_ARRAY of 4-byte values (no BTF: hex), bumped once per run.
+    let text = explain(&[&fixture("legacy_maps.o"), "--cpus", "2", "--repeat", "3"]);
+    assert!(text.contains("2 × 8 = 16 bytes"), "{text}");
+    assert!(
+        text.contains("cpu 1: 03 00 00 00 | 00 00 00 00 (padding)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("value_size = 4 bytes (42 + --seed 0): 2a 00 00 00"),
+        "{text}"
+    );
+    // The shared hash is bumped by both CPUs; CPU after CPU, cpu 1 sees 4, 5, 6.
+    assert!(
+        text.contains("cpu 1: 3 run(s), returned 4 ×1, 5 ×1, 6 ×1"),
+        "{text}"
+    );
+}

@@ -54,22 +54,34 @@ impl RunSummary {
     }
 }
 
-/// Runs `prog` `repeat` times on each CPU of `cpus` (all of them in parallel, each CPU's runs
-/// in order) with `input`. Stops at the first failed run and reports its CPU and index.
+/// How the CPUs' runs are scheduled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schedule {
+    /// All CPUs at once, on rayon's threads (each CPU's runs in order).
+    Parallel,
+    /// CPU after CPU, so that even programs racing on shared maps give the same results
+    /// every time (used by `--explain`).
+    OneCpuAfterAnother,
+}
+
+/// Runs `prog` `repeat` times on each CPU of `cpus` with `input`, scheduled as `schedule`.
+/// Stops at the first failed run and reports its CPU and index.
 pub fn execute(
     vm: &Vm,
     prog: &LoadedProgram,
     cpus: &[u32],
     repeat: u64,
     input: &Input,
+    schedule: Schedule,
 ) -> Result<RunSummary, CliError> {
     let progress = Progress::start(repeat.saturating_mul(cpus.len() as u64));
     let failed = AtomicBool::new(false);
     let start = Instant::now();
-    let results: Vec<Result<CpuRuns, CliError>> = cpus
-        .par_iter()
-        .map(|&cpu| run_cpu(vm, prog, cpu, repeat, input, &progress, &failed))
-        .collect();
+    let one = |&cpu: &u32| run_cpu(vm, prog, cpu, repeat, input, &progress, &failed);
+    let results: Vec<Result<CpuRuns, CliError>> = match schedule {
+        Schedule::Parallel => cpus.par_iter().map(one).collect(),
+        Schedule::OneCpuAfterAnother => cpus.iter().map(one).collect(),
+    };
     let wall = start.elapsed();
     progress.finish();
     let mut summary = RunSummary {

@@ -79,16 +79,20 @@ pub fn explain(s: &Scenario<'_>) -> Result<String, CliError> {
     let _ = writeln!(out, "step 1: the runs");
     let _ = writeln!(
         out,
-        "  Each simulated CPU runs the program {} time(s), its runs in order; CPUs run in",
+        "  Each simulated CPU runs the program {} time(s), its runs in order. (Here CPU after",
         s.repeat
     );
     let _ = writeln!(
         out,
-        "  parallel. A per-CPU map gives each CPU its own copy of every value, so a program"
+        "  CPU, so this text never changes; without --explain the CPUs run in parallel.)"
     );
     let _ = writeln!(
         out,
-        "  only ever touches the copy of the CPU it runs on (no atomics needed)."
+        "  A per-CPU map gives each CPU its own copy of every value, so a program only ever"
+    );
+    let _ = writeln!(
+        out,
+        "  touches the copy of the CPU it runs on: no atomics needed, no lost updates."
     );
     for c in &s.summary.cpus {
         if c.count == 0 {

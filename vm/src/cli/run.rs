@@ -6,7 +6,7 @@ use std::io::Write;
 use bpfvm::{Input, ProgramType, Vm};
 
 use super::args::RunArgs;
-use super::execute::execute;
+use super::execute::{execute, Schedule};
 use super::snapshot::snapshot_all;
 use super::{explain, fault, json, object, report, text, CliError};
 
@@ -43,21 +43,28 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
             program: def.name.clone(),
             source,
         })?;
+    // --explain runs CPU after CPU so its text is the same on every run.
+    let schedule = if args.explain {
+        Schedule::OneCpuAfterAnother
+    } else {
+        Schedule::Parallel
+    };
     let cpus: Vec<u32> = match args.cpu {
         Some(k) => vec![k],
         None => (0..args.cpus).collect(),
     };
-    let summary = execute(&vm, &prog, &cpus, args.repeat, &input).map_err(|e| match e {
-        CliError::Run {
-            cpu, run, source, ..
-        } => CliError::Run {
-            detail: fault::explain_failure(&source, engine, &obj, def),
-            cpu,
-            run,
-            source,
-        },
-        e => e,
-    })?;
+    let summary =
+        execute(&vm, &prog, &cpus, args.repeat, &input, schedule).map_err(|e| match e {
+            CliError::Run {
+                cpu, run, source, ..
+            } => CliError::Run {
+                detail: fault::explain_failure(&source, engine, &obj, def),
+                cpu,
+                run,
+                source,
+            },
+            e => e,
+        })?;
     let snaps = snapshot_all(&maps)?;
     let path_str = path.display().to_string();
     let write =
