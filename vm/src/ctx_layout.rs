@@ -110,7 +110,7 @@ pub fn packet_pointers(meta_len: usize, len: usize) -> (u32, u32, u32) {
 
 /// Fills `buf` (`XDP_MD_SIZE` bytes) as `struct xdp_md`: the caller's `ctx_in` first (the
 /// kernel accepts `ingress_ifindex` and `rx_queue_index` from user space), then the pointers.
-pub fn fill_xdp_md(buf: &mut [u8], ctx_in: &[u8], meta_len: usize, len: usize) {
+pub(crate) fn fill_xdp_md(buf: &mut [u8], ctx_in: &[u8], meta_len: usize, len: usize) {
     buf.fill(0);
     let n = ctx_in.len().min(buf.len());
     buf[..n].copy_from_slice(&ctx_in[..n]);
@@ -122,7 +122,7 @@ pub fn fill_xdp_md(buf: &mut [u8], ctx_in: &[u8], meta_len: usize, len: usize) {
 
 /// Fills `buf` (`SK_BUFF_SIZE` bytes) as `struct __sk_buff`: the caller's `ctx_in` first,
 /// then `len`, `wire_len`, the packet pointers and NULL `flow_keys`/`sk`.
-pub fn fill_sk_buff(buf: &mut [u8], ctx_in: &[u8], meta_len: usize, len: usize) {
+pub(crate) fn fill_sk_buff(buf: &mut [u8], ctx_in: &[u8], meta_len: usize, len: usize) {
     buf.fill(0);
     let n = ctx_in.len().min(buf.len());
     buf[..n].copy_from_slice(&ctx_in[..n]);

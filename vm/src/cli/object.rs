@@ -1,12 +1,9 @@
 //! Opening an object, choosing its program, and turning it into live maps and a
-//! [`bpfvm::Program`] (the glue of `docs/internals.md`: the program's map list indexes
-//! `Object::maps()`).
+//! [`bpfvm::Program`] (the loader's `Object::vm_program`, see `docs/internals.md`).
 
 use std::path::Path;
-use std::sync::Arc;
 
 use bpfvm::loader::{Object, ObjectMaps, ProgramDefinition};
-use bpfvm::maps::Map;
 use bpfvm::{EngineKind, Program};
 
 use super::CliError;
@@ -64,10 +61,20 @@ pub fn create_maps(object: &Object, path: &Path, ncpus: u32) -> Result<ObjectMap
     })
 }
 
-/// The program `def` with its maps resolved to the live `maps`, on `engine`.
-pub fn program(def: &ProgramDefinition, maps: &ObjectMaps, engine: EngineKind) -> Program {
-    let live: Vec<Arc<Map>> = def.maps.iter().map(|&i| maps.all()[i].clone()).collect();
-    Program::new(def.bytecode(), def.program_type)
-        .with_maps(live)
-        .with_engine(engine)
+/// The program `def` of `object` with its maps resolved to the live `maps`
+/// ([`Object::vm_program`]), on `engine`.
+pub fn program(
+    object: &Object,
+    path: &Path,
+    def: &ProgramDefinition,
+    maps: &ObjectMaps,
+    engine: EngineKind,
+) -> Result<Program, CliError> {
+    let program = object
+        .vm_program(&def.name, maps)
+        .map_err(|source| CliError::Load {
+            path: path.display().to_string(),
+            source,
+        })?;
+    Ok(program.with_engine(engine))
 }

@@ -38,7 +38,7 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let engine = args.engine_kind();
     let vm = Vm::builder().cpus(args.cpus).seed(args.seed).build();
     let prog = vm
-        .load(object::program(def, &maps, engine))
+        .load(object::program(&obj, path, def, &maps, engine)?)
         .map_err(|source| CliError::Prepare {
             program: def.name.clone(),
             source,
