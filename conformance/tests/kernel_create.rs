@@ -4,7 +4,7 @@
 #![cfg(target_os = "linux")]
 
 use bpfvm_conformance::kernel::consts::{create, MapType};
-use bpfvm_conformance::kernel::{self, diff, Errno, KernelMap, MapDef};
+use bpfvm_conformance::kernel::{self, diff, KernelMap, MapDef};
 
 /// BPF_F_NUMA_NODE (spec §1.3), not used elsewhere.
 const NUMA_NODE: u32 = 4;
@@ -34,7 +34,17 @@ fn creation_errnos_agree_with_the_kernel() {
         (4, (4 << 20) - 600, 1),
         (4, (4 << 20) - 100, 1),
         (4, 4 << 20, 1),
+        // key_size + value_size around KMALLOC_MAX_SIZE - sizeof(struct htab_elem).
+        (4, (4 << 20) - 53, 1),
+        (4, (4 << 20) - 52, 1),
+        (4096, (4 << 20) - 4096 - 49, 1),
+        (4096, (4 << 20) - 4096 - 48, 1),
+        ((4 << 20) - 49 - 8, 8, 1),
+        ((4 << 20) - 48 - 8, 8, 1),
     ];
+    // Hash-only shapes: the bucket array limit (16-byte buckets, at most U32_MAX bytes),
+    // refused before anything is allocated (arrays of that size would really be allocated).
+    let hash_shapes: &[(u32, u32, u32)] = &[(4, 8, (1 << 27) + 1), (4, 8, 1 << 31)];
     let flags = [
         0,
         create::NO_PREALLOC,
@@ -50,9 +60,10 @@ fn creation_errnos_agree_with_the_kernel() {
         NUMA_NODE | create::NO_COMMON_LRU,
         1 << 20,
     ];
-    let (mut compared, mut differ, mut known_seen) = (0, 0, 0);
+    let (mut compared, mut differ) = (0, 0);
     for ty in MapType::ALL {
-        for &(key_size, value_size, max_entries) in shapes {
+        let extra = if ty.is_array() { &[][..] } else { hash_shapes };
+        for &(key_size, value_size, max_entries) in shapes.iter().chain(extra) {
             for map_flags in flags {
                 let def = MapDef {
                     map_type: ty,
@@ -65,39 +76,12 @@ fn creation_errnos_agree_with_the_kernel() {
                 let s = diff::sim_map(def, n).map(drop);
                 compared += 1;
                 if k != s {
-                    match known(&def, k, s) {
-                        Some(why) => {
-                            known_seen += 1;
-                            println!("KNOWN ({why}): {def:?}: kernel {k:?} bpfvm {s:?}");
-                        }
-                        None => {
-                            differ += 1;
-                            println!("DIFFERENCE {def:?}: kernel {k:?} bpfvm {s:?}");
-                        }
-                    }
+                    differ += 1;
+                    println!("DIFFERENCE {def:?}: kernel {k:?} bpfvm {s:?}");
                 }
             }
         }
     }
-    println!("{compared} creations compared, {known_seen} known differences, {differ} others");
+    println!("{compared} creations compared, {differ} differences");
     assert_eq!(differ, 0);
-}
-
-/// Reported bpfvm-maps bugs: hash-family creations Linux 6.18 accepts and bpfvm refuses
-/// with E2BIG.
-fn known(
-    def: &MapDef,
-    kernel: Result<(), Errno>,
-    bpfvm: Result<(), Errno>,
-) -> Option<&'static str> {
-    if def.map_type.is_array() || kernel.is_err() || bpfvm != Err(Errno::E2BIG) {
-        return None;
-    }
-    if def.key_size > 512 {
-        return Some("bpfvm-maps bug: hash keys over 512 bytes (MAX_BPF_STACK) refused; 6.18 only limits key_size + value_size");
-    }
-    if def.value_size > (4 << 20) - 1024 {
-        return Some("bpfvm-maps bug: extra value_size limit KMALLOC_MAX_SIZE - 512 - elem; 6.18 only limits key_size + value_size");
-    }
-    None
 }

@@ -23,67 +23,9 @@ use bpfvm_conformance::kernel::{
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../vm/tests/fixtures");
 
 /// Differences between bpfvm and the kernel that are known and reported (fixture,
-/// program, start of the difference's description, why).
-const KNOWN: &[(&str, &str, &str, &str)] = &[
-    (
-        "percpu_sum",
-        "add_cpu",
-        "Ethernet header not zeroed",
-        SOCKET_L2,
-    ),
-    (
-        "percpu_sum",
-        "sum_all",
-        "Ethernet header not zeroed",
-        SOCKET_L2,
-    ),
-    ("globals", "bump", "Ethernet header not zeroed", SOCKET_L2),
-    (
-        "subprog",
-        "calc_squares",
-        "Ethernet header not zeroed",
-        SOCKET_L2,
-    ),
-    (
-        "subprog",
-        "calc_more",
-        "Ethernet header not zeroed",
-        SOCKET_L2,
-    ),
-    (
-        "multi",
-        "sock_prog",
-        "Ethernet header not zeroed",
-        SOCKET_L2,
-    ),
-    // struct skb_view: protocol at offset 4, ifindex at 12.
-    (
-        "tc_skb",
-        "",
-        "map seen key [0, 0, 0, 0]: words at [4, 12]:",
-        SKB_FIELDS,
-    ),
-    (
-        "multi",
-        "skb_prog",
-        "kernel refuses to load",
-        CGROUP_SKB_RETVAL,
-    ),
-];
-
-/// Known difference (bpfvm bug, reported): socket-filter test runs.
-const SOCKET_L2: &str = "bpfvm bug: for socket filters the kernel's test run zeroes the \
-     14-byte Ethernet header in data_out (as for every non-L2 skb program type); bpfvm \
-     returns it unchanged";
-
-/// Known difference (bpfvm bug, reported): the test-run `__sk_buff`.
-const SKB_FIELDS: &str = "bpfvm bug: in a test run the kernel sets skb->protocol from the \
-     frame's EtherType (eth_type_trans) and skb->ifindex to 1 (the loopback device it runs \
-     on); bpfvm leaves both 0";
-
-/// Known difference (bpfvm has no verifier for it): return-value ranges.
-const CGROUP_SKB_RETVAL: &str = "the kernel's verifier limits cgroup_skb return values to \
-     [0, 1]; bpfvm does not check return ranges and runs the program";
+/// program, start of the difference's description, why). None are left: every difference
+/// the oracle found was a bpfvm bug and is fixed.
+const KNOWN: &[(&str, &str, &str, &str)] = &[];
 
 /// Runs of several programs of one fixture that share its maps, after host writes.
 struct Case {

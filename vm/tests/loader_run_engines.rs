@@ -1,7 +1,7 @@
 //! Checks that every fixture program, on every available engine, either gives the same
 //! return values and map contents (or the same failure) as the checked interpreter, or is
 //! refused at load time with a clear error (the rbpf engines lack atomics, loops,
-//! bpf-to-bpf calls, ...).
+//! bpf-to-bpf calls, ...); programs the kernel's verifier refuses are refused by all.
 
 use bpfvm::loader::Object;
 use bpfvm::{CpuId, EngineKind, Input, ProgramType, RunError, Vm};
@@ -21,6 +21,10 @@ const FIXTURES: &[&str] = &[
     "tc_skb",
     "xdp_parser",
 ];
+
+/// Fixture programs the kernel's verifier refuses, which every engine must refuse too
+/// (`skb_prog`: cgroup_skb returning 5).
+const KERNEL_REFUSED: &[(&str, &str)] = &[("multi", "skb_prog")];
 
 /// Why a program gave no results.
 #[derive(Debug)]
@@ -77,6 +81,18 @@ fn engines_agree_or_refuse_cleanly() {
         let obj = Object::from_file(path).unwrap();
         for def in obj.programs() {
             let reference = outcome(EngineKind::Interpreter, &obj, &def.name);
+            if KERNEL_REFUSED.contains(&(*name, def.name.as_str())) {
+                for engine in EngineKind::available() {
+                    let got = outcome(engine, &obj, &def.name);
+                    assert!(
+                        matches!(got, Err(NoResult::Refused(_))),
+                        "{name}/{} on {}: {got:?}",
+                        def.name,
+                        engine.name()
+                    );
+                }
+                continue;
+            }
             if let Err(NoResult::Refused(e)) = &reference {
                 panic!("{name}/{}: the interpreter refused it: {e}", def.name);
             }

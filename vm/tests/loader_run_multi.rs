@@ -1,8 +1,9 @@
 //! Checks that every program of the several-programs object `multi.o` runs with the
-//! context its section's program type asks for, and that they share one map.
+//! context its section's program type asks for, and that they share one map; `skb_prog`
+//! (cgroup_skb returning 5, outside [0, 1]) is refused at load, as by the kernel verifier.
 
 use bpfvm::loader::Object;
-use bpfvm::{CpuId, Input, Vm};
+use bpfvm::{CpuId, Input, PrepareError, Vm};
 
 #[test]
 fn each_program_runs_and_counts_in_the_shared_map() {
@@ -16,10 +17,17 @@ fn each_program_runs_and_counts_in_the_shared_map() {
         ("sock_prog", 2),
         ("kprobe_prog", 3),
         ("tp_prog", 4),
-        ("skb_prog", 5),
         ("custom_prog", 6),
         ("xdp_second", 7),
     ];
+    let refused = vm.load(obj.vm_program("skb_prog", &maps).unwrap());
+    assert!(
+        matches!(
+            refused,
+            Err(PrepareError::ReturnValueOutOfRange { value: 5, .. })
+        ),
+        "{refused:?}"
+    );
     for (round, cpu) in [(1u64, 0u32), (2, 1)] {
         for (name, number) in expected {
             let def = obj.program(name).unwrap();

@@ -1,6 +1,6 @@
 //! Checks that the tc program of `tc_skb.o` reads `struct __sk_buff` fields, measures
 //! the packet through data/data_end, writes `mark`, and returns TC_ACT_SHOT for packets
-//! starting with 0xff.
+//! starting with 0xff; a packet shorter than an Ethernet header is refused.
 
 use bpfvm::ctx_layout::{sk_buff, SK_BUFF_SIZE};
 use bpfvm::loader::Object;
@@ -22,7 +22,11 @@ fn reads_sk_buff_fields_and_sets_mark() {
     let mut ctx = vec![0u8; SK_BUFF_SIZE];
     ctx[sk_buff::MARK..sk_buff::MARK + 4].copy_from_slice(&5u32.to_ne_bytes());
     ctx[sk_buff::IFINDEX..sk_buff::IFINDEX + 4].copy_from_slice(&3u32.to_ne_bytes());
-    for (packet, verdict) in [(vec![0x01u8; 60], 0u64), (vec![0xffu8; 42], 2), (vec![], 0)] {
+    for (packet, verdict) in [
+        (vec![0x01u8; 60], 0u64),
+        (vec![0xffu8; 42], 2),
+        (vec![0x01; 14], 0),
+    ] {
         let input = Input {
             data: packet.clone(),
             ctx: ctx.clone(),
@@ -46,4 +50,13 @@ fn reads_sk_buff_fields_and_sets_mark() {
         assert_eq!(field(&seen, 16), field(&out.ctx, sk_buff::INGRESS_IFINDEX));
         assert_eq!(field(&seen, 20), field(&out.ctx, sk_buff::QUEUE_MAPPING));
     }
+    // Like the kernel's test run (EINVAL): a frame must hold its Ethernet header.
+    let short = Input {
+        data: vec![0x01; 13],
+        ..Input::default()
+    };
+    assert!(matches!(
+        vm.run(&prog, CpuId(0), &short),
+        Err(bpfvm::RunError::BadInput { .. })
+    ));
 }

@@ -10,6 +10,10 @@ use super::execute::{execute, Schedule};
 use super::snapshot::snapshot_all;
 use super::{explain, fault, json, object, report, text, CliError};
 
+/// Bytes of the packet `__sk_buff` programs get without `--data`: a minimum Ethernet frame
+/// (without FCS), all zero (EtherType 0: not IP).
+pub const DEFAULT_FRAME: usize = 60;
+
 /// Runs `bpfvm run` with `args`, writing the output to `out`.
 pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let path = args.object.as_path();
@@ -24,6 +28,13 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
         }
     }
     let input = match &args.data {
+        // sk_buff programs need at least an Ethernet header (as BPF_PROG_TEST_RUN does).
+        None if def.program_type.uses_sk_buff() => {
+            eprintln!(
+                "bpfvm: no --data: each run gets a {DEFAULT_FRAME}-byte zeroed Ethernet frame"
+            );
+            Input::packet(vec![0u8; DEFAULT_FRAME])
+        }
         None => Input::empty(),
         Some(file) => {
             let bytes = std::fs::read(file).map_err(|e| CliError::io(file, e))?;
