@@ -1,5 +1,11 @@
-//! The bpfvm command line (no subcommands yet; the library API is the interface).
-fn main() {
-    eprintln!("bpfvm: no subcommands yet");
-    std::process::exit(2);
+//! The `bpfvm` command: run a BPF object on N simulated CPUs and show per-CPU map state.
+//!
+//! Subcommands: `run` (with `--json`, `--explain`, `--report`), `maps`, `disasm`; see
+//! `bpfvm --help` and the [`cli`] module.
+#![deny(unsafe_code)]
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
 }

@@ -1,0 +1,115 @@
+//! `CliError`: everything the command reports on stderr before exiting with status 1.
+
+use bpfvm::loader::LoadError;
+use bpfvm::maps::MapError;
+use bpfvm::{PrepareError, RunError};
+
+/// A failure of a `bpfvm` subcommand.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CliError {
+    /// The object could not be read or parsed, or its maps could not be created.
+    #[error("cannot load {path}: {source}")]
+    Load {
+        /// The object's path.
+        path: String,
+        /// The loader's error.
+        #[source]
+        source: LoadError,
+    },
+    /// The object has no programs.
+    #[error("{path} has no programs")]
+    NoPrograms {
+        /// The object's path.
+        path: String,
+    },
+    /// `--prog` names no program of the object.
+    #[error("{path} has no program named {name:?}; choose one of: {choices}")]
+    UnknownProgram {
+        /// The object's path.
+        path: String,
+        /// The name asked for.
+        name: String,
+        /// The programs, as `name (section)`.
+        choices: String,
+    },
+    /// The object has several programs and `--prog` was not given.
+    #[error("{path} has several programs; choose one with --prog: {choices}")]
+    AmbiguousProgram {
+        /// The object's path.
+        path: String,
+        /// The programs, as `name (section)`.
+        choices: String,
+    },
+    /// The VM refused the program.
+    #[error("program {program} refused: {source}")]
+    Prepare {
+        /// The program's name.
+        program: String,
+        /// Why.
+        #[source]
+        source: PrepareError,
+    },
+    /// A run failed (a fault names the instruction index and the address).
+    #[error("run {run} on cpu {cpu} failed: {source}{detail}")]
+    Run {
+        /// The simulated CPU.
+        cpu: u32,
+        /// Which run on that CPU (0-based).
+        run: u64,
+        /// The run error.
+        #[source]
+        source: RunError,
+        /// Extra lines (source line, what the address is), empty when none.
+        detail: String,
+    },
+    /// `--cpu` is not one of the simulated CPUs.
+    #[error("--cpu {cpu} does not exist: the vm has {ncpus} cpus (0..={last})", last = ncpus - 1)]
+    NoSuchCpu {
+        /// The CPU asked for.
+        cpu: u32,
+        /// Number of simulated CPUs.
+        ncpus: u32,
+    },
+    /// A map could not be read back (or copied for `--explain`).
+    #[error("map {map}: {source}")]
+    Map {
+        /// The map's name.
+        map: String,
+        /// The maps crate's error.
+        #[source]
+        source: MapError,
+    },
+    /// Standard output was closed by the reader (`bpfvm run ... | head`): not reported.
+    #[error("stdout closed")]
+    StdoutClosed,
+    /// Reading an input file or writing an output failed.
+    #[error("{path}: {reason}")]
+    Io {
+        /// The file (or `stdout`).
+        path: String,
+        /// The system's message.
+        reason: String,
+    },
+}
+
+impl CliError {
+    /// An I/O error on `path`.
+    pub fn io(path: &std::path::Path, e: std::io::Error) -> CliError {
+        CliError::Io {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        }
+    }
+
+    /// An error writing standard output.
+    pub fn stdout(e: std::io::Error) -> CliError {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            return CliError::StdoutClosed;
+        }
+        CliError::Io {
+            path: "stdout".to_string(),
+            reason: e.to_string(),
+        }
+    }
+}

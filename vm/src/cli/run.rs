@@ -1,0 +1,124 @@
+//! `bpfvm run`: load, run on the simulated CPUs, read the maps back, print (text, JSON or
+//! the `--explain` walkthrough) and optionally write the `--report` picture.
+
+use std::io::Write;
+
+use bpfvm::{Input, ProgramType, Vm};
+
+use super::args::RunArgs;
+use super::execute::{execute, Schedule};
+use super::snapshot::snapshot_all;
+use super::{explain, fault, json, object, report, text, CliError};
+
+/// Bytes of the packet `__sk_buff` programs get without `--data`: a minimum Ethernet frame
+/// (without FCS), all zero (EtherType 0: not IP).
+pub const DEFAULT_FRAME: usize = 60;
+
+/// Runs `bpfvm run` with `args`, writing the output to `out`.
+pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let path = args.object.as_path();
+    let obj = object::open(path)?;
+    let def = object::choose_program(&obj, path, args.prog.as_deref())?;
+    if let Some(cpu) = args.cpu {
+        if cpu >= args.cpus {
+            return Err(CliError::NoSuchCpu {
+                cpu,
+                ncpus: args.cpus,
+            });
+        }
+    }
+    let input = match &args.data {
+        // sk_buff programs need at least an Ethernet header (as BPF_PROG_TEST_RUN does).
+        None if def.program_type.uses_sk_buff() => {
+            eprintln!(
+                "bpfvm: no --data: each run gets a {DEFAULT_FRAME}-byte zeroed Ethernet frame"
+            );
+            Input::packet(vec![0u8; DEFAULT_FRAME])
+        }
+        None => Input::empty(),
+        Some(file) => {
+            let bytes = std::fs::read(file).map_err(|e| CliError::io(file, e))?;
+            if def.program_type == ProgramType::Xdp || def.program_type.uses_sk_buff() {
+                Input::packet(bytes)
+            } else {
+                Input::context(bytes)
+            }
+        }
+    };
+    let maps = object::create_maps(&obj, path, args.cpus)?;
+    let engine = args.engine_kind();
+    let vm = Vm::builder().cpus(args.cpus).seed(args.seed).build();
+    let prog = vm
+        .load(object::program(&obj, path, def, &maps, engine)?)
+        .map_err(|source| CliError::Prepare {
+            program: def.name.clone(),
+            source,
+        })?;
+    // --explain runs CPU after CPU so its text is the same on every run.
+    let schedule = if args.explain {
+        Schedule::OneCpuAfterAnother
+    } else {
+        Schedule::Parallel
+    };
+    let cpus: Vec<u32> = match args.cpu {
+        Some(k) => vec![k],
+        None => (0..args.cpus).collect(),
+    };
+    let summary =
+        execute(&vm, &prog, &cpus, args.repeat, &input, schedule).map_err(|e| match e {
+            CliError::Run {
+                cpu, run, source, ..
+            } => CliError::Run {
+                detail: fault::explain_failure(&source, engine, &obj, def),
+                cpu,
+                run,
+                source,
+            },
+            e => e,
+        })?;
+    let snaps = snapshot_all(&maps)?;
+    let path_str = path.display().to_string();
+    let write =
+        |out: &mut dyn Write, s: &str| out.write_all(s.as_bytes()).map_err(CliError::stdout);
+    if args.json {
+        let doc = json::run_document(&def.name, args.cpus, engine.name(), &summary, &snaps);
+        write(out, &format!("{doc}\n"))?;
+    } else if args.explain {
+        let text = explain::explain(&explain::Scenario {
+            path: &path_str,
+            object: &obj,
+            program: def,
+            repeat: args.repeat,
+            seed: args.seed,
+            summary: &summary,
+            maps: &maps,
+            snapshots: &snaps,
+        })?;
+        write(out, &text)?;
+    } else {
+        let r = text::Report {
+            path: &path_str,
+            object: &obj,
+            program: def,
+            engine: engine.name(),
+            repeat: args.repeat,
+            summary: &summary,
+            maps: &snaps,
+        };
+        write(out, &text::render(&r))?;
+    }
+    if let Some(file) = &args.report {
+        let svg = report::svg(&report::ReportInput {
+            path: &path_str,
+            object: &obj,
+            program: def,
+            engine: engine.name(),
+            repeat: args.repeat,
+            summary: &summary,
+            maps: &snaps,
+        });
+        std::fs::write(file, svg).map_err(|e| CliError::io(file, e))?;
+        eprintln!("bpfvm: report written to {}", file.display());
+    }
+    Ok(())
+}
