@@ -1,0 +1,28 @@
+#!/bin/sh
+# Regenerates the results table of benches/README.md: runs every criterion group, counts x86
+# instructions per BPF instruction with callgrind, and writes the table between the markers.
+#   benches/report.sh            # everything (~10 minutes on 2 cores)
+#   SKIP_BENCH=1 benches/report.sh   # only callgrind + table, from the last cargo bench
+set -eu
+cd "$(dirname "$0")/.."
+TARGET="${CARGO_TARGET_DIR:-target}"
+BENCH_CMD="cargo bench -p bpfvm-benches -- --warm-up-time 1 --measurement-time 3"
+if [ -z "${SKIP_BENCH:-}" ]; then
+    $BENCH_CMD
+fi
+cargo build --release -p bpfvm-benches --bin alu_driver --bin report
+OUT="$TARGET/callgrind.txt"
+: > "$OUT"
+for engine in interpreter rbpf-interpreter direct-rbpf-interpreter; do
+    for iters in 10000 110000; do
+        ir=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+            "$TARGET/release/alu_driver" "$engine" "$iters" 2>&1 >/dev/null |
+            sed -n 's/.*Collected : *\([0-9]*\).*/\1/p')
+        echo "$engine $iters $ir" >> "$OUT"
+    done
+done
+"$TARGET/release/report" \
+    --criterion "$TARGET/criterion" \
+    --callgrind "$OUT" \
+    --readme benches/README.md \
+    --command "benches/report.sh  (runs: $BENCH_CMD)"
