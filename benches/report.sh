@@ -10,15 +10,22 @@ BENCH_CMD="cargo bench -p bpfvm-benches -- --warm-up-time 1 --measurement-time 3
 if [ -z "${SKIP_BENCH:-}" ]; then
     $BENCH_CMD
 fi
-cargo build --release -p bpfvm-benches --bin alu_driver --bin report
+cargo build --release -p bpfvm-benches --bin callgrind_driver --bin report
 OUT="$TARGET/callgrind.txt"
 : > "$OUT"
+count() { # program engine n -> instructions executed by the whole process
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+        "$TARGET/release/callgrind_driver" "$1" "$2" "$3" 2>&1 >/dev/null |
+        sed -n 's/.*Collected : *\([0-9]*\).*/\1/p'
+}
 for engine in interpreter rbpf-interpreter direct-rbpf-interpreter; do
-    for iters in 10000 110000; do
-        ir=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null \
-            "$TARGET/release/alu_driver" "$engine" "$iters" 2>&1 >/dev/null |
-            sed -n 's/.*Collected : *\([0-9]*\).*/\1/p')
-        echo "$engine $iters $ir" >> "$OUT"
+    for n in 10000 110000; do
+        echo "alu $engine $n $(count alu "$engine" "$n")" >> "$OUT"
+    done
+done
+for engine in interpreter rbpf-interpreter; do
+    for n in 1000 11000; do
+        echo "empty $engine $n $(count empty "$engine" "$n")" >> "$OUT"
     done
 done
 "$TARGET/release/report" \

@@ -1,14 +1,15 @@
 //! Group `interpreter`: the ALU loop, memory loop, helper-call loop and empty program on
 //! each engine through bpfvm (`vm/<engine>`), on rbpf called directly (`direct/<engine>`),
-//! and as native Rust (`native`). One criterion iteration is one whole run; the throughput
+//! and as native Rust (`native`). Times are the thread's CPU time ([`ThreadCpuTime`]). One criterion iteration is one whole run; the throughput
 //! is the number of BPF instructions executed, so the report divides by it.
 
 use bpfvm::{CpuId, EngineKind, Input, Program, ProgramType, TestRun, Vm};
+use bpfvm_benches::cpu_time::ThreadCpuTime;
 use bpfvm_benches::direct::Direct;
 use bpfvm_benches::{criterion_settings, native, programs, vm_config, LOOP_ITERS};
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
 
-type Group<'a> = BenchmarkGroup<'a, criterion::measurement::WallTime>;
+type Group<'a> = BenchmarkGroup<'a, ThreadCpuTime>;
 
 struct Case {
     name: &'static str,
@@ -126,7 +127,7 @@ fn bench_empty(g: &mut Group<'_>, vm: &Vm) {
     g.bench_function("empty/native", |b| b.iter(native::empty));
 }
 
-fn interpreter(c: &mut Criterion) {
+fn interpreter(c: &mut Criterion<ThreadCpuTime>) {
     let vm = Vm::new(vm_config(1));
     let mut g = c.benchmark_group("interpreter");
     for case in cases() {
@@ -136,9 +137,10 @@ fn interpreter(c: &mut Criterion) {
     g.finish();
 }
 
-fn config() -> Criterion {
+fn config() -> Criterion<ThreadCpuTime> {
     let (warm, measure, samples) = criterion_settings();
     Criterion::default()
+        .with_measurement(ThreadCpuTime)
         .warm_up_time(warm)
         .measurement_time(measure)
         .sample_size(samples)

@@ -1,17 +1,19 @@
 //! Group `maps`: host-side lookup/update of a PERCPU_ARRAY with and without `BPF_F_CPU` /
 //! `BPF_F_ALL_CPUS` at N = 1, 8, 64, 256 CPUs; program-side lookups of per-CPU vs shared
-//! values; and map-value access from a program with 1 vs 1,000 maps loaded.
+//! values; and map-value access from a program with 1 vs 1,000 maps loaded. Times are the
+//! thread's CPU time ([`ThreadCpuTime`]).
 
 use std::sync::Arc;
 
 use bpfvm::maps::{Map, MapFlags, MapSpec, MapType};
 use bpfvm::{CpuId, EngineKind, Input, Program, ProgramType, Vm};
+use bpfvm_benches::cpu_time::ThreadCpuTime;
 use bpfvm_benches::{criterion_settings, programs, vm_config, LOOP_ITERS};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 const VALUE_SIZE: u32 = 8;
 
-fn host(c: &mut Criterion) {
+fn host(c: &mut Criterion<ThreadCpuTime>) {
     let mut g = c.benchmark_group("maps");
     g.throughput(Throughput::Elements(1));
     let key = 0u32.to_ne_bytes();
@@ -43,7 +45,7 @@ fn host(c: &mut Criterion) {
     g.finish();
 }
 
-fn program_lookup(c: &mut Criterion) {
+fn program_lookup(c: &mut Criterion<ThreadCpuTime>) {
     let vm = Vm::new(vm_config(4));
     let mut g = c.benchmark_group("maps");
     g.throughput(Throughput::Elements(LOOP_ITERS));
@@ -73,7 +75,7 @@ fn program_lookup(c: &mut Criterion) {
 
 const VALUE_ITERS: u64 = 1_000;
 
-fn map_value(c: &mut Criterion) {
+fn map_value(c: &mut Criterion<ThreadCpuTime>) {
     let vm = Vm::new(vm_config(1));
     let mut g = c.benchmark_group("maps");
     g.throughput(Throughput::Elements(VALUE_ITERS));
@@ -101,9 +103,10 @@ fn map_value(c: &mut Criterion) {
     g.finish();
 }
 
-fn config() -> Criterion {
+fn config() -> Criterion<ThreadCpuTime> {
     let (warm, measure, samples) = criterion_settings();
     Criterion::default()
+        .with_measurement(ThreadCpuTime)
         .warm_up_time(warm)
         .measurement_time(measure)
         .sample_size(samples)

@@ -14,6 +14,7 @@
 //! ```
 #![deny(unsafe_code)]
 
+pub mod cpu_time;
 pub mod direct;
 pub mod native;
 pub mod programs;

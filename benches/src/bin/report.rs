@@ -145,7 +145,7 @@ const VARIANTS: [&str; 6] = [
 fn interpreter_table(r: &Results, s: &mut String) {
     let _ = writeln!(
         s,
-        "### `interpreter` group\n\n\
+        "### `interpreter` group (thread CPU time)\n\n\
          ns per executed BPF instruction for the loops, ns per call for `empty*`; `÷ rbpf` is \
          this time divided by rbpf's interpreter called directly (`direct/rbpf-interpreter`, \
          the faster of the two rbpf-interpreter rows), `÷ native` by the native Rust loop. \
@@ -183,35 +183,50 @@ fn interpreter_table(r: &Results, s: &mut String) {
 
 fn callgrind_table(path: &Path, r: &Results, s: &mut String) {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    let mut counts: BTreeMap<String, Vec<(u64, u64)>> = BTreeMap::new();
+    let mut counts: BTreeMap<(String, String), Vec<(u64, u64)>> = BTreeMap::new();
     for line in text.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
-        if let [engine, iters, ir] = f[..] {
-            if let (Ok(i), Ok(n)) = (iters.parse(), ir.parse()) {
-                counts.entry(engine.to_string()).or_default().push((i, n));
+        if let [what, engine, n, ir] = f[..] {
+            if let (Ok(n), Ok(ir)) = (n.parse(), ir.parse()) {
+                counts
+                    .entry((what.to_string(), engine.to_string()))
+                    .or_default()
+                    .push((n, ir));
             }
         }
     }
     let _ = writeln!(
         s,
-        "### x86 instructions per BPF instruction (callgrind, ALU loop)\n\n\
-         `valgrind --tool=callgrind target/release/alu_driver <engine> <iterations>` at two \
-         iteration counts; (Ir difference) ÷ (BPF instructions difference), so setup cancels.\n\n\
-         | engine | x86 insns / BPF insn | ns/insn (criterion, same engine) |\n|---|---:|---:|"
+        "### x86 instructions (callgrind)\n\n\
+         `valgrind --tool=callgrind target/release/callgrind_driver <alu|empty> <engine> <n>` \
+         at two counts n; (Ir difference) ÷ (BPF instructions, or calls, difference), so \
+         process setup cancels. `alu`: per executed BPF instruction of the ALU loop; `empty`: \
+         per `Vm::test_run` call (repeat 1) of the empty program.\n\n\
+         | program | engine | x86 insns per unit | ns per unit (criterion, same case) |\n\
+         |---|---|---:|---:|"
     );
-    for (engine, v) in &counts {
+    for ((what, engine), v) in &counts {
         if v.len() < 2 {
             continue;
         }
-        let ((i1, n1), (i2, n2)) = (v[0], v[v.len() - 1]);
-        let d_insns = programs::alu_loop_insns(i2) as f64 - programs::alu_loop_insns(i1) as f64;
-        let per = (n2 as f64 - n1 as f64) / d_insns;
+        let ((n1, ir1), (n2, ir2)) = (v[0], v[v.len() - 1]);
+        let units = if what == "alu" {
+            programs::alu_loop_insns(n2) as f64 - programs::alu_loop_insns(n1) as f64
+        } else {
+            n2 as f64 - n1 as f64
+        };
+        let per = (ir2 as f64 - ir1 as f64) / units;
+        let case = if what == "alu" {
+            "alu_loop"
+        } else {
+            "empty_test_run"
+        };
         let bench = match engine.as_str() {
-            "direct-rbpf-interpreter" => "interpreter/alu_loop/direct/rbpf-interpreter".to_string(),
-            e => format!("interpreter/alu_loop/vm/{e}"),
+            "direct-rbpf-interpreter" => format!("interpreter/{case}/direct/rbpf-interpreter"),
+            e => format!("interpreter/{case}/vm/{e}"),
         };
         let ns = r.get(&bench).map_or("–".to_string(), |e| fmt_ns(e.per()));
-        let _ = writeln!(s, "| {engine} | {per:.1} | {ns} |");
+        let _ = writeln!(s, "| {what} | {engine} | {per:.1} | {ns} |");
     }
     s.push('\n');
 }
@@ -239,7 +254,7 @@ fn simple_table(r: &Results, prefix: &str, title: &str, unit: &str, s: &mut Stri
 fn host_table(r: &Results, s: &mut String) {
     let _ = writeln!(
         s,
-        "### `maps` group, host side (PERCPU_ARRAY, 8-byte values)\n\n\
+        "### `maps` group, host side (PERCPU_ARRAY, 8-byte values; thread CPU time)\n\n\
          ns per call; `÷ N=1` is this N's time divided by N = 1's.\n\n\
          | operation | N=1 | N=8 | N=64 | N=256 | N=256 ÷ N=1 |\n|---|---:|---:|---:|---:|---:|"
     );
@@ -418,21 +433,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     simple_table(
         &r,
         "maps/prog_lookup/",
-        "`maps` group, program side",
+        "`maps` group, program side (thread CPU time)",
         "ns per lookup iteration (9 insns)",
         &mut s,
     );
     simple_table(
         &r,
         "maps/map_value/",
-        "`maps` group, map-value access",
+        "`maps` group, map-value access (thread CPU time)",
         "ns per iteration (6 insns, 2 accesses)",
         &mut s,
     );
     simple_table(
         &r,
         "scaling/",
-        "`scaling` group (2 simulated CPUs)",
+        "`scaling` group (2 simulated CPUs; wall-clock time)",
         "ns per increment (all CPUs)",
         &mut s,
     );
