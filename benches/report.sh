@@ -28,6 +28,15 @@ for engine in interpreter rbpf-interpreter; do
         echo "empty $engine $n $(count empty "$engine" "$n")" >> "$OUT"
     done
 done
+# Where the instructions of an empty test_run go (top functions, exclusive).
+PROFILE="$TARGET/callgrind.profile"
+valgrind --tool=callgrind --callgrind-out-file="$TARGET/callgrind.empty.out" \
+    "$TARGET/release/callgrind_driver" empty interpreter 20000 >/dev/null 2>&1
+{
+    echo 20000
+    callgrind_annotate --inclusive=no "$TARGET/callgrind.empty.out" |
+        grep -E '^ *[0-9,]+ +\([ 0-9.]+%\) +[^ ]' | grep -v 'PROGRAM TOTALS'
+} > "$PROFILE"
 "$TARGET/release/report" \
     --criterion "$TARGET/criterion" \
     --callgrind "$OUT" \

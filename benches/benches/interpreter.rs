@@ -113,6 +113,17 @@ fn bench_empty(g: &mut Group<'_>, vm: &Vm) {
         g.bench_function(format!("empty_test_run/vm/{engine}"), |b| {
             b.iter(|| vm.test_run(&prog, &req).unwrap().retval)
         });
+        // One `test_run` of 1,000 repetitions: the per-run cost inside the loop (what the
+        // kernel's `duration` reports), without the per-call lock, clock reads and result.
+        let req_1000 = TestRun {
+            repeat: 1000,
+            ..req.clone()
+        };
+        g.throughput(Throughput::Elements(1000));
+        g.bench_function(format!("empty_test_run_x1000/vm/{engine}"), |b| {
+            b.iter(|| vm.test_run(&prog, &req_1000).unwrap().retval)
+        });
+        g.throughput(Throughput::Elements(1));
     }
     for jit in [false, true] {
         if jit && !cfg!(all(target_arch = "x86_64", not(windows))) {
