@@ -18,9 +18,11 @@ count() { # program engine n -> instructions executed by the whole process
         "$TARGET/release/callgrind_driver" "$1" "$2" "$3" 2>&1 >/dev/null |
         sed -n 's/.*Collected : *\([0-9]*\).*/\1/p'
 }
-for engine in interpreter rbpf-interpreter direct-rbpf-interpreter; do
-    for n in 10000 110000; do
-        echo "alu $engine $n $(count alu "$engine" "$n")" >> "$OUT"
+for prog in alu memory; do
+    for engine in interpreter rbpf-interpreter direct-rbpf-interpreter; do
+        for n in 10000 110000; do
+            echo "$prog $engine $n $(count "$prog" "$engine" "$n")" >> "$OUT"
+        done
     done
 done
 for engine in interpreter rbpf-interpreter; do

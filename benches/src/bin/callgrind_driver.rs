@@ -1,8 +1,8 @@
 //! Runs one benchmark program for `valgrind --tool=callgrind` (which counts x86
 //! instructions, so the figure is stable on a noisy machine).
 //!
-//! `callgrind_driver alu <interpreter|rbpf-interpreter|direct-rbpf-interpreter> <iterations>`
-//! runs the ALU loop once; `callgrind_driver empty <engine> <calls>` makes `calls`
+//! `callgrind_driver <alu|memory> <interpreter|rbpf-interpreter|direct-rbpf-interpreter> <n>`
+//! runs the ALU (or memory) loop of n iterations once; `callgrind_driver empty <engine> <calls>` makes `calls`
 //! `Vm::test_run` calls of the empty program. Run it at two counts and divide the difference
 //! in instructions by the difference in BPF instructions (or calls) to cancel setup.
 
@@ -16,16 +16,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let engine = args.next().unwrap_or_else(|| "interpreter".to_string());
     let n: u64 = args.next().map_or(Ok(100_000), |a| a.parse())?;
     let r0 = match what.as_str() {
-        "alu" if engine == "direct-rbpf-interpreter" => {
-            Direct::new(&programs::alu_loop(n), false)?.run()?
-        }
-        "alu" => {
-            let vm = Vm::new(vm_config(1));
-            let prog = vm.load(
-                Program::new(programs::alu_loop(n), ProgramType::Unspecified)
-                    .with_engine(engine.parse::<EngineKind>()?),
-            )?;
-            vm.run(&prog, CpuId(0), &Input::empty())?.retval
+        "alu" | "memory" => {
+            let code = if what == "alu" {
+                programs::alu_loop(n)
+            } else {
+                programs::memory_loop(n)
+            };
+            if engine == "direct-rbpf-interpreter" {
+                Direct::new(&code, false)?.run()?
+            } else {
+                let vm = Vm::new(vm_config(1));
+                let prog = vm.load(
+                    Program::new(code, ProgramType::Unspecified)
+                        .with_engine(engine.parse::<EngineKind>()?),
+                )?;
+                vm.run(&prog, CpuId(0), &Input::empty())?.retval
+            }
         }
         "empty" => {
             let vm = Vm::new(vm_config(1));
@@ -44,7 +50,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             r0
         }
-        other => return Err(format!("unknown program {other:?} (alu or empty)").into()),
+        other => return Err(format!("unknown program {other:?} (alu, memory or empty)").into()),
     };
     println!("{what} {engine} {n} {r0}");
     Ok(())
