@@ -2,4 +2,5 @@
 //! per-CPU selftest scenarios, differential testing, and the Linux kernel as an oracle.
 #![deny(unsafe_code)]
 
+pub mod kernel;
 pub mod vectors;

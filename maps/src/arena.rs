@@ -215,6 +215,30 @@ impl Slab {
         }
     }
 
+    /// Copy `out.len()` bytes of `slot` starting at byte `at` (`at + out.len() <=
+    /// value_size`) with the access widths of [`Slab::write_at`]: 8-byte atomics only on whole
+    /// aligned words inside the range, bytes otherwise, so bytes outside the range (such as a
+    /// `bpf_spin_lock` word another thread is taking) are never touched, not even by a wider
+    /// load.
+    pub(crate) fn read_at(&self, slot: usize, at: usize, out: &mut [u8]) {
+        assert!(
+            at + out.len() <= self.value_size,
+            "arena slot access out of range"
+        );
+        let off = self.check(slot, 0) + at;
+        let mut i = 0;
+        while i < out.len() {
+            if (off + i) % 8 == 0 && i + 8 <= out.len() {
+                let w = self.words[(off + i) / 8].load(Relaxed);
+                out[i..i + 8].copy_from_slice(&w.to_ne_bytes());
+                i += 8;
+            } else {
+                out[i] = self.byte(off + i).load(Relaxed);
+                i += 1;
+            }
+        }
+    }
+
     /// The 4-byte word at byte `at` of `slot` (`at` a multiple of 4, `at + 4 <= value_size`).
     pub(crate) fn word32(&self, slot: usize, at: usize) -> &AtomicU32 {
         assert!(
@@ -282,6 +306,19 @@ mod tests {
         s.zero(1);
         s.read(1, &mut out);
         assert_eq!(out, [0; 11]);
+    }
+
+    #[test]
+    fn read_at_copies_a_sub_range() {
+        let s = Slab::new(2, 16).unwrap();
+        let v: Vec<u8> = (1..=16).collect();
+        s.write(1, &v);
+        let mut out = [0u8; 4];
+        s.read_at(1, 12, &mut out);
+        assert_eq!(out, [13, 14, 15, 16]);
+        let mut out = [0u8; 8];
+        s.read_at(1, 0, &mut out);
+        assert_eq!(out, [1, 2, 3, 4, 5, 6, 7, 8]);
     }
 
     #[test]

@@ -26,13 +26,18 @@ use crate::spec::{MapSpec, MapType};
 const KMALLOC_MAX_SIZE: u64 = 4 << 20;
 /// `sizeof(struct htab_elem)` on x86_64.
 const HTAB_ELEM_SIZE: u64 = 48;
-/// `MAX_BPF_STACK`.
-const MAX_BPF_STACK: u32 = 512;
+/// `sizeof(struct bucket)` on x86_64 (a `hlist_nulls_head` and a 4-byte lock, padded).
+const BUCKET_SIZE: u64 = 16;
 /// Simulator limit on hash bookkeeping (keys and links), beyond which creation is `ENOMEM`.
 const MAX_BOOKKEEPING_BYTES: u64 = 1 << 30;
 
-/// `htab_map_alloc_check` plus the `max_entries` limit of `htab_map_alloc`.
-pub(crate) fn check_create(spec: &MapSpec) -> Result<(), MapError> {
+/// `htab_map_alloc_check`, then the size checks of `htab_map_alloc` (on `max_entries` as
+/// adjusted for `BPF_F_NO_COMMON_LRU`).
+///
+/// As in Linux 6.18, sizes are limited only by `key_size + value_size` (below
+/// `KMALLOC_MAX_SIZE - sizeof(struct htab_elem)`) and, for per-CPU values,
+/// `PCPU_MIN_UNIT_SIZE`; there is no separate key or value limit.
+pub(crate) fn check_create(spec: &MapSpec, ncpus: u32) -> Result<(), MapError> {
     let t = spec.map_type;
     let percpu = t.is_percpu();
     let lru = t.is_lru();
@@ -73,24 +78,20 @@ pub(crate) fn check_create(spec: &MapSpec) -> Result<(), MapError> {
             reason: "key_size + value_size",
         });
     }
-    if spec.key_size > MAX_BPF_STACK {
-        return Err(MapError::SpecTooBig {
-            reason: "key_size over 512",
-        });
-    }
-    if u64::from(spec.value_size) >= KMALLOC_MAX_SIZE - u64::from(MAX_BPF_STACK) - HTAB_ELEM_SIZE {
-        return Err(MapError::SpecTooBig {
-            reason: "value_size",
-        });
-    }
     if percpu && spec.value_size.div_ceil(8) * 8 > PCPU_MIN_UNIT_SIZE {
         return Err(MapError::SpecTooBig {
             reason: "per-CPU value over 32768 bytes",
         });
     }
-    if spec.max_entries > 1 << 31 {
+    let max_entries = adjusted_max_entries(spec, ncpus);
+    if max_entries > 1 << 31 {
         return Err(MapError::SpecTooBig {
             reason: "max_entries over 2^31",
+        });
+    }
+    if u64::from(max_entries.next_power_of_two()) > u64::from(u32::MAX) / BUCKET_SIZE {
+        return Err(MapError::SpecTooBig {
+            reason: "max_entries over 2^27 (bucket array over 4 GiB)",
         });
     }
     Ok(())

@@ -74,3 +74,8 @@ pub use pod::Pod;
 pub use spec::{CpuId, MapSpec, MapType};
 pub use typed::{Array, HashMap, PerCpuArray, PerCpuHashMap};
 pub use values::PerCpuValues;
+
+/// The top-level README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

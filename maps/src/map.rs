@@ -162,7 +162,7 @@ impl Map {
                 (Slab::new(slots, spec.value_size)?, Kind::Array)
             }
             MapType::Hash | MapType::PercpuHash | MapType::LruHash | MapType::LruPercpuHash => {
-                crate::hash::check_create(&spec)?;
+                crate::hash::check_create(&spec, ncpus)?;
                 spec.max_entries = crate::hash::adjusted_max_entries(&spec, ncpus);
                 let state = Box::new(HashState::new(&spec, ncpus)?);
                 let slots = state.nodes() * percpu_factor(&spec, ncpus);
@@ -510,12 +510,20 @@ impl Map {
             match self.spin_lock {
                 None => self.slab.read(e as usize, &mut out[..vs]),
                 Some(off) => {
+                    // copy_map_value: everything but the lock word, which another thread
+                    // may be taking (reading it with a wider load would be a mixed-size race).
+                    let off = off as usize;
+                    let copy = |out: &mut [u8]| {
+                        self.slab.read_at(e as usize, 0, &mut out[..off]);
+                        self.slab
+                            .read_at(e as usize, off + 4, &mut out[off + 4..vs]);
+                    };
                     if matches!(dst, Dst::Locked) {
-                        self.with_elem_lock(e, || self.slab.read(e as usize, &mut out[..vs]));
+                        self.with_elem_lock(e, || copy(out));
                     } else {
-                        self.slab.read(e as usize, &mut out[..vs]);
+                        copy(out);
                     }
-                    out[off as usize..off as usize + 4].fill(0);
+                    out[off..off + 4].fill(0);
                 }
             }
             return;

@@ -11,7 +11,10 @@ use bpfvm_maps::{CpuId, Map, MapFlags, MapType};
 use common::*;
 
 const N: u32 = 4;
+#[cfg(not(miri))]
 const ITERS: u64 = 20_000;
+#[cfg(miri)]
+const ITERS: u64 = 60;
 
 fn run_counters(m: Arc<Map>) {
     let done = Arc::new(AtomicBool::new(false));

@@ -50,8 +50,8 @@ fn hash_sizes() {
         assert_eq!(e(t, 4, 8, 0, 0), 22, "{t:?} max_entries 0");
         assert_eq!(e(t, 0, 8, 4, 0), 22, "{t:?} key_size 0");
         assert_eq!(e(t, 4, 0, 4, 0), 22, "{t:?} value_size 0");
-        assert_eq!(e(t, 513, 8, 4, 0), 7, "{t:?} key over MAX_BPF_STACK");
         assert!(mk(t, 512, 8, 4, 0).is_ok());
+        assert!(mk(t, 513, 8, 4, 0).is_ok(), "{t:?} key over MAX_BPF_STACK");
         assert_eq!(e(t, 4, 8, 4, 1 << 12), 22, "{t:?} unknown flag");
         assert_eq!(
             e(t, 4, 8, (1 << 31) + 1, 0),
@@ -62,6 +62,67 @@ fn hash_sizes() {
     }
     assert_eq!(e(MapType::PercpuHash, 4, 32769, 4, 0), 7);
     assert_eq!(e(MapType::Hash, 4, 4 << 20, 4, 0), 7);
+}
+
+/// Linux 6.18 limits a hash map's sizes only by `key_size + value_size <
+/// KMALLOC_MAX_SIZE - sizeof(struct htab_elem)` (4 MiB - 48) and per-CPU values by
+/// `PCPU_MIN_UNIT_SIZE`: keys over 512 bytes and values up to that bound work (checked
+/// against the kernel by `conformance/tests/kernel_create.rs`).
+#[test]
+fn hash_sizes_are_limited_by_key_plus_value_only() {
+    const LIMIT: u32 = (4 << 20) - 48;
+    for t in [MapType::Hash, MapType::LruHash] {
+        assert_eq!(
+            e(t, 4, LIMIT - 4, 1, 0),
+            7,
+            "{t:?} key + value at the limit"
+        );
+        assert_eq!(e(t, 4096, LIMIT - 4096, 1, 0), 7, "{t:?}");
+        assert!(mk(t, 4, LIMIT - 5, 1, 0).is_ok(), "{t:?} just below");
+        assert!(mk(t, 4, 4_194_204, 1, 0).is_ok(), "{t:?}");
+    }
+    for t in [MapType::PercpuHash, MapType::LruPercpuHash] {
+        assert!(mk(t, 4, 32768, 1, 0).is_ok(), "{t:?}");
+        assert_eq!(
+            e(t, 4, 32769, 1, 0),
+            7,
+            "{t:?} value over PCPU_MIN_UNIT_SIZE"
+        );
+    }
+
+    // A 513-byte key and a value of about 4 MiB are usable, not just accepted.
+    let m = mk(MapType::Hash, 513, 8, 2, 0).unwrap();
+    let key: Vec<u8> = (0..513).map(|i| i as u8).collect();
+    m.update(&key, &7u64.to_ne_bytes(), 0).unwrap();
+    let mut out = [0u8; 8];
+    m.lookup(&key, &mut out, 0).unwrap();
+    assert_eq!(u64::from_ne_bytes(out), 7);
+
+    let big = mk(MapType::Hash, 4, 4_194_204, 1, 0).unwrap();
+    let value: Vec<u8> = (0..4_194_204u32).map(|i| (i % 251) as u8).collect();
+    big.update(&1u32.to_ne_bytes(), &value, 0).unwrap();
+    let mut back = vec![0u8; value.len()];
+    big.lookup(&1u32.to_ne_bytes(), &mut back, 0).unwrap();
+    assert!(back == value);
+}
+
+/// `htab_map_alloc` refuses a bucket array over `U32_MAX` bytes (16-byte buckets, so
+/// `max_entries` over 2^27) with E2BIG, after `BPF_F_NO_COMMON_LRU` rounded `max_entries`
+/// up to a multiple of N.
+#[test]
+fn hash_bucket_array_limit() {
+    for t in [
+        MapType::Hash,
+        MapType::PercpuHash,
+        MapType::LruHash,
+        MapType::LruPercpuHash,
+    ] {
+        assert_eq!(e(t, 4, 8, (1 << 27) + 1, 0), 7, "{t:?}");
+        assert_eq!(e(t, 4, 8, 1 << 31, 0), 7, "{t:?}");
+    }
+    // 2^27 - 1 rounds up to 2^27 + 1 with N = 3 (2^27 is 2 mod 3).
+    let spec = MapSpec::new(MapType::LruHash, 4, 8, (1 << 27) - 1).with_flags(cf::NO_COMMON_LRU);
+    assert_eq!(Map::create(spec, 3).unwrap_err().errno(), 7);
 }
 
 #[test]

@@ -49,6 +49,8 @@ pub struct Lane {
     pub(crate) meta_len: usize,
     pub(crate) pkt_len: usize,
     pub(crate) has_packet: bool,
+    /// Bytes of L2 header pulled before the run, pushed back zeroed in the output.
+    pulled: usize,
     pub(crate) zero_stack: bool,
     /// Per-CPU bases of the virtual clock and PRNG, derived from the seed.
     pub(crate) clock_base: u64,
@@ -77,6 +79,7 @@ impl Lane {
             meta_len: 0,
             pkt_len: 0,
             has_packet: false,
+            pulled: 0,
             zero_stack,
             clock_base: mix(seed ^ ((cpu as u64) << 48)) >> 24,
             rng_base: mix(mix(seed) ^ mix((cpu as u64 + 1) << 40)),
@@ -108,8 +111,10 @@ impl Lane {
         self.ctx_installed = true;
     }
 
-    /// Fills the packet region with `meta` then `data`.
-    pub(crate) fn set_packet(&mut self, meta: &[u8], data: &[u8]) {
+    /// Fills the packet region with `meta` then `data`; `pulled` zero bytes (an L2 header
+    /// pulled before the run) are put back in front of the packet after it.
+    pub(crate) fn set_packet(&mut self, meta: &[u8], data: &[u8], pulled: usize) {
+        self.pulled = pulled;
         let len = meta.len() + data.len();
         let bytes = self.helper_ctx.memory.set_owned_region(
             REGION_PACKET,
@@ -133,20 +138,25 @@ impl Lane {
             true,
         );
         self.has_packet = false;
+        self.pulled = 0;
         self.meta_len = 0;
         self.pkt_len = 0;
     }
 
-    /// The packet data after a run (without metadata).
+    /// The packet data after a run (without metadata), behind the zeroed pulled header.
     pub(crate) fn packet_out(&mut self) -> Vec<u8> {
         if !self.has_packet {
             return Vec::new();
         }
-        let (m, n) = (self.meta_len, self.pkt_len);
+        let (m, n, p) = (self.meta_len, self.pkt_len, self.pulled);
         self.helper_ctx
             .memory
             .owned_bytes_mut(REGION_PACKET)
-            .map(|b| b[m..m + n].to_vec())
+            .map(|b| {
+                let mut out = vec![0; p + n];
+                out[p..].copy_from_slice(&b[m..m + n]);
+                out
+            })
             .unwrap_or_default()
     }
 

@@ -3,6 +3,8 @@
 
 use bpfvm_helpers::memory::PACKET_OFFSET;
 
+use crate::eth::{EthInfo, SockInfo, LOOPBACK_IFINDEX};
+
 /// Size of `struct xdp_md`.
 pub const XDP_MD_SIZE: usize = 24;
 /// Size of `struct __sk_buff`.
@@ -100,6 +102,10 @@ fn put32(buf: &mut [u8], off: usize, v: u32) {
     buf[off..off + 4].copy_from_slice(&v.to_le_bytes());
 }
 
+fn get32(buf: &[u8], off: usize) -> u32 {
+    u32::from_le_bytes([buf[off], buf[off + 1], buf[off + 2], buf[off + 3]])
+}
+
 /// Guest addresses of a packet with `meta_len` bytes of metadata and `len` bytes of data:
 /// `(data_meta, data, data_end)`.
 pub fn packet_pointers(meta_len: usize, len: usize) -> (u32, u32, u32) {
@@ -110,7 +116,7 @@ pub fn packet_pointers(meta_len: usize, len: usize) -> (u32, u32, u32) {
 
 /// Fills `buf` (`XDP_MD_SIZE` bytes) as `struct xdp_md`: the caller's `ctx_in` first (the
 /// kernel accepts `ingress_ifindex` and `rx_queue_index` from user space), then the pointers.
-pub fn fill_xdp_md(buf: &mut [u8], ctx_in: &[u8], meta_len: usize, len: usize) {
+pub(crate) fn fill_xdp_md(buf: &mut [u8], ctx_in: &[u8], meta_len: usize, len: usize) {
     buf.fill(0);
     let n = ctx_in.len().min(buf.len());
     buf[..n].copy_from_slice(&ctx_in[..n]);
@@ -121,19 +127,35 @@ pub fn fill_xdp_md(buf: &mut [u8], ctx_in: &[u8], meta_len: usize, len: usize) {
 }
 
 /// Fills `buf` (`SK_BUFF_SIZE` bytes) as `struct __sk_buff`: the caller's `ctx_in` first,
-/// then `len`, `wire_len`, the packet pointers and NULL `flow_keys`/`sk`.
-pub fn fill_sk_buff(buf: &mut [u8], ctx_in: &[u8], meta_len: usize, len: usize) {
+/// then `len`, `wire_len` (when `ctx_in` is given), what `eth_type_trans` set (`protocol`, `pkt_type`, and `ifindex`
+/// 1, the loopback device, unless `ctx_in` names another), the test run's socket
+/// (`family` and addresses from the IP header), the packet pointers and NULL
+/// `flow_keys`/`sk`.
+pub(crate) fn fill_sk_buff(
+    buf: &mut [u8],
+    ctx_in: &[u8],
+    meta_len: usize,
+    len: usize,
+    eth: EthInfo,
+    sock: &SockInfo,
+) {
     buf.fill(0);
     let n = ctx_in.len().min(buf.len());
     buf[..n].copy_from_slice(&ctx_in[..n]);
     let (meta, data, end) = packet_pointers(meta_len, len);
     put32(buf, sk_buff::LEN, len as u32);
-    if u32::from_le_bytes(
-        buf[sk_buff::WIRE_LEN..sk_buff::WIRE_LEN + 4]
-            .try_into()
-            .expect("4 bytes"),
-    ) == 0
-    {
+    put32(buf, sk_buff::PROTOCOL, eth.protocol);
+    put32(buf, sk_buff::PKT_TYPE, eth.pkt_type);
+    if get32(buf, sk_buff::IFINDEX) == 0 {
+        put32(buf, sk_buff::IFINDEX, LOOPBACK_IFINDEX);
+    }
+    put32(buf, sk_buff::FAMILY, sock.family);
+    buf[sk_buff::REMOTE_IP4..sk_buff::REMOTE_IP4 + 4].copy_from_slice(&sock.remote_ip4);
+    buf[sk_buff::LOCAL_IP4..sk_buff::LOCAL_IP4 + 4].copy_from_slice(&sock.local_ip4);
+    buf[sk_buff::REMOTE_IP6..sk_buff::REMOTE_IP6 + 16].copy_from_slice(&sock.remote_ip6);
+    buf[sk_buff::LOCAL_IP6..sk_buff::LOCAL_IP6 + 16].copy_from_slice(&sock.local_ip6);
+    // The kernel sets wire_len (cb->pkt_len) only when a context is passed in.
+    if !ctx_in.is_empty() && get32(buf, sk_buff::WIRE_LEN) == 0 {
         put32(buf, sk_buff::WIRE_LEN, len as u32);
     }
     put32(buf, sk_buff::DATA, data);
@@ -166,12 +188,19 @@ mod tests {
     #[test]
     fn sk_buff_has_the_uapi_layout() {
         let mut b = [0u8; SK_BUFF_SIZE];
-        fill_sk_buff(&mut b, &[], 0, 100);
+        let eth = EthInfo {
+            protocol: 8,
+            pkt_type: 3,
+        };
+        fill_sk_buff(&mut b, &[0; 4], 0, 100, eth, &SockInfo::default());
         let f = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
         assert_eq!(f(sk_buff::LEN), 100);
         assert_eq!(f(sk_buff::DATA), PACKET_OFFSET);
         assert_eq!(f(sk_buff::DATA_END), PACKET_OFFSET + 100);
         assert_eq!(f(sk_buff::DATA_META), PACKET_OFFSET);
         assert_eq!(f(sk_buff::WIRE_LEN), 100);
+        assert_eq!(f(sk_buff::PROTOCOL), 8);
+        assert_eq!(f(sk_buff::PKT_TYPE), 3);
+        assert_eq!(f(sk_buff::IFINDEX), 1);
     }
 }

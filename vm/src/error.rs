@@ -118,6 +118,21 @@ pub enum PrepareError {
         /// Instruction index.
         pc: usize,
     },
+    /// Every run reaches an `exit` whose `r0` is a constant outside the range the kernel's
+    /// verifier allows for the program type (`check_return_code`).
+    #[error("instruction {pc}: exit with r0 = {value}, outside [{min}, {max}] allowed for {prog_type:?} programs")]
+    ReturnValueOutOfRange {
+        /// Instruction index of the `exit`.
+        pc: usize,
+        /// The constant in `r0` (as a signed 64-bit value).
+        value: i64,
+        /// Smallest allowed return value.
+        min: i64,
+        /// Largest allowed return value.
+        max: i64,
+        /// The program type.
+        prog_type: crate::program_type::ProgramType,
+    },
     /// A helper id with no registered helper.
     #[error("instruction {pc}: call to unknown helper {id}")]
     UnknownHelper {

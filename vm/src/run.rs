@@ -9,6 +9,13 @@ use crate::cpu::CpuId;
 /// For XDP and `__sk_buff` programs, `data` becomes the packet and `ctx` seeds the context
 /// structure (pointer fields are always set by bpfvm). For other program types `ctx` is the
 /// raw context given in `r1` (its length in `r2`) and `data` must be empty.
+///
+/// `__sk_buff` programs get what the kernel's skb test run gives them: `data` is an
+/// Ethernet frame (at least 14 bytes, plus a whole IPv4 or IPv6 header for those
+/// EtherTypes), `protocol`, `pkt_type` and `ifindex` (1) come from `eth_type_trans` on the
+/// loopback device, and socket filters and cgroup_skb programs run with the L2 header
+/// pulled (`data` and `len` start at the network header); their output packet has 14 zero
+/// bytes in its place.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Input {
     /// Packet data (`data .. data_end`).

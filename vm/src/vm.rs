@@ -11,6 +11,7 @@ use crate::cpu::{CpuId, Lane};
 use crate::ctx_layout::{fill_sk_buff, fill_xdp_md, SK_BUFF_SIZE, XDP_MD_SIZE};
 use crate::engine::{self, Engine, RunEnv};
 use crate::error::{PrepareError, RunError};
+use crate::eth::{min_frame_len, sees_l2_header, EthInfo, SockInfo, ETH_HLEN};
 use crate::program::Program;
 use crate::run::{Input, RunOutput, TestRun, TestRunResult};
 use crate::ProgramType;
@@ -176,6 +177,7 @@ impl Vm {
     /// Validates `program` and prepares it for its engine.
     pub fn load(&self, program: Program) -> Result<LoadedProgram, PrepareError> {
         let engine = engine::prepare(&program, &self.registry, program.engine(), &self.config)?;
+        check_return_range(&program, &self.registry)?;
         Ok(LoadedProgram {
             inner: Arc::new(Loaded { program, engine }),
         })
@@ -345,15 +347,29 @@ impl Vm {
                     reason: "packet too large".to_string(),
                 });
             }
-            lane.set_packet(meta, data);
-            let (ml, dl) = (meta.len(), data.len());
-            lane.set_ctx(size, |b| {
-                if t == ProgramType::Xdp {
-                    fill_xdp_md(b, ctx, ml, dl)
-                } else {
-                    fill_sk_buff(b, ctx, ml, dl)
+            if t == ProgramType::Xdp {
+                lane.set_packet(meta, data, 0);
+                let (ml, dl) = (meta.len(), data.len());
+                lane.set_ctx(size, |b| fill_xdp_md(b, ctx, ml, dl));
+            } else {
+                // As the kernel's skb test run: eth_type_trans on the loopback device,
+                // which pulls the L2 header; tc programs get it pushed back.
+                let min = min_frame_len(data);
+                if data.len() < min {
+                    return Err(RunError::BadInput {
+                        reason: format!(
+                            "packet of {} bytes is shorter than its headers ({min} bytes: Ethernet, and IPv4 or IPv6 by EtherType)",
+                            data.len()
+                        ),
+                    });
                 }
-            });
+                let eth = EthInfo::of(data);
+                let pulled = if sees_l2_header(t) { 0 } else { ETH_HLEN };
+                lane.set_packet(meta, &data[pulled..], pulled);
+                let (ml, dl) = (meta.len(), data.len() - pulled);
+                let sock = SockInfo::of(data);
+                lane.set_ctx(size, |b| fill_sk_buff(b, ctx, ml, dl, eth, &sock));
+            }
         } else {
             if !data.is_empty() || !meta.is_empty() {
                 return Err(RunError::BadInput {
@@ -384,4 +400,22 @@ impl Vm {
         };
         prog.inner.engine.run(&prog.inner.program, lane, env)
     }
+}
+
+/// The kernel verifier's return-value range check, where bpfvm can decide it
+/// ([`crate::retval`]); the program has already been validated by its engine.
+fn check_return_range(program: &Program, registry: &Registry) -> Result<(), PrepareError> {
+    if crate::retval::allowed_range(program.prog_type()).is_none() {
+        return Ok(());
+    }
+    let raw = crate::verify::raw_insns(program.bytecode())?;
+    let sizes: Vec<usize> = program.maps().iter().map(|m| m.value_size()).collect();
+    let insns = crate::verify::decode(
+        &raw,
+        crate::verify::Env {
+            map_value_sizes: &sizes,
+            helper_known: &|id| registry.get(id).is_some(),
+        },
+    )?;
+    crate::retval::check(&insns, program.prog_type())
 }

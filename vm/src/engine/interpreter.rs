@@ -125,14 +125,34 @@ fn execute(
     reg[2] = args[1];
     reg[10] = guest_addr(REGION_STACK, STACK_SIZE as u32);
     let mut depth = 0usize;
+    // The budget is charged per straight-line stretch, at every taken jump, call and return:
+    // `here + 1 - block_start` instructions ran since the last transfer. That is exact, costs
+    // nothing on the other instructions, and notices an exhausted budget at the latest at the
+    // end of the stretch (so an endless loop always stops).
     let mut left = budget;
+    let mut block_start = 0usize;
     let mut pc = 0usize;
+    macro_rules! transfer {
+        ($here:expr, $target:expr) => {{
+            let target = $target;
+            let ran = ($here + 1 - block_start) as u64;
+            if ran > left {
+                return Err(RunError::BudgetExhausted { pc: $here, budget });
+            }
+            left -= ran;
+            block_start = target;
+            pc = target;
+        }};
+    }
+    macro_rules! jump_if {
+        ($here:expr, $i:expr, $cond:expr) => {
+            if $cond {
+                transfer!($here, $i.target as usize)
+            }
+        };
+    }
     loop {
         let i = insns[pc];
-        if left == 0 {
-            return Err(RunError::BudgetExhausted { pc, budget });
-        }
-        left -= 1;
         let dst = (i.dst & 15) as usize;
         let src = (i.src & 15) as usize;
         let imm = i.imm;
@@ -330,51 +350,51 @@ fn execute(
             }
 
             // Jumps.
-            ebpf::JA => pc = i.target as usize,
-            ebpf::JEQ_IMM => jump_if(&mut pc, i, reg[dst] == imm),
-            ebpf::JEQ_REG => jump_if(&mut pc, i, reg[dst] == reg[src]),
-            ebpf::JGT_IMM => jump_if(&mut pc, i, reg[dst] > imm),
-            ebpf::JGT_REG => jump_if(&mut pc, i, reg[dst] > reg[src]),
-            ebpf::JGE_IMM => jump_if(&mut pc, i, reg[dst] >= imm),
-            ebpf::JGE_REG => jump_if(&mut pc, i, reg[dst] >= reg[src]),
-            ebpf::JLT_IMM => jump_if(&mut pc, i, reg[dst] < imm),
-            ebpf::JLT_REG => jump_if(&mut pc, i, reg[dst] < reg[src]),
-            ebpf::JLE_IMM => jump_if(&mut pc, i, reg[dst] <= imm),
-            ebpf::JLE_REG => jump_if(&mut pc, i, reg[dst] <= reg[src]),
-            ebpf::JSET_IMM => jump_if(&mut pc, i, reg[dst] & imm != 0),
-            ebpf::JSET_REG => jump_if(&mut pc, i, reg[dst] & reg[src] != 0),
-            ebpf::JNE_IMM => jump_if(&mut pc, i, reg[dst] != imm),
-            ebpf::JNE_REG => jump_if(&mut pc, i, reg[dst] != reg[src]),
-            ebpf::JSGT_IMM => jump_if(&mut pc, i, (reg[dst] as i64) > imm as i64),
-            ebpf::JSGT_REG => jump_if(&mut pc, i, (reg[dst] as i64) > reg[src] as i64),
-            ebpf::JSGE_IMM => jump_if(&mut pc, i, (reg[dst] as i64) >= imm as i64),
-            ebpf::JSGE_REG => jump_if(&mut pc, i, (reg[dst] as i64) >= reg[src] as i64),
-            ebpf::JSLT_IMM => jump_if(&mut pc, i, (reg[dst] as i64) < imm as i64),
-            ebpf::JSLT_REG => jump_if(&mut pc, i, (reg[dst] as i64) < reg[src] as i64),
-            ebpf::JSLE_IMM => jump_if(&mut pc, i, (reg[dst] as i64) <= imm as i64),
-            ebpf::JSLE_REG => jump_if(&mut pc, i, (reg[dst] as i64) <= reg[src] as i64),
-            ebpf::JEQ_IMM32 => jump_if(&mut pc, i, reg[dst] as u32 == imm as u32),
-            ebpf::JEQ_REG32 => jump_if(&mut pc, i, reg[dst] as u32 == reg[src] as u32),
-            ebpf::JGT_IMM32 => jump_if(&mut pc, i, reg[dst] as u32 > imm as u32),
-            ebpf::JGT_REG32 => jump_if(&mut pc, i, reg[dst] as u32 > reg[src] as u32),
-            ebpf::JGE_IMM32 => jump_if(&mut pc, i, reg[dst] as u32 >= imm as u32),
-            ebpf::JGE_REG32 => jump_if(&mut pc, i, reg[dst] as u32 >= reg[src] as u32),
-            ebpf::JLT_IMM32 => jump_if(&mut pc, i, (reg[dst] as u32) < imm as u32),
-            ebpf::JLT_REG32 => jump_if(&mut pc, i, (reg[dst] as u32) < reg[src] as u32),
-            ebpf::JLE_IMM32 => jump_if(&mut pc, i, reg[dst] as u32 <= imm as u32),
-            ebpf::JLE_REG32 => jump_if(&mut pc, i, reg[dst] as u32 <= reg[src] as u32),
-            ebpf::JSET_IMM32 => jump_if(&mut pc, i, reg[dst] as u32 & imm as u32 != 0),
-            ebpf::JSET_REG32 => jump_if(&mut pc, i, reg[dst] as u32 & reg[src] as u32 != 0),
-            ebpf::JNE_IMM32 => jump_if(&mut pc, i, reg[dst] as u32 != imm as u32),
-            ebpf::JNE_REG32 => jump_if(&mut pc, i, reg[dst] as u32 != reg[src] as u32),
-            ebpf::JSGT_IMM32 => jump_if(&mut pc, i, reg[dst] as i32 > imm as i32),
-            ebpf::JSGT_REG32 => jump_if(&mut pc, i, reg[dst] as i32 > reg[src] as i32),
-            ebpf::JSGE_IMM32 => jump_if(&mut pc, i, reg[dst] as i32 >= imm as i32),
-            ebpf::JSGE_REG32 => jump_if(&mut pc, i, reg[dst] as i32 >= reg[src] as i32),
-            ebpf::JSLT_IMM32 => jump_if(&mut pc, i, (reg[dst] as i32) < imm as i32),
-            ebpf::JSLT_REG32 => jump_if(&mut pc, i, (reg[dst] as i32) < reg[src] as i32),
-            ebpf::JSLE_IMM32 => jump_if(&mut pc, i, reg[dst] as i32 <= imm as i32),
-            ebpf::JSLE_REG32 => jump_if(&mut pc, i, reg[dst] as i32 <= reg[src] as i32),
+            ebpf::JA => transfer!(here, i.target as usize),
+            ebpf::JEQ_IMM => jump_if!(here, i, reg[dst] == imm),
+            ebpf::JEQ_REG => jump_if!(here, i, reg[dst] == reg[src]),
+            ebpf::JGT_IMM => jump_if!(here, i, reg[dst] > imm),
+            ebpf::JGT_REG => jump_if!(here, i, reg[dst] > reg[src]),
+            ebpf::JGE_IMM => jump_if!(here, i, reg[dst] >= imm),
+            ebpf::JGE_REG => jump_if!(here, i, reg[dst] >= reg[src]),
+            ebpf::JLT_IMM => jump_if!(here, i, reg[dst] < imm),
+            ebpf::JLT_REG => jump_if!(here, i, reg[dst] < reg[src]),
+            ebpf::JLE_IMM => jump_if!(here, i, reg[dst] <= imm),
+            ebpf::JLE_REG => jump_if!(here, i, reg[dst] <= reg[src]),
+            ebpf::JSET_IMM => jump_if!(here, i, reg[dst] & imm != 0),
+            ebpf::JSET_REG => jump_if!(here, i, reg[dst] & reg[src] != 0),
+            ebpf::JNE_IMM => jump_if!(here, i, reg[dst] != imm),
+            ebpf::JNE_REG => jump_if!(here, i, reg[dst] != reg[src]),
+            ebpf::JSGT_IMM => jump_if!(here, i, (reg[dst] as i64) > imm as i64),
+            ebpf::JSGT_REG => jump_if!(here, i, (reg[dst] as i64) > reg[src] as i64),
+            ebpf::JSGE_IMM => jump_if!(here, i, (reg[dst] as i64) >= imm as i64),
+            ebpf::JSGE_REG => jump_if!(here, i, (reg[dst] as i64) >= reg[src] as i64),
+            ebpf::JSLT_IMM => jump_if!(here, i, (reg[dst] as i64) < imm as i64),
+            ebpf::JSLT_REG => jump_if!(here, i, (reg[dst] as i64) < reg[src] as i64),
+            ebpf::JSLE_IMM => jump_if!(here, i, (reg[dst] as i64) <= imm as i64),
+            ebpf::JSLE_REG => jump_if!(here, i, (reg[dst] as i64) <= reg[src] as i64),
+            ebpf::JEQ_IMM32 => jump_if!(here, i, reg[dst] as u32 == imm as u32),
+            ebpf::JEQ_REG32 => jump_if!(here, i, reg[dst] as u32 == reg[src] as u32),
+            ebpf::JGT_IMM32 => jump_if!(here, i, reg[dst] as u32 > imm as u32),
+            ebpf::JGT_REG32 => jump_if!(here, i, reg[dst] as u32 > reg[src] as u32),
+            ebpf::JGE_IMM32 => jump_if!(here, i, reg[dst] as u32 >= imm as u32),
+            ebpf::JGE_REG32 => jump_if!(here, i, reg[dst] as u32 >= reg[src] as u32),
+            ebpf::JLT_IMM32 => jump_if!(here, i, (reg[dst] as u32) < imm as u32),
+            ebpf::JLT_REG32 => jump_if!(here, i, (reg[dst] as u32) < reg[src] as u32),
+            ebpf::JLE_IMM32 => jump_if!(here, i, reg[dst] as u32 <= imm as u32),
+            ebpf::JLE_REG32 => jump_if!(here, i, reg[dst] as u32 <= reg[src] as u32),
+            ebpf::JSET_IMM32 => jump_if!(here, i, reg[dst] as u32 & imm as u32 != 0),
+            ebpf::JSET_REG32 => jump_if!(here, i, reg[dst] as u32 & reg[src] as u32 != 0),
+            ebpf::JNE_IMM32 => jump_if!(here, i, reg[dst] as u32 != imm as u32),
+            ebpf::JNE_REG32 => jump_if!(here, i, reg[dst] as u32 != reg[src] as u32),
+            ebpf::JSGT_IMM32 => jump_if!(here, i, reg[dst] as i32 > imm as i32),
+            ebpf::JSGT_REG32 => jump_if!(here, i, reg[dst] as i32 > reg[src] as i32),
+            ebpf::JSGE_IMM32 => jump_if!(here, i, reg[dst] as i32 >= imm as i32),
+            ebpf::JSGE_REG32 => jump_if!(here, i, reg[dst] as i32 >= reg[src] as i32),
+            ebpf::JSLT_IMM32 => jump_if!(here, i, (reg[dst] as i32) < imm as i32),
+            ebpf::JSLT_REG32 => jump_if!(here, i, (reg[dst] as i32) < reg[src] as i32),
+            ebpf::JSLE_IMM32 => jump_if!(here, i, reg[dst] as i32 <= imm as i32),
+            ebpf::JSLE_REG32 => jump_if!(here, i, reg[dst] as i32 <= reg[src] as i32),
 
             // Calls.
             ebpf::CALL => {
@@ -407,12 +427,12 @@ fn execute(
                     saved: [reg[6], reg[7], reg[8], reg[9]],
                     fp: reg[10],
                 };
+                transfer!(here, i.target as usize);
                 depth += 1;
                 *used = (*used).max(depth + 1);
                 ctx.memory
                     .set_owned_window(REGION_STACK, STACK_SIZE - (depth + 1) * FRAME_SIZE);
                 reg[10] -= FRAME_SIZE as u64;
-                pc = i.target as usize;
             }
             ebpf::EXIT => {
                 if depth == 0 {
@@ -424,7 +444,7 @@ fn execute(
                 let f = frames[depth];
                 reg[6..10].copy_from_slice(&f.saved);
                 reg[10] = f.fp;
-                pc = f.ret;
+                transfer!(here, f.ret);
             }
             _ => unreachable_op(here, i.op)?,
         }
@@ -440,13 +460,6 @@ fn unreachable_op(pc: usize, opcode: u8) -> Result<(), RunError> {
             "instruction {pc}: opcode {opcode:#04x} passed the verifier but has no implementation"
         ),
     })
-}
-
-#[inline(always)]
-fn jump_if(pc: &mut usize, i: Insn, cond: bool) {
-    if cond {
-        *pc = i.target as usize;
-    }
 }
 
 #[inline(always)]

@@ -135,6 +135,12 @@ pub enum LoadError {
         /// What the maps crate reported.
         source: bpfvm_maps::MapError,
     },
+    /// No program has this function or section name.
+    #[error("no program named {name} in the object")]
+    NoSuchProgram {
+        /// The name asked for.
+        name: String,
+    },
     /// No map has this name or alias.
     #[error("no map named {name} in the object")]
     NoSuchMap {
@@ -173,7 +179,7 @@ impl LoadError {
             Self::UnresolvedExtern { .. } => ESRCH,
             Self::UnsupportedMapType { .. } => ENOTSUP,
             Self::MapCreate { source, .. } | Self::MapRead { source, .. } => source.errno(),
-            Self::NoSuchMap { .. } => ENOENT,
+            Self::NoSuchMap { .. } | Self::NoSuchProgram { .. } => ENOENT,
             _ => EINVAL,
         }
     }

@@ -36,6 +36,7 @@ mod dump;
 mod elf;
 mod error;
 mod instance;
+mod into_vm;
 mod link;
 mod map_def;
 mod program;

@@ -1,0 +1,51 @@
+//! Checks that every program of the several-programs object `multi.o` runs with the
+//! context its section's program type asks for, and that they share one map; `skb_prog`
+//! (cgroup_skb returning 5, outside [0, 1]) is refused at load, as by the kernel verifier.
+
+use bpfvm::loader::Object;
+use bpfvm::{CpuId, Input, PrepareError, Vm};
+
+#[test]
+fn each_program_runs_and_counts_in_the_shared_map() {
+    let path = format!("{}/tests/fixtures/multi.o", env!("CARGO_MANIFEST_DIR"));
+    let obj = Object::from_file(path).unwrap();
+    let maps = obj.create_maps(2).unwrap();
+    let vm = Vm::builder().cpus(2).build();
+    let expected = [
+        ("xdp_prog", 0u64),
+        ("tc_prog", 1),
+        ("sock_prog", 2),
+        ("kprobe_prog", 3),
+        ("tp_prog", 4),
+        ("custom_prog", 6),
+        ("xdp_second", 7),
+    ];
+    let refused = vm.load(obj.vm_program("skb_prog", &maps).unwrap());
+    assert!(
+        matches!(
+            refused,
+            Err(PrepareError::ReturnValueOutOfRange { value: 5, .. })
+        ),
+        "{refused:?}"
+    );
+    for (round, cpu) in [(1u64, 0u32), (2, 1)] {
+        for (name, number) in expected {
+            let def = obj.program(name).unwrap();
+            let input =
+                if def.program_type == bpfvm::ProgramType::Xdp || def.program_type.uses_sk_buff() {
+                    Input::packet(vec![0u8; 14])
+                } else {
+                    Input::context(vec![0u8; 64])
+                };
+            let prog = vm.load(obj.vm_program(name, &maps).unwrap()).unwrap();
+            let out = vm.run(&prog, CpuId(cpu), &input).unwrap();
+            assert_eq!(out.retval, number, "{name}");
+            let mut v = [0u8; 8];
+            maps.get("calls")
+                .unwrap()
+                .lookup(&(number as u32).to_ne_bytes(), &mut v, 0)
+                .unwrap();
+            assert_eq!(u64::from_ne_bytes(v), round, "{name}");
+        }
+    }
+}
