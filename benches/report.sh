@@ -1,0 +1,46 @@
+#!/bin/sh
+# Regenerates the results table of benches/README.md: runs every criterion group, counts x86
+# instructions per BPF instruction with callgrind, and writes the table between the markers.
+#   benches/report.sh            # everything (~10 minutes on 2 cores)
+#   SKIP_BENCH=1 benches/report.sh   # only callgrind + table, from the last cargo bench
+set -eu
+cd "$(dirname "$0")/.."
+TARGET="${CARGO_TARGET_DIR:-target}"
+BENCH_CMD="cargo bench -p bpfvm-benches -- --warm-up-time 1 --measurement-time 3"
+if [ -z "${SKIP_BENCH:-}" ]; then
+    $BENCH_CMD
+fi
+cargo build --release -p bpfvm-benches --bin callgrind_driver --bin report
+OUT="$TARGET/callgrind.txt"
+: > "$OUT"
+count() { # program engine n -> instructions executed by the whole process
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+        "$TARGET/release/callgrind_driver" "$1" "$2" "$3" 2>&1 >/dev/null |
+        sed -n 's/.*Collected : *\([0-9]*\).*/\1/p'
+}
+for prog in alu memory; do
+    for engine in interpreter rbpf-interpreter direct-rbpf-interpreter; do
+        for n in 10000 110000; do
+            echo "$prog $engine $n $(count "$prog" "$engine" "$n")" >> "$OUT"
+        done
+    done
+done
+for engine in interpreter rbpf-interpreter; do
+    for n in 1000 11000; do
+        echo "empty $engine $n $(count empty "$engine" "$n")" >> "$OUT"
+    done
+done
+# Where the instructions of an empty test_run go (top functions, exclusive).
+PROFILE="$TARGET/callgrind.profile"
+valgrind --tool=callgrind --callgrind-out-file="$TARGET/callgrind.empty.out" \
+    "$TARGET/release/callgrind_driver" empty interpreter 20000 >/dev/null 2>&1
+{
+    echo 20000
+    callgrind_annotate --inclusive=no "$TARGET/callgrind.empty.out" |
+        grep -E '^ *[0-9,]+ +\([ 0-9.]+%\) +[^ ]' | grep -v 'PROGRAM TOTALS'
+} > "$PROFILE"
+"$TARGET/release/report" \
+    --criterion "$TARGET/criterion" \
+    --callgrind "$OUT" \
+    --readme benches/README.md \
+    --command "benches/report.sh  (runs: $BENCH_CMD)"

@@ -1,0 +1,57 @@
+//! Runs one benchmark program for `valgrind --tool=callgrind` (which counts x86
+//! instructions, so the figure is stable on a noisy machine).
+//!
+//! `callgrind_driver <alu|memory> <interpreter|rbpf-interpreter|direct-rbpf-interpreter> <n>`
+//! runs the ALU (or memory) loop of n iterations once; `callgrind_driver empty <engine> <calls>` makes `calls`
+//! `Vm::test_run` calls of the empty program. Run it at two counts and divide the difference
+//! in instructions by the difference in BPF instructions (or calls) to cancel setup.
+
+use bpfvm::{CpuId, EngineKind, Input, Program, ProgramType, TestRun, Vm};
+use bpfvm_benches::direct::Direct;
+use bpfvm_benches::{programs, vm_config};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let what = args.next().unwrap_or_else(|| "alu".to_string());
+    let engine = args.next().unwrap_or_else(|| "interpreter".to_string());
+    let n: u64 = args.next().map_or(Ok(100_000), |a| a.parse())?;
+    let r0 = match what.as_str() {
+        "alu" | "memory" => {
+            let code = if what == "alu" {
+                programs::alu_loop(n)
+            } else {
+                programs::memory_loop(n)
+            };
+            if engine == "direct-rbpf-interpreter" {
+                Direct::new(&code, false)?.run()?
+            } else {
+                let vm = Vm::new(vm_config(1));
+                let prog = vm.load(
+                    Program::new(code, ProgramType::Unspecified)
+                        .with_engine(engine.parse::<EngineKind>()?),
+                )?;
+                vm.run(&prog, CpuId(0), &Input::empty())?.retval
+            }
+        }
+        "empty" => {
+            let vm = Vm::new(vm_config(1));
+            let prog = vm.load(
+                Program::new(programs::empty(), ProgramType::Unspecified)
+                    .with_engine(engine.parse::<EngineKind>()?),
+            )?;
+            let req = TestRun {
+                input: Input::empty(),
+                repeat: 1,
+                cpu: CpuId(0),
+            };
+            let mut r0 = 0;
+            for _ in 0..n {
+                r0 += vm.test_run(&prog, &req)?.retval;
+            }
+            r0
+        }
+        other => return Err(format!("unknown program {other:?} (alu, memory or empty)").into()),
+    };
+    println!("{what} {engine} {n} {r0}");
+    Ok(())
+}
