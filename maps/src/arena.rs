@@ -24,8 +24,11 @@ pub(crate) const MAX_ARENA_BYTES: usize = u32::MAX as usize;
 /// its first `value_size` bytes are the value (the rest is padding that reads back as 0 on
 /// the host side).
 /// - ARRAY, HASH, LRU_HASH, CGROUP_STORAGE: one slot per element (`k = element`).
-/// - Per-CPU maps: element `e` owns `N` consecutive slots, CPU `c`'s copy is slot
-///   `k = e * N + c`, i.e. byte `(e * N + c) * stride`.
+/// - Per-CPU maps: one area per CPU, like the kernel's per-CPU areas. CPU `c`'s copy of
+///   element `e` is slot `k = c * span + e`, where `span` is the number of elements plus
+///   padding slots covering at least 128 bytes (none when `N = 1`), so two CPUs' copies never
+///   share a cache line: simulated CPUs on different host threads do not slow each other
+///   down. Padding slots are never handed out and never read by the host.
 ///
 /// For HASH an element index is an internal node (there are `max_entries + N` of them,
 /// like the kernel's per-CPU "extra" elements); for arrays it is the index.

@@ -27,6 +27,9 @@ pub struct Map {
     host_cpu: AtomicU32,
     frozen: AtomicBool,
     pub(crate) slab: Slab,
+    /// Slots from one CPU's copy of an element to the next CPU's copy of it (per-CPU maps):
+    /// the elements plus padding (see [`ValueArena`]).
+    cpu_span: usize,
     pub(crate) kind: Kind,
     /// Offset of the value's `bpf_spin_lock`, if it has one.
     spin_lock: Option<u32>,
@@ -155,24 +158,31 @@ impl Map {
             });
         }
         let mut spec = spec;
-        let (slab, kind) = match spec.map_type {
+        let (slab, kind, span) = match spec.map_type {
             MapType::Array | MapType::PercpuArray => {
                 crate::array::check_create(&spec)?;
-                let slots = spec.max_entries as usize * percpu_factor(&spec, ncpus);
-                (Slab::new(slots, spec.value_size)?, Kind::Array)
+                let span = cpu_span(&spec, ncpus, spec.max_entries as usize);
+                let slots = slot_count(span, &spec, ncpus)?;
+                (Slab::new(slots, spec.value_size)?, Kind::Array, span)
             }
             MapType::Hash | MapType::PercpuHash | MapType::LruHash | MapType::LruPercpuHash => {
                 crate::hash::check_create(&spec, ncpus)?;
                 spec.max_entries = crate::hash::adjusted_max_entries(&spec, ncpus);
                 let state = Box::new(HashState::new(&spec, ncpus)?);
-                let slots = state.nodes() * percpu_factor(&spec, ncpus);
-                (Slab::new(slots, spec.value_size)?, Kind::Hash(state))
+                let span = cpu_span(&spec, ncpus, state.nodes());
+                let slots = slot_count(span, &spec, ncpus)?;
+                (Slab::new(slots, spec.value_size)?, Kind::Hash(state), span)
             }
             MapType::CgroupStorage | MapType::PercpuCgroupStorage => {
                 crate::cgroup_storage::check_create(&spec)?;
                 let storages = Storages::new(crate::cgroup_storage::STORAGE_CAPACITY);
-                let slots = crate::cgroup_storage::STORAGE_CAPACITY * percpu_factor(&spec, ncpus);
-                (Slab::new(slots, spec.value_size)?, Kind::Cgroup(storages))
+                let span = cpu_span(&spec, ncpus, crate::cgroup_storage::STORAGE_CAPACITY);
+                let slots = slot_count(span, &spec, ncpus)?;
+                (
+                    Slab::new(slots, spec.value_size)?,
+                    Kind::Cgroup(storages),
+                    span,
+                )
             }
             MapType::Queue | MapType::Stack => {
                 return Err(MapError::UnsupportedMapType {
@@ -185,6 +195,7 @@ impl Map {
             spin_lock: None,
             spec,
             ncpus,
+            cpu_span: span,
             host_cpu: AtomicU32::new(0),
             frozen: AtomicBool::new(false),
             slab,
@@ -436,7 +447,7 @@ impl Map {
     #[inline]
     pub(crate) fn slot(&self, e: u32, cpu: u32) -> usize {
         if self.is_percpu() {
-            e as usize * self.ncpus as usize + cpu as usize
+            cpu as usize * self.cpu_span + e as usize
         } else {
             e as usize
         }
@@ -822,6 +833,28 @@ impl Map {
         }
         Ok(())
     }
+}
+
+/// Slots of one CPU's area in a per-CPU map holding `elems` elements: the elements, then
+/// enough padding slots that two CPUs' copies never share a cache line (or an adjacent-line
+/// prefetch pair), as the kernel's per-CPU areas do not. Without that, two simulated CPUs
+/// running on two host threads would keep stealing each other's cache line.
+fn cpu_span(spec: &MapSpec, ncpus: u32, elems: usize) -> usize {
+    if !spec.map_type.is_percpu() || ncpus == 1 {
+        return elems;
+    }
+    let stride = (spec.value_size as usize).div_ceil(8) * 8;
+    elems + CPU_AREA_GAP.div_ceil(stride.max(8))
+}
+
+/// Bytes between the last copy of one CPU and the first copy of the next.
+const CPU_AREA_GAP: usize = 128;
+
+fn slot_count(span: usize, spec: &MapSpec, ncpus: u32) -> Result<usize, MapError> {
+    span.checked_mul(percpu_factor(spec, ncpus))
+        .ok_or(MapError::OutOfMemory {
+            reason: "value arena larger than 4 GiB",
+        })
 }
 
 fn percpu_factor(spec: &MapSpec, ncpus: u32) -> usize {

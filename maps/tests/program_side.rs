@@ -20,6 +20,7 @@ fn helper_1_points_at_the_current_cpus_copy() {
         let m = map(t, 8, 4, 3);
         m.update(&k(2), &full(&[10, 11, 12]), 0).unwrap();
         let arena = m.arena();
+        let mut offs = Vec::new();
         for c in 0..3u32 {
             let p = m.prog_lookup(CpuId(c), &k(2)).unwrap();
             assert_eq!(
@@ -28,13 +29,20 @@ fn helper_1_points_at_the_current_cpus_copy() {
                 "{t:?}"
             );
             let off = p.as_ptr() as usize - arena.base.as_ptr() as usize;
-            assert_eq!(
-                off % (arena.stride * 3),
-                c as usize * arena.stride,
-                "layout (e * N + c) * stride"
-            );
+            offs.push(off);
             cell(&m, p).store(20 + u64::from(c), Ordering::Relaxed);
         }
+        // Layout: one area per CPU, copies of one element a constant distance apart, with
+        // at least 128 bytes between the areas (no shared cache line between CPUs).
+        assert_eq!(
+            offs[2] - offs[1],
+            offs[1] - offs[0],
+            "{t:?}: one span per CPU"
+        );
+        assert!(
+            offs[1] - offs[0] >= 4 * arena.stride + 128,
+            "{t:?}: {offs:?}"
+        );
         let mut one = [0u8; 8];
         m.lookup(&k(2), &mut one, MapFlags::cpu(1).bits()).unwrap();
         assert_eq!(u64::from_ne_bytes(one), 21);
