@@ -67,6 +67,8 @@ impl ValueArena {
 pub(crate) struct Slab {
     words: Box<[AtomicU64]>,
     stride: usize,
+    /// `words.len() * 8 / stride`, kept so that no access pays for a division.
+    slots: usize,
     value_size: usize,
 }
 
@@ -112,6 +114,7 @@ impl Slab {
         Ok(Slab {
             words: zeroed_words(bytes / 8)?,
             stride,
+            slots: if stride == 0 { 0 } else { slots },
             value_size,
         })
     }
@@ -131,8 +134,9 @@ impl Slab {
         }
     }
 
+    #[inline]
     fn slots(&self) -> usize {
-        (self.words.len() * 8).checked_div(self.stride).unwrap_or(0)
+        self.slots
     }
 
     /// Pointer to the start of `slot`, or None when out of range.
@@ -158,6 +162,7 @@ impl Slab {
         unsafe { &*self.words.as_ptr().cast::<AtomicU8>().add(off) }
     }
 
+    #[inline]
     fn check(&self, slot: usize, n: usize) -> usize {
         assert!(
             slot < self.slots() && n <= self.value_size,
@@ -167,33 +172,67 @@ impl Slab {
     }
 
     /// Copy the first `out.len()` (`<= value_size`) bytes of `slot` out.
+    #[inline]
     pub(crate) fn read(&self, slot: usize, out: &mut [u8]) {
         let off = self.check(slot, out.len());
-        let mut i = 0;
-        while i + 8 <= out.len() {
-            let w = self.words[(off + i) / 8].load(Relaxed);
-            out[i..i + 8].copy_from_slice(&w.to_ne_bytes());
-            i += 8;
+        let whole = out.len() / 8 * 8;
+        let (head, tail) = out.split_at_mut(whole);
+        let words = &self.words[off / 8..(off + whole) / 8];
+        for (chunk, w) in head.chunks_exact_mut(8).zip(words) {
+            chunk.copy_from_slice(&w.load(Relaxed).to_ne_bytes());
         }
-        while i < out.len() {
-            out[i] = self.byte(off + i).load(Relaxed);
-            i += 1;
+        for (i, b) in tail.iter_mut().enumerate() {
+            *b = self.byte(off + whole + i).load(Relaxed);
         }
     }
 
     /// Copy `src` (`<= value_size` bytes) to the start of `slot`.
+    #[inline]
     pub(crate) fn write(&self, slot: usize, src: &[u8]) {
         let off = self.check(slot, src.len());
-        let mut i = 0;
-        while i + 8 <= src.len() {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(&src[i..i + 8]);
-            self.words[(off + i) / 8].store(u64::from_ne_bytes(w), Relaxed);
-            i += 8;
+        let whole = src.len() / 8 * 8;
+        let (head, tail) = src.split_at(whole);
+        let words = &self.words[off / 8..(off + whole) / 8];
+        for (chunk, w) in head.chunks_exact(8).zip(words) {
+            let mut bytes = [0u8; 8];
+            bytes.copy_from_slice(chunk);
+            w.store(u64::from_ne_bytes(bytes), Relaxed);
         }
-        while i < src.len() {
-            self.byte(off + i).store(src[i], Relaxed);
-            i += 1;
+        for (i, b) in tail.iter().enumerate() {
+            self.byte(off + whole + i).store(*b, Relaxed);
+        }
+    }
+
+    /// Copy `src` (`<= value_size` bytes) to the start of `count` slots, `first`,
+    /// `first + step`, ...: one value written to every CPU's copy of an element.
+    pub(crate) fn write_strided(&self, first: usize, step: usize, count: usize, src: &[u8]) {
+        if count == 0 {
+            return;
+        }
+        self.check(first + (count - 1) * step, src.len());
+        let whole = src.len() / 8;
+        let mut head = [0u64; 8];
+        if whole <= head.len() && src.len() % 8 == 0 {
+            // The common case (values of up to 64 bytes, a multiple of 8): words prepared
+            // once, then plain stores.
+            for (w, chunk) in head.iter_mut().zip(src.chunks_exact(8)) {
+                let mut bytes = [0u8; 8];
+                bytes.copy_from_slice(chunk);
+                *w = u64::from_ne_bytes(bytes);
+            }
+            let (step_words, first_word) = (step * self.stride / 8, first * self.stride / 8);
+            for (j, w) in head[..whole].iter().enumerate() {
+                let column = self.words[first_word + j..]
+                    .iter()
+                    .step_by(step_words.max(1));
+                for dst in column.take(count) {
+                    dst.store(*w, Relaxed);
+                }
+            }
+        } else {
+            for k in 0..count {
+                self.write(first + k * step, src);
+            }
         }
     }
 
@@ -280,6 +319,34 @@ impl Slab {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn write_strided_writes_every_step_th_slot_and_nothing_else() {
+        // Value sizes on the fast path (8, 64), past it (72) and with a byte tail (13).
+        for value_size in [8u32, 13, 64, 72] {
+            let s = Slab::new(20, value_size).unwrap();
+            let src: Vec<u8> = (1..=value_size as u8).collect();
+            s.write_strided(1, 6, 3, &src);
+            for slot in 0..20 {
+                let mut out = vec![0xeeu8; value_size as usize];
+                s.read(slot, &mut out);
+                let expected = if [1, 7, 13].contains(&slot) {
+                    src.clone()
+                } else {
+                    vec![0; value_size as usize]
+                };
+                assert_eq!(out, expected, "value_size {value_size}, slot {slot}");
+            }
+            s.write_strided(0, 1, 0, &src);
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "out of range")]
+    fn write_strided_past_the_end_is_refused_before_writing() {
+        let s = Slab::new(10, 8).unwrap();
+        s.write_strided(0, 4, 4, &[1; 8]);
+    }
 
     #[test]
     fn slots_are_stride_apart_and_start_zeroed() {

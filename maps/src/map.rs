@@ -499,9 +499,12 @@ impl Map {
                 }
             }
             Src::AllCpus(v) => {
-                for c in 0..self.ncpus {
-                    self.slab.write(self.slot(e, c), &v[..vs]);
-                }
+                self.slab.write_strided(
+                    self.slot(e, 0),
+                    self.cpu_span,
+                    self.ncpus as usize,
+                    &v[..vs],
+                );
             }
             Src::Cpu(cpu, v) => {
                 self.slab.write(self.slot(e, cpu), &v[..vs]);
