@@ -1,8 +1,10 @@
 //! Group `scaling`: a per-CPU counter and a shared atomic counter, the same total work
 //! (2 simulated CPUs × `RUNS` runs × `COUNTER_ITERS` increments) on rayon pools of 1 and 2
 //! worker threads through `Vm::run_on_all`. Per-CPU maps should scale; a contended atomic
-//! should not.
+//! should not. `native` does the same increments in Rust on two cache-line-apart counters:
+//! what the host itself gives on 2 threads, the ceiling for the others.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bpfvm::maps::{Map, MapSpec, MapType};
@@ -56,7 +58,38 @@ fn scaling(c: &mut Criterion) {
             });
         }
     }
+    let counters = [Padded::default(), Padded::default()];
+    for threads in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        g.bench_function(format!("native/threads_{threads}"), |b| {
+            b.iter(|| pool.install(|| native_counters(&counters)))
+        });
+    }
     g.finish();
+}
+
+/// A counter alone on its cache lines (128 bytes: a line and its prefetch neighbour).
+#[derive(Default)]
+#[repr(align(128))]
+struct Padded(AtomicU64);
+
+/// Each of the `CPUS` counters incremented `RUNS * COUNTER_ITERS` times in parallel; loads
+/// and stores stay relaxed-atomic memory accesses, as the VM's are.
+fn native_counters(counters: &[Padded; CPUS as usize]) -> u64 {
+    use rayon::prelude::*;
+    counters
+        .par_iter()
+        .map(|c| {
+            let c = std::hint::black_box(&c.0);
+            for _ in 0..RUNS * COUNTER_ITERS {
+                c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+            }
+            c.load(Ordering::Relaxed)
+        })
+        .sum()
 }
 
 fn config() -> Criterion {
