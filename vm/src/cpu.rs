@@ -96,6 +96,33 @@ impl Lane {
         &mut self.helper_ctx
     }
 
+    /// Begins the next run on this CPU: its virtual clock start and PRNG state (derived from
+    /// the seed, the CPU and the run's index on it), no pending helper error. The trace
+    /// buffer is left as it is (cleared once per API call, so repetitions append to it).
+    #[inline]
+    pub fn begin_run(&mut self) {
+        let run = self.runs;
+        self.runs += 1;
+        // 10 ms of virtual time per run; PRNG states of consecutive runs 2^32 steps apart.
+        let clock = self.clock_base.wrapping_add(run.wrapping_mul(10_000_000));
+        let rng = self
+            .rng_base
+            .wrapping_add((run << 32).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        self.helper_ctx.begin_run(clock, rng);
+    }
+
+    /// The trace output collected since the last clear, as text (invalid UTF-8 replaced).
+    /// The buffer keeps its capacity for the next runs.
+    #[inline]
+    pub(crate) fn trace_out(&self) -> String {
+        let t = self.helper_ctx.trace();
+        if t.is_empty() {
+            String::new()
+        } else {
+            String::from_utf8_lossy(t).into_owned()
+        }
+    }
+
     /// Fills the context region with `len` bytes from `fill`.
     #[inline]
     pub(crate) fn set_ctx(&mut self, len: usize, fill: impl FnOnce(&mut [u8])) {
@@ -144,10 +171,15 @@ impl Lane {
     }
 
     /// The packet data after a run (without metadata), behind the zeroed pulled header.
+    #[inline]
     pub(crate) fn packet_out(&mut self) -> Vec<u8> {
         if !self.has_packet {
             return Vec::new();
         }
+        self.copy_packet_out()
+    }
+
+    fn copy_packet_out(&mut self) -> Vec<u8> {
         let (m, n, p) = (self.meta_len, self.pkt_len, self.pulled);
         self.helper_ctx
             .memory
@@ -161,8 +193,12 @@ impl Lane {
     }
 
     /// The context bytes after a run.
+    #[inline]
     pub(crate) fn ctx_out(&mut self) -> Vec<u8> {
         let n = self.ctx_len;
+        if n == 0 {
+            return Vec::new();
+        }
         self.helper_ctx
             .memory
             .owned_bytes_mut(REGION_CTX)
