@@ -82,6 +82,10 @@ fn runs_allocate_nothing() {
                 vm.test_run(&prog, &req_1000).unwrap();
             }
         });
-        assert_eq!(n, 0, "{} allocations in 10 test runs of 1,000 repetitions", n);
+        assert_eq!(
+            n, 0,
+            "{} allocations in 10 test runs of 1,000 repetitions",
+            n
+        );
     }
 }

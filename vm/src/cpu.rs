@@ -16,6 +16,11 @@ pub const MAX_FRAMES: usize = 8;
 /// Bytes of the stack region (all frames).
 pub const STACK_SIZE: usize = FRAME_SIZE * MAX_FRAMES;
 
+/// Virtual nanoseconds between the clock starts of consecutive runs on a CPU (10 ms).
+pub const CLOCK_PER_RUN: u64 = 10_000_000;
+/// Distance between the PRNG states of consecutive runs on a CPU: 2^32 splitmix64 steps.
+const RNG_PER_RUN: u64 = 0x9e37_79b9_7f4a_7c15u64.wrapping_mul(1 << 32);
+
 /// A simulated CPU number, `0 .. N` (the same type the maps use).
 pub use bpfvm_maps::CpuId;
 
@@ -43,7 +48,6 @@ pub struct Lane {
     /// Frames the last run used (their bytes may be dirty).
     pub(crate) dirty_frames: usize,
     installed_program: u64,
-    pub(crate) runs: u64,
     pub(crate) ctx_len: usize,
     ctx_installed: bool,
     pub(crate) meta_len: usize,
@@ -52,9 +56,10 @@ pub struct Lane {
     /// Bytes of L2 header pulled before the run, pushed back zeroed in the output.
     pulled: usize,
     pub(crate) zero_stack: bool,
-    /// Per-CPU bases of the virtual clock and PRNG, derived from the seed.
-    pub(crate) clock_base: u64,
-    pub(crate) rng_base: u64,
+    /// Virtual clock start and PRNG state of the next run on this CPU: derived from the
+    /// seed and the CPU, then advanced by [`CLOCK_PER_RUN`] and [`RNG_PER_RUN`] per run.
+    next_clock: u64,
+    next_rng: u64,
 }
 
 impl Lane {
@@ -73,7 +78,6 @@ impl Lane {
             frames: [Frame::default(); MAX_FRAMES],
             dirty_frames: 0,
             installed_program: 0,
-            runs: 0,
             ctx_len: 0,
             ctx_installed: false,
             meta_len: 0,
@@ -81,8 +85,8 @@ impl Lane {
             has_packet: false,
             pulled: 0,
             zero_stack,
-            clock_base: mix(seed ^ ((cpu as u64) << 48)) >> 24,
-            rng_base: mix(mix(seed) ^ mix((cpu as u64 + 1) << 40)),
+            next_clock: mix(seed ^ ((cpu as u64) << 48)) >> 24,
+            next_rng: mix(mix(seed) ^ mix((cpu as u64 + 1) << 40)),
         }
     }
 
@@ -101,14 +105,9 @@ impl Lane {
     /// buffer is left as it is (cleared once per API call, so repetitions append to it).
     #[inline]
     pub fn begin_run(&mut self) {
-        let run = self.runs;
-        self.runs += 1;
-        // 10 ms of virtual time per run; PRNG states of consecutive runs 2^32 steps apart.
-        let clock = self.clock_base.wrapping_add(run.wrapping_mul(10_000_000));
-        let rng = self
-            .rng_base
-            .wrapping_add((run << 32).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        self.helper_ctx.begin_run(clock, rng);
+        self.helper_ctx.begin_run(self.next_clock, self.next_rng);
+        self.next_clock = self.next_clock.wrapping_add(CLOCK_PER_RUN);
+        self.next_rng = self.next_rng.wrapping_add(RNG_PER_RUN);
     }
 
     /// The trace output collected since the last clear, as text (invalid UTF-8 replaced).

@@ -300,6 +300,7 @@ impl Vm {
         })
     }
 
+    #[inline]
     fn run_on_lane(
         &self,
         prog: &LoadedProgram,
