@@ -205,6 +205,20 @@ impl Lane {
             .unwrap_or_default()
     }
 
+    /// The context after a run as `BPF_PROG_TEST_RUN` reports it in `ctx_out`
+    /// ([`crate::ctx_layout::test_run_ctx_out`]).
+    #[inline]
+    pub(crate) fn test_run_ctx_out(&mut self, t: crate::ProgramType, ctx_in: &[u8]) -> Vec<u8> {
+        let n = self.ctx_len;
+        if n == 0 {
+            return Vec::new();
+        }
+        match self.helper_ctx.memory.owned_bytes_mut(REGION_CTX) {
+            Some(b) => crate::ctx_layout::test_run_ctx_out(t, &b[..n], ctx_in),
+            None => Vec::new(),
+        }
+    }
+
     /// Guest address of the context (`r1` at entry).
     pub(crate) fn ctx_addr(&self) -> u64 {
         guest_addr(REGION_CTX, 0)

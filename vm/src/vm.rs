@@ -294,7 +294,7 @@ impl Vm {
         Ok(TestRunResult {
             retval,
             data_out: lane.packet_out(),
-            ctx_out: lane.ctx_out(),
+            ctx_out: lane.test_run_ctx_out(prog.program().prog_type(), &req.input.ctx),
             duration: total / repeat,
             trace: lane.trace_out(),
         })
