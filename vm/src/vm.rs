@@ -295,7 +295,8 @@ impl Vm {
             retval,
             data_out: lane.packet_out(),
             ctx_out: lane.test_run_ctx_out(prog.program().prog_type(), &req.input.ctx),
-            duration: total / repeat,
+            // The mean per repetition (a 64-bit division, skipped for a single run).
+            duration: if repeat == 1 { total } else { total / repeat },
             trace: lane.trace_out(),
         })
     }
