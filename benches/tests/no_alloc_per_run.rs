@@ -1,5 +1,6 @@
 //! Checks that a run on the `interpreter` engine allocates nothing on the heap (the issue's
-//! "no heap allocation per run" target), with a counting global allocator.
+//! "no heap allocation per run" target), through `Vm::run` and through `Vm::test_run` with
+//! repeat 1 and 1,000, with a counting global allocator.
 #![allow(unsafe_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -62,6 +63,10 @@ fn runs_allocate_nothing() {
             repeat: 1,
             cpu: CpuId(0),
         };
+        let req_1000 = TestRun {
+            repeat: 1000,
+            ..req.clone()
+        };
         // The first run installs the program's maps in the lane.
         vm.run(&prog, CpuId(0), &input).unwrap();
         let n = allocations(|| {
@@ -71,5 +76,16 @@ fn runs_allocate_nothing() {
             }
         });
         assert_eq!(n, 0, "{} allocations in 200 runs", n);
+        // One `test_run` of 1,000 repetitions: none per repetition, none per call.
+        let n = allocations(|| {
+            for _ in 0..10 {
+                vm.test_run(&prog, &req_1000).unwrap();
+            }
+        });
+        assert_eq!(
+            n, 0,
+            "{} allocations in 10 test runs of 1,000 repetitions",
+            n
+        );
     }
 }

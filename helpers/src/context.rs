@@ -67,12 +67,21 @@ impl HelperContext {
         self.maps = maps;
     }
 
-    /// Prepares a new run: virtual clock start, PRNG seed, empty trace, no error.
+    /// Prepares a new run: virtual clock start, PRNG seed, no error. The trace is kept, so
+    /// the output of repeated runs accumulates; [`HelperContext::clear_trace`] empties it.
+    #[inline]
     pub fn begin_run(&mut self, clock_start_ns: u64, rng_seed: u64) {
         self.clock_ns = clock_start_ns;
         self.rng = rng_seed;
+        if self.error.is_some() {
+            self.error = None;
+        }
+    }
+
+    /// Empties the trace output (keeping the buffer's capacity).
+    #[inline]
+    pub fn clear_trace(&mut self) {
         self.trace.clear();
-        self.error = None;
     }
 
     /// Sets the `(cgroup_id, attach_type)` the program runs for (helper 81), or none.

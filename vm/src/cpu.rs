@@ -16,6 +16,11 @@ pub const MAX_FRAMES: usize = 8;
 /// Bytes of the stack region (all frames).
 pub const STACK_SIZE: usize = FRAME_SIZE * MAX_FRAMES;
 
+/// Virtual nanoseconds between the clock starts of consecutive runs on a CPU (10 ms).
+pub const CLOCK_PER_RUN: u64 = 10_000_000;
+/// Distance between the PRNG states of consecutive runs on a CPU: 2^32 splitmix64 steps.
+const RNG_PER_RUN: u64 = 0x9e37_79b9_7f4a_7c15u64.wrapping_mul(1 << 32);
+
 /// A simulated CPU number, `0 .. N` (the same type the maps use).
 pub use bpfvm_maps::CpuId;
 
@@ -43,7 +48,6 @@ pub struct Lane {
     /// Frames the last run used (their bytes may be dirty).
     pub(crate) dirty_frames: usize,
     installed_program: u64,
-    pub(crate) runs: u64,
     pub(crate) ctx_len: usize,
     ctx_installed: bool,
     pub(crate) meta_len: usize,
@@ -52,9 +56,10 @@ pub struct Lane {
     /// Bytes of L2 header pulled before the run, pushed back zeroed in the output.
     pulled: usize,
     pub(crate) zero_stack: bool,
-    /// Per-CPU bases of the virtual clock and PRNG, derived from the seed.
-    pub(crate) clock_base: u64,
-    pub(crate) rng_base: u64,
+    /// Virtual clock start and PRNG state of the next run on this CPU: derived from the
+    /// seed and the CPU, then advanced by [`CLOCK_PER_RUN`] and [`RNG_PER_RUN`] per run.
+    next_clock: u64,
+    next_rng: u64,
 }
 
 impl Lane {
@@ -73,7 +78,6 @@ impl Lane {
             frames: [Frame::default(); MAX_FRAMES],
             dirty_frames: 0,
             installed_program: 0,
-            runs: 0,
             ctx_len: 0,
             ctx_installed: false,
             meta_len: 0,
@@ -81,8 +85,8 @@ impl Lane {
             has_packet: false,
             pulled: 0,
             zero_stack,
-            clock_base: mix(seed ^ ((cpu as u64) << 48)) >> 24,
-            rng_base: mix(mix(seed) ^ mix((cpu as u64 + 1) << 40)),
+            next_clock: mix(seed ^ ((cpu as u64) << 48)) >> 24,
+            next_rng: mix(mix(seed) ^ mix((cpu as u64 + 1) << 40)),
         }
     }
 
@@ -94,6 +98,28 @@ impl Lane {
     /// The helper context (memory, trace, clock) of the current or last run.
     pub fn helper_ctx(&mut self) -> &mut HelperContext {
         &mut self.helper_ctx
+    }
+
+    /// Begins the next run on this CPU: its virtual clock start and PRNG state (derived from
+    /// the seed, the CPU and the run's index on it), no pending helper error. The trace
+    /// buffer is left as it is (cleared once per API call, so repetitions append to it).
+    #[inline]
+    pub fn begin_run(&mut self) {
+        self.helper_ctx.begin_run(self.next_clock, self.next_rng);
+        self.next_clock = self.next_clock.wrapping_add(CLOCK_PER_RUN);
+        self.next_rng = self.next_rng.wrapping_add(RNG_PER_RUN);
+    }
+
+    /// The trace output collected since the last clear, as text (invalid UTF-8 replaced).
+    /// The buffer keeps its capacity for the next runs.
+    #[inline]
+    pub(crate) fn trace_out(&self) -> String {
+        let t = self.helper_ctx.trace();
+        if t.is_empty() {
+            String::new()
+        } else {
+            String::from_utf8_lossy(t).into_owned()
+        }
     }
 
     /// Fills the context region with `len` bytes from `fill`.
@@ -144,10 +170,15 @@ impl Lane {
     }
 
     /// The packet data after a run (without metadata), behind the zeroed pulled header.
+    #[inline]
     pub(crate) fn packet_out(&mut self) -> Vec<u8> {
         if !self.has_packet {
             return Vec::new();
         }
+        self.copy_packet_out()
+    }
+
+    fn copy_packet_out(&mut self) -> Vec<u8> {
         let (m, n, p) = (self.meta_len, self.pkt_len, self.pulled);
         self.helper_ctx
             .memory
@@ -161,13 +192,31 @@ impl Lane {
     }
 
     /// The context bytes after a run.
+    #[inline]
     pub(crate) fn ctx_out(&mut self) -> Vec<u8> {
         let n = self.ctx_len;
+        if n == 0 {
+            return Vec::new();
+        }
         self.helper_ctx
             .memory
             .owned_bytes_mut(REGION_CTX)
             .map(|b| b[..n].to_vec())
             .unwrap_or_default()
+    }
+
+    /// The context after a run as `BPF_PROG_TEST_RUN` reports it in `ctx_out`
+    /// ([`crate::ctx_layout::test_run_ctx_out`]).
+    #[inline]
+    pub(crate) fn test_run_ctx_out(&mut self, t: crate::ProgramType, ctx_in: &[u8]) -> Vec<u8> {
+        let n = self.ctx_len;
+        if n == 0 {
+            return Vec::new();
+        }
+        match self.helper_ctx.memory.owned_bytes_mut(REGION_CTX) {
+            Some(b) => crate::ctx_layout::test_run_ctx_out(t, &b[..n], ctx_in),
+            None => Vec::new(),
+        }
     }
 
     /// Guest address of the context (`r1` at entry).

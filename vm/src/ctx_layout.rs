@@ -4,6 +4,7 @@
 use bpfvm_helpers::memory::PACKET_OFFSET;
 
 use crate::eth::{EthInfo, SockInfo, LOOPBACK_IFINDEX};
+use crate::ProgramType;
 
 /// Size of `struct xdp_md`.
 pub const XDP_MD_SIZE: usize = 24;
@@ -165,6 +166,58 @@ pub(crate) fn fill_sk_buff(
     buf[sk_buff::SK..sk_buff::SK + 8].fill(0);
 }
 
+/// `ctx_out` as the kernel's `BPF_PROG_TEST_RUN` reports it, from `ctx`, the context after
+/// the last run, and the caller's `ctx_in`:
+/// - `__sk_buff` programs (`convert_skb_to___skb`): `ctx_in`, zero-padded to
+///   [`SK_BUFF_SIZE`], with `mark`, `priority`, `ingress_ifindex`, `ifindex`, `tstamp`,
+///   `cb[]`, `wire_len`, `gso_segs` and `hwtstamp` as the run left them; the fields bpfvm
+///   fills for the program (`len`, `protocol`, packet pointers, socket addresses, ...) are
+///   not reported, as in the kernel;
+/// - XDP (`xdp_convert_buff_to_md`): the context with `data` and `data_end` as offsets
+///   from `data_meta`, and `data_meta` 0 (the form `ctx_in` takes);
+/// - other program types: the context bytes as they are.
+pub(crate) fn test_run_ctx_out(t: ProgramType, ctx: &[u8], ctx_in: &[u8]) -> Vec<u8> {
+    if t.uses_sk_buff() && ctx.len() == SK_BUFF_SIZE {
+        let mut out = vec![0; SK_BUFF_SIZE];
+        let n = ctx_in.len().min(SK_BUFF_SIZE);
+        out[..n].copy_from_slice(&ctx_in[..n]);
+        for (off, len) in SK_BUFF_REPORTED {
+            out[off..off + len].copy_from_slice(&ctx[off..off + len]);
+        }
+        out
+    } else if t == ProgramType::Xdp && ctx.len() == XDP_MD_SIZE {
+        let mut out = ctx.to_vec();
+        let meta = get32(ctx, xdp_md::DATA_META);
+        put32(
+            &mut out,
+            xdp_md::DATA,
+            get32(ctx, xdp_md::DATA).wrapping_sub(meta),
+        );
+        put32(
+            &mut out,
+            xdp_md::DATA_END,
+            get32(ctx, xdp_md::DATA_END).wrapping_sub(meta),
+        );
+        put32(&mut out, xdp_md::DATA_META, 0);
+        out
+    } else {
+        ctx.to_vec()
+    }
+}
+
+/// `(offset, length)` of the `__sk_buff` fields the kernel copies back into `ctx_out`.
+const SK_BUFF_REPORTED: [(usize, usize); 9] = [
+    (sk_buff::MARK, 4),
+    (sk_buff::PRIORITY, 4),
+    (sk_buff::INGRESS_IFINDEX, 4),
+    (sk_buff::IFINDEX, 4),
+    (sk_buff::CB, 20),
+    (sk_buff::TSTAMP, 8),
+    (sk_buff::WIRE_LEN, 4),
+    (sk_buff::GSO_SEGS, 4),
+    (sk_buff::HWTSTAMP, 8),
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,6 +236,40 @@ mod tests {
         assert_eq!(f(xdp_md::DATA), PACKET_OFFSET + 4);
         assert_eq!(f(xdp_md::DATA_END), PACKET_OFFSET + 64);
         assert_eq!(f(xdp_md::INGRESS_IFINDEX), 7);
+    }
+
+    #[test]
+    fn test_run_ctx_out_reports_what_the_kernel_reports() {
+        let eth = EthInfo {
+            protocol: 8,
+            pkt_type: 0,
+        };
+        let mut ctx = [0u8; SK_BUFF_SIZE];
+        let mut ctx_in = vec![0u8; 12];
+        ctx_in[sk_buff::MARK] = 9;
+        fill_sk_buff(&mut ctx, &ctx_in, 0, 60, eth, &SockInfo::default());
+        ctx[sk_buff::CB] = 5;
+        let out = test_run_ctx_out(ProgramType::SchedCls, &ctx, &ctx_in);
+        let f = |o: usize| u32::from_le_bytes(out[o..o + 4].try_into().unwrap());
+        assert_eq!(out.len(), SK_BUFF_SIZE);
+        assert_eq!(
+            (f(sk_buff::MARK), f(sk_buff::CB), f(sk_buff::IFINDEX)),
+            (9, 5, 1)
+        );
+        assert_eq!((f(sk_buff::WIRE_LEN), f(sk_buff::LEN)), (60, 0));
+        assert_eq!((f(sk_buff::DATA), f(sk_buff::PROTOCOL)), (0, 0));
+
+        let mut xdp = [0u8; XDP_MD_SIZE];
+        fill_xdp_md(&mut xdp, &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], 4, 60);
+        let out = test_run_ctx_out(ProgramType::Xdp, &xdp, &[]);
+        let f = |o: usize| u32::from_le_bytes(out[o..o + 4].try_into().unwrap());
+        assert_eq!(f(xdp_md::DATA_META), 0);
+        assert_eq!(f(xdp_md::DATA), 4);
+        assert_eq!(f(xdp_md::DATA_END), 64);
+        assert_eq!(f(xdp_md::INGRESS_IFINDEX), 1);
+
+        let raw = [1u8, 2, 3];
+        assert_eq!(test_run_ctx_out(ProgramType::Unspecified, &raw, &raw), raw);
     }
 
     #[test]

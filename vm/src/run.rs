@@ -59,7 +59,8 @@ pub struct RunOutput {
     pub retval: u64,
     /// The packet data after the run (empty for programs without a packet).
     pub data: Vec<u8>,
-    /// The context bytes after the run.
+    /// The context bytes after the run, as the program sees them (guest packet pointers
+    /// and all the fields bpfvm fills).
     pub ctx: Vec<u8>,
     /// Text written by `bpf_trace_printk` during the run.
     pub trace: String,
@@ -84,7 +85,10 @@ pub struct TestRunResult {
     pub retval: u64,
     /// Packet data after the last run.
     pub data_out: Vec<u8>,
-    /// Context after the last run.
+    /// Context after the last run, as the kernel reports it: for `__sk_buff` programs
+    /// `ctx_in` with the fields the kernel copies back (`mark`, `priority`, `cb[]`,
+    /// `ifindex`, `wire_len`, ...) updated, for XDP `data`/`data_end` as offsets from
+    /// `data_meta` (see [`RunOutput::ctx`] for the context exactly as the program saw it).
     pub ctx_out: Vec<u8>,
     /// Mean wall-clock duration of one run.
     pub duration: Duration,

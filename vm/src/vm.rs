@@ -184,10 +184,12 @@ impl Vm {
     }
 
     fn lane(&self, cpu: CpuId) -> Result<MutexGuard<'_, Lane>, RunError> {
-        let lane = self.lanes.get(cpu.0 as usize).ok_or(RunError::NoSuchCpu {
-            cpu: cpu.0,
-            ncpus: self.config.ncpus,
-        })?;
+        let Some(lane) = self.lanes.get(cpu.0 as usize) else {
+            return Err(RunError::NoSuchCpu {
+                cpu: cpu.0,
+                ncpus: self.config.ncpus,
+            });
+        };
         // A panic cannot leave a lane inconsistent (every run re-initialises what it uses).
         Ok(lane.lock().unwrap_or_else(|p| p.into_inner()))
     }
@@ -218,7 +220,8 @@ impl Vm {
                 let mut out = Vec::with_capacity(repeat as usize);
                 for _ in 0..repeat {
                     self.setup(prog, &mut lane, input)?;
-                    out.push(self.exec(prog, &mut lane)?);
+                    lane.helper_ctx.clear_trace();
+                    out.push(self.exec(prog, &mut lane, 1)?);
                 }
                 Ok(out)
             })
@@ -271,33 +274,34 @@ impl Vm {
             .collect()
     }
 
-    /// `BPF_PROG_TEST_RUN`: runs `prog` `repeat` times on one CPU with the same input.
+    /// `BPF_PROG_TEST_RUN`: runs `prog` `repeat` times on one CPU.
+    ///
+    /// As the kernel's `bpf_test_run`, the packet and context are set up from `req.input`
+    /// once, and every repetition runs on them: a program that changes its packet or a
+    /// writable context field (`mark`, `cb[]`, ...) sees its own earlier changes, and
+    /// `data_out` / `ctx_out` are what the last repetition left. Each repetition is still a
+    /// run of its own for the virtual clock, the PRNG and the stack (zeroed between runs).
+    /// Only the loop is timed (two clock reads per call, as the kernel's `bpf_test_timer`),
+    /// and `duration` is the mean per repetition.
     pub fn test_run(&self, prog: &LoadedProgram, req: &TestRun) -> Result<TestRunResult, RunError> {
         let mut lane = self.lane(req.cpu)?;
         let repeat = req.repeat.max(1);
-        let mut trace = String::new();
-        let mut retval = 0;
-        // Like the kernel, time the whole loop and report the mean (here including the
-        // per-run reset of packet and context).
+        self.setup(prog, &mut lane, &req.input)?;
+        lane.helper_ctx.clear_trace();
         let start = Instant::now();
-        for _ in 0..repeat {
-            self.setup(prog, &mut lane, &req.input)?;
-            retval = self.exec(prog, &mut lane)?;
-            let t = lane.helper_ctx().trace();
-            if !t.is_empty() {
-                trace.push_str(&String::from_utf8_lossy(t));
-            }
-        }
+        let retval = self.exec(prog, &mut lane, repeat)?;
         let total = start.elapsed();
         Ok(TestRunResult {
             retval,
             data_out: lane.packet_out(),
-            ctx_out: lane.ctx_out(),
-            duration: total / repeat,
-            trace,
+            ctx_out: lane.test_run_ctx_out(prog.program().prog_type(), &req.input.ctx),
+            // The mean per repetition (a 64-bit division, skipped for a single run).
+            duration: if repeat == 1 { total } else { total / repeat },
+            trace: lane.trace_out(),
         })
     }
 
+    #[inline]
     fn run_on_lane(
         &self,
         prog: &LoadedProgram,
@@ -305,21 +309,13 @@ impl Vm {
         input: &Input,
     ) -> Result<RunOutput, RunError> {
         self.setup(prog, lane, input)?;
-        let retval = self.exec(prog, lane)?;
-        let trace = lane.helper_ctx().take_trace();
+        lane.helper_ctx.clear_trace();
+        let retval = self.exec(prog, lane, 1)?;
         Ok(RunOutput {
             retval,
             data: lane.packet_out(),
-            ctx: if lane.ctx_len == 0 {
-                Vec::new()
-            } else {
-                lane.ctx_out()
-            },
-            trace: if trace.is_empty() {
-                String::new()
-            } else {
-                String::from_utf8_lossy(&trace).into_owned()
-            },
+            ctx: lane.ctx_out(),
+            trace: lane.trace_out(),
         })
     }
 
@@ -384,21 +380,18 @@ impl Vm {
         Ok(())
     }
 
-    /// Runs once on a prepared lane.
-    fn exec(&self, prog: &LoadedProgram, lane: &mut Lane) -> Result<u64, RunError> {
-        let run = lane.runs;
-        lane.runs += 1;
-        // 10 ms of virtual time per run; PRNG states of consecutive runs 2^32 steps apart.
-        let clock = lane.clock_base.wrapping_add(run.wrapping_mul(10_000_000));
-        let rng = lane
-            .rng_base
-            .wrapping_add((run << 32).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        lane.helper_ctx().begin_run(clock, rng);
+    /// Runs `repeat` (≥ 1) times on a prepared lane, without resetting its packet or
+    /// context between runs; returns `r0` of the last run. The lane's trace buffer collects
+    /// the output of every run.
+    #[inline]
+    fn exec(&self, prog: &LoadedProgram, lane: &mut Lane, repeat: u32) -> Result<u64, RunError> {
         let env = RunEnv {
             registry: &self.registry,
             budget: self.config.budget,
         };
-        prog.inner.engine.run(&prog.inner.program, lane, env)
+        prog.inner
+            .engine
+            .run_repeated(&prog.inner.program, lane, env, repeat)
     }
 }
 

@@ -2,9 +2,11 @@
 //! instructions, so the figure is stable on a noisy machine).
 //!
 //! `callgrind_driver <alu|memory> <interpreter|rbpf-interpreter|direct-rbpf-interpreter> <n>`
-//! runs the ALU (or memory) loop of n iterations once; `callgrind_driver empty <engine> <calls>` makes `calls`
-//! `Vm::test_run` calls of the empty program. Run it at two counts and divide the difference
-//! in instructions by the difference in BPF instructions (or calls) to cancel setup.
+//! runs the ALU (or memory) loop of n iterations once; `callgrind_driver empty <engine> <calls>`
+//! makes `calls` `Vm::test_run` calls (repeat 1) of the empty program, `empty-x1000` makes
+//! `calls` `Vm::test_run` calls of 1,000 repetitions each, and `empty-run` makes `calls`
+//! `Vm::run` calls. Run it at two counts and divide the difference in instructions by the
+//! difference in BPF instructions (or calls, or repetitions) to cancel setup.
 
 use bpfvm::{CpuId, EngineKind, Input, Program, ProgramType, TestRun, Vm};
 use bpfvm_benches::direct::Direct;
@@ -33,7 +35,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 vm.run(&prog, CpuId(0), &Input::empty())?.retval
             }
         }
-        "empty" => {
+        "empty" | "empty-x1000" => {
             let vm = Vm::new(vm_config(1));
             let prog = vm.load(
                 Program::new(programs::empty(), ProgramType::Unspecified)
@@ -41,7 +43,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             )?;
             let req = TestRun {
                 input: Input::empty(),
-                repeat: 1,
+                repeat: if what == "empty" { 1 } else { 1000 },
                 cpu: CpuId(0),
             };
             let mut r0 = 0;
@@ -50,7 +52,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             r0
         }
-        other => return Err(format!("unknown program {other:?} (alu, memory or empty)").into()),
+        "empty-run" => {
+            let vm = Vm::new(vm_config(1));
+            let prog = vm.load(
+                Program::new(programs::empty(), ProgramType::Unspecified)
+                    .with_engine(engine.parse::<EngineKind>()?),
+            )?;
+            let input = Input::empty();
+            let mut r0 = 0;
+            for _ in 0..n {
+                r0 += vm.run(&prog, CpuId(0), &input)?.retval;
+            }
+            r0
+        }
+        other => {
+            return Err(format!(
+                "unknown program {other:?} (alu, memory, empty, empty-x1000 or empty-run)"
+            )
+            .into())
+        }
     };
     println!("{what} {engine} {n} {r0}");
     Ok(())

@@ -80,26 +80,58 @@ impl Engine for Interpreter {
     }
 
     fn run(&self, _program: &Program, lane: &mut Lane, env: RunEnv<'_>) -> Result<u64, RunError> {
+        self.runs(lane, env, 1, false)
+    }
+
+    fn run_repeated(
+        &self,
+        _program: &Program,
+        lane: &mut Lane,
+        env: RunEnv<'_>,
+        repeat: u32,
+    ) -> Result<u64, RunError> {
+        self.runs(lane, env, repeat.max(1), true)
+    }
+}
+
+impl Interpreter {
+    /// `repeat` runs on `lane`, each begun here when `begin` (else the caller began the only
+    /// one). One loop around [`execute`], so the per-call work (map installation, the
+    /// function's prologue and result copy) is paid once, not per run.
+    fn runs(
+        &self,
+        lane: &mut Lane,
+        env: RunEnv<'_>,
+        repeat: u32,
+        begin: bool,
+    ) -> Result<u64, RunError> {
         lane.install_maps(self.id, &self.maps);
-        lane.prepare_stack();
         let r1 = lane.ctx_addr();
         let r2 = lane.ctx_len as u64;
-        let mut used = 1;
-        let result = execute(
-            &self.insns,
-            &mut lane.helper_ctx,
-            &mut lane.frames,
-            &mut used,
-            env.registry,
-            env.budget,
-            [r1, r2],
-        );
-        lane.dirty_frames = if self.uses_stack { used } else { 0 };
-        if used > 1 {
-            // Calls moved the stack window; between runs only frame 0 is accessible.
-            lane.set_stack_depth(1);
+        let mut r0 = 0;
+        for _ in 0..repeat {
+            if begin {
+                lane.begin_run();
+            }
+            lane.prepare_stack();
+            let mut used = 1;
+            let result = execute(
+                &self.insns,
+                &mut lane.helper_ctx,
+                &mut lane.frames,
+                &mut used,
+                env.registry,
+                env.budget,
+                [r1, r2],
+            );
+            lane.dirty_frames = if self.uses_stack { used } else { 0 };
+            if used > 1 {
+                // Calls moved the stack window; between runs only frame 0 is accessible.
+                lane.set_stack_depth(1);
+            }
+            r0 = result?;
         }
-        result
+        Ok(r0)
     }
 }
 

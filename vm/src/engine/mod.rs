@@ -81,9 +81,29 @@ pub struct RunEnv<'a> {
 pub trait Engine: Send + Sync + fmt::Debug {
     /// Which engine this is.
     fn kind(&self) -> EngineKind;
-    /// Runs the program once on `lane`, whose context and packet buffers are filled, and
-    /// returns `r0`.
+    /// Runs the program once on `lane`, whose context and packet buffers are filled and
+    /// whose run has begun ([`Lane::begin_run`]), and returns `r0`.
     fn run(&self, program: &Program, lane: &mut Lane, env: RunEnv<'_>) -> Result<u64, RunError>;
+
+    /// Runs the program `repeat` times (at least once) on `lane`, as `BPF_PROG_TEST_RUN`'s
+    /// loop: context and packet are not reset between runs, each run is begun with
+    /// [`Lane::begin_run`] here, and the first failing run ends the loop with its error.
+    /// Returns `r0` of the last run. Engines override it to keep per-run work out of the
+    /// loop.
+    fn run_repeated(
+        &self,
+        program: &Program,
+        lane: &mut Lane,
+        env: RunEnv<'_>,
+        repeat: u32,
+    ) -> Result<u64, RunError> {
+        let mut r0 = 0;
+        for _ in 0..repeat.max(1) {
+            lane.begin_run();
+            r0 = self.run(program, lane, env)?;
+        }
+        Ok(r0)
+    }
 }
 
 /// Prepares `program` for `kind`.
