@@ -159,6 +159,9 @@ impl Region {
     }
 }
 
+/// Words of padding after each owned buffer (128 bytes).
+const OWNED_TAIL_PAD_WORDS: usize = 16;
+
 /// An 8-byte aligned heap buffer owned by a [`Memory`] (stack, context, packet).
 #[derive(Debug, Default)]
 struct OwnedBuf {
@@ -267,7 +270,10 @@ impl Memory {
         let buf = &mut self.owned[i];
         let words = len.div_ceil(8).max(1);
         if buf.words.len() < words {
-            buf.words = vec![0; words];
+            // 128 spare bytes at the end: the hot end of a buffer (the stack's frame 0) never
+            // shares a cache line with whatever the allocator puts next, such as another
+            // simulated CPU's buffers used by another host thread.
+            buf.words = vec![0; words + OWNED_TAIL_PAD_WORDS];
         }
         buf.len = len;
         let base = buf.words.as_mut_ptr().cast::<u8>();

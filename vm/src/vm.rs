@@ -122,9 +122,15 @@ impl LoadedProgram {
 #[derive(Debug)]
 pub struct Vm {
     config: VmConfig,
-    lanes: Box<[Mutex<Lane>]>,
+    lanes: Box<[LaneSlot]>,
     registry: Arc<Registry>,
 }
+
+/// One CPU's lane on cache lines of its own (128 bytes: a line and its prefetch neighbour),
+/// so that simulated CPUs running on different host threads never write the same line.
+#[derive(Debug)]
+#[repr(align(128))]
+struct LaneSlot(Mutex<Lane>);
 
 impl Default for Vm {
     fn default() -> Vm {
@@ -150,7 +156,14 @@ impl Vm {
     pub fn with_registry(mut config: VmConfig, registry: Registry) -> Vm {
         config.ncpus = config.ncpus.max(1);
         let lanes = (0..config.ncpus)
-            .map(|cpu| Mutex::new(Lane::new(cpu, config.ncpus, config.zero_stack, config.seed)))
+            .map(|cpu| {
+                LaneSlot(Mutex::new(Lane::new(
+                    cpu,
+                    config.ncpus,
+                    config.zero_stack,
+                    config.seed,
+                )))
+            })
             .collect();
         Vm {
             config,
@@ -191,7 +204,7 @@ impl Vm {
             });
         };
         // A panic cannot leave a lane inconsistent (every run re-initialises what it uses).
-        Ok(lane.lock().unwrap_or_else(|p| p.into_inner()))
+        Ok(lane.0.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Runs `prog` once on simulated CPU `cpu`.
