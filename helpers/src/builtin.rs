@@ -14,12 +14,13 @@
 use crate::context::HelperContext;
 use crate::error::HelperError;
 use crate::id::HelperId;
-use crate::registry::Registry;
+use crate::registry::{HelperFn, Inline, Registry};
 
 /// The signature of the built-in helpers.
-pub type BuiltinFn = fn(&mut HelperContext, [u64; 5]) -> Result<u64, HelperError>;
+pub type BuiltinFn = HelperFn;
 
-/// Registers every built-in helper in `r`.
+/// Registers every built-in helper in `r`, as plain functions; `bpf_get_smp_processor_id`
+/// is marked [`Inline::SmpProcessorId`].
 pub fn register_all(r: &mut Registry) {
     let all: [(HelperId, &'static str, BuiltinFn); 12] = [
         (
@@ -68,7 +69,9 @@ pub fn register_all(r: &mut Registry) {
         ),
     ];
     for (id, name, f) in all {
-        r.register(id, name, f).expect("built-in ids are small");
+        let inline = (id == HelperId::GET_SMP_PROCESSOR_ID).then_some(Inline::SmpProcessorId);
+        r.register_builtin(id, name, f, inline)
+            .expect("built-in ids are small");
     }
 }
 
