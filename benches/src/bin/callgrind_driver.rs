@@ -3,8 +3,11 @@
 //!
 //! `callgrind_driver <alu|memory> <interpreter|rbpf-interpreter|direct-rbpf-interpreter> <n>`
 //! runs the ALU (or memory) loop of n iterations once; `callgrind_driver empty <engine> <calls>` makes `calls`
-//! `Vm::test_run` calls of the empty program. Run it at two counts and divide the difference
-//! in instructions by the difference in BPF instructions (or calls) to cancel setup.
+//! `Vm::test_run` calls of the empty program; `callgrind_driver <helper|helper-call|helper-baseline>
+//! <engine> <n>` runs the helper loop (`call 8`, inlined by the interpreter), the helper-call
+//! loop (`call 5`, really called) or their baseline (`mov64 r0, 0`) of n iterations once. Run
+//! it at two counts and divide the difference in instructions by the difference in BPF
+//! instructions (or calls) to cancel setup.
 
 use bpfvm::{CpuId, EngineKind, Input, Program, ProgramType, TestRun, Vm};
 use bpfvm_benches::direct::Direct;
@@ -16,11 +19,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let engine = args.next().unwrap_or_else(|| "interpreter".to_string());
     let n: u64 = args.next().map_or(Ok(100_000), |a| a.parse())?;
     let r0 = match what.as_str() {
-        "alu" | "memory" => {
-            let code = if what == "alu" {
-                programs::alu_loop(n)
-            } else {
-                programs::memory_loop(n)
+        "alu" | "memory" | "helper" | "helper-call" | "helper-baseline" => {
+            let code = match what.as_str() {
+                "alu" => programs::alu_loop(n),
+                "memory" => programs::memory_loop(n),
+                "helper" => programs::helper_loop(n),
+                "helper-call" => programs::helper_call_loop(n),
+                _ => programs::helper_baseline_loop(n),
             };
             if engine == "direct-rbpf-interpreter" {
                 Direct::new(&code, false)?.run()?
@@ -50,7 +55,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             r0
         }
-        other => return Err(format!("unknown program {other:?} (alu, memory or empty)").into()),
+        other => return Err(format!("unknown program {other:?} (alu, memory, helper, helper-call, helper-baseline or empty)").into()),
     };
     println!("{what} {engine} {n} {r0}");
     Ok(())
