@@ -16,7 +16,9 @@ use crate::error::HelperError;
 use crate::id::HelperId;
 use crate::registry::{HelperFn, Inline, Registry};
 
-/// The signature of the built-in helpers.
+/// The signature of the built-in helpers: [`HelperFn`], arguments by reference and the
+/// error boxed, so that the interpreter passes its register file and gets the result back
+/// in registers.
 pub type BuiltinFn = HelperFn;
 
 /// Registers every built-in helper in `r`, as plain functions; `bpf_get_smp_processor_id`
@@ -113,7 +115,7 @@ impl KeyBuf {
 }
 
 /// `bpf_map_lookup_elem(map, key)`: pointer to the value or NULL.
-pub fn map_lookup_elem(ctx: &mut HelperContext, a: [u64; 5]) -> Result<u64, HelperError> {
+pub fn map_lookup_elem(ctx: &mut HelperContext, a: &[u64; 5]) -> Result<u64, Box<HelperError>> {
     const NAME: &str = "bpf_map_lookup_elem";
     let (idx, map) = ctx.map_arg(NAME, a[0])?;
     let key = KeyBuf::read(ctx, NAME, a[1], map.key_size())?;
@@ -124,7 +126,7 @@ pub fn map_lookup_elem(ctx: &mut HelperContext, a: [u64; 5]) -> Result<u64, Help
 }
 
 /// `bpf_map_update_elem(map, key, value, flags)`: 0 or a negative errno.
-pub fn map_update_elem(ctx: &mut HelperContext, a: [u64; 5]) -> Result<u64, HelperError> {
+pub fn map_update_elem(ctx: &mut HelperContext, a: &[u64; 5]) -> Result<u64, Box<HelperError>> {
     const NAME: &str = "bpf_map_update_elem";
     let (_, map) = ctx.map_arg(NAME, a[0])?;
     let key = KeyBuf::read(ctx, NAME, a[1], map.key_size())?;
@@ -138,7 +140,7 @@ pub fn map_update_elem(ctx: &mut HelperContext, a: [u64; 5]) -> Result<u64, Help
 }
 
 /// `bpf_map_delete_elem(map, key)`: 0 or a negative errno.
-pub fn map_delete_elem(ctx: &mut HelperContext, a: [u64; 5]) -> Result<u64, HelperError> {
+pub fn map_delete_elem(ctx: &mut HelperContext, a: &[u64; 5]) -> Result<u64, Box<HelperError>> {
     const NAME: &str = "bpf_map_delete_elem";
     let (_, map) = ctx.map_arg(NAME, a[0])?;
     let key = KeyBuf::read(ctx, NAME, a[1], map.key_size())?;
@@ -149,7 +151,10 @@ pub fn map_delete_elem(ctx: &mut HelperContext, a: [u64; 5]) -> Result<u64, Help
 }
 
 /// `bpf_map_lookup_percpu_elem(map, key, cpu)`: pointer to `cpu`'s copy or NULL.
-pub fn map_lookup_percpu_elem(ctx: &mut HelperContext, a: [u64; 5]) -> Result<u64, HelperError> {
+pub fn map_lookup_percpu_elem(
+    ctx: &mut HelperContext,
+    a: &[u64; 5],
+) -> Result<u64, Box<HelperError>> {
     const NAME: &str = "bpf_map_lookup_percpu_elem";
     let (idx, map) = ctx.map_arg(NAME, a[0])?;
     let key = KeyBuf::read(ctx, NAME, a[1], map.key_size())?;
@@ -168,7 +173,7 @@ pub fn map_lookup_percpu_elem(ctx: &mut HelperContext, a: [u64; 5]) -> Result<u6
 /// `bpf_get_local_storage(map, flags)`: the cgroup storage of the cgroup the run is for
 /// (set per run, e.g. `Input::cgroup` in `bpfvm`). The kernel guarantees a storage exists, so
 /// programs do not check for NULL: a run without one is an error rather than a NULL.
-pub fn get_local_storage(ctx: &mut HelperContext, a: [u64; 5]) -> Result<u64, HelperError> {
+pub fn get_local_storage(ctx: &mut HelperContext, a: &[u64; 5]) -> Result<u64, Box<HelperError>> {
     const NAME: &str = "bpf_get_local_storage";
     let (idx, map) = ctx.map_arg(NAME, a[0])?;
     let fail = |message: String| HelperError::Failed {
@@ -176,7 +181,7 @@ pub fn get_local_storage(ctx: &mut HelperContext, a: [u64; 5]) -> Result<u64, He
         message,
     };
     if a[1] != 0 {
-        return Err(fail(format!("flags {:#x} must be 0", a[1])));
+        return Err(fail(format!("flags {:#x} must be 0", a[1])).into());
     }
     let (cgroup_id, attach_type) = ctx
         .cgroup()
@@ -192,22 +197,25 @@ pub fn get_local_storage(ctx: &mut HelperContext, a: [u64; 5]) -> Result<u64, He
 }
 
 /// `bpf_ktime_get_ns()` and `bpf_ktime_get_boot_ns()`: the run's virtual clock.
-pub fn ktime_get_ns(ctx: &mut HelperContext, _: [u64; 5]) -> Result<u64, HelperError> {
+pub fn ktime_get_ns(ctx: &mut HelperContext, _: &[u64; 5]) -> Result<u64, Box<HelperError>> {
     Ok(ctx.now_ns())
 }
 
 /// `bpf_get_prandom_u32()`: the next value of the run's seeded generator.
-pub fn get_prandom_u32(ctx: &mut HelperContext, _: [u64; 5]) -> Result<u64, HelperError> {
+pub fn get_prandom_u32(ctx: &mut HelperContext, _: &[u64; 5]) -> Result<u64, Box<HelperError>> {
     Ok(ctx.next_random() as u32 as u64)
 }
 
 /// `bpf_get_smp_processor_id()`: the simulated CPU.
-pub fn get_smp_processor_id(ctx: &mut HelperContext, _: [u64; 5]) -> Result<u64, HelperError> {
+pub fn get_smp_processor_id(
+    ctx: &mut HelperContext,
+    _: &[u64; 5],
+) -> Result<u64, Box<HelperError>> {
     Ok(ctx.cpu() as u64)
 }
 
 /// `bpf_per_cpu_ptr` / `bpf_this_cpu_ptr`: NULL, since bpfvm has no per-CPU ksyms.
-pub fn null_ksym_ptr(_: &mut HelperContext, _: [u64; 5]) -> Result<u64, HelperError> {
+pub fn null_ksym_ptr(_: &mut HelperContext, _: &[u64; 5]) -> Result<u64, Box<HelperError>> {
     Ok(0)
 }
 
@@ -215,7 +223,7 @@ pub fn null_ksym_ptr(_: &mut HelperContext, _: [u64; 5]) -> Result<u64, HelperEr
 /// returns the number of bytes written, or `-EINVAL` for a bad format (as the kernel does).
 ///
 /// Supported conversions: `%d %i %u %x %X %ld %li %lu %lx %lld %lli %llu %llx %s %p %c %%`.
-pub fn trace_printk(ctx: &mut HelperContext, a: [u64; 5]) -> Result<u64, HelperError> {
+pub fn trace_printk(ctx: &mut HelperContext, a: &[u64; 5]) -> Result<u64, Box<HelperError>> {
     const NAME: &str = "bpf_trace_printk";
     const EINVAL: u64 = (-22i64) as u64;
     let size = a[1] as usize;
@@ -304,7 +312,11 @@ mod tests {
         ctx.memory.write_bytes(a, &bytes).unwrap();
         ctx.memory.write_bytes(a + 128, b"hi\0").unwrap();
         let args = args.map(|v| if v == STR { a + 128 } else { v });
-        let n = trace_printk(&mut ctx, [a, bytes.len() as u64, args[0], args[1], args[2]]).unwrap();
+        let n = trace_printk(
+            &mut ctx,
+            &[a, bytes.len() as u64, args[0], args[1], args[2]],
+        )
+        .unwrap();
         (n, String::from_utf8(ctx.take_trace()).unwrap())
     }
 
@@ -329,18 +341,18 @@ mod tests {
         let mut b = HelperContext::new(0, 1);
         a.begin_run(100, 42);
         b.begin_run(100, 42);
-        assert_eq!(ktime_get_ns(&mut a, [0; 5]), Ok(100));
-        assert_eq!(ktime_get_ns(&mut a, [0; 5]), Ok(1100));
+        assert_eq!(ktime_get_ns(&mut a, &[0; 5]), Ok(100));
+        assert_eq!(ktime_get_ns(&mut a, &[0; 5]), Ok(1100));
         let x: Vec<u64> = (0..4)
-            .map(|_| get_prandom_u32(&mut a, [0; 5]).unwrap())
+            .map(|_| get_prandom_u32(&mut a, &[0; 5]).unwrap())
             .collect();
         let y: Vec<u64> = (0..4)
-            .map(|_| get_prandom_u32(&mut b, [0; 5]).unwrap())
+            .map(|_| get_prandom_u32(&mut b, &[0; 5]).unwrap())
             .collect();
         assert_eq!(x, y);
         assert!(x.iter().all(|v| *v <= u32::MAX as u64));
         assert_eq!(
-            get_smp_processor_id(&mut HelperContext::new(3, 4), [0; 5]),
+            get_smp_processor_id(&mut HelperContext::new(3, 4), &[0; 5]),
             Ok(3)
         );
     }
@@ -348,8 +360,8 @@ mod tests {
     #[test]
     fn bad_map_handles_are_errors() {
         let mut ctx = HelperContext::new(0, 1);
-        let e = map_lookup_elem(&mut ctx, [0x1234, 0, 0, 0, 0]).unwrap_err();
-        assert!(matches!(e, HelperError::BadMap { .. }));
+        let e = map_lookup_elem(&mut ctx, &[0x1234, 0, 0, 0, 0]).unwrap_err();
+        assert!(matches!(*e, HelperError::BadMap { .. }));
         assert!(e.to_string().contains("bpf_map_lookup_elem"));
     }
 }

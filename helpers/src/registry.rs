@@ -34,8 +34,11 @@ where
     }
 }
 
-/// A helper as a plain function: the built-ins, and what [`Registry::register_fn`] takes.
-pub type HelperFn = fn(&mut HelperContext, [u64; 5]) -> Result<u64, HelperError>;
+/// A helper as a plain function, in the fast form engines call directly: the arguments
+/// `r1..=r5` by reference (the interpreter passes its register file, no copy) and the rare
+/// error boxed (the result fits in two registers). The built-ins have this form, and
+/// [`Registry::register_fn`] takes it.
+pub type HelperFn = fn(&mut HelperContext, &[u64; 5]) -> Result<u64, Box<HelperError>>;
 
 /// How a registered helper is called: a plain function pointer (one indirect call) or a
 /// trait object (a virtual call; closures that carry state).
@@ -52,11 +55,24 @@ pub enum Callable {
 
 impl Callable {
     /// Calls the helper.
-    #[inline(always)]
     pub fn call(&self, ctx: &mut HelperContext, args: [u64; 5]) -> Result<u64, HelperError> {
         match self {
-            Callable::Fn(f) => f(ctx, args),
+            Callable::Fn(f) => f(ctx, &args).map_err(|e| *e),
             Callable::Dyn(h) => h.call(ctx, args),
+        }
+    }
+
+    /// Calls the helper with the arguments by reference and the error boxed: the
+    /// [`HelperFn`] form, what the interpreter uses.
+    #[inline(always)]
+    pub fn call_fast(
+        &self,
+        ctx: &mut HelperContext,
+        args: &[u64; 5],
+    ) -> Result<u64, Box<HelperError>> {
+        match self {
+            Callable::Fn(f) => f(ctx, args),
+            Callable::Dyn(h) => h.call(ctx, *args).map_err(Box::new),
         }
     }
 }
@@ -273,7 +289,7 @@ mod tests {
 
     #[test]
     fn plain_functions_register_and_call() {
-        fn add(_: &mut HelperContext, a: [u64; 5]) -> Result<u64, HelperError> {
+        fn add(_: &mut HelperContext, a: &[u64; 5]) -> Result<u64, Box<HelperError>> {
             Ok(a.iter().sum())
         }
         let mut r = Registry::new();
@@ -286,6 +302,7 @@ mod tests {
         assert_eq!(e.inline, None);
         let mut ctx = HelperContext::new(0, 1);
         assert_eq!(e.helper.call(&mut ctx, [1, 2, 3, 4, 5]), Ok(15));
+        assert_eq!(e.helper.call_fast(&mut ctx, &[1, 2, 3, 4, 6]), Ok(16));
         assert_eq!(r.call(9, &mut ctx, [1, 1, 1, 1, 1]), Ok(5));
     }
 }
