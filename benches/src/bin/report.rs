@@ -459,21 +459,31 @@ fn targets(r: &Results, callgrind: &Path, s: &mut String) {
             )
         }),
     );
+    // Marginal ns per call (loop − baseline loop, ÷ iterations) and its uncertainty (the two
+    // medians' half 95% intervals added).
     let marginal = |case: &str, v: &str| {
-        time(&format!("interpreter/{case}/{v}"))
-            .zip(time(&format!("interpreter/helper_baseline_loop/{v}")))
-            .map(|(a, b)| (a - b) / LOOP_ITERS as f64)
+        let get = |c: &str| r.get(&format!("interpreter/{c}/{v}")).copied();
+        get(case).zip(get("helper_baseline_loop")).map(|(a, b)| {
+            let n = LOOP_ITERS as f64;
+            let pm = ((a.hi - a.lo) + (b.hi - b.lo)) / 2.0 / n;
+            ((a.median - b.median) / n, pm)
+        })
+    };
+    let ns_pm = |m: Option<(f64, f64)>| {
+        m.map_or("–".to_string(), |(m, pm)| {
+            format!("{} ± {}", fmt_ns(m), fmt_ns(pm))
+        })
     };
     let x86_per_call = |what: &str| {
         per_call(&counts, what, "interpreter").map_or(String::new(), |x| {
-            format!(", {x:.0} x86 instructions per call")
+            format!(", {x:.0} x86 instructions per call over the baseline's `mov` (callgrind)")
         })
     };
     // Scaled to the issue's machine like the ALU estimate above (labelled as an estimate).
     let on_reference = |ns: f64| {
         per("interpreter/alu_loop/direct/rbpf-interpreter").map_or(String::new(), |r| {
             format!(
-                "; ≈ {} ns on the issue's machine (estimate)",
+                "; ≈ {} ns on the issue's machine (estimate, scaled as above)",
                 fmt_ns(ns * RBPF_REF_ALU_NS / r)
             )
         })
@@ -482,19 +492,19 @@ fn targets(r: &Results, callgrind: &Path, s: &mut String) {
     let called = marginal("helper_call_loop", "vm/interpreter");
     line(
         "helper call < 1 ns marginal",
-        inlined.map(|m| {
+        inlined.map(|(m, _)| {
             let mut v = format!(
                 "inlined `bpf_get_smp_processor_id` (helper 8, `helper_loop`): {}",
                 verdict(
                     m < 1.0,
                     format!(
                         "{} ns per call (helper loop − baseline loop, ÷ {LOOP_ITERS}){}",
-                        fmt_ns(m),
+                        ns_pm(inlined),
                         x86_per_call("helper")
                     )
                 )
             );
-            if let Some(c) = called {
+            if let Some((c, _)) = called {
                 let _ = write!(
                     v,
                     "; a really called helper, `bpf_ktime_get_ns` (helper 5, \
@@ -503,7 +513,7 @@ fn targets(r: &Results, callgrind: &Path, s: &mut String) {
                         c < 1.0,
                         format!(
                             "{} ns per call{}{}",
-                            fmt_ns(c),
+                            ns_pm(called),
                             x86_per_call("helper-call"),
                             on_reference(c)
                         )
@@ -512,9 +522,11 @@ fn targets(r: &Results, callgrind: &Path, s: &mut String) {
             }
             let _ = write!(
                 v,
-                "; rbpf (helper 8, really called): {} ns via bpfvm's bridge, {} ns direct",
-                marginal("helper_loop", "vm/rbpf-interpreter").map_or("–".into(), fmt_ns),
-                marginal("helper_loop", "direct/rbpf-interpreter").map_or("–".into(), fmt_ns)
+                "; rbpf's interpreter (always a real call): helper 8 {} ns via bpfvm's \
+                 bridge, {} ns direct; helper 5 {} ns via bpfvm's bridge",
+                ns_pm(marginal("helper_loop", "vm/rbpf-interpreter")),
+                ns_pm(marginal("helper_loop", "direct/rbpf-interpreter")),
+                ns_pm(marginal("helper_call_loop", "vm/rbpf-interpreter")),
             );
             v
         }),
