@@ -474,10 +474,10 @@ fn execute(
                     .ok()
                     .and_then(|id| registry.get(id))
                     .ok_or(RunError::BadCallx { pc: here, target })?;
-                let args = [reg[1], reg[2], reg[3], reg[4], reg[5]];
-                reg[0] = match entry.helper.call(ctx, args) {
+                let args = <&[u64; 5]>::try_from(&reg[1..6]).unwrap_or(&[0; 5]);
+                reg[0] = match entry.helper.call_fast(ctx, args) {
                     Ok(v) => v,
-                    Err(source) => return Err(helper_failed(here, source)),
+                    Err(source) => return Err(helper_failed(here, *source)),
                 };
             }
             op::CALL_LOCAL => {
