@@ -5,10 +5,15 @@
 //! runs the ALU (or memory) loop of n iterations once; `callgrind_driver empty <engine> <calls>` makes `calls`
 //! `Vm::test_run` calls of the empty program; `callgrind_driver <helper|helper-call|helper-baseline>
 //! <engine> <n>` runs the helper loop (`call 8`, inlined by the interpreter), the helper-call
-//! loop (`call 5`, really called) or their baseline (`mov64 r0, 0`) of n iterations once. Run
+//! loop (`call 5`, really called) or their baseline (`mov64 r0, 0`) of n iterations once;
+//! `callgrind_driver helper-lookup <engine> <n>` runs n `bpf_map_lookup_elem` iterations on an
+//! ARRAY (`programs::lookup_loop`). Run
 //! it at two counts and divide the difference in instructions by the difference in BPF
 //! instructions (or calls) to cancel setup.
 
+use std::sync::Arc;
+
+use bpfvm::maps::{Map, MapSpec, MapType};
 use bpfvm::{CpuId, EngineKind, Input, Program, ProgramType, TestRun, Vm};
 use bpfvm_benches::direct::Direct;
 use bpfvm_benches::{programs, vm_config};
@@ -38,6 +43,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 vm.run(&prog, CpuId(0), &Input::empty())?.retval
             }
         }
+        "helper-lookup" => {
+            // `bpf_map_lookup_elem` on an ARRAY (9 BPF instructions per iteration).
+            let vm = Vm::new(vm_config(1));
+            let map = Map::create(MapSpec::new(MapType::Array, 4, 8, 1), 1)?;
+            let prog = vm.load(
+                Program::new(programs::lookup_loop(n), ProgramType::Unspecified)
+                    .with_map(Arc::new(map))
+                    .with_engine(engine.parse::<EngineKind>()?),
+            )?;
+            vm.run(&prog, CpuId(0), &Input::empty())?.retval
+        }
         "empty" => {
             let vm = Vm::new(vm_config(1));
             let prog = vm.load(
@@ -55,7 +71,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             r0
         }
-        other => return Err(format!("unknown program {other:?} (alu, memory, helper, helper-call, helper-baseline or empty)").into()),
+        other => return Err(format!("unknown program {other:?} (alu, memory, helper, helper-call, helper-baseline, helper-lookup or empty)").into()),
     };
     println!("{what} {engine} {n} {r0}");
     Ok(())
