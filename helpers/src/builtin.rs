@@ -117,15 +117,6 @@ impl KeyBuf {
             large: Vec::new(),
             len,
         };
-        if matches!(len, 1 | 2 | 4 | 8) {
-            // One checked load instead of a byte loop: the same region check as `read_arg`
-            // and the same bytes (loads are little-endian); on a fault, `read_arg` below
-            // reports it exactly as before.
-            if let Ok(v) = ctx.memory.load(addr, len as u64) {
-                k.small[..8].copy_from_slice(&v.to_le_bytes());
-                return Ok(k);
-            }
-        }
         if len > k.small.len() {
             k.large = vec![0; len];
             ctx.read_arg(helper, addr, &mut k.large)?;
@@ -144,16 +135,35 @@ impl KeyBuf {
     }
 }
 
+/// Calls `f` with the `len` key bytes at guest `addr`. Keys of 1, 2, 4 or 8 bytes are read
+/// with one checked load into a local (the same region check as `read_arg`, the same bytes:
+/// loads are little-endian); other sizes, and faults (reported exactly as `read_arg` does),
+/// go through [`KeyBuf`].
+fn with_key<R>(
+    ctx: &HelperContext,
+    helper: &str,
+    addr: u64,
+    len: usize,
+    f: impl FnOnce(&[u8]) -> R,
+) -> Result<R, HelperError> {
+    if matches!(len, 1 | 2 | 4 | 8) {
+        if let Ok(v) = ctx.memory.load(addr, len as u64) {
+            return Ok(f(&v.to_le_bytes()[..len]));
+        }
+    }
+    let key = KeyBuf::read(ctx, helper, addr, len)?;
+    Ok(f(key.bytes()))
+}
+
 /// `bpf_map_lookup_elem(map, key)`: pointer to the value or NULL.
 pub fn map_lookup_elem(ctx: &mut HelperContext, a: &[u64; 5]) -> Result<u64, Box<HelperError>> {
     const NAME: &str = "bpf_map_lookup_elem";
     let ctx: &HelperContext = ctx;
     let (idx, map) = map_ref(ctx, NAME, a[0])?;
-    let key = KeyBuf::read(ctx, NAME, a[1], map.key_size())?;
-    Ok(match map.prog_lookup(ctx.cpu(), key.bytes()) {
-        Some(p) => ctx.value_addr(idx, p),
-        None => 0,
-    })
+    let found = with_key(ctx, NAME, a[1], map.key_size(), |key| {
+        map.prog_lookup(ctx.cpu(), key)
+    })?;
+    Ok(found.map_or(0, |p| ctx.value_addr(idx, p)))
 }
 
 /// `bpf_map_update_elem(map, key, value, flags)`: 0 or a negative errno.
@@ -176,8 +186,10 @@ pub fn map_delete_elem(ctx: &mut HelperContext, a: &[u64; 5]) -> Result<u64, Box
     const NAME: &str = "bpf_map_delete_elem";
     let ctx: &HelperContext = ctx;
     let (_, map) = map_ref(ctx, NAME, a[0])?;
-    let key = KeyBuf::read(ctx, NAME, a[1], map.key_size())?;
-    Ok(match map.prog_delete(ctx.cpu(), key.bytes()) {
+    let done = with_key(ctx, NAME, a[1], map.key_size(), |key| {
+        map.prog_delete(ctx.cpu(), key)
+    })?;
+    Ok(match done {
         Ok(()) => 0,
         Err(errno) => (-(errno as i64)) as u64,
     })
@@ -191,17 +203,15 @@ pub fn map_lookup_percpu_elem(
     const NAME: &str = "bpf_map_lookup_percpu_elem";
     let ctx: &HelperContext = ctx;
     let (idx, map) = map_ref(ctx, NAME, a[0])?;
-    let key = KeyBuf::read(ctx, NAME, a[1], map.key_size())?;
     let target = a[2];
-    if target >= ctx.ncpus() as u64 {
-        return Ok(0);
-    }
-    Ok(
-        match map.prog_lookup_percpu(ctx.cpu(), key.bytes(), target as u32) {
-            Some(p) => ctx.value_addr(idx, p),
-            None => 0,
-        },
-    )
+    // The key is read (and a bad key pointer reported) before the CPU is checked.
+    let found = with_key(ctx, NAME, a[1], map.key_size(), |key| {
+        if target >= ctx.ncpus() as u64 {
+            return None;
+        }
+        map.prog_lookup_percpu(ctx.cpu(), key, target as u32)
+    })?;
+    Ok(found.map_or(0, |p| ctx.value_addr(idx, p)))
 }
 
 /// `bpf_get_local_storage(map, flags)`: the cgroup storage of the cgroup the run is for
@@ -405,13 +415,15 @@ mod tests {
         ctx.memory.write_bytes(base, &bytes).unwrap();
         for len in [1usize, 2, 3, 4, 8, 12] {
             for off in [0u64, 1, 3, 8, 32 - len as u64] {
-                let k = KeyBuf::read(&ctx, "t", base + off, len).unwrap();
                 let at = off as usize;
+                let k = with_key(&ctx, "t", base + off, len, |k| k.to_vec()).unwrap();
+                assert_eq!(k, &bytes[at..at + len], "len {len} off {off}");
+                let k = KeyBuf::read(&ctx, "t", base + off, len).unwrap();
                 assert_eq!(k.bytes(), &bytes[at..at + len], "len {len} off {off}");
             }
             // Past the end: the same error as the byte copy reports.
             let addr = base + 32 - len as u64 + 1;
-            let e = KeyBuf::read(&ctx, "t", addr, len).err().unwrap();
+            let e = with_key(&ctx, "t", addr, len, |_| ()).unwrap_err();
             let mut out = vec![0; len];
             assert_eq!(e, ctx.read_arg("t", addr, &mut out).unwrap_err());
             assert!(matches!(e, HelperError::Memory { .. }));
