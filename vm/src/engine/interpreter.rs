@@ -8,17 +8,21 @@
 //!
 //! Helper calls are resolved when the program is prepared, against the registry it is loaded
 //! with: each `call imm` becomes [`op::CALL_HELPER`], indexing the program's own table of
-//! [`Callable`]s (a plain `fn` pointer for the built-ins), so a call does no id lookup and no
-//! `Option` check; the built-in `bpf_get_smp_processor_id` becomes
-//! [`op::GET_SMP_PROCESSOR_ID`], one load of the lane's CPU number, as the kernel inlines it.
+//! plain helper functions (the built-ins: one indirect call, arguments passed as a reference
+//! into the register file, result in registers), or [`op::CALL_HELPER_DYN`] for helper
+//! objects (closures), so a call does no id lookup and no `Option` check; the built-in
+//! `bpf_get_smp_processor_id` becomes [`op::GET_SMP_PROCESSOR_ID`], one load of the lane's CPU
+//! number, as the kernel inlines it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bpfvm_helpers::memory::{
     guest_addr, AtomicOp, REGION_MAP_HANDLES, REGION_MAP_VALUES, REGION_STACK,
 };
-use bpfvm_helpers::registry::{Callable, Inline};
-use bpfvm_helpers::{HelperContext, HelperError, MapList, Registry};
+use std::sync::Arc;
+
+use bpfvm_helpers::registry::{Callable, HelperFn, Inline};
+use bpfvm_helpers::{Helper, HelperContext, HelperError, MapList, Registry};
 use rbpf::ebpf;
 
 use crate::cpu::{Frame, Lane, FRAME_SIZE, MAX_FRAMES, STACK_SIZE};
@@ -34,9 +38,8 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 #[derive(Debug)]
 pub struct Interpreter {
     insns: Box<[Insn]>,
-    /// The helpers the program calls, resolved at prepare time; indexed by the `target` of
-    /// [`op::CALL_HELPER`].
-    helpers: Box<[Callable]>,
+    /// The helpers the program calls, resolved at prepare time.
+    helpers: Helpers,
     maps: MapList,
     id: u64,
     /// Whether any instruction names `r10`: if none does, no pointer into the stack can be
@@ -77,7 +80,10 @@ impl Interpreter {
         Ok(Interpreter {
             uses_stack,
             insns: insns.into_boxed_slice(),
-            helpers: helpers.callables.into_boxed_slice(),
+            helpers: Helpers {
+                fns: helpers.fns.into_boxed_slice(),
+                objects: helpers.objects.into_boxed_slice(),
+            },
             maps: program.map_list(),
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         })
@@ -88,17 +94,45 @@ impl Interpreter {
         &self.insns
     }
 
-    /// The resolved helpers, indexed by the `target` of [`op::CALL_HELPER`].
-    pub fn helpers(&self) -> &[Callable] {
-        &self.helpers
+    /// The resolved helpers: the plain functions indexed by the `target` of
+    /// [`op::CALL_HELPER`], the helper objects by that of [`op::CALL_HELPER_DYN`].
+    pub fn helpers(&self) -> (&[HelperFn], &[Arc<dyn Helper>]) {
+        (&self.helpers.fns, &self.helpers.objects)
+    }
+}
+
+/// A prepared program's helper tables.
+struct Helpers {
+    fns: Box<[HelperFn]>,
+    objects: Box<[Arc<dyn Helper>]>,
+}
+
+impl std::fmt::Debug for Helpers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Helpers")
+            .field("fns", &self.fns.len())
+            .field("objects", &self.objects.len())
+            .finish()
     }
 }
 
 /// The helpers of one program being prepared: one slot per distinct id.
 #[derive(Default)]
 struct HelperTable {
-    ids: Vec<u32>,
-    callables: Vec<Callable>,
+    fn_ids: Vec<u32>,
+    fns: Vec<HelperFn>,
+    object_ids: Vec<u32>,
+    objects: Vec<Arc<dyn Helper>>,
+}
+
+/// The slot of `id` in `ids` (and its table), added with `make` if new.
+fn slot<T>(ids: &mut Vec<u32>, table: &mut Vec<T>, id: u32, make: impl FnOnce() -> T) -> u32 {
+    let i = ids.iter().position(|&x| x == id).unwrap_or_else(|| {
+        ids.push(id);
+        table.push(make());
+        ids.len() - 1
+    });
+    i as u32
 }
 
 impl HelperTable {
@@ -117,16 +151,18 @@ impl HelperTable {
             d.op = op::GET_SMP_PROCESSOR_ID;
             return Ok(());
         }
-        let slot = match self.ids.iter().position(|&x| x == id) {
-            Some(slot) => slot,
-            None => {
-                self.ids.push(id);
-                self.callables.push(entry.helper.clone());
-                self.ids.len() - 1
-            }
+        (d.op, d.target) = match &entry.helper {
+            Callable::Fn(f) => (
+                op::CALL_HELPER,
+                slot(&mut self.fn_ids, &mut self.fns, id, || *f),
+            ),
+            Callable::Dyn(h) => (
+                op::CALL_HELPER_DYN,
+                slot(&mut self.object_ids, &mut self.objects, id, || {
+                    Arc::clone(h)
+                }),
+            ),
         };
-        d.op = op::CALL_HELPER;
-        d.target = slot as u32;
         Ok(())
     }
 }
@@ -172,7 +208,7 @@ fn fault(pc: usize) -> impl FnOnce(bpfvm_helpers::MemFault) -> RunError {
 #[allow(clippy::too_many_arguments)]
 fn execute(
     insns: &[Insn],
-    helpers: &[Callable],
+    helpers: &Helpers,
     ctx: &mut HelperContext,
     frames: &mut [Frame; MAX_FRAMES],
     used: &mut usize,
@@ -461,9 +497,16 @@ fn execute(
                 // `r1..=r5` straight from the register file, no copy. The slice always has
                 // 5 elements; the fallback only keeps this free of a panic path.
                 let args = <&[u64; 5]>::try_from(&reg[1..6]).unwrap_or(&[0; 5]);
-                reg[0] = match helpers[i.target as usize].call_fast(ctx, args) {
+                reg[0] = match helpers.fns[i.target as usize](ctx, args) {
                     Ok(v) => v,
                     Err(source) => return Err(helper_failed(here, *source)),
+                };
+            }
+            op::CALL_HELPER_DYN => {
+                let args = [reg[1], reg[2], reg[3], reg[4], reg[5]];
+                reg[0] = match helpers.objects[i.target as usize].call(ctx, args) {
+                    Ok(v) => v,
+                    Err(source) => return Err(helper_failed(here, source)),
                 };
             }
             op::GET_SMP_PROCESSOR_ID => reg[0] = ctx.cpu() as u64,
@@ -600,8 +643,8 @@ mod tests {
         );
         let slots: Vec<u32> = prepared.insns()[..3].iter().map(|d| d.target).collect();
         assert_eq!(slots, [0, 1, 0]);
-        assert_eq!(prepared.helpers().len(), 2);
-        assert!(matches!(prepared.helpers()[0], Callable::Fn(_)));
+        assert_eq!(prepared.helpers().0.len(), 2);
+        assert!(prepared.helpers().1.is_empty());
     }
 
     #[test]
@@ -630,7 +673,8 @@ mod tests {
             .unwrap();
         let p = program("mov64 r1, 20\ncall 8\nexit");
         let prepared = Interpreter::prepare(&p, &registry).unwrap();
-        assert_eq!(prepared.insns()[1].op, op::CALL_HELPER);
+        assert_eq!(prepared.insns()[1].op, op::CALL_HELPER_DYN);
+        assert_eq!(prepared.helpers().1.len(), 1);
 
         let vm = Vm::builder()
             .cpus(2)
