@@ -125,6 +125,12 @@ fn fmt_ns(v: f64) -> String {
     }
 }
 
+/// `n` x86 instructions, rounded, with the noun agreeing.
+fn x86_insns(n: f64) -> String {
+    let n = n.round();
+    format!("{n:.0} x86 instruction{}", if n == 1.0 { "" } else { "s" })
+}
+
 fn verdict(met: bool, detail: String) -> String {
     if met {
         format!("**met** ({detail})")
@@ -476,7 +482,10 @@ fn targets(r: &Results, callgrind: &Path, s: &mut String) {
     };
     let x86_per_call = |what: &str| {
         per_call(&counts, what, "interpreter").map_or(String::new(), |x| {
-            format!(", {x:.0} x86 instructions per call over the baseline's `mov` (callgrind)")
+            format!(
+                ", {} per call over the baseline's `mov` (callgrind)",
+                x86_insns(x)
+            )
         })
     };
     // Scaled to the machine like the ALU estimate above (labelled as an estimate).
@@ -506,10 +515,7 @@ fn targets(r: &Results, callgrind: &Path, s: &mut String) {
         priced("helper").map(|(x86, ns)| {
             let mut v = format!(
                 "inlined `bpf_get_smp_processor_id` (helper 8): {}",
-                verdict(
-                    ns < 1.0,
-                    format!("{x86:.0} x86 instructions ≈ {} ns", fmt_ns(ns))
-                )
+                verdict(ns < 1.0, format!("{} ≈ {} ns", x86_insns(x86), fmt_ns(ns)))
             );
             if let Some((x86, ns)) = priced("helper-call") {
                 let _ = write!(
@@ -517,11 +523,7 @@ fn targets(r: &Results, callgrind: &Path, s: &mut String) {
                     "; really called `bpf_ktime_get_ns` (helper 5): {}",
                     verdict(
                         ns < 1.0,
-                        format!(
-                            "{x86:.0} x86 instructions ≈ {} ns{}",
-                            fmt_ns(ns),
-                            on_reference(ns)
-                        )
+                        format!("{} ≈ {} ns{}", x86_insns(x86), fmt_ns(ns), on_reference(ns))
                     )
                 );
             }
