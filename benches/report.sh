@@ -25,6 +25,14 @@ for prog in alu memory; do
         done
     done
 done
+# Helper loops: `call 8` (inlined by the interpreter), `call 5` (really called), baseline.
+for prog in helper helper-call helper-baseline; do
+    for engine in interpreter rbpf-interpreter; do
+        for n in 10000 110000; do
+            echo "$prog $engine $n $(count "$prog" "$engine" "$n")" >> "$OUT"
+        done
+    done
+done
 for engine in interpreter rbpf-interpreter; do
     for n in 1000 11000; do
         echo "empty $engine $n $(count empty "$engine" "$n")" >> "$OUT"

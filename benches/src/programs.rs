@@ -71,9 +71,18 @@ pub fn memory_loop_insns(iters: u64) -> u64 {
 pub const MEMORY_LOOP_ACCESSES: u64 = 5;
 
 /// `iters` iterations of `call 8` (`bpf_get_smp_processor_id`), an add and the loop
-/// (4 instructions); returns the sum of the results.
+/// (4 instructions); returns the sum of the results. The `interpreter` engine inlines this
+/// helper (as the kernel does on x86_64): see [`helper_call_loop`] for a real call.
 pub fn helper_loop(iters: u64) -> Vec<u8> {
     helper_like_loop(iters, "call 8")
+}
+
+/// [`helper_loop`] with `call 5` (`bpf_ktime_get_ns`, which no engine inlines: the kernel
+/// does not either) instead: the cost of a helper that is really called. Returns the sum of
+/// the virtual clock readings, `iters × start + 1000 × iters × (iters − 1) / 2`, where
+/// `start` is the run's virtual clock start (it differs from run to run).
+pub fn helper_call_loop(iters: u64) -> Vec<u8> {
+    helper_like_loop(iters, "call 5")
 }
 
 /// [`helper_loop`] with the call replaced by `mov64 r0, 0`: the difference between the two
@@ -95,7 +104,7 @@ fn helper_like_loop(iters: u64, body: &str) -> Vec<u8> {
     ))
 }
 
-/// Instructions [`helper_loop`] (and its baseline) executes.
+/// Instructions [`helper_loop`] (and [`helper_call_loop`], and their baseline) executes.
 pub fn helper_loop_insns(iters: u64) -> u64 {
     4 * iters + 4
 }

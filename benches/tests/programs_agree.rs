@@ -49,6 +49,40 @@ fn loops_agree_everywhere() {
         run(&programs::helper_baseline_loop(n), EngineKind::Interpreter),
         0
     );
+    // helper_loop's helper 8 is inlined by `interpreter`: it must still return each CPU.
+    let vm = Vm::new(vm_config(3));
+    let prog = vm
+        .load(Program::new(
+            programs::helper_loop(n),
+            ProgramType::Unspecified,
+        ))
+        .unwrap();
+    for cpu in 0..3 {
+        let r = vm.run(&prog, CpuId(cpu), &Input::empty()).unwrap().retval;
+        assert_eq!(r, n * cpu as u64, "cpu {cpu}");
+    }
+}
+
+/// `helper_call_loop` sums `bpf_ktime_get_ns` readings: `n × start + 1000 × n(n − 1)/2`,
+/// where `start` is the first run's virtual clock (the same on every engine: same seed).
+#[test]
+fn helper_call_loop_agrees_on_every_engine_that_calls_helpers() {
+    let (n, one) = (1000, programs::helper_call_loop(1));
+    let code = programs::helper_call_loop(n);
+    let mut seen = Vec::new();
+    for engine in EngineKind::available() {
+        if engine == EngineKind::RbpfJit {
+            continue;
+        }
+        // One iteration reads the clock once: the run's start time (same seed, first run).
+        let start = run(&one, engine);
+        assert_ne!(start, 0, "{engine}: the virtual clock starts from the seed");
+        let want = n.wrapping_mul(start).wrapping_add(1000 * n * (n - 1) / 2);
+        let got = run(&code, engine);
+        assert_eq!(got, want, "{engine}");
+        seen.push(got);
+    }
+    assert!(seen.len() >= 2 && seen.windows(2).all(|w| w[0] == w[1]));
     assert_eq!(
         run(&programs::empty(), EngineKind::Interpreter),
         native::empty()

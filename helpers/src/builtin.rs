@@ -6,7 +6,7 @@
 //! | 5, 125 | `ktime_get_ns`, `ktime_get_boot_ns` | a virtual clock per run, advancing on every read |
 //! | 6 | `trace_printk` | formatted into the run's captured trace output |
 //! | 7 | `get_prandom_u32` | a seeded PRNG per run |
-//! | 8 | `get_smp_processor_id` | the simulated CPU |
+//! | 8 | `get_smp_processor_id` | the simulated CPU; marked [`Inline::SmpProcessorId`], so the `interpreter` engine replaces the call by a load of the CPU number, as the kernel does on x86_64 |
 //! | 81 | `get_local_storage` | the cgroup storage attached for the run's cgroup |
 //! | 153, 154 | `per_cpu_ptr`, `this_cpu_ptr` | always NULL: these take per-CPU *kernel symbols* (ksyms), and bpfvm has none |
 //! | 195 | `map_lookup_percpu_elem` | another CPU's copy, NULL for a CPU ≥ N |
@@ -14,12 +14,17 @@
 use crate::context::HelperContext;
 use crate::error::HelperError;
 use crate::id::HelperId;
-use crate::registry::Registry;
+use crate::maps::ProgramMap;
+use crate::memory::REGION_MAP_HANDLES;
+use crate::registry::{HelperFn, Inline, Registry};
 
-/// The signature of the built-in helpers.
-pub type BuiltinFn = fn(&mut HelperContext, [u64; 5]) -> Result<u64, HelperError>;
+/// The signature of the built-in helpers: [`HelperFn`], arguments by reference and the
+/// error boxed, so that the interpreter passes its register file and gets the result back
+/// in registers.
+pub type BuiltinFn = HelperFn;
 
-/// Registers every built-in helper in `r`.
+/// Registers every built-in helper in `r`, as plain functions; `bpf_get_smp_processor_id`
+/// is marked [`Inline::SmpProcessorId`].
 pub fn register_all(r: &mut Registry) {
     let all: [(HelperId, &'static str, BuiltinFn); 12] = [
         (
@@ -68,8 +73,29 @@ pub fn register_all(r: &mut Registry) {
         ),
     ];
     for (id, name, f) in all {
-        r.register(id, name, f).expect("built-in ids are small");
+        let inline = (id == HelperId::GET_SMP_PROCESSOR_ID).then_some(Inline::SmpProcessorId);
+        r.register_builtin(id, name, f, inline)
+            .expect("built-in ids are small");
     }
+}
+
+/// The map a handle argument (`(3 << 32) | index`) names, and its index; borrowed from the
+/// context, so a call costs no reference-count traffic (unlike `HelperContext::map_arg`).
+fn map_ref<'c>(
+    ctx: &'c HelperContext,
+    helper: &str,
+    handle: u64,
+) -> Result<(u32, &'c dyn ProgramMap), HelperError> {
+    let idx = handle as u32;
+    if handle >> 32 == REGION_MAP_HANDLES as u64 {
+        if let Some(m) = ctx.maps().get(idx as usize) {
+            return Ok((idx, m.as_ref()));
+        }
+    }
+    Err(HelperError::BadMap {
+        helper: helper.to_string(),
+        handle,
+    })
 }
 
 /// Key bytes copied out of guest memory; keys up to 64 bytes need no allocation.
@@ -109,21 +135,42 @@ impl KeyBuf {
     }
 }
 
+/// Calls `f` with the `len` key bytes at guest `addr`. Keys of 1, 2, 4 or 8 bytes are read
+/// with one checked load into a local (the same region check as `read_arg`, the same bytes:
+/// loads are little-endian); other sizes, and faults (reported exactly as `read_arg` does),
+/// go through [`KeyBuf`].
+fn with_key<R>(
+    ctx: &HelperContext,
+    helper: &str,
+    addr: u64,
+    len: usize,
+    f: impl FnOnce(&[u8]) -> R,
+) -> Result<R, HelperError> {
+    if matches!(len, 1 | 2 | 4 | 8) {
+        if let Ok(v) = ctx.memory.load(addr, len as u64) {
+            return Ok(f(&v.to_le_bytes()[..len]));
+        }
+    }
+    let key = KeyBuf::read(ctx, helper, addr, len)?;
+    Ok(f(key.bytes()))
+}
+
 /// `bpf_map_lookup_elem(map, key)`: pointer to the value or NULL.
-pub fn map_lookup_elem(ctx: &mut HelperContext, a: [u64; 5]) -> Result<u64, HelperError> {
+pub fn map_lookup_elem(ctx: &mut HelperContext, a: &[u64; 5]) -> Result<u64, Box<HelperError>> {
     const NAME: &str = "bpf_map_lookup_elem";
-    let (idx, map) = ctx.map_arg(NAME, a[0])?;
-    let key = KeyBuf::read(ctx, NAME, a[1], map.key_size())?;
-    Ok(match map.prog_lookup(ctx.cpu(), key.bytes()) {
-        Some(p) => ctx.value_addr(idx, p),
-        None => 0,
-    })
+    let ctx: &HelperContext = ctx;
+    let (idx, map) = map_ref(ctx, NAME, a[0])?;
+    let found = with_key(ctx, NAME, a[1], map.key_size(), |key| {
+        map.prog_lookup(ctx.cpu(), key)
+    })?;
+    Ok(found.map_or(0, |p| ctx.value_addr(idx, p)))
 }
 
 /// `bpf_map_update_elem(map, key, value, flags)`: 0 or a negative errno.
-pub fn map_update_elem(ctx: &mut HelperContext, a: [u64; 5]) -> Result<u64, HelperError> {
+pub fn map_update_elem(ctx: &mut HelperContext, a: &[u64; 5]) -> Result<u64, Box<HelperError>> {
     const NAME: &str = "bpf_map_update_elem";
-    let (_, map) = ctx.map_arg(NAME, a[0])?;
+    let ctx: &HelperContext = ctx;
+    let (_, map) = map_ref(ctx, NAME, a[0])?;
     let key = KeyBuf::read(ctx, NAME, a[1], map.key_size())?;
     let value = KeyBuf::read(ctx, NAME, a[2], map.value_size())?;
     Ok(
@@ -135,45 +182,51 @@ pub fn map_update_elem(ctx: &mut HelperContext, a: [u64; 5]) -> Result<u64, Help
 }
 
 /// `bpf_map_delete_elem(map, key)`: 0 or a negative errno.
-pub fn map_delete_elem(ctx: &mut HelperContext, a: [u64; 5]) -> Result<u64, HelperError> {
+pub fn map_delete_elem(ctx: &mut HelperContext, a: &[u64; 5]) -> Result<u64, Box<HelperError>> {
     const NAME: &str = "bpf_map_delete_elem";
-    let (_, map) = ctx.map_arg(NAME, a[0])?;
-    let key = KeyBuf::read(ctx, NAME, a[1], map.key_size())?;
-    Ok(match map.prog_delete(ctx.cpu(), key.bytes()) {
+    let ctx: &HelperContext = ctx;
+    let (_, map) = map_ref(ctx, NAME, a[0])?;
+    let done = with_key(ctx, NAME, a[1], map.key_size(), |key| {
+        map.prog_delete(ctx.cpu(), key)
+    })?;
+    Ok(match done {
         Ok(()) => 0,
         Err(errno) => (-(errno as i64)) as u64,
     })
 }
 
 /// `bpf_map_lookup_percpu_elem(map, key, cpu)`: pointer to `cpu`'s copy or NULL.
-pub fn map_lookup_percpu_elem(ctx: &mut HelperContext, a: [u64; 5]) -> Result<u64, HelperError> {
+pub fn map_lookup_percpu_elem(
+    ctx: &mut HelperContext,
+    a: &[u64; 5],
+) -> Result<u64, Box<HelperError>> {
     const NAME: &str = "bpf_map_lookup_percpu_elem";
-    let (idx, map) = ctx.map_arg(NAME, a[0])?;
-    let key = KeyBuf::read(ctx, NAME, a[1], map.key_size())?;
+    let ctx: &HelperContext = ctx;
+    let (idx, map) = map_ref(ctx, NAME, a[0])?;
     let target = a[2];
-    if target >= ctx.ncpus() as u64 {
-        return Ok(0);
-    }
-    Ok(
-        match map.prog_lookup_percpu(ctx.cpu(), key.bytes(), target as u32) {
-            Some(p) => ctx.value_addr(idx, p),
-            None => 0,
-        },
-    )
+    // The key is read (and a bad key pointer reported) before the CPU is checked.
+    let found = with_key(ctx, NAME, a[1], map.key_size(), |key| {
+        if target >= ctx.ncpus() as u64 {
+            return None;
+        }
+        map.prog_lookup_percpu(ctx.cpu(), key, target as u32)
+    })?;
+    Ok(found.map_or(0, |p| ctx.value_addr(idx, p)))
 }
 
 /// `bpf_get_local_storage(map, flags)`: the cgroup storage of the cgroup the run is for
 /// (set per run, e.g. `Input::cgroup` in `bpfvm`). The kernel guarantees a storage exists, so
 /// programs do not check for NULL: a run without one is an error rather than a NULL.
-pub fn get_local_storage(ctx: &mut HelperContext, a: [u64; 5]) -> Result<u64, HelperError> {
+pub fn get_local_storage(ctx: &mut HelperContext, a: &[u64; 5]) -> Result<u64, Box<HelperError>> {
     const NAME: &str = "bpf_get_local_storage";
-    let (idx, map) = ctx.map_arg(NAME, a[0])?;
+    let ctx: &HelperContext = ctx;
+    let (idx, map) = map_ref(ctx, NAME, a[0])?;
     let fail = |message: String| HelperError::Failed {
         helper: NAME.to_string(),
         message,
     };
     if a[1] != 0 {
-        return Err(fail(format!("flags {:#x} must be 0", a[1])));
+        return Err(fail(format!("flags {:#x} must be 0", a[1])).into());
     }
     let (cgroup_id, attach_type) = ctx
         .cgroup()
@@ -189,22 +242,25 @@ pub fn get_local_storage(ctx: &mut HelperContext, a: [u64; 5]) -> Result<u64, He
 }
 
 /// `bpf_ktime_get_ns()` and `bpf_ktime_get_boot_ns()`: the run's virtual clock.
-pub fn ktime_get_ns(ctx: &mut HelperContext, _: [u64; 5]) -> Result<u64, HelperError> {
+pub fn ktime_get_ns(ctx: &mut HelperContext, _: &[u64; 5]) -> Result<u64, Box<HelperError>> {
     Ok(ctx.now_ns())
 }
 
 /// `bpf_get_prandom_u32()`: the next value of the run's seeded generator.
-pub fn get_prandom_u32(ctx: &mut HelperContext, _: [u64; 5]) -> Result<u64, HelperError> {
+pub fn get_prandom_u32(ctx: &mut HelperContext, _: &[u64; 5]) -> Result<u64, Box<HelperError>> {
     Ok(ctx.next_random() as u32 as u64)
 }
 
 /// `bpf_get_smp_processor_id()`: the simulated CPU.
-pub fn get_smp_processor_id(ctx: &mut HelperContext, _: [u64; 5]) -> Result<u64, HelperError> {
+pub fn get_smp_processor_id(
+    ctx: &mut HelperContext,
+    _: &[u64; 5],
+) -> Result<u64, Box<HelperError>> {
     Ok(ctx.cpu() as u64)
 }
 
 /// `bpf_per_cpu_ptr` / `bpf_this_cpu_ptr`: NULL, since bpfvm has no per-CPU ksyms.
-pub fn null_ksym_ptr(_: &mut HelperContext, _: [u64; 5]) -> Result<u64, HelperError> {
+pub fn null_ksym_ptr(_: &mut HelperContext, _: &[u64; 5]) -> Result<u64, Box<HelperError>> {
     Ok(0)
 }
 
@@ -212,7 +268,7 @@ pub fn null_ksym_ptr(_: &mut HelperContext, _: [u64; 5]) -> Result<u64, HelperEr
 /// returns the number of bytes written, or `-EINVAL` for a bad format (as the kernel does).
 ///
 /// Supported conversions: `%d %i %u %x %X %ld %li %lu %lx %lld %lli %llu %llx %s %p %c %%`.
-pub fn trace_printk(ctx: &mut HelperContext, a: [u64; 5]) -> Result<u64, HelperError> {
+pub fn trace_printk(ctx: &mut HelperContext, a: &[u64; 5]) -> Result<u64, Box<HelperError>> {
     const NAME: &str = "bpf_trace_printk";
     const EINVAL: u64 = (-22i64) as u64;
     let size = a[1] as usize;
@@ -301,7 +357,11 @@ mod tests {
         ctx.memory.write_bytes(a, &bytes).unwrap();
         ctx.memory.write_bytes(a + 128, b"hi\0").unwrap();
         let args = args.map(|v| if v == STR { a + 128 } else { v });
-        let n = trace_printk(&mut ctx, [a, bytes.len() as u64, args[0], args[1], args[2]]).unwrap();
+        let n = trace_printk(
+            &mut ctx,
+            &[a, bytes.len() as u64, args[0], args[1], args[2]],
+        )
+        .unwrap();
         (n, String::from_utf8(ctx.take_trace()).unwrap())
     }
 
@@ -326,27 +386,55 @@ mod tests {
         let mut b = HelperContext::new(0, 1);
         a.begin_run(100, 42);
         b.begin_run(100, 42);
-        assert_eq!(ktime_get_ns(&mut a, [0; 5]), Ok(100));
-        assert_eq!(ktime_get_ns(&mut a, [0; 5]), Ok(1100));
+        assert_eq!(ktime_get_ns(&mut a, &[0; 5]), Ok(100));
+        assert_eq!(ktime_get_ns(&mut a, &[0; 5]), Ok(1100));
         let x: Vec<u64> = (0..4)
-            .map(|_| get_prandom_u32(&mut a, [0; 5]).unwrap())
+            .map(|_| get_prandom_u32(&mut a, &[0; 5]).unwrap())
             .collect();
         let y: Vec<u64> = (0..4)
-            .map(|_| get_prandom_u32(&mut b, [0; 5]).unwrap())
+            .map(|_| get_prandom_u32(&mut b, &[0; 5]).unwrap())
             .collect();
         assert_eq!(x, y);
         assert!(x.iter().all(|v| *v <= u32::MAX as u64));
         assert_eq!(
-            get_smp_processor_id(&mut HelperContext::new(3, 4), [0; 5]),
+            get_smp_processor_id(&mut HelperContext::new(3, 4), &[0; 5]),
             Ok(3)
         );
     }
 
     #[test]
+    fn keys_read_by_one_load_match_the_byte_copy() {
+        let mut buf = vec![0u64; 4];
+        let mut ctx = HelperContext::new(0, 1);
+        // SAFETY: `buf` outlives `ctx`.
+        let r = unsafe { Region::new(buf.as_mut_ptr().cast(), 0, 32, true) };
+        // SAFETY: `buf` outlives `ctx`.
+        unsafe { ctx.memory.set_region(REGION_STACK, r) };
+        let base = guest_addr(REGION_STACK, 0);
+        let bytes: Vec<u8> = (1..=32).collect();
+        ctx.memory.write_bytes(base, &bytes).unwrap();
+        for len in [1usize, 2, 3, 4, 8, 12] {
+            for off in [0u64, 1, 3, 8, 32 - len as u64] {
+                let at = off as usize;
+                let k = with_key(&ctx, "t", base + off, len, |k| k.to_vec()).unwrap();
+                assert_eq!(k, &bytes[at..at + len], "len {len} off {off}");
+                let k = KeyBuf::read(&ctx, "t", base + off, len).unwrap();
+                assert_eq!(k.bytes(), &bytes[at..at + len], "len {len} off {off}");
+            }
+            // Past the end: the same error as the byte copy reports.
+            let addr = base + 32 - len as u64 + 1;
+            let e = with_key(&ctx, "t", addr, len, |_| ()).unwrap_err();
+            let mut out = vec![0; len];
+            assert_eq!(e, ctx.read_arg("t", addr, &mut out).unwrap_err());
+            assert!(matches!(e, HelperError::Memory { .. }));
+        }
+    }
+
+    #[test]
     fn bad_map_handles_are_errors() {
         let mut ctx = HelperContext::new(0, 1);
-        let e = map_lookup_elem(&mut ctx, [0x1234, 0, 0, 0, 0]).unwrap_err();
-        assert!(matches!(e, HelperError::BadMap { .. }));
+        let e = map_lookup_elem(&mut ctx, &[0x1234, 0, 0, 0, 0]).unwrap_err();
+        assert!(matches!(*e, HelperError::BadMap { .. }));
         assert!(e.to_string().contains("bpf_map_lookup_elem"));
     }
 }

@@ -33,4 +33,4 @@ pub use error::HelperError;
 pub use id::HelperId;
 pub use maps::{ArenaInfo, ProgramMap};
 pub use memory::{Access, AddressMode, AtomicOp, MemFault, Memory, Region};
-pub use registry::{Helper, Registry};
+pub use registry::{Callable, Helper, HelperFn, Inline, Registry};

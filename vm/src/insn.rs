@@ -80,6 +80,18 @@ pub mod op {
     pub const LD_MAP_VALUE: u8 = 0xa0;
     /// The second slot of an `ld_imm64`; never executed.
     pub const LD_IMM64_TAIL: u8 = 0xa8;
+    /// A call of a plain-function helper resolved when the program was prepared (engine
+    /// `interpreter`): `target` = index in the program's table of helper functions, `imm` =
+    /// helper id.
+    pub const CALL_HELPER: u8 = 0xb0;
+    /// A call of a helper object (a closure with state) resolved when the program was
+    /// prepared: `target` = index in the program's table of helper objects, `imm` = helper id.
+    pub const CALL_HELPER_DYN: u8 = 0xc0;
+    /// The built-in `bpf_get_smp_processor_id` (helper 8), inlined as the kernel's x86_64
+    /// JIT does: `r0` = the simulated CPU (engine `interpreter`; never for a user helper
+    /// registered under id 8).
+    #[doc(alias = "BPF_FUNC_get_smp_processor_id")]
+    pub const GET_SMP_PROCESSOR_ID: u8 = 0xb8;
 }
 
 /// A pre-decoded instruction: validated, immediates sign-extended, jump targets absolute.

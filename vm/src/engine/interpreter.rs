@@ -5,13 +5,24 @@
 //! (the lane's stack and buffers are reused); the loop is one `match` on the opcode byte;
 //! registers live in a 16-entry array indexed by masked register numbers (no bounds checks);
 //! a memory check is one table index and two compares.
+//!
+//! Helper calls are resolved when the program is prepared, against the registry it is loaded
+//! with: each `call imm` becomes [`op::CALL_HELPER`], indexing the program's own table of
+//! plain helper functions (the built-ins: one indirect call, arguments passed as a reference
+//! into the register file, result in registers), or [`op::CALL_HELPER_DYN`] for helper
+//! objects (closures), so a call does no id lookup and no `Option` check; the built-in
+//! `bpf_get_smp_processor_id` becomes [`op::GET_SMP_PROCESSOR_ID`], one load of the lane's CPU
+//! number, as the kernel inlines it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bpfvm_helpers::memory::{
     guest_addr, AtomicOp, REGION_MAP_HANDLES, REGION_MAP_VALUES, REGION_STACK,
 };
-use bpfvm_helpers::{HelperContext, MapList, Registry};
+use std::sync::Arc;
+
+use bpfvm_helpers::registry::{Callable, HelperFn, Inline};
+use bpfvm_helpers::{Helper, HelperContext, HelperError, MapList, Registry};
 use rbpf::ebpf;
 
 use crate::cpu::{Frame, Lane, FRAME_SIZE, MAX_FRAMES, STACK_SIZE};
@@ -27,6 +38,8 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 #[derive(Debug)]
 pub struct Interpreter {
     insns: Box<[Insn]>,
+    /// The helpers the program calls, resolved at prepare time.
+    helpers: Helpers,
     maps: MapList,
     id: u64,
     /// Whether any instruction names `r10`: if none does, no pointer into the stack can be
@@ -35,7 +48,9 @@ pub struct Interpreter {
 }
 
 impl Interpreter {
-    /// Validates and pre-decodes `program`; resolves map pseudo loads to guest addresses.
+    /// Validates and pre-decodes `program`; resolves map pseudo loads to guest addresses and
+    /// helper calls to `registry`'s entries (the ones a run calls, whatever registry it is
+    /// given later; `callx` still looks its id up at run time).
     pub fn prepare(program: &Program, registry: &Registry) -> Result<Interpreter, PrepareError> {
         let raw = verify::raw_insns(program.bytecode())?;
         let sizes: Vec<usize> = program.maps().iter().map(|m| m.value_size()).collect();
@@ -46,8 +61,10 @@ impl Interpreter {
                 helper_known: &|id| registry.get(id).is_some(),
             },
         )?;
-        for d in insns.iter_mut() {
+        let mut helpers = HelperTable::default();
+        for (pc, d) in insns.iter_mut().enumerate() {
             match d.op {
+                ebpf::CALL => helpers.resolve(pc, d, registry)?,
                 op::LD_MAP_FD => {
                     d.imm = guest_addr(REGION_MAP_HANDLES, d.imm as u32);
                     d.op = ebpf::LD_DW_IMM;
@@ -63,6 +80,10 @@ impl Interpreter {
         Ok(Interpreter {
             uses_stack,
             insns: insns.into_boxed_slice(),
+            helpers: Helpers {
+                fns: helpers.fns.into_boxed_slice(),
+                objects: helpers.objects.into_boxed_slice(),
+            },
             maps: program.map_list(),
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         })
@@ -71,6 +92,78 @@ impl Interpreter {
     /// The pre-decoded instructions.
     pub fn insns(&self) -> &[Insn] {
         &self.insns
+    }
+
+    /// The resolved helpers: the plain functions indexed by the `target` of
+    /// [`op::CALL_HELPER`], the helper objects by that of [`op::CALL_HELPER_DYN`].
+    pub fn helpers(&self) -> (&[HelperFn], &[Arc<dyn Helper>]) {
+        (&self.helpers.fns, &self.helpers.objects)
+    }
+}
+
+/// A prepared program's helper tables.
+struct Helpers {
+    fns: Box<[HelperFn]>,
+    objects: Box<[Arc<dyn Helper>]>,
+}
+
+impl std::fmt::Debug for Helpers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Helpers")
+            .field("fns", &self.fns.len())
+            .field("objects", &self.objects.len())
+            .finish()
+    }
+}
+
+/// The helpers of one program being prepared: one slot per distinct id.
+#[derive(Default)]
+struct HelperTable {
+    fn_ids: Vec<u32>,
+    fns: Vec<HelperFn>,
+    object_ids: Vec<u32>,
+    objects: Vec<Arc<dyn Helper>>,
+}
+
+/// The slot of `id` in `ids` (and its table), added with `make` if new.
+fn slot<T>(ids: &mut Vec<u32>, table: &mut Vec<T>, id: u32, make: impl FnOnce() -> T) -> u32 {
+    let i = ids.iter().position(|&x| x == id).unwrap_or_else(|| {
+        ids.push(id);
+        table.push(make());
+        ids.len() - 1
+    });
+    i as u32
+}
+
+impl HelperTable {
+    /// Rewrites the helper call `d` (at `pc`) into its inline form or a table call.
+    fn resolve(
+        &mut self,
+        pc: usize,
+        d: &mut Insn,
+        registry: &Registry,
+    ) -> Result<(), PrepareError> {
+        let id = d.imm as u32;
+        let entry = registry
+            .get(id)
+            .ok_or(PrepareError::UnknownHelper { pc, id: id as i64 })?;
+        if entry.inline == Some(Inline::SmpProcessorId) {
+            d.op = op::GET_SMP_PROCESSOR_ID;
+            return Ok(());
+        }
+        (d.op, d.target) = match &entry.helper {
+            Callable::Fn(f) => (
+                op::CALL_HELPER,
+                slot(&mut self.fn_ids, &mut self.fns, id, || *f),
+            ),
+            Callable::Dyn(h) => (
+                op::CALL_HELPER_DYN,
+                slot(&mut self.object_ids, &mut self.objects, id, || {
+                    Arc::clone(h)
+                }),
+            ),
+        };
+        Ok(())
     }
 }
 
@@ -117,6 +210,7 @@ impl Interpreter {
             let mut used = 1;
             let result = execute(
                 &self.insns,
+                &self.helpers,
                 &mut lane.helper_ctx,
                 &mut lane.frames,
                 &mut used,
@@ -143,8 +237,10 @@ fn fault(pc: usize) -> impl FnOnce(bpfvm_helpers::MemFault) -> RunError {
 /// Runs pre-decoded `insns` with `r1`, `r2` = `args`, until `exit` from the main frame.
 /// `used` receives the number of stack frames the run used (at least 1); the stack region
 /// of `ctx.memory` is widened on each call and narrowed again on return.
+#[allow(clippy::too_many_arguments)]
 fn execute(
     insns: &[Insn],
+    helpers: &Helpers,
     ctx: &mut HelperContext,
     frames: &mut [Frame; MAX_FRAMES],
     used: &mut usize,
@@ -429,23 +525,35 @@ fn execute(
             ebpf::JSLE_REG32 => jump_if!(here, i, reg[dst] as i32 <= reg[src] as i32),
 
             // Calls.
-            ebpf::CALL => {
-                let args = [reg[1], reg[2], reg[3], reg[4], reg[5]];
-                reg[0] = registry
-                    .call(imm as u32, ctx, args)
-                    .map_err(|source| RunError::Helper { pc: here, source })?;
+            op::CALL_HELPER => {
+                // `r1..=r5` straight from the register file, no copy. The slice always has
+                // 5 elements; the fallback only keeps this free of a panic path.
+                let args = <&[u64; 5]>::try_from(&reg[1..6]).unwrap_or(&[0; 5]);
+                reg[0] = match helpers.fns[i.target as usize](ctx, args) {
+                    Ok(v) => v,
+                    Err(source) => return Err(helper_failed(here, *source)),
+                };
             }
+            op::CALL_HELPER_DYN => {
+                let args = [reg[1], reg[2], reg[3], reg[4], reg[5]];
+                reg[0] = match helpers.objects[i.target as usize].call(ctx, args) {
+                    Ok(v) => v,
+                    Err(source) => return Err(helper_failed(here, source)),
+                };
+            }
+            op::GET_SMP_PROCESSOR_ID => reg[0] = ctx.cpu() as u64,
             ebpf::TAIL_CALL => {
                 // callx: the register holds a helper id (the conformance suite's semantics).
                 let target = reg[dst];
-                let id = u32::try_from(target)
+                let entry = u32::try_from(target)
                     .ok()
-                    .filter(|id| registry.get(*id).is_some())
+                    .and_then(|id| registry.get(id))
                     .ok_or(RunError::BadCallx { pc: here, target })?;
-                let args = [reg[1], reg[2], reg[3], reg[4], reg[5]];
-                reg[0] = registry
-                    .call(id, ctx, args)
-                    .map_err(|source| RunError::Helper { pc: here, source })?;
+                let args = <&[u64; 5]>::try_from(&reg[1..6]).unwrap_or(&[0; 5]);
+                reg[0] = match entry.helper.call_fast(ctx, args) {
+                    Ok(v) => v,
+                    Err(source) => return Err(helper_failed(here, *source)),
+                };
             }
             op::CALL_LOCAL => {
                 if depth + 1 >= MAX_FRAMES {
@@ -484,6 +592,11 @@ fn execute(
 }
 
 #[cold]
+fn helper_failed(pc: usize, source: HelperError) -> RunError {
+    RunError::Helper { pc, source }
+}
+
+#[cold]
 fn unreachable_op(pc: usize, opcode: u8) -> Result<(), RunError> {
     // The verifier admits only the opcodes handled above; keep a clear error instead of a
     // panic should the two ever disagree.
@@ -513,4 +626,163 @@ fn store(
     ctx.memory
         .store(base.wrapping_add(off as i64 as u64), size, v)
         .map_err(fault(pc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{CpuId, Input, PrepareError, ProgramType, Vm};
+    use bpfvm_helpers::HelperId;
+
+    fn program(src: &str) -> Program {
+        let code = rbpf::assembler::assemble(src).expect("test programs assemble");
+        Program::new(code, ProgramType::Unspecified)
+    }
+
+    fn ops(p: &Interpreter) -> Vec<u8> {
+        p.insns().iter().map(|d| d.op).collect()
+    }
+
+    #[test]
+    fn unknown_helper_ids_are_refused_at_load() {
+        let p = program("mov64 r0, 0\ncall 4000\nexit");
+        let e = Interpreter::prepare(&p, &Registry::with_builtins()).unwrap_err();
+        assert_eq!(e, PrepareError::UnknownHelper { pc: 1, id: 4000 });
+        // A built-in id is unknown too when the registry does not have it.
+        let p = program("call 5\nexit");
+        let e = Interpreter::prepare(&p, &Registry::new()).unwrap_err();
+        assert_eq!(e, PrepareError::UnknownHelper { pc: 0, id: 5 });
+        let vm = Vm::builder().cpus(1).build();
+        assert!(matches!(
+            vm.load(program("call 4000\nexit")),
+            Err(PrepareError::UnknownHelper { pc: 0, id: 4000 })
+        ));
+    }
+
+    #[test]
+    fn calls_are_resolved_into_one_slot_per_helper() {
+        let p = program("call 5\ncall 7\ncall 5\ncall 8\nexit");
+        let prepared = Interpreter::prepare(&p, &Registry::with_builtins()).unwrap();
+        assert_eq!(
+            ops(&prepared),
+            [
+                op::CALL_HELPER,
+                op::CALL_HELPER,
+                op::CALL_HELPER,
+                op::GET_SMP_PROCESSOR_ID,
+                ebpf::EXIT
+            ]
+        );
+        let slots: Vec<u32> = prepared.insns()[..3].iter().map(|d| d.target).collect();
+        assert_eq!(slots, [0, 1, 0]);
+        assert_eq!(prepared.helpers().0.len(), 2);
+        assert!(prepared.helpers().1.is_empty());
+    }
+
+    #[test]
+    fn inlined_smp_processor_id_is_each_lanes_cpu() {
+        let vm = Vm::builder().cpus(4).build();
+        let prog = vm
+            .load(program("call 8\nmov64 r6, r0\ncall 8\nadd64 r0, r6\nexit"))
+            .unwrap();
+        for cpu in 0..4 {
+            let out = vm.run(&prog, CpuId(cpu), &Input::empty()).unwrap();
+            assert_eq!(out.retval, 2 * cpu as u64, "cpu {cpu}");
+        }
+        let all = vm.run_on_all(&prog, 3, &Input::empty()).unwrap();
+        assert_eq!(all, (0..4).map(|c| vec![2 * c; 3]).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_user_helper_under_a_builtin_id_is_called_not_inlined() {
+        let mut registry = Registry::with_builtins();
+        registry
+            .register(
+                HelperId::GET_SMP_PROCESSOR_ID,
+                "fake_cpu",
+                |ctx: &mut HelperContext, a: [u64; 5]| Ok(100 + ctx.cpu() as u64 + a[0]),
+            )
+            .unwrap();
+        let p = program("mov64 r1, 20\ncall 8\nexit");
+        let prepared = Interpreter::prepare(&p, &registry).unwrap();
+        assert_eq!(prepared.insns()[1].op, op::CALL_HELPER_DYN);
+        assert_eq!(prepared.helpers().1.len(), 1);
+
+        let vm = Vm::builder()
+            .cpus(2)
+            .helper(8, "fake_cpu", |ctx: &mut HelperContext, a: [u64; 5]| {
+                Ok(100 + ctx.cpu() as u64 + a[0])
+            })
+            .unwrap()
+            .build();
+        let prog = vm.load(p).unwrap();
+        assert_eq!(
+            vm.run(&prog, CpuId(1), &Input::empty()).unwrap().retval,
+            121
+        );
+        // Overriding another built-in (5) works the same way.
+        let vm = Vm::builder()
+            .helper(5, "fixed_clock", |_: &mut HelperContext, _: [u64; 5]| Ok(7))
+            .unwrap()
+            .build();
+        let prog = vm.load(program("call 5\nexit")).unwrap();
+        assert_eq!(vm.run(&prog, CpuId(0), &Input::empty()).unwrap().retval, 7);
+    }
+
+    #[test]
+    fn plain_function_helpers_are_called_directly() {
+        fn triple(_: &mut HelperContext, a: &[u64; 5]) -> Result<u64, Box<HelperError>> {
+            Ok(a[0] * 3 + a[4])
+        }
+        let mut registry = Registry::with_builtins();
+        registry
+            .register_fn(HelperId(1000), "triple", triple)
+            .unwrap();
+        let vm = Vm::with_registry(crate::VmConfig::default(), registry);
+        let prog = vm
+            .load(program("mov64 r1, 14\nmov64 r5, 1\ncall 1000\nexit"))
+            .unwrap();
+        assert_eq!(vm.run(&prog, CpuId(0), &Input::empty()).unwrap().retval, 43);
+    }
+
+    #[test]
+    fn a_failing_helper_reports_its_instruction() {
+        let vm = Vm::builder()
+            .helper(1000, "fails", |_: &mut HelperContext, a: [u64; 5]| {
+                if a[0] == 0 {
+                    Ok(1)
+                } else {
+                    Err(HelperError::Failed {
+                        helper: "fails".into(),
+                        message: format!("refused {}", a[0]),
+                    })
+                }
+            })
+            .unwrap()
+            .build();
+        let prog = vm
+            .load(program(
+                "mov64 r1, 0\ncall 1000\nmov64 r1, 9\ncall 8\ncall 1000\nexit",
+            ))
+            .unwrap();
+        let e = vm.run(&prog, CpuId(0), &Input::empty()).unwrap_err();
+        match e {
+            RunError::Helper { pc, ref source } => {
+                assert_eq!(pc, 4);
+                assert!(source.to_string().contains("refused 9"), "{source}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        // A built-in's error (a bad map pointer) names its instruction too.
+        let prog = vm
+            .load(program("mov64 r1, 5\nmov64 r2, r10\ncall 1\nexit"))
+            .unwrap();
+        assert!(matches!(
+            vm.run(&prog, CpuId(0), &Input::empty()),
+            Err(RunError::Helper {
+                pc: 2,
+                source: HelperError::BadMap { .. }
+            })
+        ));
+    }
 }
