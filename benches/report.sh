@@ -36,6 +36,15 @@ done
 for engine in interpreter rbpf-interpreter; do
     for n in 1000 11000; do
         echo "empty $engine $n $(count empty "$engine" "$n")" >> "$OUT"
+        echo "empty-run $engine $n $(count empty-run "$engine" "$n")" >> "$OUT"
+    done
+    for n in 10 110; do
+        echo "empty-x1000 $engine $n $(count empty-x1000 "$engine" "$n")" >> "$OUT"
+    done
+    for n in 1000 11000; do
+        for maps in 1 1000; do
+            echo "map-value-$maps $engine $n $(count "map-value-$maps" "$engine" "$n")" >> "$OUT"
+        done
     done
 done
 # Where the instructions of an empty test_run go (top functions, exclusive).

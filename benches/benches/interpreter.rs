@@ -162,6 +162,11 @@ fn bench_empty(g: &mut Group<'_>, vm: &Vm) {
         });
     }
     g.bench_function("empty/native", |b| b.iter(native::empty));
+    // What `test_run`'s two clock reads cost on this machine (like the kernel's
+    // `bpf_test_timer`, it reads a monotonic clock before and after the repetitions).
+    g.bench_function("clock/now_elapsed", |b| {
+        b.iter(|| std::hint::black_box(std::time::Instant::now()).elapsed())
+    });
 }
 
 fn interpreter(c: &mut Criterion<ThreadCpuTime>) {

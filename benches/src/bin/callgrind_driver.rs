@@ -6,7 +6,8 @@
 //! helper-baseline> <engine> <n>` runs the helper loop (`call 8`, inlined by the interpreter),
 //! the helper-call loop (`call 5`, really called) or their baseline (`mov64 r0, 0`) of n
 //! iterations once; `helper-lookup <engine> <n>` runs n `bpf_map_lookup_elem` iterations on
-//! an ARRAY (`programs::lookup_loop`); `empty <engine> <calls>` makes `calls` `Vm::test_run`
+//! an ARRAY (`programs::lookup_loop`); `map-value-1` / `map-value-1000 <engine> <n>` run n
+//! increments of a value of the last of 1 / 1,000 ARRAY maps; `empty <engine> <calls>` makes `calls` `Vm::test_run`
 //! calls (repeat 1) of the empty program, `empty-x1000` makes `calls` `Vm::test_run` calls of
 //! 1,000 repetitions each, and `empty-run` makes `calls` `Vm::run` calls. Run it at two counts
 //! and divide the difference in instructions by the difference in BPF instructions (or calls,
@@ -43,6 +44,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 )?;
                 vm.run(&prog, CpuId(0), &Input::empty())?.retval
             }
+        }
+        "map-value-1" | "map-value-1000" => {
+            // `n` increments of a value of the last of 1 or 1,000 ARRAY maps.
+            let count: u32 = if what == "map-value-1" { 1 } else { 1000 };
+            let maps = (0..count)
+                .map(|_| Map::create(MapSpec::new(MapType::Array, 4, 8, 1), 1).map(Arc::new))
+                .collect::<Result<Vec<_>, _>>()?;
+            let vm = Vm::new(vm_config(1));
+            let prog = vm.load(
+                Program::new(programs::map_value_loop(n, count - 1), ProgramType::Unspecified)
+                    .with_maps(maps)
+                    .with_engine(engine.parse::<EngineKind>()?),
+            )?;
+            vm.run(&prog, CpuId(0), &Input::empty())?.retval
         }
         "helper-lookup" => {
             // `bpf_map_lookup_elem` on an ARRAY (9 BPF instructions per iteration).
@@ -87,7 +102,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         other => {
             return Err(format!(
-                "unknown program {other:?} (alu, memory, helper, helper-call, helper-baseline, helper-lookup, empty, empty-x1000 or empty-run)"
+                "unknown program {other:?} (alu, memory, helper, helper-call, helper-baseline, helper-lookup, map-value-1, map-value-1000, empty, empty-x1000 or empty-run)"
             )
             .into())
         }
