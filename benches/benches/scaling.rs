@@ -49,10 +49,7 @@ fn scaling(c: &mut Criterion) {
             .unwrap();
         let input = Input::empty();
         for threads in [1, 2] {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
+            let pool = pool(threads);
             g.bench_function(format!("{name}/threads_{threads}"), |b| {
                 b.iter(|| pool.install(|| vm.run_on_all(&prog, RUNS, &input).unwrap()))
             });
@@ -60,15 +57,20 @@ fn scaling(c: &mut Criterion) {
     }
     let counters = [Padded::default(), Padded::default()];
     for threads in [1, 2] {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
+        let pool = pool(threads);
         g.bench_function(format!("native/threads_{threads}"), |b| {
             b.iter(|| pool.install(|| native_counters(&counters)))
         });
     }
     g.finish();
+}
+
+/// A rayon pool of `threads` worker threads.
+fn pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
 }
 
 /// A counter alone on its cache lines (128 bytes: a line and its prefetch neighbour).
