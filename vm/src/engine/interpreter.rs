@@ -334,7 +334,7 @@ fn execute(
                 }
             }
             op::MOVSX64 => {
-                reg[dst] = match i.off {
+                reg[dst] = match i.off() {
                     8 => reg[src] as i8 as i64 as u64,
                     16 => reg[src] as i16 as i64 as u64,
                     _ => reg[src] as i32 as i64 as u64,
@@ -397,7 +397,7 @@ fn execute(
                 }
             }
             op::MOVSX32 => {
-                reg[dst] = match i.off {
+                reg[dst] = match i.off() {
                     8 => reg[src] as i8 as i32 as u32 as u64,
                     _ => reg[src] as i16 as i32 as u32 as u64,
                 }
@@ -432,24 +432,24 @@ fn execute(
                 reg[dst] = imm;
                 pc += 1;
             }
-            ebpf::LD_B_REG => reg[dst] = load(ctx, reg[src], i.off, 1, here)?,
-            ebpf::LD_H_REG => reg[dst] = load(ctx, reg[src], i.off, 2, here)?,
-            ebpf::LD_W_REG => reg[dst] = load(ctx, reg[src], i.off, 4, here)?,
-            ebpf::LD_DW_REG => reg[dst] = load(ctx, reg[src], i.off, 8, here)?,
-            0x91 => reg[dst] = load(ctx, reg[src], i.off, 1, here)? as i8 as i64 as u64,
-            0x89 => reg[dst] = load(ctx, reg[src], i.off, 2, here)? as i16 as i64 as u64,
-            0x81 => reg[dst] = load(ctx, reg[src], i.off, 4, here)? as i32 as i64 as u64,
-            ebpf::ST_B_IMM => store(ctx, reg[dst], i.off, 1, imm, here)?,
-            ebpf::ST_H_IMM => store(ctx, reg[dst], i.off, 2, imm, here)?,
-            ebpf::ST_W_IMM => store(ctx, reg[dst], i.off, 4, imm, here)?,
-            ebpf::ST_DW_IMM => store(ctx, reg[dst], i.off, 8, imm, here)?,
-            ebpf::ST_B_REG => store(ctx, reg[dst], i.off, 1, reg[src], here)?,
-            ebpf::ST_H_REG => store(ctx, reg[dst], i.off, 2, reg[src], here)?,
-            ebpf::ST_W_REG => store(ctx, reg[dst], i.off, 4, reg[src], here)?,
-            ebpf::ST_DW_REG => store(ctx, reg[dst], i.off, 8, reg[src], here)?,
+            ebpf::LD_B_REG => reg[dst] = load(ctx, reg[src], i.mem_off(), 1, here)?,
+            ebpf::LD_H_REG => reg[dst] = load(ctx, reg[src], i.mem_off(), 2, here)?,
+            ebpf::LD_W_REG => reg[dst] = load(ctx, reg[src], i.mem_off(), 4, here)?,
+            ebpf::LD_DW_REG => reg[dst] = load(ctx, reg[src], i.mem_off(), 8, here)?,
+            0x91 => reg[dst] = load(ctx, reg[src], i.mem_off(), 1, here)? as i8 as i64 as u64,
+            0x89 => reg[dst] = load(ctx, reg[src], i.mem_off(), 2, here)? as i16 as i64 as u64,
+            0x81 => reg[dst] = load(ctx, reg[src], i.mem_off(), 4, here)? as i32 as i64 as u64,
+            ebpf::ST_B_IMM => store(ctx, reg[dst], i.mem_off(), 1, imm, here)?,
+            ebpf::ST_H_IMM => store(ctx, reg[dst], i.mem_off(), 2, imm, here)?,
+            ebpf::ST_W_IMM => store(ctx, reg[dst], i.mem_off(), 4, imm, here)?,
+            ebpf::ST_DW_IMM => store(ctx, reg[dst], i.mem_off(), 8, imm, here)?,
+            ebpf::ST_B_REG => store(ctx, reg[dst], i.mem_off(), 1, reg[src], here)?,
+            ebpf::ST_H_REG => store(ctx, reg[dst], i.mem_off(), 2, reg[src], here)?,
+            ebpf::ST_W_REG => store(ctx, reg[dst], i.mem_off(), 4, reg[src], here)?,
+            ebpf::ST_DW_REG => store(ctx, reg[dst], i.mem_off(), 8, reg[src], here)?,
             ebpf::ST_W_XADD | ebpf::ST_DW_XADD => {
                 let size = if i.op == ebpf::ST_W_XADD { 4 } else { 8 };
-                let addr = reg[dst].wrapping_add(i.off as i64 as u64);
+                let addr = reg[dst].wrapping_add(i.mem_off());
                 let mem = &ctx.memory;
                 let rmw =
                     |o: AtomicOp, v: u64| mem.atomic_rmw(addr, size, o, v).map_err(fault(here));
@@ -608,9 +608,9 @@ fn unreachable_op(pc: usize, opcode: u8) -> Result<(), RunError> {
 }
 
 #[inline(always)]
-fn load(ctx: &HelperContext, base: u64, off: i16, size: u64, pc: usize) -> Result<u64, RunError> {
+fn load(ctx: &HelperContext, base: u64, off: u64, size: u64, pc: usize) -> Result<u64, RunError> {
     ctx.memory
-        .load(base.wrapping_add(off as i64 as u64), size)
+        .load(base.wrapping_add(off), size)
         .map_err(fault(pc))
 }
 
@@ -618,13 +618,13 @@ fn load(ctx: &HelperContext, base: u64, off: i16, size: u64, pc: usize) -> Resul
 fn store(
     ctx: &HelperContext,
     base: u64,
-    off: i16,
+    off: u64,
     size: u64,
     v: u64,
     pc: usize,
 ) -> Result<(), RunError> {
     ctx.memory
-        .store(base.wrapping_add(off as i64 as u64), size, v)
+        .store(base.wrapping_add(off), size, v)
         .map_err(fault(pc))
 }
 
