@@ -3,8 +3,8 @@
 //!
 //! Fast by design: instructions are decoded once by [`crate::verify`]; a run allocates nothing
 //! (the lane's stack and buffers are reused); each instruction is 16 bytes whose opcode is a
-//! [`Code`] enum, so the loop's `match` is exhaustive and dispatches through one jump table
-//! with no range check; register numbers are [`Reg`]s, so the 11-entry register file is
+//! `Code` enum, so the loop's `match` is exhaustive and dispatches through one jump table
+//! with no range check; register numbers are `Reg`s, so the 11-entry register file is
 //! indexed with no bounds check and no mask; a memory check is one table index and two
 //! compares.
 //!
