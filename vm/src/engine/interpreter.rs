@@ -255,6 +255,16 @@ struct Exec {
 }
 
 impl Exec {
+    /// Fills the code array up to a power of two; never reached.
+    const PADDING: Exec = Exec {
+        imm: 0,
+        target: 0,
+        code: Code::Invalid,
+        dst: Reg::R0,
+        src: Reg::R0,
+        op: 0,
+    };
+
     /// The executable form of `d` (at `pc`).
     fn of(pc: usize, d: &Insn) -> Result<Exec, PrepareError> {
         let reg = |r: u8| Reg::of(r).ok_or(PrepareError::BadRegister { pc, reg: r });
@@ -285,7 +295,7 @@ impl Exec {
 #[derive(Debug)]
 pub struct Interpreter {
     insns: Box<[Insn]>,
-    /// `insns` in the form the loop runs.
+    /// `insns` in the form the loop runs, padded to a power of two.
     code: Box<[Exec]>,
     /// The helpers the program calls, resolved at prepare time.
     helpers: Helpers,
@@ -330,6 +340,10 @@ impl Interpreter {
             .iter()
             .enumerate()
             .map(|(pc, d)| Exec::of(pc, d))
+            .chain(std::iter::repeat_n(
+                Ok(Exec::PADDING),
+                insns.len().next_power_of_two() - insns.len(),
+            ))
             .collect::<Result<Box<[Exec]>, PrepareError>>()?;
         Ok(Interpreter {
             uses_stack,
@@ -515,6 +529,14 @@ fn execute(
     let mut left = budget;
     let mut block_start = 0usize;
     let mut pc = 0usize;
+    // `insns.len()` is a power of two (padded when prepared) and the verifier keeps every pc
+    // below the unpadded length, so masking never changes `pc`: it only shows the optimiser
+    // that the index is in bounds.
+    let Some(mask) = insns.len().checked_sub(1) else {
+        return Err(RunError::BadInput {
+            reason: "the program has no instructions".into(),
+        });
+    };
     macro_rules! transfer {
         ($here:expr, $target:expr) => {{
             let target = $target;
@@ -525,6 +547,7 @@ fn execute(
             left -= ran;
             block_start = target;
             pc = target;
+            continue;
         }};
     }
     macro_rules! jump_if {
@@ -535,12 +558,11 @@ fn execute(
         };
     }
     loop {
-        let i = insns[pc];
+        let i = insns[pc & mask];
         let dst = i.dst as usize;
         let src = i.src as usize;
         let imm = i.imm;
         let here = pc;
-        pc += 1;
         match i.code {
             // ALU64
             Code::ADD64_IMM => reg[dst] = reg[dst].wrapping_add(imm),
@@ -685,7 +707,7 @@ fn execute(
             // Loads and stores.
             Code::LD_DW_IMM => {
                 reg[dst] = imm;
-                pc += 1;
+                pc += 1; // the second slot
             }
             Code::LD_B_REG => reg[dst] = load(ctx, reg[src], i.mem_off(), 1, here)?,
             Code::LD_H_REG => reg[dst] = load(ctx, reg[src], i.mem_off(), 2, here)?,
@@ -824,16 +846,16 @@ fn execute(
                     });
                 }
                 frames[depth] = Frame {
-                    ret: pc,
+                    ret: here + 1,
                     saved: [reg[6], reg[7], reg[8], reg[9]],
                     fp: reg[10],
                 };
-                transfer!(here, i.target as usize);
                 depth += 1;
                 *used = (*used).max(depth + 1);
                 ctx.memory
                     .set_owned_window(REGION_STACK, STACK_SIZE - (depth + 1) * FRAME_SIZE);
                 reg[10] -= FRAME_SIZE as u64;
+                transfer!(here, i.target as usize);
             }
             Code::EXIT => {
                 if depth == 0 {
@@ -849,6 +871,7 @@ fn execute(
             }
             Code::Invalid => unreachable_op(here, i.op)?,
         }
+        pc += 1;
     }
 }
 
