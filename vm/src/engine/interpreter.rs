@@ -470,6 +470,14 @@ impl Interpreter {
         lane.install_maps(self.id, &self.maps);
         let r1 = lane.ctx_addr();
         let r2 = lane.ctx_len as u64;
+        // `code.len()` is a power of two (padded when prepared) and the verifier keeps every
+        // pc below the unpadded length, so masking never changes a pc: it only shows the
+        // optimiser that the loop's index is in bounds.
+        let Some(mask) = self.code.len().checked_sub(1) else {
+            return Err(RunError::BadInput {
+                reason: "the program has no instructions".into(),
+            });
+        };
         let mut r0 = 0;
         for _ in 0..repeat {
             if begin {
@@ -479,6 +487,7 @@ impl Interpreter {
             let mut used = 1;
             let result = execute(
                 &self.code,
+                mask,
                 &self.helpers,
                 &mut lane.helper_ctx,
                 &mut lane.frames,
@@ -492,7 +501,7 @@ impl Interpreter {
                 // Calls moved the stack window; between runs only frame 0 is accessible.
                 lane.set_stack_depth(1);
             }
-            r0 = result?;
+            r0 = result.map_err(|e| *e)?;
         }
         Ok(r0)
     }
@@ -503,12 +512,16 @@ fn fault(pc: usize) -> impl FnOnce(bpfvm_helpers::MemFault) -> RunError {
     move |fault| RunError::Fault { pc, fault }
 }
 
-/// Runs pre-decoded `insns` with `r1`, `r2` = `args`, until `exit` from the main frame.
+/// Runs pre-decoded `insns` (`mask` = `insns.len() - 1`, the length a power of two) with
+/// `r1`, `r2` = `args`, until `exit` from the main frame. The error is boxed so the result
+/// comes back in registers (an error is the end of the run, its allocation does not matter).
 /// `used` receives the number of stack frames the run used (at least 1); the stack region
 /// of `ctx.memory` is widened on each call and narrowed again on return.
 #[allow(clippy::too_many_arguments)]
+#[inline(always)] // one caller: the per-run prologue and the result stay in `runs`' registers
 fn execute(
     insns: &[Exec],
+    mask: usize,
     helpers: &Helpers,
     ctx: &mut HelperContext,
     frames: &mut [Frame; MAX_FRAMES],
@@ -516,7 +529,7 @@ fn execute(
     registry: &Registry,
     budget: u64,
     args: [u64; 2],
-) -> Result<u64, RunError> {
+) -> Result<u64, Box<RunError>> {
     let mut reg = [0u64; 11];
     reg[1] = args[0];
     reg[2] = args[1];
@@ -529,20 +542,12 @@ fn execute(
     let mut left = budget;
     let mut block_start = 0usize;
     let mut pc = 0usize;
-    // `insns.len()` is a power of two (padded when prepared) and the verifier keeps every pc
-    // below the unpadded length, so masking never changes `pc`: it only shows the optimiser
-    // that the index is in bounds.
-    let Some(mask) = insns.len().checked_sub(1) else {
-        return Err(RunError::BadInput {
-            reason: "the program has no instructions".into(),
-        });
-    };
     macro_rules! transfer {
         ($here:expr, $target:expr) => {{
             let target = $target;
             let ran = ($here + 1 - block_start) as u64;
             if ran > left {
-                return Err(RunError::BudgetExhausted { pc: $here, budget });
+                return Err(RunError::BudgetExhausted { pc: $here, budget }.into());
             }
             left -= ran;
             block_start = target;
@@ -843,7 +848,8 @@ fn execute(
                     return Err(RunError::CallDepth {
                         pc: here,
                         max: MAX_FRAMES,
-                    });
+                    }
+                    .into());
                 }
                 frames[depth] = Frame {
                     ret: here + 1,
@@ -876,8 +882,8 @@ fn execute(
 }
 
 #[cold]
-fn helper_failed(pc: usize, source: HelperError) -> RunError {
-    RunError::Helper { pc, source }
+fn helper_failed(pc: usize, source: HelperError) -> Box<RunError> {
+    Box::new(RunError::Helper { pc, source })
 }
 
 #[cold]
