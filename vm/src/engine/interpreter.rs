@@ -735,35 +735,8 @@ fn execute(
             Code::ST_H_REG => store(ctx, reg[dst], i.mem_off(), 2, reg[src], here)?,
             Code::ST_W_REG => store(ctx, reg[dst], i.mem_off(), 4, reg[src], here)?,
             Code::ST_DW_REG => store(ctx, reg[dst], i.mem_off(), 8, reg[src], here)?,
-            Code::ST_W_XADD | Code::ST_DW_XADD => {
-                let size = if i.code == Code::ST_W_XADD { 4 } else { 8 };
-                let addr = reg[dst].wrapping_add(i.mem_off());
-                let mem = &ctx.memory;
-                let rmw =
-                    |o: AtomicOp, v: u64| mem.atomic_rmw(addr, size, o, v).map_err(fault(here));
-                match imm as u32 {
-                    0x00 => drop(rmw(AtomicOp::Add, reg[src])?),
-                    0x40 => drop(rmw(AtomicOp::Or, reg[src])?),
-                    0x50 => drop(rmw(AtomicOp::And, reg[src])?),
-                    0xa0 => drop(rmw(AtomicOp::Xor, reg[src])?),
-                    0x01 => reg[src] = rmw(AtomicOp::Add, reg[src])?,
-                    0x41 => reg[src] = rmw(AtomicOp::Or, reg[src])?,
-                    0x51 => reg[src] = rmw(AtomicOp::And, reg[src])?,
-                    0xa1 => reg[src] = rmw(AtomicOp::Xor, reg[src])?,
-                    0xe1 => reg[src] = rmw(AtomicOp::Xchg, reg[src])?,
-                    _ => {
-                        // cmpxchg (0xf1): compare with r0, old value into r0
-                        let expected = if size == 4 {
-                            reg[0] as u32 as u64
-                        } else {
-                            reg[0]
-                        };
-                        reg[0] = mem
-                            .atomic_cmpxchg(addr, size, expected, reg[src])
-                            .map_err(fault(here))?;
-                    }
-                }
-            }
+            Code::ST_W_XADD => atomic(ctx, &mut reg, &i, 4, here)?,
+            Code::ST_DW_XADD => atomic(ctx, &mut reg, &i, 8, here)?,
 
             // Jumps.
             Code::JA => transfer!(here, i.target as usize),
@@ -895,6 +868,44 @@ fn unreachable_op(pc: usize, opcode: u8) -> Result<(), RunError> {
             "instruction {pc}: opcode {opcode:#04x} passed the verifier but has no implementation"
         ),
     })
+}
+
+/// An atomic operation of `size` bytes (`i.imm` names it) at `dst + off`.
+#[inline(always)]
+fn atomic(
+    ctx: &HelperContext,
+    reg: &mut [u64; 11],
+    i: &Exec,
+    size: u64,
+    here: usize,
+) -> Result<(), RunError> {
+    let (dst, src) = (i.dst as usize, i.src as usize);
+    let addr = reg[dst].wrapping_add(i.mem_off());
+    let mem = &ctx.memory;
+    let rmw = |o: AtomicOp, v: u64| mem.atomic_rmw(addr, size, o, v).map_err(fault(here));
+    match i.imm as u32 {
+        0x00 => drop(rmw(AtomicOp::Add, reg[src])?),
+        0x40 => drop(rmw(AtomicOp::Or, reg[src])?),
+        0x50 => drop(rmw(AtomicOp::And, reg[src])?),
+        0xa0 => drop(rmw(AtomicOp::Xor, reg[src])?),
+        0x01 => reg[src] = rmw(AtomicOp::Add, reg[src])?,
+        0x41 => reg[src] = rmw(AtomicOp::Or, reg[src])?,
+        0x51 => reg[src] = rmw(AtomicOp::And, reg[src])?,
+        0xa1 => reg[src] = rmw(AtomicOp::Xor, reg[src])?,
+        0xe1 => reg[src] = rmw(AtomicOp::Xchg, reg[src])?,
+        _ => {
+            // cmpxchg (0xf1): compare with r0, old value into r0
+            let expected = if size == 4 {
+                reg[0] as u32 as u64
+            } else {
+                reg[0]
+            };
+            reg[0] = mem
+                .atomic_cmpxchg(addr, size, expected, reg[src])
+                .map_err(fault(here))?;
+        }
+    }
+    Ok(())
 }
 
 #[inline(always)]
