@@ -49,6 +49,9 @@ macro_rules! codes {
             $($name = $val,)*
             /// An opcode with no executable form (never produced for a verified program).
             Invalid = 0,
+            /// `exit` in a program without bpf-to-bpf calls: always from the main frame
+            /// (never produced by [`Code::of`]; the value is no opcode).
+            ExitMain = 0x01,
         }
 
         impl Code {
@@ -345,6 +348,13 @@ impl Interpreter {
                 insns.len().next_power_of_two() - insns.len(),
             ))
             .collect::<Result<Box<[Exec]>, PrepareError>>()?;
+        let mut code = code;
+        if !insns.iter().any(|d| d.op == op::CALL_LOCAL) {
+            // Without calls every `exit` leaves the main frame: no depth test.
+            for e in code.iter_mut().filter(|e| e.code == Code::EXIT) {
+                e.code = Code::ExitMain;
+            }
+        }
         Ok(Interpreter {
             uses_stack,
             code,
@@ -458,7 +468,7 @@ impl Engine for Interpreter {
 
 impl Interpreter {
     /// `repeat` runs on `lane`, each begun here when `begin` (else the caller began the only
-    /// one). One loop around [`execute`], so the per-call work (map installation, the
+    /// one: `repeat` is 1). One loop around [`execute`], so the per-call work (map installation, the
     /// function's prologue and result copy) is paid once, not per run.
     fn runs(
         &self,
@@ -478,11 +488,11 @@ impl Interpreter {
                 reason: "the program has no instructions".into(),
             });
         };
-        let mut r0 = 0;
-        for _ in 0..repeat {
-            if begin {
-                lane.begin_run();
-            }
+        if begin {
+            lane.begin_run();
+        }
+        let mut runs_left = repeat.max(1);
+        loop {
             lane.prepare_stack();
             let mut used = 1;
             let result = execute(
@@ -496,14 +506,22 @@ impl Interpreter {
                 env.budget,
                 [r1, r2],
             );
-            lane.dirty_frames = if self.uses_stack { used } else { 0 };
+            if self.uses_stack {
+                // (`prepare_stack` left 0 otherwise.)
+                lane.dirty_frames = used;
+            }
             if used > 1 {
                 // Calls moved the stack window; between runs only frame 0 is accessible.
                 lane.set_stack_depth(1);
             }
-            r0 = result.map_err(|e| *e)?;
+            let r0 = result.map_err(|e| *e)?;
+            runs_left -= 1;
+            if runs_left == 0 {
+                return Ok(r0);
+            }
+            // The next run begins here, so the loop has no `begin` test.
+            lane.begin_run();
         }
-        Ok(r0)
     }
 }
 
@@ -848,6 +866,7 @@ fn execute(
                 reg[10] = f.fp;
                 transfer!(here, f.ret);
             }
+            Code::ExitMain => return Ok(reg[0]),
             Code::Invalid => unreachable_op(here, i.op)?,
         }
         pc += 1;
@@ -965,10 +984,25 @@ mod tests {
         let p = program("mov64 r0, 1\nlddw r1, 0x100000002\nstxdw [r10-8], r1\ncall 8\nexit");
         let prepared = Interpreter::prepare(&p, &Registry::with_builtins()).unwrap();
         for (d, e) in prepared.insns().iter().zip(prepared.code.iter()) {
-            if d.op != op::LD_IMM64_TAIL {
-                assert_eq!(e.code as u8, d.op);
+            match d.op {
+                op::LD_IMM64_TAIL => {}
+                // No bpf-to-bpf calls: every exit leaves the main frame.
+                ebpf::EXIT => assert_eq!(e.code, Code::ExitMain),
+                _ => assert_eq!(e.code as u8, d.op),
             }
         }
+        // With calls, `exit` keeps its depth test (and the callee returns to its caller).
+        let mut code =
+            rbpf::assembler::assemble("mov64 r1, 2\ncall 2\nadd64 r0, 1\nexit\nmov64 r0, r1\nexit")
+                .unwrap();
+        code[8 + 1] = 0x10; // src = 1: a bpf-to-bpf call of instruction 1 + 1 + 2
+        let p = Program::new(code, ProgramType::Unspecified);
+        let prepared = Interpreter::prepare(&p, &Registry::with_builtins()).unwrap();
+        assert_eq!(prepared.code[3].code, Code::EXIT);
+        assert_eq!(prepared.code[5].code, Code::EXIT);
+        let vm = Vm::builder().cpus(1).build();
+        let prog = vm.load(p).unwrap();
+        assert_eq!(vm.run(&prog, CpuId(0), &Input::empty()).unwrap().retval, 3);
     }
 
     #[test]
