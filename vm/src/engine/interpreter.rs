@@ -556,19 +556,20 @@ fn execute(
     // The budget is charged per straight-line stretch, at every taken jump, call and return:
     // `here + 1 - block_start` instructions ran since the last transfer. That is exact, costs
     // nothing on the other instructions, and notices an exhausted budget at the latest at the
-    // end of the stretch (so an endless loop always stops).
-    let mut left = budget;
-    let mut block_start = 0usize;
+    // end of the stretch (so an endless loop always stops). `credit` is the instructions left
+    // plus `block_start`, so a transfer from `here` to `target` is one compare
+    // (`here + 1 <= credit`) and one update (`credit - (here + 1) + target`). The budget is
+    // capped so the sum cannot overflow (2^64 - 2^20 instructions never run out anyway).
+    let mut credit = budget.min(u64::MAX - verify::MAX_INSNS as u64);
     let mut pc = 0usize;
     macro_rules! transfer {
         ($here:expr, $target:expr) => {{
             let target = $target;
-            let ran = ($here + 1 - block_start) as u64;
-            if ran > left {
+            let end = $here as u64 + 1;
+            if end > credit {
                 return Err(RunError::BudgetExhausted { pc: $here, budget }.into());
             }
-            left -= ran;
-            block_start = target;
+            credit = credit - end + target as u64;
             pc = target;
             continue;
         }};
@@ -1003,6 +1004,31 @@ mod tests {
         let vm = Vm::builder().cpus(1).build();
         let prog = vm.load(p).unwrap();
         assert_eq!(vm.run(&prog, CpuId(0), &Input::empty()).unwrap().retval, 3);
+    }
+
+    #[test]
+    fn the_budget_is_exact_and_may_be_unlimited() {
+        // Stretches charged at taken jumps: 0..=2 (3), 1..=2 (2); the last stretch ends in
+        // the main `exit`, which charges nothing.
+        let src = "mov64 r1, 3\nsub64 r1, 1\njne r1, 0, -2\nmov64 r0, 7\nexit";
+        for (budget, ok) in [
+            (5, true),
+            (4, false),
+            (u64::MAX, true),
+            (u64::MAX - 1, true),
+        ] {
+            let vm = Vm::builder().cpus(1).budget(budget).build();
+            let prog = vm.load(program(src)).unwrap();
+            let out = vm.run(&prog, CpuId(0), &Input::empty());
+            if ok {
+                assert_eq!(out.unwrap().retval, 7, "budget {budget}");
+            } else {
+                assert!(
+                    matches!(out, Err(RunError::BudgetExhausted { pc: 2, budget: 4 })),
+                    "{out:?}"
+                );
+            }
+        }
     }
 
     #[test]
