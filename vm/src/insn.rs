@@ -95,18 +95,53 @@ pub mod op {
 }
 
 /// A pre-decoded instruction: validated, immediates sign-extended, jump targets absolute.
+///
+/// 16 bytes (one quarter of a cache line, an index is one shift): the instruction's `off` and
+/// its jump target share [`Insn::target`], as no instruction needs both.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Insn {
+    /// Immediate, sign-extended to 64 bits (`ld_imm64`: the full 64-bit value).
+    pub imm: u64,
+    /// Jumps and bpf-to-bpf calls: the absolute target; resolved helper calls: the helper's
+    /// slot; the map-value `ld_imm64`: the offset in the value; every other instruction:
+    /// `off` sign-extended to 32 bits (memory offset of loads, stores and atomics, width of
+    /// movsx; read it with [`Insn::off`]).
+    pub target: u32,
     /// Opcode: an `rbpf::ebpf` opcode or one of [`op`].
     pub op: u8,
     /// Destination register.
     pub dst: u8,
     /// Source register.
     pub src: u8,
-    /// Memory offset (loads, stores, atomics) or width (movsx).
-    pub off: i16,
-    /// Absolute jump or call target.
-    pub target: u32,
-    /// Immediate, sign-extended to 64 bits (`ld_imm64`: the full 64-bit value).
-    pub imm: u64,
+}
+
+impl Insn {
+    /// The instruction's `off` field (loads, stores, atomics: the memory offset; movsx: the
+    /// source width), for instructions whose [`Insn::target`] holds it.
+    #[inline(always)]
+    pub fn off(&self) -> i16 {
+        self.target as i32 as i16
+    }
+
+    /// The memory offset of a load, store or atomic, sign-extended to 64 bits.
+    #[inline(always)]
+    pub fn mem_off(&self) -> u64 {
+        self.target as i32 as i64 as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insn_is_sixteen_bytes_and_keeps_negative_offsets() {
+        assert_eq!(std::mem::size_of::<Insn>(), 16);
+        let d = Insn {
+            target: -8i16 as i32 as u32,
+            ..Insn::default()
+        };
+        assert_eq!(d.off(), -8);
+        assert_eq!(d.mem_off(), (-8i64) as u64);
+    }
 }

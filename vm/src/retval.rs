@@ -227,7 +227,7 @@ fn step(d: &Insn, s: &State) -> State {
         op::MOVSX32 | op::MOVSX64 => {
             s.regs[dst] = match s.regs[src] {
                 Val::Const(v) => {
-                    let bits = match d.off {
+                    let bits = match d.off() {
                         8 => 8,
                         16 => 16,
                         _ => 32,
@@ -312,7 +312,7 @@ fn step(d: &Insn, s: &State) -> State {
                     mem_size(d.op)
                 };
                 s.regs[dst] = match s.regs[src] {
-                    Val::Fp(o) => s.load_stack(o + i64::from(d.off), size, signed),
+                    Val::Fp(o) => s.load_stack(o + i64::from(d.off()), size, signed),
                     Val::Top => Val::Top,
                     _ => Val::NotStack,
                 };
@@ -327,7 +327,7 @@ fn step(d: &Insn, s: &State) -> State {
                 };
                 let base = s.regs[dst];
                 match base {
-                    Val::Fp(o) => s.store_stack(o + i64::from(d.off), size, value),
+                    Val::Fp(o) => s.store_stack(o + i64::from(d.off()), size, value),
                     Val::Top => s.stack.clear(),
                     _ => {}
                 }

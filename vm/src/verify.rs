@@ -89,8 +89,8 @@ pub fn decode(raw: &[RawInsn], env: Env<'_>) -> Result<Vec<Insn>, PrepareError> 
             op: i.opc,
             dst: i.dst,
             src: i.src,
-            off: i.off,
-            target: 0,
+            // `off` lives in `target` until a jump or call replaces it with its target.
+            target: i.off as i32 as u32,
             imm: i.imm as i64 as u64,
         };
         match i.opc & 0x07 {

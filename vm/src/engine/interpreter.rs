@@ -2,9 +2,11 @@
 //! checked against the region table of `docs/internals.md`.
 //!
 //! Fast by design: instructions are decoded once by [`crate::verify`]; a run allocates nothing
-//! (the lane's stack and buffers are reused); the loop is one `match` on the opcode byte;
-//! registers live in a 16-entry array indexed by masked register numbers (no bounds checks);
-//! a memory check is one table index and two compares.
+//! (the lane's stack and buffers are reused); each instruction is 16 bytes whose opcode is a
+//! `Code` enum, so the loop's `match` is exhaustive and dispatches through one jump table
+//! with no range check; register numbers are `Reg`s, so the 11-entry register file is
+//! indexed with no bounds check and no mask; a memory check is one table index and two
+//! compares.
 //!
 //! Helper calls are resolved when the program is prepared, against the registry it is loaded
 //! with: each `call imm` becomes [`op::CALL_HELPER`], indexing the program's own table of
@@ -34,10 +36,270 @@ use crate::verify;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+/// Declares [`Code`], one variant per opcode the loop executes (its discriminant is the
+/// opcode), and [`Code::of`].
+macro_rules! codes {
+    ($($name:ident = $val:expr,)*) => {
+        /// An executable opcode. A `match` on it is exhaustive with no fallback arm, so the
+        /// dispatch is one jump-table load with no range check.
+        #[allow(non_camel_case_types, clippy::upper_case_acronyms)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[repr(u8)]
+        enum Code {
+            $($name = $val,)*
+            /// An opcode with no executable form (never produced for a verified program).
+            Invalid = 0,
+            /// `exit` in a program without bpf-to-bpf calls: always from the main frame
+            /// (never produced by [`Code::of`]; the value is no opcode).
+            ExitMain = 0x01,
+        }
+
+        impl Code {
+            /// The executable form of `opcode`.
+            fn of(opcode: u8) -> Code {
+                #[allow(non_upper_case_globals)]
+                mod value {
+                    use super::*;
+                    $(pub(super) const $name: u8 = $val;)*
+                }
+                match opcode {
+                    $(value::$name => Code::$name,)*
+                    _ => Code::Invalid,
+                }
+            }
+        }
+    };
+}
+
+codes! {
+    ADD64_IMM = ebpf::ADD64_IMM,
+    ADD64_REG = ebpf::ADD64_REG,
+    SUB64_IMM = ebpf::SUB64_IMM,
+    SUB64_REG = ebpf::SUB64_REG,
+    MUL64_IMM = ebpf::MUL64_IMM,
+    MUL64_REG = ebpf::MUL64_REG,
+    DIV64_IMM = ebpf::DIV64_IMM,
+    DIV64_REG = ebpf::DIV64_REG,
+    MOD64_IMM = ebpf::MOD64_IMM,
+    MOD64_REG = ebpf::MOD64_REG,
+    OR64_IMM = ebpf::OR64_IMM,
+    OR64_REG = ebpf::OR64_REG,
+    AND64_IMM = ebpf::AND64_IMM,
+    AND64_REG = ebpf::AND64_REG,
+    XOR64_IMM = ebpf::XOR64_IMM,
+    XOR64_REG = ebpf::XOR64_REG,
+    LSH64_IMM = ebpf::LSH64_IMM,
+    LSH64_REG = ebpf::LSH64_REG,
+    RSH64_IMM = ebpf::RSH64_IMM,
+    RSH64_REG = ebpf::RSH64_REG,
+    ARSH64_IMM = ebpf::ARSH64_IMM,
+    ARSH64_REG = ebpf::ARSH64_REG,
+    NEG64 = ebpf::NEG64,
+    MOV64_IMM = ebpf::MOV64_IMM,
+    MOV64_REG = ebpf::MOV64_REG,
+    SDIV64_IMM = op::SDIV64_IMM,
+    SDIV64_REG = op::SDIV64_REG,
+    SMOD64_IMM = op::SMOD64_IMM,
+    SMOD64_REG = op::SMOD64_REG,
+    MOVSX64 = op::MOVSX64,
+    ADD32_IMM = ebpf::ADD32_IMM,
+    ADD32_REG = ebpf::ADD32_REG,
+    SUB32_IMM = ebpf::SUB32_IMM,
+    SUB32_REG = ebpf::SUB32_REG,
+    MUL32_IMM = ebpf::MUL32_IMM,
+    MUL32_REG = ebpf::MUL32_REG,
+    DIV32_IMM = ebpf::DIV32_IMM,
+    DIV32_REG = ebpf::DIV32_REG,
+    MOD32_IMM = ebpf::MOD32_IMM,
+    MOD32_REG = ebpf::MOD32_REG,
+    OR32_IMM = ebpf::OR32_IMM,
+    OR32_REG = ebpf::OR32_REG,
+    AND32_IMM = ebpf::AND32_IMM,
+    AND32_REG = ebpf::AND32_REG,
+    XOR32_IMM = ebpf::XOR32_IMM,
+    XOR32_REG = ebpf::XOR32_REG,
+    LSH32_IMM = ebpf::LSH32_IMM,
+    LSH32_REG = ebpf::LSH32_REG,
+    RSH32_IMM = ebpf::RSH32_IMM,
+    RSH32_REG = ebpf::RSH32_REG,
+    ARSH32_IMM = ebpf::ARSH32_IMM,
+    ARSH32_REG = ebpf::ARSH32_REG,
+    NEG32 = ebpf::NEG32,
+    MOV32_IMM = ebpf::MOV32_IMM,
+    MOV32_REG = ebpf::MOV32_REG,
+    SDIV32_IMM = op::SDIV32_IMM,
+    SDIV32_REG = op::SDIV32_REG,
+    SMOD32_IMM = op::SMOD32_IMM,
+    SMOD32_REG = op::SMOD32_REG,
+    MOVSX32 = op::MOVSX32,
+    LE = ebpf::LE,
+    BE = ebpf::BE,
+    BSWAP = 0xd7,
+    LD_DW_IMM = ebpf::LD_DW_IMM,
+    LD_B_REG = ebpf::LD_B_REG,
+    LD_H_REG = ebpf::LD_H_REG,
+    LD_W_REG = ebpf::LD_W_REG,
+    LD_DW_REG = ebpf::LD_DW_REG,
+    LDSX_B = 0x91,
+    LDSX_H = 0x89,
+    LDSX_W = 0x81,
+    ST_B_IMM = ebpf::ST_B_IMM,
+    ST_H_IMM = ebpf::ST_H_IMM,
+    ST_W_IMM = ebpf::ST_W_IMM,
+    ST_DW_IMM = ebpf::ST_DW_IMM,
+    ST_B_REG = ebpf::ST_B_REG,
+    ST_H_REG = ebpf::ST_H_REG,
+    ST_W_REG = ebpf::ST_W_REG,
+    ST_DW_REG = ebpf::ST_DW_REG,
+    ST_W_XADD = ebpf::ST_W_XADD,
+    ST_DW_XADD = ebpf::ST_DW_XADD,
+    JA = ebpf::JA,
+    JEQ_IMM = ebpf::JEQ_IMM,
+    JEQ_REG = ebpf::JEQ_REG,
+    JGT_IMM = ebpf::JGT_IMM,
+    JGT_REG = ebpf::JGT_REG,
+    JGE_IMM = ebpf::JGE_IMM,
+    JGE_REG = ebpf::JGE_REG,
+    JLT_IMM = ebpf::JLT_IMM,
+    JLT_REG = ebpf::JLT_REG,
+    JLE_IMM = ebpf::JLE_IMM,
+    JLE_REG = ebpf::JLE_REG,
+    JSET_IMM = ebpf::JSET_IMM,
+    JSET_REG = ebpf::JSET_REG,
+    JNE_IMM = ebpf::JNE_IMM,
+    JNE_REG = ebpf::JNE_REG,
+    JSGT_IMM = ebpf::JSGT_IMM,
+    JSGT_REG = ebpf::JSGT_REG,
+    JSGE_IMM = ebpf::JSGE_IMM,
+    JSGE_REG = ebpf::JSGE_REG,
+    JSLT_IMM = ebpf::JSLT_IMM,
+    JSLT_REG = ebpf::JSLT_REG,
+    JSLE_IMM = ebpf::JSLE_IMM,
+    JSLE_REG = ebpf::JSLE_REG,
+    JEQ_IMM32 = ebpf::JEQ_IMM32,
+    JEQ_REG32 = ebpf::JEQ_REG32,
+    JGT_IMM32 = ebpf::JGT_IMM32,
+    JGT_REG32 = ebpf::JGT_REG32,
+    JGE_IMM32 = ebpf::JGE_IMM32,
+    JGE_REG32 = ebpf::JGE_REG32,
+    JLT_IMM32 = ebpf::JLT_IMM32,
+    JLT_REG32 = ebpf::JLT_REG32,
+    JLE_IMM32 = ebpf::JLE_IMM32,
+    JLE_REG32 = ebpf::JLE_REG32,
+    JSET_IMM32 = ebpf::JSET_IMM32,
+    JSET_REG32 = ebpf::JSET_REG32,
+    JNE_IMM32 = ebpf::JNE_IMM32,
+    JNE_REG32 = ebpf::JNE_REG32,
+    JSGT_IMM32 = ebpf::JSGT_IMM32,
+    JSGT_REG32 = ebpf::JSGT_REG32,
+    JSGE_IMM32 = ebpf::JSGE_IMM32,
+    JSGE_REG32 = ebpf::JSGE_REG32,
+    JSLT_IMM32 = ebpf::JSLT_IMM32,
+    JSLT_REG32 = ebpf::JSLT_REG32,
+    JSLE_IMM32 = ebpf::JSLE_IMM32,
+    JSLE_REG32 = ebpf::JSLE_REG32,
+    CALL_HELPER = op::CALL_HELPER,
+    CALL_HELPER_DYN = op::CALL_HELPER_DYN,
+    GET_SMP_PROCESSOR_ID = op::GET_SMP_PROCESSOR_ID,
+    TAIL_CALL = ebpf::TAIL_CALL,
+    CALL_LOCAL = op::CALL_LOCAL,
+    EXIT = ebpf::EXIT,
+}
+
+/// A register number, `r0..=r10`: indexing the 11-entry register file with it needs no
+/// bounds check and no mask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Reg {
+    R0,
+    R1,
+    R2,
+    R3,
+    R4,
+    R5,
+    R6,
+    R7,
+    R8,
+    R9,
+    R10,
+}
+
+impl Reg {
+    /// `r{n}`, if `n <= 10`.
+    fn of(n: u8) -> Option<Reg> {
+        const ALL: [Reg; 11] = [
+            Reg::R0,
+            Reg::R1,
+            Reg::R2,
+            Reg::R3,
+            Reg::R4,
+            Reg::R5,
+            Reg::R6,
+            Reg::R7,
+            Reg::R8,
+            Reg::R9,
+            Reg::R10,
+        ];
+        ALL.get(n as usize).copied()
+    }
+}
+
+/// An instruction as the loop runs it: [`Insn`] with its opcode as a [`Code`] and its
+/// registers as [`Reg`]s (16 bytes).
+#[derive(Debug, Clone, Copy)]
+struct Exec {
+    imm: u64,
+    target: u32,
+    code: Code,
+    dst: Reg,
+    src: Reg,
+    /// The opcode, for error messages.
+    op: u8,
+}
+
+impl Exec {
+    /// Fills the code array up to a power of two; never reached.
+    const PADDING: Exec = Exec {
+        imm: 0,
+        target: 0,
+        code: Code::Invalid,
+        dst: Reg::R0,
+        src: Reg::R0,
+        op: 0,
+    };
+
+    /// The executable form of `d` (at `pc`).
+    fn of(pc: usize, d: &Insn) -> Result<Exec, PrepareError> {
+        let reg = |r: u8| Reg::of(r).ok_or(PrepareError::BadRegister { pc, reg: r });
+        Ok(Exec {
+            imm: d.imm,
+            target: d.target,
+            code: Code::of(d.op),
+            dst: reg(d.dst)?,
+            src: reg(d.src)?,
+            op: d.op,
+        })
+    }
+
+    /// See [`Insn::off`].
+    #[inline(always)]
+    fn off(&self) -> i16 {
+        self.target as i32 as i16
+    }
+
+    /// See [`Insn::mem_off`].
+    #[inline(always)]
+    fn mem_off(&self) -> u64 {
+        self.target as i32 as i64 as u64
+    }
+}
+
 /// A program prepared for the interpreter.
 #[derive(Debug)]
 pub struct Interpreter {
     insns: Box<[Insn]>,
+    /// `insns` in the form the loop runs, padded to a power of two.
+    code: Box<[Exec]>,
     /// The helpers the program calls, resolved at prepare time.
     helpers: Helpers,
     maps: MapList,
@@ -77,8 +339,25 @@ impl Interpreter {
             }
         }
         let uses_stack = insns.iter().any(|d| d.dst == 10 || d.src == 10);
+        let code = insns
+            .iter()
+            .enumerate()
+            .map(|(pc, d)| Exec::of(pc, d))
+            .chain(std::iter::repeat_n(
+                Ok(Exec::PADDING),
+                insns.len().next_power_of_two() - insns.len(),
+            ))
+            .collect::<Result<Box<[Exec]>, PrepareError>>()?;
+        let mut code = code;
+        if !insns.iter().any(|d| d.op == op::CALL_LOCAL) {
+            // Without calls every `exit` leaves the main frame: no depth test.
+            for e in code.iter_mut().filter(|e| e.code == Code::EXIT) {
+                e.code = Code::ExitMain;
+            }
+        }
         Ok(Interpreter {
             uses_stack,
+            code,
             insns: insns.into_boxed_slice(),
             helpers: Helpers {
                 fns: helpers.fns.into_boxed_slice(),
@@ -189,7 +468,7 @@ impl Engine for Interpreter {
 
 impl Interpreter {
     /// `repeat` runs on `lane`, each begun here when `begin` (else the caller began the only
-    /// one). One loop around [`execute`], so the per-call work (map installation, the
+    /// one: `repeat` is 1). One loop around [`execute`], so the per-call work (map installation, the
     /// function's prologue and result copy) is paid once, not per run.
     fn runs(
         &self,
@@ -201,15 +480,24 @@ impl Interpreter {
         lane.install_maps(self.id, &self.maps);
         let r1 = lane.ctx_addr();
         let r2 = lane.ctx_len as u64;
-        let mut r0 = 0;
-        for _ in 0..repeat {
-            if begin {
-                lane.begin_run();
-            }
+        // `code.len()` is a power of two (padded when prepared) and the verifier keeps every
+        // pc below the unpadded length, so masking never changes a pc: it only shows the
+        // optimiser that the loop's index is in bounds.
+        let Some(mask) = self.code.len().checked_sub(1) else {
+            return Err(RunError::BadInput {
+                reason: "the program has no instructions".into(),
+            });
+        };
+        if begin {
+            lane.begin_run();
+        }
+        let mut runs_left = repeat.max(1);
+        loop {
             lane.prepare_stack();
             let mut used = 1;
             let result = execute(
-                &self.insns,
+                &self.code,
+                mask,
                 &self.helpers,
                 &mut lane.helper_ctx,
                 &mut lane.frames,
@@ -218,14 +506,22 @@ impl Interpreter {
                 env.budget,
                 [r1, r2],
             );
-            lane.dirty_frames = if self.uses_stack { used } else { 0 };
+            if self.uses_stack {
+                // (`prepare_stack` left 0 otherwise.)
+                lane.dirty_frames = used;
+            }
             if used > 1 {
                 // Calls moved the stack window; between runs only frame 0 is accessible.
                 lane.set_stack_depth(1);
             }
-            r0 = result?;
+            let r0 = result.map_err(|e| *e)?;
+            runs_left -= 1;
+            if runs_left == 0 {
+                return Ok(r0);
+            }
+            // The next run begins here, so the loop has no `begin` test.
+            lane.begin_run();
         }
-        Ok(r0)
     }
 }
 
@@ -234,12 +530,16 @@ fn fault(pc: usize) -> impl FnOnce(bpfvm_helpers::MemFault) -> RunError {
     move |fault| RunError::Fault { pc, fault }
 }
 
-/// Runs pre-decoded `insns` with `r1`, `r2` = `args`, until `exit` from the main frame.
+/// Runs pre-decoded `insns` (`mask` = `insns.len() - 1`, the length a power of two) with
+/// `r1`, `r2` = `args`, until `exit` from the main frame. The error is boxed so the result
+/// comes back in registers (an error is the end of the run, its allocation does not matter).
 /// `used` receives the number of stack frames the run used (at least 1); the stack region
 /// of `ctx.memory` is widened on each call and narrowed again on return.
 #[allow(clippy::too_many_arguments)]
+#[inline(always)] // one caller: the per-run prologue and the result stay in `runs`' registers
 fn execute(
-    insns: &[Insn],
+    insns: &[Exec],
+    mask: usize,
     helpers: &Helpers,
     ctx: &mut HelperContext,
     frames: &mut [Frame; MAX_FRAMES],
@@ -247,8 +547,8 @@ fn execute(
     registry: &Registry,
     budget: u64,
     args: [u64; 2],
-) -> Result<u64, RunError> {
-    let mut reg = [0u64; 16];
+) -> Result<u64, Box<RunError>> {
+    let mut reg = [0u64; 11];
     reg[1] = args[0];
     reg[2] = args[1];
     reg[10] = guest_addr(REGION_STACK, STACK_SIZE as u32);
@@ -256,20 +556,22 @@ fn execute(
     // The budget is charged per straight-line stretch, at every taken jump, call and return:
     // `here + 1 - block_start` instructions ran since the last transfer. That is exact, costs
     // nothing on the other instructions, and notices an exhausted budget at the latest at the
-    // end of the stretch (so an endless loop always stops).
-    let mut left = budget;
-    let mut block_start = 0usize;
+    // end of the stretch (so an endless loop always stops). `credit` is the instructions left
+    // plus `block_start`, so a transfer from `here` to `target` is one compare
+    // (`here + 1 <= credit`) and one update (`credit - (here + 1) + target`). The budget is
+    // capped so the sum cannot overflow (2^64 - 2^20 instructions never run out anyway).
+    let mut credit = budget.min(u64::MAX - verify::MAX_INSNS as u64);
     let mut pc = 0usize;
     macro_rules! transfer {
         ($here:expr, $target:expr) => {{
             let target = $target;
-            let ran = ($here + 1 - block_start) as u64;
-            if ran > left {
-                return Err(RunError::BudgetExhausted { pc: $here, budget });
+            let end = $here as u64 + 1;
+            if end > credit {
+                return Err(RunError::BudgetExhausted { pc: $here, budget }.into());
             }
-            left -= ran;
-            block_start = target;
+            credit = credit - end + target as u64;
             pc = target;
+            continue;
         }};
     }
     macro_rules! jump_if {
@@ -280,45 +582,44 @@ fn execute(
         };
     }
     loop {
-        let i = insns[pc];
-        let dst = (i.dst & 15) as usize;
-        let src = (i.src & 15) as usize;
+        let i = insns[pc & mask];
+        let dst = i.dst as usize;
+        let src = i.src as usize;
         let imm = i.imm;
         let here = pc;
-        pc += 1;
-        match i.op {
+        match i.code {
             // ALU64
-            ebpf::ADD64_IMM => reg[dst] = reg[dst].wrapping_add(imm),
-            ebpf::ADD64_REG => reg[dst] = reg[dst].wrapping_add(reg[src]),
-            ebpf::SUB64_IMM => reg[dst] = reg[dst].wrapping_sub(imm),
-            ebpf::SUB64_REG => reg[dst] = reg[dst].wrapping_sub(reg[src]),
-            ebpf::MUL64_IMM => reg[dst] = reg[dst].wrapping_mul(imm),
-            ebpf::MUL64_REG => reg[dst] = reg[dst].wrapping_mul(reg[src]),
-            ebpf::DIV64_IMM => reg[dst] /= imm,
-            ebpf::DIV64_REG => reg[dst] = reg[dst].checked_div(reg[src]).unwrap_or(0),
-            ebpf::MOD64_IMM => reg[dst] %= imm,
-            ebpf::MOD64_REG => {
+            Code::ADD64_IMM => reg[dst] = reg[dst].wrapping_add(imm),
+            Code::ADD64_REG => reg[dst] = reg[dst].wrapping_add(reg[src]),
+            Code::SUB64_IMM => reg[dst] = reg[dst].wrapping_sub(imm),
+            Code::SUB64_REG => reg[dst] = reg[dst].wrapping_sub(reg[src]),
+            Code::MUL64_IMM => reg[dst] = reg[dst].wrapping_mul(imm),
+            Code::MUL64_REG => reg[dst] = reg[dst].wrapping_mul(reg[src]),
+            Code::DIV64_IMM => reg[dst] /= imm,
+            Code::DIV64_REG => reg[dst] = reg[dst].checked_div(reg[src]).unwrap_or(0),
+            Code::MOD64_IMM => reg[dst] %= imm,
+            Code::MOD64_REG => {
                 if reg[src] != 0 {
                     reg[dst] %= reg[src]
                 }
             }
-            ebpf::OR64_IMM => reg[dst] |= imm,
-            ebpf::OR64_REG => reg[dst] |= reg[src],
-            ebpf::AND64_IMM => reg[dst] &= imm,
-            ebpf::AND64_REG => reg[dst] &= reg[src],
-            ebpf::XOR64_IMM => reg[dst] ^= imm,
-            ebpf::XOR64_REG => reg[dst] ^= reg[src],
-            ebpf::LSH64_IMM => reg[dst] = reg[dst].wrapping_shl(imm as u32),
-            ebpf::LSH64_REG => reg[dst] = reg[dst].wrapping_shl(reg[src] as u32),
-            ebpf::RSH64_IMM => reg[dst] = reg[dst].wrapping_shr(imm as u32),
-            ebpf::RSH64_REG => reg[dst] = reg[dst].wrapping_shr(reg[src] as u32),
-            ebpf::ARSH64_IMM => reg[dst] = (reg[dst] as i64).wrapping_shr(imm as u32) as u64,
-            ebpf::ARSH64_REG => reg[dst] = (reg[dst] as i64).wrapping_shr(reg[src] as u32) as u64,
-            ebpf::NEG64 => reg[dst] = (reg[dst] as i64).wrapping_neg() as u64,
-            ebpf::MOV64_IMM => reg[dst] = imm,
-            ebpf::MOV64_REG => reg[dst] = reg[src],
-            op::SDIV64_IMM => reg[dst] = (reg[dst] as i64).wrapping_div(imm as i64) as u64,
-            op::SDIV64_REG => {
+            Code::OR64_IMM => reg[dst] |= imm,
+            Code::OR64_REG => reg[dst] |= reg[src],
+            Code::AND64_IMM => reg[dst] &= imm,
+            Code::AND64_REG => reg[dst] &= reg[src],
+            Code::XOR64_IMM => reg[dst] ^= imm,
+            Code::XOR64_REG => reg[dst] ^= reg[src],
+            Code::LSH64_IMM => reg[dst] = reg[dst].wrapping_shl(imm as u32),
+            Code::LSH64_REG => reg[dst] = reg[dst].wrapping_shl(reg[src] as u32),
+            Code::RSH64_IMM => reg[dst] = reg[dst].wrapping_shr(imm as u32),
+            Code::RSH64_REG => reg[dst] = reg[dst].wrapping_shr(reg[src] as u32),
+            Code::ARSH64_IMM => reg[dst] = (reg[dst] as i64).wrapping_shr(imm as u32) as u64,
+            Code::ARSH64_REG => reg[dst] = (reg[dst] as i64).wrapping_shr(reg[src] as u32) as u64,
+            Code::NEG64 => reg[dst] = (reg[dst] as i64).wrapping_neg() as u64,
+            Code::MOV64_IMM => reg[dst] = imm,
+            Code::MOV64_REG => reg[dst] = reg[src],
+            Code::SDIV64_IMM => reg[dst] = (reg[dst] as i64).wrapping_div(imm as i64) as u64,
+            Code::SDIV64_REG => {
                 let d = reg[src] as i64;
                 reg[dst] = if d == 0 {
                     0
@@ -326,15 +627,15 @@ fn execute(
                     (reg[dst] as i64).wrapping_div(d) as u64
                 }
             }
-            op::SMOD64_IMM => reg[dst] = (reg[dst] as i64).wrapping_rem(imm as i64) as u64,
-            op::SMOD64_REG => {
+            Code::SMOD64_IMM => reg[dst] = (reg[dst] as i64).wrapping_rem(imm as i64) as u64,
+            Code::SMOD64_REG => {
                 let d = reg[src] as i64;
                 if d != 0 {
                     reg[dst] = (reg[dst] as i64).wrapping_rem(d) as u64
                 }
             }
-            op::MOVSX64 => {
-                reg[dst] = match i.off {
+            Code::MOVSX64 => {
+                reg[dst] = match i.off() {
                     8 => reg[src] as i8 as i64 as u64,
                     16 => reg[src] as i16 as i64 as u64,
                     _ => reg[src] as i32 as i64 as u64,
@@ -342,18 +643,18 @@ fn execute(
             }
 
             // ALU32: results are zero-extended to 64 bits.
-            ebpf::ADD32_IMM => reg[dst] = (reg[dst] as u32).wrapping_add(imm as u32) as u64,
-            ebpf::ADD32_REG => reg[dst] = (reg[dst] as u32).wrapping_add(reg[src] as u32) as u64,
-            ebpf::SUB32_IMM => reg[dst] = (reg[dst] as u32).wrapping_sub(imm as u32) as u64,
-            ebpf::SUB32_REG => reg[dst] = (reg[dst] as u32).wrapping_sub(reg[src] as u32) as u64,
-            ebpf::MUL32_IMM => reg[dst] = (reg[dst] as u32).wrapping_mul(imm as u32) as u64,
-            ebpf::MUL32_REG => reg[dst] = (reg[dst] as u32).wrapping_mul(reg[src] as u32) as u64,
-            ebpf::DIV32_IMM => reg[dst] = (reg[dst] as u32 / imm as u32) as u64,
-            ebpf::DIV32_REG => {
+            Code::ADD32_IMM => reg[dst] = (reg[dst] as u32).wrapping_add(imm as u32) as u64,
+            Code::ADD32_REG => reg[dst] = (reg[dst] as u32).wrapping_add(reg[src] as u32) as u64,
+            Code::SUB32_IMM => reg[dst] = (reg[dst] as u32).wrapping_sub(imm as u32) as u64,
+            Code::SUB32_REG => reg[dst] = (reg[dst] as u32).wrapping_sub(reg[src] as u32) as u64,
+            Code::MUL32_IMM => reg[dst] = (reg[dst] as u32).wrapping_mul(imm as u32) as u64,
+            Code::MUL32_REG => reg[dst] = (reg[dst] as u32).wrapping_mul(reg[src] as u32) as u64,
+            Code::DIV32_IMM => reg[dst] = (reg[dst] as u32 / imm as u32) as u64,
+            Code::DIV32_REG => {
                 reg[dst] = (reg[dst] as u32).checked_div(reg[src] as u32).unwrap_or(0) as u64
             }
-            ebpf::MOD32_IMM => reg[dst] = (reg[dst] as u32 % imm as u32) as u64,
-            ebpf::MOD32_REG => {
+            Code::MOD32_IMM => reg[dst] = (reg[dst] as u32 % imm as u32) as u64,
+            Code::MOD32_REG => {
                 let d = reg[src] as u32;
                 reg[dst] = if d == 0 {
                     reg[dst] as u32
@@ -361,25 +662,25 @@ fn execute(
                     reg[dst] as u32 % d
                 } as u64
             }
-            ebpf::OR32_IMM => reg[dst] = (reg[dst] as u32 | imm as u32) as u64,
-            ebpf::OR32_REG => reg[dst] = (reg[dst] as u32 | reg[src] as u32) as u64,
-            ebpf::AND32_IMM => reg[dst] = (reg[dst] as u32 & imm as u32) as u64,
-            ebpf::AND32_REG => reg[dst] = (reg[dst] as u32 & reg[src] as u32) as u64,
-            ebpf::XOR32_IMM => reg[dst] = (reg[dst] as u32 ^ imm as u32) as u64,
-            ebpf::XOR32_REG => reg[dst] = (reg[dst] as u32 ^ reg[src] as u32) as u64,
-            ebpf::LSH32_IMM => reg[dst] = (reg[dst] as u32).wrapping_shl(imm as u32) as u64,
-            ebpf::LSH32_REG => reg[dst] = (reg[dst] as u32).wrapping_shl(reg[src] as u32) as u64,
-            ebpf::RSH32_IMM => reg[dst] = (reg[dst] as u32).wrapping_shr(imm as u32) as u64,
-            ebpf::RSH32_REG => reg[dst] = (reg[dst] as u32).wrapping_shr(reg[src] as u32) as u64,
-            ebpf::ARSH32_IMM => reg[dst] = (reg[dst] as i32).wrapping_shr(imm as u32) as u32 as u64,
-            ebpf::ARSH32_REG => {
+            Code::OR32_IMM => reg[dst] = (reg[dst] as u32 | imm as u32) as u64,
+            Code::OR32_REG => reg[dst] = (reg[dst] as u32 | reg[src] as u32) as u64,
+            Code::AND32_IMM => reg[dst] = (reg[dst] as u32 & imm as u32) as u64,
+            Code::AND32_REG => reg[dst] = (reg[dst] as u32 & reg[src] as u32) as u64,
+            Code::XOR32_IMM => reg[dst] = (reg[dst] as u32 ^ imm as u32) as u64,
+            Code::XOR32_REG => reg[dst] = (reg[dst] as u32 ^ reg[src] as u32) as u64,
+            Code::LSH32_IMM => reg[dst] = (reg[dst] as u32).wrapping_shl(imm as u32) as u64,
+            Code::LSH32_REG => reg[dst] = (reg[dst] as u32).wrapping_shl(reg[src] as u32) as u64,
+            Code::RSH32_IMM => reg[dst] = (reg[dst] as u32).wrapping_shr(imm as u32) as u64,
+            Code::RSH32_REG => reg[dst] = (reg[dst] as u32).wrapping_shr(reg[src] as u32) as u64,
+            Code::ARSH32_IMM => reg[dst] = (reg[dst] as i32).wrapping_shr(imm as u32) as u32 as u64,
+            Code::ARSH32_REG => {
                 reg[dst] = (reg[dst] as i32).wrapping_shr(reg[src] as u32) as u32 as u64
             }
-            ebpf::NEG32 => reg[dst] = (reg[dst] as i32).wrapping_neg() as u32 as u64,
-            ebpf::MOV32_IMM => reg[dst] = imm as u32 as u64,
-            ebpf::MOV32_REG => reg[dst] = reg[src] as u32 as u64,
-            op::SDIV32_IMM => reg[dst] = (reg[dst] as i32).wrapping_div(imm as i32) as u32 as u64,
-            op::SDIV32_REG => {
+            Code::NEG32 => reg[dst] = (reg[dst] as i32).wrapping_neg() as u32 as u64,
+            Code::MOV32_IMM => reg[dst] = imm as u32 as u64,
+            Code::MOV32_REG => reg[dst] = reg[src] as u32 as u64,
+            Code::SDIV32_IMM => reg[dst] = (reg[dst] as i32).wrapping_div(imm as i32) as u32 as u64,
+            Code::SDIV32_REG => {
                 let d = reg[src] as i32;
                 reg[dst] = if d == 0 {
                     0
@@ -387,8 +688,8 @@ fn execute(
                     (reg[dst] as i32).wrapping_div(d) as u32 as u64
                 }
             }
-            op::SMOD32_IMM => reg[dst] = (reg[dst] as i32).wrapping_rem(imm as i32) as u32 as u64,
-            op::SMOD32_REG => {
+            Code::SMOD32_IMM => reg[dst] = (reg[dst] as i32).wrapping_rem(imm as i32) as u32 as u64,
+            Code::SMOD32_REG => {
                 let d = reg[src] as i32;
                 reg[dst] = if d == 0 {
                     reg[dst] as u32 as u64
@@ -396,29 +697,29 @@ fn execute(
                     (reg[dst] as i32).wrapping_rem(d) as u32 as u64
                 }
             }
-            op::MOVSX32 => {
-                reg[dst] = match i.off {
+            Code::MOVSX32 => {
+                reg[dst] = match i.off() {
                     8 => reg[src] as i8 as i32 as u32 as u64,
                     _ => reg[src] as i16 as i32 as u32 as u64,
                 }
             }
 
             // Byte order. The host is little-endian-agnostic: `to_le`/`to_be` do the right thing.
-            ebpf::LE => {
+            Code::LE => {
                 reg[dst] = match imm {
                     16 => (reg[dst] as u16).to_le() as u64,
                     32 => (reg[dst] as u32).to_le() as u64,
                     _ => reg[dst].to_le(),
                 }
             }
-            ebpf::BE => {
+            Code::BE => {
                 reg[dst] = match imm {
                     16 => (reg[dst] as u16).to_be() as u64,
                     32 => (reg[dst] as u32).to_be() as u64,
                     _ => reg[dst].to_be(),
                 }
             }
-            0xd7 => {
+            Code::BSWAP => {
                 // bswap (ALU64 | END): unconditional
                 reg[dst] = match imm {
                     16 => (reg[dst] as u16).swap_bytes() as u64,
@@ -428,104 +729,83 @@ fn execute(
             }
 
             // Loads and stores.
-            ebpf::LD_DW_IMM => {
+            Code::LD_DW_IMM => {
                 reg[dst] = imm;
-                pc += 1;
+                pc += 1; // the second slot
             }
-            ebpf::LD_B_REG => reg[dst] = load(ctx, reg[src], i.off, 1, here)?,
-            ebpf::LD_H_REG => reg[dst] = load(ctx, reg[src], i.off, 2, here)?,
-            ebpf::LD_W_REG => reg[dst] = load(ctx, reg[src], i.off, 4, here)?,
-            ebpf::LD_DW_REG => reg[dst] = load(ctx, reg[src], i.off, 8, here)?,
-            0x91 => reg[dst] = load(ctx, reg[src], i.off, 1, here)? as i8 as i64 as u64,
-            0x89 => reg[dst] = load(ctx, reg[src], i.off, 2, here)? as i16 as i64 as u64,
-            0x81 => reg[dst] = load(ctx, reg[src], i.off, 4, here)? as i32 as i64 as u64,
-            ebpf::ST_B_IMM => store(ctx, reg[dst], i.off, 1, imm, here)?,
-            ebpf::ST_H_IMM => store(ctx, reg[dst], i.off, 2, imm, here)?,
-            ebpf::ST_W_IMM => store(ctx, reg[dst], i.off, 4, imm, here)?,
-            ebpf::ST_DW_IMM => store(ctx, reg[dst], i.off, 8, imm, here)?,
-            ebpf::ST_B_REG => store(ctx, reg[dst], i.off, 1, reg[src], here)?,
-            ebpf::ST_H_REG => store(ctx, reg[dst], i.off, 2, reg[src], here)?,
-            ebpf::ST_W_REG => store(ctx, reg[dst], i.off, 4, reg[src], here)?,
-            ebpf::ST_DW_REG => store(ctx, reg[dst], i.off, 8, reg[src], here)?,
-            ebpf::ST_W_XADD | ebpf::ST_DW_XADD => {
-                let size = if i.op == ebpf::ST_W_XADD { 4 } else { 8 };
-                let addr = reg[dst].wrapping_add(i.off as i64 as u64);
-                let mem = &ctx.memory;
-                let rmw =
-                    |o: AtomicOp, v: u64| mem.atomic_rmw(addr, size, o, v).map_err(fault(here));
-                match imm as u32 {
-                    0x00 => drop(rmw(AtomicOp::Add, reg[src])?),
-                    0x40 => drop(rmw(AtomicOp::Or, reg[src])?),
-                    0x50 => drop(rmw(AtomicOp::And, reg[src])?),
-                    0xa0 => drop(rmw(AtomicOp::Xor, reg[src])?),
-                    0x01 => reg[src] = rmw(AtomicOp::Add, reg[src])?,
-                    0x41 => reg[src] = rmw(AtomicOp::Or, reg[src])?,
-                    0x51 => reg[src] = rmw(AtomicOp::And, reg[src])?,
-                    0xa1 => reg[src] = rmw(AtomicOp::Xor, reg[src])?,
-                    0xe1 => reg[src] = rmw(AtomicOp::Xchg, reg[src])?,
-                    _ => {
-                        // cmpxchg (0xf1): compare with r0, old value into r0
-                        let expected = if size == 4 {
-                            reg[0] as u32 as u64
-                        } else {
-                            reg[0]
-                        };
-                        reg[0] = mem
-                            .atomic_cmpxchg(addr, size, expected, reg[src])
-                            .map_err(fault(here))?;
-                    }
-                }
+            Code::LD_B_REG => reg[dst] = load(ctx, reg[src], i.mem_off(), 1, here)?,
+            Code::LD_H_REG => reg[dst] = load(ctx, reg[src], i.mem_off(), 2, here)?,
+            Code::LD_W_REG => reg[dst] = load(ctx, reg[src], i.mem_off(), 4, here)?,
+            Code::LD_DW_REG => reg[dst] = load(ctx, reg[src], i.mem_off(), 8, here)?,
+            Code::LDSX_B => {
+                reg[dst] = load(ctx, reg[src], i.mem_off(), 1, here)? as i8 as i64 as u64
             }
+            Code::LDSX_H => {
+                reg[dst] = load(ctx, reg[src], i.mem_off(), 2, here)? as i16 as i64 as u64
+            }
+            Code::LDSX_W => {
+                reg[dst] = load(ctx, reg[src], i.mem_off(), 4, here)? as i32 as i64 as u64
+            }
+            Code::ST_B_IMM => store(ctx, reg[dst], i.mem_off(), 1, imm, here)?,
+            Code::ST_H_IMM => store(ctx, reg[dst], i.mem_off(), 2, imm, here)?,
+            Code::ST_W_IMM => store(ctx, reg[dst], i.mem_off(), 4, imm, here)?,
+            Code::ST_DW_IMM => store(ctx, reg[dst], i.mem_off(), 8, imm, here)?,
+            Code::ST_B_REG => store(ctx, reg[dst], i.mem_off(), 1, reg[src], here)?,
+            Code::ST_H_REG => store(ctx, reg[dst], i.mem_off(), 2, reg[src], here)?,
+            Code::ST_W_REG => store(ctx, reg[dst], i.mem_off(), 4, reg[src], here)?,
+            Code::ST_DW_REG => store(ctx, reg[dst], i.mem_off(), 8, reg[src], here)?,
+            Code::ST_W_XADD => atomic(ctx, &mut reg, &i, 4, here)?,
+            Code::ST_DW_XADD => atomic(ctx, &mut reg, &i, 8, here)?,
 
             // Jumps.
-            ebpf::JA => transfer!(here, i.target as usize),
-            ebpf::JEQ_IMM => jump_if!(here, i, reg[dst] == imm),
-            ebpf::JEQ_REG => jump_if!(here, i, reg[dst] == reg[src]),
-            ebpf::JGT_IMM => jump_if!(here, i, reg[dst] > imm),
-            ebpf::JGT_REG => jump_if!(here, i, reg[dst] > reg[src]),
-            ebpf::JGE_IMM => jump_if!(here, i, reg[dst] >= imm),
-            ebpf::JGE_REG => jump_if!(here, i, reg[dst] >= reg[src]),
-            ebpf::JLT_IMM => jump_if!(here, i, reg[dst] < imm),
-            ebpf::JLT_REG => jump_if!(here, i, reg[dst] < reg[src]),
-            ebpf::JLE_IMM => jump_if!(here, i, reg[dst] <= imm),
-            ebpf::JLE_REG => jump_if!(here, i, reg[dst] <= reg[src]),
-            ebpf::JSET_IMM => jump_if!(here, i, reg[dst] & imm != 0),
-            ebpf::JSET_REG => jump_if!(here, i, reg[dst] & reg[src] != 0),
-            ebpf::JNE_IMM => jump_if!(here, i, reg[dst] != imm),
-            ebpf::JNE_REG => jump_if!(here, i, reg[dst] != reg[src]),
-            ebpf::JSGT_IMM => jump_if!(here, i, (reg[dst] as i64) > imm as i64),
-            ebpf::JSGT_REG => jump_if!(here, i, (reg[dst] as i64) > reg[src] as i64),
-            ebpf::JSGE_IMM => jump_if!(here, i, (reg[dst] as i64) >= imm as i64),
-            ebpf::JSGE_REG => jump_if!(here, i, (reg[dst] as i64) >= reg[src] as i64),
-            ebpf::JSLT_IMM => jump_if!(here, i, (reg[dst] as i64) < imm as i64),
-            ebpf::JSLT_REG => jump_if!(here, i, (reg[dst] as i64) < reg[src] as i64),
-            ebpf::JSLE_IMM => jump_if!(here, i, (reg[dst] as i64) <= imm as i64),
-            ebpf::JSLE_REG => jump_if!(here, i, (reg[dst] as i64) <= reg[src] as i64),
-            ebpf::JEQ_IMM32 => jump_if!(here, i, reg[dst] as u32 == imm as u32),
-            ebpf::JEQ_REG32 => jump_if!(here, i, reg[dst] as u32 == reg[src] as u32),
-            ebpf::JGT_IMM32 => jump_if!(here, i, reg[dst] as u32 > imm as u32),
-            ebpf::JGT_REG32 => jump_if!(here, i, reg[dst] as u32 > reg[src] as u32),
-            ebpf::JGE_IMM32 => jump_if!(here, i, reg[dst] as u32 >= imm as u32),
-            ebpf::JGE_REG32 => jump_if!(here, i, reg[dst] as u32 >= reg[src] as u32),
-            ebpf::JLT_IMM32 => jump_if!(here, i, (reg[dst] as u32) < imm as u32),
-            ebpf::JLT_REG32 => jump_if!(here, i, (reg[dst] as u32) < reg[src] as u32),
-            ebpf::JLE_IMM32 => jump_if!(here, i, reg[dst] as u32 <= imm as u32),
-            ebpf::JLE_REG32 => jump_if!(here, i, reg[dst] as u32 <= reg[src] as u32),
-            ebpf::JSET_IMM32 => jump_if!(here, i, reg[dst] as u32 & imm as u32 != 0),
-            ebpf::JSET_REG32 => jump_if!(here, i, reg[dst] as u32 & reg[src] as u32 != 0),
-            ebpf::JNE_IMM32 => jump_if!(here, i, reg[dst] as u32 != imm as u32),
-            ebpf::JNE_REG32 => jump_if!(here, i, reg[dst] as u32 != reg[src] as u32),
-            ebpf::JSGT_IMM32 => jump_if!(here, i, reg[dst] as i32 > imm as i32),
-            ebpf::JSGT_REG32 => jump_if!(here, i, reg[dst] as i32 > reg[src] as i32),
-            ebpf::JSGE_IMM32 => jump_if!(here, i, reg[dst] as i32 >= imm as i32),
-            ebpf::JSGE_REG32 => jump_if!(here, i, reg[dst] as i32 >= reg[src] as i32),
-            ebpf::JSLT_IMM32 => jump_if!(here, i, (reg[dst] as i32) < imm as i32),
-            ebpf::JSLT_REG32 => jump_if!(here, i, (reg[dst] as i32) < reg[src] as i32),
-            ebpf::JSLE_IMM32 => jump_if!(here, i, reg[dst] as i32 <= imm as i32),
-            ebpf::JSLE_REG32 => jump_if!(here, i, reg[dst] as i32 <= reg[src] as i32),
+            Code::JA => transfer!(here, i.target as usize),
+            Code::JEQ_IMM => jump_if!(here, i, reg[dst] == imm),
+            Code::JEQ_REG => jump_if!(here, i, reg[dst] == reg[src]),
+            Code::JGT_IMM => jump_if!(here, i, reg[dst] > imm),
+            Code::JGT_REG => jump_if!(here, i, reg[dst] > reg[src]),
+            Code::JGE_IMM => jump_if!(here, i, reg[dst] >= imm),
+            Code::JGE_REG => jump_if!(here, i, reg[dst] >= reg[src]),
+            Code::JLT_IMM => jump_if!(here, i, reg[dst] < imm),
+            Code::JLT_REG => jump_if!(here, i, reg[dst] < reg[src]),
+            Code::JLE_IMM => jump_if!(here, i, reg[dst] <= imm),
+            Code::JLE_REG => jump_if!(here, i, reg[dst] <= reg[src]),
+            Code::JSET_IMM => jump_if!(here, i, reg[dst] & imm != 0),
+            Code::JSET_REG => jump_if!(here, i, reg[dst] & reg[src] != 0),
+            Code::JNE_IMM => jump_if!(here, i, reg[dst] != imm),
+            Code::JNE_REG => jump_if!(here, i, reg[dst] != reg[src]),
+            Code::JSGT_IMM => jump_if!(here, i, (reg[dst] as i64) > imm as i64),
+            Code::JSGT_REG => jump_if!(here, i, (reg[dst] as i64) > reg[src] as i64),
+            Code::JSGE_IMM => jump_if!(here, i, (reg[dst] as i64) >= imm as i64),
+            Code::JSGE_REG => jump_if!(here, i, (reg[dst] as i64) >= reg[src] as i64),
+            Code::JSLT_IMM => jump_if!(here, i, (reg[dst] as i64) < imm as i64),
+            Code::JSLT_REG => jump_if!(here, i, (reg[dst] as i64) < reg[src] as i64),
+            Code::JSLE_IMM => jump_if!(here, i, (reg[dst] as i64) <= imm as i64),
+            Code::JSLE_REG => jump_if!(here, i, (reg[dst] as i64) <= reg[src] as i64),
+            Code::JEQ_IMM32 => jump_if!(here, i, reg[dst] as u32 == imm as u32),
+            Code::JEQ_REG32 => jump_if!(here, i, reg[dst] as u32 == reg[src] as u32),
+            Code::JGT_IMM32 => jump_if!(here, i, reg[dst] as u32 > imm as u32),
+            Code::JGT_REG32 => jump_if!(here, i, reg[dst] as u32 > reg[src] as u32),
+            Code::JGE_IMM32 => jump_if!(here, i, reg[dst] as u32 >= imm as u32),
+            Code::JGE_REG32 => jump_if!(here, i, reg[dst] as u32 >= reg[src] as u32),
+            Code::JLT_IMM32 => jump_if!(here, i, (reg[dst] as u32) < imm as u32),
+            Code::JLT_REG32 => jump_if!(here, i, (reg[dst] as u32) < reg[src] as u32),
+            Code::JLE_IMM32 => jump_if!(here, i, reg[dst] as u32 <= imm as u32),
+            Code::JLE_REG32 => jump_if!(here, i, reg[dst] as u32 <= reg[src] as u32),
+            Code::JSET_IMM32 => jump_if!(here, i, reg[dst] as u32 & imm as u32 != 0),
+            Code::JSET_REG32 => jump_if!(here, i, reg[dst] as u32 & reg[src] as u32 != 0),
+            Code::JNE_IMM32 => jump_if!(here, i, reg[dst] as u32 != imm as u32),
+            Code::JNE_REG32 => jump_if!(here, i, reg[dst] as u32 != reg[src] as u32),
+            Code::JSGT_IMM32 => jump_if!(here, i, reg[dst] as i32 > imm as i32),
+            Code::JSGT_REG32 => jump_if!(here, i, reg[dst] as i32 > reg[src] as i32),
+            Code::JSGE_IMM32 => jump_if!(here, i, reg[dst] as i32 >= imm as i32),
+            Code::JSGE_REG32 => jump_if!(here, i, reg[dst] as i32 >= reg[src] as i32),
+            Code::JSLT_IMM32 => jump_if!(here, i, (reg[dst] as i32) < imm as i32),
+            Code::JSLT_REG32 => jump_if!(here, i, (reg[dst] as i32) < reg[src] as i32),
+            Code::JSLE_IMM32 => jump_if!(here, i, reg[dst] as i32 <= imm as i32),
+            Code::JSLE_REG32 => jump_if!(here, i, reg[dst] as i32 <= reg[src] as i32),
 
             // Calls.
-            op::CALL_HELPER => {
+            Code::CALL_HELPER => {
                 // `r1..=r5` straight from the register file, no copy. The slice always has
                 // 5 elements; the fallback only keeps this free of a panic path.
                 let args = <&[u64; 5]>::try_from(&reg[1..6]).unwrap_or(&[0; 5]);
@@ -534,15 +814,15 @@ fn execute(
                     Err(source) => return Err(helper_failed(here, *source)),
                 };
             }
-            op::CALL_HELPER_DYN => {
+            Code::CALL_HELPER_DYN => {
                 let args = [reg[1], reg[2], reg[3], reg[4], reg[5]];
                 reg[0] = match helpers.objects[i.target as usize].call(ctx, args) {
                     Ok(v) => v,
                     Err(source) => return Err(helper_failed(here, source)),
                 };
             }
-            op::GET_SMP_PROCESSOR_ID => reg[0] = ctx.cpu() as u64,
-            ebpf::TAIL_CALL => {
+            Code::GET_SMP_PROCESSOR_ID => reg[0] = ctx.cpu() as u64,
+            Code::TAIL_CALL => {
                 // callx: the register holds a helper id (the conformance suite's semantics).
                 let target = reg[dst];
                 let entry = u32::try_from(target)
@@ -555,26 +835,27 @@ fn execute(
                     Err(source) => return Err(helper_failed(here, *source)),
                 };
             }
-            op::CALL_LOCAL => {
+            Code::CALL_LOCAL => {
                 if depth + 1 >= MAX_FRAMES {
                     return Err(RunError::CallDepth {
                         pc: here,
                         max: MAX_FRAMES,
-                    });
+                    }
+                    .into());
                 }
                 frames[depth] = Frame {
-                    ret: pc,
+                    ret: here + 1,
                     saved: [reg[6], reg[7], reg[8], reg[9]],
                     fp: reg[10],
                 };
-                transfer!(here, i.target as usize);
                 depth += 1;
                 *used = (*used).max(depth + 1);
                 ctx.memory
                     .set_owned_window(REGION_STACK, STACK_SIZE - (depth + 1) * FRAME_SIZE);
                 reg[10] -= FRAME_SIZE as u64;
+                transfer!(here, i.target as usize);
             }
-            ebpf::EXIT => {
+            Code::EXIT => {
                 if depth == 0 {
                     return Ok(reg[0]);
                 }
@@ -586,14 +867,16 @@ fn execute(
                 reg[10] = f.fp;
                 transfer!(here, f.ret);
             }
-            _ => unreachable_op(here, i.op)?,
+            Code::ExitMain => return Ok(reg[0]),
+            Code::Invalid => unreachable_op(here, i.op)?,
         }
+        pc += 1;
     }
 }
 
 #[cold]
-fn helper_failed(pc: usize, source: HelperError) -> RunError {
-    RunError::Helper { pc, source }
+fn helper_failed(pc: usize, source: HelperError) -> Box<RunError> {
+    Box::new(RunError::Helper { pc, source })
 }
 
 #[cold]
@@ -607,10 +890,48 @@ fn unreachable_op(pc: usize, opcode: u8) -> Result<(), RunError> {
     })
 }
 
+/// An atomic operation of `size` bytes (`i.imm` names it) at `dst + off`.
 #[inline(always)]
-fn load(ctx: &HelperContext, base: u64, off: i16, size: u64, pc: usize) -> Result<u64, RunError> {
+fn atomic(
+    ctx: &HelperContext,
+    reg: &mut [u64; 11],
+    i: &Exec,
+    size: u64,
+    here: usize,
+) -> Result<(), RunError> {
+    let (dst, src) = (i.dst as usize, i.src as usize);
+    let addr = reg[dst].wrapping_add(i.mem_off());
+    let mem = &ctx.memory;
+    let rmw = |o: AtomicOp, v: u64| mem.atomic_rmw(addr, size, o, v).map_err(fault(here));
+    match i.imm as u32 {
+        0x00 => drop(rmw(AtomicOp::Add, reg[src])?),
+        0x40 => drop(rmw(AtomicOp::Or, reg[src])?),
+        0x50 => drop(rmw(AtomicOp::And, reg[src])?),
+        0xa0 => drop(rmw(AtomicOp::Xor, reg[src])?),
+        0x01 => reg[src] = rmw(AtomicOp::Add, reg[src])?,
+        0x41 => reg[src] = rmw(AtomicOp::Or, reg[src])?,
+        0x51 => reg[src] = rmw(AtomicOp::And, reg[src])?,
+        0xa1 => reg[src] = rmw(AtomicOp::Xor, reg[src])?,
+        0xe1 => reg[src] = rmw(AtomicOp::Xchg, reg[src])?,
+        _ => {
+            // cmpxchg (0xf1): compare with r0, old value into r0
+            let expected = if size == 4 {
+                reg[0] as u32 as u64
+            } else {
+                reg[0]
+            };
+            reg[0] = mem
+                .atomic_cmpxchg(addr, size, expected, reg[src])
+                .map_err(fault(here))?;
+        }
+    }
+    Ok(())
+}
+
+#[inline(always)]
+fn load(ctx: &HelperContext, base: u64, off: u64, size: u64, pc: usize) -> Result<u64, RunError> {
     ctx.memory
-        .load(base.wrapping_add(off as i64 as u64), size)
+        .load(base.wrapping_add(off), size)
         .map_err(fault(pc))
 }
 
@@ -618,13 +939,13 @@ fn load(ctx: &HelperContext, base: u64, off: i16, size: u64, pc: usize) -> Resul
 fn store(
     ctx: &HelperContext,
     base: u64,
-    off: i16,
+    off: u64,
     size: u64,
     v: u64,
     pc: usize,
 ) -> Result<(), RunError> {
     ctx.memory
-        .store(base.wrapping_add(off as i64 as u64), size, v)
+        .store(base.wrapping_add(off), size, v)
         .map_err(fault(pc))
 }
 
@@ -641,6 +962,73 @@ mod tests {
 
     fn ops(p: &Interpreter) -> Vec<u8> {
         p.insns().iter().map(|d| d.op).collect()
+    }
+
+    #[test]
+    fn executable_codes_are_their_opcodes() {
+        let mut valid = 0;
+        for opcode in 0..=255u8 {
+            match Code::of(opcode) {
+                Code::Invalid => {}
+                c => {
+                    assert_eq!(c as u8, opcode);
+                    valid += 1;
+                }
+            }
+        }
+        assert_eq!(valid, 132);
+        assert_eq!(Code::of(op::LD_IMM64_TAIL), Code::Invalid);
+        assert_eq!(std::mem::size_of::<Exec>(), 16);
+        assert_eq!(Reg::of(10), Some(Reg::R10));
+        assert_eq!(Reg::of(11), None);
+        // Every instruction of a prepared program has its executable form.
+        let p = program("mov64 r0, 1\nlddw r1, 0x100000002\nstxdw [r10-8], r1\ncall 8\nexit");
+        let prepared = Interpreter::prepare(&p, &Registry::with_builtins()).unwrap();
+        for (d, e) in prepared.insns().iter().zip(prepared.code.iter()) {
+            match d.op {
+                op::LD_IMM64_TAIL => {}
+                // No bpf-to-bpf calls: every exit leaves the main frame.
+                ebpf::EXIT => assert_eq!(e.code, Code::ExitMain),
+                _ => assert_eq!(e.code as u8, d.op),
+            }
+        }
+        // With calls, `exit` keeps its depth test (and the callee returns to its caller).
+        let mut code =
+            rbpf::assembler::assemble("mov64 r1, 2\ncall 2\nadd64 r0, 1\nexit\nmov64 r0, r1\nexit")
+                .unwrap();
+        code[8 + 1] = 0x10; // src = 1: a bpf-to-bpf call of instruction 1 + 1 + 2
+        let p = Program::new(code, ProgramType::Unspecified);
+        let prepared = Interpreter::prepare(&p, &Registry::with_builtins()).unwrap();
+        assert_eq!(prepared.code[3].code, Code::EXIT);
+        assert_eq!(prepared.code[5].code, Code::EXIT);
+        let vm = Vm::builder().cpus(1).build();
+        let prog = vm.load(p).unwrap();
+        assert_eq!(vm.run(&prog, CpuId(0), &Input::empty()).unwrap().retval, 3);
+    }
+
+    #[test]
+    fn the_budget_is_exact_and_may_be_unlimited() {
+        // Stretches charged at taken jumps: 0..=2 (3), 1..=2 (2); the last stretch ends in
+        // the main `exit`, which charges nothing.
+        let src = "mov64 r1, 3\nsub64 r1, 1\njne r1, 0, -2\nmov64 r0, 7\nexit";
+        for (budget, ok) in [
+            (5, true),
+            (4, false),
+            (u64::MAX, true),
+            (u64::MAX - 1, true),
+        ] {
+            let vm = Vm::builder().cpus(1).budget(budget).build();
+            let prog = vm.load(program(src)).unwrap();
+            let out = vm.run(&prog, CpuId(0), &Input::empty());
+            if ok {
+                assert_eq!(out.unwrap().retval, 7, "budget {budget}");
+            } else {
+                assert!(
+                    matches!(out, Err(RunError::BudgetExhausted { pc: 2, budget: 4 })),
+                    "{out:?}"
+                );
+            }
+        }
     }
 
     #[test]
