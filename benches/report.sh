@@ -10,7 +10,9 @@ BENCH_CMD="cargo bench -p bpfvm-benches -- --warm-up-time 1 --measurement-time 3
 if [ -z "${SKIP_BENCH:-}" ]; then
     $BENCH_CMD
 fi
-cargo build --release -p bpfvm-benches --bin callgrind_driver --bin report
+cargo build --release -p bpfvm-benches --bin callgrind_driver --bin report --bin scaling_ratio
+# Speedup on 2 threads from interleaved 1-thread / 2-thread pairs (wall clock).
+"$TARGET/release/scaling_ratio" 31 > "$TARGET/scaling.txt"
 OUT="$TARGET/callgrind.txt"
 : > "$OUT"
 count() { # program engine n -> instructions executed by the whole process
@@ -59,5 +61,6 @@ valgrind --tool=callgrind --callgrind-out-file="$TARGET/callgrind.empty.out" \
 "$TARGET/release/report" \
     --criterion "$TARGET/criterion" \
     --callgrind "$OUT" \
+    --scaling "$TARGET/scaling.txt" \
     --readme benches/README.md \
     --command "benches/report.sh  (runs: $BENCH_CMD)"

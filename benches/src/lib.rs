@@ -18,6 +18,7 @@ pub mod cpu_time;
 pub mod direct;
 pub mod native;
 pub mod programs;
+pub mod scaling;
 
 use std::time::Duration;
 
