@@ -8,13 +8,19 @@
 //! between them; `src/bin/scaling_ratio.rs` measures the speedup from interleaved pairs.
 
 use bpfvm_benches::criterion_settings;
-use bpfvm_benches::scaling::{pool, workloads, COUNTER_ITERS, CPUS, RUNS};
+use bpfvm_benches::scaling::{pool, workloads, Workload, COUNTER_ITERS, CPUS, NATIVE_FACTOR, RUNS};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 fn scaling(c: &mut Criterion) {
     let mut g = c.benchmark_group("scaling");
-    g.throughput(Throughput::Elements(CPUS as u64 * RUNS * COUNTER_ITERS));
     for (name, work) in workloads() {
+        let factor = match work {
+            Workload::Native(_) => NATIVE_FACTOR,
+            Workload::Vm { .. } => 1,
+        };
+        g.throughput(Throughput::Elements(
+            CPUS as u64 * RUNS * COUNTER_ITERS * factor,
+        ));
         for threads in [1, 2] {
             let pool = pool(threads);
             g.bench_function(format!("{name}/threads_{threads}"), |b| {
