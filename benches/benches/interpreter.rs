@@ -9,7 +9,7 @@
 use bpfvm::{CpuId, EngineKind, Input, Program, ProgramType, TestRun, Vm};
 use bpfvm_benches::cpu_time::ThreadCpuTime;
 use bpfvm_benches::direct::Direct;
-use bpfvm_benches::{criterion_settings, native, programs, vm_config, LOOP_ITERS};
+use bpfvm_benches::{criterion_with, native, programs, vm_config, LOOP_ITERS};
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
 
 type Group<'a> = BenchmarkGroup<'a, ThreadCpuTime>;
@@ -180,12 +180,7 @@ fn interpreter(c: &mut Criterion<ThreadCpuTime>) {
 }
 
 fn config() -> Criterion<ThreadCpuTime> {
-    let (warm, measure, samples) = criterion_settings();
-    Criterion::default()
-        .with_measurement(ThreadCpuTime)
-        .warm_up_time(warm)
-        .measurement_time(measure)
-        .sample_size(samples)
+    criterion_with(ThreadCpuTime)
 }
 
 criterion_group! {

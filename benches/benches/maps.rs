@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bpfvm::maps::{Map, MapFlags, MapSpec, MapType};
 use bpfvm::{CpuId, EngineKind, Input, Program, ProgramType, Vm};
 use bpfvm_benches::cpu_time::ThreadCpuTime;
-use bpfvm_benches::{criterion_settings, programs, vm_config, LOOP_ITERS};
+use bpfvm_benches::{criterion_with, programs, vm_config, LOOP_ITERS};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 const VALUE_SIZE: u32 = 8;
@@ -104,12 +104,7 @@ fn map_value(c: &mut Criterion<ThreadCpuTime>) {
 }
 
 fn config() -> Criterion<ThreadCpuTime> {
-    let (warm, measure, samples) = criterion_settings();
-    Criterion::default()
-        .with_measurement(ThreadCpuTime)
-        .warm_up_time(warm)
-        .measurement_time(measure)
-        .sample_size(samples)
+    criterion_with(ThreadCpuTime)
 }
 
 criterion_group! {

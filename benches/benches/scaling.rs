@@ -7,7 +7,7 @@
 //! Wall-clock time of two separate measurements is at the mercy of the machine's load
 //! between them; `src/bin/scaling_ratio.rs` measures the speedup from interleaved pairs.
 
-use bpfvm_benches::criterion_settings;
+use bpfvm_benches::criterion_with;
 use bpfvm_benches::scaling::{pool, workloads, Workload, COUNTER_ITERS, CPUS, NATIVE_FACTOR, RUNS};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
@@ -32,11 +32,7 @@ fn scaling(c: &mut Criterion) {
 }
 
 fn config() -> Criterion {
-    let (warm, measure, samples) = criterion_settings();
-    Criterion::default()
-        .warm_up_time(warm)
-        .measurement_time(measure)
-        .sample_size(samples)
+    criterion_with(criterion::measurement::WallTime)
 }
 
 criterion_group! {

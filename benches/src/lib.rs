@@ -43,3 +43,16 @@ pub fn vm_config(ncpus: u32) -> VmConfig {
 pub fn criterion_settings() -> (Duration, Duration, usize) {
     (Duration::from_secs(1), Duration::from_secs(3), 20)
 }
+
+/// A criterion configured with [`criterion_settings`] that measures with `measurement`
+/// (wall-clock `WallTime` or the thread's CPU time, [`cpu_time::ThreadCpuTime`]).
+pub fn criterion_with<M: criterion::measurement::Measurement>(
+    measurement: M,
+) -> criterion::Criterion<M> {
+    let (warm, measure, samples) = criterion_settings();
+    criterion::Criterion::default()
+        .with_measurement(measurement)
+        .warm_up_time(warm)
+        .measurement_time(measure)
+        .sample_size(samples)
+}
