@@ -77,12 +77,6 @@ impl Callable {
     }
 }
 
-impl Helper for Callable {
-    fn call(&self, ctx: &mut HelperContext, args: [u64; 5]) -> Result<u64, HelperError> {
-        Callable::call(self, ctx, args)
-    }
-}
-
 impl fmt::Debug for Callable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -337,7 +337,11 @@ mod tests {
                 };
                 assert_eq!(out, expected, "value_size {value_size}, slot {slot}");
             }
+            // Zero copies: nothing written, even at a slot that exists.
             s.write_strided(0, 1, 0, &src);
+            let mut out = vec![0xeeu8; value_size as usize];
+            s.read(0, &mut out);
+            assert_eq!(out, vec![0; value_size as usize], "count 0 wrote slot 0");
         }
     }
 
