@@ -15,7 +15,7 @@ use crate::context::HelperContext;
 use crate::error::HelperError;
 use crate::id::HelperId;
 use crate::maps::ProgramMap;
-use crate::memory::REGION_MAP_HANDLES;
+use crate::memory::map_handle_index;
 use crate::registry::{HelperFn, Inline, Registry};
 
 /// The signature of the built-in helpers: [`HelperFn`], arguments by reference and the
@@ -79,15 +79,14 @@ pub fn register_all(r: &mut Registry) {
     }
 }
 
-/// The map a handle argument (`(3 << 32) | index`) names, and its index; borrowed from the
+/// The map a handle argument (`(3 << 52) | index`) names, and its index; borrowed from the
 /// context, so a call costs no reference-count traffic (unlike `HelperContext::map_arg`).
 fn map_ref<'c>(
     ctx: &'c HelperContext,
     helper: &str,
     handle: u64,
 ) -> Result<(u32, &'c dyn ProgramMap), HelperError> {
-    let idx = handle as u32;
-    if handle >> 32 == REGION_MAP_HANDLES as u64 {
+    if let Some(idx) = map_handle_index(handle) {
         if let Some(m) = ctx.maps().get(idx as usize) {
             return Ok((idx, m.as_ref()));
         }
@@ -161,7 +160,7 @@ pub fn map_lookup_elem(ctx: &mut HelperContext, a: &[u64; 5]) -> Result<u64, Box
     let ctx: &HelperContext = ctx;
     let (idx, map) = map_ref(ctx, NAME, a[0])?;
     let found = with_key(ctx, NAME, a[1], map.key_size(), |key| {
-        map.prog_lookup(ctx.cpu(), key)
+        map.prog_lookup_slot(ctx.cpu(), key)
     })?;
     Ok(found.map_or(0, |p| ctx.value_addr(idx, p)))
 }
@@ -209,7 +208,7 @@ pub fn map_lookup_percpu_elem(
         if target >= ctx.ncpus() as u64 {
             return None;
         }
-        map.prog_lookup_percpu(ctx.cpu(), key, target as u32)
+        map.prog_lookup_percpu_slot(ctx.cpu(), key, target as u32)
     })?;
     Ok(found.map_or(0, |p| ctx.value_addr(idx, p)))
 }
@@ -232,7 +231,7 @@ pub fn get_local_storage(ctx: &mut HelperContext, a: &[u64; 5]) -> Result<u64, B
         .cgroup()
         .ok_or_else(|| fail("the run has no cgroup (set the input's cgroup)".to_string()))?;
     let p = map
-        .prog_local_storage(ctx.cpu(), cgroup_id, attach_type)
+        .prog_local_storage_slot(ctx.cpu(), cgroup_id, attach_type)
         .ok_or_else(|| {
             fail(format!(
                 "no storage attached for cgroup {cgroup_id} attach type {attach_type}"

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::error::HelperError;
 use crate::maps::ProgramMap;
-use crate::memory::{guest_addr, AddressMode, Memory, REGION_MAP_HANDLES, REGION_MAP_VALUES};
+use crate::memory::{map_handle_index, Memory};
 
 /// The maps of the running program, indexed as in the program's map list.
 pub type MapList = Arc<[Arc<dyn ProgramMap>]>;
@@ -135,14 +135,13 @@ impl HelperContext {
         self.error.take()
     }
 
-    /// Resolves a map handle argument (`(3 << 32) | index`) to the map's index and the map.
+    /// Resolves a map handle argument (`(3 << 52) | index`) to the map's index and the map.
     pub fn map_arg(
         &self,
         helper: &str,
         handle: u64,
     ) -> Result<(u32, Arc<dyn ProgramMap>), HelperError> {
-        let idx = handle as u32;
-        if handle >> 32 == REGION_MAP_HANDLES as u64 {
+        if let Some(idx) = map_handle_index(handle) {
             if let Some(m) = self.maps.get(idx as usize) {
                 return Ok((idx, Arc::clone(m)));
             }
@@ -159,19 +158,14 @@ impl HelperContext {
             .read_bytes(addr, out)
             .map_err(|fault| HelperError::Memory {
                 helper: helper.to_string(),
-                fault,
+                fault: Box::new(fault),
             })
     }
 
-    /// Turns a host pointer into map `index`'s value arena into the address the program sees.
-    pub fn value_addr(&self, index: u32, ptr: std::ptr::NonNull<u8>) -> u64 {
-        if self.memory.mode() == AddressMode::Host {
-            return ptr.as_ptr() as usize as u64;
-        }
-        let base = self.maps[index as usize].arena().base().as_ptr() as usize;
-        guest_addr(
-            REGION_MAP_VALUES + index,
-            (ptr.as_ptr() as usize - base) as u32,
-        )
+    /// The address the program sees for the value in arena slot `slot` of map `index` (see
+    /// [`Memory::value_addr`]).
+    #[inline]
+    pub fn value_addr(&self, index: u32, slot: usize) -> u64 {
+        self.memory.value_addr(index, slot)
     }
 }

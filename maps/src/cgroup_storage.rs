@@ -159,7 +159,7 @@ impl Storages {
         )
         .ok_or(MapError::NotFound)?;
         let out = Map::buf_out("value", value, size)?;
-        map.read_elem(inner.list[i].slot, dst, out);
+        map.read_elem(inner.list[i].slot, dst, out)?;
         Ok(())
     }
 
@@ -184,7 +184,7 @@ impl Storages {
             CgroupStorageKey::from_bytes(key),
         )
         .ok_or(MapError::NotFound)?;
-        map.write_elem(inner.list[i].slot, Src::from_host(f, value), false);
+        map.write_elem(inner.list[i].slot, Src::from_host(f, value), false)?;
         Ok(())
     }
 
@@ -281,12 +281,18 @@ impl Map {
     /// per-CPU type. None when nothing is attached there, `cpu >= N` or the map is not a
     /// cgroup storage.
     pub fn prog_local_storage(&self, cpu: CpuId, key: CgroupStorageKey) -> Option<NonNull<u8>> {
+        self.slab.ptr(self.prog_local_storage_slot(cpu, key)?)
+    }
+
+    /// [`Map::prog_local_storage`] as an arena slot: the storage's value starts at
+    /// `arena().base + slot * arena().stride`.
+    pub fn prog_local_storage_slot(&self, cpu: CpuId, key: CgroupStorageKey) -> Option<usize> {
         if cpu.0 >= self.ncpus {
             return None;
         }
         let s = self.storages("get_local_storage").ok()?;
         let inner = s.read();
         let i = Storages::position(&inner, self.isolated(), key)?;
-        self.slab.ptr(self.slot(inner.list[i].slot, cpu.0))
+        Some(self.slot(inner.list[i].slot, cpu.0))
     }
 }

@@ -10,7 +10,6 @@
 //! the updating CPU's extra node and the old node becomes that CPU's extra. Deleted nodes go
 //! back to a LIFO free list (LRU maps: to the LRU free lists).
 
-use std::ptr::NonNull;
 use std::sync::atomic::AtomicU8;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -333,18 +332,18 @@ impl HashState {
         let t = self.read();
         let n = t.core.find(key).ok_or(MapError::NotFound)?;
         let out = Map::buf_out("value", value, size)?;
-        map.read_elem(n, dst, out);
+        map.read_elem(n, dst, out)?;
         Ok(())
     }
 
     #[inline]
-    pub(crate) fn prog_lookup(&self, map: &Map, cpu: u32, key: &[u8]) -> Option<NonNull<u8>> {
+    pub(crate) fn prog_lookup(&self, map: &Map, cpu: u32, key: &[u8]) -> Option<usize> {
         let t = self.read();
         let n = t.core.find(key)?;
         if self.lru {
             set_ref(&self.refs, n);
         }
-        map.slab.ptr(map.slot(n, cpu))
+        Some(map.slot(n, cpu))
     }
 
     /// Host-side update: the per-map flag check of spec §4, then the update.
@@ -422,7 +421,7 @@ impl HashState {
         check_exist_flags(old, f)?;
         if self.percpu {
             if let Some(o) = old {
-                map.write_elem(o, src, false);
+                map.write_elem(o, src, false)?;
                 return Ok(());
             }
             if !self.prealloc && t.core.count >= self.max_entries {
@@ -433,13 +432,13 @@ impl HashState {
             let n = t.free.pop().ok_or(MapError::Full {
                 max_entries: self.max_entries,
             })?;
-            map.write_elem(n, src, true);
+            map.write_elem(n, src, true)?;
             t.core.link(n, key);
             return Ok(());
         }
         if let (Src::Locked(_), Some(o)) = (src, old) {
             // BPF_F_LOCK on a spin-lock HASH: copy in place, keep the position.
-            map.write_elem(o, src, false);
+            map.write_elem(o, src, false)?;
             return Ok(());
         }
         let n = match old {
@@ -453,7 +452,7 @@ impl HashState {
                 max_entries: self.max_entries,
             })?,
         };
-        map.write_elem(n, src, true);
+        map.write_elem(n, src, true)?;
         t.core.link(n, key);
         if let Some(o) = old {
             t.core.unlink(o);
@@ -500,18 +499,18 @@ impl HashState {
         if self.percpu {
             if let Some(o) = old {
                 set_ref(refs, o);
-                map.write_elem(o, src, false);
+                map.write_elem(o, src, false)?;
                 if let Some(n) = new {
                     lru.push_free(refs, n);
                 }
             } else if let Some(n) = new {
-                map.write_elem(n, src, true);
+                map.write_elem(n, src, true)?;
                 core.link(n, key);
             }
             return Ok(());
         }
         let Some(n) = new else { return Ok(()) };
-        map.write_elem(n, src, true);
+        map.write_elem(n, src, true)?;
         core.link(n, key);
         if let Some(o) = old {
             set_ref(refs, n);
@@ -532,7 +531,7 @@ impl HashState {
         let t = &mut *guard;
         let n = t.core.find(key).ok_or(MapError::NotFound)?;
         if let Some((out, dst)) = out {
-            map.read_elem(n, dst, out);
+            map.read_elem(n, dst, out)?;
         }
         self.free_node(t, n);
         Ok(())
@@ -624,7 +623,7 @@ impl HashState {
                 let at = (total as usize + i) * ks;
                 keys[at..at + ks].copy_from_slice(t.core.key(n));
                 let vat = (total as usize + i) * vsize;
-                map.read_elem(n, dst, &mut values[vat..vat + vsize]);
+                map.read_elem(n, dst, &mut values[vat..vat + vsize])?;
             }
             if delete {
                 if let Some(t) = guard.table_mut() {

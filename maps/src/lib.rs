@@ -69,7 +69,7 @@ pub use arena::ValueArena;
 pub use cgroup_storage::{CgroupStorageKey, STORAGE_CAPACITY};
 pub use error::{errno, MapError};
 pub use flags::MapFlags;
-pub use map::Map;
+pub use map::{Map, SPIN_LOCK_WAIT};
 pub use pod::Pod;
 pub use spec::{CpuId, MapSpec, MapType};
 pub use typed::{Array, HashMap, PerCpuArray, PerCpuHashMap};

@@ -247,19 +247,28 @@ impl Map {
         self.spin_lock.is_some()
     }
 
-    /// Run `f` holding element `e`'s spin lock (the map must have one).
-    fn with_elem_lock<R>(&self, e: u32, f: impl FnOnce() -> R) -> R {
+    /// Run `f` holding element `e`'s spin lock (the map must have one). The wait is bounded:
+    /// a lock still held after [`SPIN_LOCK_WAIT`] gives `EBUSY` without running `f` (the
+    /// kernel would spin for ever; a host call here must not).
+    fn with_elem_lock<R>(&self, e: u32, f: impl FnOnce() -> R) -> Result<R, MapError> {
         let Some(off) = self.spin_lock else {
-            return f();
+            return Ok(f());
         };
         let word = self.slab.word32(e as usize, off as usize);
         let mut spins = 0u32;
+        let mut deadline = None;
         while word
             .compare_exchange_weak(0, 1, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
         {
             spins = spins.wrapping_add(1);
             if spins % 64 == 0 {
+                let now = std::time::Instant::now();
+                if *deadline.get_or_insert(now + SPIN_LOCK_WAIT) <= now {
+                    return Err(MapError::Busy {
+                        reason: "the element's bpf_spin_lock stayed held for a second",
+                    });
+                }
                 std::thread::yield_now();
             } else {
                 std::hint::spin_loop();
@@ -267,7 +276,7 @@ impl Map {
         }
         let r = f();
         word.store(0, Ordering::Release);
-        r
+        Ok(r)
     }
 
     /// The spec as created (`max_entries` after any kernel adjustment).
@@ -443,6 +452,19 @@ impl Map {
         })
     }
 
+    /// The element and (per-CPU maps) the CPU whose value arena slot `slot` holds; slots
+    /// between CPU areas count as the next CPU's area's padding (element `≥ max_entries`).
+    pub fn slot_owner(&self, slot: usize) -> (u32, Option<u32>) {
+        if self.is_percpu() && self.cpu_span != 0 {
+            (
+                (slot % self.cpu_span) as u32,
+                Some((slot / self.cpu_span) as u32),
+            )
+        } else {
+            (slot as u32, None)
+        }
+    }
+
     /// Arena slot of element `e`, CPU `cpu`.
     #[inline]
     pub(crate) fn slot(&self, e: u32, cpu: u32) -> usize {
@@ -458,7 +480,7 @@ impl Map {
     /// Spec U3 (unverified): a new per-CPU hash element created from the host with
     /// `BPF_F_CPU` keeps stale bytes on the other CPUs in the kernel; we zero them, as the
     /// program-side path does.
-    pub(crate) fn write_elem(&self, e: u32, src: Src<'_>, new: bool) {
+    pub(crate) fn write_elem(&self, e: u32, src: Src<'_>, new: bool) -> Result<(), MapError> {
         let vs = self.spec.value_size as usize;
         if !self.is_percpu() {
             let (v, locked) = match src {
@@ -482,13 +504,13 @@ impl Map {
                             .word32(e as usize, off)
                             .store(0, Ordering::Release);
                     } else if locked {
-                        self.with_elem_lock(e, copy)
+                        self.with_elem_lock(e, copy)?
                     } else {
                         copy()
                     }
                 }
             }
-            return;
+            return Ok(());
         }
         let stride = self.slab.stride();
         match src {
@@ -515,10 +537,11 @@ impl Map {
                 }
             }
         }
+        Ok(())
     }
 
     /// Copy element `e` out; `out` has exactly the size `dst` needs.
-    pub(crate) fn read_elem(&self, e: u32, dst: Dst, out: &mut [u8]) {
+    pub(crate) fn read_elem(&self, e: u32, dst: Dst, out: &mut [u8]) -> Result<(), MapError> {
         let vs = self.spec.value_size as usize;
         if !self.is_percpu() {
             match self.spin_lock {
@@ -533,14 +556,14 @@ impl Map {
                             .read_at(e as usize, off + 4, &mut out[off + 4..vs]);
                     };
                     if matches!(dst, Dst::Locked) {
-                        self.with_elem_lock(e, || copy(out));
+                        self.with_elem_lock(e, || copy(out))?;
                     } else {
                         copy(out);
                     }
                     out[off..off + 4].fill(0);
                 }
             }
-            return;
+            return Ok(());
         }
         match dst {
             Dst::Full | Dst::Locked => {
@@ -553,6 +576,7 @@ impl Map {
             }
             Dst::Cpu(cpu) => self.slab.read(self.slot(e, cpu), &mut out[..vs]),
         }
+        Ok(())
     }
 
     // ----- host side -----
@@ -705,6 +729,14 @@ impl Map {
     /// unverified, spec U5) and for `cpu >= N`.
     #[inline]
     pub fn prog_lookup(&self, cpu: CpuId, key: &[u8]) -> Option<NonNull<u8>> {
+        self.slab.ptr(self.prog_lookup_slot(cpu, key)?)
+    }
+
+    /// [`Map::prog_lookup`] as an arena slot: the value starts at
+    /// `arena().base + slot * arena().stride`. Engines that confine a program to the exact
+    /// value it was given (see `docs/internals.md`) build its address from the slot.
+    #[inline]
+    pub fn prog_lookup_slot(&self, cpu: CpuId, key: &[u8]) -> Option<usize> {
         if cpu.0 >= self.ncpus {
             return None;
         }
@@ -726,6 +758,18 @@ impl Map {
         key: &[u8],
         target_cpu: u32,
     ) -> Option<NonNull<u8>> {
+        self.slab
+            .ptr(self.prog_lookup_percpu_slot(cpu, key, target_cpu)?)
+    }
+
+    /// [`Map::prog_lookup_percpu`] as an arena slot (see [`Map::prog_lookup_slot`]).
+    #[inline]
+    pub fn prog_lookup_percpu_slot(
+        &self,
+        cpu: CpuId,
+        key: &[u8],
+        target_cpu: u32,
+    ) -> Option<usize> {
         if cpu.0 >= self.ncpus || target_cpu >= self.ncpus {
             return None;
         }
@@ -735,7 +779,7 @@ impl Map {
         ) {
             return None;
         }
-        self.prog_lookup(CpuId(target_cpu), key)
+        self.prog_lookup_slot(CpuId(target_cpu), key)
     }
 
     /// Helper 2 `map_update_elem` with the program-side checks of spec §4: cpu flags are
@@ -849,6 +893,9 @@ fn cpu_span(spec: &MapSpec, ncpus: u32, elems: usize) -> usize {
     let stride = (spec.value_size as usize).div_ceil(8) * 8;
     elems + CPU_AREA_GAP.div_ceil(stride.max(8))
 }
+
+/// How long a host call waits for an element's `bpf_spin_lock` before giving `EBUSY`.
+pub const SPIN_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Bytes between the last copy of one CPU and the first copy of the next.
 const CPU_AREA_GAP: usize = 128;

@@ -151,8 +151,13 @@ pub enum PrepareError {
         /// Number of maps.
         count: usize,
     },
-    /// A map value offset beyond the map's value.
-    #[error("instruction {pc}: offset {offset} is outside map {index}'s value")]
+    /// Direct value access (`BPF_PSEUDO_MAP_VALUE`) outside the value, or on an `ARRAY` of
+    /// more than one entry (the kernel's words; `ENOTSUPP` for the latter).
+    #[error(
+        "instruction {pc}: invalid access to map value pointer, value_size={value_size} \
+         off={offset} (map {index}{})",
+        if *single_entry { "" } else { ", an array of more than one entry" }
+    )]
     BadMapValueOffset {
         /// Instruction index.
         pc: usize,
@@ -160,6 +165,26 @@ pub enum PrepareError {
         index: usize,
         /// The offset.
         offset: i64,
+        /// The map's value size.
+        value_size: usize,
+        /// Whether the map is a single-entry array (else the access is refused for that).
+        single_entry: bool,
+    },
+    /// The program's maps hold more values than the interpreter's guest addresses can name
+    /// (2^20 values per region, 4,092 regions).
+    #[error("the program's {maps} maps have more values than guest addresses can name")]
+    AddressSpace {
+        /// Number of maps.
+        maps: usize,
+    },
+    /// Direct value access (`BPF_PSEUDO_MAP_VALUE`) on a map type that has none, such as a
+    /// per-CPU array: there is no one value to point at.
+    #[error("instruction {pc}: no direct value access support for this map type (map {index})")]
+    NoDirectValueAccess {
+        /// Instruction index.
+        pc: usize,
+        /// The map index.
+        index: usize,
     },
     /// The engine cannot run (or would run wrongly) this instruction.
     #[error("instruction {pc}: engine {engine} does not support {what}")]
@@ -188,9 +213,16 @@ pub enum PrepareError {
 }
 
 impl PrepareError {
-    /// The kernel's errno for a refused program (`EINVAL`).
+    /// The kernel's errno for a refused program: `EINVAL`, or `ENOTSUPP` (524) for direct
+    /// value access on an array of more than one entry.
     pub fn errno(&self) -> i32 {
-        22
+        match self {
+            PrepareError::BadMapValueOffset {
+                single_entry: false,
+                ..
+            } => 524,
+            _ => 22,
+        }
     }
 }
 

@@ -415,11 +415,11 @@ fn check_return_range(program: &Program, registry: &Registry) -> Result<(), Prep
         return Ok(());
     }
     let raw = crate::verify::raw_insns(program.bytecode())?;
-    let sizes: Vec<usize> = program.maps().iter().map(|m| m.value_size()).collect();
+    let shapes = crate::verify::MapShape::all(program.maps());
     let insns = crate::verify::decode(
         &raw,
         crate::verify::Env {
-            map_value_sizes: &sizes,
+            maps: &shapes,
             helper_known: &|id| registry.get(id).is_some(),
         },
     )?;

@@ -69,7 +69,7 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
             CliError::Run {
                 cpu, run, source, ..
             } => CliError::Run {
-                detail: fault::explain_failure(&source, engine, &obj, def),
+                detail: fault::explain_failure(&source, def),
                 cpu,
                 run,
                 source,
