@@ -201,6 +201,7 @@ fn cgroup_storage_with_a_spin_lock() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "spins for a second of wall-clock time")]
 fn a_lock_never_released_gives_ebusy_instead_of_waiting_for_ever() {
     let m = locked(MapType::Hash, 4);
     m.update(&k(1), &val(5, 6), 0).unwrap();
