@@ -2,7 +2,7 @@
 //!
 //! | id | helper | behaviour in bpfvm |
 //! |---|---|---|
-//! | 1, 2, 3 | `map_lookup_elem`, `map_update_elem`, `map_delete_elem` | kernel semantics, through [`ProgramMap`](crate::ProgramMap) |
+//! | 1, 2, 3 | `map_lookup_elem`, `map_update_elem`, `map_delete_elem` | kernel semantics, through [`ProgramMap`] |
 //! | 5, 125 | `ktime_get_ns`, `ktime_get_boot_ns` | a virtual clock per run, advancing on every read |
 //! | 6 | `trace_printk` | formatted into the run's captured trace output |
 //! | 7 | `get_prandom_u32` | a seeded PRNG per run |

@@ -315,10 +315,30 @@ impl RunError {
     }
 }
 
-/// Any bpfvm error.
+/// Any bpfvm error: every step (load an object, create its maps, prepare a program, run it,
+/// use a map from the host) converts into it, so `?` works in one test function.
+///
+/// ```
+/// fn check() -> Result<(), bpfvm::Error> {
+///     let map = bpfvm::maps::Map::create(
+///         bpfvm::maps::MapSpec::new(bpfvm::maps::MapType::Array, 4, 8, 1),
+///         1,
+///     )?; // a MapError
+///     let mut v = [0u8; 8];
+///     map.lookup(&7u32.to_ne_bytes(), &mut v, 0)?; // ENOENT: no such index
+///     Ok(())
+/// }
+/// assert_eq!(check().unwrap_err().errno(), 2);
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// Reading an object file failed.
+    #[error(transparent)]
+    Load(#[from] crate::loader::LoadError),
+    /// A map operation (creation, a host command) failed.
+    #[error(transparent)]
+    Map(#[from] bpfvm_maps::MapError),
     /// Preparing a program failed.
     #[error(transparent)]
     Prepare(#[from] PrepareError),
@@ -328,4 +348,17 @@ pub enum Error {
     /// A helper failed outside a run.
     #[error(transparent)]
     Helper(#[from] HelperError),
+}
+
+impl Error {
+    /// The kernel's errno for this error (`MapError::errno` for map errors, and so on).
+    pub fn errno(&self) -> i32 {
+        match self {
+            Error::Load(e) => e.errno(),
+            Error::Map(e) => e.errno(),
+            Error::Prepare(e) => e.errno(),
+            Error::Run(e) => e.errno(),
+            Error::Helper(e) => e.errno(),
+        }
+    }
 }
