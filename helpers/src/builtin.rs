@@ -173,6 +173,8 @@ pub fn map_update_elem(ctx: &mut HelperContext, a: &[u64; 5]) -> Result<u64, Box
     let (_, map) = map_ref(ctx, NAME, a[0])?;
     let key = KeyBuf::read(ctx, NAME, a[1], map.key_size())?;
     let value = KeyBuf::read(ctx, NAME, a[2], map.value_size())?;
+    // Reading key and value was charged; the copy into the map costs as much again.
+    ctx.charge_bytes(map.key_size() + map.value_size());
     Ok(
         match map.prog_update(ctx.cpu(), key.bytes(), value.bytes(), a[3]) {
             Ok(()) => 0,
@@ -324,6 +326,7 @@ pub fn trace_printk(ctx: &mut HelperContext, a: &[u64; 5]) -> Result<u64, Box<He
             b'c' if narrow => char::from(v as u8).to_string(),
             b's' if narrow => {
                 let mut bytes = Vec::new();
+                ctx.charge_bytes(256);
                 match ctx.memory.read_c_string(v, 256, &mut bytes) {
                     Ok(()) => String::from_utf8_lossy(&bytes).into_owned(),
                     Err(_) => "(efault)".to_string(),
@@ -333,6 +336,7 @@ pub fn trace_printk(ctx: &mut HelperContext, a: &[u64; 5]) -> Result<u64, Box<He
         };
         out.extend_from_slice(s.as_bytes());
     }
+    ctx.charge_bytes(out.len());
     ctx.trace_write(&out);
     Ok(out.len() as u64)
 }
