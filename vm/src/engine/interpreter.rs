@@ -574,6 +574,19 @@ fn execute(
             continue;
         }};
     }
+    // Helper work (bytes a helper copied, `HelperContext::charge_bytes`) comes off the same
+    // budget after each helper call: one load when there is none.
+    macro_rules! charge_helper_work {
+        ($here:expr) => {
+            if ctx.pending_work() != 0 {
+                let work = ctx.take_work();
+                if ($here as u64 + 1).saturating_add(work) > credit {
+                    return Err(RunError::BudgetExhausted { pc: $here, budget }.into());
+                }
+                credit -= work;
+            }
+        };
+    }
     macro_rules! jump_if {
         ($here:expr, $i:expr, $cond:expr) => {
             if $cond {
@@ -813,6 +826,7 @@ fn execute(
                     Ok(v) => v,
                     Err(source) => return Err(helper_failed(here, *source)),
                 };
+                charge_helper_work!(here);
             }
             Code::CALL_HELPER_DYN => {
                 let args = [reg[1], reg[2], reg[3], reg[4], reg[5]];
@@ -820,6 +834,7 @@ fn execute(
                     Ok(v) => v,
                     Err(source) => return Err(helper_failed(here, source)),
                 };
+                charge_helper_work!(here);
             }
             Code::GET_SMP_PROCESSOR_ID => reg[0] = ctx.cpu() as u64,
             Code::TAIL_CALL => {
@@ -834,6 +849,7 @@ fn execute(
                     Ok(v) => v,
                     Err(source) => return Err(helper_failed(here, *source)),
                 };
+                charge_helper_work!(here);
             }
             Code::CALL_LOCAL => {
                 if depth + 1 >= MAX_FRAMES {
