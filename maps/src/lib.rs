@@ -78,11 +78,12 @@ pub use cgroup_storage::{CgroupStorageKey, STORAGE_CAPACITY};
 pub use error::{errno, MapError};
 pub use flags::MapFlags;
 pub use map::Map;
-pub use memory::{MapMemory, DEFAULT_MAP_MEMORY_LIMIT};
 pub use pod::Pod;
 pub use spec::{CpuId, MapSpec, MapType};
 pub use typed::{Array, HashMap, PerCpuArray, PerCpuHashMap};
 pub use values::PerCpuValues;
+
+pub use memory::{MapMemory, DEFAULT_MAP_MEMORY_LIMIT};
 
 /// The top-level README's examples, compiled and run as doc tests.
 #[cfg(doctest)]
