@@ -36,19 +36,26 @@ pub fn read_bounded(
     what: &'static str,
     why: &'static str,
 ) -> Result<Vec<u8>, CliError> {
+    let too_large = || CliError::FileTooLarge {
+        path: path.display().to_string(),
+        what,
+        max: show_size(max as u64),
+        why,
+    };
     let file = std::fs::File::open(path).map_err(|e| CliError::io(path, e))?;
-    let size_hint = file.metadata().map_or(0, |m| m.len());
+    // A regular file says its size: refuse it without reading. Others (pipes, devices)
+    // are read up to one byte past the limit.
+    let size_hint = match file.metadata() {
+        Ok(m) if m.is_file() && m.len() > max as u64 => return Err(too_large()),
+        Ok(m) => m.len(),
+        Err(_) => 0,
+    };
     let mut bytes = Vec::with_capacity(size_hint.min(max as u64 + 1) as usize);
     file.take(max as u64 + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| CliError::io(path, e))?;
     if bytes.len() > max {
-        return Err(CliError::FileTooLarge {
-            path: path.display().to_string(),
-            what,
-            max: show_size(max as u64),
-            why,
-        });
+        return Err(too_large());
     }
     Ok(bytes)
 }

@@ -48,7 +48,7 @@ pub fn runs_document(summary: &RunSummary) -> Value {
 /// A map's fields before its entries.
 pub fn map_header(def: &MapDefinition) -> Value {
     json!({
-        "name": def.name,
+        "name": def.name.to_string(),
         "type": def.map_type_name(),
         "key_size": def.key_size,
         "value_size": def.value_size,

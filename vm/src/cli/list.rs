@@ -60,7 +60,7 @@ pub fn origin(def: &MapDefinition) -> String {
 /// The cells of one row of the `bpfvm maps` table.
 fn row(d: &MapDefinition) -> Vec<String> {
     vec![
-        d.name.clone(),
+        d.name.to_string(),
         d.map_type_name().to_string(),
         d.key_size.to_string(),
         d.value_size.to_string(),

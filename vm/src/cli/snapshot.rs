@@ -149,7 +149,7 @@ pub fn walk(
     mut f: impl FnMut(EntryRef<'_>) -> Result<(), CliError>,
 ) -> Result<(), CliError> {
     let fail = |source| CliError::Map {
-        map: def.name.clone(),
+        map: def.name.to_string(),
         source,
     };
     let percpu = map.map_type().is_percpu();

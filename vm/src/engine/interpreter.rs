@@ -14,7 +14,8 @@
 //! into the register file, result in registers), or [`op::CALL_HELPER_DYN`] for helper
 //! objects (closures), so a call does no id lookup and no `Option` check; the built-in
 //! `bpf_get_smp_processor_id` becomes [`op::GET_SMP_PROCESSOR_ID`], one load of the lane's CPU
-//! number, as the kernel inlines it.
+//! number, as the kernel inlines it. After a helper call the work the helper charged (the
+//! bytes it copied, `HelperContext::charge_bytes`) comes off the run's instruction budget.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
