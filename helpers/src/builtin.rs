@@ -370,6 +370,32 @@ mod tests {
     }
 
     #[test]
+    fn the_trace_is_capped_and_helper_work_is_counted() {
+        use crate::context::{HELPER_BYTES_PER_INSN, TRACE_CAPACITY};
+        let mut ctx = HelperContext::new(0, 1);
+        let line = [b'x'; 1000];
+        for _ in 0..100 {
+            ctx.trace_write(&line);
+        }
+        let kept = TRACE_CAPACITY / 1000 * 1000;
+        assert_eq!(ctx.trace().len(), kept, "whole writes up to 64 KiB");
+        assert_eq!(ctx.trace_dropped(), (100_000 - kept) as u64);
+        ctx.clear_trace();
+        assert_eq!((ctx.trace().len(), ctx.trace_dropped()), (0, 0));
+        // One instruction per 64 bytes; small copies are free.
+        ctx.charge_bytes(HELPER_BYTES_PER_INSN - 1);
+        assert_eq!(ctx.pending_work(), 0);
+        ctx.charge_bytes(10 * HELPER_BYTES_PER_INSN);
+        ctx.charge_work(5);
+        assert_eq!(ctx.take_work(), 15);
+        assert_eq!(ctx.pending_work(), 0);
+        // A new run starts with no work.
+        ctx.charge_work(7);
+        ctx.begin_run(0, 0);
+        assert_eq!(ctx.pending_work(), 0);
+    }
+
+    #[test]
     fn trace_printk_formats_like_the_kernel() {
         let (n, s) = run_printk(b"v=%d u=%u x=%x", [(-5i64) as u64, 7, 255]);
         assert_eq!(s, "v=-5 u=7 x=ff");
