@@ -23,29 +23,41 @@ fn bpfvm(args: &[&str]) -> (Option<i32>, String) {
     )
 }
 
-/// A scratch directory for this test binary.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("bpfvm-cli-input-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+/// A scratch directory of one test, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(test: &str) -> Scratch {
+        let dir =
+            std::env::temp_dir().join(format!("bpfvm-cli-input-{}-{test}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    /// A sparse file of `len` bytes (no disk space used).
+    fn sparse(&self, name: &str, len: u64) -> String {
+        let path = self.0.join(name);
+        File::create(&path).unwrap().set_len(len).unwrap();
+        path.display().to_string()
+    }
+
+    fn filled(&self, name: &str, len: usize) -> String {
+        let path = self.0.join(name);
+        std::fs::write(&path, vec![0u8; len]).unwrap();
+        path.display().to_string()
+    }
 }
 
-/// A sparse file of `len` bytes (no disk space used).
-fn sparse(name: &str, len: u64) -> String {
-    let path = scratch(name);
-    File::create(&path).unwrap().set_len(len).unwrap();
-    path.display().to_string()
-}
-
-fn filled(name: &str, len: usize) -> String {
-    let path = scratch(name);
-    std::fs::write(&path, vec![0u8; len]).unwrap();
-    path.display().to_string()
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 #[test]
 fn objects_over_64_mib_or_endless_are_refused() {
-    let big = sparse("big.o", 100 << 20);
+    let scratch = Scratch::new("objects");
+    let big = scratch.sparse("big.o", 100 << 20);
     let mut objects = vec![big];
     if cfg!(unix) {
         objects.push("/dev/zero".to_string());
@@ -64,7 +76,6 @@ fn objects_over_64_mib_or_endless_are_refused() {
             );
         }
     }
-    std::fs::remove_file(&objects[0]).unwrap();
 }
 
 #[test]
@@ -79,10 +90,11 @@ fn data_over_the_kernels_test_run_limit_is_refused() {
         ("tc_skb.o", 3712, "the __sk_buff test run's packet limit"),
         ("trusted.o", 65_535, "the raw context limit"),
     ];
+    let scratch = Scratch::new("data");
     for (obj, max, why) in cases {
-        let over = filled(&format!("{obj}.over"), max + 1);
-        let at = filled(&format!("{obj}.at"), max);
-        let huge = sparse(&format!("{obj}.huge"), 100 << 20);
+        let over = scratch.filled(&format!("{obj}.over"), max + 1);
+        let at = scratch.filled(&format!("{obj}.at"), max);
+        let huge = scratch.sparse(&format!("{obj}.huge"), 100 << 20);
         let mut too_big = vec![over, huge];
         if cfg!(unix) {
             too_big.push("/dev/zero".to_string());
@@ -97,8 +109,5 @@ fn data_over_the_kernels_test_run_limit_is_refused() {
         }
         let (code, err) = bpfvm(&["run", &fixture(obj), "--data", &at, "--cpus", "2"]);
         assert_eq!(code, Some(0), "{obj} at the limit: {err}");
-        for f in too_big.iter().take(2).chain([&at]) {
-            std::fs::remove_file(f).unwrap();
-        }
     }
 }
