@@ -301,6 +301,35 @@ pub enum RunError {
         /// rbpf's message.
         message: String,
     },
+    /// A packet or context larger than the program type's test run takes
+    /// ([`crate::limits`]): `EINVAL`, or `ENOMEM` for an XDP packet, as the kernel.
+    #[error(
+        "bad input: {what} of {len} bytes is larger than the {max} bytes {whose} test run takes"
+    )]
+    InputTooLarge {
+        /// `packet` or `context`.
+        what: &'static str,
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+        /// Whose limit it is (`an XDP program's`).
+        whose: &'static str,
+        /// The kernel's errno.
+        errno: i32,
+    },
+    /// `Vm::run_on_all` would collect more return values than
+    /// [`crate::limits::MAX_COLLECTED_RESULTS`], or could not allocate room for them
+    /// (`ENOMEM`); `Vm::run_on_all_with` streams them instead.
+    #[error("{repeat} runs on each of {ncpus} cpus would collect more return values than the {max} run_on_all keeps; use run_on_all_with to stream them")]
+    TooManyResults {
+        /// Runs asked for on each CPU.
+        repeat: u64,
+        /// Number of simulated CPUs.
+        ncpus: u32,
+        /// The limit on results (all CPUs together).
+        max: u64,
+    },
 }
 
 impl RunError {
@@ -310,6 +339,8 @@ impl RunError {
             RunError::Fault { .. } => 14,
             RunError::NoSuchCpu { .. } => 6,
             RunError::Helper { source, .. } | RunError::HelperAfterRun { source } => source.errno(),
+            RunError::InputTooLarge { errno, .. } => *errno,
+            RunError::TooManyResults { .. } => 12,
             _ => 22,
         }
     }
