@@ -53,7 +53,7 @@ pub fn map_document(m: &MapSnapshot) -> Value {
         })
         .collect();
     json!({
-        "name": m.def.name,
+        "name": m.def.name.as_str(),
         "type": m.def.map_type_name(),
         "key_size": m.def.key_size,
         "value_size": m.def.value_size,

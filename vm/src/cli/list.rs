@@ -71,7 +71,7 @@ pub fn list_maps(path: &Path, out: &mut dyn Write) -> Result<(), CliError> {
     ]);
     for d in obj.maps() {
         t.row([
-            d.name.clone(),
+            d.name.to_string(),
             d.map_type_name().to_string(),
             d.key_size.to_string(),
             d.value_size.to_string(),

@@ -48,7 +48,7 @@ pub fn snapshot_all(maps: &ObjectMaps) -> Result<Vec<MapSnapshot>, CliError> {
 /// `value_size`).
 pub fn snapshot(def: &MapDefinition, map: &Map) -> Result<MapSnapshot, CliError> {
     let fail = |source| CliError::Map {
-        map: def.name.clone(),
+        map: def.name.to_string(),
         source,
     };
     let percpu = map.map_type().is_percpu();

@@ -31,16 +31,19 @@
 
 mod btf;
 mod btf_ext;
+mod btf_parse;
 mod decode;
 mod dump;
 mod elf;
 mod error;
 mod instance;
 mod into_vm;
+pub mod limits;
 mod link;
 mod map_def;
 mod program;
 mod section;
+mod strtab;
 
 use std::path::Path;
 
@@ -57,6 +60,7 @@ pub use program::{
     ProgramDefinition, SourceLine, PSEUDO_CALL, PSEUDO_KFUNC_CALL, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE,
 };
 pub use section::program_type_for_section;
+pub use strtab::SharedStr;
 
 /// A parsed BPF object file.
 #[derive(Debug, Clone)]
@@ -86,11 +90,12 @@ impl Object {
         };
         if let Some(btf) = btf.as_mut() {
             for section in &elf.sections {
+                if elf.section_by_name(&section.name).map(|s| s.index) != Some(section.index) {
+                    continue; // only the first section of a name has its DATASEC
+                }
                 let size = u32::try_from(section.size).unwrap_or(u32::MAX);
                 btf.fixup_datasec(&section.name, size, |var| {
-                    elf.symbols
-                        .iter()
-                        .find(|s| s.section == Some(section.index) && s.name == var)
+                    elf.symbol_in(section.index, var)
                         .and_then(|s| u32::try_from(s.value).ok())
                 });
             }
