@@ -10,81 +10,15 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
 use bpfvm::loader::limits::{
     DECODE_BASE_UNITS, DECODE_UNITS_PER_BYTE, MAX_NAME_LEN, MAX_OBJECT_INSNS, MAX_PROGRAM_INSNS,
 };
 use bpfvm::loader::{BtfValue, LoadError, Object};
+use common::alloc_meter::{peak_of, Counting};
 use common::elf_writer::{self as w, btf_ext_lines, kind, Btf, Elf, LineRecord};
-
-// ---- a counting allocator: live and peak bytes of the current thread ----
-
-struct Counting;
-
-thread_local! {
-    static LIVE: Cell<isize> = const { Cell::new(0) };
-    static PEAK: Cell<isize> = const { Cell::new(0) };
-}
-
-fn note(delta: isize) {
-    let _ = LIVE.try_with(|live| {
-        let now = live.get() + delta;
-        live.set(now);
-        let _ = PEAK.try_with(|peak| peak.set(peak.get().max(now)));
-    });
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged and only
-// records sizes in const-initialised thread-locals (which never allocate).
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, passed on as is.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            note(layout.size() as isize);
-        }
-        p
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: as for `alloc`.
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() {
-            note(layout.size() as isize);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        note(-(layout.size() as isize));
-        // SAFETY: `ptr` was allocated by `System` with `layout` (every allocation is).
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: `ptr`/`layout` come from `System` as above; the caller upholds the rest.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            note(new_size as isize - layout.size() as isize);
-        }
-        p
-    }
-}
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
-
-/// Run `f` and return its result with the most bytes this thread had allocated at once
-/// while it ran (what it returns included).
-fn peak_of<T>(f: impl FnOnce() -> T) -> (T, usize) {
-    let start = LIVE.with(Cell::get);
-    PEAK.with(|p| p.set(start));
-    let out = f();
-    let peak = PEAK.with(Cell::get);
-    (out, (peak - start).max(0) as usize)
-}
 
 /// Parse `bytes`, returning the result and the peak bytes allocated by parsing.
 fn parse_measured(bytes: &[u8]) -> (Result<Object, LoadError>, usize) {

@@ -2,6 +2,7 @@
 //! loading the compiled fixture objects.
 #![allow(dead_code)]
 
+pub mod alloc_meter;
 pub mod elf_writer;
 
 use bpfvm::loader::{Object, ObjectMaps};
