@@ -11,7 +11,8 @@
 mod common;
 
 use bpfvm::loader::limits::{
-    DECODE_BASE_UNITS, DECODE_UNITS_PER_BYTE, MAX_NAME_LEN, MAX_OBJECT_INSNS, MAX_PROGRAM_INSNS,
+    DECODE_BASE_UNITS, DECODE_UNITS_PER_BYTE, MAX_NAME_LEN, MAX_OBJECT_FILE_BYTES,
+    MAX_OBJECT_INSNS, MAX_PROGRAM_INSNS,
 };
 use bpfvm::loader::{BtfValue, LoadError, Object};
 use common::alloc_meter::{peak_of, Counting};
@@ -520,4 +521,25 @@ fn overlapping_functions_are_refused_and_calls_find_theirs() {
         .map(|(n, s)| (n.as_str(), *s))
         .collect();
     assert_eq!(subs, [("g", 3), ("f", 5)]);
+}
+
+#[test]
+fn an_endless_object_file_is_refused_at_the_file_limit() {
+    let dev_zero = std::path::Path::new("/dev/zero");
+    if !dev_zero.exists() {
+        eprintln!("SKIP: no /dev/zero on this system");
+        return;
+    }
+    let (r, peak) = peak_of(|| Object::from_file(dev_zero));
+    let e = r.unwrap_err();
+    assert!(
+        matches!(&e, LoadError::TooLarge { limit, .. } if *limit == MAX_OBJECT_FILE_BYTES as u64),
+        "{e}"
+    );
+    assert_eq!(e.errno(), 7);
+    assert!(e.to_string().contains("/dev/zero"), "{e}");
+    assert!(
+        peak <= 2 * MAX_OBJECT_FILE_BYTES + (1 << 20),
+        "read {peak} bytes"
+    );
 }

@@ -186,11 +186,11 @@ pub enum LoadError {
         limit: usize,
     },
     /// Something in the object is larger than the loader can hold.
-    #[error("{what} is too large: {size} bytes, the limit is {limit}")]
+    #[error("{what} is too large: {size} bytes or more, the limit is {limit}")]
     TooLarge {
         /// What it is (section, table).
         what: String,
-        /// Its size in bytes.
+        /// Its size in bytes (for a file read up to the limit: the bytes read).
         size: u64,
         /// The limit in bytes.
         limit: u64,

@@ -8,6 +8,11 @@
 //! a count or a size the file merely declares; these limits cap the few things that
 //! would otherwise be multiplied.
 
+/// Largest object file [`Object::from_file`](super::Object::from_file) reads, in bytes
+/// (the CLI's limit too); a larger or endless file (`/dev/zero`) is `TooLarge` after
+/// reading one byte past it. `Object::parse` takes what it is given.
+pub const MAX_OBJECT_FILE_BYTES: usize = 64 << 20;
+
 /// Longest program after linking (its own code plus the `.text` functions it calls), in
 /// instructions: the kernel's `BPF_COMPLEXITY_LIMIT_INSNS`. A longer program is `E2BIG`,
 /// as `BPF_PROG_LOAD` answers ("BPF program is too large").

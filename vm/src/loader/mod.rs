@@ -128,12 +128,30 @@ impl Object {
 
     /// Read and parse an object file; the object is named after the file as libbpf
     /// does (`dir/globals.bpf.o` → `globals`).
+    ///
+    /// Reads at most [`MAX_OBJECT_FILE_BYTES`](limits::MAX_OBJECT_FILE_BYTES): a larger
+    /// file (or an endless one such as `/dev/zero`) is [`LoadError::TooLarge`].
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, LoadError> {
+        use std::io::Read as _;
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| LoadError::Io {
+        let io = |e: std::io::Error| LoadError::Io {
             path: path.display().to_string(),
             reason: e.to_string(),
-        })?;
+        };
+        let limit = limits::MAX_OBJECT_FILE_BYTES;
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .map_err(io)?
+            .take(limit as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
+        if bytes.len() > limit {
+            return Err(LoadError::TooLarge {
+                what: format!("object file {}", path.display()),
+                size: bytes.len() as u64,
+                limit: limit as u64,
+            });
+        }
         let file = path
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
