@@ -72,13 +72,15 @@ impl Object {
         name: &str,
         mut f: impl FnMut(MapEntry),
     ) -> Result<(), LoadError> {
-        let (def, map) = maps
-            .iter()
-            .find(|(d, _)| d.name == name)
-            .or_else(|| maps.iter().find(|(d, _)| d.is_named(name)))
-            .ok_or_else(|| LoadError::NoSuchMap {
-                name: name.to_owned(),
-            })?;
+        let no_such = || LoadError::NoSuchMap {
+            name: name.to_owned(),
+        };
+        // `maps` holds this object's maps in the order of `Object::maps`.
+        let i = self.map_index(name).ok_or_else(no_such)?;
+        let (def, map) = (
+            self.maps().get(i).ok_or_else(no_such)?,
+            maps.all().get(i).ok_or_else(no_such)?,
+        );
         let read_err = |source| LoadError::MapRead {
             map: def.name.to_string(),
             source,

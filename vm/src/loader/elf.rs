@@ -335,6 +335,9 @@ impl<'a> ElfObject<'a> {
     /// The (first) section named `name`, if any. Names longer than [`MAX_NAME_LEN`] are
     /// not looked up.
     pub fn section_by_name(&self, name: &str) -> Option<&Section<'a>> {
+        if name.len() > MAX_NAME_LEN {
+            return None;
+        }
         self.by_name.get(name).map(|&i| &self.sections[i])
     }
 

@@ -39,6 +39,8 @@ struct CodeSection<'s, 'a> {
     funcs: Vec<Func>,
     /// Relocations by instruction index.
     relocs: HashMap<usize, Reloc>,
+    /// `.BTF.ext` line info of the section (empty without any).
+    lines: &'s [(usize, Arc<super::program::SourceLine>)],
 }
 
 /// A stretch of a code section copied into the output program at `out_pos`.
@@ -55,8 +57,6 @@ pub(crate) struct Linker<'e, 'a> {
     maps: &'e [MapDefinition],
     code: HashMap<usize, CodeSection<'e, 'a>>,
     text: Option<usize>,
-    /// `.BTF.ext` line info by section name.
-    lines: &'e HashMap<SharedStr, SectionLines>,
     /// Legacy and BTF maps by (section index, offset): the first at each place.
     map_at: HashMap<(usize, u64), usize>,
     /// Global data maps by section index.
@@ -70,6 +70,7 @@ pub(crate) struct Linker<'e, 'a> {
 fn decode_section<'s, 'a>(
     elf: &ElfObject<'a>,
     section: &'s Section<'a>,
+    lines: &'s HashMap<SharedStr, SectionLines>,
 ) -> Result<CodeSection<'s, 'a>, LoadError> {
     if section.data.len() % 8 != 0 {
         return Err(LoadError::BadInstruction {
@@ -141,11 +142,20 @@ fn decode_section<'s, 'a>(
             return Err(bad("two relocations on one instruction"));
         }
     }
+    // Line info names sections of at most MAX_NAME_LEN bytes (parsing refuses longer).
+    let lines = if section.name.len() <= super::limits::MAX_NAME_LEN {
+        lines
+            .get(section.name.as_str())
+            .map_or(&[][..], Vec::as_slice)
+    } else {
+        &[]
+    };
     Ok(CodeSection {
         section,
         insns,
         funcs,
         relocs,
+        lines,
     })
 }
 
@@ -161,7 +171,7 @@ impl<'e, 'a> Linker<'e, 'a> {
             if section.name == ".text" {
                 text = Some(section.index);
             }
-            code.insert(section.index, decode_section(elf, section)?);
+            code.insert(section.index, decode_section(elf, section, lines)?);
         }
         let mut map_at = HashMap::new();
         let mut global_data = HashMap::new();
@@ -181,22 +191,11 @@ impl<'e, 'a> Linker<'e, 'a> {
             maps,
             code,
             text,
-            lines,
             map_at,
             global_data,
             map_sections,
             linked: Cell::new(0),
         })
-    }
-
-    /// Line info of code section `cs` (empty without any).
-    fn section_lines(
-        &self,
-        cs: &CodeSection<'_, '_>,
-    ) -> &'e [(usize, Arc<super::program::SourceLine>)] {
-        self.lines
-            .get(cs.section.name.as_str())
-            .map_or(&[], |l| l.as_slice())
     }
 
     /// Check that a program of `len` instructions, linked so far, is within the limits.
@@ -276,7 +275,7 @@ impl<'e, 'a> Linker<'e, 'a> {
         while let Some(block) = queue.pop_front() {
             let cs = &self.code[&block.sec];
             let name = &cs.section.name;
-            let section_lines = self.section_lines(cs);
+            let section_lines = cs.lines;
             let from = section_lines.partition_point(|(i, _)| *i < block.start);
             let to = section_lines.partition_point(|(i, _)| *i < block.start + block.len);
             lines.extend(

@@ -45,6 +45,7 @@ mod program;
 mod section;
 mod strtab;
 
+use std::collections::HashMap;
 use std::path::Path;
 
 pub use btf::{Btf, BtfMember, BtfType, BtfVarSecinfo};
@@ -70,6 +71,41 @@ pub struct Object {
     programs: Vec<ProgramDefinition>,
     maps: Vec<MapDefinition>,
     btf: Option<Btf>,
+    index: NameIndex,
+}
+
+/// Programs and maps by name, so a lookup is not a scan (names up to
+/// [`limits::MAX_NAME_LEN`]; longer ones are looked up by scanning).
+#[derive(Debug, Clone, Default)]
+struct NameIndex {
+    /// Programs by function name, then by section name (the first of each).
+    program_names: HashMap<SharedStr, usize>,
+    program_sections: HashMap<SharedStr, usize>,
+    /// Maps by name, then by alias (the first of each).
+    map_names: HashMap<SharedStr, usize>,
+    map_aliases: HashMap<SharedStr, usize>,
+}
+
+impl NameIndex {
+    fn new(programs: &[ProgramDefinition], maps: &[MapDefinition]) -> Self {
+        fn add(index: &mut HashMap<SharedStr, usize>, name: &SharedStr, i: usize) {
+            if name.len() <= limits::MAX_NAME_LEN {
+                index.entry(name.clone()).or_insert(i);
+            }
+        }
+        let mut x = Self::default();
+        for (i, p) in programs.iter().enumerate() {
+            add(&mut x.program_names, &p.name, i);
+            add(&mut x.program_sections, &p.section, i);
+        }
+        for (i, m) in maps.iter().enumerate() {
+            add(&mut x.map_names, &m.name, i);
+            for a in &m.aliases {
+                add(&mut x.map_aliases, a, i);
+            }
+        }
+        x
+    }
 }
 
 impl Object {
@@ -117,12 +153,14 @@ impl Object {
             let end = s.data.iter().position(|&b| b == 0).unwrap_or(s.data.len());
             String::from_utf8_lossy(&s.data[..end]).into_owned()
         });
+        let index = NameIndex::new(&programs, &maps);
         Ok(Self {
             name: name.to_owned(),
             license,
             programs,
             maps,
             btf,
+            index,
         })
     }
 
@@ -182,10 +220,16 @@ impl Object {
     /// The program whose function name is `name_or_section`, else the first program
     /// in the section of that name.
     pub fn program(&self, name_or_section: &str) -> Option<&ProgramDefinition> {
-        self.programs
-            .iter()
-            .find(|p| p.name == name_or_section)
-            .or_else(|| self.programs.iter().find(|p| p.section == name_or_section))
+        if name_or_section.len() > limits::MAX_NAME_LEN {
+            return self
+                .programs
+                .iter()
+                .find(|p| p.name == name_or_section)
+                .or_else(|| self.programs.iter().find(|p| p.section == name_or_section));
+        }
+        let i = self.index.program_names.get(name_or_section);
+        let i = i.or_else(|| self.index.program_sections.get(name_or_section))?;
+        self.programs.get(*i)
     }
 
     /// All maps: legacy `maps`, then BTF `.maps`, then global data sections.
@@ -200,10 +244,15 @@ impl Object {
 
     /// Index in [`Object::maps`] of the map named `name`.
     pub fn map_index(&self, name: &str) -> Option<usize> {
-        self.maps
-            .iter()
-            .position(|m| m.name == name)
-            .or_else(|| self.maps.iter().position(|m| m.is_named(name)))
+        if name.len() > limits::MAX_NAME_LEN {
+            return self
+                .maps
+                .iter()
+                .position(|m| m.name == name)
+                .or_else(|| self.maps.iter().position(|m| m.is_named(name)));
+        }
+        let i = self.index.map_names.get(name);
+        i.or_else(|| self.index.map_aliases.get(name)).copied()
     }
 
     /// The object's BTF, if it has a `.BTF` section.
