@@ -50,7 +50,10 @@ fn the_limit_after_linking_is_the_kernels() {
     if !kernel::oracle_or_skip() {
         return;
     }
-    for (what, object) in [("own code", own_code as fn(usize) -> Vec<u8>), ("linked", linked)] {
+    for (what, object) in [
+        ("own code", own_code as fn(usize) -> Vec<u8>),
+        ("linked", linked),
+    ] {
         // At the limit: both load, and the kernel takes bpfvm's linked image as is.
         let obj = Object::parse(&object(MAX_PROGRAM_INSNS))
             .unwrap_or_else(|e| panic!("{what}: bpfvm refuses {MAX_PROGRAM_INSNS}: {e}"));
@@ -61,7 +64,10 @@ fn the_limit_after_linking_is_the_kernels() {
 
         // One more: E2BIG from both.
         let e = Object::parse(&object(MAX_PROGRAM_INSNS + 1)).unwrap_err();
-        assert!(matches!(e, LoadError::ProgramTooLarge { .. }), "{what}: {e}");
+        assert!(
+            matches!(e, LoadError::ProgramTooLarge { .. }),
+            "{what}: {e}"
+        );
         let mut image = prog.insns.clone();
         image.insert(image.len() - 1, w::MOV_R0_0);
         assert_eq!(image.len(), MAX_PROGRAM_INSNS + 1);
