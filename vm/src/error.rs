@@ -271,6 +271,18 @@ pub enum RunError {
         #[source]
         source: HelperError,
     },
+    /// The run reached an instruction poisoned because its CO-RE relocation could not be
+    /// resolved (libbpf's `call 0xbad2310`; the kernel's verifier refuses such a program
+    /// with "invalid func unknown#195896080"). The loader's
+    /// `ProgramDefinition::core_poison(pc)` names the relocation.
+    #[error(
+        "instruction {pc}: reached a CO-RE relocation that could not be resolved \
+         (poisoned: call 0xbad2310)"
+    )]
+    CorePoison {
+        /// Instruction index.
+        pc: usize,
+    },
     /// `callx` through a register holding no registered helper.
     #[error("instruction {pc}: callx to unknown helper {target}")]
     BadCallx {

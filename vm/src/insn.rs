@@ -50,6 +50,10 @@ impl RawInsn {
     }
 }
 
+/// The helper id of libbpf's poison call (`call 0xbad2310`), which replaces an
+/// instruction whose CO-RE relocation could not be resolved.
+pub const CORE_POISON_HELPER: i32 = 0x0bad_2310;
+
 /// Internal opcodes for forms without an opcode of their own.
 pub mod op {
     /// `sdiv32 dst, imm` (`BPF_DIV` with `off = 1`).
@@ -92,6 +96,9 @@ pub mod op {
     /// registered under id 8).
     #[doc(alias = "BPF_FUNC_get_smp_processor_id")]
     pub const GET_SMP_PROCESSOR_ID: u8 = 0xb8;
+    /// libbpf's poison call ([`CORE_POISON_HELPER`](super::CORE_POISON_HELPER)) for an
+    /// unresolved CO-RE relocation (engine `interpreter`): the run fails when it gets here.
+    pub const CORE_POISON: u8 = 0xc8;
 }
 
 /// A pre-decoded instruction: validated, immediates sign-extended, jump targets absolute.

@@ -405,6 +405,8 @@ fn check_initialized(insns: &[Insn]) -> Result<(), PrepareError> {
         };
         match d.op {
             ebpf::EXIT => {}
+            // A poisoned CO-RE relocation ends every run that reaches it.
+            ebpf::CALL if d.imm == crate::insn::CORE_POISON_HELPER as u64 => {}
             ebpf::JA => flow(d.target as usize),
             _ if is_cond_jump(d) => {
                 flow(d.target as usize);
@@ -551,7 +553,10 @@ fn decode_jmp(
             zero(pc, i, "dst", i.dst as i64)?;
             match i.src {
                 0 => {
-                    if i.imm < 0 || !(env.helper_known)(i.imm as u32) {
+                    // libbpf's poisoned CO-RE relocation: refused by the kernel only when
+                    // reachable, so a run fault here (see `op::CORE_POISON`).
+                    let poison = i.imm == crate::insn::CORE_POISON_HELPER;
+                    if !poison && (i.imm < 0 || !(env.helper_known)(i.imm as u32)) {
                         return Err(PrepareError::UnknownHelper {
                             pc,
                             id: i.imm as i64,

@@ -36,6 +36,11 @@ pub struct RunArgs {
     /// Program to run: function or section name (default: the only program).
     #[arg(long, value_name = "NAME")]
     pub prog: Option<String>,
+    /// Target BTF for CO-RE relocations: raw BTF such as /sys/kernel/btf/vmlinux, or an ELF
+    /// file with a .BTF section (at most 64 MiB). Without it, CO-RE relocations resolve
+    /// against the object's own ABI types (__sk_buff, xdp_md, protocol headers, ...) only.
+    #[arg(long, value_name = "FILE")]
+    pub btf: Option<PathBuf>,
     /// Number of simulated CPUs.
     #[arg(long, value_name = "N", default_value_t = 4,
           value_parser = clap::value_parser!(u32).range(1..=1024))]
@@ -120,6 +125,11 @@ pub struct DisasmArgs {
     /// Program to print: function or section name (default: every program).
     #[arg(long, value_name = "NAME")]
     pub prog: Option<String>,
+    /// Target BTF for CO-RE relocations: raw BTF such as /sys/kernel/btf/vmlinux, or an ELF
+    /// file with a .BTF section (at most 64 MiB). Without it, CO-RE relocations resolve
+    /// against the object's own ABI types (__sk_buff, xdp_md, protocol headers, ...) only.
+    #[arg(long, value_name = "FILE")]
+    pub btf: Option<PathBuf>,
 }
 
 #[cfg(test)]
@@ -141,12 +151,22 @@ mod tests {
         assert_eq!((a.cpus, a.repeat, a.cpu, a.seed), (4, 1, None, 0));
         assert_eq!(a.engine_kind(), EngineKind::Interpreter);
         assert!(!a.unsafe_engine);
+        assert_eq!(a.btf, None);
         assert_eq!(a.map_memory_limit, bpfvm::limits::DEFAULT_MAP_MEMORY_LIMIT);
         let cli = Cli::parse_from(["bpfvm", "run", "x.o", "--map-memory-limit", "64M"]);
         let Command::Run(a) = cli.command else {
             panic!("not run")
         };
         assert_eq!(a.map_memory_limit, 64 << 20);
+    }
+
+    #[test]
+    fn btf_takes_a_file() {
+        let cli = Cli::parse_from(["bpfvm", "run", "x.o", "--btf", "/sys/kernel/btf/vmlinux"]);
+        let Command::Run(a) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(a.btf.as_deref(), Some("/sys/kernel/btf/vmlinux".as_ref()));
     }
 
     #[test]

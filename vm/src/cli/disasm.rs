@@ -272,9 +272,15 @@ pub fn listing(obj: &Object, def: &ProgramDefinition, helpers: &Registry) -> Str
     out
 }
 
-/// Prints the listing of program `prog` of `path` (every program when `None`).
-pub fn disasm(path: &Path, prog: Option<&str>, out: &mut dyn Write) -> Result<(), CliError> {
-    let obj = object::open(path)?;
+/// Prints the listing of program `prog` of `path` (every program when `None`), CO-RE
+/// relocations resolved against `btf` (`--btf`) when given.
+pub fn disasm(
+    path: &Path,
+    prog: Option<&str>,
+    btf: Option<&Path>,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let obj = object::open(path, btf)?;
     let registry = Registry::with_builtins();
     let defs: Vec<&ProgramDefinition> = match prog {
         Some(_) => vec![object::choose_program(&obj, path, prog)?],

@@ -73,7 +73,7 @@ fn row(d: &MapDefinition) -> Vec<String> {
 /// Prints the table of `path`'s maps, one row at a time (the columns are measured in a first
 /// pass over the definitions, so no table text is kept).
 pub fn list_maps(path: &Path, out: &mut dyn Write) -> Result<(), CliError> {
-    let obj = object::open(path)?;
+    let obj = object::open(path, None)?;
     let mut put = |s: &str| out.write_all(s.as_bytes()).map_err(CliError::stdout);
     if obj.maps().is_empty() {
         return put(&format!("{} defines no maps\n", path.display()));

@@ -39,7 +39,9 @@ pub fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Run(a) => run::run(a, &mut out),
         Command::Maps(a) => list::list_maps(&a.object, &mut out),
-        Command::Disasm(a) => disasm::disasm(&a.object, a.prog.as_deref(), &mut out),
+        Command::Disasm(a) => {
+            disasm::disasm(&a.object, a.prog.as_deref(), a.btf.as_deref(), &mut out)
+        }
     };
     let result = result.and_then(|()| out.flush().map_err(CliError::stdout));
     match result {

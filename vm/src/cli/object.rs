@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use bpfvm::loader::{LoadError, Object, ObjectMaps, ProgramDefinition};
+use bpfvm::loader::{Btf, LoadError, Object, ObjectMaps, ProgramDefinition};
 use bpfvm::maps::{MapError, MapMemory};
 use bpfvm::{EngineKind, Program};
 
@@ -11,18 +11,37 @@ use super::input::{read_bounded, MAX_OBJECT_BYTES};
 use super::CliError;
 
 /// Reads (at most [`MAX_OBJECT_BYTES`]) and parses the object at `path`, named after the
-/// file as libbpf names objects.
-pub fn open(path: &Path) -> Result<Object, CliError> {
+/// file as libbpf names objects, resolving CO-RE relocations against the BTF file `btf`
+/// (`--btf`) when there is one.
+pub fn open(path: &Path, btf: Option<&Path>) -> Result<Object, CliError> {
+    let target = match btf {
+        Some(file) => Some(Btf::from_file(file).map_err(|source| CliError::Load {
+            path: file.display().to_string(),
+            source,
+        })?),
+        None => None,
+    };
     let bytes = read_bounded(
         path,
         MAX_OBJECT_BYTES,
         "object",
         "the limit on object files",
     )?;
-    Object::parse_named(&Object::name_for_path(path), &bytes).map_err(|source| CliError::Load {
-        path: path.display().to_string(),
-        source,
-    })
+    Object::parse_with_btf(&Object::name_for_path(path), &bytes, target.as_ref()).map_err(
+        |source| CliError::Load {
+            path: path.display().to_string(),
+            source,
+        },
+    )
+}
+
+/// A warning for each CO-RE relocation of `def` that could not be resolved (a run that
+/// reaches one fails); empty when there is none.
+pub fn core_warnings(def: &ProgramDefinition) -> String {
+    def.core_poisons
+        .iter()
+        .map(|(pc, p)| format!("bpfvm: warning: instruction {pc}: {p}\n"))
+        .collect()
 }
 
 /// `name (section)` for every program, comma-separated.

@@ -27,8 +27,9 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
         );
     }
     let path = args.object.as_path();
-    let obj = object::open(path)?;
+    let obj = object::open(path, args.btf.as_deref())?;
     let def = object::choose_program(&obj, path, args.prog.as_deref())?;
+    eprint!("{}", object::core_warnings(def));
     if let Some(cpu) = args.cpu {
         if cpu >= args.cpus {
             return Err(CliError::NoSuchCpu {

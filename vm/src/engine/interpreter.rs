@@ -200,6 +200,7 @@ codes! {
     CALL_HELPER = op::CALL_HELPER,
     CALL_HELPER_DYN = op::CALL_HELPER_DYN,
     GET_SMP_PROCESSOR_ID = op::GET_SMP_PROCESSOR_ID,
+    CORE_POISON = op::CORE_POISON,
     TAIL_CALL = ebpf::TAIL_CALL,
     CALL_LOCAL = op::CALL_LOCAL,
     EXIT = ebpf::EXIT,
@@ -431,6 +432,10 @@ impl HelperTable {
         registry: &Registry,
     ) -> Result<(), PrepareError> {
         let id = d.imm as u32;
+        if id == crate::insn::CORE_POISON_HELPER as u32 {
+            d.op = op::CORE_POISON;
+            return Ok(());
+        }
         let entry = registry
             .get(id)
             .ok_or(PrepareError::UnknownHelper { pc, id: id as i64 })?;
@@ -850,6 +855,7 @@ fn execute(
                 charge_helper_work!(here);
             }
             Code::GET_SMP_PROCESSOR_ID => reg[0] = ctx.cpu() as u64,
+            Code::CORE_POISON => return Err(RunError::CorePoison { pc: here }.into()),
             Code::TAIL_CALL => {
                 // callx: the register holds a helper id (the conformance suite's semantics).
                 let target = reg[dst];

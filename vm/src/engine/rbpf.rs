@@ -123,6 +123,13 @@ pub fn prepare(
             ebpf::LE if kind == EngineKind::RbpfJit && r.imm != 64 => {
                 return Err(unsupported(pc, "le16/le32 (the JIT ignores them)"))
             }
+            ebpf::CALL if r.src == 0 && r.imm == crate::insn::CORE_POISON_HELPER => {
+                return Err(unsupported(
+                    pc,
+                    "a poisoned CO-RE relocation (call 0xbad2310; the interpreter faults only \
+                     when a run reaches it)",
+                ))
+            }
             ebpf::CALL if r.src == 0 && kind == EngineKind::RbpfJit => {
                 return Err(unsupported(
                     pc,

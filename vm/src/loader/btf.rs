@@ -29,6 +29,9 @@ pub enum BtfType {
         is_bool: bool,
         /// Number of value bits.
         bits: u32,
+        /// Bit offset of the value inside the integer (`BTF_INT_OFFSET`; 0 in everything
+        /// clang and pahole emit).
+        offset: u32,
     },
     /// `BTF_KIND_PTR`.
     #[doc(alias = "BTF_KIND_PTR")]
@@ -75,12 +78,16 @@ pub enum BtfType {
         signed: bool,
         /// Enumerators.
         values: Vec<(SharedStr, i64)>,
+        /// `BTF_KIND_ENUM64` (64-bit values) rather than `BTF_KIND_ENUM`.
+        is64: bool,
     },
     /// `BTF_KIND_FWD`.
     #[doc(alias = "BTF_KIND_FWD")]
     Fwd {
         /// Name of the forward-declared type.
         name: SharedStr,
+        /// Whether it declares a union (`kind_flag`) rather than a struct.
+        is_union: bool,
     },
     /// `BTF_KIND_TYPEDEF`.
     #[doc(alias = "BTF_KIND_TYPEDEF")]
@@ -309,7 +316,7 @@ impl Btf {
             Some(BtfType::Int { name, .. })
             | Some(BtfType::Typedef { name, .. })
             | Some(BtfType::Float { name, .. })
-            | Some(BtfType::Fwd { name })
+            | Some(BtfType::Fwd { name, .. })
             | Some(BtfType::Func { name, .. })
             | Some(BtfType::Var { name, .. })
             | Some(BtfType::Datasec { name, .. })

@@ -1,5 +1,4 @@
-//! `.BTF.ext`: CO-RE relocations, which bpfvm cannot apply (they need the running
-//! kernel's BTF), so loading stops with an error naming the first one; and line info,
+//! `.BTF.ext`: CO-RE relocation records (resolved by [`super::core`]) and line info,
 //! which maps instructions back to source lines for messages.
 
 use std::collections::HashMap;
@@ -7,6 +6,7 @@ use std::sync::Arc;
 
 use super::btf::Btf;
 use super::btf_parse::u32_at;
+use super::core::CoreRelo;
 use super::error::LoadError;
 use super::limits::MAX_NAME_LEN;
 use super::program::SourceLine;
@@ -24,37 +24,73 @@ fn bad(reason: impl Into<String>) -> LoadError {
     }
 }
 
-/// The first CO-RE relocation in a `.BTF.ext` section, as (section name, instruction
-/// index), or `None` when there is none.
-pub(crate) fn first_core_relocation(
+/// The CO-RE relocation records of a `.BTF.ext` section, by section name (records of
+/// one section together, in file order). Each record costs a fixed few bytes: the access
+/// string is shared with the BTF string section.
+pub(crate) fn core_relocations(
     ext: &[u8],
     btf: Option<&Btf>,
-) -> Result<Option<(String, usize)>, LoadError> {
+) -> Result<Vec<(SharedStr, Vec<CoreRelo>)>, LoadError> {
+    let mut out: Vec<(SharedStr, Vec<CoreRelo>)> = Vec::new();
     let Some(core) = part(ext, 24)? else {
-        return Ok(None);
+        return Ok(out);
     };
     if core.is_empty() {
-        return Ok(None);
+        return Ok(out);
     }
     let truncated = || bad("CO-RE relocations truncated");
     let rec_size = u32_at(core, 0).ok_or_else(truncated)? as usize;
     if rec_size < 16 {
         return Err(bad(format!("CO-RE record size {rec_size} is below 16")));
     }
+    let Some(btf) = btf else {
+        return Err(bad(
+            "CO-RE relocations but no .BTF section to resolve them with",
+        ));
+    };
+    let string = |off: u32| {
+        btf.string(off)
+            .ok_or_else(|| bad(format!("CO-RE string offset {off} out of range")))
+    };
+    let mut index: HashMap<SharedStr, usize> = HashMap::new();
     let mut pos = 4;
     while pos < core.len() {
-        let sec_name_off = u32_at(core, pos).ok_or_else(truncated)?;
+        let section = string(u32_at(core, pos).ok_or_else(truncated)?)?;
         let num = u32_at(core, pos + 4).ok_or_else(truncated)? as usize;
         pos += 8;
-        if num > 0 {
-            let insn_off = u32_at(core, pos).ok_or_else(truncated)?;
-            let section = btf
-                .and_then(|b| b.string(sec_name_off))
-                .map_or_else(|| format!("<section name {sec_name_off}>"), String::from);
-            return Ok(Some((section, insn_off as usize / 8)));
+        if section.is_empty() || section.len() > MAX_NAME_LEN {
+            return Err(bad(format!(
+                "CO-RE relocations name a section of {} bytes",
+                section.len()
+            )));
+        }
+        let end = num
+            .checked_mul(rec_size)
+            .and_then(|n| n.checked_add(pos))
+            .filter(|&e| e <= core.len())
+            .ok_or_else(|| bad(format!("CO-RE relocations of section {section} truncated")))?;
+        let at = *index.entry(section.clone()).or_insert_with(|| {
+            out.push((section.clone(), Vec::new()));
+            out.len() - 1
+        });
+        while pos < end {
+            let field = |i: usize| u32_at(core, pos + 4 * i).unwrap_or(0);
+            let insn_off = field(0);
+            if insn_off % 8 != 0 {
+                return Err(bad(format!(
+                    "CO-RE relocation of section {section} at byte {insn_off}, not an instruction"
+                )));
+            }
+            out[at].1.push(CoreRelo {
+                insn: insn_off as usize / 8,
+                type_id: field(1),
+                access: string(field(2))?,
+                kind: field(3),
+            });
+            pos += rec_size;
         }
     }
-    Ok(None)
+    Ok(out)
 }
 
 /// The `(offset, length)` of one part of `.BTF.ext` (func info at header byte 8, line

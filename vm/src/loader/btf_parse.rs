@@ -205,6 +205,7 @@ fn parse_types(type_data: &[u8], strings: &StrTab) -> Result<Vec<BtfType>, LoadE
                     is_char: (enc >> 24) & 2 != 0,
                     is_bool: (enc >> 24) & 4 != 0,
                     bits: enc & 0xff,
+                    offset: (enc >> 16) & 0xff,
                 }
             }
             2 => BtfType::Ptr {
@@ -269,10 +270,12 @@ fn parse_types(type_data: &[u8], strings: &StrTab) -> Result<Vec<BtfType>, LoadE
                     size: size_or_type,
                     signed: kind_flag,
                     values,
+                    is64: kind == 19,
                 }
             }
             7 => BtfType::Fwd {
                 name: name(name_off)?,
+                is_union: kind_flag,
             },
             8 => BtfType::Typedef {
                 name: name(name_off)?,

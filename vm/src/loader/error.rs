@@ -80,16 +80,19 @@ pub enum LoadError {
         /// What is wrong.
         reason: String,
     },
-    /// The program uses CO-RE relocations (`.BTF.ext`), which need kernel BTF.
-    #[error(
-        "CO-RE relocation in section {section} at instruction {insn} is not supported \
-         (bpfvm has no kernel BTF to relocate against)"
-    )]
+    /// A CO-RE relocation (`.BTF.ext`) is malformed, ambiguous, or does not fit its
+    /// instruction (libbpf refuses such objects too). One that merely finds nothing in the
+    /// target is not an error: its instruction is poisoned (see `CorePoison`).
+    #[error("CO-RE relocation {relocation} in section {section} at instruction {insn}: {reason}")]
     CoreRelocation {
         /// The program section.
         section: String,
         /// Instruction index inside that section.
         insn: usize,
+        /// Which relocation: `#index <kind> access`, libbpf's format.
+        relocation: String,
+        /// What is wrong.
+        reason: String,
     },
     /// The program calls a kernel function (`__ksym` kfunc), which bpfvm does not provide.
     #[error("kfunc call to {name} in section {section} at instruction {insn} is not supported")]
@@ -223,9 +226,7 @@ impl LoadError {
         const E2BIG: i32 = 7;
         const ENOMEM: i32 = 12;
         match self {
-            Self::CoreRelocation { .. } | Self::Unsupported { .. } | Self::KfuncCall { .. } => {
-                ENOTSUP
-            }
+            Self::Unsupported { .. } | Self::KfuncCall { .. } => ENOTSUP,
             Self::UnresolvedExtern { .. } => ESRCH,
             Self::UnsupportedMapType { .. } => ENOTSUP,
             Self::MapCreate { source, .. } | Self::MapRead { source, .. } => source.errno(),
@@ -278,7 +279,9 @@ mod tests {
         let core = LoadError::CoreRelocation {
             section: "kprobe/x".into(),
             insn: 1,
+            relocation: "#0 <byte_off> [3] struct s.a (0:0 @ offset 0)".into(),
+            reason: "ambiguous".into(),
         };
-        assert_eq!(core.errno(), 95);
+        assert_eq!(core.errno(), 22);
     }
 }

@@ -54,3 +54,7 @@ pub const MAX_DECODE_UNITS: usize = 1 << 20;
 /// them. This keeps every name comparison and hash a bounded cost per reference.
 #[doc(alias = "KSYM_NAME_LEN")]
 pub const MAX_NAME_LEN: usize = 511;
+
+/// Largest target BTF file [`Btf::from_file`](super::Btf::from_file) reads (a kernel's
+/// `vmlinux` BTF is about 6 MiB).
+pub const MAX_TARGET_BTF_BYTES: usize = 64 << 20;

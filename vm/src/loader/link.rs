@@ -12,6 +12,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use super::btf_ext::SectionLines;
+use super::core::{CorePoison, SectionCore};
 use super::elf::{ElfObject, Reloc, Section, SymbolKind, R_BPF_64_32, R_BPF_64_64};
 use super::error::LoadError;
 use super::limits::{MAX_OBJECT_INSNS, MAX_PROGRAM_INSNS};
@@ -41,6 +42,8 @@ struct CodeSection<'s, 'a> {
     relocs: HashMap<usize, Reloc>,
     /// `.BTF.ext` line info of the section (empty without any).
     lines: &'s [(usize, Arc<super::program::SourceLine>)],
+    /// CO-RE relocations that poisoned an instruction, by instruction (empty without).
+    poisons: &'s [(usize, Arc<CorePoison>)],
 }
 
 /// A stretch of a code section copied into the output program at `out_pos`.
@@ -71,6 +74,7 @@ fn decode_section<'s, 'a>(
     elf: &ElfObject<'a>,
     section: &'s Section<'a>,
     lines: &'s HashMap<SharedStr, SectionLines>,
+    core: &'s HashMap<SharedStr, SectionCore>,
 ) -> Result<CodeSection<'s, 'a>, LoadError> {
     if section.data.len() % 8 != 0 {
         return Err(LoadError::BadInstruction {
@@ -79,11 +83,21 @@ fn decode_section<'s, 'a>(
             reason: format!("section size {} is not a multiple of 8", section.data.len()),
         });
     }
-    let insns: Vec<u64> = section
+    let mut insns: Vec<u64> = section
         .data
         .chunks_exact(8)
         .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
         .collect();
+    // CO-RE results (only the first section of a name has them, as only it has BTF).
+    let core = core
+        .get(section.name.as_str())
+        .filter(|_| elf.section_by_name(&section.name).map(|s| s.index) == Some(section.index));
+    for &(i, word) in core.map_or(&[][..], |c| c.patches.as_slice()) {
+        if let Some(slot) = insns.get_mut(i) {
+            *slot = word;
+        }
+    }
+    let poisons = core.map_or(&[][..], |c| c.poisons.as_slice());
     let mut funcs = Vec::new();
     for sym in elf.symbols_in(section.index) {
         if sym.kind != SymbolKind::Func {
@@ -156,6 +170,7 @@ fn decode_section<'s, 'a>(
         funcs,
         relocs,
         lines,
+        poisons,
     })
 }
 
@@ -164,6 +179,7 @@ impl<'e, 'a> Linker<'e, 'a> {
         elf: &'e ElfObject<'a>,
         maps: &'e [MapDefinition],
         lines: &'e HashMap<SharedStr, SectionLines>,
+        core: &'e HashMap<SharedStr, SectionCore>,
     ) -> Result<Self, LoadError> {
         let mut code = HashMap::new();
         let mut text = None;
@@ -171,7 +187,7 @@ impl<'e, 'a> Linker<'e, 'a> {
             if section.name == ".text" {
                 text = Some(section.index);
             }
-            code.insert(section.index, decode_section(elf, section, lines)?);
+            code.insert(section.index, decode_section(elf, section, lines, core)?);
         }
         let mut map_at = HashMap::new();
         let mut global_data = HashMap::new();
@@ -266,6 +282,7 @@ impl<'e, 'a> Linker<'e, 'a> {
         let mut subprograms = Vec::new();
         let mut appended: HashMap<usize, usize> = HashMap::new();
         let mut lines = Vec::new();
+        let mut core_poisons = Vec::new();
         let mut queue = VecDeque::from([Block {
             sec,
             start: entry.start,
@@ -282,6 +299,15 @@ impl<'e, 'a> Linker<'e, 'a> {
                 section_lines[from..to.max(from)]
                     .iter()
                     .map(|(i, l)| (block.out_pos + (i - block.start), Arc::clone(l))),
+            );
+            let from = cs.poisons.partition_point(|(i, _)| *i < block.start);
+            let to = cs
+                .poisons
+                .partition_point(|(i, _)| *i < block.start + block.len);
+            core_poisons.extend(
+                cs.poisons[from..to.max(from)]
+                    .iter()
+                    .map(|(i, p)| (block.out_pos + (i - block.start), Arc::clone(p))),
             );
             let mut j = 0;
             while j < block.len {
@@ -413,6 +439,10 @@ impl<'e, 'a> Linker<'e, 'a> {
             lines: {
                 lines.sort_by_key(|(i, _)| *i);
                 lines
+            },
+            core_poisons: {
+                core_poisons.sort_by_key(|(i, _)| *i);
+                core_poisons
             },
         })
     }

@@ -31,7 +31,9 @@
 
 mod btf;
 mod btf_ext;
+mod btf_file;
 mod btf_parse;
+mod core;
 mod decode;
 mod dump;
 mod elf;
@@ -49,6 +51,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 pub use btf::{Btf, BtfMember, BtfType, BtfVarSecinfo};
+pub use core::{is_abi_type, CorePoison, CoreRelocKind, ABI_TYPES, CORE_POISON_HELPER};
 pub use decode::BtfValue;
 pub use dump::MapEntry;
 pub use error::LoadError;
@@ -118,7 +121,32 @@ impl Object {
     }
 
     /// Parse an object, naming it `name` as libbpf names objects after their file.
+    ///
+    /// CO-RE relocations resolve against the program's own [ABI types](ABI_TYPES) only;
+    /// give a target BTF with [`Object::parse_with_btf`] for kernel-internal types.
     pub fn parse_named(name: &str, bytes: &[u8]) -> Result<Self, LoadError> {
+        Self::parse_with_btf(name, bytes, None)
+    }
+
+    /// Parse an object, resolving its CO-RE relocations against `target` (e.g. the
+    /// kernel's `/sys/kernel/btf/vmlinux`, read with [`Btf::from_file`]) and, for the
+    /// [ABI types](ABI_TYPES) `target` lacks, the program's own BTF. A relocation that
+    /// resolves to nothing poisons its instruction ([`ProgramDefinition::core_poisons`]).
+    ///
+    /// ```
+    /// use bpfvm::loader::{Btf, Object};
+    ///
+    /// let obj = include_bytes!("../../tests/fixtures/core_ctx.o");
+    /// let target = Btf::parse_any(include_bytes!("../../tests/fixtures/core_target.btf"))?;
+    /// let obj = Object::parse_with_btf("core_ctx", obj, Some(&target))?;
+    /// assert!(obj.program("read_task").unwrap().core_poisons.is_empty());
+    /// # Ok::<(), bpfvm::loader::LoadError>(())
+    /// ```
+    pub fn parse_with_btf(
+        name: &str,
+        bytes: &[u8],
+        target: Option<&Btf>,
+    ) -> Result<Self, LoadError> {
         let elf = elf::ElfObject::parse(bytes)?;
         let mut btf = match elf.section_by_name(".BTF") {
             Some(s) => Some(Btf::parse(s.data)?),
@@ -137,9 +165,15 @@ impl Object {
             }
         }
         let mut lines = std::collections::HashMap::new();
+        let mut core_patches = std::collections::HashMap::new();
         if let Some(ext) = elf.section_by_name(".BTF.ext") {
-            if let Some((section, insn)) = btf_ext::first_core_relocation(ext.data, btf.as_ref())? {
-                return Err(LoadError::CoreRelocation { section, insn });
+            let relos = btf_ext::core_relocations(ext.data, btf.as_ref())?;
+            if let (Some(local), false) = (&btf, relos.is_empty()) {
+                core_patches = core::relocate(&relos, local, target, |name| {
+                    elf.section_by_name(name)
+                        .filter(|s| s.is_code())
+                        .map(|s| s.data)
+                })?;
             }
             if let Some(btf) = &btf {
                 lines = btf_ext::line_info(ext.data, btf)?;
@@ -148,7 +182,7 @@ impl Object {
         let mut maps = map_def::legacy_maps(&elf)?;
         maps.extend(map_def::btf_maps(&elf, btf.as_ref())?);
         maps.extend(map_def::global_data_maps(&elf, name, btf.as_ref())?);
-        let programs = link::Linker::new(&elf, &maps, &lines)?.programs()?;
+        let programs = link::Linker::new(&elf, &maps, &lines, &core_patches)?.programs()?;
         let license = elf.section_by_name("license").map(|s| {
             let end = s.data.iter().position(|&b| b == 0).unwrap_or(s.data.len());
             String::from_utf8_lossy(&s.data[..end]).into_owned()
@@ -170,27 +204,18 @@ impl Object {
     /// Reads at most [`MAX_OBJECT_FILE_BYTES`](limits::MAX_OBJECT_FILE_BYTES): a larger
     /// file (or an endless one such as `/dev/zero`) is [`LoadError::TooLarge`].
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, LoadError> {
-        use std::io::Read as _;
+        Self::from_file_with_btf(path, None)
+    }
+
+    /// [`Object::from_file`], resolving CO-RE relocations against `target` as
+    /// [`Object::parse_with_btf`] does.
+    pub fn from_file_with_btf(
+        path: impl AsRef<Path>,
+        target: Option<&Btf>,
+    ) -> Result<Self, LoadError> {
         let path = path.as_ref();
-        let io = |e: std::io::Error| LoadError::Io {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        };
-        let limit = limits::MAX_OBJECT_FILE_BYTES;
-        let mut bytes = Vec::new();
-        std::fs::File::open(path)
-            .map_err(io)?
-            .take(limit as u64 + 1)
-            .read_to_end(&mut bytes)
-            .map_err(io)?;
-        if bytes.len() > limit {
-            return Err(LoadError::TooLarge {
-                what: format!("object file {}", path.display()),
-                size: bytes.len() as u64,
-                limit: limit as u64,
-            });
-        }
-        Self::parse_named(&Self::name_for_path(path), &bytes)
+        let bytes = read_bounded(path, limits::MAX_OBJECT_FILE_BYTES, "object file")?;
+        Self::parse_with_btf(&Self::name_for_path(path), &bytes, target)
     }
 
     /// The name libbpf gives the object in file `path`: the file name up to its first dot
@@ -278,4 +303,28 @@ impl Object {
     pub fn decode_value(&self, map: &MapDefinition, bytes: &[u8]) -> Option<BtfValue> {
         Some(self.btf.as_ref()?.decode(map.value_type_id?, bytes))
     }
+}
+
+/// Read at most `limit` bytes of `path`: a larger file (or an endless one such as
+/// `/dev/zero`) is [`LoadError::TooLarge`].
+pub(crate) fn read_bounded(path: &Path, limit: usize, what: &str) -> Result<Vec<u8>, LoadError> {
+    use std::io::Read as _;
+    let io = |e: std::io::Error| LoadError::Io {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .map_err(io)?
+        .take(limit as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() > limit {
+        return Err(LoadError::TooLarge {
+            what: format!("{what} {}", path.display()),
+            size: bytes.len() as u64,
+            limit: limit as u64,
+        });
+    }
+    Ok(bytes)
 }

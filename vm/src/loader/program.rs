@@ -76,6 +76,10 @@ pub struct ProgramDefinition {
     /// sorted by instruction; empty without debug info. A line is shared by every
     /// program that links its instruction.
     pub lines: Vec<(usize, Arc<SourceLine>)>,
+    /// CO-RE relocations that could not be resolved: `(instruction index, relocation)`,
+    /// sorted. Each instruction is libbpf's poison call
+    /// ([`CORE_POISON_HELPER`](super::CORE_POISON_HELPER)); a run that reaches one fails.
+    pub core_poisons: Vec<(usize, Arc<super::CorePoison>)>,
 }
 
 /// Where an instruction comes from in the C source (from `.BTF.ext` line info).
@@ -102,6 +106,15 @@ impl ProgramDefinition {
     pub fn source_line(&self, insn: usize) -> Option<&SourceLine> {
         let idx = self.lines.partition_point(|(i, _)| *i <= insn);
         self.lines[..idx].last().map(|(_, line)| &**line)
+    }
+
+    /// The unresolved CO-RE relocation whose poisoned instruction is `insn`, if any.
+    pub fn core_poison(&self, insn: usize) -> Option<&super::CorePoison> {
+        let i = self.core_poisons.partition_point(|(at, _)| *at < insn);
+        self.core_poisons
+            .get(i)
+            .filter(|(at, _)| *at == insn)
+            .map(|(_, p)| &**p)
     }
 
     /// Number of instructions of the program's own function (before subprograms).
