@@ -220,3 +220,52 @@ fn the_running_kernels_btf_parses_quickly_and_resolves_kernel_types() {
     assert_eq!(f[21], 1, "task_struct exists");
     assert!(f[23] > 1000, "sizeof(task_struct) = {}", f[23]);
 }
+
+#[test]
+fn a_kprobe_reading_a_kernel_struct_needs_a_target() {
+    let obj = common::fixture("core_relo");
+    let def = obj.program("read_pid").unwrap();
+    assert_eq!(def.core_poisons.len(), 1);
+    let p = &def.core_poisons[0].1;
+    assert_eq!(
+        (p.section.as_str(), p.kind),
+        ("kprobe/do_exit", CoreRelocKind::FieldByteOffset)
+    );
+    let bytes = common::fixture_bytes("core_relo");
+    let obj = Object::parse_with_btf("core_relo", &bytes, Some(&target())).unwrap();
+    let def = obj.program("read_pid").unwrap();
+    assert!(def.core_poisons.is_empty());
+    // BPF_CORE_READ(task, tgid) reads through bpf_probe_read_kernel at tgid's offset: 20.
+    let off_20 = def
+        .insns
+        .iter()
+        .any(|&i| i as u8 & 0x07 == 0x07 && (i >> 32) == 20);
+    assert!(off_20, "{:x?}", def.insns);
+}
+
+#[test]
+fn the_poison_call_faults_only_when_reached_and_only_in_the_interpreter() {
+    use bpfvm::{EngineKind, Program, ProgramType};
+    let poison = [0x85u8, 0, 0, 0, 0x10, 0x23, 0xad, 0x0b];
+    let exit = [0x95u8, 0, 0, 0, 0, 0, 0, 0];
+    let mov_r0_0 = [0xb7u8, 0, 0, 0, 0, 0, 0, 0];
+    let jeq_r0_0_skip1 = [0x15u8, 0, 1, 0, 0, 0, 0, 0];
+    let vm = Vm::builder().cpus(1).build();
+    let skipped: Vec<u8> = [mov_r0_0, jeq_r0_0_skip1, poison, exit].concat();
+    let p = vm
+        .load(Program::new(skipped.clone(), ProgramType::Xdp))
+        .unwrap();
+    let out = vm.run(&p, CpuId(0), &Input::packet(vec![0; 64])).unwrap();
+    assert_eq!(out.retval, 0);
+    // r1..r5 after the poison are never read: it ends the run, the verifier knows
+    let reached: Vec<u8> = [poison, [0xbfu8, 0x10, 0, 0, 0, 0, 0, 0], exit].concat();
+    let p = vm.load(Program::new(reached, ProgramType::Xdp)).unwrap();
+    let e = vm
+        .run(&p, CpuId(0), &Input::packet(vec![0; 64]))
+        .unwrap_err();
+    assert_eq!(e, RunError::CorePoison { pc: 0 });
+    let unsafe_vm = Vm::builder().cpus(1).build();
+    let refused = unsafe_vm
+        .load(Program::new(skipped, ProgramType::Xdp).with_engine(EngineKind::RbpfInterpreter));
+    assert!(format!("{:?}", refused.unwrap_err()).contains("poisoned CO-RE"));
+}

@@ -238,14 +238,6 @@ fn bad_relocations() {
 
 #[test]
 fn unsupported_features_name_section_and_instruction() {
-    let e = expect_err(
-        &common::fixture_bytes("core_relo"),
-        |e| matches!(e, LoadError::CoreRelocation { section, .. } if section == "kprobe/do_exit"),
-    );
-    assert!(e
-        .to_string()
-        .starts_with("CO-RE relocation in section kprobe/do_exit at instruction"));
-    assert_eq!(e.errno(), 95);
     let e = expect_err(&common::fixture_bytes("kfunc"), |e| {
         matches!(e, LoadError::KfuncCall { name, section, insn: 0 }
             if name == "bpf_rcu_read_lock" && section == "tc")

@@ -147,6 +147,9 @@ pub fn format_own(pc: usize, i: &Insn, next: Option<&Insn>, names: &Names<'_>) -
             0 => {
                 let id = i.imm as u32;
                 match names.helpers.get(id) {
+                    _ if i.imm == bpfvm::loader::CORE_POISON_HELPER => {
+                        "call 0xbad2310 (poisoned CO-RE relocation: faults if reached)".into()
+                    }
                     Some(e) => format!("call {} #{id}", e.name),
                     None => format!("call helper #{id} (not registered)"),
                 }
@@ -267,6 +270,9 @@ pub fn listing(obj: &Object, def: &ProgramDefinition, helpers: &Registry) -> Str
             .map(|b| format!("{b:02x}"))
             .collect();
         let _ = writeln!(out, "{pc:5}: {}  {text}", bytes.join(" "));
+        if let Some(p) = def.core_poison(pc) {
+            let _ = writeln!(out, "      ; {p}");
+        }
         pc += slots;
     }
     out

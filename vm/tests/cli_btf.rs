@@ -1,0 +1,90 @@
+//! `--btf FILE`: the target BTF for CO-RE relocations on `run` and `disasm`. Without it a
+//! program's relocations on kernel types are poisoned: `run` warns about each and the run
+//! that reaches one fails naming it; with it the program runs.
+
+use assert_cmd::Command;
+
+fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn bpfvm(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_bpfvm"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn run_with_a_target_btf_resolves_kernel_types() {
+    let (ok, out, err) = bpfvm(&[
+        "run",
+        &fixture("core_kernel.o"),
+        "--btf",
+        &fixture("core_target.btf"),
+        "--cpus",
+        "1",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("\"first_retval\":7"), "{out}");
+    // only the two relocations on paths never taken are poisoned
+    assert_eq!(err.matches("could not be resolved").count(), 2, "{err}");
+}
+
+#[test]
+fn run_without_one_warns_and_names_the_reached_relocation() {
+    let (ok, out, err) = bpfvm(&["run", &fixture("core_kernel.o"), "--cpus", "1"]);
+    assert!(!ok);
+    assert!(out.is_empty(), "{out}");
+    assert!(err.contains("bpfvm: warning: instruction"), "{err}");
+    assert!(err.contains("0xbad2310"), "{err}");
+    assert!(err.contains("struct task_struct.pid"), "{err}");
+    assert!(err.contains("--btf"), "{err}");
+}
+
+#[test]
+fn a_bad_btf_file_is_a_load_error_naming_it() {
+    let manifest = format!("{}/Cargo.toml", env!("CARGO_MANIFEST_DIR"));
+    let (ok, _, err) = bpfvm(&[
+        "run",
+        &fixture("core_abi.o"),
+        "--prog",
+        "xdp_core",
+        "--btf",
+        &manifest,
+    ]);
+    assert!(!ok);
+    assert!(err.contains("Cargo.toml") && err.contains("BTF"), "{err}");
+}
+
+#[test]
+fn disasm_shows_the_relocated_offsets() {
+    let (ok, out, err) = bpfvm(&[
+        "disasm",
+        &fixture("core_relo.o"),
+        "--btf",
+        &fixture("core_target.btf"),
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("mov64 r1, 0x14"), "tgid at 20: {out}");
+}
+
+#[test]
+fn disasm_marks_poisoned_instructions() {
+    let (ok, out, err) = bpfvm(&["disasm", &fixture("core_relo.o")]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("call 0xbad2310 (poisoned CO-RE relocation"),
+        "{out}"
+    );
+    assert!(
+        out.contains("<byte_off> [2] struct task_struct.tgid"),
+        "{out}"
+    );
+}
