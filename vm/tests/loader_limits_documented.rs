@@ -27,6 +27,8 @@ fn every_limit_is_documented_with_its_value() {
         ("DECODE_BASE_UNITS", limits::DECODE_BASE_UNITS),
         ("DECODE_UNITS_PER_BYTE", limits::DECODE_UNITS_PER_BYTE),
         ("MAX_DECODE_UNITS", limits::MAX_DECODE_UNITS),
+        ("MAX_TARGET_BTF_BYTES", limits::MAX_TARGET_BTF_BYTES),
+        ("MAX_CORE_STEPS", limits::MAX_CORE_STEPS as usize),
     ];
     for (name, value) in all {
         let row = section

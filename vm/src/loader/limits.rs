@@ -58,3 +58,8 @@ pub const MAX_NAME_LEN: usize = 511;
 /// Largest target BTF file [`Btf::from_file`](super::Btf::from_file) reads (a kernel's
 /// `vmlinux` BTF is about 6 MiB).
 pub const MAX_TARGET_BTF_BYTES: usize = 64 << 20;
+
+/// Most steps resolving one CO-RE relocation may take in the searches that could grow
+/// with the product of two types' sizes (fields inside nested anonymous members,
+/// `type_matches` over members and enumerators); past it the object is refused.
+pub const MAX_CORE_STEPS: u64 = 1 << 20;

@@ -2,6 +2,7 @@
 //! work budget that bounds every search.
 
 use super::super::btf::{Btf, BtfMember, BtfType};
+use super::super::limits::MAX_CORE_STEPS as STEPS_PER_RELOCATION;
 
 /// The BTF kind number of a type, with `ENUM64` counted as `ENUM` (libbpf's
 /// `btf_kind_core_compat` treats the two as one kind).
@@ -130,10 +131,6 @@ pub(crate) fn size(btf: &Btf, id: u32) -> Result<u64, String> {
         .map(u64::from)
         .ok_or_else(|| format!("type {} ({}) has no size", id, btf.type_name(id)))
 }
-
-/// Most steps one relocation may take in searches that could otherwise grow with the
-/// product of two types' sizes (nested anonymous members, type matching).
-pub(crate) const STEPS_PER_RELOCATION: u64 = 1 << 20;
 
 /// A count of work left.
 #[derive(Debug)]
