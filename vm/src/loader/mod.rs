@@ -136,10 +136,14 @@ impl Object {
     /// ```
     /// use bpfvm::loader::{Btf, Object};
     ///
-    /// let obj = include_bytes!("../../tests/fixtures/core_ctx.o");
+    /// let obj = include_bytes!("../../tests/fixtures/core_relo.o");
+    /// // Without a target, the read of task_struct.tgid is poisoned.
+    /// let poisoned = Object::parse_named("core_relo", obj)?;
+    /// assert_eq!(poisoned.program("read_pid").unwrap().core_poisons.len(), 1);
+    /// // core_target.btf has task_struct, with tgid at offset 20.
     /// let target = Btf::parse_any(include_bytes!("../../tests/fixtures/core_target.btf"))?;
-    /// let obj = Object::parse_with_btf("core_ctx", obj, Some(&target))?;
-    /// assert!(obj.program("read_task").unwrap().core_poisons.is_empty());
+    /// let obj = Object::parse_with_btf("core_relo", obj, Some(&target))?;
+    /// assert!(obj.program("read_pid").unwrap().core_poisons.is_empty());
     /// # Ok::<(), bpfvm::loader::LoadError>(())
     /// ```
     pub fn parse_with_btf(
