@@ -32,6 +32,7 @@ use std::sync::Arc;
 
 use super::btf::{Btf, BtfType};
 use super::error::LoadError;
+use super::limits::MAX_CORE_STEPS;
 use super::strtab::SharedStr;
 use calc::{enum_value, field_value, spec_match, type_value, Calc};
 pub(crate) use patch::patch;
@@ -42,6 +43,11 @@ use types::{essential, kind_name, kinds_compat, name, Budget};
 pub use abi::{is_abi_type, ABI_TYPES};
 pub use kind::CoreRelocKind;
 pub use patch::CORE_POISON_HELPER;
+
+/// Steps all the relocations of an object may take together: this base ...
+const CORE_STEPS_BASE: u64 = 1 << 22;
+/// ... plus this many per relocation (each one at most `MAX_CORE_STEPS`).
+const CORE_STEPS_PER_RELOCATION: u64 = 1 << 10;
 
 /// One CO-RE relocation record of `.BTF.ext` (`struct bpf_core_relo`).
 #[derive(Debug, Clone)]
@@ -226,6 +232,7 @@ fn resolve(
     cands: &Candidates<'_>,
     relo: &CoreRelo,
     kind: CoreRelocKind,
+    budget: &mut Budget,
 ) -> Result<(Resolved, String), (String, String)> {
     let local = cands.local;
     let root = relo.type_id;
@@ -270,9 +277,8 @@ fn resolve(
     };
     let mut best: Option<(Resolved, Spec, u32)> = None;
     for id in ids {
-        let mut budget = Budget::new();
-        let Some(tspec) = spec_match(local, &lspec, kind, tbtf, id, &mut budget).map_err(fail)?
-        else {
+        budget.step().map_err(fail)?;
+        let Some(tspec) = spec_match(local, &lspec, kind, tbtf, id, budget).map_err(fail)? else {
             continue;
         };
         let res = calc(local, &lspec, kind, Some((tbtf, &tspec))).map_err(fail)?;
@@ -333,6 +339,11 @@ pub(crate) fn relocate<'d>(
         }
     }
     let cands = Candidates::new(local, target, &needed);
+    // Each relocation may take MAX_CORE_STEPS steps, all of them together a base plus a
+    // few per relocation: work in proportion to the records, whatever the types.
+    let count: usize = relos.iter().map(|(_, rs)| rs.len()).sum();
+    let mut left =
+        CORE_STEPS_BASE.saturating_add(CORE_STEPS_PER_RELOCATION.saturating_mul(count as u64));
     let mut out = HashMap::new();
     for (section, rs) in relos {
         if rs.is_empty() {
@@ -365,8 +376,12 @@ pub(crate) fn relocate<'d>(
                     format!("unknown relocation kind {}", relo.kind),
                 )
             })?;
-            let (res, desc) = resolve(&cands, relo, kind)
-                .map_err(|(d, e)| err(relo.insn, format!("#{index} <{kind}> {d}"), e))?;
+            let limit = left.min(MAX_CORE_STEPS);
+            let mut budget = Budget(limit);
+            let resolved = resolve(&cands, relo, kind, &mut budget);
+            left -= limit - budget.0;
+            let (res, desc) =
+                resolved.map_err(|(d, e)| err(relo.insn, format!("#{index} <{kind}> {d}"), e))?;
             match patch(&mut insns, relo.insn, &res) {
                 Ok(None) => {}
                 Ok(Some(reason)) => poisons.push((

@@ -103,7 +103,10 @@ fn run(
         .into_iter()
         .collect();
     let cands = Candidates::new(local, target, &needed);
-    resolve(&cands, &relo, kind).map(|r| r.0).map_err(|e| e.1)
+    let mut budget = Budget(crate::loader::limits::MAX_CORE_STEPS);
+    resolve(&cands, &relo, kind, &mut budget)
+        .map(|r| r.0)
+        .map_err(|e| e.1)
 }
 
 fn value(local: &Btf, target: &Btf, root: u32, access: &str, kind: CoreRelocKind) -> u64 {
@@ -385,4 +388,40 @@ fn bad_input_is_an_error_not_a_panic_or_a_hang() {
     c.st("s", 8, &[("", 2, 0, 0), ("", 2, 0, 0), ("q", int, 0, 0)]);
     let e = run(&l, Some(&c.btf()), 2, "0:1", CoreRelocKind::FieldByteOffset).unwrap_err();
     assert!(e.contains("steps"), "{e}");
+}
+
+#[test]
+fn an_object_cannot_make_resolution_quadratic() {
+    // 300 structs named __sk_buff (an ABI type: candidates from the object itself), each
+    // with 300 members, and 1,000 relocations that each scan them all: 90M steps unless
+    // bounded. The object-wide budget stops it with an error in bounded time.
+    let mut b = B::new();
+    let int = b.int("int", 4, true);
+    let root = b.st("__sk_buff", 4, &[("x", int, 0, 0)]);
+    let members: Vec<(&str, u32, u32, u32)> = (0..300).map(|i| ("y", int, i * 32, 0)).collect();
+    for _ in 0..300 {
+        b.st("__sk_buff", 1200, &members);
+    }
+    let local = b.btf();
+    let n = 1000;
+    let relos = vec![(
+        SharedStr::from("tc"),
+        (0..n)
+            .map(|i| CoreRelo {
+                insn: i,
+                type_id: root,
+                access: "0:0".into(),
+                kind: CoreRelocKind::FieldByteOffset as u32,
+            })
+            .collect::<Vec<_>>(),
+    )];
+    let code: Vec<u8> = (0..n).flat_map(|_| 0x07u64.to_le_bytes()).collect();
+    let t = std::time::Instant::now();
+    let e = relocate(&relos, &local, None, |_| Some(&code[..])).unwrap_err();
+    assert!(e.to_string().contains("steps"), "{e}");
+    assert!(t.elapsed().as_secs() < 20, "{:?}", t.elapsed());
+    // The same with few relocations is fine: each one is far below its own limit.
+    let few = vec![(relos[0].0.clone(), relos[0].1[..10].to_vec())];
+    let out = relocate(&few, &local, None, |_| Some(&code[..])).unwrap();
+    assert!(out["tc"].poisons.is_empty());
 }

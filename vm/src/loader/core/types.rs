@@ -137,10 +137,6 @@ pub(crate) fn size(btf: &Btf, id: u32) -> Result<u64, String> {
 pub(crate) struct Budget(pub(crate) u64);
 
 impl Budget {
-    pub(crate) fn new() -> Self {
-        Self(STEPS_PER_RELOCATION)
-    }
-
     /// Take one step; an error once the budget is gone.
     pub(crate) fn step(&mut self) -> Result<(), String> {
         self.0 = self
