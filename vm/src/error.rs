@@ -273,15 +273,15 @@ pub enum RunError {
     },
     /// The run reached an instruction poisoned because its CO-RE relocation could not be
     /// resolved (libbpf's `call 0xbad2310`; the kernel's verifier refuses such a program
-    /// with "invalid func unknown#195896080"). The loader's
-    /// `ProgramDefinition::core_poison(pc)` names the relocation.
-    #[error(
-        "instruction {pc}: reached a CO-RE relocation that could not be resolved \
-         (poisoned: call 0xbad2310)"
-    )]
+    /// with "invalid func unknown#195896080").
+    #[error("instruction {pc}: reached a poisoned instruction (call 0xbad2310): {relocation}")]
     CorePoison {
         /// Instruction index.
         pc: usize,
+        /// The relocation (`Program::with_core_poisons`, set by the loader), e.g. "CO-RE
+        /// relocation #0 <byte_off> [2] struct task_struct.tgid (0:1 @ offset 4) (section
+        /// kprobe/x, instruction 1) could not be resolved: ...".
+        relocation: String,
     },
     /// `callx` through a register holding no registered helper.
     #[error("instruction {pc}: callx to unknown helper {target}")]

@@ -18,6 +18,8 @@ pub struct Program {
     maps: Vec<Arc<dyn ProgramMap>>,
     prog_type: ProgramType,
     engine: EngineKind,
+    /// Unresolved CO-RE relocations by poisoned instruction, sorted.
+    core_poisons: Vec<(usize, Arc<str>)>,
 }
 
 impl Program {
@@ -28,6 +30,7 @@ impl Program {
             maps: Vec::new(),
             prog_type,
             engine: EngineKind::default(),
+            core_poisons: Vec::new(),
         }
     }
 
@@ -76,6 +79,32 @@ impl Program {
     pub fn with_engine(mut self, engine: EngineKind) -> Program {
         self.engine = engine;
         self
+    }
+
+    /// Names the unresolved CO-RE relocation each poisoned instruction (libbpf's
+    /// `call 0xbad2310`) stands for, so the error of a run that reaches one names it
+    /// (the loader's `Object::vm_program` sets them).
+    pub fn with_core_poisons(
+        mut self,
+        poisons: impl IntoIterator<Item = (usize, Arc<str>)>,
+    ) -> Program {
+        self.core_poisons = poisons.into_iter().collect();
+        self.core_poisons.sort_by_key(|(pc, _)| *pc);
+        self
+    }
+
+    /// The unresolved CO-RE relocations: `(poisoned instruction, description)`, sorted.
+    pub fn core_poisons(&self) -> &[(usize, Arc<str>)] {
+        &self.core_poisons
+    }
+
+    /// The description of the unresolved CO-RE relocation poisoned at instruction `pc`.
+    pub fn core_poison(&self, pc: usize) -> Option<&Arc<str>> {
+        let i = self.core_poisons.partition_point(|(at, _)| *at < pc);
+        self.core_poisons
+            .get(i)
+            .filter(|(at, _)| *at == pc)
+            .map(|(_, d)| d)
     }
 
     /// The bytecode.

@@ -132,13 +132,16 @@ fn without_a_target_kernel_types_poison_and_the_run_names_the_relocation() {
     // Everything but the local type id is about kernel-internal types.
     assert_eq!(def.core_poisons.len(), 33 - 1);
     let (r, _) = run(&obj, "kernel_core", ipv4_frame(5));
-    let Err(RunError::CorePoison { pc }) = r else {
+    let Err(RunError::CorePoison { pc, relocation }) = r else {
         panic!("{r:?}")
     };
     let poison = def.core_poison(pc).expect("the poisoned relocation");
-    let text = poison.to_string();
-    assert!(text.contains("struct task_struct.pid"), "{text}");
-    assert!(text.contains("no target BTF"), "{text}");
+    assert_eq!(relocation, poison.to_string(), "the run error names it");
+    assert!(
+        relocation.contains("struct task_struct.pid"),
+        "{relocation}"
+    );
+    assert!(relocation.contains("no target BTF"), "{relocation}");
 }
 
 #[test]
@@ -161,7 +164,7 @@ fn a_poison_on_a_taken_path_fails_only_that_run() {
     let e = vm
         .run(&p, CpuId(0), &Input::packet(vec![0; 64]))
         .unwrap_err();
-    let RunError::CorePoison { pc } = e else {
+    let RunError::CorePoison { pc, .. } = e else {
         panic!("{e:?}")
     };
     assert_eq!(pc, def.core_poisons[0].0);
@@ -263,7 +266,10 @@ fn the_poison_call_faults_only_when_reached_and_only_in_the_interpreter() {
     let e = vm
         .run(&p, CpuId(0), &Input::packet(vec![0; 64]))
         .unwrap_err();
-    assert_eq!(e, RunError::CorePoison { pc: 0 });
+    let RunError::CorePoison { pc: 0, relocation } = e else {
+        panic!("{e:?}")
+    };
+    assert!(relocation.contains("could not be resolved"), "{relocation}");
     let unsafe_vm = Vm::builder().cpus(1).build();
     let refused = unsafe_vm
         .load(Program::new(skipped, ProgramType::Xdp).with_engine(EngineKind::RbpfInterpreter));

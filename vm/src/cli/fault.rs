@@ -13,22 +13,18 @@ pub fn failing_pc(e: &RunError) -> Option<usize> {
         | RunError::CallDepth { pc, .. }
         | RunError::Helper { pc, .. }
         | RunError::BadCallx { pc, .. }
-        | RunError::CorePoison { pc } => *pc,
+        | RunError::CorePoison { pc, .. } => *pc,
         _ => return None,
     };
     (pc != usize::MAX).then_some(pc)
 }
 
-/// Extra lines for a failed run: the unresolved CO-RE relocation a poisoned instruction
-/// stands for, and the C source line of the failing instruction. Empty when there is none.
-/// (What a faulting address named — packet, stack, context, which map's value, element and
-/// CPU — is part of the error's own message.)
+/// Extra lines for a failed run: the C source line of the failing instruction. Empty when
+/// there is none. (What a faulting address named — packet, stack, context, which map's
+/// value, element and CPU — and the CO-RE relocation a poisoned instruction stands for are
+/// part of the error's own message.)
 pub fn explain_failure(e: &RunError, def: &ProgramDefinition) -> String {
-    let core = match failing_pc(e).and_then(|pc| def.core_poison(pc)) {
-        Some(p) => format!("\n  {p}"),
-        None => String::new(),
-    };
-    core + &match failing_pc(e).and_then(|pc| def.source_line(pc)) {
+    match failing_pc(e).and_then(|pc| def.source_line(pc)) {
         Some(line) => format!(
             "\n  source: {}:{}: {}",
             line.file,

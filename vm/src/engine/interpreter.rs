@@ -371,6 +371,7 @@ impl Interpreter {
             helpers: Helpers {
                 fns: helpers.fns.into_boxed_slice(),
                 objects: helpers.objects.into_boxed_slice(),
+                core_poisons: program.core_poisons().into(),
             },
             maps: program.map_list(),
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -393,6 +394,8 @@ impl Interpreter {
 struct Helpers {
     fns: Box<[HelperFn]>,
     objects: Box<[Arc<dyn Helper>]>,
+    /// The program's poisoned CO-RE relocations, named in the error of a run reaching one.
+    core_poisons: Box<[(usize, Arc<str>)]>,
 }
 
 impl std::fmt::Debug for Helpers {
@@ -855,7 +858,7 @@ fn execute(
                 charge_helper_work!(here);
             }
             Code::GET_SMP_PROCESSOR_ID => reg[0] = ctx.cpu() as u64,
-            Code::CORE_POISON => return Err(RunError::CorePoison { pc: here }.into()),
+            Code::CORE_POISON => return Err(core_poison(here, &helpers.core_poisons)),
             Code::TAIL_CALL => {
                 // callx: the register holds a helper id (the conformance suite's semantics).
                 let target = reg[dst];
@@ -912,6 +915,17 @@ fn execute(
 #[cold]
 fn helper_failed(pc: usize, source: HelperError) -> Box<RunError> {
     Box::new(RunError::Helper { pc, source })
+}
+
+#[cold]
+fn core_poison(pc: usize, poisons: &[(usize, Arc<str>)]) -> Box<RunError> {
+    let relocation = poisons
+        .binary_search_by_key(&pc, |(at, _)| *at)
+        .map_or_else(
+            |_| "a CO-RE relocation that could not be resolved".into(),
+            |i| poisons[i].1.to_string(),
+        );
+    Box::new(RunError::CorePoison { pc, relocation })
 }
 
 #[cold]

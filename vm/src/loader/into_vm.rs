@@ -40,6 +40,12 @@ impl Object {
                 name: name_or_section.to_owned(),
             })?;
         let maps = def.maps.iter().map(|&i| Arc::clone(&maps.all()[i]));
-        Ok(Program::from_words(&def.insns, def.program_type).with_maps(maps))
+        let poisons = def
+            .core_poisons
+            .iter()
+            .map(|(pc, p)| (*pc, Arc::<str>::from(p.to_string())));
+        Ok(Program::from_words(&def.insns, def.program_type)
+            .with_maps(maps)
+            .with_core_poisons(poisons))
     }
 }
