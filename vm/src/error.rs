@@ -392,6 +392,9 @@ pub enum Error {
     /// A name not found in a loaded object, or a program of it that did not load.
     #[error(transparent)]
     Object(#[from] crate::loaded::ObjectError),
+    /// A test frame could not be built.
+    #[error(transparent)]
+    Frame(#[from] crate::frame::FrameError),
 }
 
 impl Error {
@@ -404,6 +407,7 @@ impl Error {
             Error::Run(e) => e.errno(),
             Error::Helper(e) => e.errno(),
             Error::Object(e) => e.errno(),
+            Error::Frame(_) => 22,
         }
     }
 }
