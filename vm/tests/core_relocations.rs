@@ -275,3 +275,29 @@ fn the_poison_call_faults_only_when_reached_and_only_in_the_interpreter() {
         .load(Program::new(skipped, ProgramType::Xdp).with_engine(EngineKind::RbpfInterpreter));
     assert!(format!("{:?}", refused.unwrap_err()).contains("poisoned CO-RE"));
 }
+
+#[test]
+fn object_loader_takes_a_target_btf() {
+    let path = format!(
+        "{}/tests/fixtures/core_kernel.o",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let vm = Vm::builder().cpus(1).build();
+    let loaded = bpfvm::ObjectLoader::from_file_with_btf(&path, Some(&target()))
+        .unwrap()
+        .load(&vm)
+        .unwrap();
+    let prog = loaded.program("kernel_core").unwrap();
+    let out = vm
+        .run(prog, CpuId(0), &Input::packet(ipv4_frame(5)))
+        .unwrap();
+    assert_eq!(out.retval, 7);
+    let facts = loaded.map("facts").unwrap();
+    let mut v = [0u8; 8];
+    facts.lookup(&0u32.to_ne_bytes(), &mut v, 0).unwrap();
+    assert_eq!(
+        u64::from_ne_bytes(v),
+        24,
+        "task_struct.pid where core_target.btf has it"
+    );
+}

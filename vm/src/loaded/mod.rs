@@ -150,6 +150,16 @@ impl ObjectLoader {
         Ok(ObjectLoader::new(Object::from_file(path)?))
     }
 
+    /// Reads and parses the object file at `path`, resolving its CO-RE relocations against
+    /// `target` ([`Object::from_file_with_btf`]; e.g. the kernel's BTF read with
+    /// [`Btf::from_file`](crate::loader::Btf::from_file)`("/sys/kernel/btf/vmlinux")`).
+    pub fn from_file_with_btf(
+        path: impl AsRef<std::path::Path>,
+        target: Option<&crate::loader::Btf>,
+    ) -> Result<ObjectLoader, Error> {
+        Ok(ObjectLoader::new(Object::from_file_with_btf(path, target)?))
+    }
+
     /// Sets global variable `name` (in `.rodata`, `.data` or `.bss`) to `value` before load,
     /// as libbpf's `skel->rodata->name = value` or aya's `EbpfLoader::set_global`: a
     /// `const volatile` configuration value a program reads. `T`'s size must be the
