@@ -288,9 +288,9 @@ pub enum RunError {
     CorePoison {
         /// Instruction index.
         pc: usize,
-        /// The relocation (`Program::with_core_poisons`, set by the loader), e.g. "CO-RE
-        /// relocation #0 <byte_off> [2] struct task_struct.tgid (0:1 @ offset 4) (section
-        /// kprobe/x, instruction 1) could not be resolved: ...".
+        /// The relocation (`Program::with_core_poisons`, set by the loader), e.g.
+        /// `CO-RE relocation #0 <byte_off> [2] struct task_struct.tgid (0:1 @ offset 4)
+        /// (section kprobe/x, instruction 1) could not be resolved: ...`.
         relocation: String,
     },
     /// `callx` through a register holding no registered helper.
