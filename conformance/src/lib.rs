@@ -20,3 +20,4 @@ pub mod reference;
 pub mod runner;
 pub mod scoreboard;
 pub mod vectors;
+pub mod verdicts;

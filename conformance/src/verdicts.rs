@@ -1,0 +1,188 @@
+//! Verdicts compared: one program verified by bpfvm's verifier and loaded by the kernel,
+//! the two answers set side by side (accepted or refused, errno, and whether bpfvm's
+//! message is one of the kernel's log lines).
+
+use bpfvm_verifier::{
+    Insn, MapInfo, Options, Privilege, ProgType, Program, Verdict, VerifierError,
+};
+
+/// A program to judge, with what its maps are.
+#[derive(Debug, Clone)]
+pub struct Case {
+    /// A name for reports.
+    pub name: String,
+    /// Little-endian instructions; pseudo `ld_imm64`s name `maps` by index.
+    pub insns: Vec<u8>,
+    /// Program type.
+    pub prog_type: ProgType,
+    /// `expected_attach_type`, when the loader knows it.
+    pub attach: Option<u32>,
+    /// The maps.
+    pub maps: Vec<MapInfo>,
+    /// License string.
+    pub license: String,
+}
+
+impl Case {
+    /// A case with no maps, GPL license, and no attach type.
+    pub fn new(name: impl Into<String>, prog_type: ProgType, insns: Vec<u8>) -> Case {
+        Case {
+            name: name.into(),
+            insns,
+            prog_type,
+            attach: None,
+            maps: Vec::new(),
+            license: "GPL".into(),
+        }
+    }
+
+    /// Adds a map.
+    pub fn with_map(mut self, m: MapInfo) -> Case {
+        self.maps.push(m);
+        self
+    }
+
+    /// bpfvm's verdict.
+    pub fn ours(&self, privilege: Privilege) -> Result<Verdict, VerifierError> {
+        let insns: Vec<Insn> = self
+            .insns
+            .chunks_exact(8)
+            .map(|c| Insn::from_bytes(c.try_into().expect("8 bytes")))
+            .collect();
+        let prog = Program {
+            insns: &insns,
+            prog_type: self.prog_type,
+            expected_attach_type: self.attach,
+            maps: &self.maps,
+            gpl_compatible: matches!(
+                self.license.as_str(),
+                "GPL"
+                    | "GPL v2"
+                    | "GPL and additional rights"
+                    | "Dual BSD/GPL"
+                    | "Dual MIT/GPL"
+                    | "Dual MPL/GPL"
+            ),
+        };
+        bpfvm_verifier::verify(
+            &prog,
+            &Options {
+                privilege,
+                nr_cpus: possible_cpus(),
+                collect_facts: false,
+            },
+        )
+    }
+}
+
+/// The kernel's `nr_cpu_ids` on Linux (for `bpf_get_smp_processor_id`'s range), 1
+/// elsewhere.
+pub fn possible_cpus() -> u32 {
+    #[cfg(target_os = "linux")]
+    {
+        crate::kernel::possible_cpus().unwrap_or(1)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        1
+    }
+}
+
+/// Both verdicts on one case.
+#[derive(Debug, Clone)]
+pub struct Comparison {
+    /// The case's name.
+    pub name: String,
+    /// The kernel's errno (`None`: loaded).
+    pub kernel_errno: Option<i32>,
+    /// The kernel's messages.
+    pub kernel_messages: Vec<String>,
+    /// bpfvm's result.
+    pub ours: Result<Verdict, VerifierError>,
+}
+
+impl Comparison {
+    /// Both accept or both refuse.
+    pub fn same_verdict(&self) -> bool {
+        self.kernel_errno.is_none() == self.ours.is_ok()
+    }
+
+    /// Both refuse, with the same errno.
+    pub fn same_errno(&self) -> bool {
+        match (&self.ours, self.kernel_errno) {
+            (Err(e), Some(k)) => e.errno == k,
+            (Ok(_), None) => true,
+            _ => false,
+        }
+    }
+
+    /// Both refuse and every line of bpfvm's message is one of the kernel's log lines.
+    pub fn same_message(&self) -> bool {
+        match &self.ours {
+            Err(e) => {
+                self.kernel_errno.is_some()
+                    && e.message
+                        .lines()
+                        .all(|l| self.kernel_messages.iter().any(|k| k == l))
+            }
+            Ok(_) => self.kernel_errno.is_none(),
+        }
+    }
+
+    /// One line for reports.
+    pub fn describe(&self) -> String {
+        let kernel = match self.kernel_errno {
+            None => "accepted".to_string(),
+            Some(e) => format!(
+                "refused (errno {e}): {}",
+                self.kernel_messages.last().cloned().unwrap_or_default()
+            ),
+        };
+        let ours = match &self.ours {
+            Ok(_) => "accepted".to_string(),
+            Err(e) => format!(
+                "refused (errno {}): {}",
+                e.errno,
+                e.message.replace('\n', " / ")
+            ),
+        };
+        format!("{}: kernel {kernel}; bpfvm {ours}", self.name)
+    }
+}
+
+/// Judges `case` with both verifiers (Linux; needs the kernel oracle).
+#[cfg(target_os = "linux")]
+pub fn compare(case: &Case, privilege: Privilege) -> Result<Comparison, String> {
+    use crate::kernel::{kernel_verdict, LoaderPrivilege, VerdictMap};
+    let maps: Vec<VerdictMap> = case
+        .maps
+        .iter()
+        .map(|m| VerdictMap {
+            map_type: m.map_type,
+            key_size: m.key_size,
+            value_size: m.value_size,
+            max_entries: m.max_entries,
+            map_flags: m.map_flags,
+            initial: m.frozen_value.clone(),
+            frozen: m.frozen_value.is_some(),
+        })
+        .collect();
+    let lp = match privilege {
+        Privilege::Root => LoaderPrivilege::Root,
+        Privilege::CapBpfNetAdmin => LoaderPrivilege::CapBpf,
+    };
+    let k = kernel_verdict(
+        &case.insns,
+        case.prog_type.number(),
+        case.attach.unwrap_or(0),
+        &maps,
+        &case.license,
+        lp,
+    )?;
+    Ok(Comparison {
+        name: case.name.clone(),
+        kernel_errno: k.errno,
+        kernel_messages: k.messages().into_iter().map(str::to_owned).collect(),
+        ours: case.ours(privilege),
+    })
+}
