@@ -186,3 +186,72 @@ pub fn compare(case: &Case, privilege: Privilege) -> Result<Comparison, String> 
         ours: case.ours(privilege),
     })
 }
+
+/// The verifier's program type for bpfvm's, `None` for raw-context programs.
+pub fn prog_type_of(t: bpfvm::ProgramType) -> Option<ProgType> {
+    use bpfvm::ProgramType as P;
+    Some(match t {
+        P::SocketFilter => ProgType::SocketFilter,
+        P::Kprobe => ProgType::Kprobe,
+        P::SchedCls => ProgType::SchedCls,
+        P::SchedAct => ProgType::SchedAct,
+        P::Tracepoint => ProgType::Tracepoint,
+        P::Xdp => ProgType::Xdp,
+        P::CgroupSkb => ProgType::CgroupSkb,
+        _ => return None,
+    })
+}
+
+/// One [`Case`] per program of an object file (programs of raw-context sections, which
+/// the kernel has no type for, are left out). Fails with the loader's message.
+pub fn cases_from_object(name: &str, bytes: &[u8]) -> Result<Vec<Case>, String> {
+    let obj = bpfvm::loader::Object::parse_named(name, bytes).map_err(|e| e.to_string())?;
+    let license = obj.license().unwrap_or("").to_owned();
+    let mut out = Vec::new();
+    for def in obj.programs() {
+        let Some(pt) = prog_type_of(def.program_type) else {
+            continue;
+        };
+        let maps = def
+            .maps
+            .iter()
+            .map(|&i| {
+                let m = &obj.maps()[i];
+                let rdonly = m.map_flags & bpfvm_verifier::BPF_F_RDONLY_PROG != 0;
+                MapInfo {
+                    name: m.name.clone(),
+                    map_type: m.map_type,
+                    key_size: m.key_size,
+                    value_size: m.value_size,
+                    max_entries: m.max_entries,
+                    map_flags: m.map_flags,
+                    frozen_value: if m.frozen && rdonly {
+                        m.initial_data.clone().map(|mut d| {
+                            d.resize(m.value_size as usize, 0);
+                            d
+                        })
+                    } else {
+                        None
+                    },
+                    fields: Vec::new(),
+                }
+            })
+            .collect();
+        let attach = (pt == ProgType::CgroupSkb).then(|| {
+            if def.section.ends_with("egress") {
+                bpfvm_verifier::BPF_CGROUP_INET_EGRESS
+            } else {
+                bpfvm_verifier::BPF_CGROUP_INET_INGRESS
+            }
+        });
+        out.push(Case {
+            name: format!("{name}/{}", def.name),
+            insns: def.bytecode(),
+            prog_type: pt,
+            attach,
+            maps,
+            license: license.clone(),
+        });
+    }
+    Ok(out)
+}

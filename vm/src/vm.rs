@@ -12,6 +12,7 @@ use crate::ctx_layout::{fill_sk_buff, fill_xdp_md, SK_BUFF_SIZE, XDP_MD_SIZE};
 use crate::engine::{self, Engine, RunEnv};
 use crate::error::{PrepareError, RunError};
 use crate::eth::{min_frame_len, sees_l2_header, EthInfo, SockInfo, ETH_HLEN};
+use crate::kernel_verify::{Privilege, VerifierMode};
 use crate::program::Program;
 use crate::run::{Input, RunOutput, TestRun, TestRunResult};
 use crate::ProgramType;
@@ -32,6 +33,12 @@ pub struct VmConfig {
     /// Let the rbpf engines run programs with backward jumps. rbpf has no instruction budget,
     /// so such a program may never end. Default false (refused at prepare time).
     pub rbpf_allow_loops: bool,
+    /// Which checks [`Vm::load`] applies. Default [`VerifierMode::Kernel`]: the Linux
+    /// kernel's verdict.
+    pub verifier: VerifierMode,
+    /// The loader's privileges for [`VerifierMode::Kernel`]. Default
+    /// [`Privilege::CapBpfNetAdmin`] (the stricter verdict); [`Privilege::Root`] as root.
+    pub privilege: Privilege,
 }
 
 impl Default for VmConfig {
@@ -42,6 +49,8 @@ impl Default for VmConfig {
             seed: 0,
             zero_stack: true,
             rbpf_allow_loops: false,
+            verifier: VerifierMode::Kernel,
+            privilege: Privilege::CapBpfNetAdmin,
         }
     }
 }
@@ -69,6 +78,18 @@ impl VmBuilder {
     /// Sets the seed of the virtual clock and PRNG.
     pub fn seed(mut self, seed: u64) -> VmBuilder {
         self.config.seed = seed;
+        self
+    }
+
+    /// Chooses the load-time checks ([`VerifierMode`]).
+    pub fn verifier(mut self, mode: VerifierMode) -> VmBuilder {
+        self.config.verifier = mode;
+        self
+    }
+
+    /// Sets the loader's privileges for the kernel's verdict.
+    pub fn privilege(mut self, privilege: Privilege) -> VmBuilder {
+        self.config.privilege = privilege;
         self
     }
 
@@ -188,7 +209,14 @@ impl Vm {
     }
 
     /// Validates `program` and prepares it for its engine.
+    ///
+    /// With [`VerifierMode::Kernel`] (the default) a program the Linux kernel's verifier
+    /// would refuse is refused with [`PrepareError::Verifier`], which names the
+    /// instruction, its source line, the rule and the kernel's words.
     pub fn load(&self, program: Program) -> Result<LoadedProgram, PrepareError> {
+        if self.config.verifier == VerifierMode::Kernel {
+            crate::kernel_verify::verify(&program, self.config.privilege, self.config.ncpus)?;
+        }
         let engine = engine::prepare(&program, &self.registry, program.engine(), &self.config)?;
         check_return_range(&program, &self.registry)?;
         Ok(LoadedProgram {

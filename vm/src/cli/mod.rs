@@ -19,6 +19,7 @@ pub mod run;
 pub mod snapshot;
 pub mod table;
 pub mod text;
+pub mod verify;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -38,6 +39,7 @@ pub fn main() -> ExitCode {
         Command::Run(a) => run::run(a, &mut out),
         Command::Maps(a) => list::list_maps(&a.object, &mut out),
         Command::Disasm(a) => disasm::disasm(&a.object, a.prog.as_deref(), &mut out),
+        Command::Verify(a) => verify::verify(a, &mut out),
     };
     let result = result.and_then(|()| out.flush().map_err(CliError::stdout));
     match result {

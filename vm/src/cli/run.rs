@@ -47,7 +47,12 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
     };
     let maps = object::create_maps(&obj, path, args.cpus)?;
     let engine = args.engine_kind();
-    let vm = Vm::builder().cpus(args.cpus).seed(args.seed).build();
+    let vm = Vm::builder()
+        .cpus(args.cpus)
+        .seed(args.seed)
+        .verifier(args.verifier_mode())
+        .privilege(super::args::privilege(&args.privileged))
+        .build();
     let prog = vm
         .load(object::program(&obj, path, def, &maps, engine)?)
         .map_err(|source| CliError::Prepare {
