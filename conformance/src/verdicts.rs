@@ -223,7 +223,14 @@ pub fn cases_from_object(name: &str, bytes: &[u8]) -> Result<Vec<Case>, String> 
                     map_type: m.map_type,
                     key_size: m.key_size,
                     value_size: m.value_size,
-                    max_entries: m.max_entries,
+                    // libbpf sizes a perf event array without max_entries to the CPUs.
+                    max_entries: if m.max_entries == 0
+                        && m.map_type == bpfvm_verifier::map_type::PERF_EVENT_ARRAY
+                    {
+                        possible_cpus()
+                    } else {
+                        m.max_entries
+                    },
                     map_flags: m.map_flags,
                     frozen_value: if m.frozen && rdonly {
                         m.initial_data.clone().map(|mut d| {
@@ -254,4 +261,37 @@ pub fn cases_from_object(name: &str, bytes: &[u8]) -> Result<Vec<Case>, String> 
         });
     }
     Ok(out)
+}
+
+/// Assembles a program for a [`Case`]: one instruction a line in rbpf's assembler syntax,
+/// plus `ldmap rN, I` for the pseudo `ld_imm64` that loads map `I` of the case, and
+/// `ldimm64 rN, V` for a 64-bit constant. Panics on a line it cannot assemble (test input).
+pub fn asm(src: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    for line in src.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let ld = |rest: &str, src_reg: u8| -> Vec<u8> {
+            let mut it = rest.split(',').map(str::trim);
+            let reg: u8 = it
+                .next()
+                .and_then(|r| r.trim_start_matches('r').parse().ok())
+                .unwrap_or_else(|| panic!("{line}: register"));
+            let v: i64 = it
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{line}: value"));
+            let mut b = vec![0x18, reg | (src_reg << 4), 0, 0];
+            b.extend((v as i32).to_le_bytes());
+            b.extend([0, 0, 0, 0]);
+            b.extend(((v >> 32) as i32).to_le_bytes());
+            b
+        };
+        if let Some(rest) = line.strip_prefix("ldmap ") {
+            out.extend(ld(rest, 1));
+        } else if let Some(rest) = line.strip_prefix("ldimm64 ") {
+            out.extend(ld(rest, 0));
+        } else {
+            out.extend(rbpf::assembler::assemble(line).unwrap_or_else(|e| panic!("{line}: {e}")));
+        }
+    }
+    out
 }

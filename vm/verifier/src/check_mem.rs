@@ -3,7 +3,7 @@
 //! consistency of each load/store instruction across paths.
 
 use crate::ctx::{self, Access};
-use crate::error::{Rule, VerifierError, EACCES, EINVAL};
+use crate::error::{Rule, VerifierError, EACCES, EINVAL, ENOTSUPP, EPERM};
 use crate::insn::{atomic, mode, Insn};
 use crate::log::reg_type_str;
 use crate::reg::{Reg, RegType, MAYBE_NULL};
@@ -470,10 +470,42 @@ impl Verifier<'_> {
                 ));
             }
             RegType::ConstPtrToMap => {
+                let map_type = self.prog.maps[reg.aux as usize].map_type;
+                let Some(tname) = crate::input::map_struct_name(map_type) else {
+                    return Err(self.err(
+                        Rule::MapAccess,
+                        ENOTSUPP,
+                        format!("map_ptr access not supported for map type {map_type}"),
+                    ));
+                };
+                if !self.allow_ptr_leaks() {
+                    return Err(self.err(
+                        Rule::Privilege,
+                        EPERM,
+                        format!(
+                            "'struct {tname}' access is allowed only to CAP_PERFMON and CAP_SYS_ADMIN"
+                        ),
+                    ));
+                }
+                if off < 0 {
+                    return Err(self.err(
+                        Rule::MapAccess,
+                        EACCES,
+                        format!("R{regno} is {tname} invalid negative access: off={off}"),
+                    ));
+                }
+                if t != Access::Read {
+                    return Err(self.err(
+                        Rule::MapAccess,
+                        EACCES,
+                        format!("only read from {tname} is supported"),
+                    ));
+                }
+                // Which fields may be read is the kernel's BTF of `struct {tname}`.
                 return Err(self.err(
                     Rule::Unsupported,
-                    524,
-                    "map_ptr access (reading struct bpf_map fields) is not modelled by bpfvm's verifier",
+                    ENOTSUPP,
+                    format!("reading struct {tname} fields is not modelled by bpfvm's verifier"),
                 ));
             }
             _ => {

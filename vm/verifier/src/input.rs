@@ -134,6 +134,36 @@ pub mod map_type {
     pub const USER_RINGBUF: u32 = 31;
     /// `BPF_MAP_TYPE_CGRP_STORAGE`.
     pub const CGRP_STORAGE: u32 = 32;
+    /// `BPF_MAP_TYPE_ARENA`.
+    pub const ARENA: u32 = 33;
+}
+
+/// The kernel structure behind a map of `map_type` (what a program reading fields of the
+/// map pointer reads), `None` for types without one.
+pub(crate) fn map_struct_name(t: u32) -> Option<&'static str> {
+    use map_type::*;
+    Some(match t {
+        ARRAY | PERCPU_ARRAY | PROG_ARRAY | PERF_EVENT_ARRAY | CGROUP_ARRAY | ARRAY_OF_MAPS => {
+            "bpf_array"
+        }
+        HASH | PERCPU_HASH | LRU_HASH | LRU_PERCPU_HASH | HASH_OF_MAPS => "bpf_htab",
+        STACK_TRACE => "bpf_stack_map",
+        LPM_TRIE => "lpm_trie",
+        DEVMAP | DEVMAP_HASH => "bpf_dtab",
+        SOCKMAP => "bpf_stab",
+        SOCKHASH => "bpf_shtab",
+        CPUMAP => "bpf_cpu_map",
+        XSKMAP => "xsk_map",
+        CGROUP_STORAGE | PERCPU_CGROUP_STORAGE => "bpf_cgroup_storage_map",
+        REUSEPORT_SOCKARRAY => "reuseport_array",
+        QUEUE | STACK => "bpf_queue_stack",
+        SK_STORAGE | INODE_STORAGE | TASK_STORAGE | CGRP_STORAGE => "bpf_local_storage_map",
+        STRUCT_OPS => "bpf_struct_ops_map",
+        RINGBUF | USER_RINGBUF => "bpf_ringbuf_map",
+        BLOOM_FILTER => "bpf_bloom_filter",
+        ARENA => "bpf_arena",
+        _ => return None,
+    })
 }
 
 /// `BPF_F_RDONLY_PROG`: programs may only read values.
