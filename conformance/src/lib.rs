@@ -16,6 +16,7 @@
 pub mod differential;
 pub mod expectations;
 pub mod kernel;
+pub mod mutations;
 pub mod reference;
 pub mod runner;
 pub mod scoreboard;
