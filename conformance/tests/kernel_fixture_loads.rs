@@ -13,6 +13,7 @@
 use std::path::{Path, PathBuf};
 
 use bpfvm::loader::Object;
+use bpfvm::maps::MapMemory;
 use bpfvm::{PrepareError, Privilege, VerifierMode, Vm};
 use bpfvm_conformance::kernel;
 use bpfvm_conformance::verdicts::{cases_from_object, compare};
@@ -70,7 +71,8 @@ fn every_fixture_object_gets_the_kernels_verdict_from_vm_load() {
             }
             (_, Err(e)) => panic!("{shown}: {e}"),
         };
-        let maps = match obj.create_maps(2) {
+        // Zeroed map arenas cost no RAM until written: a limit above every fixture's maps.
+        let maps = match obj.create_maps_in(2, &MapMemory::new(8 << 30)) {
             Ok(maps) => maps,
             Err(e) => {
                 println!("{shown}: maps not created by bpfvm: {e}");

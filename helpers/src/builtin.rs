@@ -2,7 +2,7 @@
 //!
 //! | id | helper | behaviour in bpfvm |
 //! |---|---|---|
-//! | 1, 2, 3 | `map_lookup_elem`, `map_update_elem`, `map_delete_elem` | kernel semantics, through [`ProgramMap`](crate::ProgramMap) |
+//! | 1, 2, 3 | `map_lookup_elem`, `map_update_elem`, `map_delete_elem` | kernel semantics, through [`ProgramMap`] |
 //! | 5, 125 | `ktime_get_ns`, `ktime_get_boot_ns` | a virtual clock per run, advancing on every read |
 //! | 6 | `trace_printk` | formatted into the run's captured trace output |
 //! | 7 | `get_prandom_u32` | a seeded PRNG per run |
@@ -15,7 +15,7 @@ use crate::context::HelperContext;
 use crate::error::HelperError;
 use crate::id::HelperId;
 use crate::maps::ProgramMap;
-use crate::memory::REGION_MAP_HANDLES;
+use crate::memory::map_handle_index;
 use crate::registry::{HelperFn, Inline, Registry};
 
 /// The signature of the built-in helpers: [`HelperFn`], arguments by reference and the
@@ -79,15 +79,14 @@ pub fn register_all(r: &mut Registry) {
     }
 }
 
-/// The map a handle argument (`(3 << 32) | index`) names, and its index; borrowed from the
+/// The map a handle argument (`(3 << 52) | index`) names, and its index; borrowed from the
 /// context, so a call costs no reference-count traffic (unlike `HelperContext::map_arg`).
 fn map_ref<'c>(
     ctx: &'c HelperContext,
     helper: &str,
     handle: u64,
 ) -> Result<(u32, &'c dyn ProgramMap), HelperError> {
-    let idx = handle as u32;
-    if handle >> 32 == REGION_MAP_HANDLES as u64 {
+    if let Some(idx) = map_handle_index(handle) {
         if let Some(m) = ctx.maps().get(idx as usize) {
             return Ok((idx, m.as_ref()));
         }
@@ -161,7 +160,7 @@ pub fn map_lookup_elem(ctx: &mut HelperContext, a: &[u64; 5]) -> Result<u64, Box
     let ctx: &HelperContext = ctx;
     let (idx, map) = map_ref(ctx, NAME, a[0])?;
     let found = with_key(ctx, NAME, a[1], map.key_size(), |key| {
-        map.prog_lookup(ctx.cpu(), key)
+        map.prog_lookup_slot(ctx.cpu(), key)
     })?;
     Ok(found.map_or(0, |p| ctx.value_addr(idx, p)))
 }
@@ -173,6 +172,8 @@ pub fn map_update_elem(ctx: &mut HelperContext, a: &[u64; 5]) -> Result<u64, Box
     let (_, map) = map_ref(ctx, NAME, a[0])?;
     let key = KeyBuf::read(ctx, NAME, a[1], map.key_size())?;
     let value = KeyBuf::read(ctx, NAME, a[2], map.value_size())?;
+    // Reading key and value was charged; the copy into the map costs as much again.
+    ctx.charge_bytes(map.key_size() + map.value_size());
     Ok(
         match map.prog_update(ctx.cpu(), key.bytes(), value.bytes(), a[3]) {
             Ok(()) => 0,
@@ -209,7 +210,7 @@ pub fn map_lookup_percpu_elem(
         if target >= ctx.ncpus() as u64 {
             return None;
         }
-        map.prog_lookup_percpu(ctx.cpu(), key, target as u32)
+        map.prog_lookup_percpu_slot(ctx.cpu(), key, target as u32)
     })?;
     Ok(found.map_or(0, |p| ctx.value_addr(idx, p)))
 }
@@ -232,7 +233,7 @@ pub fn get_local_storage(ctx: &mut HelperContext, a: &[u64; 5]) -> Result<u64, B
         .cgroup()
         .ok_or_else(|| fail("the run has no cgroup (set the input's cgroup)".to_string()))?;
     let p = map
-        .prog_local_storage(ctx.cpu(), cgroup_id, attach_type)
+        .prog_local_storage_slot(ctx.cpu(), cgroup_id, attach_type)
         .ok_or_else(|| {
             fail(format!(
                 "no storage attached for cgroup {cgroup_id} attach type {attach_type}"
@@ -324,6 +325,7 @@ pub fn trace_printk(ctx: &mut HelperContext, a: &[u64; 5]) -> Result<u64, Box<He
             b'c' if narrow => char::from(v as u8).to_string(),
             b's' if narrow => {
                 let mut bytes = Vec::new();
+                ctx.charge_bytes(256);
                 match ctx.memory.read_c_string(v, 256, &mut bytes) {
                     Ok(()) => String::from_utf8_lossy(&bytes).into_owned(),
                     Err(_) => "(efault)".to_string(),
@@ -333,6 +335,7 @@ pub fn trace_printk(ctx: &mut HelperContext, a: &[u64; 5]) -> Result<u64, Box<He
         };
         out.extend_from_slice(s.as_bytes());
     }
+    ctx.charge_bytes(out.len());
     ctx.trace_write(&out);
     Ok(out.len() as u64)
 }
@@ -363,6 +366,32 @@ mod tests {
         )
         .unwrap();
         (n, String::from_utf8(ctx.take_trace()).unwrap())
+    }
+
+    #[test]
+    fn the_trace_is_capped_and_helper_work_is_counted() {
+        use crate::context::{HELPER_BYTES_PER_INSN, TRACE_CAPACITY};
+        let mut ctx = HelperContext::new(0, 1);
+        let line = [b'x'; 1000];
+        for _ in 0..100 {
+            ctx.trace_write(&line);
+        }
+        let kept = TRACE_CAPACITY / 1000 * 1000;
+        assert_eq!(ctx.trace().len(), kept, "whole writes up to 64 KiB");
+        assert_eq!(ctx.trace_dropped(), (100_000 - kept) as u64);
+        ctx.clear_trace();
+        assert_eq!((ctx.trace().len(), ctx.trace_dropped()), (0, 0));
+        // One instruction per 64 bytes; small copies are free.
+        ctx.charge_bytes(HELPER_BYTES_PER_INSN - 1);
+        assert_eq!(ctx.pending_work(), 0);
+        ctx.charge_bytes(10 * HELPER_BYTES_PER_INSN);
+        ctx.charge_work(5);
+        assert_eq!(ctx.take_work(), 15);
+        assert_eq!(ctx.pending_work(), 0);
+        // A new run starts with no work.
+        ctx.charge_work(7);
+        ctx.begin_run(0, 0);
+        assert_eq!(ctx.pending_work(), 0);
     }
 
     #[test]

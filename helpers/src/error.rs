@@ -28,9 +28,9 @@ pub enum HelperError {
     Memory {
         /// The helper's name.
         helper: String,
-        /// The refused access.
+        /// The refused access (boxed: a helper's error stays small on the run's result path).
         #[source]
-        fault: MemFault,
+        fault: Box<MemFault>,
     },
     /// Any other failure, described by the helper.
     #[error("helper {helper}: {message}")]

@@ -23,6 +23,7 @@ pub mod bridge;
 pub mod builtin;
 pub mod context;
 pub mod error;
+pub mod fault;
 pub mod id;
 pub mod maps;
 pub mod memory;
@@ -30,7 +31,8 @@ pub mod registry;
 
 pub use context::{HelperContext, MapList};
 pub use error::HelperError;
+pub use fault::{Access, FaultKind, FaultTarget, MapName, MemFault};
 pub use id::HelperId;
 pub use maps::{ArenaInfo, ProgramMap};
-pub use memory::{Access, AddressMode, AtomicOp, MemFault, Memory, Region};
+pub use memory::{AddressMode, AtomicOp, Memory, Region};
 pub use registry::{Callable, Helper, HelperFn, Inline, Registry};

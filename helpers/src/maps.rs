@@ -21,7 +21,8 @@ impl ArenaInfo {
     /// # Safety
     /// `base .. base + len` must stay valid for reads and writes through atomics, without
     /// moving, for as long as the map that returns this value is alive; every pointer that
-    /// map's `prog_lookup*` returns must be `base + k * stride` with `value_size` bytes inside.
+    /// map's `prog_lookup*` returns must be a slot `k < len / stride`, whose `value_size`
+    /// bytes start at `base + k * stride`.
     #[allow(unsafe_code)]
     pub unsafe fn new(
         base: NonNull<u8>,
@@ -47,6 +48,11 @@ impl ArenaInfo {
         self.len
     }
 
+    /// Number of value slots (`len / stride`).
+    pub fn slots(&self) -> usize {
+        self.len.checked_div(self.stride).unwrap_or(0)
+    }
+
     /// Whether the arena is empty.
     pub fn is_empty(&self) -> bool {
         self.len == 0
@@ -64,15 +70,28 @@ impl ArenaInfo {
 }
 
 /// A map as a running program sees it. `cpu` is the simulated CPU the program runs on.
+///
+/// Lookups return the arena *slot* of the value (see [`ArenaInfo`]), from which an engine
+/// builds the address the program sees ([`crate::Memory::value_addr`]): a guest address that
+/// names exactly that value, or a host pointer for the unsandboxed engines.
 pub trait ProgramMap: Send + Sync + Debug {
+    /// The map's name (as the kernel keeps it, at most 15 bytes), for messages.
+    fn name(&self) -> &str {
+        ""
+    }
+    /// The map's creation parameters, when it has them (`bpfvm_maps::Map` does; a test's
+    /// own map may not).
+    fn spec(&self) -> Option<&bpfvm_maps::MapSpec> {
+        None
+    }
     /// Key size in bytes.
     fn key_size(&self) -> usize;
     /// Value size in bytes.
     fn value_size(&self) -> usize;
-    /// Pointer to the value for `key` (this CPU's copy for per-CPU maps), or `None`.
-    fn prog_lookup(&self, cpu: u32, key: &[u8]) -> Option<NonNull<u8>>;
-    /// Pointer to `target_cpu`'s copy of the value for `key` (helper 195), or `None`.
-    fn prog_lookup_percpu(&self, cpu: u32, key: &[u8], target_cpu: u32) -> Option<NonNull<u8>>;
+    /// Slot of the value for `key` (this CPU's copy for per-CPU maps), or `None`.
+    fn prog_lookup_slot(&self, cpu: u32, key: &[u8]) -> Option<usize>;
+    /// Slot of `target_cpu`'s copy of the value for `key` (helper 195), or `None`.
+    fn prog_lookup_percpu_slot(&self, cpu: u32, key: &[u8], target_cpu: u32) -> Option<usize>;
     /// Inserts or updates; on failure returns the kernel's (positive) errno.
     fn prog_update(&self, cpu: u32, key: &[u8], value: &[u8], flags: u64) -> Result<(), i32>;
     /// Deletes; on failure returns the kernel's (positive) errno.
@@ -81,20 +100,38 @@ pub trait ProgramMap: Send + Sync + Debug {
     fn arena(&self) -> ArenaInfo;
     /// Whether programs may only read values (`BPF_F_RDONLY_PROG`, `.rodata`).
     fn read_only_for_program(&self) -> bool;
-    /// Helper 81: the cgroup storage attached at `(cgroup_id, attach_type)` (`cpu`'s copy
-    /// for the per-CPU type), or `None` (also for maps that are not cgroup storage).
-    fn prog_local_storage(
-        &self,
-        cpu: u32,
-        cgroup_id: u64,
-        attach_type: u32,
-    ) -> Option<NonNull<u8>> {
+    /// Whether programs may only write values (`BPF_F_WRONLY_PROG`).
+    fn write_only_for_program(&self) -> bool {
+        false
+    }
+    /// The bytes `(offset, len)` of each value that programs may not access directly: the
+    /// value's `bpf_spin_lock`.
+    fn special_field(&self) -> Option<(u32, u32)> {
+        None
+    }
+    /// The element a slot's value belongs to and, on per-CPU maps, whose CPU's copy it is
+    /// (for messages).
+    fn slot_owner(&self, slot: usize) -> (u32, Option<u32>) {
+        (slot as u32, None)
+    }
+    /// Helper 81: the slot of the cgroup storage attached at `(cgroup_id, attach_type)`
+    /// (`cpu`'s copy for the per-CPU type), or `None` (also for maps that are not cgroup
+    /// storage).
+    fn prog_local_storage_slot(&self, cpu: u32, cgroup_id: u64, attach_type: u32) -> Option<usize> {
         let _ = (cpu, cgroup_id, attach_type);
         None
     }
 }
 
 impl ProgramMap for bpfvm_maps::Map {
+    fn name(&self) -> &str {
+        &bpfvm_maps::Map::spec(self).name
+    }
+
+    fn spec(&self) -> Option<&bpfvm_maps::MapSpec> {
+        Some(bpfvm_maps::Map::spec(self))
+    }
+
     fn key_size(&self) -> usize {
         bpfvm_maps::Map::key_size(self) as usize
     }
@@ -103,12 +140,12 @@ impl ProgramMap for bpfvm_maps::Map {
         bpfvm_maps::Map::value_size(self) as usize
     }
 
-    fn prog_lookup(&self, cpu: u32, key: &[u8]) -> Option<NonNull<u8>> {
-        bpfvm_maps::Map::prog_lookup(self, bpfvm_maps::CpuId(cpu), key)
+    fn prog_lookup_slot(&self, cpu: u32, key: &[u8]) -> Option<usize> {
+        bpfvm_maps::Map::prog_lookup_slot(self, bpfvm_maps::CpuId(cpu), key)
     }
 
-    fn prog_lookup_percpu(&self, cpu: u32, key: &[u8], target_cpu: u32) -> Option<NonNull<u8>> {
-        bpfvm_maps::Map::prog_lookup_percpu(self, bpfvm_maps::CpuId(cpu), key, target_cpu)
+    fn prog_lookup_percpu_slot(&self, cpu: u32, key: &[u8], target_cpu: u32) -> Option<usize> {
+        bpfvm_maps::Map::prog_lookup_percpu_slot(self, bpfvm_maps::CpuId(cpu), key, target_cpu)
     }
 
     fn prog_update(&self, cpu: u32, key: &[u8], value: &[u8], flags: u64) -> Result<(), i32> {
@@ -125,7 +162,7 @@ impl ProgramMap for bpfvm_maps::Map {
         let a = bpfvm_maps::Map::arena(self);
         // SAFETY: bpfvm-maps guarantees (docs/internals.md, `ValueArena`) that the arena is
         // one allocation that never moves or frees while the map lives, accessed only through
-        // atomics, and that every `prog_lookup*` pointer is `base + k * stride`.
+        // atomics, and that every `prog_lookup*_slot` is a slot of it.
         unsafe { ArenaInfo::new(a.base, a.len, a.stride, a.value_size) }
     }
 
@@ -133,16 +170,23 @@ impl ProgramMap for bpfvm_maps::Map {
         self.rdonly_prog()
     }
 
-    fn prog_local_storage(
-        &self,
-        cpu: u32,
-        cgroup_id: u64,
-        attach_type: u32,
-    ) -> Option<NonNull<u8>> {
+    fn write_only_for_program(&self) -> bool {
+        self.wronly_prog()
+    }
+
+    fn special_field(&self) -> Option<(u32, u32)> {
+        self.spin_lock_off().map(|off| (off, 4))
+    }
+
+    fn slot_owner(&self, slot: usize) -> (u32, Option<u32>) {
+        bpfvm_maps::Map::slot_owner(self, slot)
+    }
+
+    fn prog_local_storage_slot(&self, cpu: u32, cgroup_id: u64, attach_type: u32) -> Option<usize> {
         let key = bpfvm_maps::CgroupStorageKey {
             cgroup_id,
             attach_type,
         };
-        bpfvm_maps::Map::prog_local_storage(self, bpfvm_maps::CpuId(cpu), key)
+        bpfvm_maps::Map::prog_local_storage_slot(self, bpfvm_maps::CpuId(cpu), key)
     }
 }

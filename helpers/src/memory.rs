@@ -1,16 +1,34 @@
 //! Guest memory: the region table of `docs/internals.md` and checked accessors.
 //!
-//! A guest address is `(region << 32) | offset`. [`Memory::translate`] checks *all* bytes of
-//! an access in O(1): it indexes the table by `addr >> 32` and compares the offset range with
-//! that one region. Every access to guest bytes goes through relaxed atomics of the access
-//! width (per byte when unaligned), because map value arenas are shared with other simulated
-//! CPUs and with the host. This module holds all of the crate's `unsafe` memory code.
+//! A guest address is `region << 52 | object << 32 | offset`: the top 12 bits index the
+//! region table, the next 20 bits name one object of the region, the low 32 bits are the
+//! offset into that object. The packet, the stack and the context are regions of one object
+//! (object 0); a map's value arena is a region whose objects are its values (each CPU's copy
+//! of a per-CPU value is its own object), so a pointer reaches only the value it was derived
+//! from: `v + 8` on an 8-byte value, or `v - 144`, names an offset outside that value and
+//! faults, it never lands in the next element or another CPU's copy. A map with more than
+//! 2^20 values spans consecutive regions.
+//!
+//! [`Memory::translate`] checks *all* bytes of an access in O(1): one table index, the object
+//! number and the offset range compared with that region, and a permission test. Every access
+//! to guest bytes goes through relaxed atomics of the access width (per byte when unaligned),
+//! because map value arenas are shared with other simulated CPUs and with the host. This
+//! module holds all of the crate's `unsafe` memory code.
+//!
+//! What the check cannot see: an address is a number, and a program that adds multiples of
+//! 2^32 to a pointer forges the address of another value of one of *its own* maps (never of
+//! host memory, another program's maps, or anything outside the regions). The kernel's
+//! verifier refuses such arithmetic before a program runs.
 //!
 //! In [`AddressMode::Host`] (used by the rbpf engines, which hand host pointers to helpers),
 //! addresses are raw host pointers and are **not** checked: those engines are not sandboxed.
 #![allow(unsafe_code)]
 
 use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+
+pub use crate::fault::{Access, FaultKind, FaultTarget, MapName, MemFault};
+use crate::maps::ProgramMap;
 
 /// Region index of the packet (`data_meta .. data_end`).
 pub const REGION_PACKET: u32 = 0;
@@ -20,51 +38,78 @@ pub const REGION_STACK: u32 = 1;
 pub const REGION_CTX: u32 = 2;
 /// Region index of map handles (never dereferenceable; offset = map index).
 pub const REGION_MAP_HANDLES: u32 = 3;
-/// Region index of the value arena of map 0; map `i` is at `REGION_MAP_VALUES + i`.
+/// First region of map value arenas: map 0's values start here, each further map's where
+/// the previous one's end (see [`map_regions`]).
 pub const REGION_MAP_VALUES: u32 = 4;
 /// Guest offset at which packet bytes start in region 0, so `data` fields are usable 32-bit
 /// pointers and address 0 (NULL) faults.
 pub const PACKET_OFFSET: u32 = 0x1000_0000;
 
-/// Builds the guest address `(region << 32) | offset`.
+/// The region index is `addr >> REGION_SHIFT`.
+pub const REGION_SHIFT: u32 = 52;
+/// Bits of the object number (`addr >> 32`, masked).
+pub const OBJECT_BITS: u32 = 20;
+/// Objects one region holds.
+pub const OBJECTS_PER_REGION: u64 = 1 << OBJECT_BITS;
+/// Number of regions an address can name.
+pub const MAX_REGIONS: u32 = 1 << (64 - REGION_SHIFT);
+const OBJECT_MASK: u64 = OBJECTS_PER_REGION - 1;
+
+/// Builds the guest address of byte `offset` of region `region`'s object 0.
 pub const fn guest_addr(region: u32, offset: u32) -> u64 {
-    ((region as u64) << 32) | offset as u64
+    ((region as u64) << REGION_SHIFT) | offset as u64
 }
 
-/// What an access does with the bytes, for permission checks and fault messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// A load.
-    Read,
-    /// A store.
-    Write,
-    /// An atomic read-modify-write (needs read and write permission and natural alignment).
-    Atomic,
+/// Builds the guest address of byte `offset` of object `object` of region `region`
+/// (`object < 2^20`).
+pub const fn object_addr(region: u32, object: u64, offset: u32) -> u64 {
+    ((region as u64) << REGION_SHIFT) | ((object & OBJECT_MASK) << 32) | offset as u64
 }
 
-impl std::fmt::Display for Access {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Access::Read => "read",
-            Access::Write => "write",
-            Access::Atomic => "atomic",
-        })
+/// The region, object and offset an address names.
+pub const fn split_addr(addr: u64) -> (u32, u64, u32) {
+    (
+        (addr >> REGION_SHIFT) as u32,
+        (addr >> 32) & OBJECT_MASK,
+        addr as u32,
+    )
+}
+
+/// Whether `handle` is the guest address of map handle `index` (what `ld_imm64` of a map
+/// gives on every engine).
+pub const fn map_handle(index: u32) -> u64 {
+    guest_addr(REGION_MAP_HANDLES, index)
+}
+
+/// The map index a map handle names, if `handle` is one.
+pub const fn map_handle_index(handle: u64) -> Option<u32> {
+    if handle >> 32 == (REGION_MAP_HANDLES as u64) << (REGION_SHIFT - 32) {
+        Some(handle as u32)
+    } else {
+        None
     }
 }
 
-/// A refused guest memory access.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("invalid {access} of {size} bytes at {addr:#x}{}", if *.misaligned { " (misaligned atomic)" } else { "" })]
-pub struct MemFault {
-    /// The guest address of the access.
-    pub addr: u64,
-    /// The access width in bytes.
-    pub size: u64,
-    /// What the access did.
-    pub access: Access,
-    /// Whether an otherwise valid atomic access was refused for its alignment.
-    pub misaligned: bool,
+/// The first region of each map's values when `maps` are installed in this order, or
+/// `None` when they need more regions than an address can name.
+pub fn map_regions(maps: &[Arc<dyn ProgramMap>]) -> Option<Vec<u32>> {
+    let mut next = u64::from(REGION_MAP_VALUES);
+    let mut first = Vec::with_capacity(maps.len());
+    for m in maps {
+        first.push(next as u32);
+        next += regions_of(&m.arena());
+    }
+    (next <= u64::from(MAX_REGIONS)).then_some(first)
 }
+
+/// Regions a value arena spans (at least one, so every map has its own region).
+fn regions_of(a: &crate::maps::ArenaInfo) -> u64 {
+    (a.slots() as u64).div_ceil(OBJECTS_PER_REGION).max(1)
+}
+
+/// Permission bits of a region.
+const PERM_READ: u8 = Access::Read as u8;
+const PERM_WRITE: u8 = Access::Write as u8;
 
 /// How addresses given to helpers are interpreted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -76,16 +121,28 @@ pub enum AddressMode {
     Host,
 }
 
-/// One guest region: `len` bytes at host `base`, seen at guest offsets `lo .. lo + len`.
+/// One guest region: `objects` objects of `len` bytes, `stride` bytes apart from host `base`,
+/// each seen at guest offsets `lo .. lo + len`.
 #[derive(Debug, Clone, Copy)]
 pub struct Region {
     base: *mut u8,
     lo: u64,
     len: u64,
-    /// Non-zero for map arenas: an access must stay inside one value.
+    objects: u64,
     stride: u64,
-    value_size: u64,
-    writable: bool,
+    /// The length the fast path allows reads and writes in: `len` when the region permits
+    /// them, else 0 (so the fast path fails and the slow path names the reason); 0 for both
+    /// when every access must take the slow path (a field no access may touch).
+    read_len: u64,
+    write_len: u64,
+    /// Permissions of the region.
+    perm: u8,
+    /// Bytes `hole.0 .. hole.0 + hole.1` of each object are off limits (`bpf_spin_lock`).
+    hole: (u32, u32),
+    /// For map arenas: the map's index in the program plus one (0: not a map), and the
+    /// number of the region's object 0 among the map's values.
+    map: u32,
+    first_object: u64,
 }
 
 impl Region {
@@ -94,29 +151,37 @@ impl Region {
         base: std::ptr::null_mut(),
         lo: 0,
         len: 0,
+        objects: 0,
         stride: 0,
-        value_size: 0,
-        writable: false,
+        read_len: 0,
+        write_len: 0,
+        perm: 0,
+        hole: (0, 0),
+        map: 0,
+        first_object: 0,
     };
 
-    /// Plain bytes: `len` bytes at `base`, seen from guest offset `lo`.
+    /// Plain bytes: `len` bytes at `base`, seen from guest offset `lo` (one object).
     ///
     /// # Safety
     /// `base .. base + len` must stay valid for reads (and writes if `writable`) through
     /// atomics for as long as the region is installed in a [`Memory`] that is used.
     pub unsafe fn new(base: *mut u8, lo: u32, len: usize, writable: bool) -> Region {
+        let perm = PERM_READ | if writable { PERM_WRITE } else { 0 };
         Region {
             base,
             lo: lo as u64,
             len: len as u64,
+            objects: 1,
             stride: 0,
-            value_size: 0,
-            writable,
+            perm,
+            ..Region::EMPTY
         }
+        .with_fast_lens()
     }
 
-    /// A map value arena: accesses must stay inside one value of `value_size` bytes at a
-    /// multiple of `stride`.
+    /// A map value arena: `len` bytes at `base` holding values of `value_size` bytes every
+    /// `stride` bytes; each value is one object and an access must stay inside it.
     ///
     /// # Safety
     /// As for [`Region::new`].
@@ -127,35 +192,122 @@ impl Region {
         value_size: usize,
         writable: bool,
     ) -> Region {
+        let stride = stride.max(1);
+        let perm = PERM_READ | if writable { PERM_WRITE } else { 0 };
         Region {
             base,
             lo: 0,
-            len: len as u64,
-            stride: stride.max(1) as u64,
-            value_size: value_size as u64,
-            writable,
+            len: value_size as u64,
+            objects: (len / stride) as u64,
+            stride: stride as u64,
+            perm,
+            ..Region::EMPTY
         }
+        .with_fast_lens()
     }
 
-    /// The region of a map's value arena. Only [`Memory::set_map_region`] uses it, and it
-    /// keeps the map (hence the arena, see [`ArenaInfo::new`](crate::ArenaInfo::new)) alive
-    /// while the region is installed.
-    fn from_arena(a: crate::maps::ArenaInfo, writable: bool) -> Region {
-        // SAFETY: `ArenaInfo::new`'s contract makes the arena valid while its map lives.
-        unsafe {
-            Region::arena(
-                a.base().as_ptr(),
-                a.len(),
-                a.stride(),
-                a.value_size(),
-                writable,
-            )
-        }
+    /// Sets the lengths the fast path checks from `len`, `perm` and `hole`.
+    fn with_fast_lens(mut self) -> Region {
+        let open = self.hole.1 == 0;
+        self.read_len = if open && self.perm & PERM_READ != 0 {
+            self.len
+        } else {
+            0
+        };
+        self.write_len = if open && self.perm & PERM_WRITE != 0 {
+            self.len
+        } else {
+            0
+        };
+        self
     }
 
     /// The host address of the region's first byte.
     pub fn base(&self) -> *mut u8 {
         self.base
+    }
+
+    /// Whether `access` of `size` bytes at `object`, `off` (from `lo`) is allowed, ignoring
+    /// the fast-path shortcut: `Err` says why not.
+    fn check(&self, object: u64, off: u64, size: u64, access: Access) -> Result<(), FaultKind> {
+        if object >= self.objects || off > self.len || size > self.len - off {
+            return Err(if self.objects == 0 && self.perm == 0 {
+                FaultKind::Unmapped
+            } else {
+                FaultKind::OutOfBounds
+            });
+        }
+        let a = access as u8;
+        if a & PERM_WRITE != 0 && self.perm & PERM_WRITE == 0 {
+            return Err(FaultKind::ReadOnly);
+        }
+        if a & PERM_READ != 0 && self.perm & PERM_READ == 0 {
+            return Err(FaultKind::WriteOnly);
+        }
+        let (h, hl) = (u64::from(self.hole.0), u64::from(self.hole.1));
+        if hl != 0 && off < h + hl && h < off + size {
+            return Err(FaultKind::SpecialField);
+        }
+        Ok(())
+    }
+}
+
+/// What the fast path of [`Memory::translate_guest`] reads of a region: 32 bytes, in a
+/// table of [`MAX_REGIONS`] entries indexed by `addr >> 52` with no bounds check.
+#[derive(Debug, Clone, Copy)]
+struct Fast {
+    /// `base - (region << 20) * stride`: the host address `addr >> 32` (region and object
+    /// bits together) times `stride` away from the object's first byte.
+    biased_base: *mut u8,
+    /// `(region << 20) + objects`: `addr >> 32` must stay below it.
+    object_end: u64,
+    stride: u32,
+    lo: u32,
+    read_len: u32,
+    write_len: u32,
+}
+
+impl Fast {
+    /// Nothing passes: every access takes the slow path (which reports the fault).
+    const CLOSED: Fast = Fast {
+        biased_base: std::ptr::null_mut(),
+        object_end: 0,
+        stride: 0,
+        lo: 0,
+        read_len: 0,
+        write_len: 0,
+    };
+
+    /// The fast form of `r`, installed at `index`. Regions whose lengths do not fit in 32
+    /// bits stay closed (the slow path handles them).
+    fn of(index: u32, r: &Region) -> Fast {
+        let (Ok(stride), Ok(lo), Ok(read_len), Ok(write_len)) = (
+            u32::try_from(r.stride),
+            u32::try_from(r.lo),
+            u32::try_from(r.read_len),
+            u32::try_from(r.write_len),
+        ) else {
+            return Fast::CLOSED;
+        };
+        let first = u64::from(index) << OBJECT_BITS;
+        Fast {
+            biased_base: r.base.wrapping_sub((first.wrapping_mul(r.stride)) as usize),
+            object_end: first + r.objects,
+            stride,
+            lo,
+            read_len,
+            write_len,
+        }
+    }
+
+    /// The length the fast path allows `access` in.
+    #[inline(always)]
+    fn len(&self, access: Access) -> u32 {
+        match access {
+            Access::Read => self.read_len,
+            Access::Write => self.write_len,
+            Access::Atomic => self.read_len.min(self.write_len),
+        }
     }
 }
 
@@ -169,17 +321,21 @@ struct OwnedBuf {
     len: usize,
 }
 
-/// The memory a run may touch: a region table indexed by `addr >> 32`.
+/// The memory a run may touch: a region table indexed by `addr >> 52`.
 ///
-/// Regions either point at memory owned elsewhere (map arenas, installed with the `unsafe`
-/// [`Region`] constructors) or at buffers the `Memory` owns itself
-/// ([`Memory::set_owned_region`]), which are reused from run to run.
-#[derive(Debug, Default)]
+/// Regions either point at memory owned elsewhere (map arenas, installed with
+/// [`Memory::install_maps`] or the `unsafe` [`Region`] constructors) or at buffers the
+/// `Memory` owns itself ([`Memory::set_owned_region`]), which are reused from run to run.
+#[derive(Debug)]
 pub struct Memory {
+    /// The fast form of every region (closed where there is none).
+    fast: Box<[Fast; MAX_REGIONS as usize]>,
     regions: Vec<Region>,
     owned: Vec<OwnedBuf>,
-    /// Maps whose arenas are installed, kept alive by the table (index = region).
-    keep: Vec<Option<std::sync::Arc<dyn crate::ProgramMap>>>,
+    /// The installed maps (index = map index), which keeps their arenas alive.
+    maps: Vec<Arc<dyn ProgramMap>>,
+    /// First region of each installed map's values.
+    map_first: Vec<u32>,
     mode: AddressMode,
 }
 
@@ -190,6 +346,20 @@ unsafe impl Send for Memory {}
 // SAFETY: shared references only read the region table; guest bytes are touched through
 // atomics, which are safe to use from several threads.
 unsafe impl Sync for Memory {}
+
+impl Default for Memory {
+    fn default() -> Memory {
+        let fast: Box<[Fast]> = vec![Fast::CLOSED; MAX_REGIONS as usize].into_boxed_slice();
+        Memory {
+            fast: fast.try_into().expect("MAX_REGIONS entries"),
+            regions: Vec::new(),
+            owned: Vec::new(),
+            maps: Vec::new(),
+            map_first: Vec::new(),
+            mode: AddressMode::Guest,
+        }
+    }
+}
 
 impl Memory {
     /// An empty table in guest mode.
@@ -229,25 +399,84 @@ impl Memory {
 
     fn put_region(&mut self, index: u32, region: Region) {
         let i = index as usize;
+        let Some(fast) = self.fast.get_mut(i) else {
+            return; // no address names it
+        };
+        *fast = Fast::of(index, &region);
         if self.regions.len() <= i {
             self.regions.resize(i + 1, Region::EMPTY);
         }
         self.regions[i] = region;
-        if let Some(k) = self.keep.get_mut(i) {
-            *k = None;
-        }
     }
 
-    /// Installs the value arena of `map` at `index` (read-only for the program when the map
-    /// says so), keeping the map alive while the region is installed.
-    pub fn set_map_region(&mut self, index: u32, map: &std::sync::Arc<dyn crate::ProgramMap>) {
-        let region = Region::from_arena(map.arena(), !map.read_only_for_program());
-        self.put_region(index, region);
-        let i = index as usize;
-        if self.keep.len() <= i {
-            self.keep.resize(i + 1, None);
+    /// Removes regions `index..`.
+    fn remove_regions_from(&mut self, index: usize) {
+        for f in self.fast.iter_mut().take(self.regions.len()).skip(index) {
+            *f = Fast::CLOSED;
         }
-        self.keep[i] = Some(std::sync::Arc::clone(map));
+        self.regions.truncate(index.min(self.regions.len()));
+    }
+
+    /// Installs the value arenas of `maps` (map `i` at `map_regions(maps)[i]`), replacing
+    /// any maps installed before, and keeps the maps alive while they are installed. Each
+    /// value (each CPU's copy of a per-CPU value) is its own object; values are read-only
+    /// when the map says so, unreadable when it is write-only for programs, and their
+    /// `bpf_spin_lock` is off limits. `None` (and nothing installed) when the maps need more
+    /// regions than an address can name.
+    pub fn install_maps(&mut self, maps: &[Arc<dyn ProgramMap>]) -> Option<()> {
+        let first = map_regions(maps)?;
+        self.remove_regions_from(REGION_MAP_VALUES as usize);
+        for (i, (m, &at)) in maps.iter().zip(&first).enumerate() {
+            let a = m.arena();
+            let writable = !m.read_only_for_program();
+            let readable = !m.write_only_for_program();
+            let perm = if readable { PERM_READ } else { 0 } | if writable { PERM_WRITE } else { 0 };
+            let hole = m.special_field().unwrap_or((0, 0));
+            let total = a.slots() as u64;
+            for r in 0..regions_of(&a) {
+                let first_object = r * OBJECTS_PER_REGION;
+                // SAFETY: `ArenaInfo::new`'s contract makes the arena valid while its map
+                // lives; `self.maps` keeps the map alive while the region is installed. The
+                // region's objects are the arena's slots `first_object ..`, which lie inside
+                // the arena.
+                let mut region = unsafe {
+                    Region::arena(
+                        a.base()
+                            .as_ptr()
+                            .wrapping_add(first_object as usize * a.stride()),
+                        (total - first_object).min(OBJECTS_PER_REGION) as usize * a.stride(),
+                        a.stride(),
+                        a.value_size(),
+                        writable,
+                    )
+                };
+                region.perm = perm;
+                region.hole = hole;
+                region.map = i as u32 + 1;
+                region.first_object = first_object;
+                self.put_region(at + r as u32, region.with_fast_lens());
+            }
+        }
+        self.maps = maps.to_vec();
+        self.map_first = first;
+        Some(())
+    }
+
+    /// The guest address of the value in arena slot `slot` of installed map `index` (what
+    /// `bpf_map_lookup_elem` returns), or the host address in [`AddressMode::Host`].
+    #[inline]
+    pub fn value_addr(&self, index: u32, slot: usize) -> u64 {
+        let i = index as usize;
+        if self.mode == AddressMode::Host {
+            let a = self.maps[i].arena();
+            return a.base().as_ptr().wrapping_add(slot * a.stride()) as usize as u64;
+        }
+        let slot = slot as u64;
+        object_addr(
+            self.map_first[i] + (slot >> OBJECT_BITS) as u32,
+            slot & OBJECT_MASK,
+            0,
+        )
     }
 
     /// Installs region `index` over a buffer this `Memory` owns, of `len` bytes seen from guest
@@ -286,7 +515,8 @@ impl Memory {
 
     /// Narrows owned region `index` to its bytes `start..` (guest offsets keep their meaning;
     /// offsets below `start` fault). Used for the stack: only the frames in use are
-    /// accessible. Does nothing if the region is not owned or `start` is past its end.
+    /// accessible (`start` = the buffer's length: none). Does nothing if the region is not
+    /// owned or `start` is past its end.
     pub fn set_owned_window(&mut self, index: u32, start: usize) {
         let Some(buf) = self.owned.get_mut(index as usize) else {
             return;
@@ -320,7 +550,8 @@ impl Memory {
             && buf.len == len as usize + skip
             && r.lo == lo
             && r.len == len
-            && r.writable == writable
+            && (r.perm & PERM_WRITE != 0) == writable
+            && r.objects == 1
             && r.stride == 0
             && !buf.words.is_empty()
             && std::ptr::eq(r.base, buf.words.as_ptr().cast::<u8>().wrapping_add(skip))
@@ -339,51 +570,133 @@ impl Memory {
         Some(unsafe { std::slice::from_raw_parts_mut(buf.words.as_mut_ptr().cast::<u8>(), len) })
     }
 
-    /// Shortens the table to `count` regions (keeps the allocation).
-    pub fn truncate(&mut self, count: usize) {
-        self.regions.truncate(count);
-        self.keep.truncate(count);
-    }
-
     /// Number of entries in the region table.
     pub fn region_count(&self) -> usize {
         self.regions.len()
     }
 
     /// Checks an access of `size` bytes at `addr` and returns the host pointer to its first
-    /// byte. All `size` bytes must lie in one region that permits `access`.
+    /// byte. All `size` bytes must lie in the one object the address names, in a region that
+    /// permits `access`.
     #[inline(always)]
     pub fn translate(&self, addr: u64, size: u64, access: Access) -> Result<*mut u8, MemFault> {
         if self.mode == AddressMode::Host {
             if addr == 0 {
-                return Err(self.fault(addr, size, access, false));
+                return Err(self.fault(addr, size, access, FaultKind::Unmapped));
             }
             return Ok(addr as usize as *mut u8);
         }
-        let Some(r) = self.regions.get((addr >> 32) as usize) else {
-            return Err(self.fault(addr, size, access, false));
+        self.translate_guest(addr, size, access)
+    }
+
+    /// [`Memory::translate`] for a guest address, whatever the mode: what an engine that
+    /// always runs in guest mode (the `interpreter`) uses for its own loads and stores.
+    #[inline(always)]
+    pub fn translate_guest(
+        &self,
+        addr: u64,
+        size: u64,
+        access: Access,
+    ) -> Result<*mut u8, MemFault> {
+        // `addr >> 52` is below MAX_REGIONS: no bounds check.
+        let f = &self.fast[(addr >> REGION_SHIFT) as usize];
+        // Region and object bits together: at least `region << 20` by construction.
+        let object = addr >> 32;
+        // In 32 bits, an offset below `lo` wraps to 2^32 - d, past any object (objects are
+        // shorter than 2^31 bytes), and `off + size` cannot overflow.
+        let off = u64::from((addr as u32).wrapping_sub(f.lo));
+        if object >= f.object_end || off + size > u64::from(f.len(access)) {
+            return self.translate_slow(addr, size, access);
+        }
+        // The object and offset are inside the region's allocation (`biased_base` plus
+        // `object * stride` is the object's first byte), so this stays in bounds.
+        Ok(f.biased_base
+            .wrapping_add((object.wrapping_mul(u64::from(f.stride)) + off) as usize))
+    }
+
+    /// The full check, for accesses the fast path did not grant: regions with a field no
+    /// access may touch, and every fault.
+    #[cold]
+    #[inline(never)]
+    fn translate_slow(&self, addr: u64, size: u64, access: Access) -> Result<*mut u8, MemFault> {
+        let Some(r) = self.regions.get((addr >> REGION_SHIFT) as usize) else {
+            return Err(self.fault(addr, size, access, FaultKind::Unmapped));
         };
+        let object = (addr >> 32) & OBJECT_MASK;
         let off = (addr & 0xffff_ffff).wrapping_sub(r.lo);
-        if off > r.len || size > r.len - off {
-            return Err(self.fault(addr, size, access, false));
+        match r.check(object, off, size, access) {
+            Ok(()) => Ok(r.base.wrapping_add((object * r.stride + off) as usize)),
+            Err(kind) => Err(self.fault(addr, size, access, kind)),
         }
-        if access != Access::Read && !r.writable {
-            return Err(self.fault(addr, size, access, false));
-        }
-        if r.stride != 0 && off % r.stride + size > r.value_size {
-            return Err(self.fault(addr, size, access, false));
-        }
-        // The offset is inside the allocation, so this stays in bounds.
-        Ok(r.base.wrapping_add(off as usize))
     }
 
     #[cold]
-    fn fault(&self, addr: u64, size: u64, access: Access, misaligned: bool) -> MemFault {
+    fn fault(&self, addr: u64, size: u64, access: Access, kind: FaultKind) -> MemFault {
+        let target = self.target(addr);
+        // A pointer moved below its object borrowed from the object bits: the address
+        // names the object before (or another region), but the access is still just
+        // outside the object it came from.
+        let kind = match (kind, target) {
+            (FaultKind::Unmapped, t) if t != FaultTarget::Nothing => FaultKind::OutOfBounds,
+            (k, _) => k,
+        };
         MemFault {
             addr,
             size,
             access,
-            misaligned,
+            kind,
+            target,
+        }
+    }
+
+    /// What `addr` names, for fault messages. No object has offsets of 2^31 or more, so an
+    /// address whose low 32 bits are that large is read as a negative offset from the
+    /// object after it (where a pointer moved below its object came from).
+    #[cold]
+    pub fn target(&self, addr: u64) -> FaultTarget {
+        if addr == 0 {
+            return FaultTarget::Nothing;
+        }
+        let (addr, below) = if (addr as u32 as i32) < 0 {
+            (addr.wrapping_add(1 << 32), 1i64 << 32)
+        } else {
+            (addr, 0)
+        };
+        let (region, object, offset) = split_addr(addr);
+        let Some(r) = self.regions.get(region as usize) else {
+            return FaultTarget::Nothing;
+        };
+        // In -2^31 .. 2^31 (see above).
+        let offset = i64::from(offset) - below;
+        let owned_len = |i: u32| self.owned.get(i as usize).map_or(0, |b| b.len as i64);
+        match region {
+            REGION_PACKET => FaultTarget::Packet {
+                offset: offset - i64::from(PACKET_OFFSET),
+                len: owned_len(region) as u32,
+            },
+            REGION_STACK => FaultTarget::Stack {
+                offset: (offset - owned_len(region)) as i32,
+            },
+            REGION_CTX => FaultTarget::Context {
+                offset: offset as i32,
+                len: r.len as u32,
+            },
+            REGION_MAP_HANDLES => FaultTarget::MapHandle,
+            _ if r.map != 0 => {
+                let index = r.map - 1;
+                let map = &self.maps[index as usize];
+                let slot = r.first_object + object;
+                let (element, cpu) = map.slot_owner(slot as usize);
+                FaultTarget::MapValue {
+                    map: index,
+                    name: MapName::new(map.name()),
+                    element,
+                    cpu,
+                    offset: offset as i32,
+                    value_size: r.len as u32,
+                }
+            }
+            _ => FaultTarget::Nothing,
         }
     }
 
@@ -405,10 +718,29 @@ impl Memory {
         Ok(())
     }
 
+    /// [`Memory::load`] of a guest address whatever the mode (see
+    /// [`Memory::translate_guest`]).
+    #[inline(always)]
+    pub fn load_guest(&self, addr: u64, size: u64) -> Result<u64, MemFault> {
+        let p = self.translate_guest(addr, size, Access::Read)?;
+        // SAFETY: as in `load`.
+        Ok(unsafe { load_raw(p, size) })
+    }
+
+    /// [`Memory::store`] to a guest address whatever the mode (see
+    /// [`Memory::translate_guest`]).
+    #[inline(always)]
+    pub fn store_guest(&self, addr: u64, size: u64, value: u64) -> Result<(), MemFault> {
+        let p = self.translate_guest(addr, size, Access::Write)?;
+        // SAFETY: as in `store`.
+        unsafe { store_raw(p, size, value) };
+        Ok(())
+    }
+
     fn atomic_ptr(&self, addr: u64, size: u64) -> Result<*mut u8, MemFault> {
         let p = self.translate(addr, size, Access::Atomic)?;
         if (p as usize) % size as usize != 0 {
-            return Err(self.fault(addr, size, Access::Atomic, true));
+            return Err(self.fault(addr, size, Access::Atomic, FaultKind::Misaligned));
         }
         Ok(p)
     }
@@ -629,11 +961,32 @@ mod tests {
         let r = unsafe { Region::arena(buf.as_mut_ptr().cast(), 32, 16, 12, true) };
         // SAFETY: `buf` outlives `m`.
         unsafe { m.set_region(REGION_MAP_VALUES, r) };
-        let a = guest_addr(REGION_MAP_VALUES, 0);
-        m.store(a + 8, 4, 1).unwrap();
-        assert!(m.store(a + 8, 8, 1).is_err()); // crosses into padding
-        m.store(a + 16, 8, 1).unwrap();
-        assert!(m.load(a + 28, 4).is_err());
+        let v0 = object_addr(REGION_MAP_VALUES, 0, 0);
+        let v1 = object_addr(REGION_MAP_VALUES, 1, 0);
+        m.store(v0 + 8, 4, 1).unwrap();
+        let e = m.store(v0 + 8, 8, 1).unwrap_err(); // crosses into padding
+        assert_eq!(e.kind, FaultKind::OutOfBounds);
+        m.store(v1, 8, 7).unwrap();
+        assert_eq!(buf[2], 7, "object 1 is the second value");
+        // Past the value is not the next value: offsets name bytes of this value only.
+        assert_eq!(m.load(v0 + 16, 8).unwrap_err().kind, FaultKind::OutOfBounds);
+        assert_eq!(m.load(v1 - 16, 8).unwrap_err().kind, FaultKind::OutOfBounds);
+        assert!(m.load(v1 + 12, 4).is_err());
+        // There are two values.
+        assert!(m.load(object_addr(REGION_MAP_VALUES, 2, 0), 1).is_err());
+    }
+
+    #[test]
+    fn addresses_split_into_region_object_and_offset() {
+        let a = object_addr(7, 0x12345, 0x89ab_cdef);
+        assert_eq!(split_addr(a), (7, 0x12345, 0x89ab_cdef));
+        assert_eq!(split_addr(guest_addr(REGION_STACK, 0x1000)), (1, 0, 0x1000));
+        assert_eq!(map_handle_index(map_handle(5)), Some(5));
+        assert_eq!(map_handle_index(guest_addr(REGION_STACK, 5)), None);
+        assert_eq!(
+            map_handle_index(object_addr(REGION_MAP_HANDLES, 1, 5)),
+            None
+        );
     }
 
     #[test]
@@ -645,11 +998,10 @@ mod tests {
         assert_eq!(m.atomic_cmpxchg(a, 8, 8, 1).unwrap(), 8);
         assert_eq!(m.load(a, 8).unwrap(), 1);
         assert_eq!(m.atomic_rmw(a, 4, AtomicOp::Xchg, 9).unwrap(), 1);
-        assert!(
-            m.atomic_rmw(a + 1, 4, AtomicOp::Add, 1)
-                .unwrap_err()
-                .misaligned
-        );
+        assert!(m
+            .atomic_rmw(a + 1, 4, AtomicOp::Add, 1)
+            .unwrap_err()
+            .misaligned());
     }
 
     #[test]

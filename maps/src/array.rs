@@ -2,8 +2,6 @@
 //!
 //! Arrays need no lock: element `i` is arena slot `i` (per-CPU: `i * N + cpu`).
 
-use std::ptr::NonNull;
-
 use crate::error::MapError;
 use crate::flags::{create, lo, BPF_F_ALL_CPUS, BPF_F_LOCK, BPF_NOEXIST};
 use crate::map::{access_ok, Dst, Map, Src};
@@ -86,7 +84,7 @@ impl Map {
             return Err(MapError::NotFound);
         }
         let out = Map::buf_out("value", value, size)?;
-        self.read_elem(i, dst, out);
+        self.read_elem(i, dst, out)?;
         Ok(())
     }
 
@@ -111,7 +109,7 @@ impl Map {
             if f == BPF_NOEXIST {
                 return Err(MapError::Exists);
             }
-            self.write_elem(i, Src::from_host(f, value), false);
+            self.write_elem(i, Src::from_host(f, value), false)?;
             Ok(())
         } else {
             self.array_update_common(i, f, Src::from_host(f, value))
@@ -153,7 +151,7 @@ impl Map {
                 "BPF_F_LOCK on a map without a spin lock",
             ));
         }
-        self.write_elem(i, src, false);
+        self.write_elem(i, src, false)?;
         Ok(())
     }
 
@@ -177,11 +175,11 @@ impl Map {
     }
 
     #[inline]
-    pub(crate) fn array_prog_lookup(&self, cpu: u32, key: &[u8]) -> Option<NonNull<u8>> {
+    pub(crate) fn array_prog_lookup(&self, cpu: u32, key: &[u8]) -> Option<usize> {
         let i = index(key);
         if i >= self.spec.max_entries {
             return None;
         }
-        self.slab.ptr(self.slot(i, cpu))
+        Some(self.slot(i, cpu))
     }
 }

@@ -13,6 +13,7 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use crate::error::MapError;
 use crate::flags::{create, lo, BPF_EXIST, BPF_F_ALL_CPUS, BPF_F_CPU, BPF_F_LOCK};
 use crate::map::{access_ok, Dst, Kind, Map, Src};
+use crate::memory::{try_collect, try_with_capacity};
 use crate::spec::{CpuId, MapSpec, MapType};
 
 /// Storages one cgroup-storage map can hold at once.
@@ -114,15 +115,20 @@ pub(crate) struct Storages {
     inner: RwLock<Inner>,
 }
 
+/// Bookkeeping bytes per storage at most (a list entry and a free-list index), charged to
+/// the map's memory account.
+pub(crate) const BYTES_PER_STORAGE: u64 =
+    (std::mem::size_of::<Entry>() + std::mem::size_of::<u32>()) as u64;
+
 impl Storages {
-    pub(crate) fn new(capacity: usize) -> Storages {
-        let free = (0..capacity as u32).rev().collect();
-        Storages {
+    pub(crate) fn new(capacity: usize) -> Result<Storages, MapError> {
+        let free = try_collect(capacity, (0..capacity as u32).rev())?;
+        Ok(Storages {
             inner: RwLock::new(Inner {
-                list: Vec::new(),
+                list: try_with_capacity(capacity)?,
                 free,
             }),
-        }
+        })
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Inner> {
@@ -159,7 +165,7 @@ impl Storages {
         )
         .ok_or(MapError::NotFound)?;
         let out = Map::buf_out("value", value, size)?;
-        map.read_elem(inner.list[i].slot, dst, out);
+        map.read_elem(inner.list[i].slot, dst, out)?;
         Ok(())
     }
 
@@ -184,7 +190,7 @@ impl Storages {
             CgroupStorageKey::from_bytes(key),
         )
         .ok_or(MapError::NotFound)?;
-        map.write_elem(inner.list[i].slot, Src::from_host(f, value), false);
+        map.write_elem(inner.list[i].slot, Src::from_host(f, value), false)?;
         Ok(())
     }
 
@@ -281,12 +287,18 @@ impl Map {
     /// per-CPU type. None when nothing is attached there, `cpu >= N` or the map is not a
     /// cgroup storage.
     pub fn prog_local_storage(&self, cpu: CpuId, key: CgroupStorageKey) -> Option<NonNull<u8>> {
+        self.slab.ptr(self.prog_local_storage_slot(cpu, key)?)
+    }
+
+    /// [`Map::prog_local_storage`] as an arena slot: the storage's value starts at
+    /// `arena().base + slot * arena().stride`.
+    pub fn prog_local_storage_slot(&self, cpu: CpuId, key: CgroupStorageKey) -> Option<usize> {
         if cpu.0 >= self.ncpus {
             return None;
         }
         let s = self.storages("get_local_storage").ok()?;
         let inner = s.read();
         let i = Storages::position(&inner, self.isolated(), key)?;
-        self.slab.ptr(self.slot(inner.list[i].slot, cpu.0))
+        Some(self.slot(inner.list[i].slot, cpu.0))
     }
 }

@@ -10,7 +10,6 @@
 //! the updating CPU's extra node and the old node becomes that CPU's extra. Deleted nodes go
 //! back to a LIFO free list (LRU maps: to the LRU free lists).
 
-use std::ptr::NonNull;
 use std::sync::atomic::AtomicU8;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -20,6 +19,7 @@ use crate::flags::{create, lo, BPF_EXIST, BPF_F_ALL_CPUS, BPF_F_LOCK, BPF_NOEXIS
 use crate::jhash::htab_map_hash;
 use crate::lru::{set_ref, Lru, NIL};
 use crate::map::{access_ok, Dst, Map, Src};
+use crate::memory::{try_collect, try_filled};
 use crate::spec::{MapSpec, MapType};
 
 /// `KMALLOC_MAX_SIZE` on x86_64 (4 MiB).
@@ -217,7 +217,6 @@ pub(crate) struct Table {
 pub(crate) struct HashState {
     table: RwLock<Table>,
     refs: Box<[AtomicU8]>,
-    nodes: u32,
     n_buckets: u32,
     percpu: bool,
     lru: bool,
@@ -225,14 +224,14 @@ pub(crate) struct HashState {
     max_entries: u32,
 }
 
-fn try_vec<T: Clone>(n: usize, v: T) -> Result<Vec<T>, MapError> {
-    let mut out = Vec::new();
-    out.try_reserve_exact(n)
-        .map_err(|_| MapError::OutOfMemory {
-            reason: "hash bookkeeping",
-        })?;
-    out.resize(n, v);
-    Ok(out)
+/// How big a hash map's bookkeeping is, from its spec.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HashSize {
+    /// Preallocated nodes (elements plus HASH's per-CPU extras).
+    pub(crate) nodes: u32,
+    /// Bytes of keys, links, free lists and LRU lists, at most (what [`HashState::new`]
+    /// allocates).
+    pub(crate) bookkeeping_bytes: u64,
 }
 
 /// The EXIST/NOEXIST rule of spec §5.2 (`check_flags` in hashtab.c).
@@ -246,31 +245,47 @@ fn check_exist_flags(old: Option<u32>, f: u64) -> Result<(), MapError> {
 }
 
 impl HashState {
-    pub(crate) fn new(spec: &MapSpec, ncpus: u32) -> Result<HashState, MapError> {
+    /// Nodes and bookkeeping bytes of a map made from `spec` (after [`check_create`]); `ENOMEM`
+    /// over the simulator's limits (1 GiB of bookkeeping, `2^32 - 1024` nodes).
+    pub(crate) fn size(spec: &MapSpec, ncpus: u32) -> Result<HashSize, MapError> {
         let t = spec.map_type;
-        let lru = t.is_lru();
-        let percpu = t.is_percpu();
         let max = spec.max_entries;
-        let nodes64 = if lru || percpu {
+        let nodes64 = if t.is_lru() || t.is_percpu() {
             u64::from(max)
         } else {
             u64::from(max) + u64::from(ncpus)
         };
-        let n_buckets = max.next_power_of_two();
-        let bytes = nodes64 * (spec.key_size as u64 + 32) + u64::from(n_buckets) * 4;
+        let n_buckets = u64::from(max.next_power_of_two());
+        // Per node: key, link, bucket, free-list entry, LRU links, type, CPU and reference
+        // bit (26 bytes) rounded up; per CPU: an extra node and LRU list heads.
+        let bytes =
+            nodes64 * (u64::from(spec.key_size) + 32) + n_buckets * 4 + u64::from(ncpus) * 64;
         if bytes > MAX_BOOKKEEPING_BYTES || nodes64 > u64::from(u32::MAX - 1024) {
             return Err(MapError::OutOfMemory {
                 reason: "hash map larger than the simulator allows",
             });
         }
-        let nodes = nodes64 as u32;
+        Ok(HashSize {
+            nodes: nodes64 as u32,
+            bookkeeping_bytes: bytes,
+        })
+    }
+
+    /// The state of a new, empty map; every allocation is fallible (`ENOMEM`).
+    pub(crate) fn new(spec: &MapSpec, ncpus: u32) -> Result<HashState, MapError> {
+        let t = spec.map_type;
+        let lru = t.is_lru();
+        let percpu = t.is_percpu();
+        let max = spec.max_entries;
+        let nodes = HashState::size(spec, ncpus)?.nodes;
+        let n_buckets = max.next_power_of_two();
         let core = Core {
             key_size: spec.key_size as usize,
             mask: n_buckets - 1,
-            heads: try_vec(n_buckets as usize, NIL)?,
-            next: try_vec(nodes as usize, NIL)?,
-            bucket: try_vec(nodes as usize, NIL)?,
-            keys: try_vec(nodes as usize * spec.key_size as usize, 0u8)?,
+            heads: try_filled(n_buckets as usize, NIL)?,
+            next: try_filled(nodes as usize, NIL)?,
+            bucket: try_filled(nodes as usize, NIL)?,
+            keys: try_filled(nodes as usize * spec.key_size as usize, 0u8)?,
             count: 0,
         };
         let (free, extra, lru_state) = if lru {
@@ -278,17 +293,25 @@ impl HashState {
             (
                 Vec::new(),
                 Vec::new(),
-                Some(Lru::new(nodes, ncpus, percpu_lru)),
+                Some(Lru::new(nodes, ncpus, percpu_lru)?),
             )
         } else if percpu || spec.map_flags & create::NO_PREALLOC != 0 {
-            ((0..nodes).rev().collect(), Vec::new(), None)
+            (
+                try_collect(nodes as usize, (0..nodes).rev())?,
+                Vec::new(),
+                None,
+            )
         } else {
             // The last N nodes start as the per-CPU extras.
-            ((0..max).rev().collect(), (max..nodes).collect(), None)
+            (
+                try_collect(max as usize, (0..max).rev())?,
+                try_collect((nodes - max) as usize, max..nodes)?,
+                None,
+            )
         };
-        let refs = (0..if lru { nodes } else { 0 })
-            .map(|_| AtomicU8::new(0))
-            .collect();
+        let nrefs = if lru { nodes as usize } else { 0 };
+        let refs =
+            try_collect(nrefs, std::iter::repeat_with(|| AtomicU8::new(0)))?.into_boxed_slice();
         Ok(HashState {
             table: RwLock::new(Table {
                 core,
@@ -297,17 +320,12 @@ impl HashState {
                 lru: lru_state,
             }),
             refs,
-            nodes,
             n_buckets,
             percpu,
             lru,
             prealloc: spec.map_flags & create::NO_PREALLOC == 0,
             max_entries: max,
         })
-    }
-
-    pub(crate) fn nodes(&self) -> usize {
-        self.nodes as usize
     }
 
     pub(crate) fn count(&self) -> u32 {
@@ -333,18 +351,18 @@ impl HashState {
         let t = self.read();
         let n = t.core.find(key).ok_or(MapError::NotFound)?;
         let out = Map::buf_out("value", value, size)?;
-        map.read_elem(n, dst, out);
+        map.read_elem(n, dst, out)?;
         Ok(())
     }
 
     #[inline]
-    pub(crate) fn prog_lookup(&self, map: &Map, cpu: u32, key: &[u8]) -> Option<NonNull<u8>> {
+    pub(crate) fn prog_lookup(&self, map: &Map, cpu: u32, key: &[u8]) -> Option<usize> {
         let t = self.read();
         let n = t.core.find(key)?;
         if self.lru {
             set_ref(&self.refs, n);
         }
-        map.slab.ptr(map.slot(n, cpu))
+        Some(map.slot(n, cpu))
     }
 
     /// Host-side update: the per-map flag check of spec §4, then the update.
@@ -422,7 +440,7 @@ impl HashState {
         check_exist_flags(old, f)?;
         if self.percpu {
             if let Some(o) = old {
-                map.write_elem(o, src, false);
+                map.write_elem(o, src, false)?;
                 return Ok(());
             }
             if !self.prealloc && t.core.count >= self.max_entries {
@@ -433,13 +451,13 @@ impl HashState {
             let n = t.free.pop().ok_or(MapError::Full {
                 max_entries: self.max_entries,
             })?;
-            map.write_elem(n, src, true);
+            map.write_elem(n, src, true)?;
             t.core.link(n, key);
             return Ok(());
         }
         if let (Src::Locked(_), Some(o)) = (src, old) {
             // BPF_F_LOCK on a spin-lock HASH: copy in place, keep the position.
-            map.write_elem(o, src, false);
+            map.write_elem(o, src, false)?;
             return Ok(());
         }
         let n = match old {
@@ -453,7 +471,7 @@ impl HashState {
                 max_entries: self.max_entries,
             })?,
         };
-        map.write_elem(n, src, true);
+        map.write_elem(n, src, true)?;
         t.core.link(n, key);
         if let Some(o) = old {
             t.core.unlink(o);
@@ -500,18 +518,18 @@ impl HashState {
         if self.percpu {
             if let Some(o) = old {
                 set_ref(refs, o);
-                map.write_elem(o, src, false);
+                map.write_elem(o, src, false)?;
                 if let Some(n) = new {
                     lru.push_free(refs, n);
                 }
             } else if let Some(n) = new {
-                map.write_elem(n, src, true);
+                map.write_elem(n, src, true)?;
                 core.link(n, key);
             }
             return Ok(());
         }
         let Some(n) = new else { return Ok(()) };
-        map.write_elem(n, src, true);
+        map.write_elem(n, src, true)?;
         core.link(n, key);
         if let Some(o) = old {
             set_ref(refs, n);
@@ -532,7 +550,7 @@ impl HashState {
         let t = &mut *guard;
         let n = t.core.find(key).ok_or(MapError::NotFound)?;
         if let Some((out, dst)) = out {
-            map.read_elem(n, dst, out);
+            map.read_elem(n, dst, out)?;
         }
         self.free_node(t, n);
         Ok(())
@@ -624,7 +642,7 @@ impl HashState {
                 let at = (total as usize + i) * ks;
                 keys[at..at + ks].copy_from_slice(t.core.key(n));
                 let vat = (total as usize + i) * vsize;
-                map.read_elem(n, dst, &mut values[vat..vat + vsize]);
+                map.read_elem(n, dst, &mut values[vat..vat + vsize])?;
             }
             if delete {
                 if let Some(t) = guard.table_mut() {

@@ -13,6 +13,7 @@ use crate::cgroup_storage::Storages;
 use crate::error::MapError;
 use crate::flags::{self, create, BPF_F_ALL_CPUS, BPF_F_CPU, BPF_F_LOCK};
 use crate::hash::HashState;
+use crate::memory::{Charge, MapMemory};
 use crate::spec::{CpuId, MapSpec, MapType};
 
 /// A BPF map shared by the host and by programs running on simulated CPUs.
@@ -33,6 +34,8 @@ pub struct Map {
     pub(crate) kind: Kind,
     /// Offset of the value's `bpf_spin_lock`, if it has one.
     spin_lock: Option<u32>,
+    /// This map's footprint, charged to the [`MapMemory`] it was created in.
+    charge: Charge,
 }
 
 impl std::fmt::Debug for Map {
@@ -143,9 +146,22 @@ impl Map {
     /// `ncpus` is `N`, the number of simulated CPUs (at least 1). Fails with `EINVAL` for bad
     /// sizes, `max_entries` or flags, `E2BIG` for sizes over the kernel limits, `ENOTSUPP`
     /// for `BPF_F_NO_PREALLOC` on an LRU map, `EOPNOTSUPP` for QUEUE/STACK and `ENOMEM` when
-    /// the arena would not fit a 32-bit guest region. With `BPF_F_NO_COMMON_LRU`,
-    /// `max_entries` is rounded up to a multiple of `N` ([`Map::max_entries`] reports it).
+    /// the arena would not fit a 32-bit guest region or the map would need more than
+    /// [`DEFAULT_MAP_MEMORY_LIMIT`](crate::DEFAULT_MAP_MEMORY_LIMIT) (1 GiB). With
+    /// `BPF_F_NO_COMMON_LRU`, `max_entries` is rounded up to a multiple of `N`
+    /// ([`Map::max_entries`] reports it).
+    ///
+    /// The map gets an account of its own ([`MapMemory::default`]); maps that should share
+    /// one limit (those of a VM or an object) are made with [`Map::create_in`].
     pub fn create(spec: MapSpec, ncpus: u32) -> Result<Map, MapError> {
+        Map::create_in(spec, ncpus, &MapMemory::default())
+    }
+
+    /// [`Map::create`], charging the map's memory (value arena and bookkeeping, computed from
+    /// the spec) to `memory` before anything is allocated: `ENOMEM`
+    /// ([`MapError::MemoryLimit`]) when it would take `memory` over its limit, as a memory
+    /// cgroup that cannot be charged. The charge is returned when the map is dropped.
+    pub fn create_in(spec: MapSpec, ncpus: u32, memory: &MapMemory) -> Result<Map, MapError> {
         if ncpus == 0 {
             return Err(MapError::InvalidSpec {
                 reason: "ncpus must be at least 1",
@@ -158,37 +174,41 @@ impl Map {
             });
         }
         let mut spec = spec;
-        let (slab, kind, span) = match spec.map_type {
+        // Validate and size everything first, charge, and only then allocate.
+        let (elems, bookkeeping) = match spec.map_type {
             MapType::Array | MapType::PercpuArray => {
                 crate::array::check_create(&spec)?;
-                let span = cpu_span(&spec, ncpus, spec.max_entries as usize);
-                let slots = slot_count(span, &spec, ncpus)?;
-                (Slab::new(slots, spec.value_size)?, Kind::Array, span)
+                (spec.max_entries as usize, 0)
             }
             MapType::Hash | MapType::PercpuHash | MapType::LruHash | MapType::LruPercpuHash => {
                 crate::hash::check_create(&spec, ncpus)?;
                 spec.max_entries = crate::hash::adjusted_max_entries(&spec, ncpus);
-                let state = Box::new(HashState::new(&spec, ncpus)?);
-                let span = cpu_span(&spec, ncpus, state.nodes());
-                let slots = slot_count(span, &spec, ncpus)?;
-                (Slab::new(slots, spec.value_size)?, Kind::Hash(state), span)
+                let size = HashState::size(&spec, ncpus)?;
+                (size.nodes as usize, size.bookkeeping_bytes)
             }
             MapType::CgroupStorage | MapType::PercpuCgroupStorage => {
                 crate::cgroup_storage::check_create(&spec)?;
-                let storages = Storages::new(crate::cgroup_storage::STORAGE_CAPACITY);
-                let span = cpu_span(&spec, ncpus, crate::cgroup_storage::STORAGE_CAPACITY);
-                let slots = slot_count(span, &spec, ncpus)?;
-                (
-                    Slab::new(slots, spec.value_size)?,
-                    Kind::Cgroup(storages),
-                    span,
-                )
+                let cap = crate::cgroup_storage::STORAGE_CAPACITY;
+                (cap, cap as u64 * crate::cgroup_storage::BYTES_PER_STORAGE)
             }
             MapType::Queue | MapType::Stack => {
                 return Err(MapError::UnsupportedMapType {
                     map_type: spec.map_type,
                 });
             }
+        };
+        let span = cpu_span(&spec, ncpus, elems);
+        let slots = slot_count(span, &spec, ncpus)?;
+        let arena_bytes = Slab::bytes_for(slots, spec.value_size)?;
+        let charge =
+            memory.charge(arena_bytes as u64 + bookkeeping + std::mem::size_of::<Map>() as u64)?;
+        let slab = Slab::new(slots, spec.value_size)?;
+        let kind = match spec.map_type {
+            MapType::Array | MapType::PercpuArray => Kind::Array,
+            MapType::CgroupStorage | MapType::PercpuCgroupStorage => {
+                Kind::Cgroup(Storages::new(crate::cgroup_storage::STORAGE_CAPACITY)?)
+            }
+            _ => Kind::Hash(Box::new(HashState::new(&spec, ncpus)?)),
         };
         check_name(&spec.name)?;
         Ok(Map {
@@ -200,6 +220,7 @@ impl Map {
             frozen: AtomicBool::new(false),
             slab,
             kind,
+            charge,
         })
     }
 
@@ -220,7 +241,17 @@ impl Map {
         ncpus: u32,
         spin_lock_off: u32,
     ) -> Result<Map, MapError> {
-        let mut map = Map::create(spec, ncpus)?;
+        Map::create_with_spin_lock_in(spec, ncpus, spin_lock_off, &MapMemory::default())
+    }
+
+    /// [`Map::create_with_spin_lock`], charging the map to `memory` as [`Map::create_in`].
+    pub fn create_with_spin_lock_in(
+        spec: MapSpec,
+        ncpus: u32,
+        spin_lock_off: u32,
+        memory: &MapMemory,
+    ) -> Result<Map, MapError> {
+        let mut map = Map::create_in(spec, ncpus, memory)?;
         if !matches!(
             map.spec.map_type,
             MapType::Hash | MapType::Array | MapType::CgroupStorage
@@ -247,19 +278,28 @@ impl Map {
         self.spin_lock.is_some()
     }
 
-    /// Run `f` holding element `e`'s spin lock (the map must have one).
-    fn with_elem_lock<R>(&self, e: u32, f: impl FnOnce() -> R) -> R {
+    /// Run `f` holding element `e`'s spin lock (the map must have one). The wait is bounded:
+    /// a lock still held after [`SPIN_LOCK_WAIT`] gives `EBUSY` without running `f` (the
+    /// kernel would spin for ever; a host call here must not).
+    fn with_elem_lock<R>(&self, e: u32, f: impl FnOnce() -> R) -> Result<R, MapError> {
         let Some(off) = self.spin_lock else {
-            return f();
+            return Ok(f());
         };
         let word = self.slab.word32(e as usize, off as usize);
         let mut spins = 0u32;
+        let mut deadline = None;
         while word
             .compare_exchange_weak(0, 1, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
         {
             spins = spins.wrapping_add(1);
             if spins % 64 == 0 {
+                let now = std::time::Instant::now();
+                if *deadline.get_or_insert(now + SPIN_LOCK_WAIT) <= now {
+                    return Err(MapError::Busy {
+                        reason: "the element's bpf_spin_lock stayed held for a second",
+                    });
+                }
                 std::thread::yield_now();
             } else {
                 std::hint::spin_loop();
@@ -267,7 +307,17 @@ impl Map {
         }
         let r = f();
         word.store(0, Ordering::Release);
-        r
+        Ok(r)
+    }
+
+    /// The memory account the map is charged to ([`Map::create_in`]).
+    pub fn memory(&self) -> &MapMemory {
+        self.charge.memory()
+    }
+
+    /// Bytes the map charged to its account: value arena, bookkeeping and the map itself.
+    pub fn memory_footprint(&self) -> u64 {
+        self.charge.bytes()
     }
 
     /// The spec as created (`max_entries` after any kernel adjustment).
@@ -443,6 +493,19 @@ impl Map {
         })
     }
 
+    /// The element and (per-CPU maps) the CPU whose value arena slot `slot` holds; slots
+    /// between CPU areas count as the next CPU's area's padding (element `≥ max_entries`).
+    pub fn slot_owner(&self, slot: usize) -> (u32, Option<u32>) {
+        if self.is_percpu() && self.cpu_span != 0 {
+            (
+                (slot % self.cpu_span) as u32,
+                Some((slot / self.cpu_span) as u32),
+            )
+        } else {
+            (slot as u32, None)
+        }
+    }
+
     /// Arena slot of element `e`, CPU `cpu`.
     #[inline]
     pub(crate) fn slot(&self, e: u32, cpu: u32) -> usize {
@@ -458,7 +521,7 @@ impl Map {
     /// Spec U3 (unverified): a new per-CPU hash element created from the host with
     /// `BPF_F_CPU` keeps stale bytes on the other CPUs in the kernel; we zero them, as the
     /// program-side path does.
-    pub(crate) fn write_elem(&self, e: u32, src: Src<'_>, new: bool) {
+    pub(crate) fn write_elem(&self, e: u32, src: Src<'_>, new: bool) -> Result<(), MapError> {
         let vs = self.spec.value_size as usize;
         if !self.is_percpu() {
             let (v, locked) = match src {
@@ -482,13 +545,13 @@ impl Map {
                             .word32(e as usize, off)
                             .store(0, Ordering::Release);
                     } else if locked {
-                        self.with_elem_lock(e, copy)
+                        self.with_elem_lock(e, copy)?
                     } else {
                         copy()
                     }
                 }
             }
-            return;
+            return Ok(());
         }
         let stride = self.slab.stride();
         match src {
@@ -515,10 +578,11 @@ impl Map {
                 }
             }
         }
+        Ok(())
     }
 
     /// Copy element `e` out; `out` has exactly the size `dst` needs.
-    pub(crate) fn read_elem(&self, e: u32, dst: Dst, out: &mut [u8]) {
+    pub(crate) fn read_elem(&self, e: u32, dst: Dst, out: &mut [u8]) -> Result<(), MapError> {
         let vs = self.spec.value_size as usize;
         if !self.is_percpu() {
             match self.spin_lock {
@@ -533,14 +597,14 @@ impl Map {
                             .read_at(e as usize, off + 4, &mut out[off + 4..vs]);
                     };
                     if matches!(dst, Dst::Locked) {
-                        self.with_elem_lock(e, || copy(out));
+                        self.with_elem_lock(e, || copy(out))?;
                     } else {
                         copy(out);
                     }
                     out[off..off + 4].fill(0);
                 }
             }
-            return;
+            return Ok(());
         }
         match dst {
             Dst::Full | Dst::Locked => {
@@ -553,6 +617,7 @@ impl Map {
             }
             Dst::Cpu(cpu) => self.slab.read(self.slot(e, cpu), &mut out[..vs]),
         }
+        Ok(())
     }
 
     // ----- host side -----
@@ -705,6 +770,14 @@ impl Map {
     /// unverified, spec U5) and for `cpu >= N`.
     #[inline]
     pub fn prog_lookup(&self, cpu: CpuId, key: &[u8]) -> Option<NonNull<u8>> {
+        self.slab.ptr(self.prog_lookup_slot(cpu, key)?)
+    }
+
+    /// [`Map::prog_lookup`] as an arena slot: the value starts at
+    /// `arena().base + slot * arena().stride`. Engines that confine a program to the exact
+    /// value it was given (see `docs/internals.md`) build its address from the slot.
+    #[inline]
+    pub fn prog_lookup_slot(&self, cpu: CpuId, key: &[u8]) -> Option<usize> {
         if cpu.0 >= self.ncpus {
             return None;
         }
@@ -726,6 +799,18 @@ impl Map {
         key: &[u8],
         target_cpu: u32,
     ) -> Option<NonNull<u8>> {
+        self.slab
+            .ptr(self.prog_lookup_percpu_slot(cpu, key, target_cpu)?)
+    }
+
+    /// [`Map::prog_lookup_percpu`] as an arena slot (see [`Map::prog_lookup_slot`]).
+    #[inline]
+    pub fn prog_lookup_percpu_slot(
+        &self,
+        cpu: CpuId,
+        key: &[u8],
+        target_cpu: u32,
+    ) -> Option<usize> {
         if cpu.0 >= self.ncpus || target_cpu >= self.ncpus {
             return None;
         }
@@ -735,7 +820,7 @@ impl Map {
         ) {
             return None;
         }
-        self.prog_lookup(CpuId(target_cpu), key)
+        self.prog_lookup_slot(CpuId(target_cpu), key)
     }
 
     /// Helper 2 `map_update_elem` with the program-side checks of spec §4: cpu flags are
@@ -849,6 +934,9 @@ fn cpu_span(spec: &MapSpec, ncpus: u32, elems: usize) -> usize {
     let stride = (spec.value_size as usize).div_ceil(8) * 8;
     elems + CPU_AREA_GAP.div_ceil(stride.max(8))
 }
+
+/// How long a host call waits for an element's `bpf_spin_lock` before giving `EBUSY`.
+pub const SPIN_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Bytes between the last copy of one CPU and the first copy of the next.
 const CPU_AREA_GAP: usize = 128;

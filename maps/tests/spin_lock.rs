@@ -199,3 +199,24 @@ fn cgroup_storage_with_a_spin_lock() {
     assert_eq!(u64::from_ne_bytes(out[..8].try_into().unwrap()), 8);
     assert_eq!(errno(m.update(&key, &val(8, 9), 4 | 1)), 22);
 }
+
+#[test]
+#[cfg_attr(miri, ignore = "spins for a second of wall-clock time")]
+fn a_lock_never_released_gives_ebusy_instead_of_waiting_for_ever() {
+    let m = locked(MapType::Hash, 4);
+    m.update(&k(1), &val(5, 6), 0).unwrap();
+    let p = m.prog_lookup(CpuId(0), &k(1)).unwrap();
+    // SAFETY: the lock word of key 1's value, inside the arena of `m`, which outlives `word`.
+    let word = unsafe { &*p.as_ptr().add(8).cast::<AtomicU32>() };
+    word.store(1, Ordering::Release); // held, and never released
+    let mut out = [0u8; 16];
+    let start = std::time::Instant::now();
+    assert_eq!(errno(m.lookup(&k(1), &mut out, 4)), 16, "EBUSY");
+    assert_eq!(errno(m.update(&k(1), &val(7, 8), 4)), 16, "EBUSY");
+    assert!(start.elapsed() >= bpfvm_maps::SPIN_LOCK_WAIT);
+    // Nothing was copied, and the unlocked paths still work.
+    assert_eq!(read(&m, 1, 0), (5, 0, 6));
+    word.store(0, Ordering::Release);
+    m.update(&k(1), &val(7, 8), 4).unwrap();
+    assert_eq!(read(&m, 1, 4), (7, 0, 8));
+}

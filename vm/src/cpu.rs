@@ -4,9 +4,7 @@
 //! disabled) and reusable: its stack, context and packet buffers and its helper context are
 //! allocated once and reused by every run, so a run allocates nothing.
 
-use bpfvm_helpers::memory::{
-    guest_addr, REGION_CTX, REGION_MAP_VALUES, REGION_PACKET, REGION_STACK,
-};
+use bpfvm_helpers::memory::{guest_addr, REGION_CTX, REGION_PACKET, REGION_STACK};
 use bpfvm_helpers::{HelperContext, MapList};
 
 /// Bytes of one stack frame (`MAX_BPF_STACK`).
@@ -47,6 +45,8 @@ pub struct Lane {
     pub(crate) frames: [Frame; MAX_FRAMES],
     /// Frames the last run used (their bytes may be dirty).
     pub(crate) dirty_frames: usize,
+    /// Stack frames accessible between runs (the window of the stack region).
+    stack_frames: usize,
     installed_program: u64,
     pub(crate) ctx_len: usize,
     ctx_installed: bool,
@@ -77,6 +77,7 @@ impl Lane {
             helper_ctx,
             frames: [Frame::default(); MAX_FRAMES],
             dirty_frames: 0,
+            stack_frames: 1,
             installed_program: 0,
             ctx_len: 0,
             ctx_installed: false,
@@ -236,27 +237,38 @@ impl Lane {
         }
     }
 
-    /// Makes the top `frames` stack frames accessible (the current one and its callers).
+    /// Makes the top `frames` stack frames accessible (the current one and its callers) at
+    /// the start of a run: 1 for programs that use the stack, 0 for those that do not.
+    /// Nothing to do when the last run left it so.
     #[inline]
     pub(crate) fn set_stack_depth(&mut self, frames: usize) {
+        if self.stack_frames != frames {
+            self.reset_stack_depth(frames);
+        }
+    }
+
+    /// [`Lane::set_stack_depth`] after a run that may have moved the window itself (calls).
+    #[cold]
+    pub(crate) fn reset_stack_depth(&mut self, frames: usize) {
         self.helper_ctx
             .memory
             .set_owned_window(REGION_STACK, STACK_SIZE - frames * FRAME_SIZE);
+        self.stack_frames = frames;
     }
 
-    /// Installs the value arenas of `maps` as regions `4 + i`, unless program `id`'s maps are
-    /// already installed.
+    /// Installs the value arenas of `maps` (see [`bpfvm_helpers::Memory::install_maps`]),
+    /// unless program `id`'s maps are already installed. `false` when they need more
+    /// regions than an address can name (the program's preparation refuses that first).
     #[inline]
-    pub(crate) fn install_maps(&mut self, id: u64, maps: &MapList) {
+    pub(crate) fn install_maps(&mut self, id: u64, maps: &MapList) -> bool {
         if self.installed_program == id {
-            return;
+            return true;
         }
-        let mem = &mut self.helper_ctx.memory;
-        mem.truncate(REGION_MAP_VALUES as usize);
-        for (i, m) in maps.iter().enumerate() {
-            mem.set_map_region(REGION_MAP_VALUES + i as u32, m);
+        if self.helper_ctx.memory.install_maps(maps).is_none() {
+            return false;
         }
         self.helper_ctx.set_maps(maps.clone());
         self.installed_program = id;
+        true
     }
 }

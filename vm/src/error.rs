@@ -151,8 +151,13 @@ pub enum PrepareError {
         /// Number of maps.
         count: usize,
     },
-    /// A map value offset beyond the map's value.
-    #[error("instruction {pc}: offset {offset} is outside map {index}'s value")]
+    /// Direct value access (`BPF_PSEUDO_MAP_VALUE`) outside the value, or on an `ARRAY` of
+    /// more than one entry (the kernel's words; `ENOTSUPP` for the latter).
+    #[error(
+        "instruction {pc}: invalid access to map value pointer, value_size={value_size} \
+         off={offset} (map {index}{})",
+        if *single_entry { "" } else { ", an array of more than one entry" }
+    )]
     BadMapValueOffset {
         /// Instruction index.
         pc: usize,
@@ -160,6 +165,26 @@ pub enum PrepareError {
         index: usize,
         /// The offset.
         offset: i64,
+        /// The map's value size.
+        value_size: usize,
+        /// Whether the map is a single-entry array (else the access is refused for that).
+        single_entry: bool,
+    },
+    /// The program's maps hold more values than the interpreter's guest addresses can name
+    /// (2^20 values per region, 4,092 regions).
+    #[error("the program's {maps} maps have more values than guest addresses can name")]
+    AddressSpace {
+        /// Number of maps.
+        maps: usize,
+    },
+    /// Direct value access (`BPF_PSEUDO_MAP_VALUE`) on a map type that has none, such as a
+    /// per-CPU array: there is no one value to point at.
+    #[error("instruction {pc}: no direct value access support for this map type (map {index})")]
+    NoDirectValueAccess {
+        /// Instruction index.
+        pc: usize,
+        /// The map index.
+        index: usize,
     },
     /// The engine cannot run (or would run wrongly) this instruction.
     #[error("instruction {pc}: engine {engine} does not support {what}")]
@@ -214,10 +239,15 @@ fn verifier_display(e: &bpfvm_verifier::VerifierError, line: Option<&str>) -> St
 
 impl PrepareError {
     /// The kernel's errno for a refused program: the kernel verifier's errno for
-    /// [`PrepareError::Verifier`], else `EINVAL`.
+    /// [`PrepareError::Verifier`], `ENOTSUPP` (524) for direct value access on an array of
+    /// more than one entry, else `EINVAL`.
     pub fn errno(&self) -> i32 {
         match self {
             PrepareError::Verifier { error, .. } => error.errno,
+            PrepareError::BadMapValueOffset {
+                single_entry: false,
+                ..
+            } => 524,
             _ => 22,
         }
     }
@@ -298,6 +328,35 @@ pub enum RunError {
         /// rbpf's message.
         message: String,
     },
+    /// A packet or context larger than the program type's test run takes
+    /// ([`crate::limits`]): `EINVAL`, or `ENOMEM` for an XDP packet, as the kernel.
+    #[error(
+        "bad input: {what} of {len} bytes is larger than the {max} bytes {whose} test run takes"
+    )]
+    InputTooLarge {
+        /// `packet` or `context`.
+        what: &'static str,
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+        /// Whose limit it is (`an XDP program's`).
+        whose: &'static str,
+        /// The kernel's errno.
+        errno: i32,
+    },
+    /// `Vm::run_on_all` would collect more return values than
+    /// [`crate::limits::MAX_COLLECTED_RESULTS`], or could not allocate room for them
+    /// (`ENOMEM`); `Vm::run_on_all_with` streams them instead.
+    #[error("{repeat} runs on each of {ncpus} cpus would collect more return values than the {max} run_on_all keeps; use run_on_all_with to stream them")]
+    TooManyResults {
+        /// Runs asked for on each CPU.
+        repeat: u64,
+        /// Number of simulated CPUs.
+        ncpus: u32,
+        /// The limit on results (all CPUs together).
+        max: u64,
+    },
 }
 
 impl RunError {
@@ -307,15 +366,37 @@ impl RunError {
             RunError::Fault { .. } => 14,
             RunError::NoSuchCpu { .. } => 6,
             RunError::Helper { source, .. } | RunError::HelperAfterRun { source } => source.errno(),
+            RunError::InputTooLarge { errno, .. } => *errno,
+            RunError::TooManyResults { .. } => 12,
             _ => 22,
         }
     }
 }
 
-/// Any bpfvm error.
+/// Any bpfvm error: every step (load an object, create its maps, prepare a program, run it,
+/// use a map from the host) converts into it, so `?` works in one test function.
+///
+/// ```
+/// fn check() -> Result<(), bpfvm::Error> {
+///     let map = bpfvm::maps::Map::create(
+///         bpfvm::maps::MapSpec::new(bpfvm::maps::MapType::Array, 4, 8, 1),
+///         1,
+///     )?; // a MapError
+///     let mut v = [0u8; 8];
+///     map.lookup(&7u32.to_ne_bytes(), &mut v, 0)?; // ENOENT: no such index
+///     Ok(())
+/// }
+/// assert_eq!(check().unwrap_err().errno(), 2);
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// Reading an object file failed.
+    #[error(transparent)]
+    Load(#[from] crate::loader::LoadError),
+    /// A map operation (creation, a host command) failed.
+    #[error(transparent)]
+    Map(#[from] bpfvm_maps::MapError),
     /// Preparing a program failed.
     #[error(transparent)]
     Prepare(#[from] PrepareError),
@@ -325,4 +406,17 @@ pub enum Error {
     /// A helper failed outside a run.
     #[error(transparent)]
     Helper(#[from] HelperError),
+}
+
+impl Error {
+    /// The kernel's errno for this error (`MapError::errno` for map errors, and so on).
+    pub fn errno(&self) -> i32 {
+        match self {
+            Error::Load(e) => e.errno(),
+            Error::Map(e) => e.errno(),
+            Error::Prepare(e) => e.errno(),
+            Error::Run(e) => e.errno(),
+            Error::Helper(e) => e.errno(),
+        }
+    }
 }

@@ -54,6 +54,7 @@ pub mod error;
 pub mod eth;
 pub mod insn;
 pub mod kernel_verify;
+pub mod limits;
 pub mod loader;
 pub mod program;
 pub mod program_type;

@@ -503,7 +503,7 @@ mod tests {
         verify::decode(
             &raw,
             verify::Env {
-                map_value_sizes: &[8],
+                maps: &[verify::MapShape::array(8)],
                 helper_known: &|_| true,
             },
         )

@@ -8,6 +8,9 @@
 
 use rbpf::ebpf;
 
+use bpfvm_helpers::ProgramMap;
+use bpfvm_maps::MapType;
+
 use crate::error::PrepareError;
 use crate::insn::{op, Insn, RawInsn};
 
@@ -17,8 +20,8 @@ pub const MAX_INSNS: usize = 1_000_000;
 /// What the verifier needs to know about the program's environment.
 #[derive(Clone, Copy)]
 pub struct Env<'a> {
-    /// Value size of each of the program's maps.
-    pub map_value_sizes: &'a [usize],
+    /// Each of the program's maps.
+    pub maps: &'a [MapShape],
     /// Whether a helper id is registered.
     pub helper_known: &'a dyn Fn(u32) -> bool,
 }
@@ -26,8 +29,60 @@ pub struct Env<'a> {
 impl std::fmt::Debug for Env<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Env")
-            .field("map_value_sizes", &self.map_value_sizes)
+            .field("maps", &self.maps)
             .finish_non_exhaustive()
+    }
+}
+
+/// What preparation checks of one of the program's maps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MapShape {
+    /// Value size in bytes.
+    pub value_size: usize,
+    /// Whether `ld_imm64` may take the address of its value (`BPF_PSEUDO_MAP_VALUE`).
+    pub direct_value: DirectValue,
+}
+
+/// Whether a map supports direct value access (`BPF_PSEUDO_MAP_VALUE`), as the kernel's
+/// `map_direct_value_addr` decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirectValue {
+    /// A single-entry `ARRAY` (global data): yes.
+    Supported,
+    /// Every other type (per-CPU arrays among them): "no direct value access support for
+    /// this map type".
+    Unsupported,
+    /// An `ARRAY` with more than one entry: `ENOTSUPP`.
+    NotSingleEntry,
+}
+
+impl MapShape {
+    /// A single-entry array of `value_size`-byte values (global data).
+    pub fn array(value_size: usize) -> MapShape {
+        MapShape {
+            value_size,
+            direct_value: DirectValue::Supported,
+        }
+    }
+
+    /// The shape of `map`. A map that does not describe itself (no [`ProgramMap::spec`])
+    /// allows direct value access.
+    pub fn of(map: &dyn ProgramMap) -> MapShape {
+        let direct_value = match map.spec() {
+            None => DirectValue::Supported,
+            Some(s) if s.map_type != MapType::Array => DirectValue::Unsupported,
+            Some(s) if s.max_entries != 1 => DirectValue::NotSingleEntry,
+            Some(_) => DirectValue::Supported,
+        };
+        MapShape {
+            value_size: map.value_size(),
+            direct_value,
+        }
+    }
+
+    /// The shapes of a program's maps.
+    pub fn all(maps: &[std::sync::Arc<dyn ProgramMap>]) -> Vec<MapShape> {
+        maps.iter().map(|m| MapShape::of(m.as_ref())).collect()
     }
 }
 
@@ -171,7 +226,7 @@ pub fn decode(raw: &[RawInsn], env: Env<'_>) -> Result<Vec<Insn>, PrepareError> 
                     0 => d.imm = (i.imm as u32 as u64) | (hi << 32),
                     1 | 2 => {
                         let idx = i.imm as i64;
-                        let count = env.map_value_sizes.len();
+                        let count = env.maps.len();
                         if idx < 0 || idx as usize >= count {
                             return Err(PrepareError::BadMapIndex {
                                 pc,
@@ -186,11 +241,23 @@ pub fn decode(raw: &[RawInsn], env: Env<'_>) -> Result<Vec<Insn>, PrepareError> 
                             d.op = op::LD_MAP_FD;
                         } else {
                             let offset = t.imm as i64;
-                            if offset < 0 || offset as usize >= env.map_value_sizes[idx as usize] {
+                            let map = env.maps[idx as usize];
+                            if map.direct_value == DirectValue::Unsupported {
+                                return Err(PrepareError::NoDirectValueAccess {
+                                    pc,
+                                    index: idx as usize,
+                                });
+                            }
+                            if map.direct_value == DirectValue::NotSingleEntry
+                                || offset < 0
+                                || offset as usize >= map.value_size
+                            {
                                 return Err(PrepareError::BadMapValueOffset {
                                     pc,
                                     index: idx as usize,
                                     offset,
+                                    value_size: map.value_size,
+                                    single_entry: map.direct_value == DirectValue::Supported,
                                 });
                             }
                             d.op = op::LD_MAP_VALUE;
@@ -539,7 +606,7 @@ mod tests {
         decode(
             &raw,
             Env {
-                map_value_sizes: &[8],
+                maps: &[MapShape::array(8)],
                 helper_known: &|id| id == 1,
             },
         )

@@ -4,6 +4,7 @@
 
 mod common;
 
+use bpfvm::helpers::memory::{guest_addr, REGION_CTX};
 use bpfvm::helpers::{Access, HelperError};
 use bpfvm::{CpuId, EngineKind, Input, PrepareError, Program, ProgramType, RunError, Vm, VmConfig};
 use common::*;
@@ -26,7 +27,7 @@ fn out_of_bounds_read_names_instruction_and_address() {
     let err = run(&vm, &code, &[0; 8]).unwrap_err();
     match &err {
         RunError::Fault { pc: 1, fault } => {
-            assert_eq!(fault.addr, (2u64 << 32) | 6);
+            assert_eq!(fault.addr, guest_addr(REGION_CTX, 6));
             assert_eq!(fault.size, 4);
             assert_eq!(fault.access, Access::Read);
         }
@@ -34,7 +35,9 @@ fn out_of_bounds_read_names_instruction_and_address() {
     }
     let msg = err.to_string();
     assert!(
-        msg.contains("instruction 1") && msg.contains("0x200000006"),
+        msg.contains("instruction 1")
+            && msg.contains("0x20000000000006")
+            && msg.contains("context offset 6 (the context has 8 bytes)"),
         "{msg}"
     );
     // NULL, stack below the frames, and unmapped regions fault too.

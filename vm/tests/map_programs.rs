@@ -87,7 +87,8 @@ fn writes_to_a_read_only_map_fault_and_leave_it_intact() {
     match &err {
         RunError::Fault { pc: 7, fault } => {
             assert_eq!(fault.access, Access::Write);
-            assert_eq!(fault.addr, 4u64 << 32);
+            assert_eq!(fault.addr, bpfvm::helpers::memory::guest_addr(4, 0));
+            assert_eq!(fault.kind, bpfvm::helpers::FaultKind::ReadOnly);
         }
         e => panic!("unexpected {e}"),
     }

@@ -25,7 +25,9 @@ pub fn verify(args: &VerifyArgs, out: &mut dyn Write) -> Result<(), CliError> {
             obj.programs().iter().collect()
         }
     };
-    let maps = object::create_maps(&obj, path, args.cpus)?;
+    // The maps count against the default map memory limit, as for `bpfvm run`.
+    let vm = bpfvm::Vm::builder().cpus(args.cpus).build();
+    let maps = object::create_maps(&obj, path, args.cpus, vm.map_memory())?;
     let who = privilege(&args.privileged);
     let mut refused = 0;
     for def in &defs {

@@ -14,13 +14,12 @@
 //! into the register file, result in registers), or [`op::CALL_HELPER_DYN`] for helper
 //! objects (closures), so a call does no id lookup and no `Option` check; the built-in
 //! `bpf_get_smp_processor_id` becomes [`op::GET_SMP_PROCESSOR_ID`], one load of the lane's CPU
-//! number, as the kernel inlines it.
+//! number, as the kernel inlines it. After a helper call the work the helper charged (the
+//! bytes it copied, `HelperContext::charge_bytes`) comes off the run's instruction budget.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use bpfvm_helpers::memory::{
-    guest_addr, AtomicOp, REGION_MAP_HANDLES, REGION_MAP_VALUES, REGION_STACK,
-};
+use bpfvm_helpers::memory::{guest_addr, map_handle, map_regions, AtomicOp, REGION_STACK};
 use std::sync::Arc;
 
 use bpfvm_helpers::registry::{Callable, HelperFn, Inline};
@@ -304,8 +303,9 @@ pub struct Interpreter {
     helpers: Helpers,
     maps: MapList,
     id: u64,
-    /// Whether any instruction names `r10`: if none does, no pointer into the stack can be
-    /// formed, so the stack needs no zeroing after a run.
+    /// Whether any instruction names `r10` or calls a bpf-to-bpf function: if none does, the
+    /// program runs with no stack frame accessible (as the kernel's verifier allows it no
+    /// stack access), so it can neither read nor leave data there.
     uses_stack: bool,
 }
 
@@ -315,30 +315,38 @@ impl Interpreter {
     /// given later; `callx` still looks its id up at run time).
     pub fn prepare(program: &Program, registry: &Registry) -> Result<Interpreter, PrepareError> {
         let raw = verify::raw_insns(program.bytecode())?;
-        let sizes: Vec<usize> = program.maps().iter().map(|m| m.value_size()).collect();
+        let shapes = verify::MapShape::all(program.maps());
         let mut insns = verify::decode(
             &raw,
             verify::Env {
-                map_value_sizes: &sizes,
+                maps: &shapes,
                 helper_known: &|id| registry.get(id).is_some(),
             },
         )?;
+        let regions = map_regions(program.maps()).ok_or(PrepareError::AddressSpace {
+            maps: program.maps().len(),
+        })?;
         let mut helpers = HelperTable::default();
         for (pc, d) in insns.iter_mut().enumerate() {
             match d.op {
                 ebpf::CALL => helpers.resolve(pc, d, registry)?,
                 op::LD_MAP_FD => {
-                    d.imm = guest_addr(REGION_MAP_HANDLES, d.imm as u32);
+                    d.imm = map_handle(d.imm as u32);
                     d.op = ebpf::LD_DW_IMM;
                 }
                 op::LD_MAP_VALUE => {
-                    d.imm = guest_addr(REGION_MAP_VALUES + d.imm as u32, d.target);
+                    // The map's (single) value: object 0 of its first region.
+                    d.imm = guest_addr(regions[d.imm as usize], d.target);
                     d.op = ebpf::LD_DW_IMM;
                 }
                 _ => {}
             }
         }
-        let uses_stack = insns.iter().any(|d| d.dst == 10 || d.src == 10);
+        // Only `r10` (and the frames of bpf-to-bpf calls) lead to the stack; a program without
+        // them runs with the stack closed, so no address it computes can reach stack bytes.
+        let uses_stack = insns
+            .iter()
+            .any(|d| d.dst == 10 || d.src == 10 || d.op == op::CALL_LOCAL);
         let code = insns
             .iter()
             .enumerate()
@@ -477,7 +485,12 @@ impl Interpreter {
         repeat: u32,
         begin: bool,
     ) -> Result<u64, RunError> {
-        lane.install_maps(self.id, &self.maps);
+        if !lane.install_maps(self.id, &self.maps) {
+            return Err(RunError::BadInput {
+                reason: "the program's maps have more values than guest addresses can name".into(),
+            });
+        }
+        lane.set_stack_depth(usize::from(self.uses_stack));
         let r1 = lane.ctx_addr();
         let r2 = lane.ctx_len as u64;
         // `code.len()` is a power of two (padded when prepared) and the verifier keeps every
@@ -512,7 +525,7 @@ impl Interpreter {
             }
             if used > 1 {
                 // Calls moved the stack window; between runs only frame 0 is accessible.
-                lane.set_stack_depth(1);
+                lane.reset_stack_depth(1);
             }
             let r0 = result.map_err(|e| *e)?;
             runs_left -= 1;
@@ -573,6 +586,19 @@ fn execute(
             pc = target;
             continue;
         }};
+    }
+    // Helper work (bytes a helper copied, `HelperContext::charge_bytes`) comes off the same
+    // budget after each helper call: one load when there is none.
+    macro_rules! charge_helper_work {
+        ($here:expr) => {
+            if ctx.pending_work() != 0 {
+                let work = ctx.take_work();
+                if ($here as u64 + 1).saturating_add(work) > credit {
+                    return Err(RunError::BudgetExhausted { pc: $here, budget }.into());
+                }
+                credit -= work;
+            }
+        };
     }
     macro_rules! jump_if {
         ($here:expr, $i:expr, $cond:expr) => {
@@ -813,6 +839,7 @@ fn execute(
                     Ok(v) => v,
                     Err(source) => return Err(helper_failed(here, *source)),
                 };
+                charge_helper_work!(here);
             }
             Code::CALL_HELPER_DYN => {
                 let args = [reg[1], reg[2], reg[3], reg[4], reg[5]];
@@ -820,6 +847,7 @@ fn execute(
                     Ok(v) => v,
                     Err(source) => return Err(helper_failed(here, source)),
                 };
+                charge_helper_work!(here);
             }
             Code::GET_SMP_PROCESSOR_ID => reg[0] = ctx.cpu() as u64,
             Code::TAIL_CALL => {
@@ -834,6 +862,7 @@ fn execute(
                     Ok(v) => v,
                     Err(source) => return Err(helper_failed(here, *source)),
                 };
+                charge_helper_work!(here);
             }
             Code::CALL_LOCAL => {
                 if depth + 1 >= MAX_FRAMES {
@@ -931,7 +960,7 @@ fn atomic(
 #[inline(always)]
 fn load(ctx: &HelperContext, base: u64, off: u64, size: u64, pc: usize) -> Result<u64, RunError> {
     ctx.memory
-        .load(base.wrapping_add(off), size)
+        .load_guest(base.wrapping_add(off), size)
         .map_err(fault(pc))
 }
 
@@ -945,7 +974,7 @@ fn store(
     pc: usize,
 ) -> Result<(), RunError> {
     ctx.memory
-        .store(base.wrapping_add(off), size, v)
+        .store_guest(base.wrapping_add(off), size, v)
         .map_err(fault(pc))
 }
 

@@ -3,7 +3,7 @@
 //! **These engines are not sandboxed like `interpreter`.** rbpf works on host addresses:
 //! its interpreter checks only the *first* byte of an access against its allowed ranges
 //! (context, stack, and the map value arenas registered here), its JIT checks nothing, and
-//! helpers receive raw host pointers, which [`AddressMode::Host`] trusts. rbpf has no
+//! helpers receive raw host pointers, which [`AddressMode::Host`](bpfvm_helpers::AddressMode::Host) trusts. rbpf has no
 //! instruction budget, so programs with backward jumps are refused unless
 //! `VmConfig::rbpf_allow_loops` is set.
 //!
@@ -29,7 +29,7 @@
 use std::ops::Range;
 
 use bpfvm_helpers::bridge::{trampoline, BridgeGuard, MAX_BRIDGED_ID};
-use bpfvm_helpers::memory::{guest_addr, REGION_MAP_HANDLES};
+use bpfvm_helpers::memory::map_handle;
 use bpfvm_helpers::{MapList, Registry};
 use rbpf::ebpf;
 
@@ -65,11 +65,11 @@ pub fn prepare(
         return Err(PrepareError::EngineUnavailable { engine: kind });
     }
     let raw = verify::raw_insns(program.bytecode())?;
-    let sizes: Vec<usize> = program.maps().iter().map(|m| m.value_size()).collect();
+    let shapes = crate::verify::MapShape::all(program.maps());
     let decoded = verify::decode(
         &raw,
         verify::Env {
-            map_value_sizes: &sizes,
+            maps: &shapes,
             helper_known: &|id| registry.get(id).is_some(),
         },
     )?;
@@ -152,7 +152,7 @@ pub fn prepare(
             op::CALL_LOCAL => return Err(unsupported(pc, "bpf-to-bpf calls")),
             op::LD_MAP_FD | op::LD_MAP_VALUE => {
                 let value = if d.op == op::LD_MAP_FD {
-                    guest_addr(REGION_MAP_HANDLES, d.imm as u32)
+                    map_handle(d.imm as u32)
                 } else {
                     let base =
                         program.maps()[d.imm as usize].arena().base().as_ptr() as usize as u64;
@@ -311,7 +311,11 @@ impl Engine for Rbpf {
                 ),
             });
         }
-        lane.install_maps(self.id, &self.maps);
+        if !lane.install_maps(self.id, &self.maps) {
+            return Err(RunError::BadInput {
+                reason: "the program's maps have more values than the map table can hold".into(),
+            });
+        }
         let mut mem = lane.ctx_out();
         let kind = self.kind;
         let ctx = lane.helper_ctx();

@@ -22,6 +22,7 @@ pub const FIXTURES: &[&str] = &[
     "signed_v4",
     "subprog",
     "tc_skb",
+    "trusted",
     "xdp_parser",
 ];
 
