@@ -53,6 +53,24 @@ fn the_default_is_the_kernels_verdict() {
 }
 
 #[test]
+fn a_verifier_refusal_is_a_bpfvm_error_with_the_kernels_errno() {
+    fn load() -> Result<bpfvm::LoadedProgram, bpfvm::Error> {
+        Ok(Vm::default().load(Program::new(unchecked_read(), ProgramType::Xdp))?)
+    }
+    let err = load().unwrap_err();
+    let bpfvm::Error::Prepare(PrepareError::Verifier { error, .. }) = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(error.rule, Rule::PacketAccess);
+    assert_eq!(err.errno(), 13, "EACCES, as BPF_PROG_LOAD");
+    assert!(
+        err.to_string()
+            .contains("instruction 1: invalid access to packet"),
+        "{err}"
+    );
+}
+
+#[test]
 fn structural_mode_keeps_only_bpfvms_checks() {
     let vm = Vm::builder().verifier(VerifierMode::Structural).build();
     vm.load(Program::new(unchecked_read(), ProgramType::Xdp))
