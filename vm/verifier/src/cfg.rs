@@ -64,6 +64,7 @@ impl Verifier<'_> {
         self.resolve_ldimm64()?;
         self.check_cfg()?;
         self.compute_live_registers();
+        self.compute_precise_registers();
         Ok(())
     }
 
@@ -501,6 +502,37 @@ impl Verifier<'_> {
         }
         for (a, live) in self.aux.iter_mut().zip(live_in) {
             a.live_regs_before = live;
+        }
+    }
+
+    /// Static scalar precision ([`crate::sinks`]): the registers whose values may still
+    /// decide a check along some path from each instruction.
+    fn compute_precise_registers(&mut self) {
+        let n = self.insns.len();
+        let flows: Vec<crate::sinks::Flow> =
+            (0..n).map(|i| crate::sinks::flow(self.insns, i)).collect();
+        let order = self.postorder();
+        let mut before = vec![0u16; n];
+        let mut changed = true;
+        while changed {
+            changed = false;
+            for &i in &order {
+                let (succ, cnt) = successors(self.insns, i);
+                let mut after = 0u16;
+                for &s in &succ[..cnt] {
+                    if s < n {
+                        after |= before[s];
+                    }
+                }
+                let b = flows[i].before(after);
+                if b != before[i] {
+                    before[i] = b;
+                    changed = true;
+                }
+            }
+        }
+        for (a, p) in self.aux.iter_mut().zip(before) {
+            a.precise_regs_before = p;
         }
     }
 

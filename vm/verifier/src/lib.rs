@@ -52,6 +52,7 @@ mod precision;
 mod prune;
 mod reg;
 mod scalar_alu;
+mod sinks;
 mod stack;
 mod state;
 mod tnum;

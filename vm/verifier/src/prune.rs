@@ -90,8 +90,17 @@ impl Verifier<'_> {
         r.precise || !crate::precision::ENABLED
     }
 
-    /// `regsafe`: the old register covers the new one.
-    fn regsafe(&self, old: &Reg, cur: &Reg, idmap: &mut IdMap, exact: Exact) -> bool {
+    /// `regsafe`: the old register covers the new one. `may_decide` is false for a
+    /// register whose value no later check depends on ([`crate::sinks`]): as a scalar it
+    /// is compared as the kernel compares an imprecise one.
+    fn regsafe(
+        &self,
+        old: &Reg,
+        cur: &Reg,
+        idmap: &mut IdMap,
+        exact: Exact,
+        may_decide: bool,
+    ) -> bool {
         if exact == Exact::Identical {
             return regs_exact(old, cur, idmap);
         }
@@ -106,7 +115,7 @@ impl Verifier<'_> {
                 if self.explore_alu_limits {
                     return old.same_value(cur) && idmap.check_scalar(old.id, cur.id);
                 }
-                if !self.scalar_precise(old) && exact == Exact::Covers {
+                if (!may_decide || !self.scalar_precise(old)) && exact == Exact::Covers {
                     return true;
                 }
                 if old.id != 0 && (old.id & ADD_CONST) != (cur.id & ADD_CONST) {
@@ -186,7 +195,7 @@ impl Verifier<'_> {
                 self.scalar_of_slot(&old.stack[spi]),
                 self.scalar_of_slot(&cur.stack[spi]),
             ) {
-                if !self.regsafe(&o, &c, idmap, exact) {
+                if !self.regsafe(&o, &c, idmap, exact, true) {
                     return false;
                 }
                 i += SLOT - b;
@@ -209,6 +218,7 @@ impl Verifier<'_> {
                     &cur.stack[spi].spilled,
                     idmap,
                     exact,
+                    true,
                 )
             {
                 return false;
@@ -230,8 +240,17 @@ impl Verifier<'_> {
             return false;
         }
         let live = self.aux[insn_idx].live_regs_before;
+        let precise = self.aux[insn_idx].precise_regs_before;
         for i in 0..NREGS {
-            if live & (1 << i) != 0 && !self.regsafe(&old.regs[i], &cur.regs[i], idmap, exact) {
+            if live & (1 << i) != 0
+                && !self.regsafe(
+                    &old.regs[i],
+                    &cur.regs[i],
+                    idmap,
+                    exact,
+                    precise & (1 << i) != 0,
+                )
+            {
                 return false;
             }
         }

@@ -30,6 +30,9 @@ pub(crate) struct Aux {
     pub ptr_type: Option<(RegType, u8)>,
     /// Registers read before written from here on, along some path (bit `i` = `ri`).
     pub live_regs_before: u16,
+    /// Registers whose values may still decide a check from here on (bit `i` = `ri`):
+    /// pruning compares only these scalars' ranges ([`crate::sinks`]).
+    pub precise_regs_before: u16,
     /// Reached by some path.
     pub seen: bool,
     /// Spectre v1 sanitation state of a pointer ALU instruction.

@@ -1,0 +1,154 @@
+//! Large programs against the kernel, verdict and time: a straight line of 100,000
+//! instructions, the same length with a branch on an unknown value every 25 instructions
+//! (paths that join again, for state pruning), and the largest fixture program. bpfvm's
+//! verdict must be the kernel's; the instructions each processed and both times (the
+//! kernel's "verification time") are printed for the report, and bpfvm's time is bounded
+//! by a generous guard against a walk that explodes (not a benchmark: debug build, shared
+//! CPUs).
+#![cfg(target_os = "linux")]
+
+use std::time::{Duration, Instant};
+
+use bpfvm_conformance::kernel::{self, kernel_verdict, LoaderPrivilege, VerdictMap};
+use bpfvm_conformance::verdicts::{cases_from_object, Case};
+use bpfvm_verifier::{Privilege, ProgType};
+
+const N: usize = 100_000;
+
+fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> [u8; 8] {
+    let mut b = [0u8; 8];
+    b[0] = code;
+    b[1] = dst | (src << 4);
+    b[2..4].copy_from_slice(&off.to_le_bytes());
+    b[4..8].copy_from_slice(&imm.to_le_bytes());
+    b
+}
+
+fn straight_line() -> Vec<u8> {
+    let mut w = vec![insn(0xb7, 0, 0, 0, 0)]; // r0 = 0
+    w.extend(std::iter::repeat_n(insn(0x07, 0, 0, 0, 1), N - 3)); // r0 += 1
+    w.push(insn(0xb7, 0, 0, 0, 2)); // r0 = XDP_PASS
+    w.push(insn(0x95, 0, 0, 0, 0)); // exit
+    w.concat()
+}
+
+fn branchy() -> Vec<u8> {
+    let mut w = vec![
+        insn(0x85, 0, 0, 0, 7), // r0 = bpf_get_prandom_u32()
+        insn(0xbf, 6, 0, 0, 0), // r6 = r0
+        insn(0xb7, 7, 0, 0, 0), // r7 = 0
+        insn(0xb7, 8, 0, 0, 0), // r8 = 0
+    ];
+    let mut k = 0;
+    while w.len() + 25 <= N - 2 {
+        w.push(insn(0x15, 6, 0, 1, k)); // if r6 == k goto +1
+        w.push(insn(0x07, 7, 0, 0, 1)); // r7 += 1
+        w.push(insn(0x07, 6, 0, 0, 3)); // r6 += 3
+        w.extend(std::iter::repeat_n(insn(0x07, 8, 0, 0, 1), 22)); // r8 += 1
+        k += 1;
+    }
+    w.push(insn(0xb7, 0, 0, 0, 2)); // r0 = XDP_PASS
+    w.push(insn(0x95, 0, 0, 0, 0)); // exit
+    w.concat()
+}
+
+/// A number after `key` in the kernel's log ("processed 12 insns", "verification time 34").
+fn stat(log: &str, key: &str) -> Option<u64> {
+    let at = log.find(key)? + key.len();
+    log[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|s| !s.is_empty())?
+        .parse()
+        .ok()
+}
+
+fn judge(case: &Case) {
+    let maps: Vec<VerdictMap> = case
+        .maps
+        .iter()
+        .map(|m| VerdictMap {
+            map_type: m.map_type,
+            key_size: m.key_size,
+            value_size: m.value_size,
+            max_entries: m.max_entries,
+            map_flags: m.map_flags,
+            initial: m.frozen_value.clone(),
+            frozen: m.frozen_value.is_some(),
+        })
+        .collect();
+    for p in [Privilege::CapBpfNetAdmin, Privilege::Root] {
+        let start = Instant::now();
+        let ours = case.ours(p);
+        let t = start.elapsed();
+        let lp = match p {
+            Privilege::Root => LoaderPrivilege::Root,
+            Privilege::CapBpfNetAdmin => LoaderPrivilege::CapBpf,
+        };
+        let k = kernel_verdict(
+            &case.insns,
+            case.prog_type.number(),
+            case.attach.unwrap_or(0),
+            &maps,
+            &case.license,
+            lp,
+        )
+        .unwrap();
+        println!(
+            "[{p:?}] {} ({} insns): kernel {} (processed {:?}, {:?} us); bpfvm {} in {t:?}",
+            case.name,
+            case.insns.len() / 8,
+            match k.errno {
+                None => "accepts".to_string(),
+                Some(e) => format!("refuses (errno {e}): {:?}", k.messages().last()),
+            },
+            stat(&k.log, "processed "),
+            stat(&k.log, "verification time "),
+            match &ours {
+                Ok(v) => format!("accepts (processed {})", v.insns_processed),
+                Err(e) => format!("refuses (errno {}): {}", e.errno, e.message),
+            },
+        );
+        assert_eq!(
+            k.errno,
+            ours.as_ref().err().map(|e| e.errno),
+            "{}",
+            case.name
+        );
+        assert!(t < Duration::from_secs(60), "{}: {t:?}", case.name);
+    }
+}
+
+#[test]
+fn large_programs_get_the_kernels_verdict_in_bounded_time() {
+    if !kernel::oracle_or_skip() {
+        return;
+    }
+    judge(&Case::new("straight_line", ProgType::Xdp, straight_line()));
+    judge(&Case::new("branchy", ProgType::Xdp, branchy()));
+}
+
+#[test]
+fn the_largest_fixture_program_gets_the_kernels_verdict_in_bounded_time() {
+    if !kernel::oracle_or_skip() {
+        return;
+    }
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../vm/tests/fixtures");
+    let mut largest: Option<Case> = None;
+    for entry in std::fs::read_dir(dir).unwrap().filter_map(Result::ok) {
+        let path = entry.path();
+        if path.extension().is_none_or(|x| x != "o") {
+            continue;
+        }
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        for case in cases_from_object(&name, &std::fs::read(&path).unwrap()).unwrap_or_default() {
+            if largest
+                .as_ref()
+                .is_none_or(|l| case.insns.len() > l.insns.len())
+            {
+                largest = Some(case);
+            }
+        }
+    }
+    let case = largest.expect("a fixture program");
+    judge(&case);
+}
