@@ -1,6 +1,7 @@
 //! Large programs against the kernel, verdict and time: a straight line of 100,000
 //! instructions, the same length with a branch on an unknown value every 25 instructions
-//! (paths that join again, for state pruning), and the largest fixture program. bpfvm's
+//! (paths that join again, for state pruning), bounded loops of 100,000 iterations (within
+//! the 1M complexity limit) and 250,000 (over it), and the largest fixture program. bpfvm's
 //! verdict must be the kernel's; the instructions each processed and both times (the
 //! kernel's "verification time") are printed for the report, and bpfvm's time is bounded
 //! by a generous guard against a walk that explodes (not a benchmark: debug build, shared
@@ -50,6 +51,23 @@ fn branchy() -> Vec<u8> {
     w.push(insn(0xb7, 0, 0, 0, 2)); // r0 = XDP_PASS
     w.push(insn(0x95, 0, 0, 0, 0)); // exit
     w.concat()
+}
+
+/// `for (i = 0; i < n; i++) acc += i * 3;` with the accumulator never checked: the
+/// kernel walks every iteration (the counter decides the branch).
+fn counted_loop(n: i32) -> Vec<u8> {
+    [
+        insn(0xb7, 6, 0, 0, 0),  // r6 = 0 (i)
+        insn(0xb7, 7, 0, 0, 0),  // r7 = 0 (acc)
+        insn(0xbf, 8, 6, 0, 0),  // r8 = r6
+        insn(0x27, 8, 0, 0, 3),  // r8 *= 3
+        insn(0x0f, 7, 8, 0, 0),  // r7 += r8
+        insn(0x07, 6, 0, 0, 1),  // r6 += 1
+        insn(0xa5, 6, 0, -5, n), // if r6 < n goto -5
+        insn(0xb7, 0, 0, 0, 2),  // r0 = XDP_PASS
+        insn(0x95, 0, 0, 0, 0),  // exit
+    ]
+    .concat()
 }
 
 /// A number after `key` in the kernel's log ("processed 12 insns", "verification time 34").
@@ -125,6 +143,17 @@ fn large_programs_get_the_kernels_verdict_in_bounded_time() {
     }
     judge(&Case::new("straight_line", ProgType::Xdp, straight_line()));
     judge(&Case::new("branchy", ProgType::Xdp, branchy()));
+    // 5 instructions an iteration: 100,000 iterations fit the 1M limit, 250,000 do not.
+    judge(&Case::new(
+        "loop_100k",
+        ProgType::Xdp,
+        counted_loop(100_000),
+    ));
+    judge(&Case::new(
+        "loop_250k",
+        ProgType::Xdp,
+        counted_loop(250_000),
+    ));
 }
 
 #[test]
