@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use bpfvm_conformance::kernel::{self, kernel_verdict, LoaderPrivilege, VerdictMap};
 use bpfvm_conformance::verdicts::{cases_from_object, Case};
-use bpfvm_verifier::{Privilege, ProgType};
+use bpfvm_verifier::{MapInfo, Privilege, ProgType};
 
 const N: usize = 100_000;
 
@@ -28,6 +28,59 @@ fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> [u8; 8] {
 fn straight_line() -> Vec<u8> {
     let mut w = vec![insn(0xb7, 0, 0, 0, 0)]; // r0 = 0
     w.extend(std::iter::repeat_n(insn(0x07, 0, 0, 0, 1), N - 3)); // r0 += 1
+    w.push(insn(0xb7, 0, 0, 0, 2)); // r0 = XDP_PASS
+    w.push(insn(0x95, 0, 0, 0, 0)); // exit
+    w.concat()
+}
+
+fn branchy_spill() -> Vec<u8> {
+    let mut w = vec![
+        insn(0x85, 0, 0, 0, 7), // r0 = bpf_get_prandom_u32()
+        insn(0xbf, 6, 0, 0, 0), // r6 = r0
+        insn(0xb7, 7, 0, 0, 0), // r7 = 0
+        insn(0xb7, 8, 0, 0, 0), // r8 = 0
+    ];
+    let mut k = 0;
+    while w.len() + 25 <= N - 2 {
+        w.push(insn(0x15, 6, 0, 1, k)); // if r6 == k goto +1
+        w.push(insn(0x07, 7, 0, 0, 1)); // r7 += 1
+        w.push(insn(0x7b, 10, 7, -8, 0)); // *(u64 *)(r10 - 8) = r7
+        w.push(insn(0x07, 6, 0, 0, 3)); // r6 += 3
+        w.extend(std::iter::repeat_n(insn(0x07, 8, 0, 0, 1), 21)); // r8 += 1
+        k += 1;
+    }
+    w.push(insn(0x79, 0, 10, -8, 0)); // r0 = *(u64 *)(r10 - 8)
+    w.push(insn(0xb7, 0, 0, 0, 2)); // r0 = XDP_PASS
+    w.push(insn(0x95, 0, 0, 0, 0)); // exit
+    w.concat()
+}
+
+/// As [`branchy_spill`], with a map lookup (key on the stack) in every segment: a stack
+/// pointer passed as a map key. 20,000 instructions (the kernel takes seconds on these).
+fn branchy_lookup() -> Vec<u8> {
+    const N: usize = 20_000;
+    let mut w = vec![
+        insn(0x85, 0, 0, 0, 7), // r0 = bpf_get_prandom_u32()
+        insn(0xbf, 6, 0, 0, 0), // r6 = r0
+        insn(0xb7, 7, 0, 0, 0), // r7 = 0
+        insn(0xb7, 8, 0, 0, 0), // r8 = 0
+    ];
+    let mut k = 0;
+    while w.len() + 25 <= N - 3 {
+        w.push(insn(0x15, 6, 0, 1, k)); // if r6 == k goto +1
+        w.push(insn(0x07, 7, 0, 0, 1)); // r7 += 1
+        w.push(insn(0x7b, 10, 7, -8, 0)); // *(u64 *)(r10 - 8) = r7
+        w.push(insn(0x07, 6, 0, 0, 3)); // r6 += 3
+        w.push(insn(0x62, 10, 0, -16, 0)); // *(u32 *)(r10 - 16) = 0
+        w.push(insn(0xbf, 2, 10, 0, 0)); // r2 = r10
+        w.push(insn(0x07, 2, 0, 0, -16)); // r2 += -16
+        w.push(insn(0x18, 1, 1, 0, 0)); // r1 = map 0
+        w.push(insn(0, 0, 0, 0, 0));
+        w.push(insn(0x85, 0, 0, 0, 1)); // call bpf_map_lookup_elem
+        w.extend(std::iter::repeat_n(insn(0x07, 8, 0, 0, 1), 15)); // r8 += 1
+        k += 1;
+    }
+    w.push(insn(0x79, 0, 10, -8, 0)); // r0 = *(u64 *)(r10 - 8)
     w.push(insn(0xb7, 0, 0, 0, 2)); // r0 = XDP_PASS
     w.push(insn(0x95, 0, 0, 0, 0)); // exit
     w.concat()
@@ -143,6 +196,11 @@ fn large_programs_get_the_kernels_verdict_in_bounded_time() {
     }
     judge(&Case::new("straight_line", ProgType::Xdp, straight_line()));
     judge(&Case::new("branchy", ProgType::Xdp, branchy()));
+    judge(&Case::new("branchy_spill", ProgType::Xdp, branchy_spill()));
+    judge(
+        &Case::new("branchy_lookup", ProgType::Xdp, branchy_lookup())
+            .with_map(MapInfo::new(2, 4, 8, 4)),
+    );
     // 5 instructions an iteration: 100,000 iterations fit the 1M limit, 250,000 do not.
     judge(&Case::new(
         "loop_100k",

@@ -508,31 +508,13 @@ impl Verifier<'_> {
     /// Static scalar precision ([`crate::sinks`]): the registers whose values may still
     /// decide a check along some path from each instruction.
     fn compute_precise_registers(&mut self) {
-        let n = self.insns.len();
-        let flows: Vec<crate::sinks::Flow> =
-            (0..n).map(|i| crate::sinks::flow(self.insns, i)).collect();
         let order = self.postorder();
-        let mut before = vec![0u16; n];
-        let mut changed = true;
-        while changed {
-            changed = false;
-            for &i in &order {
-                let (succ, cnt) = successors(self.insns, i);
-                let mut after = 0u16;
-                for &s in &succ[..cnt] {
-                    if s < n {
-                        after |= before[s];
-                    }
-                }
-                let b = flows[i].before(after);
-                if b != before[i] {
-                    before[i] = b;
-                    changed = true;
-                }
-            }
-        }
-        for (a, p) in self.aux.iter_mut().zip(before) {
-            a.precise_regs_before = p;
+        let entries: Vec<usize> = self.subprogs.iter().map(|s| s.start).collect();
+        let key_sizes: Vec<u32> = self.prog.maps.iter().map(|m| m.key_size).collect();
+        let before = crate::sinks::precise_before(self.insns, &order, &entries, &key_sizes);
+        for (a, (regs, slots)) in self.aux.iter_mut().zip(before) {
+            a.precise_regs_before = regs;
+            a.precise_slots_before = slots;
         }
     }
 

@@ -170,8 +170,16 @@ impl Verifier<'_> {
         None
     }
 
-    /// `stacksafe`.
-    fn stacksafe(&self, old: &FuncState, cur: &FuncState, idmap: &mut IdMap, exact: Exact) -> bool {
+    /// `stacksafe`. A spilled scalar in a slot outside `precise_slots` is compared as an
+    /// imprecise one ([`crate::sinks`]).
+    fn stacksafe(
+        &self,
+        old: &FuncState,
+        cur: &FuncState,
+        idmap: &mut IdMap,
+        exact: Exact,
+        precise_slots: u64,
+    ) -> bool {
         let uninit_ok = self.opts.privilege.allow_uninit_stack();
         let old_len = old.allocated_stack();
         let cur_len = cur.allocated_stack();
@@ -195,7 +203,8 @@ impl Verifier<'_> {
                 self.scalar_of_slot(&old.stack[spi]),
                 self.scalar_of_slot(&cur.stack[spi]),
             ) {
-                if !self.regsafe(&o, &c, idmap, exact, true) {
+                let may_decide = spi >= 64 || precise_slots & (1 << spi) != 0;
+                if !self.regsafe(&o, &c, idmap, exact, may_decide) {
                     return false;
                 }
                 i += SLOT - b;
@@ -254,7 +263,13 @@ impl Verifier<'_> {
                 return false;
             }
         }
-        self.stacksafe(old, cur, idmap, exact)
+        self.stacksafe(
+            old,
+            cur,
+            idmap,
+            exact,
+            self.aux[insn_idx].precise_slots_before,
+        )
     }
 
     /// `states_equal`.

@@ -33,6 +33,9 @@ pub(crate) struct Aux {
     /// Registers whose values may still decide a check from here on (bit `i` = `ri`):
     /// pruning compares only these scalars' ranges ([`crate::sinks`]).
     pub precise_regs_before: u16,
+    /// Stack slots of the instruction's frame whose spilled scalars may still decide a
+    /// check (bit `spi`, 0 = `fp-8`).
+    pub precise_slots_before: u64,
     /// Reached by some path.
     pub seen: bool,
     /// Spectre v1 sanitation state of a pointer ALU instruction.
