@@ -625,6 +625,54 @@ fn assembled() -> Vec<(Case, Expect)> {
         "mov64 r6, 1\ncall -1\nmov64 r0, 2\nexit\nmov64 r0, r6\nexit",
         Refused,
     );
+    // Pruning: two paths join with different values in r6 after enough instructions for a
+    // checkpoint; the path walked first has 0, the one walked second 100. Where r6 then
+    // offsets a map value pointer (directly or spilled and filled), the second path must
+    // not be pruned and is refused; where r6 is never used again it may be pruned and the
+    // program is accepted.
+    let join = |tail: &str| {
+        format!(
+            "{}call 7\nmov64 r6, 100\njgt r0, 10, +1\nmov64 r6, 0\n{tail}",
+            "mov64 r8, 0\n".repeat(8)
+        )
+    };
+    add(
+        "prune_join_offset_bad",
+        Xdp,
+        &[array(16, 1)],
+        &join(&format!(
+            "{LOOKUP}jeq r0, 0, +2\nadd64 r0, r6\nldxb r1, [r0+0]\nmov64 r0, 2\nexit"
+        )),
+        Refused,
+    );
+    add(
+        "prune_join_spilled_offset_bad",
+        Xdp,
+        &[array(16, 1)],
+        &join(&format!(
+            "stxdw [r10-16], r6\nmov64 r6, 0\n{LOOKUP}jeq r0, 0, +3\nldxdw r6, [r10-16]\nadd64 r0, r6\nldxb r1, [r0+0]\nmov64 r0, 2\nexit"
+        )),
+        Refused,
+    );
+    add(
+        "prune_join_slot_offset_bad",
+        Xdp,
+        &[array(16, 1)],
+        &format!(
+            "{}call 7\nmov64 r6, 100\nstxdw [r10-16], r6\njgt r0, 10, +2\nmov64 r6, 0\nstxdw [r10-16], r6\nmov64 r6, 0\n{LOOKUP}jeq r0, 0, +3\nldxdw r6, [r10-16]\nadd64 r0, r6\nldxb r1, [r0+0]\nmov64 r0, 2\nexit",
+            "mov64 r8, 0\n".repeat(8)
+        ),
+        Refused,
+    );
+    add(
+        "prune_join_unused_ok",
+        Xdp,
+        &[array(16, 1)],
+        &join(&format!(
+            "stxdw [r10-16], r6\n{LOOKUP}jeq r0, 0, +1\nldxb r1, [r0+0]\nmov64 r0, 2\nexit"
+        )),
+        Accepted,
+    );
     v.into_iter()
         .map(|(mut c, e)| {
             // `call -1` in the source is a local call (src_reg 1) to the instruction after
