@@ -219,7 +219,7 @@ pub fn cases_from_object(name: &str, bytes: &[u8]) -> Result<Vec<Case>, String> 
                 let m = &obj.maps()[i];
                 let rdonly = m.map_flags & bpfvm_verifier::BPF_F_RDONLY_PROG != 0;
                 MapInfo {
-                    name: m.name.clone(),
+                    name: m.name.to_string(),
                     map_type: m.map_type,
                     key_size: m.key_size,
                     value_size: m.value_size,

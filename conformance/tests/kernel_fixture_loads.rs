@@ -1,5 +1,5 @@
-//! Every program of every committed fixture object under `vm/`, `conformance/` and
-//! `benches/` is loaded the way a user loads it — `Object::vm_program` into a `Vm` in the
+//! Every program of every committed fixture object under `vm/`, `conformance/`, `benches/`
+//! and `docs/` is loaded the way a user loads it — `Object::vm_program` into a `Vm` in the
 //! default (kernel) verifier mode — for a CAP_BPF + CAP_NET_ADMIN loader and for root, and
 //! the verdict is compared with the kernel's `BPF_PROG_LOAD` of the same instructions and
 //! maps: what the kernel loads bpfvm loads, and what the kernel refuses bpfvm refuses with
@@ -43,7 +43,7 @@ fn every_fixture_object_gets_the_kernels_verdict_from_vm_load() {
         return;
     }
     let mut paths = Vec::new();
-    for dir in ["vm", "conformance", "benches"] {
+    for dir in ["vm", "conformance", "benches", "docs"] {
         objects(&Path::new(ROOT).join(dir), &mut paths);
     }
     paths.sort();

@@ -242,7 +242,20 @@ impl Vm {
     /// With [`VerifierMode::Kernel`] (the default) a program the Linux kernel's verifier
     /// would refuse is refused with [`PrepareError::Verifier`], which names the
     /// instruction, its source line, the rule and the kernel's words.
+    ///
+    /// Every map of the program must have been created for this VM's CPU count (a map made
+    /// for fewer CPUs would have no value for the others): otherwise
+    /// [`PrepareError::CpuCountMismatch`].
     pub fn load(&self, program: Program) -> Result<LoadedProgram, PrepareError> {
+        for map in program.maps() {
+            if let Some(n) = map.ncpus().filter(|&n| n != self.config.ncpus) {
+                return Err(PrepareError::CpuCountMismatch {
+                    map: map.name().to_string(),
+                    map_cpus: n,
+                    vm_cpus: self.config.ncpus,
+                });
+            }
+        }
         if self.config.verifier == VerifierMode::Kernel {
             crate::kernel_verify::verify(&program, self.config.privilege, self.config.ncpus)?;
         }
@@ -472,6 +485,15 @@ impl Vm {
             }
             check_packet_size(t, meta.len().saturating_add(data.len()))?;
             if t == ProgramType::Xdp {
+                // As the kernel's `bpf_test_init`: at least an Ethernet header.
+                if meta.len() + data.len() < ETH_HLEN {
+                    return Err(RunError::BadInput {
+                        reason: format!(
+                            "an XDP test run's packet holds at least an Ethernet header ({ETH_HLEN} bytes); this one has {}",
+                            meta.len() + data.len()
+                        ),
+                    });
+                }
                 lane.set_packet(meta, data, 0);
                 let (ml, dl) = (meta.len(), data.len());
                 lane.set_ctx(size, |b| fill_xdp_md(b, ctx, ml, dl));

@@ -74,8 +74,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = 4,
           value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub cpus: u32,
-    /// Runs on each CPU.
-    #[arg(long, value_name = "R", default_value_t = 1)]
+    /// Runs on each CPU (at least 1).
+    #[arg(long, value_name = "R", default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub repeat: u64,
     /// Run only on CPU K (0-based) instead of on every CPU.
     #[arg(long, value_name = "K")]
@@ -121,6 +122,17 @@ pub struct RunArgs {
     #[arg(long, value_name = "MODE", default_value = "kernel",
           value_parser = ["kernel", "structural"])]
     pub verifier: String,
+    /// Before the runs, set map NAME's KEY to VALUE (repeatable). KEY and VALUE are numbers
+    /// (decimal or 0x hex, sized by the map) or hex:BYTES; on a per-CPU map VALUE goes to
+    /// every CPU (BPF_F_ALL_CPUS), or to one with VALUE@CPU (BPF_F_CPU).
+    #[arg(long = "map-set", value_names = ["NAME", "KEY=VALUE"], num_args = 2,
+          action = clap::ArgAction::Append, allow_hyphen_values = true)]
+    pub map_set: Vec<String>,
+    /// Before the runs (and before --map-set), write the map entries of FILE: JSON in the
+    /// shape `--json` prints ({"maps": [{"name", "entries": [{"key", "value" | "values"}]}]}),
+    /// so one run's output can seed the next.
+    #[arg(long, value_name = "FILE")]
+    pub maps: Option<PathBuf>,
 }
 
 /// The engine names, each with what it is and whether it is sandboxed (shown by `--help`).

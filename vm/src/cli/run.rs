@@ -8,7 +8,7 @@ use bpfvm::{Input, ProgramType, Vm};
 use super::args::RunArgs;
 use super::execute::{execute, Schedule};
 use super::snapshot::snapshot_all;
-use super::{explain, fault, input, json, object, report, text, CliError};
+use super::{explain, fault, input, json, object, report, seed, text, CliError};
 
 /// Bytes of the packet `__sk_buff` programs get without `--data`: a minimum Ethernet frame
 /// (without FCS), all zero (EtherType 0: not IP).
@@ -38,8 +38,8 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
         }
     }
     let input = match &args.data {
-        // sk_buff programs need at least an Ethernet header (as BPF_PROG_TEST_RUN does).
-        None if def.program_type.uses_sk_buff() => {
+        // Packet programs need at least an Ethernet header (as BPF_PROG_TEST_RUN does).
+        None if def.program_type == ProgramType::Xdp || def.program_type.uses_sk_buff() => {
             eprintln!(
                 "bpfvm: no --data: each run gets a {DEFAULT_FRAME}-byte zeroed Ethernet frame"
             );
@@ -65,10 +65,14 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
         .privilege(super::args::privilege(&args.privileged))
         .build();
     let maps = object::create_maps(&obj, path, args.cpus, vm.map_memory())?;
+    if let Some(file) = &args.maps {
+        seed::maps_file(&obj, &maps, file)?;
+    }
+    seed::map_set(&obj, &maps, &args.map_set)?;
     let prog = vm
         .load(object::program(&obj, path, def, &maps, engine)?)
         .map_err(|source| CliError::Prepare {
-            program: def.name.clone(),
+            program: def.name.to_string(),
             source,
         })?;
     // --explain runs CPU after CPU so its text is the same on every run.
@@ -96,7 +100,15 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let path_str = path.display().to_string();
     if args.json {
         // Streamed entry by entry: no snapshot of the maps is needed.
-        json::write_run(out, &def.name, args.cpus, engine.name(), &summary, &maps)?;
+        json::write_run(
+            out,
+            &def.name,
+            args.cpus,
+            engine.name(),
+            &summary,
+            &obj,
+            &maps,
+        )?;
     }
     // Bounded snapshots (counts and the first entries) for the other outputs.
     let snaps = if args.json && args.report.is_none() {

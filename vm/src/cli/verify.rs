@@ -53,7 +53,7 @@ pub fn verify(args: &VerifyArgs, out: &mut dyn Write) -> Result<(), CliError> {
             }
             Err(source) => {
                 return Err(CliError::Prepare {
-                    program: def.name.clone(),
+                    program: def.name.to_string(),
                     source,
                 })
             }
