@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use bpfvm::loader::{Btf, Object};
-use bpfvm::{CpuId, Input, RunError, TestRun, Vm};
+use bpfvm::{CpuId, Input, Privilege, RunError, TestRun, VerifierMode, Vm};
 use bpfvm_conformance::kernel::{self, REQUIRE_ENV};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../vm/tests/fixtures");
@@ -150,7 +150,8 @@ fn in_bpfvm(fixture: &str, target: Option<&Btf>, runs: &[(&str, Vec<u8>)]) -> Ou
     let bytes = std::fs::read(format!("{FIXTURES}/{fixture}.o")).unwrap();
     let obj = Object::parse_with_btf(fixture, &bytes, target).unwrap();
     let maps = obj.create_maps(1).unwrap();
-    let vm = Vm::builder().cpus(1).build();
+    // bpftool loads as root: so does bpfvm's kernel verifier here.
+    let vm = Vm::builder().cpus(1).privilege(Privilege::Root).build();
     let mut retvals = Vec::new();
     for (prog, packet) in runs {
         let p = vm.load(obj.vm_program(prog, &maps).unwrap()).unwrap();
@@ -255,12 +256,25 @@ fn a_reached_poison_is_refused_by_the_kernel_and_faults_in_bpfvm() {
         e.contains("195896080") || e.contains("invalid CO-RE relocation"),
         "{e}"
     );
-    // bpfvm loads it (it has no path analysis to prove the call unreachable) and faults
-    // only in the run that reaches it.
+    // bpfvm's kernel verifier refuses it alike; with its structural checks only, bpfvm
+    // loads it and faults in the run that reaches the poison.
     let bytes = std::fs::read(&obj).unwrap();
     let obj = Object::parse_with_btf("core_poison", &bytes, Some(&vmlinux)).unwrap();
     let maps = obj.create_maps(1).unwrap();
-    let vm = Vm::builder().cpus(1).build();
+    let kernel_mode = Vm::builder().cpus(1).privilege(Privilege::Root).build();
+    let refused = kernel_mode
+        .load(obj.vm_program("reach_poison", &maps).unwrap())
+        .unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("invalid func unknown#195896080"),
+        "{refused}"
+    );
+    let vm = Vm::builder()
+        .cpus(1)
+        .verifier(VerifierMode::Structural)
+        .build();
     // bpfvm names the relocation as libbpf's log does.
     let def = obj.program("reach_poison").unwrap();
     let ours = &def.core_poisons[0].1;

@@ -43,9 +43,27 @@ fn run_without_one_warns_and_names_the_reached_relocation() {
     assert!(!ok);
     assert!(out.is_empty(), "{out}");
     assert!(err.contains("bpfvm: warning: instruction"), "{err}");
-    assert!(err.contains("0xbad2310"), "{err}");
+    // refused by the kernel's verifier, naming the relocation
+    assert!(
+        err.contains("invalid func unknown#195896080: CO-RE relocation #0"),
+        "{err}"
+    );
     assert!(err.contains("struct task_struct.pid"), "{err}");
     assert!(err.contains("--btf"), "{err}");
+    // with the structural checks only, the run that reaches it fails naming it
+    let (ok, _, err) = bpfvm(&[
+        "run",
+        &fixture("core_kernel.o"),
+        "--cpus",
+        "1",
+        "--verifier",
+        "structural",
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("reached a poisoned instruction (call 0xbad2310)"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -10,7 +10,21 @@ mod common;
 use std::time::Instant;
 
 use bpfvm::loader::{Btf, CoreRelocKind, LoadError, Object};
-use bpfvm::{CpuId, Input, RunError, Vm};
+use bpfvm::{CpuId, Input, PrepareError, Privilege, RunError, VerifierMode, Vm};
+
+/// A VM that loads as root (as the kernel oracle loads these fixtures).
+fn root_vm() -> Vm {
+    Vm::builder().cpus(1).privilege(Privilege::Root).build()
+}
+
+/// A VM with bpfvm's structural checks only: a reachable poisoned instruction loads
+/// and faults when a run reaches it.
+fn structural_vm() -> Vm {
+    Vm::builder()
+        .cpus(1)
+        .verifier(VerifierMode::Structural)
+        .build()
+}
 
 fn target() -> Btf {
     Btf::from_file(format!(
@@ -37,8 +51,11 @@ fn ipv4_frame(ihl: u8) -> Vec<u8> {
 
 /// Runs `prog` of `obj` once on `frame`; the return value and the `facts` array.
 fn run(obj: &Object, prog: &str, frame: Vec<u8>) -> (Result<u64, RunError>, Vec<u64>) {
+    run_on(&root_vm(), obj, prog, frame)
+}
+
+fn run_on(vm: &Vm, obj: &Object, prog: &str, frame: Vec<u8>) -> (Result<u64, RunError>, Vec<u64>) {
     let maps = obj.create_maps(1).unwrap();
-    let vm = Vm::builder().cpus(1).build();
     let p = vm.load(obj.vm_program(prog, &maps).unwrap()).unwrap();
     let r = vm
         .run(&p, CpuId(0), &Input::packet(frame))
@@ -131,7 +148,24 @@ fn without_a_target_kernel_types_poison_and_the_run_names_the_relocation() {
     let def = obj.program("kernel_core").unwrap();
     // Everything but the local type id is about kernel-internal types.
     assert_eq!(def.core_poisons.len(), 33 - 1);
-    let (r, _) = run(&obj, "kernel_core", ipv4_frame(5));
+    // The kernel's verifier refuses a reachable poison; bpfvm's too, naming it as libbpf does.
+    let maps = obj.create_maps(1).unwrap();
+    let e = root_vm()
+        .load(obj.vm_program("kernel_core", &maps).unwrap())
+        .unwrap_err();
+    let PrepareError::Verifier { error, .. } = &e else {
+        panic!("{e:?}")
+    };
+    assert!(
+        error
+            .message
+            .starts_with("invalid func unknown#195896080: "),
+        "{e}"
+    );
+    assert!(error.message.contains("struct task_struct.pid"), "{e}");
+    assert!(error.message.contains("--btf"), "{e}");
+    // With the structural checks only, the run that reaches it fails naming it.
+    let (r, _) = run_on(&structural_vm(), &obj, "kernel_core", ipv4_frame(5));
     let Err(RunError::CorePoison { pc, relocation }) = r else {
         panic!("{r:?}")
     };
@@ -152,7 +186,15 @@ fn a_poison_on_a_taken_path_fails_only_that_run() {
     let def = obj.program("reach_poison").unwrap();
     assert_eq!(def.core_poisons.len(), 1);
     let maps = obj.create_maps(1).unwrap();
-    let vm = Vm::builder().cpus(1).build();
+    // The kernel's verifier sees the poison reachable when skb->len >= 20: refused.
+    let e = root_vm()
+        .load(obj.vm_program("reach_poison", &maps).unwrap())
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("task_struct___fake.no_such_field"),
+        "{e}"
+    );
+    let vm = structural_vm();
     let p = vm
         .load(obj.vm_program("reach_poison", &maps).unwrap())
         .unwrap();
@@ -253,8 +295,20 @@ fn the_poison_call_faults_only_when_reached_and_only_in_the_interpreter() {
     let exit = [0x95u8, 0, 0, 0, 0, 0, 0, 0];
     let mov_r0_0 = [0xb7u8, 0, 0, 0, 0, 0, 0, 0];
     let jeq_r0_0_skip1 = [0x15u8, 0, 1, 0, 0, 0, 0, 0];
-    let vm = Vm::builder().cpus(1).build();
     let skipped: Vec<u8> = [mov_r0_0, jeq_r0_0_skip1, poison, exit].concat();
+    // The kernel's verifier proves the poison dead (r0 is 0) and accepts the program.
+    let kernel = root_vm();
+    let p = kernel
+        .load(Program::new(skipped.clone(), ProgramType::Xdp))
+        .unwrap();
+    assert_eq!(
+        kernel
+            .run(&p, CpuId(0), &Input::packet(vec![0; 64]))
+            .unwrap()
+            .retval,
+        0
+    );
+    let vm = structural_vm();
     let p = vm
         .load(Program::new(skipped.clone(), ProgramType::Xdp))
         .unwrap();
@@ -262,6 +316,9 @@ fn the_poison_call_faults_only_when_reached_and_only_in_the_interpreter() {
     assert_eq!(out.retval, 0);
     // r1..r5 after the poison are never read: it ends the run, the verifier knows
     let reached: Vec<u8> = [poison, [0xbfu8, 0x10, 0, 0, 0, 0, 0, 0], exit].concat();
+    assert!(kernel
+        .load(Program::new(reached.clone(), ProgramType::Xdp))
+        .is_err());
     let p = vm.load(Program::new(reached, ProgramType::Xdp)).unwrap();
     let e = vm
         .run(&p, CpuId(0), &Input::packet(vec![0; 64]))
@@ -270,7 +327,7 @@ fn the_poison_call_faults_only_when_reached_and_only_in_the_interpreter() {
         panic!("{e:?}")
     };
     assert!(relocation.contains("could not be resolved"), "{relocation}");
-    let unsafe_vm = Vm::builder().cpus(1).build();
+    let unsafe_vm = structural_vm();
     let refused = unsafe_vm
         .load(Program::new(skipped, ProgramType::Xdp).with_engine(EngineKind::RbpfInterpreter));
     assert!(format!("{:?}", refused.unwrap_err()).contains("poisoned CO-RE"));
@@ -282,7 +339,7 @@ fn object_loader_takes_a_target_btf() {
         "{}/tests/fixtures/core_kernel.o",
         env!("CARGO_MANIFEST_DIR")
     );
-    let vm = Vm::builder().cpus(1).build();
+    let vm = root_vm();
     let loaded = bpfvm::ObjectLoader::from_file_with_btf(&path, Some(&target()))
         .unwrap()
         .load(&vm)

@@ -22,6 +22,7 @@ pub mod size;
 pub mod snapshot;
 pub mod table;
 pub mod text;
+pub mod verify;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -43,6 +44,7 @@ pub fn main() -> ExitCode {
         Command::Disasm(a) => {
             disasm::disasm(&a.object, a.prog.as_deref(), a.btf.as_deref(), &mut out)
         }
+        Command::Verify(a) => verify::verify(a, &mut out),
     };
     let result = result.and_then(|()| out.flush().map_err(CliError::stdout));
     match result {
