@@ -52,6 +52,10 @@ pub(crate) enum Kind {
     Array,
     Hash(Box<HashState>),
     Cgroup(Storages),
+    Lpm(Box<crate::lpm::LpmTrie>),
+    Queue(Box<crate::queue::QueueState>),
+    Ringbuf(Box<crate::ringbuf::RingBuf>),
+    PerfEvents(Box<crate::perf::PerfEventArray>),
 }
 
 /// Where a value to write comes from.
@@ -142,8 +146,8 @@ impl Map {
     ///
     /// `ncpus` is `N`, the number of simulated CPUs (at least 1). Fails with `EINVAL` for bad
     /// sizes, `max_entries` or flags, `E2BIG` for sizes over the kernel limits, `ENOTSUPP`
-    /// for `BPF_F_NO_PREALLOC` on an LRU map, `EOPNOTSUPP` for QUEUE/STACK and `ENOMEM` when
-    /// the arena would not fit a 32-bit guest region. With `BPF_F_NO_COMMON_LRU`,
+    /// for `BPF_F_NO_PREALLOC` on an LRU map and `ENOMEM` when the arena would not fit a
+    /// 32-bit guest region. With `BPF_F_NO_COMMON_LRU`,
     /// `max_entries` is rounded up to a multiple of `N` ([`Map::max_entries`] reports it).
     pub fn create(spec: MapSpec, ncpus: u32) -> Result<Map, MapError> {
         if ncpus == 0 {
@@ -184,10 +188,26 @@ impl Map {
                     span,
                 )
             }
+            MapType::LpmTrie => {
+                crate::lpm::check_create(&spec)?;
+                let slots = crate::lpm::LpmTrie::slots(&spec);
+                let trie = Box::new(crate::lpm::LpmTrie::new(&spec)?);
+                (Slab::new(slots, spec.value_size)?, Kind::Lpm(trie), slots)
+            }
             MapType::Queue | MapType::Stack => {
-                return Err(MapError::UnsupportedMapType {
-                    map_type: spec.map_type,
-                });
+                crate::queue::check_create(&spec)?;
+                let q = Box::new(crate::queue::QueueState::new(&spec)?);
+                (Slab::new(0, spec.value_size)?, Kind::Queue(q), 0)
+            }
+            MapType::Ringbuf => {
+                crate::ringbuf::check_create(&spec)?;
+                let r = Box::new(crate::ringbuf::RingBuf::new(&spec)?);
+                (Slab::new(0, 0)?, Kind::Ringbuf(r), 0)
+            }
+            MapType::PerfEventArray => {
+                crate::perf::check_create(&spec)?;
+                let p = Box::<crate::perf::PerfEventArray>::default();
+                (Slab::new(0, spec.value_size)?, Kind::PerfEvents(p), 0)
             }
         };
         check_name(&spec.name)?;
@@ -335,6 +355,10 @@ impl Map {
             Kind::Array => self.spec.max_entries,
             Kind::Hash(h) => h.count(),
             Kind::Cgroup(s) => s.count(),
+            Kind::Lpm(t) => t.count(),
+            Kind::Queue(q) => q.count(),
+            Kind::Ringbuf(_) => 0,
+            Kind::PerfEvents(p) => p.count(),
         }
     }
 
@@ -591,11 +615,32 @@ impl Map {
         self.check_flags(flags, BPF_F_LOCK | BPF_F_CPU)?;
         let key = self.key_in(key)?;
         let size = self.host_value_size(flags);
-        let dst = Dst::from_host(flags);
+        self.lookup_checked(key, value, size, Dst::from_host(flags))
+    }
+
+    /// The per-map part of a lookup (also used by the generic `LOOKUP_BATCH`).
+    pub(crate) fn lookup_checked(
+        &self,
+        key: &[u8],
+        value: &mut [u8],
+        size: usize,
+        dst: Dst,
+    ) -> Result<(), MapError> {
         match &self.kind {
             Kind::Array => self.array_lookup(key, value, size, dst),
             Kind::Hash(h) => h.lookup(self, key, value, size, dst),
             Kind::Cgroup(s) => s.lookup(self, key, value, size, dst),
+            Kind::Lpm(t) => t.lookup(self, key, value, size, dst),
+            Kind::Queue(q) => {
+                let mut v = vec![0u8; size];
+                q.get(&mut v, false)?;
+                Map::buf_out("value", value, size)?.copy_from_slice(&v);
+                Ok(())
+            }
+            Kind::Ringbuf(_) | Kind::PerfEvents(_) => Err(MapError::NotSupported {
+                op: "lookup",
+                map_type: self.spec.map_type,
+            }),
         }
     }
 
@@ -624,6 +669,13 @@ impl Map {
             Kind::Array => self.array_update_host(key, value, flags),
             Kind::Hash(h) => h.update_host(self, cpu, key, value, flags),
             Kind::Cgroup(s) => s.update_host(self, key, value, flags),
+            Kind::Lpm(t) => t.update(self, key, value, flags),
+            Kind::Queue(q) => q.push(value, flags),
+            Kind::Ringbuf(_) => Err(MapError::NotSupported {
+                op: "update",
+                map_type: self.spec.map_type,
+            }),
+            Kind::PerfEvents(p) => p.update_host(self, key, flags),
         }
     }
 
@@ -643,11 +695,17 @@ impl Map {
 
     pub(crate) fn delete_checked(&self, key: &[u8]) -> Result<(), MapError> {
         match &self.kind {
-            Kind::Array | Kind::Cgroup(_) => Err(MapError::InvalidOperation {
+            Kind::Array | Kind::Cgroup(_) | Kind::Queue(_) => Err(MapError::InvalidOperation {
                 op: "delete",
                 map_type: self.spec.map_type,
             }),
             Kind::Hash(h) => h.delete(self, key, None),
+            Kind::Lpm(t) => t.delete(key),
+            Kind::Ringbuf(_) => Err(MapError::NotSupported {
+                op: "delete",
+                map_type: self.spec.map_type,
+            }),
+            Kind::PerfEvents(p) => p.delete(self, key),
         }
     }
 
@@ -678,9 +736,18 @@ impl Map {
         out: &mut [u8],
     ) -> Result<(), MapError> {
         match &self.kind {
-            Kind::Array => self.array_next_key(key, out),
+            Kind::Array | Kind::PerfEvents(_) => self.array_next_key(key, out),
             Kind::Hash(h) => h.next_key(key, out),
             Kind::Cgroup(s) => s.next_key(self, key, out),
+            Kind::Lpm(t) => t.next_key(key, out),
+            Kind::Queue(_) => Err(MapError::InvalidOperation {
+                op: "get_next_key",
+                map_type: self.spec.map_type,
+            }),
+            Kind::Ringbuf(_) => Err(MapError::NotSupported {
+                op: "get_next_key",
+                map_type: self.spec.map_type,
+            }),
         }
     }
 
@@ -694,10 +761,10 @@ impl Map {
         value: &mut [u8],
         flags: u64,
     ) -> Result<(), MapError> {
-        if flags & !BPF_F_LOCK != 0 {
+        if flags & !BPF_F_LOCK != 0 || flags != 0 && matches!(self.kind, Kind::Queue(_)) {
             return Err(MapError::flags(
                 flags,
-                "LOOKUP_AND_DELETE_ELEM only allows BPF_F_LOCK",
+                "LOOKUP_AND_DELETE_ELEM only allows BPF_F_LOCK (no flags on a queue or stack)",
             ));
         }
         self.check_perm(Perm::ReadWrite)?;
@@ -714,7 +781,14 @@ impl Map {
                 let out = Self::buf_out("value", value, size)?;
                 h.delete(self, key, Some((out, Dst::from_host(flags))))
             }
-            Kind::Array | Kind::Cgroup(_) => Err(MapError::NotSupported {
+            Kind::Queue(q) => {
+                let out = Self::buf_out("value", value, size)?;
+                let mut v = vec![0u8; size];
+                q.get(&mut v, true)?;
+                out.copy_from_slice(&v);
+                Ok(())
+            }
+            _ => Err(MapError::NotSupported {
                 op: "lookup_and_delete",
                 map_type: self.spec.map_type,
             }),
@@ -744,7 +818,8 @@ impl Map {
         match &self.kind {
             Kind::Array => self.array_prog_lookup(cpu.0, key),
             Kind::Hash(h) => h.prog_lookup(self, cpu.0, key),
-            Kind::Cgroup(_) => None,
+            Kind::Lpm(t) => t.lookup_slot(key),
+            Kind::Cgroup(_) | Kind::Queue(_) | Kind::Ringbuf(_) | Kind::PerfEvents(_) => None,
         }
     }
 
@@ -800,10 +875,13 @@ impl Map {
         match &self.kind {
             Kind::Array => self.array_update_prog(cpu.0, key, value, flags),
             Kind::Hash(h) => h.update_prog(self, cpu.0, key, value, flags),
-            Kind::Cgroup(_) => Err(MapError::InvalidOperation {
-                op: "helper map_update_elem",
-                map_type: self.spec.map_type,
-            }),
+            Kind::Lpm(t) => t.update(self, key, value, flags),
+            Kind::Cgroup(_) | Kind::Queue(_) | Kind::Ringbuf(_) | Kind::PerfEvents(_) => {
+                Err(MapError::InvalidOperation {
+                    op: "helper map_update_elem",
+                    map_type: self.spec.map_type,
+                })
+            }
         }
     }
 
@@ -812,6 +890,12 @@ impl Map {
     pub fn prog_delete(&self, cpu: CpuId, key: &[u8]) -> Result<(), MapError> {
         self.check_prog(cpu)?;
         let key = self.key_in(key)?;
+        if matches!(self.kind, Kind::PerfEvents(_) | Kind::Ringbuf(_)) {
+            return Err(MapError::InvalidOperation {
+                op: "helper map_delete_elem",
+                map_type: self.spec.map_type,
+            });
+        }
         self.delete_checked(key)
     }
 
@@ -856,7 +940,11 @@ impl Map {
                     }
                 }
             }
-            Kind::Cgroup(_) => {
+            Kind::Cgroup(_)
+            | Kind::Lpm(_)
+            | Kind::Queue(_)
+            | Kind::Ringbuf(_)
+            | Kind::PerfEvents(_) => {
                 return Err(MapError::InvalidOperation {
                     op: "helper for_each_map_elem",
                     map_type: self.spec.map_type,
@@ -866,7 +954,7 @@ impl Map {
         Ok(visited)
     }
 
-    fn check_prog(&self, cpu: CpuId) -> Result<(), MapError> {
+    pub(crate) fn check_prog(&self, cpu: CpuId) -> Result<(), MapError> {
         if cpu.0 >= self.ncpus {
             return Err(MapError::CpuOutOfRange {
                 cpu: u64::from(cpu.0),
