@@ -262,8 +262,7 @@ impl Map {
                 break;
             }
             let at = cp as usize;
-            match self.lookup_checked(&key, &mut values[at * vsize..(at + 1) * vsize], vsize, dst)
-            {
+            match self.lookup_checked(&key, &mut values[at * vsize..(at + 1) * vsize], vsize, dst) {
                 Ok(()) => {
                     keys[at * ks..(at + 1) * ks].copy_from_slice(&key);
                     cp += 1;

@@ -43,8 +43,8 @@ pub const LPM_DATA_SIZE_MAX: u32 = 256;
 /// Bytes of `prefixlen` in front of the key data.
 pub const LPM_KEY_HEADER: u32 = 4;
 /// `LPM_VAL_SIZE_MAX`: `KMALLOC_MAX_SIZE - LPM_DATA_SIZE_MAX - sizeof(struct lpm_trie_node)`
-/// on x86_64 (4 MiB - 256 - 40).
-pub const LPM_VAL_SIZE_MAX: u32 = crate::queue::KMALLOC_MAX_SIZE - LPM_DATA_SIZE_MAX - 40;
+/// on x86_64 (4 MiB - 256 - 24, as Linux 6.18 accepts).
+pub const LPM_VAL_SIZE_MAX: u32 = crate::queue::KMALLOC_MAX_SIZE - LPM_DATA_SIZE_MAX - 24;
 
 /// `trie_alloc`'s checks: `max_entries > 0`, `BPF_F_NO_PREALLOC` set, only NO_PREALLOC,
 /// NUMA and access flags, `key_size` in `5..=260`, `value_size` in `1..=LPM_VAL_SIZE_MAX`.
@@ -57,11 +57,12 @@ pub(crate) fn check_create(spec: &MapSpec) -> Result<(), MapError> {
         "an LPM trie needs BPF_F_NO_PREALLOC"
     } else if f & !mask != 0 || !access_ok(f) {
         "map_flags not valid for an LPM trie"
-    } else if spec.key_size < LPM_KEY_HEADER + 1 || spec.key_size > LPM_KEY_HEADER + LPM_DATA_SIZE_MAX
+    } else if spec.key_size < LPM_KEY_HEADER + 1
+        || spec.key_size > LPM_KEY_HEADER + LPM_DATA_SIZE_MAX
     {
         "LPM key_size must be 5..=260 (u32 prefixlen + 1..=256 data bytes)"
     } else if spec.value_size == 0 || spec.value_size > LPM_VAL_SIZE_MAX {
-        "LPM value_size must be 1..=4194008"
+        "LPM value_size must be 1..=4194024"
     } else {
         return Ok(());
     };
@@ -297,7 +298,10 @@ impl LpmTrie {
         flags: u64,
     ) -> Result<(), MapError> {
         if flags > BPF_EXIST {
-            return Err(MapError::flags(flags, "LPM update takes BPF_ANY, NOEXIST or EXIST"));
+            return Err(MapError::flags(
+                flags,
+                "LPM update takes BPF_ANY, NOEXIST or EXIST",
+            ));
         }
         let key = Key::of(key);
         if key.prefixlen > self.max_prefixlen {
@@ -471,7 +475,9 @@ impl LpmTrie {
         if t.root == NIL {
             return Err(MapError::NotFound);
         }
-        let key = key.map(Key::of).filter(|k| k.prefixlen <= self.max_prefixlen);
+        let key = key
+            .map(Key::of)
+            .filter(|k| k.prefixlen <= self.max_prefixlen);
         let next = match key {
             None => self.leftmost(&t, t.root),
             Some(key) => self.after(&t, key)?,
@@ -607,12 +613,15 @@ mod tests {
     #[test]
     fn deletes_collapse_intermediate_nodes_and_free_slots() {
         let m = trie(2);
-        m.update(&key(24, [10, 0, 0, 0]), &1u32.to_ne_bytes(), 0).unwrap();
-        m.update(&key(24, [10, 0, 1, 0]), &2u32.to_ne_bytes(), 0).unwrap();
+        m.update(&key(24, [10, 0, 0, 0]), &1u32.to_ne_bytes(), 0)
+            .unwrap();
+        m.update(&key(24, [10, 0, 1, 0]), &2u32.to_ne_bytes(), 0)
+            .unwrap();
         // Full: a new prefix is ENOSPC, replacing one still works.
         let e = m.update(&key(8, [10, 0, 0, 0]), &3u32.to_ne_bytes(), 0);
         assert_eq!(e.unwrap_err().errno(), 28);
-        m.update(&key(24, [10, 0, 1, 0]), &4u32.to_ne_bytes(), 0).unwrap();
+        m.update(&key(24, [10, 0, 1, 0]), &4u32.to_ne_bytes(), 0)
+            .unwrap();
         m.delete(&key(24, [10, 0, 0, 0]), 0).unwrap();
         assert_eq!(all_keys(&m), [(24, [10, 0, 1, 0])]);
         let mut v = [0u8; 4];
@@ -635,7 +644,10 @@ mod tests {
         assert_eq!(m.update(&k, &[0; 4], 1).unwrap_err().errno(), 17);
         m.update(&k, &[1; 4], 2).unwrap();
         assert_eq!(m.update(&k, &[0; 4], 3).unwrap_err().errno(), 22);
-        assert_eq!(m.update(&key(33, [0; 4]), &[0; 4], 0).unwrap_err().errno(), 22);
+        assert_eq!(
+            m.update(&key(33, [0; 4]), &[0; 4], 0).unwrap_err().errno(),
+            22
+        );
         assert_eq!(m.delete(&key(33, [0; 4]), 0).unwrap_err().errno(), 22);
     }
 }

@@ -49,11 +49,16 @@ const LOST_RECORD: u64 = 24;
 
 /// `fd_array_map_alloc_check` + `array_map_alloc_check` for PERF_EVENT_ARRAY.
 pub(crate) fn check_create(spec: &MapSpec) -> Result<(), MapError> {
-    let mask =
-        create::NUMA_NODE | create::MMAPABLE | create::ACCESS_MASK | create::PRESERVE_ELEMS | create::INNER_MAP;
+    let mask = create::NUMA_NODE
+        | create::MMAPABLE
+        | create::ACCESS_MASK
+        | create::PRESERVE_ELEMS
+        | create::INNER_MAP;
     let f = spec.map_flags;
     let reason = if spec.value_size != 4 {
         "a perf event array's value is a u32 (an event fd)"
+    } else if f & (create::RDONLY_PROG | create::WRONLY_PROG) != 0 {
+        "BPF_F_RDONLY_PROG / BPF_F_WRONLY_PROG are not supported on a perf event array"
     } else if spec.max_entries == 0 || spec.key_size != 4 || f & !mask != 0 || !access_ok(f) {
         "a perf event array needs key_size 4, max_entries > 0 and array flags"
     } else if f & (create::MMAPABLE | create::INNER_MAP) != 0 {
@@ -169,8 +174,9 @@ impl PerfEventArray {
     pub(crate) fn delete(&self, map: &Map, key: &[u8]) -> Result<(), MapError> {
         let index = u32::from_ne_bytes([key[0], key[1], key[2], key[3]]);
         if index >= map.spec.max_entries {
-            return Err(MapError::InvalidKey {
-                reason: "index past max_entries",
+            return Err(MapError::IndexOutOfRange {
+                index,
+                max_entries: map.spec.max_entries,
             });
         }
         if self.set(index, None) {
@@ -351,7 +357,10 @@ mod tests {
             m.perf_output(CpuId(0), 0, &[i; 1000]).unwrap();
         }
         for _ in 0..3 {
-            assert_eq!(m.perf_output(CpuId(0), 0, &[9; 1000]).unwrap_err().errno(), 28);
+            assert_eq!(
+                m.perf_output(CpuId(0), 0, &[9; 1000]).unwrap_err().errno(),
+                28
+            );
         }
         assert_eq!(m.perf_read(0).unwrap().len(), 4);
         m.perf_output(CpuId(0), 0, &[5; 4]).unwrap();
@@ -366,14 +375,22 @@ mod tests {
         let m = events(2, 1);
         let k = 1u32.to_ne_bytes();
         assert_eq!(m.update(&k, &5u32.to_ne_bytes(), 0).unwrap_err().errno(), 9);
-        assert_eq!(m.update(&k, &5u32.to_ne_bytes(), 1).unwrap_err().errno(), 22);
-        assert_eq!(m.update(&2u32.to_ne_bytes(), &[0; 4], 0).unwrap_err().errno(), 7);
+        assert_eq!(
+            m.update(&k, &5u32.to_ne_bytes(), 1).unwrap_err().errno(),
+            22
+        );
+        assert_eq!(
+            m.update(&2u32.to_ne_bytes(), &[0; 4], 0)
+                .unwrap_err()
+                .errno(),
+            7
+        );
         let mut v = [0u8; 4];
         assert_eq!(m.lookup(&k, &mut v, 0).unwrap_err().errno(), 524);
         assert_eq!(m.delete(&k, 0).unwrap_err().errno(), 2);
         m.perf_event_open(1, CpuId(0), 2).unwrap();
         m.delete(&k, 0).unwrap();
-        assert_eq!(m.delete(&2u32.to_ne_bytes(), 0).unwrap_err().errno(), 22);
+        assert_eq!(m.delete(&2u32.to_ne_bytes(), 0).unwrap_err().errno(), 7);
         let mut next = [0u8; 4];
         m.get_next_key(None, &mut next, 0).unwrap();
         assert_eq!(next, 0u32.to_ne_bytes());

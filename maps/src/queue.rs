@@ -184,24 +184,27 @@ impl Map {
     /// Helper 87 `map_push_elem` on a QUEUE or STACK (`value` holds `VS` bytes). `EINVAL` on
     /// other map types and for flags other than `BPF_ANY` / `BPF_EXIST`, `E2BIG` when full
     /// without `BPF_EXIST`, `EPERM` on a `BPF_F_RDONLY_PROG` map.
-    pub fn prog_push(
-        &self,
-        cpu: crate::CpuId,
-        value: &[u8],
-        flags: u64,
-    ) -> Result<(), MapError> {
+    pub fn prog_push(&self, cpu: crate::CpuId, value: &[u8], flags: u64) -> Result<(), MapError> {
         self.check_prog(cpu)?;
         let q = self.queue().ok_or(MapError::InvalidOperation {
             op: "helper map_push_elem",
             map_type: self.spec.map_type,
         })?;
-        q.push(Map::buf_in("value", value, self.spec.value_size as usize)?, flags)
+        q.push(
+            Map::buf_in("value", value, self.spec.value_size as usize)?,
+            flags,
+        )
     }
 
     /// Helpers 88 `map_pop_elem` (`delete`) and 89 `map_peek_elem`: copy the next value into
     /// `out` (`VS` bytes). Empty: `out` zeroed and `ENOENT`; `EINVAL` on other map types;
     /// `EPERM` for a pop from a `BPF_F_RDONLY_PROG` map (the verifier refuses it).
-    pub fn prog_pop(&self, cpu: crate::CpuId, out: &mut [u8], delete: bool) -> Result<(), MapError> {
+    pub fn prog_pop(
+        &self,
+        cpu: crate::CpuId,
+        out: &mut [u8],
+        delete: bool,
+    ) -> Result<(), MapError> {
         if delete {
             self.check_prog(cpu)?;
         } else if cpu.0 >= self.ncpus {

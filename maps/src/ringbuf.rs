@@ -160,7 +160,9 @@ impl RingBuf {
             return None;
         }
         let off = (prod & self.mask) as usize;
-        self.data.word32(0, off).store(size as u32 | BUSY_BIT, Ordering::Relaxed);
+        self.data
+            .word32(0, off)
+            .store(size as u32 | BUSY_BIT, Ordering::Relaxed);
         let pg_off = META_PAGES + (off as u64 >> 12);
         self.data
             .word32(0, off + 4)

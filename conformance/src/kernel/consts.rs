@@ -47,6 +47,12 @@ pub const MAP_TYPES: [MapType; 6] = [
     MapType::LruPercpuHash,
 ];
 
+/// Whether the kernel's batch commands on `t` are the generic ones (walking keys with
+/// `get_next_key`), whose `in_batch` / `out_batch` is a key; the hash family's is a u32 bucket.
+pub fn batch_token_is_key(t: MapType) -> bool {
+    t.is_array() || t == MapType::LpmTrie
+}
+
 /// Program types the oracle loads (`enum bpf_prog_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u32)]

@@ -122,7 +122,7 @@ impl KernelMap {
         sys::map_elem(
             &self.fd,
             cmd,
-            Some(key.as_in()),
+            key.key_arg(),
             ElemValue::Out(&mut out),
             flags,
         )?;
@@ -138,7 +138,7 @@ impl KernelMap {
         sys::map_elem(
             &self.fd,
             Cmd::MapUpdateElem,
-            Some(key.as_in()),
+            key.key_arg(),
             ElemValue::In(value.as_in()),
             flags,
         )
@@ -155,7 +155,7 @@ impl KernelMap {
         sys::map_elem(
             &self.fd,
             Cmd::MapDeleteElem,
-            Some(key.as_in()),
+            key.key_arg(),
             ElemValue::None,
             flags,
         )
@@ -206,7 +206,7 @@ impl KernelMap {
         sys::map_elem(
             &self.fd,
             cmd,
-            Some(key.as_in()),
+            key.key_arg(),
             ElemValue::OutGuarded(&out),
             flags,
         )?;
@@ -268,7 +268,7 @@ impl KernelMap {
     ) -> BatchLookup {
         let s = *self.fd.shape();
         let tok = s.batch_token_bytes();
-        let needed = if s.map_type.is_array() {
+        let needed = if super::consts::batch_token_is_key(s.map_type) {
             s.key_size as usize
         } else {
             4
@@ -295,7 +295,7 @@ impl KernelMap {
             },
         );
         let written = out_batch.iter().any(|&b| b != UNTOUCHED);
-        let out_len = if s.map_type.is_array() {
+        let out_len = if super::consts::batch_token_is_key(s.map_type) {
             s.key_size as usize
         } else {
             4
@@ -392,6 +392,15 @@ impl Input {
         match self {
             Input::Plain(v) => In::Plain(v),
             Input::Guarded(g) => In::Guarded(g),
+        }
+    }
+
+    /// The key argument: NULL for an empty plain key (maps with `key_size` 0, such as
+    /// queues, stacks and ring buffers, take no key: a non-NULL one is `EINVAL`).
+    fn key_arg(&self) -> Option<In<'_>> {
+        match self {
+            Input::Plain(v) if v.is_empty() => None,
+            other => Some(other.as_in()),
         }
     }
 }
