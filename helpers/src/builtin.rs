@@ -24,7 +24,8 @@ use crate::registry::{HelperFn, Inline, Registry};
 pub type BuiltinFn = HelperFn;
 
 /// Registers every built-in helper in `r`, as plain functions; `bpf_get_smp_processor_id`
-/// is marked [`Inline::SmpProcessorId`].
+/// is marked [`Inline::SmpProcessorId`]. The helpers of the other modules register
+/// themselves at the end (each module's `register`).
 pub fn register_all(r: &mut Registry) {
     let all: [(HelperId, &'static str, BuiltinFn); 12] = [
         (
@@ -77,6 +78,13 @@ pub fn register_all(r: &mut Registry) {
         r.register_builtin(id, name, f, inline)
             .expect("built-in ids are small");
     }
+    crate::events::register(r);
+    crate::lock::register(r);
+    crate::probe::register(r);
+    crate::queue::register(r);
+    crate::ringbuf::register(r);
+    crate::task::register(r);
+    crate::tracing::register(r);
 }
 
 /// The map a handle argument (`(3 << 52) | index`) names, and its index; borrowed from the
@@ -268,19 +276,29 @@ pub fn null_ksym_ptr(_: &mut HelperContext, _: &[u64; 5]) -> Result<u64, Box<Hel
 ///
 /// Supported conversions: `%d %i %u %x %X %ld %li %lu %lx %lld %lli %llu %llx %s %p %c %%`.
 pub fn trace_printk(ctx: &mut HelperContext, a: &[u64; 5]) -> Result<u64, Box<HelperError>> {
-    const NAME: &str = "bpf_trace_printk";
+    printk(ctx, "bpf_trace_printk", a[0], a[1], &[a[2], a[3], a[4]])
+}
+
+/// The formatter of `bpf_trace_printk` and `bpf_trace_vprintk` (177): the format of
+/// `fmt_size` bytes at `fmt_addr` with `args`, into the trace output.
+pub(crate) fn printk(
+    ctx: &mut HelperContext,
+    name: &str,
+    fmt_addr: u64,
+    fmt_size: u64,
+    args: &[u64],
+) -> Result<u64, Box<HelperError>> {
     const EINVAL: u64 = (-22i64) as u64;
-    let size = a[1] as usize;
+    let size = fmt_size as usize;
     if size == 0 || size > 1024 {
         return Ok(EINVAL);
     }
     let mut fmt = vec![0u8; size];
-    ctx.read_arg(NAME, a[0], &mut fmt)?;
+    ctx.read_arg(name, fmt_addr, &mut fmt)?;
     let Some(nul) = fmt.iter().position(|&b| b == 0) else {
         return Ok(EINVAL);
     };
     fmt.truncate(nul);
-    let args = [a[2], a[3], a[4]];
     let mut next = 0usize;
     let mut out = Vec::with_capacity(fmt.len() + 16);
     let mut i = 0;

@@ -117,6 +117,28 @@ impl QueueState {
         self.ring().len()
     }
 
+    /// Every value in the order pops would return them.
+    fn values(&self, vs: usize) -> Result<Vec<Vec<u8>>, MapError> {
+        let r = self.ring();
+        let n = r.len();
+        let mut out = Vec::new();
+        out.try_reserve_exact(n as usize)
+            .map_err(|_| MapError::OutOfMemory {
+                reason: "queue listing",
+            })?;
+        for i in 0..n {
+            let slot = if self.stack {
+                (r.head + r.size - 1 - i) % r.size
+            } else {
+                (r.tail + i) % r.size
+            };
+            let mut v = vec![0u8; vs];
+            self.values.read(slot as usize, &mut v);
+            out.push(v);
+        }
+        Ok(out)
+    }
+
     /// `queue_stack_map_push_elem`: `BPF_EXIST` makes room in a full map by dropping the
     /// oldest value; without it a full map is `E2BIG`. Other flags: `EINVAL`.
     pub(crate) fn push(&self, value: &[u8], flags: u64) -> Result<(), MapError> {
@@ -196,6 +218,18 @@ impl Map {
         )
     }
 
+    /// The values of a QUEUE or STACK in the order pops would return them, without taking
+    /// them out: an inspection for listings and tests (the kernel has no such command).
+    /// `EINVAL` on other map types, `EPERM` when the host may not read the map.
+    pub fn queue_values(&self) -> Result<Vec<Vec<u8>>, MapError> {
+        self.check_perm(crate::map::Perm::Read)?;
+        let q = self.queue().ok_or(MapError::InvalidOperation {
+            op: "queue_values",
+            map_type: self.spec.map_type,
+        })?;
+        q.values(self.spec.value_size as usize)
+    }
+
     /// Helpers 88 `map_pop_elem` (`delete`) and 89 `map_peek_elem`: copy the next value into
     /// `out` (`VS` bytes). Empty: `out` zeroed and `ENOENT`; `EINVAL` on other map types;
     /// `EPERM` for a pop from a `BPF_F_RDONLY_PROG` map (the verifier refuses it).
@@ -254,6 +288,13 @@ mod tests {
                 q.push(&i.to_ne_bytes(), 0).unwrap();
             }
             assert_eq!(q.count(), 3);
+            let listed: Vec<u32> = q
+                .values(4)
+                .unwrap()
+                .iter()
+                .map(|v| u32::from_ne_bytes(v[..].try_into().unwrap()))
+                .collect();
+            assert_eq!(listed, expect, "{t:?} listing");
             assert_eq!(get(&q, false), Some(expect[0]), "{t:?} peek");
             let got: Vec<u32> = std::iter::from_fn(|| get(&q, true)).collect();
             assert_eq!(got, expect, "{t:?}");

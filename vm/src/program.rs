@@ -18,6 +18,7 @@ pub struct Program {
     maps: Vec<Arc<dyn ProgramMap>>,
     prog_type: ProgramType,
     engine: EngineKind,
+    attach_cookie: u64,
 }
 
 impl Program {
@@ -28,6 +29,7 @@ impl Program {
             maps: Vec::new(),
             prog_type,
             engine: EngineKind::default(),
+            attach_cookie: 0,
         }
     }
 
@@ -111,5 +113,17 @@ impl Program {
     /// The engine chosen for the program.
     pub fn engine(&self) -> EngineKind {
         self.engine
+    }
+
+    /// Sets the cookie of the program's attachment (what `bpf_get_attach_cookie`, helper
+    /// 174, returns; the kernel takes it from the `bpf_link`). Default 0.
+    pub fn with_attach_cookie(mut self, cookie: u64) -> Program {
+        self.attach_cookie = cookie;
+        self
+    }
+
+    /// The cookie of the program's attachment.
+    pub fn attach_cookie(&self) -> u64 {
+        self.attach_cookie
     }
 }
