@@ -360,7 +360,21 @@ struct DynamicObjects {
     /// Where the search for a free region starts (round robin, so a region is reused as
     /// late as possible).
     cursor: u32,
+    /// The last object of each region, for fault messages (kept after it is removed).
+    last: Vec<Option<ObjectInfo>>,
 }
+
+/// What a dynamic region's last object was.
+#[derive(Debug, Clone, Copy)]
+struct ObjectInfo {
+    name: MapName,
+    lo: u32,
+    len: u32,
+}
+
+/// Guest offset of the first object of each dynamic region: small negative offsets from an
+/// object stay in its region (and fault as outside the object).
+const DYNAMIC_LO: u32 = 0x1000;
 
 // SAFETY: the raw pointers in `regions` are only dereferenced through atomics by the thread
 // that holds the `Memory` (one run at a time per simulated CPU); the constructors' safety
@@ -526,7 +540,8 @@ impl Memory {
         let n = DYNAMIC_REGIONS as usize;
         if self.objects.owners.len() < n {
             self.objects.owners.resize(n, None);
-            self.objects.next_lo.resize(n, 0);
+            self.objects.next_lo.resize(n, DYNAMIC_LO);
+            self.objects.last.resize(n, None);
         }
         let start = self.objects.cursor as usize;
         let slot = (0..n)
@@ -536,7 +551,7 @@ impl Memory {
         let span = (len as u64).div_ceil(8) * 8 + 8;
         let mut lo = self.objects.next_lo[slot];
         if u64::from(lo) + span > 1 << 31 {
-            lo = 0;
+            lo = DYNAMIC_LO;
         }
         self.objects.next_lo[slot] = lo + span as u32;
         // SAFETY: bpfvm-maps guarantees that a ring buffer's data area never moves or frees
@@ -547,6 +562,11 @@ impl Memory {
         let index = REGION_DYNAMIC + slot as u32;
         self.put_region(index, region);
         self.objects.owners[slot] = Some(Arc::clone(map));
+        self.objects.last[slot] = Some(ObjectInfo {
+            name: MapName::new(map.name()),
+            lo,
+            len: len as u32,
+        });
         Some(guest_addr(index, lo))
     }
 
@@ -786,6 +806,9 @@ impl Memory {
         // names the object before (or another region), but the access is still just
         // outside the object it came from.
         let kind = match (kind, target) {
+            (FaultKind::Unmapped, FaultTarget::Reservation { released: true, .. }) => {
+                FaultKind::Unmapped
+            }
             (FaultKind::Unmapped, t) if t != FaultTarget::Nothing => FaultKind::OutOfBounds,
             (k, _) => k,
         };
@@ -831,6 +854,18 @@ impl Memory {
                 len: r.len as u32,
             },
             REGION_MAP_HANDLES => FaultTarget::MapHandle,
+            _ if region >= REGION_DYNAMIC => {
+                let slot = (region - REGION_DYNAMIC) as usize;
+                match self.objects.last.get(slot).copied().flatten() {
+                    Some(info) => FaultTarget::Reservation {
+                        name: info.name,
+                        offset: offset - i64::from(info.lo),
+                        len: info.len,
+                        released: self.objects.owners[slot].is_none(),
+                    },
+                    None => FaultTarget::Nothing,
+                }
+            }
             _ if r.map != 0 => {
                 let index = r.map - 1;
                 let map = &self.maps[index as usize];
