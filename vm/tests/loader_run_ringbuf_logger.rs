@@ -103,22 +103,33 @@ fn events_come_out_in_order_with_their_fields_and_quiet_ports_are_discarded() {
         (0, frame(17, 1, 2, 0)[..30].to_vec(), XDP_DROP),
     ];
     for (cpu, f, want) in &runs {
-        let out = vm.run(&prog, CpuId(*cpu), &Input::packet(f.clone())).unwrap();
+        let out = vm
+            .run(&prog, CpuId(*cpu), &Input::packet(f.clone()))
+            .unwrap();
         assert_eq!(out.retval, *want);
     }
     let events = maps.get("events").unwrap();
     let records = events.ringbuf_drain().unwrap();
     assert_eq!(records.len(), 4, "the port-53 flow was discarded");
     assert_eq!(records[0].len(), FLOW_EVENT);
-    assert_eq!(flow(&records[0]), expected(0, 1234, 80, 17, runs[0].1.len()));
-    assert_eq!(flow(&records[1]), expected(1, 40000, 443, 6, runs[1].1.len()));
+    assert_eq!(
+        flow(&records[0]),
+        expected(0, 1234, 80, 17, runs[0].1.len())
+    );
+    assert_eq!(
+        flow(&records[1]),
+        expected(1, 40000, 443, 6, runs[1].1.len())
+    );
     // Other frames: kind 2, the frame length and the EtherType (a 12-byte struct).
     let other = |b: &[u8]| (u32_at(b, 0), u32_at(b, 4), u16_at(b, 8), b.len());
     assert_eq!(other(&records[2]), (2, arp.len() as u32, 0x0806, 12));
     assert_eq!(other(&records[3]), (2, 30, 0x0800, 12));
     // Every run reserved a 48-byte flow record (three were discarded), and the two other
     // frames each added a 24-byte record (8-byte header + 12, rounded up to 8).
-    assert_eq!(events.ringbuf_positions().unwrap(), (5 * 48 + 2 * 24, 5 * 48 + 2 * 24));
+    assert_eq!(
+        events.ringbuf_positions().unwrap(),
+        (5 * 48 + 2 * 24, 5 * 48 + 2 * 24)
+    );
     assert_eq!(lost(&maps), 0);
 }
 
@@ -135,7 +146,11 @@ fn a_full_ring_drops_records_until_the_consumer_reads() {
     assert_eq!(lost(&maps), 15);
     assert_eq!(events.ringbuf_drain().unwrap().len(), 85);
     vm.run(&prog, CpuId(2), &pkt).unwrap();
-    assert_eq!(events.ringbuf_drain().unwrap().len(), 1, "room again after reading");
+    assert_eq!(
+        events.ringbuf_drain().unwrap().len(),
+        1,
+        "room again after reading"
+    );
     assert_eq!(lost(&maps), 15);
 }
 
@@ -147,7 +162,10 @@ fn four_cpus_logging_at_once_lose_nothing_and_keep_their_own_order() {
     let mut events = Vec::new();
     for i in 0..PER_CPU {
         for cpu in 0..N {
-            events.push((CpuId(cpu), Input::packet(frame(17, i, 7000 + cpu as u16, 0))));
+            events.push((
+                CpuId(cpu),
+                Input::packet(frame(17, i, 7000 + cpu as u16, 0)),
+            ));
         }
     }
     for r in vm.run_events(&prog, &events) {
@@ -166,7 +184,11 @@ fn four_cpus_logging_at_once_lose_nothing_and_keep_their_own_order() {
                 f.sport
             })
             .collect();
-        assert_eq!(seq, (0..PER_CPU).collect::<Vec<_>>(), "cpu {cpu}'s records in order");
+        assert_eq!(
+            seq,
+            (0..PER_CPU).collect::<Vec<_>>(),
+            "cpu {cpu}'s records in order"
+        );
     }
 }
 
@@ -174,7 +196,11 @@ fn four_cpus_logging_at_once_lose_nothing_and_keep_their_own_order() {
 fn perf_samples_go_to_the_current_cpus_buffer_with_the_ethernet_header() {
     let (obj, maps, vm) = common::fixture_vm("ringbuf_logger", N);
     let perf = maps.get("perf_events").unwrap();
-    assert_eq!(perf.max_entries(), N, "max_entries 0 becomes one entry per CPU");
+    assert_eq!(
+        perf.max_entries(),
+        N,
+        "max_entries 0 becomes one entry per CPU"
+    );
     perf.perf_open_all_cpus(1).unwrap();
     let prog = common::fixture_program(&vm, &obj, &maps, "xdp_perf_logger");
     let mut events = Vec::new();
@@ -196,7 +222,10 @@ fn perf_samples_go_to_the_current_cpus_buffer_with_the_ethernet_header() {
             // 40 event bytes + 14 header bytes, padded so that size + 4 is a multiple of 8.
             assert_eq!(raw.len(), 60);
             let f = flow(&raw[..FLOW_EVENT]);
-            assert_eq!((f.cpu, f.sport, f.dport), (cpu, i as u16, 8000 + cpu as u16));
+            assert_eq!(
+                (f.cpu, f.sport, f.dport),
+                (cpu, i as u16, 8000 + cpu as u16)
+            );
             assert_eq!(&raw[40..52], &(1..=12).collect::<Vec<u8>>()[..]);
             assert_eq!(&raw[52..54], &[0x08, 0x00]);
             assert_eq!(&raw[54..], &[0; 6]);
@@ -204,6 +233,7 @@ fn perf_samples_go_to_the_current_cpus_buffer_with_the_ethernet_header() {
     }
     // Without buffers, output fails (ENOENT) and the program counts the loss.
     perf.delete(&1u32.to_ne_bytes(), 0).unwrap();
-    vm.run(&prog, CpuId(1), &Input::packet(frame(6, 1, 2, 0))).unwrap();
+    vm.run(&prog, CpuId(1), &Input::packet(frame(6, 1, 2, 0)))
+        .unwrap();
     assert_eq!(lost(&maps), 1);
 }

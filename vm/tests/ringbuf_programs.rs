@@ -97,7 +97,11 @@ fn stores_past_the_reservation_fault_and_the_record_is_discarded() {
     assert_eq!(m.ringbuf_positions().unwrap(), (24, 24));
     let neighbour = [ins(0x72, 6, 0, -9, 1), ins(0xb7, 0, 0, 0, 0), EXIT];
     let e = run(&m, reserve_then(12, 0, &neighbour)).unwrap_err();
-    assert_eq!(fault_kind(&e), Some(FaultKind::OutOfBounds), "the header is not reachable: {e}");
+    assert_eq!(
+        fault_kind(&e),
+        Some(FaultKind::OutOfBounds),
+        "the header is not reachable: {e}"
+    );
 }
 
 #[test]
@@ -107,8 +111,15 @@ fn a_submitted_or_discarded_record_is_out_of_reach() {
         let mut body = commit(discard).to_vec();
         body.extend([ins(0x61, 0, 6, 0, 0), EXIT]); // r0 = *(u32 *)(r6 + 0)
         let e = run(&m, reserve_then(8, 0, &body)).unwrap_err();
-        assert_eq!(fault_kind(&e), Some(FaultKind::Unmapped), "discard {discard}: {e}");
-        assert!(e.to_string().contains("already submitted or discarded"), "{e}");
+        assert_eq!(
+            fault_kind(&e),
+            Some(FaultKind::Unmapped),
+            "discard {discard}: {e}"
+        );
+        assert!(
+            e.to_string().contains("already submitted or discarded"),
+            "{e}"
+        );
         let expect = if discard { None } else { Some(vec![0; 8]) };
         assert_eq!(m.ringbuf_consume().unwrap(), expect);
         // Submitting twice is what the verifier refuses: a helper error here.
@@ -117,7 +128,8 @@ fn a_submitted_or_discarded_record_is_out_of_reach() {
         twice.extend([ins(0xb7, 0, 0, 0, 0), EXIT]);
         let e = run(&m, reserve_then(8, 0, &twice)).unwrap_err();
         assert!(
-            matches!(&e, RunError::Helper { .. }) && e.to_string().contains("not a ring buffer reservation"),
+            matches!(&e, RunError::Helper { .. })
+                && e.to_string().contains("not a ring buffer reservation"),
             "{e}"
         );
     }
@@ -133,7 +145,11 @@ fn exiting_with_a_reservation_is_an_error_and_does_not_block_the_ring() {
     let mut ok = commit(false).to_vec();
     ok.extend([ins(0xb7, 0, 0, 0, 0), EXIT]);
     assert_eq!(run(&m, reserve_then(4, 0, &ok)).unwrap(), 0);
-    assert_eq!(m.ringbuf_consume().unwrap(), Some(vec![0; 4]), "the next record is readable");
+    assert_eq!(
+        m.ringbuf_consume().unwrap(),
+        Some(vec![0; 4]),
+        "the next record is readable"
+    );
 }
 
 #[test]
@@ -158,8 +174,15 @@ fn flags_and_sizes_are_checked_as_the_kernel_does() {
         code(&v)
     };
     assert_eq!(run(&m, output(8, 4)).unwrap() as i64, -22, "unknown flag");
-    assert_eq!(run(&m, output(8, 3)).unwrap(), 0, "both wakeup flags are accepted");
-    assert_eq!(m.ringbuf_consume().unwrap(), Some(7u64.to_ne_bytes().to_vec()));
+    assert_eq!(
+        run(&m, output(8, 3)).unwrap(),
+        0,
+        "both wakeup flags are accepted"
+    );
+    assert_eq!(
+        m.ringbuf_consume().unwrap(),
+        Some(7u64.to_ne_bytes().to_vec())
+    );
     for _ in 0..255 {
         assert_eq!(run(&m, output(8, 0)).unwrap(), 0);
     }
