@@ -42,6 +42,11 @@ pub const fn st_w(dst: u8, off: i16, imm: i32) -> Insn {
     insn(0x62, dst, 0, off, imm)
 }
 
+/// `*(u64 *)(dst + off) = imm` (sign-extended).
+pub const fn st_dw(dst: u8, off: i16, imm: i32) -> Insn {
+    insn(0x7a, dst, 0, off, imm)
+}
+
 /// `*(u32 *)(dst + off) = src`.
 pub const fn stx_w(dst: u8, src: u8, off: i16) -> Insn {
     insn(0x63, dst, src, off, 0)

@@ -54,6 +54,36 @@ impl KernelMap {
         Ok(KernelMap { fd })
     }
 
+    /// BPF_MAP_CREATE with BTF: `key_type` and `value_type` are type ids of `btf` (a value
+    /// type holding a `struct bpf_spin_lock` gives the map a lock, as libbpf creates it).
+    pub fn create_with_btf(
+        def: MapDef,
+        btf: &super::btf::KernelBtf,
+        key_type: u32,
+        value_type: u32,
+    ) -> Result<Self, Errno> {
+        let ncpus = super::possible_cpus().map_err(|_| Errno::EINVAL)?;
+        let fd = sys::map_create_btf(
+            MapShape {
+                map_type: def.map_type,
+                key_size: def.key_size,
+                value_size: def.value_size,
+                max_entries: def.max_entries,
+                map_flags: def.map_flags,
+                ncpus,
+            },
+            &btf.fd,
+            key_type,
+            value_type,
+        )?;
+        Ok(KernelMap { fd })
+    }
+
+    /// The fd and geometry, for the other modules of the oracle.
+    pub(crate) fn map_fd(&self) -> &MapFd {
+        &self.fd
+    }
+
     /// The creation parameters.
     pub fn def(&self) -> MapDef {
         let s = self.fd.shape();
