@@ -28,7 +28,7 @@
 //! that; otherwise the sample is lost (`ENOSPC`, counted and reported to the consumer as a
 //! [`PerfRecord::Lost`] before the next sample that fits).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use crate::error::MapError;
@@ -73,8 +73,9 @@ pub(crate) fn check_create(spec: &MapSpec) -> Result<(), MapError> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PerfRecord {
     /// A `PERF_RECORD_SAMPLE` with `PERF_SAMPLE_RAW`: the bytes the program passed (then the
-    /// packet bytes of `BPF_F_CTXLEN_MASK`), zero-padded to `round_up(size + 4, 8) - 4`
-    /// bytes, exactly what libbpf hands its sample callback.
+    /// packet bytes of `BPF_F_CTXLEN_MASK`) and padding up to `round_up(size + 4, 8) - 4`
+    /// bytes, exactly what libbpf hands its sample callback. As in the kernel, the padding
+    /// is not written: it holds whatever the ring held there (zero until the ring wraps).
     Sample(Vec<u8>),
     /// A `PERF_RECORD_LOST`: this many samples did not fit since the last record.
     Lost(u64),
@@ -85,13 +86,53 @@ struct Ring {
     head: u64,
     tail: u64,
     lost: u64,
-    records: VecDeque<PerfRecord>,
+    /// The ring's bytes, as the kernel's data pages: records are written at `head`, and the
+    /// padding of a sample is skipped, not written, so it shows whatever the ring held there
+    /// before (zero at first), exactly as a consumer of the kernel's ring sees it.
+    data: Vec<u8>,
+}
+
+impl Ring {
+    /// Writes `bytes` at position `at`, wrapping at the end of the ring.
+    fn put(&mut self, at: u64, bytes: &[u8]) {
+        let n = self.data.len();
+        let off = (at % n as u64) as usize;
+        let first = bytes.len().min(n - off);
+        self.data[off..off + first].copy_from_slice(&bytes[..first]);
+        self.data[..bytes.len() - first].copy_from_slice(&bytes[first..]);
+    }
+
+    /// Copies the ring's bytes from position `at`, wrapping.
+    fn get(&self, at: u64, out: &mut [u8]) {
+        let n = self.data.len();
+        let off = (at % n as u64) as usize;
+        let first = out.len().min(n - off);
+        out[..first].copy_from_slice(&self.data[off..off + first]);
+        let rest = out.len() - first;
+        out[first..].copy_from_slice(&self.data[..rest]);
+    }
+}
+
+/// `PERF_RECORD_LOST` and `PERF_RECORD_SAMPLE`.
+const RECORD_LOST: u32 = 2;
+const RECORD_SAMPLE: u32 = 9;
+/// `PERF_RECORD_MISC_KERNEL`: samples of BPF programs come from kernel context.
+const MISC_KERNEL: u16 = 1;
+
+fn header(kind: u32, misc: u16, size: u64) -> [u8; 8] {
+    let mut h = [0u8; 8];
+    h[..4].copy_from_slice(&kind.to_ne_bytes());
+    h[4..6].copy_from_slice(&misc.to_ne_bytes());
+    h[6..8].copy_from_slice(&(size as u16).to_ne_bytes());
+    h
 }
 
 /// One perf event's ring buffer, bound to a CPU.
 #[derive(Debug)]
 struct PerfBuffer {
     cpu: u32,
+    /// The event's id, written in lost-samples records.
+    id: u64,
     data_size: u64,
     ring: Mutex<Ring>,
 }
@@ -107,42 +148,67 @@ impl PerfBuffer {
         let sum: usize = parts.iter().map(|p| p.len()).sum();
         let raw = (sum + 4).div_ceil(8) * 8 - 4;
         let mut r = self.ring();
-        let mut size = 8 + 4 + raw as u64;
+        let sample_size = 8 + 4 + raw as u64;
+        let mut size = sample_size;
         if r.lost > 0 {
             size += LOST_RECORD;
         }
-        // CIRC_SPACE(head, tail, size) = (tail - (head + 1)) & (size - 1).
+        // The record size is a u16 in its header; CIRC_SPACE(head, tail, size) =
+        // (tail - (head + 1)) & (size - 1).
         let space = r.tail.wrapping_sub(r.head + 1) & (self.data_size - 1);
-        let full = || MapError::NoSpaceLeft {
-            what: "perf buffer full, sample lost",
-        };
-        if space < size {
+        if space < size || sample_size > u64::from(u16::MAX) {
             r.lost += 1;
-            return Err(full());
+            return Err(MapError::NoSpaceLeft {
+                what: "perf buffer full, sample lost",
+            });
         }
-        let mut sample = Vec::new();
-        if sample.try_reserve_exact(raw).is_err() || r.records.try_reserve(2).is_err() {
-            r.lost += 1;
-            return Err(full());
-        }
-        for p in parts {
-            sample.extend_from_slice(p);
-        }
-        sample.resize(raw, 0);
+        let mut at = r.head;
         if r.lost > 0 {
             let lost = std::mem::take(&mut r.lost);
-            r.records.push_back(PerfRecord::Lost(lost));
+            let mut rec = header(RECORD_LOST, 0, LOST_RECORD).to_vec();
+            rec.extend(self.id.to_ne_bytes());
+            rec.extend(lost.to_ne_bytes());
+            r.put(at, &rec);
+            at += LOST_RECORD;
         }
-        r.records.push_back(PerfRecord::Sample(sample));
+        r.put(at, &header(RECORD_SAMPLE, MISC_KERNEL, sample_size));
+        r.put(at + 8, &(raw as u32).to_ne_bytes());
+        let mut p = at + 12;
+        for part in parts {
+            r.put(p, part);
+            p += part.len() as u64;
+        }
         r.head += size;
         Ok(())
     }
 
-    fn read(&self) -> Vec<PerfRecord> {
+    /// Parses every record from `tail` to `head`, as a consumer of the mmap-ed ring does,
+    /// and moves `tail` to `head`.
+    fn read(&self) -> Result<Vec<PerfRecord>, MapError> {
         let mut r = self.ring();
-        let out: Vec<PerfRecord> = r.records.drain(..).collect();
+        let mut out = Vec::new();
+        let mut pos = r.tail;
+        while pos < r.head {
+            let mut h = [0u8; 8];
+            r.get(pos, &mut h);
+            let kind = u32::from_ne_bytes([h[0], h[1], h[2], h[3]]);
+            let size = u64::from(u16::from_ne_bytes([h[6], h[7]]));
+            let mut body = Vec::new();
+            body.try_reserve_exact(size as usize)
+                .map_err(|_| MapError::OutOfMemory {
+                    reason: "perf record copy",
+                })?;
+            body.resize(size as usize - 8, 0);
+            r.get(pos + 8, &mut body);
+            out.push(if kind == RECORD_LOST {
+                PerfRecord::Lost(u64::from_ne_bytes(body[8..16].try_into().expect("8 bytes")))
+            } else {
+                PerfRecord::Sample(body[4..].to_vec())
+            });
+            pos += size;
+        }
         r.tail = r.head;
-        out
+        Ok(out)
     }
 }
 
@@ -239,16 +305,24 @@ impl Map {
                 reason: "a perf buffer has a power-of-two number of pages, at most 1024",
             });
         }
+        let data_size = u64::from(pages) * PAGE_SIZE;
+        let mut data = Vec::new();
+        data.try_reserve_exact(data_size as usize)
+            .map_err(|_| MapError::OutOfMemory {
+                reason: "perf buffer",
+            })?;
+        data.resize(data_size as usize, 0);
         p.set(
             index,
             Some(Arc::new(PerfBuffer {
                 cpu: cpu.0,
-                data_size: u64::from(pages) * PAGE_SIZE,
+                id: u64::from(index) + 1,
+                data_size,
                 ring: Mutex::new(Ring {
                     head: 0,
                     tail: 0,
                     lost: 0,
-                    records: VecDeque::new(),
+                    data,
                 }),
             })),
         );
@@ -269,7 +343,7 @@ impl Map {
     /// moves `data_tail` to `data_head`). `ENOENT` when no event is attached there.
     pub fn perf_read(&self, index: u32) -> Result<Vec<PerfRecord>, MapError> {
         let e = self.perf()?.get(index).ok_or(MapError::NotFound)?;
-        Ok(e.read())
+        e.read()
     }
 
     /// The CPU of the event at `index`, if one is attached.
