@@ -72,6 +72,26 @@ pub const fn jeq_imm(dst: u8, imm: i32, off: i16) -> Insn {
     insn(0x15, dst, 0, off, imm)
 }
 
+/// `if dst != imm goto +off`.
+pub const fn jne_imm(dst: u8, imm: i32, off: i16) -> Insn {
+    insn(0x55, dst, 0, off, imm)
+}
+
+/// `if dst > src goto +off` (unsigned, 64-bit).
+pub const fn jgt_reg(dst: u8, src: u8, off: i16) -> Insn {
+    insn(0x2d, dst, src, off, 0)
+}
+
+/// `goto +off`.
+pub const fn ja(off: i16) -> Insn {
+    insn(0x05, 0, 0, off, 0)
+}
+
+/// `dst = *(u8 *)(src + off)`.
+pub const fn ldx_b(dst: u8, src: u8, off: i16) -> Insn {
+    insn(0x71, dst, src, off, 0)
+}
+
 /// `call helper`.
 pub const fn call(helper: i32) -> Insn {
     insn(0x85, 0, 0, 0, helper)
