@@ -6,7 +6,7 @@
 //! and gives it back before it exits: breaking any of these is a run error here (and an
 //! unreleased lock is released when the run ends, see [`crate::held`]). The wait for a lock
 //! another CPU or the host holds is bounded like the host's: after
-//! [`SPIN_LOCK_WAIT`](bpfvm_maps::SPIN_LOCK_WAIT) the run fails instead of spinning for ever.
+//! [`SPIN_LOCK_WAIT`] the run fails instead of spinning for ever.
 //! Not enforced: the verifier's rule that no other helper may be called while a lock is held.
 
 use std::time::Instant;

@@ -196,6 +196,7 @@ fn probe(
 ) -> Result<u64, Box<HelperError>> {
     let (dst, size, src) = (a[0], a[1], a[2]);
     check_dst(ctx, name, dst, size)?;
+    ctx.charge_bytes(size as usize);
     let mut buf = vec![0u8; size as usize];
     let r = read(ctx, space, src, &mut buf);
     if r.is_err() {
@@ -215,6 +216,8 @@ fn probe_str(
 ) -> Result<u64, Box<HelperError>> {
     let (dst, size, src) = (a[0], a[1], a[2]);
     check_dst(ctx, name, dst, size)?;
+    // Byte-by-byte reads cost more than a copy: one instruction per 8 bytes.
+    ctx.charge_bytes((size as usize).saturating_mul(8));
     if size == 0 {
         return Ok(0);
     }

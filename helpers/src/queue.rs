@@ -51,6 +51,7 @@ fn take(
     delete: bool,
 ) -> Result<u64, Box<HelperError>> {
     let (_, map) = ctx.map_arg(name, a[0])?;
+    ctx.charge_bytes(map.value_size());
     let mut value = vec![0u8; map.value_size()];
     let errno = match map.as_map() {
         Some(m) => m

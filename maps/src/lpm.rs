@@ -226,6 +226,15 @@ impl LpmTrie {
         spec.max_entries as usize + 1
     }
 
+    /// The most the trie's bookkeeping can grow to (what a map memory account is charged):
+    /// the free-slot list, and nodes with their key data for every entry and as many
+    /// intermediate nodes, plus the replacement's.
+    pub(crate) fn bookkeeping_bytes(spec: &MapSpec) -> u64 {
+        let slots = Self::slots(spec) as u64;
+        let data = u64::from(spec.key_size.saturating_sub(LPM_KEY_HEADER));
+        slots * 4 + 2 * slots * (std::mem::size_of::<Node>() as u64 + data + 4)
+    }
+
     fn read(&self) -> RwLockReadGuard<'_, Trie> {
         // Every change to the tree is made of plain stores between checks that cannot panic.
         self.trie.read().unwrap_or_else(|p| p.into_inner())

@@ -89,6 +89,13 @@ pub(crate) struct QueueState {
 }
 
 impl QueueState {
+    /// The bytes of its values (`max_entries + 1` slots), what a map memory account is
+    /// charged.
+    pub(crate) fn bytes(spec: &MapSpec) -> Result<u64, MapError> {
+        let slots = spec.max_entries as usize + 1;
+        Ok(Slab::bytes_for(slots, spec.value_size)? as u64)
+    }
+
     pub(crate) fn new(spec: &MapSpec) -> Result<QueueState, MapError> {
         let size = spec
             .max_entries

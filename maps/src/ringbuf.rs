@@ -124,6 +124,12 @@ fn lock(m: &Mutex<()>) -> MutexGuard<'_, ()> {
 }
 
 impl RingBuf {
+    /// The bytes of its data (twice the ring: the room a wrapping record overflows into),
+    /// what a map memory account is charged.
+    pub(crate) fn bytes(spec: &MapSpec) -> u64 {
+        2 * u64::from(spec.max_entries)
+    }
+
     pub(crate) fn new(spec: &MapSpec) -> Result<RingBuf, MapError> {
         let size = spec.max_entries;
         let bytes = size.checked_mul(2).ok_or(MapError::OutOfMemory {

@@ -62,8 +62,11 @@ pub struct RunOutput {
     /// The context bytes after the run, as the program sees them (guest packet pointers
     /// and all the fields bpfvm fills).
     pub ctx: Vec<u8>,
-    /// Text written by `bpf_trace_printk` during the run.
+    /// Text written by `bpf_trace_printk` during the run (at most
+    /// [`TRACE_CAPACITY`](crate::limits::TRACE_CAPACITY) bytes).
     pub trace: String,
+    /// Bytes of trace output dropped because the trace was full.
+    pub trace_dropped: u64,
 }
 
 /// A `BPF_PROG_TEST_RUN`-shaped request.
@@ -92,6 +95,9 @@ pub struct TestRunResult {
     pub ctx_out: Vec<u8>,
     /// Mean wall-clock duration of one run.
     pub duration: Duration,
-    /// Trace output of all runs, concatenated.
+    /// Trace output of all runs, concatenated, up to
+    /// [`TRACE_CAPACITY`](crate::limits::TRACE_CAPACITY) bytes for the whole call.
     pub trace: String,
+    /// Bytes of trace output dropped because the trace was full.
+    pub trace_dropped: u64,
 }

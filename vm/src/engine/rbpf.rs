@@ -3,8 +3,8 @@
 //! **These engines are not sandboxed like `interpreter`.** rbpf works on host addresses:
 //! its interpreter checks only the *first* byte of an access against its allowed ranges
 //! (context, stack, and the map value arenas and ring buffers registered here), its JIT checks
-//! nothing, and
-//! helpers receive raw host pointers, which [`AddressMode::Host`] trusts. rbpf has no
+//! nothing, and helpers receive raw host pointers, which
+//! [`AddressMode::Host`](bpfvm_helpers::AddressMode::Host) trusts. rbpf has no
 //! instruction budget, so programs with backward jumps are refused unless
 //! `VmConfig::rbpf_allow_loops` is set.
 //!

@@ -23,6 +23,7 @@ pub const FIXTURES: &[&str] = &[
     "signed_v4",
     "subprog",
     "tc_skb",
+    "trusted",
     "xdp_parser",
 ];
 
