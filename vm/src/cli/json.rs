@@ -15,6 +15,7 @@ use std::io::Write;
 use bpfvm::loader::{MapDefinition, ObjectMaps};
 use serde_json::{json, Map, Value};
 
+use super::events::MapEvents;
 use super::execute::RunSummary;
 use super::hex::hex;
 use super::snapshot::{walk, EntryRef};
@@ -89,7 +90,8 @@ fn put(out: &mut dyn Write, s: &str) -> Result<(), CliError> {
 }
 
 /// Writes the document for a run of `program` on `ncpus` CPUs with `engine` to `out`,
-/// followed by a newline, reading each map's entries as they are printed.
+/// followed by a newline, reading each map's entries as they are printed, then the
+/// `events` read from the ring and perf buffers ([`MapEvents::to_json`]).
 pub fn write_run(
     out: &mut dyn Write,
     program: &str,
@@ -97,6 +99,7 @@ pub fn write_run(
     engine: &str,
     summary: &RunSummary,
     maps: &ObjectMaps,
+    events: &[MapEvents],
 ) -> Result<(), CliError> {
     let head = json!({
         "program": program,
@@ -121,6 +124,13 @@ pub fn write_run(
             write_entry(out, &e, percpu)
         })?;
         put(out, "]}")?;
+    }
+    put(out, "],\"events\":[")?;
+    for (i, e) in events.iter().enumerate() {
+        if i > 0 {
+            put(out, ",")?;
+        }
+        put(out, &e.to_json().to_string())?;
     }
     put(out, "]}\n")
 }
@@ -154,6 +164,7 @@ mod tests {
             "interpreter",
             &RunSummary::default(),
             &maps,
+            &[],
         )
         .unwrap();
         assert_eq!(out.last(), Some(&b'\n'));
@@ -164,7 +175,10 @@ mod tests {
             .keys()
             .map(String::as_str)
             .collect();
-        assert_eq!(keys, ["program", "cpus", "engine", "runs", "maps"]);
+        assert_eq!(
+            keys,
+            ["program", "cpus", "engine", "runs", "maps", "events"]
+        );
         assert_eq!(doc["maps"].as_array().unwrap().len(), maps.all().len());
         let entries = doc["maps"][0]["entries"].as_array().unwrap();
         assert_eq!(entries.len() as u32, n);

@@ -8,7 +8,7 @@ use bpfvm::{Input, ProgramType, Vm};
 use super::args::RunArgs;
 use super::execute::{execute, Schedule};
 use super::snapshot::snapshot_all;
-use super::{explain, fault, input, json, object, report, text, CliError};
+use super::{events, explain, fault, input, json, object, report, text, CliError};
 
 /// Bytes of the packet `__sk_buff` programs get without `--data`: a minimum Ethernet frame
 /// (without FCS), all zero (EtherType 0: not IP).
@@ -63,6 +63,7 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
         .map_memory_limit(args.map_memory_limit)
         .build();
     let maps = object::create_maps(&obj, path, args.cpus, vm.map_memory())?;
+    events::open_perf_buffers(&maps)?;
     let prog = vm
         .load(object::program(&obj, path, def, &maps, engine)?)
         .map_err(|source| CliError::Prepare {
@@ -91,10 +92,13 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
             },
             e => e,
         })?;
+    // Read once, as a consumer reads them: ring buffers in order, perf buffers per CPU.
+    let events = events::read_all(&maps)?;
     let path_str = path.display().to_string();
     if args.json {
         // Streamed entry by entry: no snapshot of the maps is needed.
-        json::write_run(out, &def.name, args.cpus, engine.name(), &summary, &maps)?;
+        let (name, cpus) = (&def.name, args.cpus);
+        json::write_run(out, name, cpus, engine.name(), &summary, &maps, &events)?;
     }
     // Bounded snapshots (counts and the first entries) for the other outputs.
     let snaps = if args.json && args.report.is_none() {
@@ -125,6 +129,7 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
             repeat: args.repeat,
             summary: &summary,
             maps: &snaps,
+            events: &events,
         };
         text::write(&r, out)?;
     }
