@@ -248,7 +248,13 @@ fn probe_str(
             out.clear();
             e
         }
-        None if out.last() == Some(&0) => out.len() as i64,
+        None if out.last() == Some(&0) => {
+            let len = out.len();
+            if space == Space::User {
+                pad_nul_word(ctx, src, size, &mut out);
+            }
+            len as i64
+        }
         None => {
             // Cut at `size`: the last byte becomes the NUL.
             if let Some(last) = out.last_mut() {
@@ -262,6 +268,17 @@ fn probe_str(
     }
     write(ctx, name, dst, &out)?;
     Ok(ret as u64)
+}
+
+/// x86's `strncpy_from_user` copies whole words while 8 or more bytes of `size` are left
+/// (and the source word is readable): the word holding the NUL is stored whole, its bytes
+/// after the NUL zeroed. `out` (the string with its NUL) grows to the end of that word.
+fn pad_nul_word(ctx: &HelperContext, src: u64, size: u64, out: &mut Vec<u8>) {
+    let word = (out.len() as u64 - 1) / 8 * 8;
+    let mut w = [0u8; 8];
+    if word + 8 <= size && read(ctx, Space::User, src.wrapping_add(word), &mut w).is_ok() {
+        out.resize(word as usize + 8, 0);
+    }
 }
 
 /// `bpf_probe_read_user(dst, size, unsafe_ptr)`.

@@ -170,9 +170,24 @@ fn probe_reads_follow_the_kernels_address_rules() {
     assert_eq!((r, &b[..5]), (0, &b"user\xff"[..]));
     assert_eq!(probed(&vm, 112, 8, kaddr).0, -14);
     assert_eq!(probed(&vm, 112, 8, 0x1000).0, -14, "nothing mapped there");
-    // Strings: the length with the NUL; cut at the size with the NUL in the last byte.
+    // Strings: the length with the NUL; cut at the size with the NUL in the last byte. The
+    // user form stores the word holding the NUL whole, zeroed after the NUL (x86's
+    // word-at-a-time strncpy_from_user), when 8 bytes of the size are left for it and the
+    // word is readable; else it stops at the NUL.
     let (r, b) = probed(&vm, 114, 16, 0x7ffd_0000_1000);
-    assert_eq!((r, &b[..6]), (5, &b"user\0\xff"[..]));
+    assert_eq!((r, &b[..9]), (5, &b"user\0\0\0\0\xff"[..]));
+    let (r, b) = probed(&vm, 114, 7, 0x7ffd_0000_1000);
+    assert_eq!(
+        (r, &b[..6]),
+        (5, &b"user\0\xff"[..]),
+        "fewer than 8 bytes left"
+    );
+    let (r, b) = probed(&vm, 114, 16, 0x7ffd_0000_1004);
+    assert_eq!(
+        (r, &b[..2]),
+        (1, &b"\0\xff"[..]),
+        "the word runs past the memory"
+    );
     let (r, b) = probed(&vm, 114, 3, 0x7ffd_0000_1000);
     assert_eq!((r, &b[..4]), (3, &b"us\0\xff"[..]));
     let (r, b) = probed(&vm, 115, 16, kaddr);
