@@ -3,7 +3,8 @@
 //! bytes at the same address), NULL, unmapped, kernel and non-canonical addresses, sizes 0
 //! and cut strings — must give the same return values and leave the same bytes in the map;
 //! `bpf_trace_vprintk` (177) must return the same length or `-EINVAL` for each format and
-//! argument array; and the task helpers 14/15/16 must report the same ids and name once
+//! argument array (widths and flags, `%s`/`%c`, text past the 512-byte buffer, control and
+//! UTF-8 bytes in the format, too many or too few arguments); and the task helpers 14/15/16 must report the same ids and name once
 //! bpfvm's task is set to the thread that ran the kernel's test run.
 #![cfg(target_os = "linux")]
 
@@ -18,6 +19,9 @@ use bpfvm_conformance::kernel::diff::HostMap;
 use bpfvm_conformance::kernel::{self, load_object_program, KernelMap, MapDef, TestRun};
 
 const VALUE: u32 = 64;
+
+/// A run's return value and the map value after it.
+type Outcome = (u32, Vec<u8>);
 
 /// `v = lookup(map0, &0); if (!v) return 0; return body(v in r1)`.
 fn with_value(body: &[Insn]) -> Vec<u8> {
@@ -67,7 +71,7 @@ impl Both {
 
     /// Runs `code` on CPU 0 on both sides: `Err` with the kernel's verifier log when the
     /// kernel refuses it, else the return values and the map values after.
-    fn run(&self, code: Vec<u8>) -> Result<((u32, Vec<u8>), (u32, Vec<u8>)), String> {
+    fn run(&self, code: Vec<u8>) -> Result<(Outcome, Outcome), String> {
         let key = 0u32.to_ne_bytes();
         for m in [&self.kmap as &dyn HostMap, &*self.smap] {
             m.update(&key, &[0xaa; VALUE as usize], 0).unwrap();
@@ -186,4 +190,246 @@ fn probe_reads_agree_with_the_kernel() {
         assert!(errnos.contains(&e), "{e} never returned: {errnos:?}");
     }
     drop(user);
+}
+
+/// Stores `bytes` (NUL-padded to whole words) on the stack at `r10 + off`.
+fn stack_bytes(off: i16, bytes: &[u8]) -> Vec<Insn> {
+    let mut v = Vec::new();
+    for (i, chunk) in bytes.chunks(8).enumerate() {
+        let mut w = [0u8; 8];
+        w[..chunk.len()].copy_from_slice(chunk);
+        v.extend(asm::ld_imm64(1, u64::from_le_bytes(w)));
+        v.push(asm::stx_dw(10, 1, off + 8 * i as i16));
+    }
+    v
+}
+
+/// An argument of `bpf_trace_vprintk`.
+#[derive(Clone, Copy)]
+enum Arg {
+    Int(u64),
+    /// The address of the string stored at `r10 - 200`.
+    Str,
+}
+
+/// `return bpf_trace_vprintk(fmt, fmt_size, data, data_len)`: the format at `r10 - 64`
+/// (`fmt_size` bytes of it), the arguments at `r10 - 176`, a string at `r10 - 200`;
+/// `data_len` may disagree with the arguments, and `null_data` passes NULL.
+fn vprintk(fmt: &[u8], fmt_size: i32, args: &[Arg], data_len: i32, null_data: bool) -> Vec<u8> {
+    let mut v = stack_bytes(-64, fmt);
+    v.extend(stack_bytes(-200, b"a string\0"));
+    for (i, a) in args.iter().enumerate() {
+        let off = -176 + 8 * i as i16;
+        match a {
+            Arg::Int(x) => v.extend(asm::ld_imm64(1, *x)),
+            Arg::Str => v.extend([asm::mov64_reg(1, 10), asm::add64_imm(1, -200)]),
+        }
+        v.push(asm::stx_dw(10, 1, off));
+    }
+    v.extend([
+        asm::mov64_reg(1, 10),
+        asm::add64_imm(1, -64),
+        asm::mov64_imm(2, fmt_size),
+        asm::mov64_reg(3, 10),
+        asm::add64_imm(3, -176),
+    ]);
+    if null_data {
+        v.push(asm::mov64_imm(3, 0));
+    }
+    v.extend([asm::mov64_imm(4, data_len), asm::call(177), asm::exit()]);
+    asm::image(&[&v])
+}
+
+/// A format, its `fmt_size` (default: all of it), the arguments, `data_len` (default: the
+/// arguments') and whether `data` is NULL.
+type VprintkCase = (&'static [u8], Option<i32>, Vec<Arg>, Option<i32>, bool);
+
+/// Runs a program without maps on CPU 0 on both sides: the return values.
+fn run_plain(code: Vec<u8>) -> Result<(u32, u32), String> {
+    let kprog = load_object_program("p", ProgType::Xdp, 0, &code, &[], "GPL")?;
+    let k = kprog
+        .test_run_on_cpu(
+            0,
+            &TestRun {
+                data_in: vec![0; 64],
+                ..TestRun::default()
+            },
+        )
+        .unwrap()
+        .retval;
+    let vm = Vm::builder().cpus(1).build();
+    let prog = vm.load(Program::new(code, ProgramType::Xdp)).unwrap();
+    let run = VmTestRun {
+        input: Input::packet(vec![0; 64]),
+        repeat: 1,
+        cpu: CpuId(0),
+    };
+    Ok((k, vm.test_run(&prog, &run).unwrap().retval as u32))
+}
+
+#[test]
+fn trace_vprintk_answers_agree_with_the_kernel() {
+    if !kernel::oracle_or_skip() {
+        return;
+    }
+    use Arg::{Int, Str};
+    let twelve = [Int(1); 12];
+    let thirteen = [Int(1); 13];
+    let cases: Vec<VprintkCase> = vec![
+        // (format, fmt_size (default: the whole format), args, data_len (default: the
+        // args'), NULL data)
+        (b"x=%d\n\0", None, vec![Int(42)], None, false),
+        (b"no args\n\0", None, vec![], None, false),
+        (
+            b"%llx %u %c|\n\0",
+            None,
+            vec![Int(u64::MAX), Int(7), Int(65)],
+            None,
+            false,
+        ),
+        (
+            b"%5d|%-5d|%05u\n\0",
+            None,
+            vec![Int(-3i64 as u64), Int(4), Int(5)],
+            None,
+            false,
+        ),
+        (b"%s and %s\n\0", None, vec![Str, Str], None, false),
+        (
+            b"%lld %lli\n\0",
+            None,
+            vec![Int(-1i64 as u64), Int(1 << 40)],
+            None,
+            false,
+        ),
+        (
+            b"12 %d%d%d%d%d%d%d%d%d%d%d%d\n\0",
+            None,
+            twelve.to_vec(),
+            None,
+            false,
+        ),
+        // -EINVAL: too many arguments, a length not a multiple of 8, NULL data with a
+        // length, too few arguments for the format, an unknown conversion, no NUL.
+        (b"13\n\0", None, thirteen.to_vec(), None, false),
+        (b"x=%d\n\0", None, vec![Int(1), Int(2)], Some(12), false),
+        (b"no args\n\0", None, vec![], None, true),
+        // Non-printable bytes in the format.
+        (b"bell\x07 %d\n\0", None, vec![Int(1)], None, false),
+        (b"high\xe9\xa0\n\0", None, vec![], None, false),
+        (b"c1\x85\n\0", None, vec![], None, false),
+        (b"del\x7f\n\0", None, vec![], None, false),
+        // Widths and flags on strings and characters, %% and white space.
+        (
+            b"[%8s][%-3c]%%\t\n\0",
+            None,
+            vec![Str, Int(66)],
+            None,
+            false,
+        ),
+        // Text longer than the kernel's 512-byte buffer: the whole length is returned.
+        (b"%600d\n\0", None, vec![Int(9)], None, false),
+        // Precision and the '#' flag are refused.
+        (b"%.2d\n\0", None, vec![Int(1)], None, false),
+        (b"%#x\n\0", None, vec![Int(1)], None, false),
+        (b"%d %d\n\0", None, vec![Int(1)], None, false),
+        (b"%y\n\0", None, vec![Int(1)], None, false),
+        (b"cut", Some(3), vec![], None, false),
+        // More arguments than the format uses.
+        (b"one %d\n\0", None, vec![Int(1), Int(2)], None, false),
+    ];
+    let mut differ = 0;
+    let mut seen = std::collections::BTreeSet::new();
+    for (fmt, fmt_size, args, data_len, null) in cases {
+        let size = fmt_size.unwrap_or(fmt.len() as i32);
+        let len = data_len.unwrap_or(8 * args.len() as i32);
+        let name = String::from_utf8_lossy(fmt).escape_debug().to_string();
+        match run_plain(vprintk(fmt, size, &args, len, null)) {
+            Ok((k, s)) => {
+                seen.insert(k as i32);
+                if k != s {
+                    differ += 1;
+                    println!(
+                        "DIFFERENCE {name:?} len {len}: kernel {}, bpfvm {}",
+                        k as i32, s as i32
+                    );
+                }
+            }
+            Err(log) => {
+                differ += 1;
+                println!(
+                    "REFUSED {name:?}: {}",
+                    log.lines().rev().nth(1).unwrap_or("")
+                );
+            }
+        }
+    }
+    println!("return values seen: {seen:?}");
+    assert_eq!(differ, 0);
+    assert!(seen.contains(&-22) && seen.len() > 6, "{seen:?}");
+}
+
+#[test]
+fn task_helpers_agree_with_the_kernel_for_the_same_task() {
+    if !kernel::oracle_or_skip() {
+        return;
+    }
+    // `v[0..8] = pid_tgid; v[8..16] = uid_gid; r0 = get_current_comm(v + 16, size)`.
+    let prog = |size: i32| {
+        with_value(&[
+            asm::mov64_reg(6, 1),
+            asm::call(14),
+            asm::stx_dw(6, 0, 0),
+            asm::call(15),
+            asm::stx_dw(6, 0, 8),
+            asm::mov64_reg(1, 6),
+            asm::add64_imm(1, 16),
+            asm::mov64_imm(2, size),
+            asm::call(16),
+            asm::exit(),
+        ])
+    };
+    // The kernel's test run happens on a thread this one spawns: same process, same ids,
+    // and the name it inherits from this thread.
+    let comm = std::fs::read_to_string("/proc/thread-self/comm").unwrap();
+    let comm = comm.trim_end_matches('\n').to_string();
+    let tgid = std::process::id();
+    let (uid, gid) = ids_of_this_process();
+    let n = kernel::possible_cpus().unwrap();
+    let mut differ = 0;
+    for size in [16, 8, 1, 40] {
+        let vm = Vm::builder().cpus(n).build();
+        let both = Both::new(vm);
+        let (k, _) = both.run(prog(size)).unwrap();
+        let kernel_pid_tgid = u64::from_ne_bytes(k.1[..8].try_into().unwrap());
+        assert_eq!(kernel_pid_tgid >> 32, u64::from(tgid));
+        let task = Task {
+            pid: kernel_pid_tgid as u32, // the spawned thread's id
+            tgid,
+            uid,
+            gid,
+            comm: comm.clone(),
+            ..Task::for_cpu(0)
+        };
+        both.vm.set_task(CpuId(0), task).unwrap();
+        let (k, s) = both.run(prog(size)).unwrap();
+        // The second kernel run is on another thread: its pid differs.
+        let mut k_cmp = k.clone();
+        k_cmp.1[..4].copy_from_slice(&s.1[..4]);
+        if k_cmp != s {
+            differ += 1;
+            println!("DIFFERENCE comm size {size}: kernel {k:?}, bpfvm {s:?}");
+        }
+    }
+    assert_eq!(differ, 0);
+}
+
+/// `(uid, gid)` of this process, from `/proc/self/status`.
+fn ids_of_this_process() -> (u32, u32) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let field = |name: &str| -> u32 {
+        let line = status.lines().find(|l| l.starts_with(name)).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    (field("Uid:"), field("Gid:"))
 }

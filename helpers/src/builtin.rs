@@ -297,65 +297,23 @@ pub(crate) fn printk(
     }
     let mut fmt = vec![0u8; size];
     ctx.read_arg(name, fmt_addr, &mut fmt)?;
-    let Some(nul) = fmt.iter().position(|&b| b == 0) else {
+    let mut strings = 0usize;
+    let memory = &ctx.memory;
+    let formatted = crate::printk::format(&fmt, args, |addr| {
+        strings += 1;
+        let mut bytes = Vec::new();
+        memory
+            .read_c_string(addr, crate::printk::MAX_STRING, &mut bytes)
+            .ok()
+            .map(|()| bytes)
+    });
+    ctx.charge_bytes(strings * crate::printk::MAX_STRING);
+    let Ok(out) = formatted else {
         return Ok(EINVAL);
     };
-    fmt.truncate(nul);
-    let mut next = 0usize;
-    let mut out = Vec::with_capacity(fmt.len() + 16);
-    let mut i = 0;
-    while i < fmt.len() {
-        let c = fmt[i];
-        i += 1;
-        if c != b'%' {
-            out.push(c);
-            continue;
-        }
-        let mut longs = 0;
-        while i < fmt.len() && fmt[i] == b'l' {
-            longs += 1;
-            i += 1;
-        }
-        let Some(&conv) = fmt.get(i) else {
-            return Ok(EINVAL);
-        };
-        i += 1;
-        if conv == b'%' && longs == 0 {
-            out.push(b'%');
-            continue;
-        }
-        if longs > 2 || next >= args.len() {
-            return Ok(EINVAL);
-        }
-        let v = args[next];
-        next += 1;
-        let narrow = longs == 0;
-        let s = match conv {
-            b'd' | b'i' if narrow => (v as i32).to_string(),
-            b'd' | b'i' => (v as i64).to_string(),
-            b'u' if narrow => (v as u32).to_string(),
-            b'u' => v.to_string(),
-            b'x' if narrow => format!("{:x}", v as u32),
-            b'x' => format!("{v:x}"),
-            b'X' if narrow => format!("{:X}", v as u32),
-            b'X' => format!("{v:X}"),
-            b'p' if narrow => format!("0x{v:x}"),
-            b'c' if narrow => char::from(v as u8).to_string(),
-            b's' if narrow => {
-                let mut bytes = Vec::new();
-                ctx.charge_bytes(256);
-                match ctx.memory.read_c_string(v, 256, &mut bytes) {
-                    Ok(()) => String::from_utf8_lossy(&bytes).into_owned(),
-                    Err(_) => "(efault)".to_string(),
-                }
-            }
-            _ => return Ok(EINVAL),
-        };
-        out.extend_from_slice(s.as_bytes());
-    }
-    ctx.charge_bytes(out.len());
-    ctx.trace_write(&out);
-    Ok(out.len() as u64)
+    ctx.charge_bytes(out.text.len());
+    ctx.trace_write(&out.text);
+    Ok(out.len as u64)
 }
 
 #[cfg(test)]

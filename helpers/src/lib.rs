@@ -30,6 +30,7 @@ pub mod id;
 pub mod lock;
 pub mod maps;
 pub mod memory;
+pub mod printk;
 pub mod probe;
 pub mod queue;
 pub mod registry;
