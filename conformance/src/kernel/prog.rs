@@ -96,6 +96,7 @@ impl KernelProg {
         let fd = sys::prog_load(
             prog_type as u32,
             expected_attach_type,
+            0,
             insns,
             license,
             &mut [],

@@ -94,19 +94,21 @@ impl Object {
         match map.map_type() {
             // Records are read by consuming them (`Map::ringbuf_consume`, `Map::perf_read`);
             // a listing must not take them away.
-            MapType::Ringbuf | MapType::PerfEventArray => return Ok(Vec::new()),
+            MapType::Ringbuf | MapType::PerfEventArray => return Ok(()),
             // Values in pop order, numbered, without popping them.
             MapType::Queue | MapType::Stack => {
-                return Ok(map
+                for (i, v) in map
                     .queue_values()
                     .map_err(read_err)?
                     .into_iter()
                     .enumerate()
-                    .map(|(i, v)| MapEntry {
+                {
+                    f(MapEntry {
                         key: BtfValue::Unsigned(i as u64),
                         values: vec![decode(self.btf(), def.value_type_id, &v)],
-                    })
-                    .collect())
+                    });
+                }
+                return Ok(());
             }
             _ => {}
         }
