@@ -244,8 +244,9 @@ fn vprintk(fmt: &[u8], fmt_size: i32, args: &[Arg], data_len: i32, null_data: bo
 /// arguments') and whether `data` is NULL.
 type VprintkCase = (&'static [u8], Option<i32>, Vec<Arg>, Option<i32>, bool);
 
-/// Runs a program without maps on CPU 0 on both sides: the return values.
-fn run_plain(code: Vec<u8>) -> Result<(u32, u32), String> {
+/// Runs a program without maps on CPU 0 on both sides: the return values. bpfvm's task on
+/// CPU 0 gets `user` (this process's bytes at their address) as its user memory.
+fn run_plain(code: Vec<u8>, user: &[u8]) -> Result<(u32, u32), String> {
     let kprog = load_object_program("p", ProgType::Xdp, 0, &code, &[], "GPL")?;
     let k = kprog
         .test_run_on_cpu(
@@ -258,6 +259,11 @@ fn run_plain(code: Vec<u8>) -> Result<(u32, u32), String> {
         .unwrap()
         .retval;
     let vm = Vm::builder().cpus(1).build();
+    let task = Task {
+        user_memory: MemoryImage::new().with(user.as_ptr() as u64, user.to_vec()),
+        ..Task::for_cpu(0)
+    };
+    vm.set_task(CpuId(0), task).unwrap();
     let prog = vm.load(Program::new(code, ProgramType::Xdp)).unwrap();
     let run = VmTestRun {
         input: Input::packet(vec![0; 64]),
@@ -273,6 +279,9 @@ fn trace_vprintk_answers_agree_with_the_kernel() {
         return;
     }
     use Arg::{Int, Str};
+    // A string in this process's memory: %s of a user address reads user memory.
+    let user = b"from user space\0".to_vec();
+    let ua = user.as_ptr() as u64;
     let twelve = [Int(1); 12];
     let thirteen = [Int(1); 13];
     let cases: Vec<VprintkCase> = vec![
@@ -335,6 +344,17 @@ fn trace_vprintk_answers_agree_with_the_kernel() {
         (b"%d %d\n\0", None, vec![Int(1)], None, false),
         (b"%y\n\0", None, vec![Int(1)], None, false),
         (b"cut", Some(3), vec![], None, false),
+        // %s of user memory, of an unmapped user address and of an unmapped kernel one
+        // (printed as nothing).
+        (b"u=%s|\n\0", None, vec![Int(ua)], None, false),
+        (b"u=%s|\n\0", None, vec![Int(0x1000)], None, false),
+        (
+            b"u=%s|\n\0",
+            None,
+            vec![Int(0xffff_ffff_ffff_f000)],
+            None,
+            false,
+        ),
         // More arguments than the format uses.
         (b"one %d\n\0", None, vec![Int(1), Int(2)], None, false),
     ];
@@ -344,7 +364,7 @@ fn trace_vprintk_answers_agree_with_the_kernel() {
         let size = fmt_size.unwrap_or(fmt.len() as i32);
         let len = data_len.unwrap_or(8 * args.len() as i32);
         let name = String::from_utf8_lossy(fmt).escape_debug().to_string();
-        match run_plain(vprintk(fmt, size, &args, len, null)) {
+        match run_plain(vprintk(fmt, size, &args, len, null), &user) {
             Ok((k, s)) => {
                 seen.insert(k as i32);
                 if k != s {

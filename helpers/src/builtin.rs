@@ -298,14 +298,10 @@ pub(crate) fn printk(
     let mut fmt = vec![0u8; size];
     ctx.read_arg(name, fmt_addr, &mut fmt)?;
     let mut strings = 0usize;
-    let memory = &ctx.memory;
+    let reader: &HelperContext = ctx;
     let formatted = crate::printk::format(&fmt, args, |addr| {
         strings += 1;
-        let mut bytes = Vec::new();
-        memory
-            .read_c_string(addr, crate::printk::MAX_STRING, &mut bytes)
-            .ok()
-            .map(|()| bytes)
+        crate::probe::printk_string(reader, addr, crate::printk::MAX_STRING)
     });
     ctx.charge_bytes(strings * crate::printk::MAX_STRING);
     let Ok(out) = formatted else {

@@ -10,8 +10,9 @@
 //! - the text is cut to 511 bytes (the kernel's 512-byte buffer with its NUL) and the
 //!   helper returns the length the whole text would have, as `vsnprintf`.
 //!
-//! `%s` reads a string of at most 256 bytes (the kernel's per-string room); one that cannot
-//! be read prints as nothing. `%p` prints `0x` and the hex value (the kernel hashes plain
+//! `%s` reads a string of at most 256 bytes (the kernel's per-string room) from the
+//! program's memory, the task's user memory (addresses below `TASK_SIZE_MAX`) or the kernel
+//! memory a test provided; one that cannot be read prints as nothing. `%p` prints `0x` and the hex value (the kernel hashes plain
 //! `%p` pointers: the only place this formatter cannot match the kernel byte for byte).
 
 /// Bytes of text kept: the kernel formats into `MAX_BPRINTF_BUF` (512) bytes with the NUL.

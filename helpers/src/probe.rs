@@ -159,6 +159,34 @@ fn read(ctx: &HelperContext, space: Space, src: u64, out: &mut [u8]) -> Result<(
     }
 }
 
+/// The string at `addr` as `%s` of `bpf_trace_printk` reads it (`bpf_trace_copy_string`):
+/// the program's own memory, else user memory below `TASK_SIZE_MAX` and kernel memory
+/// above, up to `max` bytes or the NUL (not included); `None` when a byte cannot be read.
+pub(crate) fn printk_string(ctx: &HelperContext, addr: u64, max: usize) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    if ctx.memory.translate(addr, 1, Access::Read).is_ok() {
+        return ctx
+            .memory
+            .read_c_string(addr, max, &mut out)
+            .ok()
+            .map(|()| out);
+    }
+    let space = if addr < TASK_SIZE_MAX {
+        Space::User
+    } else {
+        Space::Kernel
+    };
+    for i in 0..max as u64 {
+        let mut b = [0u8; 1];
+        read(ctx, space, addr.wrapping_add(i), &mut b).ok()?;
+        if b[0] == 0 {
+            break;
+        }
+        out.push(b[0]);
+    }
+    Some(out)
+}
+
 /// Checks the destination (`size` writable bytes at `dst`, what the verifier guarantees).
 fn check_dst(ctx: &HelperContext, name: &str, dst: u64, size: u64) -> Result<(), Box<HelperError>> {
     if size > MAX_READ {
