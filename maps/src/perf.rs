@@ -346,6 +346,15 @@ impl Map {
         e.read()
     }
 
+    /// Samples the event at `index` lost since its last lost-samples record: the kernel's
+    /// `rb->lost`, written into the ring only before the next sample that fits (a consumer
+    /// of the ring cannot see it until then). `ENOENT` when no event is attached there.
+    pub fn perf_pending_lost(&self, index: u32) -> Result<u64, MapError> {
+        let e = self.perf()?.get(index).ok_or(MapError::NotFound)?;
+        let lost = e.ring().lost;
+        Ok(lost)
+    }
+
     /// The CPU of the event at `index`, if one is attached.
     pub fn perf_event_cpu(&self, index: u32) -> Option<CpuId> {
         Some(CpuId(self.perf().ok()?.get(index)?.cpu))
@@ -437,7 +446,10 @@ mod tests {
             );
         }
         assert_eq!(m.perf_read(0).unwrap().len(), 4);
+        assert_eq!(m.perf_pending_lost(0).unwrap(), 3, "not in the ring yet");
         m.perf_output(CpuId(0), 0, &[5; 4]).unwrap();
+        assert_eq!(m.perf_pending_lost(0).unwrap(), 0);
+        assert_eq!(m.perf_pending_lost(1).unwrap_err().errno(), 2);
         assert_eq!(
             m.perf_read(0).unwrap(),
             [PerfRecord::Lost(3), PerfRecord::Sample(vec![5, 5, 5, 5])]

@@ -131,16 +131,19 @@ fn perf_samples_come_out_per_cpu_and_a_full_buffer_drops() {
             samples.iter().all(|s| s[80..92] == *"ffffffffffff"),
             "the Ethernet header"
         );
-        // The kernel writes a lost-samples record before the next sample that fits; no
-        // sample fits once the consumer stops reading, so there is none here (the unit
-        // tests of `bpfvm::maps::perf` and `events` cover the records and their output).
+        // The kernel writes a lost-samples record before the next sample that fits; none
+        // fits once the consumer stops reading, so the 45 losses are pending, not records.
         let lost: u64 = records.iter().filter_map(|r| r["lost"].as_u64()).sum();
         assert_eq!(lost, 0);
+        assert_eq!(b["pending_lost"], 45);
     }
     // The text names the counts and shows the first records.
     let text = String::from_utf8(run(&args)).unwrap();
     assert!(
-        text.contains("events of perf_events (perf_event_array): 910 records\n  index 0 (cpu 0):\n    #0 01000000"),
+        text.contains(
+            "events of perf_events (perf_event_array): 910 records, 90 lost\n  index 0 \
+             (cpu 0): 45 sample(s) lost at the end (the buffer was full)\n    #0 01000000"
+        ),
         "{text}"
     );
     assert!(text.contains("... 878 more record(s) in --json"), "{text}");

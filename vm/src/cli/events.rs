@@ -40,6 +40,9 @@ pub struct Stream {
     pub perf_index: Option<(u32, u32)>,
     /// The records, oldest first.
     pub records: Vec<Record>,
+    /// Perf: samples lost after the last record (the kernel writes their lost-samples record
+    /// only before a later sample that fits, so a consumer has not seen them yet).
+    pub pending_lost: u64,
 }
 
 /// The events of one RINGBUF or PERF_EVENT_ARRAY map.
@@ -81,6 +84,7 @@ pub fn read_all(maps: &ObjectMaps) -> Result<Vec<MapEvents>, CliError> {
                 vec![Stream {
                     perf_index: None,
                     records: records.into_iter().map(Record::Sample).collect(),
+                    pending_lost: 0,
                 }]
             }
             MapType::PerfEventArray => {
@@ -90,8 +94,10 @@ pub fn read_all(maps: &ObjectMaps) -> Result<Vec<MapEvents>, CliError> {
                         continue;
                     };
                     let records = map.perf_read(index).map_err(|e| fail(def, e))?;
+                    let pending_lost = map.perf_pending_lost(index).map_err(|e| fail(def, e))?;
                     streams.push(Stream {
                         perf_index: Some((index, cpu.0)),
+                        pending_lost,
                         records: records
                             .into_iter()
                             .map(|r| match r {
@@ -115,10 +121,10 @@ pub fn read_all(maps: &ObjectMaps) -> Result<Vec<MapEvents>, CliError> {
 }
 
 impl MapEvents {
-    /// Samples and lost samples over all streams.
+    /// Samples and lost samples (in records and pending) over all streams.
     pub fn totals(&self) -> (u64, u64) {
         let mut samples = 0;
-        let mut lost = 0;
+        let mut lost: u64 = self.streams.iter().map(|s| s.pending_lost).sum();
         for r in self.streams.iter().flat_map(|s| &s.records) {
             match r {
                 Record::Sample(_) => samples += 1,
@@ -146,10 +152,17 @@ impl MapEvents {
         let mut shown = 0;
         for s in &self.streams {
             if let Some((index, cpu)) = s.perf_index {
-                if s.records.is_empty() {
+                if s.records.is_empty() && s.pending_lost == 0 {
                     continue;
                 }
-                out.push_str(&format!("  index {index} (cpu {cpu}):\n"));
+                out.push_str(&format!("  index {index} (cpu {cpu}):"));
+                if s.pending_lost > 0 {
+                    out.push_str(&format!(
+                        " {} sample(s) lost at the end (the buffer was full)",
+                        s.pending_lost
+                    ));
+                }
+                out.push('\n');
             }
             for (i, r) in s.records.iter().enumerate() {
                 if shown == SHOWN_RECORDS {
@@ -178,7 +191,8 @@ impl MapEvents {
 
     /// The JSON value: `{"map", "type", "records": [HEX...]}` for a ring buffer,
     /// `{"map", "type", "buffers": [{"index", "cpu", "records": [{"sample": HEX} |
-    /// {"lost": N}]}]}` for a perf event array.
+    /// {"lost": N}], "pending_lost": N}]}` for a perf event array (`pending_lost`: samples
+    /// lost after the last record).
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::json;
         let record = |r: &Record| match r {
@@ -189,6 +203,7 @@ impl MapEvents {
             [Stream {
                 perf_index: None,
                 records,
+                ..
             }] => json!({
                 "map": self.map,
                 "type": self.map_type,
@@ -211,6 +226,7 @@ impl MapEvents {
                             "index": index,
                             "cpu": cpu,
                             "records": s.records.iter().map(record).collect::<Vec<_>>(),
+                            "pending_lost": s.pending_lost,
                         })
                     })
                     .collect::<Vec<_>>(),
@@ -231,10 +247,17 @@ mod tests {
                 Stream {
                     perf_index: Some((0, 0)),
                     records: vec![Record::Sample(vec![1, 2, 3, 4]), Record::Lost(3)],
+                    pending_lost: 0,
                 },
                 Stream {
                     perf_index: Some((1, 1)),
                     records: vec![],
+                    pending_lost: 0,
+                },
+                Stream {
+                    perf_index: Some((2, 2)),
+                    records: vec![],
+                    pending_lost: 5,
                 },
             ],
         }
@@ -243,12 +266,14 @@ mod tests {
     #[test]
     fn perf_events_render_per_cpu_with_losses() {
         let e = perf();
-        assert_eq!(e.totals(), (1, 3));
+        assert_eq!(e.totals(), (1, 8));
         assert_eq!(
             e.render(),
-            "events of perf (perf_event_array): 1 record, 3 lost\n  index 0 (cpu 0):\n    \
-             #0 01020304 (4 bytes)\n    #1 lost 3 samples\n"
+            "events of perf (perf_event_array): 1 record, 8 lost\n  index 0 (cpu 0):\n    \
+             #0 01020304 (4 bytes)\n    #1 lost 3 samples\n  index 2 (cpu 2): 5 sample(s) \
+             lost at the end (the buffer was full)\n"
         );
+        assert_eq!(e.to_json()["buffers"][2]["pending_lost"], 5);
         let j = e.to_json();
         assert_eq!(j["buffers"][0]["records"][0]["sample"], "01020304");
         assert_eq!(j["buffers"][0]["records"][1]["lost"], 3);
@@ -263,6 +288,7 @@ mod tests {
             streams: vec![Stream {
                 perf_index: None,
                 records: (0..40u8).map(|i| Record::Sample(vec![i; 100])).collect(),
+                pending_lost: 0,
             }],
         };
         let text = e.render();
