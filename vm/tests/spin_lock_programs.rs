@@ -106,7 +106,7 @@ fn exiting_with_the_lock_fails_and_releases_it() {
 #[test]
 fn a_fault_while_holding_the_lock_releases_it() {
     let map = locked_array();
-    let vm = Vm::builder().cpus(2).build();
+    let vm = Vm::builder().cpus(4).build();
     let mut body = lock_call(93, 8).to_vec();
     body.push(ins(0x79, 1, 6, 16, 0)); // r1 = *(u64 *)(r6 + 16): past the value
     let e = run(&vm, &map, with_value(&body), 1).unwrap_err();
@@ -121,7 +121,7 @@ fn a_fault_while_holding_the_lock_releases_it() {
 #[test]
 fn the_verifiers_rules_are_run_errors() {
     let map = locked_array();
-    let vm = Vm::builder().cpus(2).build();
+    let vm = Vm::builder().cpus(4).build();
     let twice: Vec<[u8; 8]> = [lock_call(93, 8), lock_call(93, 8)].concat();
     let e = run(&vm, &map, with_value(&twice), 0).unwrap_err();
     assert!(e.to_string().contains("a second lock"), "{e}");
