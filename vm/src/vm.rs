@@ -266,7 +266,7 @@ impl Vm {
         })
     }
 
-    fn lane(&self, cpu: CpuId) -> Result<MutexGuard<'_, Lane>, RunError> {
+    pub(crate) fn lane(&self, cpu: CpuId) -> Result<MutexGuard<'_, Lane>, RunError> {
         let Some(lane) = self.lanes.get(cpu.0 as usize) else {
             return Err(RunError::NoSuchCpu {
                 cpu: cpu.0,
@@ -469,6 +469,7 @@ impl Vm {
         let t = prog.program().prog_type();
         let (meta, data, ctx) = (&input.data_meta, &input.data, &input.ctx);
         lane.helper_ctx().set_cgroup(input.cgroup);
+        crate::task::setup_run(lane.helper_ctx(), prog.program());
         if t == ProgramType::Xdp || t.uses_sk_buff() {
             let size = if t == ProgramType::Xdp {
                 XDP_MD_SIZE
