@@ -19,4 +19,5 @@ pub mod kernel;
 pub mod reference;
 pub mod runner;
 pub mod scoreboard;
+pub mod vector_asm;
 pub mod vectors;
