@@ -16,8 +16,10 @@
 pub mod differential;
 pub mod expectations;
 pub mod kernel;
+pub mod mutations;
 pub mod reference;
 pub mod runner;
 pub mod scoreboard;
 pub mod vector_asm;
 pub mod vectors;
+pub mod verdicts;
