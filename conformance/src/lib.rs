@@ -21,5 +21,6 @@ pub mod reference;
 pub mod runner;
 pub mod scoreboard;
 pub mod support;
+pub mod vector_asm;
 pub mod vectors;
 pub mod verdicts;
