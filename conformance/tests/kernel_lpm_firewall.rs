@@ -123,7 +123,10 @@ fn lpm_firewall_agrees_with_the_kernel_on_every_cpu() {
         "GPL",
     )
     .unwrap();
-    let vm = Vm::builder().cpus(n).build();
+    let vm = Vm::builder()
+        .cpus(n)
+        .privilege(bpfvm::Privilege::Root) // as the kernel oracle loads
+        .build();
     let prog = vm
         .load(obj.vm_program("xdp_firewall", &smaps).unwrap())
         .unwrap();

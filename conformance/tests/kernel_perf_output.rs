@@ -179,7 +179,10 @@ fn the_perf_logger_fixture_agrees_with_the_kernel() {
             }
         })
         .collect();
-    let vm = Vm::builder().cpus(n).build();
+    let vm = Vm::builder()
+        .cpus(n)
+        .privilege(bpfvm::Privilege::Root) // as the kernel oracle loads
+        .build();
     let me = std::process::id();
     for cpu in 0..n {
         let task = bpfvm::task::Task {
@@ -234,7 +237,10 @@ fn return_values_samples_and_losses_agree_with_the_kernel() {
     }
     let n = kernel::possible_cpus().unwrap();
     let ev = events(3, n);
-    let vm = Vm::builder().cpus(n).build();
+    let vm = Vm::builder()
+        .cpus(n)
+        .privilege(bpfvm::Privilege::Root) // as the kernel oracle loads
+        .build();
     const CUR: u64 = 0xffff_ffff;
     let packet: Vec<u8> = (100..160).collect();
     let cases: Vec<(&str, u64, i32, u32)> = vec![

@@ -81,7 +81,10 @@ fn load(program: &str) -> Both {
     let kprog =
         load_object_program(program, ProgType::Xdp, 0, &def.bytecode(), &pk, "GPL").unwrap();
     let maps = obj.create_maps(n).unwrap();
-    let vm = Vm::builder().cpus(n).build();
+    let vm = Vm::builder()
+        .cpus(n)
+        .privilege(bpfvm::Privilege::Root) // as the kernel oracle loads
+        .build();
     // The kernel's current task in a test run is this process.
     for cpu in 0..n {
         let me = std::process::id();
@@ -267,7 +270,10 @@ fn helper_answers_agree_with_the_kernel() {
     };
     let kmap = KernelMap::create(def).unwrap();
     let smap = Arc::new(bpfvm_conformance::kernel::diff::sim_map(def, n).unwrap());
-    let vm = Vm::builder().cpus(n).build();
+    let vm = Vm::builder()
+        .cpus(n)
+        .privilege(bpfvm::Privilege::Root) // as the kernel oracle loads
+        .build();
     let kring = KernelRingbuf::new(&kmap).unwrap();
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("output", output(8, 0)),

@@ -117,7 +117,10 @@ fn probe_reads_agree_with_the_kernel() {
     user.resize(64, 0x55);
     let ua = user.as_ptr() as u64;
     let n = kernel::possible_cpus().unwrap();
-    let vm = Vm::builder().cpus(n).build();
+    let vm = Vm::builder()
+        .cpus(n)
+        .privilege(bpfvm::Privilege::Root) // as the kernel oracle loads
+        .build();
     vm.set_task(
         CpuId(0),
         Task {
@@ -258,7 +261,10 @@ fn run_plain(code: Vec<u8>, user: &[u8]) -> Result<(u32, u32), String> {
         )
         .unwrap()
         .retval;
-    let vm = Vm::builder().cpus(1).build();
+    let vm = Vm::builder()
+        .cpus(1)
+        .privilege(bpfvm::Privilege::Root) // as the kernel oracle loads
+        .build();
     let task = Task {
         user_memory: MemoryImage::new().with(user.as_ptr() as u64, user.to_vec()),
         ..Task::for_cpu(0)
@@ -418,7 +424,10 @@ fn task_helpers_agree_with_the_kernel_for_the_same_task() {
     let n = kernel::possible_cpus().unwrap();
     let mut differ = 0;
     for size in [16, 8, 1, 40] {
-        let vm = Vm::builder().cpus(n).build();
+        let vm = Vm::builder()
+            .cpus(n)
+            .privilege(bpfvm::Privilege::Root) // as the kernel oracle loads
+            .build();
         let both = Both::new(vm);
         let (k, _) = both.run(prog(size)).unwrap();
         let kernel_pid_tgid = u64::from_ne_bytes(k.1[..8].try_into().unwrap());

@@ -73,7 +73,10 @@ fn probed(vm: &Vm, helper: i32, size: i32, src: u64) -> (i64, Vec<u8>) {
 
 #[test]
 fn each_cpu_has_a_deterministic_task_the_test_can_replace() {
-    let vm = Vm::builder().cpus(3).build();
+    let vm = Vm::builder()
+        .cpus(3)
+        .privilege(bpfvm::Privilege::Root) // kprobe programs need CAP_PERFMON
+        .build();
     for cpu in 0..3 {
         let pid = u64::from(1000 + cpu);
         assert_eq!(run(&vm, call(14), cpu).retval, pid << 32 | pid);
@@ -109,7 +112,10 @@ fn each_cpu_has_a_deterministic_task_the_test_can_replace() {
 
 #[test]
 fn comm_is_cut_and_nul_padded_like_strscpy_pad() {
-    let vm = Vm::builder().cpus(1).build();
+    let vm = Vm::builder()
+        .cpus(1)
+        .privilege(bpfvm::Privilege::Root) // kprobe programs need CAP_PERFMON
+        .build();
     vm.set_task(
         CpuId(0),
         Task {
@@ -143,7 +149,10 @@ fn comm_is_cut_and_nul_padded_like_strscpy_pad() {
 
 #[test]
 fn probe_reads_follow_the_kernels_address_rules() {
-    let vm = Vm::builder().cpus(1).build();
+    let vm = Vm::builder()
+        .cpus(1)
+        .privilege(bpfvm::Privilege::Root) // kprobe programs need CAP_PERFMON
+        .build();
     let kaddr = 0xffff_8880_0010_0000u64;
     vm.set_kernel_memory(MemoryImage::new().with(kaddr, (1..=12).collect::<Vec<u8>>()));
     vm.set_task(
@@ -199,7 +208,10 @@ fn probe_reads_follow_the_kernels_address_rules() {
 
 #[test]
 fn probe_read_kernel_reads_the_programs_own_memory() {
-    let vm = Vm::builder().cpus(1).build();
+    let vm = Vm::builder()
+        .cpus(1)
+        .privilege(bpfvm::Privilege::Root) // kprobe programs need CAP_PERFMON
+        .build();
     // The context (8 zero bytes, with its address in r1 at entry) is kernel memory.
     let c = code(&[
         ins(0x7a, 1, 0, 0, 0x77), // *(u64 *)(ctx + 0) = 0x77
@@ -217,7 +229,10 @@ fn probe_read_kernel_reads_the_programs_own_memory() {
 
 #[test]
 fn vprintk_tai_clock_and_attach_cookie() {
-    let vm = Vm::builder().cpus(1).build();
+    let vm = Vm::builder()
+        .cpus(1)
+        .privilege(bpfvm::Privilege::Root) // kprobe programs need CAP_PERFMON
+        .build();
     assert_eq!(run(&vm, call(174), 0).retval, 0xc00c1e);
     let t1 = run(&vm, call(208), 0).retval;
     let t0 = run(&vm, call(5), 0).retval;

@@ -76,6 +76,9 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
             program: def.name.to_string(),
             source,
         })?;
+    if let Some(why) = prog.unverified() {
+        eprintln!("bpfvm: warning: {why}");
+    }
     // --explain runs CPU after CPU so its text is the same on every run.
     let schedule = if args.explain {
         Schedule::OneCpuAfterAnother
