@@ -320,6 +320,14 @@ pub enum RunError {
         /// (section kprobe/x, instruction 1) could not be resolved: ...`.
         relocation: String,
     },
+    /// The program exited (or failed) while it held a `bpf_spin_lock` or ring buffer
+    /// reservations, which the kernel's verifier refuses; bpfvm released and discarded them.
+    #[error("{source}")]
+    HeldAtExit {
+        /// What was held, as the helper context reports it.
+        #[source]
+        source: HelperError,
+    },
     /// `callx` through a register holding no registered helper.
     #[error("instruction {pc}: callx to unknown helper {target}")]
     BadCallx {
@@ -387,7 +395,9 @@ impl RunError {
         match self {
             RunError::Fault { .. } => 14,
             RunError::NoSuchCpu { .. } => 6,
-            RunError::Helper { source, .. } | RunError::HelperAfterRun { source } => source.errno(),
+            RunError::Helper { source, .. }
+            | RunError::HelperAfterRun { source }
+            | RunError::HeldAtExit { source } => source.errno(),
             RunError::InputTooLarge { errno, .. } => *errno,
             RunError::TooManyResults { .. } => 12,
             _ => 22,

@@ -55,6 +55,7 @@ pub mod program;
 pub mod program_type;
 pub mod retval;
 pub mod run;
+pub mod task;
 pub mod verify;
 pub mod vm;
 

@@ -27,6 +27,7 @@ pub struct Program {
     license: Option<String>,
     expected_attach_type: Option<u32>,
     source_lines: Arc<[(usize, String)]>,
+    attach_cookie: u64,
 }
 
 /// `map` as a `bpfvm_maps::Map`, when it is one.
@@ -48,6 +49,7 @@ impl Program {
             license: None,
             expected_attach_type: None,
             source_lines: Arc::from(Vec::new()),
+            attach_cookie: 0,
         }
     }
 
@@ -206,5 +208,17 @@ impl Program {
     /// The engine chosen for the program.
     pub fn engine(&self) -> EngineKind {
         self.engine
+    }
+
+    /// Sets the cookie of the program's attachment (what `bpf_get_attach_cookie`, helper
+    /// 174, returns; the kernel takes it from the `bpf_link`). Default 0.
+    pub fn with_attach_cookie(mut self, cookie: u64) -> Program {
+        self.attach_cookie = cookie;
+        self
+    }
+
+    /// The cookie of the program's attachment.
+    pub fn attach_cookie(&self) -> u64 {
+        self.attach_cookie
     }
 }

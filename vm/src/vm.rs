@@ -141,6 +141,9 @@ pub struct LoadedProgram {
 #[derive(Debug)]
 struct Loaded {
     program: Program,
+    /// Why the kernel's verdict is unknown, when bpfvm's verifier met something it does
+    /// not model (the program loaded anyway).
+    unverified: Option<String>,
     engine: Box<dyn Engine>,
 }
 
@@ -148,6 +151,14 @@ impl LoadedProgram {
     /// The program.
     pub fn program(&self) -> &Program {
         &self.inner.program
+    }
+
+    /// `Some(why)` when the program was loaded without the kernel's verdict: bpfvm's
+    /// verifier met a construct it does not model (a helper, kfunc or callback), so it did
+    /// not refuse the program; whether the kernel accepts it is unknown. Run-time checks
+    /// confine it as any program.
+    pub fn unverified(&self) -> Option<&str> {
+        self.inner.unverified.as_deref()
     }
 }
 
@@ -256,17 +267,38 @@ impl Vm {
                 });
             }
         }
+        let mut unverified = None;
         if self.config.verifier == VerifierMode::Kernel {
-            crate::kernel_verify::verify(&program, self.config.privilege, self.config.ncpus)?;
+            match crate::kernel_verify::verify(&program, self.config.privilege, self.config.ncpus) {
+                // What bpfvm's verifier does not model is not refused (a program the kernel
+                // accepts must load); the run-time checks still confine it, and the loaded
+                // program says the kernel's verdict is unknown.
+                Err(PrepareError::Verifier { error, line })
+                    if error.rule == bpfvm_verifier::Rule::Unsupported =>
+                {
+                    unverified = Some(PrepareError::Verifier { error, line }.to_string().replacen(
+                        "the kernel's verifier refuses the program: ",
+                        "the kernel's verdict is unknown: ",
+                        1,
+                    ));
+                }
+                r => {
+                    r?;
+                }
+            }
         }
         let engine = engine::prepare(&program, &self.registry, program.engine(), &self.config)?;
         check_return_range(&program, &self.registry)?;
         Ok(LoadedProgram {
-            inner: Arc::new(Loaded { program, engine }),
+            inner: Arc::new(Loaded {
+                program,
+                engine,
+                unverified,
+            }),
         })
     }
 
-    fn lane(&self, cpu: CpuId) -> Result<MutexGuard<'_, Lane>, RunError> {
+    pub(crate) fn lane(&self, cpu: CpuId) -> Result<MutexGuard<'_, Lane>, RunError> {
         let Some(lane) = self.lanes.get(cpu.0 as usize) else {
             return Err(RunError::NoSuchCpu {
                 cpu: cpu.0,
@@ -469,6 +501,7 @@ impl Vm {
         let t = prog.program().prog_type();
         let (meta, data, ctx) = (&input.data_meta, &input.data, &input.ctx);
         lane.helper_ctx().set_cgroup(input.cgroup);
+        crate::task::setup_run(lane.helper_ctx(), prog.program());
         if t == ProgramType::Xdp || t.uses_sk_buff() {
             let size = if t == ProgramType::Xdp {
                 XDP_MD_SIZE

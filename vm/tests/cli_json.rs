@@ -90,7 +90,15 @@ fn percpu_counter_on_4_cpus_1000_runs_has_1000_in_every_slot() {
 fn the_object_has_the_documented_keys_only() {
     let doc = run_json(&[&fixture("percpu_counter.o"), "--cpus", "2"]);
     let keys: Vec<&String> = doc.as_object().unwrap().keys().collect();
-    assert_eq!(keys, ["program", "cpus", "engine", "runs", "maps"]);
+    assert_eq!(
+        keys,
+        ["program", "cpus", "engine", "runs", "maps", "events"]
+    );
+    assert_eq!(
+        doc["events"],
+        Value::Array(vec![]),
+        "no ring or perf buffers"
+    );
     let m: Vec<&String> = doc["maps"][0].as_object().unwrap().keys().collect();
     assert_eq!(
         m,

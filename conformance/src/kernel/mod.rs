@@ -27,10 +27,13 @@
 
 pub mod asm;
 pub mod batch;
+pub mod btf;
 pub mod consts;
 #[cfg(target_os = "linux")]
 pub mod diff;
 pub mod errno;
+#[cfg(target_os = "linux")]
+pub mod events;
 #[cfg(target_os = "linux")]
 pub mod map;
 #[cfg(target_os = "linux")]

@@ -54,10 +54,24 @@ impl KernelProg {
         license: &str,
         log: &mut String,
     ) -> Result<Self, Errno> {
+        Self::load_with_flags(prog_type, expected_attach_type, 0, insns, license, log)
+    }
+
+    /// [`KernelProg::load`] with `prog_flags` (e.g. [`super::consts::SLEEPABLE`], which
+    /// BPF_PROG_TYPE_SYSCALL programs need).
+    pub fn load_with_flags(
+        prog_type: ProgType,
+        expected_attach_type: u32,
+        prog_flags: u32,
+        insns: &[u8],
+        license: &str,
+        log: &mut String,
+    ) -> Result<Self, Errno> {
         let mut buf = vec![0u8; LOG_SIZE];
         let res = sys::prog_load(
             prog_type as u32,
             expected_attach_type,
+            prog_flags,
             insns,
             license,
             &mut buf,
@@ -82,6 +96,7 @@ impl KernelProg {
         let fd = sys::prog_load(
             prog_type as u32,
             expected_attach_type,
+            0,
             insns,
             license,
             &mut [],

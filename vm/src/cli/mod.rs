@@ -1,11 +1,12 @@
 //! The command line: argument parsing ([`args`]) and one module per job: opening an object
 //! and choosing its program ([`object`]), running it ([`execute`]), reading maps back
-//! ([`snapshot`]), explaining failures ([`fault`]), and the outputs ([`text`], [`json`], [`explain`], [`report`], [`list`],
+//! ([`snapshot`]) and the events of ring buffers and perf buffers ([`events`]), explaining failures ([`fault`]), and the outputs ([`text`], [`json`], [`explain`], [`report`], [`list`],
 //! [`disasm`]). Input files are read with a size limit ([`input`]).
 
 pub mod args;
 pub mod disasm;
 pub mod error;
+pub mod events;
 pub mod execute;
 pub mod explain;
 pub mod fault;

@@ -10,6 +10,12 @@
 
 use super::consts::{Cmd, MapType};
 use super::errno::Errno;
+
+mod btf;
+mod events;
+
+pub(crate) use btf::{btf_load, map_create_btf, BtfFd};
+pub(crate) use events::{PerfEventBuffer, RingbufMmap};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
@@ -415,6 +421,7 @@ pub(crate) struct ProgFd(OwnedFd);
 pub(crate) fn prog_load(
     prog_type: u32,
     expected_attach_type: u32,
+    prog_flags: u32,
     insns: &[u8],
     license: &str,
     log: &mut [u8],
@@ -430,6 +437,7 @@ pub(crate) fn prog_load(
         .u32(4, insn_cnt)
         .ptr(8, Some(insns))
         .u64(16, license.as_ptr() as u64)
+        .u32(44, prog_flags)
         .u32(68, expected_attach_type);
     if !log.is_empty() {
         attr.u32(24, 1).u32(28, log_size).mut_ptr(32, Some(log));
