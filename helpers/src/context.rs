@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::error::HelperError;
 use crate::maps::ProgramMap;
 use crate::memory::{map_handle_index, Memory};
+use crate::packet::Packet;
 
 /// The maps of the running program, indexed as in the program's map list.
 pub type MapList = Arc<[Arc<dyn ProgramMap>]>;
@@ -24,6 +25,9 @@ pub struct HelperContext {
     maps: MapList,
     /// The memory the run may touch.
     pub memory: Memory,
+    /// The run's packet (none for program types without one): geometry, `sk_buff` state,
+    /// redirect target. The VM sets it up; packet helpers read and change it.
+    pub packet: Packet,
     clock_ns: u64,
     rng: u64,
     trace: Vec<u8>,
@@ -39,6 +43,7 @@ impl HelperContext {
             ncpus,
             maps: Arc::new([]),
             memory: Memory::new(),
+            packet: Packet::new(),
             clock_ns: 0,
             rng: 0,
             trace: Vec::new(),

@@ -27,6 +27,7 @@ pub mod fault;
 pub mod id;
 pub mod maps;
 pub mod memory;
+pub mod packet;
 pub mod registry;
 
 pub use context::{HelperContext, MapList};
@@ -34,5 +35,6 @@ pub use error::HelperError;
 pub use fault::{Access, FaultKind, FaultTarget, MapName, MemFault};
 pub use id::HelperId;
 pub use maps::{ArenaInfo, ProgramMap};
-pub use memory::{AddressMode, AtomicOp, Memory, Region};
+pub use memory::{AddressMode, AtomicOp, Memory, PacketWindows, Region};
+pub use packet::{Packet, PacketProgram};
 pub use registry::{Callable, Helper, HelperFn, Inline, Registry};

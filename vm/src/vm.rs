@@ -357,7 +357,8 @@ impl Vm {
                 });
             }
             if t == ProgramType::Xdp {
-                lane.set_packet(meta, data, 0);
+                check_xdp_meta(meta.len())?;
+                lane.set_xdp_packet(meta, data);
                 let (ml, dl) = (meta.len(), data.len());
                 lane.set_ctx(size, |b| fill_xdp_md(b, ctx, ml, dl));
             } else {
@@ -374,7 +375,14 @@ impl Vm {
                 }
                 let eth = EthInfo::of(data);
                 let pulled = if sees_l2_header(t) { 0 } else { ETH_HLEN };
-                lane.set_packet(meta, &data[pulled..], pulled);
+                let ifindex = ctx_ifindex(ctx);
+                lane.set_skb_packet(
+                    packet_program(t),
+                    data,
+                    pulled,
+                    eth.protocol as u16,
+                    ifindex,
+                );
                 let (ml, dl) = (meta.len(), data.len() - pulled);
                 let sock = SockInfo::of(data);
                 lane.set_ctx(size, |b| fill_sk_buff(b, ctx, ml, dl, eth, &sock));
@@ -405,6 +413,40 @@ impl Vm {
         prog.inner
             .engine
             .run_repeated(&prog.inner.program, lane, env, repeat)
+    }
+}
+
+/// The kernel's XDP test-run check of the metadata in front of the packet (`ctx_in`'s
+/// `data`): a multiple of 4 bytes, at most the headroom left after the `xdp_frame`.
+fn check_xdp_meta(len: usize) -> Result<(), RunError> {
+    let max = bpfvm_helpers::packet::XDP_PACKET_HEADROOM - bpfvm_helpers::packet::XDP_FRAME_SIZE;
+    if len % 4 != 0 || len > max {
+        return Err(RunError::BadInput {
+            reason: format!(
+                "{len} bytes of XDP metadata: the kernel's test run takes a multiple of 4 up to {max} (EINVAL)"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The helpers' name for an `__sk_buff` program type.
+fn packet_program(t: ProgramType) -> bpfvm_helpers::PacketProgram {
+    use bpfvm_helpers::PacketProgram;
+    match t {
+        ProgramType::SchedCls | ProgramType::SchedAct => PacketProgram::Tc,
+        ProgramType::CgroupSkb => PacketProgram::CgroupSkb,
+        _ => PacketProgram::SocketFilter,
+    }
+}
+
+/// The device of an skb run: `ifindex` from `ctx_in` when it names one, else the loopback
+/// device (as `fill_sk_buff` sets it).
+fn ctx_ifindex(ctx: &[u8]) -> u32 {
+    let at = crate::ctx_layout::sk_buff::IFINDEX;
+    match ctx.get(at..at + 4) {
+        Some(b) if b != [0; 4] => u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+        _ => crate::eth::LOOPBACK_IFINDEX,
     }
 }
 
