@@ -97,7 +97,7 @@ impl Map {
     ) -> Result<(), MapError> {
         let _ = flags;
         self.check_perm(Perm::Write)?;
-        if let Kind::Cgroup(_) = self.kind {
+        if matches!(self.kind, Kind::Cgroup(_) | Kind::Redirect(_)) {
             return Err(self.no_batch("update_batch"));
         }
         self.check_flags(elem_flags, BPF_F_LOCK | BPF_F_CPU | BPF_F_ALL_CPUS)?;

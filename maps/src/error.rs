@@ -24,6 +24,10 @@ pub mod errno {
     pub const ENOSPC: i32 = 28;
     /// Result out of range (CPU number `>= N` with `BPF_F_CPU`).
     pub const ERANGE: i32 = 34;
+    /// No such device (a CPUMAP key that is not a CPU).
+    pub const ENODEV: i32 = 19;
+    /// Value too large (a CPUMAP `qsize` over its limit).
+    pub const EOVERFLOW: i32 = 75;
     /// Operation not supported (user-visible `EOPNOTSUPP`).
     pub const EOPNOTSUPP: i32 = 95;
     /// Kernel-internal "operation not supported", visible to user space as 524.
@@ -159,6 +163,27 @@ pub enum MapError {
         /// What could not be obtained.
         reason: &'static str,
     },
+    /// A value field over its limit, e.g. a CPUMAP `qsize` over 16384 (`EOVERFLOW`).
+    #[error("value out of range: {reason}")]
+    ValueOutOfRange {
+        /// Which limit.
+        reason: &'static str,
+    },
+    /// The key names a device or CPU the machine does not have (`ENODEV`).
+    #[error("no such device: {reason}")]
+    NoSuchDevice {
+        /// What was asked for.
+        reason: &'static str,
+    },
+    /// The map type answers this operation with `EOPNOTSUPP`, as in the kernel (e.g. a host
+    /// lookup on an XSKMAP).
+    #[error("{op} is not supported on a {map_type:?} map")]
+    OperationNotSupported {
+        /// The operation.
+        op: &'static str,
+        /// The map's type.
+        map_type: MapType,
+    },
     /// The map is busy, e.g. frozen twice (`EBUSY`).
     #[error("map is busy: {reason}")]
     Busy {
@@ -184,9 +209,11 @@ impl MapError {
             | MapError::SizeMismatch { .. } => EINVAL,
             MapError::CpuOutOfRange { .. } => ERANGE,
             MapError::NotSupported { .. } => ENOTSUPP,
-            MapError::UnsupportedMapType { .. } | MapError::SpinLockNotSupported { .. } => {
-                EOPNOTSUPP
-            }
+            MapError::UnsupportedMapType { .. }
+            | MapError::SpinLockNotSupported { .. }
+            | MapError::OperationNotSupported { .. } => EOPNOTSUPP,
+            MapError::ValueOutOfRange { .. } => EOVERFLOW,
+            MapError::NoSuchDevice { .. } => ENODEV,
             MapError::PermissionDenied { .. } => EPERM,
             MapError::NoSpace { .. } => ENOSPC,
             MapError::BufferTooSmall { .. } => EFAULT,

@@ -52,6 +52,7 @@ pub(crate) enum Kind {
     Array,
     Hash(Box<HashState>),
     Cgroup(Storages),
+    Redirect(Box<crate::redirect::RedirectState>),
 }
 
 /// Where a value to write comes from.
@@ -182,6 +183,17 @@ impl Map {
                     Slab::new(slots, spec.value_size)?,
                     Kind::Cgroup(storages),
                     span,
+                )
+            }
+            MapType::Devmap | MapType::DevmapHash | MapType::Cpumap | MapType::Xskmap => {
+                crate::redirect::check_create(&spec)?;
+                spec.map_flags |= crate::redirect::implied_flags(spec.map_type);
+                let state = Box::new(crate::redirect::RedirectState::new(&spec)?);
+                let slots = spec.max_entries as usize;
+                (
+                    Slab::new(slots, spec.value_size)?,
+                    Kind::Redirect(state),
+                    slots,
                 )
             }
             MapType::Queue | MapType::Stack => {
@@ -335,6 +347,7 @@ impl Map {
             Kind::Array => self.spec.max_entries,
             Kind::Hash(h) => h.count(),
             Kind::Cgroup(s) => s.count(),
+            Kind::Redirect(_) => self.redirect_count(),
         }
     }
 
@@ -596,6 +609,7 @@ impl Map {
             Kind::Array => self.array_lookup(key, value, size, dst),
             Kind::Hash(h) => h.lookup(self, key, value, size, dst),
             Kind::Cgroup(s) => s.lookup(self, key, value, size, dst),
+            Kind::Redirect(_) => self.redirect_lookup(key, value),
         }
     }
 
@@ -624,6 +638,7 @@ impl Map {
             Kind::Array => self.array_update_host(key, value, flags),
             Kind::Hash(h) => h.update_host(self, cpu, key, value, flags),
             Kind::Cgroup(s) => s.update_host(self, key, value, flags),
+            Kind::Redirect(_) => self.redirect_update(key, value, flags),
         }
     }
 
@@ -648,6 +663,7 @@ impl Map {
                 map_type: self.spec.map_type,
             }),
             Kind::Hash(h) => h.delete(self, key, None),
+            Kind::Redirect(_) => self.redirect_delete(key),
         }
     }
 
@@ -681,6 +697,7 @@ impl Map {
             Kind::Array => self.array_next_key(key, out),
             Kind::Hash(h) => h.next_key(key, out),
             Kind::Cgroup(s) => s.next_key(self, key, out),
+            Kind::Redirect(_) => self.redirect_next_key(key, out),
         }
     }
 
@@ -714,7 +731,7 @@ impl Map {
                 let out = Self::buf_out("value", value, size)?;
                 h.delete(self, key, Some((out, Dst::from_host(flags))))
             }
-            Kind::Array | Kind::Cgroup(_) => Err(MapError::NotSupported {
+            Kind::Array | Kind::Cgroup(_) | Kind::Redirect(_) => Err(MapError::NotSupported {
                 op: "lookup_and_delete",
                 map_type: self.spec.map_type,
             }),
@@ -745,6 +762,7 @@ impl Map {
             Kind::Array => self.array_prog_lookup(cpu.0, key),
             Kind::Hash(h) => h.prog_lookup(self, cpu.0, key),
             Kind::Cgroup(_) => None,
+            Kind::Redirect(_) => self.redirect_prog_lookup(key),
         }
     }
 
@@ -800,7 +818,7 @@ impl Map {
         match &self.kind {
             Kind::Array => self.array_update_prog(cpu.0, key, value, flags),
             Kind::Hash(h) => h.update_prog(self, cpu.0, key, value, flags),
-            Kind::Cgroup(_) => Err(MapError::InvalidOperation {
+            Kind::Cgroup(_) | Kind::Redirect(_) => Err(MapError::InvalidOperation {
                 op: "helper map_update_elem",
                 map_type: self.spec.map_type,
             }),
@@ -856,7 +874,7 @@ impl Map {
                     }
                 }
             }
-            Kind::Cgroup(_) => {
+            Kind::Cgroup(_) | Kind::Redirect(_) => {
                 return Err(MapError::InvalidOperation {
                     op: "helper for_each_map_elem",
                     map_type: self.spec.map_type,

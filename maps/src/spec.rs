@@ -49,6 +49,15 @@ pub enum MapType {
     /// Per-CPU hash table with LRU eviction.
     #[doc(alias = "BPF_MAP_TYPE_LRU_PERCPU_HASH")]
     LruPercpuHash = 10,
+    /// Network devices, by index (`bpf_redirect_map` targets).
+    #[doc(alias = "BPF_MAP_TYPE_DEVMAP")]
+    Devmap = 14,
+    /// CPUs, by number (`bpf_redirect_map` targets).
+    #[doc(alias = "BPF_MAP_TYPE_CPUMAP")]
+    Cpumap = 16,
+    /// AF_XDP sockets, by queue (`bpf_redirect_map` targets).
+    #[doc(alias = "BPF_MAP_TYPE_XSKMAP")]
+    Xskmap = 17,
     /// Cgroup local storage (one value per attached cgroup).
     #[doc(alias = "BPF_MAP_TYPE_CGROUP_STORAGE")]
     CgroupStorage = 19,
@@ -61,6 +70,9 @@ pub enum MapType {
     /// LIFO stack (known, not implemented: creation gives `EOPNOTSUPP`).
     #[doc(alias = "BPF_MAP_TYPE_STACK")]
     Stack = 23,
+    /// Network devices, by any u32 key (`bpf_redirect_map` targets).
+    #[doc(alias = "BPF_MAP_TYPE_DEVMAP_HASH")]
+    DevmapHash = 25,
 }
 
 impl MapType {
@@ -94,6 +106,14 @@ impl MapType {
         matches!(self, MapType::LruHash | MapType::LruPercpuHash)
     }
 
+    /// True for the `bpf_redirect_map` targets: DEVMAP, DEVMAP_HASH, CPUMAP, XSKMAP.
+    pub fn is_redirect(self) -> bool {
+        matches!(
+            self,
+            MapType::Devmap | MapType::DevmapHash | MapType::Cpumap | MapType::Xskmap
+        )
+    }
+
     /// True for CGROUP_STORAGE and PERCPU_CGROUP_STORAGE.
     pub fn is_cgroup_storage(self) -> bool {
         matches!(self, MapType::CgroupStorage | MapType::PercpuCgroupStorage)
@@ -111,6 +131,10 @@ impl TryFrom<u32> for MapType {
             6 => MapType::PercpuArray,
             9 => MapType::LruHash,
             10 => MapType::LruPercpuHash,
+            14 => MapType::Devmap,
+            16 => MapType::Cpumap,
+            17 => MapType::Xskmap,
+            25 => MapType::DevmapHash,
             19 => MapType::CgroupStorage,
             21 => MapType::PercpuCgroupStorage,
             22 => MapType::Queue,
