@@ -77,6 +77,7 @@ pub fn register_all(r: &mut Registry) {
         r.register_builtin(id, name, f, inline)
             .expect("built-in ids are small");
     }
+    crate::net::register(r);
 }
 
 /// The map a handle argument (`(3 << 52) | index`) names, and its index; borrowed from the

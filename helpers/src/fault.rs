@@ -62,7 +62,7 @@ impl fmt::Display for FaultKind {
 }
 
 /// A map name as the kernel keeps it: at most 15 bytes (`BPF_OBJ_NAME_LEN` with the NUL).
-#[derive(Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct MapName {
     bytes: [u8; 15],
     len: u8,

@@ -22,13 +22,19 @@
 pub mod bridge;
 pub mod builtin;
 pub mod context;
+pub mod csum;
 pub mod error;
 pub mod fault;
+pub mod fib;
 pub mod id;
 pub mod maps;
 pub mod memory;
+pub mod net;
 pub mod packet;
+pub mod redirect;
 pub mod registry;
+pub mod skb;
+pub mod xdp;
 
 pub use context::{HelperContext, MapList};
 pub use error::HelperError;
@@ -36,5 +42,6 @@ pub use fault::{Access, FaultKind, FaultTarget, MapName, MemFault};
 pub use id::HelperId;
 pub use maps::{ArenaInfo, ProgramMap};
 pub use memory::{AddressMode, AtomicOp, Memory, PacketWindows, Region};
-pub use packet::{Packet, PacketProgram};
+pub use packet::{Packet, PacketProgram, TunnelInfo};
+pub use redirect::{Nexthop, RedirectTarget};
 pub use registry::{Callable, Helper, HelperFn, Inline, Registry};

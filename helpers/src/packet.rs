@@ -176,6 +176,8 @@ pub struct Packet {
     ctx: Option<CtxFields>,
     pub(crate) skb: SkbState,
     pub(crate) tunnel: Option<TunnelInfo>,
+    /// The target the run's last redirect helper call set (cleared when a run begins).
+    pub(crate) redirect: Option<crate::redirect::RedirectTarget>,
 }
 
 impl Packet {
@@ -215,6 +217,19 @@ impl Packet {
         let o = self.windows.origin(self.windows.current);
         let at = |x: usize| (o + x as u64) as u32;
         (at(self.meta), at(self.data), at(self.end))
+    }
+
+    /// Where the run's redirect helpers sent the packet: the target of the last
+    /// `bpf_redirect*` call of the run (`None` if there was none, or a `bpf_redirect_map`
+    /// found no element after it).
+    pub fn redirect(&self) -> Option<crate::redirect::RedirectTarget> {
+        self.redirect
+    }
+
+    /// Forgets the redirect target (a new run begins).
+    #[inline]
+    pub fn clear_redirect(&mut self) {
+        self.redirect = None;
     }
 
     /// The tunnel metadata set by `bpf_skb_set_tunnel_key` during the run, if any.

@@ -173,6 +173,26 @@ impl Lane {
         ctx.packet.output(&mut ctx.memory)
     }
 
+    /// Where the run sent its packet: the redirect target when `retval` is the redirect
+    /// action of program type `t`.
+    #[inline]
+    pub(crate) fn redirect(
+        &self,
+        t: crate::ProgramType,
+        retval: u64,
+    ) -> Option<bpfvm_helpers::RedirectTarget> {
+        use bpfvm_helpers::redirect::{TC_ACT_REDIRECT, XDP_REDIRECT};
+        let action = match t {
+            crate::ProgramType::Xdp => XDP_REDIRECT,
+            crate::ProgramType::SchedCls | crate::ProgramType::SchedAct => TC_ACT_REDIRECT,
+            _ => return None,
+        };
+        if retval as u32 as u64 != action {
+            return None;
+        }
+        self.helper_ctx.packet.redirect()
+    }
+
     /// The context bytes after a run.
     #[inline]
     pub(crate) fn ctx_out(&mut self) -> Vec<u8> {

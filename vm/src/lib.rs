@@ -66,7 +66,7 @@ pub use engine::EngineKind;
 pub use error::{Error, PrepareError, RunError};
 pub use program::Program;
 pub use program_type::ProgramType;
-pub use run::{Input, RunOutput, TestRun, TestRunResult};
+pub use run::{Input, Nexthop, RedirectTarget, RunOutput, TestRun, TestRunResult};
 pub use vm::{LoadedProgram, Vm, VmBuilder, VmConfig};
 
 pub use bpfvm_helpers as helpers;

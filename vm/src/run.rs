@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::cpu::CpuId;
+pub use bpfvm_helpers::redirect::{Nexthop, RedirectTarget};
 
 /// What a run starts with: packet data (and metadata) and/or context bytes.
 ///
@@ -64,6 +65,11 @@ pub struct RunOutput {
     pub ctx: Vec<u8>,
     /// Text written by `bpf_trace_printk` during the run.
     pub trace: String,
+    /// Where the packet went: the target of the run's last redirect helper call
+    /// (`bpf_redirect`, `bpf_redirect_map`, `bpf_redirect_neigh`, `bpf_redirect_peer`) when
+    /// the program returned the redirect action (`XDP_REDIRECT`, `TC_ACT_REDIRECT`); `None`
+    /// otherwise.
+    pub redirect: Option<RedirectTarget>,
 }
 
 /// A `BPF_PROG_TEST_RUN`-shaped request.
@@ -94,4 +100,6 @@ pub struct TestRunResult {
     pub duration: Duration,
     /// Trace output of all runs, concatenated.
     pub trace: String,
+    /// Where the last run sent the packet (see [`RunOutput::redirect`]).
+    pub redirect: Option<RedirectTarget>,
 }

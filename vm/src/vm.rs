@@ -3,6 +3,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+use bpfvm_helpers::fib::Net;
 use bpfvm_helpers::registry::RegisterError;
 use bpfvm_helpers::{Helper, HelperId, Registry};
 use rayon::prelude::*;
@@ -51,6 +52,7 @@ impl Default for VmConfig {
 pub struct VmBuilder {
     config: VmConfig,
     registry: Registry,
+    net: Option<Arc<Net>>,
 }
 
 impl VmBuilder {
@@ -90,9 +92,20 @@ impl VmBuilder {
         Ok(self)
     }
 
+    /// Shares `net` (interfaces, routes, neighbours) with the VM: what `bpf_fib_lookup`
+    /// consults. Without it the VM gets a fresh network ([`Vm::net`]).
+    pub fn net(mut self, net: Arc<Net>) -> VmBuilder {
+        self.net = Some(net);
+        self
+    }
+
     /// Builds the VM.
     pub fn build(self) -> Vm {
-        Vm::with_registry(self.config, self.registry)
+        let vm = Vm::with_registry(self.config, self.registry);
+        match self.net {
+            Some(net) => vm.with_net(net),
+            None => vm,
+        }
     }
 }
 
@@ -124,6 +137,7 @@ pub struct Vm {
     config: VmConfig,
     lanes: Box<[LaneSlot]>,
     registry: Arc<Registry>,
+    net: Arc<Net>,
 }
 
 /// One CPU's lane on cache lines of its own (128 bytes: a line and its prefetch neighbour),
@@ -149,27 +163,43 @@ impl Vm {
         VmBuilder {
             config: VmConfig::default(),
             registry: Registry::with_builtins(),
+            net: None,
         }
     }
 
     /// A VM with the given helpers.
     pub fn with_registry(mut config: VmConfig, registry: Registry) -> Vm {
         config.ncpus = config.ncpus.max(1);
+        let net = Net::shared();
         let lanes = (0..config.ncpus)
             .map(|cpu| {
-                LaneSlot(Mutex::new(Lane::new(
-                    cpu,
-                    config.ncpus,
-                    config.zero_stack,
-                    config.seed,
-                )))
+                let mut lane = Lane::new(cpu, config.ncpus, config.zero_stack, config.seed);
+                lane.helper_ctx().set_net(Arc::clone(&net));
+                LaneSlot(Mutex::new(lane))
             })
             .collect();
         Vm {
             config,
             lanes,
             registry: Arc::new(registry),
+            net,
         }
+    }
+
+    /// The same VM with `net` as its network (see [`VmBuilder::net`]).
+    fn with_net(mut self, net: Arc<Net>) -> Vm {
+        for slot in self.lanes.iter_mut() {
+            let lane = slot.0.get_mut().unwrap_or_else(|p| p.into_inner());
+            lane.helper_ctx().set_net(Arc::clone(&net));
+        }
+        self.net = net;
+        self
+    }
+
+    /// The network `bpf_fib_lookup` consults: add interfaces, addresses, routes and
+    /// neighbours to it at any time.
+    pub fn net(&self) -> &Arc<Net> {
+        &self.net
     }
 
     /// Number of simulated CPUs.
@@ -311,6 +341,7 @@ impl Vm {
             // The mean per repetition (a 64-bit division, skipped for a single run).
             duration: if repeat == 1 { total } else { total / repeat },
             trace: lane.trace_out(),
+            redirect: lane.redirect(prog.program().prog_type(), retval),
         })
     }
 
@@ -329,6 +360,7 @@ impl Vm {
             data: lane.packet_out(),
             ctx: lane.ctx_out(),
             trace: lane.trace_out(),
+            redirect: lane.redirect(prog.program().prog_type(), retval),
         })
     }
 

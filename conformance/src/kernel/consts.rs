@@ -47,6 +47,14 @@ pub const MAP_TYPES: [MapType; 6] = [
     MapType::LruPercpuHash,
 ];
 
+/// The `bpf_redirect_map` targets, which fixtures of packet programs use.
+pub const REDIRECT_MAP_TYPES: [MapType; 4] = [
+    MapType::Devmap,
+    MapType::Cpumap,
+    MapType::Xskmap,
+    MapType::DevmapHash,
+];
+
 /// Program types the oracle loads (`enum bpf_prog_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u32)]

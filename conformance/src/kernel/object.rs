@@ -2,7 +2,7 @@
 //! in object order, global data filled (and `.rodata` frozen), programs loaded with the
 //! kernel fds put in place of the map indices of their pseudo `ld_imm64`s.
 
-use super::consts::{ProgType, MAP_TYPES};
+use super::consts::{ProgType, MAP_TYPES, REDIRECT_MAP_TYPES};
 use super::map::{KernelMap, MapDef};
 use super::prog::{substitute_map_fds, KernelProg};
 
@@ -37,6 +37,7 @@ pub fn create_object_maps(maps: &[ObjectMap]) -> Result<Vec<KernelMap>, String> 
 fn create_one(m: &ObjectMap) -> Result<KernelMap, String> {
     let map_type = MAP_TYPES
         .into_iter()
+        .chain(REDIRECT_MAP_TYPES)
         .find(|t| *t as u32 == m.map_type)
         .ok_or_else(|| {
             format!(
