@@ -493,7 +493,11 @@ impl Net {
 }
 
 /// The best route for `dst` among `tables`: longest prefix, lowest metric, first added.
+/// `oif` (`BPF_FIB_LOOKUP_OUTPUT`): IPv4 takes only routes through it (reject routes
+/// always match), IPv6 prefers them among routes of the same prefix and metric (its lookup
+/// is not strict about the interface).
 fn best<'t>(t: &'t Tables, tables: &[u32], dst: IpAddr, oif: Option<u32>) -> Option<&'t Route> {
+    let strict = dst.is_ipv4();
     let mut found: Option<&Route> = None;
     for r in &t.routes {
         if !tables.contains(&r.table) || !r.contains(dst) {
@@ -503,15 +507,21 @@ fn best<'t>(t: &'t Tables, tables: &[u32], dst: IpAddr, oif: Option<u32>) -> Opt
             r.kind,
             RouteType::Blackhole | RouteType::Unreachable | RouteType::Prohibit
         );
-        if let (Some(o), false) = (oif, reject) {
+        if let (Some(o), false, true) = (oif, reject, strict) {
             if r.dev != Some(o) {
                 continue;
             }
         }
+        let on_oif = |x: &Route| oif.is_some() && x.dev == oif;
         let better = match found {
             None => true,
             Some(f) => {
-                r.prefix_len > f.prefix_len || (r.prefix_len == f.prefix_len && r.metric < f.metric)
+                (r.prefix_len, std::cmp::Reverse(r.metric))
+                    > (f.prefix_len, std::cmp::Reverse(f.metric))
+                    || (r.prefix_len == f.prefix_len
+                        && r.metric == f.metric
+                        && on_oif(r)
+                        && !on_oif(f))
             }
         };
         if better {
@@ -610,9 +620,9 @@ fn lookup(t: &Tables, p: &mut Params, f: u32, check_mtu: bool) -> u64 {
         if !exists {
             return ret::NOT_FWDED;
         }
-        // IPv4 keeps the local table merged into main.
+        // IPv4 keeps the local table merged into main: either names both.
         let tables: &[u32] = match tbid {
-            TABLE_MAIN if !v6 => &[TABLE_MAIN, TABLE_LOCAL],
+            TABLE_MAIN | TABLE_LOCAL if !v6 => &[TABLE_MAIN, TABLE_LOCAL],
             _ => std::slice::from_ref(&tbid),
         };
         best(t, tables, dst, oif)
