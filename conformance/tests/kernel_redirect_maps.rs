@@ -63,7 +63,9 @@ fn creation_errnos_agree_with_the_kernel() {
                         map_flags: flags,
                     };
                     let k = KernelMap::create(def).map(|_| ());
-                    let s = Map::create(spec(def), n).map(|_| ()).map_err(|e| Errno(e.errno()));
+                    let s = Map::create(spec(def), n)
+                        .map(|_| ())
+                        .map_err(|e| Errno(e.errno()));
                     compared += 1;
                     assert_eq!(k, s, "{def:?}");
                 }
@@ -91,7 +93,12 @@ impl Both {
         }
     }
 
-    fn same<T: PartialEq + std::fmt::Debug>(&mut self, what: &str, k: Result<T, Errno>, s: Result<T, Errno>) {
+    fn same<T: PartialEq + std::fmt::Debug>(
+        &mut self,
+        what: &str,
+        k: Result<T, Errno>,
+        s: Result<T, Errno>,
+    ) {
         self.ops += 1;
         assert_eq!(k, s, "{:?}: {what}", self.s.spec().map_type);
     }
@@ -141,7 +148,11 @@ impl Both {
     fn socket(&mut self) -> i32 {
         // SAFETY: plain socket(2); the fd is closed in `drop`.
         let fd = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW, 0) };
-        assert!(fd >= 0, "AF_XDP socket: {}", std::io::Error::last_os_error());
+        assert!(
+            fd >= 0,
+            "AF_XDP socket: {}",
+            std::io::Error::last_os_error()
+        );
         self.xsk_fds.push(fd);
         fd
     }
