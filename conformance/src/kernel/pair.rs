@@ -164,16 +164,39 @@ impl Pair {
     /// `meta` and `data` as one `data_in` with, when there is metadata, an `xdp_md` naming
     /// it.
     pub fn run(&self, name: &str, cpu: u32, meta: &[u8], data: &[u8], repeat: u32) -> Runs {
-        let mut data_in = meta.to_vec();
-        data_in.extend_from_slice(data);
         let ctx_in = if meta.is_empty() {
             Vec::new()
         } else {
-            let mut c = vec![0u8; 24];
-            c[0..4].copy_from_slice(&(meta.len() as u32).to_ne_bytes());
-            c[4..8].copy_from_slice(&(data_in.len() as u32).to_ne_bytes());
-            c
+            xdp_md(meta.len(), meta.len() + data.len(), 0)
         };
+        self.run_ctx(name, cpu, meta, data, ctx_in, repeat)
+    }
+
+    /// One run of XDP program `name` on CPU `cpu` of a packet received on device
+    /// `ingress_ifindex` (queue 0).
+    pub fn run_xdp_from(&self, name: &str, cpu: u32, data: &[u8], ingress_ifindex: u32) -> Runs {
+        self.run_ctx(
+            name,
+            cpu,
+            &[],
+            data,
+            xdp_md(0, data.len(), ingress_ifindex),
+            1,
+        )
+    }
+
+    /// One run with the context `ctx_in` on both sides.
+    pub fn run_ctx(
+        &self,
+        name: &str,
+        cpu: u32,
+        meta: &[u8],
+        data: &[u8],
+        ctx_in: Vec<u8>,
+        repeat: u32,
+    ) -> Runs {
+        let mut data_in = meta.to_vec();
+        data_in.extend_from_slice(data);
         let kernel = self.kprogs[name].test_run_on_cpu(
             cpu,
             &TestRun {
@@ -199,4 +222,13 @@ impl Pair {
         );
         Runs { kernel, bpfvm }
     }
+}
+
+/// `struct xdp_md` as `ctx_in`: `data` = `meta_len`, `data_end` = `end`, the ingress device.
+fn xdp_md(meta_len: usize, end: usize, ingress_ifindex: u32) -> Vec<u8> {
+    let mut c = vec![0u8; 24];
+    c[0..4].copy_from_slice(&(meta_len as u32).to_ne_bytes());
+    c[4..8].copy_from_slice(&(end as u32).to_ne_bytes());
+    c[12..16].copy_from_slice(&ingress_ifindex.to_ne_bytes());
+    c
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use bpfvm::{CpuId, Input, LoadedProgram, Vm};
+use bpfvm::{CpuId, Input, LoadedProgram, RedirectTarget, Vm};
 use rayon::prelude::*;
 
 use super::progress::Progress;
@@ -25,6 +25,9 @@ pub struct CpuRuns {
     pub count: u64,
     /// Return value (`r0`) → how many runs returned it.
     pub retvals: BTreeMap<u64, u64>,
+    /// Where the runs that redirected their packet sent it, with how many runs did, in
+    /// the order first seen.
+    pub redirects: Vec<(RedirectTarget, u64)>,
     /// The first lines of `bpf_trace_printk` output.
     pub trace: Vec<String>,
     /// Time spent in this CPU's runs.
@@ -134,6 +137,12 @@ fn run_cpu(
             }
         })?;
         *runs.retvals.entry(out.retval).or_default() += 1;
+        if let Some(target) = out.redirect {
+            match runs.redirects.iter_mut().find(|(t, _)| *t == target) {
+                Some((_, n)) => *n += 1,
+                None => runs.redirects.push((target, 1)),
+            }
+        }
         runs.count += 1;
         if runs.trace.len() < TRACE_LINES && !out.trace.is_empty() {
             let room = TRACE_LINES - runs.trace.len();

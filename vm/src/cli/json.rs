@@ -1,9 +1,11 @@
 //! The `--json` output of `bpfvm run`: exactly one object with the shape of issue 5.
 //!
-//! `{"program", "cpus", "engine", "runs": [{"cpu", "count", "retvals": {"<r0>": n}}],
+//! `{"program", "cpus", "engine", "runs": [{"cpu", "count", "retvals": {"<r0>": n},
+//!   "redirects": [{"target": TEXT, "kind", ..., "count": n}]}],
 //!   "maps": [{"name", "type", "key_size", "value_size", "max_entries",
 //!             "entries": [{"key": HEX, "value": HEX} | {"key": HEX, "values": [HEX per CPU]}]}]}`
 
+use bpfvm::RedirectTarget;
 use serde_json::{json, Map, Value};
 
 use super::execute::RunSummary;
@@ -27,7 +29,12 @@ pub fn run_document(
                 .iter()
                 .map(|(v, n)| (v.to_string(), json!(n)))
                 .collect();
-            json!({"cpu": c.cpu, "count": c.count, "retvals": retvals})
+            let redirects: Vec<Value> = c
+                .redirects
+                .iter()
+                .map(|(t, n)| redirect_document(t, *n))
+                .collect();
+            json!({"cpu": c.cpu, "count": c.count, "retvals": retvals, "redirects": redirects})
         })
         .collect();
     json!({
@@ -37,6 +44,39 @@ pub fn run_document(
         "runs": runs,
         "maps": maps.iter().map(map_document).collect::<Vec<_>>(),
     })
+}
+
+/// Where `count` runs redirected their packet: the target as text, its kind and fields.
+pub fn redirect_document(t: &RedirectTarget, count: u64) -> Value {
+    let mut v = match *t {
+        RedirectTarget::Ifindex { ifindex, ingress } => {
+            json!({"kind": "ifindex", "ifindex": ifindex, "ingress": ingress})
+        }
+        RedirectTarget::Neigh { ifindex, nexthop } => json!({
+            "kind": "neigh",
+            "ifindex": ifindex,
+            "nexthop": nexthop.map(|n| hex(&n.addr)),
+        }),
+        RedirectTarget::Peer { ifindex } => json!({"kind": "peer", "ifindex": ifindex}),
+        RedirectTarget::Device {
+            name, key, ifindex, ..
+        } => json!({"kind": "devmap", "map": name.as_str(), "key": key, "ifindex": ifindex}),
+        RedirectTarget::Broadcast {
+            name,
+            exclude_ingress,
+            ..
+        } => json!({"kind": "broadcast", "map": name.as_str(), "exclude_ingress": exclude_ingress}),
+        RedirectTarget::Cpu { name, cpu, .. } => {
+            json!({"kind": "cpumap", "map": name.as_str(), "cpu": cpu})
+        }
+        RedirectTarget::Xsk {
+            name, key, socket, ..
+        } => json!({"kind": "xskmap", "map": name.as_str(), "key": key, "socket": socket}),
+        _ => json!({"kind": "other"}),
+    };
+    v["target"] = json!(t.to_string());
+    v["count"] = json!(count);
+    v
 }
 
 /// One map: definition and raw entries in hex.

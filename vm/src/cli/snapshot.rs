@@ -78,8 +78,9 @@ pub fn snapshot(def: &MapDefinition, map: &Map) -> Result<MapSnapshot, CliError>
                     .collect(),
                 key: key.clone(),
             }),
-            // Deleted between the two calls (cannot happen once runs are over).
-            Err(e) if e.errno() == errno::ENOENT => {}
+            // Empty (device maps, CPUMAP: every index is a key), or not readable from the
+            // host (XSKMAP, EOPNOTSUPP as in the kernel).
+            Err(e) if e.errno() == errno::ENOENT || e.errno() == errno::EOPNOTSUPP => {}
             Err(e) => return Err(fail(e)),
         }
         prev = Some(key);

@@ -49,6 +49,18 @@ pub fn retval_name(prog_type: ProgramType, retval: u64) -> Option<&'static str> 
         ]
         .get(usize::try_from(retval).ok()?)
         .copied(),
+        ProgramType::SchedCls | ProgramType::SchedAct => [
+            "TC_ACT_OK",
+            "TC_ACT_RECLASSIFY",
+            "TC_ACT_SHOT",
+            "TC_ACT_PIPE",
+            "TC_ACT_STOLEN",
+            "TC_ACT_QUEUED",
+            "TC_ACT_REPEAT",
+            "TC_ACT_REDIRECT",
+        ]
+        .get(usize::try_from(retval).ok()?)
+        .copied(),
         _ => None,
     }
 }
@@ -142,6 +154,16 @@ pub fn render(r: &Report<'_>) -> String {
         t.row([c.cpu.to_string(), c.count.to_string(), rv.join(", ")]);
     }
     out.push_str(&t.render("  "));
+    if r.summary.cpus.iter().any(|c| !c.redirects.is_empty()) {
+        out.push_str("redirects (where the packets went)\n");
+        let mut t = Table::new(["cpu", "target", "runs"]);
+        for c in &r.summary.cpus {
+            for (target, n) in &c.redirects {
+                t.row([c.cpu.to_string(), target.to_string(), n.to_string()]);
+            }
+        }
+        out.push_str(&t.render("  "));
+    }
     if let Some(per_run) = r.summary.time_per_run() {
         let _ = writeln!(
             out,
@@ -256,6 +278,10 @@ mod tests {
         assert_eq!(retval_label(ProgramType::Xdp, 2), "2 (XDP_PASS)");
         assert_eq!(retval_label(ProgramType::Xdp, 9), "9");
         assert_eq!(retval_label(ProgramType::SocketFilter, 1), "1");
+        assert_eq!(
+            retval_label(ProgramType::SchedCls, 7),
+            "7 (TC_ACT_REDIRECT)"
+        );
     }
 
     #[test]

@@ -10,6 +10,8 @@ use bpfvm::{
 /// Every compiled fixture object the loader supports (`tests/fixtures/<name>.o`).
 pub const FIXTURES: &[&str] = &[
     "btf_attrs",
+    "cpu_steer",
+    "fib",
     "globals",
     "legacy_maps",
     "lru_percpu_hash",
@@ -17,10 +19,13 @@ pub const FIXTURES: &[&str] = &[
     "percpu_counter",
     "percpu_hash",
     "percpu_sum",
+    "pkt_ops",
     "printk",
     "signed_v4",
     "subprog",
+    "tc_nat",
     "tc_skb",
+    "xdp_lb",
     "xdp_parser",
 ];
 
