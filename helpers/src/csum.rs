@@ -21,19 +21,42 @@
 use crate::context::HelperContext;
 use crate::error::HelperError;
 use crate::id::HelperId;
+use crate::net::PacketHelper;
 use crate::net::{neg, read_guest, require, EFAULT, EINVAL, ENOTSUPP, TC, XDP_TC};
-use crate::registry::{HelperFn, Registry};
+use crate::registry::Registry;
 
-/// Registers the checksum helpers.
+/// The helpers of this module, with the program types that may call them.
+pub const HELPERS: [PacketHelper; 4] = [
+    PacketHelper {
+        id: 28,
+        name: "bpf_csum_diff",
+        f: csum_diff,
+        programs: XDP_TC,
+    },
+    PacketHelper {
+        id: 10,
+        name: "bpf_l3_csum_replace",
+        f: l3_csum_replace,
+        programs: TC,
+    },
+    PacketHelper {
+        id: 11,
+        name: "bpf_l4_csum_replace",
+        f: l4_csum_replace,
+        programs: TC,
+    },
+    PacketHelper {
+        id: 40,
+        name: "bpf_csum_update",
+        f: csum_update,
+        programs: TC,
+    },
+];
+
+/// Registers this module's helpers.
 pub fn register(r: &mut Registry) {
-    let all: [(u32, &'static str, HelperFn); 4] = [
-        (28, "bpf_csum_diff", csum_diff),
-        (10, "bpf_l3_csum_replace", l3_csum_replace),
-        (11, "bpf_l4_csum_replace", l4_csum_replace),
-        (40, "bpf_csum_update", csum_update),
-    ];
-    for (id, name, f) in all {
-        r.register_builtin(HelperId(id), name, f, None)
+    for h in &HELPERS {
+        r.register_builtin(HelperId(h.id), h.name, h.f, None)
             .expect("packet helper ids are small");
     }
 }

@@ -28,7 +28,9 @@ use std::sync::{Arc, RwLock};
 use crate::context::HelperContext;
 use crate::error::HelperError;
 use crate::id::HelperId;
-use crate::net::{neg, read_guest, require, write_guest, EAFNOSUPPORT, EINVAL, ENODEV, XDP_TC};
+use crate::net::{
+    neg, read_guest, require, write_guest, PacketHelper, EAFNOSUPPORT, EINVAL, ENODEV, XDP_TC,
+};
 use crate::packet::PacketProgram;
 use crate::registry::Registry;
 
@@ -744,10 +746,20 @@ fn ipv6_saddr(t: &Tables, dev: &Interface, dst: IpAddr) -> Option<IpAddr> {
     pick(global(dev)).or_else(|| pick(t.interfaces.values().flat_map(global).collect()))
 }
 
+/// The helper of this module, with the program types that may call it.
+pub const HELPERS: [PacketHelper; 1] = [PacketHelper {
+    id: 69,
+    name: "bpf_fib_lookup",
+    f: fib_lookup,
+    programs: XDP_TC,
+}];
+
 /// Registers `bpf_fib_lookup`.
 pub fn register(r: &mut Registry) {
-    r.register_builtin(HelperId(69), "bpf_fib_lookup", fib_lookup, None)
-        .expect("packet helper ids are small");
+    for h in &HELPERS {
+        r.register_builtin(HelperId(h.id), h.name, h.f, None)
+            .expect("packet helper ids are small");
+    }
 }
 
 /// `bpf_fib_lookup(ctx, params, plen, flags)`: XDP's and tc's versions (tc checks the MTU

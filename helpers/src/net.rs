@@ -7,7 +7,35 @@ use crate::context::HelperContext;
 use crate::error::HelperError;
 use crate::memory::Access;
 use crate::packet::PacketProgram;
-use crate::registry::Registry;
+use crate::registry::{HelperFn, Registry};
+
+/// A packet helper: its id, name, function and the program types the kernel lets call it.
+#[derive(Debug, Clone, Copy)]
+pub struct PacketHelper {
+    /// The helper id (`BPF_FUNC_*`).
+    pub id: u32,
+    /// Its name (`bpf_xdp_adjust_head`).
+    pub name: &'static str,
+    /// The implementation.
+    pub f: HelperFn,
+    /// The program types that may call it (the kernel's `*_func_proto` tables).
+    pub programs: &'static [PacketProgram],
+}
+
+/// Every packet helper of every module.
+pub fn all() -> impl Iterator<Item = &'static PacketHelper> {
+    crate::xdp::HELPERS
+        .iter()
+        .chain(crate::skb::HELPERS.iter())
+        .chain(crate::csum::HELPERS.iter())
+        .chain(crate::redirect::HELPERS.iter())
+        .chain(crate::fib::HELPERS.iter())
+}
+
+/// The program types that may call packet helper `id`, or `None` if `id` is not one.
+pub fn program_types(id: u32) -> Option<&'static [PacketProgram]> {
+    all().find(|h| h.id == id).map(|h| h.programs)
+}
 
 /// Registers the packet helpers of every module in `r`.
 pub fn register(r: &mut Registry) {
@@ -197,4 +225,39 @@ pub(crate) fn write_guest(
     ctx.memory
         .write_bytes(addr, bytes)
         .map_err(|f| fault(helper, f))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each helper refuses exactly the program types its table leaves out.
+    #[test]
+    fn helpers_refuse_the_program_types_their_table_leaves_out() {
+        let kinds = [
+            Some(PacketProgram::Xdp),
+            Some(PacketProgram::Tc),
+            Some(PacketProgram::SocketFilter),
+            Some(PacketProgram::CgroupSkb),
+            None,
+        ];
+        let frame = [0u8; 60];
+        for h in all() {
+            for kind in kinds {
+                let mut ctx = HelperContext::new(0, 1);
+                let c = &mut ctx;
+                match kind {
+                    Some(PacketProgram::Xdp) => c.packet.setup_xdp(&mut c.memory, &[], &frame),
+                    Some(k) => c.packet.setup_skb(&mut c.memory, k, &frame, 0, 8, 1),
+                    None => c.packet.clear(&mut c.memory),
+                }
+                let refused = match (h.f)(&mut ctx, &[0; 5]) {
+                    Err(e) => e.to_string().contains("not available to"),
+                    Ok(_) => false,
+                };
+                let allowed = kind.is_some_and(|k| h.programs.contains(&k));
+                assert_eq!(refused, !allowed, "{} for {kind:?}", h.name);
+            }
+        }
+    }
 }

@@ -70,11 +70,11 @@ pub enum PacketProgram {
 }
 
 impl PacketProgram {
-    /// The program type's name as the kernel's log spells it.
+    /// The program type's name (`tc` for `sched_cls` and `sched_act`).
     pub fn name(self) -> &'static str {
         match self {
             PacketProgram::Xdp => "xdp",
-            PacketProgram::Tc => "sched_cls",
+            PacketProgram::Tc => "tc",
             PacketProgram::SocketFilter => "socket_filter",
             PacketProgram::CgroupSkb => "cgroup_skb",
         }

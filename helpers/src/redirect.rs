@@ -19,9 +19,10 @@ use crate::context::HelperContext;
 use crate::error::HelperError;
 use crate::fault::MapName;
 use crate::id::HelperId;
+use crate::net::PacketHelper;
 use crate::net::{read_guest, require, TC, XDP, XDP_TC};
 use crate::packet::PacketProgram;
-use crate::registry::{HelperFn, Registry};
+use crate::registry::Registry;
 
 /// `XDP_ABORTED`.
 pub const XDP_ABORTED: u64 = 0;
@@ -170,16 +171,38 @@ impl std::fmt::Display for RedirectTarget {
     }
 }
 
-/// Registers the redirect helpers.
+/// The helpers of this module, with the program types that may call them.
+pub const HELPERS: [PacketHelper; 4] = [
+    PacketHelper {
+        id: 23,
+        name: "bpf_redirect",
+        f: redirect,
+        programs: XDP_TC,
+    },
+    PacketHelper {
+        id: 51,
+        name: "bpf_redirect_map",
+        f: redirect_map,
+        programs: XDP,
+    },
+    PacketHelper {
+        id: 152,
+        name: "bpf_redirect_neigh",
+        f: redirect_neigh,
+        programs: TC,
+    },
+    PacketHelper {
+        id: 155,
+        name: "bpf_redirect_peer",
+        f: redirect_peer,
+        programs: TC,
+    },
+];
+
+/// Registers this module's helpers.
 pub fn register(r: &mut Registry) {
-    let all: [(u32, &'static str, HelperFn); 4] = [
-        (23, "bpf_redirect", redirect),
-        (51, "bpf_redirect_map", redirect_map),
-        (152, "bpf_redirect_neigh", redirect_neigh),
-        (155, "bpf_redirect_peer", redirect_peer),
-    ];
-    for (id, name, f) in all {
-        r.register_builtin(HelperId(id), name, f, None)
+    for h in &HELPERS {
+        r.register_builtin(HelperId(h.id), h.name, h.f, None)
             .expect("packet helper ids are small");
     }
 }

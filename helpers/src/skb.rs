@@ -27,33 +27,106 @@ use crate::context::HelperContext;
 use crate::error::HelperError;
 use crate::id::HelperId;
 use crate::memory::Access;
+use crate::net::PacketHelper;
 use crate::net::{
     check_guest, guest_to_packet, neg, packet_to_guest, read_guest, require, write_guest,
     zero_guest, EALREADY, EFAULT, EINVAL, ENOMEM, ENOTSUPP, EPROTO, SKB_ALL, TC, TC_CGROUP,
 };
 use crate::packet::{TunnelInfo, SKB_MAX_LEN};
-use crate::registry::{HelperFn, Registry};
+use crate::registry::Registry;
 
-/// Registers the `__sk_buff` packet helpers.
+/// The helpers of this module, with the program types that may call them.
+pub const HELPERS: [PacketHelper; 14] = [
+    PacketHelper {
+        id: 26,
+        name: "bpf_skb_load_bytes",
+        f: load_bytes,
+        programs: SKB_ALL,
+    },
+    PacketHelper {
+        id: 68,
+        name: "bpf_skb_load_bytes_relative",
+        f: load_bytes_relative,
+        programs: SKB_ALL,
+    },
+    PacketHelper {
+        id: 9,
+        name: "bpf_skb_store_bytes",
+        f: store_bytes,
+        programs: TC,
+    },
+    PacketHelper {
+        id: 39,
+        name: "bpf_skb_pull_data",
+        f: pull_data,
+        programs: TC,
+    },
+    PacketHelper {
+        id: 31,
+        name: "bpf_skb_change_proto",
+        f: change_proto,
+        programs: TC,
+    },
+    PacketHelper {
+        id: 38,
+        name: "bpf_skb_change_tail",
+        f: change_tail,
+        programs: TC,
+    },
+    PacketHelper {
+        id: 43,
+        name: "bpf_skb_change_head",
+        f: change_head,
+        programs: TC,
+    },
+    PacketHelper {
+        id: 50,
+        name: "bpf_skb_adjust_room",
+        f: adjust_room,
+        programs: TC,
+    },
+    PacketHelper {
+        id: 97,
+        name: "bpf_skb_ecn_set_ce",
+        f: ecn_set_ce,
+        programs: TC_CGROUP,
+    },
+    PacketHelper {
+        id: 34,
+        name: "bpf_get_hash_recalc",
+        f: get_hash_recalc,
+        programs: TC,
+    },
+    PacketHelper {
+        id: 41,
+        name: "bpf_set_hash_invalid",
+        f: set_hash_invalid,
+        programs: TC,
+    },
+    PacketHelper {
+        id: 48,
+        name: "bpf_set_hash",
+        f: set_hash,
+        programs: TC,
+    },
+    PacketHelper {
+        id: 20,
+        name: "bpf_skb_get_tunnel_key",
+        f: get_tunnel_key,
+        programs: TC,
+    },
+    PacketHelper {
+        id: 21,
+        name: "bpf_skb_set_tunnel_key",
+        f: set_tunnel_key,
+        programs: TC,
+    },
+];
+
+/// Registers this module's helpers.
 pub fn register(r: &mut Registry) {
-    let all: [(u32, &'static str, HelperFn); 14] = [
-        (26, "bpf_skb_load_bytes", load_bytes),
-        (68, "bpf_skb_load_bytes_relative", load_bytes_relative),
-        (9, "bpf_skb_store_bytes", store_bytes),
-        (39, "bpf_skb_pull_data", pull_data),
-        (31, "bpf_skb_change_proto", change_proto),
-        (38, "bpf_skb_change_tail", change_tail),
-        (43, "bpf_skb_change_head", change_head),
-        (50, "bpf_skb_adjust_room", adjust_room),
-        (97, "bpf_skb_ecn_set_ce", ecn_set_ce),
-        (34, "bpf_get_hash_recalc", get_hash_recalc),
-        (41, "bpf_set_hash_invalid", set_hash_invalid),
-        (48, "bpf_set_hash", set_hash),
-        (20, "bpf_skb_get_tunnel_key", get_tunnel_key),
-        (21, "bpf_skb_set_tunnel_key", set_tunnel_key),
-    ];
-    for (id, name, f) in all {
-        r.register_builtin(HelperId(id), name, f, None)
+    for h in &HELPERS {
+        r.register_builtin(HelperId(h.id), h.name, h.f, None)
             .expect("packet helper ids are small");
     }
 }

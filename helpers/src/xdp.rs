@@ -20,9 +20,10 @@
 use crate::context::HelperContext;
 use crate::error::HelperError;
 use crate::id::HelperId;
+use crate::net::PacketHelper;
 use crate::net::{guest_to_packet, neg, packet_to_guest, require, EACCES, EFAULT, EINVAL, XDP};
 use crate::packet::{ETH_HLEN, XDP_META_MAX};
-use crate::registry::{HelperFn, Registry};
+use crate::registry::Registry;
 
 /// `bpf_xdp_adjust_head`.
 pub const ADJUST_HEAD: HelperId = HelperId(44);
@@ -37,18 +38,50 @@ pub const LOAD_BYTES: HelperId = HelperId(189);
 /// `bpf_xdp_store_bytes`.
 pub const STORE_BYTES: HelperId = HelperId(190);
 
-/// Registers the XDP packet helpers.
+/// The helpers of this module, with the program types that may call them.
+pub const HELPERS: [PacketHelper; 6] = [
+    PacketHelper {
+        id: ADJUST_HEAD.0,
+        name: "bpf_xdp_adjust_head",
+        f: adjust_head,
+        programs: XDP,
+    },
+    PacketHelper {
+        id: ADJUST_META.0,
+        name: "bpf_xdp_adjust_meta",
+        f: adjust_meta,
+        programs: XDP,
+    },
+    PacketHelper {
+        id: ADJUST_TAIL.0,
+        name: "bpf_xdp_adjust_tail",
+        f: adjust_tail,
+        programs: XDP,
+    },
+    PacketHelper {
+        id: GET_BUFF_LEN.0,
+        name: "bpf_xdp_get_buff_len",
+        f: get_buff_len,
+        programs: XDP,
+    },
+    PacketHelper {
+        id: LOAD_BYTES.0,
+        name: "bpf_xdp_load_bytes",
+        f: load_bytes,
+        programs: XDP,
+    },
+    PacketHelper {
+        id: STORE_BYTES.0,
+        name: "bpf_xdp_store_bytes",
+        f: store_bytes,
+        programs: XDP,
+    },
+];
+
+/// Registers this module's helpers.
 pub fn register(r: &mut Registry) {
-    let all: [(HelperId, &'static str, HelperFn); 6] = [
-        (ADJUST_HEAD, "bpf_xdp_adjust_head", adjust_head),
-        (ADJUST_META, "bpf_xdp_adjust_meta", adjust_meta),
-        (ADJUST_TAIL, "bpf_xdp_adjust_tail", adjust_tail),
-        (GET_BUFF_LEN, "bpf_xdp_get_buff_len", get_buff_len),
-        (LOAD_BYTES, "bpf_xdp_load_bytes", load_bytes),
-        (STORE_BYTES, "bpf_xdp_store_bytes", store_bytes),
-    ];
-    for (id, name, f) in all {
-        r.register_builtin(id, name, f, None)
+    for h in &HELPERS {
+        r.register_builtin(HelperId(h.id), h.name, h.f, None)
             .expect("packet helper ids are small");
     }
 }

@@ -58,6 +58,7 @@ pub mod program;
 pub mod program_type;
 pub mod retval;
 pub mod run;
+pub mod support;
 pub mod verify;
 pub mod vm;
 

@@ -355,7 +355,10 @@ fn helpers_are_refused_outside_their_program_types() {
             ..
         } => {
             assert_eq!(helper, "bpf_xdp_adjust_head");
-            assert!(message.contains("not available to sched_cls"), "{message}");
+            assert!(
+                message.contains("not available to tc programs"),
+                "{message}"
+            );
         }
         e => panic!("unexpected {e}"),
     }

@@ -23,6 +23,9 @@ pub enum Command {
     Maps(ObjectArgs),
     /// Print a program's instructions after relocation.
     Disasm(DisasmArgs),
+    /// Print every kernel helper and map type with bpfvm's support for it (Markdown, as in
+    /// the README).
+    Support,
 }
 
 /// `bpfvm run`.
