@@ -234,7 +234,7 @@ fn packet_helpers_agree_with_the_kernel() {
         both_failed: 0,
         outcomes: Default::default(),
     };
-    let mut rng = Rng::new(0x5eed_14);
+    let mut rng = Rng::new(0x005e_ed14);
     let pkts = packets();
     let zero = [0u8; 64];
 
