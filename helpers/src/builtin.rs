@@ -2,7 +2,7 @@
 //!
 //! | id | helper | behaviour in bpfvm |
 //! |---|---|---|
-//! | 1, 2, 3 | `map_lookup_elem`, `map_update_elem`, `map_delete_elem` | kernel semantics, through [`ProgramMap`](crate::ProgramMap) |
+//! | 1, 2, 3 | `map_lookup_elem`, `map_update_elem`, `map_delete_elem` | kernel semantics, through [`ProgramMap`] |
 //! | 5, 125 | `ktime_get_ns`, `ktime_get_boot_ns` | a virtual clock per run, advancing on every read |
 //! | 6 | `trace_printk` | formatted into the run's captured trace output |
 //! | 7 | `get_prandom_u32` | a seeded PRNG per run |
@@ -173,6 +173,8 @@ pub fn map_update_elem(ctx: &mut HelperContext, a: &[u64; 5]) -> Result<u64, Box
     let (_, map) = map_ref(ctx, NAME, a[0])?;
     let key = KeyBuf::read(ctx, NAME, a[1], map.key_size())?;
     let value = KeyBuf::read(ctx, NAME, a[2], map.value_size())?;
+    // Reading key and value was charged; the copy into the map costs as much again.
+    ctx.charge_bytes(map.key_size() + map.value_size());
     Ok(
         match map.prog_update(ctx.cpu(), key.bytes(), value.bytes(), a[3]) {
             Ok(()) => 0,
@@ -324,6 +326,7 @@ pub fn trace_printk(ctx: &mut HelperContext, a: &[u64; 5]) -> Result<u64, Box<He
             b'c' if narrow => char::from(v as u8).to_string(),
             b's' if narrow => {
                 let mut bytes = Vec::new();
+                ctx.charge_bytes(256);
                 match ctx.memory.read_c_string(v, 256, &mut bytes) {
                     Ok(()) => String::from_utf8_lossy(&bytes).into_owned(),
                     Err(_) => "(efault)".to_string(),
@@ -333,6 +336,7 @@ pub fn trace_printk(ctx: &mut HelperContext, a: &[u64; 5]) -> Result<u64, Box<He
         };
         out.extend_from_slice(s.as_bytes());
     }
+    ctx.charge_bytes(out.len());
     ctx.trace_write(&out);
     Ok(out.len() as u64)
 }
@@ -363,6 +367,32 @@ mod tests {
         )
         .unwrap();
         (n, String::from_utf8(ctx.take_trace()).unwrap())
+    }
+
+    #[test]
+    fn the_trace_is_capped_and_helper_work_is_counted() {
+        use crate::context::{HELPER_BYTES_PER_INSN, TRACE_CAPACITY};
+        let mut ctx = HelperContext::new(0, 1);
+        let line = [b'x'; 1000];
+        for _ in 0..100 {
+            ctx.trace_write(&line);
+        }
+        let kept = TRACE_CAPACITY / 1000 * 1000;
+        assert_eq!(ctx.trace().len(), kept, "whole writes up to 64 KiB");
+        assert_eq!(ctx.trace_dropped(), (100_000 - kept) as u64);
+        ctx.clear_trace();
+        assert_eq!((ctx.trace().len(), ctx.trace_dropped()), (0, 0));
+        // One instruction per 64 bytes; small copies are free.
+        ctx.charge_bytes(HELPER_BYTES_PER_INSN - 1);
+        assert_eq!(ctx.pending_work(), 0);
+        ctx.charge_bytes(10 * HELPER_BYTES_PER_INSN);
+        ctx.charge_work(5);
+        assert_eq!(ctx.take_work(), 15);
+        assert_eq!(ctx.pending_work(), 0);
+        // A new run starts with no work.
+        ctx.charge_work(7);
+        ctx.begin_run(0, 0);
+        assert_eq!(ctx.pending_work(), 0);
     }
 
     #[test]

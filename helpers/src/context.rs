@@ -1,5 +1,6 @@
 //! `HelperContext`: everything a helper may see during one run.
 
+use std::cell::Cell;
 use std::sync::Arc;
 
 use crate::error::HelperError;
@@ -13,6 +14,17 @@ pub type MapList = Arc<[Arc<dyn ProgramMap>]>;
 
 /// Virtual nanoseconds the clock advances on every read.
 pub const CLOCK_STEP_NS: u64 = 1_000;
+
+/// Most bytes of trace output (`bpf_trace_printk`) kept between two
+/// [`HelperContext::clear_trace`] calls (one run, or one whole `test_run` call): 64 KiB.
+/// Writes that do not fit are dropped whole and counted ([`HelperContext::trace_dropped`]), as
+/// the kernel's trace buffer drops events when its reader falls behind.
+pub const TRACE_CAPACITY: usize = 64 << 10;
+
+/// Bytes a helper may copy for one instruction of the run's budget: helpers charge
+/// `bytes / HELPER_BYTES_PER_INSN` instructions for the guest and map memory they touch
+/// ([`HelperContext::charge_bytes`]).
+pub const HELPER_BYTES_PER_INSN: usize = 64;
 
 /// Per-run state given to helpers: the simulated CPU, the program's maps, checked guest
 /// memory, a virtual clock, a seeded PRNG, the captured trace output and a slot for a helper
@@ -33,6 +45,10 @@ pub struct HelperContext {
     clock_ns: u64,
     rng: u64,
     trace: Vec<u8>,
+    trace_dropped: u64,
+    /// Instructions' worth of helper work not yet charged to the run's budget (a `Cell`, so
+    /// helpers holding `&HelperContext` while they borrow its maps can charge too).
+    work: Cell<u64>,
     error: Option<HelperError>,
     cgroup: Option<(u64, u32)>,
 }
@@ -50,6 +66,8 @@ impl HelperContext {
             clock_ns: 0,
             rng: 0,
             trace: Vec::new(),
+            trace_dropped: 0,
+            work: Cell::new(0),
             error: None,
             cgroup: None,
         }
@@ -85,22 +103,25 @@ impl HelperContext {
         self.maps = maps;
     }
 
-    /// Prepares a new run: virtual clock start, PRNG seed, no error. The trace is kept, so
-    /// the output of repeated runs accumulates; [`HelperContext::clear_trace`] empties it.
+    /// Prepares a new run: virtual clock start, PRNG seed, no error, no helper work. The
+    /// trace is kept, so the output of repeated runs accumulates (up to [`TRACE_CAPACITY`]);
+    /// [`HelperContext::clear_trace`] empties it.
     #[inline]
     pub fn begin_run(&mut self, clock_start_ns: u64, rng_seed: u64) {
         self.clock_ns = clock_start_ns;
         self.rng = rng_seed;
         self.packet.clear_redirect();
+        self.work.set(0);
         if self.error.is_some() {
             self.error = None;
         }
     }
 
-    /// Empties the trace output (keeping the buffer's capacity).
+    /// Empties the trace output (keeping the buffer's capacity) and its dropped-bytes count.
     #[inline]
     pub fn clear_trace(&mut self) {
         self.trace.clear();
+        self.trace_dropped = 0;
     }
 
     /// Sets the `(cgroup_id, attach_type)` the program runs for (helper 81), or none.
@@ -129,9 +150,48 @@ impl HelperContext {
         z ^ (z >> 31)
     }
 
-    /// Appends bytes to this run's trace output.
+    /// Appends bytes to this run's trace output, or drops them whole (counting them in
+    /// [`HelperContext::trace_dropped`]) when they would take it over [`TRACE_CAPACITY`].
     pub fn trace_write(&mut self, bytes: &[u8]) {
-        self.trace.extend_from_slice(bytes);
+        if self.trace.len() + bytes.len() <= TRACE_CAPACITY {
+            self.trace.extend_from_slice(bytes);
+        } else {
+            self.trace_dropped += bytes.len() as u64;
+        }
+    }
+
+    /// Bytes of trace output dropped since the last [`HelperContext::clear_trace`] because
+    /// the trace was full.
+    pub fn trace_dropped(&self) -> u64 {
+        self.trace_dropped
+    }
+
+    /// Charges the run's instruction budget for `bytes` of memory a helper copied or
+    /// touched: one instruction per [`HELPER_BYTES_PER_INSN`] bytes (copies of small keys
+    /// and values are free). Engines with a budget subtract the work after each helper call
+    /// ([`HelperContext::take_work`]); helpers registered by users may charge their own work.
+    #[inline]
+    pub fn charge_bytes(&self, bytes: usize) {
+        self.charge_work((bytes / HELPER_BYTES_PER_INSN) as u64);
+    }
+
+    /// Charges `insns` instructions of helper work to the run's budget.
+    #[inline]
+    pub fn charge_work(&self, insns: u64) {
+        self.work.set(self.work.get().saturating_add(insns));
+    }
+
+    /// The helper work charged and not yet taken (in instructions): one load, for the
+    /// helper-call path of an engine to test before it takes the work.
+    #[inline]
+    pub fn pending_work(&self) -> u64 {
+        self.work.get()
+    }
+
+    /// The helper work charged since the last call (in instructions), resetting it to 0.
+    #[inline]
+    pub fn take_work(&mut self) -> u64 {
+        self.work.replace(0)
     }
 
     /// This run's trace output so far.
@@ -171,8 +231,10 @@ impl HelperContext {
         })
     }
 
-    /// Copies `out.len()` bytes of guest memory at `addr` (a helper argument) into `out`.
+    /// Copies `out.len()` bytes of guest memory at `addr` (a helper argument) into `out`,
+    /// charging the copy to the run's budget ([`HelperContext::charge_bytes`]).
     pub fn read_arg(&self, helper: &str, addr: u64, out: &mut [u8]) -> Result<(), HelperError> {
+        self.charge_bytes(out.len());
         self.memory
             .read_bytes(addr, out)
             .map_err(|fault| HelperError::Memory {

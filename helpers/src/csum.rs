@@ -21,8 +21,11 @@
 use crate::context::HelperContext;
 use crate::error::HelperError;
 use crate::id::HelperId;
+use crate::memory::Access;
 use crate::net::PacketHelper;
-use crate::net::{neg, read_guest, require, EFAULT, EINVAL, ENOTSUPP, TC, XDP_TC};
+use crate::net::{
+    check_guest, neg, read_guest, require, CHUNK, EFAULT, EINVAL, ENOTSUPP, TC, XDP_TC,
+};
 use crate::registry::Registry;
 
 /// The helpers of this module, with the program types that may call them.
@@ -64,23 +67,68 @@ pub fn register(r: &mut Registry) {
 /// `csum_partial(buf, len, sum)` of x86_64: 64-bit words with end-around carry, folded to
 /// 32 bits.
 pub fn csum_partial(bytes: &[u8], sum: u32) -> u32 {
-    let mut acc = u64::from(sum);
-    let mut add = |x: u64| {
-        let (s, carry) = acc.overflowing_add(x);
-        acc = s + u64::from(carry);
-    };
-    let mut words = bytes.chunks_exact(8);
-    for w in &mut words {
-        add(u64::from_le_bytes(w.try_into().expect("8 bytes")));
+    let mut p = Partial::new(sum);
+    p.add(bytes);
+    p.finish()
+}
+
+/// A `csum_partial` summed piece by piece: every piece but the last must be a multiple of 8
+/// bytes long, and the result is then that of one `csum_partial` over all the pieces.
+struct Partial {
+    acc: u64,
+}
+
+impl Partial {
+    fn new(sum: u32) -> Partial {
+        Partial {
+            acc: u64::from(sum),
+        }
     }
-    let rest = words.remainder();
-    if !rest.is_empty() {
-        let mut tail = [0u8; 8];
-        tail[..rest.len()].copy_from_slice(rest);
-        add(u64::from_le_bytes(tail));
+
+    fn add_word(&mut self, x: u64) {
+        let (s, carry) = self.acc.overflowing_add(x);
+        self.acc = s + u64::from(carry);
     }
-    // `csum_finalize_sum`: (acc + ror64(acc, 32)) >> 32.
-    (acc.wrapping_add(acc.rotate_right(32)) >> 32) as u32
+
+    fn add(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            self.add_word(u64::from_le_bytes(w.try_into().expect("8 bytes")));
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            let mut tail = [0u8; 8];
+            tail[..rest.len()].copy_from_slice(rest);
+            self.add_word(u64::from_le_bytes(tail));
+        }
+    }
+
+    /// `csum_finalize_sum`: (acc + ror64(acc, 32)) >> 32.
+    fn finish(self) -> u32 {
+        (self.acc.wrapping_add(self.acc.rotate_right(32)) >> 32) as u32
+    }
+}
+
+/// `csum_partial` of `len` guest bytes at `addr`, read [`CHUNK`] bytes at a time (charged to
+/// the run's budget as any helper argument read).
+fn guest_partial(
+    ctx: &HelperContext,
+    helper: &str,
+    addr: u64,
+    len: usize,
+    sum: u32,
+) -> Result<u32, Box<HelperError>> {
+    check_guest(ctx, helper, addr, len, Access::Read)?;
+    let mut p = Partial::new(sum);
+    let mut tmp = [0u8; CHUNK];
+    let mut done = 0;
+    while done < len {
+        let n = CHUNK.min(len - done);
+        read_guest(ctx, helper, addr + done as u64, &mut tmp[..n])?;
+        p.add(&tmp[..n]);
+        done += n;
+    }
+    Ok(p.finish())
 }
 
 /// `csum_add`: 32-bit one's-complement addition.
@@ -139,21 +187,21 @@ pub fn csum_diff(ctx: &mut HelperContext, a: &[u64; 5]) -> Result<u64, Box<Helpe
     const NAME: &str = "bpf_csum_diff";
     require(ctx, NAME, XDP_TC)?;
     let (from_size, to_size, seed) = (a[1] as u32 as usize, a[3] as u32 as usize, a[4] as u32);
-    let read = |addr: u64, n: usize| -> Result<Vec<u8>, Box<HelperError>> {
-        let mut v = vec![0u8; n];
-        if n > 0 {
-            read_guest(ctx, NAME, addr, &mut v)?;
-        }
-        Ok(v)
-    };
-    let from = read(a[0], from_size)?;
-    let to = read(a[2], to_size)?;
+    if from_size > 0 {
+        check_guest(ctx, NAME, a[0], from_size, Access::Read)?;
+    }
+    if to_size > 0 {
+        check_guest(ctx, NAME, a[2], to_size, Access::Read)?;
+    }
     let ret = if from_size > 0 && to_size > 0 {
-        csum_sub(csum_partial(&to, seed), csum_partial(&from, 0))
+        csum_sub(
+            guest_partial(ctx, NAME, a[2], to_size, seed)?,
+            guest_partial(ctx, NAME, a[0], from_size, 0)?,
+        )
     } else if to_size > 0 {
-        csum_partial(&to, seed)
+        guest_partial(ctx, NAME, a[2], to_size, seed)?
     } else if from_size > 0 {
-        !csum_partial(&from, !seed)
+        !guest_partial(ctx, NAME, a[0], from_size, !seed)?
     } else {
         seed
     };
@@ -304,6 +352,14 @@ mod tests {
             assert_eq!(csum_from32to16(split), csum_from32to16(whole), "cut {cut}");
         }
         assert_eq!(csum_partial(&[], 0), 0);
+        // Summed in pieces of multiples of 8 bytes, the 32-bit sum itself is the same.
+        for seed in [0, 1, 0xffff_ffff, 0x1234_5678] {
+            let mut p = Partial::new(seed);
+            for piece in data.chunks(16) {
+                p.add(piece);
+            }
+            assert_eq!(p.finish(), csum_partial(&data, seed), "seed {seed:#x}");
+        }
         assert_eq!(csum_partial(&[0; 12], 0), 0);
     }
 }

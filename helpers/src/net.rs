@@ -116,8 +116,9 @@ fn fault(helper: &str, fault: crate::MemFault) -> Box<HelperError> {
     })
 }
 
-/// Bytes copied per step between the packet buffer and guest memory.
-const CHUNK: usize = 256;
+/// Bytes copied per step between the packet buffer and guest memory (a multiple of 8, so
+/// checksums summed chunk by chunk equal one sum over the whole).
+pub(crate) const CHUNK: usize = 256;
 
 /// Checks that guest `addr .. addr + len` may be accessed with `access` (all bytes, before
 /// anything is copied).
@@ -146,6 +147,7 @@ pub(crate) fn packet_to_guest(
     len: usize,
 ) -> Result<(), Box<HelperError>> {
     check_guest(ctx, helper, dst, len, Access::Write)?;
+    ctx.charge_bytes(len);
     let mut tmp = [0u8; CHUNK];
     let mut done = 0;
     while done < len {
@@ -169,6 +171,7 @@ pub(crate) fn guest_to_packet(
     len: usize,
 ) -> Result<(), Box<HelperError>> {
     check_guest(ctx, helper, src, len, Access::Read)?;
+    ctx.charge_bytes(len);
     let mut tmp = [0u8; CHUNK];
     let mut done = 0;
     while done < len {
@@ -193,6 +196,7 @@ pub(crate) fn zero_guest(
     len: usize,
 ) -> Result<(), Box<HelperError>> {
     check_guest(ctx, helper, dst, len, Access::Write)?;
+    ctx.charge_bytes(len);
     let zeros = [0u8; CHUNK];
     let mut done = 0;
     while done < len {
@@ -222,6 +226,7 @@ pub(crate) fn write_guest(
     addr: u64,
     bytes: &[u8],
 ) -> Result<(), Box<HelperError>> {
+    ctx.charge_bytes(bytes.len());
     ctx.memory
         .write_bytes(addr, bytes)
         .map_err(|f| fault(helper, f))

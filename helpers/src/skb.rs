@@ -239,6 +239,7 @@ fn net_hdr_push(ctx: &mut HelperContext, off: usize, len: usize) -> Result<(), i
         return Err(ENOMEM);
     }
     let new_data = data - len;
+    ctx.charge_bytes(off + len);
     let buf = ctx.packet.buffer(&mut ctx.memory);
     buf.copy_within(data..data + off, new_data);
     buf[new_data + off..new_data + off + len].fill(0);
@@ -263,6 +264,7 @@ fn net_hdr_pop(ctx: &mut HelperContext, off: usize, len: usize) -> Result<(), i3
         return Err(ENOMEM);
     }
     let new_data = data + len;
+    ctx.charge_bytes(off);
     let buf = ctx.packet.buffer(&mut ctx.memory);
     buf.copy_within(data..data + off, new_data);
     let s = &mut ctx.packet.skb;
@@ -343,6 +345,7 @@ pub fn change_tail(ctx: &mut HelperContext, a: &[u64; 5]) -> Result<u64, Box<Hel
         return changed(ctx, neg(ENOMEM));
     }
     if new_end > end {
+        ctx.charge_bytes(new_end - end);
         ctx.packet.buffer(&mut ctx.memory)[end..new_end].fill(0);
     }
     ctx.packet.set_bounds(&mut ctx.memory, meta, data, new_end);
@@ -365,6 +368,7 @@ pub fn change_head(ctx: &mut HelperContext, a: &[u64; 5]) -> Result<u64, Box<Hel
         return changed(ctx, neg(ENOMEM));
     }
     let new_data = data - room;
+    ctx.charge_bytes(room);
     ctx.packet.buffer(&mut ctx.memory)[new_data..data].fill(0);
     ctx.packet.skb.mac = Some(new_data);
     ctx.packet

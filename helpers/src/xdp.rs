@@ -103,6 +103,7 @@ pub fn adjust_head(ctx: &mut HelperContext, a: &[u64; 5]) -> Result<u64, Box<Hel
     } else {
         let new_meta = (new_data - metalen) as usize;
         if metalen > 0 {
+            ctx.charge_bytes(metalen as usize);
             let buf = ctx.packet.buffer(&mut ctx.memory);
             buf.copy_within(meta as usize..data as usize, new_meta);
         }
@@ -156,6 +157,7 @@ pub fn adjust_tail(ctx: &mut HelperContext, a: &[u64; 5]) -> Result<u64, Box<Hel
     }
     let new_end = new_end as usize;
     if new_end > end {
+        ctx.charge_bytes(new_end - end);
         ctx.packet.buffer(&mut ctx.memory)[end..new_end].fill(0);
     }
     ctx.packet.set_bounds(&mut ctx.memory, meta, data, new_end);

@@ -101,16 +101,23 @@ fn zeroed_words(n: usize) -> Result<Box<[AtomicU64]>, MapError> {
 }
 
 impl Slab {
-    /// A zeroed arena of `slots` slots for values of `value_size` bytes.
-    pub(crate) fn new(slots: usize, value_size: u32) -> Result<Slab, MapError> {
-        let value_size = value_size as usize;
-        let stride = value_size.div_ceil(8) * 8;
-        let bytes = slots
+    /// Bytes of an arena of `slots` slots for values of `value_size` bytes; `ENOMEM` over
+    /// [`MAX_ARENA_BYTES`].
+    pub(crate) fn bytes_for(slots: usize, value_size: u32) -> Result<usize, MapError> {
+        let stride = (value_size as usize).div_ceil(8) * 8;
+        slots
             .checked_mul(stride)
             .filter(|&b| b <= MAX_ARENA_BYTES)
             .ok_or(MapError::OutOfMemory {
                 reason: "value arena larger than 4 GiB",
-            })?;
+            })
+    }
+
+    /// A zeroed arena of `slots` slots for values of `value_size` bytes.
+    pub(crate) fn new(slots: usize, value_size: u32) -> Result<Slab, MapError> {
+        let bytes = Slab::bytes_for(slots, value_size)?;
+        let value_size = value_size as usize;
+        let stride = value_size.div_ceil(8) * 8;
         Ok(Slab {
             words: zeroed_words(bytes / 8)?,
             stride,

@@ -13,6 +13,7 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use crate::error::MapError;
 use crate::flags::{create, lo, BPF_EXIST, BPF_F_ALL_CPUS, BPF_F_CPU, BPF_F_LOCK};
 use crate::map::{access_ok, Dst, Kind, Map, Src};
+use crate::memory::{try_collect, try_with_capacity};
 use crate::spec::{CpuId, MapSpec, MapType};
 
 /// Storages one cgroup-storage map can hold at once.
@@ -114,15 +115,20 @@ pub(crate) struct Storages {
     inner: RwLock<Inner>,
 }
 
+/// Bookkeeping bytes per storage at most (a list entry and a free-list index), charged to
+/// the map's memory account.
+pub(crate) const BYTES_PER_STORAGE: u64 =
+    (std::mem::size_of::<Entry>() + std::mem::size_of::<u32>()) as u64;
+
 impl Storages {
-    pub(crate) fn new(capacity: usize) -> Storages {
-        let free = (0..capacity as u32).rev().collect();
-        Storages {
+    pub(crate) fn new(capacity: usize) -> Result<Storages, MapError> {
+        let free = try_collect(capacity, (0..capacity as u32).rev())?;
+        Ok(Storages {
             inner: RwLock::new(Inner {
-                list: Vec::new(),
+                list: try_with_capacity(capacity)?,
                 free,
             }),
-        }
+        })
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Inner> {

@@ -184,6 +184,17 @@ pub enum MapError {
         /// The map's type.
         map_type: MapType,
     },
+    /// Creating the map would take the maps sharing its [`MapMemory`](crate::MapMemory) over
+    /// their limit (`ENOMEM`, as a memory cgroup that cannot be charged).
+    #[error("map memory limit: the map needs {needed} bytes, {used} of {limit} bytes are in use")]
+    MemoryLimit {
+        /// Bytes the map needs (value arena and bookkeeping).
+        needed: u64,
+        /// Bytes already charged by other maps.
+        used: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// The map is busy, e.g. frozen twice (`EBUSY`).
     #[error("map is busy: {reason}")]
     Busy {
@@ -217,7 +228,7 @@ impl MapError {
             MapError::PermissionDenied { .. } => EPERM,
             MapError::NoSpace { .. } => ENOSPC,
             MapError::BufferTooSmall { .. } => EFAULT,
-            MapError::OutOfMemory { .. } => ENOMEM,
+            MapError::OutOfMemory { .. } | MapError::MemoryLimit { .. } => ENOMEM,
             MapError::Busy { .. } => EBUSY,
         }
     }

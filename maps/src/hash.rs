@@ -19,6 +19,7 @@ use crate::flags::{create, lo, BPF_EXIST, BPF_F_ALL_CPUS, BPF_F_LOCK, BPF_NOEXIS
 use crate::jhash::htab_map_hash;
 use crate::lru::{set_ref, Lru, NIL};
 use crate::map::{access_ok, Dst, Map, Src};
+use crate::memory::{try_collect, try_filled};
 use crate::spec::{MapSpec, MapType};
 
 /// `KMALLOC_MAX_SIZE` on x86_64 (4 MiB).
@@ -216,7 +217,6 @@ pub(crate) struct Table {
 pub(crate) struct HashState {
     table: RwLock<Table>,
     refs: Box<[AtomicU8]>,
-    nodes: u32,
     n_buckets: u32,
     percpu: bool,
     lru: bool,
@@ -224,14 +224,14 @@ pub(crate) struct HashState {
     max_entries: u32,
 }
 
-fn try_vec<T: Clone>(n: usize, v: T) -> Result<Vec<T>, MapError> {
-    let mut out = Vec::new();
-    out.try_reserve_exact(n)
-        .map_err(|_| MapError::OutOfMemory {
-            reason: "hash bookkeeping",
-        })?;
-    out.resize(n, v);
-    Ok(out)
+/// How big a hash map's bookkeeping is, from its spec.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HashSize {
+    /// Preallocated nodes (elements plus HASH's per-CPU extras).
+    pub(crate) nodes: u32,
+    /// Bytes of keys, links, free lists and LRU lists, at most (what [`HashState::new`]
+    /// allocates).
+    pub(crate) bookkeeping_bytes: u64,
 }
 
 /// The EXIST/NOEXIST rule of spec §5.2 (`check_flags` in hashtab.c).
@@ -245,31 +245,47 @@ fn check_exist_flags(old: Option<u32>, f: u64) -> Result<(), MapError> {
 }
 
 impl HashState {
-    pub(crate) fn new(spec: &MapSpec, ncpus: u32) -> Result<HashState, MapError> {
+    /// Nodes and bookkeeping bytes of a map made from `spec` (after [`check_create`]); `ENOMEM`
+    /// over the simulator's limits (1 GiB of bookkeeping, `2^32 - 1024` nodes).
+    pub(crate) fn size(spec: &MapSpec, ncpus: u32) -> Result<HashSize, MapError> {
         let t = spec.map_type;
-        let lru = t.is_lru();
-        let percpu = t.is_percpu();
         let max = spec.max_entries;
-        let nodes64 = if lru || percpu {
+        let nodes64 = if t.is_lru() || t.is_percpu() {
             u64::from(max)
         } else {
             u64::from(max) + u64::from(ncpus)
         };
-        let n_buckets = max.next_power_of_two();
-        let bytes = nodes64 * (spec.key_size as u64 + 32) + u64::from(n_buckets) * 4;
+        let n_buckets = u64::from(max.next_power_of_two());
+        // Per node: key, link, bucket, free-list entry, LRU links, type, CPU and reference
+        // bit (26 bytes) rounded up; per CPU: an extra node and LRU list heads.
+        let bytes =
+            nodes64 * (u64::from(spec.key_size) + 32) + n_buckets * 4 + u64::from(ncpus) * 64;
         if bytes > MAX_BOOKKEEPING_BYTES || nodes64 > u64::from(u32::MAX - 1024) {
             return Err(MapError::OutOfMemory {
                 reason: "hash map larger than the simulator allows",
             });
         }
-        let nodes = nodes64 as u32;
+        Ok(HashSize {
+            nodes: nodes64 as u32,
+            bookkeeping_bytes: bytes,
+        })
+    }
+
+    /// The state of a new, empty map; every allocation is fallible (`ENOMEM`).
+    pub(crate) fn new(spec: &MapSpec, ncpus: u32) -> Result<HashState, MapError> {
+        let t = spec.map_type;
+        let lru = t.is_lru();
+        let percpu = t.is_percpu();
+        let max = spec.max_entries;
+        let nodes = HashState::size(spec, ncpus)?.nodes;
+        let n_buckets = max.next_power_of_two();
         let core = Core {
             key_size: spec.key_size as usize,
             mask: n_buckets - 1,
-            heads: try_vec(n_buckets as usize, NIL)?,
-            next: try_vec(nodes as usize, NIL)?,
-            bucket: try_vec(nodes as usize, NIL)?,
-            keys: try_vec(nodes as usize * spec.key_size as usize, 0u8)?,
+            heads: try_filled(n_buckets as usize, NIL)?,
+            next: try_filled(nodes as usize, NIL)?,
+            bucket: try_filled(nodes as usize, NIL)?,
+            keys: try_filled(nodes as usize * spec.key_size as usize, 0u8)?,
             count: 0,
         };
         let (free, extra, lru_state) = if lru {
@@ -277,17 +293,25 @@ impl HashState {
             (
                 Vec::new(),
                 Vec::new(),
-                Some(Lru::new(nodes, ncpus, percpu_lru)),
+                Some(Lru::new(nodes, ncpus, percpu_lru)?),
             )
         } else if percpu || spec.map_flags & create::NO_PREALLOC != 0 {
-            ((0..nodes).rev().collect(), Vec::new(), None)
+            (
+                try_collect(nodes as usize, (0..nodes).rev())?,
+                Vec::new(),
+                None,
+            )
         } else {
             // The last N nodes start as the per-CPU extras.
-            ((0..max).rev().collect(), (max..nodes).collect(), None)
+            (
+                try_collect(max as usize, (0..max).rev())?,
+                try_collect((nodes - max) as usize, max..nodes)?,
+                None,
+            )
         };
-        let refs = (0..if lru { nodes } else { 0 })
-            .map(|_| AtomicU8::new(0))
-            .collect();
+        let nrefs = if lru { nodes as usize } else { 0 };
+        let refs =
+            try_collect(nrefs, std::iter::repeat_with(|| AtomicU8::new(0)))?.into_boxed_slice();
         Ok(HashState {
             table: RwLock::new(Table {
                 core,
@@ -296,17 +320,12 @@ impl HashState {
                 lru: lru_state,
             }),
             refs,
-            nodes,
             n_buckets,
             percpu,
             lru,
             prealloc: spec.map_flags & create::NO_PREALLOC == 0,
             max_entries: max,
         })
-    }
-
-    pub(crate) fn nodes(&self) -> usize {
-        self.nodes as usize
     }
 
     pub(crate) fn count(&self) -> u32 {

@@ -46,8 +46,15 @@
 //! 4 GiB (one 32-bit guest region) and hash bookkeeping to 1 GiB; bigger maps give `ENOMEM`.
 //! Cgroup storage maps hold at most [`STORAGE_CAPACITY`] storages.
 //!
+//! Memory: every map charges its footprint to a [`MapMemory`] account before allocating
+//! anything, as the kernel charges map memory to a memory cgroup; a map that would take its
+//! account over the limit is `ENOMEM`. [`Map::create`] gives each map an account of its own
+//! with [`DEFAULT_MAP_MEMORY_LIMIT`] (1 GiB); [`Map::create_in`] shares one account between
+//! the maps of a VM or an object. Every allocation sized by a spec is fallible.
+//!
 //! Modules: [`flags`] (element and creation flags), [`typed`] (aya-style views),
-//! [`cgroup_storage`], [`arena`] (the value memory layout), [`jhash`] (bucket hash).
+//! [`cgroup_storage`], [`arena`] (the value memory layout), [`jhash`] (bucket hash),
+//! [`memory`] (the map memory limit).
 #![deny(unsafe_code)]
 
 pub mod arena;
@@ -60,6 +67,7 @@ mod hash;
 pub mod jhash;
 mod lru;
 mod map;
+pub mod memory;
 mod pod;
 pub mod redirect;
 mod spec;
@@ -76,6 +84,8 @@ pub use redirect::RedirectEntry;
 pub use spec::{CpuId, MapSpec, MapType};
 pub use typed::{Array, HashMap, PerCpuArray, PerCpuHashMap};
 pub use values::PerCpuValues;
+
+pub use memory::{MapMemory, DEFAULT_MAP_MEMORY_LIMIT};
 
 /// The top-level README's examples, compiled and run as doc tests.
 #[cfg(doctest)]

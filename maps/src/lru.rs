@@ -17,6 +17,9 @@
 
 use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 
+use crate::error::MapError;
+use crate::memory::{try_collect, try_filled, try_with_capacity};
+
 pub(crate) const NIL: u32 = u32::MAX;
 const LOCAL_FREE_TARGET: u32 = 128;
 const PERCPU_FREE_TARGET: u32 = 4;
@@ -88,18 +91,19 @@ pub(crate) fn set_ref(refs: &[AtomicU8], n: u32) {
 impl Lru {
     /// `bpf_lru_init` + `bpf_lru_populate` for `nr_nodes` nodes (`max_entries`, already
     /// rounded to a multiple of `ncpus` when `percpu`).
-    pub(crate) fn new(nr_nodes: u32, ncpus: u32, percpu: bool) -> Lru {
+    /// Every allocation is fallible (`ENOMEM`).
+    pub(crate) fn new(nr_nodes: u32, ncpus: u32, percpu: bool) -> Result<Lru, MapError> {
         let nlists = if percpu { ncpus } else { 1 };
         let nlocals = if percpu { 0 } else { ncpus };
         let sentinels = nlists * 3 + nlocals * 2;
         let total = (nr_nodes + sentinels) as usize;
         let mut lru = Lru {
-            prev: (0..total as u32).collect(),
-            next: (0..total as u32).collect(),
-            ty: vec![NodeType::Free; nr_nodes as usize],
-            cpu: vec![0; nr_nodes as usize],
-            lists: Vec::with_capacity(nlists as usize),
-            locals: Vec::with_capacity(nlocals as usize),
+            prev: try_collect(total, 0..total as u32)?,
+            next: try_collect(total, 0..total as u32)?,
+            ty: try_filled(nr_nodes as usize, NodeType::Free)?,
+            cpu: try_filled(nr_nodes as usize, 0)?,
+            lists: try_with_capacity(nlists as usize)?,
+            locals: try_with_capacity(nlocals as usize)?,
             percpu,
             target_free: if percpu {
                 PERCPU_FREE_TARGET
@@ -152,7 +156,7 @@ impl Lru {
                 lru.list_add(n, head);
             }
         }
-        lru
+        Ok(lru)
     }
 
     // ----- list primitives -----
@@ -601,7 +605,7 @@ mod tests {
                 continue; // minutes under Miri; the small sizes cover the same code
             }
             let r = refs(max as usize);
-            let mut lru = Lru::new(max, 2, false);
+            let mut lru = Lru::new(max, 2, false).unwrap();
             let mut linked = vec![false; max as usize];
             let mut count = 0u32;
             let mut evicted_first = None;
@@ -633,7 +637,7 @@ mod tests {
     #[test]
     fn push_free_of_pending_goes_to_its_cpu() {
         let r = refs(16);
-        let mut lru = Lru::new(16, 2, false);
+        let mut lru = Lru::new(16, 2, false).unwrap();
         let n = lru.pop_free(&r, 1, &mut |_| false).unwrap();
         lru.push_free(&r, n);
         assert_eq!(lru.ty[n as usize], NodeType::LocalFree);

@@ -13,6 +13,7 @@ use crate::cgroup_storage::Storages;
 use crate::error::MapError;
 use crate::flags::{self, create, BPF_F_ALL_CPUS, BPF_F_CPU, BPF_F_LOCK};
 use crate::hash::HashState;
+use crate::memory::{Charge, MapMemory};
 use crate::spec::{CpuId, MapSpec, MapType};
 
 /// A BPF map shared by the host and by programs running on simulated CPUs.
@@ -33,6 +34,8 @@ pub struct Map {
     pub(crate) kind: Kind,
     /// Offset of the value's `bpf_spin_lock`, if it has one.
     spin_lock: Option<u32>,
+    /// This map's footprint, charged to the [`MapMemory`] it was created in.
+    charge: Charge,
 }
 
 impl std::fmt::Debug for Map {
@@ -144,9 +147,22 @@ impl Map {
     /// `ncpus` is `N`, the number of simulated CPUs (at least 1). Fails with `EINVAL` for bad
     /// sizes, `max_entries` or flags, `E2BIG` for sizes over the kernel limits, `ENOTSUPP`
     /// for `BPF_F_NO_PREALLOC` on an LRU map, `EOPNOTSUPP` for QUEUE/STACK and `ENOMEM` when
-    /// the arena would not fit a 32-bit guest region. With `BPF_F_NO_COMMON_LRU`,
-    /// `max_entries` is rounded up to a multiple of `N` ([`Map::max_entries`] reports it).
+    /// the arena would not fit a 32-bit guest region or the map would need more than
+    /// [`DEFAULT_MAP_MEMORY_LIMIT`](crate::DEFAULT_MAP_MEMORY_LIMIT) (1 GiB). With
+    /// `BPF_F_NO_COMMON_LRU`, `max_entries` is rounded up to a multiple of `N`
+    /// ([`Map::max_entries`] reports it).
+    ///
+    /// The map gets an account of its own ([`MapMemory::default`]); maps that should share
+    /// one limit (those of a VM or an object) are made with [`Map::create_in`].
     pub fn create(spec: MapSpec, ncpus: u32) -> Result<Map, MapError> {
+        Map::create_in(spec, ncpus, &MapMemory::default())
+    }
+
+    /// [`Map::create`], charging the map's memory (value arena and bookkeeping, computed from
+    /// the spec) to `memory` before anything is allocated: `ENOMEM`
+    /// ([`MapError::MemoryLimit`]) when it would take `memory` over its limit, as a memory
+    /// cgroup that cannot be charged. The charge is returned when the map is dropped.
+    pub fn create_in(spec: MapSpec, ncpus: u32, memory: &MapMemory) -> Result<Map, MapError> {
         if ncpus == 0 {
             return Err(MapError::InvalidSpec {
                 reason: "ncpus must be at least 1",
@@ -159,41 +175,29 @@ impl Map {
             });
         }
         let mut spec = spec;
-        let (slab, kind, span) = match spec.map_type {
+        // Validate and size everything first, charge, and only then allocate.
+        let (elems, bookkeeping) = match spec.map_type {
             MapType::Array | MapType::PercpuArray => {
                 crate::array::check_create(&spec)?;
-                let span = cpu_span(&spec, ncpus, spec.max_entries as usize);
-                let slots = slot_count(span, &spec, ncpus)?;
-                (Slab::new(slots, spec.value_size)?, Kind::Array, span)
+                (spec.max_entries as usize, 0)
             }
             MapType::Hash | MapType::PercpuHash | MapType::LruHash | MapType::LruPercpuHash => {
                 crate::hash::check_create(&spec, ncpus)?;
                 spec.max_entries = crate::hash::adjusted_max_entries(&spec, ncpus);
-                let state = Box::new(HashState::new(&spec, ncpus)?);
-                let span = cpu_span(&spec, ncpus, state.nodes());
-                let slots = slot_count(span, &spec, ncpus)?;
-                (Slab::new(slots, spec.value_size)?, Kind::Hash(state), span)
+                let size = HashState::size(&spec, ncpus)?;
+                (size.nodes as usize, size.bookkeeping_bytes)
             }
             MapType::CgroupStorage | MapType::PercpuCgroupStorage => {
                 crate::cgroup_storage::check_create(&spec)?;
-                let storages = Storages::new(crate::cgroup_storage::STORAGE_CAPACITY);
-                let span = cpu_span(&spec, ncpus, crate::cgroup_storage::STORAGE_CAPACITY);
-                let slots = slot_count(span, &spec, ncpus)?;
-                (
-                    Slab::new(slots, spec.value_size)?,
-                    Kind::Cgroup(storages),
-                    span,
-                )
+                let cap = crate::cgroup_storage::STORAGE_CAPACITY;
+                (cap, cap as u64 * crate::cgroup_storage::BYTES_PER_STORAGE)
             }
             MapType::Devmap | MapType::DevmapHash | MapType::Cpumap | MapType::Xskmap => {
                 crate::redirect::check_create(&spec)?;
                 spec.map_flags |= crate::redirect::implied_flags(spec.map_type);
-                let state = Box::new(crate::redirect::RedirectState::new(&spec)?);
-                let slots = spec.max_entries as usize;
                 (
-                    Slab::new(slots, spec.value_size)?,
-                    Kind::Redirect(state),
-                    slots,
+                    spec.max_entries as usize,
+                    crate::redirect::bookkeeping_bytes(&spec),
                 )
             }
             MapType::Queue | MapType::Stack => {
@@ -201,6 +205,22 @@ impl Map {
                     map_type: spec.map_type,
                 });
             }
+        };
+        let span = cpu_span(&spec, ncpus, elems);
+        let slots = slot_count(span, &spec, ncpus)?;
+        let arena_bytes = Slab::bytes_for(slots, spec.value_size)?;
+        let charge =
+            memory.charge(arena_bytes as u64 + bookkeeping + std::mem::size_of::<Map>() as u64)?;
+        let slab = Slab::new(slots, spec.value_size)?;
+        let kind = match spec.map_type {
+            MapType::Array | MapType::PercpuArray => Kind::Array,
+            MapType::CgroupStorage | MapType::PercpuCgroupStorage => {
+                Kind::Cgroup(Storages::new(crate::cgroup_storage::STORAGE_CAPACITY)?)
+            }
+            MapType::Devmap | MapType::DevmapHash | MapType::Cpumap | MapType::Xskmap => {
+                Kind::Redirect(Box::new(crate::redirect::RedirectState::new(&spec)?))
+            }
+            _ => Kind::Hash(Box::new(HashState::new(&spec, ncpus)?)),
         };
         check_name(&spec.name)?;
         Ok(Map {
@@ -212,6 +232,7 @@ impl Map {
             frozen: AtomicBool::new(false),
             slab,
             kind,
+            charge,
         })
     }
 
@@ -232,7 +253,17 @@ impl Map {
         ncpus: u32,
         spin_lock_off: u32,
     ) -> Result<Map, MapError> {
-        let mut map = Map::create(spec, ncpus)?;
+        Map::create_with_spin_lock_in(spec, ncpus, spin_lock_off, &MapMemory::default())
+    }
+
+    /// [`Map::create_with_spin_lock`], charging the map to `memory` as [`Map::create_in`].
+    pub fn create_with_spin_lock_in(
+        spec: MapSpec,
+        ncpus: u32,
+        spin_lock_off: u32,
+        memory: &MapMemory,
+    ) -> Result<Map, MapError> {
+        let mut map = Map::create_in(spec, ncpus, memory)?;
         if !matches!(
             map.spec.map_type,
             MapType::Hash | MapType::Array | MapType::CgroupStorage
@@ -289,6 +320,16 @@ impl Map {
         let r = f();
         word.store(0, Ordering::Release);
         Ok(r)
+    }
+
+    /// The memory account the map is charged to ([`Map::create_in`]).
+    pub fn memory(&self) -> &MapMemory {
+        self.charge.memory()
+    }
+
+    /// Bytes the map charged to its account: value arena, bookkeeping and the map itself.
+    pub fn memory_footprint(&self) -> u64 {
+        self.charge.bytes()
     }
 
     /// The spec as created (`max_entries` after any kernel adjustment).

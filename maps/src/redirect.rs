@@ -132,6 +132,23 @@ impl DevHash {
     }
 }
 
+/// Bytes of a redirect map's bookkeeping beside its value arena, charged to its
+/// [`MapMemory`](crate::MapMemory) at creation: the presence bitmap, or for DEVMAP_HASH the
+/// most its buckets and free list can hold (an element's bucket entry and tree share, and a
+/// free-list slot).
+pub(crate) fn bookkeeping_bytes(spec: &MapSpec) -> u64 {
+    let n = u64::from(spec.max_entries);
+    if spec.map_type == MapType::DevmapHash {
+        n * DEVMAP_HASH_BYTES_PER_ELEMENT
+    } else {
+        n.div_ceil(64) * 8
+    }
+}
+
+/// What one DEVMAP_HASH element may cost in buckets (`(key, slot)`, a tree node's share when
+/// alone in its bucket) and free list.
+const DEVMAP_HASH_BYTES_PER_ELEMENT: u64 = 64;
+
 impl RedirectState {
     pub(crate) fn new(spec: &MapSpec) -> Result<RedirectState, MapError> {
         if spec.map_type == MapType::DevmapHash {

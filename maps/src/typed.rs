@@ -117,6 +117,18 @@ fn read_one<V: Pod>(map: &Map, key: &[u8], flags: u64) -> Result<V, MapError> {
     decode(&buf)
 }
 
+/// One CPU's value of `key` in a per-CPU map: `flags` must name the CPU (`EINVAL` without
+/// `BPF_F_CPU`: the kernel would copy every CPU's value, not one `V`).
+fn read_cpu<V: Pod>(map: &Map, key: &[u8], flags: u64) -> Result<V, MapError> {
+    if flags & BPF_F_CPU == 0 {
+        return Err(MapError::InvalidFlags {
+            flags,
+            reason: "reading one CPU's value needs MapFlags::cpu(n)",
+        });
+    }
+    read_one(map, key, flags)
+}
+
 /// Every CPU's value of `key` in a per-CPU map.
 fn read_all<V: Pod>(map: &Map, key: &[u8]) -> Result<PerCpuValues<V>, MapError> {
     let mut buf = vec![0u8; map.host_value_size(0)];
@@ -295,9 +307,10 @@ impl<M: Borrow<Map>, V: Pod> PerCpuArray<M, V> {
         read_all(self.map(), &index.to_ne_bytes())
     }
 
-    /// One CPU's value: `flags` is `MapFlags::cpu(n)` (`ERANGE` when `n >= N`).
+    /// One CPU's value: `flags` is `MapFlags::cpu(n)` (`ERANGE` when `n >= N`, `EINVAL`
+    /// without a CPU).
     pub fn get_value(&self, index: u32, flags: MapFlags) -> Result<V, MapError> {
-        read_one(self.map(), &index.to_ne_bytes(), flags.bits())
+        read_cpu(self.map(), &index.to_ne_bytes(), flags.bits())
     }
 
     /// Write every CPU's value (`values.len()` must be N).
@@ -341,9 +354,9 @@ impl<M: Borrow<Map>, K: Pod, V: Pod> PerCpuHashMap<M, K, V> {
         read_all(self.map(), as_bytes(key))
     }
 
-    /// One CPU's value of `key` (`flags` = `MapFlags::cpu(n)`).
+    /// One CPU's value of `key` (`flags` = `MapFlags::cpu(n)`; `EINVAL` without a CPU).
     pub fn get_value(&self, key: &K, flags: MapFlags) -> Result<V, MapError> {
-        read_one(self.map(), as_bytes(key), flags.bits())
+        read_cpu(self.map(), as_bytes(key), flags.bits())
     }
 
     /// Create or update with every CPU's value.

@@ -45,6 +45,9 @@ fn percpu_array_view_with_cpu_flags() {
     assert_eq!(a.get(1).unwrap().into_vec(), [9, 9, 9, 5]);
     assert_eq!(a.get_value(1, MapFlags::cpu(3)).unwrap(), 5);
     assert_eq!(a.get_value(1, MapFlags::cpu(4)).unwrap_err().errno(), 34);
+    // One CPU's value needs BPF_F_CPU: without it (or with ALL_CPUS) it is EINVAL.
+    assert_eq!(a.get_value(1, MapFlags::ANY).unwrap_err().errno(), 22);
+    assert_eq!(a.get_value(1, MapFlags::ALL_CPUS).unwrap_err().errno(), 22);
     assert_eq!(a.set_value(1, 5, MapFlags::ANY).unwrap_err().errno(), 22);
     assert_eq!(
         a.set_value(1, 5, MapFlags::cpu(0) | MapFlags::ALL_CPUS)

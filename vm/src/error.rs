@@ -301,6 +301,35 @@ pub enum RunError {
         /// rbpf's message.
         message: String,
     },
+    /// A packet or context larger than the program type's test run takes
+    /// ([`crate::limits`]): `EINVAL`, or `ENOMEM` for an XDP packet, as the kernel.
+    #[error(
+        "bad input: {what} of {len} bytes is larger than the {max} bytes {whose} test run takes"
+    )]
+    InputTooLarge {
+        /// `packet` or `context`.
+        what: &'static str,
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+        /// Whose limit it is (`an XDP program's`).
+        whose: &'static str,
+        /// The kernel's errno.
+        errno: i32,
+    },
+    /// `Vm::run_on_all` would collect more return values than
+    /// [`crate::limits::MAX_COLLECTED_RESULTS`], or could not allocate room for them
+    /// (`ENOMEM`); `Vm::run_on_all_with` streams them instead.
+    #[error("{repeat} runs on each of {ncpus} cpus would collect more return values than the {max} run_on_all keeps; use run_on_all_with to stream them")]
+    TooManyResults {
+        /// Runs asked for on each CPU.
+        repeat: u64,
+        /// Number of simulated CPUs.
+        ncpus: u32,
+        /// The limit on results (all CPUs together).
+        max: u64,
+    },
 }
 
 impl RunError {
@@ -310,15 +339,37 @@ impl RunError {
             RunError::Fault { .. } => 14,
             RunError::NoSuchCpu { .. } => 6,
             RunError::Helper { source, .. } | RunError::HelperAfterRun { source } => source.errno(),
+            RunError::InputTooLarge { errno, .. } => *errno,
+            RunError::TooManyResults { .. } => 12,
             _ => 22,
         }
     }
 }
 
-/// Any bpfvm error.
+/// Any bpfvm error: every step (load an object, create its maps, prepare a program, run it,
+/// use a map from the host) converts into it, so `?` works in one test function.
+///
+/// ```
+/// fn check() -> Result<(), bpfvm::Error> {
+///     let map = bpfvm::maps::Map::create(
+///         bpfvm::maps::MapSpec::new(bpfvm::maps::MapType::Array, 4, 8, 1),
+///         1,
+///     )?; // a MapError
+///     let mut v = [0u8; 8];
+///     map.lookup(&7u32.to_ne_bytes(), &mut v, 0)?; // ENOENT: no such index
+///     Ok(())
+/// }
+/// assert_eq!(check().unwrap_err().errno(), 2);
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// Reading an object file failed.
+    #[error(transparent)]
+    Load(#[from] crate::loader::LoadError),
+    /// A map operation (creation, a host command) failed.
+    #[error(transparent)]
+    Map(#[from] bpfvm_maps::MapError),
     /// Preparing a program failed.
     #[error(transparent)]
     Prepare(#[from] PrepareError),
@@ -328,4 +379,17 @@ pub enum Error {
     /// A helper failed outside a run.
     #[error(transparent)]
     Helper(#[from] HelperError),
+}
+
+impl Error {
+    /// The kernel's errno for this error (`MapError::errno` for map errors, and so on).
+    pub fn errno(&self) -> i32 {
+        match self {
+            Error::Load(e) => e.errno(),
+            Error::Map(e) => e.errno(),
+            Error::Prepare(e) => e.errno(),
+            Error::Run(e) => e.errno(),
+            Error::Helper(e) => e.errno(),
+        }
+    }
 }

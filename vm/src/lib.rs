@@ -53,6 +53,7 @@ pub mod engine;
 pub mod error;
 pub mod eth;
 pub mod insn;
+pub mod limits;
 pub mod loader;
 pub mod program;
 pub mod program_type;

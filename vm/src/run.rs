@@ -63,13 +63,16 @@ pub struct RunOutput {
     /// The context bytes after the run, as the program sees them (guest packet pointers
     /// and all the fields bpfvm fills).
     pub ctx: Vec<u8>,
-    /// Text written by `bpf_trace_printk` during the run.
+    /// Text written by `bpf_trace_printk` during the run (at most
+    /// [`TRACE_CAPACITY`](crate::limits::TRACE_CAPACITY) bytes).
     pub trace: String,
     /// Where the packet went: the target of the run's last redirect helper call
     /// (`bpf_redirect`, `bpf_redirect_map`, `bpf_redirect_neigh`, `bpf_redirect_peer`) when
     /// the program returned the redirect action (`XDP_REDIRECT`, `TC_ACT_REDIRECT`); `None`
     /// otherwise.
     pub redirect: Option<RedirectTarget>,
+    /// Bytes of trace output dropped because the trace was full.
+    pub trace_dropped: u64,
 }
 
 /// A `BPF_PROG_TEST_RUN`-shaped request.
@@ -98,8 +101,11 @@ pub struct TestRunResult {
     pub ctx_out: Vec<u8>,
     /// Mean wall-clock duration of one run.
     pub duration: Duration,
-    /// Trace output of all runs, concatenated.
+    /// Trace output of all runs, concatenated, up to
+    /// [`TRACE_CAPACITY`](crate::limits::TRACE_CAPACITY) bytes for the whole call.
     pub trace: String,
     /// Where the last run sent the packet (see [`RunOutput::redirect`]).
     pub redirect: Option<RedirectTarget>,
+    /// Bytes of trace output dropped because the trace was full.
+    pub trace_dropped: u64,
 }

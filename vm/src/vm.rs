@@ -1,11 +1,13 @@
 //! `Vm`: N simulated CPUs, loaded programs, and the run APIs.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use bpfvm_helpers::fib::Net;
 use bpfvm_helpers::registry::RegisterError;
 use bpfvm_helpers::{Helper, HelperId, Registry};
+use bpfvm_maps::{Map, MapError, MapMemory, MapSpec, DEFAULT_MAP_MEMORY_LIMIT};
 use rayon::prelude::*;
 
 use crate::cpu::{CpuId, Lane};
@@ -13,6 +15,7 @@ use crate::ctx_layout::{fill_sk_buff, fill_xdp_md, SK_BUFF_SIZE, XDP_MD_SIZE};
 use crate::engine::{self, Engine, RunEnv};
 use crate::error::{PrepareError, RunError};
 use crate::eth::{min_frame_len, sees_l2_header, EthInfo, SockInfo, ETH_HLEN};
+use crate::limits::{MAX_COLLECTED_RESULTS, MAX_RAW_CONTEXT, SKB_MAX_DATA, XDP_MAX_DATA};
 use crate::program::Program;
 use crate::run::{Input, RunOutput, TestRun, TestRunResult};
 use crate::ProgramType;
@@ -33,6 +36,11 @@ pub struct VmConfig {
     /// Let the rbpf engines run programs with backward jumps. rbpf has no instruction budget,
     /// so such a program may never end. Default false (refused at prepare time).
     pub rbpf_allow_loops: bool,
+    /// Bytes of map memory (value arenas and bookkeeping) that the maps made through this VM
+    /// ([`Vm::map_memory`], [`Vm::create_map`], `Object::create_maps_in`) may hold together; a
+    /// map that would go over it is refused with `ENOMEM`, as a memory cgroup would. Default
+    /// [`DEFAULT_MAP_MEMORY_LIMIT`] (1 GiB).
+    pub map_memory_limit: u64,
 }
 
 impl Default for VmConfig {
@@ -43,6 +51,7 @@ impl Default for VmConfig {
             seed: 0,
             zero_stack: true,
             rbpf_allow_loops: false,
+            map_memory_limit: DEFAULT_MAP_MEMORY_LIMIT,
         }
     }
 }
@@ -71,6 +80,12 @@ impl VmBuilder {
     /// Sets the seed of the virtual clock and PRNG.
     pub fn seed(mut self, seed: u64) -> VmBuilder {
         self.config.seed = seed;
+        self
+    }
+
+    /// Sets the map memory limit in bytes ([`VmConfig::map_memory_limit`]).
+    pub fn map_memory_limit(mut self, bytes: u64) -> VmBuilder {
+        self.config.map_memory_limit = bytes;
         self
     }
 
@@ -138,6 +153,7 @@ pub struct Vm {
     lanes: Box<[LaneSlot]>,
     registry: Arc<Registry>,
     net: Arc<Net>,
+    map_memory: MapMemory,
 }
 
 /// One CPU's lane on cache lines of its own (128 bytes: a line and its prefetch neighbour),
@@ -179,6 +195,7 @@ impl Vm {
             })
             .collect();
         Vm {
+            map_memory: MapMemory::new(config.map_memory_limit),
             config,
             lanes,
             registry: Arc::new(registry),
@@ -217,6 +234,18 @@ impl Vm {
         &self.registry
     }
 
+    /// The memory account of this VM's maps (limit [`VmConfig::map_memory_limit`]): pass it
+    /// to `Map::create_in` or `Object::create_maps_in` so their maps count against the limit.
+    pub fn map_memory(&self) -> &MapMemory {
+        &self.map_memory
+    }
+
+    /// `BPF_MAP_CREATE` on this VM: a map on its [`Vm::ncpus`] simulated CPUs, charged to
+    /// [`Vm::map_memory`] (`ENOMEM` over the limit; other errors as `Map::create`).
+    pub fn create_map(&self, spec: MapSpec) -> Result<Arc<Map>, MapError> {
+        Map::create_in(spec, self.config.ncpus, &self.map_memory).map(Arc::new)
+    }
+
     /// Validates `program` and prepares it for its engine.
     pub fn load(&self, program: Program) -> Result<LoadedProgram, PrepareError> {
         let engine = engine::prepare(&program, &self.registry, program.engine(), &self.config)?;
@@ -250,25 +279,85 @@ impl Vm {
 
     /// Runs `prog` `repeat` times on every simulated CPU, CPUs in parallel; returns each
     /// CPU's return values in order (index = CPU).
+    ///
+    /// The results are collected, so `repeat` × N may be at most
+    /// [`MAX_COLLECTED_RESULTS`](crate::limits::MAX_COLLECTED_RESULTS) (2^27, 1 GiB of
+    /// `u64`s): above that, or when the memory for them cannot be allocated, nothing runs and
+    /// the error is [`RunError::TooManyResults`]. [`Vm::run_on_all_with`] streams the results
+    /// instead, for any count.
     pub fn run_on_all(
         &self,
         prog: &LoadedProgram,
         repeat: u64,
         input: &Input,
     ) -> Result<Vec<Vec<u64>>, RunError> {
-        (0..self.config.ncpus)
-            .into_par_iter()
-            .map(|cpu| {
-                let mut lane = self.lane(CpuId(cpu))?;
-                let mut out = Vec::with_capacity(repeat as usize);
-                for _ in 0..repeat {
-                    self.setup(prog, &mut lane, input)?;
-                    lane.helper_ctx.clear_trace();
-                    out.push(self.exec(prog, &mut lane, 1)?);
+        let too_many = || RunError::TooManyResults {
+            repeat,
+            ncpus: self.config.ncpus,
+            max: MAX_COLLECTED_RESULTS,
+        };
+        let total = repeat.checked_mul(u64::from(self.config.ncpus));
+        if total.is_none_or(|t| t > MAX_COLLECTED_RESULTS) {
+            return Err(too_many());
+        }
+        let mut results = Vec::new();
+        results
+            .try_reserve_exact(self.config.ncpus as usize)
+            .map_err(|_| too_many())?;
+        for _ in 0..self.config.ncpus {
+            let mut out = Vec::new();
+            out.try_reserve_exact(repeat as usize)
+                .map_err(|_| too_many())?;
+            results.push(Mutex::new(out));
+        }
+        self.run_on_all_with(prog, repeat, input, |cpu, r0| {
+            // Each CPU's vector is only ever locked by that CPU's worker: never contended.
+            results[cpu.index()]
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(r0);
+        })?;
+        Ok(results
+            .into_iter()
+            .map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()))
+            .collect())
+    }
+
+    /// Runs `prog` `repeat` times on every simulated CPU, CPUs in parallel (each CPU's runs
+    /// in order), and calls `each(cpu, r0)` after every run, on the thread that ran it.
+    /// Nothing is collected, so any `repeat` works in constant memory. Stops at the first
+    /// failed run (other CPUs stop at their next run) and returns its error.
+    pub fn run_on_all_with<F>(
+        &self,
+        prog: &LoadedProgram,
+        repeat: u64,
+        input: &Input,
+        each: F,
+    ) -> Result<(), RunError>
+    where
+        F: Fn(CpuId, u64) + Sync,
+    {
+        let failed = AtomicBool::new(false);
+        (0..self.config.ncpus).into_par_iter().try_for_each(|cpu| {
+            let mut lane = self.lane(CpuId(cpu))?;
+            for _ in 0..repeat {
+                if failed.load(Ordering::Relaxed) {
+                    break;
                 }
-                Ok(out)
-            })
-            .collect()
+                let r = self.setup(prog, &mut lane, input).and_then(|()| {
+                    lane.helper_ctx.clear_trace();
+                    self.exec(prog, &mut lane, 1)
+                });
+                match r {
+                    Ok(r0) => each(CpuId(cpu), r0),
+                    Err(e) => {
+                        failed.store(true, Ordering::Relaxed);
+                        return Err(e);
+                    }
+                }
+            }
+            Ok(())
+        })
     }
 
     /// Runs a stream of `(cpu, input)` events: each CPU's events in their order, CPUs in
@@ -342,6 +431,7 @@ impl Vm {
             duration: if repeat == 1 { total } else { total / repeat },
             trace: lane.trace_out(),
             redirect: lane.redirect(prog.program().prog_type(), retval),
+            trace_dropped: lane.helper_ctx.trace_dropped(),
         })
     }
 
@@ -361,6 +451,7 @@ impl Vm {
             ctx: lane.ctx_out(),
             trace: lane.trace_out(),
             redirect: lane.redirect(prog.program().prog_type(), retval),
+            trace_dropped: lane.helper_ctx.trace_dropped(),
         })
     }
 
@@ -383,13 +474,11 @@ impl Vm {
                     ),
                 });
             }
-            if meta.len() + data.len() > u32::MAX as usize / 2 {
-                return Err(RunError::BadInput {
-                    reason: "packet too large".to_string(),
-                });
-            }
             if t == ProgramType::Xdp {
                 check_xdp_meta(meta.len())?;
+            }
+            check_packet_size(t, meta.len().saturating_add(data.len()))?;
+            if t == ProgramType::Xdp {
                 lane.set_xdp_packet(meta, data);
                 let (ml, dl) = (meta.len(), data.len());
                 lane.set_ctx(size, |b| fill_xdp_md(b, ctx, ml, dl));
@@ -425,6 +514,15 @@ impl Vm {
                     reason: format!("program type {t:?} takes no packet; pass the context instead"),
                 });
             }
+            if ctx.len() > MAX_RAW_CONTEXT {
+                return Err(RunError::InputTooLarge {
+                    what: "context",
+                    len: ctx.len(),
+                    max: MAX_RAW_CONTEXT,
+                    whose: "a raw-context program's",
+                    errno: 22,
+                });
+            }
             if lane.has_packet {
                 lane.clear_packet();
             }
@@ -457,6 +555,26 @@ fn check_xdp_meta(len: usize) -> Result<(), RunError> {
             reason: format!(
                 "{len} bytes of XDP metadata: the kernel's test run takes a multiple of 4 up to {max} (EINVAL)"
             ),
+        });
+    }
+    Ok(())
+}
+
+/// The kernel's test-run packet limits ([`crate::limits`]): `EINVAL` over
+/// [`SKB_MAX_DATA`] for `__sk_buff` programs, `ENOMEM` over [`XDP_MAX_DATA`] for XDP.
+fn check_packet_size(t: ProgramType, len: usize) -> Result<(), RunError> {
+    let (max, whose, errno) = if t == ProgramType::Xdp {
+        (XDP_MAX_DATA, "an XDP program's", 12)
+    } else {
+        (SKB_MAX_DATA, "an __sk_buff program's", 22)
+    };
+    if len > max {
+        return Err(RunError::InputTooLarge {
+            what: "packet",
+            len,
+            max,
+            whose,
+            errno,
         });
     }
     Ok(())

@@ -247,18 +247,23 @@ fn engine_and_seed_reach_the_vm() {
         serde_json::json!([u64_hex(3), u64_hex(3)])
     );
     // The rbpf engines refuse this program (backward jumps, XDP context): the error names
-    // the engine, so the flag did reach the VM.
+    // the engine, so the flag did reach the VM (past the --unsafe-engine check).
     let out = Command::new(env!("CARGO_BIN_EXE_bpfvm"))
         .args([
             "run",
             &fixture("xdp_parser.o"),
             "--engine",
             "rbpf-interpreter",
+            "--unsafe-engine",
             "--json",
         ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("engine rbpf-interpreter"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("engine rbpf-interpreter does not support"),
+        "{err}"
+    );
 }

@@ -3,7 +3,10 @@
 use std::path::PathBuf;
 
 use bpfvm::EngineKind;
+use clap::builder::{PossibleValue, PossibleValuesParser};
 use clap::{Args, Parser, Subcommand};
+
+use super::size::parse_size;
 
 /// Run BPF objects on simulated CPUs with kernel-exact per-CPU maps.
 #[derive(Debug, Parser)]
@@ -31,7 +34,7 @@ pub enum Command {
 /// `bpfvm run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The BPF ELF object (clang -target bpf).
+    /// The BPF ELF object (clang -target bpf), at most 64 MiB.
     pub object: PathBuf,
     /// Program to run: function or section name (default: the only program).
     #[arg(long, value_name = "NAME")]
@@ -46,13 +49,26 @@ pub struct RunArgs {
     /// Run only on CPU K (0-based) instead of on every CPU.
     #[arg(long, value_name = "K")]
     pub cpu: Option<u32>,
-    /// Packet bytes for every run (the raw context for non-packet program types).
+    /// Packet bytes for every run (the raw context for non-packet program types). Read once;
+    /// at most what the kernel's test run takes: 3712 bytes for __sk_buff programs, 73152 for
+    /// XDP, 65535 for a raw context (larger or endless files are refused).
     #[arg(long, value_name = "FILE")]
     pub data: Option<PathBuf>,
-    /// Engine that runs the program.
+    /// Engine that runs the program. Only `interpreter` is sandboxed; the rbpf engines need
+    /// --unsafe-engine.
     #[arg(long, value_name = "ENGINE", default_value = "interpreter",
-          value_parser = ["interpreter", "rbpf-interpreter", "rbpf-jit"])]
+          value_parser = engine_parser())]
     pub engine: String,
+    /// Run on an engine that is NOT sandboxed (rbpf-interpreter, rbpf-jit) anyway. Such an
+    /// engine runs the program on host pointers without memory checks: a wrong or hostile
+    /// program can read or overwrite bpfvm's memory or crash it. Only for programs you trust.
+    #[arg(long)]
+    pub unsafe_engine: bool,
+    /// Memory the object's maps may use together (value arenas and bookkeeping), in bytes or
+    /// with a K, M, G or T suffix (powers of 1024). A map that does not fit is refused with
+    /// ENOMEM, as a memory cgroup would refuse it.
+    #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_size)]
+    pub map_memory_limit: u64,
     /// Seed of the virtual clock and PRNG (and of the value `--explain` writes).
     #[arg(long, value_name = "S", default_value_t = 0)]
     pub seed: u64,
@@ -67,6 +83,24 @@ pub struct RunArgs {
     pub report: Option<PathBuf>,
 }
 
+/// The engine names, each with what it is and whether it is sandboxed (shown by `--help`).
+fn engine_parser() -> PossibleValuesParser {
+    PossibleValuesParser::new([
+        PossibleValue::new("interpreter").help(
+            "bpfvm's interpreter (default): sandboxed — every memory access is checked, \
+             loops end at the instruction budget",
+        ),
+        PossibleValue::new("rbpf-interpreter").help(
+            "rbpf's interpreter: NOT sandboxed (host pointers, rbpf checks only an access's \
+             first byte); needs --unsafe-engine",
+        ),
+        PossibleValue::new("rbpf-jit").help(
+            "rbpf's x86_64 JIT: NOT sandboxed (native code without memory checks; a wild \
+             store crashes bpfvm); needs --unsafe-engine",
+        ),
+    ])
+}
+
 impl RunArgs {
     /// The engine (the value parser only lets the three names through).
     pub fn engine_kind(&self) -> EngineKind {
@@ -77,7 +111,7 @@ impl RunArgs {
 /// Subcommands that take only an object.
 #[derive(Debug, Args)]
 pub struct ObjectArgs {
-    /// The BPF ELF object.
+    /// The BPF ELF object, at most 64 MiB.
     pub object: PathBuf,
 }
 
@@ -109,6 +143,13 @@ mod tests {
         };
         assert_eq!((a.cpus, a.repeat, a.cpu, a.seed), (4, 1, None, 0));
         assert_eq!(a.engine_kind(), EngineKind::Interpreter);
+        assert!(!a.unsafe_engine);
+        assert_eq!(a.map_memory_limit, bpfvm::limits::DEFAULT_MAP_MEMORY_LIMIT);
+        let cli = Cli::parse_from(["bpfvm", "run", "x.o", "--map-memory-limit", "64M"]);
+        let Command::Run(a) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(a.map_memory_limit, 64 << 20);
     }
 
     #[test]

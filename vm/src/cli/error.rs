@@ -17,6 +17,15 @@ pub enum CliError {
         #[source]
         source: LoadError,
     },
+    /// The object's maps do not fit the map memory limit.
+    #[error("cannot load {path}: {source} (--map-memory-limit raises the limit)")]
+    MapMemory {
+        /// The object's path.
+        path: String,
+        /// The loader's error (a map creation failing with `ENOMEM`).
+        #[source]
+        source: LoadError,
+    },
     /// The object has no programs.
     #[error("{path} has no programs")]
     NoPrograms {
@@ -79,6 +88,24 @@ pub enum CliError {
         /// The maps crate's error.
         #[source]
         source: MapError,
+    },
+    /// An input file is larger than the command takes.
+    #[error("{path}: the {what} is larger than {max} ({why})")]
+    FileTooLarge {
+        /// The file.
+        path: String,
+        /// What it is for (`object`, `--data`).
+        what: &'static str,
+        /// The limit, as text (`64 MiB`).
+        max: String,
+        /// Where the limit comes from.
+        why: &'static str,
+    },
+    /// An engine that is not sandboxed was chosen without `--unsafe-engine`.
+    #[error("engine {engine} is not sandboxed: it runs the program on host pointers without memory checks, so a wrong or hostile program can read or overwrite bpfvm's own memory or crash it (a 5-instruction wild store is enough); use --engine interpreter, or pass --unsafe-engine to run it anyway on a program you trust")]
+    UnsafeEngine {
+        /// The engine chosen.
+        engine: bpfvm::EngineKind,
     },
     /// Standard output was closed by the reader (`bpfvm run ... | head`): not reported.
     #[error("stdout closed")]

@@ -1,5 +1,7 @@
 //! Running a loaded program R times on each chosen simulated CPU, CPUs in parallel, and
-//! counting return values per CPU.
+//! counting return values per CPU. What is kept per CPU does not grow with R: counts of at
+//! most [`MAX_RETVALS`] distinct return values, the first and last, of at most
+//! [`MAX_REDIRECTS`] distinct redirect targets, and the first [`TRACE_LINES`] trace lines.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,7 +16,109 @@ use super::CliError;
 /// Runs between two updates of the progress counter.
 const PROGRESS_STEP: u64 = 1024;
 /// Trace lines (`bpf_trace_printk`) kept per CPU.
-const TRACE_LINES: usize = 8;
+pub const TRACE_LINES: usize = 8;
+/// Distinct return values counted per CPU; runs returning any other value are counted
+/// together ([`RetvalCounts::other`]).
+pub const MAX_RETVALS: usize = 64;
+
+/// Return values of a CPU's runs, in memory that does not grow with the number of runs: how
+/// many runs returned each of the first [`MAX_RETVALS`] distinct values, how many returned
+/// another one, and the first and last value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetvalCounts {
+    counts: BTreeMap<u64, u64>,
+    other: u64,
+    first: Option<u64>,
+    last: Option<u64>,
+}
+
+impl RetvalCounts {
+    /// Counts one run that returned `r0`.
+    pub fn add(&mut self, r0: u64) {
+        self.first.get_or_insert(r0);
+        self.last = Some(r0);
+        if let Some(n) = self.counts.get_mut(&r0) {
+            *n += 1;
+        } else if self.counts.len() < MAX_RETVALS {
+            self.counts.insert(r0, 1);
+        } else {
+            self.other += 1;
+        }
+    }
+
+    /// Value → runs that returned it, for the first [`MAX_RETVALS`] distinct values seen.
+    pub fn counts(&self) -> &BTreeMap<u64, u64> {
+        &self.counts
+    }
+
+    /// Runs that returned a value not in [`RetvalCounts::counts`].
+    pub fn other(&self) -> u64 {
+        self.other
+    }
+
+    /// The first run's return value.
+    pub fn first(&self) -> Option<u64> {
+        self.first
+    }
+
+    /// The last run's return value.
+    pub fn last(&self) -> Option<u64> {
+        self.last
+    }
+}
+
+/// Distinct redirect targets counted per CPU; runs redirecting elsewhere are counted
+/// together ([`RedirectCounts::other`]).
+pub const MAX_REDIRECTS: usize = 64;
+
+/// Redirect targets of a CPU's runs, in memory that does not grow with the number of runs:
+/// how many runs sent their packet to each of the first [`MAX_REDIRECTS`] distinct targets
+/// (in the order first seen), and how many sent it somewhere else.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RedirectCounts {
+    counts: Vec<(RedirectTarget, u64)>,
+    other: u64,
+}
+
+impl RedirectCounts {
+    /// Counts one run that redirected its packet to `target`.
+    pub fn add(&mut self, target: RedirectTarget) {
+        if let Some((_, n)) = self.counts.iter_mut().find(|(t, _)| *t == target) {
+            *n += 1;
+        } else if self.counts.len() < MAX_REDIRECTS {
+            self.counts.push((target, 1));
+        } else {
+            self.other += 1;
+        }
+    }
+
+    /// Target → runs that sent their packet there, for the first [`MAX_REDIRECTS`] distinct
+    /// targets, in the order first seen.
+    pub fn counts(&self) -> &[(RedirectTarget, u64)] {
+        &self.counts
+    }
+
+    /// Runs that redirected to a target not in [`RedirectCounts::counts`].
+    pub fn other(&self) -> u64 {
+        self.other
+    }
+
+    /// Whether no run redirected its packet.
+    pub fn is_empty(&self) -> bool {
+        self.counts.is_empty() && self.other == 0
+    }
+}
+
+/// Characters of a trace line kept (output without newlines is one long line).
+pub const TRACE_LINE_CHARS: usize = 256;
+
+/// `line`, or its first [`TRACE_LINE_CHARS`] characters and how long it was.
+fn cut_line(line: &str) -> String {
+    match line.char_indices().nth(TRACE_LINE_CHARS) {
+        None => line.to_string(),
+        Some((end, _)) => format!("{}… ({} bytes)", &line[..end], line.len()),
+    }
+}
 
 /// What one simulated CPU did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -23,13 +127,15 @@ pub struct CpuRuns {
     pub cpu: u32,
     /// Number of runs.
     pub count: u64,
-    /// Return value (`r0`) → how many runs returned it.
-    pub retvals: BTreeMap<u64, u64>,
-    /// Where the runs that redirected their packet sent it, with how many runs did, in
-    /// the order first seen.
-    pub redirects: Vec<(RedirectTarget, u64)>,
+    /// The runs' return values (`r0`).
+    pub retvals: RetvalCounts,
+    /// Where the runs that redirected their packet sent it.
+    pub redirects: RedirectCounts,
     /// The first lines of `bpf_trace_printk` output.
     pub trace: Vec<String>,
+    /// Bytes of trace output the runs dropped (each run keeps at most
+    /// [`bpfvm::limits::TRACE_CAPACITY`]).
+    pub trace_dropped: u64,
     /// Time spent in this CPU's runs.
     pub busy: Duration,
 }
@@ -136,20 +242,62 @@ fn run_cpu(
                 detail: String::new(),
             }
         })?;
-        *runs.retvals.entry(out.retval).or_default() += 1;
+        runs.retvals.add(out.retval);
         if let Some(target) = out.redirect {
-            match runs.redirects.iter_mut().find(|(t, _)| *t == target) {
-                Some((_, n)) => *n += 1,
-                None => runs.redirects.push((target, 1)),
-            }
+            runs.redirects.add(target);
         }
         runs.count += 1;
+        runs.trace_dropped += out.trace_dropped;
         if runs.trace.len() < TRACE_LINES && !out.trace.is_empty() {
             let room = TRACE_LINES - runs.trace.len();
             runs.trace
-                .extend(out.trace.lines().take(room).map(str::to_string));
+                .extend(out.trace.lines().take(room).map(cut_line));
         }
     }
     runs.busy = start.elapsed();
     Ok(runs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retval_counts_stay_bounded_and_keep_first_and_last() {
+        let mut r = RetvalCounts::default();
+        assert_eq!((r.first(), r.last()), (None, None));
+        for v in 0..1_000_000u64 {
+            r.add(v % 100_000);
+        }
+        assert_eq!(r.counts().len(), MAX_RETVALS);
+        assert!(r.counts().values().all(|&n| n == 10));
+        assert_eq!(r.other(), 1_000_000 - 10 * MAX_RETVALS as u64);
+        assert_eq!((r.first(), r.last()), (Some(0), Some(99_999)));
+        // A value already counted keeps counting.
+        r.add(5);
+        assert_eq!(r.counts()[&5], 11);
+    }
+
+    #[test]
+    fn redirect_counts_stay_bounded() {
+        let mut r = RedirectCounts::default();
+        assert!(r.is_empty());
+        for i in 0..10_000u32 {
+            r.add(RedirectTarget::Peer { ifindex: i % 1000 });
+        }
+        assert_eq!(r.counts().len(), MAX_REDIRECTS);
+        assert_eq!(r.counts()[0], (RedirectTarget::Peer { ifindex: 0 }, 10));
+        assert!(r.counts().iter().all(|&(_, n)| n == 10));
+        assert_eq!(r.other(), 10_000 - 10 * MAX_REDIRECTS as u64);
+        assert!(!r.is_empty());
+    }
+
+    #[test]
+    fn long_trace_lines_are_cut() {
+        assert_eq!(cut_line("short"), "short");
+        let long = "é".repeat(300);
+        let cut = cut_line(&long);
+        assert!(cut.starts_with(&"é".repeat(TRACE_LINE_CHARS)));
+        assert!(cut.ends_with("… (600 bytes)"), "{cut}");
+    }
 }

@@ -13,8 +13,8 @@ use bpfvm::maps::{Map, MapError, MapFlags};
 
 use super::execute::RunSummary;
 use super::hex::hex_spaced;
-use super::snapshot::{MapSnapshot, RawEntry};
-use super::text::{integer_value, retval_label, show_key, show_value};
+use super::snapshot::MapSnapshot;
+use super::text::{integer_value, retvals_label, show_key, show_value};
 use super::CliError;
 
 /// What the walkthrough describes.
@@ -99,17 +99,12 @@ pub fn explain(s: &Scenario<'_>) -> Result<String, CliError> {
             let _ = writeln!(out, "  cpu {}: did not run", c.cpu);
             continue;
         }
-        let rv: Vec<_> = c
-            .retvals
-            .iter()
-            .map(|(v, n)| format!("{} ×{n}", retval_label(p.program_type, *v)))
-            .collect();
         let _ = writeln!(
             out,
             "  cpu {}: {} run(s), returned {}",
             c.cpu,
             c.count,
-            rv.join(", ")
+            retvals_label(p.program_type, &c.retvals)
         );
     }
     let mut any = false;
@@ -146,12 +141,7 @@ fn explain_shared(out: &mut String, object: &Object, step: usize, snap: &MapSnap
          atomics.",
         snap.def.value_size
     );
-    if let Some(e) = snap
-        .entries
-        .iter()
-        .find(|e| has_data(e))
-        .or(snap.entries.first())
-    {
+    if let Some(e) = snap.example() {
         let _ = writeln!(
             out,
             "  key {}: {}",
@@ -159,10 +149,6 @@ fn explain_shared(out: &mut String, object: &Object, step: usize, snap: &MapSnap
             show_value(object, snap, &e.values[0])
         );
     }
-}
-
-fn has_data(e: &RawEntry) -> bool {
-    e.values.iter().any(|v| v.iter().any(|&b| b != 0))
 }
 
 fn explain_percpu(
@@ -185,12 +171,7 @@ fn explain_percpu(
         snap.def.name,
         snap.def.map_type_name()
     );
-    let Some(entry) = snap
-        .entries
-        .iter()
-        .find(|e| has_data(e))
-        .or(snap.entries.first())
-    else {
+    let Some(entry) = snap.example() else {
         let _ = writeln!(
             out,
             "  the map has no entries after the runs: nothing to look up"
@@ -250,7 +231,8 @@ fn explain_percpu(
 
     // (c) BPF_F_ALL_CPUS, on a copy.
     let value = all_cpus_value(s.seed, vs);
-    let copy = Map::create(map.spec().clone(), map.ncpus()).map_err(fail)?;
+    // The copy counts against the same map memory limit as the real maps.
+    let copy = Map::create_in(map.spec().clone(), map.ncpus(), map.memory()).map_err(fail)?;
     copy.update(&entry.key, &all, 0).map_err(fail)?;
     copy.update(&entry.key, &value, MapFlags::ALL_CPUS.bits())
         .map_err(fail)?;

@@ -1,48 +1,69 @@
 //! The `--json` output of `bpfvm run`: exactly one object with the shape of issue 5.
 //!
-//! `{"program", "cpus", "engine", "runs": [{"cpu", "count", "retvals": {"<r0>": n},
-//!   "redirects": [{"target": TEXT, "kind", ..., "count": n}]}],
+//! `{"program", "cpus", "engine",
+//!   "runs": [{"cpu", "count", "retvals": {"<r0>": n}, "retvals_other", "first_retval",
+//!             "last_retval", "trace_dropped",
+//!             "redirects": [{"target": TEXT, "kind", ..., "count": n}], "redirects_other"}],
 //!   "maps": [{"name", "type", "key_size", "value_size", "max_entries",
 //!             "entries": [{"key": HEX, "value": HEX} | {"key": HEX, "values": [HEX per CPU]}]}]}`
+//!
+//! `retvals` counts the first 64 distinct return values of a CPU's runs; `retvals_other` the
+//! runs that returned another value; `redirects` the first 64 distinct redirect targets,
+//! `redirects_other` the runs that redirected elsewhere. The document is written as it is made: map entries are
+//! read and printed one at a time, so a huge map never sits in memory as JSON.
 
+use std::io::Write;
+
+use bpfvm::loader::{MapDefinition, ObjectMaps};
 use bpfvm::RedirectTarget;
 use serde_json::{json, Map, Value};
 
 use super::execute::RunSummary;
 use super::hex::hex;
-use super::snapshot::MapSnapshot;
+use super::snapshot::{walk, EntryRef};
+use super::CliError;
 
-/// The JSON document for a run of `program` on `ncpus` CPUs with `engine`.
-pub fn run_document(
-    program: &str,
-    ncpus: u32,
-    engine: &str,
-    summary: &RunSummary,
-    maps: &[MapSnapshot],
-) -> Value {
-    let runs: Vec<Value> = summary
+/// The `runs` array.
+pub fn runs_document(summary: &RunSummary) -> Value {
+    summary
         .cpus
         .iter()
         .map(|c| {
             let retvals: Map<String, Value> = c
                 .retvals
+                .counts()
                 .iter()
                 .map(|(v, n)| (v.to_string(), json!(n)))
                 .collect();
             let redirects: Vec<Value> = c
                 .redirects
+                .counts()
                 .iter()
                 .map(|(t, n)| redirect_document(t, *n))
                 .collect();
-            json!({"cpu": c.cpu, "count": c.count, "retvals": retvals, "redirects": redirects})
+            json!({
+                "cpu": c.cpu,
+                "count": c.count,
+                "retvals": retvals,
+                "retvals_other": c.retvals.other(),
+                "first_retval": c.retvals.first(),
+                "last_retval": c.retvals.last(),
+                "trace_dropped": c.trace_dropped,
+                "redirects": redirects,
+                "redirects_other": c.redirects.other(),
+            })
         })
-        .collect();
+        .collect()
+}
+
+/// A map's fields before its entries.
+pub fn map_header(def: &MapDefinition) -> Value {
     json!({
-        "program": program,
-        "cpus": ncpus,
-        "engine": engine,
-        "runs": runs,
-        "maps": maps.iter().map(map_document).collect::<Vec<_>>(),
+        "name": def.name.to_string(),
+        "type": def.map_type_name(),
+        "key_size": def.key_size,
+        "value_size": def.value_size,
+        "max_entries": def.max_entries,
     })
 }
 
@@ -79,25 +100,168 @@ pub fn redirect_document(t: &RedirectTarget, count: u64) -> Value {
     v
 }
 
-/// One map: definition and raw entries in hex.
-pub fn map_document(m: &MapSnapshot) -> Value {
-    let entries: Vec<Value> = m
-        .entries
-        .iter()
-        .map(|e| {
-            if m.percpu {
-                json!({"key": hex(&e.key), "values": e.values.iter().map(|v| hex(v)).collect::<Vec<_>>()})
-            } else {
-                json!({"key": hex(&e.key), "value": hex(&e.values[0])})
+/// Bytes turned into hex at a time, so a long value is never held as one hex string.
+const HEX_CHUNK: usize = 32 << 10;
+
+/// Writes one entry, `{"key": HEX, "value": HEX}` or `{"key": HEX, "values": [HEX, ...]}`,
+/// the values' hex in chunks.
+pub fn write_entry(out: &mut dyn Write, e: &EntryRef<'_>, percpu: bool) -> Result<(), CliError> {
+    put(out, &format!("{{\"key\":\"{}\",", hex(e.key)))?;
+    put(out, if percpu { "\"values\":[" } else { "\"value\":" })?;
+    for (i, v) in e.values().enumerate() {
+        if i > 0 {
+            put(out, ",")?;
+        }
+        put(out, "\"")?;
+        for chunk in v.chunks(HEX_CHUNK) {
+            put(out, &hex(chunk))?;
+        }
+        put(out, "\"")?;
+    }
+    put(out, if percpu { "]}" } else { "}" })
+}
+
+/// `value` as JSON without its closing brace, so more fields can follow.
+fn open_object(value: &Value) -> String {
+    let mut s = value.to_string();
+    s.pop();
+    s
+}
+
+fn put(out: &mut dyn Write, s: &str) -> Result<(), CliError> {
+    out.write_all(s.as_bytes()).map_err(CliError::stdout)
+}
+
+/// Writes the document for a run of `program` on `ncpus` CPUs with `engine` to `out`,
+/// followed by a newline, reading each map's entries as they are printed.
+pub fn write_run(
+    out: &mut dyn Write,
+    program: &str,
+    ncpus: u32,
+    engine: &str,
+    summary: &RunSummary,
+    maps: &ObjectMaps,
+) -> Result<(), CliError> {
+    let head = json!({
+        "program": program,
+        "cpus": ncpus,
+        "engine": engine,
+        "runs": runs_document(summary),
+    });
+    put(out, &open_object(&head))?;
+    put(out, ",\"maps\":[")?;
+    for (i, (def, map)) in maps.iter().enumerate() {
+        if i > 0 {
+            put(out, ",")?;
+        }
+        put(out, &open_object(&map_header(def)))?;
+        put(out, ",\"entries\":[")?;
+        let percpu = map.map_type().is_percpu();
+        let mut first = true;
+        walk(def, map, |e| {
+            if !std::mem::take(&mut first) {
+                put(out, ",")?;
             }
-        })
-        .collect();
-    json!({
-        "name": m.def.name,
-        "type": m.def.map_type_name(),
-        "key_size": m.def.key_size,
-        "value_size": m.def.value_size,
-        "max_entries": m.def.max_entries,
-        "entries": entries,
-    })
+            write_entry(out, &e, percpu)
+        })?;
+        put(out, "]}")?;
+    }
+    put(out, "]}\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bpfvm::loader::Object;
+
+    #[test]
+    fn the_streamed_document_is_one_json_value_with_every_entry() {
+        let obj = Object::parse(include_bytes!("../../tests/fixtures/percpu_hash.o")).unwrap();
+        let maps = obj.create_maps(2).unwrap();
+        let (def, map) = maps.iter().next().unwrap();
+        let ks = def.key_size as usize;
+        let mut n = 0u32;
+        while map
+            .update(&vec![n as u8; ks], &vec![1u8; map.host_value_size(0)], 0)
+            .is_ok()
+        {
+            n += 1;
+            if n == 200 {
+                break;
+            }
+        }
+        let mut out = Vec::new();
+        write_run(
+            &mut out,
+            "p",
+            2,
+            "interpreter",
+            &RunSummary::default(),
+            &maps,
+        )
+        .unwrap();
+        assert_eq!(out.last(), Some(&b'\n'));
+        let doc: Value = serde_json::from_slice(&out).unwrap();
+        let keys: Vec<&str> = doc
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys, ["program", "cpus", "engine", "runs", "maps"]);
+        assert_eq!(doc["maps"].as_array().unwrap().len(), maps.all().len());
+        let entries = doc["maps"][0]["entries"].as_array().unwrap();
+        assert_eq!(entries.len() as u32, n);
+        assert_eq!(doc["maps"][0]["name"], def.name.as_str());
+        // Per-CPU: one hex value per CPU, value_size bytes each.
+        assert_eq!(
+            entries[0]["values"],
+            json!(["0101010101010101", "0101010101010101"])
+        );
+        assert_eq!(doc["maps"][1]["entries"][0]["value"], "0000000000000000");
+    }
+
+    /// Counts what is written, and the largest single write.
+    #[derive(Default)]
+    struct Pieces {
+        bytes: Vec<u8>,
+        largest: usize,
+    }
+
+    impl Write for Pieces {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.largest = self.largest.max(buf.len());
+            self.bytes.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn long_values_are_written_in_bounded_pieces() {
+        use bpfvm::maps::{Map, MapSpec, MapType};
+        let obj = Object::parse(include_bytes!("../../tests/fixtures/percpu_hash.o")).unwrap();
+        let mut def = obj.maps()[1].clone();
+        def.value_size = 1 << 20;
+        let map = Map::create(MapSpec::new(MapType::Array, 4, 1 << 20, 3), 1).unwrap();
+        map.update(&2u32.to_ne_bytes(), &vec![0xab; 1 << 20], 0)
+            .unwrap();
+        let mut out = Pieces::default();
+        walk(&def, &map, |e| write_entry(&mut out, &e, false)).unwrap();
+        assert!(
+            out.largest <= 2 * HEX_CHUNK,
+            "a write of {} bytes",
+            out.largest
+        );
+        // Three entries, each with 2 MiB of hex.
+        let text = String::from_utf8(out.bytes).unwrap();
+        assert_eq!(text.matches("\"value\":\"").count(), 3);
+        assert!(text.ends_with(&format!("{}\"}}", "ab".repeat(1000))));
+        assert_eq!(
+            text.len(),
+            3 * (2 * (1 << 20) + r#"{"key":"00000000","value":""}"#.len())
+        );
+    }
 }

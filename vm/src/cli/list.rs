@@ -6,7 +6,7 @@ use std::path::Path;
 use bpfvm::loader::{GlobalDataKind, MapDefinition, MapKind};
 use bpfvm::maps::flags::create;
 
-use super::table::Table;
+use super::table::Layout;
 use super::{object, CliError};
 
 /// `map_flags` bits and their kernel names.
@@ -57,10 +57,28 @@ pub fn origin(def: &MapDefinition) -> String {
     }
 }
 
-/// Prints the table of `path`'s maps.
+/// The cells of one row of the `bpfvm maps` table.
+fn row(d: &MapDefinition) -> Vec<String> {
+    vec![
+        d.name.to_string(),
+        d.map_type_name().to_string(),
+        d.key_size.to_string(),
+        d.value_size.to_string(),
+        d.max_entries.to_string(),
+        flags_label(d.map_flags),
+        origin(d),
+    ]
+}
+
+/// Prints the table of `path`'s maps, one row at a time (the columns are measured in a first
+/// pass over the definitions, so no table text is kept).
 pub fn list_maps(path: &Path, out: &mut dyn Write) -> Result<(), CliError> {
     let obj = object::open(path)?;
-    let mut t = Table::new([
+    let mut put = |s: &str| out.write_all(s.as_bytes()).map_err(CliError::stdout);
+    if obj.maps().is_empty() {
+        return put(&format!("{} defines no maps\n", path.display()));
+    }
+    let header: Vec<String> = [
         "name",
         "type",
         "key_size",
@@ -68,24 +86,18 @@ pub fn list_maps(path: &Path, out: &mut dyn Write) -> Result<(), CliError> {
         "max_entries",
         "flags",
         "from",
-    ]);
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut layout = Layout::new(&header);
     for d in obj.maps() {
-        t.row([
-            d.name.clone(),
-            d.map_type_name().to_string(),
-            d.key_size.to_string(),
-            d.value_size.to_string(),
-            d.max_entries.to_string(),
-            flags_label(d.map_flags),
-            origin(d),
-        ]);
+        layout.add(&row(d));
     }
-    let text = if obj.maps().is_empty() {
-        format!("{} defines no maps\n", path.display())
-    } else {
-        t.render("")
-    };
-    out.write_all(text.as_bytes()).map_err(CliError::stdout)
+    put(&layout.line("", &header))?;
+    for d in obj.maps() {
+        put(&layout.line("", &row(d)))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

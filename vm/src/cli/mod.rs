@@ -1,7 +1,7 @@
 //! The command line: argument parsing ([`args`]) and one module per job: opening an object
 //! and choosing its program ([`object`]), running it ([`execute`]), reading maps back
 //! ([`snapshot`]), explaining failures ([`fault`]), and the outputs ([`text`], [`json`], [`explain`], [`report`], [`list`],
-//! [`disasm`]).
+//! [`disasm`]). Input files are read with a size limit ([`input`]).
 
 pub mod args;
 pub mod disasm;
@@ -10,12 +10,14 @@ pub mod execute;
 pub mod explain;
 pub mod fault;
 pub mod hex;
+pub mod input;
 pub mod json;
 pub mod list;
 pub mod object;
 pub mod progress;
 pub mod report;
 pub mod run;
+pub mod size;
 pub mod snapshot;
 pub mod table;
 pub mod text;

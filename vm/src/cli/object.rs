@@ -3,14 +3,23 @@
 
 use std::path::Path;
 
-use bpfvm::loader::{Object, ObjectMaps, ProgramDefinition};
+use bpfvm::loader::{LoadError, Object, ObjectMaps, ProgramDefinition};
+use bpfvm::maps::{MapError, MapMemory};
 use bpfvm::{EngineKind, Program};
 
+use super::input::{object_name, read_bounded, MAX_OBJECT_BYTES};
 use super::CliError;
 
-/// Reads and parses the object at `path`.
+/// Reads (at most [`MAX_OBJECT_BYTES`]) and parses the object at `path`, named after the
+/// file as libbpf names objects.
 pub fn open(path: &Path) -> Result<Object, CliError> {
-    Object::from_file(path).map_err(|source| CliError::Load {
+    let bytes = read_bounded(
+        path,
+        MAX_OBJECT_BYTES,
+        "object",
+        "the limit on object files",
+    )?;
+    Object::parse_named(&object_name(path), &bytes).map_err(|source| CliError::Load {
         path: path.display().to_string(),
         source,
     })
@@ -53,12 +62,23 @@ pub fn choose_program<'o>(
 }
 
 /// Creates every map of `object` on `ncpus` simulated CPUs (global data written, `.rodata`
-/// frozen).
-pub fn create_maps(object: &Object, path: &Path, ncpus: u32) -> Result<ObjectMaps, CliError> {
-    object.create_maps(ncpus).map_err(|source| CliError::Load {
-        path: path.display().to_string(),
-        source,
-    })
+/// frozen), charged to `memory` (the VM's map memory limit).
+pub fn create_maps(
+    object: &Object,
+    path: &Path,
+    ncpus: u32,
+    memory: &MapMemory,
+) -> Result<ObjectMaps, CliError> {
+    let path = path.display().to_string();
+    object
+        .create_maps_in(ncpus, memory)
+        .map_err(|source| match &source {
+            LoadError::MapCreate {
+                source: MapError::MemoryLimit { .. },
+                ..
+            } => CliError::MapMemory { path, source },
+            _ => CliError::Load { path, source },
+        })
 }
 
 /// The program `def` of `object` with its maps resolved to the live `maps`

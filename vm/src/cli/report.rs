@@ -131,12 +131,7 @@ fn numeric(object: &Object, map: &MapSnapshot, v: &[u8]) -> f64 {
 
 /// The keys drawn: all of them when they fit, else the first ones holding data.
 fn shown_entries(map: &MapSnapshot) -> Vec<&RawEntry> {
-    let mut e: Vec<&RawEntry> = map.entries.iter().collect();
-    if e.len() > MAX_KEYS {
-        e.retain(|e| e.values.iter().any(|v| v.iter().any(|&b| b != 0)));
-    }
-    e.truncate(MAX_KEYS);
-    e
+    map.shown(MAX_KEYS).iter().collect()
 }
 
 /// The SVG document.

@@ -8,7 +8,7 @@ use bpfvm::{Input, ProgramType, Vm};
 use super::args::RunArgs;
 use super::execute::{execute, Schedule};
 use super::snapshot::snapshot_all;
-use super::{explain, fault, json, object, report, text, CliError};
+use super::{explain, fault, input, json, object, report, text, CliError};
 
 /// Bytes of the packet `__sk_buff` programs get without `--data`: a minimum Ethernet frame
 /// (without FCS), all zero (EtherType 0: not IP).
@@ -16,6 +16,16 @@ pub const DEFAULT_FRAME: usize = 60;
 
 /// Runs `bpfvm run` with `args`, writing the output to `out`.
 pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let engine = args.engine_kind();
+    if !engine.is_sandboxed() {
+        if !args.unsafe_engine {
+            return Err(CliError::UnsafeEngine { engine });
+        }
+        eprintln!(
+            "bpfvm: warning: engine {engine} is not sandboxed (--unsafe-engine): a wrong \
+             program can corrupt or crash bpfvm"
+        );
+    }
     let path = args.object.as_path();
     let obj = object::open(path)?;
     let def = object::choose_program(&obj, path, args.prog.as_deref())?;
@@ -37,7 +47,9 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
         }
         None => Input::empty(),
         Some(file) => {
-            let bytes = std::fs::read(file).map_err(|e| CliError::io(file, e))?;
+            // Read once, bounded; every run (on every CPU) starts from this one copy.
+            let (max, why) = input::data_limit(def.program_type);
+            let bytes = input::read_bounded(file, max, "--data", why)?;
             if def.program_type == ProgramType::Xdp || def.program_type.uses_sk_buff() {
                 Input::packet(bytes)
             } else {
@@ -45,9 +57,12 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
             }
         }
     };
-    let maps = object::create_maps(&obj, path, args.cpus)?;
-    let engine = args.engine_kind();
-    let vm = Vm::builder().cpus(args.cpus).seed(args.seed).build();
+    let vm = Vm::builder()
+        .cpus(args.cpus)
+        .seed(args.seed)
+        .map_memory_limit(args.map_memory_limit)
+        .build();
+    let maps = object::create_maps(&obj, path, args.cpus, vm.map_memory())?;
     let prog = vm
         .load(object::program(&obj, path, def, &maps, engine)?)
         .map_err(|source| CliError::Prepare {
@@ -76,14 +91,20 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
             },
             e => e,
         })?;
-    let snaps = snapshot_all(&maps)?;
     let path_str = path.display().to_string();
+    if args.json {
+        // Streamed entry by entry: no snapshot of the maps is needed.
+        json::write_run(out, &def.name, args.cpus, engine.name(), &summary, &maps)?;
+    }
+    // Bounded snapshots (counts and the first entries) for the other outputs.
+    let snaps = if args.json && args.report.is_none() {
+        Vec::new()
+    } else {
+        snapshot_all(&maps)?
+    };
     let write =
         |out: &mut dyn Write, s: &str| out.write_all(s.as_bytes()).map_err(CliError::stdout);
-    if args.json {
-        let doc = json::run_document(&def.name, args.cpus, engine.name(), &summary, &snaps);
-        write(out, &format!("{doc}\n"))?;
-    } else if args.explain {
+    if args.explain {
         let text = explain::explain(&explain::Scenario {
             path: &path_str,
             object: &obj,
@@ -95,7 +116,7 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
             snapshots: &snaps,
         })?;
         write(out, &text)?;
-    } else {
+    } else if !args.json {
         let r = text::Report {
             path: &path_str,
             object: &obj,
@@ -105,7 +126,7 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
             summary: &summary,
             maps: &snaps,
         };
-        write(out, &text::render(&r))?;
+        text::write(&r, out)?;
     }
     if let Some(file) = &args.report {
         let svg = report::svg(&report::ReportInput {

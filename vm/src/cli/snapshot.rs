@@ -1,12 +1,24 @@
 //! Reading every map back through the host ("syscall-side") API: raw keys and values, one
 //! value per CPU for per-CPU maps, exactly `value_size` bytes each.
+//!
+//! Maps can be huge (up to the map memory limit), so nothing here holds a whole map:
+//! [`walk`] hands the entries over one at a time, borrowed from one lookup buffer (the JSON
+//! output streams them), and a [`MapSnapshot`] keeps only counts and the first [`KEPT`]
+//! entries (and the first `KEPT` holding data), each value cut to [`KEPT_VALUE_BYTES`], which
+//! is all the text, `--explain` and `--report` outputs show.
 
 use bpfvm::loader::{MapDefinition, MapKind, ObjectMaps};
 use bpfvm::maps::{errno, Map};
 
 use super::CliError;
 
-/// One map's definition and its entries at the time of the snapshot.
+/// Entries a [`MapSnapshot`] keeps (the text output shows at most this many per map).
+pub const KEPT: usize = 32;
+/// Bytes of each value a [`MapSnapshot`] keeps (values are shown whole up to this size,
+/// longer ones as the start of their hex).
+pub const KEPT_VALUE_BYTES: usize = 4096;
+
+/// One map's definition and a bounded summary of its entries at the time of the snapshot.
 #[derive(Debug, Clone)]
 pub struct MapSnapshot {
     /// The definition from the object.
@@ -15,17 +27,60 @@ pub struct MapSnapshot {
     pub percpu: bool,
     /// Number of simulated CPUs of the map.
     pub ncpus: u32,
-    /// Entries in `BPF_MAP_GET_NEXT_KEY` order.
-    pub entries: Vec<RawEntry>,
+    /// Number of entries.
+    pub count: u64,
+    /// Number of entries with a non-zero byte in a value.
+    pub count_with_data: u64,
+    /// The first [`KEPT`] entries in `BPF_MAP_GET_NEXT_KEY` order.
+    pub first: Vec<RawEntry>,
+    /// The first [`KEPT`] entries holding data, in the same order.
+    pub with_data: Vec<RawEntry>,
 }
 
-/// A raw key and its value(s).
+/// A raw key and its value(s), as a snapshot keeps them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawEntry {
     /// `key_size` bytes.
     pub key: Vec<u8>,
-    /// `value_size` bytes each: one value, or one per CPU (CPU 0 first) for per-CPU maps.
+    /// One value, or one per CPU (CPU 0 first) for per-CPU maps: `value_size` bytes each, or
+    /// the first [`KEPT_VALUE_BYTES`] of longer values.
     pub values: Vec<Vec<u8>>,
+}
+
+/// One entry as [`walk`] reads it: borrowed from the lookup buffer.
+#[derive(Debug, Clone, Copy)]
+pub struct EntryRef<'a> {
+    /// `key_size` bytes.
+    pub key: &'a [u8],
+    buf: &'a [u8],
+    stride: usize,
+    value_size: usize,
+}
+
+impl<'a> EntryRef<'a> {
+    /// The value, or one per CPU (CPU 0 first): `value_size` bytes each.
+    pub fn values(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let vs = self.value_size;
+        self.buf
+            .chunks(self.stride.max(1))
+            .map(move |v| &v[..vs.min(v.len())])
+    }
+
+    /// True when some value has a non-zero byte.
+    pub fn has_data(&self) -> bool {
+        self.values().any(|v| v.iter().any(|&b| b != 0))
+    }
+
+    /// An owned copy, each value cut to [`KEPT_VALUE_BYTES`].
+    pub fn to_kept(self) -> RawEntry {
+        RawEntry {
+            key: self.key.to_vec(),
+            values: self
+                .values()
+                .map(|v| v[..v.len().min(KEPT_VALUE_BYTES)].to_vec())
+                .collect(),
+        }
+    }
 }
 
 impl MapSnapshot {
@@ -36,6 +91,21 @@ impl MapSnapshot {
             _ => None,
         }
     }
+
+    /// The entries to show when there is room for `max` (at most [`KEPT`]): all of them when
+    /// the map has no more than `max`, else the first `max` holding data.
+    pub fn shown(&self, max: usize) -> &[RawEntry] {
+        if self.count <= max as u64 {
+            &self.first
+        } else {
+            &self.with_data[..self.with_data.len().min(max)]
+        }
+    }
+
+    /// The first entry holding data, else the first entry.
+    pub fn example(&self) -> Option<&RawEntry> {
+        self.with_data.first().or(self.first.first())
+    }
 }
 
 /// Reads every map of `maps`, in the object's order.
@@ -43,12 +113,43 @@ pub fn snapshot_all(maps: &ObjectMaps) -> Result<Vec<MapSnapshot>, CliError> {
     maps.iter().map(|(def, map)| snapshot(def, map)).collect()
 }
 
-/// Reads every entry of `map`: keys with `BPF_MAP_GET_NEXT_KEY`, values with a flags-0
-/// lookup (for per-CPU maps `N` slots of `round_up(value_size, 8)` bytes, each cut back to
-/// `value_size`).
+/// Reads every entry of `map` ([`walk`]), keeping counts and the first entries.
 pub fn snapshot(def: &MapDefinition, map: &Map) -> Result<MapSnapshot, CliError> {
+    let mut s = MapSnapshot {
+        def: def.clone(),
+        percpu: map.map_type().is_percpu(),
+        ncpus: map.ncpus(),
+        count: 0,
+        count_with_data: 0,
+        first: Vec::new(),
+        with_data: Vec::new(),
+    };
+    walk(def, map, |e| {
+        s.count += 1;
+        if e.has_data() {
+            s.count_with_data += 1;
+            if s.with_data.len() < KEPT {
+                s.with_data.push(e.to_kept());
+            }
+        }
+        if s.first.len() < KEPT {
+            s.first.push(e.to_kept());
+        }
+        Ok(())
+    })?;
+    Ok(s)
+}
+
+/// Calls `f` with every entry of `map`, one at a time: keys with `BPF_MAP_GET_NEXT_KEY`,
+/// values with a flags-0 lookup (for per-CPU maps `N` slots of `round_up(value_size, 8)`
+/// bytes, each cut back to `value_size`). Stops at the first error `f` returns.
+pub fn walk(
+    def: &MapDefinition,
+    map: &Map,
+    mut f: impl FnMut(EntryRef<'_>) -> Result<(), CliError>,
+) -> Result<(), CliError> {
     let fail = |source| CliError::Map {
-        map: def.name.clone(),
+        map: def.name.to_string(),
         source,
     };
     let percpu = map.map_type().is_percpu();
@@ -60,8 +161,8 @@ pub fn snapshot(def: &MapDefinition, map: &Map) -> Result<MapSnapshot, CliError>
     } else {
         total
     };
-    let mut entries = Vec::new();
     let mut prev: Option<Vec<u8>> = None;
+    let mut buf = vec![0u8; total];
     loop {
         let mut key = vec![0u8; map.key_size() as usize];
         match map.get_next_key(prev.as_deref(), &mut key, 0) {
@@ -69,28 +170,22 @@ pub fn snapshot(def: &MapDefinition, map: &Map) -> Result<MapSnapshot, CliError>
             Err(e) if e.errno() == errno::ENOENT => break,
             Err(e) => return Err(fail(e)),
         }
-        let mut buf = vec![0u8; total];
         match map.lookup(&key, &mut buf, 0) {
-            Ok(()) => entries.push(RawEntry {
-                values: buf
-                    .chunks(stride.max(1))
-                    .map(|v| v[..value_size.min(v.len())].to_vec())
-                    .collect(),
-                key: key.clone(),
-            }),
-            // Empty (device maps, CPUMAP: every index is a key), or not readable from the
-            // host (XSKMAP, EOPNOTSUPP as in the kernel).
+            Ok(()) => f(EntryRef {
+                key: &key,
+                buf: &buf,
+                stride,
+                value_size,
+            })?,
+            // Deleted between the two calls (cannot happen once runs are over), empty (device
+            // maps, CPUMAP: every index is a key), or not readable from the host (XSKMAP,
+            // EOPNOTSUPP as in the kernel).
             Err(e) if e.errno() == errno::ENOENT || e.errno() == errno::EOPNOTSUPP => {}
             Err(e) => return Err(fail(e)),
         }
         prev = Some(key);
     }
-    Ok(MapSnapshot {
-        def: def.clone(),
-        percpu,
-        ncpus,
-        entries,
-    })
+    Ok(())
 }
 
 #[cfg(test)]
@@ -126,12 +221,13 @@ mod tests {
         .unwrap();
         let s = snapshot(&def_of(&map), &map).unwrap();
         assert!(s.percpu);
-        assert_eq!(s.entries.len(), 1);
-        assert_eq!(s.entries[0].key, 7u32.to_ne_bytes());
-        let v: Vec<_> = s.entries[0].values.iter().map(|v| v.len()).collect();
+        assert_eq!((s.count, s.count_with_data), (1, 1));
+        assert_eq!(s.first, s.with_data);
+        assert_eq!(s.first[0].key, 7u32.to_ne_bytes());
+        let v: Vec<_> = s.first[0].values.iter().map(|v| v.len()).collect();
         assert_eq!(v, [4, 4, 4], "value_size bytes, no padding");
-        assert_eq!(s.entries[0].values[1], 5u32.to_ne_bytes());
-        assert_eq!(s.entries[0].values[2], 9u32.to_ne_bytes());
+        assert_eq!(s.first[0].values[1], 5u32.to_ne_bytes());
+        assert_eq!(s.first[0].values[2], 9u32.to_ne_bytes());
     }
 
     #[test]
@@ -139,10 +235,58 @@ mod tests {
         let map = Map::create(MapSpec::new(MapType::Array, 4, 8, 2), 4).unwrap();
         let s = snapshot(&def_of(&map), &map).unwrap();
         assert!(!s.percpu);
-        assert_eq!(s.entries.len(), 2);
+        assert_eq!((s.count, s.count_with_data), (2, 0));
         assert!(s
-            .entries
+            .first
             .iter()
             .all(|e| e.values.len() == 1 && e.values[0] == [0; 8]));
+        assert!(s.with_data.is_empty());
+        assert_eq!(s.example(), s.first.first());
+    }
+
+    #[test]
+    fn long_values_are_kept_cut() {
+        let map = Map::create(MapSpec::new(MapType::Array, 4, 10_000, 2), 1).unwrap();
+        map.update(&1u32.to_ne_bytes(), &[9u8; 10_000], 0).unwrap();
+        let s = snapshot(&def_of(&map), &map).unwrap();
+        assert_eq!(s.first[1].values[0], vec![9u8; KEPT_VALUE_BYTES]);
+        let mut whole = 0;
+        walk(&def_of(&map), &map, |e| {
+            whole += e.values().map(<[u8]>::len).sum::<usize>();
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(whole, 20_000, "walk gives whole values");
+    }
+
+    #[test]
+    fn a_large_map_keeps_counts_and_the_first_entries_only() {
+        let map = Map::create(MapSpec::new(MapType::Array, 4, 8, 100_000), 1).unwrap();
+        for k in [5u32, 70_000, 99_999] {
+            map.update(&k.to_ne_bytes(), &u64::from(k).to_ne_bytes(), 0)
+                .unwrap();
+        }
+        let s = snapshot(&def_of(&map), &map).unwrap();
+        assert_eq!((s.count, s.count_with_data), (100_000, 3));
+        assert_eq!(s.first.len(), KEPT);
+        let keys: Vec<_> = s.with_data.iter().map(|e| e.key.clone()).collect();
+        assert_eq!(
+            keys,
+            [5u32, 70_000, 99_999].map(|k| k.to_ne_bytes().to_vec())
+        );
+        assert_eq!(s.shown(32).len(), 3, "over 32 entries: those with data");
+        assert_eq!(s.example().unwrap().key, 5u32.to_ne_bytes());
+        // walk stops at the first error its callback returns.
+        let mut seen = 0;
+        let r = walk(&def_of(&map), &map, |_| {
+            seen += 1;
+            if seen == 10 {
+                Err(CliError::StdoutClosed)
+            } else {
+                Ok(())
+            }
+        });
+        assert!(matches!(r, Err(CliError::StdoutClosed)));
+        assert_eq!(seen, 10);
     }
 }

@@ -1,6 +1,8 @@
 //! The human-readable output of `bpfvm run`: a summary of the runs and every map as a table,
 //! one column per CPU for per-CPU maps, keys and values decoded with BTF when the object has
-//! it (integers as numbers), hex otherwise.
+//! it (integers as numbers), hex otherwise. The output is written part by part (the runs,
+//! then each map), and each map shows at most [`MAX_ROWS`] entries from a bounded snapshot,
+//! so printing a huge map never builds its whole text.
 
 use std::fmt::Write;
 use std::time::Duration;
@@ -8,10 +10,12 @@ use std::time::Duration;
 use bpfvm::loader::{BtfValue, Object, ProgramDefinition};
 use bpfvm::ProgramType;
 
-use super::execute::RunSummary;
+use super::execute::{RetvalCounts, RunSummary, MAX_REDIRECTS, MAX_RETVALS};
 use super::hex::hex;
+use super::size::show_size;
 use super::snapshot::{MapSnapshot, RawEntry};
 use super::table::Table;
+use super::CliError;
 
 /// Rows shown per map before the listing is cut (the JSON output has them all).
 pub const MAX_ROWS: usize = 32;
@@ -73,6 +77,26 @@ pub fn retval_label(prog_type: ProgramType, retval: u64) -> String {
     }
 }
 
+/// `2 (XDP_PASS) ×1000, 1 ×3`; when more than [`MAX_RETVALS`] distinct values came back, the
+/// runs returning the others and the last value follow.
+pub fn retvals_label(prog_type: ProgramType, r: &RetvalCounts) -> String {
+    let mut parts: Vec<String> = r
+        .counts()
+        .iter()
+        .map(|(v, n)| format!("{} ×{n}", retval_label(prog_type, *v)))
+        .collect();
+    if r.other() > 0 {
+        parts.push(format!(
+            "and {} returning other values (only the first {MAX_RETVALS} distinct values are counted; the last run returned {})",
+            plural(r.other(), "run"),
+            r.last()
+                .map(|v| retval_label(prog_type, v))
+                .unwrap_or_default()
+        ));
+    }
+    parts.join(", ")
+}
+
 /// `1 run`, `2 runs`.
 pub fn plural(n: u64, what: &str) -> String {
     if n == 1 {
@@ -101,8 +125,24 @@ pub fn show_key(object: &Object, map: &MapSnapshot, key: &[u8]) -> String {
     }
 }
 
-/// A value decoded with the map's BTF value type, else hex.
+/// Hex bytes shown of a value the snapshot kept only the start of.
+const CUT_VALUE_HEX: usize = 32;
+
+/// True when `value` is only the start of the map's value (a snapshot cuts long values).
+fn is_cut(map: &MapSnapshot, value: &[u8]) -> bool {
+    value.len() < map.def.value_size as usize
+}
+
+/// A value decoded with the map's BTF value type, else hex; a value the snapshot cut is
+/// shown as the hex of its first bytes and its size.
 pub fn show_value(object: &Object, map: &MapSnapshot, value: &[u8]) -> String {
+    if is_cut(map, value) {
+        return format!(
+            "{}… ({} bytes)",
+            hex(&value[..value.len().min(CUT_VALUE_HEX)]),
+            map.def.value_size
+        );
+    }
     match object.decode_value(&map.def, value) {
         Some(v) => v.to_string(),
         None => hex(value),
@@ -111,6 +151,9 @@ pub fn show_value(object: &Object, map: &MapSnapshot, value: &[u8]) -> String {
 
 /// The value as an integer when BTF says it is one.
 pub fn integer_value(object: &Object, map: &MapSnapshot, value: &[u8]) -> Option<i128> {
+    if is_cut(map, value) {
+        return None;
+    }
     match object.decode_value(&map.def, value)? {
         BtfValue::Unsigned(v) => Some(i128::from(v)),
         BtfValue::Signed(v) => Some(i128::from(v)),
@@ -118,8 +161,19 @@ pub fn integer_value(object: &Object, map: &MapSnapshot, value: &[u8]) -> Option
     }
 }
 
-/// Renders the whole text output.
-pub fn render(r: &Report<'_>) -> String {
+/// Writes the whole text output to `out`: the runs, then each map as it is rendered.
+pub fn write(r: &Report<'_>, out: &mut dyn std::io::Write) -> Result<(), CliError> {
+    out.write_all(render_runs(r).as_bytes())
+        .map_err(CliError::stdout)?;
+    for m in r.maps {
+        let block = format!("\n{}", render_map(r.object, m));
+        out.write_all(block.as_bytes()).map_err(CliError::stdout)?;
+    }
+    Ok(())
+}
+
+/// The header and the runs: one line per CPU, timing, the first trace lines.
+pub fn render_runs(r: &Report<'_>) -> String {
     let mut out = String::new();
     let p = r.program;
     let ran: Vec<_> = r.summary.cpus.iter().filter(|c| c.count > 0).collect();
@@ -146,20 +200,28 @@ pub fn render(r: &Report<'_>) -> String {
     out.push_str("runs\n");
     let mut t = Table::new(["cpu", "runs", "return values (value ×count)"]);
     for c in &r.summary.cpus {
-        let rv: Vec<_> = c
-            .retvals
-            .iter()
-            .map(|(v, n)| format!("{} ×{n}", retval_label(p.program_type, *v)))
-            .collect();
-        t.row([c.cpu.to_string(), c.count.to_string(), rv.join(", ")]);
+        t.row([
+            c.cpu.to_string(),
+            c.count.to_string(),
+            retvals_label(p.program_type, &c.retvals),
+        ]);
     }
     out.push_str(&t.render("  "));
     if r.summary.cpus.iter().any(|c| !c.redirects.is_empty()) {
         out.push_str("redirects (where the packets went)\n");
         let mut t = Table::new(["cpu", "target", "runs"]);
         for c in &r.summary.cpus {
-            for (target, n) in &c.redirects {
+            for (target, n) in c.redirects.counts() {
                 t.row([c.cpu.to_string(), target.to_string(), n.to_string()]);
+            }
+            if c.redirects.other() > 0 {
+                t.row([
+                    c.cpu.to_string(),
+                    format!(
+                        "other targets (only the first {MAX_REDIRECTS} distinct ones are counted)"
+                    ),
+                    c.redirects.other().to_string(),
+                ]);
             }
         }
         out.push_str(&t.render("  "));
@@ -179,10 +241,15 @@ pub fn render(r: &Report<'_>) -> String {
                 let _ = writeln!(out, "  {line}");
             }
         }
-    }
-    for m in r.maps {
-        out.push('\n');
-        out.push_str(&render_map(r.object, m));
+        if c.trace_dropped > 0 {
+            let _ = writeln!(
+                out,
+                "  cpu {}: {} of trace output dropped (each run keeps at most {}, as the kernel's trace buffer drops what does not fit)",
+                c.cpu,
+                plural(c.trace_dropped, "byte"),
+                show_size(bpfvm::limits::TRACE_CAPACITY as u64)
+            );
+        }
     }
     out
 }
@@ -201,19 +268,20 @@ pub fn render_map(object: &Object, m: &MapSnapshot) -> String {
             .map(|s| format!(", section {s}"))
             .unwrap_or_default()
     );
-    if m.entries.is_empty() {
+    if m.count == 0 {
         out.push_str("  (empty)\n");
         return out;
     }
     // Long listings: leave out all-zero entries first, then cut.
-    let mut shown: Vec<&RawEntry> = m.entries.iter().collect();
-    let mut hidden_zero = 0;
-    if shown.len() > MAX_ROWS {
-        shown.retain(|e| e.values.iter().any(|v| v.iter().any(|&b| b != 0)));
-        hidden_zero = m.entries.len() - shown.len();
-    }
-    let cut = shown.len().saturating_sub(MAX_ROWS);
-    shown.truncate(MAX_ROWS);
+    let shown: Vec<&RawEntry> = m.shown(MAX_ROWS).iter().collect();
+    let (hidden_zero, cut) = if m.count > MAX_ROWS as u64 {
+        (
+            m.count - m.count_with_data,
+            m.count_with_data - shown.len() as u64,
+        )
+    } else {
+        (0, 0)
+    };
     let table = if !m.percpu {
         let mut t = Table::new(["key", "value"]);
         for e in &shown {

@@ -14,7 +14,8 @@
 //! into the register file, result in registers), or [`op::CALL_HELPER_DYN`] for helper
 //! objects (closures), so a call does no id lookup and no `Option` check; the built-in
 //! `bpf_get_smp_processor_id` becomes [`op::GET_SMP_PROCESSOR_ID`], one load of the lane's CPU
-//! number, as the kernel inlines it.
+//! number, as the kernel inlines it. After a helper call the work the helper charged (the
+//! bytes it copied, `HelperContext::charge_bytes`) comes off the run's instruction budget.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -586,6 +587,19 @@ fn execute(
             continue;
         }};
     }
+    // Helper work (bytes a helper copied, `HelperContext::charge_bytes`) comes off the same
+    // budget after each helper call: one load when there is none.
+    macro_rules! charge_helper_work {
+        ($here:expr) => {
+            if ctx.pending_work() != 0 {
+                let work = ctx.take_work();
+                if ($here as u64 + 1).saturating_add(work) > credit {
+                    return Err(RunError::BudgetExhausted { pc: $here, budget }.into());
+                }
+                credit -= work;
+            }
+        };
+    }
     macro_rules! jump_if {
         ($here:expr, $i:expr, $cond:expr) => {
             if $cond {
@@ -825,6 +839,7 @@ fn execute(
                     Ok(v) => v,
                     Err(source) => return Err(helper_failed(here, *source)),
                 };
+                charge_helper_work!(here);
             }
             Code::CALL_HELPER_DYN => {
                 let args = [reg[1], reg[2], reg[3], reg[4], reg[5]];
@@ -832,6 +847,7 @@ fn execute(
                     Ok(v) => v,
                     Err(source) => return Err(helper_failed(here, source)),
                 };
+                charge_helper_work!(here);
             }
             Code::GET_SMP_PROCESSOR_ID => reg[0] = ctx.cpu() as u64,
             Code::TAIL_CALL => {
@@ -846,6 +862,7 @@ fn execute(
                     Ok(v) => v,
                     Err(source) => return Err(helper_failed(here, *source)),
                 };
+                charge_helper_work!(here);
             }
             Code::CALL_LOCAL => {
                 if depth + 1 >= MAX_FRAMES {

@@ -19,14 +19,22 @@ pub mod interpreter;
 pub mod rbpf;
 
 /// Which engine runs a program.
+///
+/// Only [`EngineKind::Interpreter`] is a sandbox ([`EngineKind::is_sandboxed`]). The rbpf
+/// engines run programs on host pointers: a program that is wrong or hostile can read or
+/// overwrite the host process's memory, or crash it (on `RbpfJit` a 5-instruction wild
+/// store is a segmentation fault). Use them only for programs you trust; the `bpfvm`
+/// command refuses them unless given `--unsafe-engine`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum EngineKind {
-    /// bpfvm's own checked interpreter (the default).
+    /// bpfvm's own checked interpreter (the default): sandboxed.
     #[default]
     Interpreter,
-    /// rbpf's interpreter (not sandboxed).
+    /// rbpf's interpreter: **not sandboxed** (host pointers; rbpf checks only the first
+    /// byte of an access, helpers trust pointers).
     RbpfInterpreter,
-    /// rbpf's x86_64 JIT (not sandboxed; only on x86_64, not Windows).
+    /// rbpf's x86_64 JIT: **not sandboxed** (native code without memory checks); only on
+    /// x86_64, not Windows.
     RbpfJit,
 }
 
@@ -38,6 +46,12 @@ impl EngineKind {
             v.push(EngineKind::RbpfJit);
         }
         v
+    }
+
+    /// True for the engine that confines programs to their memory (every access checked,
+    /// loops bounded by the instruction budget): only [`EngineKind::Interpreter`].
+    pub fn is_sandboxed(self) -> bool {
+        matches!(self, EngineKind::Interpreter)
     }
 
     /// The engine's name as used on the command line.

@@ -3,7 +3,7 @@
 //! **These engines are not sandboxed like `interpreter`.** rbpf works on host addresses:
 //! its interpreter checks only the *first* byte of an access against its allowed ranges
 //! (context, stack, and the map value arenas registered here), its JIT checks nothing, and
-//! helpers receive raw host pointers, which [`AddressMode::Host`] trusts. rbpf has no
+//! helpers receive raw host pointers, which [`AddressMode::Host`](bpfvm_helpers::AddressMode::Host) trusts. rbpf has no
 //! instruction budget, so programs with backward jumps are refused unless
 //! `VmConfig::rbpf_allow_loops` is set.
 //!

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use bpfvm_maps::{Map, MapSpec, MapType};
+use bpfvm_maps::{Map, MapMemory, MapSpec, MapType};
 
 use super::error::LoadError;
 use super::map_def::MapDefinition;
@@ -46,13 +46,20 @@ impl MapDefinition {
     }
 
     /// Create the map on `ncpus` simulated CPUs, write its initial data at key 0 and
-    /// freeze it when the definition says so (`.rodata`).
+    /// freeze it when the definition says so (`.rodata`). The map gets a memory account of
+    /// its own ([`MapMemory::default`], 1 GiB); see [`MapDefinition::create_in`].
     pub fn create(&self, ncpus: u32) -> Result<Arc<Map>, LoadError> {
+        self.create_in(ncpus, &MapMemory::default())
+    }
+
+    /// [`MapDefinition::create`], charging the map to `memory` ([`Map::create_in`]): a map
+    /// that does not fit is [`LoadError::MapCreate`] with `ENOMEM`.
+    pub fn create_in(&self, ncpus: u32, memory: &MapMemory) -> Result<Arc<Map>, LoadError> {
         let fail = |source| LoadError::MapCreate {
             map: self.name.clone(),
             source,
         };
-        let map = Map::create(self.to_spec()?, ncpus).map_err(fail)?;
+        let map = Map::create_in(self.to_spec()?, ncpus, memory).map_err(fail)?;
         if let Some(data) = &self.initial_data {
             map.update(&0u32.to_ne_bytes(), data, 0).map_err(fail)?;
         }
@@ -94,15 +101,24 @@ impl ObjectMaps {
 
 impl Object {
     /// Create every map of the object on `ncpus` simulated CPUs, with global data
-    /// written and `.rodata` frozen.
+    /// written and `.rodata` frozen. The maps share one new memory account with the default
+    /// limit ([`MapMemory::default`]: 1 GiB for all of them together).
     ///
     /// Fails on the first map that cannot be created ([`LoadError::MapCreate`] with the
-    /// maps crate's error, or [`LoadError::UnsupportedMapType`]).
+    /// maps crate's error, `ENOMEM` when the maps do not fit the limit, or
+    /// [`LoadError::UnsupportedMapType`]).
     pub fn create_maps(&self, ncpus: u32) -> Result<ObjectMaps, LoadError> {
+        self.create_maps_in(ncpus, &MapMemory::default())
+    }
+
+    /// [`Object::create_maps`], charging every map to `memory` (for example a VM's,
+    /// [`crate::Vm::map_memory`], so that the limit of [`crate::VmConfig::map_memory_limit`]
+    /// holds for all the maps the VM's programs use).
+    pub fn create_maps_in(&self, ncpus: u32, memory: &MapMemory) -> Result<ObjectMaps, LoadError> {
         let maps = self
             .maps()
             .iter()
-            .map(|d| d.create(ncpus))
+            .map(|d| d.create_in(ncpus, memory))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(ObjectMaps {
             defs: self.maps().to_vec(),

@@ -25,6 +25,7 @@ pub const FIXTURES: &[&str] = &[
     "subprog",
     "tc_nat",
     "tc_skb",
+    "trusted",
     "xdp_lb",
     "xdp_parser",
 ];

@@ -104,7 +104,7 @@ impl HostMap for KernelMap {
     }
 }
 
-/// A kernel map that answers ops Linux 6.18 lacks through [`super::emulate`], so two kernel
+/// A kernel map that answers ops Linux 6.18 lacks through the `emulate` module, so two kernel
 /// maps can be compared op for op (a self-check of the harness and of the kernel's
 /// determinism).
 #[derive(Debug)]

@@ -3,7 +3,7 @@
 //!
 //! Linux 6.18 answers EINVAL to BPF_F_CPU and BPF_F_ALL_CPUS. For per-CPU maps, ops that
 //! carry them (and the EXIST|NOEXIST update the series made legal, spec §4) are
-//! [emulated](emulate): the outcome the spec (§2–§4) prescribes is derived from 6.18
+//! emulated (module `emulate`): the outcome the spec (§2–§4) prescribes is derived from 6.18
 //! operations on the kernel map, which also keeps the kernel map in the state the new
 //! kernel would have. The report counts directly compared, emulated and skipped ops.
 

@@ -17,7 +17,7 @@ pub struct Mismatch {
     pub kernel: Outcome,
     /// What the simulated map returned.
     pub sim: Outcome,
-    /// Whether `kernel` is an emulation of the merged kernel (see [`super::emulate`]).
+    /// Whether `kernel` is an emulation of the merged kernel (see the `emulate` module).
     pub emulated: bool,
 }
 

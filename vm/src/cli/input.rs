@@ -1,0 +1,110 @@
+//! Reading the command's input files with a size limit: the object (at most
+//! [`MAX_OBJECT_BYTES`]) and `--data` (at most what the kernel's test run takes for the
+//! program type, [`data_limit`]). A file is read once, through a reader that stops one byte
+//! past the limit, so a huge file or an endless one (`/dev/zero`) costs at most the limit.
+
+use std::io::Read;
+use std::path::Path;
+
+use bpfvm::limits::{MAX_RAW_CONTEXT, SKB_MAX_DATA, XDP_MAX_DATA};
+use bpfvm::ProgramType;
+
+use super::size::show_size;
+use super::CliError;
+
+/// Largest object file the command reads: 64 MiB (the largest fixture is a few hundred KiB;
+/// real BPF objects are well under a few MiB).
+pub const MAX_OBJECT_BYTES: usize = 64 << 20;
+
+/// The most `--data` bytes a program of type `t` takes, and why: the kernel's test-run
+/// limits ([`bpfvm::limits`]).
+pub fn data_limit(t: ProgramType) -> (usize, &'static str) {
+    if t == ProgramType::Xdp {
+        (XDP_MAX_DATA, "the XDP test run's packet limit")
+    } else if t.uses_sk_buff() {
+        (SKB_MAX_DATA, "the __sk_buff test run's packet limit")
+    } else {
+        (MAX_RAW_CONTEXT, "the raw context limit")
+    }
+}
+
+/// Reads `path` whole when it holds at most `max` bytes; otherwise
+/// [`CliError::FileTooLarge`] naming `what` and `why`, after reading at most `max + 1` bytes.
+pub fn read_bounded(
+    path: &Path,
+    max: usize,
+    what: &'static str,
+    why: &'static str,
+) -> Result<Vec<u8>, CliError> {
+    let too_large = || CliError::FileTooLarge {
+        path: path.display().to_string(),
+        what,
+        max: show_size(max as u64),
+        why,
+    };
+    let file = std::fs::File::open(path).map_err(|e| CliError::io(path, e))?;
+    // A regular file says its size: refuse it without reading. Others (pipes, devices)
+    // are read up to one byte past the limit.
+    let size_hint = match file.metadata() {
+        Ok(m) if m.is_file() && m.len() > max as u64 => return Err(too_large()),
+        Ok(m) => m.len(),
+        Err(_) => 0,
+    };
+    let mut bytes = Vec::with_capacity(size_hint.min(max as u64 + 1) as usize);
+    file.take(max as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| CliError::io(path, e))?;
+    if bytes.len() > max {
+        return Err(too_large());
+    }
+    Ok(bytes)
+}
+
+/// The object's name as libbpf derives it from the file (`dir/globals.bpf.o` → `globals`),
+/// as `bpfvm::loader::Object::from_file` does.
+pub fn object_name(path: &Path) -> String {
+    let file = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    file.split('.')
+        .next()
+        .filter(|n| !n.is_empty())
+        .unwrap_or("bpf")
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_endless_file_is_refused_after_the_limit() {
+        if !Path::new("/dev/zero").exists() {
+            return;
+        }
+        let e = read_bounded(Path::new("/dev/zero"), 1000, "--data", "a test").unwrap_err();
+        assert!(matches!(e, CliError::FileTooLarge { .. }), "{e}");
+        assert!(e.to_string().contains("1000 bytes"), "{e}");
+    }
+
+    #[test]
+    fn a_file_at_the_limit_is_read_whole() {
+        let dir = std::env::temp_dir().join(format!("bpfvm-input-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("data.bin");
+        std::fs::write(&f, [7u8; 100]).unwrap();
+        assert_eq!(read_bounded(&f, 100, "--data", "t").unwrap(), [7u8; 100]);
+        assert!(read_bounded(&f, 99, "--data", "t").is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn names_and_limits_follow_libbpf_and_the_kernel() {
+        assert_eq!(object_name(Path::new("dir/globals.bpf.o")), "globals");
+        assert_eq!(object_name(Path::new(".o")), "bpf");
+        assert_eq!(data_limit(ProgramType::Xdp).0, 73_152);
+        assert_eq!(data_limit(ProgramType::SchedCls).0, 3712);
+        assert_eq!(data_limit(ProgramType::Kprobe).0, 65_535);
+    }
+}
