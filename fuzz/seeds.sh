@@ -3,11 +3,13 @@
 #   map_ops:  a few fixed operation scripts (one per map type and CPU count)
 #   bytecode: every conformance vector's bytecode (and memory) from the shared index
 #   elf:      every vm/tests/fixtures/*.o
+#   btf:      the .BTF and .BTF.ext sections of every fixture, in the btf target's format
+#             ([setup][u32 .BTF length][.BTF][.BTF.ext]), once per wrapper setup
 set -euo pipefail
 cd "$(dirname "$0")"
 index=../../shared/conformance/bpf_conformance/index.tsv
 
-mkdir -p corpus/map_ops corpus/bytecode corpus/elf
+mkdir -p corpus/map_ops corpus/bytecode corpus/elf corpus/btf
 
 # map_ops: header (type, cpus, value size, max entries, prealloc) + a deterministic op stream.
 for t in 0 1 2 3; do
@@ -41,4 +43,26 @@ fi
 
 # elf: the loader fixtures.
 cp ../vm/tests/fixtures/*.o corpus/elf/ 2>/dev/null || echo "note: no ELF fixtures yet" >&2
-echo "corpora: $(ls corpus/map_ops | wc -l) map_ops, $(ls corpus/bytecode | wc -l) bytecode, $(ls corpus/elf | wc -l) elf"
+
+# btf: the fixtures' BTF, read from their section headers.
+for obj in ../vm/tests/fixtures/*.o; do
+  python3 - "$obj" "corpus/btf/$(basename "$obj" .o)" <<'PY'
+import struct, sys
+b = open(sys.argv[1], "rb").read()
+shoff, = struct.unpack_from("<Q", b, 0x28)
+shnum, shstrndx = struct.unpack_from("<HH", b, 0x3c)
+hdr = lambda i: struct.unpack_from("<IIQQQQIIQQ", b, shoff + 64 * i)
+stroff = hdr(shstrndx)[4]
+secs = {}
+for i in range(shnum):
+    h = hdr(i)
+    name = b[stroff + h[0]:b.index(b"\0", stroff + h[0])].decode()
+    secs[name] = b[h[4]:h[4] + h[5]]
+btf, ext = secs.get(".BTF", b""), secs.get(".BTF.ext", b"")
+if btf:
+    for setup in (0, 7, 0x37):
+        with open(f"{sys.argv[2]}_{setup:02x}", "wb") as f:
+            f.write(bytes([setup]) + struct.pack("<I", len(btf)) + btf + ext)
+PY
+done
+echo "corpora: $(ls corpus/map_ops | wc -l) map_ops, $(ls corpus/bytecode | wc -l) bytecode, $(ls corpus/elf | wc -l) elf, $(ls corpus/btf | wc -l) btf"

@@ -1,15 +1,21 @@
 //! Bytes through the ELF loader (seeded from `vm/tests/fixtures/*.o`): parsing either fails
 //! with a `LoadError` or yields an object whose programs and maps can be used; small maps are
 //! created and dumped, and each program is loaded and run once on the `interpreter` engine.
-//! Nothing may panic or touch memory it should not (AddressSanitizer).
+//! Nothing may panic or touch memory it should not (AddressSanitizer), and parsing may not
+//! take more memory than `bpfvm_fuzz::load_memory_bound` allows for the input (a counting
+//! allocator measures it), so an amplification is a finding even on a small input.
 #![no_main]
 
 use std::sync::Arc;
 
 use bpfvm::helpers::ProgramMap;
-use bpfvm::loader::Object;
 use bpfvm::{CpuId, EngineKind, Input, Program, Vm};
+use bpfvm_fuzz::alloc_meter::Counting;
+use bpfvm_fuzz::parse_bounded;
 use libfuzzer_sys::fuzz_target;
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
 
 /// Maps bigger than this (all CPUs' values) are not created: a fuzzed `max_entries` could ask
 /// for gigabytes, which the maps crate allows up to 4 GiB per arena.
@@ -17,7 +23,7 @@ const MAX_MAP_BYTES: u64 = 1 << 20;
 const NCPUS: u32 = 2;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(obj) = Object::parse(data) else {
+    let Ok(obj) = parse_bounded(data) else {
         return;
     };
     let _ = (obj.name(), obj.license(), obj.btf().is_some());

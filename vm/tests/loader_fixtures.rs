@@ -12,7 +12,7 @@ fn maps_of(obj: &Object) -> Vec<(String, u32, u32, u32, u32, u32)> {
         .iter()
         .map(|m| {
             (
-                m.name.clone(),
+                m.name.to_string(),
                 m.map_type,
                 m.key_size,
                 m.value_size,
@@ -32,7 +32,7 @@ fn owned(v: &[(&str, u32, u32, u32, u32, u32)]) -> Vec<(String, u32, u32, u32, u
 fn programs_of(obj: &Object) -> Vec<(String, String, ProgramType)> {
     obj.programs()
         .iter()
-        .map(|p| (p.name.clone(), p.section.clone(), p.program_type))
+        .map(|p| (p.name.to_string(), p.section.to_string(), p.program_type))
         .collect()
 }
 

@@ -4,7 +4,7 @@
 //! without allocating it, and fit once the limit is raised.
 
 mod common;
-mod counting;
+use common::alloc_meter as counting;
 
 use bpfvm::loader::LoadError;
 use bpfvm::maps::{MapMemory, MapSpec, MapType, DEFAULT_MAP_MEMORY_LIMIT};

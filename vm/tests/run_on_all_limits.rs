@@ -3,7 +3,7 @@
 //! and `Vm::run_on_all_with` streams the results of any count in constant memory.
 
 mod common;
-mod counting;
+use common::alloc_meter as counting;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

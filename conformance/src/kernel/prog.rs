@@ -70,6 +70,25 @@ impl KernelProg {
         })
     }
 
+    /// BPF_PROG_LOAD without a verifier log (`log_level` 0): for programs so long that the
+    /// log of [`KernelProg::load`] would not fit (the kernel then fails the load with
+    /// `ENOSPC`), such as the 1M-instruction limit tests.
+    pub fn load_without_log(
+        prog_type: ProgType,
+        expected_attach_type: u32,
+        insns: &[u8],
+        license: &str,
+    ) -> Result<Self, Errno> {
+        let fd = sys::prog_load(
+            prog_type as u32,
+            expected_attach_type,
+            insns,
+            license,
+            &mut [],
+        )?;
+        Ok(KernelProg { fd, prog_type })
+    }
+
     /// The program type it was loaded as.
     pub fn prog_type(&self) -> ProgType {
         self.prog_type

@@ -11,7 +11,7 @@ use std::io::Write;
 use std::path::Path;
 
 use bpfvm::helpers::Registry;
-use bpfvm::loader::{Object, ProgramDefinition, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE};
+use bpfvm::loader::{Object, ProgramDefinition, SharedStr, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE};
 
 use super::{object, CliError};
 
@@ -51,7 +51,7 @@ pub struct Names<'a> {
     /// Helper names by id.
     pub helpers: &'a Registry,
     /// Subprogram names and start indices.
-    pub subprograms: &'a [(String, usize)],
+    pub subprograms: &'a [(SharedStr, usize)],
 }
 
 /// Whether rbpf 0.4.1's disassembler prints `opc` correctly (it panics on opcodes it does not
@@ -222,7 +222,7 @@ pub fn listing(obj: &Object, def: &ProgramDefinition, helpers: &Registry) -> Str
     let maps: Vec<String> = def
         .maps
         .iter()
-        .map(|&m| obj.maps()[m].name.clone())
+        .map(|&m| obj.maps()[m].name.to_string())
         .collect();
     let names = Names {
         maps: &maps,

@@ -159,7 +159,7 @@ fn explain_percpu(
     map: &Map,
 ) -> Result<(), CliError> {
     let fail = |source| CliError::Map {
-        map: snap.def.name.clone(),
+        map: snap.def.name.to_string(),
         source,
     };
     let vs = snap.def.value_size as usize;

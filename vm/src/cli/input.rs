@@ -12,9 +12,9 @@ use bpfvm::ProgramType;
 use super::size::show_size;
 use super::CliError;
 
-/// Largest object file the command reads: 64 MiB (the largest fixture is a few hundred KiB;
-/// real BPF objects are well under a few MiB).
-pub const MAX_OBJECT_BYTES: usize = 64 << 20;
+/// Largest object file the command reads: the loader's limit,
+/// [`MAX_OBJECT_FILE_BYTES`](bpfvm::loader::limits::MAX_OBJECT_FILE_BYTES) (64 MiB).
+pub const MAX_OBJECT_BYTES: usize = bpfvm::loader::limits::MAX_OBJECT_FILE_BYTES;
 
 /// The most `--data` bytes a program of type `t` takes, and why: the kernel's test-run
 /// limits ([`bpfvm::limits`]).
@@ -60,20 +60,6 @@ pub fn read_bounded(
     Ok(bytes)
 }
 
-/// The object's name as libbpf derives it from the file (`dir/globals.bpf.o` → `globals`),
-/// as `bpfvm::loader::Object::from_file` does.
-pub fn object_name(path: &Path) -> String {
-    let file = path
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    file.split('.')
-        .next()
-        .filter(|n| !n.is_empty())
-        .unwrap_or("bpf")
-        .to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,9 +86,8 @@ mod tests {
     }
 
     #[test]
-    fn names_and_limits_follow_libbpf_and_the_kernel() {
-        assert_eq!(object_name(Path::new("dir/globals.bpf.o")), "globals");
-        assert_eq!(object_name(Path::new(".o")), "bpf");
+    fn limits_follow_the_loader_and_the_kernel() {
+        assert_eq!(MAX_OBJECT_BYTES, 64 << 20);
         assert_eq!(data_limit(ProgramType::Xdp).0, 73_152);
         assert_eq!(data_limit(ProgramType::SchedCls).0, 3712);
         assert_eq!(data_limit(ProgramType::Kprobe).0, 65_535);

@@ -7,7 +7,7 @@ use bpfvm::loader::{LoadError, Object, ObjectMaps, ProgramDefinition};
 use bpfvm::maps::{MapError, MapMemory};
 use bpfvm::{EngineKind, Program};
 
-use super::input::{object_name, read_bounded, MAX_OBJECT_BYTES};
+use super::input::{read_bounded, MAX_OBJECT_BYTES};
 use super::CliError;
 
 /// Reads (at most [`MAX_OBJECT_BYTES`]) and parses the object at `path`, named after the
@@ -19,7 +19,7 @@ pub fn open(path: &Path) -> Result<Object, CliError> {
         "object",
         "the limit on object files",
     )?;
-    Object::parse_named(&object_name(path), &bytes).map_err(|source| CliError::Load {
+    Object::parse_named(&Object::name_for_path(path), &bytes).map_err(|source| CliError::Load {
         path: path.display().to_string(),
         source,
     })

@@ -66,7 +66,7 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let prog = vm
         .load(object::program(&obj, path, def, &maps, engine)?)
         .map_err(|source| CliError::Prepare {
-            program: def.name.clone(),
+            program: def.name.to_string(),
             source,
         })?;
     // --explain runs CPU after CPU so its text is the same on every run.

@@ -1,11 +1,12 @@
-//! A small reader for the BTF type section (`.BTF`): just what the loader needs to
-//! describe maps and decode their keys and values. Layout from the kernel's
+//! The BTF type section (`.BTF`) as the loader uses it: the types, their names shared
+//! with the string section ([`SharedStr`]), and what maps need from them (sizes, names,
+//! the `DATASEC` of a section). Parsing is in `btf_parse`; layout from the kernel's
 //! `include/uapi/linux/btf.h`; little-endian objects only.
 
-use super::error::LoadError;
+use std::collections::HashMap;
 
-/// How deep type chains (typedef → const → struct ...) may go before we call them cyclic.
-const MAX_DEPTH: usize = 32;
+use super::limits::MAX_TYPE_DEPTH as MAX_DEPTH;
+use super::strtab::{SharedStr, StrTab};
 
 /// One BTF type; ids index [`Btf::types`], id 0 is `void`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,7 +18,7 @@ pub enum BtfType {
     #[doc(alias = "BTF_KIND_INT")]
     Int {
         /// Type name (`unsigned int`, `__u64` is a typedef of it).
-        name: String,
+        name: SharedStr,
         /// Size in bytes.
         size: u32,
         /// `BTF_INT_SIGNED`.
@@ -47,7 +48,7 @@ pub enum BtfType {
     #[doc(alias = "BTF_KIND_STRUCT")]
     Struct {
         /// Tag name (empty when anonymous).
-        name: String,
+        name: SharedStr,
         /// Size in bytes.
         size: u32,
         /// Members in declaration order.
@@ -57,7 +58,7 @@ pub enum BtfType {
     #[doc(alias = "BTF_KIND_UNION")]
     Union {
         /// Tag name (empty when anonymous).
-        name: String,
+        name: SharedStr,
         /// Size in bytes.
         size: u32,
         /// Members.
@@ -67,32 +68,32 @@ pub enum BtfType {
     #[doc(alias = "BTF_KIND_ENUM")]
     Enum {
         /// Tag name.
-        name: String,
+        name: SharedStr,
         /// Size in bytes.
         size: u32,
         /// Whether values are signed.
         signed: bool,
         /// Enumerators.
-        values: Vec<(String, i64)>,
+        values: Vec<(SharedStr, i64)>,
     },
     /// `BTF_KIND_FWD`.
     #[doc(alias = "BTF_KIND_FWD")]
     Fwd {
         /// Name of the forward-declared type.
-        name: String,
+        name: SharedStr,
     },
     /// `BTF_KIND_TYPEDEF`.
     #[doc(alias = "BTF_KIND_TYPEDEF")]
     Typedef {
         /// New name.
-        name: String,
+        name: SharedStr,
         /// Aliased type id.
         target: u32,
     },
     /// `BTF_KIND_VOLATILE`, `BTF_KIND_CONST`, `BTF_KIND_RESTRICT`, `BTF_KIND_TYPE_TAG`.
     Modifier {
         /// Which modifier (`volatile`, `const`, `restrict`, or the type tag's name).
-        modifier: String,
+        modifier: SharedStr,
         /// Modified type id.
         target: u32,
     },
@@ -100,7 +101,7 @@ pub enum BtfType {
     #[doc(alias = "BTF_KIND_FUNC")]
     Func {
         /// Function name.
-        name: String,
+        name: SharedStr,
         /// Its `FuncProto` type id.
         proto: u32,
     },
@@ -116,7 +117,7 @@ pub enum BtfType {
     #[doc(alias = "BTF_KIND_VAR")]
     Var {
         /// Variable name.
-        name: String,
+        name: SharedStr,
         /// Its type id.
         target: u32,
     },
@@ -124,7 +125,7 @@ pub enum BtfType {
     #[doc(alias = "BTF_KIND_DATASEC")]
     Datasec {
         /// Section name.
-        name: String,
+        name: SharedStr,
         /// Section size (0 in clang's output; the ELF section has it).
         size: u32,
         /// The variables, by offset.
@@ -134,7 +135,7 @@ pub enum BtfType {
     #[doc(alias = "BTF_KIND_FLOAT")]
     Float {
         /// Type name.
-        name: String,
+        name: SharedStr,
         /// Size in bytes.
         size: u32,
     },
@@ -142,7 +143,7 @@ pub enum BtfType {
     #[doc(alias = "BTF_KIND_DECL_TAG")]
     DeclTag {
         /// Tag text.
-        name: String,
+        name: SharedStr,
         /// Annotated type id.
         target: u32,
     },
@@ -152,7 +153,7 @@ pub enum BtfType {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BtfMember {
     /// Member name (empty for anonymous members).
-    pub name: String,
+    pub name: SharedStr,
     /// Member type id.
     pub type_id: u32,
     /// Offset from the start of the struct, in bits.
@@ -175,280 +176,19 @@ pub struct BtfVarSecinfo {
 /// Parsed `.BTF` section.
 #[derive(Debug, Clone, Default)]
 pub struct Btf {
-    types: Vec<BtfType>,
-    strings: Vec<u8>,
-}
-
-fn bad(reason: impl Into<String>) -> LoadError {
-    LoadError::BadBtf {
-        section: ".BTF".into(),
-        reason: reason.into(),
-    }
-}
-
-/// A bounds-checked little-endian reader.
-pub(crate) struct Reader<'a> {
-    data: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    pub(crate) fn new(data: &'a [u8]) -> Self {
-        Self { data, pos: 0 }
-    }
-
-    pub(crate) fn u32(&mut self) -> Option<u32> {
-        let bytes = self.data.get(self.pos..self.pos.checked_add(4)?)?;
-        self.pos += 4;
-        Some(u32::from_le_bytes(bytes.try_into().ok()?))
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.pos >= self.data.len()
-    }
-}
-
-/// Read a u32 at `off` in `data`.
-pub(crate) fn u32_at(data: &[u8], off: usize) -> Option<u32> {
-    let bytes = data.get(off..off.checked_add(4)?)?;
-    Some(u32::from_le_bytes(bytes.try_into().ok()?))
-}
-
-/// Read the NUL-terminated string at `off` of a string table.
-pub(crate) fn str_at(strings: &[u8], off: u32) -> Option<String> {
-    let rest = strings.get(off as usize..)?;
-    let end = rest.iter().position(|&b| b == 0)?;
-    Some(String::from_utf8_lossy(&rest[..end]).into_owned())
+    pub(crate) types: Vec<BtfType>,
+    pub(crate) strings: StrTab,
+    /// `DATASEC` type ids by name (the first of each name).
+    pub(crate) datasecs: HashMap<SharedStr, u32>,
+    /// For each `ENUM`/`ENUM64` with enumerators: `(value, enumerator index)` sorted, so
+    /// decoding finds an enumerator in `O(log n)`.
+    pub(crate) enum_index: HashMap<u32, Vec<(i64, u32)>>,
 }
 
 impl Btf {
-    /// Parse a `.BTF` section.
-    ///
-    /// Fails with [`LoadError::BadBtf`] on a bad header, out-of-range offsets, unknown
-    /// kinds or type ids pointing past the last type.
-    pub fn parse(data: &[u8]) -> Result<Self, LoadError> {
-        let magic = data.get(0..2).ok_or_else(|| bad("section too short"))?;
-        if magic != [0x9f, 0xeb] {
-            return Err(bad("bad magic (not 0xeb9f little-endian)"));
-        }
-        let hdr_len = u32_at(data, 4).ok_or_else(|| bad("header truncated"))? as usize;
-        let field = |off| u32_at(data, off).ok_or_else(|| bad("header truncated"));
-        let (type_off, type_len) = (field(8)? as usize, field(12)? as usize);
-        let (str_off, str_len) = (field(16)? as usize, field(20)? as usize);
-        let range = |off: usize, len: usize, what: &str| {
-            hdr_len
-                .checked_add(off)
-                .and_then(|s| Some(s..s.checked_add(len)?))
-                .and_then(|r| data.get(r))
-                .ok_or_else(|| bad(format!("{what} lie outside the section")))
-        };
-        let type_data = range(type_off, type_len, "types")?;
-        let strings = range(str_off, str_len, "strings")?;
-        let name = |off: u32| str_at(strings, off).ok_or_else(|| bad("name offset out of range"));
-
-        let mut types = vec![BtfType::Void];
-        let mut r = Reader::new(type_data);
-        while !r.is_empty() {
-            let truncated = || bad(format!("type {} truncated", types.len()));
-            let name_off = r.u32().ok_or_else(truncated)?;
-            let info = r.u32().ok_or_else(truncated)?;
-            let size_or_type = r.u32().ok_or_else(truncated)?;
-            let vlen = info & 0xffff;
-            let kind = (info >> 24) & 0x1f;
-            let kind_flag = info >> 31 != 0;
-            let ty = match kind {
-                1 => {
-                    let enc = r.u32().ok_or_else(truncated)?;
-                    BtfType::Int {
-                        name: name(name_off)?,
-                        size: size_or_type,
-                        signed: (enc >> 24) & 1 != 0,
-                        is_char: (enc >> 24) & 2 != 0,
-                        is_bool: (enc >> 24) & 4 != 0,
-                        bits: enc & 0xff,
-                    }
-                }
-                2 => BtfType::Ptr {
-                    target: size_or_type,
-                },
-                3 => {
-                    let elem = r.u32().ok_or_else(truncated)?;
-                    let _index = r.u32().ok_or_else(truncated)?;
-                    let nelems = r.u32().ok_or_else(truncated)?;
-                    BtfType::Array { elem, nelems }
-                }
-                4 | 5 => {
-                    let mut members = Vec::with_capacity(vlen as usize);
-                    for _ in 0..vlen {
-                        let m_name = r.u32().ok_or_else(truncated)?;
-                        let type_id = r.u32().ok_or_else(truncated)?;
-                        let off = r.u32().ok_or_else(truncated)?;
-                        let (bit_offset, bitfield_size) = if kind_flag {
-                            (off & 0xff_ffff, off >> 24)
-                        } else {
-                            (off, 0)
-                        };
-                        members.push(BtfMember {
-                            name: name(m_name)?,
-                            type_id,
-                            bit_offset,
-                            bitfield_size,
-                        });
-                    }
-                    let name = name(name_off)?;
-                    if kind == 4 {
-                        BtfType::Struct {
-                            name,
-                            size: size_or_type,
-                            members,
-                        }
-                    } else {
-                        BtfType::Union {
-                            name,
-                            size: size_or_type,
-                            members,
-                        }
-                    }
-                }
-                6 | 19 => {
-                    let mut values = Vec::with_capacity(vlen as usize);
-                    for _ in 0..vlen {
-                        let v_name = name(r.u32().ok_or_else(truncated)?)?;
-                        let lo = r.u32().ok_or_else(truncated)?;
-                        let value = if kind == 19 {
-                            let hi = r.u32().ok_or_else(truncated)?;
-                            ((u64::from(hi) << 32) | u64::from(lo)) as i64
-                        } else if kind_flag {
-                            i64::from(lo as i32)
-                        } else {
-                            i64::from(lo)
-                        };
-                        values.push((v_name, value));
-                    }
-                    BtfType::Enum {
-                        name: name(name_off)?,
-                        size: size_or_type,
-                        signed: kind_flag,
-                        values,
-                    }
-                }
-                7 => BtfType::Fwd {
-                    name: name(name_off)?,
-                },
-                8 => BtfType::Typedef {
-                    name: name(name_off)?,
-                    target: size_or_type,
-                },
-                9 | 10 | 11 | 18 => BtfType::Modifier {
-                    modifier: match kind {
-                        9 => "volatile".into(),
-                        10 => "const".into(),
-                        11 => "restrict".into(),
-                        _ => name(name_off)?,
-                    },
-                    target: size_or_type,
-                },
-                12 => BtfType::Func {
-                    name: name(name_off)?,
-                    proto: size_or_type,
-                },
-                13 => {
-                    let mut params = Vec::with_capacity(vlen as usize);
-                    for _ in 0..vlen {
-                        let _p_name = r.u32().ok_or_else(truncated)?;
-                        params.push(r.u32().ok_or_else(truncated)?);
-                    }
-                    BtfType::FuncProto {
-                        ret: size_or_type,
-                        params,
-                    }
-                }
-                14 => {
-                    let _linkage = r.u32().ok_or_else(truncated)?;
-                    BtfType::Var {
-                        name: name(name_off)?,
-                        target: size_or_type,
-                    }
-                }
-                15 => {
-                    let mut vars = Vec::with_capacity(vlen as usize);
-                    for _ in 0..vlen {
-                        vars.push(BtfVarSecinfo {
-                            type_id: r.u32().ok_or_else(truncated)?,
-                            offset: r.u32().ok_or_else(truncated)?,
-                            size: r.u32().ok_or_else(truncated)?,
-                        });
-                    }
-                    BtfType::Datasec {
-                        name: name(name_off)?,
-                        size: size_or_type,
-                        vars,
-                    }
-                }
-                16 => BtfType::Float {
-                    name: name(name_off)?,
-                    size: size_or_type,
-                },
-                17 => {
-                    let _component = r.u32().ok_or_else(truncated)?;
-                    BtfType::DeclTag {
-                        name: name(name_off)?,
-                        target: size_or_type,
-                    }
-                }
-                other => {
-                    return Err(bad(format!(
-                        "type {} has unknown kind {other}",
-                        types.len()
-                    )))
-                }
-            };
-            types.push(ty);
-        }
-        let btf = Self {
-            types,
-            strings: strings.to_vec(),
-        };
-        btf.check_references()?;
-        Ok(btf)
-    }
-
-    /// Every type id mentioned by a type must exist.
-    fn check_references(&self) -> Result<(), LoadError> {
-        let n = self.types.len() as u32;
-        for (id, ty) in self.types.iter().enumerate() {
-            let mut refs: Vec<u32> = Vec::new();
-            match ty {
-                BtfType::Ptr { target }
-                | BtfType::Typedef { target, .. }
-                | BtfType::Modifier { target, .. }
-                | BtfType::Var { target, .. }
-                | BtfType::DeclTag { target, .. } => refs.push(*target),
-                BtfType::Array { elem, .. } => refs.push(*elem),
-                BtfType::Struct { members, .. } | BtfType::Union { members, .. } => {
-                    refs.extend(members.iter().map(|m| m.type_id))
-                }
-                BtfType::Func { proto, .. } => refs.push(*proto),
-                BtfType::FuncProto { ret, params } => {
-                    refs.push(*ret);
-                    refs.extend(params);
-                }
-                BtfType::Datasec { vars, .. } => refs.extend(vars.iter().map(|v| v.type_id)),
-                _ => {}
-            }
-            if let Some(bad_ref) = refs.into_iter().find(|&r| r >= n) {
-                return Err(bad(format!(
-                    "type {id} refers to type {bad_ref}, past the last type {}",
-                    n - 1
-                )));
-            }
-        }
-        Ok(())
-    }
-
-    /// The string at offset `off` of the BTF string table.
-    pub(crate) fn string(&self, off: u32) -> Option<String> {
-        str_at(&self.strings, off)
+    /// The string at offset `off` of the BTF string section.
+    pub(crate) fn string(&self, off: u32) -> Option<SharedStr> {
+        self.strings.get(off)
     }
 
     /// Fill in what clang leaves as 0 in a `Datasec`, as libbpf does: the section size
@@ -458,12 +198,12 @@ impl Btf {
         &mut self,
         section: &str,
         section_size: u32,
-        offset_of: impl Fn(&str) -> Option<u32>,
+        offset_of: impl Fn(&SharedStr) -> Option<u32>,
     ) {
         let Some(id) = self.datasec(section) else {
             return;
         };
-        let names: Vec<Option<String>> = match &self.types[id as usize] {
+        let names: Vec<Option<SharedStr>> = match &self.types[id as usize] {
             BtfType::Datasec { vars, .. } => vars
                 .iter()
                 .map(|v| match self.get(v.type_id) {
@@ -476,10 +216,25 @@ impl Btf {
         if let BtfType::Datasec { size, vars, .. } = &mut self.types[id as usize] {
             *size = section_size;
             for (var, name) in vars.iter_mut().zip(names) {
-                if let Some(off) = name.as_deref().and_then(&offset_of) {
+                if let Some(off) = name.as_ref().and_then(&offset_of) {
                     var.offset = off;
                 }
             }
+        }
+    }
+
+    /// The name of the enumerator of enum `id` whose value is `value` (the first one in
+    /// declaration order when several have it).
+    pub(crate) fn enumerator(&self, id: u32, value: i64) -> Option<&SharedStr> {
+        let index = self.enum_index.get(&id)?;
+        let i = index.partition_point(|&(v, _)| v < value);
+        let &(v, at) = index.get(i)?;
+        if v != value {
+            return None;
+        }
+        match self.get(id)? {
+            BtfType::Enum { values, .. } => values.get(at as usize).map(|(name, _)| name),
+            _ => None,
         }
     }
 
@@ -533,10 +288,10 @@ impl Btf {
 
     /// The id of the `Datasec` named `name` (e.g. `.maps`, `.bss`).
     pub fn datasec(&self, name: &str) -> Option<u32> {
-        self.types
-            .iter()
-            .position(|t| matches!(t, BtfType::Datasec { name: n, .. } if n == name))
-            .map(|i| i as u32)
+        if name.len() > super::limits::MAX_NAME_LEN {
+            return None; // no DATASEC has such a name (parsing refuses them)
+        }
+        self.datasecs.get(name).copied()
     }
 
     /// A C-like name for a type, for messages and listings (`struct input`, `__u64`).
@@ -558,7 +313,7 @@ impl Btf {
             | Some(BtfType::Func { name, .. })
             | Some(BtfType::Var { name, .. })
             | Some(BtfType::Datasec { name, .. })
-            | Some(BtfType::DeclTag { name, .. }) => name.clone(),
+            | Some(BtfType::DeclTag { name, .. }) => name.to_string(),
             Some(BtfType::Struct { name, .. }) => format!("struct {name}").trim_end().into(),
             Some(BtfType::Union { name, .. }) => format!("union {name}").trim_end().into(),
             Some(BtfType::Enum { name, .. }) => format!("enum {name}").trim_end().into(),
@@ -579,6 +334,7 @@ impl Btf {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::loader::LoadError;
 
     /// Build a `.BTF` section from raw type words and a string table.
     pub(crate) fn build(types: &[u32], strings: &[u8]) -> Vec<u8> {

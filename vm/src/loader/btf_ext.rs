@@ -3,10 +3,19 @@
 //! which maps instructions back to source lines for messages.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use super::btf::{u32_at, Btf};
+use super::btf::Btf;
+use super::btf_parse::u32_at;
 use super::error::LoadError;
+use super::limits::MAX_NAME_LEN;
 use super::program::SourceLine;
+use super::strtab::SharedStr;
+
+/// Line info of one code section: `(instruction index, line)`, in strictly increasing
+/// instruction order (the kernel's rule for `line_info`), each line shared by every
+/// program that links that instruction.
+pub(crate) type SectionLines = Vec<(usize, Arc<SourceLine>)>;
 
 fn bad(reason: impl Into<String>) -> LoadError {
     LoadError::BadBtf {
@@ -41,7 +50,7 @@ pub(crate) fn first_core_relocation(
             let insn_off = u32_at(core, pos).ok_or_else(truncated)?;
             let section = btf
                 .and_then(|b| b.string(sec_name_off))
-                .unwrap_or_else(|| format!("<section name {sec_name_off}>"));
+                .map_or_else(|| format!("<section name {sec_name_off}>"), String::from);
             return Ok(Some((section, insn_off as usize / 8)));
         }
     }
@@ -68,13 +77,17 @@ fn part(ext: &[u8], field: usize) -> Result<Option<&[u8]>, LoadError> {
         .ok_or_else(|| bad("a part of the section lies outside it"))
 }
 
-/// Line info by section name: `(instruction index in the section, source line)`, in
-/// the order of the records.
+/// Line info by section name. Each record costs a fixed few bytes whatever the length
+/// of the strings it names (they are shared with the BTF string section).
+///
+/// Fails when a record's strings lie outside the string section, or when the records of
+/// a section are not in strictly increasing instruction order (the kernel refuses such
+/// line info: "Invalid line_info[..].insn_off").
 pub(crate) fn line_info(
     ext: &[u8],
     btf: &Btf,
-) -> Result<HashMap<String, Vec<(usize, SourceLine)>>, LoadError> {
-    let mut out: HashMap<String, Vec<(usize, SourceLine)>> = HashMap::new();
+) -> Result<HashMap<SharedStr, SectionLines>, LoadError> {
+    let mut out: HashMap<SharedStr, SectionLines> = HashMap::new();
     let Some(data) = part(ext, 16)? else {
         return Ok(out);
     };
@@ -95,23 +108,38 @@ pub(crate) fn line_info(
         let num = u32_at(data, pos + 4).ok_or_else(|| bad("line info truncated"))? as usize;
         pos += 8;
         let section = string(sec_name)?;
+        if section.len() > MAX_NAME_LEN {
+            return Err(bad(format!(
+                "line info names a section of {} bytes, the limit is {MAX_NAME_LEN}",
+                section.len()
+            )));
+        }
         let end = num
             .checked_mul(rec_size)
             .and_then(|n| n.checked_add(pos))
             .filter(|&e| e <= data.len())
             .ok_or_else(|| bad(format!("line info of section {section} truncated")))?;
-        let lines = out.entry(section).or_default();
+        let lines = out.entry(section.clone()).or_default();
         while pos < end {
             let field = |i: usize| u32_at(data, pos + 4 * i).unwrap_or(0);
+            let insn = field(0) as usize / 8;
+            if let Some(&(prev, _)) = lines.last() {
+                if insn <= prev {
+                    return Err(bad(format!(
+                        "line info of section {section}: instruction {insn} follows \
+                         instruction {prev} (records must be in increasing order)"
+                    )));
+                }
+            }
             let line_col = field(3);
             lines.push((
-                field(0) as usize / 8,
-                SourceLine {
+                insn,
+                Arc::new(SourceLine {
                     file: string(field(1))?,
                     source: string(field(2))?,
                     line: line_col >> 10,
                     column: line_col & 0x3ff,
-                },
+                }),
             ));
             pos += rec_size;
         }

@@ -1,12 +1,17 @@
 //! Decoding map keys and values with their BTF type, for listings (CLI, test output):
 //! integers as numbers, structs by member, arrays element by element.
+//!
+//! A decoded value is bounded: it holds at most a budget of nodes and text that grows
+//! with the bytes decoded (see [`DECODE_BASE_UNITS`]), and nests at most
+//! [`MAX_DECODE_DEPTH`] deep, so a union DAG that fans out exponentially, a struct that
+//! contains itself or members sharing one huge name cannot make it large. Names are
+//! [`SharedStr`]s, shared with the BTF, not copies.
 
 use std::fmt;
 
 use super::btf::{Btf, BtfType};
-
-/// How deep nested structs/arrays are decoded before falling back to bytes.
-const MAX_DEPTH: usize = 16;
+use super::limits::{DECODE_BASE_UNITS, DECODE_UNITS_PER_BYTE, MAX_DECODE_DEPTH, MAX_DECODE_UNITS};
+use super::strtab::SharedStr;
 
 /// A decoded key or value.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,15 +28,18 @@ pub enum BtfValue {
     /// A float or double.
     Float(f64),
     /// An enumerator's name.
-    Enumerator(String),
-    /// A struct or union, member by member.
-    Struct(Vec<(String, BtfValue)>),
+    Enumerator(SharedStr),
+    /// A struct or union, member by member (a last member with an empty name and a
+    /// [`BtfValue::Truncated`] value stands for members left out).
+    Struct(Vec<(SharedStr, BtfValue)>),
     /// An array; `char` arrays are kept as [`BtfValue::Str`].
     Array(Vec<BtfValue>),
     /// A NUL-terminated `char` array.
     Str(String),
     /// Anything else, or bytes that do not fit the type.
     Bytes(Vec<u8>),
+    /// What was left undecoded when the decoding budget ran out (printed as `...`).
+    Truncated,
 }
 
 fn le_uint(bytes: &[u8]) -> u64 {
@@ -50,30 +58,60 @@ fn sign_extend(v: u64, bits: u32) -> i64 {
     ((v << shift) as i64) >> shift
 }
 
-impl Btf {
-    /// Decode `bytes` as a value of type `type_id`.
-    ///
-    /// Never fails: what cannot be decoded (unknown type, short buffer) comes back as
-    /// [`BtfValue::Bytes`].
-    pub fn decode(&self, type_id: u32, bytes: &[u8]) -> BtfValue {
-        self.decode_depth(type_id, bytes, 0)
+/// The units a decode of `len` bytes may spend.
+pub(crate) fn decode_budget(len: usize) -> usize {
+    len.saturating_mul(DECODE_UNITS_PER_BYTE)
+        .saturating_add(DECODE_BASE_UNITS)
+        .min(MAX_DECODE_UNITS)
+}
+
+/// One decode: the BTF and the units left.
+struct Decoder<'b> {
+    btf: &'b Btf,
+    budget: usize,
+}
+
+impl Decoder<'_> {
+    /// Spend `units`; `false` (and nothing spent) when they are not there.
+    fn spend(&mut self, units: usize) -> bool {
+        match self.budget.checked_sub(units) {
+            Some(left) => {
+                self.budget = left;
+                true
+            }
+            None => {
+                self.budget = 0;
+                false
+            }
+        }
     }
 
-    fn decode_depth(&self, type_id: u32, bytes: &[u8], depth: usize) -> BtfValue {
-        let raw = || BtfValue::Bytes(bytes.to_vec());
-        if depth > MAX_DEPTH {
-            return raw();
+    /// Raw bytes, as many as the budget allows.
+    fn raw(&mut self, bytes: &[u8]) -> BtfValue {
+        if !self.spend(1 + bytes.len()) {
+            return BtfValue::Truncated;
         }
-        let Some(id) = self.resolve(type_id) else {
-            return raw();
+        BtfValue::Bytes(bytes.to_vec())
+    }
+
+    fn decode(&mut self, type_id: u32, bytes: &[u8], depth: usize) -> BtfValue {
+        if depth > MAX_DECODE_DEPTH {
+            return self.raw(bytes);
+        }
+        let btf = self.btf;
+        let Some(id) = btf.resolve(type_id) else {
+            return self.raw(bytes);
         };
-        let Some(size) = self.size_of(id) else {
-            return raw();
+        let Some(size) = btf.size_of(id) else {
+            return self.raw(bytes);
         };
         let Some(bytes) = bytes.get(..size as usize) else {
-            return raw();
+            return self.raw(bytes);
         };
-        match self.get(id) {
+        if !self.spend(1) {
+            return BtfValue::Truncated;
+        }
+        match btf.get(id) {
             Some(BtfType::Int {
                 signed,
                 is_char,
@@ -96,26 +134,31 @@ impl Btf {
             Some(BtfType::Float { .. }) => match size {
                 4 => BtfValue::Float(f64::from(f32::from_bits(le_uint(bytes) as u32))),
                 8 => BtfValue::Float(f64::from_bits(le_uint(bytes))),
-                _ => raw(),
+                _ => self.raw(bytes),
             },
-            Some(BtfType::Enum { signed, values, .. }) => {
+            Some(BtfType::Enum { signed, .. }) => {
                 let v = le_uint(bytes);
                 let v = if *signed {
-                    sign_extend(v, size * 8)
+                    sign_extend(v, size.saturating_mul(8))
                 } else {
                     v as i64
                 };
-                match values.iter().find(|(_, val)| *val == v) {
-                    Some((name, _)) => BtfValue::Enumerator(name.clone()),
+                match btf.enumerator(id, v) {
+                    Some(name) if self.spend(name.len()) => BtfValue::Enumerator(name.clone()),
+                    Some(_) => BtfValue::Truncated,
                     None if *signed => BtfValue::Signed(v),
                     None => BtfValue::Unsigned(v as u64),
                 }
             }
             Some(BtfType::Struct { members, .. }) | Some(BtfType::Union { members, .. }) => {
-                let mut out = Vec::with_capacity(members.len());
+                let mut out = Vec::new();
                 for m in members {
+                    if !self.spend(1 + m.name.len()) {
+                        out.push((SharedStr::default(), BtfValue::Truncated));
+                        break;
+                    }
+                    let start = (m.bit_offset / 8) as usize;
                     let value = if m.bitfield_size > 0 {
-                        let start = (m.bit_offset / 8) as usize;
                         let word = le_uint(bytes.get(start..).unwrap_or(&[]));
                         let shifted = word >> (m.bit_offset % 8);
                         let mask = if m.bitfield_size >= 64 {
@@ -125,9 +168,8 @@ impl Btf {
                         };
                         BtfValue::Unsigned(shifted & mask)
                     } else {
-                        let start = (m.bit_offset / 8) as usize;
                         match bytes.get(start..) {
-                            Some(rest) => self.decode_depth(m.type_id, rest, depth + 1),
+                            Some(rest) => self.decode(m.type_id, rest, depth + 1),
                             None => BtfValue::Bytes(Vec::new()),
                         }
                     };
@@ -136,51 +178,78 @@ impl Btf {
                 BtfValue::Struct(out)
             }
             Some(BtfType::Array { elem, nelems }) => {
-                let elem_size = self.size_of(*elem).unwrap_or(0) as usize;
+                let elem_size = btf.size_of(*elem).unwrap_or(0) as usize;
+                let elem_ty = btf.resolve(*elem).and_then(|e| btf.get(e));
                 let is_char = matches!(
-                    self.resolve(*elem).and_then(|e| self.get(e)),
+                    elem_ty,
                     Some(BtfType::Int {
                         is_char: true,
                         size: 1,
                         ..
                     })
                 ) || matches!(
-                    self.resolve(*elem).and_then(|e| self.get(e)),
+                    elem_ty,
                     Some(BtfType::Int { name, size: 1, .. }) if name == "char"
                 );
                 if is_char {
                     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+                    if !self.spend(end) {
+                        return BtfValue::Truncated;
+                    }
                     return BtfValue::Str(String::from_utf8_lossy(&bytes[..end]).into_owned());
                 }
                 if elem_size == 0 {
-                    return raw();
+                    return self.raw(bytes);
                 }
-                BtfValue::Array(
-                    bytes
-                        .chunks(elem_size)
-                        .take(*nelems as usize)
-                        .map(|c| self.decode_depth(*elem, c, depth + 1))
-                        .collect(),
-                )
+                let mut items = Vec::new();
+                for chunk in bytes.chunks(elem_size).take(*nelems as usize) {
+                    if self.budget == 0 {
+                        items.push(BtfValue::Truncated);
+                        break;
+                    }
+                    items.push(self.decode(*elem, chunk, depth + 1));
+                }
+                BtfValue::Array(items)
             }
-            Some(BtfType::Datasec { vars, .. }) => BtfValue::Struct(
-                vars.iter()
-                    .map(|v| {
-                        let name = match self.get(v.type_id) {
-                            Some(BtfType::Var { name, .. }) => name.clone(),
-                            _ => String::new(),
-                        };
-                        let value = match bytes.get(v.offset as usize..) {
-                            Some(rest) => self.decode_depth(v.type_id, rest, depth + 1),
-                            None => BtfValue::Bytes(Vec::new()),
-                        };
-                        (name, value)
-                    })
-                    .collect(),
-            ),
-            Some(BtfType::Var { target, .. }) => self.decode_depth(*target, bytes, depth + 1),
-            _ => raw(),
+            Some(BtfType::Datasec { vars, .. }) => {
+                let mut out = Vec::new();
+                for v in vars {
+                    let name = match btf.get(v.type_id) {
+                        Some(BtfType::Var { name, .. }) => name.clone(),
+                        _ => SharedStr::default(),
+                    };
+                    if !self.spend(1 + name.len()) {
+                        out.push((SharedStr::default(), BtfValue::Truncated));
+                        break;
+                    }
+                    let value = match bytes.get(v.offset as usize..) {
+                        Some(rest) => self.decode(v.type_id, rest, depth + 1),
+                        None => BtfValue::Bytes(Vec::new()),
+                    };
+                    out.push((name, value));
+                }
+                BtfValue::Struct(out)
+            }
+            Some(BtfType::Var { target, .. }) => self.decode(*target, bytes, depth + 1),
+            _ => self.raw(bytes),
         }
+    }
+}
+
+impl Btf {
+    /// Decode `bytes` as a value of type `type_id`.
+    ///
+    /// Never fails: what cannot be decoded (unknown type, short buffer) comes back as
+    /// [`BtfValue::Bytes`], and what is left when the budget of
+    /// `DECODE_BASE_UNITS + DECODE_UNITS_PER_BYTE × bytes.len()` units (at most
+    /// `MAX_DECODE_UNITS`, see [`limits`](super::limits)) runs out as
+    /// [`BtfValue::Truncated`].
+    pub fn decode(&self, type_id: u32, bytes: &[u8]) -> BtfValue {
+        Decoder {
+            btf: self,
+            budget: decode_budget(bytes.len()),
+        }
+        .decode(type_id, bytes, 0)
     }
 }
 
@@ -203,7 +272,11 @@ impl fmt::Display for BtfValue {
                     if i > 0 {
                         f.write_str(", ")?;
                     }
-                    write!(f, "{name}: {value}")?;
+                    match value {
+                        // Members left out when the budget ran out.
+                        Self::Truncated if name.is_empty() => f.write_str("...")?,
+                        _ => write!(f, "{name}: {value}")?,
+                    }
                 }
                 f.write_str(" }")
             }
@@ -217,6 +290,7 @@ impl fmt::Display for BtfValue {
                 }
                 f.write_str("]")
             }
+            Self::Truncated => f.write_str("..."),
             Self::Bytes(bytes) => {
                 for (i, b) in bytes.iter().enumerate() {
                     if i > 0 {

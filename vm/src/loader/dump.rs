@@ -5,6 +5,7 @@ use super::btf::Btf;
 use super::decode::BtfValue;
 use super::error::LoadError;
 use super::instance::ObjectMaps;
+use super::limits::MAX_DECODE_UNITS;
 use super::Object;
 
 /// `ENOENT`, which ends a `BPF_MAP_GET_NEXT_KEY` walk.
@@ -32,9 +33,19 @@ fn decode(btf: Option<&Btf>, type_id: Option<u32>, bytes: &[u8]) -> BtfValue {
                 buf[..bytes.len()].copy_from_slice(bytes);
                 BtfValue::Unsigned(u64::from_le_bytes(buf))
             }
+            n if n > MAX_DECODE_UNITS => BtfValue::Truncated,
             _ => BtfValue::Bytes(bytes.to_vec()),
         },
     }
+}
+
+/// A zeroed buffer of `len` bytes, or [`LoadError::OutOfMemory`] naming `what`.
+fn zeroed(len: usize, what: impl FnOnce() -> String) -> Result<Vec<u8>, LoadError> {
+    let mut buf = Vec::new();
+    buf.try_reserve_exact(len)
+        .map_err(|_| LoadError::out_of_memory(what(), len))?;
+    buf.resize(len, 0);
+    Ok(buf)
 }
 
 impl Object {
@@ -42,18 +53,38 @@ impl Object {
     /// [`Object::create_maps`]), in `BPF_MAP_GET_NEXT_KEY` order, decoded with the
     /// map's BTF key and value types.
     ///
-    /// Fails with [`LoadError::NoSuchMap`] for an unknown name and
-    /// [`LoadError::MapRead`] when the maps crate refuses a read (e.g. a write-only map).
+    /// Fails with [`LoadError::NoSuchMap`] for an unknown name,
+    /// [`LoadError::MapRead`] when the maps crate refuses a read (e.g. a write-only map)
+    /// and [`LoadError::OutOfMemory`] when a value buffer cannot be allocated. To list a
+    /// large map without holding every entry, use [`Object::for_each_map_entry`].
     pub fn dump_map(&self, maps: &ObjectMaps, name: &str) -> Result<Vec<MapEntry>, LoadError> {
-        let (def, map) = maps
-            .iter()
-            .find(|(d, _)| d.name == name)
-            .or_else(|| maps.iter().find(|(d, _)| d.is_named(name)))
-            .ok_or_else(|| LoadError::NoSuchMap {
-                name: name.to_owned(),
-            })?;
+        let mut entries = Vec::new();
+        self.for_each_map_entry(maps, name, |e| entries.push(e))?;
+        Ok(entries)
+    }
+
+    /// Like [`Object::dump_map`], but hands each entry to `f` as it is read, so memory
+    /// stays that of one entry (its key, its value on every CPU, and the decoded forms,
+    /// each bounded as [`Btf::decode`] says).
+    ///
+    /// Fails as [`Object::dump_map`] does; entries already passed to `f` stay passed.
+    pub fn for_each_map_entry(
+        &self,
+        maps: &ObjectMaps,
+        name: &str,
+        mut f: impl FnMut(MapEntry),
+    ) -> Result<(), LoadError> {
+        let no_such = || LoadError::NoSuchMap {
+            name: name.to_owned(),
+        };
+        // `maps` holds this object's maps in the order of `Object::maps`.
+        let i = self.map_index(name).ok_or_else(no_such)?;
+        let (def, map) = (
+            self.maps().get(i).ok_or_else(no_such)?,
+            maps.all().get(i).ok_or_else(no_such)?,
+        );
         let read_err = |source| LoadError::MapRead {
-            map: def.name.clone(),
+            map: def.name.to_string(),
             source,
         };
         let key_size = def.key_size as usize;
@@ -65,16 +96,15 @@ impl Object {
             1
         };
         let stride = total / ncpus.max(1);
-        let mut entries = Vec::new();
+        let mut value = zeroed(total, || format!("a value of map {}", def.name))?;
         let mut prev: Option<Vec<u8>> = None;
         loop {
-            let mut key = vec![0u8; key_size];
+            let mut key = zeroed(key_size, || format!("a key of map {}", def.name))?;
             match map.get_next_key(prev.as_deref(), &mut key, 0) {
                 Ok(()) => {}
                 Err(e) if e.errno() == ENOENT => break,
                 Err(e) => return Err(read_err(e)),
             }
-            let mut value = vec![0u8; total];
             match map.lookup(&key, &mut value, 0) {
                 Ok(()) => {
                     let values = value
@@ -83,7 +113,7 @@ impl Object {
                             decode(self.btf(), def.value_type_id, &v[..value_size.min(v.len())])
                         })
                         .collect();
-                    entries.push(MapEntry {
+                    f(MapEntry {
                         key: decode(self.btf(), def.key_type_id, &key),
                         values,
                     });
@@ -95,6 +125,6 @@ impl Object {
             }
             prev = Some(key);
         }
-        Ok(entries)
+        Ok(())
     }
 }

@@ -1,11 +1,20 @@
 //! The ELF layer: sections, symbols and relocations of a BPF object, read with the
 //! `object` crate's checked low-level ELF API (every offset is bounds-checked there).
+//!
+//! Names are [`SharedStr`]s into one copy of each string table, sections may not overlap
+//! (the gABI's rule: "no byte in a file resides in more than one section"), and the
+//! lookups the loader needs (a section's symbols, a symbol by section and name) are
+//! indexed once, so nothing here is quadratic or copies a byte of the file twice.
+
+use std::collections::HashMap;
 
 use object::elf;
 use object::read::elf::{FileHeader as _, Rel as _, SectionHeader as _, Sym as _};
-use object::{Endianness, FileKind};
+use object::{Endianness, FileKind, SectionIndex};
 
 use super::error::LoadError;
+use super::limits::MAX_NAME_LEN;
+use super::strtab::{SharedStr, StrTab};
 
 /// ELF `R_BPF_64_64`: a 64-bit immediate (`ld_imm64`) referring to a symbol.
 pub(crate) const R_BPF_64_64: u32 = 1;
@@ -28,7 +37,7 @@ pub(crate) enum SectionKind {
 pub(crate) struct Section<'a> {
     /// ELF section index.
     pub index: usize,
-    pub name: String,
+    pub name: SharedStr,
     pub kind: SectionKind,
     /// `sh_flags`.
     pub flags: u64,
@@ -60,7 +69,7 @@ pub(crate) enum SymbolKind {
 /// One symbol table entry.
 #[derive(Debug, Clone)]
 pub(crate) struct Symbol {
-    pub name: String,
+    pub name: SharedStr,
     /// Defining section, `None` for undefined (extern) and special symbols.
     pub section: Option<usize>,
     pub value: u64,
@@ -83,6 +92,54 @@ pub(crate) struct Reloc {
 pub(crate) struct ElfObject<'a> {
     pub sections: Vec<Section<'a>>,
     pub symbols: Vec<Symbol>,
+    /// Indices into `symbols` of each section's symbols, by section index, in table order.
+    section_symbols: Vec<Vec<usize>>,
+    /// The first symbol of each (section, name), for names up to [`MAX_NAME_LEN`].
+    by_section_and_name: HashMap<(usize, SharedStr), usize>,
+    /// The first section of each name, for names up to [`MAX_NAME_LEN`].
+    by_name: HashMap<SharedStr, usize>,
+}
+
+/// A string table section's bytes (empty for index 0, "no table").
+fn table_bytes<'a>(
+    table: &object::read::elf::SectionTable<'a, elf::FileHeader64<Endianness>>,
+    endian: Endianness,
+    data: &'a [u8],
+    index: usize,
+    what: &str,
+) -> Result<&'a [u8], LoadError> {
+    if index == 0 {
+        return Ok(&[]);
+    }
+    table
+        .section(SectionIndex(index))
+        .and_then(|sh| sh.data(endian, data))
+        .map_err(|_| {
+            LoadError::malformed(format!("{what} (section {index}) lies outside the file"))
+        })
+}
+
+/// Sections whose bytes overlap another section's (`sh_type` other than `SHT_NULL` and
+/// `SHT_NOBITS`, inside the file, not empty) are refused: one byte read as two sections
+/// would be parsed, copied and relocated twice.
+fn check_no_overlap(sections: &[(usize, u64, u64, SharedStr)]) -> Result<(), LoadError> {
+    let mut ranges: Vec<&(usize, u64, u64, SharedStr)> = sections.iter().collect();
+    ranges.sort_unstable_by_key(|&&(index, off, _, _)| (off, index));
+    for pair in ranges.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        if a.1 + a.2 > b.1 {
+            return Err(LoadError::malformed(format!(
+                "sections {} and {} overlap in the file (bytes {}..{} and {}..{})",
+                a.3,
+                b.3,
+                a.1,
+                a.1 + a.2,
+                b.1,
+                b.1 + b.2
+            )));
+        }
+    }
+    Ok(())
 }
 
 impl<'a> ElfObject<'a> {
@@ -112,10 +169,34 @@ impl<'a> ElfObject<'a> {
             return Err(LoadError::WrongMachine { machine: machine.0 });
         }
         let table = header.sections(endian, data)?;
+        let shstrndx = if table.is_empty() {
+            0
+        } else {
+            header.shstrndx(endian, data).unwrap_or(0) as usize
+        };
+        let shstrtab = StrTab::new(
+            table_bytes(&table, endian, data, shstrndx, "the section name table")?,
+            "the section name table",
+        )?;
         let mut sections = Vec::with_capacity(table.len());
+        let mut with_bytes = Vec::new();
         for (index, sh) in table.enumerate() {
-            let name = String::from_utf8_lossy(table.section_name(endian, sh)?).into_owned();
+            let name = shstrtab.get(sh.sh_name(endian)).ok_or_else(|| {
+                LoadError::malformed(format!(
+                    "section {} has name offset {}, outside the section name table",
+                    index.0,
+                    sh.sh_name(endian)
+                ))
+            })?;
             let sh_type = sh.sh_type(endian);
+            if let Some((off, size)) = sh.file_range(endian) {
+                let in_file = off
+                    .checked_add(size)
+                    .is_some_and(|end| end <= data.len() as u64);
+                if size > 0 && in_file {
+                    with_bytes.push((index.0, off, size, name.clone()));
+                }
+            }
             let kind = if sh_type == elf::SHT_PROGBITS {
                 SectionKind::Progbits
             } else if sh_type == elf::SHT_NOBITS {
@@ -141,10 +222,27 @@ impl<'a> ElfObject<'a> {
             });
         }
 
+        check_no_overlap(&with_bytes)?;
+
         let symtab = table.symbols(endian, data, elf::SHT_SYMTAB)?;
+        let strtab = StrTab::new(
+            table_bytes(
+                &table,
+                endian,
+                data,
+                symtab.string_section().0,
+                "the symbol name table",
+            )?,
+            "the symbol name table",
+        )?;
         let mut symbols = Vec::with_capacity(symtab.len());
-        for sym in symtab.iter() {
-            let name = String::from_utf8_lossy(symtab.symbol_name(endian, sym)?).into_owned();
+        for (i, sym) in symtab.iter().enumerate() {
+            let name = strtab.get(sym.st_name(endian)).ok_or_else(|| {
+                LoadError::malformed(format!(
+                    "symbol {i} has name offset {}, outside the symbol name table",
+                    sym.st_name(endian)
+                ))
+            })?;
             let shndx = sym.st_shndx(endian);
             let section = match shndx.index() {
                 Some(i) if usize::from(i) < sections.len() => Some(usize::from(i)),
@@ -179,14 +277,14 @@ impl<'a> ElfObject<'a> {
         for sh in table.iter() {
             if sh.sh_type(endian) == elf::SHT_RELA {
                 return Err(LoadError::Unsupported {
-                    section: String::from_utf8_lossy(table.section_name(endian, sh)?).into_owned(),
+                    section: shstrtab.get(sh.sh_name(endian)).unwrap_or_default().into(),
                     what: "RELA relocation sections (clang emits REL for BPF)".into(),
                 });
             }
             let Some((rels, _link)) = sh.rel(endian, data)? else {
                 continue;
             };
-            let rel_name = String::from_utf8_lossy(table.section_name(endian, sh)?).into_owned();
+            let rel_name = shstrtab.get(sh.sh_name(endian)).unwrap_or_default();
             let target = sh.sh_info(endian) as usize;
             if target == 0 || target >= sections.len() {
                 return Err(LoadError::malformed(format!(
@@ -209,11 +307,56 @@ impl<'a> ElfObject<'a> {
             }
             sections[target].relocations.extend(relocs);
         }
-        Ok(Self { sections, symbols })
+        let mut section_symbols = vec![Vec::new(); sections.len()];
+        let mut by_section_and_name = HashMap::new();
+        for (i, sym) in symbols.iter().enumerate() {
+            if let Some(sec) = sym.section {
+                section_symbols[sec].push(i);
+                if sym.name.len() <= MAX_NAME_LEN {
+                    by_section_and_name
+                        .entry((sec, sym.name.clone()))
+                        .or_insert(i);
+                }
+            }
+        }
+        let mut by_name = HashMap::new();
+        for s in sections.iter().filter(|s| s.name.len() <= MAX_NAME_LEN) {
+            by_name.entry(s.name.clone()).or_insert(s.index);
+        }
+        Ok(Self {
+            sections,
+            symbols,
+            section_symbols,
+            by_section_and_name,
+            by_name,
+        })
     }
 
-    /// The section named `name`, if any.
+    /// The (first) section named `name`, if any. Names longer than [`MAX_NAME_LEN`] are
+    /// not looked up.
     pub fn section_by_name(&self, name: &str) -> Option<&Section<'a>> {
-        self.sections.iter().find(|s| s.name == name)
+        if name.len() > MAX_NAME_LEN {
+            return None;
+        }
+        self.by_name.get(name).map(|&i| &self.sections[i])
+    }
+
+    /// The symbols defined in section `index`, in symbol table order.
+    pub fn symbols_in(&self, index: usize) -> impl Iterator<Item = &Symbol> {
+        self.section_symbols
+            .get(index)
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.symbols[i])
+    }
+
+    /// The first symbol named `name` defined in section `index`.
+    pub fn symbol_in(&self, index: usize, name: &SharedStr) -> Option<&Symbol> {
+        if name.len() > MAX_NAME_LEN {
+            return None;
+        }
+        self.by_section_and_name
+            .get(&(index, name.clone()))
+            .map(|&i| &self.symbols[i])
     }
 }

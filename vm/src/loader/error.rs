@@ -155,6 +155,54 @@ pub enum LoadError {
         /// The OS error.
         reason: String,
     },
+    /// A program is longer after linking than the kernel allows
+    /// ([`MAX_PROGRAM_INSNS`](super::limits::MAX_PROGRAM_INSNS)).
+    #[error(
+        "program {program} in section {section} is too large: {insns} instructions after \
+         linking, the limit is {limit}"
+    )]
+    ProgramTooLarge {
+        /// The program's name.
+        program: String,
+        /// Its section.
+        section: String,
+        /// Instructions after linking (at least; linking stops at the limit).
+        insns: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The programs of the object together are longer after linking than
+    /// [`MAX_OBJECT_INSNS`](super::limits::MAX_OBJECT_INSNS).
+    #[error(
+        "the object's programs are too large: {insns} instructions after linking up to \
+         program {program}, the limit for all programs together is {limit}"
+    )]
+    ObjectTooLarge {
+        /// The program whose linking crossed the limit.
+        program: String,
+        /// Instructions linked so far, that program included.
+        insns: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Something in the object is larger than the loader can hold.
+    #[error("{what} is too large: {size} bytes or more, the limit is {limit}")]
+    TooLarge {
+        /// What it is (section, table).
+        what: String,
+        /// Its size in bytes (for a file read up to the limit: the bytes read).
+        size: u64,
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// An allocation whose size comes from the object (or a live map) failed.
+    #[error("cannot allocate {bytes} bytes for {what}")]
+    OutOfMemory {
+        /// What the memory was for.
+        what: String,
+        /// How much was asked for.
+        bytes: usize,
+    },
     /// A feature bpfvm does not support, with what it is.
     #[error("unsupported in {section}: {what}")]
     Unsupported {
@@ -172,6 +220,8 @@ impl LoadError {
         const ENOTSUP: i32 = 95;
         const ESRCH: i32 = 3;
         const ENOENT: i32 = 2;
+        const E2BIG: i32 = 7;
+        const ENOMEM: i32 = 12;
         match self {
             Self::CoreRelocation { .. } | Self::Unsupported { .. } | Self::KfuncCall { .. } => {
                 ENOTSUP
@@ -180,7 +230,18 @@ impl LoadError {
             Self::UnsupportedMapType { .. } => ENOTSUP,
             Self::MapCreate { source, .. } | Self::MapRead { source, .. } => source.errno(),
             Self::NoSuchMap { .. } | Self::NoSuchProgram { .. } => ENOENT,
+            Self::ProgramTooLarge { .. } | Self::ObjectTooLarge { .. } | Self::TooLarge { .. } => {
+                E2BIG
+            }
+            Self::OutOfMemory { .. } => ENOMEM,
             _ => EINVAL,
+        }
+    }
+
+    pub(crate) fn out_of_memory(what: impl Into<String>, bytes: usize) -> Self {
+        Self::OutOfMemory {
+            what: what.into(),
+            bytes,
         }
     }
 

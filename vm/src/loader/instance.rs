@@ -35,7 +35,7 @@ impl MapDefinition {
     pub fn to_spec(&self) -> Result<MapSpec, LoadError> {
         let map_type =
             MapType::try_from(self.map_type).map_err(|_| LoadError::UnsupportedMapType {
-                map: self.name.clone(),
+                map: self.name.to_string(),
                 map_type: self.map_type_name(),
             })?;
         Ok(
@@ -56,7 +56,7 @@ impl MapDefinition {
     /// that does not fit is [`LoadError::MapCreate`] with `ENOMEM`.
     pub fn create_in(&self, ncpus: u32, memory: &MapMemory) -> Result<Arc<Map>, LoadError> {
         let fail = |source| LoadError::MapCreate {
-            map: self.name.clone(),
+            map: self.name.to_string(),
             source,
         };
         let map = Map::create_in(self.to_spec()?, ncpus, memory).map_err(fail)?;

@@ -1,21 +1,32 @@
 //! Turning code sections into [`ProgramDefinition`]s: relocating map and global data
 //! references and appending the `.text` subprograms each program calls, as libbpf does.
+//!
+//! Each program gets its own copy of the functions it calls, so linking is bounded: a
+//! program may not pass [`MAX_PROGRAM_INSNS`] (the kernel's limit) nor all programs
+//! together [`MAX_OBJECT_INSNS`]; both are checked before anything is copied, so the
+//! work done is at most the limit. Every lookup (call targets, maps, line info) is a
+//! hash or a binary search, never a scan.
 
-use std::collections::{HashMap, VecDeque};
+use std::cell::Cell;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 
+use super::btf_ext::SectionLines;
 use super::elf::{ElfObject, Reloc, Section, SymbolKind, R_BPF_64_32, R_BPF_64_64};
 use super::error::LoadError;
+use super::limits::{MAX_OBJECT_INSNS, MAX_PROGRAM_INSNS};
 use super::map_def::{MapDefinition, MapKind};
 use super::program::{
-    imm, opcode, src_reg, with_imm, with_src_reg, ProgramDefinition, SourceLine, CALL, LD_IMM64,
-    PSEUDO_CALL, PSEUDO_KFUNC_CALL, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE,
+    imm, opcode, src_reg, with_imm, with_src_reg, ProgramDefinition, CALL, LD_IMM64, PSEUDO_CALL,
+    PSEUDO_KFUNC_CALL, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE,
 };
 use super::section::program_type_for_section;
+use super::strtab::SharedStr;
 
 /// A function inside a code section, in instructions.
 #[derive(Debug, Clone)]
 struct Func {
-    name: String,
+    name: SharedStr,
     start: usize,
     len: usize,
 }
@@ -24,9 +35,12 @@ struct Func {
 struct CodeSection<'s, 'a> {
     section: &'s Section<'a>,
     insns: Vec<u64>,
+    /// Functions sorted by start; two either have the same range or do not overlap.
     funcs: Vec<Func>,
     /// Relocations by instruction index.
     relocs: HashMap<usize, Reloc>,
+    /// `.BTF.ext` line info of the section (empty without any).
+    lines: &'s [(usize, Arc<super::program::SourceLine>)],
 }
 
 /// A stretch of a code section copied into the output program at `out_pos`.
@@ -43,17 +57,24 @@ pub(crate) struct Linker<'e, 'a> {
     maps: &'e [MapDefinition],
     code: HashMap<usize, CodeSection<'e, 'a>>,
     text: Option<usize>,
-    /// `.BTF.ext` line info by section name.
-    lines: &'e HashMap<String, Vec<(usize, SourceLine)>>,
+    /// Legacy and BTF maps by (section index, offset): the first at each place.
+    map_at: HashMap<(usize, u64), usize>,
+    /// Global data maps by section index.
+    global_data: HashMap<usize, usize>,
+    /// Sections that hold some map.
+    map_sections: HashSet<usize>,
+    /// Instructions linked so far, all programs together.
+    linked: Cell<usize>,
 }
 
 fn decode_section<'s, 'a>(
     elf: &ElfObject<'a>,
     section: &'s Section<'a>,
+    lines: &'s HashMap<SharedStr, SectionLines>,
 ) -> Result<CodeSection<'s, 'a>, LoadError> {
     if section.data.len() % 8 != 0 {
         return Err(LoadError::BadInstruction {
-            section: section.name.clone(),
+            section: section.name.to_string(),
             insn: section.data.len() / 8,
             reason: format!("section size {} is not a multiple of 8", section.data.len()),
         });
@@ -64,8 +85,8 @@ fn decode_section<'s, 'a>(
         .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
         .collect();
     let mut funcs = Vec::new();
-    for sym in &elf.symbols {
-        if sym.section != Some(section.index) || sym.kind != SymbolKind::Func {
+    for sym in elf.symbols_in(section.index) {
+        if sym.kind != SymbolKind::Func {
             continue;
         }
         let bad = |why: &str| LoadError::Malformed {
@@ -86,11 +107,23 @@ fn decode_section<'s, 'a>(
         });
     }
     funcs.sort_by_key(|f| f.start);
+    for pair in funcs.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        let same = a.start == b.start && a.len == b.len;
+        if !same && a.start + a.len > b.start {
+            return Err(LoadError::Malformed {
+                reason: format!(
+                    "functions {} and {} in section {} overlap",
+                    a.name, b.name, section.name
+                ),
+            });
+        }
+    }
     let mut relocs = HashMap::new();
     for r in &section.relocations {
         let insn = usize::try_from(r.offset / 8).unwrap_or(usize::MAX);
         let bad = |why: &str| LoadError::BadRelocation {
-            section: section.name.clone(),
+            section: section.name.to_string(),
             insn,
             reason: why.into(),
         };
@@ -109,11 +142,20 @@ fn decode_section<'s, 'a>(
             return Err(bad("two relocations on one instruction"));
         }
     }
+    // Line info names sections of at most MAX_NAME_LEN bytes (parsing refuses longer).
+    let lines = if section.name.len() <= super::limits::MAX_NAME_LEN {
+        lines
+            .get(section.name.as_str())
+            .map_or(&[][..], Vec::as_slice)
+    } else {
+        &[]
+    };
     Ok(CodeSection {
         section,
         insns,
         funcs,
         relocs,
+        lines,
     })
 }
 
@@ -121,7 +163,7 @@ impl<'e, 'a> Linker<'e, 'a> {
     pub(crate) fn new(
         elf: &'e ElfObject<'a>,
         maps: &'e [MapDefinition],
-        lines: &'e HashMap<String, Vec<(usize, SourceLine)>>,
+        lines: &'e HashMap<SharedStr, SectionLines>,
     ) -> Result<Self, LoadError> {
         let mut code = HashMap::new();
         let mut text = None;
@@ -129,15 +171,52 @@ impl<'e, 'a> Linker<'e, 'a> {
             if section.name == ".text" {
                 text = Some(section.index);
             }
-            code.insert(section.index, decode_section(elf, section)?);
+            code.insert(section.index, decode_section(elf, section, lines)?);
+        }
+        let mut map_at = HashMap::new();
+        let mut global_data = HashMap::new();
+        let mut map_sections = HashSet::new();
+        for (i, m) in maps.iter().enumerate() {
+            map_sections.insert(m.section_index);
+            if matches!(m.kind, MapKind::GlobalData { .. }) {
+                global_data.entry(m.section_index).or_insert(i);
+            } else {
+                map_at
+                    .entry((m.section_index, m.section_offset))
+                    .or_insert(i);
+            }
         }
         Ok(Self {
             elf,
             maps,
             code,
             text,
-            lines,
+            map_at,
+            global_data,
+            map_sections,
+            linked: Cell::new(0),
         })
+    }
+
+    /// Check that a program of `len` instructions, linked so far, is within the limits.
+    fn check_size(&self, entry: &Func, section: &SharedStr, len: usize) -> Result<(), LoadError> {
+        if len > MAX_PROGRAM_INSNS {
+            return Err(LoadError::ProgramTooLarge {
+                program: entry.name.to_string(),
+                section: section.to_string(),
+                insns: len,
+                limit: MAX_PROGRAM_INSNS,
+            });
+        }
+        let total = self.linked.get().saturating_add(len);
+        if total > MAX_OBJECT_INSNS {
+            return Err(LoadError::ObjectTooLarge {
+                program: entry.name.to_string(),
+                insns: total,
+                limit: MAX_OBJECT_INSNS,
+            });
+        }
+        Ok(())
     }
 
     /// Every program: each function of each code section except `.text`, in section
@@ -156,6 +235,7 @@ impl<'e, 'a> Linker<'e, 'a> {
             if cs.insns.is_empty() {
                 continue;
             }
+            let program_type = program_type_for_section(&cs.section.name);
             if cs.funcs.is_empty() {
                 // No symbols: the whole section is one program named after it.
                 let whole = Func {
@@ -163,19 +243,26 @@ impl<'e, 'a> Linker<'e, 'a> {
                     start: 0,
                     len: cs.insns.len(),
                 };
-                out.push(self.link(sec, &whole)?);
+                out.push(self.link(sec, &whole, program_type)?);
             }
             for f in &cs.funcs {
-                out.push(self.link(sec, f)?);
+                out.push(self.link(sec, f, program_type)?);
             }
         }
         Ok(out)
     }
 
-    fn link(&self, sec: usize, entry: &Func) -> Result<ProgramDefinition, LoadError> {
+    fn link(
+        &self,
+        sec: usize,
+        entry: &Func,
+        program_type: crate::ProgramType,
+    ) -> Result<ProgramDefinition, LoadError> {
         let cs = &self.code[&sec];
+        self.check_size(entry, &cs.section.name, entry.len)?;
         let mut insns = cs.insns[entry.start..entry.start + entry.len].to_vec();
         let mut maps: Vec<usize> = Vec::new();
+        let mut slots: HashMap<usize, usize> = HashMap::new();
         let mut subprograms = Vec::new();
         let mut appended: HashMap<usize, usize> = HashMap::new();
         let mut lines = Vec::new();
@@ -188,14 +275,14 @@ impl<'e, 'a> Linker<'e, 'a> {
         while let Some(block) = queue.pop_front() {
             let cs = &self.code[&block.sec];
             let name = &cs.section.name;
-            if let Some(section_lines) = self.lines.get(name) {
-                lines.extend(
-                    section_lines
-                        .iter()
-                        .filter(|(i, _)| (block.start..block.start + block.len).contains(i))
-                        .map(|(i, l)| (block.out_pos + (i - block.start), l.clone())),
-                );
-            }
+            let section_lines = cs.lines;
+            let from = section_lines.partition_point(|(i, _)| *i < block.start);
+            let to = section_lines.partition_point(|(i, _)| *i < block.start + block.len);
+            lines.extend(
+                section_lines[from..to.max(from)]
+                    .iter()
+                    .map(|(i, l)| (block.out_pos + (i - block.start), Arc::clone(l))),
+            );
             let mut j = 0;
             while j < block.len {
                 let sec_idx = block.start + j;
@@ -206,23 +293,28 @@ impl<'e, 'a> Linker<'e, 'a> {
                     LD_IMM64 => {
                         if j + 1 >= block.len {
                             return Err(LoadError::BadInstruction {
-                                section: name.clone(),
+                                section: name.to_string(),
                                 insn: sec_idx,
                                 reason: "ld_imm64 is missing its second half".into(),
                             });
                         }
                         if cs.relocs.contains_key(&(sec_idx + 1)) {
                             return Err(LoadError::BadRelocation {
-                                section: name.clone(),
+                                section: name.to_string(),
                                 insn: sec_idx + 1,
                                 reason: "relocation on the second half of an ld_imm64".into(),
                             });
                         }
                         if let Some(r) = reloc {
-                            self.relocate_ld(cs, sec_idx, r, &mut insns, out_idx, &mut maps)?;
+                            let slot = self.relocate_ld(cs, sec_idx, r, &mut insns, out_idx)?;
+                            let p = *slots.entry(slot).or_insert_with(|| {
+                                maps.push(slot);
+                                maps.len() - 1
+                            });
+                            insns[out_idx] = with_imm(insns[out_idx], p as i32);
                         } else if src_reg(insn) != 0 {
                             return Err(LoadError::BadInstruction {
-                                section: name.clone(),
+                                section: name.to_string(),
                                 insn: sec_idx,
                                 reason: format!(
                                     "pseudo ld_imm64 (src_reg {}) without a relocation",
@@ -236,24 +328,23 @@ impl<'e, 'a> Linker<'e, 'a> {
                     CALL if src_reg(insn) == PSEUDO_CALL => {
                         let target = self.call_target(cs, block.sec, sec_idx, insn, reloc)?;
                         let text = self.text.ok_or_else(|| LoadError::BadRelocation {
-                            section: name.clone(),
+                            section: name.to_string(),
                             insn: sec_idx,
                             reason: "bpf-to-bpf call but the object has no .text".into(),
                         })?;
                         let tcs = &self.code[&text];
-                        let func = tcs
-                            .funcs
-                            .iter()
-                            .find(|f| f.start <= target && target < f.start + f.len)
-                            .ok_or_else(|| LoadError::BadRelocation {
-                                section: name.clone(),
+                        let func = containing(&tcs.funcs, target).ok_or_else(|| {
+                            LoadError::BadRelocation {
+                                section: name.to_string(),
                                 insn: sec_idx,
                                 reason: format!("call target .text+{target} is in no function"),
-                            })?;
+                            }
+                        })?;
                         let pos = match appended.get(&func.start) {
                             Some(&pos) => pos,
                             None => {
                                 let pos = insns.len();
+                                self.check_size(entry, &cs.section.name, pos + func.len)?;
                                 insns.extend_from_slice(
                                     &tcs.insns[func.start..func.start + func.len],
                                 );
@@ -271,7 +362,7 @@ impl<'e, 'a> Linker<'e, 'a> {
                         let dest = (pos + (target - func.start)) as i64;
                         let rel = dest - (out_idx as i64 + 1);
                         let rel = i32::try_from(rel).map_err(|_| LoadError::BadRelocation {
-                            section: name.clone(),
+                            section: name.to_string(),
                             insn: sec_idx,
                             reason: "call offset does not fit in 32 bits".into(),
                         })?;
@@ -280,9 +371,9 @@ impl<'e, 'a> Linker<'e, 'a> {
                     CALL if src_reg(insn) == PSEUDO_KFUNC_CALL => {
                         return Err(LoadError::KfuncCall {
                             name: reloc
-                                .map(|r| self.elf.symbols[r.symbol].name.clone())
+                                .map(|r| self.elf.symbols[r.symbol].name.to_string())
                                 .unwrap_or_default(),
-                            section: name.clone(),
+                            section: name.to_string(),
                             insn: sec_idx,
                         });
                     }
@@ -290,15 +381,15 @@ impl<'e, 'a> Linker<'e, 'a> {
                         // A call to an undefined function is a kfunc whatever its src_reg.
                         return Err(LoadError::KfuncCall {
                             name: reloc
-                                .map(|r| self.elf.symbols[r.symbol].name.clone())
+                                .map(|r| self.elf.symbols[r.symbol].name.to_string())
                                 .unwrap_or_default(),
-                            section: name.clone(),
+                            section: name.to_string(),
                             insn: sec_idx,
                         });
                     }
                     _ if reloc.is_some() => {
                         return Err(LoadError::BadRelocation {
-                            section: name.clone(),
+                            section: name.to_string(),
                             insn: sec_idx,
                             reason: format!(
                                 "relocation on opcode {:#04x}, which is neither ld_imm64 nor call",
@@ -311,10 +402,11 @@ impl<'e, 'a> Linker<'e, 'a> {
                 j += 1;
             }
         }
+        self.linked.set(self.linked.get() + insns.len());
         Ok(ProgramDefinition {
             name: entry.name.clone(),
             section: cs.section.name.clone(),
-            program_type: program_type_for_section(&cs.section.name),
+            program_type,
             insns,
             maps,
             subprograms,
@@ -335,7 +427,7 @@ impl<'e, 'a> Linker<'e, 'a> {
         reloc: Option<&Reloc>,
     ) -> Result<usize, LoadError> {
         let bad = |why: String| LoadError::BadRelocation {
-            section: cs.section.name.clone(),
+            section: cs.section.name.to_string(),
             insn: sec_idx,
             reason: why,
         };
@@ -347,8 +439,8 @@ impl<'e, 'a> Linker<'e, 'a> {
                 let sym = &self.elf.symbols[r.symbol];
                 let Some(sym_sec) = sym.section else {
                     return Err(LoadError::KfuncCall {
-                        name: sym.name.clone(),
-                        section: cs.section.name.clone(),
+                        name: sym.name.to_string(),
+                        section: cs.section.name.to_string(),
                         insn: sec_idx,
                     });
                 };
@@ -370,7 +462,9 @@ impl<'e, 'a> Linker<'e, 'a> {
         usize::try_from(target).map_err(|_| bad(format!("call target {target} is negative")))
     }
 
-    /// Rewrite a relocated `ld_imm64` into its pseudo form.
+    /// Rewrite a relocated `ld_imm64` into its pseudo form; returns the index (in
+    /// [`Object::maps`](super::Object::maps)) of the map it refers to, which the caller
+    /// turns into the program's slot for it.
     fn relocate_ld(
         &self,
         cs: &CodeSection<'_, '_>,
@@ -378,10 +472,9 @@ impl<'e, 'a> Linker<'e, 'a> {
         r: &Reloc,
         insns: &mut [u64],
         out_idx: usize,
-        maps: &mut Vec<usize>,
-    ) -> Result<(), LoadError> {
+    ) -> Result<usize, LoadError> {
         let bad = |why: String| LoadError::BadRelocation {
-            section: cs.section.name.clone(),
+            section: cs.section.name.to_string(),
             insn: sec_idx,
             reason: why,
         };
@@ -391,8 +484,8 @@ impl<'e, 'a> Linker<'e, 'a> {
         let sym = &self.elf.symbols[r.symbol];
         let Some(sym_sec) = sym.section else {
             return Err(LoadError::UnresolvedExtern {
-                name: sym.name.clone(),
-                section: cs.section.name.clone(),
+                name: sym.name.to_string(),
+                section: cs.section.name.to_string(),
                 insn: sec_idx,
             });
         };
@@ -403,30 +496,17 @@ impl<'e, 'a> Linker<'e, 'a> {
             let at = (sym.value as i64).wrapping_add(addend);
             let func = self
                 .elf
-                .symbols
-                .iter()
-                .find(|s| {
-                    s.section == Some(sym_sec) && s.kind == SymbolKind::Func && s.value as i64 == at
-                })
-                .map_or_else(|| format!("{}+{at}", target.name), |s| s.name.clone());
+                .symbols_in(sym_sec)
+                .find(|s| s.kind == SymbolKind::Func && s.value as i64 == at)
+                .map_or_else(|| format!("{}+{at}", target.name), |s| s.name.to_string());
             return Err(LoadError::Unsupported {
-                section: cs.section.name.clone(),
+                section: cs.section.name.to_string(),
                 what: format!(
                     "pointer to function {func} at instruction {sec_idx} (callbacks such as bpf_loop)"
                 ),
             });
         }
-        let mut slot = |map_idx: usize| match maps.iter().position(|&m| m == map_idx) {
-            Some(p) => p,
-            None => {
-                maps.push(map_idx);
-                maps.len() - 1
-            }
-        };
-        let global = self.maps.iter().position(|m| {
-            m.section_index == sym_sec && matches!(m.kind, MapKind::GlobalData { .. })
-        });
-        if let Some(map_idx) = global {
+        if let Some(&map_idx) = self.global_data.get(&sym_sec) {
             let offset = (sym.value as i64).wrapping_add(addend);
             let size = i64::from(self.maps[map_idx].value_size);
             if !(0..=size).contains(&offset) {
@@ -435,28 +515,25 @@ impl<'e, 'a> Linker<'e, 'a> {
                     target.name
                 )));
             }
-            let p = slot(map_idx) as i32;
-            insns[out_idx] = with_src_reg(with_imm(insn, p), PSEUDO_MAP_VALUE);
+            insns[out_idx] = with_src_reg(insn, PSEUDO_MAP_VALUE);
             insns[out_idx + 1] = with_imm(insns[out_idx + 1], offset as i32);
-            return Ok(());
+            return Ok(map_idx);
         }
         let offset = if sym.kind == SymbolKind::Section {
             (sym.value as i64).wrapping_add(addend)
         } else {
             sym.value as i64
         };
-        let map_idx = self
-            .maps
-            .iter()
-            .position(|m| m.section_index == sym_sec && m.section_offset as i64 == offset);
+        let map_idx = u64::try_from(offset)
+            .ok()
+            .and_then(|off| self.map_at.get(&(sym_sec, off)));
         match map_idx {
-            Some(map_idx) => {
-                let p = slot(map_idx) as i32;
-                insns[out_idx] = with_src_reg(with_imm(insn, p), PSEUDO_MAP_FD);
+            Some(&map_idx) => {
+                insns[out_idx] = with_src_reg(insn, PSEUDO_MAP_FD);
                 insns[out_idx + 1] = with_imm(insns[out_idx + 1], 0);
-                Ok(())
+                Ok(map_idx)
             }
-            None if self.maps.iter().any(|m| m.section_index == sym_sec) => Err(bad(format!(
+            None if self.map_sections.contains(&sym_sec) => Err(bad(format!(
                 "no map at offset {offset} of section {}",
                 target.name
             ))),
@@ -466,4 +543,14 @@ impl<'e, 'a> Linker<'e, 'a> {
             ))),
         }
     }
+}
+
+/// The function of `funcs` (sorted by start, same-range or disjoint) that contains
+/// instruction `target`: the first of those with the nearest start at or before it.
+fn containing(funcs: &[Func], target: usize) -> Option<&Func> {
+    let after = funcs.partition_point(|f| f.start <= target);
+    let candidate = funcs.get(after.checked_sub(1)?)?;
+    let first = funcs.partition_point(|f| f.start < candidate.start);
+    let f = &funcs[first];
+    (target < f.start + f.len).then_some(f)
 }

@@ -2,9 +2,13 @@
 //! global data (`.data`, `.rodata`, `.bss`, `.data.*`, `.rodata.*`) — self-contained
 //! descriptions that the VM turns into real maps.
 
-use super::btf::{u32_at, Btf, BtfType};
+use std::collections::HashMap;
+
+use super::btf::{Btf, BtfType};
+use super::btf_parse::u32_at;
 use super::elf::{ElfObject, SectionKind, SymbolKind};
 use super::error::LoadError;
+use super::strtab::SharedStr;
 
 /// `BPF_F_RDONLY_PROG`: programs may only read the map (libbpf sets it on `.rodata`).
 pub const BPF_F_RDONLY_PROG: u32 = 1 << 7;
@@ -80,7 +84,7 @@ pub enum MapKind {
     /// A global data section, loaded as a single-entry ARRAY.
     GlobalData {
         /// The ELF section name (`.bss`, `.data.stats`, ...).
-        section: String,
+        section: SharedStr,
         /// Which kind of section.
         kind: GlobalDataKind,
     },
@@ -91,9 +95,9 @@ pub enum MapKind {
 pub struct MapDefinition {
     /// The map's name: the variable name, or for global data libbpf's internal
     /// name (`<obj>.bss`, truncated to 15 characters).
-    pub name: String,
+    pub name: SharedStr,
     /// Other names that find this map (the plain section name for global data).
-    pub aliases: Vec<String>,
+    pub aliases: Vec<SharedStr>,
     /// Raw `BPF_MAP_TYPE_*` number.
     pub map_type: u32,
     /// Key size in bytes.
@@ -136,7 +140,7 @@ impl MapDefinition {
         match map_type_name(self.map_type) {
             Some(_) => Ok(()),
             None => Err(LoadError::UnknownMapType {
-                map: self.name.clone(),
+                map: self.name.to_string(),
                 map_type: self.map_type,
             }),
         }
@@ -163,6 +167,8 @@ pub(crate) fn btf_maps(
         });
     };
     let mut maps = Vec::with_capacity(vars.len());
+    // Many variables may share one definition struct: read each struct's attributes once.
+    let mut attrs_of: HashMap<u32, Attrs> = HashMap::new();
     for var in vars {
         let (name, target) = match btf.get(var.type_id) {
             Some(BtfType::Var { name, target }) => (name.clone(), *target),
@@ -178,21 +184,27 @@ pub(crate) fn btf_maps(
         };
         // clang leaves DATASEC offsets at 0; like libbpf, take them from the symbols.
         let offset = elf
-            .symbols
-            .iter()
-            .find(|s| s.section == Some(section.index) && s.name == name)
+            .symbol_in(section.index, &name)
             .map_or(u64::from(var.offset), |s| s.value);
         let size = btf.size_of(target).map_or(u64::from(var.size), u64::from);
         if offset.saturating_add(size) > section.size {
             return Err(LoadError::BadMapDefinition {
-                map: name,
+                map: name.into(),
                 reason: format!(
                     "offset {offset} size {size} lies outside section .maps ({} bytes)",
                     section.size
                 ),
             });
         }
-        let map = btf_map(btf, name, target, section.index, offset)?;
+        let attrs = match attrs_of.get(&target) {
+            Some(a) => *a,
+            None => {
+                let a = map_attrs(btf, &name, target)?;
+                attrs_of.insert(target, a);
+                a
+            }
+        };
+        let map = attrs.definition(name, section.index, offset);
         map.check_type()?;
         maps.push(map);
     }
@@ -229,18 +241,46 @@ fn type_attr(btf: &Btf, map: &str, member: &str, type_id: u32) -> Result<(u32, u
     Ok((*target, size))
 }
 
-fn btf_map(
-    btf: &Btf,
-    name: String,
-    type_id: u32,
-    section_index: usize,
-    section_offset: u64,
-) -> Result<MapDefinition, LoadError> {
+/// The attributes of one BTF map definition struct.
+#[derive(Debug, Clone, Copy)]
+struct Attrs {
+    map_type: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    map_flags: u32,
+    key_type_id: Option<u32>,
+    value_type_id: Option<u32>,
+}
+
+impl Attrs {
+    fn definition(self, name: SharedStr, section_index: usize, offset: u64) -> MapDefinition {
+        MapDefinition {
+            name,
+            aliases: Vec::new(),
+            map_type: self.map_type,
+            key_size: self.key_size,
+            value_size: self.value_size,
+            max_entries: self.max_entries,
+            map_flags: self.map_flags,
+            kind: MapKind::Btf,
+            initial_data: None,
+            frozen: false,
+            key_type_id: self.key_type_id,
+            value_type_id: self.value_type_id,
+            section_index,
+            section_offset: offset,
+        }
+    }
+}
+
+/// Read the `__uint`/`__type` members of map `name`'s definition struct `type_id`.
+fn map_attrs(btf: &Btf, name: &str, type_id: u32) -> Result<Attrs, LoadError> {
     let members = match btf.resolve(type_id).and_then(|t| btf.get(t)) {
-        Some(BtfType::Struct { members, .. }) => members.clone(),
+        Some(BtfType::Struct { members, .. }) => members,
         _ => {
             return Err(LoadError::BadMapDefinition {
-                map: name,
+                map: name.into(),
                 reason: "definition is not a struct".into(),
             })
         }
@@ -249,17 +289,17 @@ fn btf_map(
     let (mut max_entries, mut map_flags) = (0, 0);
     let (mut key_size, mut value_size) = (None, None);
     let (mut key, mut value) = (None, None);
-    for m in &members {
+    for m in members {
         match m.name.as_str() {
-            "type" => map_type = Some(uint_attr(btf, &name, &m.name, m.type_id)?),
-            "max_entries" => max_entries = uint_attr(btf, &name, &m.name, m.type_id)?,
-            "map_flags" => map_flags = uint_attr(btf, &name, &m.name, m.type_id)?,
-            "key_size" => key_size = Some(uint_attr(btf, &name, &m.name, m.type_id)?),
-            "value_size" => value_size = Some(uint_attr(btf, &name, &m.name, m.type_id)?),
-            "key" => key = Some(type_attr(btf, &name, &m.name, m.type_id)?),
-            "value" => value = Some(type_attr(btf, &name, &m.name, m.type_id)?),
+            "type" => map_type = Some(uint_attr(btf, name, &m.name, m.type_id)?),
+            "max_entries" => max_entries = uint_attr(btf, name, &m.name, m.type_id)?,
+            "map_flags" => map_flags = uint_attr(btf, name, &m.name, m.type_id)?,
+            "key_size" => key_size = Some(uint_attr(btf, name, &m.name, m.type_id)?),
+            "value_size" => value_size = Some(uint_attr(btf, name, &m.name, m.type_id)?),
+            "key" => key = Some(type_attr(btf, name, &m.name, m.type_id)?),
+            "value" => value = Some(type_attr(btf, name, &m.name, m.type_id)?),
             "numa_node" | "map_extra" | "pinning" => {
-                uint_attr(btf, &name, &m.name, m.type_id)?;
+                uint_attr(btf, name, &m.name, m.type_id)?;
             }
             "values" | "inner_map" => {
                 return Err(LoadError::Unsupported {
@@ -272,42 +312,33 @@ fn btf_map(
             }
             other => {
                 return Err(LoadError::BadMapDefinition {
-                    map: name,
+                    map: name.into(),
                     reason: format!("unknown attribute {other}"),
                 })
             }
         }
     }
     let map_type = map_type.ok_or_else(|| LoadError::BadMapDefinition {
-        map: name.clone(),
+        map: name.into(),
         reason: "missing __uint(type, ...)".into(),
     })?;
     let pick = |what: &str, size: Option<u32>, ty: Option<(u32, u32)>| match (size, ty) {
         (Some(s), Some((_, t))) if s != t => Err(LoadError::BadMapDefinition {
-            map: name.clone(),
+            map: name.into(),
             reason: format!("{what}_size {s} does not match sizeof({what}) {t}"),
         }),
         (Some(s), _) => Ok(s),
         (None, Some((_, t))) => Ok(t),
         (None, None) => Ok(0),
     };
-    let key_size = pick("key", key_size, key)?;
-    let value_size = pick("value", value_size, value)?;
-    Ok(MapDefinition {
-        name,
-        aliases: Vec::new(),
+    Ok(Attrs {
         map_type,
-        key_size,
-        value_size,
+        key_size: pick("key", key_size, key)?,
+        value_size: pick("value", value_size, value)?,
         max_entries,
         map_flags,
-        kind: MapKind::Btf,
-        initial_data: None,
-        frozen: false,
         key_type_id: key.map(|(id, _)| id),
         value_type_id: value.map(|(id, _)| id),
-        section_index,
-        section_offset,
     })
 }
 
@@ -317,13 +348,8 @@ pub(crate) fn legacy_maps(elf: &ElfObject<'_>) -> Result<Vec<MapDefinition>, Loa
         return Ok(Vec::new());
     };
     let mut syms: Vec<_> = elf
-        .symbols
-        .iter()
-        .filter(|s| {
-            s.section == Some(section.index)
-                && matches!(s.kind, SymbolKind::Object | SymbolKind::NoType)
-                && !s.name.is_empty()
-        })
+        .symbols_in(section.index)
+        .filter(|s| matches!(s.kind, SymbolKind::Object | SymbolKind::NoType) && !s.name.is_empty())
         .collect();
     syms.sort_by_key(|s| s.value);
     let bad = |reason: String| LoadError::Unsupported {
@@ -352,7 +378,7 @@ pub(crate) fn legacy_maps(elf: &ElfObject<'_>) -> Result<Vec<MapDefinition>, Loa
             .checked_add(def_size)
             .and_then(|end| data.get(off..end))
             .ok_or_else(|| LoadError::BadMapDefinition {
-                map: sym.name.clone(),
+                map: sym.name.to_string(),
                 reason: format!("definition at offset {off} lies outside section maps"),
             })?;
         let field = |i: usize| u32_at(def, i * 4).unwrap_or(0);
@@ -361,7 +387,7 @@ pub(crate) fn legacy_maps(elf: &ElfObject<'_>) -> Result<Vec<MapDefinition>, Loa
             .is_some_and(|rest| rest.iter().any(|&b| b != 0))
         {
             return Err(LoadError::BadMapDefinition {
-                map: sym.name.clone(),
+                map: sym.name.to_string(),
                 reason: "bpf_map_def has non-zero fields bpfvm does not know".into(),
             });
         }
@@ -393,14 +419,18 @@ pub(crate) fn legacy_maps(elf: &ElfObject<'_>) -> Result<Vec<MapDefinition>, Loa
 /// does not allow in map names become `_`.
 pub fn internal_map_name(obj_name: &str, section: &str) -> String {
     const BPF_OBJ_NAME_LEN: usize = 16;
+    // Only the first 15 characters can end up in the name: never walk more of a
+    // (possibly huge) section name. A dot past them means a name of 17 bytes or more,
+    // which leaves no room for a prefix anyway.
+    let head: String = section.chars().take(BPF_OBJ_NAME_LEN).collect();
     let sfx_len = section.len().max(7);
-    let pfx_len = if section.get(1..).is_some_and(|rest| rest.contains('.')) {
+    let pfx_len = if head.get(1..).is_some_and(|rest| rest.contains('.')) {
         0
     } else {
         (BPF_OBJ_NAME_LEN.saturating_sub(sfx_len + 1)).min(obj_name.len())
     };
     let prefix: String = obj_name.chars().take(pfx_len).collect();
-    let name: String = format!("{prefix}{section}")
+    let name: String = format!("{prefix}{head}")
         .chars()
         .take(BPF_OBJ_NAME_LEN - 1)
         .collect();
@@ -442,7 +472,7 @@ pub(crate) fn global_data_maps(
             continue;
         }
         let value_size = u32::try_from(section.size).map_err(|_| LoadError::BadMapDefinition {
-            map: section.name.clone(),
+            map: section.name.to_string(),
             reason: format!("section of {} bytes is too large", section.size),
         })?;
         let initial_data = match section.kind {
@@ -451,7 +481,7 @@ pub(crate) fn global_data_maps(
         };
         let rodata = kind == GlobalDataKind::Rodata;
         maps.push(MapDefinition {
-            name: internal_map_name(obj_name, &section.name),
+            name: internal_map_name(obj_name, &section.name).into(),
             aliases: vec![section.name.clone()],
             map_type: BPF_MAP_TYPE_ARRAY,
             key_size: 4,

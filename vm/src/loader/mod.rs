@@ -31,17 +31,21 @@
 
 mod btf;
 mod btf_ext;
+mod btf_parse;
 mod decode;
 mod dump;
 mod elf;
 mod error;
 mod instance;
 mod into_vm;
+pub mod limits;
 mod link;
 mod map_def;
 mod program;
 mod section;
+mod strtab;
 
+use std::collections::HashMap;
 use std::path::Path;
 
 pub use btf::{Btf, BtfMember, BtfType, BtfVarSecinfo};
@@ -57,6 +61,7 @@ pub use program::{
     ProgramDefinition, SourceLine, PSEUDO_CALL, PSEUDO_KFUNC_CALL, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE,
 };
 pub use section::program_type_for_section;
+pub use strtab::SharedStr;
 
 /// A parsed BPF object file.
 #[derive(Debug, Clone)]
@@ -66,6 +71,41 @@ pub struct Object {
     programs: Vec<ProgramDefinition>,
     maps: Vec<MapDefinition>,
     btf: Option<Btf>,
+    index: NameIndex,
+}
+
+/// Programs and maps by name, so a lookup is not a scan (names up to
+/// [`limits::MAX_NAME_LEN`]; longer ones are looked up by scanning).
+#[derive(Debug, Clone, Default)]
+struct NameIndex {
+    /// Programs by function name, then by section name (the first of each).
+    program_names: HashMap<SharedStr, usize>,
+    program_sections: HashMap<SharedStr, usize>,
+    /// Maps by name, then by alias (the first of each).
+    map_names: HashMap<SharedStr, usize>,
+    map_aliases: HashMap<SharedStr, usize>,
+}
+
+impl NameIndex {
+    fn new(programs: &[ProgramDefinition], maps: &[MapDefinition]) -> Self {
+        fn add(index: &mut HashMap<SharedStr, usize>, name: &SharedStr, i: usize) {
+            if name.len() <= limits::MAX_NAME_LEN {
+                index.entry(name.clone()).or_insert(i);
+            }
+        }
+        let mut x = Self::default();
+        for (i, p) in programs.iter().enumerate() {
+            add(&mut x.program_names, &p.name, i);
+            add(&mut x.program_sections, &p.section, i);
+        }
+        for (i, m) in maps.iter().enumerate() {
+            add(&mut x.map_names, &m.name, i);
+            for a in &m.aliases {
+                add(&mut x.map_aliases, a, i);
+            }
+        }
+        x
+    }
 }
 
 impl Object {
@@ -86,11 +126,12 @@ impl Object {
         };
         if let Some(btf) = btf.as_mut() {
             for section in &elf.sections {
+                if elf.section_by_name(&section.name).map(|s| s.index) != Some(section.index) {
+                    continue; // only the first section of a name has its DATASEC
+                }
                 let size = u32::try_from(section.size).unwrap_or(u32::MAX);
                 btf.fixup_datasec(&section.name, size, |var| {
-                    elf.symbols
-                        .iter()
-                        .find(|s| s.section == Some(section.index) && s.name == var)
+                    elf.symbol_in(section.index, var)
                         .and_then(|s| u32::try_from(s.value).ok())
                 });
             }
@@ -112,33 +153,62 @@ impl Object {
             let end = s.data.iter().position(|&b| b == 0).unwrap_or(s.data.len());
             String::from_utf8_lossy(&s.data[..end]).into_owned()
         });
+        let index = NameIndex::new(&programs, &maps);
         Ok(Self {
             name: name.to_owned(),
             license,
             programs,
             maps,
             btf,
+            index,
         })
     }
 
     /// Read and parse an object file; the object is named after the file as libbpf
     /// does (`dir/globals.bpf.o` → `globals`).
+    ///
+    /// Reads at most [`MAX_OBJECT_FILE_BYTES`](limits::MAX_OBJECT_FILE_BYTES): a larger
+    /// file (or an endless one such as `/dev/zero`) is [`LoadError::TooLarge`].
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, LoadError> {
+        use std::io::Read as _;
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| LoadError::Io {
+        let io = |e: std::io::Error| LoadError::Io {
             path: path.display().to_string(),
             reason: e.to_string(),
-        })?;
+        };
+        let limit = limits::MAX_OBJECT_FILE_BYTES;
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .map_err(io)?
+            .take(limit as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
+        if bytes.len() > limit {
+            return Err(LoadError::TooLarge {
+                what: format!("object file {}", path.display()),
+                size: bytes.len() as u64,
+                limit: limit as u64,
+            });
+        }
+        Self::parse_named(&Self::name_for_path(path), &bytes)
+    }
+
+    /// The name libbpf gives the object in file `path`: the file name up to its first dot
+    /// (`dir/globals.bpf.o` → `globals`), or `bpf` when that is empty.
+    ///
+    /// ```
+    /// assert_eq!(bpfvm::loader::Object::name_for_path("dir/globals.bpf.o".as_ref()), "globals");
+    /// ```
+    pub fn name_for_path(path: &Path) -> String {
         let file = path
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let name = file
-            .split('.')
+        file.split('.')
             .next()
             .filter(|n| !n.is_empty())
-            .unwrap_or("bpf");
-        Self::parse_named(name, &bytes)
+            .unwrap_or("bpf")
+            .to_string()
     }
 
     /// The object's name (used as the prefix of global data map names).
@@ -159,10 +229,16 @@ impl Object {
     /// The program whose function name is `name_or_section`, else the first program
     /// in the section of that name.
     pub fn program(&self, name_or_section: &str) -> Option<&ProgramDefinition> {
-        self.programs
-            .iter()
-            .find(|p| p.name == name_or_section)
-            .or_else(|| self.programs.iter().find(|p| p.section == name_or_section))
+        if name_or_section.len() > limits::MAX_NAME_LEN {
+            return self
+                .programs
+                .iter()
+                .find(|p| p.name == name_or_section)
+                .or_else(|| self.programs.iter().find(|p| p.section == name_or_section));
+        }
+        let i = self.index.program_names.get(name_or_section);
+        let i = i.or_else(|| self.index.program_sections.get(name_or_section))?;
+        self.programs.get(*i)
     }
 
     /// All maps: legacy `maps`, then BTF `.maps`, then global data sections.
@@ -177,10 +253,15 @@ impl Object {
 
     /// Index in [`Object::maps`] of the map named `name`.
     pub fn map_index(&self, name: &str) -> Option<usize> {
-        self.maps
-            .iter()
-            .position(|m| m.name == name)
-            .or_else(|| self.maps.iter().position(|m| m.is_named(name)))
+        if name.len() > limits::MAX_NAME_LEN {
+            return self
+                .maps
+                .iter()
+                .position(|m| m.name == name)
+                .or_else(|| self.maps.iter().position(|m| m.is_named(name)));
+        }
+        let i = self.index.map_names.get(name);
+        i.or_else(|| self.index.map_aliases.get(name)).copied()
     }
 
     /// The object's BTF, if it has a `.BTF` section.

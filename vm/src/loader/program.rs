@@ -1,6 +1,9 @@
 //! A program found in an object, relocated in the kernel's pseudo-instruction forms
 //! (see `docs/internals.md`, "Relocated programs").
 
+use std::sync::Arc;
+
+use super::strtab::SharedStr;
 use crate::ProgramType;
 
 /// `BPF_LD | BPF_IMM | BPF_DW`: the first half of a 64-bit immediate load.
@@ -56,9 +59,9 @@ pub(crate) fn with_src_reg(insn: u64, src: u8) -> u64 {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProgramDefinition {
     /// Function name (`count_packets`).
-    pub name: String,
+    pub name: SharedStr,
     /// ELF section name (`xdp`, `kprobe/do_sys_open`).
-    pub section: String,
+    pub section: SharedStr,
     /// Program type derived from the section name, as libbpf does.
     pub program_type: ProgramType,
     /// Relocated instructions.
@@ -68,19 +71,20 @@ pub struct ProgramDefinition {
     pub maps: Vec<usize>,
     /// The `.text` subprograms appended after the program's code, in order, with the
     /// instruction index where each starts.
-    pub subprograms: Vec<(String, usize)>,
+    pub subprograms: Vec<(SharedStr, usize)>,
     /// Source lines from `.BTF.ext` line info (`-g`): `(instruction index, line)`,
-    /// sorted by instruction; empty without debug info.
-    pub lines: Vec<(usize, SourceLine)>,
+    /// sorted by instruction; empty without debug info. A line is shared by every
+    /// program that links its instruction.
+    pub lines: Vec<(usize, Arc<SourceLine>)>,
 }
 
 /// Where an instruction comes from in the C source (from `.BTF.ext` line info).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceLine {
     /// Source file as clang recorded it.
-    pub file: String,
+    pub file: SharedStr,
     /// The text of the line.
-    pub source: String,
+    pub source: SharedStr,
     /// Line number (1-based).
     pub line: u32,
     /// Column (1-based, 0 when unknown).
@@ -97,7 +101,7 @@ impl ProgramDefinition {
     /// before it.
     pub fn source_line(&self, insn: usize) -> Option<&SourceLine> {
         let idx = self.lines.partition_point(|(i, _)| *i <= insn);
-        self.lines[..idx].last().map(|(_, line)| line)
+        self.lines[..idx].last().map(|(_, line)| &**line)
     }
 
     /// Number of instructions of the program's own function (before subprograms).

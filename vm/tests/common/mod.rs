@@ -2,6 +2,9 @@
 //! loading the compiled fixture objects.
 #![allow(dead_code)]
 
+pub mod alloc_meter;
+pub mod elf_writer;
+
 use bpfvm::loader::{Object, ObjectMaps};
 use bpfvm::{
     CpuId, EngineKind, Input, LoadedProgram, PrepareError, Program, ProgramType, RunError, Vm,
