@@ -75,7 +75,7 @@ impl Pair {
             .maps()
             .iter()
             .map(|m| ObjectMap {
-                name: m.name.clone(),
+                name: m.name.to_string(),
                 map_type: m.map_type,
                 key_size: m.key_size,
                 value_size: m.value_size,
