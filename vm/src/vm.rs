@@ -479,6 +479,15 @@ impl Vm {
             }
             check_packet_size(t, meta.len().saturating_add(data.len()))?;
             if t == ProgramType::Xdp {
+                // As the kernel's `bpf_test_init`: at least an Ethernet header.
+                if meta.len() + data.len() < ETH_HLEN {
+                    return Err(RunError::BadInput {
+                        reason: format!(
+                            "an XDP test run's packet holds at least an Ethernet header ({ETH_HLEN} bytes); this one has {}",
+                            meta.len() + data.len()
+                        ),
+                    });
+                }
                 lane.set_xdp_packet(meta, data);
                 let (ml, dl) = (meta.len(), data.len());
                 lane.set_ctx(size, |b| fill_xdp_md(b, ctx, ml, dl));
