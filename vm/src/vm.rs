@@ -281,7 +281,7 @@ impl Vm {
     /// CPU's return values in order (index = CPU).
     ///
     /// The results are collected, so `repeat` × N may be at most
-    /// [`MAX_COLLECTED_RESULTS`](crate::limits::MAX_COLLECTED_RESULTS) (2^27, 1 GiB of
+    /// [`MAX_COLLECTED_RESULTS`] (2^27, 1 GiB of
     /// `u64`s): above that, or when the memory for them cannot be allocated, nothing runs and
     /// the error is [`RunError::TooManyResults`]. [`Vm::run_on_all_with`] streams the results
     /// instead, for any count.
