@@ -17,6 +17,7 @@ pub mod object;
 pub mod progress;
 pub mod report;
 pub mod run;
+pub mod seed;
 pub mod size;
 pub mod snapshot;
 pub mod table;
