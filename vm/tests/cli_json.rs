@@ -153,9 +153,12 @@ fn data_gives_the_packet_to_the_xdp_parser() {
     std::fs::write(&drop, udp_frame(7777)).unwrap();
     std::fs::write(&pass, udp_frame(53)).unwrap();
 
+    // The parser uses variable packet offsets, which the kernel allows a root loader.
     let xdp = fixture("xdp_parser.o");
     let doc = run_json(&[
         &xdp,
+        "--privileged",
+        "root",
         "--cpus",
         "3",
         "--repeat",
@@ -181,7 +184,15 @@ fn data_gives_the_packet_to_the_xdp_parser() {
         );
     }
 
-    let doc = run_json(&[&xdp, "--cpus", "2", "--data", pass.to_str().unwrap()]);
+    let doc = run_json(&[
+        &xdp,
+        "--privileged",
+        "root",
+        "--cpus",
+        "2",
+        "--data",
+        pass.to_str().unwrap(),
+    ]);
     assert_eq!(doc["runs"][0]["retvals"], serde_json::json!({"2": 1}));
     assert_eq!(
         map(&doc, "stats")["entries"][2]["values"],
@@ -230,6 +241,8 @@ fn global_data_maps_appear_under_their_section_names() {
 fn engine_and_seed_reach_the_vm() {
     let doc = run_json(&[
         &fixture("xdp_parser.o"),
+        "--privileged",
+        "root",
         "--cpus",
         "2",
         "--engine",
@@ -253,6 +266,8 @@ fn engine_and_seed_reach_the_vm() {
         .args([
             "run",
             &fixture("xdp_parser.o"),
+            "--privileged",
+            "root",
             "--engine",
             "rbpf-interpreter",
             "--unsafe-engine",

@@ -146,6 +146,13 @@ impl KernelProg {
 /// Fails with a message when the image is not whole instructions, an `ld_imm64` is cut
 /// off, or an index has no map.
 pub fn substitute_map_fds(insns: &[u8], maps: &[&KernelMap]) -> Result<Vec<u8>, String> {
+    let fds: Vec<i32> = maps.iter().map(|m| m.raw_fd()).collect();
+    rewrite_map_indices(insns, &fds)
+}
+
+/// Replaces the map indices of pseudo `ld_imm64` instructions with `fds[index]`; the
+/// errors are those of [`substitute_map_fds`].
+pub fn rewrite_map_indices(insns: &[u8], fds: &[i32]) -> Result<Vec<u8>, String> {
     if insns.len() % 8 != 0 {
         return Err(format!("{} bytes is not whole instructions", insns.len()));
     }
@@ -161,10 +168,10 @@ pub fn substitute_map_fds(insns: &[u8], maps: &[&KernelMap]) -> Result<Vec<u8>, 
             let src = insn[1] >> 4;
             if src == 1 || src == 2 {
                 let idx = u32::from_le_bytes(insn[4..8].try_into().expect("4 bytes"));
-                let map = maps.get(idx as usize).ok_or_else(|| {
+                let fd = fds.get(idx as usize).ok_or_else(|| {
                     format!("instruction {i} names map {idx}, which is not there")
                 })?;
-                insn[4..8].copy_from_slice(&(map.raw_fd() as u32).to_le_bytes());
+                insn[4..8].copy_from_slice(&(*fd as u32).to_le_bytes());
             }
             i += 2;
         } else {

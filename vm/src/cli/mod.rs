@@ -22,6 +22,7 @@ pub mod size;
 pub mod snapshot;
 pub mod table;
 pub mod text;
+pub mod verify;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -44,6 +45,7 @@ pub fn main() -> ExitCode {
         Command::Support => out
             .write_all(bpfvm::support::markdown().as_bytes())
             .map_err(CliError::stdout),
+        Command::Verify(a) => verify::verify(a, &mut out),
     };
     let result = result.and_then(|()| out.flush().map_err(CliError::stdout));
     match result {

@@ -61,6 +61,8 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
         .cpus(args.cpus)
         .seed(args.seed)
         .map_memory_limit(args.map_memory_limit)
+        .verifier(args.verifier_mode())
+        .privilege(super::args::privilege(&args.privileged))
         .build();
     let maps = object::create_maps(&obj, path, args.cpus, vm.map_memory())?;
     if let Some(file) = &args.maps {
