@@ -16,6 +16,8 @@ fn run(args: &[&str]) -> std::process::Output {
     std::fs::write(&pkt, [0u8; 60]).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_bpfvm"))
         .arg("run")
+        // pkt_ops computes data - data_meta, which the kernel allows a root loader only.
+        .args(["--privileged", "root"])
         .args(args)
         .arg("--data")
         .arg(&pkt)
