@@ -26,6 +26,9 @@ pub enum Command {
     Maps(ObjectArgs),
     /// Print a program's instructions after relocation.
     Disasm(DisasmArgs),
+    /// Print every kernel helper and map type with bpfvm's support for it (Markdown, as in
+    /// the README).
+    Support,
     /// Give the Linux kernel verifier's verdict on an object's programs, with its reason
     /// and the C source line (exit code 1 when one is refused).
     Verify(VerifyArgs),

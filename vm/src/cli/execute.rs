@@ -1,13 +1,13 @@
 //! Running a loaded program R times on each chosen simulated CPU, CPUs in parallel, and
 //! counting return values per CPU. What is kept per CPU does not grow with R: counts of at
-//! most [`MAX_RETVALS`] distinct return values, the first and last, and the first
-//! [`TRACE_LINES`] trace lines.
+//! most [`MAX_RETVALS`] distinct return values, the first and last, of at most
+//! [`MAX_REDIRECTS`] distinct redirect targets, and the first [`TRACE_LINES`] trace lines.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use bpfvm::{CpuId, Input, LoadedProgram, Vm};
+use bpfvm::{CpuId, Input, LoadedProgram, RedirectTarget, Vm};
 use rayon::prelude::*;
 
 use super::progress::Progress;
@@ -67,6 +67,48 @@ impl RetvalCounts {
     }
 }
 
+/// Distinct redirect targets counted per CPU; runs redirecting elsewhere are counted
+/// together ([`RedirectCounts::other`]).
+pub const MAX_REDIRECTS: usize = 64;
+
+/// Redirect targets of a CPU's runs, in memory that does not grow with the number of runs:
+/// how many runs sent their packet to each of the first [`MAX_REDIRECTS`] distinct targets
+/// (in the order first seen), and how many sent it somewhere else.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RedirectCounts {
+    counts: Vec<(RedirectTarget, u64)>,
+    other: u64,
+}
+
+impl RedirectCounts {
+    /// Counts one run that redirected its packet to `target`.
+    pub fn add(&mut self, target: RedirectTarget) {
+        if let Some((_, n)) = self.counts.iter_mut().find(|(t, _)| *t == target) {
+            *n += 1;
+        } else if self.counts.len() < MAX_REDIRECTS {
+            self.counts.push((target, 1));
+        } else {
+            self.other += 1;
+        }
+    }
+
+    /// Target → runs that sent their packet there, for the first [`MAX_REDIRECTS`] distinct
+    /// targets, in the order first seen.
+    pub fn counts(&self) -> &[(RedirectTarget, u64)] {
+        &self.counts
+    }
+
+    /// Runs that redirected to a target not in [`RedirectCounts::counts`].
+    pub fn other(&self) -> u64 {
+        self.other
+    }
+
+    /// Whether no run redirected its packet.
+    pub fn is_empty(&self) -> bool {
+        self.counts.is_empty() && self.other == 0
+    }
+}
+
 /// Characters of a trace line kept (output without newlines is one long line).
 pub const TRACE_LINE_CHARS: usize = 256;
 
@@ -87,6 +129,8 @@ pub struct CpuRuns {
     pub count: u64,
     /// The runs' return values (`r0`).
     pub retvals: RetvalCounts,
+    /// Where the runs that redirected their packet sent it.
+    pub redirects: RedirectCounts,
     /// The first lines of `bpf_trace_printk` output.
     pub trace: Vec<String>,
     /// Bytes of trace output the runs dropped (each run keeps at most
@@ -199,6 +243,9 @@ fn run_cpu(
             }
         })?;
         runs.retvals.add(out.retval);
+        if let Some(target) = out.redirect {
+            runs.redirects.add(target);
+        }
         runs.count += 1;
         runs.trace_dropped += out.trace_dropped;
         if runs.trace.len() < TRACE_LINES && !out.trace.is_empty() {
@@ -229,6 +276,20 @@ mod tests {
         // A value already counted keeps counting.
         r.add(5);
         assert_eq!(r.counts()[&5], 11);
+    }
+
+    #[test]
+    fn redirect_counts_stay_bounded() {
+        let mut r = RedirectCounts::default();
+        assert!(r.is_empty());
+        for i in 0..10_000u32 {
+            r.add(RedirectTarget::Peer { ifindex: i % 1000 });
+        }
+        assert_eq!(r.counts().len(), MAX_REDIRECTS);
+        assert_eq!(r.counts()[0], (RedirectTarget::Peer { ifindex: 0 }, 10));
+        assert!(r.counts().iter().all(|&(_, n)| n == 10));
+        assert_eq!(r.other(), 10_000 - 10 * MAX_REDIRECTS as u64);
+        assert!(!r.is_empty());
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! `{"program", "cpus", "engine",
 //!   "runs": [{"cpu", "count", "retvals": {"<r0>": n}, "retvals_other", "first_retval",
-//!             "last_retval", "trace_dropped"}],
+//!             "last_retval", "trace_dropped",
+//!             "redirects": [{"target": TEXT, "kind", ..., "count": n}], "redirects_other"}],
 //!   "maps": [{"name", "type", "key_size", "value_size", "max_entries",
 //!             "entries": [{"key": HEX, "value": HEX} | {"key": HEX, "values": [HEX per CPU]}]}]}`
 //!
@@ -11,12 +12,15 @@
 //! decoded within the loader's bounds. A `--maps FILE` reads the hex fields back.
 //!
 //! `retvals` counts the first 64 distinct return values of a CPU's runs; `retvals_other` the
-//! runs that returned another value. The document is written as it is made: map entries are
-//! read and printed one at a time, so a huge map never sits in memory as JSON.
+//! runs that returned another value; `redirects` the first 64 distinct redirect targets,
+//! `redirects_other` the runs that redirected elsewhere. The document is written as it is
+//! made: map entries are read and printed one at a time, so a huge map never sits in memory
+//! as JSON.
 
 use std::io::Write;
 
 use bpfvm::loader::{MapDefinition, Object, ObjectMaps};
+use bpfvm::RedirectTarget;
 use serde_json::{json, Map, Value};
 
 use super::events::MapEvents;
@@ -37,6 +41,12 @@ pub fn runs_document(summary: &RunSummary) -> Value {
                 .iter()
                 .map(|(v, n)| (v.to_string(), json!(n)))
                 .collect();
+            let redirects: Vec<Value> = c
+                .redirects
+                .counts()
+                .iter()
+                .map(|(t, n)| redirect_document(t, *n))
+                .collect();
             json!({
                 "cpu": c.cpu,
                 "count": c.count,
@@ -45,6 +55,8 @@ pub fn runs_document(summary: &RunSummary) -> Value {
                 "first_retval": c.retvals.first(),
                 "last_retval": c.retvals.last(),
                 "trace_dropped": c.trace_dropped,
+                "redirects": redirects,
+                "redirects_other": c.redirects.other(),
             })
         })
         .collect()
@@ -59,6 +71,39 @@ pub fn map_header(def: &MapDefinition) -> Value {
         "value_size": def.value_size,
         "max_entries": def.max_entries,
     })
+}
+
+/// Where `count` runs redirected their packet: the target as text, its kind and fields.
+pub fn redirect_document(t: &RedirectTarget, count: u64) -> Value {
+    let mut v = match *t {
+        RedirectTarget::Ifindex { ifindex, ingress } => {
+            json!({"kind": "ifindex", "ifindex": ifindex, "ingress": ingress})
+        }
+        RedirectTarget::Neigh { ifindex, nexthop } => json!({
+            "kind": "neigh",
+            "ifindex": ifindex,
+            "nexthop": nexthop.map(|n| hex(&n.addr)),
+        }),
+        RedirectTarget::Peer { ifindex } => json!({"kind": "peer", "ifindex": ifindex}),
+        RedirectTarget::Device {
+            name, key, ifindex, ..
+        } => json!({"kind": "devmap", "map": name.as_str(), "key": key, "ifindex": ifindex}),
+        RedirectTarget::Broadcast {
+            name,
+            exclude_ingress,
+            ..
+        } => json!({"kind": "broadcast", "map": name.as_str(), "exclude_ingress": exclude_ingress}),
+        RedirectTarget::Cpu { name, cpu, .. } => {
+            json!({"kind": "cpumap", "map": name.as_str(), "cpu": cpu})
+        }
+        RedirectTarget::Xsk {
+            name, key, socket, ..
+        } => json!({"kind": "xskmap", "map": name.as_str(), "key": key, "socket": socket}),
+        _ => json!({"kind": "other"}),
+    };
+    v["target"] = json!(t.to_string());
+    v["count"] = json!(count);
+    v
 }
 
 /// Bytes turned into hex at a time, so a long value is never held as one hex string.

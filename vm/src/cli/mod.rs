@@ -43,6 +43,9 @@ pub fn main() -> ExitCode {
         Command::Run(a) => run::run(a, &mut out),
         Command::Maps(a) => list::list_maps(&a.object, &mut out),
         Command::Disasm(a) => disasm::disasm(&a.object, a.prog.as_deref(), &mut out),
+        Command::Support => out
+            .write_all(bpfvm::support::markdown().as_bytes())
+            .map_err(CliError::stdout),
         Command::Verify(a) => verify::verify(a, &mut out),
     };
     let result = result.and_then(|()| out.flush().map_err(CliError::stdout));

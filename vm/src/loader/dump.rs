@@ -12,6 +12,8 @@ use super::Object;
 
 /// `ENOENT`, which ends a `BPF_MAP_GET_NEXT_KEY` walk.
 const ENOENT: i32 = 2;
+/// `EOPNOTSUPP`: elements the host cannot read (an XSKMAP's sockets).
+const EOPNOTSUPP: i32 = 95;
 
 /// One decoded entry of a map.
 #[derive(Debug, Clone, PartialEq)]
@@ -141,8 +143,9 @@ impl Object {
                         values,
                     });
                 }
-                // Deleted between the two calls: skip it, as bpftool does.
-                Err(e) if e.errno() == ENOENT => {}
+                // Deleted between the two calls, or not readable from the host (XSKMAP):
+                // skip it, as bpftool does.
+                Err(e) if e.errno() == ENOENT || e.errno() == EOPNOTSUPP => {}
                 Err(e) => return Err(read_err(e)),
             }
             prev = Some(key);
