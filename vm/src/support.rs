@@ -411,6 +411,7 @@ mod tests {
         assert!(md.contains("| 44 | `bpf_xdp_adjust_head` | xdp |"), "{md}");
         assert!(md.contains("| 1 | `bpf_map_lookup_elem` | all |"));
         assert!(md.contains("| 16 | `cpumap` | supported |"));
-        assert!(md.contains("| 22 | `queue` | known, not implemented"));
+        assert!(md.contains("| 22 | `queue` | supported |"));
+        assert!(md.contains("| 15 | `sockmap` | not supported (`EINVAL`) |"));
     }
 }

@@ -293,7 +293,11 @@ fn redirects_are_recorded_in_the_run_result() {
 
 #[test]
 fn a_packet_pointer_kept_across_a_resize_faults() {
-    let vm = bpfvm::Vm::builder().cpus(1).build();
+    // Run-time behaviour of a program the kernel's verifier refuses: structural checks.
+    let vm = bpfvm::Vm::builder()
+        .cpus(1)
+        .verifier(bpfvm::VerifierMode::Structural)
+        .build();
     // r6 = data; bpf_xdp_adjust_head(ctx, 0); r0 = *(u8 *)r6  -- the kernel's verifier
     // refuses this ("invalid mem access 'scalar'"): r6 is stale after the call.
     let code = asm("ldxw r6, [r1+0]
@@ -340,11 +344,27 @@ fn a_packet_pointer_kept_across_a_resize_faults() {
 
 #[test]
 fn helpers_are_refused_outside_their_program_types() {
-    let vm = bpfvm::Vm::builder().cpus(1).build();
+    // Run-time behaviour of a program the kernel's verifier refuses: structural checks.
+    let vm = bpfvm::Vm::builder()
+        .cpus(1)
+        .verifier(bpfvm::VerifierMode::Structural)
+        .build();
     // A tc program calling bpf_xdp_adjust_head (44): the kernel's verifier refuses it.
     let code = asm("mov64 r2, 0
          call 44
          exit");
+    // With the kernel's verifier (the default) the program is refused at load, as by Linux.
+    let kernel = bpfvm::Vm::builder().cpus(1).build();
+    let refused = kernel
+        .load(Program::new(code.clone(), ProgramType::SchedCls))
+        .unwrap_err();
+    assert_eq!(refused.errno(), 22);
+    assert!(
+        refused
+            .to_string()
+            .contains("cannot use helper bpf_xdp_adjust_head#44"),
+        "{refused}"
+    );
     let prog = vm.load(Program::new(code, ProgramType::SchedCls)).unwrap();
     let err = vm
         .run(&prog, CpuId(0), &Input::packet(ipv4_frame(60)))

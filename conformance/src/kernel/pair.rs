@@ -101,7 +101,11 @@ impl Pair {
             obj,
             kmaps,
             smaps,
-            vm: Vm::builder().cpus(ncpus).build(),
+            // The kernel side loads as root (the oracle runs as root): so does bpfvm's.
+            vm: Vm::builder()
+                .cpus(ncpus)
+                .privilege(bpfvm::Privilege::Root)
+                .build(),
             kprogs: BTreeMap::new(),
             sprogs: BTreeMap::new(),
         })
