@@ -3,7 +3,10 @@
 //! a union DAG or a shared-string struct from random bytes. Written by `fuzz/seeds.sh`
 //! (`rustc` on this file alone: it needs only std and the vm tests' ELF/BTF writer):
 //!
-//!   amplify_seeds <corpus dir>   writes <corpus>/btf/amp_* and <corpus>/elf/amp_*
+//!   amplify_seeds <corpus dir>          writes <corpus>/btf/amp_* and <corpus>/elf/amp_*
+//!   amplify_seeds --full <dir>          the same cases at the sizes of issue 12 (up to
+//!                                       ~9 MB each), to run once through a target binary
+//!                                       with fuzz/run.sh's limits (not as seeds)
 //!
 //! The `btf` seeds use that target's format (`[setup][u32 .BTF length][.BTF][.BTF.ext]`,
 //! see `fuzz_targets/btf.rs`); the `elf` seeds are whole objects.
@@ -143,14 +146,19 @@ fn many_datasecs(n: u32) -> Btf {
 }
 
 fn main() {
-    let dir = std::env::args()
-        .nth(1)
-        .expect("usage: amplify_seeds <corpus dir>");
-    let dir = Path::new(&dir);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (full, dir) = match args.as_slice() {
+        [dir] => (false, dir),
+        [flag, dir] if flag == "--full" => (true, dir),
+        _ => panic!("usage: amplify_seeds [--full] <corpus dir>"),
+    };
+    let dir = Path::new(dir);
+    // Seed size, or the issue's full size.
+    let pick = |seed: usize, issue: usize| if full { issue } else { seed };
     let mut seeds: Vec<(&str, &str, Vec<u8>)> = Vec::new();
 
     // BTF strings reused as member names (full size: 64 KiB x 60,000 members).
-    let b = shared_names(8 << 10, 3_000).build();
+    let b = shared_names(pick(8 << 10, 64 << 10), pick(3_000, 60_000) as u32).build();
     seeds.push(("btf", "amp_shared_names", btf_input(0, &b, &[])));
     let mut elf = Elf::new();
     elf.progbits(".BTF", b);
@@ -160,7 +168,7 @@ fn main() {
     // (`xdp`, 3 instructions) and `.text` function, and on a 1,000-instruction program.
     let mut btf = Btf::new();
     let file = btf.name("hostile.c");
-    let line = btf.name(&"x".repeat(16 << 10));
+    let line = btf.name(&"x".repeat(pick(16 << 10, 1 << 20)));
     let records = |n: u32| -> Vec<LineRecord> {
         (0..n)
             .map(|i| LineRecord {
@@ -177,9 +185,9 @@ fn main() {
         (btf.name(".text"), records(2)),
     ]);
     seeds.push(("btf", "amp_line_info", btf_input(PROG, &btf.build(), &ext)));
-    let n = 1_000u32;
+    let n = pick(1_000, 60_000) as u32;
     let mut btf = Btf::new();
-    let ext = lines_into_long_string(&mut btf, "xdp", n, 8 << 10);
+    let ext = lines_into_long_string(&mut btf, "xdp", n, pick(8 << 10, 1 << 20));
     let mut insns = vec![w::MOV_R0_0; n as usize - 1];
     insns.push(w::EXIT);
     let mut elf = Elf::new();
@@ -205,16 +213,17 @@ fn main() {
     seeds.push(("elf", "amp_self_struct", object_with_maps(&btf)));
 
     // Many DATASECs for the same sections (quadratic scans) and a 2 GiB `.bss` variable.
-    let b = many_datasecs(800).build();
+    let b = many_datasecs(pick(800, 30_000) as u32).build();
     seeds.push(("btf", "amp_datasecs", btf_input(DATA | PROG, &b, &[])));
     let mut elf = Elf::new();
-    for i in 0..200u32 {
+    let sections = pick(200, 30_000) as u32;
+    for i in 0..sections {
         let s = elf.data(&format!(".data.v{i}"), i.to_le_bytes().to_vec());
         elf.object(&format!("v{i}"), s, 0, 4);
     }
     let mut btf = Btf::new();
     let int = btf.int("int", 4, true);
-    for i in 0..200u32 {
+    for i in 0..sections {
         let var = btf.var(&format!("v{i}"), int);
         btf.datasec(&format!(".data.v{i}"), 0, &[(var, 0, 4)]);
     }
@@ -244,8 +253,8 @@ fn main() {
     seeds.push(("elf", "amp_huge_value", object_with_maps(&btf)));
 
     // Many programs calling one `.text` function (each gets its own linked copy).
-    let len = 500usize;
-    let programs = 200usize;
+    let len = pick(500, 1_000_000 - 3);
+    let programs = pick(200, 2_000);
     let mut text = vec![w::MOV_R0_0; len - 1];
     text.push(w::EXIT);
     let mut elf = Elf::new();
@@ -264,7 +273,7 @@ fn main() {
 
     for (target, name, bytes) in seeds {
         assert!(
-            bytes.len() <= 48 << 10,
+            full || bytes.len() <= 48 << 10,
             "{target}/{name}: {} bytes",
             bytes.len()
         );
