@@ -2,7 +2,7 @@
 //! output: keys and values as numbers and structs, one value per CPU for per-CPU maps.
 
 use super::btf::Btf;
-use super::decode::BtfValue;
+use super::decode::{BtfValue, ListingBudget};
 use super::error::LoadError;
 use super::instance::ObjectMaps;
 use super::limits::MAX_DECODE_UNITS;
@@ -20,11 +20,16 @@ pub struct MapEntry {
     pub values: Vec<BtfValue>,
 }
 
-/// Decode with BTF when there is a type, else as a little-endian unsigned integer for
-/// the usual integer sizes, else as raw bytes.
-fn decode(btf: Option<&Btf>, type_id: Option<u32>, bytes: &[u8]) -> BtfValue {
+/// Decode with BTF when there is a type (from the listing's budget), else as a
+/// little-endian unsigned integer for the usual integer sizes, else as raw bytes.
+fn decode(
+    btf: Option<&Btf>,
+    type_id: Option<u32>,
+    bytes: &[u8],
+    listing: &mut ListingBudget,
+) -> BtfValue {
     match (btf, type_id) {
-        (Some(btf), Some(id)) => btf.decode(id, bytes),
+        (Some(btf), Some(id)) => btf.decode_listed(id, bytes, listing),
         _ => match bytes.len() {
             1 | 2 | 4 | 8 => {
                 let mut buf = [0u8; 8];
@@ -65,6 +70,14 @@ impl Object {
     /// stays that of one entry (its key, its value on every CPU, and the decoded forms,
     /// each bounded as [`Btf::decode`] says).
     ///
+    /// All the keys and values of one listing share one decoding budget of
+    /// `DECODE_BASE_UNITS + DECODE_UNITS_PER_BYTE × bytes listed` (see
+    /// [`limits`](super::limits)), so the whole listing costs time and text in proportion
+    /// to the map's bytes: values that need more (a union that fans out) are
+    /// [`BtfValue::Truncated`] once it is spent; entries that need no more than
+    /// `DECODE_UNITS_PER_BYTE` units per byte on average (plain integers and structs) are
+    /// never cut.
+    ///
     /// Fails as [`Object::dump_map`] does; entries already passed to `f` stay passed.
     pub fn for_each_map_entry(
         &self,
@@ -96,6 +109,7 @@ impl Object {
         let stride = total / ncpus.max(1);
         let mut value = zeroed(total, || format!("a value of map {}", def.name))?;
         let mut prev: Option<Vec<u8>> = None;
+        let mut listing = ListingBudget::new();
         loop {
             let mut key = zeroed(key_size, || format!("a key of map {}", def.name))?;
             match map.get_next_key(prev.as_deref(), &mut key, 0) {
@@ -105,14 +119,16 @@ impl Object {
             }
             match map.lookup(&key, &mut value, 0) {
                 Ok(()) => {
+                    let key_value = decode(self.btf(), def.key_type_id, &key, &mut listing);
                     let values = value
                         .chunks(stride.max(1))
                         .map(|v| {
-                            decode(self.btf(), def.value_type_id, &v[..value_size.min(v.len())])
+                            let v = &v[..value_size.min(v.len())];
+                            decode(self.btf(), def.value_type_id, v, &mut listing)
                         })
                         .collect();
                     f(MapEntry {
-                        key: decode(self.btf(), def.key_type_id, &key),
+                        key: key_value,
                         values,
                     });
                 }
