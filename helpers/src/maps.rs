@@ -84,6 +84,12 @@ pub trait ProgramMap: Send + Sync + Debug {
     fn spec(&self) -> Option<&bpfvm_maps::MapSpec> {
         None
     }
+    /// The number of simulated CPUs the map was created for, when it knows it
+    /// (`bpfvm_maps::Map` does): a VM refuses programs whose maps were made for another
+    /// count.
+    fn ncpus(&self) -> Option<u32> {
+        None
+    }
     /// Key size in bytes.
     fn key_size(&self) -> usize;
     /// Value size in bytes.
@@ -114,6 +120,12 @@ pub trait ProgramMap: Send + Sync + Debug {
     fn slot_owner(&self, slot: usize) -> (u32, Option<u32>) {
         (slot as u32, None)
     }
+    /// The map as a `bpfvm_maps::Map`, for helpers that use map types beyond the common
+    /// operations of this trait (queues, ring buffers, perf event arrays); `None` for a
+    /// test's own maps.
+    fn as_map(&self) -> Option<&bpfvm_maps::Map> {
+        None
+    }
     /// Helper 81: the slot of the cgroup storage attached at `(cgroup_id, attach_type)`
     /// (`cpu`'s copy for the per-CPU type), or `None` (also for maps that are not cgroup
     /// storage).
@@ -130,6 +142,10 @@ impl ProgramMap for bpfvm_maps::Map {
 
     fn spec(&self) -> Option<&bpfvm_maps::MapSpec> {
         Some(bpfvm_maps::Map::spec(self))
+    }
+
+    fn ncpus(&self) -> Option<u32> {
+        Some(bpfvm_maps::Map::ncpus(self))
     }
 
     fn key_size(&self) -> usize {
@@ -180,6 +196,10 @@ impl ProgramMap for bpfvm_maps::Map {
 
     fn slot_owner(&self, slot: usize) -> (u32, Option<u32>) {
         bpfvm_maps::Map::slot_owner(self, slot)
+    }
+
+    fn as_map(&self) -> Option<&bpfvm_maps::Map> {
+        Some(self)
     }
 
     fn prog_local_storage_slot(&self, cpu: u32, cgroup_id: u64, attach_type: u32) -> Option<usize> {

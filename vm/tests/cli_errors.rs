@@ -1,5 +1,5 @@
 //! Errors exit non-zero with a clear message on stderr and nothing on stdout: a bad object,
-//! an unknown or missing `--prog` (listing the choices), `--cpus 0`, a `--cpu` out of range,
+//! an unknown or missing `--prog` (listing the choices), `--cpus 0`, `--repeat 0`, a `--cpu` out of range,
 //! and a faulting program (instruction index and address).
 
 use assert_cmd::Command;
@@ -73,6 +73,17 @@ fn zero_cpus_is_refused() {
 }
 
 #[test]
+fn zero_repeats_are_a_usage_error() {
+    let (code, out, err) = fails(&["run", &fixture("percpu_counter.o"), "--repeat", "0"]);
+    assert_eq!(code, 2, "a usage error");
+    assert!(out.is_empty());
+    assert!(
+        err.contains("--repeat") && err.contains("'0'") && err.contains("1.."),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_cpu_out_of_range_is_refused() {
     let (code, _, err) = fails(&[
         "run",
@@ -91,7 +102,8 @@ fn a_cpu_out_of_range_is_refused() {
 
 #[test]
 fn a_faulting_program_names_the_instruction_and_the_address() {
-    // write_rodata stores to .rodata, which is read-only to programs.
+    // write_rodata stores to .rodata, which is read-only to programs. The kernel's verifier
+    // refuses it at load; with the structural checks only, the run faults.
     let (code, out, err) = fails(&[
         "run",
         &fixture("globals.o"),
@@ -100,6 +112,8 @@ fn a_faulting_program_names_the_instruction_and_the_address() {
         "--cpus",
         "1",
         "--json",
+        "--verifier",
+        "structural",
     ]);
     assert_eq!(code, 1);
     assert!(out.is_empty(), "no JSON for a failed run: {out}");

@@ -27,6 +27,16 @@ pub enum CliError {
         source: LoadError,
     },
     /// The object has no programs.
+    /// `--map-set` or `--maps` could not seed a map.
+    #[error("cannot seed map {map} ({what}): {reason}")]
+    Seed {
+        /// The map (or the file, for a malformed `--maps` file).
+        map: String,
+        /// Which option, and the entry.
+        what: String,
+        /// What was wrong.
+        reason: String,
+    },
     #[error("{path} has no programs")]
     NoPrograms {
         /// The object's path.
@@ -58,6 +68,14 @@ pub enum CliError {
         /// Why.
         #[source]
         source: PrepareError,
+    },
+    /// `bpfvm verify`: the kernel's verifier refuses some programs (each was printed).
+    #[error("the kernel's verifier refuses {refused} of {total} programs")]
+    Refused {
+        /// Programs refused.
+        refused: usize,
+        /// Programs verified.
+        total: usize,
     },
     /// A run failed (a fault names the instruction index and the address).
     #[error("run {run} on cpu {cpu} failed: {source}{detail}")]

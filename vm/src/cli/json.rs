@@ -6,15 +6,20 @@
 //!   "maps": [{"name", "type", "key_size", "value_size", "max_entries",
 //!             "entries": [{"key": HEX, "value": HEX} | {"key": HEX, "values": [HEX per CPU]}]}]}`
 //!
+//! Where the object's BTF types a map's key or value, each entry also has `key_btf` and
+//! `value_btf` (or `values_btf`, one per CPU): the C value as text (`{ saddr: 1, ... }`),
+//! decoded within the loader's bounds. A `--maps FILE` reads the hex fields back.
+//!
 //! `retvals` counts the first 64 distinct return values of a CPU's runs; `retvals_other` the
 //! runs that returned another value. The document is written as it is made: map entries are
 //! read and printed one at a time, so a huge map never sits in memory as JSON.
 
 use std::io::Write;
 
-use bpfvm::loader::{MapDefinition, ObjectMaps};
+use bpfvm::loader::{MapDefinition, Object, ObjectMaps};
 use serde_json::{json, Map, Value};
 
+use super::events::MapEvents;
 use super::execute::RunSummary;
 use super::hex::hex;
 use super::snapshot::{walk, EntryRef};
@@ -59,9 +64,18 @@ pub fn map_header(def: &MapDefinition) -> Value {
 /// Bytes turned into hex at a time, so a long value is never held as one hex string.
 const HEX_CHUNK: usize = 32 << 10;
 
+/// Values longer than this are not decoded with BTF in the output (their hex is there).
+const MAX_DECODED_VALUE: usize = 4096;
+
 /// Writes one entry, `{"key": HEX, "value": HEX}` or `{"key": HEX, "values": [HEX, ...]}`,
-/// the values' hex in chunks.
-pub fn write_entry(out: &mut dyn Write, e: &EntryRef<'_>, percpu: bool) -> Result<(), CliError> {
+/// the values' hex in chunks; with `btf` (the object and the map's definition), also the
+/// BTF-decoded `key_btf` and `value_btf`/`values_btf` where BTF types them.
+pub fn write_entry(
+    out: &mut dyn Write,
+    e: &EntryRef<'_>,
+    percpu: bool,
+    btf: Option<(&Object, &MapDefinition)>,
+) -> Result<(), CliError> {
     put(out, &format!("{{\"key\":\"{}\",", hex(e.key)))?;
     put(out, if percpu { "\"values\":[" } else { "\"value\":" })?;
     for (i, v) in e.values().enumerate() {
@@ -74,7 +88,34 @@ pub fn write_entry(out: &mut dyn Write, e: &EntryRef<'_>, percpu: bool) -> Resul
         }
         put(out, "\"")?;
     }
-    put(out, if percpu { "]}" } else { "}" })
+    if percpu {
+        put(out, "]")?;
+    }
+    if let Some((object, def)) = btf {
+        if let Some(k) = object.decode_key(def, e.key) {
+            put(out, &format!(",\"key_btf\":{}", Value::from(k.to_string())))?;
+        }
+        if def.value_size as usize <= MAX_DECODED_VALUE {
+            let decoded: Option<Vec<Value>> = e
+                .values()
+                .map(|v| {
+                    object
+                        .decode_value(def, v)
+                        .map(|d| Value::from(d.to_string()))
+                })
+                .collect();
+            match decoded {
+                Some(d) if percpu => put(out, &format!(",\"values_btf\":{}", Value::from(d)))?,
+                Some(d) => {
+                    if let Some(one) = d.into_iter().next() {
+                        put(out, &format!(",\"value_btf\":{one}"))?;
+                    }
+                }
+                None => {}
+            }
+        }
+    }
+    put(out, "}")
 }
 
 /// `value` as JSON without its closing brace, so more fields can follow.
@@ -88,21 +129,34 @@ fn put(out: &mut dyn Write, s: &str) -> Result<(), CliError> {
     out.write_all(s.as_bytes()).map_err(CliError::stdout)
 }
 
-/// Writes the document for a run of `program` on `ncpus` CPUs with `engine` to `out`,
-/// followed by a newline, reading each map's entries as they are printed.
+/// What the document says about the runs.
+#[derive(Debug, Clone, Copy)]
+pub struct RunHead<'a> {
+    /// The program's name.
+    pub program: &'a str,
+    /// Simulated CPUs.
+    pub ncpus: u32,
+    /// Engine name.
+    pub engine: &'a str,
+    /// The runs.
+    pub summary: &'a RunSummary,
+}
+
+/// Writes the document for the runs of `head` to `out`, followed by a newline, reading each
+/// map's entries as they are printed, then the `events` read from the ring and perf
+/// buffers ([`MapEvents::to_json`]).
 pub fn write_run(
     out: &mut dyn Write,
-    program: &str,
-    ncpus: u32,
-    engine: &str,
-    summary: &RunSummary,
+    head: &RunHead<'_>,
+    object: &Object,
     maps: &ObjectMaps,
+    events: &[MapEvents],
 ) -> Result<(), CliError> {
     let head = json!({
-        "program": program,
-        "cpus": ncpus,
-        "engine": engine,
-        "runs": runs_document(summary),
+        "program": head.program,
+        "cpus": head.ncpus,
+        "engine": head.engine,
+        "runs": runs_document(head.summary),
     });
     put(out, &open_object(&head))?;
     put(out, ",\"maps\":[")?;
@@ -118,9 +172,16 @@ pub fn write_run(
             if !std::mem::take(&mut first) {
                 put(out, ",")?;
             }
-            write_entry(out, &e, percpu)
+            write_entry(out, &e, percpu, Some((object, def)))
         })?;
         put(out, "]}")?;
+    }
+    put(out, "],\"events\":[")?;
+    for (i, e) in events.iter().enumerate() {
+        if i > 0 {
+            put(out, ",")?;
+        }
+        put(out, &e.to_json().to_string())?;
     }
     put(out, "]}\n")
 }
@@ -147,15 +208,13 @@ mod tests {
             }
         }
         let mut out = Vec::new();
-        write_run(
-            &mut out,
-            "p",
-            2,
-            "interpreter",
-            &RunSummary::default(),
-            &maps,
-        )
-        .unwrap();
+        let head = RunHead {
+            program: "p",
+            ncpus: 2,
+            engine: "interpreter",
+            summary: &RunSummary::default(),
+        };
+        write_run(&mut out, &head, &obj, &maps, &[]).unwrap();
         assert_eq!(out.last(), Some(&b'\n'));
         let doc: Value = serde_json::from_slice(&out).unwrap();
         let keys: Vec<&str> = doc
@@ -164,7 +223,10 @@ mod tests {
             .keys()
             .map(String::as_str)
             .collect();
-        assert_eq!(keys, ["program", "cpus", "engine", "runs", "maps"]);
+        assert_eq!(
+            keys,
+            ["program", "cpus", "engine", "runs", "maps", "events"]
+        );
         assert_eq!(doc["maps"].as_array().unwrap().len(), maps.all().len());
         let entries = doc["maps"][0]["entries"].as_array().unwrap();
         assert_eq!(entries.len() as u32, n);
@@ -205,7 +267,7 @@ mod tests {
         map.update(&2u32.to_ne_bytes(), &vec![0xab; 1 << 20], 0)
             .unwrap();
         let mut out = Pieces::default();
-        walk(&def, &map, |e| write_entry(&mut out, &e, false)).unwrap();
+        walk(&def, &map, |e| write_entry(&mut out, &e, false, None)).unwrap();
         assert!(
             out.largest <= 2 * HEX_CHUNK,
             "a write of {} bytes",

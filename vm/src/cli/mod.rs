@@ -1,11 +1,12 @@
 //! The command line: argument parsing ([`args`]) and one module per job: opening an object
 //! and choosing its program ([`object`]), running it ([`execute`]), reading maps back
-//! ([`snapshot`]), explaining failures ([`fault`]), and the outputs ([`text`], [`json`], [`explain`], [`report`], [`list`],
+//! ([`snapshot`]) and the events of ring buffers and perf buffers ([`events`]), explaining failures ([`fault`]), and the outputs ([`text`], [`json`], [`explain`], [`report`], [`list`],
 //! [`disasm`]). Input files are read with a size limit ([`input`]).
 
 pub mod args;
 pub mod disasm;
 pub mod error;
+pub mod events;
 pub mod execute;
 pub mod explain;
 pub mod fault;
@@ -17,10 +18,12 @@ pub mod object;
 pub mod progress;
 pub mod report;
 pub mod run;
+pub mod seed;
 pub mod size;
 pub mod snapshot;
 pub mod table;
 pub mod text;
+pub mod verify;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -40,6 +43,7 @@ pub fn main() -> ExitCode {
         Command::Run(a) => run::run(a, &mut out),
         Command::Maps(a) => list::list_maps(&a.object, &mut out),
         Command::Disasm(a) => disasm::disasm(&a.object, a.prog.as_deref(), &mut out),
+        Command::Verify(a) => verify::verify(a, &mut out),
     };
     let result = result.and_then(|()| out.flush().map_err(CliError::stdout));
     match result {

@@ -8,8 +8,10 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use bpfvm::loader::{BtfValue, Object, ProgramDefinition};
+use bpfvm::maps::MapType;
 use bpfvm::ProgramType;
 
+use super::events::MapEvents;
 use super::execute::{RetvalCounts, RunSummary, MAX_RETVALS};
 use super::hex::hex;
 use super::size::show_size;
@@ -39,20 +41,18 @@ pub struct Report<'a> {
     pub summary: &'a RunSummary,
     /// The maps after the runs.
     pub maps: &'a [MapSnapshot],
+    /// The events read from ring and perf buffers after the runs.
+    pub events: &'a [MapEvents],
 }
 
-/// The name of a return value where the program type gives it one (`XDP_PASS`).
+/// The name of a return value where the program type gives it one (`XDP_PASS`,
+/// `TC_ACT_SHOT`): [`bpfvm::XdpAction`], [`bpfvm::TcAction`].
 pub fn retval_name(prog_type: ProgramType, retval: u64) -> Option<&'static str> {
     match prog_type {
-        ProgramType::Xdp => [
-            "XDP_ABORTED",
-            "XDP_DROP",
-            "XDP_PASS",
-            "XDP_TX",
-            "XDP_REDIRECT",
-        ]
-        .get(usize::try_from(retval).ok()?)
-        .copied(),
+        ProgramType::Xdp => bpfvm::XdpAction::from_retval(retval).map(|a| a.name()),
+        ProgramType::SchedCls | ProgramType::SchedAct => {
+            bpfvm::TcAction::from_retval(retval).map(|a| a.name())
+        }
         _ => None,
     }
 }
@@ -157,6 +157,10 @@ pub fn write(r: &Report<'_>, out: &mut dyn std::io::Write) -> Result<(), CliErro
         let block = format!("\n{}", render_map(r.object, m));
         out.write_all(block.as_bytes()).map_err(CliError::stdout)?;
     }
+    for e in r.events {
+        let block = format!("\n{}", e.render());
+        out.write_all(block.as_bytes()).map_err(CliError::stdout)?;
+    }
     Ok(())
 }
 
@@ -237,6 +241,10 @@ pub fn render_map(object: &Object, m: &MapSnapshot) -> String {
             .map(|s| format!(", section {s}"))
             .unwrap_or_default()
     );
+    if d.map_type == MapType::Ringbuf as u32 || d.map_type == MapType::PerfEventArray as u32 {
+        out.push_str("  (no entries: its events are listed below)\n");
+        return out;
+    }
     if m.count == 0 {
         out.push_str("  (empty)\n");
         return out;
@@ -315,6 +323,11 @@ mod tests {
         assert_eq!(retval_label(ProgramType::Xdp, 2), "2 (XDP_PASS)");
         assert_eq!(retval_label(ProgramType::Xdp, 9), "9");
         assert_eq!(retval_label(ProgramType::SocketFilter, 1), "1");
+        assert_eq!(retval_label(ProgramType::SchedCls, 2), "2 (TC_ACT_SHOT)");
+        assert_eq!(
+            retval_label(ProgramType::SchedCls, u64::from(u32::MAX)),
+            "4294967295 (TC_ACT_UNSPEC)"
+        );
     }
 
     #[test]

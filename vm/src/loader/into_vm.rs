@@ -40,6 +40,21 @@ impl Object {
                 name: name_or_section.to_owned(),
             })?;
         let maps = def.maps.iter().map(|&i| Arc::clone(&maps.all()[i]));
-        Ok(Program::from_words(&def.insns, def.program_type).with_maps(maps))
+        let lines = def
+            .lines
+            .iter()
+            .map(|(i, l)| (*i, format!("{}:{}: {}", l.file, l.line, l.source.trim())))
+            .collect();
+        let mut program = Program::from_words(&def.insns, def.program_type)
+            .with_maps(maps)
+            .with_source_lines(lines);
+        if let Some(license) = self.license() {
+            program = program.with_license(license);
+        }
+        if def.program_type == crate::ProgramType::CgroupSkb {
+            // BPF_CGROUP_INET_INGRESS (0) or BPF_CGROUP_INET_EGRESS (1), as libbpf derives it.
+            program = program.with_attach_type(u32::from(def.section.ends_with("egress")));
+        }
+        Ok(program)
     }
 }
