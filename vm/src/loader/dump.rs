@@ -104,6 +104,8 @@ impl Object {
         };
         let key_size = def.key_size as usize;
         let value_size = def.value_size as usize;
+        // One decoding budget for the whole listing (see above).
+        let mut listing = ListingBudget::new();
         match map.map_type() {
             // Records are read by consuming them (`Map::ringbuf_consume`, `Map::perf_read`);
             // a listing must not take them away.
@@ -118,7 +120,7 @@ impl Object {
                 {
                     f(MapEntry {
                         key: BtfValue::Unsigned(i as u64),
-                        values: vec![decode(self.btf(), def.value_type_id, &v)],
+                        values: vec![decode(self.btf(), def.value_type_id, &v, &mut listing)],
                     });
                 }
                 return Ok(());
@@ -134,7 +136,6 @@ impl Object {
         let stride = total / ncpus.max(1);
         let mut value = zeroed(total, || format!("a value of map {}", def.name))?;
         let mut prev: Option<Vec<u8>> = None;
-        let mut listing = ListingBudget::new();
         loop {
             let mut key = zeroed(key_size, || format!("a key of map {}", def.name))?;
             match map.get_next_key(prev.as_deref(), &mut key, 0) {
