@@ -22,6 +22,16 @@ pub fn load_memory_bound(input: usize, linked: usize) -> usize {
     LOAD_BYTES_PER_INPUT_BYTE * input + LOAD_BYTES_PER_LINKED_INSN * linked + LOAD_BYTES_BASE
 }
 
+/// Nodes of a decoded value: itself and every struct member and array element within.
+pub fn value_nodes(v: &bpfvm::loader::BtfValue) -> usize {
+    use bpfvm::loader::BtfValue as V;
+    1 + match v {
+        V::Struct(members) => members.iter().map(|(_, m)| value_nodes(m)).sum(),
+        V::Array(items) => items.iter().map(value_nodes).sum(),
+        _ => 0,
+    }
+}
+
 /// See [`load_memory_bound`].
 pub const LOAD_BYTES_PER_INPUT_BYTE: usize = 32;
 /// See [`load_memory_bound`].

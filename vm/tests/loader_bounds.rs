@@ -83,10 +83,15 @@ fn btf_map(
 /// An object with one BTF map `m` (ARRAY, 1 entry, `int` key) whose value type is made
 /// by `value_type`, one trivial program, and `.BTF`.
 fn object_with_map_value(value_type: impl FnOnce(&mut Btf, u32) -> u32) -> Vec<u8> {
+    object_with_array_map(1, value_type)
+}
+
+/// [`object_with_map_value`] with `entries` entries.
+fn object_with_array_map(entries: u32, value_type: impl FnOnce(&mut Btf, u32) -> u32) -> Vec<u8> {
     let mut btf = Btf::new();
     let int = btf.int("int", 4, true);
     let value = value_type(&mut btf, int);
-    let var = btf_map(&mut btf, int, "m", 2, 1, int, value);
+    let var = btf_map(&mut btf, int, "m", 2, entries, int, value);
     btf.datasec(".maps", 32, &[(var, 0, 32)]);
     let mut elf = Elf::new();
     let prog = elf.code("xdp", &[w::MOV_R0_0, w::EXIT]);
@@ -174,6 +179,58 @@ fn a_union_dag_decodes_to_a_bounded_value() {
     let entries = obj.dump_map(&maps, "m").unwrap();
     assert_eq!(entries.len(), 1);
     assert!(nodes(&entries[0].values[0]) <= budget);
+}
+
+#[test]
+fn listing_many_entries_of_a_union_dag_is_bounded_by_the_map_bytes() {
+    // Fuzz finding (btf target, 2026-12-04): the union DAG as the value of an ARRAY of
+    // 4,609 entries took 12 s to dump under AddressSanitizer, as each 4-byte value got the
+    // whole base budget (4,096 + 64 nodes): a million entries (4 MB of map) would list
+    // 4 billion nodes. One listing now shares one budget.
+    let entries = 4_096u32;
+    let bytes = object_with_array_map(entries, |btf, int| {
+        let (a, b) = (btf.name("a"), btf.name("b"));
+        let mut t = btf.composite(kind::UNION, 0, 4, &[(a, int, 0), (b, int, 0)]);
+        let names: Vec<u32> = (0..16).map(|i| btf.name(&format!("m{i}"))).collect();
+        for _ in 0..20 {
+            let members: Vec<(u32, u32, u32)> = names.iter().map(|&n| (n, t, 0)).collect();
+            t = btf.composite(kind::UNION, 0, 4, &members);
+        }
+        t
+    });
+    let obj = Object::parse(&bytes).expect("the object loads");
+    let maps = obj.create_maps(2).unwrap();
+    let mut listed = 0usize;
+    let mut total = 0usize;
+    let mut text = 0usize;
+    obj.for_each_map_entry(&maps, "m", |e| {
+        listed += 1;
+        total += nodes(&e.key) + e.values.iter().map(nodes).sum::<usize>();
+        text += e.values.iter().map(|v| v.to_string().len()).sum::<usize>();
+    })
+    .unwrap();
+    assert_eq!(listed, entries as usize);
+    let map_bytes = entries as usize * (4 + 4);
+    let budget = DECODE_BASE_UNITS + DECODE_UNITS_PER_BYTE * map_bytes;
+    // A `Truncated` marker counts as a node without spending: at most one per level.
+    assert!(
+        total <= budget + 32 * entries as usize,
+        "{total} nodes listed, budget {budget}"
+    );
+    assert!(text <= 16 * budget, "{text} bytes of text");
+    // The first value still decodes as far as one value alone would.
+    let first = obj.dump_map(&maps, "m").unwrap().swap_remove(0);
+    let alone = obj.decode_value(obj.map("m").unwrap(), &[0; 4]).unwrap();
+    assert_eq!(first.values[0], alone);
+
+    // Plain values are never cut, however many: a 4,096-entry ARRAY of `int`.
+    let obj = Object::parse(&object_with_array_map(entries, |_, int| int)).unwrap();
+    let maps = obj.create_maps(2).unwrap();
+    let listing = obj.dump_map(&maps, "m").unwrap();
+    assert_eq!(listing.len(), entries as usize);
+    assert!(listing
+        .iter()
+        .all(|e| matches!(e.values[0], BtfValue::Signed(0))));
 }
 
 #[test]
