@@ -5,14 +5,19 @@ use std::sync::Arc;
 
 use super::error::LoadError;
 use super::instance::ObjectMaps;
-use super::Object;
-use crate::Program;
+use super::section_types::KernelProgType;
+use super::{Object, ProgramDefinition};
+use crate::{Program, ProgramType};
 
 impl Object {
     /// The program `name_or_section` as a VM [`Program`], with the live maps it uses
     /// from `maps` (made by [`Object::create_maps`]).
     ///
-    /// Fails with [`LoadError::NoSuchProgram`] when no program has that name.
+    /// Fails with [`LoadError::NoSuchProgram`] when no program has that name, with the
+    /// program's own error when it was refused at load ([`Object::refused_programs`]),
+    /// with [`LoadError::UnknownProgramType`] when libbpf does not know its section name
+    /// (give the type with [`Object::vm_program_as`]) and with
+    /// [`LoadError::CannotRunType`] for a kernel program type bpfvm does not run yet.
     ///
     /// ```
     /// use bpfvm::loader::Object;
@@ -34,12 +39,79 @@ impl Object {
         name_or_section: &str,
         maps: &ObjectMaps,
     ) -> Result<Program, LoadError> {
-        let def = self
-            .program(name_or_section)
-            .ok_or_else(|| LoadError::NoSuchProgram {
-                name: name_or_section.to_owned(),
-            })?;
+        let def = self.program_result(name_or_section)?;
+        let Some(section_type) = def.section_type else {
+            return Err(LoadError::UnknownProgramType {
+                program: def.name.to_string(),
+                section: def.section.to_string(),
+                types: KernelProgType::names(),
+            });
+        };
+        Ok(Self::build(def, runnable(def, section_type.prog_type)?, maps))
+    }
+
+    /// [`Object::vm_program`] with the program type given explicitly, as
+    /// `bpf_program__set_type` would (for a legacy section name such as `xdp_pass` that
+    /// libbpf does not know, or to run a program as another type).
+    ///
+    /// ```
+    /// use bpfvm::loader::{KernelProgType, LoadError, Object};
+    ///
+    /// let bytes = include_bytes!("../../tests/fixtures/multi.o");
+    /// let obj = Object::parse_named("multi", bytes)?;
+    /// let maps = obj.create_maps(1)?;
+    /// let refused = obj.vm_program("custom_prog", &maps).unwrap_err();
+    /// assert!(matches!(refused, LoadError::UnknownProgramType { .. }));
+    /// let prog = obj.vm_program_as("custom_prog", &maps, KernelProgType::Xdp)?;
+    /// assert_eq!(prog.prog_type(), bpfvm::ProgramType::Xdp);
+    /// # Ok::<(), LoadError>(())
+    /// ```
+    pub fn vm_program_as(
+        &self,
+        name_or_section: &str,
+        maps: &ObjectMaps,
+        prog_type: KernelProgType,
+    ) -> Result<Program, LoadError> {
+        let def = self.program_result(name_or_section)?;
+        Ok(Self::build(def, runnable(def, prog_type)?, maps))
+    }
+
+    fn build(def: &ProgramDefinition, prog_type: ProgramType, maps: &ObjectMaps) -> Program {
         let maps = def.maps.iter().map(|&i| Arc::clone(&maps.all()[i]));
-        Ok(Program::from_words(&def.insns, def.program_type).with_maps(maps))
+        Program::from_words(&def.insns, prog_type).with_maps(maps)
+    }
+}
+
+/// The type bpfvm runs `def` as when its kernel type is `t`, or why it cannot.
+fn runnable(def: &ProgramDefinition, t: KernelProgType) -> Result<ProgramType, LoadError> {
+    t.runnable().ok_or_else(|| LoadError::CannotRunType {
+        program: def.name.to_string(),
+        section: def.section.to_string(),
+        prog_type: t.name(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn types_bpfvm_cannot_run_are_refused_by_name() {
+        let obj = Object::parse_named("multi", include_bytes!("../../tests/fixtures/multi.o"))
+            .unwrap();
+        let maps = obj.create_maps(1).unwrap();
+        let e = obj
+            .vm_program_as("xdp_prog", &maps, KernelProgType::Lsm)
+            .unwrap_err();
+        assert_eq!(
+            e,
+            LoadError::CannotRunType {
+                program: "xdp_prog".into(),
+                section: "xdp".into(),
+                prog_type: "lsm",
+            }
+        );
+        assert!(e.to_string().contains("type lsm"), "{e}");
+        assert_eq!(e.errno(), 95);
     }
 }
