@@ -2,12 +2,16 @@
 //!
 //! `{"program", "cpus", "engine",
 //!   "runs": [{"cpu", "count", "retvals": {"<r0>": n}, "retvals_other", "first_retval",
-//!             "last_retval", "trace_dropped"}],
+//!             "last_retval", "trace_dropped", "data_out": HEX, "first_data_out": HEX?,
+//!             "ctx_out": HEX?}],
 //!   "maps": [{"name", "type", "key_size", "value_size", "max_entries",
 //!             "entries": [{"key": HEX, "value": HEX} | {"key": HEX, "values": [HEX per CPU]}]}]}`
 //!
 //! `retvals` counts the first 64 distinct return values of a CPU's runs; `retvals_other` the
-//! runs that returned another value. The document is written as it is made: map entries are
+//! runs that returned another value. `data_out` is the packet after the CPU's last run (as
+//! `BPF_PROG_TEST_RUN` reports it; empty without a packet), `first_data_out` the packet after
+//! its first run when that differs, `ctx_out` the context after the last run in the kernel's
+//! test-run form, for XDP and `__sk_buff` programs only. The document is written as it is made: map entries are
 //! read and printed one at a time, so a huge map never sits in memory as JSON.
 
 use std::io::Write;
@@ -32,7 +36,7 @@ pub fn runs_document(summary: &RunSummary) -> Value {
                 .iter()
                 .map(|(v, n)| (v.to_string(), json!(n)))
                 .collect();
-            json!({
+            let mut doc = json!({
                 "cpu": c.cpu,
                 "count": c.count,
                 "retvals": retvals,
@@ -40,7 +44,15 @@ pub fn runs_document(summary: &RunSummary) -> Value {
                 "first_retval": c.retvals.first(),
                 "last_retval": c.retvals.last(),
                 "trace_dropped": c.trace_dropped,
-            })
+                "data_out": hex(&c.data_out),
+            });
+            if let Some(first) = &c.first_data_out {
+                doc["first_data_out"] = json!(hex(first));
+            }
+            if !c.ctx_out.is_empty() {
+                doc["ctx_out"] = json!(hex(&c.ctx_out));
+            }
+            doc
         })
         .collect()
 }

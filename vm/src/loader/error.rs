@@ -132,8 +132,8 @@ pub enum LoadError {
     },
     /// The program's section name is not one libbpf knows, so its program type is unknown.
     #[error(
-        "program {program}: section name {section} is not one libbpf knows, so the program \
-         type is unknown; give it explicitly (bpfvm run --type xdp, or \
+        "section name {section} (program {program}) is not one libbpf knows, so the \
+         program type is unknown; give it explicitly (bpfvm run --type xdp, or \
          Object::vm_program_as) — types: {types}"
     )]
     UnknownProgramType {

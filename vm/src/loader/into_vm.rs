@@ -40,14 +40,41 @@ impl Object {
         maps: &ObjectMaps,
     ) -> Result<Program, LoadError> {
         let def = self.program_result(name_or_section)?;
-        let Some(section_type) = def.section_type else {
-            return Err(LoadError::UnknownProgramType {
-                program: def.name.to_string(),
-                section: def.section.to_string(),
-                types: KernelProgType::names(),
-            });
+        Ok(Self::build(def, self.run_type(name_or_section, None)?, maps))
+    }
+
+    /// The type bpfvm runs program `name_or_section` as: `explicit` when given, else
+    /// libbpf's type for its section; or the error [`Object::vm_program`] /
+    /// [`Object::vm_program_as`] would give.
+    ///
+    /// ```
+    /// use bpfvm::loader::{KernelProgType, Object};
+    /// use bpfvm::ProgramType;
+    ///
+    /// let obj = Object::parse_named("multi", include_bytes!("../../tests/fixtures/multi.o"))?;
+    /// assert_eq!(obj.run_type("tc_prog", None)?, ProgramType::SchedCls);
+    /// assert!(obj.run_type("custom_prog", None).is_err());
+    /// assert_eq!(obj.run_type("custom_prog", Some(KernelProgType::Xdp))?, ProgramType::Xdp);
+    /// # Ok::<(), bpfvm::loader::LoadError>(())
+    /// ```
+    pub fn run_type(
+        &self,
+        name_or_section: &str,
+        explicit: Option<KernelProgType>,
+    ) -> Result<ProgramType, LoadError> {
+        let def = self.program_result(name_or_section)?;
+        let t = match (explicit, def.section_type) {
+            (Some(t), _) => t,
+            (None, Some(s)) => s.prog_type,
+            (None, None) => {
+                return Err(LoadError::UnknownProgramType {
+                    program: def.name.to_string(),
+                    section: def.section.to_string(),
+                    types: KernelProgType::names(),
+                })
+            }
         };
-        Ok(Self::build(def, runnable(def, section_type.prog_type)?, maps))
+        runnable(def, t)
     }
 
     /// [`Object::vm_program`] with the program type given explicitly, as
