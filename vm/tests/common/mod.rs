@@ -22,6 +22,8 @@ pub const FIXTURES: &[&str] = &[
     "percpu_sum",
     "printk",
     "signed_v4",
+    "section_subprogs",
+    "legacy_elf_maps",
     "subprog",
     "tc_skb",
     "trusted",
