@@ -95,7 +95,12 @@ fn vm_run(vm: &Vm, p: &bpfvm::LoadedProgram, packet: &[u8]) -> (u32, Vec<u8>) {
 }
 
 /// Every value of array/hash map `i` for keys `keys`, on both sides.
-fn values(kmaps: &[KernelMap], smaps: &ObjectMaps, i: usize, keys: &[u32]) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+fn values(
+    kmaps: &[KernelMap],
+    smaps: &ObjectMaps,
+    i: usize,
+    keys: &[u32],
+) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
     let smap: &Arc<Map> = &smaps.all()[i];
     let k = keys
         .iter()
@@ -130,14 +135,24 @@ fn legacy_section_program_with_an_explicit_type_matches_the_kernel() {
     let kprog = kernel_prog(&obj, "pass_len", ProgType::Xdp, &kmaps).unwrap();
     let vm = Vm::builder().cpus(1).build();
     let sprog = vm
-        .load(obj.vm_program_as("pass_len", &smaps, KernelProgType::Xdp).unwrap())
+        .load(
+            obj.vm_program_as("pass_len", &smaps, KernelProgType::Xdp)
+                .unwrap(),
+        )
         .unwrap();
     for len in [60usize, 14, 1500] {
         let packet: Vec<u8> = (0..len).map(|i| i as u8).collect();
-        assert_eq!(kernel_run(&kprog, &packet), vm_run(&vm, &sprog, &packet), "len {len}");
+        assert_eq!(
+            kernel_run(&kprog, &packet),
+            vm_run(&vm, &sprog, &packet),
+            "len {len}"
+        );
         let (k, s) = values(&kmaps, &smaps, 0, &[0, 1]);
         assert_eq!(k, s, "lens after a {len}-byte packet");
-        assert_eq!(u64::from_ne_bytes(k[0][..8].try_into().unwrap()), len as u64);
+        assert_eq!(
+            u64::from_ne_bytes(k[0][..8].try_into().unwrap()),
+            len as u64
+        );
     }
 }
 
@@ -146,7 +161,8 @@ fn elf_section<'a>(elf: &'a [u8], name: &str) -> &'a [u8] {
     let u16_at = |o: usize| u16::from_le_bytes(elf[o..o + 2].try_into().unwrap()) as usize;
     let u32_at = |o: usize| u32::from_le_bytes(elf[o..o + 4].try_into().unwrap()) as usize;
     let u64_at = |o: usize| u64::from_le_bytes(elf[o..o + 8].try_into().unwrap()) as usize;
-    let (shoff, shentsize, shnum, shstrndx) = (u64_at(0x28), u16_at(0x3a), u16_at(0x3c), u16_at(0x3e));
+    let (shoff, shentsize, shnum, shstrndx) =
+        (u64_at(0x28), u16_at(0x3a), u16_at(0x3c), u16_at(0x3e));
     let header = |i: usize| shoff + i * shentsize;
     let strtab = u64_at(header(shstrndx) + 0x18);
     (0..shnum)
@@ -172,7 +188,10 @@ fn object_with_a_kernel_refused_program_and_a_good_one() {
     let tc = elf_section(&bytes, "tc");
     let mut log = String::new();
     let refused = KernelProg::load(ProgType::SchedCls, 0, tc, "GPL", &mut log);
-    assert!(refused.is_err(), "the kernel loads a call to a missing kfunc");
+    assert!(
+        refused.is_err(),
+        "the kernel loads a call to a missing kfunc"
+    );
     assert!(matches!(
         obj.program_result("uses_kfunc"),
         Err(LoadError::KfuncCall { .. })
@@ -201,7 +220,10 @@ fn subprograms_outside_text_run_as_in_the_kernel() {
     let kmaps = kernel_maps(&obj);
     let smaps = obj.create_maps(1).unwrap();
     let vm = Vm::builder().cpus(1).build();
-    for (name, ptype) in [("subprogs_xdp", ProgType::Xdp), ("subprogs_tc", ProgType::SchedCls)] {
+    for (name, ptype) in [
+        ("subprogs_xdp", ProgType::Xdp),
+        ("subprogs_tc", ProgType::SchedCls),
+    ] {
         let kprog = kernel_prog(&obj, name, ptype, &kmaps).unwrap();
         let sprog = vm.load(obj.vm_program(name, &smaps).unwrap()).unwrap();
         for len in [14usize, 60, 61, 999] {
@@ -306,7 +328,14 @@ fn kconfig_and_ksym_externs_match_libbpf() {
     std::fs::write(&data, [0u8; 60]).unwrap();
     let run = cmd(
         "bpftool",
-        &["prog", "run", "pinned", &pinned, "data_in", &data.display().to_string()],
+        &[
+            "prog",
+            "run",
+            "pinned",
+            &pinned,
+            "data_in",
+            &data.display().to_string(),
+        ],
     );
     let _ = std::fs::remove_file(&data);
     let run = run.unwrap();
@@ -318,7 +347,9 @@ fn kconfig_and_ksym_externs_match_libbpf() {
         .expect("libbpf's .bss map");
     let smaps = obj.create_maps(1).unwrap();
     let vm = Vm::builder().cpus(1).build();
-    let sprog = vm.load(obj.vm_program("read_externs", &smaps).unwrap()).unwrap();
+    let sprog = vm
+        .load(obj.vm_program("read_externs", &smaps).unwrap())
+        .unwrap();
     let (ret, _) = vm_run(&vm, &sprog, &[0u8; 60]);
     assert!(run.contains(&format!("Return value: {ret},")), "{run}");
     let mut bss = vec![0u8; bss_size];

@@ -27,7 +27,8 @@ struct Scratch(std::path::PathBuf);
 
 impl Scratch {
     fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("bpfvm-cli-programs-{name}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("bpfvm-cli-programs-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         Scratch(dir)
     }
@@ -51,19 +52,31 @@ fn list_shows_which_programs_load_and_why_others_do_not() {
     assert!(ok, "{err}");
     let lines: Vec<&str> = out.lines().collect();
     assert!(lines[0].starts_with("program"), "{out}");
-    assert!(lines[1].starts_with("good ") && lines[1].ends_with("loads"), "{out}");
+    assert!(
+        lines[1].starts_with("good ") && lines[1].ends_with("loads"),
+        "{out}"
+    );
     assert!(lines[2].contains("refused: uses map mystery"), "{out}");
     assert!(
         lines[3].contains("refused: kfunc call to bpf_kfunc_that_does_not_exist"),
         "{out}"
     );
-    assert_eq!(lines[4], "map mystery cannot be loaded: map mystery has unknown map type 999");
+    assert_eq!(
+        lines[4],
+        "map mystery cannot be loaded: map mystery has unknown map type 999"
+    );
     let (ok, out, _) = bpfvm(&["list", &fixture("multi")]);
     assert!(ok);
     let custom = out.lines().find(|l| l.starts_with("custom_prog")).unwrap();
-    assert!(custom.contains("unknown section: run with --type TYPE"), "{custom}");
+    assert!(
+        custom.contains("unknown section: run with --type TYPE"),
+        "{custom}"
+    );
     let skb = out.lines().find(|l| l.starts_with("skb_prog")).unwrap();
-    assert!(skb.contains("cgroup_skb") && skb.contains("cgroup_inet_ingress"), "{skb}");
+    assert!(
+        skb.contains("cgroup_skb") && skb.contains("cgroup_inet_ingress"),
+        "{skb}"
+    );
 }
 
 #[test]
@@ -123,7 +136,10 @@ fn a_legacy_section_runs_with_type_and_is_refused_without() {
 #[test]
 fn kconfig_file_and_kernel_version_reach_the_externs() {
     let dir = Scratch::new("kconfig");
-    let cfg = dir.file("config", b"# comment\nCONFIG_HZ=300\nCONFIG_BPF_SYSCALL=y\n");
+    let cfg = dir.file(
+        "config",
+        b"# comment\nCONFIG_HZ=300\nCONFIG_BPF_SYSCALL=y\n",
+    );
     let (ok, out, err) = bpfvm(&[
         "run",
         &fixture("externs"),
@@ -147,11 +163,17 @@ fn kconfig_file_and_kernel_version_reach_the_externs() {
         .unwrap();
     let value = bss["entries"][0]["value"].as_str().unwrap();
     // version 0x050401, hz 300 (0x12c), nr_cpus 0, cookie 1, syscall 1.
-    assert!(value.starts_with("010405002c010000000000000000000001010000"), "{value}");
+    assert!(
+        value.starts_with("010405002c010000000000000000000001010000"),
+        "{value}"
+    );
     let bad = dir.file("bad", b"CONFIG_HZ\n");
     let (ok, _, err) = bpfvm(&["run", &fixture("externs"), "--kconfig", &bad]);
     assert!(!ok);
-    assert!(err.contains("--kconfig") && err.contains("no '=' separator"), "{err}");
+    assert!(
+        err.contains("--kconfig") && err.contains("no '=' separator"),
+        "{err}"
+    );
     // A value of the wrong kind refuses the program that reads it.
     let wrong = dir.file("wrong", b"CONFIG_HZ=m\n");
     let (ok, _, err) = bpfvm(&[
@@ -186,8 +208,15 @@ fn json_reports_the_output_packet_and_context_of_each_cpu() {
     let doc: Value = serde_json::from_str(&out).unwrap();
     for run in doc["runs"].as_array().unwrap() {
         let hex: String = frame.iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(run["data_out"], hex.as_str(), "tc_skb leaves the frame as it is");
-        assert!(run.get("first_data_out").is_none(), "same as the last run's");
+        assert_eq!(
+            run["data_out"],
+            hex.as_str(),
+            "tc_skb leaves the frame as it is"
+        );
+        assert!(
+            run.get("first_data_out").is_none(),
+            "same as the last run's"
+        );
         let ctx = run["ctx_out"].as_str().unwrap();
         assert_eq!(ctx.len(), 2 * 192, "struct __sk_buff");
     }

@@ -97,7 +97,9 @@ fn map_types_and_attributes_the_maps_crate_refuses() {
         "{prog:?}"
     );
     assert_eq!(prog.errno(), 95);
-    assert!(prog.to_string().starts_with("uses map legacy_hash, which cannot be loaded: "));
+    assert!(prog
+        .to_string()
+        .starts_with("uses map legacy_hash, which cannot be loaded: "));
 
     let mut no_key = b.clone();
     no_key[at + 4..at + 8].copy_from_slice(&0u32.to_le_bytes()); // key_size 0

@@ -264,9 +264,10 @@ fn unsupported_features_name_section_and_instruction() {
         &helper_shaped,
         |e| matches!(e, LoadError::KfuncCall { name, insn: 0, .. } if name == "bpf_rcu_read_lock"),
     );
-    let e = expect_err(&common::fixture_bytes("kfunc"), |e| {
-        matches!(e, LoadError::KfuncCall { name, .. } if name == "bpf_rcu_read_lock")
-    });
+    let e = expect_err(
+        &common::fixture_bytes("kfunc"),
+        |e| matches!(e, LoadError::KfuncCall { name, .. } if name == "bpf_rcu_read_lock"),
+    );
     assert_eq!(e.errno(), 95);
     let e = expect_err(
         &common::fixture_bytes("callback"),

@@ -53,7 +53,9 @@ fn one_object_good_program_loads_and_runs_the_others_get_their_own_errors() {
     let (obj, maps, vm) = common::fixture_vm("partial", 2);
     let good = common::fixture_program(&vm, &obj, &maps, "good");
     for cpu in [0, 1, 1] {
-        let out = vm.run(&good, CpuId(cpu), &Input::packet(vec![0; 60])).unwrap();
+        let out = vm
+            .run(&good, CpuId(cpu), &Input::packet(vec![0; 60]))
+            .unwrap();
         assert_eq!(out.retval, 2, "XDP_PASS");
     }
     assert_eq!(u64_at(maps.get("hits").unwrap(), 0), 3);
@@ -69,7 +71,10 @@ fn one_object_good_program_loads_and_runs_the_others_get_their_own_errors() {
     assert_eq!(e.errno(), 22, "the unknown map type's EINVAL");
     // All or nothing, as libbpf: the map's error first.
     let e = obj.require_all().unwrap_err();
-    assert!(matches!(e, LoadError::UnknownMapType { map_type: 999, .. }), "{e:?}");
+    assert!(
+        matches!(e, LoadError::UnknownMapType { map_type: 999, .. }),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -82,12 +87,20 @@ fn a_legacy_section_name_needs_its_type_and_then_runs_as_the_kernel_runs_it() {
     let e = obj.vm_program("pass_len", &maps).unwrap_err();
     assert!(matches!(&e, LoadError::UnknownProgramType { section, .. } if section == "xdp_pass"));
     let msg = e.to_string();
-    assert!(msg.contains("--type xdp") && msg.contains("vm_program_as"), "{msg}");
+    assert!(
+        msg.contains("--type xdp") && msg.contains("vm_program_as"),
+        "{msg}"
+    );
     let prog = vm
-        .load(obj.vm_program_as("pass_len", &maps, KernelProgType::Xdp).unwrap())
+        .load(
+            obj.vm_program_as("pass_len", &maps, KernelProgType::Xdp)
+                .unwrap(),
+        )
         .unwrap();
     for len in [60usize, 100] {
-        let out = vm.run(&prog, CpuId(0), &Input::packet(vec![7; len])).unwrap();
+        let out = vm
+            .run(&prog, CpuId(0), &Input::packet(vec![7; len]))
+            .unwrap();
         assert_eq!(out.retval, 2);
         assert_eq!(u64_at(maps.get("lens").unwrap(), 0), len as u64);
     }
@@ -133,10 +146,17 @@ fn read_externs(kconfig: KernelConfig) -> (u64, Values) {
     let obj = parse_with("externs", kconfig);
     let maps = obj.create_maps(1).unwrap();
     let vm = Vm::builder().cpus(1).build();
-    let prog = vm.load(obj.vm_program("read_externs", &maps).unwrap()).unwrap();
-    let out = vm.run(&prog, CpuId(0), &Input::packet(vec![0; 60])).unwrap();
+    let prog = vm
+        .load(obj.vm_program("read_externs", &maps).unwrap())
+        .unwrap();
+    let out = vm
+        .run(&prog, CpuId(0), &Input::packet(vec![0; 60]))
+        .unwrap();
     let mut b = vec![0u8; 48];
-    maps.get(".bss").unwrap().lookup(&0u32.to_ne_bytes(), &mut b, 0).unwrap();
+    maps.get(".bss")
+        .unwrap()
+        .lookup(&0u32.to_ne_bytes(), &mut b, 0)
+        .unwrap();
     let u32_at = |o: usize| u32::from_ne_bytes(b[o..o + 4].try_into().unwrap());
     let v = Values {
         version: u32_at(0),
@@ -246,7 +266,11 @@ fn fold(x: u32) -> u32 {
 fn subprograms_in_the_programs_section_and_in_text_dot_sections_are_linked() {
     let (obj, maps, vm) = common::fixture_vm("section_subprogs", 1);
     let names: Vec<&str> = obj.programs().iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(names, ["subprogs_xdp", "subprogs_tc"], "mix and fold are not programs");
+    assert_eq!(
+        names,
+        ["subprogs_xdp", "subprogs_tc"],
+        "mix and fold are not programs"
+    );
     let xdp = obj.program("subprogs_xdp").unwrap();
     let subs: Vec<&str> = xdp.subprograms.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(subs, ["mix", "fold"]);
@@ -255,7 +279,11 @@ fn subprograms_in_the_programs_section_and_in_text_dot_sections_are_linked() {
         let pkt: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
         let first = u32::from_ne_bytes(pkt[..4].try_into().unwrap());
         let out = vm.run(&p, CpuId(0), &Input::packet(pkt)).unwrap();
-        assert_eq!(out.retval, u64::from(fold(mix(first, len as u32))), "len {len}");
+        assert_eq!(
+            out.retval,
+            u64::from(fold(mix(first, len as u32))),
+            "len {len}"
+        );
     }
     let p = common::fixture_program(&vm, &obj, &maps, "subprogs_tc");
     let out = vm.run(&p, CpuId(0), &Input::packet(vec![0; 60])).unwrap();
@@ -272,7 +300,9 @@ fn iproute2_bpf_elf_map_definitions_load_with_their_extra_fields() {
     assert_eq!(obj.map("elf_hash").unwrap().max_entries, 8);
     let p = common::fixture_program(&vm, &obj, &maps, "count_elf");
     for (i, len) in [60usize, 61, 62].into_iter().enumerate() {
-        let out = vm.run(&p, CpuId(i as u32 % 2), &Input::packet(vec![0; len])).unwrap();
+        let out = vm
+            .run(&p, CpuId(i as u32 % 2), &Input::packet(vec![0; len]))
+            .unwrap();
         assert_eq!(out.retval, i as u64 + 1);
     }
     let mut v = [0u8; 4];

@@ -203,7 +203,15 @@ mod tests {
     #[test]
     fn type_and_kconfig_flags() {
         let cli = Cli::parse_from([
-            "bpfvm", "run", "x.o", "--type", "xdp", "--kconfig", "k", "--kernel-version", "5.15",
+            "bpfvm",
+            "run",
+            "x.o",
+            "--type",
+            "xdp",
+            "--kconfig",
+            "k",
+            "--kernel-version",
+            "5.15",
         ]);
         let Command::Run(a) = cli.command else {
             panic!("not run")

@@ -27,7 +27,8 @@ pub fn load_options(args: &LoadArgs) -> Result<LoadOptions, CliError> {
                 path: path.display().to_string(),
                 reason,
             };
-            let text = String::from_utf8(bytes).map_err(|_| bad("not UTF-8 text (gunzip it first?)".into()))?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| bad("not UTF-8 text (gunzip it first?)".into()))?;
             KernelConfig::parse(&text).map_err(|e| bad(e.to_string()))?
         }
     };

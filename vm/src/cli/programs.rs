@@ -43,7 +43,9 @@ fn refused_row(r: &RefusedProgram) -> Vec<String> {
         r.name.to_string(),
         r.section.to_string(),
         s.map_or("?", |s| s.prog_type.name()).to_string(),
-        s.and_then(|s| s.attach_type_name()).unwrap_or("-").to_string(),
+        s.and_then(|s| s.attach_type_name())
+            .unwrap_or("-")
+            .to_string(),
         "-".to_string(),
         format!("refused: {}", r.error),
     ]

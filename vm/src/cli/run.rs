@@ -27,7 +27,11 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
         );
     }
     let path = args.object.as_path();
-    let prog_type = args.prog_type.as_deref().map(object::parse_type).transpose()?;
+    let prog_type = args
+        .prog_type
+        .as_deref()
+        .map(object::parse_type)
+        .transpose()?;
     let obj = object::open_with(path, &object::load_options(&args.load)?)?;
     let def = object::choose_program(&obj, path, args.prog.as_deref())?;
     // The type it runs as; an unknown section or a type bpfvm cannot run is refused

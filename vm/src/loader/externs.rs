@@ -78,7 +78,9 @@ impl KernelConfig {
                 name: format!("line {}", n + 1),
                 reason: format!("{why}: {}", line.chars().take(80).collect::<String>()),
             };
-            let (name, value) = line.split_once('=').ok_or_else(|| bad("no '=' separator"))?;
+            let (name, value) = line
+                .split_once('=')
+                .ok_or_else(|| bad("no '=' separator"))?;
             if value.is_empty() {
                 return Err(bad("no value"));
             }
@@ -153,7 +155,12 @@ struct Kcfg {
 
 /// libbpf's `find_kcfg_type`: the class of type `id`, with its alignment.
 fn kcfg_type(btf: &Btf, id: u32) -> Result<(KcfgType, u32), String> {
-    let unsupported = || Err(format!("type {} is not a supported kconfig type", btf.type_name(id)));
+    let unsupported = || {
+        Err(format!(
+            "type {} is not a supported kconfig type",
+            btf.type_name(id)
+        ))
+    };
     let Some(t) = btf.resolve(id).and_then(|r| btf.get(r)) else {
         return unsupported();
     };
@@ -165,7 +172,11 @@ fn kcfg_type(btf: &Btf, id: u32) -> Result<(KcfgType, u32), String> {
             ..
         } => {
             if *is_bool {
-                return if *size == 1 { Ok((KcfgType::Bool, 1)) } else { unsupported() };
+                return if *size == 1 {
+                    Ok((KcfgType::Bool, 1))
+                } else {
+                    unsupported()
+                };
             }
             match size {
                 1 => Ok((KcfgType::Char, 1)),
@@ -225,9 +236,7 @@ pub(crate) fn resolve(
                 let v = if weak {
                     ExternValue::Zero
                 } else {
-                    refuse(
-                        "strong __ksym: bpfvm has no kernel symbols (a __weak ksym is 0)".into(),
-                    )
+                    refuse("strong __ksym: bpfvm has no kernel symbols (a __weak ksym is 0)".into())
                 };
                 out.by_name.insert(sym.name.clone(), v);
             }
@@ -386,8 +395,8 @@ fn kcfg_value(
             Ok(())
         }
         _ => {
-            let num = parse_u64(value)
-                .ok_or_else(|| format!("value '{value}' isn't a valid integer"))?;
+            let num =
+                parse_u64(value).ok_or_else(|| format!("value '{value}' isn't a valid integer"))?;
             if !matches!(ty, KcfgType::Int { .. } | KcfgType::Char | KcfgType::Bool) {
                 return Err(format!("value '{value}' implies integer type"));
             }
@@ -479,7 +488,10 @@ mod tests {
         assert!(KernelConfig::parse("CONFIG_A=\n").is_err());
         let mut c = KernelConfig::default();
         c.set_kernel_version(5, 15, 300);
-        assert_eq!(c.get("LINUX_KERNEL_VERSION"), Some(&*(0x050fff).to_string()));
+        assert_eq!(
+            c.get("LINUX_KERNEL_VERSION"),
+            Some(&*(0x050fff).to_string())
+        );
     }
 
     fn value(v: &str, ty: KcfgType, size: u32) -> Result<Vec<u8>, String> {
@@ -494,19 +506,31 @@ mod tests {
         assert_eq!(value("y", KcfgType::Bool, 1).unwrap(), [1]);
         assert_eq!(value("n", KcfgType::Bool, 1).unwrap(), [0]);
         assert!(value("m", KcfgType::Bool, 1).is_err());
-        assert_eq!(value("m", KcfgType::Tristate, 4).unwrap(), 2u32.to_ne_bytes());
+        assert_eq!(
+            value("m", KcfgType::Tristate, 4).unwrap(),
+            2u32.to_ne_bytes()
+        );
         assert_eq!(value("y", KcfgType::Char, 1).unwrap(), [b'y']);
         assert!(value("y", KcfgType::Int { signed: false }, 4).is_err());
         assert_eq!(
             value("0x10", KcfgType::Int { signed: false }, 4).unwrap(),
             16u32.to_ne_bytes()
         );
-        assert_eq!(value("010", KcfgType::Int { signed: false }, 2).unwrap(), 8u16.to_ne_bytes());
+        assert_eq!(
+            value("010", KcfgType::Int { signed: false }, 2).unwrap(),
+            8u16.to_ne_bytes()
+        );
         assert!(value("65536", KcfgType::Int { signed: false }, 2).is_err());
-        assert_eq!(value("-1", KcfgType::Int { signed: true }, 2).unwrap(), [0xff, 0xff]);
+        assert_eq!(
+            value("-1", KcfgType::Int { signed: true }, 2).unwrap(),
+            [0xff, 0xff]
+        );
         assert!(value("2", KcfgType::Bool, 1).is_err());
         assert!(value("12abc", KcfgType::Int { signed: false }, 4).is_err());
-        assert_eq!(value("\"abcdef\"", KcfgType::CharArr, 4).unwrap(), *b"abc\0");
+        assert_eq!(
+            value("\"abcdef\"", KcfgType::CharArr, 4).unwrap(),
+            *b"abc\0"
+        );
         assert!(value("\"abc\"", KcfgType::Int { signed: false }, 4).is_err());
         assert!(value("\"abc", KcfgType::CharArr, 8).is_err());
         let c = KernelConfig::default();

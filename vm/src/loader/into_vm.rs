@@ -40,7 +40,11 @@ impl Object {
         maps: &ObjectMaps,
     ) -> Result<Program, LoadError> {
         let def = self.program_result(name_or_section)?;
-        Ok(Self::build(def, self.run_type(name_or_section, None)?, maps))
+        Ok(Self::build(
+            def,
+            self.run_type(name_or_section, None)?,
+            maps,
+        ))
     }
 
     /// The type bpfvm runs program `name_or_section` as: `explicit` when given, else
@@ -124,8 +128,8 @@ mod tests {
 
     #[test]
     fn types_bpfvm_cannot_run_are_refused_by_name() {
-        let obj = Object::parse_named("multi", include_bytes!("../../tests/fixtures/multi.o"))
-            .unwrap();
+        let obj =
+            Object::parse_named("multi", include_bytes!("../../tests/fixtures/multi.o")).unwrap();
         let maps = obj.create_maps(1).unwrap();
         let e = obj
             .vm_program_as("xdp_prog", &maps, KernelProgType::Lsm)

@@ -289,11 +289,14 @@ impl<'e, 'a> Linker<'e, 'a> {
             };
             entries.dedup_by(|a, b| a.start == b.start && a.name == b.name);
             for f in &entries {
-                out.push(self.link(sec, f, program_type).map_err(|error| RefusedProgram {
-                    name: f.name.clone(),
-                    section: cs.section.name.clone(),
-                    error,
-                }));
+                out.push(
+                    self.link(sec, f, program_type)
+                        .map_err(|error| RefusedProgram {
+                            name: f.name.clone(),
+                            section: cs.section.name.clone(),
+                            error,
+                        }),
+                );
             }
         }
         out
@@ -501,15 +504,12 @@ impl<'e, 'a> Linker<'e, 'a> {
                         self.elf.sections[sym_sec].name
                     )));
                 }
-                (
-                    sym_sec,
-                    (sym.value / 8) as i64 + i64::from(imm(insn)) + 1,
-                )
+                (sym_sec, (sym.value / 8) as i64 + i64::from(imm(insn)) + 1)
             }
             None => (sec, sec_idx as i64 + i64::from(imm(insn)) + 1),
         };
-        let target =
-            usize::try_from(target).map_err(|_| bad(format!("call target {target} is negative")))?;
+        let target = usize::try_from(target)
+            .map_err(|_| bad(format!("call target {target} is negative")))?;
         Ok((tsec, target))
     }
 
@@ -620,9 +620,9 @@ impl Linker<'_, '_> {
         };
         match self.externs.by_name.get(name) {
             Some(ExternValue::Kconfig { offset }) => {
-                let map = self.kconfig_map.ok_or_else(|| {
-                    LoadError::malformed("kconfig extern without a .kconfig map")
-                })?;
+                let map = self
+                    .kconfig_map
+                    .ok_or_else(|| LoadError::malformed("kconfig extern without a .kconfig map"))?;
                 insns[out_idx] = with_imm(with_src_reg(insns[out_idx], PSEUDO_MAP_VALUE), 0);
                 insns[out_idx + 1] = with_imm(insns[out_idx + 1], *offset as i32);
                 Ok(Some(map))

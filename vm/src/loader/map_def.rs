@@ -195,7 +195,10 @@ impl LegacyMapFields {
                 f.inner_id = field(7);
                 f.inner_map_idx = field(8);
             }
-            n if def.get(20..).is_some_and(|rest| rest.iter().any(|&b| b != 0)) => {
+            n if def
+                .get(20..)
+                .is_some_and(|rest| rest.iter().any(|&b| b != 0)) =>
+            {
                 return Err(format!(
                     "bpf_map_def of {n} bytes has non-zero fields past the first five (known \
                      layouts: 28 bytes with inner_map_idx and numa_node, 36 bytes as \
@@ -280,7 +283,7 @@ pub(crate) fn btf_maps(
         match map.and_then(|m| m.check_type().map(|()| m)) {
             Ok(m) => maps.push(m),
             Err(error) => refused.push(RefusedMap {
-                name: name.into(),
+                name,
                 error,
                 section_index: section.index,
                 section_offset: offset,

@@ -126,68 +126,68 @@ impl fmt::Display for KernelProgType {
 
 /// libbpf's name of each `enum bpf_attach_type` value (`attach_type_name`), by number.
 const ATTACH_TYPE_NAMES: [&str; 62] = [
-    "cgroup_inet_ingress", // 0 BPF_CGROUP_INET_INGRESS
-    "cgroup_inet_egress", // 1 BPF_CGROUP_INET_EGRESS
-    "cgroup_inet_sock_create", // 2 BPF_CGROUP_INET_SOCK_CREATE
-    "cgroup_sock_ops", // 3 BPF_CGROUP_SOCK_OPS
-    "sk_skb_stream_parser", // 4 BPF_SK_SKB_STREAM_PARSER
-    "sk_skb_stream_verdict", // 5 BPF_SK_SKB_STREAM_VERDICT
-    "cgroup_device", // 6 BPF_CGROUP_DEVICE
-    "sk_msg_verdict", // 7 BPF_SK_MSG_VERDICT
-    "cgroup_inet4_bind", // 8 BPF_CGROUP_INET4_BIND
-    "cgroup_inet6_bind", // 9 BPF_CGROUP_INET6_BIND
-    "cgroup_inet4_connect", // 10 BPF_CGROUP_INET4_CONNECT
-    "cgroup_inet6_connect", // 11 BPF_CGROUP_INET6_CONNECT
-    "cgroup_inet4_post_bind", // 12 BPF_CGROUP_INET4_POST_BIND
-    "cgroup_inet6_post_bind", // 13 BPF_CGROUP_INET6_POST_BIND
-    "cgroup_udp4_sendmsg", // 14 BPF_CGROUP_UDP4_SENDMSG
-    "cgroup_udp6_sendmsg", // 15 BPF_CGROUP_UDP6_SENDMSG
-    "lirc_mode2", // 16 BPF_LIRC_MODE2
-    "flow_dissector", // 17 BPF_FLOW_DISSECTOR
-    "cgroup_sysctl", // 18 BPF_CGROUP_SYSCTL
-    "cgroup_udp4_recvmsg", // 19 BPF_CGROUP_UDP4_RECVMSG
-    "cgroup_udp6_recvmsg", // 20 BPF_CGROUP_UDP6_RECVMSG
-    "cgroup_getsockopt", // 21 BPF_CGROUP_GETSOCKOPT
-    "cgroup_setsockopt", // 22 BPF_CGROUP_SETSOCKOPT
-    "trace_raw_tp", // 23 BPF_TRACE_RAW_TP
-    "trace_fentry", // 24 BPF_TRACE_FENTRY
-    "trace_fexit", // 25 BPF_TRACE_FEXIT
-    "modify_return", // 26 BPF_MODIFY_RETURN
-    "lsm_mac", // 27 BPF_LSM_MAC
-    "trace_iter", // 28 BPF_TRACE_ITER
-    "cgroup_inet4_getpeername", // 29 BPF_CGROUP_INET4_GETPEERNAME
-    "cgroup_inet6_getpeername", // 30 BPF_CGROUP_INET6_GETPEERNAME
-    "cgroup_inet4_getsockname", // 31 BPF_CGROUP_INET4_GETSOCKNAME
-    "cgroup_inet6_getsockname", // 32 BPF_CGROUP_INET6_GETSOCKNAME
-    "xdp_devmap", // 33 BPF_XDP_DEVMAP
-    "cgroup_inet_sock_release", // 34 BPF_CGROUP_INET_SOCK_RELEASE
-    "xdp_cpumap", // 35 BPF_XDP_CPUMAP
-    "sk_lookup", // 36 BPF_SK_LOOKUP
-    "xdp", // 37 BPF_XDP
-    "sk_skb_verdict", // 38 BPF_SK_SKB_VERDICT
-    "sk_reuseport_select", // 39 BPF_SK_REUSEPORT_SELECT
+    "cgroup_inet_ingress",            // 0 BPF_CGROUP_INET_INGRESS
+    "cgroup_inet_egress",             // 1 BPF_CGROUP_INET_EGRESS
+    "cgroup_inet_sock_create",        // 2 BPF_CGROUP_INET_SOCK_CREATE
+    "cgroup_sock_ops",                // 3 BPF_CGROUP_SOCK_OPS
+    "sk_skb_stream_parser",           // 4 BPF_SK_SKB_STREAM_PARSER
+    "sk_skb_stream_verdict",          // 5 BPF_SK_SKB_STREAM_VERDICT
+    "cgroup_device",                  // 6 BPF_CGROUP_DEVICE
+    "sk_msg_verdict",                 // 7 BPF_SK_MSG_VERDICT
+    "cgroup_inet4_bind",              // 8 BPF_CGROUP_INET4_BIND
+    "cgroup_inet6_bind",              // 9 BPF_CGROUP_INET6_BIND
+    "cgroup_inet4_connect",           // 10 BPF_CGROUP_INET4_CONNECT
+    "cgroup_inet6_connect",           // 11 BPF_CGROUP_INET6_CONNECT
+    "cgroup_inet4_post_bind",         // 12 BPF_CGROUP_INET4_POST_BIND
+    "cgroup_inet6_post_bind",         // 13 BPF_CGROUP_INET6_POST_BIND
+    "cgroup_udp4_sendmsg",            // 14 BPF_CGROUP_UDP4_SENDMSG
+    "cgroup_udp6_sendmsg",            // 15 BPF_CGROUP_UDP6_SENDMSG
+    "lirc_mode2",                     // 16 BPF_LIRC_MODE2
+    "flow_dissector",                 // 17 BPF_FLOW_DISSECTOR
+    "cgroup_sysctl",                  // 18 BPF_CGROUP_SYSCTL
+    "cgroup_udp4_recvmsg",            // 19 BPF_CGROUP_UDP4_RECVMSG
+    "cgroup_udp6_recvmsg",            // 20 BPF_CGROUP_UDP6_RECVMSG
+    "cgroup_getsockopt",              // 21 BPF_CGROUP_GETSOCKOPT
+    "cgroup_setsockopt",              // 22 BPF_CGROUP_SETSOCKOPT
+    "trace_raw_tp",                   // 23 BPF_TRACE_RAW_TP
+    "trace_fentry",                   // 24 BPF_TRACE_FENTRY
+    "trace_fexit",                    // 25 BPF_TRACE_FEXIT
+    "modify_return",                  // 26 BPF_MODIFY_RETURN
+    "lsm_mac",                        // 27 BPF_LSM_MAC
+    "trace_iter",                     // 28 BPF_TRACE_ITER
+    "cgroup_inet4_getpeername",       // 29 BPF_CGROUP_INET4_GETPEERNAME
+    "cgroup_inet6_getpeername",       // 30 BPF_CGROUP_INET6_GETPEERNAME
+    "cgroup_inet4_getsockname",       // 31 BPF_CGROUP_INET4_GETSOCKNAME
+    "cgroup_inet6_getsockname",       // 32 BPF_CGROUP_INET6_GETSOCKNAME
+    "xdp_devmap",                     // 33 BPF_XDP_DEVMAP
+    "cgroup_inet_sock_release",       // 34 BPF_CGROUP_INET_SOCK_RELEASE
+    "xdp_cpumap",                     // 35 BPF_XDP_CPUMAP
+    "sk_lookup",                      // 36 BPF_SK_LOOKUP
+    "xdp",                            // 37 BPF_XDP
+    "sk_skb_verdict",                 // 38 BPF_SK_SKB_VERDICT
+    "sk_reuseport_select",            // 39 BPF_SK_REUSEPORT_SELECT
     "sk_reuseport_select_or_migrate", // 40 BPF_SK_REUSEPORT_SELECT_OR_MIGRATE
-    "perf_event", // 41 BPF_PERF_EVENT
-    "trace_kprobe_multi", // 42 BPF_TRACE_KPROBE_MULTI
-    "lsm_cgroup", // 43 BPF_LSM_CGROUP
-    "struct_ops", // 44 BPF_STRUCT_OPS
-    "netfilter", // 45 BPF_NETFILTER
-    "tcx_ingress", // 46 BPF_TCX_INGRESS
-    "tcx_egress", // 47 BPF_TCX_EGRESS
-    "trace_uprobe_multi", // 48 BPF_TRACE_UPROBE_MULTI
-    "cgroup_unix_connect", // 49 BPF_CGROUP_UNIX_CONNECT
-    "cgroup_unix_sendmsg", // 50 BPF_CGROUP_UNIX_SENDMSG
-    "cgroup_unix_recvmsg", // 51 BPF_CGROUP_UNIX_RECVMSG
-    "cgroup_unix_getpeername", // 52 BPF_CGROUP_UNIX_GETPEERNAME
-    "cgroup_unix_getsockname", // 53 BPF_CGROUP_UNIX_GETSOCKNAME
-    "netkit_primary", // 54 BPF_NETKIT_PRIMARY
-    "netkit_peer", // 55 BPF_NETKIT_PEER
-    "trace_kprobe_session", // 56 BPF_TRACE_KPROBE_SESSION
-    "trace_uprobe_session", // 57 BPF_TRACE_UPROBE_SESSION
-    "trace_fsession", // 58 BPF_TRACE_FSESSION
-    "trace_fentry_multi", // 59 BPF_TRACE_FENTRY_MULTI
-    "trace_fexit_multi", // 60 BPF_TRACE_FEXIT_MULTI
-    "trace_fsession_multi", // 61 BPF_TRACE_FSESSION_MULTI
+    "perf_event",                     // 41 BPF_PERF_EVENT
+    "trace_kprobe_multi",             // 42 BPF_TRACE_KPROBE_MULTI
+    "lsm_cgroup",                     // 43 BPF_LSM_CGROUP
+    "struct_ops",                     // 44 BPF_STRUCT_OPS
+    "netfilter",                      // 45 BPF_NETFILTER
+    "tcx_ingress",                    // 46 BPF_TCX_INGRESS
+    "tcx_egress",                     // 47 BPF_TCX_EGRESS
+    "trace_uprobe_multi",             // 48 BPF_TRACE_UPROBE_MULTI
+    "cgroup_unix_connect",            // 49 BPF_CGROUP_UNIX_CONNECT
+    "cgroup_unix_sendmsg",            // 50 BPF_CGROUP_UNIX_SENDMSG
+    "cgroup_unix_recvmsg",            // 51 BPF_CGROUP_UNIX_RECVMSG
+    "cgroup_unix_getpeername",        // 52 BPF_CGROUP_UNIX_GETPEERNAME
+    "cgroup_unix_getsockname",        // 53 BPF_CGROUP_UNIX_GETSOCKNAME
+    "netkit_primary",                 // 54 BPF_NETKIT_PRIMARY
+    "netkit_peer",                    // 55 BPF_NETKIT_PEER
+    "trace_kprobe_session",           // 56 BPF_TRACE_KPROBE_SESSION
+    "trace_uprobe_session",           // 57 BPF_TRACE_UPROBE_SESSION
+    "trace_fsession",                 // 58 BPF_TRACE_FSESSION
+    "trace_fentry_multi",             // 59 BPF_TRACE_FENTRY_MULTI
+    "trace_fexit_multi",              // 60 BPF_TRACE_FEXIT_MULTI
+    "trace_fsession_multi",           // 61 BPF_TRACE_FSESSION_MULTI
 ];
 
 /// libbpf's name of attach type `n` (`trace_fentry`), if the kernel defines it.
@@ -284,7 +284,13 @@ pub const SECTION_DEFS: &[SectionType] = &[
     def("raw_tp+", RawTracepoint, None, false, false),
     def("raw_tracepoint.s+", RawTracepoint, None, true, false),
     def("raw_tp.s+", RawTracepoint, None, true, false),
-    def("raw_tracepoint.w+", RawTracepointWritable, None, false, false),
+    def(
+        "raw_tracepoint.w+",
+        RawTracepointWritable,
+        None,
+        false,
+        false,
+    ),
     def("raw_tp.w+", RawTracepointWritable, None, false, false),
     def("tp_btf+", Tracing, Some(23), false, false),
     def("tp_btf.s+", Tracing, Some(23), true, false),
@@ -340,19 +346,73 @@ pub const SECTION_DEFS: &[SectionType] = &[
     def("cgroup/bind6", CgroupSockAddr, Some(9), false, false),
     def("cgroup/connect4", CgroupSockAddr, Some(10), false, false),
     def("cgroup/connect6", CgroupSockAddr, Some(11), false, false),
-    def("cgroup/connect_unix", CgroupSockAddr, Some(49), false, false),
+    def(
+        "cgroup/connect_unix",
+        CgroupSockAddr,
+        Some(49),
+        false,
+        false,
+    ),
     def("cgroup/sendmsg4", CgroupSockAddr, Some(14), false, false),
     def("cgroup/sendmsg6", CgroupSockAddr, Some(15), false, false),
-    def("cgroup/sendmsg_unix", CgroupSockAddr, Some(50), false, false),
+    def(
+        "cgroup/sendmsg_unix",
+        CgroupSockAddr,
+        Some(50),
+        false,
+        false,
+    ),
     def("cgroup/recvmsg4", CgroupSockAddr, Some(19), false, false),
     def("cgroup/recvmsg6", CgroupSockAddr, Some(20), false, false),
-    def("cgroup/recvmsg_unix", CgroupSockAddr, Some(51), false, false),
-    def("cgroup/getpeername4", CgroupSockAddr, Some(29), false, false),
-    def("cgroup/getpeername6", CgroupSockAddr, Some(30), false, false),
-    def("cgroup/getpeername_unix", CgroupSockAddr, Some(52), false, false),
-    def("cgroup/getsockname4", CgroupSockAddr, Some(31), false, false),
-    def("cgroup/getsockname6", CgroupSockAddr, Some(32), false, false),
-    def("cgroup/getsockname_unix", CgroupSockAddr, Some(53), false, false),
+    def(
+        "cgroup/recvmsg_unix",
+        CgroupSockAddr,
+        Some(51),
+        false,
+        false,
+    ),
+    def(
+        "cgroup/getpeername4",
+        CgroupSockAddr,
+        Some(29),
+        false,
+        false,
+    ),
+    def(
+        "cgroup/getpeername6",
+        CgroupSockAddr,
+        Some(30),
+        false,
+        false,
+    ),
+    def(
+        "cgroup/getpeername_unix",
+        CgroupSockAddr,
+        Some(52),
+        false,
+        false,
+    ),
+    def(
+        "cgroup/getsockname4",
+        CgroupSockAddr,
+        Some(31),
+        false,
+        false,
+    ),
+    def(
+        "cgroup/getsockname6",
+        CgroupSockAddr,
+        Some(32),
+        false,
+        false,
+    ),
+    def(
+        "cgroup/getsockname_unix",
+        CgroupSockAddr,
+        Some(53),
+        false,
+        false,
+    ),
     def("cgroup/sysctl", CgroupSysctl, Some(18), false, false),
     def("cgroup/getsockopt", CgroupSockopt, Some(21), false, false),
     def("cgroup/setsockopt", CgroupSockopt, Some(22), false, false),
@@ -380,7 +440,10 @@ fn matches(pattern: &str, name: &str) -> bool {
 /// What libbpf derives from section `name`, or `None` when libbpf does not know the
 /// name (a legacy name such as `xdp_pass` or `prog`: the program type must be given).
 pub fn section_type(name: &str) -> Option<SectionType> {
-    SECTION_DEFS.iter().copied().find(|d| matches(d.pattern, name))
+    SECTION_DEFS
+        .iter()
+        .copied()
+        .find(|d| matches(d.pattern, name))
 }
 
 /// The program type bpfvm runs a program of section `name` as: libbpf's type when bpfvm
@@ -414,7 +477,10 @@ mod tests {
             ("kretprobe/do_sys_open", ProgramType::Kprobe),
             ("uprobe.s/bin:fn", ProgramType::Kprobe),
             ("usdt", ProgramType::Kprobe),
-            ("tracepoint/syscalls/sys_enter_openat", ProgramType::Tracepoint),
+            (
+                "tracepoint/syscalls/sys_enter_openat",
+                ProgramType::Tracepoint,
+            ),
             ("tp/sched/sched_switch", ProgramType::Tracepoint),
             ("cgroup_skb/ingress", ProgramType::CgroupSkb),
             ("cgroup/skb", ProgramType::CgroupSkb),
@@ -439,10 +505,25 @@ mod tests {
             ("lsm.s/bprm", Lsm, Some("lsm_mac"), true),
             ("iter/task", Tracing, Some("trace_iter"), false),
             ("sk_skb", SkSkb, None, false),
-            ("sk_skb/stream_parser", SkSkb, Some("sk_skb_stream_parser"), false),
+            (
+                "sk_skb/stream_parser",
+                SkSkb,
+                Some("sk_skb_stream_parser"),
+                false,
+            ),
             ("sk_msg", SkMsg, Some("sk_msg_verdict"), false),
-            ("cgroup/connect4", CgroupSockAddr, Some("cgroup_inet4_connect"), false),
-            ("cgroup/sock", CgroupSock, Some("cgroup_inet_sock_create"), false),
+            (
+                "cgroup/connect4",
+                CgroupSockAddr,
+                Some("cgroup_inet4_connect"),
+                false,
+            ),
+            (
+                "cgroup/sock",
+                CgroupSock,
+                Some("cgroup_inet_sock_create"),
+                false,
+            ),
             ("cgroup/dev", CgroupDevice, Some("cgroup_device"), false),
             ("struct_ops/tcp_ca", StructOps, None, false),
             ("struct_ops.s", StructOps, None, true),
@@ -452,10 +533,20 @@ mod tests {
             ("xdp/devmap", Xdp, Some("xdp_devmap"), false),
             ("syscall", Syscall, None, true),
             ("raw_tp.w/x", RawTracepointWritable, None, false),
-            ("sk_reuseport/migrate", SkReuseport, Some("sk_reuseport_select_or_migrate"), false),
+            (
+                "sk_reuseport/migrate",
+                SkReuseport,
+                Some("sk_reuseport_select_or_migrate"),
+                false,
+            ),
             ("netfilter", Netfilter, Some("netfilter"), false),
             ("perf_event", PerfEvent, None, false),
-            ("flow_dissector", FlowDissector, Some("flow_dissector"), false),
+            (
+                "flow_dissector",
+                FlowDissector,
+                Some("flow_dissector"),
+                false,
+            ),
         ];
         for (name, ty, attach, sleepable) in cases {
             let s = section_type(name).unwrap_or_else(|| panic!("{name} unknown"));
