@@ -1,6 +1,7 @@
 //! Checks the packet size limits of `BPF_PROG_TEST_RUN` against the kernel: for XDP,
 //! `SCHED_CLS`, `SOCKET_FILTER` and `CGROUP_SKB` programs, packets just under, at and over
-//! bpfvm's limits (`bpfvm::limits::{SKB_MAX_DATA, XDP_MAX_DATA}`) and a 1 MiB one must be
+//! bpfvm's limits (`bpfvm::limits::{SKB_MAX_DATA, XDP_MAX_DATA}`), a 1 MiB one and the short
+//! ones around an Ethernet header (0, 1, 13, 14, 15 bytes; the kernel wants 14) must be
 //! accepted or refused with the same errno by the kernel and by `Vm::test_run`.
 #![cfg(target_os = "linux")]
 
@@ -35,7 +36,20 @@ fn packet_size_limits_agree_with_the_kernel() {
         let k = KernelProg::load(kt, 0, &image, "GPL", &mut log)
             .unwrap_or_else(|e| panic!("{kt:?}: the kernel refuses the program ({e}): {log}"));
         let s = vm.load(Program::new(image, vt)).unwrap();
-        for len in [60, limit - 1, limit, limit + 1, 1 << 20] {
+        for len in [
+            0,
+            1,
+            13,
+            14,
+            15,
+            33,
+            34,
+            60,
+            limit - 1,
+            limit,
+            limit + 1,
+            1 << 20,
+        ] {
             let kernel = k
                 .test_run(&TestRun {
                     data_in: vec![0; len],

@@ -74,6 +74,7 @@ pub mod typed;
 mod values;
 
 pub use arena::ValueArena;
+pub use bytemuck;
 pub use cgroup_storage::{CgroupStorageKey, STORAGE_CAPACITY};
 pub use error::{errno, MapError};
 pub use flags::MapFlags;
@@ -81,7 +82,7 @@ pub use map::{Map, SPIN_LOCK_WAIT};
 pub use pod::Pod;
 pub use spec::{CpuId, MapSpec, MapType};
 pub use typed::{Array, HashMap, PerCpuArray, PerCpuHashMap};
-pub use values::PerCpuValues;
+pub use values::{CpuSum, PerCpuValues};
 
 pub use memory::{MapMemory, DEFAULT_MAP_MEMORY_LIMIT};
 

@@ -1,44 +1,44 @@
 //! [`Pod`]: plain-old-data types that typed views copy to and from map bytes.
-#![allow(unsafe_code)]
+//!
+//! `Pod` is [`bytemuck::Pod`] under another name: every type `bytemuck` accepts (numbers,
+//! arrays of them, and `#[repr(C)]` structs whose `#[derive(Pod, Zeroable)]` proves at
+//! compile time that they have no padding) works with the typed views, and no `unsafe` is
+//! needed in user code.
+//!
+//! ```
+//! use bpfvm_maps::bytemuck::{Pod, Zeroable};
+//!
+//! /// The key of a flow table, as the C program declares it.
+//! #[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
+//! #[repr(C)]
+//! struct FlowKey {
+//!     saddr: u32,
+//!     daddr: u32,
+//!     sport: u16,
+//!     dport: u16,
+//! }
+//!
+//! fn takes_pod<T: bpfvm_maps::Pod>(_: T) {}
+//! takes_pod(FlowKey { saddr: 1, daddr: 2, sport: 3, dport: 4 });
+//! takes_pod([0u64; 3]);
+//! ```
 
-/// A type whose values are plain bytes.
-///
-/// # Safety
-///
-/// Implement it only for `Copy` types where **every** byte pattern of
-/// `size_of::<Self>()` bytes is a valid value and that have **no padding bytes**, no
-/// pointers, references or interior mutability. Integers, floats and arrays of such types
-/// qualify; a `#[repr(C)]` struct qualifies only if its fields leave no padding. The crate
-/// reads values with unaligned copies from arbitrary map bytes and writes their bytes
-/// verbatim, so a type breaking this rule would be created from invalid bytes (UB) or leak
-/// uninitialized padding.
-pub unsafe trait Pod: Copy + 'static {}
+/// A type whose values are plain bytes: every byte pattern is a valid value, and it has no
+/// padding, pointers or interior mutability. Implemented for every [`bytemuck::Pod`] type;
+/// derive `bytemuck::Pod` and `bytemuck::Zeroable` on a `#[repr(C)]` struct to get it.
+pub trait Pod: bytemuck::Pod {}
 
-macro_rules! pod {
-    ($($t:ty),*) => { $(
-        // SAFETY: a primitive number type: no padding, every bit pattern valid.
-        unsafe impl Pod for $t {}
-    )* };
-}
-pod!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, f32, f64);
-
-// SAFETY: an array of Pod has no padding between elements (size is a multiple of the
-// alignment) and every byte pattern of its elements is valid.
-unsafe impl<T: Pod, const N: usize> Pod for [T; N] {}
+impl<T: bytemuck::Pod> Pod for T {}
 
 /// The bytes of `v`.
 pub(crate) fn as_bytes<T: Pod>(v: &T) -> &[u8] {
-    // SAFETY: `T: Pod` has no padding, so all `size_of::<T>()` bytes behind the reference are
-    // initialized; the slice borrows `v` and lives no longer.
-    unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>()) }
+    bytemuck::bytes_of(v)
 }
 
 /// A `T` from the first `size_of::<T>()` bytes of `b` (None when `b` is shorter).
 pub(crate) fn from_bytes<T: Pod>(b: &[u8]) -> Option<T> {
     let b = b.get(..std::mem::size_of::<T>())?;
-    // SAFETY: `b` holds exactly size_of::<T>() initialized bytes; `read_unaligned` has no
-    // alignment requirement, and `T: Pod` makes every byte pattern a valid T.
-    Some(unsafe { std::ptr::read_unaligned(b.as_ptr().cast::<T>()) })
+    Some(bytemuck::pod_read_unaligned(b))
 }
 
 #[cfg(test)]
@@ -52,5 +52,17 @@ mod tests {
         assert_eq!(b.len(), 12);
         assert_eq!(from_bytes::<[u32; 3]>(&b), Some(v));
         assert_eq!(from_bytes::<u64>(&b[..7]), None);
+    }
+
+    #[test]
+    fn derived_structs_are_pod() {
+        #[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+        #[repr(C)]
+        struct Pair {
+            a: u32,
+            b: u32,
+        }
+        let p = Pair { a: 1, b: 2 };
+        assert_eq!(from_bytes::<Pair>(as_bytes(&p)), Some(p));
     }
 }

@@ -34,6 +34,23 @@ impl<V: Pod> PerCpuValues<V> {
         }
     }
 
+    /// The sum over CPUs, as `bpftool` and users total a per-CPU counter (integers wrap
+    /// instead of overflowing: a program may leave any value in a copy).
+    ///
+    /// ```
+    /// use bpfvm_maps::PerCpuValues;
+    /// let v = PerCpuValues::new(3, vec![1u64, 2, 3])?;
+    /// assert_eq!(v.sum(), 6);
+    /// assert_eq!(PerCpuValues::new(2, vec![u64::MAX, 2])?.sum(), 1);
+    /// # Ok::<(), bpfvm_maps::MapError>(())
+    /// ```
+    pub fn sum(&self) -> V
+    where
+        V: CpuSum,
+    {
+        self.values.iter().fold(V::ZERO, |acc, v| acc.add(*v))
+    }
+
     /// The values as a vector.
     pub fn into_vec(self) -> Vec<V> {
         self.values.into_vec()
@@ -86,5 +103,39 @@ impl<V: Pod> IntoIterator for PerCpuValues<V> {
     type IntoIter = std::vec::IntoIter<V>;
     fn into_iter(self) -> Self::IntoIter {
         self.values.into_vec().into_iter()
+    }
+}
+
+/// Values [`PerCpuValues::sum`] can total: integers (wrapping) and floats.
+pub trait CpuSum: Pod {
+    /// The sum of no values.
+    const ZERO: Self;
+    /// `self + other`, wrapping for integers.
+    fn add(self, other: Self) -> Self;
+}
+
+macro_rules! wrapping_sum {
+    ($($t:ty),*) => { $(
+        impl CpuSum for $t {
+            const ZERO: Self = 0;
+            fn add(self, other: Self) -> Self {
+                self.wrapping_add(other)
+            }
+        }
+    )* };
+}
+wrapping_sum!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize);
+
+impl CpuSum for f32 {
+    const ZERO: Self = 0.0;
+    fn add(self, other: Self) -> Self {
+        self + other
+    }
+}
+
+impl CpuSum for f64 {
+    const ZERO: Self = 0.0;
+    fn add(self, other: Self) -> Self {
+        self + other
     }
 }

@@ -47,11 +47,13 @@
 //! ```
 #![deny(unsafe_code)]
 
+pub mod action;
 pub mod cpu;
 pub mod ctx_layout;
 pub mod engine;
 pub mod error;
 pub mod eth;
+pub mod frame;
 pub mod insn;
 pub mod limits;
 pub mod loader;
@@ -62,6 +64,7 @@ pub mod run;
 pub mod verify;
 pub mod vm;
 
+pub use action::{TcAction, XdpAction};
 pub use cpu::CpuId;
 pub use engine::EngineKind;
 pub use error::{Error, PrepareError, RunError};

@@ -7,6 +7,7 @@
 //! |---|---|---|---|
 //! | packet of an `__sk_buff` program (`data_meta` + `data`) | [`SKB_MAX_DATA`] = 3,712 bytes | [`RunError::InputTooLarge`](crate::RunError), `EINVAL` | `bpf_test_init`: `PAGE_SIZE` minus headroom and `skb_shared_info` |
 //! | packet of an XDP program | [`XDP_MAX_DATA`] = 73,152 bytes | `InputTooLarge`, `ENOMEM` | linear part (3,520) plus `MAX_SKB_FRAGS` (17) pages of fragments |
+//! | packet of an XDP or `__sk_buff` program, at least | 14 bytes (an Ethernet header; `__sk_buff` programs also their IPv4/IPv6 header by EtherType) | [`RunError::BadInput`](crate::RunError), `EINVAL` | `bpf_test_init`'s `ETH_HLEN` check |
 //! | raw context of other program types | [`MAX_RAW_CONTEXT`] = 65,535 bytes | `InputTooLarge`, `EINVAL` | the syscall program test run's `ctx_size_in` limit (`U16_MAX`) |
 //! | trace output per run (per `test_run` call) | [`TRACE_CAPACITY`] = 64 KiB | later writes dropped and counted (`RunOutput::trace_dropped`) | the trace buffer drops events too |
 //! | results collected by `Vm::run_on_all` | [`MAX_COLLECTED_RESULTS`] = 2^27 return values (1 GiB) | [`RunError::TooManyResults`](crate::RunError); stream them with `Vm::run_on_all_with` | — |

@@ -251,7 +251,7 @@ impl Vm {
     /// CPU's return values in order (index = CPU).
     ///
     /// The results are collected, so `repeat` × N may be at most
-    /// [`MAX_COLLECTED_RESULTS`](crate::limits::MAX_COLLECTED_RESULTS) (2^27, 1 GiB of
+    /// [`MAX_COLLECTED_RESULTS`] (2^27, 1 GiB of
     /// `u64`s): above that, or when the memory for them cannot be allocated, nothing runs and
     /// the error is [`RunError::TooManyResults`]. [`Vm::run_on_all_with`] streams the results
     /// instead, for any count.
@@ -444,6 +444,15 @@ impl Vm {
             }
             check_packet_size(t, meta.len().saturating_add(data.len()))?;
             if t == ProgramType::Xdp {
+                // As the kernel's `bpf_test_init`: at least an Ethernet header.
+                if meta.len() + data.len() < ETH_HLEN {
+                    return Err(RunError::BadInput {
+                        reason: format!(
+                            "an XDP test run's packet holds at least an Ethernet header ({ETH_HLEN} bytes); this one has {}",
+                            meta.len() + data.len()
+                        ),
+                    });
+                }
                 lane.set_packet(meta, data, 0);
                 let (ml, dl) = (meta.len(), data.len());
                 lane.set_ctx(size, |b| fill_xdp_md(b, ctx, ml, dl));

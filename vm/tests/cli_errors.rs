@@ -1,5 +1,5 @@
 //! Errors exit non-zero with a clear message on stderr and nothing on stdout: a bad object,
-//! an unknown or missing `--prog` (listing the choices), `--cpus 0`, a `--cpu` out of range,
+//! an unknown or missing `--prog` (listing the choices), `--cpus 0`, `--repeat 0`, a `--cpu` out of range,
 //! and a faulting program (instruction index and address).
 
 use assert_cmd::Command;
@@ -70,6 +70,17 @@ fn zero_cpus_is_refused() {
     assert_eq!(code, 2, "a usage error");
     assert!(out.is_empty());
     assert!(err.contains("--cpus") && err.contains("'0'"), "{err}");
+}
+
+#[test]
+fn zero_repeats_are_a_usage_error() {
+    let (code, out, err) = fails(&["run", &fixture("percpu_counter.o"), "--repeat", "0"]);
+    assert_eq!(code, 2, "a usage error");
+    assert!(out.is_empty());
+    assert!(
+        err.contains("--repeat") && err.contains("'0'") && err.contains("1.."),
+        "{err}"
+    );
 }
 
 #[test]

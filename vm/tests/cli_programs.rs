@@ -123,8 +123,8 @@ fn a_legacy_section_runs_with_type_and_is_refused_without() {
         .iter()
         .find(|m| m["name"] == "lens")
         .unwrap();
-    // Without --data an XDP program gets an empty packet: the length is 0, as the kernel's.
-    assert_eq!(lens["entries"][0]["value"], "0000000000000000");
+    // Without --data an XDP program gets a 60-byte zeroed frame.
+    assert_eq!(lens["entries"][0]["value"], "3c00000000000000");
     let (ok, _, err) = bpfvm(&["run", &fixture("legacy_section"), "--type", "nonsense"]);
     assert!(!ok);
     assert!(err.contains("--type nonsense: not a program type") && err.contains("sched_cls"));

@@ -46,10 +46,14 @@ fn the_report_is_an_svg_with_one_bar_per_cpu() {
     );
     assert!(svg.contains("runs per cpu"));
     assert!(svg.contains("map counts (percpu_array)"));
-    // Runs chart: 4 bars (one per CPU), tooltips with the counts 0, 0, 0, 9; the map chart has
-    // 4 more bars for key 0.
-    assert!(svg.contains("<title>9</title>"), "{svg}");
-    assert_eq!(svg.matches("<title>").count(), 8, "{svg}");
+    // Runs chart: 4 bars (one per CPU), tooltips with the counts 0, 0, 0, 9; the per-CPU map
+    // chart has 4 more bars for key 0, CPU 3's holding 9; the shared map `total` (an ARRAY
+    // the program adds to atomically) is drawn too: one bar, 9.
+    assert!(svg.contains("<title>cpu3: 9 runs</title>"), "{svg}");
+    assert!(svg.contains("<title>cpu3: 9</title>"), "{svg}");
+    assert!(svg.contains("map total (array): one value per key, shared by all cpus"));
+    assert!(svg.contains("<title>key 0: 9 (all cpus)</title>"), "{svg}");
+    assert_eq!(svg.matches("<title>").count(), 9, "{svg}");
     // Tags balance: every opened text is closed.
     assert_eq!(svg.matches("<text").count(), svg.matches("</text>").count());
 }

@@ -11,7 +11,10 @@ fn a_full_lru_map_evicts_to_make_room() {
     let (obj, maps, vm) = common::fixture_vm("lru_percpu_hash", 1);
     let prog = common::fixture_program(&vm, &obj, &maps, "lru_touch");
     let run = |key: u32| {
-        vm.run(&prog, CpuId(0), &Input::packet(key.to_le_bytes().to_vec()))
+        // The key, padded to an Ethernet header (the least an XDP test run takes).
+        let mut packet = key.to_le_bytes().to_vec();
+        packet.resize(14, 0);
+        vm.run(&prog, CpuId(0), &Input::packet(packet))
             .unwrap()
             .retval
     };

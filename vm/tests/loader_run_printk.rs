@@ -10,7 +10,11 @@ fn format_strings_come_from_read_only_global_data() {
     let (obj, maps, vm) = common::fixture_vm("printk", 1);
     let prog = common::fixture_program(&vm, &obj, &maps, "hello");
     let out = vm
-        .run(&prog, CpuId(0), &Input::packet(vec![42u8, 1, 2]))
+        .run(
+            &prog,
+            CpuId(0),
+            &Input::packet([&[42u8, 1, 2][..], &[0; 11]].concat()),
+        )
         .unwrap();
     assert_eq!(out.retval, 0);
     assert!(out.trace.contains("hello 42"), "{:?}", out.trace);

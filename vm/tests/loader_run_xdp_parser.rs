@@ -65,7 +65,6 @@ fn verdicts_and_counters_follow_the_rule() {
             XDP_PASS,
             2,
         ),
-        ("short ethernet", vec![0; 10], XDP_DROP, 4),
         ("short ipv4", ether(0x0800, &[0x45; 10]), XDP_DROP, 4),
         (
             "short udp",

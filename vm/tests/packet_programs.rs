@@ -49,24 +49,23 @@ fn xdp_bounds_checks_work_like_in_the_kernel() {
         vm.run(&prog, CpuId(0), &Input::packet(pkt)).unwrap().retval,
         3
     );
-    let short = vm
-        .run(&prog, CpuId(0), &Input::packet(vec![0u8; 13]))
-        .unwrap();
-    assert_eq!(short.retval, 1);
-    assert_eq!(short.data, vec![0u8; 13]);
+    // The kernel's XDP test run refuses a packet shorter than an Ethernet header (EINVAL),
+    // so the program's short-packet branch (which the verifier requires) is never reached.
+    let short = vm.run(&prog, CpuId(0), &Input::packet(vec![0u8; 13]));
+    assert_eq!(short.unwrap_err().errno(), 22);
 }
 
 #[test]
 fn packet_reads_past_data_end_fault() {
     let vm = Vm::builder().cpus(1).build();
-    // No bounds check: reads data[20] of a 10-byte packet.
+    // No bounds check: reads data[20] of a 14-byte packet.
     let code = asm(&format!(
         "ldxw r1, [r1+{}]\nldxb r0, [r1+20]\nexit",
         xdp_md::DATA
     ));
     let prog = vm.load(Program::new(code, ProgramType::Xdp)).unwrap();
     let err = vm
-        .run(&prog, CpuId(0), &Input::packet(vec![0u8; 10]))
+        .run(&prog, CpuId(0), &Input::packet(vec![0u8; 14]))
         .unwrap_err();
     match err {
         RunError::Fault { pc: 1, fault } => assert_eq!(fault.addr, 0x1000_0000 + 20),

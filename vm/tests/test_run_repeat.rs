@@ -52,23 +52,24 @@ fn xdp_repetitions_see_the_packet_changes_of_earlier_ones() {
             ProgramType::Xdp,
         ))
         .unwrap();
-    let packet = vec![10u8, 20, 30, 40];
+    let mut packet = vec![10u8, 20, 30, 40];
+    packet.resize(14, 0); // an Ethernet header: the least an XDP test run takes
     for repeat in [0, 1, 2, 7, 300] {
         let res = test_run(&vm, &prog, Input::packet(packet.clone()), repeat);
         let n = repeat.max(1);
         let first = (10 + n) as u8;
         assert_eq!(res.retval, first as u64, "repeat {repeat}");
-        assert_eq!(res.data_out, [first, 20, 30, 40], "repeat {repeat}");
+        assert_eq!(res.data_out[..4], [first, 20, 30, 40], "repeat {repeat}");
     }
     // Every call starts again from the caller's packet.
     let res = test_run(&vm, &prog, Input::packet(packet.clone()), 3);
-    assert_eq!(res.data_out, [13, 20, 30, 40]);
+    assert_eq!(res.data_out[..4], [13, 20, 30, 40]);
     // `Vm::run` is one run: the input packet each time.
     for _ in 0..3 {
         let out = vm
             .run(&prog, CpuId(0), &Input::packet(packet.clone()))
             .unwrap();
-        assert_eq!(out.data, [11, 20, 30, 40]);
+        assert_eq!(out.data[..4], [11, 20, 30, 40]);
     }
 }
 

@@ -51,8 +51,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = 4,
           value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub cpus: u32,
-    /// Runs on each CPU.
-    #[arg(long, value_name = "R", default_value_t = 1)]
+    /// Runs on each CPU (at least 1).
+    #[arg(long, value_name = "R", default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub repeat: u64,
     /// Run only on CPU K (0-based) instead of on every CPU.
     #[arg(long, value_name = "K")]

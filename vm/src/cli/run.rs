@@ -51,8 +51,8 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
         }
     }
     let input = match &args.data {
-        // sk_buff programs need at least an Ethernet header (as BPF_PROG_TEST_RUN does).
-        None if run_type.uses_sk_buff() => {
+        // Packet programs need at least an Ethernet header (as BPF_PROG_TEST_RUN does).
+        None if run_type == ProgramType::Xdp || run_type.uses_sk_buff() => {
             eprintln!(
                 "bpfvm: no --data: each run gets a {DEFAULT_FRAME}-byte zeroed Ethernet frame"
             );

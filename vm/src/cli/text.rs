@@ -41,18 +41,14 @@ pub struct Report<'a> {
     pub maps: &'a [MapSnapshot],
 }
 
-/// The name of a return value where the program type gives it one (`XDP_PASS`).
+/// The name of a return value where the program type gives it one (`XDP_PASS`,
+/// `TC_ACT_SHOT`): [`bpfvm::XdpAction`], [`bpfvm::TcAction`].
 pub fn retval_name(prog_type: ProgramType, retval: u64) -> Option<&'static str> {
     match prog_type {
-        ProgramType::Xdp => [
-            "XDP_ABORTED",
-            "XDP_DROP",
-            "XDP_PASS",
-            "XDP_TX",
-            "XDP_REDIRECT",
-        ]
-        .get(usize::try_from(retval).ok()?)
-        .copied(),
+        ProgramType::Xdp => bpfvm::XdpAction::from_retval(retval).map(|a| a.name()),
+        ProgramType::SchedCls | ProgramType::SchedAct => {
+            bpfvm::TcAction::from_retval(retval).map(|a| a.name())
+        }
         _ => None,
     }
 }
@@ -315,6 +311,11 @@ mod tests {
         assert_eq!(retval_label(ProgramType::Xdp, 2), "2 (XDP_PASS)");
         assert_eq!(retval_label(ProgramType::Xdp, 9), "9");
         assert_eq!(retval_label(ProgramType::SocketFilter, 1), "1");
+        assert_eq!(retval_label(ProgramType::SchedCls, 2), "2 (TC_ACT_SHOT)");
+        assert_eq!(
+            retval_label(ProgramType::SchedCls, u64::from(u32::MAX)),
+            "4294967295 (TC_ACT_UNSPEC)"
+        );
     }
 
     #[test]
