@@ -242,7 +242,7 @@ fn bad_or_missing_extern_values_refuse_only_the_programs_that_use_them() {
     let obj = common::fixture("externs");
     let e = obj.program_result("strong_ksym").unwrap_err();
     assert!(
-        matches!(&e, LoadError::UnresolvedExtern { name, .. } if name == "bpf_prog_active"),
+        matches!(&e, LoadError::UnresolvedExtern { name, .. } if name == "_stext"),
         "{e:?}"
     );
     assert_eq!(e.errno(), 3, "ESRCH, as libbpf");
