@@ -57,12 +57,13 @@ fn list_shows_which_programs_load_and_why_others_do_not() {
         "{out}"
     );
     assert!(lines[2].contains("refused: uses map mystery"), "{out}");
+    assert!(lines[3].starts_with("probes_weak_kfunc ") && lines[3].ends_with("loads"));
     assert!(
-        lines[3].contains("refused: kfunc call to bpf_kfunc_that_does_not_exist"),
+        lines[4].contains("refused: kfunc call to bpf_kfunc_that_does_not_exist"),
         "{out}"
     );
     assert_eq!(
-        lines[4],
+        lines[5],
         "map mystery cannot be loaded: map mystery has unknown map type 999"
     );
     let (ok, out, _) = bpfvm(&["list", &fixture("multi")]);

@@ -31,15 +31,16 @@ fn one_object_good_program_loads_and_runs_the_others_get_their_own_errors() {
             Err(r) => (r.name.to_string(), Err(r.error.to_string())),
         })
         .collect();
-    assert_eq!(results.len(), 3, "{results:?}");
+    assert_eq!(results.len(), 4, "{results:?}");
     assert_eq!(results[0], ("good".to_string(), Ok(())));
     assert_eq!(results[1].0, "uses_bad_map");
     assert_eq!(
         results[1].1.as_ref().unwrap_err(),
         "uses map mystery, which cannot be loaded: map mystery has unknown map type 999"
     );
-    assert_eq!(results[2].0, "uses_kfunc");
-    assert!(results[2]
+    assert_eq!(results[2], ("probes_weak_kfunc".to_string(), Ok(())));
+    assert_eq!(results[3].0, "uses_kfunc");
+    assert!(results[3]
         .1
         .as_ref()
         .unwrap_err()
@@ -59,6 +60,12 @@ fn one_object_good_program_loads_and_runs_the_others_get_their_own_errors() {
         assert_eq!(out.retval, 2, "XDP_PASS");
     }
     assert_eq!(u64_at(maps.get("hits").unwrap(), 0), 3);
+    // The address of a weak kfunc nobody has is 0 (libbpf's bpf_ksym_exists is false).
+    let probe = common::fixture_program(&vm, &obj, &maps, "probes_weak_kfunc");
+    let out = vm
+        .run(&probe, CpuId(0), &Input::packet(vec![0; 60]))
+        .unwrap();
+    assert_eq!(out.retval, 2, "XDP_PASS: not called");
     // Asking for a refused program gives its own error, with its errno.
     let e = obj.vm_program("uses_kfunc", &maps).unwrap_err();
     assert!(

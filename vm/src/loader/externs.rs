@@ -210,7 +210,10 @@ pub(crate) fn resolve(
         if sym.section.is_some()
             || sym.name.is_empty()
             || sym.bind == STB_LOCAL
-            || !matches!(sym.kind, SymbolKind::NoType | SymbolKind::Object)
+            || !matches!(
+                sym.kind,
+                SymbolKind::NoType | SymbolKind::Object | SymbolKind::Func
+            )
             || out.by_name.contains_key(&sym.name)
         {
             continue;
@@ -225,7 +228,7 @@ pub(crate) fn resolve(
             })
         };
         let Some((section, type_id)) = vars.get(sym.name.as_str()).cloned() else {
-            // A call target without BTF is a kfunc, handled at the call.
+            // Only an ld_imm64 of it reaches this value (a call is a kfunc call).
             let v = refuse("no BTF describes it (libbpf needs .kconfig or .ksyms BTF)".into());
             out.by_name.insert(sym.name.clone(), v);
             continue;
@@ -462,9 +465,17 @@ fn extern_vars(btf: &Btf) -> HashMap<&str, (ExternSection, u32)> {
             other => ExternSection::Other(other.chars().take(64).collect()),
         };
         for v in vars {
-            if let Some(BtfType::Var { name, target }) = btf.get(v.type_id) {
-                out.entry(name.as_str())
-                    .or_insert_with(|| (section.clone(), *target));
+            match btf.get(v.type_id) {
+                Some(BtfType::Var { name, target }) => {
+                    out.entry(name.as_str())
+                        .or_insert_with(|| (section.clone(), *target));
+                }
+                // A kernel function (kfunc) declared __ksym.
+                Some(BtfType::Func { name, proto }) => {
+                    out.entry(name.as_str())
+                        .or_insert_with(|| (section.clone(), *proto));
+                }
+                _ => {}
             }
         }
     }

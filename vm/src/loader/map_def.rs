@@ -622,6 +622,27 @@ mod tests {
     }
 
     #[test]
+    fn legacy_extra_fields_by_definition_size() {
+        let words = |w: &[u32]| w.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>();
+        // samples/bpf: inner_map_idx, numa_node.
+        let f = LegacyMapFields::parse(&words(&[12, 4, 4, 2, 0, 3, 1])).unwrap();
+        assert_eq!((f.def_size, f.inner_map_idx, f.numa_node), (28, 3, 1));
+        // iproute2 bpf_elf_map: id, pinning, inner_id, inner_idx.
+        let f = LegacyMapFields::parse(&words(&[12, 4, 4, 2, 0, 7, 2, 5, 1])).unwrap();
+        assert_eq!((f.id, f.pinning, f.inner_id, f.inner_map_idx), (7, 2, 5, 1));
+        // Other sizes: extra bytes must be zero.
+        assert!(LegacyMapFields::parse(&words(&[1, 4, 4, 2, 0, 0, 0, 0])).is_ok());
+        let e = LegacyMapFields::parse(&words(&[1, 4, 4, 2, 0, 0, 9, 0])).unwrap_err();
+        assert!(e.contains("32 bytes has non-zero fields"), "{e}");
+        assert_eq!(
+            LegacyMapFields::parse(&words(&[1, 4, 4, 2, 0]))
+                .unwrap()
+                .def_size,
+            20
+        );
+    }
+
+    #[test]
     fn map_type_names() {
         assert_eq!(map_type_name(6), Some("percpu_array"));
         assert_eq!(map_type_name(10), Some("lru_percpu_hash"));
