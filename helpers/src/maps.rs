@@ -84,6 +84,12 @@ pub trait ProgramMap: Send + Sync + Debug {
     fn spec(&self) -> Option<&bpfvm_maps::MapSpec> {
         None
     }
+    /// The number of simulated CPUs the map was created for, when it knows it
+    /// (`bpfvm_maps::Map` does): a VM refuses programs whose maps were made for another
+    /// count.
+    fn ncpus(&self) -> Option<u32> {
+        None
+    }
     /// Key size in bytes.
     fn key_size(&self) -> usize;
     /// Value size in bytes.
@@ -130,6 +136,10 @@ impl ProgramMap for bpfvm_maps::Map {
 
     fn spec(&self) -> Option<&bpfvm_maps::MapSpec> {
         Some(bpfvm_maps::Map::spec(self))
+    }
+
+    fn ncpus(&self) -> Option<u32> {
+        Some(bpfvm_maps::Map::ncpus(self))
     }
 
     fn key_size(&self) -> usize {

@@ -13,6 +13,16 @@ pub enum PrepareError {
     /// The bytecode is empty.
     #[error("the program has no instructions")]
     Empty,
+    /// A map of the program was created for another number of CPUs than the VM has.
+    #[error("map {map} was created for {map_cpus} cpus but the vm has {vm_cpus}: create the maps for the vm (Object::create_maps(vm.ncpus()), Vm::create_map or LoadedObject)")]
+    CpuCountMismatch {
+        /// The map's name.
+        map: String,
+        /// The CPU count it was created for.
+        map_cpus: u32,
+        /// The VM's CPU count.
+        vm_cpus: u32,
+    },
     /// The bytecode length is not a multiple of 8.
     #[error("bytecode length {len} is not a multiple of 8")]
     BadLength {
@@ -379,6 +389,12 @@ pub enum Error {
     /// A helper failed outside a run.
     #[error(transparent)]
     Helper(#[from] HelperError),
+    /// A name not found in a loaded object, or a program of it that did not load.
+    #[error(transparent)]
+    Object(#[from] crate::loaded::ObjectError),
+    /// A test frame could not be built.
+    #[error(transparent)]
+    Frame(#[from] crate::frame::FrameError),
 }
 
 impl Error {
@@ -390,6 +406,8 @@ impl Error {
             Error::Prepare(e) => e.errno(),
             Error::Run(e) => e.errno(),
             Error::Helper(e) => e.errno(),
+            Error::Object(e) => e.errno(),
+            Error::Frame(_) => 22,
         }
     }
 }

@@ -4,47 +4,39 @@
 //! loaded once ([`Vm::load`] validates and pre-decodes it) and then run on a CPU, on every
 //! CPU, or over a stream of events; [`Vm::test_run`] mirrors `BPF_PROG_TEST_RUN`.
 //!
-//! ```
-//! use std::sync::Arc;
-//! use bpfvm::maps::{Map, MapSpec, MapType};
-//! use bpfvm::{CpuId, Input, Program, ProgramType, Vm};
+//! The usual way in is an object file compiled by clang: [`ObjectLoader`] loads it into a
+//! VM (maps created for the VM's CPUs, `.rodata` settings applied), and [`LoadedObject`]
+//! finds its programs and maps by name. `docs/testing.md` walks through a whole test crate.
 //!
-//! // A PERCPU_ARRAY with one u64 per CPU, on a VM with 2 simulated CPUs.
+//! ```
+//! use bpfvm::frame::Frame;
+//! use bpfvm::loader::Object;
+//! use bpfvm::{CpuId, Input, ObjectLoader, Vm, XdpAction};
+//!
+//! // percpu_counter.bpf.c: every run adds 1 to its CPU's copy of `counts` (PERCPU_ARRAY)
+//! // and, atomically, to the shared `total` (ARRAY); it returns XDP_PASS.
+//! let object = Object::parse_named(
+//!     "percpu_counter",
+//!     include_bytes!("../tests/fixtures/percpu_counter.o"),
+//! )?;
 //! let vm = Vm::builder().cpus(2).build();
-//! let counts = Arc::new(Map::create(MapSpec::new(MapType::PercpuArray, 4, 8, 1), 2)?);
+//! let bpf = ObjectLoader::new(object).load(&vm)?;
+//! let prog = bpf.program("count_packets")?;
 //!
-//! // key = 0; v = bpf_map_lookup_elem(&counts, &key); if (v) *v += smp_processor_id() + 1;
-//! let mut code = rbpf::assembler::assemble("stw [r10-4], 0").unwrap();
-//! code.extend([0x18, 0x11, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]); // r1 = map 0
-//! code.extend(
-//!     rbpf::assembler::assemble(
-//!         "mov64 r2, r10
-//!          add64 r2, -4
-//!          call 1
-//!          jeq r0, 0, +6
-//!          mov64 r6, r0
-//!          call 8
-//!          add64 r0, 1
-//!          ldxdw r1, [r6]
-//!          add64 r1, r0
-//!          stxdw [r6], r1
-//!          mov64 r0, 0
-//!          exit",
-//!     )
-//!     .unwrap(),
-//! );
-//! let prog = vm.load(Program::new(code, ProgramType::Unspecified).with_map(counts.clone()))?;
+//! let frame = Input::packet(Frame::udp4([10, 0, 0, 1], [10, 0, 0, 2], 1000, 53).build()?);
+//! vm.run_on_all(prog, 10, &frame)?; // 10 runs on each CPU, CPUs in parallel
+//! let out = vm.run(prog, CpuId(1), &frame)?; // one more on CPU 1
+//! assert_eq!(out.retval, XdpAction::Pass);
 //!
-//! vm.run_on_all(&prog, 10, &Input::empty())?; // 10 runs on each CPU, CPUs in parallel
-//! vm.run(&prog, CpuId(1), &Input::empty())?;  // one more on CPU 1
-//!
-//! // Read every CPU's copy from the host: CPU 0 added 1 ten times, CPU 1 added 2 eleven times.
-//! let mut all = [0u8; 16];
-//! counts.lookup(&0u32.to_ne_bytes(), &mut all, 0)?;
-//! assert_eq!(u64::from_ne_bytes(all[..8].try_into().unwrap()), 10);
-//! assert_eq!(u64::from_ne_bytes(all[8..].try_into().unwrap()), 22);
-//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! // Read every CPU's copy from the host, as the bpf() syscall returns them.
+//! let counts = bpf.percpu_array::<u64>("counts")?.get(0)?;
+//! assert_eq!(counts.to_vec(), [10, 11]);
+//! assert_eq!(bpf.array::<u64>("total")?.get(0)?, 21);
+//! # Ok::<(), bpfvm::Error>(())
 //! ```
+//!
+//! Programs can also be built from bytecode: [`Program::new`] with maps from
+//! [`Vm::create_map`], then [`Vm::load`].
 #![deny(unsafe_code)]
 
 pub mod action;
@@ -56,6 +48,7 @@ pub mod eth;
 pub mod frame;
 pub mod insn;
 pub mod limits;
+pub mod loaded;
 pub mod loader;
 pub mod program;
 pub mod program_type;
@@ -68,6 +61,7 @@ pub use action::{TcAction, XdpAction};
 pub use cpu::CpuId;
 pub use engine::EngineKind;
 pub use error::{Error, PrepareError, RunError};
+pub use loaded::{LoadedObject, ObjectError, ObjectLoader};
 pub use program::Program;
 pub use program_type::ProgramType;
 pub use run::{Input, RunOutput, TestRun, TestRunResult};

@@ -217,7 +217,20 @@ impl Vm {
     }
 
     /// Validates `program` and prepares it for its engine.
+    ///
+    /// Every map of the program must have been created for this VM's CPU count (a map made
+    /// for fewer CPUs would have no value for the others): otherwise
+    /// [`PrepareError::CpuCountMismatch`].
     pub fn load(&self, program: Program) -> Result<LoadedProgram, PrepareError> {
+        for map in program.maps() {
+            if let Some(n) = map.ncpus().filter(|&n| n != self.config.ncpus) {
+                return Err(PrepareError::CpuCountMismatch {
+                    map: map.name().to_string(),
+                    map_cpus: n,
+                    vm_cpus: self.config.ncpus,
+                });
+            }
+        }
         let engine = engine::prepare(&program, &self.registry, program.engine(), &self.config)?;
         check_return_range(&program, &self.registry)?;
         Ok(LoadedProgram {

@@ -90,6 +90,17 @@ pub struct RunArgs {
     /// Also write a self-contained SVG picture of per-CPU values and runs per CPU.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Before the runs, set map NAME's KEY to VALUE (repeatable). KEY and VALUE are numbers
+    /// (decimal or 0x hex, sized by the map) or hex:BYTES; on a per-CPU map VALUE goes to
+    /// every CPU (BPF_F_ALL_CPUS), or to one with VALUE@CPU (BPF_F_CPU).
+    #[arg(long = "map-set", value_names = ["NAME", "KEY=VALUE"], num_args = 2,
+          action = clap::ArgAction::Append, allow_hyphen_values = true)]
+    pub map_set: Vec<String>,
+    /// Before the runs (and before --map-set), write the map entries of FILE: JSON in the
+    /// shape `--json` prints ({"maps": [{"name", "entries": [{"key", "value" | "values"}]}]}),
+    /// so one run's output can seed the next.
+    #[arg(long, value_name = "FILE")]
+    pub maps: Option<PathBuf>,
 }
 
 /// The engine names, each with what it is and whether it is sandboxed (shown by `--help`).

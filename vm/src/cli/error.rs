@@ -27,6 +27,16 @@ pub enum CliError {
         source: LoadError,
     },
     /// The object has no programs.
+    /// `--map-set` or `--maps` could not seed a map.
+    #[error("cannot seed map {map} ({what}): {reason}")]
+    Seed {
+        /// The map (or the file, for a malformed `--maps` file).
+        map: String,
+        /// Which option, and the entry.
+        what: String,
+        /// What was wrong.
+        reason: String,
+    },
     #[error("{path} has no programs")]
     NoPrograms {
         /// The object's path.

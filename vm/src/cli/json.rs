@@ -7,6 +7,10 @@
 //!   "maps": [{"name", "type", "key_size", "value_size", "max_entries",
 //!             "entries": [{"key": HEX, "value": HEX} | {"key": HEX, "values": [HEX per CPU]}]}]}`
 //!
+//! Where the object's BTF types a map's key or value, each entry also has `key_btf` and
+//! `value_btf` (or `values_btf`, one per CPU): the C value as text (`{ saddr: 1, ... }`),
+//! decoded within the loader's bounds. A `--maps FILE` reads the hex fields back.
+//!
 //! `retvals` counts the first 64 distinct return values of a CPU's runs; `retvals_other` the
 //! runs that returned another value. `data_out` is the packet after the CPU's last run (as
 //! `BPF_PROG_TEST_RUN` reports it; empty without a packet), `first_data_out` the packet after
@@ -16,7 +20,7 @@
 
 use std::io::Write;
 
-use bpfvm::loader::{MapDefinition, ObjectMaps};
+use bpfvm::loader::{MapDefinition, Object, ObjectMaps};
 use serde_json::{json, Map, Value};
 
 use super::execute::RunSummary;
@@ -71,9 +75,18 @@ pub fn map_header(def: &MapDefinition) -> Value {
 /// Bytes turned into hex at a time, so a long value is never held as one hex string.
 const HEX_CHUNK: usize = 32 << 10;
 
+/// Values longer than this are not decoded with BTF in the output (their hex is there).
+const MAX_DECODED_VALUE: usize = 4096;
+
 /// Writes one entry, `{"key": HEX, "value": HEX}` or `{"key": HEX, "values": [HEX, ...]}`,
-/// the values' hex in chunks.
-pub fn write_entry(out: &mut dyn Write, e: &EntryRef<'_>, percpu: bool) -> Result<(), CliError> {
+/// the values' hex in chunks; with `btf` (the object and the map's definition), also the
+/// BTF-decoded `key_btf` and `value_btf`/`values_btf` where BTF types them.
+pub fn write_entry(
+    out: &mut dyn Write,
+    e: &EntryRef<'_>,
+    percpu: bool,
+    btf: Option<(&Object, &MapDefinition)>,
+) -> Result<(), CliError> {
     put(out, &format!("{{\"key\":\"{}\",", hex(e.key)))?;
     put(out, if percpu { "\"values\":[" } else { "\"value\":" })?;
     for (i, v) in e.values().enumerate() {
@@ -86,7 +99,34 @@ pub fn write_entry(out: &mut dyn Write, e: &EntryRef<'_>, percpu: bool) -> Resul
         }
         put(out, "\"")?;
     }
-    put(out, if percpu { "]}" } else { "}" })
+    if percpu {
+        put(out, "]")?;
+    }
+    if let Some((object, def)) = btf {
+        if let Some(k) = object.decode_key(def, e.key) {
+            put(out, &format!(",\"key_btf\":{}", Value::from(k.to_string())))?;
+        }
+        if def.value_size as usize <= MAX_DECODED_VALUE {
+            let decoded: Option<Vec<Value>> = e
+                .values()
+                .map(|v| {
+                    object
+                        .decode_value(def, v)
+                        .map(|d| Value::from(d.to_string()))
+                })
+                .collect();
+            match decoded {
+                Some(d) if percpu => put(out, &format!(",\"values_btf\":{}", Value::from(d)))?,
+                Some(d) => {
+                    if let Some(one) = d.into_iter().next() {
+                        put(out, &format!(",\"value_btf\":{one}"))?;
+                    }
+                }
+                None => {}
+            }
+        }
+    }
+    put(out, "}")
 }
 
 /// `value` as JSON without its closing brace, so more fields can follow.
@@ -108,6 +148,7 @@ pub fn write_run(
     ncpus: u32,
     engine: &str,
     summary: &RunSummary,
+    object: &Object,
     maps: &ObjectMaps,
 ) -> Result<(), CliError> {
     let head = json!({
@@ -130,7 +171,7 @@ pub fn write_run(
             if !std::mem::take(&mut first) {
                 put(out, ",")?;
             }
-            write_entry(out, &e, percpu)
+            write_entry(out, &e, percpu, Some((object, def)))
         })?;
         put(out, "]}")?;
     }
@@ -165,6 +206,7 @@ mod tests {
             2,
             "interpreter",
             &RunSummary::default(),
+            &obj,
             &maps,
         )
         .unwrap();
@@ -217,7 +259,7 @@ mod tests {
         map.update(&2u32.to_ne_bytes(), &vec![0xab; 1 << 20], 0)
             .unwrap();
         let mut out = Pieces::default();
-        walk(&def, &map, |e| write_entry(&mut out, &e, false)).unwrap();
+        walk(&def, &map, |e| write_entry(&mut out, &e, false, None)).unwrap();
         assert!(
             out.largest <= 2 * HEX_CHUNK,
             "a write of {} bytes",

@@ -18,6 +18,7 @@ pub mod programs;
 pub mod progress;
 pub mod report;
 pub mod run;
+pub mod seed;
 pub mod size;
 pub mod snapshot;
 pub mod table;

@@ -8,7 +8,7 @@ use bpfvm::{Input, ProgramType, Vm};
 use super::args::RunArgs;
 use super::execute::{execute, Schedule};
 use super::snapshot::snapshot_all;
-use super::{explain, fault, input, json, object, report, text, CliError};
+use super::{explain, fault, input, json, object, report, seed, text, CliError};
 
 /// Bytes of the packet `__sk_buff` programs get without `--data`: a minimum Ethernet frame
 /// (without FCS), all zero (EtherType 0: not IP).
@@ -76,6 +76,10 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
         .map_memory_limit(args.map_memory_limit)
         .build();
     let maps = object::create_maps(&obj, path, args.cpus, vm.map_memory())?;
+    if let Some(file) = &args.maps {
+        seed::maps_file(&obj, &maps, file)?;
+    }
+    seed::map_set(&obj, &maps, &args.map_set)?;
     let prog = vm
         .load(object::program(&obj, def, &maps, engine, prog_type)?)
         .map_err(|source| CliError::Prepare {
@@ -107,7 +111,15 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let path_str = path.display().to_string();
     if args.json {
         // Streamed entry by entry: no snapshot of the maps is needed.
-        json::write_run(out, &def.name, args.cpus, engine.name(), &summary, &maps)?;
+        json::write_run(
+            out,
+            &def.name,
+            args.cpus,
+            engine.name(),
+            &summary,
+            &obj,
+            &maps,
+        )?;
     }
     // Bounded snapshots (counts and the first entries) for the other outputs.
     let snaps = if args.json && args.report.is_none() {

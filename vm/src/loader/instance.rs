@@ -78,6 +78,12 @@ pub struct ObjectMaps {
 }
 
 impl ObjectMaps {
+    /// Maps made elsewhere in the crate (one per definition, in order).
+    pub(crate) fn from_parts(defs: Vec<MapDefinition>, maps: Vec<Arc<Map>>) -> ObjectMaps {
+        debug_assert_eq!(defs.len(), maps.len());
+        ObjectMaps { defs, maps }
+    }
+
     /// The map named `name` (or with that alias, e.g. `.bss`).
     pub fn get(&self, name: &str) -> Option<&Arc<Map>> {
         let i = self
