@@ -319,3 +319,30 @@ fn iproute2_bpf_elf_map_definitions_load_with_their_extra_fields() {
         .unwrap();
     assert_eq!(u32::from_ne_bytes(v), 61);
 }
+
+#[test]
+fn object_loader_loads_the_good_program_and_keeps_each_refusal() {
+    let vm = Vm::builder().cpus(2).build();
+    let bpf = bpfvm::ObjectLoader::new(common::fixture("partial"))
+        .load(&vm)
+        .unwrap();
+    let names: Vec<&str> = bpf.programs().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        ["good", "uses_bad_map", "probes_weak_kfunc", "uses_kfunc"]
+    );
+    let good = bpf.program("good").unwrap();
+    assert_eq!(
+        vm.run(good, CpuId(1), &Input::packet(vec![0; 60]))
+            .unwrap()
+            .retval,
+        2
+    );
+    let e = bpf.program("uses_kfunc").unwrap_err();
+    assert_eq!(e.errno(), 95);
+    assert!(
+        e.to_string().contains("bpf_kfunc_that_does_not_exist"),
+        "{e}"
+    );
+    assert_eq!(bpf.program("uses_bad_map").unwrap_err().errno(), 22);
+}
