@@ -21,7 +21,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a program of an object on every simulated CPU (or one) and show the maps.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List an object's programs: type, attach type, and whether each loads (and why not).
     #[command(alias = "programs")]
     List(ListArgs),
