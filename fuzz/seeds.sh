@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
 # Build the seed corpora in fuzz/corpus/<target>/ (not committed; rerun any time).
 #   map_ops:  a few fixed operation scripts (one per map type and CPU count)
-#   bytecode: every conformance vector's bytecode (and memory) from the shared index
+#   bytecode: every conformance vector's program (and memory), assembled from its .data file
 #   elf:      every vm/tests/fixtures/*.o
 #   btf:      the .BTF and .BTF.ext sections of every fixture, in the btf target's format
 #             ([setup][u32 .BTF length][.BTF][.BTF.ext]), once per wrapper setup
 set -euo pipefail
 cd "$(dirname "$0")"
-index=../../shared/conformance/bpf_conformance/index.tsv
 
 mkdir -p corpus/map_ops corpus/bytecode corpus/elf corpus/btf
 
@@ -25,21 +24,10 @@ PY
 done
 
 # bytecode: the target reads [setup byte][u16 packet length][packet][code]; seeds use
-# setup 0 and the vector's memory (if any) as the packet.
-if [[ -f $index ]]; then
-  tail -n +3 "$index" | while IFS=$'\t' read -r file _ _ _ _ _ mem code; do
-    [[ $code == "-" || -z $code ]] && continue
-    [[ $mem == "-" ]] && mem=""
-    name=$(basename "$file" .data)
-    python3 - "$mem" "$code" > "corpus/bytecode/$name" <<'PY'
-import sys
-mem, code = bytes.fromhex(sys.argv[1]), bytes.fromhex(sys.argv[2])
-sys.stdout.buffer.write(bytes([0]) + len(mem).to_bytes(2, "little") + mem + code)
-PY
-  done
-else
-  echo "note: $index missing, bytecode corpus left empty" >&2
-fi
+# setup 0 and the vector's memory (if any) as the packet, the program assembled from the
+# vector's .data file by bpfvm-conformance (no index.tsv needed).
+cargo run -q --manifest-path ../Cargo.toml -p bpfvm-conformance --bin vector_seeds -- \
+  corpus/bytecode || echo "note: conformance vectors unavailable, bytecode corpus left empty" >&2
 
 # elf: the loader fixtures.
 cp ../vm/tests/fixtures/*.o corpus/elf/ 2>/dev/null || echo "note: no ELF fixtures yet" >&2

@@ -50,6 +50,8 @@ pub fn suite_vm() -> Vm {
     let config = VmConfig {
         ncpus: 2,
         rbpf_allow_loops: true,
+        // The vectors are ISA tests, not verifier-clean programs.
+        verifier: bpfvm::VerifierMode::Structural,
         ..VmConfig::default()
     };
     Vm::builder()

@@ -2,11 +2,18 @@
 //!
 //! The vectors are read from a folder at test time, never copied into this repository.
 //! The folder is `$BPFVM_CONFORMANCE_DIR` when set, else `../shared/conformance/bpf_conformance`
-//! relative to the repository root. Get them from the public `bpf_conformance` repository
-//! (its `tests/` and `negative/` folders; `index.tsv` comes with this project's copy).
-
+//! relative to the repository root. It needs only upstream's `tests/` and `negative/`
+//! folders (from the public `bpf_conformance` repository): each vector's program is
+//! assembled from its `-- asm` section by [`crate::vector_asm`] (or read from its `-- raw`
+//! section, which takes precedence, as upstream does).
+//!
+//! An `index.tsv` beside them (this project's shared copy has one, made by an independent
+//! harness: see its `SOURCE.md`) is not needed; when present, [`check_index`] compares every
+//! self-assembled program and memory with it.
 use std::fmt;
 use std::path::{Path, PathBuf};
+
+use crate::vector_asm;
 
 /// Environment variable naming the vector folder.
 pub const DIR_VAR: &str = "BPFVM_CONFORMANCE_DIR";
@@ -78,7 +85,10 @@ struct DataFile {
     result: Option<u64>,
     error: Option<String>,
     mem: Vec<u8>,
-    raw: Vec<String>,
+    /// `-- asm` lines with their line numbers in the file.
+    asm: Vec<(usize, String)>,
+    /// `-- raw` lines with their line numbers in the file.
+    raw: Vec<(usize, String)>,
     has_error_section: bool,
 }
 
@@ -125,7 +135,8 @@ fn parse_u64(tok: &str) -> Option<u64> {
 fn parse_data(path: &Path, text: &str) -> Result<DataFile, VectorError> {
     let mut out = DataFile::default();
     let mut section = Section::None;
-    for raw_line in text.lines() {
+    for (number, raw_line) in text.lines().enumerate() {
+        let number = number + 1;
         let line = match raw_line.find('#') {
             Some(i) => &raw_line[..i],
             None => raw_line,
@@ -154,20 +165,88 @@ fn parse_data(path: &Path, text: &str) -> Result<DataFile, VectorError> {
                     );
                 }
             }
-            Section::Raw => out.raw.extend(line.split_whitespace().map(str::to_owned)),
+            Section::Asm => out.asm.push((number, line.to_owned())),
+            Section::Raw => out.raw.push((number, line.to_owned())),
             Section::Error => out.error = Some(line.to_owned()),
-            Section::Asm | Section::Ignored | Section::None => {}
+            Section::Ignored | Section::None => {}
         }
     }
     Ok(out)
+}
+
+/// The program of a parsed file: its `-- raw` section if it has one, else its `-- asm`
+/// section assembled.
+fn program(path: &Path, data: &DataFile) -> Result<Vec<u8>, VectorError> {
+    let code = if !data.raw.is_empty() {
+        vector_asm::decode_raw(data.raw.iter().map(|(n, l)| (*n, l.as_str())))
+    } else if !data.asm.is_empty() {
+        vector_asm::assemble_lines(data.asm.iter().map(|(n, l)| (*n, l.as_str())))
+    } else {
+        return Err(err(path, "no -- asm or -- raw section"));
+    };
+    let code = code.map_err(|e| err(path, e.to_string()))?;
+    if code.len() % 8 != 0 {
+        return Err(err(path, "raw program is not whole instructions"));
+    }
+    Ok(code)
+}
+
+/// The `*.data` files of a folder, sorted by name.
+fn data_files(folder: &Path, prefix: &str) -> Result<Vec<PathBuf>, VectorError> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(folder)
+        .map_err(|e| err(folder, e.to_string()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(prefix) && n.ends_with(".data"))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+fn stem(path: &Path) -> String {
+    path.file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("?")
+        .to_owned()
+}
+
+/// Loads one vector file: its program (the `-- raw` section, else the `-- asm` section
+/// assembled by [`crate::vector_asm`]), memory and expected outcome. The name is the file
+/// stem.
+pub fn load_file(path: &Path) -> Result<Vector, VectorError> {
+    let text = std::fs::read_to_string(path).map_err(|e| err(path, e.to_string()))?;
+    let data = parse_data(path, &text)?;
+    let code = program(path, &data)?;
+    let expect = match (data.result, data.error) {
+        (Some(r), _) => Expect::Result(r),
+        (None, Some(e)) => Expect::Error(e),
+        (None, None) => return Err(err(path, "neither result nor error")),
+    };
+    Ok(Vector {
+        name: stem(path),
+        code,
+        mem: data.mem,
+        expect,
+    })
+}
+
+/// Loads the 313 positive vectors of `tests/*.data` (see [`load_file`]), sorted by name.
+pub fn load_positive(dir: &Path) -> Result<Vec<Vector>, VectorError> {
+    data_files(&dir.join("tests"), "")?
+        .iter()
+        .map(|p| load_file(p))
+        .collect()
 }
 
 fn decode_hex(path: &Path, hex: &str) -> Result<Vec<u8>, VectorError> {
     if hex == "-" {
         return Ok(Vec::new());
     }
-    if hex.len() % 2 != 0 {
-        return Err(err(path, "odd-length hex in index.tsv"));
+    if hex.len() % 2 != 0 || !hex.is_ascii() {
+        return Err(err(path, "odd-length or non-ASCII hex in index.tsv"));
     }
     (0..hex.len())
         .step_by(2)
@@ -177,13 +256,17 @@ fn decode_hex(path: &Path, hex: &str) -> Result<Vec<u8>, VectorError> {
         .collect()
 }
 
-/// Loads the 313 positive vectors: bytecode from `index.tsv`, expectations and memory from
-/// each `tests/*.data` file (which must agree with the index).
-pub fn load_positive(dir: &Path) -> Result<Vec<Vector>, VectorError> {
+/// Compares `positive` (from [`load_positive`]) with the folder's `index.tsv`, when it has
+/// one: the same files, and for each the same bytecode (column 8) and memory (column 7).
+/// Returns the number of rows compared, or `None` when there is no `index.tsv`.
+pub fn check_index(dir: &Path, positive: &[Vector]) -> Result<Option<usize>, VectorError> {
     let index_path = dir.join("index.tsv");
+    if !index_path.exists() {
+        return Ok(None);
+    }
     let index =
         std::fs::read_to_string(&index_path).map_err(|e| err(&index_path, e.to_string()))?;
-    let mut vectors = Vec::new();
+    let mut rows = 0;
     for line in index.lines() {
         if line.starts_with('#') || line.starts_with("file\t") || line.trim().is_empty() {
             continue;
@@ -192,68 +275,47 @@ pub fn load_positive(dir: &Path) -> Result<Vec<Vector>, VectorError> {
         if cols.len() < 8 {
             return Err(err(&index_path, format!("short row {line:?}")));
         }
-        let rel = cols[0];
-        let path = dir.join(rel);
-        let text = std::fs::read_to_string(&path).map_err(|e| err(&path, e.to_string()))?;
-        let data = parse_data(&path, &text)?;
-        let code = decode_hex(&index_path, cols[7])?;
-        let mem = decode_hex(&index_path, cols[6])?;
-        if mem != data.mem {
+        let name = stem(Path::new(cols[0]));
+        let v = positive.iter().find(|v| v.name == name).ok_or_else(|| {
+            err(
+                &index_path,
+                format!("{name} is in index.tsv, not in tests/"),
+            )
+        })?;
+        let path = dir.join(cols[0]);
+        if decode_hex(&index_path, cols[7])? != v.code {
+            return Err(err(&path, "assembled bytecode differs from index.tsv"));
+        }
+        if decode_hex(&index_path, cols[6])? != v.mem {
             return Err(err(&path, "memory differs from index.tsv"));
         }
-        let expect = match (data.result, data.error) {
-            (Some(r), _) => Expect::Result(r),
-            (None, Some(e)) => Expect::Error(e),
-            (None, None) => return Err(err(&path, "neither result nor error")),
-        };
-        let name = Path::new(rel)
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or(rel)
-            .to_owned();
-        vectors.push(Vector {
-            name,
-            code,
-            mem,
-            expect,
-        });
+        rows += 1;
     }
-    Ok(vectors)
+    if rows != positive.len() {
+        return Err(err(
+            &index_path,
+            format!("{rows} rows for {} vectors", positive.len()),
+        ));
+    }
+    Ok(Some(rows))
 }
 
 /// Loads the `negative/unused-*.data` vectors: one instruction with a reserved field set,
 /// written as eight hex bytes per line; every one must be refused at load time.
 pub fn load_unused_field(dir: &Path) -> Result<Vec<Vector>, VectorError> {
-    let neg = dir.join("negative");
-    let mut names: Vec<PathBuf> = std::fs::read_dir(&neg)
-        .map_err(|e| err(&neg, e.to_string()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("unused-") && n.ends_with(".data"))
-        })
-        .collect();
-    names.sort();
     let mut vectors = Vec::new();
-    for path in names {
+    for path in data_files(&dir.join("negative"), "unused-")? {
         let text = std::fs::read_to_string(&path).map_err(|e| err(&path, e.to_string()))?;
         let data = parse_data(&path, &text)?;
         if !data.has_error_section {
             return Err(err(&path, "no error section"));
         }
-        let code = data
-            .raw
-            .iter()
-            .map(|t| u8::from_str_radix(t, 16).map_err(|_| err(&path, format!("bad byte {t:?}"))))
-            .collect::<Result<Vec<u8>, _>>()?;
-        if code.is_empty() || code.len() % 8 != 0 {
-            return Err(err(&path, "raw program is not whole instructions"));
+        if data.raw.is_empty() {
+            return Err(err(&path, "no -- raw section"));
         }
-        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("?");
         vectors.push(Vector {
-            name: format!("negative/{stem}"),
-            code,
+            name: format!("negative/{}", stem(&path)),
+            code: program(&path, &data)?,
             mem: Vec::new(),
             expect: Expect::Error(data.error.unwrap_or_default()),
         });
@@ -287,7 +349,27 @@ mod tests {
         let d = parse_data(Path::new("t"), text).unwrap();
         assert!(d.has_error_section);
         assert_eq!(d.error, None);
-        assert_eq!(d.raw.len(), 16);
+        assert_eq!(d.raw.len(), 2);
+        assert_eq!(program(Path::new("t"), &d).unwrap().len(), 16);
+    }
+
+    #[test]
+    fn raw_takes_precedence_over_asm_and_errors_name_file_and_line() {
+        let text = "-- asm\nmov %r0, 1\nexit\n-- raw\n0x95\n-- result\n0\n";
+        let d = parse_data(Path::new("t"), text).unwrap();
+        assert_eq!(d.asm, vec![(2, "mov %r0, 1".into()), (3, "exit".into())]);
+        assert_eq!(
+            program(Path::new("t"), &d).unwrap(),
+            [0x95, 0, 0, 0, 0, 0, 0, 0]
+        );
+        let d = parse_data(Path::new("t.data"), "# x\n-- asm\nmov %r0, %r11\n").unwrap();
+        let e = program(Path::new("t.data"), &d).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "t.data: line 3: invalid register \"%r11\" (expected %r0 to %r10)"
+        );
+        let d = parse_data(Path::new("t"), "-- result\n1\n").unwrap();
+        assert!(program(Path::new("t"), &d).is_err());
     }
 
     #[test]
@@ -317,6 +399,31 @@ mod tests {
         let neg = load_unused_field(&dir).unwrap();
         assert_eq!(neg.len(), 45);
         assert!(neg.iter().all(|v| v.code.len() == 16));
+    }
+
+    #[test]
+    fn files_with_both_raw_and_asm_sections_agree() {
+        let dir = default_dir();
+        if !dir.exists() {
+            eprintln!("SKIP: conformance vectors missing at {}", dir.display());
+            return;
+        }
+        let mut both = 0;
+        for path in data_files(&dir.join("tests"), "").unwrap() {
+            let d = parse_data(&path, &std::fs::read_to_string(&path).unwrap()).unwrap();
+            if d.raw.is_empty() || d.asm.is_empty() {
+                continue;
+            }
+            let asm = vector_asm::assemble_lines(d.asm.iter().map(|(n, l)| (*n, l.as_str())));
+            assert_eq!(
+                asm.unwrap(),
+                program(&path, &d).unwrap(),
+                "{}",
+                path.display()
+            );
+            both += 1;
+        }
+        assert_eq!(both, 1, "upstream has one such file, lddw.data");
     }
 
     #[test]

@@ -64,7 +64,11 @@ fn cgroup_skb_fields_agree_with_the_kernel() {
     if !kernel::oracle_or_skip() {
         return;
     }
-    let vm = Vm::builder().cpus(kernel::possible_cpus().unwrap()).build();
+    // The kernel loads the programs as root: the same verdict here.
+    let vm = Vm::builder()
+        .cpus(kernel::possible_cpus().unwrap())
+        .privilege(bpfvm::Privilege::Root)
+        .build();
     let (mut compared, mut refused, mut differ) = (0, 0, 0);
     for off in FIELDS.iter().map(|&o| Some(o)).chain([None]) {
         let kmap = KernelMap::create(MapDef {

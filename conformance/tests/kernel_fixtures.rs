@@ -211,7 +211,11 @@ fn run_case(
         })
         .collect();
     let kmaps = create_object_maps(&specs)?;
-    let vm = Vm::builder().cpus(n).build();
+    // The kernel loads the programs as root: the same verdict here.
+    let vm = Vm::builder()
+        .cpus(n)
+        .privilege(bpfvm::Privilege::Root)
+        .build();
     let smaps: Vec<Arc<Map>> = obj
         .create_maps(n)
         .map_err(|e| e.to_string())?
@@ -405,7 +409,11 @@ fn refused_on_fresh_maps(
     cpu: u32,
     packet: &[u8],
 ) -> Result<bool, String> {
-    let vm = Vm::builder().cpus(n).build();
+    // The kernel loads the programs as root: the same verdict here.
+    let vm = Vm::builder()
+        .cpus(n)
+        .privilege(bpfvm::Privilege::Root)
+        .build();
     let maps: Vec<Arc<Map>> = obj
         .create_maps(n)
         .map_err(|e| e.to_string())?

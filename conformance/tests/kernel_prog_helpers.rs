@@ -117,7 +117,11 @@ fn program_side_updates_and_percpu_lookups_agree_with_the_kernel() {
         return;
     }
     let n = kernel::possible_cpus().unwrap();
-    let vm = Vm::builder().cpus(n).build();
+    // The kernel loads the programs as root: the same verdict here.
+    let vm = Vm::builder()
+        .cpus(n)
+        .privilege(bpfvm::Privilege::Root)
+        .build();
     let flags = [
         elem::EXIST,
         elem::NOEXIST,

@@ -1,4 +1,6 @@
-//! Checks bpfvm's return-value range check against the kernel verifier: hand-assembled
+//! Checks bpfvm's structural return-value range check (`vm::retval`, the check of
+//! `VerifierMode::Structural`; the kernel mode's verdicts are compared in
+//! `kernel_verifier_*`) against the kernel verifier: hand-assembled
 //! cgroup_skb programs (constant, spilled, branched and unknown return values) loaded as
 //! ingress and egress programs; bpfvm must never refuse one the kernel accepts, and must
 //! refuse those whose every run returns a constant the kernel refuses for both.
@@ -61,7 +63,10 @@ fn bpfvm_refuses_only_what_the_kernel_refuses() {
     if !kernel::oracle_or_skip() {
         return;
     }
-    let vm = Vm::builder().cpus(1).build();
+    let vm = Vm::builder()
+        .cpus(1)
+        .verifier(bpfvm::VerifierMode::Structural)
+        .build();
     let (mut compared, mut both_refuse, mut wrong) = (0, 0, 0);
     for (name, insns) in programs() {
         let image = asm::image(&[&insns]);

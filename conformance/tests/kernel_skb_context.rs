@@ -93,7 +93,11 @@ fn skb_context_fields_and_output_packets_agree_with_the_kernel() {
     if !kernel::oracle_or_skip() {
         return;
     }
-    let vm = Vm::builder().cpus(kernel::possible_cpus().unwrap()).build();
+    // The kernel loads the programs as root: the same verdict here.
+    let vm = Vm::builder()
+        .cpus(kernel::possible_cpus().unwrap())
+        .privilege(bpfvm::Privilege::Root)
+        .build();
     let types = [
         ProgramType::SocketFilter,
         ProgramType::SchedCls,

@@ -117,7 +117,11 @@ fn repetitions_run_on_one_packet_and_context_as_in_the_kernel() {
     if !kernel::oracle_or_skip() {
         return;
     }
-    let vm = Vm::builder().cpus(1).build();
+    // The kernel loads the programs as root: the same verdict here.
+    let vm = Vm::builder()
+        .cpus(1)
+        .privilege(bpfvm::Privilege::Root)
+        .build();
     let mut differ = 0;
     for case in cases() {
         let image = asm::image(&[&case.insns]);

@@ -24,7 +24,8 @@ use crate::registry::{HelperFn, Inline, Registry};
 pub type BuiltinFn = HelperFn;
 
 /// Registers every built-in helper in `r`, as plain functions; `bpf_get_smp_processor_id`
-/// is marked [`Inline::SmpProcessorId`].
+/// is marked [`Inline::SmpProcessorId`]. The helpers of the other modules register
+/// themselves at the end (each module's `register`).
 pub fn register_all(r: &mut Registry) {
     let all: [(HelperId, &'static str, BuiltinFn); 12] = [
         (
@@ -77,6 +78,13 @@ pub fn register_all(r: &mut Registry) {
         r.register_builtin(id, name, f, inline)
             .expect("built-in ids are small");
     }
+    crate::events::register(r);
+    crate::lock::register(r);
+    crate::probe::register(r);
+    crate::queue::register(r);
+    crate::ringbuf::register(r);
+    crate::task::register(r);
+    crate::tracing::register(r);
 }
 
 /// The map a handle argument (`(3 << 52) | index`) names, and its index; borrowed from the
@@ -270,74 +278,38 @@ pub fn null_ksym_ptr(_: &mut HelperContext, _: &[u64; 5]) -> Result<u64, Box<Hel
 ///
 /// Supported conversions: `%d %i %u %x %X %ld %li %lu %lx %lld %lli %llu %llx %s %p %c %%`.
 pub fn trace_printk(ctx: &mut HelperContext, a: &[u64; 5]) -> Result<u64, Box<HelperError>> {
-    const NAME: &str = "bpf_trace_printk";
+    printk(ctx, "bpf_trace_printk", a[0], a[1], &[a[2], a[3], a[4]])
+}
+
+/// The formatter of `bpf_trace_printk` and `bpf_trace_vprintk` (177): the format of
+/// `fmt_size` bytes at `fmt_addr` with `args`, into the trace output.
+pub(crate) fn printk(
+    ctx: &mut HelperContext,
+    name: &str,
+    fmt_addr: u64,
+    fmt_size: u64,
+    args: &[u64],
+) -> Result<u64, Box<HelperError>> {
     const EINVAL: u64 = (-22i64) as u64;
-    let size = a[1] as usize;
+    let size = fmt_size as usize;
     if size == 0 || size > 1024 {
         return Ok(EINVAL);
     }
     let mut fmt = vec![0u8; size];
-    ctx.read_arg(NAME, a[0], &mut fmt)?;
-    let Some(nul) = fmt.iter().position(|&b| b == 0) else {
+    ctx.read_arg(name, fmt_addr, &mut fmt)?;
+    let mut strings = 0usize;
+    let reader: &HelperContext = ctx;
+    let formatted = crate::printk::format(&fmt, args, |addr| {
+        strings += 1;
+        crate::probe::printk_string(reader, addr, crate::printk::MAX_STRING)
+    });
+    ctx.charge_bytes(strings * crate::printk::MAX_STRING);
+    let Ok(out) = formatted else {
         return Ok(EINVAL);
     };
-    fmt.truncate(nul);
-    let args = [a[2], a[3], a[4]];
-    let mut next = 0usize;
-    let mut out = Vec::with_capacity(fmt.len() + 16);
-    let mut i = 0;
-    while i < fmt.len() {
-        let c = fmt[i];
-        i += 1;
-        if c != b'%' {
-            out.push(c);
-            continue;
-        }
-        let mut longs = 0;
-        while i < fmt.len() && fmt[i] == b'l' {
-            longs += 1;
-            i += 1;
-        }
-        let Some(&conv) = fmt.get(i) else {
-            return Ok(EINVAL);
-        };
-        i += 1;
-        if conv == b'%' && longs == 0 {
-            out.push(b'%');
-            continue;
-        }
-        if longs > 2 || next >= args.len() {
-            return Ok(EINVAL);
-        }
-        let v = args[next];
-        next += 1;
-        let narrow = longs == 0;
-        let s = match conv {
-            b'd' | b'i' if narrow => (v as i32).to_string(),
-            b'd' | b'i' => (v as i64).to_string(),
-            b'u' if narrow => (v as u32).to_string(),
-            b'u' => v.to_string(),
-            b'x' if narrow => format!("{:x}", v as u32),
-            b'x' => format!("{v:x}"),
-            b'X' if narrow => format!("{:X}", v as u32),
-            b'X' => format!("{v:X}"),
-            b'p' if narrow => format!("0x{v:x}"),
-            b'c' if narrow => char::from(v as u8).to_string(),
-            b's' if narrow => {
-                let mut bytes = Vec::new();
-                ctx.charge_bytes(256);
-                match ctx.memory.read_c_string(v, 256, &mut bytes) {
-                    Ok(()) => String::from_utf8_lossy(&bytes).into_owned(),
-                    Err(_) => "(efault)".to_string(),
-                }
-            }
-            _ => return Ok(EINVAL),
-        };
-        out.extend_from_slice(s.as_bytes());
-    }
-    ctx.charge_bytes(out.len());
-    ctx.trace_write(&out);
-    Ok(out.len() as u64)
+    ctx.charge_bytes(out.text.len());
+    ctx.trace_write(&out.text);
+    Ok(out.len as u64)
 }
 
 #[cfg(test)]

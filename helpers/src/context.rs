@@ -45,6 +45,25 @@ pub struct HelperContext {
     work: Cell<u64>,
     error: Option<HelperError>,
     cgroup: Option<(u64, u32)>,
+    /// What the run holds and must give back before it ends (see [`crate::held`]).
+    pub(crate) held: crate::held::Held,
+    /// The CPU's current task, its kernel memory and the attachment (see [`crate::task`]).
+    pub(crate) task: crate::task::TaskEnv,
+    /// Where helpers find the packet in the program's context.
+    pub(crate) packet_ctx: PacketCtx,
+}
+
+/// The context a program gets, as far as helpers that read the packet need to know it: where
+/// its `data` / `data_end` fields are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PacketCtx {
+    /// No packet (raw contexts, tracing programs).
+    #[default]
+    None,
+    /// `struct xdp_md`: `data` at offset 0, `data_end` at 4.
+    Xdp,
+    /// `struct __sk_buff`: `data` at offset 76, `data_end` at 80.
+    SkBuff,
 }
 
 impl HelperContext {
@@ -62,6 +81,9 @@ impl HelperContext {
             work: Cell::new(0),
             error: None,
             cgroup: None,
+            held: crate::held::Held::default(),
+            task: crate::task::TaskEnv::for_cpu(cpu),
+            packet_ctx: PacketCtx::None,
         }
     }
 
@@ -108,6 +130,16 @@ impl HelperContext {
     /// Sets the `(cgroup_id, attach_type)` the program runs for (helper 81), or none.
     pub fn set_cgroup(&mut self, cgroup: Option<(u64, u32)>) {
         self.cgroup = cgroup;
+    }
+
+    /// Sets what the program's context is, so helpers find the packet in it.
+    pub fn set_packet_ctx(&mut self, packet_ctx: PacketCtx) {
+        self.packet_ctx = packet_ctx;
+    }
+
+    /// What the program's context is (see [`PacketCtx`]).
+    pub fn packet_ctx(&self) -> PacketCtx {
+        self.packet_ctx
     }
 
     /// The `(cgroup_id, attach_type)` the program runs for, if any.

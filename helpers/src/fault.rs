@@ -139,6 +139,18 @@ pub enum FaultTarget {
         /// Bytes in the value.
         value_size: u32,
     },
+    /// A ring buffer record the program reserved (`bpf_ringbuf_reserve`), or the last one
+    /// of its region after it was submitted or discarded.
+    Reservation {
+        /// The ring buffer's name.
+        name: MapName,
+        /// Offset into the record (negative below it).
+        offset: i64,
+        /// Bytes the program reserved.
+        len: u32,
+        /// Whether the record was already submitted or discarded.
+        released: bool,
+    },
 }
 
 impl fmt::Display for FaultTarget {
@@ -173,6 +185,22 @@ impl fmt::Display for FaultTarget {
                 }
                 write!(f, ", offset {offset}")?;
                 write!(f, " (the value has {value_size} bytes)")
+            }
+            FaultTarget::Reservation {
+                name,
+                offset,
+                len,
+                released,
+            } => {
+                f.write_str("ring buffer ")?;
+                if !name.as_str().is_empty() {
+                    write!(f, "{} ", name.as_str())?;
+                }
+                write!(f, "record, offset {offset} (the record has {len} bytes)")?;
+                if released {
+                    f.write_str(", already submitted or discarded")?;
+                }
+                Ok(())
             }
         }
     }

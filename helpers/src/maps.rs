@@ -120,6 +120,12 @@ pub trait ProgramMap: Send + Sync + Debug {
     fn slot_owner(&self, slot: usize) -> (u32, Option<u32>) {
         (slot as u32, None)
     }
+    /// The map as a `bpfvm_maps::Map`, for helpers that use map types beyond the common
+    /// operations of this trait (queues, ring buffers, perf event arrays); `None` for a
+    /// test's own maps.
+    fn as_map(&self) -> Option<&bpfvm_maps::Map> {
+        None
+    }
     /// Helper 81: the slot of the cgroup storage attached at `(cgroup_id, attach_type)`
     /// (`cpu`'s copy for the per-CPU type), or `None` (also for maps that are not cgroup
     /// storage).
@@ -190,6 +196,10 @@ impl ProgramMap for bpfvm_maps::Map {
 
     fn slot_owner(&self, slot: usize) -> (u32, Option<u32>) {
         bpfvm_maps::Map::slot_owner(self, slot)
+    }
+
+    fn as_map(&self) -> Option<&bpfvm_maps::Map> {
+        Some(self)
     }
 
     fn prog_local_storage_slot(&self, cpu: u32, cgroup_id: u64, attach_type: u32) -> Option<usize> {

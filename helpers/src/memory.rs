@@ -24,6 +24,7 @@
 //! addresses are raw host pointers and are **not** checked: those engines are not sandboxed.
 #![allow(unsafe_code)]
 
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
@@ -41,6 +42,12 @@ pub const REGION_MAP_HANDLES: u32 = 3;
 /// First region of map value arenas: map 0's values start here, each further map's where
 /// the previous one's end (see [`map_regions`]).
 pub const REGION_MAP_VALUES: u32 = 4;
+/// Regions at the top of the table for objects a helper hands to the program during a run
+/// (ring buffer reservations): one object per region, removed when the program gives it
+/// back ([`Memory::install_ringbuf_object`], [`Memory::remove_object`]).
+pub const DYNAMIC_REGIONS: u32 = 64;
+/// The first of the [`DYNAMIC_REGIONS`]; map values end below it.
+pub const REGION_DYNAMIC: u32 = MAX_REGIONS - DYNAMIC_REGIONS;
 /// Guest offset at which packet bytes start in region 0, so `data` fields are usable 32-bit
 /// pointers and address 0 (NULL) faults.
 pub const PACKET_OFFSET: u32 = 0x1000_0000;
@@ -99,7 +106,7 @@ pub fn map_regions(maps: &[Arc<dyn ProgramMap>]) -> Option<Vec<u32>> {
         first.push(next as u32);
         next += regions_of(&m.arena());
     }
-    (next <= u64::from(MAX_REGIONS)).then_some(first)
+    (next <= u64::from(REGION_DYNAMIC)).then_some(first)
 }
 
 /// Regions a value arena spans (at least one, so every map has its own region).
@@ -337,7 +344,37 @@ pub struct Memory {
     /// First region of each installed map's values.
     map_first: Vec<u32>,
     mode: AddressMode,
+    /// The objects installed in the dynamic regions.
+    objects: DynamicObjects,
 }
+
+/// Bookkeeping of the [`DYNAMIC_REGIONS`].
+#[derive(Debug, Default)]
+struct DynamicObjects {
+    /// The map whose memory each dynamic region shows (keeps it alive), if any.
+    owners: Vec<Option<Arc<dyn ProgramMap>>>,
+    /// The guest offset the next object of each region starts at: objects of one region
+    /// move up its 31-bit offset space, so a stale pointer to an earlier object of the
+    /// region falls outside the new one (until the offsets wrap after 2 GiB).
+    next_lo: Vec<u32>,
+    /// Where the search for a free region starts (round robin, so a region is reused as
+    /// late as possible).
+    cursor: u32,
+    /// The last object of each region, for fault messages (kept after it is removed).
+    last: Vec<Option<ObjectInfo>>,
+}
+
+/// What a dynamic region's last object was.
+#[derive(Debug, Clone, Copy)]
+struct ObjectInfo {
+    name: MapName,
+    lo: u32,
+    len: u32,
+}
+
+/// Guest offset of the first object of each dynamic region: small negative offsets from an
+/// object stay in its region (and fault as outside the object).
+const DYNAMIC_LO: u32 = 0x1000;
 
 // SAFETY: the raw pointers in `regions` are only dereferenced through atomics by the thread
 // that holds the `Memory` (one run at a time per simulated CPU); the constructors' safety
@@ -357,6 +394,7 @@ impl Default for Memory {
             maps: Vec::new(),
             map_first: Vec::new(),
             mode: AddressMode::Guest,
+            objects: DynamicObjects::default(),
         }
     }
 }
@@ -477,6 +515,137 @@ impl Memory {
             slot & OBJECT_MASK,
             0,
         )
+    }
+
+    /// Installs bytes `offset .. offset + len` of ring buffer `map`'s data area
+    /// (`bpfvm_maps::Map::ringbuf_data`) as a new object the program may read and write — a
+    /// `bpf_ringbuf_reserve` record — and returns its address: a guest address naming only
+    /// that object (its own dynamic region), or the host address in [`AddressMode::Host`].
+    /// `None` when `map` is not a ring buffer, the bytes are outside its data area, or all
+    /// [`DYNAMIC_REGIONS`] hold objects.
+    pub fn install_ringbuf_object(
+        &mut self,
+        map: &Arc<dyn ProgramMap>,
+        offset: usize,
+        len: usize,
+    ) -> Option<u64> {
+        let (base, total) = map.as_map()?.ringbuf_data()?;
+        if offset.checked_add(len)? > total || len > (1 << 30) {
+            return None;
+        }
+        let p = base.as_ptr().wrapping_add(offset);
+        if self.mode == AddressMode::Host {
+            return Some(p as usize as u64);
+        }
+        let n = DYNAMIC_REGIONS as usize;
+        if self.objects.owners.len() < n {
+            self.objects.owners.resize(n, None);
+            self.objects.next_lo.resize(n, DYNAMIC_LO);
+            self.objects.last.resize(n, None);
+        }
+        let start = self.objects.cursor as usize;
+        let slot = (0..n)
+            .map(|i| (start + i) % n)
+            .find(|&i| self.objects.owners[i].is_none())?;
+        self.objects.cursor = ((slot + 1) % n) as u32;
+        let span = (len as u64).div_ceil(8) * 8 + 8;
+        let mut lo = self.objects.next_lo[slot];
+        if u64::from(lo) + span > 1 << 31 {
+            lo = DYNAMIC_LO;
+        }
+        self.objects.next_lo[slot] = lo + span as u32;
+        // SAFETY: bpfvm-maps guarantees that a ring buffer's data area never moves or frees
+        // while the map lives and is only accessed through atomics; `owners` keeps the map
+        // alive while the region is installed; `p .. p + len` lies inside the area (checked
+        // above).
+        let region = unsafe { Region::new(p, lo, len, true) };
+        let index = REGION_DYNAMIC + slot as u32;
+        self.put_region(index, region);
+        self.objects.owners[slot] = Some(Arc::clone(map));
+        self.objects.last[slot] = Some(ObjectInfo {
+            name: MapName::new(map.name()),
+            lo,
+            len: len as u32,
+        });
+        Some(guest_addr(index, lo))
+    }
+
+    /// Removes the object [`Memory::install_ringbuf_object`] returned at `addr` (its first
+    /// byte): later accesses through any pointer to it fault. `false` (and nothing removed)
+    /// when `addr` is not such an object's first byte; always `true` in host mode.
+    pub fn remove_object(&mut self, addr: u64) -> bool {
+        if self.mode == AddressMode::Host {
+            return true;
+        }
+        let (region, object, off) = split_addr(addr);
+        let Some(slot) = region.checked_sub(REGION_DYNAMIC) else {
+            return false;
+        };
+        let installed = self
+            .objects
+            .owners
+            .get(slot as usize)
+            .is_some_and(Option::is_some);
+        let here = self
+            .regions
+            .get(region as usize)
+            .is_some_and(|r| r.lo == u64::from(off));
+        if object != 0 || !installed || !here {
+            return false;
+        }
+        self.put_region(region, Region::EMPTY);
+        self.objects.owners[slot as usize] = None;
+        true
+    }
+
+    /// The `bpf_spin_lock` at `addr`, which must be exactly the lock field of a value of one
+    /// of the installed maps (what helpers 93 and 94 take); `None` otherwise.
+    pub fn spin_lock_word(&self, addr: u64) -> Option<LockWord> {
+        let (index, slot) = if self.mode == AddressMode::Host {
+            self.host_value_of(addr)?
+        } else {
+            let (region, object, off) = split_addr(addr);
+            let r = self.regions.get(region as usize)?;
+            if r.map == 0 || object >= r.objects || off != r.hole.0 || r.hole.1 != 4 {
+                return None;
+            }
+            (r.map - 1, (r.first_object + object) as usize)
+        };
+        let map = self.maps.get(index as usize)?;
+        let (lock_off, 4) = map.special_field()? else {
+            return None;
+        };
+        let a = map.arena();
+        if slot >= a.slots() || lock_off as usize + 4 > a.value_size() {
+            return None;
+        }
+        let want = a
+            .base()
+            .as_ptr()
+            .wrapping_add(slot * a.stride() + lock_off as usize);
+        if self.mode == AddressMode::Host && want as usize as u64 != addr {
+            return None;
+        }
+        if self.mode == AddressMode::Guest && split_addr(addr).2 != lock_off {
+            return None;
+        }
+        Some(LockWord {
+            word: NonNull::new(want.cast::<AtomicU32>())?,
+            map: Arc::clone(map),
+            map_index: index,
+            slot,
+        })
+    }
+
+    /// Host mode: the installed map and arena slot whose value holds host address `addr`.
+    fn host_value_of(&self, addr: u64) -> Option<(u32, usize)> {
+        self.maps.iter().enumerate().find_map(|(i, m)| {
+            let a = m.arena();
+            let base = a.base().as_ptr() as usize as u64;
+            let off = addr.checked_sub(base)?;
+            (off < a.len() as u64 && a.stride() > 0)
+                .then(|| (i as u32, (off / a.stride() as u64) as usize))
+        })
     }
 
     /// Installs region `index` over a buffer this `Memory` owns, of `len` bytes seen from guest
@@ -637,6 +806,9 @@ impl Memory {
         // names the object before (or another region), but the access is still just
         // outside the object it came from.
         let kind = match (kind, target) {
+            (FaultKind::Unmapped, FaultTarget::Reservation { released: true, .. }) => {
+                FaultKind::Unmapped
+            }
             (FaultKind::Unmapped, t) if t != FaultTarget::Nothing => FaultKind::OutOfBounds,
             (k, _) => k,
         };
@@ -682,6 +854,18 @@ impl Memory {
                 len: r.len as u32,
             },
             REGION_MAP_HANDLES => FaultTarget::MapHandle,
+            _ if region >= REGION_DYNAMIC => {
+                let slot = (region - REGION_DYNAMIC) as usize;
+                match self.objects.last.get(slot).copied().flatten() {
+                    Some(info) => FaultTarget::Reservation {
+                        name: info.name,
+                        offset: offset - i64::from(info.lo),
+                        len: info.len,
+                        released: self.objects.owners[slot].is_none(),
+                    },
+                    None => FaultTarget::Nothing,
+                }
+            }
             _ if r.map != 0 => {
                 let index = r.map - 1;
                 let map = &self.maps[index as usize];
@@ -841,6 +1025,65 @@ impl Memory {
             out.push(b);
         }
         Ok(())
+    }
+}
+
+/// A value's `bpf_spin_lock`, as helpers 93 and 94 use it: the u32 the maps crate's
+/// `BPF_F_LOCK` copies take with `compare_exchange(0, 1, Acquire)` and release with
+/// `store(0, Release)`, so programs on all simulated CPUs and the host exclude each other.
+/// It keeps its map (and so the word) alive.
+pub struct LockWord {
+    word: NonNull<AtomicU32>,
+    map: Arc<dyn ProgramMap>,
+    map_index: u32,
+    slot: usize,
+}
+
+// SAFETY: the pointer is only used through `AtomicU32` operations, which may be shared
+// between threads; `map` (Send + Sync) keeps the memory alive.
+unsafe impl Send for LockWord {}
+// SAFETY: as above.
+unsafe impl Sync for LockWord {}
+
+impl std::fmt::Debug for LockWord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LockWord")
+            .field("map", &self.map.name())
+            .field("map_index", &self.map_index)
+            .field("slot", &self.slot)
+            .finish()
+    }
+}
+
+impl LockWord {
+    fn atomic(&self) -> &AtomicU32 {
+        // SAFETY: `word` points at the 4-aligned lock field of a value in `map`'s arena
+        // (checked by `Memory::spin_lock_word`), which stays valid while `map` lives and is
+        // only accessed through atomics.
+        unsafe { self.word.as_ref() }
+    }
+
+    /// Takes the lock if it is free.
+    pub fn try_lock(&self) -> bool {
+        self.atomic()
+            .compare_exchange_weak(0, 1, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Releases the lock.
+    pub fn unlock(&self) {
+        self.atomic().store(0, Ordering::Release);
+    }
+
+    /// Whether `other` is the same lock.
+    pub fn is(&self, other: &LockWord) -> bool {
+        self.word == other.word
+    }
+
+    /// The map's name, element and CPU of the value holding the lock, for messages.
+    pub fn describe(&self) -> String {
+        let (element, _) = self.map.slot_owner(self.slot);
+        format!("map {:?} element {element}", self.map.name())
     }
 }
 

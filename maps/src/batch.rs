@@ -97,7 +97,7 @@ impl Map {
     ) -> Result<(), MapError> {
         let _ = flags;
         self.check_perm(Perm::Write)?;
-        if let Kind::Cgroup(_) = self.kind {
+        if !matches!(self.kind, Kind::Array | Kind::Hash(_) | Kind::Lpm(_)) {
             return Err(self.no_batch("update_batch"));
         }
         self.check_flags(elem_flags, BPF_F_LOCK | BPF_F_CPU | BPF_F_ALL_CPUS)?;
@@ -121,7 +121,7 @@ impl Map {
     ) -> Result<(), MapError> {
         let _ = flags;
         self.check_perm(Perm::Write)?;
-        if !matches!(self.kind, Kind::Hash(_)) {
+        if !matches!(self.kind, Kind::Hash(_) | Kind::Lpm(_)) {
             return Err(self.no_batch("delete_batch"));
         }
         if elem_flags & !BPF_F_LOCK != 0 {
@@ -177,7 +177,7 @@ impl Map {
         let delete = op == LookupOp::LookupAndDelete;
         self.check_perm(if delete { Perm::ReadWrite } else { Perm::Read })?;
         match &self.kind {
-            Kind::Array if !delete => {
+            Kind::Array | Kind::Lpm(_) if !delete => {
                 self.generic_lookup_batch(in_batch, out_batch, keys, values, count, elem_flags)
             }
             Kind::Hash(_) => {
@@ -262,7 +262,7 @@ impl Map {
                 break;
             }
             let at = cp as usize;
-            match self.array_lookup(&key, &mut values[at * vsize..(at + 1) * vsize], vsize, dst) {
+            match self.lookup_checked(&key, &mut values[at * vsize..(at + 1) * vsize], vsize, dst) {
                 Ok(()) => {
                     keys[at * ks..(at + 1) * ks].copy_from_slice(&key);
                     cp += 1;

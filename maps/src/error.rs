@@ -12,6 +12,10 @@ pub mod errno {
     pub const E2BIG: i32 = 7;
     /// Out of memory.
     pub const ENOMEM: i32 = 12;
+    /// Bad file descriptor.
+    pub const EBADF: i32 = 9;
+    /// Try again (a full ring buffer).
+    pub const EAGAIN: i32 = 11;
     /// Bad address (a host buffer is too small).
     pub const EFAULT: i32 = 14;
     /// Device or resource busy.
@@ -159,6 +163,35 @@ pub enum MapError {
         /// What could not be obtained.
         reason: &'static str,
     },
+    /// No room for an element or record: a full LPM trie, a full perf buffer (`ENOSPC`).
+    #[error("no space left: {what}")]
+    NoSpaceLeft {
+        /// What is full.
+        what: &'static str,
+    },
+    /// A key the map type cannot take, e.g. an LPM prefix longer than its data (`EINVAL`).
+    #[error("invalid key: {reason}")]
+    InvalidKey {
+        /// Why.
+        reason: &'static str,
+    },
+    /// A value that should be a file descriptor (`EBADF`).
+    #[error("bad file descriptor: {reason}")]
+    BadFd {
+        /// Why.
+        reason: &'static str,
+    },
+    /// A perf event output to an event of another CPU (`EOPNOTSUPP`), as the kernel refuses
+    /// it.
+    #[error("perf event at index {index} belongs to cpu {event_cpu}, not cpu {cpu}")]
+    EventOnOtherCpu {
+        /// The map index.
+        index: u32,
+        /// The event's CPU.
+        event_cpu: u32,
+        /// The CPU the program runs on.
+        cpu: u32,
+    },
     /// Creating the map would take the maps sharing its [`MapMemory`](crate::MapMemory) over
     /// their limit (`ENOMEM`, as a memory cgroup that cannot be charged).
     #[error("map memory limit: the map needs {needed} bytes, {used} of {limit} bytes are in use")]
@@ -192,12 +225,15 @@ impl MapError {
             | MapError::InvalidSpec { .. }
             | MapError::InvalidOperation { .. }
             | MapError::UnknownMapType { .. }
-            | MapError::SizeMismatch { .. } => EINVAL,
+            | MapError::SizeMismatch { .. }
+            | MapError::InvalidKey { .. } => EINVAL,
             MapError::CpuOutOfRange { .. } => ERANGE,
             MapError::NotSupported { .. } => ENOTSUPP,
-            MapError::UnsupportedMapType { .. } | MapError::SpinLockNotSupported { .. } => {
-                EOPNOTSUPP
-            }
+            MapError::UnsupportedMapType { .. }
+            | MapError::SpinLockNotSupported { .. }
+            | MapError::EventOnOtherCpu { .. } => EOPNOTSUPP,
+            MapError::NoSpaceLeft { .. } => ENOSPC,
+            MapError::BadFd { .. } => EBADF,
             MapError::PermissionDenied { .. } => EPERM,
             MapError::NoSpace { .. } => ENOSPC,
             MapError::BufferTooSmall { .. } => EFAULT,

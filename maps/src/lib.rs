@@ -54,7 +54,8 @@
 //!
 //! Modules: [`flags`] (element and creation flags), [`typed`] (aya-style views),
 //! [`cgroup_storage`], [`arena`] (the value memory layout), [`jhash`] (bucket hash),
-//! [`memory`] (the map memory limit).
+//! [`memory`] (the map memory limit), and the map types with state of their own: [`lpm`]
+//! (LPM_TRIE), [`queue`] (QUEUE/STACK), [`ringbuf`] (RINGBUF), [`perf`] (PERF_EVENT_ARRAY).
 #![deny(unsafe_code)]
 
 pub mod arena;
@@ -65,10 +66,14 @@ mod error;
 pub mod flags;
 mod hash;
 pub mod jhash;
+pub mod lpm;
 mod lru;
 mod map;
 pub mod memory;
+pub mod perf;
 mod pod;
+pub mod queue;
+pub mod ringbuf;
 mod spec;
 pub mod typed;
 mod values;
@@ -79,7 +84,9 @@ pub use cgroup_storage::{CgroupStorageKey, STORAGE_CAPACITY};
 pub use error::{errno, MapError};
 pub use flags::MapFlags;
 pub use map::{Map, SPIN_LOCK_WAIT};
+pub use perf::PerfRecord;
 pub use pod::Pod;
+pub use ringbuf::Reservation;
 pub use spec::{CpuId, MapSpec, MapType};
 pub use typed::{Array, HashMap, PerCpuArray, PerCpuHashMap};
 pub use values::{CpuSum, PerCpuValues};

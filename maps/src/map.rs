@@ -55,6 +55,10 @@ pub(crate) enum Kind {
     Array,
     Hash(Box<HashState>),
     Cgroup(Storages),
+    Lpm(Box<crate::lpm::LpmTrie>),
+    Queue(Box<crate::queue::QueueState>),
+    Ringbuf(Box<crate::ringbuf::RingBuf>),
+    PerfEvents(Box<crate::perf::PerfEventArray>),
 }
 
 /// Where a value to write comes from.
@@ -145,7 +149,7 @@ impl Map {
     ///
     /// `ncpus` is `N`, the number of simulated CPUs (at least 1). Fails with `EINVAL` for bad
     /// sizes, `max_entries` or flags, `E2BIG` for sizes over the kernel limits, `ENOTSUPP`
-    /// for `BPF_F_NO_PREALLOC` on an LRU map, `EOPNOTSUPP` for QUEUE/STACK and `ENOMEM` when
+    /// for `BPF_F_NO_PREALLOC` on an LRU map and `ENOMEM` when
     /// the arena would not fit a 32-bit guest region or the map would need more than
     /// [`DEFAULT_MAP_MEMORY_LIMIT`](crate::DEFAULT_MAP_MEMORY_LIMIT) (1 GiB). With
     /// `BPF_F_NO_COMMON_LRU`, `max_entries` is rounded up to a multiple of `N`
@@ -191,10 +195,23 @@ impl Map {
                 let cap = crate::cgroup_storage::STORAGE_CAPACITY;
                 (cap, cap as u64 * crate::cgroup_storage::BYTES_PER_STORAGE)
             }
+            MapType::LpmTrie => {
+                crate::lpm::check_create(&spec)?;
+                let slots = crate::lpm::LpmTrie::slots(&spec);
+                (slots, crate::lpm::LpmTrie::bookkeeping_bytes(&spec))
+            }
             MapType::Queue | MapType::Stack => {
-                return Err(MapError::UnsupportedMapType {
-                    map_type: spec.map_type,
-                });
+                crate::queue::check_create(&spec)?;
+                (0, crate::queue::QueueState::bytes(&spec)?)
+            }
+            MapType::Ringbuf => {
+                crate::ringbuf::check_create(&spec)?;
+                (0, crate::ringbuf::RingBuf::bytes(&spec))
+            }
+            MapType::PerfEventArray => {
+                crate::perf::check_create(&spec)?;
+                // The index of events; each event's ring is allocated when it is opened.
+                (0, u64::from(spec.max_entries) * 8)
             }
         };
         let span = cpu_span(&spec, ncpus, elems);
@@ -208,6 +225,12 @@ impl Map {
             MapType::CgroupStorage | MapType::PercpuCgroupStorage => {
                 Kind::Cgroup(Storages::new(crate::cgroup_storage::STORAGE_CAPACITY)?)
             }
+            MapType::LpmTrie => Kind::Lpm(Box::new(crate::lpm::LpmTrie::new(&spec)?)),
+            MapType::Queue | MapType::Stack => {
+                Kind::Queue(Box::new(crate::queue::QueueState::new(&spec)?))
+            }
+            MapType::Ringbuf => Kind::Ringbuf(Box::new(crate::ringbuf::RingBuf::new(&spec)?)),
+            MapType::PerfEventArray => Kind::PerfEvents(Box::default()),
             _ => Kind::Hash(Box::new(HashState::new(&spec, ncpus)?)),
         };
         check_name(&spec.name)?;
@@ -376,6 +399,10 @@ impl Map {
             Kind::Array => self.spec.max_entries,
             Kind::Hash(h) => h.count(),
             Kind::Cgroup(s) => s.count(),
+            Kind::Lpm(t) => t.count(),
+            Kind::Queue(q) => q.count(),
+            Kind::Ringbuf(_) => 0,
+            Kind::PerfEvents(p) => p.count(),
         }
     }
 
@@ -632,11 +659,32 @@ impl Map {
         self.check_flags(flags, BPF_F_LOCK | BPF_F_CPU)?;
         let key = self.key_in(key)?;
         let size = self.host_value_size(flags);
-        let dst = Dst::from_host(flags);
+        self.lookup_checked(key, value, size, Dst::from_host(flags))
+    }
+
+    /// The per-map part of a lookup (also used by the generic `LOOKUP_BATCH`).
+    pub(crate) fn lookup_checked(
+        &self,
+        key: &[u8],
+        value: &mut [u8],
+        size: usize,
+        dst: Dst,
+    ) -> Result<(), MapError> {
         match &self.kind {
             Kind::Array => self.array_lookup(key, value, size, dst),
             Kind::Hash(h) => h.lookup(self, key, value, size, dst),
             Kind::Cgroup(s) => s.lookup(self, key, value, size, dst),
+            Kind::Lpm(t) => t.lookup(self, key, value, size, dst),
+            Kind::Queue(q) => {
+                let mut v = vec![0u8; size];
+                q.get(&mut v, false)?;
+                Map::buf_out("value", value, size)?.copy_from_slice(&v);
+                Ok(())
+            }
+            Kind::Ringbuf(_) | Kind::PerfEvents(_) => Err(MapError::NotSupported {
+                op: "lookup",
+                map_type: self.spec.map_type,
+            }),
         }
     }
 
@@ -665,6 +713,13 @@ impl Map {
             Kind::Array => self.array_update_host(key, value, flags),
             Kind::Hash(h) => h.update_host(self, cpu, key, value, flags),
             Kind::Cgroup(s) => s.update_host(self, key, value, flags),
+            Kind::Lpm(t) => t.update(self, key, value, flags),
+            Kind::Queue(q) => q.push(value, flags),
+            Kind::Ringbuf(_) => Err(MapError::NotSupported {
+                op: "update",
+                map_type: self.spec.map_type,
+            }),
+            Kind::PerfEvents(p) => p.update_host(self, key, flags),
         }
     }
 
@@ -684,11 +739,17 @@ impl Map {
 
     pub(crate) fn delete_checked(&self, key: &[u8]) -> Result<(), MapError> {
         match &self.kind {
-            Kind::Array | Kind::Cgroup(_) => Err(MapError::InvalidOperation {
+            Kind::Array | Kind::Cgroup(_) | Kind::Queue(_) => Err(MapError::InvalidOperation {
                 op: "delete",
                 map_type: self.spec.map_type,
             }),
             Kind::Hash(h) => h.delete(self, key, None),
+            Kind::Lpm(t) => t.delete(key),
+            Kind::Ringbuf(_) => Err(MapError::NotSupported {
+                op: "delete",
+                map_type: self.spec.map_type,
+            }),
+            Kind::PerfEvents(p) => p.delete(self, key),
         }
     }
 
@@ -719,9 +780,18 @@ impl Map {
         out: &mut [u8],
     ) -> Result<(), MapError> {
         match &self.kind {
-            Kind::Array => self.array_next_key(key, out),
+            Kind::Array | Kind::PerfEvents(_) => self.array_next_key(key, out),
             Kind::Hash(h) => h.next_key(key, out),
             Kind::Cgroup(s) => s.next_key(self, key, out),
+            Kind::Lpm(t) => t.next_key(key, out),
+            Kind::Queue(_) => Err(MapError::InvalidOperation {
+                op: "get_next_key",
+                map_type: self.spec.map_type,
+            }),
+            Kind::Ringbuf(_) => Err(MapError::NotSupported {
+                op: "get_next_key",
+                map_type: self.spec.map_type,
+            }),
         }
     }
 
@@ -735,10 +805,10 @@ impl Map {
         value: &mut [u8],
         flags: u64,
     ) -> Result<(), MapError> {
-        if flags & !BPF_F_LOCK != 0 {
+        if flags & !BPF_F_LOCK != 0 || flags != 0 && matches!(self.kind, Kind::Queue(_)) {
             return Err(MapError::flags(
                 flags,
-                "LOOKUP_AND_DELETE_ELEM only allows BPF_F_LOCK",
+                "LOOKUP_AND_DELETE_ELEM only allows BPF_F_LOCK (no flags on a queue or stack)",
             ));
         }
         self.check_perm(Perm::ReadWrite)?;
@@ -755,7 +825,14 @@ impl Map {
                 let out = Self::buf_out("value", value, size)?;
                 h.delete(self, key, Some((out, Dst::from_host(flags))))
             }
-            Kind::Array | Kind::Cgroup(_) => Err(MapError::NotSupported {
+            Kind::Queue(q) => {
+                let out = Self::buf_out("value", value, size)?;
+                let mut v = vec![0u8; size];
+                q.get(&mut v, true)?;
+                out.copy_from_slice(&v);
+                Ok(())
+            }
+            _ => Err(MapError::NotSupported {
                 op: "lookup_and_delete",
                 map_type: self.spec.map_type,
             }),
@@ -785,7 +862,8 @@ impl Map {
         match &self.kind {
             Kind::Array => self.array_prog_lookup(cpu.0, key),
             Kind::Hash(h) => h.prog_lookup(self, cpu.0, key),
-            Kind::Cgroup(_) => None,
+            Kind::Lpm(t) => t.lookup_slot(key),
+            Kind::Cgroup(_) | Kind::Queue(_) | Kind::Ringbuf(_) | Kind::PerfEvents(_) => None,
         }
     }
 
@@ -841,10 +919,13 @@ impl Map {
         match &self.kind {
             Kind::Array => self.array_update_prog(cpu.0, key, value, flags),
             Kind::Hash(h) => h.update_prog(self, cpu.0, key, value, flags),
-            Kind::Cgroup(_) => Err(MapError::InvalidOperation {
-                op: "helper map_update_elem",
-                map_type: self.spec.map_type,
-            }),
+            Kind::Lpm(t) => t.update(self, key, value, flags),
+            Kind::Cgroup(_) | Kind::Queue(_) | Kind::Ringbuf(_) | Kind::PerfEvents(_) => {
+                Err(MapError::InvalidOperation {
+                    op: "helper map_update_elem",
+                    map_type: self.spec.map_type,
+                })
+            }
         }
     }
 
@@ -853,6 +934,12 @@ impl Map {
     pub fn prog_delete(&self, cpu: CpuId, key: &[u8]) -> Result<(), MapError> {
         self.check_prog(cpu)?;
         let key = self.key_in(key)?;
+        if matches!(self.kind, Kind::PerfEvents(_) | Kind::Ringbuf(_)) {
+            return Err(MapError::InvalidOperation {
+                op: "helper map_delete_elem",
+                map_type: self.spec.map_type,
+            });
+        }
         self.delete_checked(key)
     }
 
@@ -897,7 +984,11 @@ impl Map {
                     }
                 }
             }
-            Kind::Cgroup(_) => {
+            Kind::Cgroup(_)
+            | Kind::Lpm(_)
+            | Kind::Queue(_)
+            | Kind::Ringbuf(_)
+            | Kind::PerfEvents(_) => {
                 return Err(MapError::InvalidOperation {
                     op: "helper for_each_map_elem",
                     map_type: self.spec.map_type,
@@ -907,7 +998,7 @@ impl Map {
         Ok(visited)
     }
 
-    fn check_prog(&self, cpu: CpuId) -> Result<(), MapError> {
+    pub(crate) fn check_prog(&self, cpu: CpuId) -> Result<(), MapError> {
         if cpu.0 >= self.ncpus {
             return Err(MapError::CpuOutOfRange {
                 cpu: u64::from(cpu.0),

@@ -40,6 +40,10 @@ pub enum MapType {
     /// Hash table with one value per CPU.
     #[doc(alias = "BPF_MAP_TYPE_PERCPU_HASH")]
     PercpuHash = 5,
+    /// Array of perf event buffers, one per index (usually per CPU): helpers 25 and 121
+    /// write samples, the host reads them per CPU (see [`crate::perf`]).
+    #[doc(alias = "BPF_MAP_TYPE_PERF_EVENT_ARRAY")]
+    PerfEventArray = 4,
     /// Array with one value per CPU.
     #[doc(alias = "BPF_MAP_TYPE_PERCPU_ARRAY")]
     PercpuArray = 6,
@@ -49,18 +53,24 @@ pub enum MapType {
     /// Per-CPU hash table with LRU eviction.
     #[doc(alias = "BPF_MAP_TYPE_LRU_PERCPU_HASH")]
     LruPercpuHash = 10,
+    /// Longest-prefix-match trie (see [`crate::lpm`]).
+    #[doc(alias = "BPF_MAP_TYPE_LPM_TRIE")]
+    LpmTrie = 11,
     /// Cgroup local storage (one value per attached cgroup).
     #[doc(alias = "BPF_MAP_TYPE_CGROUP_STORAGE")]
     CgroupStorage = 19,
     /// Per-CPU cgroup local storage.
     #[doc(alias = "BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE")]
     PercpuCgroupStorage = 21,
-    /// FIFO queue (known, not implemented: creation gives `EOPNOTSUPP`).
+    /// FIFO queue (see [`crate::queue`]).
     #[doc(alias = "BPF_MAP_TYPE_QUEUE")]
     Queue = 22,
-    /// LIFO stack (known, not implemented: creation gives `EOPNOTSUPP`).
+    /// LIFO stack (see [`crate::queue`]).
     #[doc(alias = "BPF_MAP_TYPE_STACK")]
     Stack = 23,
+    /// Ring buffer shared by all CPUs (see [`crate::ringbuf`]).
+    #[doc(alias = "BPF_MAP_TYPE_RINGBUF")]
+    Ringbuf = 27,
 }
 
 impl MapType {
@@ -107,14 +117,17 @@ impl TryFrom<u32> for MapType {
         Ok(match value {
             1 => MapType::Hash,
             2 => MapType::Array,
+            4 => MapType::PerfEventArray,
             5 => MapType::PercpuHash,
             6 => MapType::PercpuArray,
             9 => MapType::LruHash,
             10 => MapType::LruPercpuHash,
+            11 => MapType::LpmTrie,
             19 => MapType::CgroupStorage,
             21 => MapType::PercpuCgroupStorage,
             22 => MapType::Queue,
             23 => MapType::Stack,
+            27 => MapType::Ringbuf,
             _ => return Err(MapError::UnknownMapType { value }),
         })
     }

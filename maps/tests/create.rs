@@ -168,7 +168,9 @@ fn map_types_by_number() {
     assert_eq!(MapType::try_from(21).unwrap(), MapType::PercpuCgroupStorage);
     assert_eq!(u32::from(MapType::LruPercpuHash), 10);
     assert_eq!(MapType::try_from(3).unwrap_err().errno(), 22);
-    assert_eq!(e(MapType::Queue, 0, 8, 4, 0), 95);
+    assert_eq!(MapType::try_from(11).unwrap(), MapType::LpmTrie);
+    assert_eq!(MapType::try_from(27).unwrap(), MapType::Ringbuf);
+    assert_eq!(MapType::try_from(4).unwrap(), MapType::PerfEventArray);
     assert_eq!(
         Map::create(MapSpec::new(MapType::Array, 4, 8, 4), 0)
             .unwrap_err()

@@ -41,7 +41,7 @@ impl Rng {
     }
 }
 
-const KNOWN: [i32; 12] = [1, 2, 7, 12, 14, 16, 17, 22, 28, 34, 95, 524];
+const KNOWN: [i32; 13] = [1, 2, 7, 9, 12, 14, 16, 17, 22, 28, 34, 95, 524];
 
 fn ok_or_known(r: Result<(), bpfvm_maps::MapError>) {
     if let Err(e) = r {
@@ -53,7 +53,7 @@ fn ok_or_known(r: Result<(), bpfvm_maps::MapError>) {
     }
 }
 
-const TYPES: [MapType; 9] = [
+const TYPES: [MapType; 13] = [
     MapType::Array,
     MapType::PercpuArray,
     MapType::Hash,
@@ -63,13 +63,17 @@ const TYPES: [MapType; 9] = [
     MapType::CgroupStorage,
     MapType::PercpuCgroupStorage,
     MapType::Queue,
+    MapType::Stack,
+    MapType::LpmTrie,
+    MapType::Ringbuf,
+    MapType::PerfEventArray,
 ];
 
 fn random_map(r: &mut Rng) -> Option<Map> {
     let t = r.pick(&TYPES);
     let key_size = r.pick(&[0u32, 1, 3, 4, 8, 16, 513]);
     let value_size = r.pick(&[0u32, 1, 4, 7, 8, 12, 40]);
-    let max_entries = r.pick(&[0u32, 1, 2, 3, 5, 16, 33]);
+    let max_entries = r.pick(&[0u32, 1, 2, 3, 5, 16, 33, 4096]);
     let map_flags = r.pick(&[0u32, 1, 2, 4, 8, 16, 64, 128, 256, 384, 24, 1024, 3]);
     let ncpus = r.pick(&[0u32, 1, 2, 3, 5]);
     let spec = MapSpec::new(t, key_size, value_size, max_entries).with_flags(map_flags);
@@ -92,7 +96,7 @@ fn check_invariants(m: &Map) {
     if m.map_flags() & bpfvm_maps::flags::create::WRONLY != 0 {
         return;
     }
-    if t.is_hash() {
+    if t.is_hash() || t == MapType::LpmTrie {
         assert!(m.element_count() <= m.max_entries());
         assert_eq!(common::keys(m).len() as u32, m.element_count());
     }
@@ -160,7 +164,7 @@ fn random_host_calls_never_panic() {
                 Some(r.bytes(inb_len))
             };
             let cpu = CpuId(r.below(6) as u32);
-            match r.below(14) {
+            match r.below(15) {
                 0..=2 => ok_or_known(m.update(&key, &value, flags)),
                 3..=4 => ok_or_known(m.lookup(&key, &mut out, flags)),
                 5 => ok_or_known(m.delete(&key, if r.below(4) == 0 { flags } else { 0 })),
@@ -195,9 +199,24 @@ fn random_host_calls_never_panic() {
                     let _ = m.prog_lookup(cpu, &key);
                     let _ = m.prog_lookup_percpu(cpu, &key, r.below(6) as u32);
                 }
-                _ => {
+                13 => {
                     ok_or_known(m.set_host_cpu(cpu));
                     ok_or_known(m.prog_delete(cpu, &key));
+                }
+                _ => {
+                    // The program-side and consumer entry points of queues, ring buffers
+                    // and perf event arrays, on every map type.
+                    ok_or_known(m.prog_push(cpu, &value, flags & 7));
+                    ok_or_known(m.prog_pop(cpu, &mut out, r.below(2) == 0));
+                    if let Some(res) = m.ringbuf_reserve(r.below(5000)) {
+                        m.ringbuf_write(&res, r.below(8) as usize, &value);
+                        m.ringbuf_commit(&res, r.below(2) == 0);
+                    }
+                    let _ = m.ringbuf_query(r.below(5));
+                    ok_or_known(m.ringbuf_consume().map(drop));
+                    ok_or_known(m.perf_event_open(r.below(4) as u32, cpu, r.pick(&[0, 1, 2, 3])));
+                    ok_or_known(m.perf_output(cpu, flags, &value));
+                    ok_or_known(m.perf_read(r.below(4) as u32).map(drop));
                 }
             }
             assert!(count <= count0, "count only shrinks");

@@ -196,3 +196,39 @@ fn an_unlimited_account_still_refuses_what_cannot_be_simulated() {
     assert!(peak < MIB);
     assert_eq!(memory.used(), 0);
 }
+
+#[test]
+fn event_and_trie_maps_are_charged_before_allocating() {
+    let memory = MapMemory::new(MIB as u64);
+    let lpm = |max| MapSpec::new(MapType::LpmTrie, 8, 64, max).with_flags(1); // NO_PREALLOC
+    let cases = [
+        // A 1 MiB ring is 2 MiB of data; 2,000 queued 1 KiB values; 10,000 LPM entries of
+        // 64-byte values and their nodes; the same for a stack.
+        MapSpec::new(MapType::Ringbuf, 0, 0, MIB as u32),
+        MapSpec::new(MapType::Queue, 0, 1024, 2000),
+        MapSpec::new(MapType::Stack, 0, 1024, 2000),
+        lpm(10_000),
+    ];
+    for spec in cases {
+        let t = spec.map_type;
+        let (r, peak) = peak_of(|| Map::create_in(spec, 4, &memory));
+        assert_eq!(errno(r), 12, "{t:?}");
+        assert!(peak < 64 << 10, "{t:?}: {peak} bytes allocated");
+        assert_eq!(memory.used(), 0);
+    }
+    // Smaller ones fit, are charged at least their data, and give it back on drop.
+    let fits = [
+        (MapSpec::new(MapType::Ringbuf, 0, 0, 256 << 10), 512 << 10),
+        (MapSpec::new(MapType::Queue, 0, 1024, 500), 500 << 10),
+        (lpm(1000), 64 * 1000),
+        (MapSpec::new(MapType::PerfEventArray, 4, 4, 4), 32),
+    ];
+    for (spec, at_least) in fits {
+        let t = spec.map_type;
+        let m = Map::create_in(spec, 4, &memory).unwrap();
+        assert!(m.memory_footprint() >= at_least, "{t:?}");
+        assert_eq!(memory.used(), m.memory_footprint());
+        drop(m);
+        assert_eq!(memory.used(), 0);
+    }
+}

@@ -220,13 +220,40 @@ pub enum PrepareError {
         /// rbpf's message.
         message: String,
     },
+    /// The Linux kernel's verifier would refuse the program (see `docs/verifier.md`); the
+    /// error names the instruction, the rule, the kernel's words and the register state.
+    #[error("the kernel's verifier refuses the program: {}", verifier_display(error, line.as_deref()))]
+    Verifier {
+        /// The verifier's error.
+        error: Box<bpfvm_verifier::VerifierError>,
+        /// The C source line of the instruction (`file:line: code`), from `.BTF.ext`.
+        line: Option<String>,
+    },
+}
+
+/// A verifier error with its source line between the message and the register state.
+fn verifier_display(e: &bpfvm_verifier::VerifierError, line: Option<&str>) -> String {
+    let mut s = String::new();
+    if let Some(i) = e.insn {
+        s.push_str(&format!("instruction {i}: "));
+    }
+    s.push_str(&format!("{} ({})", e.message, e.rule));
+    if let Some(l) = line {
+        s.push_str(&format!("\n  source: {l}"));
+    }
+    if !e.state.is_empty() {
+        s.push_str(&format!("\n  state:{}", e.state));
+    }
+    s
 }
 
 impl PrepareError {
-    /// The kernel's errno for a refused program: `EINVAL`, or `ENOTSUPP` (524) for direct
-    /// value access on an array of more than one entry.
+    /// The kernel's errno for a refused program: the kernel verifier's errno for
+    /// [`PrepareError::Verifier`], `ENOTSUPP` (524) for direct value access on an array of
+    /// more than one entry, else `EINVAL`.
     pub fn errno(&self) -> i32 {
         match self {
+            PrepareError::Verifier { error, .. } => error.errno,
             PrepareError::BadMapValueOffset {
                 single_entry: false,
                 ..
@@ -278,6 +305,14 @@ pub enum RunError {
     #[error("{source} (during an rbpf run)")]
     HelperAfterRun {
         /// The helper's error.
+        #[source]
+        source: HelperError,
+    },
+    /// The program exited (or failed) while it held a `bpf_spin_lock` or ring buffer
+    /// reservations, which the kernel's verifier refuses; bpfvm released and discarded them.
+    #[error("{source}")]
+    HeldAtExit {
+        /// What was held, as the helper context reports it.
         #[source]
         source: HelperError,
     },
@@ -348,7 +383,9 @@ impl RunError {
         match self {
             RunError::Fault { .. } => 14,
             RunError::NoSuchCpu { .. } => 6,
-            RunError::Helper { source, .. } | RunError::HelperAfterRun { source } => source.errno(),
+            RunError::Helper { source, .. }
+            | RunError::HelperAfterRun { source }
+            | RunError::HeldAtExit { source } => source.errno(),
             RunError::InputTooLarge { errno, .. } => *errno,
             RunError::TooManyResults { .. } => 12,
             _ => 22,

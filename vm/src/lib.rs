@@ -47,6 +47,7 @@ pub mod error;
 pub mod eth;
 pub mod frame;
 pub mod insn;
+pub mod kernel_verify;
 pub mod limits;
 pub mod loaded;
 pub mod loader;
@@ -54,6 +55,7 @@ pub mod program;
 pub mod program_type;
 pub mod retval;
 pub mod run;
+pub mod task;
 pub mod verify;
 pub mod vm;
 
@@ -61,6 +63,7 @@ pub use action::{TcAction, XdpAction};
 pub use cpu::CpuId;
 pub use engine::EngineKind;
 pub use error::{Error, PrepareError, RunError};
+pub use kernel_verify::{Privilege, VerifierMode};
 pub use loaded::{LoadedObject, ObjectError, ObjectLoader};
 pub use program::Program;
 pub use program_type::ProgramType;
@@ -69,3 +72,4 @@ pub use vm::{LoadedProgram, Vm, VmBuilder, VmConfig};
 
 pub use bpfvm_helpers as helpers;
 pub use bpfvm_maps as maps;
+pub use bpfvm_verifier as verifier;

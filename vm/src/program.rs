@@ -1,5 +1,6 @@
 //! `Program`: relocated instructions, the program's maps, its type and its engine.
 
+use std::any::Any;
 use std::sync::Arc;
 
 use bpfvm_helpers::{MapList, ProgramMap};
@@ -16,8 +17,21 @@ use crate::ProgramType;
 pub struct Program {
     bytecode: Vec<u8>,
     maps: Vec<Arc<dyn ProgramMap>>,
+    /// The same maps where they are `bpfvm_maps::Map`s (their type, flags and frozen
+    /// contents matter to the kernel's verifier).
+    kernel_maps: Vec<Option<Arc<bpfvm_maps::Map>>>,
     prog_type: ProgramType,
     engine: EngineKind,
+    license: Option<String>,
+    expected_attach_type: Option<u32>,
+    source_lines: Arc<[(usize, String)]>,
+    attach_cookie: u64,
+}
+
+/// `map` as a `bpfvm_maps::Map`, when it is one.
+fn as_kernel_map<M: ProgramMap + 'static>(map: &Arc<M>) -> Option<Arc<bpfvm_maps::Map>> {
+    let any: Arc<dyn Any + Send + Sync> = map.clone();
+    any.downcast::<bpfvm_maps::Map>().ok()
 }
 
 impl Program {
@@ -26,8 +40,13 @@ impl Program {
         Program {
             bytecode: bytecode.into(),
             maps: Vec::new(),
+            kernel_maps: Vec::new(),
             prog_type,
             engine: EngineKind::default(),
+            license: None,
+            expected_attach_type: None,
+            source_lines: Arc::from(Vec::new()),
+            attach_cookie: 0,
         }
     }
 
@@ -46,6 +65,7 @@ impl Program {
     /// Appends `map` to the program's map list and returns its index (the "fd" pseudo
     /// `ld_imm64` instructions use).
     pub fn add_map<M: ProgramMap + 'static>(&mut self, map: Arc<M>) -> u32 {
+        self.kernel_maps.push(as_kernel_map(&map));
         self.maps.push(map);
         (self.maps.len() - 1) as u32
     }
@@ -62,14 +82,62 @@ impl Program {
         mut self,
         maps: impl IntoIterator<Item = Arc<M>>,
     ) -> Program {
+        let maps: Vec<Arc<M>> = maps.into_iter().collect();
+        self.kernel_maps = maps.iter().map(as_kernel_map).collect();
         self.maps = maps.into_iter().map(|m| m as Arc<dyn ProgramMap>).collect();
         self
     }
 
     /// Sets the maps as trait objects, replacing any (maps of different types).
+    /// The kernel's verifier then knows only their key and value sizes and whether they
+    /// are read-only (see `docs/verifier.md`).
     pub fn with_dyn_maps(mut self, maps: Vec<Arc<dyn ProgramMap>>) -> Program {
+        self.kernel_maps = vec![None; maps.len()];
         self.maps = maps;
         self
+    }
+
+    /// Sets the license (`SEC("license")`): GPL-only helpers need a GPL-compatible one.
+    /// Without one the program counts as GPL.
+    pub fn with_license(mut self, license: impl Into<String>) -> Program {
+        self.license = Some(license.into());
+        self
+    }
+
+    /// Sets `expected_attach_type` (e.g. cgroup_skb ingress 0 or egress 1), which decides
+    /// some of the kernel verifier's rules.
+    pub fn with_attach_type(mut self, attach_type: u32) -> Program {
+        self.expected_attach_type = Some(attach_type);
+        self
+    }
+
+    /// Sets the source line of instructions (`(index, "file:line: code")`, sorted by
+    /// index, each valid until the next), as `.BTF.ext` line info gives them; errors name
+    /// the line of their instruction.
+    pub fn with_source_lines(mut self, lines: Vec<(usize, String)>) -> Program {
+        self.source_lines = lines.into();
+        self
+    }
+
+    /// The source line of instruction `insn`, if line info was given.
+    pub fn source_line(&self, insn: usize) -> Option<&str> {
+        let i = self.source_lines.partition_point(|(at, _)| *at <= insn);
+        i.checked_sub(1).map(|i| self.source_lines[i].1.as_str())
+    }
+
+    /// The license, if set.
+    pub fn license(&self) -> Option<&str> {
+        self.license.as_deref()
+    }
+
+    /// `expected_attach_type`, if set.
+    pub fn expected_attach_type(&self) -> Option<u32> {
+        self.expected_attach_type
+    }
+
+    /// The maps that are `bpfvm_maps::Map`s, in index order (`None` for other maps).
+    pub fn kernel_maps(&self) -> &[Option<Arc<bpfvm_maps::Map>>] {
+        &self.kernel_maps
     }
 
     /// Chooses the engine that will run the program.
@@ -111,5 +179,17 @@ impl Program {
     /// The engine chosen for the program.
     pub fn engine(&self) -> EngineKind {
         self.engine
+    }
+
+    /// Sets the cookie of the program's attachment (what `bpf_get_attach_cookie`, helper
+    /// 174, returns; the kernel takes it from the `bpf_link`). Default 0.
+    pub fn with_attach_cookie(mut self, cookie: u64) -> Program {
+        self.attach_cookie = cookie;
+        self
+    }
+
+    /// The cookie of the program's attachment.
+    pub fn attach_cookie(&self) -> u64 {
+        self.attach_cookie
     }
 }

@@ -14,6 +14,7 @@ use crate::ctx_layout::{fill_sk_buff, fill_xdp_md, SK_BUFF_SIZE, XDP_MD_SIZE};
 use crate::engine::{self, Engine, RunEnv};
 use crate::error::{PrepareError, RunError};
 use crate::eth::{min_frame_len, sees_l2_header, EthInfo, SockInfo, ETH_HLEN};
+use crate::kernel_verify::{Privilege, VerifierMode};
 use crate::limits::{MAX_COLLECTED_RESULTS, MAX_RAW_CONTEXT, SKB_MAX_DATA, XDP_MAX_DATA};
 use crate::program::Program;
 use crate::run::{Input, RunOutput, TestRun, TestRunResult};
@@ -35,6 +36,12 @@ pub struct VmConfig {
     /// Let the rbpf engines run programs with backward jumps. rbpf has no instruction budget,
     /// so such a program may never end. Default false (refused at prepare time).
     pub rbpf_allow_loops: bool,
+    /// Which checks [`Vm::load`] applies. Default [`VerifierMode::Kernel`]: the Linux
+    /// kernel's verdict.
+    pub verifier: VerifierMode,
+    /// The loader's privileges for [`VerifierMode::Kernel`]. Default
+    /// [`Privilege::CapBpfNetAdmin`] (the stricter verdict); [`Privilege::Root`] as root.
+    pub privilege: Privilege,
     /// Bytes of map memory (value arenas and bookkeeping) that the maps made through this VM
     /// ([`Vm::map_memory`], [`Vm::create_map`], `Object::create_maps_in`) may hold together; a
     /// map that would go over it is refused with `ENOMEM`, as a memory cgroup would. Default
@@ -50,6 +57,8 @@ impl Default for VmConfig {
             seed: 0,
             zero_stack: true,
             rbpf_allow_loops: false,
+            verifier: VerifierMode::Kernel,
+            privilege: Privilege::CapBpfNetAdmin,
             map_memory_limit: DEFAULT_MAP_MEMORY_LIMIT,
         }
     }
@@ -78,6 +87,18 @@ impl VmBuilder {
     /// Sets the seed of the virtual clock and PRNG.
     pub fn seed(mut self, seed: u64) -> VmBuilder {
         self.config.seed = seed;
+        self
+    }
+
+    /// Chooses the load-time checks ([`VerifierMode`]).
+    pub fn verifier(mut self, mode: VerifierMode) -> VmBuilder {
+        self.config.verifier = mode;
+        self
+    }
+
+    /// Sets the loader's privileges for the kernel's verdict.
+    pub fn privilege(mut self, privilege: Privilege) -> VmBuilder {
+        self.config.privilege = privilege;
         self
     }
 
@@ -218,6 +239,10 @@ impl Vm {
 
     /// Validates `program` and prepares it for its engine.
     ///
+    /// With [`VerifierMode::Kernel`] (the default) a program the Linux kernel's verifier
+    /// would refuse is refused with [`PrepareError::Verifier`], which names the
+    /// instruction, its source line, the rule and the kernel's words.
+    ///
     /// Every map of the program must have been created for this VM's CPU count (a map made
     /// for fewer CPUs would have no value for the others): otherwise
     /// [`PrepareError::CpuCountMismatch`].
@@ -231,6 +256,9 @@ impl Vm {
                 });
             }
         }
+        if self.config.verifier == VerifierMode::Kernel {
+            crate::kernel_verify::verify(&program, self.config.privilege, self.config.ncpus)?;
+        }
         let engine = engine::prepare(&program, &self.registry, program.engine(), &self.config)?;
         check_return_range(&program, &self.registry)?;
         Ok(LoadedProgram {
@@ -238,7 +266,7 @@ impl Vm {
         })
     }
 
-    fn lane(&self, cpu: CpuId) -> Result<MutexGuard<'_, Lane>, RunError> {
+    pub(crate) fn lane(&self, cpu: CpuId) -> Result<MutexGuard<'_, Lane>, RunError> {
         let Some(lane) = self.lanes.get(cpu.0 as usize) else {
             return Err(RunError::NoSuchCpu {
                 cpu: cpu.0,
@@ -441,6 +469,7 @@ impl Vm {
         let t = prog.program().prog_type();
         let (meta, data, ctx) = (&input.data_meta, &input.data, &input.ctx);
         lane.helper_ctx().set_cgroup(input.cgroup);
+        crate::task::setup_run(lane.helper_ctx(), prog.program());
         if t == ProgramType::Xdp || t.uses_sk_buff() {
             let size = if t == ProgramType::Xdp {
                 XDP_MD_SIZE

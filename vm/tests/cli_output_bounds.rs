@@ -19,6 +19,9 @@ fn run(extra: &[&str]) -> String {
             "1",
             "--repeat",
             &RUNS.to_string(),
+            // bpf_printk in a socket filter needs CAP_PERFMON: loaded as root.
+            "--privileged",
+            "root",
         ])
         .args(extra)
         .output()

@@ -54,6 +54,9 @@ fn unsafe_engine_lets_a_trusted_program_run() {
             "--repeat",
             "3",
             "--json",
+            // A tracepoint program: the kernel loads it with CAP_PERFMON (as root).
+            "--privileged",
+            "root",
         ]);
         assert_eq!(code, Some(0), "{engine}: {err}");
         assert!(err.contains("not sandboxed"), "a warning: {err}");
@@ -62,8 +65,8 @@ fn unsafe_engine_lets_a_trusted_program_run() {
         assert_eq!(doc["runs"][0]["retvals"], serde_json::json!({"7": 3}));
     }
     // The sandboxed default needs no flag and prints no warning.
-    let (code, _, err) = bpfvm(&["run", &fixture("trusted.o")]);
-    assert_eq!(code, Some(0));
+    let (code, _, err) = bpfvm(&["run", &fixture("trusted.o"), "--privileged", "root"]);
+    assert_eq!(code, Some(0), "{err}");
     assert!(!err.contains("not sandboxed"), "{err}");
 }
 

@@ -111,3 +111,61 @@ fn small_copies_cost_only_their_instructions() {
     let (r, updates) = run(4096, 1000, u64::MAX);
     assert_eq!((r, updates), (Ok(0), 1000));
 }
+
+/// `v = lookup(map0, 0); if v: r0 = helper(v, value_size, 0)` with `helper` a probe read.
+fn probe_into_value(helper: i32, value_size: u32) -> Vec<u8> {
+    code(&[
+        ins(0x62, 10, 0, -4, 0), // 0: *(u32 *)(r10 - 4) = 0
+        ins(0x18, 1, 1, 0, 0),   // 1: r1 = map 0
+        ins(0, 0, 0, 0, 0),
+        ins(0xbf, 2, 10, 0, 0),                // 3: r2 = r10
+        ins(0x07, 2, 0, 0, -4),                // 4: r2 -= 4
+        ins(0x85, 0, 0, 0, 1),                 // 5: call map_lookup_elem
+        ins(0x15, 0, 0, 4, 0),                 // 6: if r0 == 0 goto 11
+        ins(0xbf, 1, 0, 0, 0),                 // 7: r1 = r0
+        ins(0xb7, 2, 0, 0, value_size as i32), // 8: r2 = value_size
+        ins(0xb7, 3, 0, 0, 0),                 // 9: r3 = 0 (NULL: -EFAULT)
+        ins(0x85, 0, 0, 0, helper),            // 10: call helper
+        EXIT,                                  // 11
+    ])
+}
+
+#[test]
+fn probe_reads_are_charged_by_their_size() {
+    let value_size = 1u32 << 20;
+    let vm = Vm::builder().cpus(1).budget(10_000).build();
+    let map = Arc::new(Map::create(MapSpec::new(MapType::Array, 4, value_size, 1), 1).unwrap());
+    // probe_read_user (112): 1 MiB / 64 = 16,384 instructions; probe_read_user_str (114),
+    // read byte by byte, eight times that.
+    for helper in [112, 114] {
+        let prog = vm
+            .load(
+                Program::new(
+                    probe_into_value(helper, value_size),
+                    ProgramType::Unspecified,
+                )
+                .with_map(map.clone()),
+            )
+            .unwrap();
+        let r = vm.run(&prog, CpuId(0), &Input::empty()).map(|o| o.retval);
+        assert_eq!(
+            r,
+            Err(RunError::BudgetExhausted {
+                pc: 10,
+                budget: 10_000
+            }),
+            "helper {helper}"
+        );
+        // A small read costs its call only.
+        let prog = vm
+            .load(
+                Program::new(probe_into_value(helper, 64), ProgramType::Unspecified)
+                    .with_map(map.clone()),
+            )
+            .unwrap();
+        let r = vm
+            .run(&prog, CpuId(0), &Input::empty())
+            .map(|o| o.retval as i64);
+        assert_eq!(r, Ok(-14), "helper {helper}: NULL is -EFAULT");
+    }
+}

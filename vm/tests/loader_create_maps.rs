@@ -78,15 +78,15 @@ fn map_types_and_attributes_the_maps_crate_refuses() {
         .position(|w| w == first_def.as_slice())
         .unwrap();
 
-    let mut ringbuf = b.clone();
-    ringbuf[at..at + 4].copy_from_slice(&27u32.to_le_bytes()); // BPF_MAP_TYPE_RINGBUF
-    let obj = Object::parse(&ringbuf).expect("a known kernel map type parses");
+    let mut inode = b.clone();
+    inode[at..at + 4].copy_from_slice(&28u32.to_le_bytes()); // BPF_MAP_TYPE_INODE_STORAGE
+    let obj = Object::parse(&inode).expect("a known kernel map type parses");
     // The map is refused, and so is the program that uses it; the other maps are created.
     let refused = &obj.refused_maps()[0];
     assert_eq!(refused.name, "legacy_hash");
     let err = refused.error.clone();
     assert!(
-        matches!(&err, LoadError::UnsupportedMapType { map, map_type: "ringbuf" } if map == "legacy_hash"),
+        matches!(&err, LoadError::UnsupportedMapType { map, map_type: "inode_storage" } if map == "legacy_hash"),
         "{err:?}"
     );
     assert_eq!(err.errno(), 95);

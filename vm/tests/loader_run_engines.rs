@@ -8,9 +8,10 @@ mod common;
 use bpfvm::loader::{KernelProgType, LoadError, Object};
 use bpfvm::{CpuId, EngineKind, Input, ProgramType, RunError, Vm};
 
-/// Fixture programs the kernel's verifier refuses, which every engine must refuse too
-/// (`skb_prog`: cgroup_skb returning 5).
-const KERNEL_REFUSED: &[(&str, &str)] = &[("multi", "skb_prog")];
+/// Fixture programs the kernel's verifier refuses (for root too), which every engine must
+/// refuse too (`skb_prog`: cgroup_skb returning 5; `write_rodata`: a store into
+/// `.rodata`, "write into map forbidden").
+const KERNEL_REFUSED: &[(&str, &str)] = &[("multi", "skb_prog"), ("globals", "write_rodata")];
 
 /// Why a program gave no results.
 #[derive(Debug)]
@@ -29,7 +30,11 @@ fn outcome(
     prog: &str,
 ) -> Result<(Vec<u64>, Vec<String>), NoResult> {
     let maps = obj.create_maps(2).unwrap();
-    let vm = Vm::builder().cpus(2).build();
+    // Loaded as root, as the kernel oracle loads the fixtures.
+    let vm = Vm::builder()
+        .cpus(2)
+        .privilege(bpfvm::Privilege::Root)
+        .build();
     // A section libbpf does not know (multi's `bpfvm/custom`) needs its type given: run
     // it as a kprobe (a raw context).
     let program = match obj.vm_program(prog, &maps) {

@@ -45,6 +45,22 @@ fn programs_and_host_share_global_variables() {
 #[test]
 fn writing_rodata_from_a_program_faults() {
     let (obj, maps, vm) = common::fixture_vm("globals", 1);
+    // The kernel's verifier refuses the write at load, naming the C line.
+    let refused = vm.load(obj.vm_program("write_rodata", &maps).unwrap());
+    let Err(bpfvm::PrepareError::Verifier { error, line }) = &refused else {
+        panic!("{refused:?}");
+    };
+    assert!(
+        error.message.starts_with("write into map forbidden"),
+        "{}",
+        error.message
+    );
+    assert!(line
+        .as_deref()
+        .unwrap_or("")
+        .contains("*(volatile __u64 *)&factor = 99;"));
+    // With the structural checks only, the run-time check stops it.
+    let vm = common::structural_vm(1);
     let write = common::fixture_program(&vm, &obj, &maps, "write_rodata");
     let err = vm
         .run(&write, CpuId(0), &Input::packet(vec![0u8; 20]))

@@ -1,8 +1,8 @@
 //! Checks that every program of the several-programs object `multi.o` runs with the
 //! context its section's program type asks for, and that they share one map; `skb_prog`
-//! (cgroup_skb returning 5, outside [0, 1]) is refused at load, as by the kernel verifier.
-//! `custom_prog`'s section `bpfvm/custom` is not a name libbpf knows: it is refused until
-//! its type is given.
+//! (cgroup_skb returning 5, outside [0, 1]) is refused at load: by the kernel's verifier,
+//! and by the structural mode's return-value check. `custom_prog`'s section `bpfvm/custom`
+//! is not a name libbpf knows: it is refused until its type is given.
 
 mod common;
 
@@ -22,6 +22,17 @@ fn each_program_runs_and_counts_in_the_shared_map() {
         ("xdp_second", 7),
     ];
     let refused = vm.load(obj.vm_program("skb_prog", &maps).unwrap());
+    let Err(PrepareError::Verifier { error, line }) = &refused else {
+        panic!("{refused:?}");
+    };
+    assert_eq!(error.rule, bpfvm::verifier::Rule::ReturnValue);
+    assert!(
+        error.message.ends_with("should have been in [0, 1]"),
+        "{}",
+        error.message
+    );
+    assert!(line.as_deref().unwrap_or("").contains("return bump(5);"));
+    let refused = common::structural_vm(2).load(obj.vm_program("skb_prog", &maps).unwrap());
     assert!(
         matches!(
             refused,

@@ -8,7 +8,7 @@ use common::alloc_meter as counting;
 
 use bpfvm::loader::LoadError;
 use bpfvm::maps::{MapMemory, MapSpec, MapType, DEFAULT_MAP_MEMORY_LIMIT};
-use bpfvm::{CpuId, Input, Vm, VmConfig};
+use bpfvm::{CpuId, Input, VerifierMode, Vm, VmConfig};
 
 #[global_allocator]
 static ALLOCATOR: counting::Counting = counting::Counting;
@@ -73,7 +73,13 @@ fn a_huge_bss_is_refused_without_allocating_it_and_runs_with_a_higher_limit() {
     );
 
     // With 2 GiB allowed the map exists; its zeroed arena costs no RAM until written.
-    let vm = Vm::builder().cpus(2).map_memory_limit(2048 * MIB).build();
+    // The kernel refuses the access 1.5 GiB into a map value (over BPF_MAX_VAR_OFF) at
+    // load; the structural mode lets the run-time memory path be tested.
+    let vm = Vm::builder()
+        .cpus(2)
+        .map_memory_limit(2048 * MIB)
+        .verifier(VerifierMode::Structural)
+        .build();
     let maps = obj.create_maps_in(2, vm.map_memory()).unwrap();
     assert!(vm.map_memory().used() >= 1536 * MIB);
     let prog = vm.load(obj.vm_program("poke", &maps).unwrap()).unwrap();

@@ -42,6 +42,11 @@ pub const fn st_w(dst: u8, off: i16, imm: i32) -> Insn {
     insn(0x62, dst, 0, off, imm)
 }
 
+/// `*(u64 *)(dst + off) = imm` (sign-extended).
+pub const fn st_dw(dst: u8, off: i16, imm: i32) -> Insn {
+    insn(0x7a, dst, 0, off, imm)
+}
+
 /// `*(u32 *)(dst + off) = src`.
 pub const fn stx_w(dst: u8, src: u8, off: i16) -> Insn {
     insn(0x63, dst, src, off, 0)
@@ -65,6 +70,26 @@ pub const fn ldx_dw(dst: u8, src: u8, off: i16) -> Insn {
 /// `if dst == imm goto +off`.
 pub const fn jeq_imm(dst: u8, imm: i32, off: i16) -> Insn {
     insn(0x15, dst, 0, off, imm)
+}
+
+/// `if dst != imm goto +off`.
+pub const fn jne_imm(dst: u8, imm: i32, off: i16) -> Insn {
+    insn(0x55, dst, 0, off, imm)
+}
+
+/// `if dst > src goto +off` (unsigned, 64-bit).
+pub const fn jgt_reg(dst: u8, src: u8, off: i16) -> Insn {
+    insn(0x2d, dst, src, off, 0)
+}
+
+/// `goto +off`.
+pub const fn ja(off: i16) -> Insn {
+    insn(0x05, 0, 0, off, 0)
+}
+
+/// `dst = *(u8 *)(src + off)`.
+pub const fn ldx_b(dst: u8, src: u8, off: i16) -> Insn {
+    insn(0x71, dst, src, off, 0)
 }
 
 /// `call helper`.

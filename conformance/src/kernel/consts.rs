@@ -19,6 +19,8 @@ pub enum Cmd {
     ProgLoad = 5,
     #[doc(alias = "BPF_PROG_TEST_RUN")]
     ProgTestRun = 10,
+    #[doc(alias = "BPF_BTF_LOAD")]
+    BtfLoad = 18,
     #[doc(alias = "BPF_MAP_LOOKUP_AND_DELETE_ELEM")]
     MapLookupAndDeleteElem = 21,
     #[doc(alias = "BPF_MAP_FREEZE")]
@@ -47,6 +49,12 @@ pub const MAP_TYPES: [MapType; 6] = [
     MapType::LruPercpuHash,
 ];
 
+/// Whether the kernel's batch commands on `t` are the generic ones (walking keys with
+/// `get_next_key`), whose `in_batch` / `out_batch` is a key; the hash family's is a u32 bucket.
+pub fn batch_token_is_key(t: MapType) -> bool {
+    t.is_array() || t == MapType::LpmTrie
+}
+
 /// Program types the oracle loads (`enum bpf_prog_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u32)]
@@ -66,6 +74,8 @@ pub enum ProgType {
     Xdp = 6,
     #[doc(alias = "BPF_PROG_TYPE_CGROUP_SKB")]
     CgroupSkb = 8,
+    #[doc(alias = "BPF_PROG_TYPE_SYSCALL")]
+    Syscall = 31,
 }
 
 /// Element flags (`flags` / `elem_flags`), §1.1 of the spec: `bpfvm_maps`'s constants
@@ -84,6 +94,10 @@ pub mod elem {
 
 /// Map creation flags (`map_flags`), §1.3 of the spec.
 pub use bpfvm_maps::flags::create;
+
+/// `BPF_F_SLEEPABLE` (`prog_flags` of BPF_PROG_LOAD): syscall programs must be sleepable.
+#[doc(alias = "BPF_F_SLEEPABLE")]
+pub const SLEEPABLE: u32 = 1 << 4;
 
 /// `BPF_F_TEST_RUN_ON_CPU`: honour `cpu` in PROG_TEST_RUN (raw tracepoints only).
 #[doc(alias = "BPF_F_TEST_RUN_ON_CPU")]

@@ -54,6 +54,36 @@ impl KernelMap {
         Ok(KernelMap { fd })
     }
 
+    /// BPF_MAP_CREATE with BTF: `key_type` and `value_type` are type ids of `btf` (a value
+    /// type holding a `struct bpf_spin_lock` gives the map a lock, as libbpf creates it).
+    pub fn create_with_btf(
+        def: MapDef,
+        btf: &super::btf::KernelBtf,
+        key_type: u32,
+        value_type: u32,
+    ) -> Result<Self, Errno> {
+        let ncpus = super::possible_cpus().map_err(|_| Errno::EINVAL)?;
+        let fd = sys::map_create_btf(
+            MapShape {
+                map_type: def.map_type,
+                key_size: def.key_size,
+                value_size: def.value_size,
+                max_entries: def.max_entries,
+                map_flags: def.map_flags,
+                ncpus,
+            },
+            &btf.fd,
+            key_type,
+            value_type,
+        )?;
+        Ok(KernelMap { fd })
+    }
+
+    /// The fd and geometry, for the other modules of the oracle.
+    pub(crate) fn map_fd(&self) -> &MapFd {
+        &self.fd
+    }
+
     /// The creation parameters.
     pub fn def(&self) -> MapDef {
         let s = self.fd.shape();
@@ -122,7 +152,7 @@ impl KernelMap {
         sys::map_elem(
             &self.fd,
             cmd,
-            Some(key.as_in()),
+            key.key_arg(),
             ElemValue::Out(&mut out),
             flags,
         )?;
@@ -138,7 +168,7 @@ impl KernelMap {
         sys::map_elem(
             &self.fd,
             Cmd::MapUpdateElem,
-            Some(key.as_in()),
+            key.key_arg(),
             ElemValue::In(value.as_in()),
             flags,
         )
@@ -155,7 +185,7 @@ impl KernelMap {
         sys::map_elem(
             &self.fd,
             Cmd::MapDeleteElem,
-            Some(key.as_in()),
+            key.key_arg(),
             ElemValue::None,
             flags,
         )
@@ -206,7 +236,7 @@ impl KernelMap {
         sys::map_elem(
             &self.fd,
             cmd,
-            Some(key.as_in()),
+            key.key_arg(),
             ElemValue::OutGuarded(&out),
             flags,
         )?;
@@ -268,7 +298,7 @@ impl KernelMap {
     ) -> BatchLookup {
         let s = *self.fd.shape();
         let tok = s.batch_token_bytes();
-        let needed = if s.map_type.is_array() {
+        let needed = if super::consts::batch_token_is_key(s.map_type) {
             s.key_size as usize
         } else {
             4
@@ -295,7 +325,7 @@ impl KernelMap {
             },
         );
         let written = out_batch.iter().any(|&b| b != UNTOUCHED);
-        let out_len = if s.map_type.is_array() {
+        let out_len = if super::consts::batch_token_is_key(s.map_type) {
             s.key_size as usize
         } else {
             4
@@ -392,6 +422,15 @@ impl Input {
         match self {
             Input::Plain(v) => In::Plain(v),
             Input::Guarded(g) => In::Guarded(g),
+        }
+    }
+
+    /// The key argument: NULL for an empty plain key (maps with `key_size` 0, such as
+    /// queues, stacks and ring buffers, take no key: a non-NULL one is `EINVAL`).
+    fn key_arg(&self) -> Option<In<'_>> {
+        match self {
+            Input::Plain(v) if v.is_empty() => None,
+            other => Some(other.as_in()),
         }
     }
 }

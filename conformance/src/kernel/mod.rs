@@ -27,10 +27,13 @@
 
 pub mod asm;
 pub mod batch;
+pub mod btf;
 pub mod consts;
 #[cfg(target_os = "linux")]
 pub mod diff;
 pub mod errno;
+#[cfg(target_os = "linux")]
+pub mod events;
 #[cfg(target_os = "linux")]
 pub mod map;
 #[cfg(target_os = "linux")]
@@ -39,6 +42,8 @@ pub mod object;
 pub mod prog;
 #[cfg(target_os = "linux")]
 mod sys;
+#[cfg(target_os = "linux")]
+pub mod verdict;
 
 pub use batch::{BatchLookup, BatchWrite};
 pub use errno::Errno;
@@ -47,7 +52,9 @@ pub use map::{KernelMap, MapDef};
 #[cfg(target_os = "linux")]
 pub use object::{create_object_maps, load_object_program, ObjectMap};
 #[cfg(target_os = "linux")]
-pub use prog::{substitute_map_fds, KernelProg, TestRun, TestRunOutput};
+pub use prog::{rewrite_map_indices, substitute_map_fds, KernelProg, TestRun, TestRunOutput};
+#[cfg(target_os = "linux")]
+pub use verdict::{kernel_verdict, KernelVerdict, LoaderPrivilege, VerdictMap};
 
 /// Environment variable that turns "oracle unavailable" from a skip into a failure.
 pub const REQUIRE_ENV: &str = "BPFVM_REQUIRE_KERNEL";

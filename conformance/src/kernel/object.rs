@@ -2,7 +2,7 @@
 //! in object order, global data filled (and `.rodata` frozen), programs loaded with the
 //! kernel fds put in place of the map indices of their pseudo `ld_imm64`s.
 
-use super::consts::{ProgType, MAP_TYPES};
+use super::consts::{MapType, ProgType};
 use super::map::{KernelMap, MapDef};
 use super::prog::{substitute_map_fds, KernelProg};
 
@@ -35,20 +35,19 @@ pub fn create_object_maps(maps: &[ObjectMap]) -> Result<Vec<KernelMap>, String> 
 }
 
 fn create_one(m: &ObjectMap) -> Result<KernelMap, String> {
-    let map_type = MAP_TYPES
-        .into_iter()
-        .find(|t| *t as u32 == m.map_type)
-        .ok_or_else(|| {
-            format!(
-                "map {}: type {} is not used by the oracle",
-                m.name, m.map_type
-            )
-        })?;
+    let map_type = MapType::try_from(m.map_type)
+        .map_err(|_| format!("map {}: type {} is not known to bpfvm", m.name, m.map_type))?;
+    // libbpf gives a perf event array without max_entries one entry per possible CPU.
+    let max_entries = if map_type == MapType::PerfEventArray && m.max_entries == 0 {
+        super::possible_cpus()?
+    } else {
+        m.max_entries
+    };
     let map = KernelMap::create(MapDef {
         map_type,
         key_size: m.key_size,
         value_size: m.value_size,
-        max_entries: m.max_entries,
+        max_entries,
         map_flags: m.map_flags,
     })
     .map_err(|e| format!("map {}: BPF_MAP_CREATE: {e}", m.name))?;

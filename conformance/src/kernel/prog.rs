@@ -54,10 +54,24 @@ impl KernelProg {
         license: &str,
         log: &mut String,
     ) -> Result<Self, Errno> {
+        Self::load_with_flags(prog_type, expected_attach_type, 0, insns, license, log)
+    }
+
+    /// [`KernelProg::load`] with `prog_flags` (e.g. [`super::consts::SLEEPABLE`], which
+    /// BPF_PROG_TYPE_SYSCALL programs need).
+    pub fn load_with_flags(
+        prog_type: ProgType,
+        expected_attach_type: u32,
+        prog_flags: u32,
+        insns: &[u8],
+        license: &str,
+        log: &mut String,
+    ) -> Result<Self, Errno> {
         let mut buf = vec![0u8; LOG_SIZE];
         let res = sys::prog_load(
             prog_type as u32,
             expected_attach_type,
+            prog_flags,
             insns,
             license,
             &mut buf,
@@ -82,6 +96,7 @@ impl KernelProg {
         let fd = sys::prog_load(
             prog_type as u32,
             expected_attach_type,
+            0,
             insns,
             license,
             &mut [],
@@ -146,6 +161,13 @@ impl KernelProg {
 /// Fails with a message when the image is not whole instructions, an `ld_imm64` is cut
 /// off, or an index has no map.
 pub fn substitute_map_fds(insns: &[u8], maps: &[&KernelMap]) -> Result<Vec<u8>, String> {
+    let fds: Vec<i32> = maps.iter().map(|m| m.raw_fd()).collect();
+    rewrite_map_indices(insns, &fds)
+}
+
+/// Replaces the map indices of pseudo `ld_imm64` instructions with `fds[index]`; the
+/// errors are those of [`substitute_map_fds`].
+pub fn rewrite_map_indices(insns: &[u8], fds: &[i32]) -> Result<Vec<u8>, String> {
     if insns.len() % 8 != 0 {
         return Err(format!("{} bytes is not whole instructions", insns.len()));
     }
@@ -161,10 +183,10 @@ pub fn substitute_map_fds(insns: &[u8], maps: &[&KernelMap]) -> Result<Vec<u8>, 
             let src = insn[1] >> 4;
             if src == 1 || src == 2 {
                 let idx = u32::from_le_bytes(insn[4..8].try_into().expect("4 bytes"));
-                let map = maps.get(idx as usize).ok_or_else(|| {
+                let fd = fds.get(idx as usize).ok_or_else(|| {
                     format!("instruction {i} names map {idx}, which is not there")
                 })?;
-                insn[4..8].copy_from_slice(&(map.raw_fd() as u32).to_le_bytes());
+                insn[4..8].copy_from_slice(&(*fd as u32).to_le_bytes());
             }
             i += 2;
         } else {

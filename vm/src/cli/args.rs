@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use bpfvm::EngineKind;
+use bpfvm::{EngineKind, Privilege, VerifierMode};
 use clap::builder::{PossibleValue, PossibleValuesParser};
 use clap::{Args, Parser, Subcommand};
 
@@ -29,6 +29,40 @@ pub enum Command {
     Maps(ObjectArgs),
     /// Print a program's instructions after relocation.
     Disasm(DisasmArgs),
+    /// Give the Linux kernel verifier's verdict on an object's programs, with its reason
+    /// and the C source line (exit code 1 when one is refused).
+    Verify(VerifyArgs),
+}
+
+/// The loader privileges `--privileged` names.
+pub const PRIVILEGES: [&str; 3] = ["cap_bpf", "unpriv", "root"];
+
+/// The privilege a `--privileged` value names (`cap_bpf`/`unpriv`: CAP_BPF + CAP_NET_ADMIN).
+pub fn privilege(name: &str) -> Privilege {
+    if name == "root" {
+        Privilege::Root
+    } else {
+        Privilege::CapBpfNetAdmin
+    }
+}
+
+/// `bpfvm verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The BPF ELF object.
+    pub object: PathBuf,
+    /// Program to verify: function or section name (default: every program).
+    #[arg(long, value_name = "NAME")]
+    pub prog: Option<String>,
+    /// The loader's privileges: CAP_BPF + CAP_NET_ADMIN without CAP_PERFMON (`cap_bpf`,
+    /// also `unpriv`), or `root`.
+    #[arg(long, value_name = "WHO", default_value = "cap_bpf", value_parser = PRIVILEGES)]
+    pub privileged: String,
+    /// Possible CPUs of the machine the program would load on (bounds
+    /// bpf_get_smp_processor_id()).
+    #[arg(long, value_name = "N", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub cpus: u32,
 }
 
 /// `bpfvm run`.
@@ -90,6 +124,15 @@ pub struct RunArgs {
     /// Also write a self-contained SVG picture of per-CPU values and runs per CPU.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// The loader's privileges for the kernel verifier's verdict: `cap_bpf` (CAP_BPF +
+    /// CAP_NET_ADMIN without CAP_PERFMON, also `unpriv`) or `root`.
+    #[arg(long, value_name = "WHO", default_value = "cap_bpf", value_parser = PRIVILEGES)]
+    pub privileged: String,
+    /// Load-time checks: `kernel` (the Linux kernel verifier's verdict) or `structural`
+    /// (bpfvm's structural checks only; run-time checks stay on).
+    #[arg(long, value_name = "MODE", default_value = "kernel",
+          value_parser = ["kernel", "structural"])]
+    pub verifier: String,
     /// Before the runs, set map NAME's KEY to VALUE (repeatable). KEY and VALUE are numbers
     /// (decimal or 0x hex, sized by the map) or hex:BYTES; on a per-CPU map VALUE goes to
     /// every CPU (BPF_F_ALL_CPUS), or to one with VALUE@CPU (BPF_F_CPU).
@@ -125,6 +168,11 @@ impl RunArgs {
     /// The engine (the value parser only lets the three names through).
     pub fn engine_kind(&self) -> EngineKind {
         self.engine.parse().unwrap_or_default()
+    }
+
+    /// The verifier mode (the value parser only lets the two names through).
+    pub fn verifier_mode(&self) -> VerifierMode {
+        self.verifier.parse().unwrap_or_default()
     }
 }
 

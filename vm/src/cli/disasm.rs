@@ -280,7 +280,7 @@ pub fn disasm(path: &Path, prog: Option<&str>, out: &mut dyn Write) -> Result<()
         Some(_) => vec![object::choose_program(&obj, path, prog)?],
         None if obj.programs().is_empty() => {
             return Err(match obj.refused_programs().first() {
-                Some(r) => CliError::Refused {
+                Some(r) => CliError::ProgramRefused {
                     program: r.name.to_string(),
                     source: r.error.clone(),
                 },

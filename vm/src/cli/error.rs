@@ -69,6 +69,14 @@ pub enum CliError {
         #[source]
         source: PrepareError,
     },
+    /// `bpfvm verify`: the kernel's verifier refuses some programs (each was printed).
+    #[error("the kernel's verifier refuses {refused} of {total} programs")]
+    Refused {
+        /// Programs refused.
+        refused: usize,
+        /// Programs verified.
+        total: usize,
+    },
     /// A run failed (a fault names the instruction index and the address).
     #[error("run {run} on cpu {cpu} failed: {source}{detail}")]
     Run {
@@ -120,7 +128,7 @@ pub enum CliError {
     /// The chosen program was refused at load (its own error; the object's other programs
     /// load).
     #[error("program {program}: {source}")]
-    Refused {
+    ProgramRefused {
         /// The program.
         program: String,
         /// Why (its own load error).

@@ -36,14 +36,18 @@ pub fn explain_failure(e: &RunError, def: &ProgramDefinition) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bpfvm::{Input, Vm};
+    use bpfvm::{Input, VerifierMode, Vm};
 
     #[test]
     fn a_fault_names_the_source_line_and_the_map_value() {
         let obj = Object::parse_named("globals", include_bytes!("../../tests/fixtures/globals.o"))
             .unwrap();
         let def = obj.program("write_rodata").unwrap();
-        let vm = Vm::builder().cpus(1).build();
+        // The kernel refuses the write at load; the run-time check is what is tested here.
+        let vm = Vm::builder()
+            .cpus(1)
+            .verifier(VerifierMode::Structural)
+            .build();
         let maps = obj.create_maps(1).unwrap();
         let prog = vm.load(obj.vm_program(&def.name, &maps).unwrap()).unwrap();
         let e = vm

@@ -23,6 +23,7 @@ use std::io::Write;
 use bpfvm::loader::{MapDefinition, Object, ObjectMaps};
 use serde_json::{json, Map, Value};
 
+use super::events::MapEvents;
 use super::execute::RunSummary;
 use super::hex::hex;
 use super::snapshot::{walk, EntryRef};
@@ -140,22 +141,34 @@ fn put(out: &mut dyn Write, s: &str) -> Result<(), CliError> {
     out.write_all(s.as_bytes()).map_err(CliError::stdout)
 }
 
-/// Writes the document for a run of `program` on `ncpus` CPUs with `engine` to `out`,
-/// followed by a newline, reading each map's entries as they are printed.
+/// What the document says about the runs.
+#[derive(Debug, Clone, Copy)]
+pub struct RunHead<'a> {
+    /// The program's name.
+    pub program: &'a str,
+    /// Simulated CPUs.
+    pub ncpus: u32,
+    /// Engine name.
+    pub engine: &'a str,
+    /// The runs.
+    pub summary: &'a RunSummary,
+}
+
+/// Writes the document for the runs of `head` to `out`, followed by a newline, reading each
+/// map's entries as they are printed, then the `events` read from the ring and perf
+/// buffers ([`MapEvents::to_json`]).
 pub fn write_run(
     out: &mut dyn Write,
-    program: &str,
-    ncpus: u32,
-    engine: &str,
-    summary: &RunSummary,
+    head: &RunHead<'_>,
     object: &Object,
     maps: &ObjectMaps,
+    events: &[MapEvents],
 ) -> Result<(), CliError> {
     let head = json!({
-        "program": program,
-        "cpus": ncpus,
-        "engine": engine,
-        "runs": runs_document(summary),
+        "program": head.program,
+        "cpus": head.ncpus,
+        "engine": head.engine,
+        "runs": runs_document(head.summary),
     });
     put(out, &open_object(&head))?;
     put(out, ",\"maps\":[")?;
@@ -174,6 +187,13 @@ pub fn write_run(
             write_entry(out, &e, percpu, Some((object, def)))
         })?;
         put(out, "]}")?;
+    }
+    put(out, "],\"events\":[")?;
+    for (i, e) in events.iter().enumerate() {
+        if i > 0 {
+            put(out, ",")?;
+        }
+        put(out, &e.to_json().to_string())?;
     }
     put(out, "]}\n")
 }
@@ -200,16 +220,13 @@ mod tests {
             }
         }
         let mut out = Vec::new();
-        write_run(
-            &mut out,
-            "p",
-            2,
-            "interpreter",
-            &RunSummary::default(),
-            &obj,
-            &maps,
-        )
-        .unwrap();
+        let head = RunHead {
+            program: "p",
+            ncpus: 2,
+            engine: "interpreter",
+            summary: &RunSummary::default(),
+        };
+        write_run(&mut out, &head, &obj, &maps, &[]).unwrap();
         assert_eq!(out.last(), Some(&b'\n'));
         let doc: Value = serde_json::from_slice(&out).unwrap();
         let keys: Vec<&str> = doc
@@ -218,7 +235,10 @@ mod tests {
             .keys()
             .map(String::as_str)
             .collect();
-        assert_eq!(keys, ["program", "cpus", "engine", "runs", "maps"]);
+        assert_eq!(
+            keys,
+            ["program", "cpus", "engine", "runs", "maps", "events"]
+        );
         assert_eq!(doc["maps"].as_array().unwrap().len(), maps.all().len());
         let entries = doc["maps"][0]["entries"].as_array().unwrap();
         assert_eq!(entries.len() as u32, n);

@@ -1,11 +1,12 @@
 //! The command line: argument parsing ([`args`]) and one module per job: opening an object
 //! and choosing its program ([`object`]), running it ([`execute`]), reading maps back
-//! ([`snapshot`]), explaining failures ([`fault`]), and the outputs ([`text`], [`json`], [`explain`], [`report`], [`list`],
+//! ([`snapshot`]) and the events of ring buffers and perf buffers ([`events`]), explaining failures ([`fault`]), and the outputs ([`text`], [`json`], [`explain`], [`report`], [`list`],
 //! [`programs`], [`disasm`]). Input files are read with a size limit ([`input`]).
 
 pub mod args;
 pub mod disasm;
 pub mod error;
+pub mod events;
 pub mod execute;
 pub mod explain;
 pub mod fault;
@@ -23,6 +24,7 @@ pub mod size;
 pub mod snapshot;
 pub mod table;
 pub mod text;
+pub mod verify;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -43,6 +45,7 @@ pub fn main() -> ExitCode {
         Command::List(a) => programs::list_programs(a, &mut out),
         Command::Maps(a) => list::list_maps(&a.object, &mut out),
         Command::Disasm(a) => disasm::disasm(&a.object, a.prog.as_deref(), &mut out),
+        Command::Verify(a) => verify::verify(a, &mut out),
     };
     let result = result.and_then(|()| out.flush().map_err(CliError::stdout));
     match result {

@@ -112,7 +112,7 @@ pub fn choose_program<'o>(
             name,
             choices: program_choices(object),
         }),
-        Err(source) => Err(CliError::Refused {
+        Err(source) => Err(CliError::ProgramRefused {
             program: name,
             source,
         }),
@@ -152,7 +152,7 @@ pub fn program(
         Some(t) => object.vm_program_as(&def.name, maps, t),
         None => object.vm_program(&def.name, maps),
     }
-    .map_err(|source| CliError::Refused {
+    .map_err(|source| CliError::ProgramRefused {
         program: def.name.to_string(),
         source,
     })?;
@@ -168,7 +168,7 @@ pub fn run_type(
 ) -> Result<bpfvm::ProgramType, CliError> {
     object
         .run_type(&def.name, prog_type)
-        .map_err(|source| CliError::Refused {
+        .map_err(|source| CliError::ProgramRefused {
             program: def.name.to_string(),
             source,
         })

@@ -8,7 +8,7 @@ use bpfvm::{Input, ProgramType, Vm};
 use super::args::RunArgs;
 use super::execute::{execute, Schedule};
 use super::snapshot::snapshot_all;
-use super::{explain, fault, input, json, object, report, seed, text, CliError};
+use super::{events, explain, fault, input, json, object, report, seed, text, CliError};
 
 /// Bytes of the packet `__sk_buff` programs get without `--data`: a minimum Ethernet frame
 /// (without FCS), all zero (EtherType 0: not IP).
@@ -74,12 +74,15 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
         .cpus(args.cpus)
         .seed(args.seed)
         .map_memory_limit(args.map_memory_limit)
+        .verifier(args.verifier_mode())
+        .privilege(super::args::privilege(&args.privileged))
         .build();
     let maps = object::create_maps(&obj, path, args.cpus, vm.map_memory())?;
     if let Some(file) = &args.maps {
         seed::maps_file(&obj, &maps, file)?;
     }
     seed::map_set(&obj, &maps, &args.map_set)?;
+    events::open_perf_buffers(&maps)?;
     let prog = vm
         .load(object::program(&obj, def, &maps, engine, prog_type)?)
         .map_err(|source| CliError::Prepare {
@@ -108,18 +111,18 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
             },
             e => e,
         })?;
+    // Read once, as a consumer reads them: ring buffers in order, perf buffers per CPU.
+    let events = events::read_all(&maps)?;
     let path_str = path.display().to_string();
     if args.json {
         // Streamed entry by entry: no snapshot of the maps is needed.
-        json::write_run(
-            out,
-            &def.name,
-            args.cpus,
-            engine.name(),
-            &summary,
-            &obj,
-            &maps,
-        )?;
+        let head = json::RunHead {
+            program: &def.name,
+            ncpus: args.cpus,
+            engine: engine.name(),
+            summary: &summary,
+        };
+        json::write_run(out, &head, &obj, &maps, &events)?;
     }
     // Bounded snapshots (counts and the first entries) for the other outputs.
     let snaps = if args.json && args.report.is_none() {
@@ -150,6 +153,7 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
             repeat: args.repeat,
             summary: &summary,
             maps: &snaps,
+            events: &events,
         };
         text::write(&r, out)?;
     }

@@ -8,7 +8,7 @@
 //! is all the text, `--explain` and `--report` outputs show.
 
 use bpfvm::loader::{MapDefinition, MapKind, ObjectMaps};
-use bpfvm::maps::{errno, Map};
+use bpfvm::maps::{errno, Map, MapType};
 
 use super::CliError;
 
@@ -152,6 +152,23 @@ pub fn walk(
         map: def.name.to_string(),
         source,
     };
+    match map.map_type() {
+        // No entries: their records are read as events (`super::events`).
+        MapType::Ringbuf | MapType::PerfEventArray => return Ok(()),
+        // No keys: the values in the order pops would return them, left in the map.
+        MapType::Queue | MapType::Stack => {
+            for v in map.queue_values().map_err(fail)? {
+                f(EntryRef {
+                    key: &[],
+                    buf: &v,
+                    stride: v.len(),
+                    value_size: v.len(),
+                })?;
+            }
+            return Ok(());
+        }
+        _ => {}
+    }
     let percpu = map.map_type().is_percpu();
     let ncpus = map.ncpus();
     let value_size = map.value_size() as usize;
@@ -200,6 +217,22 @@ mod tests {
         def.key_size = map.key_size();
         def.value_size = map.value_size();
         def
+    }
+
+    #[test]
+    fn queues_show_their_values_in_pop_order_and_keep_them() {
+        for (t, order) in [(MapType::Queue, [1u32, 2, 3]), (MapType::Stack, [3, 2, 1])] {
+            let map = Map::create(MapSpec::new(t, 0, 4, 4), 2).unwrap();
+            for v in 1u32..=3 {
+                map.update(&[], &v.to_ne_bytes(), 0).unwrap();
+            }
+            let s = snapshot(&def_of(&map), &map).unwrap();
+            let values: Vec<Vec<u8>> = s.first.iter().map(|e| e.values[0].clone()).collect();
+            let want: Vec<Vec<u8>> = order.iter().map(|v| v.to_ne_bytes().to_vec()).collect();
+            assert_eq!(values, want, "{t:?}");
+            assert!(s.first.iter().all(|e| e.key.is_empty()));
+            assert_eq!(map.queue_values().unwrap().len(), 3, "read, not popped");
+        }
     }
 
     #[test]

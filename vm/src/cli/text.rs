@@ -8,8 +8,10 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use bpfvm::loader::{BtfValue, Object, ProgramDefinition};
+use bpfvm::maps::MapType;
 use bpfvm::ProgramType;
 
+use super::events::MapEvents;
 use super::execute::{RetvalCounts, RunSummary, MAX_RETVALS};
 use super::hex::hex;
 use super::size::show_size;
@@ -39,6 +41,8 @@ pub struct Report<'a> {
     pub summary: &'a RunSummary,
     /// The maps after the runs.
     pub maps: &'a [MapSnapshot],
+    /// The events read from ring and perf buffers after the runs.
+    pub events: &'a [MapEvents],
 }
 
 /// The name of a return value where the program type gives it one (`XDP_PASS`,
@@ -153,6 +157,10 @@ pub fn write(r: &Report<'_>, out: &mut dyn std::io::Write) -> Result<(), CliErro
         let block = format!("\n{}", render_map(r.object, m));
         out.write_all(block.as_bytes()).map_err(CliError::stdout)?;
     }
+    for e in r.events {
+        let block = format!("\n{}", e.render());
+        out.write_all(block.as_bytes()).map_err(CliError::stdout)?;
+    }
     Ok(())
 }
 
@@ -233,6 +241,10 @@ pub fn render_map(object: &Object, m: &MapSnapshot) -> String {
             .map(|s| format!(", section {s}"))
             .unwrap_or_default()
     );
+    if d.map_type == MapType::Ringbuf as u32 || d.map_type == MapType::PerfEventArray as u32 {
+        out.push_str("  (no entries: its events are listed below)\n");
+        return out;
+    }
     if m.count == 0 {
         out.push_str("  (empty)\n");
         return out;

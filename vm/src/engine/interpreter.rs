@@ -527,7 +527,10 @@ impl Interpreter {
                 // Calls moved the stack window; between runs only frame 0 is accessible.
                 lane.reset_stack_depth(1);
             }
+            // A lock or reservation still held is released now, whatever the outcome.
+            let held = lane.helper_ctx.end_run();
             let r0 = result.map_err(|e| *e)?;
+            held.map_err(|source| RunError::HeldAtExit { source })?;
             runs_left -= 1;
             if runs_left == 0 {
                 return Ok(r0);

@@ -2,8 +2,9 @@
 //!
 //! **These engines are not sandboxed like `interpreter`.** rbpf works on host addresses:
 //! its interpreter checks only the *first* byte of an access against its allowed ranges
-//! (context, stack, and the map value arenas registered here), its JIT checks nothing, and
-//! helpers receive raw host pointers, which [`AddressMode::Host`](bpfvm_helpers::AddressMode::Host) trusts. rbpf has no
+//! (context, stack, and the map value arenas and ring buffers registered here), its JIT checks
+//! nothing, and helpers receive raw host pointers, which
+//! [`AddressMode::Host`](bpfvm_helpers::AddressMode::Host) trusts. rbpf has no
 //! instruction budget, so programs with backward jumps are refused unless
 //! `VmConfig::rbpf_allow_loops` is set.
 //!
@@ -200,10 +201,15 @@ pub fn prepare(
     let allowed = program
         .maps()
         .iter()
-        .map(|m| {
+        .flat_map(|m| {
             let a = m.arena();
             let base = a.base().as_ptr() as usize as u64;
-            base..base + a.len() as u64
+            // A ring buffer's records, which bpf_ringbuf_reserve hands out as host pointers.
+            let ring = m.as_map().and_then(|m| m.ringbuf_data()).map(|(p, len)| {
+                let p = p.as_ptr() as usize as u64;
+                p..p + len as u64
+            });
+            std::iter::once(base..base + a.len() as u64).chain(ring)
         })
         .collect();
     let engine = Rbpf {
@@ -338,10 +344,12 @@ impl Engine for Rbpf {
             .unwrap_or_else(|_| Err("rbpf panicked".to_string()))
         };
         let ctx = lane.helper_ctx();
+        let held = ctx.end_run();
         ctx.memory.set_guest_mode();
         if let Some(source) = ctx.take_error() {
             return Err(RunError::HelperAfterRun { source });
         }
+        held.map_err(|source| RunError::HeldAtExit { source })?;
         let r0 = result.map_err(|message| RunError::Rbpf {
             engine: kind,
             message,

@@ -1,6 +1,8 @@
 //! Listing a live map's entries decoded with the object's BTF, for the CLI and test
 //! output: keys and values as numbers and structs, one value per CPU for per-CPU maps.
 
+use bpfvm_maps::MapType;
+
 use super::btf::Btf;
 use super::decode::BtfValue;
 use super::error::LoadError;
@@ -49,7 +51,9 @@ fn zeroed(len: usize, what: impl FnOnce() -> String) -> Result<Vec<u8>, LoadErro
 impl Object {
     /// Every entry of the live map `name` (from `maps`, made by
     /// [`Object::create_maps`]), in `BPF_MAP_GET_NEXT_KEY` order, decoded with the
-    /// map's BTF key and value types.
+    /// map's BTF key and value types. A queue or stack lists its values in pop order
+    /// (keys 0, 1, ...) without popping them; ring buffers and perf event arrays list
+    /// nothing (their records are read by consuming them).
     ///
     /// Fails with [`LoadError::NoSuchMap`] for an unknown name,
     /// [`LoadError::MapRead`] when the maps crate refuses a read (e.g. a write-only map)
@@ -87,6 +91,27 @@ impl Object {
         };
         let key_size = def.key_size as usize;
         let value_size = def.value_size as usize;
+        match map.map_type() {
+            // Records are read by consuming them (`Map::ringbuf_consume`, `Map::perf_read`);
+            // a listing must not take them away.
+            MapType::Ringbuf | MapType::PerfEventArray => return Ok(()),
+            // Values in pop order, numbered, without popping them.
+            MapType::Queue | MapType::Stack => {
+                for (i, v) in map
+                    .queue_values()
+                    .map_err(read_err)?
+                    .into_iter()
+                    .enumerate()
+                {
+                    f(MapEntry {
+                        key: BtfValue::Unsigned(i as u64),
+                        values: vec![decode(self.btf(), def.value_type_id, &v)],
+                    });
+                }
+                return Ok(());
+            }
+            _ => {}
+        }
         let total = map.host_value_size(0);
         let ncpus = if map.map_type().is_percpu() {
             map.ncpus() as usize

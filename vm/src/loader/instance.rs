@@ -45,6 +45,16 @@ impl MapDefinition {
         )
     }
 
+    /// [`MapDefinition::to_spec`] for `ncpus` CPUs: a PERF_EVENT_ARRAY without
+    /// `max_entries` gets one entry per CPU, as libbpf gives it.
+    fn spec_for(&self, ncpus: u32) -> Result<MapSpec, LoadError> {
+        let mut spec = self.to_spec()?;
+        if spec.map_type == MapType::PerfEventArray && spec.max_entries == 0 {
+            spec.max_entries = ncpus;
+        }
+        Ok(spec)
+    }
+
     /// Create the map on `ncpus` simulated CPUs, write its initial data at key 0 and
     /// freeze it when the definition says so (`.rodata`). The map gets a memory account of
     /// its own ([`MapMemory::default`], 1 GiB); see [`MapDefinition::create_in`].
@@ -55,11 +65,37 @@ impl MapDefinition {
     /// [`MapDefinition::create`], charging the map to `memory` ([`Map::create_in`]): a map
     /// that does not fit is [`LoadError::MapCreate`] with `ENOMEM`.
     pub fn create_in(&self, ncpus: u32, memory: &MapMemory) -> Result<Arc<Map>, LoadError> {
+        self.create_with_lock_in(ncpus, None, memory)
+    }
+
+    /// [`MapDefinition::create`] for a value holding a `struct bpf_spin_lock` at byte
+    /// `spin_lock` (what BTF tells the kernel; see [`Object::spin_lock_offset`]).
+    pub fn create_with_lock(
+        &self,
+        ncpus: u32,
+        spin_lock: Option<u32>,
+    ) -> Result<Arc<Map>, LoadError> {
+        self.create_with_lock_in(ncpus, spin_lock, &MapMemory::default())
+    }
+
+    /// [`MapDefinition::create_with_lock`], charging the map to `memory` as
+    /// [`MapDefinition::create_in`].
+    pub fn create_with_lock_in(
+        &self,
+        ncpus: u32,
+        spin_lock: Option<u32>,
+        memory: &MapMemory,
+    ) -> Result<Arc<Map>, LoadError> {
         let fail = |source| LoadError::MapCreate {
             map: self.name.to_string(),
             source,
         };
-        let map = Map::create_in(self.to_spec()?, ncpus, memory).map_err(fail)?;
+        let spec = self.spec_for(ncpus)?;
+        let map = match spin_lock {
+            Some(off) => Map::create_with_spin_lock_in(spec, ncpus, off, memory),
+            None => Map::create_in(spec, ncpus, memory),
+        }
+        .map_err(fail)?;
         if let Some(data) = &self.initial_data {
             map.update(&0u32.to_ne_bytes(), data, 0).map_err(fail)?;
         }
@@ -106,6 +142,14 @@ impl ObjectMaps {
 }
 
 impl Object {
+    /// The byte offset of the `struct bpf_spin_lock` in `def`'s value, when the object's BTF
+    /// describes the value as a struct holding one (directly or in a nested struct), as the
+    /// kernel finds it (`btf_find_spin_lock`).
+    pub fn spin_lock_offset(&self, def: &MapDefinition) -> Option<u32> {
+        let btf = self.btf.as_ref()?;
+        find_spin_lock(btf, def.value_type_id?, 0)
+    }
+
     /// Create every map of the object on `ncpus` simulated CPUs, with global data
     /// written and `.rodata` frozen. The maps share one new memory account with the default
     /// limit ([`MapMemory::default`]: 1 GiB for all of them together).
@@ -124,12 +168,27 @@ impl Object {
         let maps = self
             .maps()
             .iter()
-            .map(|d| d.create_in(ncpus, memory))
+            .map(|d| d.create_with_lock_in(ncpus, self.spin_lock_offset(d), memory))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(ObjectMaps {
             defs: self.maps().to_vec(),
             maps,
         })
+    }
+}
+
+/// The offset of a `struct bpf_spin_lock` inside type `id` (bounded depth).
+fn find_spin_lock(btf: &super::Btf, id: u32, depth: usize) -> Option<u32> {
+    if depth > 8 {
+        return None;
+    }
+    match btf.get(btf.resolve(id)?)? {
+        super::BtfType::Struct { name, .. } if name == "bpf_spin_lock" => Some(0),
+        super::BtfType::Struct { members, .. } => members.iter().find_map(|m| {
+            let inner = find_spin_lock(btf, m.type_id, depth + 1)?;
+            (m.bit_offset % 8 == 0).then(|| m.bit_offset / 8 + inner)
+        }),
+        _ => None,
     }
 }
 

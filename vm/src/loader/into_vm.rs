@@ -40,11 +40,7 @@ impl Object {
         maps: &ObjectMaps,
     ) -> Result<Program, LoadError> {
         let def = self.program_result(name_or_section)?;
-        Ok(Self::build(
-            def,
-            self.run_type(name_or_section, None)?,
-            maps,
-        ))
+        Ok(self.build(def, self.run_type(name_or_section, None)?, maps))
     }
 
     /// The type bpfvm runs program `name_or_section` as: `explicit` when given, else
@@ -104,12 +100,30 @@ impl Object {
         prog_type: KernelProgType,
     ) -> Result<Program, LoadError> {
         let def = self.program_result(name_or_section)?;
-        Ok(Self::build(def, runnable(def, prog_type)?, maps))
+        Ok(self.build(def, runnable(def, prog_type)?, maps))
     }
 
-    fn build(def: &ProgramDefinition, prog_type: ProgramType, maps: &ObjectMaps) -> Program {
+    fn build(&self, def: &ProgramDefinition, prog_type: ProgramType, maps: &ObjectMaps) -> Program {
         let maps = def.maps.iter().map(|&i| Arc::clone(&maps.all()[i]));
-        Program::from_words(&def.insns, prog_type).with_maps(maps)
+        let lines = def
+            .lines
+            .iter()
+            .map(|(i, l)| (*i, format!("{}:{}: {}", l.file, l.line, l.source.trim())))
+            .collect();
+        let mut program = Program::from_words(&def.insns, prog_type)
+            .with_maps(maps)
+            .with_source_lines(lines);
+        if let Some(license) = self.license() {
+            program = program.with_license(license);
+        }
+        // The expected attach type libbpf passes (cgroup_skb ingress 0 / egress 1, ...).
+        if let Some(attach) = def.section_type.and_then(|s| s.expected_attach_type) {
+            program = program.with_attach_type(attach);
+        } else if prog_type == ProgramType::CgroupSkb {
+            // `cgroup/skb` (no attach type in libbpf's table): as libbpf derives it.
+            program = program.with_attach_type(u32::from(def.section.ends_with("egress")));
+        }
+        program
     }
 }
 

@@ -7,7 +7,8 @@ pub mod elf_writer;
 
 use bpfvm::loader::{Object, ObjectMaps};
 use bpfvm::{
-    CpuId, EngineKind, Input, LoadedProgram, PrepareError, Program, ProgramType, RunError, Vm,
+    CpuId, EngineKind, Input, LoadedProgram, PrepareError, Privilege, Program, ProgramType,
+    RunError, VerifierMode, Vm,
 };
 
 /// Every compiled fixture object the loader supports (`tests/fixtures/<name>.o`).
@@ -15,12 +16,14 @@ pub const FIXTURES: &[&str] = &[
     "btf_attrs",
     "globals",
     "legacy_maps",
+    "lpm_firewall",
     "lru_percpu_hash",
     "multi",
     "percpu_counter",
     "percpu_hash",
     "percpu_sum",
     "printk",
+    "ringbuf_logger",
     "signed_v4",
     "section_subprogs",
     "legacy_elf_maps",
@@ -45,13 +48,29 @@ pub fn fixture(name: &str) -> Object {
     Object::from_file(fixture_path(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
-/// The compiled fixture `name` with its maps created on `ncpus` CPUs and a VM of as many.
+/// The compiled fixture `name` with its maps created on `ncpus` CPUs and a VM of as many
+/// whose loader is root (the kernel's verdict for root, as the kernel oracle loads the
+/// fixtures; several use pointer arithmetic that needs `CAP_PERFMON`).
 pub fn fixture_vm(name: &str, ncpus: u32) -> (Object, ObjectMaps, Vm) {
     let obj = fixture(name);
     let maps = obj
         .create_maps(ncpus)
         .unwrap_or_else(|e| panic!("{name}: creating maps: {e}"));
-    (obj, maps, Vm::builder().cpus(ncpus).build())
+    (obj, maps, root_vm(ncpus))
+}
+
+/// A VM of `ncpus` CPUs giving the kernel's verdict for a root loader.
+pub fn root_vm(ncpus: u32) -> Vm {
+    Vm::builder().cpus(ncpus).privilege(Privilege::Root).build()
+}
+
+/// A VM of `ncpus` CPUs with bpfvm's structural checks only, for tests of run-time
+/// behaviour of programs the kernel's verifier would refuse.
+pub fn structural_vm(ncpus: u32) -> Vm {
+    Vm::builder()
+        .cpus(ncpus)
+        .verifier(VerifierMode::Structural)
+        .build()
 }
 
 /// Program `name` of a fixture object, linked to `maps` and loaded into `vm`.

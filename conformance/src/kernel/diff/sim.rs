@@ -19,7 +19,7 @@ pub fn sim_map(def: MapDef, ncpus: u32) -> Result<Map, Errno> {
 }
 
 fn token_len(map: &Map) -> usize {
-    if map.map_type().is_array() {
+    if crate::kernel::consts::batch_token_is_key(map.map_type()) {
         map.key_size() as usize
     } else {
         4

@@ -10,6 +10,12 @@
 
 use super::consts::{Cmd, MapType};
 use super::errno::Errno;
+
+mod btf;
+mod events;
+
+pub(crate) use btf::{btf_load, map_create_btf, BtfFd};
+pub(crate) use events::{PerfEventBuffer, RingbufMmap};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
@@ -415,6 +421,7 @@ pub(crate) struct ProgFd(OwnedFd);
 pub(crate) fn prog_load(
     prog_type: u32,
     expected_attach_type: u32,
+    prog_flags: u32,
     insns: &[u8],
     license: &str,
     log: &mut [u8],
@@ -430,6 +437,7 @@ pub(crate) fn prog_load(
         .u32(4, insn_cnt)
         .ptr(8, Some(insns))
         .u64(16, license.as_ptr() as u64)
+        .u32(44, prog_flags)
         .u32(68, expected_attach_type);
     if !log.is_empty() {
         attr.u32(24, 1).u32(28, log_size).mut_ptr(32, Some(log));
@@ -536,6 +544,143 @@ pub(crate) fn current_cpu() -> Option<u32> {
     // SAFETY: sched_getcpu has no preconditions.
     let cpu = unsafe { libc::sched_getcpu() };
     u32::try_from(cpu).ok()
+}
+
+/// A map created for a verifier test, with any `BPF_MAP_TYPE_*` number (no element
+/// operations besides [`raw_map_fill`]).
+#[derive(Debug)]
+pub(crate) struct RawMapFd {
+    fd: OwnedFd,
+    key_size: u32,
+    value_size: u32,
+}
+
+impl RawMapFd {
+    pub fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// BPF_MAP_CREATE with a raw type number (no BTF, no name).
+pub(crate) fn raw_map_create(
+    map_type: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    map_flags: u32,
+) -> Result<RawMapFd, Errno> {
+    let mut attr = Attr::new();
+    attr.u32(0, map_type)
+        .u32(4, key_size)
+        .u32(8, value_size)
+        .u32(12, max_entries)
+        .u32(16, map_flags);
+    // SAFETY: MAP_CREATE without name/BTF reads no user pointers.
+    let ret = unsafe { bpf(Cmd::MapCreate, &mut attr) }?;
+    Ok(RawMapFd {
+        fd: own_fd(ret)?,
+        key_size,
+        value_size,
+    })
+}
+
+/// Writes `value` at key 0 (a `u32` key) of a non-per-CPU map, then freezes it when asked.
+pub(crate) fn raw_map_fill(map: &RawMapFd, value: &[u8], freeze: bool) -> Result<(), Errno> {
+    if map.key_size != 4 || value.len() != map.value_size as usize {
+        return Err(Errno::EINVAL);
+    }
+    let key = 0u32.to_ne_bytes();
+    let mut attr = Attr::new();
+    attr.u32(0, map.fd.as_raw_fd() as u32)
+        .u64(8, key.as_ptr() as u64)
+        .u64(16, value.as_ptr() as u64);
+    // SAFETY: the key is 4 bytes (the map's key_size) and the value value_size bytes, both
+    // live for the call; the map is not per-CPU (the caller creates arrays only).
+    unsafe { bpf(Cmd::MapUpdateElem, &mut attr) }?;
+    if freeze {
+        let mut attr = Attr::new();
+        attr.u32(0, map.fd.as_raw_fd() as u32);
+        // SAFETY: MAP_FREEZE reads only the fd.
+        unsafe { bpf(Cmd::MapFreeze, &mut attr) }?;
+    }
+    Ok(())
+}
+
+/// BPF_PROG_LOAD with `log_level` (4 = statistics and error messages only, no trace),
+/// returning the errno and what the kernel wrote into `log`.
+pub(crate) fn prog_load_level(
+    prog_type: u32,
+    expected_attach_type: u32,
+    insns: &[u8],
+    license: &str,
+    log_level: u32,
+    log: &mut [u8],
+) -> Result<ProgFd, Errno> {
+    if insns.is_empty() || insns.len() % 8 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let insn_cnt = u32::try_from(insns.len() / 8).map_err(|_| Errno::E2BIG)?;
+    let log_size = u32::try_from(log.len()).map_err(|_| Errno::EINVAL)?;
+    let license = CString::new(license).map_err(|_| Errno::EINVAL)?;
+    let mut attr = Attr::new();
+    attr.u32(0, prog_type)
+        .u32(4, insn_cnt)
+        .ptr(8, Some(insns))
+        .u64(16, license.as_ptr() as u64)
+        .u32(68, expected_attach_type);
+    if !log.is_empty() {
+        attr.u32(24, log_level)
+            .u32(28, log_size)
+            .mut_ptr(32, Some(log));
+    }
+    // SAFETY: `insns` holds insn_cnt * 8 bytes, `license` is NUL-terminated, the log buffer
+    // holds log_size bytes; all live for the call.
+    let ret = unsafe { bpf(Cmd::ProgLoad, &mut attr) }?;
+    own_fd(ret).map(ProgFd)
+}
+
+/// `CAP_SYS_ADMIN`.
+const CAP_SYS_ADMIN: u32 = 21;
+/// `CAP_PERFMON`.
+const CAP_PERFMON: u32 = 38;
+
+/// Removes `CAP_SYS_ADMIN` and `CAP_PERFMON` from the calling thread's effective
+/// capabilities (capabilities are per thread), keeping `CAP_BPF` and `CAP_NET_ADMIN`: the
+/// least privilege that loads networking programs. Call it on a thread of its own.
+pub(crate) fn drop_to_cap_bpf() -> Result<(), Errno> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    let mut hdr = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let mut data = [Data::default(); 2];
+    // SAFETY: capget writes two `Data` records for version 3; both are ours and live.
+    let r = unsafe { libc::syscall(libc::SYS_capget, &mut hdr as *mut Header, data.as_mut_ptr()) };
+    if r != 0 {
+        return Err(last_errno());
+    }
+    for cap in [CAP_SYS_ADMIN, CAP_PERFMON] {
+        data[(cap / 32) as usize].effective &= !(1 << (cap % 32));
+    }
+    // SAFETY: capset reads the header and two `Data` records, all live; it changes only the
+    // calling thread's credentials.
+    let r = unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut Header, data.as_ptr()) };
+    if r != 0 {
+        return Err(last_errno());
+    }
+    Ok(())
 }
 
 /// The effective uid of the process.

@@ -1,0 +1,110 @@
+//! A minimal BTF writer and BPF_BTF_LOAD, for maps the kernel only creates with BTF: a value
+//! holding a `struct bpf_spin_lock` (the kernel finds the lock through the value's type).
+//!
+//! ```
+//! use bpfvm_conformance::kernel::btf::BtfBuilder;
+//!
+//! let mut b = BtfBuilder::new();
+//! let u32_id = b.int("unsigned int", 4, false);
+//! let lock = b.structure("bpf_spin_lock", 4, &[("val", u32_id, 0)]);
+//! let value = b.structure("value", 8, &[("counter", u32_id, 0), ("lock", lock, 4)]);
+//! assert_eq!((u32_id, lock, value), (1, 2, 3));
+//! assert_eq!(&b.bytes()[..2], &0xeb9fu16.to_le_bytes());
+//! ```
+
+/// Types and strings of a BTF blob being built; type ids start at 1.
+#[derive(Debug, Clone)]
+pub struct BtfBuilder {
+    types: Vec<u32>,
+    strings: Vec<u8>,
+    count: u32,
+}
+
+impl Default for BtfBuilder {
+    fn default() -> Self {
+        BtfBuilder::new()
+    }
+}
+
+impl BtfBuilder {
+    /// No types yet.
+    pub fn new() -> BtfBuilder {
+        BtfBuilder {
+            types: Vec::new(),
+            strings: vec![0],
+            count: 0,
+        }
+    }
+
+    fn string(&mut self, s: &str) -> u32 {
+        let off = self.strings.len() as u32;
+        self.strings.extend_from_slice(s.as_bytes());
+        self.strings.push(0);
+        off
+    }
+
+    fn add(&mut self, words: &[u32]) -> u32 {
+        self.types.extend_from_slice(words);
+        self.count += 1;
+        self.count
+    }
+
+    /// `BTF_KIND_INT` of `size` bytes; returns its id.
+    pub fn int(&mut self, name: &str, size: u32, signed: bool) -> u32 {
+        let name = self.string(name);
+        let encoding = u32::from(signed) << 24;
+        self.add(&[name, 1 << 24, size, encoding | (size * 8)])
+    }
+
+    /// `BTF_KIND_STRUCT` of `size` bytes with `members` (name, type id, byte offset);
+    /// returns its id.
+    pub fn structure(&mut self, name: &str, size: u32, members: &[(&str, u32, u32)]) -> u32 {
+        let name = self.string(name);
+        let mut words = vec![name, (4 << 24) | members.len() as u32, size];
+        for (m, ty, off) in members {
+            let m = self.string(m);
+            words.extend([m, *ty, off * 8]);
+        }
+        self.add(&words)
+    }
+
+    /// The raw blob: header, types, strings (little-endian).
+    pub fn bytes(&self) -> Vec<u8> {
+        let type_len = (self.types.len() * 4) as u32;
+        let mut out = Vec::new();
+        out.extend(0xeb9fu16.to_le_bytes());
+        out.extend([1u8, 0]);
+        for v in [24u32, 0, type_len, type_len, self.strings.len() as u32] {
+            out.extend(v.to_le_bytes());
+        }
+        for w in &self.types {
+            out.extend(w.to_le_bytes());
+        }
+        out.extend(&self.strings);
+        out
+    }
+}
+
+/// A BTF object loaded into the kernel; the fd closes when it drops.
+#[cfg(target_os = "linux")]
+#[derive(Debug)]
+pub struct KernelBtf {
+    pub(crate) fd: super::sys::BtfFd,
+}
+
+#[cfg(target_os = "linux")]
+impl KernelBtf {
+    /// BPF_BTF_LOAD of `b`'s blob; the error carries the kernel's errno and log.
+    pub fn load(b: &BtfBuilder) -> Result<KernelBtf, String> {
+        let mut log = vec![0u8; 1 << 16];
+        super::sys::btf_load(&b.bytes(), &mut log)
+            .map(|fd| KernelBtf { fd })
+            .map_err(|e| {
+                let end = log.iter().position(|&c| c == 0).unwrap_or(log.len());
+                format!(
+                    "BPF_BTF_LOAD: {e}: {}",
+                    String::from_utf8_lossy(&log[..end])
+                )
+            })
+    }
+}

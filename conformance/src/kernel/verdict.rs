@@ -1,0 +1,133 @@
+//! The kernel verifier's verdict on a program: its maps created (filled and frozen as
+//! asked), the program loaded with `BPF_PROG_LOAD` by a loader with the chosen privileges,
+//! and the verifier's messages (log level 4: error messages and statistics, no trace).
+
+use super::errno::Errno;
+use super::prog::rewrite_map_indices;
+use super::sys;
+
+/// Size of the log buffer: error messages and the statistics line.
+const LOG_SIZE: usize = 1 << 16;
+/// `BPF_LOG_STATS`.
+const LOG_STATS: u32 = 4;
+
+/// One map of a program, described by its raw kernel numbers.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VerdictMap {
+    /// `BPF_MAP_TYPE_*`.
+    pub map_type: u32,
+    /// Key size.
+    pub key_size: u32,
+    /// Value size.
+    pub value_size: u32,
+    /// Maximum entries.
+    pub max_entries: u32,
+    /// Creation flags.
+    pub map_flags: u32,
+    /// Value written at key 0 after creation (single-element arrays).
+    pub initial: Option<Vec<u8>>,
+    /// Frozen after the write (as libbpf does for `.rodata`).
+    pub frozen: bool,
+}
+
+/// Who loads the program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LoaderPrivilege {
+    /// `CAP_BPF` + `CAP_NET_ADMIN`, without `CAP_PERFMON` and `CAP_SYS_ADMIN`.
+    CapBpf,
+    /// root.
+    Root,
+}
+
+/// What the kernel said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelVerdict {
+    /// `None` when the program loaded, else `BPF_PROG_LOAD`'s errno.
+    pub errno: Option<i32>,
+    /// The verifier's log.
+    pub log: String,
+}
+
+impl KernelVerdict {
+    /// Whether the kernel accepted the program.
+    pub fn accepted(&self) -> bool {
+        self.errno.is_none()
+    }
+
+    /// The log without the statistics lines (`processed N insns ...`, `verification
+    /// time ...`, `stack depth ...`).
+    pub fn messages(&self) -> Vec<&str> {
+        self.log
+            .lines()
+            .filter(|l| {
+                !l.is_empty()
+                    && !l.starts_with("processed ")
+                    && !l.starts_with("verification time")
+                    && !l.starts_with("stack depth")
+            })
+            .collect()
+    }
+
+    /// Instructions the verifier processed, from the statistics line.
+    pub fn processed(&self) -> Option<u64> {
+        let l = self.log.lines().find(|l| l.starts_with("processed "))?;
+        l.split_whitespace().nth(1)?.parse().ok()
+    }
+}
+
+/// Loads `insns` (little-endian instructions whose pseudo `ld_imm64`s name `maps` by
+/// index) as a program of `prog_type` and returns the kernel's verdict. The maps live
+/// only for the call. Fails with a message when a map cannot be created.
+pub fn kernel_verdict(
+    insns: &[u8],
+    prog_type: u32,
+    expected_attach_type: u32,
+    maps: &[VerdictMap],
+    license: &str,
+    privilege: LoaderPrivilege,
+) -> Result<KernelVerdict, String> {
+    let mut fds = Vec::with_capacity(maps.len());
+    for (i, m) in maps.iter().enumerate() {
+        let fd = sys::raw_map_create(
+            m.map_type,
+            m.key_size,
+            m.value_size,
+            m.max_entries,
+            m.map_flags,
+        )
+        .map_err(|e| format!("map {i} (type {}): BPF_MAP_CREATE: {e}", m.map_type))?;
+        if let Some(v) = &m.initial {
+            sys::raw_map_fill(&fd, v, m.frozen)
+                .map_err(|e| format!("map {i}: initial value: {e}"))?;
+        }
+        fds.push(fd);
+    }
+    let raw: Vec<i32> = fds.iter().map(|f| f.raw()).collect();
+    let image = rewrite_map_indices(insns, &raw)?;
+    let load = || {
+        if privilege == LoaderPrivilege::CapBpf {
+            sys::drop_to_cap_bpf().map_err(|e| format!("capset: {e}"))?;
+        }
+        let mut log = vec![0u8; LOG_SIZE];
+        let res = sys::prog_load_level(
+            prog_type,
+            expected_attach_type,
+            &image,
+            license,
+            LOG_STATS,
+            &mut log,
+        );
+        let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
+        let log = String::from_utf8_lossy(&log[..end]).into_owned();
+        Ok::<_, String>(KernelVerdict {
+            errno: res.err().map(|e: Errno| e.0),
+            log,
+        })
+    };
+    // Capabilities are per thread: a thread of its own drops them and loads.
+    std::thread::scope(|s| {
+        s.spawn(load)
+            .join()
+            .unwrap_or_else(|_| Err("loader thread panicked".into()))
+    })
+}

@@ -1,0 +1,297 @@
+//! Verdicts compared: one program verified by bpfvm's verifier and loaded by the kernel,
+//! the two answers set side by side (accepted or refused, errno, and whether bpfvm's
+//! message is one of the kernel's log lines).
+
+use bpfvm_verifier::{
+    Insn, MapInfo, Options, Privilege, ProgType, Program, Verdict, VerifierError,
+};
+
+/// A program to judge, with what its maps are.
+#[derive(Debug, Clone)]
+pub struct Case {
+    /// A name for reports.
+    pub name: String,
+    /// Little-endian instructions; pseudo `ld_imm64`s name `maps` by index.
+    pub insns: Vec<u8>,
+    /// Program type.
+    pub prog_type: ProgType,
+    /// `expected_attach_type`, when the loader knows it.
+    pub attach: Option<u32>,
+    /// The maps.
+    pub maps: Vec<MapInfo>,
+    /// License string.
+    pub license: String,
+}
+
+impl Case {
+    /// A case with no maps, GPL license, and no attach type.
+    pub fn new(name: impl Into<String>, prog_type: ProgType, insns: Vec<u8>) -> Case {
+        Case {
+            name: name.into(),
+            insns,
+            prog_type,
+            attach: None,
+            maps: Vec::new(),
+            license: "GPL".into(),
+        }
+    }
+
+    /// Adds a map.
+    pub fn with_map(mut self, m: MapInfo) -> Case {
+        self.maps.push(m);
+        self
+    }
+
+    /// bpfvm's verdict.
+    pub fn ours(&self, privilege: Privilege) -> Result<Verdict, VerifierError> {
+        let insns: Vec<Insn> = self
+            .insns
+            .chunks_exact(8)
+            .map(|c| Insn::from_bytes(c.try_into().expect("8 bytes")))
+            .collect();
+        let prog = Program {
+            insns: &insns,
+            prog_type: self.prog_type,
+            expected_attach_type: self.attach,
+            maps: &self.maps,
+            gpl_compatible: matches!(
+                self.license.as_str(),
+                "GPL"
+                    | "GPL v2"
+                    | "GPL and additional rights"
+                    | "Dual BSD/GPL"
+                    | "Dual MIT/GPL"
+                    | "Dual MPL/GPL"
+            ),
+        };
+        bpfvm_verifier::verify(
+            &prog,
+            &Options {
+                privilege,
+                nr_cpus: possible_cpus(),
+                collect_facts: false,
+            },
+        )
+    }
+}
+
+/// The kernel's `nr_cpu_ids` on Linux (for `bpf_get_smp_processor_id`'s range), 1
+/// elsewhere.
+pub fn possible_cpus() -> u32 {
+    #[cfg(target_os = "linux")]
+    {
+        crate::kernel::possible_cpus().unwrap_or(1)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        1
+    }
+}
+
+/// Both verdicts on one case.
+#[derive(Debug, Clone)]
+pub struct Comparison {
+    /// The case's name.
+    pub name: String,
+    /// The kernel's errno (`None`: loaded).
+    pub kernel_errno: Option<i32>,
+    /// The kernel's messages.
+    pub kernel_messages: Vec<String>,
+    /// bpfvm's result.
+    pub ours: Result<Verdict, VerifierError>,
+}
+
+impl Comparison {
+    /// Both accept or both refuse.
+    pub fn same_verdict(&self) -> bool {
+        self.kernel_errno.is_none() == self.ours.is_ok()
+    }
+
+    /// Both refuse, with the same errno.
+    pub fn same_errno(&self) -> bool {
+        match (&self.ours, self.kernel_errno) {
+            (Err(e), Some(k)) => e.errno == k,
+            (Ok(_), None) => true,
+            _ => false,
+        }
+    }
+
+    /// Both refuse and every line of bpfvm's message is one of the kernel's log lines.
+    pub fn same_message(&self) -> bool {
+        match &self.ours {
+            Err(e) => {
+                self.kernel_errno.is_some()
+                    && e.message
+                        .lines()
+                        .all(|l| self.kernel_messages.iter().any(|k| k == l))
+            }
+            Ok(_) => self.kernel_errno.is_none(),
+        }
+    }
+
+    /// One line for reports.
+    pub fn describe(&self) -> String {
+        let kernel = match self.kernel_errno {
+            None => "accepted".to_string(),
+            Some(e) => format!(
+                "refused (errno {e}): {}",
+                self.kernel_messages.last().cloned().unwrap_or_default()
+            ),
+        };
+        let ours = match &self.ours {
+            Ok(_) => "accepted".to_string(),
+            Err(e) => format!(
+                "refused (errno {}): {}",
+                e.errno,
+                e.message.replace('\n', " / ")
+            ),
+        };
+        format!("{}: kernel {kernel}; bpfvm {ours}", self.name)
+    }
+}
+
+/// Judges `case` with both verifiers (Linux; needs the kernel oracle).
+#[cfg(target_os = "linux")]
+pub fn compare(case: &Case, privilege: Privilege) -> Result<Comparison, String> {
+    use crate::kernel::{kernel_verdict, LoaderPrivilege, VerdictMap};
+    let maps: Vec<VerdictMap> = case
+        .maps
+        .iter()
+        .map(|m| VerdictMap {
+            map_type: m.map_type,
+            key_size: m.key_size,
+            value_size: m.value_size,
+            max_entries: m.max_entries,
+            map_flags: m.map_flags,
+            initial: m.frozen_value.clone(),
+            frozen: m.frozen_value.is_some(),
+        })
+        .collect();
+    let lp = match privilege {
+        Privilege::Root => LoaderPrivilege::Root,
+        Privilege::CapBpfNetAdmin => LoaderPrivilege::CapBpf,
+    };
+    let k = kernel_verdict(
+        &case.insns,
+        case.prog_type.number(),
+        case.attach.unwrap_or(0),
+        &maps,
+        &case.license,
+        lp,
+    )?;
+    Ok(Comparison {
+        name: case.name.clone(),
+        kernel_errno: k.errno,
+        kernel_messages: k.messages().into_iter().map(str::to_owned).collect(),
+        ours: case.ours(privilege),
+    })
+}
+
+/// The verifier's program type for bpfvm's, `None` for raw-context programs.
+pub fn prog_type_of(t: bpfvm::ProgramType) -> Option<ProgType> {
+    use bpfvm::ProgramType as P;
+    Some(match t {
+        P::SocketFilter => ProgType::SocketFilter,
+        P::Kprobe => ProgType::Kprobe,
+        P::SchedCls => ProgType::SchedCls,
+        P::SchedAct => ProgType::SchedAct,
+        P::Tracepoint => ProgType::Tracepoint,
+        P::Xdp => ProgType::Xdp,
+        P::CgroupSkb => ProgType::CgroupSkb,
+        _ => return None,
+    })
+}
+
+/// One [`Case`] per program of an object file (programs of raw-context sections, which
+/// the kernel has no type for, are left out). Fails with the loader's message.
+pub fn cases_from_object(name: &str, bytes: &[u8]) -> Result<Vec<Case>, String> {
+    let obj = bpfvm::loader::Object::parse_named(name, bytes).map_err(|e| e.to_string())?;
+    let license = obj.license().unwrap_or("").to_owned();
+    let mut out = Vec::new();
+    for def in obj.programs() {
+        let Some(pt) = prog_type_of(def.program_type) else {
+            continue;
+        };
+        let maps = def
+            .maps
+            .iter()
+            .map(|&i| {
+                let m = &obj.maps()[i];
+                let rdonly = m.map_flags & bpfvm_verifier::BPF_F_RDONLY_PROG != 0;
+                MapInfo {
+                    name: m.name.to_string(),
+                    map_type: m.map_type,
+                    key_size: m.key_size,
+                    value_size: m.value_size,
+                    // libbpf sizes a perf event array without max_entries to the CPUs.
+                    max_entries: if m.max_entries == 0
+                        && m.map_type == bpfvm_verifier::map_type::PERF_EVENT_ARRAY
+                    {
+                        possible_cpus()
+                    } else {
+                        m.max_entries
+                    },
+                    map_flags: m.map_flags,
+                    frozen_value: if m.frozen && rdonly {
+                        m.initial_data.clone().map(|mut d| {
+                            d.resize(m.value_size as usize, 0);
+                            d
+                        })
+                    } else {
+                        None
+                    },
+                    fields: Vec::new(),
+                }
+            })
+            .collect();
+        let attach = (pt == ProgType::CgroupSkb).then(|| {
+            if def.section.ends_with("egress") {
+                bpfvm_verifier::BPF_CGROUP_INET_EGRESS
+            } else {
+                bpfvm_verifier::BPF_CGROUP_INET_INGRESS
+            }
+        });
+        out.push(Case {
+            name: format!("{name}/{}", def.name),
+            insns: def.bytecode(),
+            prog_type: pt,
+            attach,
+            maps,
+            license: license.clone(),
+        });
+    }
+    Ok(out)
+}
+
+/// Assembles a program for a [`Case`]: one instruction a line in rbpf's assembler syntax,
+/// plus `ldmap rN, I` for the pseudo `ld_imm64` that loads map `I` of the case, and
+/// `ldimm64 rN, V` for a 64-bit constant. Panics on a line it cannot assemble (test input).
+pub fn asm(src: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    for line in src.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let ld = |rest: &str, src_reg: u8| -> Vec<u8> {
+            let mut it = rest.split(',').map(str::trim);
+            let reg: u8 = it
+                .next()
+                .and_then(|r| r.trim_start_matches('r').parse().ok())
+                .unwrap_or_else(|| panic!("{line}: register"));
+            let v: i64 = it
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{line}: value"));
+            let mut b = vec![0x18, reg | (src_reg << 4), 0, 0];
+            b.extend((v as i32).to_le_bytes());
+            b.extend([0, 0, 0, 0]);
+            b.extend(((v >> 32) as i32).to_le_bytes());
+            b
+        };
+        if let Some(rest) = line.strip_prefix("ldmap ") {
+            out.extend(ld(rest, 1));
+        } else if let Some(rest) = line.strip_prefix("ldimm64 ") {
+            out.extend(ld(rest, 0));
+        } else {
+            out.extend(rbpf::assembler::assemble(line).unwrap_or_else(|e| panic!("{line}: {e}")));
+        }
+    }
+    out
+}

@@ -1,0 +1,165 @@
+//! The kernel's verdict when a program is loaded: [`VerifierMode::Kernel`] runs
+//! `bpfvm-verifier` on the program (its maps described as the kernel sees them), so a
+//! program the Linux kernel would refuse is refused here too, with the kernel's reason and
+//! the C source line. See `docs/verifier.md`.
+
+use bpfvm_maps::MapFlags;
+use bpfvm_verifier::{Insn, MapInfo, Options, ProgType, Verdict, VerifierError};
+
+use crate::error::PrepareError;
+use crate::program::Program;
+use crate::ProgramType;
+
+pub use bpfvm_verifier::Privilege;
+
+/// Which checks [`crate::Vm::load`] applies before a program may run. Run-time checks (of
+/// every memory access, the instruction budget) stay on in every mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum VerifierMode {
+    /// The Linux kernel's verdict (6.x): register types, ranges, packet and map bounds,
+    /// NULL checks, helper arguments, loops, in the kernel's words. Programs with no
+    /// kernel program type (`ProgramType::Unspecified`, a raw context) get the structural
+    /// checks only.
+    #[default]
+    Kernel,
+    /// bpfvm's structural checks only (opcodes, reserved fields, jump targets, registers
+    /// read before written): for ISA experiments and the conformance vectors, which are
+    /// not verifier-clean programs.
+    Structural,
+}
+
+impl std::str::FromStr for VerifierMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "kernel" => Ok(VerifierMode::Kernel),
+            "structural" => Ok(VerifierMode::Structural),
+            _ => Err(format!("unknown verifier mode {s:?} (kernel, structural)")),
+        }
+    }
+}
+
+/// The kernel's program type for bpfvm's, `None` for a raw context.
+pub fn kernel_prog_type(t: ProgramType) -> Option<ProgType> {
+    Some(match t {
+        ProgramType::SocketFilter => ProgType::SocketFilter,
+        ProgramType::Kprobe => ProgType::Kprobe,
+        ProgramType::SchedCls => ProgType::SchedCls,
+        ProgramType::SchedAct => ProgType::SchedAct,
+        ProgramType::Tracepoint => ProgType::Tracepoint,
+        ProgramType::Xdp => ProgType::Xdp,
+        ProgramType::CgroupSkb => ProgType::CgroupSkb,
+        ProgramType::Unspecified => return None,
+    })
+}
+
+/// Whether a license string is GPL-compatible (`license_is_gpl_compatible`).
+pub fn license_is_gpl_compatible(license: &str) -> bool {
+    matches!(
+        license,
+        "GPL"
+            | "GPL v2"
+            | "GPL and additional rights"
+            | "Dual BSD/GPL"
+            | "Dual MIT/GPL"
+            | "Dual MPL/GPL"
+    )
+}
+
+/// What the kernel's verifier knows of the program's maps.
+fn map_infos(program: &Program) -> Vec<MapInfo> {
+    program
+        .maps()
+        .iter()
+        .zip(program.kernel_maps())
+        .map(|(m, k)| match k {
+            Some(map) => {
+                let spec = map.spec();
+                let mut info = MapInfo::new(
+                    spec.map_type as u32,
+                    spec.key_size,
+                    spec.value_size,
+                    spec.max_entries,
+                );
+                info.name = spec.name.clone();
+                info.map_flags = spec.map_flags;
+                let rdonly = spec.map_flags & bpfvm_maps::flags::create::RDONLY_PROG != 0;
+                if map.is_frozen() && rdonly && spec.map_type == bpfvm_maps::MapType::Array {
+                    let mut value = vec![0u8; spec.value_size as usize];
+                    if map
+                        .lookup(&0u32.to_ne_bytes(), &mut value, MapFlags::ANY.bits())
+                        .is_ok()
+                    {
+                        info.frozen_value = Some(value);
+                    }
+                }
+                info
+            }
+            None => {
+                // A map of another implementation: only its sizes and access are known.
+                let mut info = MapInfo::new(
+                    bpfvm_verifier::map_type::HASH,
+                    m.key_size() as u32,
+                    m.value_size() as u32,
+                    1,
+                );
+                if m.read_only_for_program() {
+                    info.map_flags = bpfvm_verifier::BPF_F_RDONLY_PROG;
+                }
+                info
+            }
+        })
+        .collect()
+}
+
+/// Runs the kernel's verifier on `program` as a loader with `privilege` would load it,
+/// on a machine with `ncpus` possible CPUs. `Ok(None)` for raw-context programs, which
+/// the kernel has no type for.
+pub fn verify(
+    program: &Program,
+    privilege: Privilege,
+    ncpus: u32,
+) -> Result<Option<Verdict>, PrepareError> {
+    let Some(prog_type) = kernel_prog_type(program.prog_type()) else {
+        return Ok(None);
+    };
+    let Some(insns) = bpfvm_verifier::decode(program.bytecode()) else {
+        return Err(PrepareError::BadLength {
+            len: program.bytecode().len(),
+        });
+    };
+    let maps = map_infos(program);
+    let prog = bpfvm_verifier::Program {
+        insns: &insns,
+        prog_type,
+        expected_attach_type: program.expected_attach_type(),
+        maps: &maps,
+        gpl_compatible: program.license().is_none_or(license_is_gpl_compatible),
+    };
+    let opts = Options {
+        privilege,
+        nr_cpus: ncpus,
+        collect_facts: false,
+    };
+    bpfvm_verifier::verify(&prog, &opts)
+        .map(Some)
+        .map_err(|e| verifier_error(program, e))
+}
+
+/// The error for a refused program, with the source line of its instruction.
+fn verifier_error(program: &Program, error: VerifierError) -> PrepareError {
+    let line = error
+        .insn
+        .and_then(|i| program.source_line(i))
+        .map(str::to_owned);
+    PrepareError::Verifier {
+        error: Box::new(error),
+        line,
+    }
+}
+
+/// Decodes a program's bytecode into instructions (`None`: not whole instructions).
+pub fn decode(bytecode: &[u8]) -> Option<Vec<Insn>> {
+    bpfvm_verifier::decode(bytecode)
+}
