@@ -8,6 +8,8 @@
 //!   config and version) holds the bytes libbpf (through bpftool) gives the kernel, and the
 //!   program that reads them writes the same `.bss`; the strong ksym libbpf resolves from
 //!   kallsyms is refused by bpfvm alone, by name.
+//!
+//! Programs are loaded as root on both sides (the kernel oracle loads as root).
 #![cfg(target_os = "linux")]
 
 use std::process::Command;
@@ -133,7 +135,10 @@ fn legacy_section_program_with_an_explicit_type_matches_the_kernel() {
     ));
     let kmaps = kernel_maps(&obj);
     let kprog = kernel_prog(&obj, "pass_len", ProgType::Xdp, &kmaps).unwrap();
-    let vm = Vm::builder().cpus(1).build();
+    let vm = Vm::builder()
+        .cpus(1)
+        .privilege(bpfvm::Privilege::Root)
+        .build();
     let sprog = vm
         .load(
             obj.vm_program_as("pass_len", &smaps, KernelProgType::Xdp)
@@ -200,7 +205,10 @@ fn object_with_a_kernel_refused_program_and_a_good_one() {
     let kmaps = kernel_maps(&obj);
     let kprog = kernel_prog(&obj, "good", ProgType::Xdp, &kmaps).unwrap();
     let smaps = obj.create_maps(1).unwrap();
-    let vm = Vm::builder().cpus(1).build();
+    let vm = Vm::builder()
+        .cpus(1)
+        .privilege(bpfvm::Privilege::Root)
+        .build();
     let sprog = vm.load(obj.vm_program("good", &smaps).unwrap()).unwrap();
     for len in [60usize, 64, 200] {
         let packet = vec![0xab; len];
@@ -219,7 +227,10 @@ fn subprograms_outside_text_run_as_in_the_kernel() {
     let obj = object("section_subprogs");
     let kmaps = kernel_maps(&obj);
     let smaps = obj.create_maps(1).unwrap();
-    let vm = Vm::builder().cpus(1).build();
+    let vm = Vm::builder()
+        .cpus(1)
+        .privilege(bpfvm::Privilege::Root)
+        .build();
     for (name, ptype) in [
         ("subprogs_xdp", ProgType::Xdp),
         ("subprogs_tc", ProgType::SchedCls),
@@ -346,7 +357,10 @@ fn kconfig_and_ksym_externs_match_libbpf() {
         .find(|v| v.len() == bss_size)
         .expect("libbpf's .bss map");
     let smaps = obj.create_maps(1).unwrap();
-    let vm = Vm::builder().cpus(1).build();
+    let vm = Vm::builder()
+        .cpus(1)
+        .privilege(bpfvm::Privilege::Root)
+        .build();
     let sprog = vm
         .load(obj.vm_program("read_externs", &smaps).unwrap())
         .unwrap();

@@ -114,6 +114,8 @@ fn a_legacy_section_runs_with_type_and_is_refused_without() {
         "xdp",
         "--cpus",
         "1",
+        "--privileged",
+        "root",
         "--json",
     ]);
     assert!(ok, "{err}");
@@ -203,6 +205,8 @@ fn json_reports_the_output_packet_and_context_of_each_cpu() {
         "2",
         "--repeat",
         "3",
+        "--privileged",
+        "root",
         "--json",
     ]);
     assert!(ok, "{err}");
@@ -222,8 +226,16 @@ fn json_reports_the_output_packet_and_context_of_each_cpu() {
         assert_eq!(ctx.len(), 2 * 192, "struct __sk_buff");
     }
     // A kprobe has neither a packet nor a test-run context.
-    let (ok, out, _) = bpfvm(&["run", &fixture("multi"), "--prog", "kprobe_prog", "--json"]);
-    assert!(ok);
+    let (ok, out, err) = bpfvm(&[
+        "run",
+        &fixture("multi"),
+        "--prog",
+        "kprobe_prog",
+        "--privileged",
+        "root",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
     let doc: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(doc["runs"][0]["data_out"], "");
     assert!(doc["runs"][0].get("ctx_out").is_none());
