@@ -33,6 +33,9 @@ fn run(args: &[&str]) -> Vec<u8> {
         .args(["run", OBJECT, "--data"])
         .arg(&data)
         .args(args)
+        // The kernel loads these programs for root only (variable packet offsets without
+        // CAP_PERFMON: "pointer arithmetic with it prohibited for !root"), as bpfvm does.
+        .args(["--privileged", "root"])
         .output()
         .unwrap();
     std::fs::remove_file(&data).ok();
