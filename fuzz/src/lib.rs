@@ -46,6 +46,9 @@ pub fn parse_bounded(bytes: &[u8]) -> Result<bpfvm::loader::Object, bpfvm::loade
     let (obj, peak) = alloc_meter::peak_of(|| bpfvm::loader::Object::parse(bytes));
     use bpfvm::loader::LoadError as E;
     let linked = match &obj {
+        // A program refused while linking was linked in part (and dropped): at most the
+        // object limit's worth, as for an object that failed while linking.
+        Ok(o) if !o.refused_programs().is_empty() => 2 * bpfvm::loader::limits::MAX_OBJECT_INSNS,
         Ok(o) => o
             .programs()
             .iter()

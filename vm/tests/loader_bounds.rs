@@ -319,7 +319,9 @@ fn line_info_out_of_order_or_with_long_section_names_is_refused() {
         elf.progbits(".BTF.ext", ext);
         elf.build()
     };
-    let e = Object::parse(&object(btf_ext_lines(&[(sec, vec![rec(1), rec(1)])]))).unwrap_err();
+    let e = Object::parse(&object(btf_ext_lines(&[(sec, vec![rec(1), rec(1)])])))
+        .and_then(Object::require_all)
+        .unwrap_err();
     assert!(
         matches!(&e, LoadError::BadBtf { section, .. } if section == ".BTF.ext"),
         "{e}"
@@ -342,7 +344,9 @@ fn var_and_datasec_names_are_bounded_as_the_kernel_bounds_them() {
     btf.var(&long, int);
     let mut elf = Elf::new();
     elf.progbits(".BTF", btf.build());
-    let e = Object::parse(&elf.build()).unwrap_err();
+    let e = Object::parse(&elf.build())
+        .and_then(Object::require_all)
+        .unwrap_err();
     assert!(matches!(e, LoadError::BadBtf { .. }), "{e}");
     assert!(e.to_string().contains("VAR name"), "{e}");
     assert!(e.to_string().contains("511"), "{e}");
@@ -351,7 +355,9 @@ fn var_and_datasec_names_are_bounded_as_the_kernel_bounds_them() {
     btf.datasec(&format!(".data.{long}"), 0, &[]);
     let mut elf = Elf::new();
     elf.progbits(".BTF", btf.build());
-    let e = Object::parse(&elf.build()).unwrap_err();
+    let e = Object::parse(&elf.build())
+        .and_then(Object::require_all)
+        .unwrap_err();
     assert!(e.to_string().contains("DATASEC name"), "{e}");
 }
 
@@ -420,7 +426,11 @@ fn programs_sharing_one_large_function_stop_at_the_object_limit() {
     let len = MAX_PROGRAM_INSNS - 3;
     let bytes = many_programs_calling_one_function(2_000, len);
     let (r, peak) = parse_measured(&bytes);
-    let e = r.expect_err("too much to link");
+    // Loading is per program: the first four load, every later one is refused.
+    let obj = r.expect("the object parses");
+    assert_eq!(obj.programs().len(), 4);
+    assert_eq!(obj.refused_programs().len(), 2_000 - 4);
+    let e = obj.require_all().expect_err("too much to link");
     assert!(
         matches!(&e, LoadError::ObjectTooLarge { limit, .. } if *limit == MAX_OBJECT_INSNS),
         "{e}"
@@ -445,7 +455,9 @@ fn programs_sharing_one_large_function_stop_at_the_object_limit() {
 #[test]
 fn a_program_longer_than_the_kernel_limit_after_linking_is_e2big() {
     let bytes = many_programs_calling_one_function(1, MAX_PROGRAM_INSNS);
-    let e = Object::parse(&bytes).unwrap_err();
+    let e = Object::parse(&bytes)
+        .and_then(Object::require_all)
+        .unwrap_err();
     match &e {
         LoadError::ProgramTooLarge {
             program,
@@ -465,7 +477,9 @@ fn a_program_longer_than_the_kernel_limit_after_linking_is_e2big() {
     let mut code = vec![w::MOV_R0_0; MAX_PROGRAM_INSNS];
     code.push(w::EXIT);
     elf.code("xdp", &code);
-    let e = Object::parse(&elf.build()).unwrap_err();
+    let e = Object::parse(&elf.build())
+        .and_then(Object::require_all)
+        .unwrap_err();
     assert!(matches!(e, LoadError::ProgramTooLarge { .. }), "{e}");
 }
 
@@ -484,7 +498,9 @@ fn huge_declared_sizes_are_described_not_allocated() {
     // A .bss past what a map value can be is refused, naming it.
     let mut elf = Elf::new();
     elf.nobits(".bss", 5 << 30);
-    let e = Object::parse(&elf.build()).unwrap_err();
+    let e = Object::parse(&elf.build())
+        .and_then(Object::require_all)
+        .unwrap_err();
     assert!(e.to_string().contains(".bss"), "{e}");
 
     // Legacy ARRAY with INT_MAX-byte values and 536M entries.
@@ -545,7 +561,9 @@ fn overlapping_sections_are_refused() {
     let mut elf = Elf::new();
     let x = elf.code("xdp", &[w::MOV_R0_0, w::EXIT]);
     elf.alias("xdp/again", x);
-    let e = Object::parse(&elf.build()).unwrap_err();
+    let e = Object::parse(&elf.build())
+        .and_then(Object::require_all)
+        .unwrap_err();
     assert!(matches!(e, LoadError::Malformed { .. }), "{e}");
     assert!(
         e.to_string().contains("xdp") && e.to_string().contains("xdp/again"),
@@ -562,7 +580,9 @@ fn overlapping_functions_are_refused_and_calls_find_theirs() {
     let t = elf.code(".text", &text);
     elf.func("f", t, 0, 2);
     elf.func("g", t, 1, 2);
-    let e = Object::parse(&elf.build()).unwrap_err();
+    let e = Object::parse(&elf.build())
+        .and_then(Object::require_all)
+        .unwrap_err();
     assert!(e.to_string().contains("overlap"), "{e}");
 
     // Aliases (same range) are fine; a call lands in the function that holds it.

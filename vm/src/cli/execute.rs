@@ -138,6 +138,14 @@ pub struct CpuRuns {
     pub trace_dropped: u64,
     /// Time spent in this CPU's runs.
     pub busy: Duration,
+    /// The packet after the first run (`None` when it equals the last run's or the CPU
+    /// ran once).
+    pub first_data_out: Option<Vec<u8>>,
+    /// The packet after the last run (`data_out` of `BPF_PROG_TEST_RUN`).
+    pub data_out: Vec<u8>,
+    /// The context after the last run as the kernel's test run reports it (`ctx_out`), for
+    /// XDP and `__sk_buff` programs; empty for other types.
+    pub ctx_out: Vec<u8>,
 }
 
 /// What all CPUs did.
@@ -224,6 +232,8 @@ fn run_cpu(
         ..CpuRuns::default()
     };
     let start = Instant::now();
+    let t = prog.program().prog_type();
+    let mut last_ctx = Vec::new();
     for run in 0..repeat {
         if run % PROGRESS_STEP == 0 {
             if failed.load(Ordering::Relaxed) {
@@ -246,6 +256,11 @@ fn run_cpu(
         if let Some(target) = out.redirect {
             runs.redirects.add(target);
         }
+        if run == 0 && repeat > 1 {
+            runs.first_data_out = Some(out.data.clone());
+        }
+        runs.data_out = out.data;
+        last_ctx = out.ctx;
         runs.count += 1;
         runs.trace_dropped += out.trace_dropped;
         if runs.trace.len() < TRACE_LINES && !out.trace.is_empty() {
@@ -255,6 +270,12 @@ fn run_cpu(
         }
     }
     runs.busy = start.elapsed();
+    if runs.first_data_out.as_ref() == Some(&runs.data_out) {
+        runs.first_data_out = None;
+    }
+    if t == bpfvm::ProgramType::Xdp || t.uses_sk_buff() {
+        runs.ctx_out = bpfvm::ctx_layout::test_run_ctx_out(t, &last_ctx, &input.ctx);
+    }
     Ok(runs)
 }
 

@@ -28,6 +28,8 @@ pub const FIXTURES: &[&str] = &[
     "printk",
     "ringbuf_logger",
     "signed_v4",
+    "section_subprogs",
+    "legacy_elf_maps",
     "subprog",
     "tc_nat",
     "tc_skb",
