@@ -5,6 +5,10 @@
 #   elf:      every vm/tests/fixtures/*.o
 #   btf:      the .BTF and .BTF.ext sections of every fixture, in the btf target's format
 #             ([setup][u32 .BTF length][.BTF][.BTF.ext]), once per wrapper setup
+#   elf, btf: amp_* seeds shaped like the amplification cases of issue 12 §4 (shared BTF
+#             strings, line info into a long string, a union DAG, a struct containing itself,
+#             many DATASECs, huge .bss and values, many programs calling one function),
+#             written by amplify_seeds.rs (compiled with rustc alone: std only)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -53,4 +57,10 @@ if btf:
             f.write(bytes([setup]) + struct.pack("<I", len(btf)) + btf + ext)
 PY
 done
+# amp_*: the amplification shapes (see amplify_seeds.rs).
+bin=$(mktemp -d)
+rustc --edition 2021 -O -o "$bin/amplify_seeds" amplify_seeds.rs
+"$bin/amplify_seeds" corpus
+rm -rf "$bin"
+
 echo "corpora: $(ls corpus/map_ops | wc -l) map_ops, $(ls corpus/bytecode | wc -l) bytecode, $(ls corpus/elf | wc -l) elf, $(ls corpus/btf | wc -l) btf"

@@ -20,7 +20,6 @@ pub mod mutations;
 pub mod reference;
 pub mod runner;
 pub mod scoreboard;
-pub mod support;
 pub mod vector_asm;
 pub mod vectors;
 pub mod verdicts;

@@ -13,7 +13,7 @@
 
 use bpfvm_fuzz::alloc_meter::{peak_of, Counting};
 use bpfvm_fuzz::elf_writer::{self as w, Elf};
-use bpfvm_fuzz::parse_bounded;
+use bpfvm_fuzz::{parse_bounded, value_nodes};
 use libfuzzer_sys::fuzz_target;
 
 #[global_allocator]
@@ -23,8 +23,11 @@ static ALLOC: Counting = Counting;
 const DECODED_TYPES: usize = 64;
 /// Largest value buffer handed to a decode.
 const MAX_VALUE: usize = 4096;
-/// Maps larger than this (all CPUs' values) are not created.
-const MAX_MAP_BYTES: u64 = 1 << 20;
+/// Maps larger than this (all CPUs' values) are not created and listed: a listing may cost
+/// `DECODE_UNITS_PER_BYTE` units per byte (16M units for 1 MiB, ~10 s under
+/// AddressSanitizer here), linear work the listing check below bounds exactly, so the
+/// time limit is kept for work out of proportion.
+const MAX_MAP_BYTES: u64 = 64 << 10;
 
 /// A decoded value (and its text) is bounded by the loader's decoding budget whatever the
 /// type graph: check it in bytes, with room for each unit's node and its text.
@@ -108,10 +111,31 @@ fuzz_target!(|data: &[u8]| {
     });
     if small {
         if let Ok(maps) = obj.create_maps(2) {
+            let mut listed = std::collections::HashSet::new();
             for def in obj.maps() {
+                // A listing finds its map by name: list each name once, with the sizes
+                // of the map that name finds (two maps may share a name, even "").
+                if !listed.insert(def.name.to_string()) {
+                    continue;
+                }
+                let def = obj.map(&def.name).unwrap_or(def);
+                // One listing shares one decoding budget over the bytes it lists.
+                let (mut entries, mut nodes, mut text, mut bytes) = (0, 0, 0, 0);
                 let _ = obj.for_each_map_entry(&maps, &def.name, |e| {
-                    let _ = e.values.iter().map(|v| v.to_string().len()).sum::<usize>();
+                    entries += 1;
+                    nodes += value_nodes(&e.key) + e.values.iter().map(value_nodes).sum::<usize>();
+                    text += e.values.iter().map(|v| v.to_string().len()).sum::<usize>();
+                    bytes += def.key_size as usize + e.values.len() * def.value_size as usize;
                 });
+                let units = bpfvm::loader::limits::DECODE_BASE_UNITS
+                    + bpfvm::loader::limits::DECODE_UNITS_PER_BYTE * bytes;
+                // Every node is charged but `Truncated` markers: one per level of a key or value.
+                assert!(
+                    nodes <= units + 64 * entries,
+                    "map {}: {entries} entries ({bytes} bytes) listed {nodes} nodes",
+                    def.name
+                );
+                assert!(text <= 16 * units, "map {}: {text} bytes of text", def.name);
             }
         }
     }

@@ -22,6 +22,16 @@ pub fn load_memory_bound(input: usize, linked: usize) -> usize {
     LOAD_BYTES_PER_INPUT_BYTE * input + LOAD_BYTES_PER_LINKED_INSN * linked + LOAD_BYTES_BASE
 }
 
+/// Nodes of a decoded value: itself and every struct member and array element within.
+pub fn value_nodes(v: &bpfvm::loader::BtfValue) -> usize {
+    use bpfvm::loader::BtfValue as V;
+    1 + match v {
+        V::Struct(members) => members.iter().map(|(_, m)| value_nodes(m)).sum(),
+        V::Array(items) => items.iter().map(value_nodes).sum(),
+        _ => 0,
+    }
+}
+
 /// See [`load_memory_bound`].
 pub const LOAD_BYTES_PER_INPUT_BYTE: usize = 32;
 /// See [`load_memory_bound`].
@@ -36,6 +46,9 @@ pub fn parse_bounded(bytes: &[u8]) -> Result<bpfvm::loader::Object, bpfvm::loade
     let (obj, peak) = alloc_meter::peak_of(|| bpfvm::loader::Object::parse(bytes));
     use bpfvm::loader::LoadError as E;
     let linked = match &obj {
+        // A program refused while linking was linked in part (and dropped): at most the
+        // object limit's worth, as for an object that failed while linking.
+        Ok(o) if !o.refused_programs().is_empty() => 2 * bpfvm::loader::limits::MAX_OBJECT_INSNS,
         Ok(o) => o
             .programs()
             .iter()

@@ -85,6 +85,7 @@ pub fn register_all(r: &mut Registry) {
     crate::ringbuf::register(r);
     crate::task::register(r);
     crate::tracing::register(r);
+    crate::net::register(r);
 }
 
 /// The map a handle argument (`(3 << 52) | index`) names, and its index; borrowed from the

@@ -4,8 +4,10 @@ use std::cell::Cell;
 use std::sync::Arc;
 
 use crate::error::HelperError;
+use crate::fib::Net;
 use crate::maps::ProgramMap;
 use crate::memory::{map_handle_index, Memory};
+use crate::packet::Packet;
 
 /// The maps of the running program, indexed as in the program's map list.
 pub type MapList = Arc<[Arc<dyn ProgramMap>]>;
@@ -36,6 +38,10 @@ pub struct HelperContext {
     maps: MapList,
     /// The memory the run may touch.
     pub memory: Memory,
+    /// The run's packet (none for program types without one): geometry, `sk_buff` state,
+    /// redirect target. The VM sets it up; packet helpers read and change it.
+    pub packet: Packet,
+    net: Arc<Net>,
     clock_ns: u64,
     rng: u64,
     trace: Vec<u8>,
@@ -74,6 +80,8 @@ impl HelperContext {
             ncpus,
             maps: Arc::new([]),
             memory: Memory::new(),
+            packet: Packet::new(),
+            net: Net::shared(),
             clock_ns: 0,
             rng: 0,
             trace: Vec::new(),
@@ -102,6 +110,16 @@ impl HelperContext {
         &self.maps
     }
 
+    /// The network `bpf_fib_lookup` consults.
+    pub fn net(&self) -> &Arc<Net> {
+        &self.net
+    }
+
+    /// Sets the network `bpf_fib_lookup` consults (a VM shares one between its CPUs).
+    pub fn set_net(&mut self, net: Arc<Net>) {
+        self.net = net;
+    }
+
     /// Installs the program's maps (does not touch the memory regions).
     pub fn set_maps(&mut self, maps: MapList) {
         self.maps = maps;
@@ -114,6 +132,7 @@ impl HelperContext {
     pub fn begin_run(&mut self, clock_start_ns: u64, rng_seed: u64) {
         self.clock_ns = clock_start_ns;
         self.rng = rng_seed;
+        self.packet.clear_redirect();
         self.work.set(0);
         if self.error.is_some() {
             self.error = None;

@@ -62,7 +62,7 @@ impl fmt::Display for FaultKind {
 }
 
 /// A map name as the kernel keeps it: at most 15 bytes (`BPF_OBJ_NAME_LEN` with the NUL).
-#[derive(Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct MapName {
     bytes: [u8; 15],
     len: u8,
@@ -108,6 +108,13 @@ pub enum FaultTarget {
         offset: i64,
         /// Bytes in the packet region.
         len: u32,
+    },
+    /// A packet pointer the program kept from before a helper changed the packet
+    /// (`bpf_xdp_adjust_head`, `bpf_skb_store_bytes`, ...): the kernel's verifier
+    /// invalidates every packet pointer at such a call, so this access would not load.
+    StalePacket {
+        /// How many packet changes ago the pointer was valid.
+        changes_ago: u64,
     },
     /// The stack; `offset` counts from the frame pointer of the main program (`r10` at
     /// entry), so frame 0's bytes are `-512..0`.
@@ -160,6 +167,10 @@ impl fmt::Display for FaultTarget {
             FaultTarget::Packet { offset, len } => {
                 write!(f, "packet offset {offset} (the packet has {len} bytes)")
             }
+            FaultTarget::StalePacket { changes_ago } => write!(
+                f,
+                "a packet pointer from before the packet was changed ({changes_ago} change(s) ago): helpers that change the packet invalidate every packet pointer, re-read ctx->data and ctx->data_end"
+            ),
             FaultTarget::Stack { offset } => write!(f, "stack at r10{offset:+}"),
             FaultTarget::Context { offset, len } => {
                 write!(f, "context offset {offset} (the context has {len} bytes)")

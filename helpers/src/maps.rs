@@ -133,6 +133,12 @@ pub trait ProgramMap: Send + Sync + Debug {
         let _ = (cpu, cgroup_id, attach_type);
         None
     }
+    /// Helper 51 (`bpf_redirect_map`): the element of a DEVMAP, DEVMAP_HASH, CPUMAP or
+    /// XSKMAP under `key`, or `None` (also for maps of other types).
+    fn redirect_lookup(&self, key: u32) -> Option<bpfvm_maps::RedirectEntry> {
+        let _ = key;
+        None
+    }
 }
 
 impl ProgramMap for bpfvm_maps::Map {
@@ -208,5 +214,9 @@ impl ProgramMap for bpfvm_maps::Map {
             attach_type,
         };
         bpfvm_maps::Map::prog_local_storage_slot(self, bpfvm_maps::CpuId(cpu), key)
+    }
+
+    fn redirect_lookup(&self, key: u32) -> Option<bpfvm_maps::RedirectEntry> {
+        bpfvm_maps::Map::prog_redirect_lookup(self, key)
     }
 }

@@ -346,6 +346,70 @@ pub struct Memory {
     mode: AddressMode,
     /// The objects installed in the dynamic regions.
     objects: DynamicObjects,
+    /// Where the packet's current and earlier views lie (for fault messages).
+    packet_windows: PacketWindows,
+}
+
+/// Where the packet region's views have been, so that a fault can tell a pointer from an
+/// earlier view ("invalidated by a helper that changed the packet") from one just outside
+/// the current packet.
+///
+/// The packet buffer is seen through a window of guest offsets that moves each time a
+/// helper changes the packet (see `docs/internals.md`, "Packet pointers"): window `k` shows
+/// buffer byte 0 at guest offset `first + k * stride`. Windows `0 ..= current` have been
+/// used since the packet was set up (`wrapped`: the windows came round to 0 again, so every
+/// window may have been used).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PacketWindows {
+    /// Guest offset of buffer byte 0 in window 0.
+    pub first: u32,
+    /// Distance between consecutive windows (0: a packet that never moves).
+    pub stride: u32,
+    /// Bytes of the packet buffer (every window spans this many).
+    pub cap: u32,
+    /// The window in use.
+    pub current: u32,
+    /// Whether the windows have wrapped round since the packet was set up.
+    pub wrapped: bool,
+    /// Changes of the packet since it was set up (invalidations), for messages.
+    pub changes: u64,
+}
+
+impl PacketWindows {
+    /// Guest offset of buffer byte 0 in window `k`.
+    pub fn origin(&self, k: u32) -> u64 {
+        u64::from(self.first) + u64::from(k) * u64::from(self.stride)
+    }
+
+    /// How many windows there are before they wrap round: those whose `cap` bytes end
+    /// below 2^31.
+    fn count(&self) -> u64 {
+        let room = (1u64 << 31).saturating_sub(u64::from(self.first) + u64::from(self.cap));
+        match self.stride {
+            0 => 1,
+            s => room / u64::from(s) + 1,
+        }
+    }
+
+    /// How many packet changes ago the window holding guest `offset` was current, if it
+    /// was one of the windows used (0 for the current one).
+    pub fn changes_ago(&self, offset: u64) -> Option<u64> {
+        if self.stride == 0 || offset < u64::from(self.first) {
+            return None;
+        }
+        let k = (offset - u64::from(self.first)) / u64::from(self.stride);
+        if k >= self.count() || offset - self.origin(k as u32) >= u64::from(self.cap) {
+            return None;
+        }
+        let cur = u64::from(self.current);
+        if k <= cur {
+            Some(cur - k)
+        } else if self.wrapped {
+            Some(cur + self.count() - k)
+        } else {
+            None
+        }
+    }
 }
 
 /// Bookkeeping of the [`DYNAMIC_REGIONS`].
@@ -395,6 +459,7 @@ impl Default for Memory {
             map_first: Vec::new(),
             mode: AddressMode::Guest,
             objects: DynamicObjects::default(),
+            packet_windows: PacketWindows::default(),
         }
     }
 }
@@ -739,6 +804,56 @@ impl Memory {
         Some(unsafe { std::slice::from_raw_parts_mut(buf.words.as_mut_ptr().cast::<u8>(), len) })
     }
 
+    /// Makes the owned buffer of region `index` hold at least `len` bytes, keeping its bytes
+    /// (bytes it did not hold before are zero), and returns all of them. When the buffer has
+    /// to move, region `index` is closed until [`Memory::set_owned_view`] installs it again.
+    pub fn reserve_owned(&mut self, index: u32, len: usize) -> &mut [u8] {
+        let i = index as usize;
+        if self.owned.len() <= i {
+            self.owned.resize_with(i + 1, OwnedBuf::default);
+        }
+        let words = len.div_ceil(8).max(1);
+        if self.owned[i].words.len() < words {
+            let mut grown = vec![0u64; words + OWNED_TAIL_PAD_WORDS];
+            let old = &self.owned[i].words;
+            grown[..old.len()].copy_from_slice(old);
+            self.owned[i].words = grown;
+            // The region pointed into the old buffer.
+            self.put_region(index, Region::EMPTY);
+        }
+        let buf = &mut self.owned[i];
+        buf.len = buf.len.max(len);
+        self.owned_bytes_mut(index).expect("reserved")
+    }
+
+    /// Installs region `index` (writable) over bytes `start .. start + len` of its owned
+    /// buffer, seen at guest offsets `lo .. lo + len`. Does nothing if the buffer is shorter
+    /// than `start + len` (see [`Memory::reserve_owned`]).
+    pub fn set_owned_view(&mut self, index: u32, start: usize, len: usize, lo: u32) {
+        let Some(buf) = self.owned.get_mut(index as usize) else {
+            return;
+        };
+        if buf.words.is_empty() || start.checked_add(len).is_none_or(|e| e > buf.len) {
+            return;
+        }
+        let base = buf.words.as_mut_ptr().cast::<u8>().wrapping_add(start);
+        // SAFETY: `base .. base + len` lies in the owned buffer (checked above), which lives
+        // in `self.owned` as long as the region is installed: it is only replaced by
+        // `set_owned_region` and `reserve_owned`, which re-install or close the region.
+        let region = unsafe { Region::new(base, lo, len, true) };
+        self.put_region(index, region);
+    }
+
+    /// Records where the packet's views have been ([`PacketWindows`]), for fault messages.
+    pub fn set_packet_windows(&mut self, windows: PacketWindows) {
+        self.packet_windows = windows;
+    }
+
+    /// Where the packet's views have been.
+    pub fn packet_windows(&self) -> PacketWindows {
+        self.packet_windows
+    }
+
     /// Number of entries in the region table.
     pub fn region_count(&self) -> usize {
         self.regions.len()
@@ -842,10 +957,20 @@ impl Memory {
         let offset = i64::from(offset) - below;
         let owned_len = |i: u32| self.owned.get(i as usize).map_or(0, |b| b.len as i64);
         match region {
-            REGION_PACKET => FaultTarget::Packet {
-                offset: offset - i64::from(PACKET_OFFSET),
-                len: owned_len(region) as u32,
-            },
+            REGION_PACKET => {
+                let w = self.packet_windows;
+                let here = u64::from(r.lo as u32);
+                match (offset >= 0)
+                    .then(|| w.changes_ago(offset as u64))
+                    .flatten()
+                {
+                    Some(ago) if ago > 0 => FaultTarget::StalePacket { changes_ago: ago },
+                    _ => FaultTarget::Packet {
+                        offset: offset - here as i64,
+                        len: r.len as u32,
+                    },
+                }
+            }
             REGION_STACK => FaultTarget::Stack {
                 offset: (offset - owned_len(region)) as i32,
             },

@@ -28,6 +28,10 @@ pub mod errno {
     pub const ENOSPC: i32 = 28;
     /// Result out of range (CPU number `>= N` with `BPF_F_CPU`).
     pub const ERANGE: i32 = 34;
+    /// No such device (a CPUMAP key that is not a CPU).
+    pub const ENODEV: i32 = 19;
+    /// Value too large (a CPUMAP `qsize` over its limit).
+    pub const EOVERFLOW: i32 = 75;
     /// Operation not supported (user-visible `EOPNOTSUPP`).
     pub const EOPNOTSUPP: i32 = 95;
     /// Kernel-internal "operation not supported", visible to user space as 524.
@@ -192,6 +196,27 @@ pub enum MapError {
         /// The CPU the program runs on.
         cpu: u32,
     },
+    /// A value field over its limit, e.g. a CPUMAP `qsize` over 16384 (`EOVERFLOW`).
+    #[error("value out of range: {reason}")]
+    ValueOutOfRange {
+        /// Which limit.
+        reason: &'static str,
+    },
+    /// The key names a device or CPU the machine does not have (`ENODEV`).
+    #[error("no such device: {reason}")]
+    NoSuchDevice {
+        /// What was asked for.
+        reason: &'static str,
+    },
+    /// The map type answers this operation with `EOPNOTSUPP`, as in the kernel (e.g. a host
+    /// lookup on an XSKMAP).
+    #[error("{op} is not supported on a {map_type:?} map")]
+    OperationNotSupported {
+        /// The operation.
+        op: &'static str,
+        /// The map's type.
+        map_type: MapType,
+    },
     /// Creating the map would take the maps sharing its [`MapMemory`](crate::MapMemory) over
     /// their limit (`ENOMEM`, as a memory cgroup that cannot be charged).
     #[error("map memory limit: the map needs {needed} bytes, {used} of {limit} bytes are in use")]
@@ -231,9 +256,12 @@ impl MapError {
             MapError::NotSupported { .. } => ENOTSUPP,
             MapError::UnsupportedMapType { .. }
             | MapError::SpinLockNotSupported { .. }
-            | MapError::EventOnOtherCpu { .. } => EOPNOTSUPP,
+            | MapError::EventOnOtherCpu { .. }
+            | MapError::OperationNotSupported { .. } => EOPNOTSUPP,
             MapError::NoSpaceLeft { .. } => ENOSPC,
             MapError::BadFd { .. } => EBADF,
+            MapError::ValueOutOfRange { .. } => EOVERFLOW,
+            MapError::NoSuchDevice { .. } => ENODEV,
             MapError::PermissionDenied { .. } => EPERM,
             MapError::NoSpace { .. } => ENOSPC,
             MapError::BufferTooSmall { .. } => EFAULT,

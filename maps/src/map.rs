@@ -59,6 +59,7 @@ pub(crate) enum Kind {
     Queue(Box<crate::queue::QueueState>),
     Ringbuf(Box<crate::ringbuf::RingBuf>),
     PerfEvents(Box<crate::perf::PerfEventArray>),
+    Redirect(Box<crate::redirect::RedirectState>),
 }
 
 /// Where a value to write comes from.
@@ -200,6 +201,14 @@ impl Map {
                 let slots = crate::lpm::LpmTrie::slots(&spec);
                 (slots, crate::lpm::LpmTrie::bookkeeping_bytes(&spec))
             }
+            MapType::Devmap | MapType::DevmapHash | MapType::Cpumap | MapType::Xskmap => {
+                crate::redirect::check_create(&spec)?;
+                spec.map_flags |= crate::redirect::implied_flags(spec.map_type);
+                (
+                    spec.max_entries as usize,
+                    crate::redirect::bookkeeping_bytes(&spec),
+                )
+            }
             MapType::Queue | MapType::Stack => {
                 crate::queue::check_create(&spec)?;
                 (0, crate::queue::QueueState::bytes(&spec)?)
@@ -231,6 +240,9 @@ impl Map {
             }
             MapType::Ringbuf => Kind::Ringbuf(Box::new(crate::ringbuf::RingBuf::new(&spec)?)),
             MapType::PerfEventArray => Kind::PerfEvents(Box::default()),
+            MapType::Devmap | MapType::DevmapHash | MapType::Cpumap | MapType::Xskmap => {
+                Kind::Redirect(Box::new(crate::redirect::RedirectState::new(&spec)?))
+            }
             _ => Kind::Hash(Box::new(HashState::new(&spec, ncpus)?)),
         };
         check_name(&spec.name)?;
@@ -403,6 +415,7 @@ impl Map {
             Kind::Queue(q) => q.count(),
             Kind::Ringbuf(_) => 0,
             Kind::PerfEvents(p) => p.count(),
+            Kind::Redirect(_) => self.redirect_count(),
         }
     }
 
@@ -685,6 +698,7 @@ impl Map {
                 op: "lookup",
                 map_type: self.spec.map_type,
             }),
+            Kind::Redirect(_) => self.redirect_lookup(key, value),
         }
     }
 
@@ -720,6 +734,7 @@ impl Map {
                 map_type: self.spec.map_type,
             }),
             Kind::PerfEvents(p) => p.update_host(self, key, flags),
+            Kind::Redirect(_) => self.redirect_update(key, value, flags),
         }
     }
 
@@ -750,6 +765,7 @@ impl Map {
                 map_type: self.spec.map_type,
             }),
             Kind::PerfEvents(p) => p.delete(self, key),
+            Kind::Redirect(_) => self.redirect_delete(key),
         }
     }
 
@@ -792,6 +808,7 @@ impl Map {
                 op: "get_next_key",
                 map_type: self.spec.map_type,
             }),
+            Kind::Redirect(_) => self.redirect_next_key(key, out),
         }
     }
 
@@ -864,6 +881,7 @@ impl Map {
             Kind::Hash(h) => h.prog_lookup(self, cpu.0, key),
             Kind::Lpm(t) => t.lookup_slot(key),
             Kind::Cgroup(_) | Kind::Queue(_) | Kind::Ringbuf(_) | Kind::PerfEvents(_) => None,
+            Kind::Redirect(_) => self.redirect_prog_lookup(key),
         }
     }
 
@@ -920,12 +938,14 @@ impl Map {
             Kind::Array => self.array_update_prog(cpu.0, key, value, flags),
             Kind::Hash(h) => h.update_prog(self, cpu.0, key, value, flags),
             Kind::Lpm(t) => t.update(self, key, value, flags),
-            Kind::Cgroup(_) | Kind::Queue(_) | Kind::Ringbuf(_) | Kind::PerfEvents(_) => {
-                Err(MapError::InvalidOperation {
-                    op: "helper map_update_elem",
-                    map_type: self.spec.map_type,
-                })
-            }
+            Kind::Cgroup(_)
+            | Kind::Queue(_)
+            | Kind::Ringbuf(_)
+            | Kind::PerfEvents(_)
+            | Kind::Redirect(_) => Err(MapError::InvalidOperation {
+                op: "helper map_update_elem",
+                map_type: self.spec.map_type,
+            }),
         }
     }
 
@@ -988,7 +1008,8 @@ impl Map {
             | Kind::Lpm(_)
             | Kind::Queue(_)
             | Kind::Ringbuf(_)
-            | Kind::PerfEvents(_) => {
+            | Kind::PerfEvents(_)
+            | Kind::Redirect(_) => {
                 return Err(MapError::InvalidOperation {
                     op: "helper for_each_map_elem",
                     map_type: self.spec.map_type,

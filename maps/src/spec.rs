@@ -56,6 +56,15 @@ pub enum MapType {
     /// Longest-prefix-match trie (see [`crate::lpm`]).
     #[doc(alias = "BPF_MAP_TYPE_LPM_TRIE")]
     LpmTrie = 11,
+    /// Network devices, by index (`bpf_redirect_map` targets).
+    #[doc(alias = "BPF_MAP_TYPE_DEVMAP")]
+    Devmap = 14,
+    /// CPUs, by number (`bpf_redirect_map` targets).
+    #[doc(alias = "BPF_MAP_TYPE_CPUMAP")]
+    Cpumap = 16,
+    /// AF_XDP sockets, by queue (`bpf_redirect_map` targets).
+    #[doc(alias = "BPF_MAP_TYPE_XSKMAP")]
+    Xskmap = 17,
     /// Cgroup local storage (one value per attached cgroup).
     #[doc(alias = "BPF_MAP_TYPE_CGROUP_STORAGE")]
     CgroupStorage = 19,
@@ -71,6 +80,9 @@ pub enum MapType {
     /// Ring buffer shared by all CPUs (see [`crate::ringbuf`]).
     #[doc(alias = "BPF_MAP_TYPE_RINGBUF")]
     Ringbuf = 27,
+    /// Network devices, by any u32 key (`bpf_redirect_map` targets).
+    #[doc(alias = "BPF_MAP_TYPE_DEVMAP_HASH")]
+    DevmapHash = 25,
 }
 
 impl MapType {
@@ -104,6 +116,14 @@ impl MapType {
         matches!(self, MapType::LruHash | MapType::LruPercpuHash)
     }
 
+    /// True for the `bpf_redirect_map` targets: DEVMAP, DEVMAP_HASH, CPUMAP, XSKMAP.
+    pub fn is_redirect(self) -> bool {
+        matches!(
+            self,
+            MapType::Devmap | MapType::DevmapHash | MapType::Cpumap | MapType::Xskmap
+        )
+    }
+
     /// True for CGROUP_STORAGE and PERCPU_CGROUP_STORAGE.
     pub fn is_cgroup_storage(self) -> bool {
         matches!(self, MapType::CgroupStorage | MapType::PercpuCgroupStorage)
@@ -123,6 +143,10 @@ impl TryFrom<u32> for MapType {
             9 => MapType::LruHash,
             10 => MapType::LruPercpuHash,
             11 => MapType::LpmTrie,
+            14 => MapType::Devmap,
+            16 => MapType::Cpumap,
+            17 => MapType::Xskmap,
+            25 => MapType::DevmapHash,
             19 => MapType::CgroupStorage,
             21 => MapType::PercpuCgroupStorage,
             22 => MapType::Queue,

@@ -4,8 +4,8 @@
 //! disabled) and reusable: its stack, context and packet buffers and its helper context are
 //! allocated once and reused by every run, so a run allocates nothing.
 
-use bpfvm_helpers::memory::{guest_addr, REGION_CTX, REGION_PACKET, REGION_STACK};
-use bpfvm_helpers::{HelperContext, MapList};
+use bpfvm_helpers::memory::{guest_addr, REGION_CTX, REGION_STACK};
+use bpfvm_helpers::{HelperContext, MapList, PacketProgram};
 
 /// Bytes of one stack frame (`MAX_BPF_STACK`).
 pub const FRAME_SIZE: usize = 512;
@@ -50,11 +50,7 @@ pub struct Lane {
     installed_program: u64,
     pub(crate) ctx_len: usize,
     ctx_installed: bool,
-    pub(crate) meta_len: usize,
-    pub(crate) pkt_len: usize,
     pub(crate) has_packet: bool,
-    /// Bytes of L2 header pulled before the run, pushed back zeroed in the output.
-    pulled: usize,
     pub(crate) zero_stack: bool,
     /// Virtual clock start and PRNG state of the next run on this CPU: derived from the
     /// seed and the CPU, then advanced by [`CLOCK_PER_RUN`] and [`RNG_PER_RUN`] per run.
@@ -81,10 +77,7 @@ impl Lane {
             installed_program: 0,
             ctx_len: 0,
             ctx_installed: false,
-            meta_len: 0,
-            pkt_len: 0,
             has_packet: false,
-            pulled: 0,
             zero_stack,
             next_clock: mix(seed ^ ((cpu as u64) << 48)) >> 24,
             next_rng: mix(mix(seed) ^ mix((cpu as u64 + 1) << 40)),
@@ -138,58 +131,66 @@ impl Lane {
         self.ctx_installed = true;
     }
 
-    /// Fills the packet region with `meta` then `data`; `pulled` zero bytes (an L2 header
-    /// pulled before the run) are put back in front of the packet after it.
-    pub(crate) fn set_packet(&mut self, meta: &[u8], data: &[u8], pulled: usize) {
-        self.pulled = pulled;
-        let len = meta.len() + data.len();
-        let bytes = self.helper_ctx.memory.set_owned_region(
-            REGION_PACKET,
-            bpfvm_helpers::memory::PACKET_OFFSET,
-            len,
-            true,
-        );
-        bytes[..meta.len()].copy_from_slice(meta);
-        bytes[meta.len()..].copy_from_slice(data);
-        self.meta_len = meta.len();
-        self.pkt_len = data.len();
+    /// Sets up the packet of an XDP run: `meta` then `data`, laid out as the kernel's XDP
+    /// test run does (see [`bpfvm_helpers::packet`]).
+    pub(crate) fn set_xdp_packet(&mut self, meta: &[u8], data: &[u8]) {
+        let ctx = &mut self.helper_ctx;
+        ctx.packet.setup_xdp(&mut ctx.memory, meta, data);
+        self.has_packet = true;
+    }
+
+    /// Sets up the packet of an `__sk_buff` run from an Ethernet frame; `pulled` bytes of
+    /// L2 header are in front of `data` (and pushed back zeroed in the output).
+    pub(crate) fn set_skb_packet(
+        &mut self,
+        prog: PacketProgram,
+        frame: &[u8],
+        pulled: usize,
+        protocol: u16,
+        ifindex: u32,
+    ) {
+        let ctx = &mut self.helper_ctx;
+        ctx.packet
+            .setup_skb(&mut ctx.memory, prog, frame, pulled, protocol, ifindex);
         self.has_packet = true;
     }
 
     /// Removes the packet region.
     pub(crate) fn clear_packet(&mut self) {
-        self.helper_ctx.memory.set_owned_region(
-            REGION_PACKET,
-            bpfvm_helpers::memory::PACKET_OFFSET,
-            0,
-            true,
-        );
+        let ctx = &mut self.helper_ctx;
+        ctx.packet.clear(&mut ctx.memory);
         self.has_packet = false;
-        self.pulled = 0;
-        self.meta_len = 0;
-        self.pkt_len = 0;
     }
 
-    /// The packet data after a run (without metadata), behind the zeroed pulled header.
+    /// The packet after a run as `BPF_PROG_TEST_RUN` reports it (see
+    /// [`bpfvm_helpers::Packet::output`]).
     #[inline]
     pub(crate) fn packet_out(&mut self) -> Vec<u8> {
         if !self.has_packet {
             return Vec::new();
         }
-        self.copy_packet_out()
+        let ctx = &mut self.helper_ctx;
+        ctx.packet.output(&mut ctx.memory)
     }
 
-    fn copy_packet_out(&mut self) -> Vec<u8> {
-        let (m, n, p) = (self.meta_len, self.pkt_len, self.pulled);
-        self.helper_ctx
-            .memory
-            .owned_bytes_mut(REGION_PACKET)
-            .map(|b| {
-                let mut out = vec![0; p + n];
-                out[p..].copy_from_slice(&b[m..m + n]);
-                out
-            })
-            .unwrap_or_default()
+    /// Where the run sent its packet: the redirect target when `retval` is the redirect
+    /// action of program type `t`.
+    #[inline]
+    pub(crate) fn redirect(
+        &self,
+        t: crate::ProgramType,
+        retval: u64,
+    ) -> Option<bpfvm_helpers::RedirectTarget> {
+        use bpfvm_helpers::redirect::{TC_ACT_REDIRECT, XDP_REDIRECT};
+        let action = match t {
+            crate::ProgramType::Xdp => XDP_REDIRECT,
+            crate::ProgramType::SchedCls | crate::ProgramType::SchedAct => TC_ACT_REDIRECT,
+            _ => return None,
+        };
+        if retval as u32 as u64 != action {
+            return None;
+        }
+        self.helper_ctx.packet.redirect()
     }
 
     /// The context bytes after a run.

@@ -176,7 +176,7 @@ pub(crate) fn fill_sk_buff(
 /// - XDP (`xdp_convert_buff_to_md`): the context with `data` and `data_end` as offsets
 ///   from `data_meta`, and `data_meta` 0 (the form `ctx_in` takes);
 /// - other program types: the context bytes as they are.
-pub(crate) fn test_run_ctx_out(t: ProgramType, ctx: &[u8], ctx_in: &[u8]) -> Vec<u8> {
+pub fn test_run_ctx_out(t: ProgramType, ctx: &[u8], ctx_in: &[u8]) -> Vec<u8> {
     if t.uses_sk_buff() && ctx.len() == SK_BUFF_SIZE {
         let mut out = vec![0; SK_BUFF_SIZE];
         let n = ctx_in.len().min(SK_BUFF_SIZE);

@@ -55,6 +55,7 @@ pub mod program;
 pub mod program_type;
 pub mod retval;
 pub mod run;
+pub mod support;
 pub mod task;
 pub mod verify;
 pub mod vm;
@@ -67,7 +68,7 @@ pub use kernel_verify::{Privilege, VerifierMode};
 pub use loaded::{LoadedObject, ObjectError, ObjectLoader};
 pub use program::Program;
 pub use program_type::ProgramType;
-pub use run::{Input, RunOutput, TestRun, TestRunResult};
+pub use run::{Input, Nexthop, RedirectTarget, RunOutput, TestRun, TestRunResult};
 pub use vm::{LoadedProgram, Vm, VmBuilder, VmConfig};
 
 pub use bpfvm_helpers as helpers;

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::cpu::CpuId;
+pub use bpfvm_helpers::redirect::{Nexthop, RedirectTarget};
 
 /// What a run starts with: packet data (and metadata) and/or context bytes.
 ///
@@ -65,6 +66,11 @@ pub struct RunOutput {
     /// Text written by `bpf_trace_printk` during the run (at most
     /// [`TRACE_CAPACITY`](crate::limits::TRACE_CAPACITY) bytes).
     pub trace: String,
+    /// Where the packet went: the target of the run's last redirect helper call
+    /// (`bpf_redirect`, `bpf_redirect_map`, `bpf_redirect_neigh`, `bpf_redirect_peer`) when
+    /// the program returned the redirect action (`XDP_REDIRECT`, `TC_ACT_REDIRECT`); `None`
+    /// otherwise.
+    pub redirect: Option<RedirectTarget>,
     /// Bytes of trace output dropped because the trace was full.
     pub trace_dropped: u64,
 }
@@ -98,6 +104,8 @@ pub struct TestRunResult {
     /// Trace output of all runs, concatenated, up to
     /// [`TRACE_CAPACITY`](crate::limits::TRACE_CAPACITY) bytes for the whole call.
     pub trace: String,
+    /// Where the last run sent the packet (see [`RunOutput::redirect`]).
+    pub redirect: Option<RedirectTarget>,
     /// Bytes of trace output dropped because the trace was full.
     pub trace_dropped: u64,
 }

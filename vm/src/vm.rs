@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+use bpfvm_helpers::fib::Net;
 use bpfvm_helpers::registry::RegisterError;
 use bpfvm_helpers::{Helper, HelperId, Registry};
 use bpfvm_maps::{Map, MapError, MapMemory, MapSpec, DEFAULT_MAP_MEMORY_LIMIT};
@@ -69,6 +70,7 @@ impl Default for VmConfig {
 pub struct VmBuilder {
     config: VmConfig,
     registry: Registry,
+    net: Option<Arc<Net>>,
 }
 
 impl VmBuilder {
@@ -126,9 +128,20 @@ impl VmBuilder {
         Ok(self)
     }
 
+    /// Shares `net` (interfaces, routes, neighbours) with the VM: what `bpf_fib_lookup`
+    /// consults. Without it the VM gets a fresh network ([`Vm::net`]).
+    pub fn net(mut self, net: Arc<Net>) -> VmBuilder {
+        self.net = Some(net);
+        self
+    }
+
     /// Builds the VM.
     pub fn build(self) -> Vm {
-        Vm::with_registry(self.config, self.registry)
+        let vm = Vm::with_registry(self.config, self.registry);
+        match self.net {
+            Some(net) => vm.with_net(net),
+            None => vm,
+        }
     }
 }
 
@@ -171,6 +184,7 @@ pub struct Vm {
     config: VmConfig,
     lanes: Box<[LaneSlot]>,
     registry: Arc<Registry>,
+    net: Arc<Net>,
     map_memory: MapMemory,
 }
 
@@ -197,20 +211,19 @@ impl Vm {
         VmBuilder {
             config: VmConfig::default(),
             registry: Registry::with_builtins(),
+            net: None,
         }
     }
 
     /// A VM with the given helpers.
     pub fn with_registry(mut config: VmConfig, registry: Registry) -> Vm {
         config.ncpus = config.ncpus.max(1);
+        let net = Net::shared();
         let lanes = (0..config.ncpus)
             .map(|cpu| {
-                LaneSlot(Mutex::new(Lane::new(
-                    cpu,
-                    config.ncpus,
-                    config.zero_stack,
-                    config.seed,
-                )))
+                let mut lane = Lane::new(cpu, config.ncpus, config.zero_stack, config.seed);
+                lane.helper_ctx().set_net(Arc::clone(&net));
+                LaneSlot(Mutex::new(lane))
             })
             .collect();
         Vm {
@@ -218,7 +231,24 @@ impl Vm {
             config,
             lanes,
             registry: Arc::new(registry),
+            net,
         }
+    }
+
+    /// The same VM with `net` as its network (see [`VmBuilder::net`]).
+    fn with_net(mut self, net: Arc<Net>) -> Vm {
+        for slot in self.lanes.iter_mut() {
+            let lane = slot.0.get_mut().unwrap_or_else(|p| p.into_inner());
+            lane.helper_ctx().set_net(Arc::clone(&net));
+        }
+        self.net = net;
+        self
+    }
+
+    /// The network `bpf_fib_lookup` consults: add interfaces, addresses, routes and
+    /// neighbours to it at any time.
+    pub fn net(&self) -> &Arc<Net> {
+        &self.net
     }
 
     /// Number of simulated CPUs.
@@ -473,6 +503,7 @@ impl Vm {
             // The mean per repetition (a 64-bit division, skipped for a single run).
             duration: if repeat == 1 { total } else { total / repeat },
             trace: lane.trace_out(),
+            redirect: lane.redirect(prog.program().prog_type(), retval),
             trace_dropped: lane.helper_ctx.trace_dropped(),
         })
     }
@@ -492,6 +523,7 @@ impl Vm {
             data: lane.packet_out(),
             ctx: lane.ctx_out(),
             trace: lane.trace_out(),
+            redirect: lane.redirect(prog.program().prog_type(), retval),
             trace_dropped: lane.helper_ctx.trace_dropped(),
         })
     }
@@ -516,6 +548,9 @@ impl Vm {
                     ),
                 });
             }
+            if t == ProgramType::Xdp {
+                check_xdp_meta(meta.len())?;
+            }
             check_packet_size(t, meta.len().saturating_add(data.len()))?;
             if t == ProgramType::Xdp {
                 // As the kernel's `bpf_test_init`: at least an Ethernet header.
@@ -527,7 +562,7 @@ impl Vm {
                         ),
                     });
                 }
-                lane.set_packet(meta, data, 0);
+                lane.set_xdp_packet(meta, data);
                 let (ml, dl) = (meta.len(), data.len());
                 lane.set_ctx(size, |b| fill_xdp_md(b, ctx, ml, dl));
             } else {
@@ -544,7 +579,14 @@ impl Vm {
                 }
                 let eth = EthInfo::of(data);
                 let pulled = if sees_l2_header(t) { 0 } else { ETH_HLEN };
-                lane.set_packet(meta, &data[pulled..], pulled);
+                let ifindex = ctx_ifindex(ctx);
+                lane.set_skb_packet(
+                    packet_program(t),
+                    data,
+                    pulled,
+                    eth.protocol as u16,
+                    ifindex,
+                );
                 let (ml, dl) = (meta.len(), data.len() - pulled);
                 let sock = SockInfo::of(data);
                 lane.set_ctx(size, |b| fill_sk_buff(b, ctx, ml, dl, eth, &sock));
@@ -587,6 +629,20 @@ impl Vm {
     }
 }
 
+/// The kernel's XDP test-run check of the metadata in front of the packet (`ctx_in`'s
+/// `data`): a multiple of 4 bytes, at most the headroom left after the `xdp_frame`.
+fn check_xdp_meta(len: usize) -> Result<(), RunError> {
+    let max = bpfvm_helpers::packet::XDP_PACKET_HEADROOM - bpfvm_helpers::packet::XDP_FRAME_SIZE;
+    if len % 4 != 0 || len > max {
+        return Err(RunError::BadInput {
+            reason: format!(
+                "{len} bytes of XDP metadata: the kernel's test run takes a multiple of 4 up to {max} (EINVAL)"
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// The kernel's test-run packet limits ([`crate::limits`]): `EINVAL` over
 /// [`SKB_MAX_DATA`] for `__sk_buff` programs, `ENOMEM` over [`XDP_MAX_DATA`] for XDP.
 fn check_packet_size(t: ProgramType, len: usize) -> Result<(), RunError> {
@@ -605,6 +661,26 @@ fn check_packet_size(t: ProgramType, len: usize) -> Result<(), RunError> {
         });
     }
     Ok(())
+}
+
+/// The helpers' name for an `__sk_buff` program type.
+fn packet_program(t: ProgramType) -> bpfvm_helpers::PacketProgram {
+    use bpfvm_helpers::PacketProgram;
+    match t {
+        ProgramType::SchedCls | ProgramType::SchedAct => PacketProgram::Tc,
+        ProgramType::CgroupSkb => PacketProgram::CgroupSkb,
+        _ => PacketProgram::SocketFilter,
+    }
+}
+
+/// The device of an skb run: `ifindex` from `ctx_in` when it names one, else the loopback
+/// device (as `fill_sk_buff` sets it).
+fn ctx_ifindex(ctx: &[u8]) -> u32 {
+    let at = crate::ctx_layout::sk_buff::IFINDEX;
+    match ctx.get(at..at + 4) {
+        Some(b) if b != [0; 4] => u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+        _ => crate::eth::LOOPBACK_IFINDEX,
+    }
 }
 
 /// The kernel verifier's return-value range check, where bpfvm can decide it

@@ -83,10 +83,15 @@ fn btf_map(
 /// An object with one BTF map `m` (ARRAY, 1 entry, `int` key) whose value type is made
 /// by `value_type`, one trivial program, and `.BTF`.
 fn object_with_map_value(value_type: impl FnOnce(&mut Btf, u32) -> u32) -> Vec<u8> {
+    object_with_array_map(1, value_type)
+}
+
+/// [`object_with_map_value`] with `entries` entries.
+fn object_with_array_map(entries: u32, value_type: impl FnOnce(&mut Btf, u32) -> u32) -> Vec<u8> {
     let mut btf = Btf::new();
     let int = btf.int("int", 4, true);
     let value = value_type(&mut btf, int);
-    let var = btf_map(&mut btf, int, "m", 2, 1, int, value);
+    let var = btf_map(&mut btf, int, "m", 2, entries, int, value);
     btf.datasec(".maps", 32, &[(var, 0, 32)]);
     let mut elf = Elf::new();
     let prog = elf.code("xdp", &[w::MOV_R0_0, w::EXIT]);
@@ -177,6 +182,58 @@ fn a_union_dag_decodes_to_a_bounded_value() {
 }
 
 #[test]
+fn listing_many_entries_of_a_union_dag_is_bounded_by_the_map_bytes() {
+    // Fuzz finding (btf target, 2026-12-04): the union DAG as the value of an ARRAY of
+    // 4,609 entries took 12 s to dump under AddressSanitizer, as each 4-byte value got the
+    // whole base budget (4,096 + 64 nodes): a million entries (4 MB of map) would list
+    // 4 billion nodes. One listing now shares one budget.
+    let entries = 4_096u32;
+    let bytes = object_with_array_map(entries, |btf, int| {
+        let (a, b) = (btf.name("a"), btf.name("b"));
+        let mut t = btf.composite(kind::UNION, 0, 4, &[(a, int, 0), (b, int, 0)]);
+        let names: Vec<u32> = (0..16).map(|i| btf.name(&format!("m{i}"))).collect();
+        for _ in 0..20 {
+            let members: Vec<(u32, u32, u32)> = names.iter().map(|&n| (n, t, 0)).collect();
+            t = btf.composite(kind::UNION, 0, 4, &members);
+        }
+        t
+    });
+    let obj = Object::parse(&bytes).expect("the object loads");
+    let maps = obj.create_maps(2).unwrap();
+    let mut listed = 0usize;
+    let mut total = 0usize;
+    let mut text = 0usize;
+    obj.for_each_map_entry(&maps, "m", |e| {
+        listed += 1;
+        total += nodes(&e.key) + e.values.iter().map(nodes).sum::<usize>();
+        text += e.values.iter().map(|v| v.to_string().len()).sum::<usize>();
+    })
+    .unwrap();
+    assert_eq!(listed, entries as usize);
+    let map_bytes = entries as usize * (4 + 4);
+    let budget = DECODE_BASE_UNITS + DECODE_UNITS_PER_BYTE * map_bytes;
+    // A `Truncated` marker counts as a node without spending: at most one per level.
+    assert!(
+        total <= budget + 32 * entries as usize,
+        "{total} nodes listed, budget {budget}"
+    );
+    assert!(text <= 16 * budget, "{text} bytes of text");
+    // The first value still decodes as far as one value alone would.
+    let first = obj.dump_map(&maps, "m").unwrap().swap_remove(0);
+    let alone = obj.decode_value(obj.map("m").unwrap(), &[0; 4]).unwrap();
+    assert_eq!(first.values[0], alone);
+
+    // Plain values are never cut, however many: a 4,096-entry ARRAY of `int`.
+    let obj = Object::parse(&object_with_array_map(entries, |_, int| int)).unwrap();
+    let maps = obj.create_maps(2).unwrap();
+    let listing = obj.dump_map(&maps, "m").unwrap();
+    assert_eq!(listing.len(), entries as usize);
+    assert!(listing
+        .iter()
+        .all(|e| matches!(e.values[0], BtfValue::Signed(0))));
+}
+
+#[test]
 fn a_struct_containing_itself_as_a_map_value_is_bounded() {
     // struct s { struct s a; struct s b; } (8 bytes): the kernel refuses such BTF
     // ("Loop detected"), but libbpf only needs its size; decoding must stop.
@@ -262,7 +319,9 @@ fn line_info_out_of_order_or_with_long_section_names_is_refused() {
         elf.progbits(".BTF.ext", ext);
         elf.build()
     };
-    let e = Object::parse(&object(btf_ext_lines(&[(sec, vec![rec(1), rec(1)])]))).unwrap_err();
+    let e = Object::parse(&object(btf_ext_lines(&[(sec, vec![rec(1), rec(1)])])))
+        .and_then(Object::require_all)
+        .unwrap_err();
     assert!(
         matches!(&e, LoadError::BadBtf { section, .. } if section == ".BTF.ext"),
         "{e}"
@@ -285,7 +344,9 @@ fn var_and_datasec_names_are_bounded_as_the_kernel_bounds_them() {
     btf.var(&long, int);
     let mut elf = Elf::new();
     elf.progbits(".BTF", btf.build());
-    let e = Object::parse(&elf.build()).unwrap_err();
+    let e = Object::parse(&elf.build())
+        .and_then(Object::require_all)
+        .unwrap_err();
     assert!(matches!(e, LoadError::BadBtf { .. }), "{e}");
     assert!(e.to_string().contains("VAR name"), "{e}");
     assert!(e.to_string().contains("511"), "{e}");
@@ -294,7 +355,9 @@ fn var_and_datasec_names_are_bounded_as_the_kernel_bounds_them() {
     btf.datasec(&format!(".data.{long}"), 0, &[]);
     let mut elf = Elf::new();
     elf.progbits(".BTF", btf.build());
-    let e = Object::parse(&elf.build()).unwrap_err();
+    let e = Object::parse(&elf.build())
+        .and_then(Object::require_all)
+        .unwrap_err();
     assert!(e.to_string().contains("DATASEC name"), "{e}");
 }
 
@@ -363,7 +426,11 @@ fn programs_sharing_one_large_function_stop_at_the_object_limit() {
     let len = MAX_PROGRAM_INSNS - 3;
     let bytes = many_programs_calling_one_function(2_000, len);
     let (r, peak) = parse_measured(&bytes);
-    let e = r.expect_err("too much to link");
+    // Loading is per program: the first four load, every later one is refused.
+    let obj = r.expect("the object parses");
+    assert_eq!(obj.programs().len(), 4);
+    assert_eq!(obj.refused_programs().len(), 2_000 - 4);
+    let e = obj.require_all().expect_err("too much to link");
     assert!(
         matches!(&e, LoadError::ObjectTooLarge { limit, .. } if *limit == MAX_OBJECT_INSNS),
         "{e}"
@@ -388,7 +455,9 @@ fn programs_sharing_one_large_function_stop_at_the_object_limit() {
 #[test]
 fn a_program_longer_than_the_kernel_limit_after_linking_is_e2big() {
     let bytes = many_programs_calling_one_function(1, MAX_PROGRAM_INSNS);
-    let e = Object::parse(&bytes).unwrap_err();
+    let e = Object::parse(&bytes)
+        .and_then(Object::require_all)
+        .unwrap_err();
     match &e {
         LoadError::ProgramTooLarge {
             program,
@@ -408,7 +477,9 @@ fn a_program_longer_than_the_kernel_limit_after_linking_is_e2big() {
     let mut code = vec![w::MOV_R0_0; MAX_PROGRAM_INSNS];
     code.push(w::EXIT);
     elf.code("xdp", &code);
-    let e = Object::parse(&elf.build()).unwrap_err();
+    let e = Object::parse(&elf.build())
+        .and_then(Object::require_all)
+        .unwrap_err();
     assert!(matches!(e, LoadError::ProgramTooLarge { .. }), "{e}");
 }
 
@@ -427,7 +498,9 @@ fn huge_declared_sizes_are_described_not_allocated() {
     // A .bss past what a map value can be is refused, naming it.
     let mut elf = Elf::new();
     elf.nobits(".bss", 5 << 30);
-    let e = Object::parse(&elf.build()).unwrap_err();
+    let e = Object::parse(&elf.build())
+        .and_then(Object::require_all)
+        .unwrap_err();
     assert!(e.to_string().contains(".bss"), "{e}");
 
     // Legacy ARRAY with INT_MAX-byte values and 536M entries.
@@ -488,7 +561,9 @@ fn overlapping_sections_are_refused() {
     let mut elf = Elf::new();
     let x = elf.code("xdp", &[w::MOV_R0_0, w::EXIT]);
     elf.alias("xdp/again", x);
-    let e = Object::parse(&elf.build()).unwrap_err();
+    let e = Object::parse(&elf.build())
+        .and_then(Object::require_all)
+        .unwrap_err();
     assert!(matches!(e, LoadError::Malformed { .. }), "{e}");
     assert!(
         e.to_string().contains("xdp") && e.to_string().contains("xdp/again"),
@@ -505,7 +580,9 @@ fn overlapping_functions_are_refused_and_calls_find_theirs() {
     let t = elf.code(".text", &text);
     elf.func("f", t, 0, 2);
     elf.func("g", t, 1, 2);
-    let e = Object::parse(&elf.build()).unwrap_err();
+    let e = Object::parse(&elf.build())
+        .and_then(Object::require_all)
+        .unwrap_err();
     assert!(e.to_string().contains("overlap"), "{e}");
 
     // Aliases (same range) are fine; a call lands in the function that holds it.

@@ -81,12 +81,25 @@ fn map_types_and_attributes_the_maps_crate_refuses() {
     let mut inode = b.clone();
     inode[at..at + 4].copy_from_slice(&28u32.to_le_bytes()); // BPF_MAP_TYPE_INODE_STORAGE
     let obj = Object::parse(&inode).expect("a known kernel map type parses");
-    let err = obj.create_maps(2).unwrap_err();
+    // The map is refused, and so is the program that uses it; the other maps are created.
+    let refused = &obj.refused_maps()[0];
+    assert_eq!(refused.name, "legacy_hash");
+    let err = refused.error.clone();
     assert!(
         matches!(&err, LoadError::UnsupportedMapType { map, map_type: "inode_storage" } if map == "legacy_hash"),
         "{err:?}"
     );
     assert_eq!(err.errno(), 95);
+    assert_eq!(obj.create_maps(2).unwrap().all().len(), obj.maps().len());
+    let prog = obj.program_result("legacy_count").unwrap_err();
+    assert!(
+        matches!(&prog, LoadError::MapUnavailable { map, reason } if map == "legacy_hash" && **reason == err),
+        "{prog:?}"
+    );
+    assert_eq!(prog.errno(), 95);
+    assert!(prog
+        .to_string()
+        .starts_with("uses map legacy_hash, which cannot be loaded: "));
 
     let mut no_key = b.clone();
     no_key[at + 4..at + 8].copy_from_slice(&0u32.to_le_bytes()); // key_size 0

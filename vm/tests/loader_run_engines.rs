@@ -5,7 +5,7 @@
 
 mod common;
 
-use bpfvm::loader::Object;
+use bpfvm::loader::{KernelProgType, LoadError, Object};
 use bpfvm::{CpuId, EngineKind, Input, ProgramType, RunError, Vm};
 
 /// Fixture programs the kernel's verifier refuses (for root too), which every engine must
@@ -35,7 +35,15 @@ fn outcome(
         .cpus(2)
         .privilege(bpfvm::Privilege::Root)
         .build();
-    let program = obj.vm_program(prog, &maps).unwrap().with_engine(engine);
+    // A section libbpf does not know (multi's `bpfvm/custom`) needs its type given: run
+    // it as a kprobe (a raw context).
+    let program = match obj.vm_program(prog, &maps) {
+        Err(LoadError::UnknownProgramType { .. }) => {
+            obj.vm_program_as(prog, &maps, KernelProgType::Kprobe)
+        }
+        other => other,
+    };
+    let program = program.unwrap().with_engine(engine);
     let def = obj.program(prog).unwrap();
     let loaded = vm
         .load(program)

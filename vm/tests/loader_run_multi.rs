@@ -1,11 +1,13 @@
 //! Checks that every program of the several-programs object `multi.o` runs with the
 //! context its section's program type asks for, and that they share one map; `skb_prog`
 //! (cgroup_skb returning 5, outside [0, 1]) is refused at load: by the kernel's verifier,
-//! and by the structural mode's return-value check.
+//! and by the structural mode's return-value check. `custom_prog`'s section `bpfvm/custom`
+//! is not a name libbpf knows: it is refused until its type is given.
 
 mod common;
 
-use bpfvm::{CpuId, Input, PrepareError};
+use bpfvm::loader::{KernelProgType, LoadError};
+use bpfvm::{CpuId, Input, PrepareError, ProgramType};
 
 #[test]
 fn each_program_runs_and_counts_in_the_shared_map() {
@@ -47,7 +49,21 @@ fn each_program_runs_and_counts_in_the_shared_map() {
                 } else {
                     Input::context(vec![0u8; 64])
                 };
-            let prog = common::fixture_program(&vm, &obj, &maps, name);
+            let prog = if name == "custom_prog" {
+                let e = obj.vm_program(name, &maps).unwrap_err();
+                assert!(
+                    matches!(&e, LoadError::UnknownProgramType { section, .. } if section == "bpfvm/custom"),
+                    "{e}"
+                );
+                assert!(e.to_string().contains("--type"), "{e}");
+                let p = obj
+                    .vm_program_as(name, &maps, KernelProgType::Kprobe)
+                    .unwrap();
+                assert_eq!(p.prog_type(), ProgramType::Kprobe);
+                vm.load(p).unwrap()
+            } else {
+                common::fixture_program(&vm, &obj, &maps, name)
+            };
             let out = vm.run(&prog, CpuId(cpu), &input).unwrap();
             assert_eq!(out.retval, number, "{name}");
             let mut v = [0u8; 8];

@@ -151,6 +151,7 @@ fn the_verify_command_prints_each_verdict() {
         out.contains("xdp_udp_filter (section xdp): accepted for a root loader"),
         "{out}"
     );
+    // A section libbpf does not know has no program type to verify as.
     let (code, out, _) = run(&[
         &common::fixture_path("multi"),
         "--privileged",
@@ -158,6 +159,9 @@ fn the_verify_command_prints_each_verdict() {
         "--prog",
         "custom_prog",
     ]);
-    assert_eq!(code, Some(0));
-    assert!(out.contains("structural checks only"), "{out}");
+    assert_eq!(code, Some(1));
+    assert!(
+        out.contains("not verified") && out.contains("is not one libbpf knows"),
+        "{out}"
+    );
 }

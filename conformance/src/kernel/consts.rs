@@ -54,6 +54,13 @@ pub const MAP_TYPES: [MapType; 6] = [
 pub fn batch_token_is_key(t: MapType) -> bool {
     t.is_array() || t == MapType::LpmTrie
 }
+/// The `bpf_redirect_map` targets, which fixtures of packet programs use.
+pub const REDIRECT_MAP_TYPES: [MapType; 4] = [
+    MapType::Devmap,
+    MapType::Cpumap,
+    MapType::Xskmap,
+    MapType::DevmapHash,
+];
 
 /// Program types the oracle loads (`enum bpf_prog_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -39,6 +39,8 @@ pub mod map;
 #[cfg(target_os = "linux")]
 pub mod object;
 #[cfg(target_os = "linux")]
+pub mod pair;
+#[cfg(target_os = "linux")]
 pub mod prog;
 #[cfg(target_os = "linux")]
 mod sys;

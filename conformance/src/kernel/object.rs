@@ -2,7 +2,7 @@
 //! in object order, global data filled (and `.rodata` frozen), programs loaded with the
 //! kernel fds put in place of the map indices of their pseudo `ld_imm64`s.
 
-use super::consts::{MapType, ProgType};
+use super::consts::{MapType, ProgType, REDIRECT_MAP_TYPES};
 use super::map::{KernelMap, MapDef};
 use super::prog::{substitute_map_fds, KernelProg};
 
@@ -36,7 +36,13 @@ pub fn create_object_maps(maps: &[ObjectMap]) -> Result<Vec<KernelMap>, String> 
 
 fn create_one(m: &ObjectMap) -> Result<KernelMap, String> {
     let map_type = MapType::try_from(m.map_type)
-        .map_err(|_| format!("map {}: type {} is not known to bpfvm", m.name, m.map_type))?;
+        .ok()
+        .or_else(|| {
+            REDIRECT_MAP_TYPES
+                .into_iter()
+                .find(|t| *t as u32 == m.map_type)
+        })
+        .ok_or_else(|| format!("map {}: type {} is not known to bpfvm", m.name, m.map_type))?;
     // libbpf gives a perf event array without max_entries one entry per possible CPU.
     let max_entries = if map_type == MapType::PerfEventArray && m.max_entries == 0 {
         super::possible_cpus()?

@@ -21,11 +21,17 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a program of an object on every simulated CPU (or one) and show the maps.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
+    /// List an object's programs: type, attach type, and whether each loads (and why not).
+    #[command(alias = "programs")]
+    List(ListArgs),
     /// List the maps an object defines.
     Maps(ObjectArgs),
     /// Print a program's instructions after relocation.
     Disasm(DisasmArgs),
+    /// Print every kernel helper and map type with bpfvm's support for it (Markdown, as in
+    /// the README).
+    Support,
     /// Give the Linux kernel verifier's verdict on an object's programs, with its reason
     /// and the C source line (exit code 1 when one is refused).
     Verify(VerifyArgs),
@@ -60,7 +66,9 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "N", default_value_t = 4,
           value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub cpus: u32,
-    /// Target BTF for CO-RE relocations (as for `run`).
+    /// Target BTF for CO-RE relocations: raw BTF such as /sys/kernel/btf/vmlinux, or an ELF
+    /// file with a .BTF section (at most 64 MiB). Without it, CO-RE relocations resolve
+    /// against the object's own ABI types (__sk_buff, xdp_md, protocol headers, ...) only.
     #[arg(long, value_name = "FILE")]
     pub btf: Option<PathBuf>,
 }
@@ -73,11 +81,14 @@ pub struct RunArgs {
     /// Program to run: function or section name (default: the only program).
     #[arg(long, value_name = "NAME")]
     pub prog: Option<String>,
-    /// Target BTF for CO-RE relocations: raw BTF such as /sys/kernel/btf/vmlinux, or an ELF
-    /// file with a .BTF section (at most 64 MiB). Without it, CO-RE relocations resolve
-    /// against the object's own ABI types (__sk_buff, xdp_md, protocol headers, ...) only.
-    #[arg(long, value_name = "FILE")]
-    pub btf: Option<PathBuf>,
+    /// The program type, for a section name libbpf does not know (`xdp_pass`, `prog`) or to
+    /// run a program as another type: a kernel type name as bpftool prints it (`xdp`,
+    /// `sched_cls`, `socket_filter`, `kprobe`, ...) or a section name libbpf knows (`tc`,
+    /// `socket`).
+    #[arg(long = "type", value_name = "TYPE")]
+    pub prog_type: Option<String>,
+    #[command(flatten)]
+    pub load: LoadArgs,
     /// Number of simulated CPUs.
     #[arg(long, value_name = "N", default_value_t = 4,
           value_parser = clap::value_parser!(u32).range(1..=1024))]
@@ -173,6 +184,51 @@ impl RunArgs {
     }
 }
 
+/// How the object is loaded: values for `__kconfig` externs.
+#[derive(Debug, Args, Default)]
+pub struct LoadArgs {
+    /// Kernel config for `__kconfig` externs (`CONFIG_*`), in the kernel's `.config` text
+    /// format (`zcat /proc/config.gz > FILE`): `CONFIG_X=y|n|m`, numbers, `"strings"`.
+    /// Without it no `CONFIG_*` option is set (a weak extern is 0, a strong one refuses
+    /// the programs that use it).
+    #[arg(long, value_name = "FILE")]
+    pub kconfig: Option<PathBuf>,
+    /// `LINUX_KERNEL_VERSION` for `__kconfig` externs, as MAJOR.MINOR.PATCH (default
+    /// 6.18.0).
+    #[arg(long, value_name = "X.Y.Z", value_parser = parse_kernel_version)]
+    pub kernel_version: Option<(u32, u32, u32)>,
+    /// Target BTF for CO-RE relocations: raw BTF such as /sys/kernel/btf/vmlinux, or an ELF
+    /// file with a .BTF section (at most 64 MiB). Without it, CO-RE relocations resolve
+    /// against the object's own ABI types (__sk_buff, xdp_md, protocol headers, ...) only.
+    #[arg(long, value_name = "FILE")]
+    pub btf: Option<PathBuf>,
+}
+
+/// `6.18.0` (or `6.18`) as numbers.
+fn parse_kernel_version(s: &str) -> Result<(u32, u32, u32), String> {
+    let parts: Vec<&str> = s.split('.').collect();
+    let num = |p: &str| {
+        p.parse::<u32>()
+            .ok()
+            .filter(|&n| n <= 255)
+            .ok_or_else(|| format!("{p:?} is not a number from 0 to 255"))
+    };
+    match parts.as_slice() {
+        [a, b] => Ok((num(a)?, num(b)?, 0)),
+        [a, b, c] => Ok((num(a)?, num(b)?, num(c)?)),
+        _ => Err(format!("{s:?} is not MAJOR.MINOR.PATCH")),
+    }
+}
+
+/// `bpfvm list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// The BPF ELF object, at most 64 MiB.
+    pub object: PathBuf,
+    #[command(flatten)]
+    pub load: LoadArgs,
+}
+
 /// Subcommands that take only an object.
 #[derive(Debug, Args)]
 pub struct ObjectArgs {
@@ -214,7 +270,6 @@ mod tests {
         assert_eq!((a.cpus, a.repeat, a.cpu, a.seed), (4, 1, None, 0));
         assert_eq!(a.engine_kind(), EngineKind::Interpreter);
         assert!(!a.unsafe_engine);
-        assert_eq!(a.btf, None);
         assert_eq!(a.map_memory_limit, bpfvm::limits::DEFAULT_MAP_MEMORY_LIMIT);
         let cli = Cli::parse_from(["bpfvm", "run", "x.o", "--map-memory-limit", "64M"]);
         let Command::Run(a) = cli.command else {
@@ -224,12 +279,35 @@ mod tests {
     }
 
     #[test]
+    fn type_and_kconfig_flags() {
+        let cli = Cli::parse_from([
+            "bpfvm",
+            "run",
+            "x.o",
+            "--type",
+            "xdp",
+            "--kconfig",
+            "k",
+            "--kernel-version",
+            "5.15",
+        ]);
+        let Command::Run(a) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(a.prog_type.as_deref(), Some("xdp"));
+        assert_eq!(a.load.kernel_version, Some((5, 15, 0)));
+        assert!(Cli::try_parse_from(["bpfvm", "run", "x.o", "--kernel-version", "5"]).is_err());
+        assert!(Cli::try_parse_from(["bpfvm", "run", "x.o", "--kernel-version", "5.x.1"]).is_err());
+        assert!(Cli::try_parse_from(["bpfvm", "list", "x.o"]).is_ok());
+    }
+
+    #[test]
     fn btf_takes_a_file() {
         let cli = Cli::parse_from(["bpfvm", "run", "x.o", "--btf", "/sys/kernel/btf/vmlinux"]);
         let Command::Run(a) = cli.command else {
             panic!("not run")
         };
-        assert_eq!(a.btf.as_deref(), Some("/sys/kernel/btf/vmlinux".as_ref()));
+        assert_eq!(a.load.btf.as_deref(), Some("/sys/kernel/btf/vmlinux".as_ref()));
     }
 
     #[test]

@@ -291,8 +291,14 @@ pub fn disasm(
     let defs: Vec<&ProgramDefinition> = match prog {
         Some(_) => vec![object::choose_program(&obj, path, prog)?],
         None if obj.programs().is_empty() => {
-            return Err(CliError::NoPrograms {
-                path: path.display().to_string(),
+            return Err(match obj.refused_programs().first() {
+                Some(r) => CliError::ProgramRefused {
+                    program: r.name.to_string(),
+                    source: r.error.clone(),
+                },
+                None => CliError::NoPrograms {
+                    path: path.display().to_string(),
+                },
             })
         }
         None => obj.programs().iter().collect(),

@@ -125,6 +125,31 @@ pub enum CliError {
         /// The engine chosen.
         engine: bpfvm::EngineKind,
     },
+    /// The chosen program was refused at load (its own error; the object's other programs
+    /// load).
+    #[error("program {program}: {source}")]
+    ProgramRefused {
+        /// The program.
+        program: String,
+        /// Why (its own load error).
+        source: bpfvm::loader::LoadError,
+    },
+    /// `--type` names no program type.
+    #[error("--type {name}: not a program type; use one of: {types}")]
+    UnknownType {
+        /// The name given.
+        name: String,
+        /// The names accepted.
+        types: String,
+    },
+    /// `--kconfig` could not be read or parsed.
+    #[error("--kconfig {path}: {reason}")]
+    Kconfig {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// Standard output was closed by the reader (`bpfvm run ... | head`): not reported.
     #[error("stdout closed")]
     StdoutClosed,

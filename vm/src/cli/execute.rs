@@ -1,13 +1,13 @@
 //! Running a loaded program R times on each chosen simulated CPU, CPUs in parallel, and
 //! counting return values per CPU. What is kept per CPU does not grow with R: counts of at
-//! most [`MAX_RETVALS`] distinct return values, the first and last, and the first
-//! [`TRACE_LINES`] trace lines.
+//! most [`MAX_RETVALS`] distinct return values, the first and last, of at most
+//! [`MAX_REDIRECTS`] distinct redirect targets, and the first [`TRACE_LINES`] trace lines.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use bpfvm::{CpuId, Input, LoadedProgram, Vm};
+use bpfvm::{CpuId, Input, LoadedProgram, RedirectTarget, Vm};
 use rayon::prelude::*;
 
 use super::progress::Progress;
@@ -67,6 +67,48 @@ impl RetvalCounts {
     }
 }
 
+/// Distinct redirect targets counted per CPU; runs redirecting elsewhere are counted
+/// together ([`RedirectCounts::other`]).
+pub const MAX_REDIRECTS: usize = 64;
+
+/// Redirect targets of a CPU's runs, in memory that does not grow with the number of runs:
+/// how many runs sent their packet to each of the first [`MAX_REDIRECTS`] distinct targets
+/// (in the order first seen), and how many sent it somewhere else.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RedirectCounts {
+    counts: Vec<(RedirectTarget, u64)>,
+    other: u64,
+}
+
+impl RedirectCounts {
+    /// Counts one run that redirected its packet to `target`.
+    pub fn add(&mut self, target: RedirectTarget) {
+        if let Some((_, n)) = self.counts.iter_mut().find(|(t, _)| *t == target) {
+            *n += 1;
+        } else if self.counts.len() < MAX_REDIRECTS {
+            self.counts.push((target, 1));
+        } else {
+            self.other += 1;
+        }
+    }
+
+    /// Target → runs that sent their packet there, for the first [`MAX_REDIRECTS`] distinct
+    /// targets, in the order first seen.
+    pub fn counts(&self) -> &[(RedirectTarget, u64)] {
+        &self.counts
+    }
+
+    /// Runs that redirected to a target not in [`RedirectCounts::counts`].
+    pub fn other(&self) -> u64 {
+        self.other
+    }
+
+    /// Whether no run redirected its packet.
+    pub fn is_empty(&self) -> bool {
+        self.counts.is_empty() && self.other == 0
+    }
+}
+
 /// Characters of a trace line kept (output without newlines is one long line).
 pub const TRACE_LINE_CHARS: usize = 256;
 
@@ -87,6 +129,8 @@ pub struct CpuRuns {
     pub count: u64,
     /// The runs' return values (`r0`).
     pub retvals: RetvalCounts,
+    /// Where the runs that redirected their packet sent it.
+    pub redirects: RedirectCounts,
     /// The first lines of `bpf_trace_printk` output.
     pub trace: Vec<String>,
     /// Bytes of trace output the runs dropped (each run keeps at most
@@ -94,6 +138,14 @@ pub struct CpuRuns {
     pub trace_dropped: u64,
     /// Time spent in this CPU's runs.
     pub busy: Duration,
+    /// The packet after the first run (`None` when it equals the last run's or the CPU
+    /// ran once).
+    pub first_data_out: Option<Vec<u8>>,
+    /// The packet after the last run (`data_out` of `BPF_PROG_TEST_RUN`).
+    pub data_out: Vec<u8>,
+    /// The context after the last run as the kernel's test run reports it (`ctx_out`), for
+    /// XDP and `__sk_buff` programs; empty for other types.
+    pub ctx_out: Vec<u8>,
 }
 
 /// What all CPUs did.
@@ -180,6 +232,8 @@ fn run_cpu(
         ..CpuRuns::default()
     };
     let start = Instant::now();
+    let t = prog.program().prog_type();
+    let mut last_ctx = Vec::new();
     for run in 0..repeat {
         if run % PROGRESS_STEP == 0 {
             if failed.load(Ordering::Relaxed) {
@@ -199,6 +253,14 @@ fn run_cpu(
             }
         })?;
         runs.retvals.add(out.retval);
+        if let Some(target) = out.redirect {
+            runs.redirects.add(target);
+        }
+        if run == 0 && repeat > 1 {
+            runs.first_data_out = Some(out.data.clone());
+        }
+        runs.data_out = out.data;
+        last_ctx = out.ctx;
         runs.count += 1;
         runs.trace_dropped += out.trace_dropped;
         if runs.trace.len() < TRACE_LINES && !out.trace.is_empty() {
@@ -208,6 +270,12 @@ fn run_cpu(
         }
     }
     runs.busy = start.elapsed();
+    if runs.first_data_out.as_ref() == Some(&runs.data_out) {
+        runs.first_data_out = None;
+    }
+    if t == bpfvm::ProgramType::Xdp || t.uses_sk_buff() {
+        runs.ctx_out = bpfvm::ctx_layout::test_run_ctx_out(t, &last_ctx, &input.ctx);
+    }
     Ok(runs)
 }
 
@@ -229,6 +297,20 @@ mod tests {
         // A value already counted keeps counting.
         r.add(5);
         assert_eq!(r.counts()[&5], 11);
+    }
+
+    #[test]
+    fn redirect_counts_stay_bounded() {
+        let mut r = RedirectCounts::default();
+        assert!(r.is_empty());
+        for i in 0..10_000u32 {
+            r.add(RedirectTarget::Peer { ifindex: i % 1000 });
+        }
+        assert_eq!(r.counts().len(), MAX_REDIRECTS);
+        assert_eq!(r.counts()[0], (RedirectTarget::Peer { ifindex: 0 }, 10));
+        assert!(r.counts().iter().all(|&(_, n)| n == 10));
+        assert_eq!(r.other(), 10_000 - 10 * MAX_REDIRECTS as u64);
+        assert!(!r.is_empty());
     }
 
     #[test]

@@ -2,21 +2,29 @@
 //!
 //! `{"program", "cpus", "engine",
 //!   "runs": [{"cpu", "count", "retvals": {"<r0>": n}, "retvals_other", "first_retval",
-//!             "last_retval", "trace_dropped"}],
+//!             "last_retval", "trace_dropped",
+//!             "redirects": [{"target": TEXT, "kind", ..., "count": n}], "redirects_other",
+//!             "data_out": HEX, "first_data_out": HEX?, "ctx_out": HEX?}],
 //!   "maps": [{"name", "type", "key_size", "value_size", "max_entries",
 //!             "entries": [{"key": HEX, "value": HEX} | {"key": HEX, "values": [HEX per CPU]}]}]}`
 //!
-//! Where the object's BTF types a map's key or value, each entry also has `key_btf` and
-//! `value_btf` (or `values_btf`, one per CPU): the C value as text (`{ saddr: 1, ... }`),
-//! decoded within the loader's bounds. A `--maps FILE` reads the hex fields back.
+//! Where the object's BTF types a map's key or value, the first [`MAX_DECODED_ENTRIES`]
+//! entries of each map also have `key_btf` and `value_btf` (or `values_btf`, one per CPU):
+//! the C value as text (`{ saddr: 1, ... }`), decoded within the loader's bounds. A `--maps FILE` reads the hex fields back.
 //!
 //! `retvals` counts the first 64 distinct return values of a CPU's runs; `retvals_other` the
-//! runs that returned another value. The document is written as it is made: map entries are
-//! read and printed one at a time, so a huge map never sits in memory as JSON.
+//! runs that returned another value; `redirects` the first 64 distinct redirect targets,
+//! `redirects_other` the runs that redirected elsewhere. `data_out` is the packet after the
+//! CPU's last run (as `BPF_PROG_TEST_RUN` reports it; empty without a packet),
+//! `first_data_out` the packet after its first run when that differs, `ctx_out` the context
+//! after the last run in the kernel's test-run form, for XDP and `__sk_buff` programs only.
+//! The document is written as it is made: map entries are read and printed one at a time,
+//! so a huge map never sits in memory as JSON.
 
 use std::io::Write;
 
 use bpfvm::loader::{MapDefinition, Object, ObjectMaps};
+use bpfvm::RedirectTarget;
 use serde_json::{json, Map, Value};
 
 use super::events::MapEvents;
@@ -37,7 +45,13 @@ pub fn runs_document(summary: &RunSummary) -> Value {
                 .iter()
                 .map(|(v, n)| (v.to_string(), json!(n)))
                 .collect();
-            json!({
+            let redirects: Vec<Value> = c
+                .redirects
+                .counts()
+                .iter()
+                .map(|(t, n)| redirect_document(t, *n))
+                .collect();
+            let mut doc = json!({
                 "cpu": c.cpu,
                 "count": c.count,
                 "retvals": retvals,
@@ -45,7 +59,17 @@ pub fn runs_document(summary: &RunSummary) -> Value {
                 "first_retval": c.retvals.first(),
                 "last_retval": c.retvals.last(),
                 "trace_dropped": c.trace_dropped,
-            })
+                "redirects": redirects,
+                "redirects_other": c.redirects.other(),
+                "data_out": hex(&c.data_out),
+            });
+            if let Some(first) = &c.first_data_out {
+                doc["first_data_out"] = json!(hex(first));
+            }
+            if !c.ctx_out.is_empty() {
+                doc["ctx_out"] = json!(hex(&c.ctx_out));
+            }
+            doc
         })
         .collect()
 }
@@ -61,11 +85,46 @@ pub fn map_header(def: &MapDefinition) -> Value {
     })
 }
 
+/// Where `count` runs redirected their packet: the target as text, its kind and fields.
+pub fn redirect_document(t: &RedirectTarget, count: u64) -> Value {
+    let mut v = match *t {
+        RedirectTarget::Ifindex { ifindex, ingress } => {
+            json!({"kind": "ifindex", "ifindex": ifindex, "ingress": ingress})
+        }
+        RedirectTarget::Neigh { ifindex, nexthop } => json!({
+            "kind": "neigh",
+            "ifindex": ifindex,
+            "nexthop": nexthop.map(|n| hex(&n.addr)),
+        }),
+        RedirectTarget::Peer { ifindex } => json!({"kind": "peer", "ifindex": ifindex}),
+        RedirectTarget::Device {
+            name, key, ifindex, ..
+        } => json!({"kind": "devmap", "map": name.as_str(), "key": key, "ifindex": ifindex}),
+        RedirectTarget::Broadcast {
+            name,
+            exclude_ingress,
+            ..
+        } => json!({"kind": "broadcast", "map": name.as_str(), "exclude_ingress": exclude_ingress}),
+        RedirectTarget::Cpu { name, cpu, .. } => {
+            json!({"kind": "cpumap", "map": name.as_str(), "cpu": cpu})
+        }
+        RedirectTarget::Xsk {
+            name, key, socket, ..
+        } => json!({"kind": "xskmap", "map": name.as_str(), "key": key, "socket": socket}),
+        _ => json!({"kind": "other"}),
+    };
+    v["target"] = json!(t.to_string());
+    v["count"] = json!(count);
+    v
+}
+
 /// Bytes turned into hex at a time, so a long value is never held as one hex string.
 const HEX_CHUNK: usize = 32 << 10;
 
 /// Values longer than this are not decoded with BTF in the output (their hex is there).
 const MAX_DECODED_VALUE: usize = 4096;
+/// Entries of each map printed with their BTF-decoded key and value (all have hex).
+pub const MAX_DECODED_ENTRIES: usize = 256;
 
 /// Writes one entry, `{"key": HEX, "value": HEX}` or `{"key": HEX, "values": [HEX, ...]}`,
 /// the values' hex in chunks; with `btf` (the object and the map's definition), also the
@@ -167,12 +226,16 @@ pub fn write_run(
         put(out, &open_object(&map_header(def)))?;
         put(out, ",\"entries\":[")?;
         let percpu = map.map_type().is_percpu();
-        let mut first = true;
+        let mut written = 0usize;
         walk(def, map, |e| {
-            if !std::mem::take(&mut first) {
+            if written > 0 {
                 put(out, ",")?;
             }
-            write_entry(out, &e, percpu, Some((object, def)))
+            // BTF decoding costs up to its budget per value: only the first entries get it,
+            // so a huge map's listing stays proportional to its bytes.
+            let btf = (written < MAX_DECODED_ENTRIES).then_some((object, def));
+            written += 1;
+            write_entry(out, &e, percpu, btf)
         })?;
         put(out, "]}")?;
     }

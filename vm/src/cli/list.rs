@@ -75,7 +75,7 @@ fn row(d: &MapDefinition) -> Vec<String> {
 pub fn list_maps(path: &Path, out: &mut dyn Write) -> Result<(), CliError> {
     let obj = object::open(path, None)?;
     let mut put = |s: &str| out.write_all(s.as_bytes()).map_err(CliError::stdout);
-    if obj.maps().is_empty() {
+    if obj.maps().is_empty() && obj.refused_maps().is_empty() {
         return put(&format!("{} defines no maps\n", path.display()));
     }
     let header: Vec<String> = [
@@ -96,6 +96,9 @@ pub fn list_maps(path: &Path, out: &mut dyn Write) -> Result<(), CliError> {
     put(&layout.line("", &header))?;
     for d in obj.maps() {
         put(&layout.line("", &row(d)))?;
+    }
+    for m in obj.refused_maps() {
+        put(&format!("map {} cannot be loaded: {}\n", m.name, m.error))?;
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! The command line: argument parsing ([`args`]) and one module per job: opening an object
 //! and choosing its program ([`object`]), running it ([`execute`]), reading maps back
 //! ([`snapshot`]) and the events of ring buffers and perf buffers ([`events`]), explaining failures ([`fault`]), and the outputs ([`text`], [`json`], [`explain`], [`report`], [`list`],
-//! [`disasm`]). Input files are read with a size limit ([`input`]).
+//! [`programs`], [`disasm`]). Input files are read with a size limit ([`input`]).
 
 pub mod args;
 pub mod disasm;
@@ -15,6 +15,7 @@ pub mod input;
 pub mod json;
 pub mod list;
 pub mod object;
+pub mod programs;
 pub mod progress;
 pub mod report;
 pub mod run;
@@ -41,10 +42,14 @@ pub fn main() -> ExitCode {
     let mut out = std::io::stdout().lock();
     let result = match &cli.command {
         Command::Run(a) => run::run(a, &mut out),
+        Command::List(a) => programs::list_programs(a, &mut out),
         Command::Maps(a) => list::list_maps(&a.object, &mut out),
         Command::Disasm(a) => {
             disasm::disasm(&a.object, a.prog.as_deref(), a.btf.as_deref(), &mut out)
         }
+        Command::Support => out
+            .write_all(bpfvm::support::markdown().as_bytes())
+            .map_err(CliError::stdout),
         Command::Verify(a) => verify::verify(a, &mut out),
     };
     let result = result.and_then(|()| out.flush().map_err(CliError::stdout));

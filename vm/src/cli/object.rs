@@ -3,17 +3,55 @@
 
 use std::path::Path;
 
-use bpfvm::loader::{Btf, LoadError, Object, ObjectMaps, ProgramDefinition};
+use bpfvm::loader::{
+    Btf, KernelConfig, KernelProgType, LoadError, LoadOptions, Object, ObjectMaps,
+    ProgramDefinition,
+};
 use bpfvm::maps::{MapError, MapMemory};
 use bpfvm::{EngineKind, Program};
 
+use super::args::LoadArgs;
 use super::input::{read_bounded, MAX_OBJECT_BYTES};
 use super::CliError;
+
+/// Largest `--kconfig` file read (a distribution's config is about 300 KiB).
+pub const MAX_KCONFIG_BYTES: usize = 16 << 20;
+
+/// The load options `args` ask for: `--kconfig` read (bounded) and parsed, and
+/// `--kernel-version`.
+pub fn load_options(args: &LoadArgs) -> Result<LoadOptions, CliError> {
+    let mut kconfig = match &args.kconfig {
+        None => KernelConfig::default(),
+        Some(path) => {
+            let bytes = read_bounded(path, MAX_KCONFIG_BYTES, "--kconfig", "the kconfig limit")?;
+            let bad = |reason: String| CliError::Kconfig {
+                path: path.display().to_string(),
+                reason,
+            };
+            let text = String::from_utf8(bytes)
+                .map_err(|_| bad("not UTF-8 text (gunzip it first?)".into()))?;
+            KernelConfig::parse(&text).map_err(|e| bad(e.to_string()))?
+        }
+    };
+    if let Some((a, b, c)) = args.kernel_version {
+        kconfig.set_kernel_version(a, b, c);
+    }
+    Ok(LoadOptions { kconfig })
+}
 
 /// Reads (at most [`MAX_OBJECT_BYTES`]) and parses the object at `path`, named after the
 /// file as libbpf names objects, resolving CO-RE relocations against the BTF file `btf`
 /// (`--btf`) when there is one.
 pub fn open(path: &Path, btf: Option<&Path>) -> Result<Object, CliError> {
+    open_with(path, &LoadOptions::default(), btf)
+}
+
+/// [`open`] with load options (kconfig values).
+pub fn open_with(
+    path: &Path,
+    options: &LoadOptions,
+    btf: Option<&Path>,
+) -> Result<Object, CliError> {
     let target = match btf {
         Some(file) => Some(Btf::from_file(file).map_err(|source| CliError::Load {
             path: file.display().to_string(),
@@ -27,7 +65,7 @@ pub fn open(path: &Path, btf: Option<&Path>) -> Result<Object, CliError> {
         "object",
         "the limit on object files",
     )?;
-    Object::parse_with_btf(&Object::name_for_path(path), &bytes, target.as_ref()).map_err(
+    Object::parse_full(&Object::name_for_path(path), &bytes, options, target.as_ref()).map_err(
         |source| CliError::Load {
             path: path.display().to_string(),
             source,
@@ -35,8 +73,9 @@ pub fn open(path: &Path, btf: Option<&Path>) -> Result<Object, CliError> {
     )
 }
 
-/// A warning for each CO-RE relocation of `def` that could not be resolved (a run that
-/// reaches one fails); empty when there is none.
+/// A warning for each CO-RE relocation of `def` that could not be resolved (the kernel's
+/// verifier refuses the program if one is reachable; a run that reaches one fails); empty
+/// when there is none.
 pub fn core_warnings(def: &ProgramDefinition) -> String {
     def.core_poisons
         .iter()
@@ -44,38 +83,61 @@ pub fn core_warnings(def: &ProgramDefinition) -> String {
         .collect()
 }
 
-/// `name (section)` for every program, comma-separated.
+/// `name (section)` for every program (loaded or not), comma-separated.
 pub fn program_choices(object: &Object) -> String {
     object
-        .programs()
-        .iter()
-        .map(|p| format!("{} (section {})", p.name, p.section))
+        .program_results()
+        .map(|p| match p {
+            Ok(p) => format!("{} (section {})", p.name, p.section),
+            Err(r) => format!("{} (section {}, refused)", r.name, r.section),
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
 
+/// The kernel type `--type NAME` names.
+pub fn parse_type(name: &str) -> Result<KernelProgType, CliError> {
+    KernelProgType::from_name(name).ok_or_else(|| CliError::UnknownType {
+        name: name.to_string(),
+        types: KernelProgType::names(),
+    })
+}
+
 /// The program named `name` (function or section name), or the only program when `name` is
 /// `None`. Fails listing the choices when the name matches nothing or when there are several
-/// programs and no name.
+/// programs and no name, and with the program's own error when it was refused at load.
 pub fn choose_program<'o>(
     object: &'o Object,
     path: &Path,
     name: Option<&str>,
 ) -> Result<&'o ProgramDefinition, CliError> {
     let path = path.display().to_string();
-    match (name, object.programs()) {
-        (_, []) => Err(CliError::NoPrograms { path }),
-        (Some(name), _) => object
-            .program(name)
-            .ok_or_else(|| CliError::UnknownProgram {
+    let total = object.program_results().count();
+    let name = match name {
+        _ if total == 0 => return Err(CliError::NoPrograms { path }),
+        Some(name) => name.to_string(),
+        None if total == 1 => match object.program_results().next() {
+            Some(Ok(p)) => return Ok(p),
+            Some(Err(r)) => r.name.to_string(),
+            None => return Err(CliError::NoPrograms { path }),
+        },
+        None => {
+            return Err(CliError::AmbiguousProgram {
                 path,
-                name: name.to_string(),
                 choices: program_choices(object),
-            }),
-        (None, [only]) => Ok(only),
-        (None, _) => Err(CliError::AmbiguousProgram {
+            })
+        }
+    };
+    match object.program_result(&name) {
+        Ok(p) => Ok(p),
+        Err(LoadError::NoSuchProgram { .. }) => Err(CliError::UnknownProgram {
             path,
+            name,
             choices: program_choices(object),
+        }),
+        Err(source) => Err(CliError::ProgramRefused {
+            program: name,
+            source,
         }),
     }
 }
@@ -101,19 +163,36 @@ pub fn create_maps(
 }
 
 /// The program `def` of `object` with its maps resolved to the live `maps`
-/// ([`Object::vm_program`]), on `engine`.
+/// ([`Object::vm_program`], or [`Object::vm_program_as`] with `prog_type`), on `engine`.
 pub fn program(
     object: &Object,
-    path: &Path,
     def: &ProgramDefinition,
     maps: &ObjectMaps,
     engine: EngineKind,
+    prog_type: Option<KernelProgType>,
 ) -> Result<Program, CliError> {
-    let program = object
-        .vm_program(&def.name, maps)
-        .map_err(|source| CliError::Load {
-            path: path.display().to_string(),
-            source,
-        })?;
+    let program = match prog_type {
+        Some(t) => object.vm_program_as(&def.name, maps, t),
+        None => object.vm_program(&def.name, maps),
+    }
+    .map_err(|source| CliError::ProgramRefused {
+        program: def.name.to_string(),
+        source,
+    })?;
     Ok(program.with_engine(engine))
+}
+
+/// The type `def` runs as: `--type` when given, else libbpf's type for its section; an
+/// unknown section or a type bpfvm cannot run is the program's error.
+pub fn run_type(
+    object: &Object,
+    def: &ProgramDefinition,
+    prog_type: Option<KernelProgType>,
+) -> Result<bpfvm::ProgramType, CliError> {
+    object
+        .run_type(&def.name, prog_type)
+        .map_err(|source| CliError::ProgramRefused {
+            program: def.name.to_string(),
+            source,
+        })
 }

@@ -27,9 +27,26 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
         );
     }
     let path = args.object.as_path();
-    let obj = object::open(path, args.btf.as_deref())?;
+    let prog_type = args
+        .prog_type
+        .as_deref()
+        .map(object::parse_type)
+        .transpose()?;
+    let obj = object::open_with(
+        path,
+        &object::load_options(&args.load)?,
+        args.load.btf.as_deref(),
+    )?;
     let def = object::choose_program(&obj, path, args.prog.as_deref())?;
     eprint!("{}", object::core_warnings(def));
+    // The type it runs as; an unknown section or a type bpfvm cannot run is refused
+    // (with how to give the type) before anything is read or created.
+    let run_type = object::run_type(&obj, def, prog_type)?;
+    // The outputs name the type the program runs as.
+    let def = &bpfvm::loader::ProgramDefinition {
+        program_type: run_type,
+        ..def.clone()
+    };
     if let Some(cpu) = args.cpu {
         if cpu >= args.cpus {
             return Err(CliError::NoSuchCpu {
@@ -40,7 +57,7 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
     }
     let input = match &args.data {
         // Packet programs need at least an Ethernet header (as BPF_PROG_TEST_RUN does).
-        None if def.program_type == ProgramType::Xdp || def.program_type.uses_sk_buff() => {
+        None if run_type == ProgramType::Xdp || run_type.uses_sk_buff() => {
             eprintln!(
                 "bpfvm: no --data: each run gets a {DEFAULT_FRAME}-byte zeroed Ethernet frame"
             );
@@ -49,9 +66,9 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
         None => Input::empty(),
         Some(file) => {
             // Read once, bounded; every run (on every CPU) starts from this one copy.
-            let (max, why) = input::data_limit(def.program_type);
+            let (max, why) = input::data_limit(run_type);
             let bytes = input::read_bounded(file, max, "--data", why)?;
-            if def.program_type == ProgramType::Xdp || def.program_type.uses_sk_buff() {
+            if run_type == ProgramType::Xdp || run_type.uses_sk_buff() {
                 Input::packet(bytes)
             } else {
                 Input::context(bytes)
@@ -72,7 +89,7 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
     seed::map_set(&obj, &maps, &args.map_set)?;
     events::open_perf_buffers(&maps)?;
     let prog = vm
-        .load(object::program(&obj, path, def, &maps, engine)?)
+        .load(object::program(&obj, def, &maps, engine, prog_type)?)
         .map_err(|source| CliError::Prepare {
             program: def.name.to_string(),
             source,

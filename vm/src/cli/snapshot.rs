@@ -194,8 +194,10 @@ pub fn walk(
                 stride,
                 value_size,
             })?,
-            // Deleted between the two calls (cannot happen once runs are over).
-            Err(e) if e.errno() == errno::ENOENT => {}
+            // Deleted between the two calls (cannot happen once runs are over), empty (device
+            // maps, CPUMAP: every index is a key), or not readable from the host (XSKMAP,
+            // EOPNOTSUPP as in the kernel).
+            Err(e) if e.errno() == errno::ENOENT || e.errno() == errno::EOPNOTSUPP => {}
             Err(e) => return Err(fail(e)),
         }
         prev = Some(key);

@@ -12,7 +12,7 @@ use bpfvm::maps::MapType;
 use bpfvm::ProgramType;
 
 use super::events::MapEvents;
-use super::execute::{RetvalCounts, RunSummary, MAX_RETVALS};
+use super::execute::{RetvalCounts, RunSummary, MAX_REDIRECTS, MAX_RETVALS};
 use super::hex::hex;
 use super::size::show_size;
 use super::snapshot::{MapSnapshot, RawEntry};
@@ -199,6 +199,25 @@ pub fn render_runs(r: &Report<'_>) -> String {
         ]);
     }
     out.push_str(&t.render("  "));
+    if r.summary.cpus.iter().any(|c| !c.redirects.is_empty()) {
+        out.push_str("redirects (where the packets went)\n");
+        let mut t = Table::new(["cpu", "target", "runs"]);
+        for c in &r.summary.cpus {
+            for (target, n) in c.redirects.counts() {
+                t.row([c.cpu.to_string(), target.to_string(), n.to_string()]);
+            }
+            if c.redirects.other() > 0 {
+                t.row([
+                    c.cpu.to_string(),
+                    format!(
+                        "other targets (only the first {MAX_REDIRECTS} distinct ones are counted)"
+                    ),
+                    c.redirects.other().to_string(),
+                ]);
+            }
+        }
+        out.push_str(&t.render("  "));
+    }
     if let Some(per_run) = r.summary.time_per_run() {
         let _ = writeln!(
             out,
@@ -323,6 +342,10 @@ mod tests {
         assert_eq!(retval_label(ProgramType::Xdp, 2), "2 (XDP_PASS)");
         assert_eq!(retval_label(ProgramType::Xdp, 9), "9");
         assert_eq!(retval_label(ProgramType::SocketFilter, 1), "1");
+        assert_eq!(
+            retval_label(ProgramType::SchedCls, 7),
+            "7 (TC_ACT_REDIRECT)"
+        );
         assert_eq!(retval_label(ProgramType::SchedCls, 2), "2 (TC_ACT_SHOT)");
         assert_eq!(
             retval_label(ProgramType::SchedCls, u64::from(u32::MAX)),

@@ -14,25 +14,47 @@ use super::{object, CliError};
 pub fn verify(args: &VerifyArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let path = args.object.as_path();
     let obj = object::open(path, args.btf.as_deref())?;
-    let defs = match &args.prog {
-        Some(name) => vec![object::choose_program(&obj, path, Some(name))?],
-        None => {
-            if obj.programs().is_empty() {
-                return Err(CliError::NoPrograms {
-                    path: path.display().to_string(),
-                });
+    // Every program, those the loader refused included (they are refused here too).
+    let defs: Vec<Result<&bpfvm::loader::ProgramDefinition, &bpfvm::loader::RefusedProgram>> =
+        match &args.prog {
+            Some(name) => vec![Ok(object::choose_program(&obj, path, Some(name))?)],
+            None => {
+                if obj.program_results().next().is_none() {
+                    return Err(CliError::NoPrograms {
+                        path: path.display().to_string(),
+                    });
+                }
+                obj.program_results().collect()
             }
-            obj.programs().iter().collect()
-        }
-    };
+        };
     // The maps count against the default map memory limit, as for `bpfvm run`.
     let vm = bpfvm::Vm::builder().cpus(args.cpus).build();
     let maps = object::create_maps(&obj, path, args.cpus, vm.map_memory())?;
     let who = privilege(&args.privileged);
     let mut refused = 0;
     for def in &defs {
-        let program = object::program(&obj, path, def, &maps, bpfvm::EngineKind::Interpreter)?;
+        let def = match def {
+            Ok(def) => *def,
+            Err(r) => {
+                refused += 1;
+                let line = format!(
+                    "{} (section {}): refused at load: {}",
+                    r.name, r.section, r.error
+                );
+                writeln!(out, "{line}").map_err(CliError::stdout)?;
+                continue;
+            }
+        };
         let head = format!("{} (section {})", def.name, def.section);
+        let program = match object::program(&obj, def, &maps, bpfvm::EngineKind::Interpreter, None)
+        {
+            Ok(p) => p,
+            Err(e) => {
+                refused += 1;
+                writeln!(out, "{head}: not verified: {e}").map_err(CliError::stdout)?;
+                continue;
+            }
+        };
         let line = match kernel_verify::verify(&program, who, args.cpus) {
             Ok(Some(v)) => format!(
                 "{head}: accepted for a {} loader: {} instructions processed, {} bytes of stack",

@@ -189,20 +189,29 @@ impl ObjectLoader {
             maps.push(create_map(def, &patches, vm)?);
         }
         let maps = ObjectMaps::from_parts(object.maps().to_vec(), maps);
+        // Every program, those the loader refused included (with their own error).
         let programs = object
-            .programs()
-            .iter()
-            .map(|def| {
-                let loaded = object
-                    .vm_program(&def.name, &maps)
-                    .map_err(Error::from)
-                    .and_then(|p| vm.load(p).map_err(Error::from));
+            .program_results()
+            .map(|result| {
+                let (name, loaded) = match result {
+                    Ok(def) => (
+                        def.name.to_string(),
+                        object
+                            .vm_program(&def.name, &maps)
+                            .map_err(Error::from)
+                            .and_then(|p| vm.load(p).map_err(Error::from)),
+                    ),
+                    Err(refused) => (
+                        refused.name.to_string(),
+                        Err(Error::from(refused.error.clone())),
+                    ),
+                };
                 let loaded = loaded.map_err(|e| ObjectError::ProgramNotLoaded {
-                    name: def.name.to_string(),
+                    name: name.clone(),
                     reason: e.to_string(),
                     errno: e.errno(),
                 });
-                (def.name.to_string(), loaded)
+                (name, loaded)
             })
             .collect();
         Ok(LoadedObject {

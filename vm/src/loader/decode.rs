@@ -236,7 +236,45 @@ impl Decoder<'_> {
     }
 }
 
+/// The budget one listing of many values shares (every entry of a map dump): it starts at
+/// [`DECODE_BASE_UNITS`] and earns [`DECODE_UNITS_PER_BYTE`] per byte decoded, so a whole
+/// listing costs `DECODE_BASE_UNITS + DECODE_UNITS_PER_BYTE × bytes listed` at most, not
+/// [`DECODE_BASE_UNITS`] again for every small value (a million 4-byte values of a union
+/// DAG type would otherwise decode to billions of nodes).
+#[derive(Debug)]
+pub(crate) struct ListingBudget {
+    left: usize,
+}
+
+impl ListingBudget {
+    /// A fresh listing's budget.
+    pub(crate) fn new() -> Self {
+        Self {
+            left: DECODE_BASE_UNITS,
+        }
+    }
+}
+
 impl Btf {
+    /// [`Btf::decode`] as part of a listing: the value gets at most what it would alone
+    /// and what the listing has left (after earning this value's bytes), and spends it
+    /// from the listing.
+    pub(crate) fn decode_listed(
+        &self,
+        type_id: u32,
+        bytes: &[u8],
+        listing: &mut ListingBudget,
+    ) -> BtfValue {
+        listing.left = listing
+            .left
+            .saturating_add(bytes.len().saturating_mul(DECODE_UNITS_PER_BYTE));
+        let budget = decode_budget(bytes.len()).min(listing.left);
+        let mut d = Decoder { btf: self, budget };
+        let v = d.decode(type_id, bytes, 0);
+        listing.left -= budget - d.budget;
+        v
+    }
+
     /// Decode `bytes` as a value of type `type_id`.
     ///
     /// Never fails: what cannot be decoded (unknown type, short buffer) comes back as

@@ -4,7 +4,7 @@
 use bpfvm_maps::MapType;
 
 use super::btf::Btf;
-use super::decode::BtfValue;
+use super::decode::{BtfValue, ListingBudget};
 use super::error::LoadError;
 use super::instance::ObjectMaps;
 use super::limits::MAX_DECODE_UNITS;
@@ -12,6 +12,8 @@ use super::Object;
 
 /// `ENOENT`, which ends a `BPF_MAP_GET_NEXT_KEY` walk.
 const ENOENT: i32 = 2;
+/// `EOPNOTSUPP`: elements the host cannot read (an XSKMAP's sockets).
+const EOPNOTSUPP: i32 = 95;
 
 /// One decoded entry of a map.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,11 +24,16 @@ pub struct MapEntry {
     pub values: Vec<BtfValue>,
 }
 
-/// Decode with BTF when there is a type, else as a little-endian unsigned integer for
-/// the usual integer sizes, else as raw bytes.
-fn decode(btf: Option<&Btf>, type_id: Option<u32>, bytes: &[u8]) -> BtfValue {
+/// Decode with BTF when there is a type (from the listing's budget), else as a
+/// little-endian unsigned integer for the usual integer sizes, else as raw bytes.
+fn decode(
+    btf: Option<&Btf>,
+    type_id: Option<u32>,
+    bytes: &[u8],
+    listing: &mut ListingBudget,
+) -> BtfValue {
     match (btf, type_id) {
-        (Some(btf), Some(id)) => btf.decode(id, bytes),
+        (Some(btf), Some(id)) => btf.decode_listed(id, bytes, listing),
         _ => match bytes.len() {
             1 | 2 | 4 | 8 => {
                 let mut buf = [0u8; 8];
@@ -69,6 +76,14 @@ impl Object {
     /// stays that of one entry (its key, its value on every CPU, and the decoded forms,
     /// each bounded as [`Btf::decode`] says).
     ///
+    /// All the keys and values of one listing share one decoding budget of
+    /// `DECODE_BASE_UNITS + DECODE_UNITS_PER_BYTE × bytes listed` (see
+    /// [`limits`](super::limits)), so the whole listing costs time and text in proportion
+    /// to the map's bytes: values that need more (a union that fans out) are
+    /// [`BtfValue::Truncated`] once it is spent; entries that need no more than
+    /// `DECODE_UNITS_PER_BYTE` units per byte on average (plain integers and structs) are
+    /// never cut.
+    ///
     /// Fails as [`Object::dump_map`] does; entries already passed to `f` stay passed.
     pub fn for_each_map_entry(
         &self,
@@ -91,6 +106,8 @@ impl Object {
         };
         let key_size = def.key_size as usize;
         let value_size = def.value_size as usize;
+        // One decoding budget for the whole listing (see above).
+        let mut listing = ListingBudget::new();
         match map.map_type() {
             // Records are read by consuming them (`Map::ringbuf_consume`, `Map::perf_read`);
             // a listing must not take them away.
@@ -105,7 +122,7 @@ impl Object {
                 {
                     f(MapEntry {
                         key: BtfValue::Unsigned(i as u64),
-                        values: vec![decode(self.btf(), def.value_type_id, &v)],
+                        values: vec![decode(self.btf(), def.value_type_id, &v, &mut listing)],
                     });
                 }
                 return Ok(());
@@ -130,19 +147,22 @@ impl Object {
             }
             match map.lookup(&key, &mut value, 0) {
                 Ok(()) => {
+                    let key_value = decode(self.btf(), def.key_type_id, &key, &mut listing);
                     let values = value
                         .chunks(stride.max(1))
                         .map(|v| {
-                            decode(self.btf(), def.value_type_id, &v[..value_size.min(v.len())])
+                            let v = &v[..value_size.min(v.len())];
+                            decode(self.btf(), def.value_type_id, v, &mut listing)
                         })
                         .collect();
                     f(MapEntry {
-                        key: decode(self.btf(), def.key_type_id, &key),
+                        key: key_value,
                         values,
                     });
                 }
-                // Deleted between the two calls: skip it, as bpftool does.
-                Err(e) if e.errno() == ENOENT => {}
+                // Deleted between the two calls, or not readable from the host (XSKMAP):
+                // skip it, as bpftool does.
+                Err(e) if e.errno() == ENOENT || e.errno() == EOPNOTSUPP => {}
                 Err(e) => return Err(read_err(e)),
             }
             prev = Some(key);

@@ -75,7 +75,14 @@ pub(crate) struct Symbol {
     pub value: u64,
     pub size: u64,
     pub kind: SymbolKind,
+    /// `STB_*` binding (`STB_LOCAL` 0, `STB_GLOBAL` 1, `STB_WEAK` 2).
+    pub bind: u8,
 }
+
+/// ELF `STB_LOCAL`: a static symbol.
+pub(crate) const STB_LOCAL: u8 = 0;
+/// ELF `STB_WEAK`: a weak symbol (`__weak`).
+pub(crate) const STB_WEAK: u8 = 2;
 
 /// One `Elf64_Rel` entry.
 #[derive(Debug, Clone, Copy)]
@@ -271,6 +278,7 @@ impl<'a> ElfObject<'a> {
                 value: sym.st_value(endian),
                 size: sym.st_size(endian),
                 kind,
+                bind: sym.st_bind().0,
             });
         }
 

@@ -105,7 +105,7 @@ pub enum LoadError {
         insn: usize,
     },
     /// The program references an extern variable (`__kconfig`, `__ksym`) bpfvm cannot resolve.
-    #[error("unresolved extern {name} in section {section} at instruction {insn}")]
+    #[error("unresolved extern {name} in section {section} at instruction {insn}: {reason}")]
     UnresolvedExtern {
         /// The extern's name.
         name: String,
@@ -113,6 +113,53 @@ pub enum LoadError {
         section: String,
         /// Instruction index inside that section.
         insn: usize,
+        /// Why it is unresolved.
+        reason: String,
+    },
+    /// A `__kconfig` extern's value does not suit its type (libbpf's rules), or a strong
+    /// one has no value; or a line of a kernel config is malformed.
+    #[error("kconfig {name}: {reason}")]
+    BadKconfig {
+        /// The extern (`CONFIG_HZ`) or the config line.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The program uses a map that cannot be loaded (see [`super::RefusedMap`]).
+    #[error("uses map {map}, which cannot be loaded: {reason}")]
+    MapUnavailable {
+        /// The map's name.
+        map: String,
+        /// Why the map cannot be loaded.
+        reason: Box<LoadError>,
+    },
+    /// The program's section name is not one libbpf knows, so its program type is unknown.
+    #[error(
+        "section name {section} (program {program}) is not one libbpf knows, so the \
+         program type is unknown; give it explicitly (bpfvm run --type xdp, or \
+         Object::vm_program_as) — types: {types}"
+    )]
+    UnknownProgramType {
+        /// The program.
+        program: String,
+        /// Its section.
+        section: String,
+        /// The type names that may be given.
+        types: String,
+    },
+    /// The program's type is one bpfvm does not run yet (its context is not modelled).
+    #[error(
+        "program {program} has program type {prog_type} (section {section}), which bpfvm \
+         cannot run yet; types it runs: socket_filter, kprobe, sched_cls, sched_act, \
+         tracepoint, xdp, cgroup_skb"
+    )]
+    CannotRunType {
+        /// The program.
+        program: String,
+        /// Its section.
+        section: String,
+        /// The kernel type name (`lsm`).
+        prog_type: &'static str,
     },
     /// A map type the kernel defines but bpfvm does not simulate.
     #[error("map {map} has map type {map_type}, which bpfvm does not support")]
@@ -228,6 +275,8 @@ impl LoadError {
         match self {
             Self::Unsupported { .. } | Self::KfuncCall { .. } => ENOTSUP,
             Self::UnresolvedExtern { .. } => ESRCH,
+            Self::MapUnavailable { reason, .. } => reason.errno(),
+            Self::CannotRunType { .. } => ENOTSUP,
             Self::UnsupportedMapType { .. } => ENOTSUP,
             Self::MapCreate { source, .. } | Self::MapRead { source, .. } => source.errno(),
             Self::NoSuchMap { .. } | Self::NoSuchProgram { .. } => ENOENT,

@@ -5,14 +5,19 @@ use std::sync::Arc;
 
 use super::error::LoadError;
 use super::instance::ObjectMaps;
-use super::Object;
-use crate::Program;
+use super::section_types::KernelProgType;
+use super::{Object, ProgramDefinition};
+use crate::{Program, ProgramType};
 
 impl Object {
     /// The program `name_or_section` as a VM [`Program`], with the live maps it uses
     /// from `maps` (made by [`Object::create_maps`]).
     ///
-    /// Fails with [`LoadError::NoSuchProgram`] when no program has that name.
+    /// Fails with [`LoadError::NoSuchProgram`] when no program has that name, with the
+    /// program's own error when it was refused at load ([`Object::refused_programs`]),
+    /// with [`LoadError::UnknownProgramType`] when libbpf does not know its section name
+    /// (give the type with [`Object::vm_program_as`]) and with
+    /// [`LoadError::CannotRunType`] for a kernel program type bpfvm does not run yet.
     ///
     /// ```
     /// use bpfvm::loader::Object;
@@ -34,11 +39,71 @@ impl Object {
         name_or_section: &str,
         maps: &ObjectMaps,
     ) -> Result<Program, LoadError> {
-        let def = self
-            .program(name_or_section)
-            .ok_or_else(|| LoadError::NoSuchProgram {
-                name: name_or_section.to_owned(),
-            })?;
+        let def = self.program_result(name_or_section)?;
+        Ok(self.build(def, self.run_type(name_or_section, None)?, maps))
+    }
+
+    /// The type bpfvm runs program `name_or_section` as: `explicit` when given, else
+    /// libbpf's type for its section; or the error [`Object::vm_program`] /
+    /// [`Object::vm_program_as`] would give.
+    ///
+    /// ```
+    /// use bpfvm::loader::{KernelProgType, Object};
+    /// use bpfvm::ProgramType;
+    ///
+    /// let obj = Object::parse_named("multi", include_bytes!("../../tests/fixtures/multi.o"))?;
+    /// assert_eq!(obj.run_type("tc_prog", None)?, ProgramType::SchedCls);
+    /// assert!(obj.run_type("custom_prog", None).is_err());
+    /// assert_eq!(obj.run_type("custom_prog", Some(KernelProgType::Xdp))?, ProgramType::Xdp);
+    /// # Ok::<(), bpfvm::loader::LoadError>(())
+    /// ```
+    pub fn run_type(
+        &self,
+        name_or_section: &str,
+        explicit: Option<KernelProgType>,
+    ) -> Result<ProgramType, LoadError> {
+        let def = self.program_result(name_or_section)?;
+        let t = match (explicit, def.section_type) {
+            (Some(t), _) => t,
+            (None, Some(s)) => s.prog_type,
+            (None, None) => {
+                return Err(LoadError::UnknownProgramType {
+                    program: def.name.to_string(),
+                    section: def.section.to_string(),
+                    types: KernelProgType::names(),
+                })
+            }
+        };
+        runnable(def, t)
+    }
+
+    /// [`Object::vm_program`] with the program type given explicitly, as
+    /// `bpf_program__set_type` would (for a legacy section name such as `xdp_pass` that
+    /// libbpf does not know, or to run a program as another type).
+    ///
+    /// ```
+    /// use bpfvm::loader::{KernelProgType, LoadError, Object};
+    ///
+    /// let bytes = include_bytes!("../../tests/fixtures/multi.o");
+    /// let obj = Object::parse_named("multi", bytes)?;
+    /// let maps = obj.create_maps(1)?;
+    /// let refused = obj.vm_program("custom_prog", &maps).unwrap_err();
+    /// assert!(matches!(refused, LoadError::UnknownProgramType { .. }));
+    /// let prog = obj.vm_program_as("custom_prog", &maps, KernelProgType::Xdp)?;
+    /// assert_eq!(prog.prog_type(), bpfvm::ProgramType::Xdp);
+    /// # Ok::<(), LoadError>(())
+    /// ```
+    pub fn vm_program_as(
+        &self,
+        name_or_section: &str,
+        maps: &ObjectMaps,
+        prog_type: KernelProgType,
+    ) -> Result<Program, LoadError> {
+        let def = self.program_result(name_or_section)?;
+        Ok(self.build(def, runnable(def, prog_type)?, maps))
+    }
+
+    fn build(&self, def: &ProgramDefinition, prog_type: ProgramType, maps: &ObjectMaps) -> Program {
         let maps = def.maps.iter().map(|&i| Arc::clone(&maps.all()[i]));
         let poisons = def
             .core_poisons
@@ -49,17 +114,54 @@ impl Object {
             .iter()
             .map(|(i, l)| (*i, format!("{}:{}: {}", l.file, l.line, l.source.trim())))
             .collect();
-        let mut program = Program::from_words(&def.insns, def.program_type)
+        let mut program = Program::from_words(&def.insns, prog_type)
             .with_maps(maps)
             .with_source_lines(lines)
             .with_core_poisons(poisons);
         if let Some(license) = self.license() {
             program = program.with_license(license);
         }
-        if def.program_type == crate::ProgramType::CgroupSkb {
-            // BPF_CGROUP_INET_INGRESS (0) or BPF_CGROUP_INET_EGRESS (1), as libbpf derives it.
+        // The expected attach type libbpf passes (cgroup_skb ingress 0 / egress 1, ...).
+        if let Some(attach) = def.section_type.and_then(|s| s.expected_attach_type) {
+            program = program.with_attach_type(attach);
+        } else if prog_type == ProgramType::CgroupSkb {
+            // `cgroup/skb` (no attach type in libbpf's table): as libbpf derives it.
             program = program.with_attach_type(u32::from(def.section.ends_with("egress")));
         }
-        Ok(program)
+        program
+    }
+}
+
+/// The type bpfvm runs `def` as when its kernel type is `t`, or why it cannot.
+fn runnable(def: &ProgramDefinition, t: KernelProgType) -> Result<ProgramType, LoadError> {
+    t.runnable().ok_or_else(|| LoadError::CannotRunType {
+        program: def.name.to_string(),
+        section: def.section.to_string(),
+        prog_type: t.name(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn types_bpfvm_cannot_run_are_refused_by_name() {
+        let obj =
+            Object::parse_named("multi", include_bytes!("../../tests/fixtures/multi.o")).unwrap();
+        let maps = obj.create_maps(1).unwrap();
+        let e = obj
+            .vm_program_as("xdp_prog", &maps, KernelProgType::Lsm)
+            .unwrap_err();
+        assert_eq!(
+            e,
+            LoadError::CannotRunType {
+                program: "xdp_prog".into(),
+                section: "xdp".into(),
+                prog_type: "lsm",
+            }
+        );
+        assert!(e.to_string().contains("type lsm"), "{e}");
+        assert_eq!(e.errno(), 95);
     }
 }

@@ -13,16 +13,29 @@ use std::sync::Arc;
 
 use super::btf_ext::SectionLines;
 use super::core::{CorePoison, SectionCore};
-use super::elf::{ElfObject, Reloc, Section, SymbolKind, R_BPF_64_32, R_BPF_64_64};
+use super::elf::{ElfObject, Reloc, Section, SymbolKind, R_BPF_64_32, R_BPF_64_64, STB_LOCAL};
 use super::error::LoadError;
+use super::externs::{ExternValue, Externs};
 use super::limits::{MAX_OBJECT_INSNS, MAX_PROGRAM_INSNS};
-use super::map_def::{MapDefinition, MapKind};
+use super::map_def::{MapDefinition, MapKind, RefusedMap};
 use super::program::{
     imm, opcode, src_reg, with_imm, with_src_reg, ProgramDefinition, CALL, LD_IMM64, PSEUDO_CALL,
     PSEUDO_KFUNC_CALL, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE,
 };
-use super::section::program_type_for_section;
+use super::section_types::{program_type_for_section, section_type};
 use super::strtab::SharedStr;
+
+/// A program that could not be linked or uses something that cannot be loaded: the other
+/// programs of the object load without it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedProgram {
+    /// Function name.
+    pub name: SharedStr,
+    /// ELF section name.
+    pub section: SharedStr,
+    /// Why it cannot be loaded.
+    pub error: LoadError,
+}
 
 /// A function inside a code section, in instructions.
 #[derive(Debug, Clone)]
@@ -30,6 +43,14 @@ struct Func {
     name: SharedStr,
     start: usize,
     len: usize,
+    /// `STB_LOCAL`: a static function, a subprogram only.
+    local: bool,
+}
+
+/// Whether code section `name` holds subprograms only (`.text`, and `.text.*` as
+/// `-ffunction-sections` makes them).
+fn is_text(name: &str) -> bool {
+    name == ".text" || name.starts_with(".text.")
 }
 
 /// One code section, decoded.
@@ -59,9 +80,13 @@ pub(crate) struct Linker<'e, 'a> {
     elf: &'e ElfObject<'a>,
     maps: &'e [MapDefinition],
     code: HashMap<usize, CodeSection<'e, 'a>>,
-    text: Option<usize>,
     /// Legacy and BTF maps by (section index, offset): the first at each place.
     map_at: HashMap<(usize, u64), usize>,
+    /// Maps that cannot be loaded, by (section index, offset).
+    refused_at: HashMap<(usize, u64), &'e RefusedMap>,
+    /// Extern variables, and the index of the `.kconfig` map in `maps`.
+    externs: &'e Externs,
+    kconfig_map: Option<usize>,
     /// Global data maps by section index.
     global_data: HashMap<usize, usize>,
     /// Sections that hold some map.
@@ -118,6 +143,7 @@ fn decode_section<'s, 'a>(
             name: sym.name.clone(),
             start,
             len,
+            local: sym.bind == STB_LOCAL,
         });
     }
     funcs.sort_by_key(|f| f.start);
@@ -178,17 +204,25 @@ impl<'e, 'a> Linker<'e, 'a> {
     pub(crate) fn new(
         elf: &'e ElfObject<'a>,
         maps: &'e [MapDefinition],
+        refused_maps: &'e [RefusedMap],
+        externs: &'e Externs,
         lines: &'e HashMap<SharedStr, SectionLines>,
         core: &'e HashMap<SharedStr, SectionCore>,
     ) -> Result<Self, LoadError> {
         let mut code = HashMap::new();
-        let mut text = None;
         for section in elf.sections.iter().filter(|s| s.is_code()) {
-            if section.name == ".text" {
-                text = Some(section.index);
-            }
             code.insert(section.index, decode_section(elf, section, lines, core)?);
         }
+        let mut refused_at = HashMap::new();
+        for r in refused_maps {
+            refused_at
+                .entry((r.section_index, r.section_offset))
+                .or_insert(r);
+        }
+        let kconfig_map = maps.iter().position(|m| {
+            matches!(&m.kind, MapKind::GlobalData { section, .. } if section == ".kconfig")
+                && m.section_index == usize::MAX
+        });
         let mut map_at = HashMap::new();
         let mut global_data = HashMap::new();
         let mut map_sections = HashSet::new();
@@ -206,8 +240,10 @@ impl<'e, 'a> Linker<'e, 'a> {
             elf,
             maps,
             code,
-            text,
             map_at,
+            refused_at,
+            externs,
+            kconfig_map,
             global_data,
             map_sections,
             linked: Cell::new(0),
@@ -235,14 +271,16 @@ impl<'e, 'a> Linker<'e, 'a> {
         Ok(())
     }
 
-    /// Every program: each function of each code section except `.text`, in section
-    /// then address order.
-    pub(crate) fn programs(&self) -> Result<Vec<ProgramDefinition>, LoadError> {
+    /// Every program, linked or refused: each global function of each code section
+    /// except `.text` / `.text.*` (static functions there are subprograms; a section
+    /// without global functions makes each of its functions a program), in section then
+    /// address order.
+    pub(crate) fn programs(&self) -> Vec<Result<ProgramDefinition, RefusedProgram>> {
         let mut sections: Vec<_> = self
             .code
-            .keys()
-            .copied()
-            .filter(|&s| Some(s) != self.text)
+            .iter()
+            .filter(|(_, cs)| !is_text(&cs.section.name))
+            .map(|(&s, _)| s)
             .collect();
         sections.sort_unstable();
         let mut out = Vec::new();
@@ -252,20 +290,32 @@ impl<'e, 'a> Linker<'e, 'a> {
                 continue;
             }
             let program_type = program_type_for_section(&cs.section.name);
-            if cs.funcs.is_empty() {
+            let mut entries: Vec<Func> = if cs.funcs.is_empty() {
                 // No symbols: the whole section is one program named after it.
-                let whole = Func {
+                vec![Func {
                     name: cs.section.name.clone(),
                     start: 0,
                     len: cs.insns.len(),
-                };
-                out.push(self.link(sec, &whole, program_type)?);
-            }
-            for f in &cs.funcs {
-                out.push(self.link(sec, f, program_type)?);
+                    local: false,
+                }]
+            } else if cs.funcs.iter().any(|f| !f.local) {
+                cs.funcs.iter().filter(|f| !f.local).cloned().collect()
+            } else {
+                cs.funcs.clone()
+            };
+            entries.dedup_by(|a, b| a.start == b.start && a.name == b.name);
+            for f in &entries {
+                out.push(
+                    self.link(sec, f, program_type)
+                        .map_err(|error| RefusedProgram {
+                            name: f.name.clone(),
+                            section: cs.section.name.clone(),
+                            error,
+                        }),
+                );
             }
         }
-        Ok(out)
+        out
     }
 
     fn link(
@@ -280,7 +330,7 @@ impl<'e, 'a> Linker<'e, 'a> {
         let mut maps: Vec<usize> = Vec::new();
         let mut slots: HashMap<usize, usize> = HashMap::new();
         let mut subprograms = Vec::new();
-        let mut appended: HashMap<usize, usize> = HashMap::new();
+        let mut appended: HashMap<(usize, usize), usize> = HashMap::new();
         let mut lines = Vec::new();
         let mut core_poisons = Vec::new();
         let mut queue = VecDeque::from([Block {
@@ -333,11 +383,13 @@ impl<'e, 'a> Linker<'e, 'a> {
                         }
                         if let Some(r) = reloc {
                             let slot = self.relocate_ld(cs, sec_idx, r, &mut insns, out_idx)?;
-                            let p = *slots.entry(slot).or_insert_with(|| {
-                                maps.push(slot);
-                                maps.len() - 1
-                            });
-                            insns[out_idx] = with_imm(insns[out_idx], p as i32);
+                            if let Some(slot) = slot {
+                                let p = *slots.entry(slot).or_insert_with(|| {
+                                    maps.push(slot);
+                                    maps.len() - 1
+                                });
+                                insns[out_idx] = with_imm(insns[out_idx], p as i32);
+                            }
                         } else if src_reg(insn) != 0 {
                             return Err(LoadError::BadInstruction {
                                 section: name.to_string(),
@@ -352,32 +404,32 @@ impl<'e, 'a> Linker<'e, 'a> {
                         continue;
                     }
                     CALL if src_reg(insn) == PSEUDO_CALL => {
-                        let target = self.call_target(cs, block.sec, sec_idx, insn, reloc)?;
-                        let text = self.text.ok_or_else(|| LoadError::BadRelocation {
-                            section: name.to_string(),
-                            insn: sec_idx,
-                            reason: "bpf-to-bpf call but the object has no .text".into(),
-                        })?;
-                        let tcs = &self.code[&text];
+                        let (tsec, target) =
+                            self.call_target(cs, block.sec, sec_idx, insn, reloc)?;
+                        let tcs = &self.code[&tsec];
+                        let tname = &tcs.section.name;
                         let func = containing(&tcs.funcs, target).ok_or_else(|| {
                             LoadError::BadRelocation {
                                 section: name.to_string(),
                                 insn: sec_idx,
-                                reason: format!("call target .text+{target} is in no function"),
+                                reason: format!("call target {tname}+{target} is in no function"),
                             }
                         })?;
-                        let pos = match appended.get(&func.start) {
+                        // The entry's own function, called recursively, is at 0.
+                        let own = tsec == sec && func.start == entry.start;
+                        let pos = match appended.get(&(tsec, func.start)) {
                             Some(&pos) => pos,
+                            None if own => 0,
                             None => {
                                 let pos = insns.len();
                                 self.check_size(entry, &cs.section.name, pos + func.len)?;
                                 insns.extend_from_slice(
                                     &tcs.insns[func.start..func.start + func.len],
                                 );
-                                appended.insert(func.start, pos);
+                                appended.insert((tsec, func.start), pos);
                                 subprograms.push((func.name.clone(), pos));
                                 queue.push_back(Block {
-                                    sec: text,
+                                    sec: tsec,
                                     start: func.start,
                                     len: func.len,
                                     out_pos: pos,
@@ -433,6 +485,7 @@ impl<'e, 'a> Linker<'e, 'a> {
             name: entry.name.clone(),
             section: cs.section.name.clone(),
             program_type,
+            section_type: section_type(&cs.section.name),
             insns,
             maps,
             subprograms,
@@ -447,7 +500,8 @@ impl<'e, 'a> Linker<'e, 'a> {
         })
     }
 
-    /// Instruction index in `.text` that a bpf-to-bpf call lands on.
+    /// The code section and instruction index in it that a bpf-to-bpf call lands on: the
+    /// relocation's symbol (in any code section), or without a relocation the same section.
     fn call_target(
         &self,
         cs: &CodeSection<'_, '_>,
@@ -455,13 +509,13 @@ impl<'e, 'a> Linker<'e, 'a> {
         sec_idx: usize,
         insn: u64,
         reloc: Option<&Reloc>,
-    ) -> Result<usize, LoadError> {
+    ) -> Result<(usize, usize), LoadError> {
         let bad = |why: String| LoadError::BadRelocation {
             section: cs.section.name.to_string(),
             insn: sec_idx,
             reason: why,
         };
-        let target = match reloc {
+        let (tsec, target) = match reloc {
             Some(r) => {
                 if r.r_type != R_BPF_64_32 {
                     return Err(bad(format!("call with relocation type {}", r.r_type)));
@@ -474,22 +528,19 @@ impl<'e, 'a> Linker<'e, 'a> {
                         insn: sec_idx,
                     });
                 };
-                if Some(sym_sec) != self.text {
+                if !self.code.contains_key(&sym_sec) {
                     return Err(bad(format!(
-                        "call into section {}; subprograms must be in .text",
+                        "call into section {}, which holds no code",
                         self.elf.sections[sym_sec].name
                     )));
                 }
-                (sym.value / 8) as i64 + i64::from(imm(insn)) + 1
+                (sym_sec, (sym.value / 8) as i64 + i64::from(imm(insn)) + 1)
             }
-            None if Some(sec) == self.text => sec_idx as i64 + i64::from(imm(insn)) + 1,
-            None => {
-                return Err(bad(
-                    "bpf-to-bpf call without a relocation outside .text".into()
-                ))
-            }
+            None => (sec, sec_idx as i64 + i64::from(imm(insn)) + 1),
         };
-        usize::try_from(target).map_err(|_| bad(format!("call target {target} is negative")))
+        let target = usize::try_from(target)
+            .map_err(|_| bad(format!("call target {target} is negative")))?;
+        Ok((tsec, target))
     }
 
     /// Rewrite a relocated `ld_imm64` into its pseudo form; returns the index (in
@@ -502,7 +553,7 @@ impl<'e, 'a> Linker<'e, 'a> {
         r: &Reloc,
         insns: &mut [u64],
         out_idx: usize,
-    ) -> Result<usize, LoadError> {
+    ) -> Result<Option<usize>, LoadError> {
         let bad = |why: String| LoadError::BadRelocation {
             section: cs.section.name.to_string(),
             insn: sec_idx,
@@ -513,11 +564,7 @@ impl<'e, 'a> Linker<'e, 'a> {
         }
         let sym = &self.elf.symbols[r.symbol];
         let Some(sym_sec) = sym.section else {
-            return Err(LoadError::UnresolvedExtern {
-                name: sym.name.to_string(),
-                section: cs.section.name.to_string(),
-                insn: sec_idx,
-            });
+            return self.relocate_extern(cs, sec_idx, &sym.name, insns, out_idx);
         };
         let insn = insns[out_idx];
         let addend = i64::from(imm(insn));
@@ -547,21 +594,26 @@ impl<'e, 'a> Linker<'e, 'a> {
             }
             insns[out_idx] = with_src_reg(insn, PSEUDO_MAP_VALUE);
             insns[out_idx + 1] = with_imm(insns[out_idx + 1], offset as i32);
-            return Ok(map_idx);
+            return Ok(Some(map_idx));
         }
         let offset = if sym.kind == SymbolKind::Section {
             (sym.value as i64).wrapping_add(addend)
         } else {
             sym.value as i64
         };
-        let map_idx = u64::try_from(offset)
-            .ok()
-            .and_then(|off| self.map_at.get(&(sym_sec, off)));
+        let at = u64::try_from(offset).ok().map(|off| (sym_sec, off));
+        if let Some(refused) = at.and_then(|at| self.refused_at.get(&at)) {
+            return Err(LoadError::MapUnavailable {
+                map: refused.name.to_string(),
+                reason: Box::new(refused.error.clone()),
+            });
+        }
+        let map_idx = at.and_then(|at| self.map_at.get(&at));
         match map_idx {
             Some(&map_idx) => {
                 insns[out_idx] = with_src_reg(insn, PSEUDO_MAP_FD);
                 insns[out_idx + 1] = with_imm(insns[out_idx + 1], 0);
-                Ok(map_idx)
+                Ok(Some(map_idx))
             }
             None if self.map_sections.contains(&sym_sec) => Err(bad(format!(
                 "no map at offset {offset} of section {}",
@@ -571,6 +623,52 @@ impl<'e, 'a> Linker<'e, 'a> {
                 "symbol {} is in section {}, which holds no map or global data",
                 sym.name, target.name
             ))),
+        }
+    }
+}
+
+impl Linker<'_, '_> {
+    /// Rewrite an `ld_imm64` of extern `name` as libbpf does: a `__kconfig` value becomes
+    /// the address of its slot in the `.kconfig` map, an unresolved weak `__ksym` the
+    /// constant 0; anything else refuses the program.
+    fn relocate_extern(
+        &self,
+        cs: &CodeSection<'_, '_>,
+        sec_idx: usize,
+        name: &SharedStr,
+        insns: &mut [u64],
+        out_idx: usize,
+    ) -> Result<Option<usize>, LoadError> {
+        let at_here = |e: &LoadError| match e {
+            LoadError::UnresolvedExtern { name, reason, .. } => LoadError::UnresolvedExtern {
+                name: name.clone(),
+                section: cs.section.name.to_string(),
+                insn: sec_idx,
+                reason: reason.clone(),
+            },
+            other => other.clone(),
+        };
+        match self.externs.by_name.get(name) {
+            Some(ExternValue::Kconfig { offset }) => {
+                let map = self
+                    .kconfig_map
+                    .ok_or_else(|| LoadError::malformed("kconfig extern without a .kconfig map"))?;
+                insns[out_idx] = with_imm(with_src_reg(insns[out_idx], PSEUDO_MAP_VALUE), 0);
+                insns[out_idx + 1] = with_imm(insns[out_idx + 1], *offset as i32);
+                Ok(Some(map))
+            }
+            Some(ExternValue::Zero) => {
+                insns[out_idx] = with_imm(with_src_reg(insns[out_idx], 0), 0);
+                insns[out_idx + 1] = with_imm(insns[out_idx + 1], 0);
+                Ok(None)
+            }
+            Some(ExternValue::Refused(e)) => Err(at_here(e)),
+            None => Err(LoadError::UnresolvedExtern {
+                name: name.to_string(),
+                section: cs.section.name.to_string(),
+                insn: sec_idx,
+                reason: "not a __kconfig or __ksym variable".into(),
+            }),
         }
     }
 }

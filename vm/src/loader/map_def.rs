@@ -119,6 +119,9 @@ pub struct MapDefinition {
     pub key_type_id: Option<u32>,
     /// BTF type id of the value (the section's `Datasec` for global data).
     pub value_type_id: Option<u32>,
+    /// The fields past the first five of a legacy `struct bpf_map_def` (`None` for other
+    /// definitions).
+    pub legacy: Option<LegacyMapFields>,
     /// ELF section index of the definition (the global data section itself).
     pub(crate) section_index: usize,
     /// Offset of the definition inside that section (0 for global data).
@@ -147,10 +150,84 @@ impl MapDefinition {
     }
 }
 
+/// The extra fields of a legacy `struct bpf_map_def` beyond `type`, `key_size`,
+/// `value_size`, `max_entries` and `map_flags`, by the size of the definition:
+/// 28 bytes is the `samples/bpf` / old libbpf layout (`inner_map_idx`, `numa_node`), 36
+/// bytes iproute2's `struct bpf_elf_map` (`id`, `pinning`, `inner_id`, `inner_idx`); any
+/// other size past 20 bytes must have zero extra bytes, as libbpf required.
+///
+/// bpfvm creates every map fresh, so `pinning` and `id` change nothing; `numa_node` is
+/// ignored as on a single-node machine. `inner_map_idx` / `inner_idx` name a map-in-map's
+/// inner map template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LegacyMapFields {
+    /// Size of each definition in the section, in bytes.
+    pub def_size: u32,
+    /// iproute2 `id`: a number other maps' `inner_id` refers to.
+    pub id: u32,
+    /// iproute2 `pinning` (`PIN_NONE` 0, `PIN_OBJECT_NS` 1, `PIN_GLOBAL_NS` 2).
+    pub pinning: u32,
+    /// iproute2 `inner_id`: the `id` of the inner map template of a map-in-map.
+    pub inner_id: u32,
+    /// Index (in the `maps` section) of the inner map template of a map-in-map:
+    /// `samples/bpf` `inner_map_idx` or iproute2 `inner_idx`.
+    pub inner_map_idx: u32,
+    /// `samples/bpf` `numa_node`.
+    pub numa_node: u32,
+}
+
+impl LegacyMapFields {
+    /// Read the extra fields of definition `def` (all of its bytes), or say what is wrong.
+    fn parse(def: &[u8]) -> Result<Self, String> {
+        let field = |i: usize| u32_at(def, i * 4).unwrap_or(0);
+        let mut f = LegacyMapFields {
+            def_size: def.len() as u32,
+            ..Default::default()
+        };
+        match def.len() {
+            28 => {
+                f.inner_map_idx = field(5);
+                f.numa_node = field(6);
+            }
+            36 => {
+                f.id = field(5);
+                f.pinning = field(6);
+                f.inner_id = field(7);
+                f.inner_map_idx = field(8);
+            }
+            n if def
+                .get(20..)
+                .is_some_and(|rest| rest.iter().any(|&b| b != 0)) =>
+            {
+                return Err(format!(
+                    "bpf_map_def of {n} bytes has non-zero fields past the first five (known \
+                     layouts: 28 bytes with inner_map_idx and numa_node, 36 bytes as \
+                     iproute2's bpf_elf_map)"
+                ))
+            }
+            _ => {}
+        }
+        Ok(f)
+    }
+}
+
+/// A map the object defines that cannot be loaded: the programs that use it are refused
+/// with its error ([`LoadError::MapUnavailable`]); the others load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedMap {
+    /// The map's name.
+    pub name: SharedStr,
+    /// Why it cannot be loaded.
+    pub error: LoadError,
+    pub(crate) section_index: usize,
+    pub(crate) section_offset: u64,
+}
+
 /// Maps defined with BTF in the `.maps` section.
 pub(crate) fn btf_maps(
     elf: &ElfObject<'_>,
     btf: Option<&Btf>,
+    refused: &mut Vec<RefusedMap>,
 ) -> Result<Vec<MapDefinition>, LoadError> {
     let Some(section) = elf.section_by_name(".maps") else {
         return Ok(Vec::new());
@@ -197,16 +274,21 @@ pub(crate) fn btf_maps(
             });
         }
         let attrs = match attrs_of.get(&target) {
-            Some(a) => *a,
-            None => {
-                let a = map_attrs(btf, &name, target)?;
-                attrs_of.insert(target, a);
-                a
-            }
+            Some(a) => Ok(*a),
+            None => map_attrs(btf, &name, target).inspect(|a| {
+                attrs_of.insert(target, *a);
+            }),
         };
-        let map = attrs.definition(name, section.index, offset);
-        map.check_type()?;
-        maps.push(map);
+        let map = attrs.map(|a| a.definition(name.clone(), section.index, offset));
+        match map.and_then(|m| m.check_type().map(|()| m)) {
+            Ok(m) => maps.push(m),
+            Err(error) => refused.push(RefusedMap {
+                name,
+                error,
+                section_index: section.index,
+                section_offset: offset,
+            }),
+        }
     }
     Ok(maps)
 }
@@ -268,6 +350,7 @@ impl Attrs {
             frozen: false,
             key_type_id: self.key_type_id,
             value_type_id: self.value_type_id,
+            legacy: None,
             section_index,
             section_offset: offset,
         }
@@ -343,7 +426,10 @@ fn map_attrs(btf: &Btf, name: &str, type_id: u32) -> Result<Attrs, LoadError> {
 }
 
 /// Maps defined as `struct bpf_map_def` in the legacy `maps` section.
-pub(crate) fn legacy_maps(elf: &ElfObject<'_>) -> Result<Vec<MapDefinition>, LoadError> {
+pub(crate) fn legacy_maps(
+    elf: &ElfObject<'_>,
+    refused: &mut Vec<RefusedMap>,
+) -> Result<Vec<MapDefinition>, LoadError> {
     let Some(section) = elf.section_by_name("maps") else {
         return Ok(Vec::new());
     };
@@ -382,15 +468,22 @@ pub(crate) fn legacy_maps(elf: &ElfObject<'_>) -> Result<Vec<MapDefinition>, Loa
                 reason: format!("definition at offset {off} lies outside section maps"),
             })?;
         let field = |i: usize| u32_at(def, i * 4).unwrap_or(0);
-        if def
-            .get(20..)
-            .is_some_and(|rest| rest.iter().any(|&b| b != 0))
-        {
-            return Err(LoadError::BadMapDefinition {
-                map: sym.name.to_string(),
-                reason: "bpf_map_def has non-zero fields bpfvm does not know".into(),
-            });
-        }
+        let refuse = |error| RefusedMap {
+            name: sym.name.clone(),
+            error,
+            section_index: section.index,
+            section_offset: sym.value,
+        };
+        let legacy = match LegacyMapFields::parse(def) {
+            Ok(f) => f,
+            Err(reason) => {
+                refused.push(refuse(LoadError::BadMapDefinition {
+                    map: sym.name.to_string(),
+                    reason,
+                }));
+                continue;
+            }
+        };
         let map = MapDefinition {
             name: sym.name.clone(),
             aliases: Vec::new(),
@@ -404,11 +497,14 @@ pub(crate) fn legacy_maps(elf: &ElfObject<'_>) -> Result<Vec<MapDefinition>, Loa
             frozen: false,
             key_type_id: None,
             value_type_id: None,
+            legacy: Some(legacy),
             section_index: section.index,
             section_offset: sym.value,
         };
-        map.check_type()?;
-        maps.push(map);
+        match map.check_type() {
+            Ok(()) => maps.push(map),
+            Err(e) => refused.push(refuse(e)),
+        }
     }
     Ok(maps)
 }
@@ -496,6 +592,7 @@ pub(crate) fn global_data_maps(
             frozen: rodata,
             key_type_id: None,
             value_type_id: btf.and_then(|b| b.datasec(&section.name)),
+            legacy: None,
             section_index: section.index,
             section_offset: 0,
         });
@@ -521,6 +618,27 @@ mod tests {
         assert_eq!(
             internal_map_name("x", ".data.a_very_long_name"),
             ".data.a_very_lo"
+        );
+    }
+
+    #[test]
+    fn legacy_extra_fields_by_definition_size() {
+        let words = |w: &[u32]| w.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>();
+        // samples/bpf: inner_map_idx, numa_node.
+        let f = LegacyMapFields::parse(&words(&[12, 4, 4, 2, 0, 3, 1])).unwrap();
+        assert_eq!((f.def_size, f.inner_map_idx, f.numa_node), (28, 3, 1));
+        // iproute2 bpf_elf_map: id, pinning, inner_id, inner_idx.
+        let f = LegacyMapFields::parse(&words(&[12, 4, 4, 2, 0, 7, 2, 5, 1])).unwrap();
+        assert_eq!((f.id, f.pinning, f.inner_id, f.inner_map_idx), (7, 2, 5, 1));
+        // Other sizes: extra bytes must be zero.
+        assert!(LegacyMapFields::parse(&words(&[1, 4, 4, 2, 0, 0, 0, 0])).is_ok());
+        let e = LegacyMapFields::parse(&words(&[1, 4, 4, 2, 0, 0, 9, 0])).unwrap_err();
+        assert!(e.contains("32 bytes has non-zero fields"), "{e}");
+        assert_eq!(
+            LegacyMapFields::parse(&words(&[1, 4, 4, 2, 0]))
+                .unwrap()
+                .def_size,
+            20
         );
     }
 

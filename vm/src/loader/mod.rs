@@ -38,13 +38,14 @@ mod decode;
 mod dump;
 mod elf;
 mod error;
+mod externs;
 mod instance;
 mod into_vm;
 pub mod limits;
 mod link;
 mod map_def;
 mod program;
-mod section;
+mod section_types;
 mod strtab;
 
 use std::collections::HashMap;
@@ -55,26 +56,49 @@ pub use core::{is_abi_type, CorePoison, CoreRelocKind, ABI_TYPES, CORE_POISON_HE
 pub use decode::BtfValue;
 pub use dump::MapEntry;
 pub use error::LoadError;
+pub use externs::{KernelConfig, DEFAULT_KERNEL_VERSION, MAX_KCONFIG_ENTRIES};
 pub use instance::ObjectMaps;
+pub use link::RefusedProgram;
 pub use map_def::{
-    internal_map_name, map_type_name, GlobalDataKind, MapDefinition, MapKind, BPF_F_RDONLY_PROG,
-    BPF_MAP_TYPE_ARRAY,
+    internal_map_name, map_type_name, GlobalDataKind, LegacyMapFields, MapDefinition, MapKind,
+    RefusedMap, BPF_F_RDONLY_PROG, BPF_MAP_TYPE_ARRAY,
 };
 pub use program::{
     ProgramDefinition, SourceLine, PSEUDO_CALL, PSEUDO_KFUNC_CALL, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE,
 };
-pub use section::program_type_for_section;
+pub use section_types::{
+    attach_type_name, program_type_for_section, section_type, KernelProgType, SectionType,
+    SECTION_DEFS,
+};
 pub use strtab::SharedStr;
 
 /// A parsed BPF object file.
+///
+/// Loading is per program: a program that cannot be linked, or that uses a map or extern
+/// that cannot be loaded, is a [`RefusedProgram`] with its own error, and every other
+/// program loads ([`Object::programs`] has those, [`Object::program_results`] both in
+/// file order). [`Object::require_all`] turns the object back into libbpf's all or
+/// nothing.
 #[derive(Debug, Clone)]
 pub struct Object {
     name: String,
     license: Option<String>,
     programs: Vec<ProgramDefinition>,
+    refused_programs: Vec<RefusedProgram>,
+    /// Both kinds in file order: `Ok(i)` in `programs`, `Err(i)` in `refused_programs`.
+    order: Vec<Result<usize, usize>>,
     maps: Vec<MapDefinition>,
+    refused_maps: Vec<RefusedMap>,
     btf: Option<Btf>,
     index: NameIndex,
+}
+
+/// Options for [`Object::parse_with`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Values of `__kconfig` externs ([`KernelConfig::default`]: kernel 6.18.0, no
+    /// `CONFIG_*` option set).
+    pub kconfig: KernelConfig,
 }
 
 /// Programs and maps by name, so a lookup is not a scan (names up to
@@ -125,7 +149,7 @@ impl Object {
     /// CO-RE relocations resolve against the program's own [ABI types](ABI_TYPES) only;
     /// give a target BTF with [`Object::parse_with_btf`] for kernel-internal types.
     pub fn parse_named(name: &str, bytes: &[u8]) -> Result<Self, LoadError> {
-        Self::parse_with_btf(name, bytes, None)
+        Self::parse_with(name, bytes, &LoadOptions::default())
     }
 
     /// Parse an object, resolving its CO-RE relocations against `target` (e.g. the
@@ -149,6 +173,39 @@ impl Object {
     pub fn parse_with_btf(
         name: &str,
         bytes: &[u8],
+        target: Option<&Btf>,
+    ) -> Result<Self, LoadError> {
+        Self::parse_full(name, bytes, &LoadOptions::default(), target)
+    }
+
+    /// Parse an object named `name` with `options` (e.g. the values of `__kconfig`
+    /// externs).
+    ///
+    /// Fails only for what breaks the whole object (malformed ELF or BTF, a broken
+    /// `.maps` section); a problem of one program or map refuses just the programs it
+    /// touches ([`Object::refused_programs`]).
+    ///
+    /// ```
+    /// use bpfvm::loader::{KernelConfig, LoadOptions, Object};
+    ///
+    /// let bytes = include_bytes!("../../tests/fixtures/kconfig.o");
+    /// let mut kconfig = KernelConfig::default();
+    /// kconfig.set_kernel_version(5, 15, 0);
+    /// let obj = Object::parse_with("kconfig", bytes, &LoadOptions { kconfig })?;
+    /// let version = obj.map(".kconfig").unwrap().initial_data.clone().unwrap();
+    /// assert_eq!(version, 0x050f00u32.to_ne_bytes());
+    /// # Ok::<(), bpfvm::loader::LoadError>(())
+    /// ```
+    pub fn parse_with(name: &str, bytes: &[u8], options: &LoadOptions) -> Result<Self, LoadError> {
+        Self::parse_full(name, bytes, options, None)
+    }
+
+    /// Parse an object with `options` and CO-RE relocations resolved against `target`
+    /// (both [`Object::parse_with`] and [`Object::parse_with_btf`]).
+    pub fn parse_full(
+        name: &str,
+        bytes: &[u8],
+        options: &LoadOptions,
         target: Option<&Btf>,
     ) -> Result<Self, LoadError> {
         let elf = elf::ElfObject::parse(bytes)?;
@@ -183,10 +240,39 @@ impl Object {
                 lines = btf_ext::line_info(ext.data, btf)?;
             }
         }
-        let mut maps = map_def::legacy_maps(&elf)?;
-        maps.extend(map_def::btf_maps(&elf, btf.as_ref())?);
+        let mut refused_maps = Vec::new();
+        let mut maps = map_def::legacy_maps(&elf, &mut refused_maps)?;
+        maps.extend(map_def::btf_maps(&elf, btf.as_ref(), &mut refused_maps)?);
+        // A kernel map type bpfvm does not simulate refuses only the programs using it.
+        maps.retain(|m| match m.to_spec() {
+            Ok(_) => true,
+            Err(error) => {
+                refused_maps.push(RefusedMap {
+                    name: m.name.clone(),
+                    error,
+                    section_index: m.section_index,
+                    section_offset: m.section_offset,
+                });
+                false
+            }
+        });
         maps.extend(map_def::global_data_maps(&elf, name, btf.as_ref())?);
-        let programs = link::Linker::new(&elf, &maps, &lines, &core_patches)?.programs()?;
+        let externs = externs::resolve(&elf, btf.as_ref(), name, &options.kconfig);
+        maps.extend(externs.kconfig_map.clone());
+        let linker = link::Linker::new(&elf, &maps, &refused_maps, &externs, &lines, &core_patches)?;
+        let (mut programs, mut refused_programs, mut order) = (Vec::new(), Vec::new(), Vec::new());
+        for p in linker.programs() {
+            match p {
+                Ok(p) => {
+                    order.push(Ok(programs.len()));
+                    programs.push(p);
+                }
+                Err(r) => {
+                    order.push(Err(refused_programs.len()));
+                    refused_programs.push(r);
+                }
+            }
+        }
         let license = elf.section_by_name("license").map(|s| {
             let end = s.data.iter().position(|&b| b == 0).unwrap_or(s.data.len());
             String::from_utf8_lossy(&s.data[..end]).into_owned()
@@ -196,10 +282,79 @@ impl Object {
             name: name.to_owned(),
             license,
             programs,
+            refused_programs,
+            order,
             maps,
+            refused_maps,
             btf,
             index,
         })
+    }
+
+    /// The object if every program and map loads, else the first refused map's error,
+    /// else the first refused program's: libbpf's all-or-nothing `bpf_object__load`
+    /// (which creates the maps before it loads the programs).
+    pub fn require_all(self) -> Result<Self, LoadError> {
+        if let Some(m) = self.refused_maps.first() {
+            return Err(m.error.clone());
+        }
+        if let Some(p) = self.refused_programs.first() {
+            return Err(p.error.clone());
+        }
+        Ok(self)
+    }
+
+    /// The programs that cannot be loaded, each with its error, in file order.
+    pub fn refused_programs(&self) -> &[RefusedProgram] {
+        &self.refused_programs
+    }
+
+    /// The maps that cannot be loaded (unknown or unsupported type, bad definition), each
+    /// with its error. They are not in [`Object::maps`]; programs using them are refused.
+    pub fn refused_maps(&self) -> &[RefusedMap] {
+        &self.refused_maps
+    }
+
+    /// Every program in file order: loaded (`Ok`) or refused with its error (`Err`).
+    ///
+    /// ```
+    /// let bytes = include_bytes!("../../tests/fixtures/multi.o");
+    /// let obj = bpfvm::loader::Object::parse_named("multi", bytes)?;
+    /// assert_eq!(obj.program_results().count(), 8);
+    /// assert!(obj.program_results().all(|r| r.is_ok()));
+    /// # Ok::<(), bpfvm::loader::LoadError>(())
+    /// ```
+    pub fn program_results(
+        &self,
+    ) -> impl Iterator<Item = Result<&ProgramDefinition, &RefusedProgram>> + '_ {
+        self.order.iter().map(|o| match *o {
+            Ok(i) => Ok(&self.programs[i]),
+            Err(i) => Err(&self.refused_programs[i]),
+        })
+    }
+
+    /// The program `name_or_section` (function name, else the first program of that
+    /// section), loaded or not: its definition, or the error that refused it, or
+    /// [`LoadError::NoSuchProgram`].
+    pub fn program_result(&self, name_or_section: &str) -> Result<&ProgramDefinition, LoadError> {
+        if let Some(p) = self.program(name_or_section) {
+            return Ok(p);
+        }
+        let refused = self
+            .refused_programs
+            .iter()
+            .find(|p| p.name == name_or_section)
+            .or_else(|| {
+                self.refused_programs
+                    .iter()
+                    .find(|p| p.section == name_or_section)
+            });
+        match refused {
+            Some(r) => Err(r.error.clone()),
+            None => Err(LoadError::NoSuchProgram {
+                name: name_or_section.to_owned(),
+            }),
+        }
     }
 
     /// Read and parse an object file; the object is named after the file as libbpf
@@ -250,7 +405,8 @@ impl Object {
         self.license.as_deref()
     }
 
-    /// All programs, in section then address order.
+    /// The programs that load, in section then address order (see
+    /// [`Object::refused_programs`] for the others).
     pub fn programs(&self) -> &[ProgramDefinition] {
         &self.programs
     }

@@ -54,22 +54,30 @@ pub(crate) fn with_src_reg(insn: u64, src: u8) -> u64 {
 /// (`opcode | dst << 8 | src << 12 | off << 16 | imm << 32`). Map references are
 /// `ld_imm64` with `src_reg` [`PSEUDO_MAP_FD`] or [`PSEUDO_MAP_VALUE`] and `imm` = an
 /// index into [`ProgramDefinition::maps`]; bpf-to-bpf calls are `call` with `src_reg`
-/// [`PSEUDO_CALL`] and a relative `imm`, the called `.text` functions appended after
-/// the program's own code as libbpf does.
+/// [`PSEUDO_CALL`] and a relative `imm`, the called functions (from `.text` or any other
+/// code section) appended after the program's own code as libbpf does. `__kconfig`
+/// externs are `PSEUDO_MAP_VALUE` loads from the `.kconfig` map; an unresolved weak
+/// `__ksym` is a plain `ld_imm64` of 0.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProgramDefinition {
     /// Function name (`count_packets`).
     pub name: SharedStr,
     /// ELF section name (`xdp`, `kprobe/do_sys_open`).
     pub section: SharedStr,
-    /// Program type derived from the section name, as libbpf does.
+    /// The type bpfvm runs the program as: libbpf's type for the section when bpfvm runs
+    /// that type, else [`ProgramType::Unspecified`] (then [`Self::section_type`] says
+    /// whether the section is unknown or of a type bpfvm cannot run, and
+    /// [`Object::vm_program`](super::Object::vm_program) refuses it).
     pub program_type: ProgramType,
+    /// What libbpf derives from the section name (kernel program type, expected attach
+    /// type, sleepable); `None` for a section name libbpf does not know.
+    pub section_type: Option<super::SectionType>,
     /// Relocated instructions.
     pub insns: Vec<u64>,
     /// The maps the program uses: indices into [`Object::maps`](super::Object::maps).
     /// A pseudo `ld_imm64`'s `imm` is a position in this list.
     pub maps: Vec<usize>,
-    /// The `.text` subprograms appended after the program's code, in order, with the
+    /// The subprograms appended after the program's code, in order, with the
     /// instruction index where each starts.
     pub subprograms: Vec<(SharedStr, usize)>,
     /// Source lines from `.BTF.ext` line info (`-g`): `(instruction index, line)`,

@@ -14,6 +14,8 @@ use bpfvm::{
 /// Every compiled fixture object the loader supports (`tests/fixtures/<name>.o`).
 pub const FIXTURES: &[&str] = &[
     "btf_attrs",
+    "cpu_steer",
+    "fib",
     "globals",
     "legacy_maps",
     "lpm_firewall",
@@ -22,12 +24,17 @@ pub const FIXTURES: &[&str] = &[
     "percpu_counter",
     "percpu_hash",
     "percpu_sum",
+    "pkt_ops",
     "printk",
     "ringbuf_logger",
     "signed_v4",
+    "section_subprogs",
+    "legacy_elf_maps",
     "subprog",
+    "tc_nat",
     "tc_skb",
     "trusted",
+    "xdp_lb",
     "xdp_parser",
 ];
 
