@@ -307,7 +307,10 @@ mod tests {
         let Command::Run(a) = cli.command else {
             panic!("not run")
         };
-        assert_eq!(a.load.btf.as_deref(), Some("/sys/kernel/btf/vmlinux".as_ref()));
+        assert_eq!(
+            a.load.btf.as_deref(),
+            Some("/sys/kernel/btf/vmlinux".as_ref())
+        );
     }
 
     #[test]

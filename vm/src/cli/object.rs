@@ -65,12 +65,16 @@ pub fn open_with(
         "object",
         "the limit on object files",
     )?;
-    Object::parse_full(&Object::name_for_path(path), &bytes, options, target.as_ref()).map_err(
-        |source| CliError::Load {
-            path: path.display().to_string(),
-            source,
-        },
+    Object::parse_full(
+        &Object::name_for_path(path),
+        &bytes,
+        options,
+        target.as_ref(),
     )
+    .map_err(|source| CliError::Load {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 /// A warning for each CO-RE relocation of `def` that could not be resolved (the kernel's

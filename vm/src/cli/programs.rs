@@ -54,7 +54,11 @@ fn refused_row(r: &RefusedProgram) -> Vec<String> {
 /// Prints the table of the programs of `args.object`, then the maps that cannot be loaded.
 pub fn list_programs(args: &ListArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let path = args.object.as_path();
-    let obj = object::open_with(path, &object::load_options(&args.load)?, args.load.btf.as_deref())?;
+    let obj = object::open_with(
+        path,
+        &object::load_options(&args.load)?,
+        args.load.btf.as_deref(),
+    )?;
     let mut put = |s: &str| out.write_all(s.as_bytes()).map_err(CliError::stdout);
     let rows: Vec<Vec<String>> = obj
         .program_results()

@@ -259,7 +259,8 @@ impl Object {
         maps.extend(map_def::global_data_maps(&elf, name, btf.as_ref())?);
         let externs = externs::resolve(&elf, btf.as_ref(), name, &options.kconfig);
         maps.extend(externs.kconfig_map.clone());
-        let linker = link::Linker::new(&elf, &maps, &refused_maps, &externs, &lines, &core_patches)?;
+        let linker =
+            link::Linker::new(&elf, &maps, &refused_maps, &externs, &lines, &core_patches)?;
         let (mut programs, mut refused_programs, mut order) = (Vec::new(), Vec::new(), Vec::new());
         for p in linker.programs() {
             match p {
