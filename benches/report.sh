@@ -6,7 +6,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 TARGET="${CARGO_TARGET_DIR:-target}"
-BENCH_CMD="cargo bench -p bpfvm-benches -- --warm-up-time 1 --measurement-time 3"
+BENCH_CMD="cargo bench -p bpfvm-benches --benches -- --warm-up-time 1 --measurement-time 3"
 if [ -z "${SKIP_BENCH:-}" ]; then
     $BENCH_CMD
 fi
