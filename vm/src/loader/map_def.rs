@@ -17,7 +17,7 @@ pub const BPF_F_RDONLY_PROG: u32 = 1 << 7;
 pub const BPF_MAP_TYPE_ARRAY: u32 = 2;
 
 /// Kernel map type names by `BPF_MAP_TYPE_*` number (`include/uapi/linux/bpf.h`).
-const MAP_TYPE_NAMES: [&str; 34] = [
+pub(crate) const MAP_TYPE_NAMES: [&str; 34] = [
     "unspec",
     "hash",
     "array",

@@ -59,6 +59,7 @@ pub use error::LoadError;
 pub use externs::{KernelConfig, DEFAULT_KERNEL_VERSION, MAX_KCONFIG_ENTRIES};
 pub use instance::ObjectMaps;
 pub use link::RefusedProgram;
+pub(crate) use map_def::MAP_TYPE_NAMES;
 pub use map_def::{
     internal_map_name, map_type_name, GlobalDataKind, LegacyMapFields, MapDefinition, MapKind,
     RefusedMap, BPF_F_RDONLY_PROG, BPF_MAP_TYPE_ARRAY,

@@ -829,8 +829,9 @@ pub fn changes_pkt_data(id: u32) -> bool {
     )
 }
 
-/// Helper names by id (the uapi `enum bpf_func_id` without the `BPF_FUNC_` prefix).
-static NAMES: [&str; 212] = [
+/// Helper names by id (the uapi `enum bpf_func_id` without the `BPF_FUNC_` prefix), as
+/// Linux 6.18 numbers them.
+pub static HELPER_NAMES: [&str; 212] = [
     "unspec",
     "map_lookup_elem",
     "map_update_elem",
@@ -1048,7 +1049,7 @@ static NAMES: [&str; 212] = [
 /// The helper's name for messages (`func_id_name`): `bpf_<name>`, or `unknown` for ids
 /// the kernel does not know.
 pub fn name(id: i32) -> String {
-    match usize::try_from(id).ok().and_then(|i| NAMES.get(i)) {
+    match usize::try_from(id).ok().and_then(|i| HELPER_NAMES.get(i)) {
         Some(n) => format!("bpf_{n}"),
         None => "unknown".to_string(),
     }
@@ -1160,7 +1161,7 @@ mod tests {
         assert!(!allowed(81, ProgType::Xdp, unpriv));
         assert!(!allowed(9, ProgType::SocketFilter, unpriv));
         assert_eq!(proto(2).map(Proto::num_params), Some(4));
-        assert_eq!(NAMES.len() as u32, FUNC_MAX_ID);
+        assert_eq!(HELPER_NAMES.len() as u32, FUNC_MAX_ID);
         for p in PROTOS {
             assert_eq!(name(p.id as i32), p.name, "table name of {}", p.id);
         }

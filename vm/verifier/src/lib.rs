@@ -44,6 +44,7 @@ mod check_stack;
 mod ctx;
 mod error;
 mod helpers;
+pub use helpers::HELPER_NAMES;
 mod input;
 mod insn;
 mod liveness;
