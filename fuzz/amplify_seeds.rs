@@ -30,29 +30,6 @@ fn btf_input(setup: u8, btf: &[u8], ext: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Add a BTF-defined map (`type`, `max_entries`, `key`, `value`; 32 bytes); its VAR id.
-fn btf_map(
-    btf: &mut Btf,
-    int: u32,
-    name: &str,
-    ty: u32,
-    entries: u32,
-    key: u32,
-    value: u32,
-) -> u32 {
-    let t = btf.uint_attr(int, ty);
-    let e = btf.uint_attr(int, entries);
-    let k = btf.ptr(key);
-    let v = btf.ptr(value);
-    let members = [
-        (btf.name("type"), t, 0),
-        (btf.name("max_entries"), e, 64),
-        (btf.name("key"), k, 128),
-        (btf.name("value"), v, 192),
-    ];
-    let def = btf.composite(kind::STRUCT, 0, 32, &members);
-    btf.var(name, def)
-}
 
 /// BTF whose first types are the value type made by `value`, used as the value of map
 /// `m` in `.maps` (ARRAY of `entries` entries, `int` key): `(btf, value type id)`.
@@ -60,7 +37,7 @@ fn btf_with_map_value(entries: u32, value: impl FnOnce(&mut Btf, u32) -> u32) ->
     let mut btf = Btf::new();
     let int = btf.int("int", 4, true);
     let v = value(&mut btf, int);
-    let var = btf_map(&mut btf, int, "m", 2, entries, int, v);
+    let var = btf.map_var(int, "m", 2, entries, int, v);
     btf.datasec(".maps", 32, &[(var, 0, 32)]);
     (btf, v)
 }

@@ -55,31 +55,6 @@ fn truncated_somewhere(v: &BtfValue) -> bool {
     }
 }
 
-/// Add a BTF-defined map `name` (`__uint(type)`, `__uint(max_entries)`, `__type(key)`,
-/// `__type(value)`) to `btf`; returns its VAR id. The definition struct is 32 bytes.
-fn btf_map(
-    btf: &mut Btf,
-    int: u32,
-    name: &str,
-    map_type: u32,
-    entries: u32,
-    key: u32,
-    value: u32,
-) -> u32 {
-    let t = btf.uint_attr(int, map_type);
-    let e = btf.uint_attr(int, entries);
-    let k = btf.ptr(key);
-    let v = btf.ptr(value);
-    let members = [
-        (btf.name("type"), t, 0),
-        (btf.name("max_entries"), e, 64),
-        (btf.name("key"), k, 128),
-        (btf.name("value"), v, 192),
-    ];
-    let def = btf.composite(kind::STRUCT, 0, 32, &members);
-    btf.var(name, def)
-}
-
 /// An object with one BTF map `m` (ARRAY, 1 entry, `int` key) whose value type is made
 /// by `value_type`, one trivial program, and `.BTF`.
 fn object_with_map_value(value_type: impl FnOnce(&mut Btf, u32) -> u32) -> Vec<u8> {
@@ -91,7 +66,7 @@ fn object_with_array_map(entries: u32, value_type: impl FnOnce(&mut Btf, u32) ->
     let mut btf = Btf::new();
     let int = btf.int("int", 4, true);
     let value = value_type(&mut btf, int);
-    let var = btf_map(&mut btf, int, "m", 2, entries, int, value);
+    let var = btf.map_var(int, "m", 2, entries, int, value);
     btf.datasec(".maps", 32, &[(var, 0, 32)]);
     let mut elf = Elf::new();
     let prog = elf.code("xdp", &[w::MOV_R0_0, w::EXIT]);

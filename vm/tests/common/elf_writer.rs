@@ -469,6 +469,31 @@ impl Btf {
         self.ptr(arr)
     }
 
+    /// A BTF-defined map `name` (`__uint(type)`, `__uint(max_entries)`, `__type(key)`,
+    /// `__type(value)`; a 32-byte definition struct); returns its VAR id.
+    pub fn map_var(
+        &mut self,
+        int: u32,
+        name: &str,
+        map_type: u32,
+        entries: u32,
+        key: u32,
+        value: u32,
+    ) -> u32 {
+        let t = self.uint_attr(int, map_type);
+        let e = self.uint_attr(int, entries);
+        let k = self.ptr(key);
+        let v = self.ptr(value);
+        let members = [
+            (self.name("type"), t, 0),
+            (self.name("max_entries"), e, 64),
+            (self.name("key"), k, 128),
+            (self.name("value"), v, 192),
+        ];
+        let def = self.composite(kind::STRUCT, 0, 32, &members);
+        self.var(name, def)
+    }
+
     /// The section bytes.
     pub fn build(&self) -> Vec<u8> {
         let types: Vec<u8> = self.words.iter().flat_map(|w| w.to_le_bytes()).collect();
