@@ -232,7 +232,7 @@ pub enum PrepareError {
 }
 
 /// A verifier error with its source line between the message and the register state.
-fn verifier_display(e: &bpfvm_verifier::VerifierError, line: Option<&str>) -> String {
+pub(crate) fn verifier_display(e: &bpfvm_verifier::VerifierError, line: Option<&str>) -> String {
     let mut s = String::new();
     if let Some(i) = e.insn {
         s.push_str(&format!("instruction {i}: "));

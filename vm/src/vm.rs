@@ -306,10 +306,9 @@ impl Vm {
                 Err(PrepareError::Verifier { error, line })
                     if error.rule == bpfvm_verifier::Rule::Unsupported =>
                 {
-                    unverified = Some(PrepareError::Verifier { error, line }.to_string().replacen(
-                        "the kernel's verifier refuses the program: ",
-                        "the kernel's verdict is unknown: ",
-                        1,
+                    unverified = Some(format!(
+                        "the kernel's verdict is unknown: {}",
+                        crate::error::verifier_display(&error, line.as_deref())
                     ));
                 }
                 r => {
