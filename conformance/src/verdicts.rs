@@ -63,6 +63,7 @@ impl Case {
                     | "Dual MIT/GPL"
                     | "Dual MPL/GPL"
             ),
+            kfuncs: &[],
         };
         bpfvm_verifier::verify(
             &prog,

@@ -86,6 +86,7 @@ pub fn register_all(r: &mut Registry) {
     crate::task::register(r);
     crate::tracing::register(r);
     crate::net::register(r);
+    crate::kfunc::register_builtins(r);
 }
 
 /// The map a handle argument (`(3 << 52) | index`) names, and its index; borrowed from the

@@ -56,7 +56,26 @@ impl KfuncFlags {
     /// `KF_RET_NULL`: the returned pointer may be NULL and must be checked.
     pub const RET_NULL: KfuncFlags = KfuncFlags(1 << 2);
 
-    /// The flags as the kernel's bits.
+    /// Argument `arg` (0-based, at most 3) is a pointer to memory whose size in bytes is
+    /// the next argument: what the kernel learns from a `__sz` suffix on the next
+    /// parameter's name (clang drops the parameter names of `extern` declarations, so
+    /// the object cannot say it). Without it, a pointer argument must point to a scalar
+    /// or a struct of scalars, whose size is the pointee's.
+    pub const fn sized(arg: u32) -> KfuncFlags {
+        if arg < 4 {
+            KfuncFlags(1 << (8 + arg))
+        } else {
+            KfuncFlags(0)
+        }
+    }
+
+    /// Whether argument `arg` is sized by the next one ([`KfuncFlags::sized`]).
+    pub fn is_sized(self, arg: usize) -> bool {
+        arg < 4 && self.0 & (1 << (8 + arg)) != 0
+    }
+
+    /// The flags as bits: the kernel's `KF_*` bits in the low byte, the sized arguments
+    /// ([`KfuncFlags::sized`]) above.
     pub fn bits(self) -> u32 {
         self.0
     }
@@ -205,6 +224,23 @@ impl Registry {
     }
 }
 
+/// `bpf_rcu_read_lock` / `bpf_rcu_read_unlock`: nothing to do at run time (bpfvm's maps
+/// need no RCU); the kernel's verifier checks the sections they open and close.
+fn rcu_read_nop(
+    _: &mut crate::HelperContext,
+    _: &[u64; 5],
+) -> Result<u64, Box<crate::HelperError>> {
+    Ok(0)
+}
+
+/// The built-in kfuncs, registered by [`Registry::with_builtins`].
+pub(crate) fn register_builtins(r: &mut Registry) {
+    for name in ["bpf_rcu_read_lock", "bpf_rcu_read_unlock"] {
+        r.register_kfunc_fn(name, KfuncFlags::NONE, rcu_read_nop)
+            .expect("valid built-in kfunc");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,14 +262,18 @@ mod tests {
                 |_: &mut HelperContext, _: [u64; 5]| Ok(7),
             )
             .unwrap();
-        assert_eq!((a, b), (KFUNC_ID_BASE, KFUNC_ID_BASE + 1));
+        let builtins = 2; // bpf_rcu_read_lock, bpf_rcu_read_unlock
+        assert_eq!(
+            (a, b),
+            (KFUNC_ID_BASE + builtins, KFUNC_ID_BASE + builtins + 1)
+        );
         let mut ctx = HelperContext::new(0, 1);
         assert_eq!(r.call(a, &mut ctx, [21, 0, 0, 0, 0]), Ok(42));
         assert_eq!(r.call(b, &mut ctx, [0; 5]), Ok(7));
         assert_eq!(
-            r.call(KFUNC_ID_BASE + 2, &mut ctx, [0; 5]),
+            r.call(KFUNC_ID_BASE + builtins + 2, &mut ctx, [0; 5]),
             Err(HelperError::Unknown {
-                id: KFUNC_ID_BASE + 2
+                id: KFUNC_ID_BASE + builtins + 2
             })
         );
         assert!(r.kfunc("get").unwrap().flags.contains(KfuncFlags::RET_NULL));
@@ -247,7 +287,8 @@ mod tests {
             })
             .unwrap();
         assert_eq!(again, a);
-        assert_eq!(r.kfuncs().count(), 2);
+        assert_eq!(r.kfuncs().count(), 4);
+        assert!(r.kfunc("bpf_rcu_read_lock").is_some());
         assert_eq!(r.call(a, &mut ctx, [21, 0, 0, 0, 0]), Ok(0));
     }
 

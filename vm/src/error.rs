@@ -143,6 +143,16 @@ pub enum PrepareError {
         /// The program type.
         prog_type: crate::program_type::ProgramType,
     },
+    /// The program calls a kernel function (`extern ... __ksym`, not `__weak`) that no
+    /// one registered ([`crate::VmBuilder::kfunc`]); libbpf: "extern (func ksym) 'f': not
+    /// found in kernel or module BTFs".
+    #[error("instruction {pc}: kfunc {name} is not registered (register it with VmBuilder::kfunc, or declare it __weak)")]
+    UnresolvedKfunc {
+        /// The kfunc.
+        name: String,
+        /// The first instruction that calls it or takes its address.
+        pc: usize,
+    },
     /// A helper id with no registered helper.
     #[error("instruction {pc}: call to unknown helper {id}")]
     UnknownHelper {
@@ -258,6 +268,7 @@ impl PrepareError {
                 single_entry: false,
                 ..
             } => 524,
+            PrepareError::UnresolvedKfunc { .. } => 3, // ESRCH, as libbpf
             _ => 22,
         }
     }

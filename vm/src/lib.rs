@@ -48,6 +48,7 @@ pub mod eth;
 pub mod frame;
 pub mod insn;
 pub mod kernel_verify;
+pub mod kfunc;
 pub mod limits;
 pub mod loaded;
 pub mod loader;

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use bpfvm_helpers::fib::Net;
 use bpfvm_helpers::registry::RegisterError;
-use bpfvm_helpers::{Helper, HelperId, Registry};
+use bpfvm_helpers::{Helper, HelperId, KfuncFlags, KfuncRegisterError, Registry};
 use bpfvm_maps::{Map, MapError, MapMemory, MapSpec, DEFAULT_MAP_MEMORY_LIMIT};
 use rayon::prelude::*;
 
@@ -125,6 +125,18 @@ impl VmBuilder {
         helper: impl Helper + 'static,
     ) -> Result<VmBuilder, RegisterError> {
         self.registry.register(HelperId(id), name, helper)?;
+        Ok(self)
+    }
+
+    /// Registers (or replaces) the kernel function `name`, which programs call by name
+    /// (`extern ... name(...) __ksym;`), with its `KF_*` flags; see [`crate::kfunc`].
+    pub fn kfunc(
+        mut self,
+        name: &'static str,
+        flags: KfuncFlags,
+        kfunc: impl Helper + 'static,
+    ) -> Result<VmBuilder, KfuncRegisterError> {
+        self.registry.register_kfunc(name, flags, kfunc)?;
         Ok(self)
     }
 
@@ -298,8 +310,18 @@ impl Vm {
             }
         }
         let mut unverified = None;
+        let resolved = crate::kfunc::resolve(&program, &self.registry)?;
+        let (checked, kfuncs, run) = match &resolved {
+            Some(r) => (&r.verify, &r.kfuncs[..], &r.run),
+            None => (&program, &[][..], &program),
+        };
         if self.config.verifier == VerifierMode::Kernel {
-            match crate::kernel_verify::verify(&program, self.config.privilege, self.config.ncpus) {
+            match crate::kernel_verify::verify_with_kfuncs(
+                checked,
+                self.config.privilege,
+                self.config.ncpus,
+                kfuncs,
+            ) {
                 // What bpfvm's verifier does not model is not refused (a program the kernel
                 // accepts must load); the run-time checks still confine it, and the loaded
                 // program says the kernel's verdict is unknown.
@@ -316,8 +338,13 @@ impl Vm {
                 }
             }
         }
-        let engine = engine::prepare(&program, &self.registry, program.engine(), &self.config)?;
-        check_return_range(&program, &self.registry)?;
+        let engine = engine::prepare(run, &self.registry, run.engine(), &self.config)?;
+        check_return_range(run, &self.registry)?;
+        // What runs: kfunc calls as calls of the registered kfuncs.
+        let program = match resolved {
+            Some(r) => r.run,
+            None => program,
+        };
         Ok(LoadedProgram {
             inner: Arc::new(Loaded {
                 program,

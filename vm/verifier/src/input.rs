@@ -320,6 +320,8 @@ pub struct Program<'a> {
     pub maps: &'a [MapInfo],
     /// Whether the license is GPL-compatible (gpl_only helpers need it).
     pub gpl_compatible: bool,
+    /// The kernel functions the program may call: a kfunc call's `imm` indexes it.
+    pub kfuncs: &'a [crate::Kfunc],
 }
 
 /// How to verify.

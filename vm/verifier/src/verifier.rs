@@ -466,11 +466,7 @@ impl<'a> Verifier<'a> {
                     if insn.src == crate::insn::PSEUDO_CALL {
                         self.check_func_call(&insn)?;
                     } else if insn.src == crate::insn::PSEUDO_KFUNC_CALL {
-                        return Err(self.err(
-                            Rule::Unsupported,
-                            EINVAL,
-                            "calls of kernel functions (kfuncs) are not modelled by bpfvm's verifier",
-                        ));
+                        self.check_kfunc_call(insn.imm)?;
                     } else {
                         self.check_helper_call(&insn)?;
                     }
@@ -526,6 +522,13 @@ impl<'a> Verifier<'a> {
     /// `exit`: returns from a subprogram, or ends the path at the main program's exit
     /// after checking references and the return value.
     fn process_exit(&mut self) -> Result<Step, VerifierError> {
+        if self.cur.active_rcu_lock && self.cur.curframe() == 0 {
+            return Err(self.err(
+                Rule::References,
+                EINVAL,
+                "BPF_EXIT instruction in main prog cannot be used inside bpf_rcu_read_lock-ed region",
+            ));
+        }
         self.check_resource_leak(
             "BPF_EXIT instruction in main prog",
             self.cur.curframe() == 0,
