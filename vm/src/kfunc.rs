@@ -221,3 +221,107 @@ pub(crate) fn resolve(
         run,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ProgramType;
+    use bpfvm_helpers::HelperContext;
+
+    fn import(name: &str, weak: bool, extern_index: u32) -> KfuncImport {
+        KfuncImport {
+            name: name.into(),
+            weak,
+            extern_index,
+            args: vec![],
+            ret: KfuncRet::Void,
+        }
+    }
+
+    fn words(p: &Program) -> Vec<u64> {
+        p.bytecode()
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn calls_and_addresses_are_resolved_poisoned_or_refused() {
+        let mut registry = Registry::new();
+        let id = registry
+            .register_kfunc("have", KfuncFlags::RET_NULL, |_: &mut HelperContext, _| {
+                Ok(0)
+            })
+            .unwrap();
+        let program = Program::from_words(
+            &[
+                0x0000_0000_0000_3118, // r1 = &kfunc #0 (have)
+                0,
+                0x0000_0001_0000_3118, // r1 = &kfunc #1 (weak, missing)
+                0,
+                0x0000_0000_0000_2085, // call kfunc #0
+                0x0000_0001_0000_2085, // call kfunc #1
+                0x95,
+            ],
+            ProgramType::Xdp,
+        )
+        .with_kfuncs(vec![import("have", false, 0), import("gone", true, 4)]);
+        let r = resolve(&program, &registry).unwrap().unwrap();
+        let (v, run) = (words(&r.verify), words(&r.run));
+        let addr = KFUNC_ADDR_BASE;
+        assert_eq!(v[0], 0x0118 | ((addr & 0xffff_ffff) << 32));
+        assert_eq!(v[1], (addr >> 32) << 32);
+        assert_eq!((v[2], v[3]), (0x0118, 0), "a missing weak kfunc is at 0");
+        assert_eq!(
+            v[4], 0x0000_0000_0000_2085,
+            "the verifier sees the kfunc call"
+        );
+        assert_eq!(
+            run[4],
+            0x0085 | (u64::from(id) << 32),
+            "engines call its id"
+        );
+        let poison = (POISON_CALL_KFUNC_BASE + 4) as u32;
+        assert_eq!(v[5], 0x0085 | (u64::from(poison) << 32), "libbpf's poison");
+        assert_eq!(
+            run[5],
+            0x0085 | (u64::from(crate::insn::CORE_POISON_HELPER as u32) << 32)
+        );
+        assert_eq!(
+            r.run.core_poison(5).map(|s| &**s),
+            Some("kfunc 'gone' is referenced but wasn't resolved")
+        );
+        assert_eq!(r.kfuncs[0].flags, KfuncFlags::RET_NULL.bits());
+        assert_eq!(r.kfuncs[1].flags, 0);
+
+        // A strong kfunc nobody registered is an error naming it.
+        let strong = program.with_kfuncs(vec![import("have", false, 0), import("gone", false, 4)]);
+        let e = resolve(&strong, &registry).unwrap_err();
+        assert_eq!(
+            e,
+            PrepareError::UnresolvedKfunc {
+                name: "gone".into(),
+                pc: 2
+            }
+        );
+        // No kfunc: nothing to do.
+        let plain = Program::from_words(&[0xb7, 0x95], ProgramType::Xdp);
+        assert!(resolve(&plain, &registry).unwrap().is_none());
+    }
+
+    #[test]
+    fn registration_sizes_pointer_arguments() {
+        let args = vec![
+            KfuncArg::Mem { size: 1 },
+            KfuncArg::Scalar,
+            KfuncArg::Scalar,
+        ];
+        assert_eq!(with_sizes(&args, KfuncFlags::NONE), args);
+        assert_eq!(
+            with_sizes(&args, KfuncFlags::sized(0)),
+            [KfuncArg::MemSized, KfuncArg::Size, KfuncArg::Scalar]
+        );
+        // Only a pointer followed by a scalar can be sized.
+        assert_eq!(with_sizes(&args, KfuncFlags::sized(1)), args);
+    }
+}

@@ -219,3 +219,16 @@ fn a_kfunc_error_ends_the_run() {
     let p = load(&vm, &object(), "calls_add").unwrap();
     assert!(run(&vm, &p, 64).is_err());
 }
+
+#[test]
+fn rbpf_engines_refuse_kfunc_calls_by_name() {
+    let vm = vm_with_kfuncs(Arc::default());
+    let obj = object();
+    let maps = obj.create_maps(1).unwrap();
+    let p = obj
+        .vm_program("calls_add", &maps)
+        .unwrap()
+        .with_engine(bpfvm::EngineKind::RbpfInterpreter);
+    let e = vm.load(p).unwrap_err();
+    assert!(e.to_string().contains("kfunc calls"), "{e}");
+}

@@ -177,13 +177,11 @@ impl Verifier<'_> {
                 }
                 KfuncArg::Mem { size } => {
                     if reg.maybe_null() {
+                        // Pointer arguments are trusted (KF_TRUSTED_ARGS).
                         return Err(self.err(
                             Rule::HelperArgs,
                             EACCES,
-                            format!(
-                                "R{regno} type={} expected=fp, pkt, pkt_meta, map_key, map_value, mem",
-                                reg_type_str(reg.ty, reg.flags)
-                            ),
+                            format!("Possibly NULL pointer passed to trusted arg{i}"),
                         ));
                     }
                     let size = i64::from(*size);
@@ -282,5 +280,168 @@ impl Verifier<'_> {
             self.reg_mut(0).id = nid;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{verify, Insn, MapInfo, Options, ProgType, Program, Rule};
+
+    /// `call kfunc #k`.
+    fn kcall(k: u32) -> u64 {
+        0x2085 | (u64::from(k) << 32)
+    }
+    const EXIT: u64 = 0x95;
+    const R0_0: u64 = 0xb7; // r0 = 0
+    /// `r1 = <imm>` (64-bit move).
+    fn r1_imm(imm: u32) -> u64 {
+        0x01b7 | (u64::from(imm) << 32)
+    }
+    const R1_FP: u64 = 0xa1bf; // r1 = r10
+    const R1_ADD_M8: u64 = 0xffff_fff8_0000_0107; // r1 += -8
+    const STDW_FP_M8_0: u64 = 0x0000_0000_fff8_0a7a; // *(u64 *)(r10 - 8) = 0
+    const R2_8: u64 = 0x0000_0008_0000_02b7; // r2 = 8
+    const R2_16: u64 = 0x0000_0010_0000_02b7; // r2 = 16
+
+    fn kfunc(name: &str, args: Vec<KfuncArg>, ret: KfuncRet, flags: u32) -> Kfunc {
+        Kfunc {
+            name: name.into(),
+            args,
+            ret,
+            flags,
+        }
+    }
+
+    fn check(words: &[u64], kfuncs: &[Kfunc], gpl: bool) -> Result<(), crate::VerifierError> {
+        let insns: Vec<Insn> = words.iter().map(|&w| Insn::from_word(w)).collect();
+        let prog = Program {
+            insns: &insns,
+            prog_type: ProgType::Xdp,
+            expected_attach_type: None,
+            maps: &[] as &[MapInfo],
+            gpl_compatible: gpl,
+            kfuncs,
+        };
+        verify(&prog, &Options::default()).map(|_| ())
+    }
+
+    fn refusal(words: &[u64], kfuncs: &[Kfunc]) -> String {
+        check(words, kfuncs, true).unwrap_err().message
+    }
+
+    #[test]
+    fn scalar_ctx_and_sized_memory_arguments() {
+        let scalar = [kfunc("f", vec![KfuncArg::Scalar], KfuncRet::Scalar, 0)];
+        assert!(check(&[r1_imm(5), kcall(0), EXIT], &scalar, true).is_ok());
+        // r1 is still the context: not a scalar.
+        assert_eq!(refusal(&[kcall(0), EXIT], &scalar), "R1 is not a scalar");
+        let ctx = [kfunc("f", vec![KfuncArg::Ctx], KfuncRet::Scalar, 0)];
+        assert!(check(&[kcall(0), EXIT], &ctx, true).is_ok());
+        assert_eq!(
+            refusal(&[r1_imm(0), kcall(0), EXIT], &ctx),
+            "arg#0 expected pointer to ctx, but got scalar"
+        );
+        let mem = [kfunc(
+            "f",
+            vec![KfuncArg::MemSized, KfuncArg::Size],
+            KfuncRet::Void,
+            0,
+        )];
+        let ok = [STDW_FP_M8_0, R1_FP, R1_ADD_M8, R2_8, kcall(0), R0_0, EXIT];
+        assert!(check(&ok, &mem, true).is_ok());
+        let over = [STDW_FP_M8_0, R1_FP, R1_ADD_M8, R2_16, kcall(0), R0_0, EXIT];
+        assert_eq!(
+            refusal(&over, &mem),
+            "arg#0 arg#1 memory, len pair leads to invalid memory access"
+        );
+        // r0 of a void kfunc is not readable.
+        let e = check(
+            &[STDW_FP_M8_0, R1_FP, R1_ADD_M8, R2_8, kcall(0), EXIT],
+            &mem,
+            true,
+        )
+        .unwrap_err();
+        assert_eq!(e.message, "R0 !read_ok");
+    }
+
+    #[test]
+    fn unknown_indices_licenses_and_unmodelled_types_are_refused() {
+        let f = [kfunc("f", vec![], KfuncRet::Void, 0)];
+        assert_eq!(
+            refusal(&[kcall(1), R0_0, EXIT], &f),
+            "kernel btf_id 1 is not a function"
+        );
+        let e = check(&[kcall(0), R0_0, EXIT], &f, false).unwrap_err();
+        assert_eq!(
+            e.message,
+            "cannot call kernel function from non-GPL compatible program"
+        );
+        let other = [kfunc(
+            "g",
+            vec![KfuncArg::Ptr {
+                pointee: "void".into(),
+            }],
+            KfuncRet::Void,
+            0,
+        )];
+        let e = check(&[kcall(0), R0_0, EXIT], &other, true).unwrap_err();
+        assert_eq!(e.rule, Rule::Unsupported);
+    }
+
+    #[test]
+    fn rcu_read_sections_follow_the_kernel() {
+        let rcu = [
+            kfunc("bpf_rcu_read_lock", vec![], KfuncRet::Void, 0),
+            kfunc("bpf_rcu_read_unlock", vec![], KfuncRet::Void, 0),
+        ];
+        assert!(check(&[kcall(0), kcall(1), R0_0, EXIT], &rcu, true).is_ok());
+        assert_eq!(
+            refusal(&[kcall(0), kcall(0), R0_0, EXIT], &rcu),
+            "nested rcu read lock (kernel function bpf_rcu_read_lock)"
+        );
+        assert_eq!(
+            refusal(&[kcall(1), R0_0, EXIT], &rcu),
+            "unmatched rcu read unlock (kernel function bpf_rcu_read_unlock)"
+        );
+        assert_eq!(
+            refusal(&[kcall(0), R0_0, EXIT], &rcu),
+            "BPF_EXIT instruction in main prog cannot be used inside bpf_rcu_read_lock-ed region"
+        );
+    }
+
+    #[test]
+    fn acquired_references_must_be_released() {
+        let k = [
+            kfunc(
+                "get",
+                vec![],
+                KfuncRet::Mem { size: 8 },
+                KF_ACQUIRE | KF_RET_NULL,
+            ),
+            kfunc(
+                "put",
+                vec![KfuncArg::Mem { size: 8 }],
+                KfuncRet::Void,
+                KF_RELEASE,
+            ),
+        ];
+        const IF_R0_0_SKIP2: u64 = 0x0002_0015; // if r0 == 0 goto +2
+        const R1_R0: u64 = 0x01bf; // r1 = r0
+                                   // r0 = get(); if (r0) put(r0); return 0
+        let paired = [kcall(0), IF_R0_0_SKIP2, R1_R0, kcall(1), R0_0, EXIT];
+        assert!(check(&paired, &k, true).is_ok());
+        let leak = [kcall(0), R0_0, EXIT];
+        assert!(refusal(&leak, &k).starts_with("Unreleased reference id="));
+        // Releasing what may be NULL, or what holds no reference.
+        assert_eq!(
+            refusal(&[kcall(0), R1_R0, kcall(1), R0_0, EXIT], &k),
+            "Possibly NULL pointer passed to trusted arg0"
+        );
+        let put_stack = [STDW_FP_M8_0, R1_FP, R1_ADD_M8, kcall(1), R0_0, EXIT];
+        assert_eq!(
+            refusal(&put_stack, &k),
+            "release kernel function put expects refcounted PTR_TO_BTF_ID"
+        );
     }
 }
