@@ -98,23 +98,19 @@ impl Verifier<'_> {
         };
         let name = k.name.as_str();
         match name {
-            "bpf_rcu_read_lock" => {
-                if self.cur.active_rcu_lock {
-                    return Err(self.err(
-                        Rule::References,
-                        EINVAL,
-                        format!("nested rcu read lock (kernel function {name})"),
-                    ));
-                }
+            "bpf_rcu_read_lock" if self.cur.active_rcu_lock => {
+                return Err(self.err(
+                    Rule::References,
+                    EINVAL,
+                    format!("nested rcu read lock (kernel function {name})"),
+                ));
             }
-            "bpf_rcu_read_unlock" => {
-                if !self.cur.active_rcu_lock {
-                    return Err(self.err(
-                        Rule::References,
-                        EINVAL,
-                        format!("unmatched rcu read unlock (kernel function {name})"),
-                    ));
-                }
+            "bpf_rcu_read_unlock" if !self.cur.active_rcu_lock => {
+                return Err(self.err(
+                    Rule::References,
+                    EINVAL,
+                    format!("unmatched rcu read unlock (kernel function {name})"),
+                ));
             }
             _ => {}
         }
