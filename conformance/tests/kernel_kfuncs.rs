@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use bpfvm::kfunc::{POISON_CALL_KFUNC_BASE, PSEUDO_KFUNC_ADDR};
-use bpfvm::loader::{Btf, BtfType, Object, ProgramDefinition, PSEUDO_KFUNC_CALL};
+use bpfvm::loader::{Btf, BtfType, Object, ObjectMaps, ProgramDefinition, PSEUDO_KFUNC_CALL};
 use bpfvm::{CpuId, Input, PrepareError, Privilege, TestRun as VmTestRun, Vm};
 use bpfvm_conformance::kernel::consts::{MapType, ProgType};
 use bpfvm_conformance::kernel::{
@@ -117,27 +117,46 @@ fn kernel_maps(obj: &Object) -> Vec<KernelMap> {
         .collect()
 }
 
-#[test]
-fn rcu_sections_and_weak_kfuncs_load_and_run_as_in_the_kernel() {
-    let Some(funcs) = prerequisites() else {
-        return;
-    };
-    for k in ["bpf_rcu_read_lock", "bpf_rcu_read_unlock"] {
-        assert!(funcs.contains_key(k), "the kernel has {k}");
-    }
-    assert!(!funcs.contains_key("bpfvm_kfunc_no_kernel_has"));
-    let bytes = std::fs::read(format!("{FIXTURES}/kfunc_kernel.o")).unwrap();
-    let obj = Object::parse_named("kfunc_kernel", &bytes).unwrap();
+/// What comparing every program of an object found: programs both load (and run the
+/// same), both refuse, and that libbpf refuses before the kernel sees them (a strong kfunc
+/// the kernel lacks) as bpfvm refuses them (`UnresolvedKfunc`, ESRCH).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Tally {
+    loaded: usize,
+    refused: usize,
+    unresolved: usize,
+}
+
+/// Loads and runs every program of fixture `fixture` on both sides (bpfvm with its
+/// built-in kfuncs only, as the kernel has none of the fixture's own).
+fn compare_object(
+    fixture: &str,
+    funcs: &HashMap<String, u32>,
+) -> (Tally, Object, ObjectMaps, Vec<KernelMap>) {
+    let bytes = std::fs::read(format!("{FIXTURES}/{fixture}.o")).unwrap();
+    let obj = Object::parse_named(fixture, &bytes).unwrap();
     let kmaps = kernel_maps(&obj);
     let smaps = obj.create_maps(1).unwrap();
     let vm = Vm::builder().cpus(1).privilege(Privilege::Root).build();
     let packets = [vec![0xab; 60], vec![0x11; 64], vec![0; 200]];
-    let mut loaded = 0;
-    let mut refused = 0;
+    let mut tally = Tally::default();
     for def in obj.programs() {
         let name = def.name.as_str();
-        let kernel = kernel_load(&obj, name, &funcs, &kmaps);
         let ours = vm.load(obj.vm_program(name, &smaps).unwrap());
+        let missing_strong = def
+            .kfuncs
+            .iter()
+            .find(|k| !k.weak && !funcs.contains_key(&*k.name));
+        if let Some(k) = missing_strong {
+            // libbpf: "extern (func ksym) '...': not found in kernel or module BTFs".
+            assert!(
+                matches!(&ours, Err(e @ PrepareError::UnresolvedKfunc { name, .. }) if **name == *k.name && e.errno() == 3),
+                "{name}: {ours:?}"
+            );
+            tally.unresolved += 1;
+            continue;
+        }
+        let kernel = kernel_load(&obj, name, funcs, &kmaps);
         match (kernel, ours) {
             (Ok(kprog), Ok(sprog)) => {
                 assert!(
@@ -169,7 +188,7 @@ fn rcu_sections_and_weak_kfuncs_load_and_run_as_in_the_kernel() {
                     assert_eq!(u64::from(k.retval), s.retval, "{name}");
                     assert_eq!(k.data_out, s.data_out, "{name}");
                 }
-                loaded += 1;
+                tally.loaded += 1;
             }
             (Err(klog), Err(PrepareError::Verifier { error, .. })) => {
                 // Our words are the kernel's last words (for a poisoned call, before
@@ -180,7 +199,7 @@ fn rcu_sections_and_weak_kfuncs_load_and_run_as_in_the_kernel() {
                     "{name}: bpfvm says {:?}, the kernel:\n{klog}",
                     error.message
                 );
-                refused += 1;
+                tally.refused += 1;
             }
             (k, s) => panic!(
                 "{name}: the kernel {:?}, bpfvm {:?}",
@@ -189,7 +208,29 @@ fn rcu_sections_and_weak_kfuncs_load_and_run_as_in_the_kernel() {
             ),
         }
     }
-    assert_eq!((loaded, refused), (2, 4), "rcu_balanced, weak_absent load");
+    (tally, obj, smaps, kmaps)
+}
+
+#[test]
+fn rcu_sections_and_weak_kfuncs_load_and_run_as_in_the_kernel() {
+    let Some(funcs) = prerequisites() else {
+        return;
+    };
+    for k in ["bpf_rcu_read_lock", "bpf_rcu_read_unlock"] {
+        assert!(funcs.contains_key(k), "the kernel has {k}");
+    }
+    assert!(!funcs.contains_key("bpfvm_kfunc_no_kernel_has"));
+    let (tally, _, smaps, kmaps) = compare_object("kfunc_kernel", &funcs);
+    // rcu_balanced and weak_absent load; rcu_nested, rcu_unmatched, rcu_exit_locked and
+    // weak_reached are refused.
+    assert_eq!(
+        tally,
+        Tally {
+            loaded: 2,
+            refused: 4,
+            unresolved: 0
+        }
+    );
     // The packets rcu_balanced counted.
     let mut ours = [0u8; 8];
     smaps
@@ -199,5 +240,23 @@ fn rcu_sections_and_weak_kfuncs_load_and_run_as_in_the_kernel() {
         .unwrap();
     let theirs = kmaps[0].lookup(&0u32.to_ne_bytes(), 0).unwrap();
     assert_eq!(theirs, ours);
-    assert_eq!(u64::from_ne_bytes(ours), packets.len() as u64);
+    assert_eq!(u64::from_ne_bytes(ours), 3);
+}
+
+#[test]
+fn kfuncs_no_kernel_has_are_absent_when_weak_and_refused_when_strong() {
+    let Some(funcs) = prerequisites() else {
+        return;
+    };
+    let (tally, ..) = compare_object("kfunc_user", &funcs);
+    // probes_weak loads (bpf_ksym_exists is false); calls_weak is refused (the poisoned
+    // call); the other eight programs call strong kfuncs no kernel has.
+    assert_eq!(
+        tally,
+        Tally {
+            loaded: 1,
+            refused: 1,
+            unresolved: 8
+        }
+    );
 }
