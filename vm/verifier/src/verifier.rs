@@ -522,6 +522,11 @@ impl<'a> Verifier<'a> {
     /// `exit`: returns from a subprogram, or ends the path at the main program's exit
     /// after checking references and the return value.
     fn process_exit(&mut self) -> Result<Step, VerifierError> {
+        self.check_resource_leak(
+            "BPF_EXIT instruction in main prog",
+            self.cur.curframe() == 0,
+        )?;
+        // After the reference leak, as the kernel's check_resource_leak.
         if self.cur.active_rcu_lock && self.cur.curframe() == 0 {
             return Err(self.err(
                 Rule::References,
@@ -529,10 +534,6 @@ impl<'a> Verifier<'a> {
                 "BPF_EXIT instruction in main prog cannot be used inside bpf_rcu_read_lock-ed region",
             ));
         }
-        self.check_resource_leak(
-            "BPF_EXIT instruction in main prog",
-            self.cur.curframe() == 0,
-        )?;
         if self.cur.curframe() > 0 {
             self.prepare_func_exit()?;
             return Ok(Step::Next);
