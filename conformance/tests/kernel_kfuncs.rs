@@ -119,7 +119,7 @@ fn kernel_maps(obj: &Object) -> Vec<KernelMap> {
 
 /// What comparing every program of an object found: programs both load (and run the
 /// same), both refuse, and that libbpf refuses before the kernel sees them (a strong kfunc
-/// the kernel lacks) as bpfvm refuses them (`UnresolvedKfunc`, ESRCH).
+/// the kernel lacks) as bpfvm refuses them (`UnresolvedKfunc`, EINVAL).
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Tally {
     loaded: usize,
@@ -150,7 +150,7 @@ fn compare_object(
         if let Some(k) = missing_strong {
             // libbpf: "extern (func ksym) '...': not found in kernel or module BTFs".
             assert!(
-                matches!(&ours, Err(e @ PrepareError::UnresolvedKfunc { name, .. }) if **name == *k.name && e.errno() == 3),
+                matches!(&ours, Err(e @ PrepareError::UnresolvedKfunc { name, .. }) if **name == *k.name && e.errno() == 22),
                 "{name}: {ours:?}"
             );
             tally.unresolved += 1;

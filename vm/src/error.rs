@@ -268,7 +268,8 @@ impl PrepareError {
                 single_entry: false,
                 ..
             } => 524,
-            PrepareError::UnresolvedKfunc { .. } => 3, // ESRCH, as libbpf
+            // bpf_object__load of libbpf: the ksym resolution fails with -EINVAL.
+            PrepareError::UnresolvedKfunc { .. } => 22,
             _ => 22,
         }
     }

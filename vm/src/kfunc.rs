@@ -13,7 +13,8 @@
 //!   one (structural verifier) ends with [`crate::RunError::CorePoison`];
 //! - an unregistered strong kfunc refuses the program with
 //!   [`PrepareError::UnresolvedKfunc`] naming it (libbpf: "extern (func ksym) 'f': not
-//!   found in kernel or module BTFs", `ESRCH`).
+//!   found in kernel or module BTFs", `EINVAL` from `bpf_object__load`). libbpf refuses the
+//!   whole object for it; bpfvm, which loads per program, only the programs that use it.
 //!
 //! ```
 //! use bpfvm::helpers::{HelperContext, KfuncFlags};

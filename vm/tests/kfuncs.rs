@@ -179,7 +179,7 @@ fn a_missing_strong_kfunc_is_a_load_error_naming_it() {
         "{e:?}"
     );
     assert!(e.to_string().contains("bpfvm_test_strong"), "{e}");
-    assert_eq!(e.errno(), 3, "ESRCH, as libbpf");
+    assert_eq!(e.errno(), 22, "EINVAL, as libbpf's bpf_object__load");
 }
 
 #[test]
