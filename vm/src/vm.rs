@@ -625,6 +625,7 @@ impl Vm {
         prog.inner
             .engine
             .run_repeated(&prog.inner.program, lane, env, repeat)
+            .map_err(|e| e.at_source_of(&prog.inner.program))
     }
 }
 

@@ -80,7 +80,7 @@ fn packet_reads_past_data_end_fault() {
         .run(&prog, CpuId(0), &Input::packet(vec![0u8; 14]))
         .unwrap_err();
     match err {
-        RunError::Fault { pc: 1, fault } => assert_eq!(fault.addr, 0x1000_0000 + 20),
+        RunError::Fault { pc: 1, fault, .. } => assert_eq!(fault.addr, 0x1000_0000 + 20),
         e => panic!("unexpected {e}"),
     }
     assert_eq!(
