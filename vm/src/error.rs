@@ -364,6 +364,18 @@ pub enum RunError {
         /// What is wrong.
         reason: String,
     },
+    /// A test run's context (`ctx_in`) that the kernel's test run refuses for the program
+    /// type: a field it may not set, a packet pointer that does not describe the packet, a
+    /// device that does not exist (see [`crate::ctx_in`]).
+    #[error("bad context: {reason}")]
+    BadContext {
+        /// The context field at fault (`data_end`, `ifindex`, ...).
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+        /// The kernel's errno (`EINVAL`, `E2BIG` or `ENODEV`).
+        errno: i32,
+    },
     /// An rbpf engine failed.
     #[error("engine {engine}: {message}")]
     Rbpf {
@@ -482,7 +494,7 @@ impl RunError {
             RunError::Helper { source, .. }
             | RunError::HelperAfterRun { source }
             | RunError::HeldAtExit { source } => source.errno(),
-            RunError::InputTooLarge { errno, .. } => *errno,
+            RunError::InputTooLarge { errno, .. } | RunError::BadContext { errno, .. } => *errno,
             RunError::TooManyResults { .. } => 12,
             _ => 22,
         }

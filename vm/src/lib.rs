@@ -41,6 +41,7 @@
 
 pub mod action;
 pub mod cpu;
+pub mod ctx_in;
 pub mod ctx_layout;
 pub mod engine;
 pub mod error;
