@@ -1,6 +1,7 @@
-//! Kernel oracle for kfuncs (issue 13, item 7), fixture `kfunc_kernel.o`: kfuncs the
+//! Kernel oracle for kfuncs (issue 13, item 7): fixture `kfunc_kernel.o` with kfuncs the
 //! running kernel has (`bpf_rcu_read_lock` / `bpf_rcu_read_unlock`, built into bpfvm) and
-//! a weak kfunc no kernel has.
+//! a weak kfunc no kernel has, `kfunc_user.o` with kfuncs only a bpfvm user registers, and
+//! `kfunc_args.o` with wrong arguments to the kernel's `bpf_dynptr_from_xdp`.
 //!
 //! The kernel gets each program as libbpf (1.2 and later) relocates it: a kfunc call's
 //! `imm` is the function's id in `/sys/kernel/btf/vmlinux`, the address of a kfunc
@@ -16,6 +17,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use bpfvm::helpers::{HelperContext, KfuncFlags};
 use bpfvm::kfunc::{POISON_CALL_KFUNC_BASE, PSEUDO_KFUNC_ADDR};
 use bpfvm::loader::{Btf, BtfType, Object, ObjectMaps, ProgramDefinition, PSEUDO_KFUNC_CALL};
 use bpfvm::{CpuId, Input, PrepareError, Privilege, TestRun as VmTestRun, Vm};
@@ -259,4 +261,58 @@ fn kfuncs_no_kernel_has_are_absent_when_weak_and_refused_when_strong() {
             unresolved: 8
         }
     );
+}
+
+#[test]
+fn kfunc_arguments_are_refused_in_the_kernels_words() {
+    let Some(funcs) = prerequisites() else {
+        return;
+    };
+    assert!(funcs.contains_key("bpf_dynptr_from_xdp"));
+    let bytes = std::fs::read(format!("{FIXTURES}/kfunc_args.o")).unwrap();
+    let obj = Object::parse_named("kfunc_args", &bytes).unwrap();
+    let smaps = obj.create_maps(1).unwrap();
+    // bpfvm does not have the kernel's bpf_dynptr_from_xdp: a stand-in of that name lets
+    // the verifier check the calls (it is never run here).
+    let vm = Vm::builder()
+        .cpus(1)
+        .privilege(Privilege::Root)
+        .kfunc(
+            "bpf_dynptr_from_xdp",
+            KfuncFlags::NONE,
+            |_: &mut HelperContext, _: [u64; 5]| Ok(0),
+        )
+        .unwrap()
+        .build();
+    let load = |name: &str| {
+        (
+            kernel_load(&obj, name, &funcs, &[]),
+            vm.load(obj.vm_program(name, &smaps).unwrap()),
+        )
+    };
+    // The kernel loads the right call; bpfvm, which does not model dynptrs, loads it
+    // without a verdict, naming the argument.
+    let (k, s) = load("dynptr_good");
+    assert!(k.is_ok(), "{:?}", k.err());
+    let s = s.unwrap();
+    let why = s.unverified().expect("no verdict for a dynptr argument");
+    assert!(why.contains("bpf_dynptr") && why.contains("arg#2"), "{why}");
+    for (name, words) in [
+        (
+            "dynptr_not_ctx",
+            "arg#0 expected pointer to ctx, but got fp",
+        ),
+        ("dynptr_ptr_flags", "R2 is not a scalar"),
+    ] {
+        let (k, s) = load(name);
+        let klog = k.err().unwrap_or_else(|| panic!("the kernel loads {name}"));
+        assert!(klog.lines().any(|l| l == words), "{name}: {klog}");
+        match s {
+            Err(PrepareError::Verifier { error, .. }) => {
+                assert_eq!(error.message, words, "{name}");
+                assert_eq!(error.errno, 22, "{name}: EINVAL");
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
 }

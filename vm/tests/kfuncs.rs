@@ -104,6 +104,20 @@ fn the_loader_reads_each_prototype_from_btf() {
     // bpfvm_test_acquire add ctx release strong sum u64 weak -> 7.
     assert_eq!(kf[0].extern_index, 7);
     assert!(!obj.program("calls_strong").unwrap().kfuncs[0].weak);
+    // Kernel objects with rules of their own are not plain memory, although their BTF is
+    // a struct of scalars (the kernel's struct bpf_dynptr).
+    let obj = common::fixture("kfunc_args");
+    let kf = &obj.program("dynptr_good").unwrap().kfuncs;
+    assert_eq!(
+        kf[0].args,
+        [
+            KfuncArg::Ctx,
+            KfuncArg::Scalar,
+            KfuncArg::Ptr {
+                pointee: "struct bpf_dynptr".into()
+            }
+        ]
+    );
 }
 
 #[test]

@@ -9,6 +9,34 @@ use super::btf::{Btf, BtfType};
 /// Context structures a kfunc argument may point to (`btf_is_prog_ctx_type`).
 const CTX_TYPES: &[&str] = &["__sk_buff", "xdp_md", "pt_regs", "bpf_sock_ops"];
 
+/// Kernel structures whose pointers kfuncs take as objects with rules of their own
+/// (dynptrs, iterators, lists, trees, ...), not as plain memory, although their BTF is a
+/// struct of scalars; `bpf_iter_*` too.
+const SPECIAL_STRUCTS: &[&str] = &[
+    "bpf_dynptr",
+    "bpf_list_head",
+    "bpf_list_node",
+    "bpf_rb_root",
+    "bpf_rb_node",
+    "bpf_refcount",
+    "bpf_wq",
+    "bpf_timer",
+    "bpf_spin_lock",
+    "bpf_res_spin_lock",
+    "bpf_task_work",
+    "bpf_map",
+];
+
+/// Whether `id` (resolved) is one of the [`SPECIAL_STRUCTS`] or an iterator.
+fn is_special(btf: &Btf, id: u32) -> bool {
+    match btf.resolve(id).and_then(|r| btf.get(r)) {
+        Some(BtfType::Struct { name, .. }) => {
+            SPECIAL_STRUCTS.contains(&name.as_str()) || name.starts_with("bpf_iter_")
+        }
+        _ => false,
+    }
+}
+
 /// Most arguments a kfunc takes (`MAX_BPF_FUNC_REG_ARGS`).
 const MAX_ARGS: usize = 5;
 
@@ -66,6 +94,9 @@ pub(crate) fn classify(btf: &Btf, proto: u32) -> (Vec<KfuncArg>, KfuncRet) {
                     Some(BtfType::Struct { name, .. }) if CTX_TYPES.contains(&name.as_str()) => {
                         KfuncArg::Ctx
                     }
+                    _ if is_special(btf, *target) => KfuncArg::Ptr {
+                        pointee: btf.type_name(*target),
+                    },
                     _ if sized_by_next => KfuncArg::MemSized,
                     _ if is_scalar_struct(btf, *target, 0) => match btf.size_of(*target) {
                         Some(size) if size > 0 => KfuncArg::Mem { size },

@@ -114,41 +114,30 @@ impl Verifier<'_> {
             }
             _ => {}
         }
-        if let Some(KfuncArg::Other(what)) = k.args.iter().find(|a| matches!(a, KfuncArg::Other(_)))
-        {
-            return Err(self.err(
-                Rule::Unsupported,
-                EINVAL,
-                format!(
-                    "kernel function {name} takes {what}, which bpfvm's verifier does not model"
-                ),
-            ));
-        }
-        if let KfuncRet::Other(what) = &k.ret {
-            return Err(self.err(
-                Rule::Unsupported,
-                EINVAL,
-                format!(
-                    "kernel function {name} returns {what}, which bpfvm's verifier does not model"
-                ),
-            ));
-        }
-        if let Some(KfuncArg::Ptr { pointee }) =
-            k.args.iter().find(|a| matches!(a, KfuncArg::Ptr { .. }))
-        {
-            return Err(self.err(
-                Rule::Unsupported,
-                EINVAL,
-                format!(
-                    "kernel function {name} takes a pointer to {pointee} of no known size, which bpfvm's verifier does not model"
-                ),
-            ));
-        }
         let mut release = None;
         for (i, arg) in k.args.iter().enumerate().take(5) {
             let regno = (i + 1) as u8;
             self.check_reg_src(regno)?;
             let reg = *self.reg(regno);
+            // The arguments in order, as the kernel checks them: one bpfvm does not
+            // model ends the check there.
+            let unmodelled = match arg {
+                KfuncArg::Other(what) => Some(what.clone()),
+                KfuncArg::Ptr { pointee } => Some(format!(
+                    "a pointer to {pointee} of no known size (for memory, register the kfunc with \
+                     KfuncFlags::sized)"
+                )),
+                _ => None,
+            };
+            if let Some(what) = unmodelled {
+                return Err(self.err(
+                    Rule::Unsupported,
+                    EINVAL,
+                    format!(
+                        "kernel function {name} takes {what} as arg#{i}, which bpfvm's verifier does not model"
+                    ),
+                ));
+            }
             match arg {
                 KfuncArg::Scalar => {
                     if reg.ty != RegType::Scalar {
@@ -215,7 +204,7 @@ impl Verifier<'_> {
                         ));
                     }
                 }
-                KfuncArg::Other(_) | KfuncArg::Ptr { .. } => unreachable!("refused above"),
+                KfuncArg::Other(_) | KfuncArg::Ptr { .. } => {}
             }
             if i == 0 && k.flags & KF_RELEASE != 0 {
                 if reg.ref_obj_id == 0 || reg.maybe_null() {
@@ -227,6 +216,15 @@ impl Verifier<'_> {
                 }
                 release = Some(reg.ref_obj_id);
             }
+        }
+        if let KfuncRet::Other(what) = &k.ret {
+            return Err(self.err(
+                Rule::Unsupported,
+                EINVAL,
+                format!(
+                    "kernel function {name} returns {what}, which bpfvm's verifier does not model"
+                ),
+            ));
         }
         if let Some(id) = release {
             if !self.release_reference(id) {
