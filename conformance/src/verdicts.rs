@@ -241,6 +241,7 @@ pub fn cases_from_object(name: &str, bytes: &[u8]) -> Result<Vec<Case>, String> 
                         None
                     },
                     fields: Vec::new(),
+                    inner: None,
                 }
             })
             .collect();
