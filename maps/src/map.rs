@@ -746,9 +746,7 @@ impl Map {
         flags: u64,
     ) -> Result<(), MapError> {
         if self.of_maps.is_some() {
-            return Err(MapError::BadFd {
-                reason: "a map-in-map's values are maps: use Map::update_map",
-            });
+            return self.of_maps_update_bytes(key, flags);
         }
         let cpu = self.host_cpu().0;
         match &self.kind {

@@ -159,6 +159,13 @@ pub(crate) fn check_create(spec: &MapSpec) -> Result<(), MapError> {
             reason: "BPF_F_RDONLY_PROG / BPF_F_WRONLY_PROG on ARRAY_OF_MAPS",
         });
     }
+    if spec.map_type == MapType::ArrayOfMaps
+        && spec.map_flags & (create::MMAPABLE | create::INNER_MAP) != 0
+    {
+        return Err(MapError::InvalidSpec {
+            reason: "BPF_F_MMAPABLE / BPF_F_INNER_MAP need ARRAY",
+        });
+    }
     Ok(())
 }
 
@@ -176,7 +183,8 @@ impl Map {
     ///
     /// Errors as the kernel: `EINVAL` when the value size is not 4, for flags the plain
     /// array or hash refuses (and program access flags on an array of maps), or when
-    /// `inner` is itself a map-in-map (one level only); the errors of [`Map::create_in`]
+    /// `inner` is itself a map-in-map (one level only), `ENOTSUPP` when `inner` is cgroup
+    /// storage (no template check exists for it); the errors of [`Map::create_in`]
     /// otherwise. Any other `spec.map_type` is `EINVAL`.
     pub fn create_of_maps_in(
         spec: MapSpec,
@@ -202,6 +210,13 @@ impl Map {
         if inner.of_maps.is_some() {
             return Err(MapError::InvalidSpec {
                 reason: "the inner map is itself a map-in-map (one level only)",
+            });
+        }
+        if inner.map_type().is_cgroup_storage() {
+            // No `map_meta_equal` for cgroup storage in the kernel.
+            return Err(MapError::NotSupported {
+                op: "inner map of a map-in-map",
+                map_type: inner.map_type(),
             });
         }
         map.spec.map_type = outer_type;
@@ -259,6 +274,27 @@ impl Map {
         }
         held.insert(key.to_vec(), Arc::clone(inner));
         Ok(())
+    }
+
+    /// `BPF_MAP_UPDATE_ELEM` of a map-in-map with bytes for a value: bpfvm has no file
+    /// descriptors, so no bytes name a map (`EBADF`), after the checks the kernel makes
+    /// before it reads the fd (array of maps: flags, then the index).
+    pub(crate) fn of_maps_update_bytes(&self, key: &[u8], flags: u64) -> Result<(), MapError> {
+        if let Kind::Array = self.kind {
+            if flags != BPF_ANY {
+                return Err(MapError::flags(flags, "array of maps updates take BPF_ANY"));
+            }
+            let index = u32::from_ne_bytes(key.try_into().unwrap_or([0xff; 4]));
+            if index >= self.spec.max_entries {
+                return Err(MapError::IndexOutOfRange {
+                    index,
+                    max_entries: self.spec.max_entries,
+                });
+            }
+        }
+        Err(MapError::BadFd {
+            reason: "a map-in-map's values are maps: use Map::update_map",
+        })
     }
 
     /// The inner map stored at `key` of a map-in-map (host side), `None` when there is none
