@@ -35,3 +35,28 @@ pub(crate) fn map_id(map: &MapFd) -> Result<u32, Errno> {
     unsafe { bpf(Cmd::ObjGetInfoByFd, &mut attr) }?;
     Ok(u32::from_ne_bytes([info[4], info[5], info[6], info[7]]))
 }
+
+/// [`super::raw_map_create`] of a map-in-map with `inner` as `inner_map_fd`.
+pub(crate) fn raw_map_create_of_maps(
+    map_type: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    map_flags: u32,
+    inner: &super::RawMapFd,
+) -> Result<super::RawMapFd, Errno> {
+    let mut attr = Attr::new();
+    attr.u32(0, map_type)
+        .u32(4, key_size)
+        .u32(8, value_size)
+        .u32(12, max_entries)
+        .u32(16, map_flags)
+        .u32(20, inner.raw() as u32);
+    // SAFETY: MAP_CREATE without name/BTF reads no user pointers, only the inner map's fd.
+    let ret = unsafe { bpf(Cmd::MapCreate, &mut attr) }?;
+    Ok(super::RawMapFd {
+        fd: own_fd(ret)?,
+        key_size,
+        value_size,
+    })
+}
