@@ -248,3 +248,181 @@ fn element_commands_agree_with_the_kernel() {
         assert!(!kk.is_empty());
     }
 }
+
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../vm/tests/fixtures/map_in_map.o"
+);
+
+/// The kernel's maps of `obj`, made as libbpf makes them: each map-in-map from a template
+/// map of its inner definition, then the `values` initialisers put in.
+fn kernel_maps(obj: &bpfvm::loader::Object) -> Vec<KernelMap> {
+    let kdef = |d: &bpfvm::loader::MapDefinition| {
+        def(
+            MapType::try_from(d.map_type).unwrap(),
+            d.key_size,
+            d.value_size,
+            d.max_entries,
+            d.map_flags,
+        )
+    };
+    let maps: Vec<KernelMap> = obj
+        .maps()
+        .iter()
+        .map(|d| match &d.inner {
+            Some(t) => {
+                let template = KernelMap::create(kdef(t)).unwrap();
+                KernelMap::create_of_maps(kdef(d), &template).unwrap()
+            }
+            None => KernelMap::create(kdef(d)).unwrap(),
+        })
+        .collect();
+    for (i, d) in obj.maps().iter().enumerate() {
+        for (slot, name) in &d.initial_slots {
+            let j = obj.map_index(name).unwrap();
+            maps[i]
+                .update_map(&slot.to_ne_bytes(), &maps[j], 0)
+                .unwrap();
+        }
+    }
+    maps
+}
+
+/// The u64 at key `k` of an array, in the kernel and in bpfvm.
+fn both_u64(k: &KernelMap, b: &Map, key: u32) -> (u64, u64) {
+    let kv = k.lookup(&key.to_ne_bytes(), 0).unwrap();
+    let mut bv = [0u8; 8];
+    b.lookup(&key.to_ne_bytes(), &mut bv, 0).unwrap();
+    (
+        u64::from_ne_bytes(kv[..8].try_into().unwrap()),
+        u64::from_ne_bytes(bv),
+    )
+}
+
+#[test]
+fn programs_reach_inner_maps_as_in_the_kernel() {
+    use bpfvm::loader::Object;
+    use bpfvm::{Input, Vm};
+    use bpfvm_conformance::kernel::consts::ProgType;
+    use bpfvm_conformance::kernel::{load_object_program, TestRun};
+
+    if !kernel::oracle_or_skip() {
+        return;
+    }
+    let n = kernel::possible_cpus().unwrap();
+    let obj = Object::parse_named("map_in_map", &std::fs::read(FIXTURE).unwrap()).unwrap();
+    let kmaps = kernel_maps(&obj);
+    let bmaps = obj.create_maps(n).unwrap();
+    let idx = |name: &str| obj.map_index(name).unwrap();
+    // The host puts inner_b in the hash of maps at key 80, in both.
+    kmaps[idx("by_port")]
+        .update_map(&80u32.to_ne_bytes(), &kmaps[idx("inner_b")], 0)
+        .unwrap();
+    bmaps
+        .set_map_slot("by_port", &80u32.to_ne_bytes(), "inner_b")
+        .unwrap();
+    let vm = Vm::builder().cpus(n).build();
+    let license = obj.license().unwrap_or("GPL").to_owned();
+    let load = |name: &str| {
+        let def = obj.program(name).unwrap();
+        let km: Vec<&KernelMap> = def.maps.iter().map(|&i| &kmaps[i]).collect();
+        let k = load_object_program(name, ProgType::Xdp, 0, &def.bytecode(), &km, &license)
+            .unwrap_or_else(|e| panic!("kernel: {e}"));
+        let b = vm
+            .load(obj.vm_program(name, &bmaps).unwrap())
+            .unwrap_or_else(|e| panic!("bpfvm {name}: {e}"));
+        assert_eq!(b.unverified(), None, "{name}: verified");
+        (k, b)
+    };
+    let packet = vec![0u8; 64];
+    let run = TestRun {
+        data_in: packet.clone(),
+        data_out_size: 0,
+        ctx_in: Vec::new(),
+        ctx_out_size: 0,
+        repeat: 1,
+    };
+    let compare_all = |what: &str| {
+        for m in ["result", "inner_a", "inner_b", "inner_c"] {
+            let keys = if m == "result" { 4 } else { 1 };
+            for key in 0..keys {
+                let (k, b) = both_u64(&kmaps[idx(m)], bmaps.get(m).unwrap(), key);
+                assert_eq!(k, b, "{what}: {m}[{key}]");
+            }
+        }
+    };
+    let (kc, bc) = load("count_slots");
+    for i in 0..3 {
+        let k = kc.test_run_on_cpu(0, &run).unwrap().retval;
+        let b = vm
+            .run(&bc, 0, &Input::packet(packet.clone()))
+            .unwrap()
+            .retval;
+        assert_eq!(u64::from(k), b, "count_slots run {i}");
+        compare_all(&format!("count_slots run {i}"));
+    }
+    assert_eq!(
+        both_u64(&kmaps[idx("result")], bmaps.get("result").unwrap(), 3).0,
+        6
+    );
+    // An empty slot: the helper's NULL; then inner_c put in slot 3.
+    let (ks, bs) = load("set_slot3");
+    let k = ks.test_run_on_cpu(0, &run).unwrap().retval;
+    let b = vm
+        .run(&bs, 0, &Input::packet(packet.clone()))
+        .unwrap()
+        .retval;
+    assert_eq!((u64::from(k), b), (1, 1), "set_slot3 on an empty slot");
+    kmaps[idx("outer")]
+        .update_map(&3u32.to_ne_bytes(), &kmaps[idx("inner_c")], 0)
+        .unwrap();
+    bmaps
+        .set_map_slot("outer", &3u32.to_ne_bytes(), "inner_c")
+        .unwrap();
+    let (ks, bs) = load("set_slot3");
+    let k = ks.test_run_on_cpu(0, &run).unwrap().retval;
+    let b = vm.run(&bs, 0, &Input::packet(packet)).unwrap().retval;
+    assert_eq!((u64::from(k), b), (2, 2), "set_slot3");
+    compare_all("set_slot3");
+    assert_eq!(
+        both_u64(&kmaps[idx("inner_c")], bmaps.get("inner_c").unwrap(), 0),
+        (42, 42)
+    );
+}
+
+#[test]
+fn misuses_are_refused_with_the_kernels_words() {
+    use bpfvm::Privilege;
+    use bpfvm_conformance::verdicts::{cases_from_object, compare};
+
+    if !kernel::oracle_or_skip() {
+        return;
+    }
+    let cases = cases_from_object("map_in_map", &std::fs::read(FIXTURE).unwrap()).unwrap();
+    let mut refused = 0;
+    for case in &cases {
+        for p in [Privilege::CapBpfNetAdmin, Privilege::Root] {
+            let c = compare(case, p).unwrap();
+            match (&c.kernel_errno, &c.ours) {
+                (None, Ok(_)) => assert!(!case.name.ends_with("_bad"), "{}", case.name),
+                (Some(k), Err(e)) => {
+                    refused += 1;
+                    assert_eq!(*k, e.errno, "{}", case.name);
+                    // Every line of bpfvm's message is a line of the kernel's log, the
+                    // last one last.
+                    let log = c.kernel_messages.join("\n");
+                    let last = c.kernel_messages.last().cloned().unwrap_or_default();
+                    assert!(
+                        e.message.lines().all(|l| log.contains(l))
+                            && e.message.lines().last() == Some(last.as_str()),
+                        "{} [{p:?}]: kernel {log:?}, bpfvm {:?}",
+                        case.name,
+                        e.message
+                    );
+                }
+                (k, o) => panic!("{} [{p:?}]: kernel {k:?}, bpfvm {o:?}", case.name),
+            }
+        }
+    }
+    assert_eq!(refused, 6, "three misuses, two loaders");
+}

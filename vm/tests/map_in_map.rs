@@ -87,7 +87,7 @@ fn misuses_are_refused_with_the_kernels_words() {
         ),
         (
             "no_null_check_bad",
-            "R1 type=map_value_or_null expected=map_ptr",
+            "R1 type=map_ptr_or_null expected=map_ptr",
         ),
         (
             "past_inner_value_bad",

@@ -164,6 +164,16 @@ impl Verifier<'_> {
         let r0 = match proto.ret {
             Ret::Integer => Reg::unknown(false),
             Ret::Void => Reg::not_init(),
+            Ret::MapValueOrNull | Ret::MapValue
+                if map.is_some_and(|m| self.inner_of[m].is_some()) =>
+            {
+                // A map-in-map lookup: the inner map itself, typed by the outer map's
+                // template (`inner_map_meta`), or NULL.
+                let mut r = Reg::pointer(RegType::ConstPtrToMap);
+                r.aux = map.and_then(|m| self.inner_of[m]).unwrap_or(0) as u32;
+                r.flags = MAYBE_NULL;
+                r
+            }
             Ret::MapValueOrNull | Ret::MapValue => {
                 let Some(m) = map else {
                     return Err(self.internal("unexpected null map_ptr"));

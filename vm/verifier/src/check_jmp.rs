@@ -403,15 +403,7 @@ fn mark_not_null(r: &mut Reg) {
 
 /// `mark_ptr_or_null_regs`: every copy of the `_or_null` pointer with `id` becomes the
 /// pointer (or a NULL scalar).
-/// A map value pointer of a map-in-map becomes a pointer to its inner map template
-/// (`inner_of`: the template of each map).
-fn mark_ptr_or_null(
-    st: &mut VState,
-    id: u32,
-    is_null: bool,
-    spin_lock_maps: &[bool],
-    inner_of: &[Option<usize>],
-) {
+fn mark_ptr_or_null(st: &mut VState, id: u32, is_null: bool, spin_lock_maps: &[bool]) {
     st.for_each_reg(|r| {
         if r.maybe_null() && r.id == id {
             if is_null {
@@ -421,12 +413,6 @@ fn mark_ptr_or_null(
                 r.ref_obj_id = 0;
                 r.aux = 0;
                 return;
-            }
-            if r.ty == RegType::MapValue {
-                if let Some(&Some(t)) = inner_of.get(r.map()) {
-                    r.ty = RegType::ConstPtrToMap;
-                    r.aux = t as u32;
-                }
             }
             mark_not_null(r);
             let keeps_id =
@@ -677,7 +663,6 @@ impl Verifier<'_> {
             self.push_jmp_history(0, packed);
         }
         let idx = self.insn_idx as i64;
-        let inner_of = self.inner_of.clone();
         let spin_lock_maps: Vec<bool> = self.maps.iter().map(|m| m.spin_lock().is_some()).collect();
         let (dno, sno) = (insn.dst as usize, insn.src as usize);
         let src_is_reg = insn.src_is_reg();
@@ -740,20 +725,8 @@ impl Verifier<'_> {
             && dst.maybe_null()
         {
             let id = dst.id;
-            mark_ptr_or_null(
-                &mut self.cur,
-                id,
-                op == jmp::JNE,
-                &spin_lock_maps,
-                &inner_of,
-            );
-            mark_ptr_or_null(
-                self.pending_top(),
-                id,
-                op == jmp::JEQ,
-                &spin_lock_maps,
-                &inner_of,
-            );
+            mark_ptr_or_null(&mut self.cur, id, op == jmp::JNE, &spin_lock_maps);
+            mark_ptr_or_null(self.pending_top(), id, op == jmp::JEQ, &spin_lock_maps);
         } else if !self.try_match_pkt_pointers(insn, &dst) && self.is_pointer_value(insn.dst) {
             return Err(self.err(
                 Rule::PointerLeak,
