@@ -155,6 +155,12 @@ pub fn map_set(object: &Object, maps: &ObjectMaps, pairs: &[String]) -> Result<(
             "key",
         )
         .map_err(fail)?;
+        if map.map_type().is_map_of_maps() {
+            // The value of a map-in-map is another map of the object, by name.
+            maps.set_map_slot(name, &key, value)
+                .map_err(|e| fail(format!("{e} (VALUE is the name of a map of the object)")))?;
+            continue;
+        }
         let value = parse_bytes(
             value,
             def.value_size as usize,
