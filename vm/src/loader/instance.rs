@@ -170,7 +170,7 @@ impl Object {
     /// [`crate::Vm::map_memory`], so that the limit of [`crate::VmConfig::map_memory_limit`]
     /// holds for all the maps the VM's programs use).
     pub fn create_maps_in(&self, ncpus: u32, memory: &MapMemory) -> Result<ObjectMaps, LoadError> {
-        let defs = crate::loader::map_slots::with_legacy_templates(self.maps());
+        let defs = self.maps().to_vec();
         let maps = defs
             .iter()
             .map(|d| d.create_with_lock_in(ncpus, self.spin_lock_offset(d), memory))
