@@ -552,25 +552,47 @@ impl Vm {
             } else {
                 SK_BUFF_SIZE
             };
-            if ctx.len() > size {
-                return Err(RunError::BadInput {
-                    reason: format!(
-                        "context of {} bytes is larger than the program's {size}",
-                        ctx.len()
-                    ),
-                });
-            }
+            crate::ctx_in::check_tail(
+                ctx,
+                size,
+                if t == ProgramType::Xdp {
+                    "struct xdp_md"
+                } else {
+                    "struct __sk_buff"
+                },
+            )?;
+            // As the kernel: a context's `data` says how much of the packet is metadata.
+            let (meta, data): (&[u8], &[u8]) = if t == ProgramType::Xdp && !ctx.is_empty() {
+                let at = crate::ctx_in::check_xdp(ctx, meta.len() + data.len(), &self.net)?;
+                if meta.is_empty() {
+                    data.split_at(at.min(data.len()))
+                } else if at == meta.len() {
+                    (meta, data)
+                } else {
+                    return Err(RunError::BadContext {
+                        field: "data",
+                        reason: format!(
+                            "xdp_md.data ({at}) is not the length of the input's data_meta ({})",
+                            meta.len()
+                        ),
+                        errno: 22,
+                    });
+                }
+            } else {
+                (meta, data)
+            };
             if t == ProgramType::Xdp {
                 check_xdp_meta(meta.len())?;
             }
             check_packet_size(t, meta.len().saturating_add(data.len()))?;
             if t == ProgramType::Xdp {
-                // As the kernel's `bpf_test_init`: at least an Ethernet header.
-                if meta.len() + data.len() < ETH_HLEN {
+                // As the kernel's `bpf_test_init`: at least an Ethernet header after the
+                // metadata.
+                if data.len() < ETH_HLEN {
                     return Err(RunError::BadInput {
                         reason: format!(
-                            "an XDP test run's packet holds at least an Ethernet header ({ETH_HLEN} bytes); this one has {}",
-                            meta.len() + data.len()
+                            "an XDP test run's packet holds at least an Ethernet header ({ETH_HLEN} bytes) after its metadata; this one has {}",
+                            data.len()
                         ),
                     });
                 }
@@ -591,6 +613,9 @@ impl Vm {
                 }
                 let eth = EthInfo::of(data);
                 let pulled = if sees_l2_header(t) { 0 } else { ETH_HLEN };
+                if !ctx.is_empty() {
+                    crate::ctx_in::check_sk_buff(ctx, data.len() - pulled, &self.net)?;
+                }
                 let ifindex = ctx_ifindex(ctx);
                 lane.set_skb_packet(
                     packet_program(t),
@@ -638,6 +663,7 @@ impl Vm {
         prog.inner
             .engine
             .run_repeated(&prog.inner.program, lane, env, repeat)
+            .map_err(|e| e.at_source_of(&prog.inner.program))
     }
 }
 

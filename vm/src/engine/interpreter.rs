@@ -28,7 +28,7 @@ use rbpf::ebpf;
 
 use crate::cpu::{Frame, Lane, FRAME_SIZE, MAX_FRAMES, STACK_SIZE};
 use crate::engine::{Engine, EngineKind, RunEnv};
-use crate::error::{PrepareError, RunError};
+use crate::error::{PrepareError, RunError, SourceAt};
 use crate::insn::{op, Insn};
 use crate::program::Program;
 use crate::verify;
@@ -551,7 +551,11 @@ impl Interpreter {
 
 #[inline(always)]
 fn fault(pc: usize) -> impl FnOnce(bpfvm_helpers::MemFault) -> RunError {
-    move |fault| RunError::Fault { pc, fault }
+    move |fault| RunError::Fault {
+        pc,
+        fault,
+        at: SourceAt::NONE,
+    }
 }
 
 /// Runs pre-decoded `insns` (`mask` = `insns.len() - 1`, the length a power of two) with
@@ -591,7 +595,12 @@ fn execute(
             let target = $target;
             let end = $here as u64 + 1;
             if end > credit {
-                return Err(RunError::BudgetExhausted { pc: $here, budget }.into());
+                return Err(RunError::BudgetExhausted {
+                    pc: $here,
+                    budget,
+                    at: SourceAt::NONE,
+                }
+                .into());
             }
             credit = credit - end + target as u64;
             pc = target;
@@ -605,7 +614,12 @@ fn execute(
             if ctx.pending_work() != 0 {
                 let work = ctx.take_work();
                 if ($here as u64 + 1).saturating_add(work) > credit {
-                    return Err(RunError::BudgetExhausted { pc: $here, budget }.into());
+                    return Err(RunError::BudgetExhausted {
+                        pc: $here,
+                        budget,
+                        at: SourceAt::NONE,
+                    }
+                    .into());
                 }
                 credit -= work;
             }
@@ -868,7 +882,11 @@ fn execute(
                 let entry = u32::try_from(target)
                     .ok()
                     .and_then(|id| registry.get(id))
-                    .ok_or(RunError::BadCallx { pc: here, target })?;
+                    .ok_or(RunError::BadCallx {
+                        pc: here,
+                        target,
+                        at: SourceAt::NONE,
+                    })?;
                 let args = <&[u64; 5]>::try_from(&reg[1..6]).unwrap_or(&[0; 5]);
                 reg[0] = match entry.helper.call_fast(ctx, args) {
                     Ok(v) => v,
@@ -881,6 +899,7 @@ fn execute(
                     return Err(RunError::CallDepth {
                         pc: here,
                         max: MAX_FRAMES,
+                        at: SourceAt::NONE,
                     }
                     .into());
                 }
@@ -917,7 +936,11 @@ fn execute(
 
 #[cold]
 fn helper_failed(pc: usize, source: HelperError) -> Box<RunError> {
-    Box::new(RunError::Helper { pc, source })
+    Box::new(RunError::Helper {
+        pc,
+        source,
+        at: SourceAt::NONE,
+    })
 }
 
 #[cold]
@@ -928,7 +951,11 @@ fn core_poison(pc: usize, poisons: &[(usize, Arc<str>)]) -> Box<RunError> {
             |_| "a CO-RE relocation that could not be resolved".into(),
             |i| poisons[i].1.to_string(),
         );
-    Box::new(RunError::CorePoison { pc, relocation })
+    Box::new(RunError::CorePoison {
+        pc,
+        relocation,
+        at: SourceAt::NONE,
+    })
 }
 
 #[cold]
@@ -1079,7 +1106,14 @@ mod tests {
                 assert_eq!(out.unwrap().retval, 7, "budget {budget}");
             } else {
                 assert!(
-                    matches!(out, Err(RunError::BudgetExhausted { pc: 2, budget: 4 })),
+                    matches!(
+                        out,
+                        Err(RunError::BudgetExhausted {
+                            pc: 2,
+                            budget: 4,
+                            ..
+                        })
+                    ),
                     "{out:?}"
                 );
             }
@@ -1210,7 +1244,7 @@ mod tests {
             .unwrap();
         let e = vm.run(&prog, CpuId(0), &Input::empty()).unwrap_err();
         match e {
-            RunError::Helper { pc, ref source } => {
+            RunError::Helper { pc, ref source, .. } => {
                 assert_eq!(pc, 4);
                 assert!(source.to_string().contains("refused 9"), "{source}");
             }
@@ -1224,7 +1258,8 @@ mod tests {
             vm.run(&prog, CpuId(0), &Input::empty()),
             Err(RunError::Helper {
                 pc: 2,
-                source: HelperError::BadMap { .. }
+                source: HelperError::BadMap { .. },
+                ..
             })
         ));
     }
