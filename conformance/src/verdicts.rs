@@ -155,19 +155,7 @@ impl Comparison {
 #[cfg(target_os = "linux")]
 pub fn compare(case: &Case, privilege: Privilege) -> Result<Comparison, String> {
     use crate::kernel::{kernel_verdict, LoaderPrivilege, VerdictMap};
-    let maps: Vec<VerdictMap> = case
-        .maps
-        .iter()
-        .map(|m| VerdictMap {
-            map_type: m.map_type,
-            key_size: m.key_size,
-            value_size: m.value_size,
-            max_entries: m.max_entries,
-            map_flags: m.map_flags,
-            initial: m.frozen_value.clone(),
-            frozen: m.frozen_value.is_some(),
-        })
-        .collect();
+    let maps: Vec<VerdictMap> = case.maps.iter().map(verdict_map).collect();
     let lp = match privilege {
         Privilege::Root => LoaderPrivilege::Root,
         Privilege::CapBpfNetAdmin => LoaderPrivilege::CapBpf,
@@ -186,6 +174,22 @@ pub fn compare(case: &Case, privilege: Privilege) -> Result<Comparison, String> 
         kernel_messages: k.messages().into_iter().map(str::to_owned).collect(),
         ours: case.ours(privilege),
     })
+}
+
+/// How the kernel oracle creates a map the verifier knows as `m` (its inner template
+/// too).
+#[cfg(target_os = "linux")]
+fn verdict_map(m: &MapInfo) -> crate::kernel::VerdictMap {
+    crate::kernel::VerdictMap {
+        map_type: m.map_type,
+        key_size: m.key_size,
+        value_size: m.value_size,
+        max_entries: m.max_entries,
+        map_flags: m.map_flags,
+        initial: m.frozen_value.clone(),
+        frozen: m.frozen_value.is_some(),
+        inner: m.inner.as_deref().map(|t| Box::new(verdict_map(t))),
+    }
 }
 
 /// The verifier's program type for bpfvm's, `None` for raw-context programs.
@@ -248,6 +252,12 @@ pub fn cases_from_object(name: &str, bytes: &[u8]) -> Result<Vec<Case>, String> 
                         None
                     },
                     fields: Vec::new(),
+                    inner: m.inner.as_deref().map(|t| {
+                        let mut i =
+                            MapInfo::new(t.map_type, t.key_size, t.value_size, t.max_entries);
+                        i.map_flags = t.map_flags;
+                        Box::new(i)
+                    }),
                 }
             })
             .collect();

@@ -148,7 +148,7 @@ impl KeyBuf {
 /// with one checked load into a local (the same region check as `read_arg`, the same bytes:
 /// loads are little-endian); other sizes, and faults (reported exactly as `read_arg` does),
 /// go through [`KeyBuf`].
-fn with_key<R>(
+pub(crate) fn with_key<R>(
     ctx: &HelperContext,
     helper: &str,
     addr: u64,
@@ -169,6 +169,9 @@ pub fn map_lookup_elem(ctx: &mut HelperContext, a: &[u64; 5]) -> Result<u64, Box
     const NAME: &str = "bpf_map_lookup_elem";
     let ctx: &HelperContext = ctx;
     let (idx, map) = map_ref(ctx, NAME, a[0])?;
+    if map.is_map_of_maps() {
+        return crate::inner_maps::lookup_inner(ctx, NAME, map, a[1]);
+    }
     let found = with_key(ctx, NAME, a[1], map.key_size(), |key| {
         map.prog_lookup_slot(ctx.cpu(), key)
     })?;

@@ -29,6 +29,7 @@ pub mod fault;
 pub mod fib;
 pub mod held;
 pub mod id;
+pub mod inner_maps;
 pub mod kfunc;
 pub mod lock;
 pub mod maps;

@@ -94,6 +94,13 @@ fn map_infos(program: &Program) -> Vec<MapInfo> {
                         info.frozen_value = Some(value);
                     }
                 }
+                if let Some(t) = map.inner_template() {
+                    // The kernel's `inner_map_meta`: what a lookup in the outer map yields.
+                    let mut inner =
+                        MapInfo::new(t.map_type as u32, t.key_size, t.value_size, t.max_entries);
+                    inner.map_flags = t.map_flags;
+                    info.inner = Some(Box::new(inner));
+                }
                 info
             }
             None => {

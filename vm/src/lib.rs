@@ -47,6 +47,7 @@ pub mod engine;
 pub mod error;
 pub mod eth;
 pub mod frame;
+mod inner_maps;
 pub mod insn;
 pub mod kernel_verify;
 pub mod kfunc;

@@ -290,6 +290,12 @@ impl Vm {
         Map::create_in(spec, self.config.ncpus, &self.map_memory).map(Arc::new)
     }
 
+    /// [`Vm::create_map`] for an `ARRAY_OF_MAPS` / `HASH_OF_MAPS` with `inner` as the inner
+    /// map template (`Map::create_of_maps_in`).
+    pub fn create_map_of_maps(&self, spec: MapSpec, inner: &Map) -> Result<Arc<Map>, MapError> {
+        Map::create_of_maps_in(spec, self.config.ncpus, inner, &self.map_memory).map(Arc::new)
+    }
+
     /// Validates `program` and prepares it for its engine.
     ///
     /// With [`VerifierMode::Kernel`] (the default) a program the Linux kernel's verifier
@@ -299,7 +305,14 @@ impl Vm {
     /// Every map of the program must have been created for this VM's CPU count (a map made
     /// for fewer CPUs would have no value for the others): otherwise
     /// [`PrepareError::CpuCountMismatch`].
+    ///
+    /// The inner maps that the program's map-in-maps hold when it is loaded become maps of
+    /// the program too (after the ones it names), so a lookup in an outer map can return
+    /// them; an inner map put in an outer map later is a run-time error when a lookup finds
+    /// it (see `docs/internals.md`).
     pub fn load(&self, program: Program) -> Result<LoadedProgram, PrepareError> {
+        let mut program = program;
+        crate::inner_maps::add_inner_maps(&mut program);
         for map in program.maps() {
             if let Some(n) = map.ncpus().filter(|&n| n != self.config.ncpus) {
                 return Err(PrepareError::CpuCountMismatch {

@@ -361,6 +361,8 @@ pub(crate) fn resolve(
         key_type_id: None,
         value_type_id: None,
         legacy: None,
+        inner: None,
+        initial_slots: Vec::new(),
         section_index: usize::MAX,
         section_offset: 0,
     });

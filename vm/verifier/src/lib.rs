@@ -46,6 +46,8 @@ mod ctx;
 mod error;
 mod helpers;
 pub use helpers::HELPER_NAMES;
+#[cfg(test)]
+mod inner_map_tests;
 mod input;
 mod insn;
 mod kfunc;
