@@ -53,6 +53,7 @@ fn verdict(insns: &[Insn]) -> Result<(), String> {
         expected_attach_type: None,
         maps: &maps,
         gpl_compatible: true,
+        kfuncs: &[],
     };
     crate::verify(&prog, &Options::default())
         .map(drop)
