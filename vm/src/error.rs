@@ -328,6 +328,18 @@ pub enum RunError {
         #[source]
         source: HelperError,
     },
+    /// `bpf_loop` or `bpf_for_each_map_elem` given something other than the address of
+    /// one of the program's callbacks (the kernel's verifier refuses such a program; in
+    /// structural mode the run stops here).
+    #[error("instruction {pc}: {helper} was given {value:#x}, which is not the address of a callback of the program")]
+    BadCallback {
+        /// Instruction index of the helper call.
+        pc: usize,
+        /// The helper's name.
+        helper: &'static str,
+        /// The value passed as the callback.
+        value: u64,
+    },
     /// `callx` through a register holding no registered helper.
     #[error("instruction {pc}: callx to unknown helper {target}")]
     BadCallx {

@@ -261,14 +261,6 @@ fn unsupported_features_name_section_and_instruction() {
         |e| matches!(e, LoadError::KfuncCall { name, .. } if name == "bpf_rcu_read_lock"),
     );
     assert_eq!(e.errno(), 95);
-    let e = expect_err(
-        &common::fixture_bytes("callback"),
-        |e| matches!(e, LoadError::Unsupported { section, .. } if section == "socket"),
-    );
-    assert!(
-        e.to_string().contains("pointer to function add_index"),
-        "{e}"
-    );
 }
 
 #[test]

@@ -13,6 +13,7 @@ pub fn failing_pc(e: &RunError) -> Option<usize> {
         | RunError::CallDepth { pc, .. }
         | RunError::Helper { pc, .. }
         | RunError::BadCallx { pc, .. }
+        | RunError::BadCallback { pc, .. }
         | RunError::CorePoison { pc, .. } => *pc,
         _ => return None,
     };
