@@ -141,6 +141,10 @@ fn runs() -> Vec<(&'static str, [u8; 4])> {
         v.push(("loop_flags", p));
     }
     v.push(("loop_too_big", [0; 4]));
+    v.push(("loop_flags_const", [0; 4]));
+    for f in [0u8, 1, 0, 0x80] {
+        v.push(("each_flags", [f, 0, 0, 0]));
+    }
     for (mul, stop) in [(2u8, 99u8), (0, 2), (5, 0), (1, 7), (3, 4)] {
         v.push(("each_array", [mul, stop, 0, 0]));
     }

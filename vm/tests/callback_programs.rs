@@ -65,6 +65,10 @@ fn bpf_loop_refuses_flags_and_too_many_loops_as_the_kernel() {
     assert_eq!(get(&maps, "results", 2), -7i64 as u64);
     // flags 0 (unknown to the verifier): the helper runs the loop.
     assert_eq!(run(&vm, &flags, 0, [0, 0, 5, 0]), 5);
+    // Constant flags 1: the helper's -EINVAL, no callback called.
+    let flags_const = common::fixture_program(&vm, &obj, &maps, "loop_flags_const");
+    assert_eq!(run(&vm, &flags_const, 0, [0; 4]) as u32, -22i32 as u32);
+    assert_eq!(get(&maps, "results", 2), -22i64 as u64);
     // The inlined form (flags the constant 0): -E2BIG as a 32-bit move.
     let big = common::fixture_program(&vm, &obj, &maps, "loop_too_big");
     assert_eq!(run(&vm, &big, 0, [0; 4]), 0xffff_fff9);
@@ -109,6 +113,13 @@ fn for_each_walks_arrays_hashes_and_this_cpus_copies() {
     assert_eq!(get(&maps, "results", 0), 3);
     assert_eq!(get(&maps, "arr", 2), 6);
     assert_eq!(get(&maps, "arr", 3), 7);
+
+    // Flags other than 0: -EINVAL and no element visited.
+    let flags = common::fixture_program(&vm, &obj, &maps, "each_flags");
+    assert_eq!(run(&vm, &flags, 0, [1, 0, 0, 0]), 0);
+    assert_eq!(get(&maps, "results", 0), -22i64 as u64);
+    assert_eq!(run(&vm, &flags, 0, [0, 0, 0, 0]), 8);
+    assert_eq!(get(&maps, "results", 0), 8);
 
     let hash = common::fixture_program(&vm, &obj, &maps, "each_hash");
     assert_eq!(run(&vm, &hash, 0, [3, 7, 0, 0]), 703);

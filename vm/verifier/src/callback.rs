@@ -197,9 +197,14 @@ impl Verifier<'_> {
 
     /// The registers and stack slots that may decide something before instruction `i`.
     fn precise_at(&self, i: usize) -> (u16, u64) {
-        self.aux.get(i).map_or((u16::MAX, u64::MAX), |a| {
-            (a.precise_regs_before, a.precise_slots_before)
-        })
+        self.aux
+            .get(i)
+            .map_or((u16::MAX, u64::MAX), |a| a.widen_guard)
+    }
+
+    /// Whether the main program's return value has a range the kernel checks.
+    pub(crate) fn return_range_checked(&self) -> bool {
+        self.prog.prog_type == crate::input::ProgType::CgroupSkb
     }
 }
 

@@ -271,16 +271,32 @@ fn register_contents(insns: &[Insn], order: &[usize], entries: &[usize]) -> Vec<
 /// Per instruction, the registers and stack slots whose values may still decide a check
 /// (backward over `order`, the instructions of each subprogram in post-order, until
 /// stable). `entries` are the subprograms' first instructions, `key_sizes` the maps' key
-/// sizes by index.
+/// sizes by index. `main_exit_decides`: whether `r0` at the main program's `exit` decides
+/// something (its range is checked); `r0` at a subprogram's or callback's `exit` always
+/// may.
 pub(crate) fn precise_before(
     insns: &[Insn],
     order: &[usize],
     entries: &[usize],
     key_sizes: &[u32],
+    main_exit_decides: bool,
 ) -> Vec<(u16, u64)> {
     let n = insns.len();
     let contents = register_contents(insns, order, entries);
-    let flows: Vec<Flow> = (0..n).map(|i| flow(insns, i)).collect();
+    let mut flows: Vec<Flow> = (0..n).map(|i| flow(insns, i)).collect();
+    if !main_exit_decides {
+        let main_end = entries
+            .iter()
+            .copied()
+            .filter(|&e| e > 0)
+            .min()
+            .unwrap_or(n);
+        for (i, f) in flows.iter_mut().enumerate().take(main_end.min(n)) {
+            if insns[i].is_jmp_class() && insns[i].op() == jmp::EXIT {
+                f.sinks = 0;
+            }
+        }
+    }
     let mut before = vec![(0u16, 0u64); n];
     let mut changed = true;
     while changed {
