@@ -495,7 +495,7 @@ mod tests {
     fn analyze(w: &[u64]) -> Vec<(u16, u64)> {
         let insns = words(w);
         let order: Vec<usize> = (0..insns.len()).rev().collect();
-        precise_before(&insns, &order, &[0], &[4])
+        precise_before(&insns, &order, &[0], &[4], true)
     }
 
     #[test]
@@ -586,7 +586,22 @@ mod tests {
             call,
             Insn::from_word(0x95),
         ];
-        let p = precise_before(&insns, &[2, 1, 0], &[0], &[]);
+        let p = precise_before(&insns, &[2, 1, 0], &[0], &[], true);
         assert_eq!(p[1].1, ALL_SLOTS);
+    }
+
+    #[test]
+    fn the_main_programs_r0_decides_only_where_its_range_is_checked() {
+        // r0 = r6; exit / subprogram: r0 = r7; exit
+        let insns = words(&[0x0000_0000_0000_60bf, 0x95, 0x0000_0000_0000_70bf, 0x95]);
+        let order = [1, 0, 3, 2];
+        let checked = precise_before(&insns, &order, &[0, 2], &[], true);
+        assert_eq!((checked[0].0, checked[2].0), (1 << 6, 1 << 7));
+        let unchecked = precise_before(&insns, &order, &[0, 2], &[], false);
+        assert_eq!(
+            (unchecked[0].0, unchecked[2].0),
+            (0, 1 << 7),
+            "a subprogram's r0 still decides"
+        );
     }
 }
