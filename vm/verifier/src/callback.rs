@@ -352,7 +352,11 @@ mod tests {
         let nop = w(MOV_IMM, 5, 0, 0, 0);
         run(&for_each_program(nop), std::slice::from_ref(&hash)).unwrap();
         // The key is read-only.
-        let e = run(&for_each_program(w(0x62, 2, 0, 0, 1)), std::slice::from_ref(&hash)).unwrap_err();
+        let e = run(
+            &for_each_program(w(0x62, 2, 0, 0, 1)),
+            std::slice::from_ref(&hash),
+        )
+        .unwrap_err();
         assert_eq!(e.message, "write to change key R2 not allowed");
         // The value has value_size bytes.
         let e = run(&for_each_program(w(LDX_DW, 5, 3, 8, 0)), &[hash]).unwrap_err();
