@@ -156,3 +156,31 @@ fn engines_without_callbacks_refuse_them() {
     let e = vm.load(program).unwrap_err();
     assert!(e.to_string().contains("pointers to functions"), "{e}");
 }
+
+#[test]
+fn function_addresses_are_linked_like_callees() {
+    let obj = common::fixture("callbacks");
+    let def = obj
+        .programs()
+        .iter()
+        .find(|p| &*p.name == "loop_nested")
+        .unwrap();
+    // Both callbacks are appended once; every `ld_imm64` of a function (src_reg 4) lands
+    // on the first instruction of one of them.
+    let names: Vec<&str> = def.subprograms.iter().map(|(n, _)| &**n).collect();
+    assert!(
+        names.contains(&"outer") && names.contains(&"inner"),
+        "{names:?}"
+    );
+    let starts: Vec<usize> = def.subprograms.iter().map(|(_, s)| *s).collect();
+    let mut funcs = 0;
+    for (pc, &w) in def.insns.iter().enumerate() {
+        if w as u8 == 0x18 && (w >> 12) & 0xf == u64::from(bpfvm::loader::PSEUDO_FUNC) {
+            let target = pc as i64 + 1 + i64::from((w >> 32) as i32);
+            assert!(starts.contains(&(target as usize)), "pc {pc} -> {target}");
+            assert_eq!(def.insns[pc + 1] >> 32, 0, "second slot's imm");
+            funcs += 1;
+        }
+    }
+    assert_eq!(funcs, 2, "outer's address in the program, inner's in outer");
+}

@@ -133,9 +133,254 @@ impl Verifier<'_> {
         self.insn_idx = callee.callsite as usize;
         self.cur.insn_idx = self.insn_idx;
         if let Some(k) = self.find_prev_entry(self.insn_idx) {
-            self.widen_imprecise_scalars(k);
+            let guard = self.ctx_guard(callee.subprogno);
+            self.widen_imprecise_scalars(k, guard);
         }
         Ok(())
+    }
+
+    /// The stack slots a callback may read through its context pointer into a register
+    /// that decides something there (the kernel marks those precise when the callback's
+    /// checks backtrack into the caller's stack): `(frame, slot mask)` of the context the
+    /// call at the current instruction passes, every slot of that frame when the pointer
+    /// may escape the analysis. `None` when the context is no stack pointer.
+    fn ctx_guard(&self, subprog: usize) -> Option<(usize, u64)> {
+        let ctx = self.reg(3);
+        if ctx.ty != RegType::Stack {
+            return None;
+        }
+        let frame = usize::from(ctx.frameno);
+        if !ctx.b.var_off.is_const() {
+            return Some((frame, u64::MAX));
+        }
+        let base = i64::from(ctx.off) + ctx.b.var_off.value as i64;
+        let id = self.insns[self.insn_idx].imm as u32;
+        let ctx_reg = if id == helpers::LOOP { 2 } else { 4 };
+        let Some(reads) = self.ctx_reads_deciding(subprog, ctx_reg) else {
+            return Some((frame, u64::MAX));
+        };
+        let mut mask = 0u64;
+        for (k, size) in reads {
+            for byte in base + k..base + k + size {
+                let spi = -byte - 1;
+                if (0..512).contains(&spi) {
+                    mask |= 1 << (spi / 8);
+                }
+            }
+        }
+        Some((frame, mask))
+    }
+
+    /// The ranges `(offset, size)` from the context pointer (`ctx_reg` at the callback's
+    /// entry) that callback `subprog` may load into a register that may decide something;
+    /// `None` when the pointer may go anywhere else (stored, passed to a call, compared,
+    /// used in arithmetic other than adding a constant): a flow-insensitive estimate.
+    fn ctx_reads_deciding(&self, subprog: usize, ctx_reg: u8) -> Option<Vec<(i64, i64)>> {
+        use crate::insn::{alu, class, jmp, mode};
+        use std::collections::BTreeSet;
+        let start = self.subprogs[subprog].start;
+        let end = self
+            .subprogs
+            .get(subprog + 1)
+            .map_or(self.insns.len(), |s| s.start);
+        let mut offs: [BTreeSet<i64>; 11] = Default::default();
+        offs[usize::from(ctx_reg)].insert(0);
+        let derived =
+            |o: &[BTreeSet<i64>; 11], r: u8| o.get(usize::from(r)).is_some_and(|s| !s.is_empty());
+        let mut reads = Vec::new();
+        for _pass in 0..8 {
+            let mut changed = false;
+            reads.clear();
+            let mut i = start;
+            while i < end {
+                let insn = self.insns[i];
+                let (d, sr) = (insn.dst, insn.src);
+                let reads_src = insn.src_is_reg() && derived(&offs, sr);
+                match insn.class() {
+                    class::ALU64 if insn.op() == alu::MOV && insn.src_is_reg() => {
+                        if derived(&offs, sr) && insn.off == 0 {
+                            let add: Vec<i64> = offs[usize::from(sr)].iter().copied().collect();
+                            for k in add {
+                                changed |= offs[usize::from(d & 0xf).min(10)].insert(k);
+                            }
+                        } else if derived(&offs, sr) {
+                            return None;
+                        }
+                    }
+                    class::ALU64
+                        if matches!(insn.op(), alu::ADD | alu::SUB)
+                            && !insn.src_is_reg()
+                            && derived(&offs, d) =>
+                    {
+                        let delta = if insn.op() == alu::ADD {
+                            i64::from(insn.imm)
+                        } else {
+                            -i64::from(insn.imm)
+                        };
+                        let add: Vec<i64> =
+                            offs[usize::from(d)].iter().map(|k| k + delta).collect();
+                        for k in add {
+                            changed |= offs[usize::from(d)].insert(k);
+                        }
+                        if offs[usize::from(d)].len() > 32 {
+                            return None;
+                        }
+                    }
+                    class::ALU | class::ALU64 => {
+                        if reads_src || derived(&offs, d) && insn.op() != alu::MOV {
+                            return None;
+                        }
+                    }
+                    class::LDX => {
+                        if derived(&offs, sr) {
+                            for &k in &offs[usize::from(sr)] {
+                                reads.push((i, k + i64::from(insn.off), i64::from(insn.size())));
+                            }
+                        }
+                    }
+                    class::STX => {
+                        if derived(&offs, sr) || insn.mode() != mode::MEM && derived(&offs, d) {
+                            return None;
+                        }
+                    }
+                    class::JMP | class::JMP32 => {
+                        let op = insn.op();
+                        if op == jmp::CALL {
+                            // The arguments the helper takes (all five for other calls).
+                            let nargs = if insn.is_helper_call() {
+                                helpers::proto(insn.imm).map_or(5, |p| {
+                                    p.args.iter().filter(|a| **a != helpers::Arg::None).count()
+                                })
+                            } else {
+                                5
+                            };
+                            if (1..=nargs as u8).any(|r| derived(&offs, r)) {
+                                return None;
+                            }
+                        } else if op == jmp::EXIT {
+                            if derived(&offs, 0) {
+                                return None;
+                            }
+                        } else if op != jmp::JA && (derived(&offs, d) || reads_src) {
+                            return None;
+                        }
+                    }
+                    _ => {}
+                }
+                i += if insn.is_ldimm64() { 2 } else { 1 };
+            }
+            if !changed {
+                let deciding = self.deciding_loads(start, end, &reads)?;
+                return Some(
+                    reads
+                        .into_iter()
+                        .filter(|(at, _, _)| deciding.contains(at))
+                        .map(|(_, k, size)| (k, size))
+                        .collect(),
+                );
+            }
+        }
+        None
+    }
+
+    /// Which of the loads at the instructions of `reads` give a value that may decide
+    /// something in the callback `start..end` (a branch, an address, a call's argument,
+    /// the returned `r0`; not a value only stored): a forward walk tracking, per register,
+    /// the loads its value comes from. `None` with more than 64 loads.
+    fn deciding_loads(
+        &self,
+        start: usize,
+        end: usize,
+        reads: &[(usize, i64, i64)],
+    ) -> Option<std::collections::BTreeSet<usize>> {
+        use crate::insn::{alu, class, jmp};
+        let mut sites: Vec<usize> = reads.iter().map(|r| r.0).collect();
+        sites.sort_unstable();
+        sites.dedup();
+        if sites.len() > 64 {
+            return None;
+        }
+        let n = self.insns.len();
+        let mut state: Vec<Option<[u64; 11]>> = vec![None; n];
+        state[start] = Some([0; 11]);
+        let mut work = vec![start];
+        let mut decided = 0u64;
+        while let Some(i) = work.pop() {
+            let Some(mut r) = state[i] else { continue };
+            let insn = self.insns[i];
+            let d = usize::from(insn.dst & 0xf).min(10);
+            let sr = usize::from(insn.src & 0xf).min(10);
+            match insn.class() {
+                class::LDX => {
+                    decided |= r[sr];
+                    r[d] = sites.binary_search(&i).map_or(0, |k| 1 << k);
+                }
+                class::ST => decided |= r[d],
+                class::STX => {
+                    decided |= r[d];
+                    if insn.mode() != crate::insn::mode::MEM {
+                        decided |= r[sr];
+                    }
+                }
+                class::ALU | class::ALU64 => {
+                    let src = if insn.src_is_reg() { r[sr] } else { 0 };
+                    r[d] = if insn.op() == alu::MOV {
+                        src
+                    } else {
+                        r[d] | src
+                    };
+                }
+                class::JMP | class::JMP32 => match insn.op() {
+                    jmp::CALL => {
+                        decided |= r[1] | r[2] | r[3] | r[4] | r[5];
+                        r[..6].fill(0);
+                    }
+                    jmp::EXIT => decided |= r[0],
+                    jmp::JA => {}
+                    _ => {
+                        decided |= r[d];
+                        if insn.src_is_reg() {
+                            decided |= r[sr];
+                        }
+                    }
+                },
+                _ => {
+                    if insn.is_ldimm64() {
+                        r[d] = 0;
+                    } else {
+                        return None;
+                    }
+                }
+            }
+            let (succ, cnt) = crate::cfg::successors(self.insns, i);
+            for &t in &succ[..cnt] {
+                if t < start || t >= end {
+                    continue;
+                }
+                let joined = match state[t] {
+                    None => r,
+                    Some(old) => {
+                        let mut j = old;
+                        for (a, b) in j.iter_mut().zip(r) {
+                            *a |= b;
+                        }
+                        j
+                    }
+                };
+                if state[t] != Some(joined) {
+                    state[t] = Some(joined);
+                    work.push(t);
+                }
+            }
+        }
+        Some(
+            sites
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| decided & (1 << k) != 0)
+                .map(|(_, &at)| at)
+                .collect(),
+        )
     }
 
     /// The checkpoint at `insn` on the current path (`find_prev_entry`): still being
@@ -159,13 +404,16 @@ impl Verifier<'_> {
     /// `widen_imprecise_scalars`: each scalar (register or spilled slot) of the current
     /// state that differs from checkpoint `k`'s and may decide nothing where its frame goes
     /// on becomes unknown.
-    fn widen_imprecise_scalars(&mut self, k: usize) {
+    fn widen_imprecise_scalars(&mut self, k: usize, guard: Option<(usize, u64)>) {
         for fr in 0..=self.cur.curframe() {
             // Where the frame goes on: after its call (the callback's call site for the
             // innermost frame, which is checked again, so its arguments count too).
             let at = self.cur.frame_insn_idx(fr);
             let (regs_here, _) = self.precise_at(at);
-            let (regs_after, slots_after) = self.precise_at(at + 1);
+            let (regs_after, mut slots_after) = self.precise_at(at + 1);
+            if let Some((_, mask)) = guard.filter(|g| g.0 == fr) {
+                slots_after |= mask;
+            }
             let precise_regs = regs_here | regs_after;
             let old = &self.explored[k].st.frames[fr];
             let mut widened: Vec<(Option<usize>, usize)> = Vec::new();
@@ -325,6 +573,21 @@ mod tests {
         p[11] = w(MOV_REG, 0, 3, 0, 0);
         let e = run(&p, &[hash]).unwrap_err();
         assert_eq!((e.message.as_str(), e.errno), ("R0 not a scalar value", 13));
+    }
+
+    #[test]
+    fn a_flag_the_callback_returns_is_not_widened() {
+        // cb: r0 = *ctx; *ctx = 1; return r0 — 0, then 1 forever: the kernel keeps the
+        // slot precise (r0 decides at the callback's exit), so must bpfvm.
+        let mut v = loop_program(w(MOV_IMM, 0, 0, 0, 0));
+        v[10] = w(LDX_DW, 0, 2, 0, 0);
+        v[11] = w(MOV_IMM, 3, 0, 0, 1);
+        v[12] = w(STX_DW, 2, 3, 0, 0);
+        v[13] = w(MOV_IMM, 5, 0, 0, 0);
+        run(&v, &[]).unwrap();
+        // A counter only stored back converges by widening (an unbounded for_each walk
+        // would otherwise never end).
+        run(&loop_program(w(MOV_IMM, 0, 0, 0, 1)), &[]).unwrap();
     }
 
     /// `bpf_for_each_map_elem(map 0, cb, NULL, 0)` whose callback reads the key and the
