@@ -226,22 +226,20 @@ impl Verifier<'_> {
                             return None;
                         }
                     }
-                    class::ALU | class::ALU64 => {
-                        if reads_src || derived(&offs, d) && insn.op() != alu::MOV {
-                            return None;
+                    class::ALU | class::ALU64
+                        if reads_src || derived(&offs, d) && insn.op() != alu::MOV =>
+                    {
+                        return None;
+                    }
+                    class::LDX if derived(&offs, sr) => {
+                        for &k in &offs[usize::from(sr)] {
+                            reads.push((i, k + i64::from(insn.off), i64::from(insn.size())));
                         }
                     }
-                    class::LDX => {
-                        if derived(&offs, sr) {
-                            for &k in &offs[usize::from(sr)] {
-                                reads.push((i, k + i64::from(insn.off), i64::from(insn.size())));
-                            }
-                        }
-                    }
-                    class::STX => {
-                        if derived(&offs, sr) || insn.mode() != mode::MEM && derived(&offs, d) {
-                            return None;
-                        }
+                    class::STX
+                        if derived(&offs, sr) || insn.mode() != mode::MEM && derived(&offs, d) =>
+                    {
+                        return None;
                     }
                     class::JMP | class::JMP32 => {
                         let op = insn.op();
