@@ -13,10 +13,14 @@
 //! between two visits of the call and decide nothing are widened to unknown values, so
 //! counters converge.
 //!
-//! The kernel finds which scalars decide something by backtracking; bpfvm uses its static
-//! estimate ([`crate::sinks`]) at the instructions where each frame goes on: a scalar it
-//! says may decide is never widened (the kernel would not widen it either, or keeps it
-//! precise), so bpfvm widens at most what the kernel widens.
+//! The kernel finds which scalars decide something by backtracking; bpfvm estimates it
+//! statically and keeps a caller's scalar (a) where its static precision ([`crate::sinks`],
+//! without the main program's `r0` when its range is unchecked) says it may decide
+//! something after the call, or (b) where the callback loads it through its context
+//! pointer into a register that decides something in the callback (a branch, an address,
+//! a call's argument, the returned `r0`). Widening is always sound (a wider value); a
+//! scalar the kernel keeps precise for a reason these estimates miss would be widened
+//! here, which can only make bpfvm refuse a program the kernel accepts, never the reverse.
 
 use crate::error::{Rule, VerifierError, E2BIG, EACCES, EINVAL, ENOTSUPP};
 use crate::helpers;
@@ -549,7 +553,6 @@ mod tests {
             e.message,
             "At callback return the register R0 has smin=2 smax=2 should have been in [0, 1]"
         );
-        // A pointer is no return value.
         // The index: any u32.
         let e = run(&loop_program(w(MOV_REG, 0, 1, 0, 0)), &[]).unwrap_err();
         assert_eq!(
