@@ -352,6 +352,20 @@ pub enum RunError {
         #[source]
         source: HelperError,
     },
+    /// `bpf_loop` or `bpf_for_each_map_elem` given something other than the address of
+    /// one of the program's callbacks (the kernel's verifier refuses such a program; in
+    /// structural mode the run stops here).
+    #[error("instruction {pc}{at}: {helper} was given {value:#x}, which is not the address of a callback of the program")]
+    BadCallback {
+        /// Instruction index of the helper call.
+        pc: usize,
+        /// The C source line of the call, when the program carries line info.
+        at: SourceAt,
+        /// The helper's name.
+        helper: &'static str,
+        /// The value passed as the callback.
+        value: u64,
+    },
     /// `callx` through a register holding no registered helper.
     #[error("instruction {pc}{at}: callx to unknown helper {target}")]
     BadCallx {
@@ -461,6 +475,7 @@ impl RunError {
             | RunError::CallDepth { pc, .. }
             | RunError::Helper { pc, .. }
             | RunError::BadCallx { pc, .. }
+            | RunError::BadCallback { pc, .. }
             | RunError::CorePoison { pc, .. } => *pc,
             _ => return None,
         };
@@ -475,6 +490,7 @@ impl RunError {
             | RunError::CallDepth { at, .. }
             | RunError::Helper { at, .. }
             | RunError::BadCallx { at, .. }
+            | RunError::BadCallback { at, .. }
             | RunError::CorePoison { at, .. } => at.line(),
             _ => None,
         }
@@ -492,6 +508,7 @@ impl RunError {
             | RunError::CallDepth { at, .. }
             | RunError::Helper { at, .. }
             | RunError::BadCallx { at, .. }
+            | RunError::BadCallback { at, .. }
             | RunError::CorePoison { at, .. } => *at = SourceAt(Some(line)),
             _ => {}
         }

@@ -69,7 +69,8 @@ pub use map_def::{
     RefusedMap, BPF_F_RDONLY_PROG, BPF_MAP_TYPE_ARRAY,
 };
 pub use program::{
-    ProgramDefinition, SourceLine, PSEUDO_CALL, PSEUDO_KFUNC_CALL, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE,
+    ProgramDefinition, SourceLine, PSEUDO_CALL, PSEUDO_FUNC, PSEUDO_KFUNC_CALL, PSEUDO_MAP_FD,
+    PSEUDO_MAP_VALUE,
 };
 pub use section_types::{
     attach_type_name, program_type_for_section, section_type, KernelProgType, SectionType,
