@@ -55,7 +55,7 @@
 //! Modules: [`flags`] (element and creation flags), [`typed`] (aya-style views),
 //! [`cgroup_storage`], [`arena`] (the value memory layout), [`jhash`] (bucket hash),
 //! [`memory`] (the map memory limit), and the map types with state of their own: [`lpm`]
-//! (LPM_TRIE), [`queue`] (QUEUE/STACK), [`ringbuf`] (RINGBUF), [`perf`] (PERF_EVENT_ARRAY).
+//! (LPM_TRIE), [`queue`] (QUEUE/STACK), [`ringbuf`] (RINGBUF), [`perf`] (PERF_EVENT_ARRAY), [`prog_array`] (PROG_ARRAY).
 #![deny(unsafe_code)]
 
 pub mod arena;
@@ -72,6 +72,7 @@ mod map;
 pub mod memory;
 pub mod perf;
 mod pod;
+pub mod prog_array;
 pub mod queue;
 pub mod redirect;
 pub mod ringbuf;
@@ -87,6 +88,7 @@ pub use flags::MapFlags;
 pub use map::{Map, SPIN_LOCK_WAIT};
 pub use perf::PerfRecord;
 pub use pod::Pod;
+pub use prog_array::ProgEntry;
 pub use redirect::RedirectEntry;
 pub use ringbuf::Reservation;
 pub use spec::{CpuId, MapSpec, MapType};

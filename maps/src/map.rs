@@ -60,6 +60,7 @@ pub(crate) enum Kind {
     Ringbuf(Box<crate::ringbuf::RingBuf>),
     PerfEvents(Box<crate::perf::PerfEventArray>),
     Redirect(Box<crate::redirect::RedirectState>),
+    ProgArray(Box<crate::prog_array::ProgArrayState>),
 }
 
 /// Where a value to write comes from.
@@ -209,6 +210,10 @@ impl Map {
                     crate::redirect::bookkeeping_bytes(&spec),
                 )
             }
+            MapType::ProgArray => {
+                crate::prog_array::check_create(&spec)?;
+                (0, crate::prog_array::bookkeeping_bytes(&spec))
+            }
             MapType::Queue | MapType::Stack => {
                 crate::queue::check_create(&spec)?;
                 (0, crate::queue::QueueState::bytes(&spec)?)
@@ -243,6 +248,7 @@ impl Map {
             MapType::Devmap | MapType::DevmapHash | MapType::Cpumap | MapType::Xskmap => {
                 Kind::Redirect(Box::new(crate::redirect::RedirectState::new(&spec)?))
             }
+            MapType::ProgArray => Kind::ProgArray(Box::default()),
             _ => Kind::Hash(Box::new(HashState::new(&spec, ncpus)?)),
         };
         check_name(&spec.name)?;
@@ -416,6 +422,7 @@ impl Map {
             Kind::Ringbuf(_) => 0,
             Kind::PerfEvents(p) => p.count(),
             Kind::Redirect(_) => self.redirect_count(),
+            Kind::ProgArray(_) => self.prog_array_count(),
         }
     }
 
@@ -699,6 +706,7 @@ impl Map {
                 map_type: self.spec.map_type,
             }),
             Kind::Redirect(_) => self.redirect_lookup(key, value),
+            Kind::ProgArray(_) => self.prog_array_lookup(key, value),
         }
     }
 
@@ -735,6 +743,7 @@ impl Map {
             }),
             Kind::PerfEvents(p) => p.update_host(self, key, flags),
             Kind::Redirect(_) => self.redirect_update(key, value, flags),
+            Kind::ProgArray(_) => self.prog_array_update_bytes(key, flags),
         }
     }
 
@@ -766,6 +775,7 @@ impl Map {
             }),
             Kind::PerfEvents(p) => p.delete(self, key),
             Kind::Redirect(_) => self.redirect_delete(key),
+            Kind::ProgArray(_) => self.prog_array_delete(key),
         }
     }
 
@@ -796,7 +806,7 @@ impl Map {
         out: &mut [u8],
     ) -> Result<(), MapError> {
         match &self.kind {
-            Kind::Array | Kind::PerfEvents(_) => self.array_next_key(key, out),
+            Kind::Array | Kind::PerfEvents(_) | Kind::ProgArray(_) => self.array_next_key(key, out),
             Kind::Hash(h) => h.next_key(key, out),
             Kind::Cgroup(s) => s.next_key(self, key, out),
             Kind::Lpm(t) => t.next_key(key, out),
@@ -880,7 +890,11 @@ impl Map {
             Kind::Array => self.array_prog_lookup(cpu.0, key),
             Kind::Hash(h) => h.prog_lookup(self, cpu.0, key),
             Kind::Lpm(t) => t.lookup_slot(key),
-            Kind::Cgroup(_) | Kind::Queue(_) | Kind::Ringbuf(_) | Kind::PerfEvents(_) => None,
+            Kind::Cgroup(_)
+            | Kind::Queue(_)
+            | Kind::Ringbuf(_)
+            | Kind::PerfEvents(_)
+            | Kind::ProgArray(_) => None,
             Kind::Redirect(_) => self.redirect_prog_lookup(key),
         }
     }
@@ -942,7 +956,8 @@ impl Map {
             | Kind::Queue(_)
             | Kind::Ringbuf(_)
             | Kind::PerfEvents(_)
-            | Kind::Redirect(_) => Err(MapError::InvalidOperation {
+            | Kind::Redirect(_)
+            | Kind::ProgArray(_) => Err(MapError::InvalidOperation {
                 op: "helper map_update_elem",
                 map_type: self.spec.map_type,
             }),
@@ -954,7 +969,10 @@ impl Map {
     pub fn prog_delete(&self, cpu: CpuId, key: &[u8]) -> Result<(), MapError> {
         self.check_prog(cpu)?;
         let key = self.key_in(key)?;
-        if matches!(self.kind, Kind::PerfEvents(_) | Kind::Ringbuf(_)) {
+        if matches!(
+            self.kind,
+            Kind::PerfEvents(_) | Kind::Ringbuf(_) | Kind::ProgArray(_)
+        ) {
             return Err(MapError::InvalidOperation {
                 op: "helper map_delete_elem",
                 map_type: self.spec.map_type,
@@ -1009,7 +1027,8 @@ impl Map {
             | Kind::Queue(_)
             | Kind::Ringbuf(_)
             | Kind::PerfEvents(_)
-            | Kind::Redirect(_) => {
+            | Kind::Redirect(_)
+            | Kind::ProgArray(_) => {
                 return Err(MapError::InvalidOperation {
                     op: "helper for_each_map_elem",
                     map_type: self.spec.map_type,
