@@ -23,6 +23,17 @@ pub enum PrepareError {
         /// The VM's CPU count.
         vm_cpus: u32,
     },
+    /// The program uses a PROG_ARRAY that holds (or was first used by) programs of another
+    /// type: the kernel's `bpf_prog_map_compatible` refuses the load (`EINVAL`).
+    #[error("map {map}: a PROG_ARRAY holds programs of one type; its owner has type {owner}, this program type {prog_type} (EINVAL)")]
+    ProgArrayOwner {
+        /// The map's name.
+        map: String,
+        /// The owner's `BPF_PROG_TYPE_*` number.
+        owner: u32,
+        /// This program's `BPF_PROG_TYPE_*` number.
+        prog_type: u32,
+    },
     /// The bytecode length is not a multiple of 8.
     #[error("bytecode length {len} is not a multiple of 8")]
     BadLength {

@@ -99,7 +99,14 @@ pub mod op {
     /// libbpf's poison call ([`CORE_POISON_HELPER`](super::CORE_POISON_HELPER)) for an
     /// unresolved CO-RE relocation (engine `interpreter`): the run fails when it gets here.
     pub const CORE_POISON: u8 = 0xc8;
+    /// `bpf_tail_call` (helper 12, engine `interpreter`): the program in the PROG_ARRAY slot
+    /// replaces the current frame (see `engine::tail_call`).
+    #[doc(alias = "BPF_FUNC_tail_call")]
+    pub const TAIL_CALL_HELPER: u8 = 0xd0;
 }
+
+/// `BPF_FUNC_tail_call`: the helper id engines implement themselves.
+pub const TAIL_CALL_HELPER: u32 = 12;
 
 /// A pre-decoded instruction: validated, immediates sign-extended, jump targets absolute.
 ///

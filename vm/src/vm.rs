@@ -148,16 +148,18 @@ impl VmBuilder {
 /// A program prepared for its engine, shareable across threads.
 #[derive(Debug, Clone)]
 pub struct LoadedProgram {
-    inner: Arc<Loaded>,
+    pub(crate) inner: Arc<Loaded>,
 }
 
 #[derive(Debug)]
-struct Loaded {
+pub(crate) struct Loaded {
     program: Program,
     /// Why the kernel's verdict is unknown, when bpfvm's verifier met something it does
     /// not model (the program loaded anyway).
     unverified: Option<String>,
-    engine: Box<dyn Engine>,
+    pub(crate) engine: Box<dyn Engine>,
+    /// The program's id (what a PROG_ARRAY lookup from the host answers).
+    pub(crate) id: u32,
 }
 
 impl LoadedProgram {
@@ -318,11 +320,13 @@ impl Vm {
         }
         let engine = engine::prepare(&program, &self.registry, program.engine(), &self.config)?;
         check_return_range(&program, &self.registry)?;
+        crate::tail_call::claim_prog_arrays(&program)?;
         Ok(LoadedProgram {
             inner: Arc::new(Loaded {
                 program,
                 engine,
                 unverified,
+                id: crate::tail_call::next_program_id(),
             }),
         })
     }
@@ -694,7 +698,7 @@ fn check_return_range(program: &Program, registry: &Registry) -> Result<(), Prep
         &raw,
         crate::verify::Env {
             maps: &shapes,
-            helper_known: &|id| registry.get(id).is_some(),
+            helper_known: &|id| id == crate::insn::TAIL_CALL_HELPER || registry.get(id).is_some(),
         },
     )?;
     crate::retval::check(&insns, program.prog_type())

@@ -29,7 +29,7 @@ use rbpf::ebpf;
 use crate::cpu::{Frame, Lane, FRAME_SIZE, MAX_FRAMES, STACK_SIZE};
 use crate::engine::{Engine, EngineKind, RunEnv};
 use crate::error::{PrepareError, RunError};
-use crate::insn::{op, Insn};
+use crate::insn::{op, Insn, TAIL_CALL_HELPER};
 use crate::program::Program;
 use crate::verify;
 
@@ -201,6 +201,7 @@ codes! {
     CALL_HELPER_DYN = op::CALL_HELPER_DYN,
     GET_SMP_PROCESSOR_ID = op::GET_SMP_PROCESSOR_ID,
     CORE_POISON = op::CORE_POISON,
+    TAIL_CALL_HELPER = op::TAIL_CALL_HELPER,
     TAIL_CALL = ebpf::TAIL_CALL,
     CALL_LOCAL = op::CALL_LOCAL,
     EXIT = ebpf::EXIT,
@@ -308,6 +309,9 @@ pub struct Interpreter {
     /// program runs with no stack frame accessible (as the kernel's verifier allows it no
     /// stack access), so it can neither read nor leave data there.
     uses_stack: bool,
+    /// Whether the program calls `bpf_tail_call`: its runs may install other programs' maps,
+    /// so each run installs its own again.
+    has_tail_call: bool,
 }
 
 impl Interpreter {
@@ -321,7 +325,7 @@ impl Interpreter {
             &raw,
             verify::Env {
                 maps: &shapes,
-                helper_known: &|id| registry.get(id).is_some(),
+                helper_known: &|id| id == TAIL_CALL_HELPER || registry.get(id).is_some(),
             },
         )?;
         let regions = map_regions(program.maps()).ok_or(PrepareError::AddressSpace {
@@ -330,6 +334,7 @@ impl Interpreter {
         let mut helpers = HelperTable::default();
         for (pc, d) in insns.iter_mut().enumerate() {
             match d.op {
+                ebpf::CALL if d.imm == u64::from(TAIL_CALL_HELPER) => d.op = op::TAIL_CALL_HELPER,
                 ebpf::CALL => helpers.resolve(pc, d, registry)?,
                 op::LD_MAP_FD => {
                     d.imm = map_handle(d.imm as u32);
@@ -345,9 +350,13 @@ impl Interpreter {
         }
         // Only `r10` (and the frames of bpf-to-bpf calls) lead to the stack; a program without
         // them runs with the stack closed, so no address it computes can reach stack bytes.
-        let uses_stack = insns
-            .iter()
-            .any(|d| d.dst == 10 || d.src == 10 || d.op == op::CALL_LOCAL);
+        // A tail call's target runs in the caller's frame: a program with tail calls keeps
+        // its frame open (and counted dirty) for the programs it jumps to.
+        let has_tail_call = insns.iter().any(|d| d.op == op::TAIL_CALL_HELPER);
+        let uses_stack = has_tail_call
+            || insns
+                .iter()
+                .any(|d| d.dst == 10 || d.src == 10 || d.op == op::CALL_LOCAL);
         let code = insns
             .iter()
             .enumerate()
@@ -366,6 +375,7 @@ impl Interpreter {
         }
         Ok(Interpreter {
             uses_stack,
+            has_tail_call,
             code,
             insns: insns.into_boxed_slice(),
             helpers: Helpers {
@@ -467,6 +477,10 @@ impl Engine for Interpreter {
         EngineKind::Interpreter
     }
 
+    fn as_interpreter(&self) -> Option<&Interpreter> {
+        Some(self)
+    }
+
     fn run(&self, _program: &Program, lane: &mut Lane, env: RunEnv<'_>) -> Result<u64, RunError> {
         self.runs(lane, env, 1, false)
     }
@@ -514,8 +528,19 @@ impl Interpreter {
         }
         let mut runs_left = repeat.max(1);
         loop {
+            if self.has_tail_call {
+                // The last run may have ended in another program, with its maps installed.
+                lane.forget_maps();
+                if !lane.install_maps(self.id, &self.maps) {
+                    return Err(RunError::BadInput {
+                        reason: "the program's maps have more values than guest addresses can name"
+                            .into(),
+                    });
+                }
+            }
             lane.prepare_stack();
             let mut used = 1;
+            let mut nest = Nest::main(env.budget);
             let result = execute(
                 &self.code,
                 mask,
@@ -526,7 +551,11 @@ impl Interpreter {
                 env.registry,
                 env.budget,
                 [r1, r2],
+                &mut nest,
             );
+            if self.has_tail_call {
+                lane.forget_maps();
+            }
             if self.uses_stack {
                 // (`prepare_stack` left 0 otherwise.)
                 lane.dirty_frames = used;
@@ -571,12 +600,14 @@ fn execute(
     registry: &Registry,
     budget: u64,
     args: [u64; 2],
+    nest: &mut Nest,
 ) -> Result<u64, Box<RunError>> {
     let mut reg = [0u64; 11];
     reg[1] = args[0];
     reg[2] = args[1];
-    reg[10] = guest_addr(REGION_STACK, STACK_SIZE as u32);
-    let mut depth = 0usize;
+    let base = nest.base;
+    reg[10] = guest_addr(REGION_STACK, (STACK_SIZE - base * FRAME_SIZE) as u32);
+    let mut depth = base;
     // The budget is charged per straight-line stretch, at every taken jump, call and return:
     // `here + 1 - block_start` instructions ran since the last transfer. That is exact, costs
     // nothing on the other instructions, and notices an exhausted budget at the latest at the
@@ -584,7 +615,7 @@ fn execute(
     // plus `block_start`, so a transfer from `here` to `target` is one compare
     // (`here + 1 <= credit`) and one update (`credit - (here + 1) + target`). The budget is
     // capped so the sum cannot overflow (2^64 - 2^20 instructions never run out anyway).
-    let mut credit = budget.min(u64::MAX - verify::MAX_INSNS as u64);
+    let mut credit = nest.left.min(u64::MAX - verify::MAX_INSNS as u64);
     let mut pc = 0usize;
     macro_rules! transfer {
         ($here:expr, $target:expr) => {{
@@ -862,6 +893,41 @@ fn execute(
             }
             Code::GET_SMP_PROCESSOR_ID => reg[0] = ctx.cpu() as u64,
             Code::CORE_POISON => return Err(core_poison(here, &helpers.core_poisons)),
+            Code::TAIL_CALL_HELPER => {
+                // The instructions of this stretch are charged before the target runs.
+                let end = here as u64 + 1;
+                if end > credit {
+                    return Err(RunError::BudgetExhausted { pc: here, budget }.into());
+                }
+                let jump = TailJump {
+                    pc: here,
+                    depth,
+                    ctx_arg: reg[1],
+                    prog_array: reg[2],
+                    index: reg[3],
+                    left: credit - end,
+                };
+                // A failed tail call falls through and leaves `r0` as it was (the kernel's
+                // verifier makes `r0` unreadable after the call).
+                if let Some((r0, left)) =
+                    tail_call(jump, ctx, frames, used, registry, budget, nest)?
+                {
+                    // The target replaced this frame: its `r0` is this frame's result.
+                    credit = left + end;
+                    reg[0] = r0;
+                    if depth == base {
+                        nest.left = left;
+                        return Ok(r0);
+                    }
+                    depth -= 1;
+                    ctx.memory
+                        .set_owned_window(REGION_STACK, STACK_SIZE - (depth + 1) * FRAME_SIZE);
+                    let f = frames[depth];
+                    reg[6..10].copy_from_slice(&f.saved);
+                    reg[10] = f.fp;
+                    transfer!(here, f.ret);
+                }
+            }
             Code::TAIL_CALL => {
                 // callx: the register holds a helper id (the conformance suite's semantics).
                 let target = reg[dst];
@@ -897,7 +963,8 @@ fn execute(
                 transfer!(here, i.target as usize);
             }
             Code::EXIT => {
-                if depth == 0 {
+                if depth == base {
+                    nest.left = credit.saturating_sub(here as u64 + 1);
                     return Ok(reg[0]);
                 }
                 depth -= 1;
@@ -908,11 +975,139 @@ fn execute(
                 reg[10] = f.fp;
                 transfer!(here, f.ret);
             }
-            Code::ExitMain => return Ok(reg[0]),
+            Code::ExitMain => {
+                nest.left = credit.saturating_sub(here as u64 + 1);
+                return Ok(reg[0]);
+            }
             Code::Invalid => unreachable_op(here, i.op)?,
         }
         pc += 1;
     }
+}
+
+/// Where a run of [`execute`] stands among tail calls: the frame it starts in (`base`: 0
+/// for the program that was run, the caller's frame for a tail call's target), the
+/// instructions left (in: its budget; out: what it left), and the tail calls the whole run
+/// made so far.
+#[derive(Debug, Clone, Copy)]
+struct Nest {
+    base: usize,
+    left: u64,
+    tail_calls: u32,
+}
+
+impl Nest {
+    fn main(budget: u64) -> Nest {
+        Nest {
+            base: 0,
+            left: budget,
+            tail_calls: 0,
+        }
+    }
+}
+
+/// `MAX_TAIL_CALL_CNT`: the most tail calls one run makes; the next one falls through.
+pub const MAX_TAIL_CALL_CNT: u32 = 33;
+
+/// A `bpf_tail_call` as the program made it.
+#[derive(Debug, Clone, Copy)]
+struct TailJump {
+    pc: usize,
+    depth: usize,
+    ctx_arg: u64,
+    prog_array: u64,
+    index: u64,
+    left: u64,
+}
+
+/// `bpf_tail_call(ctx, prog_array, index)` with the kernel's checks in the kernel's order
+/// (`___bpf_prog_run`'s `JMP_TAIL_CALL`, the x86_64 JIT's): `index` (32 bits) `>=
+/// max_entries` falls through; so does the 34th tail call of a run (the count goes up
+/// before the slot is read, so an empty slot counts); an empty slot falls through.
+/// Otherwise the slot's program runs in the caller's frame (`r1` = the context, `r10` = the
+/// frame's top), with its own maps installed, and `Some((r0, instructions left))` is its
+/// result. The caller's maps are installed again afterwards.
+#[inline(never)]
+fn tail_call(
+    jump: TailJump,
+    ctx: &mut HelperContext,
+    frames: &mut [Frame; MAX_FRAMES],
+    used: &mut usize,
+    registry: &Registry,
+    budget: u64,
+    nest: &mut Nest,
+) -> Result<Option<(u64, u64)>, Box<RunError>> {
+    let bad_map = || {
+        helper_failed(
+            jump.pc,
+            HelperError::BadMap {
+                helper: "bpf_tail_call".into(),
+                handle: jump.prog_array,
+            },
+        )
+    };
+    let maps = ctx.maps().clone();
+    let map = bpfvm_helpers::memory::map_handle_index(jump.prog_array)
+        .and_then(|i| maps.get(i as usize))
+        .and_then(|m| m.as_map())
+        .filter(|m| m.map_type() == bpfvm_maps::MapType::ProgArray)
+        .ok_or_else(bad_map)?;
+    let index = jump.index as u32;
+    if index >= map.max_entries() || nest.tail_calls >= MAX_TAIL_CALL_CNT {
+        return Ok(None);
+    }
+    nest.tail_calls += 1;
+    let Some(entry) = map.prog_array_get(index) else {
+        return Ok(None);
+    };
+    let Some(target) = crate::tail_call::tail_call_target(&entry) else {
+        return Err(helper_failed(
+            jump.pc,
+            HelperError::Failed {
+                helper: "bpf_tail_call".into(),
+                message: format!(
+                    "the program in slot {index} is not prepared for the interpreter engine"
+                ),
+            },
+        ));
+    };
+    let target_maps = &target.maps;
+    if ctx.memory.install_maps(target_maps).is_none() {
+        return Err(Box::new(RunError::BadInput {
+            reason: "the tail call target's maps have more values than guest addresses can name"
+                .into(),
+        }));
+    }
+    ctx.set_maps(target_maps.clone());
+    let Some(mask) = target.code.len().checked_sub(1) else {
+        return Err(Box::new(RunError::BadInput {
+            reason: "the tail call target has no instructions".into(),
+        }));
+    };
+    let mut inner = Nest {
+        base: jump.depth,
+        left: jump.left,
+        tail_calls: nest.tail_calls,
+    };
+    let r0 = execute(
+        &target.code,
+        mask,
+        &target.helpers,
+        ctx,
+        frames,
+        used,
+        registry,
+        budget,
+        [jump.ctx_arg, 0],
+        &mut inner,
+    )?;
+    nest.tail_calls = inner.tail_calls;
+    // The caller continues (a tail call from a subprogram) or returns: its maps again.
+    if ctx.memory.install_maps(&maps).is_none() {
+        return Err(bad_map());
+    }
+    ctx.set_maps(maps);
+    Ok(Some((r0, inner.left)))
 }
 
 #[cold]

@@ -13,6 +13,9 @@ use super::strtab::SharedStr;
 /// `BPF_F_RDONLY_PROG`: programs may only read the map (libbpf sets it on `.rodata`).
 pub const BPF_F_RDONLY_PROG: u32 = 1 << 7;
 
+/// `BPF_MAP_TYPE_PROG_ARRAY`: the map type whose `values` initialisers name programs.
+pub const BPF_MAP_TYPE_PROG_ARRAY: u32 = 3;
+
 /// `BPF_MAP_TYPE_ARRAY`, the type of every global data map.
 pub const BPF_MAP_TYPE_ARRAY: u32 = 2;
 
@@ -372,6 +375,7 @@ fn map_attrs(btf: &Btf, name: &str, type_id: u32) -> Result<Attrs, LoadError> {
     let (mut max_entries, mut map_flags) = (0, 0);
     let (mut key_size, mut value_size) = (None, None);
     let (mut key, mut value) = (None, None);
+    let mut has_values = false;
     for m in members {
         match m.name.as_str() {
             "type" => map_type = Some(uint_attr(btf, name, &m.name, m.type_id)?),
@@ -384,7 +388,9 @@ fn map_attrs(btf: &Btf, name: &str, type_id: u32) -> Result<Attrs, LoadError> {
             "numa_node" | "map_extra" | "pinning" => {
                 uint_attr(btf, name, &m.name, m.type_id)?;
             }
-            "values" | "inner_map" => {
+            // A PROG_ARRAY's initial programs (`loader::map_values`); checked below.
+            "values" => has_values = true,
+            "inner_map" => {
                 return Err(LoadError::Unsupported {
                     section: ".maps".into(),
                     what: format!(
@@ -405,6 +411,12 @@ fn map_attrs(btf: &Btf, name: &str, type_id: u32) -> Result<Attrs, LoadError> {
         map: name.into(),
         reason: "missing __uint(type, ...)".into(),
     })?;
+    if has_values && map_type != BPF_MAP_TYPE_PROG_ARRAY {
+        return Err(LoadError::Unsupported {
+            section: ".maps".into(),
+            what: format!("map {name}: map-in-map initialisers (values)"),
+        });
+    }
     let pick = |what: &str, size: Option<u32>, ty: Option<(u32, u32)>| match (size, ty) {
         (Some(s), Some((_, t))) if s != t => Err(LoadError::BadMapDefinition {
             map: name.into(),
@@ -414,10 +426,21 @@ fn map_attrs(btf: &Btf, name: &str, type_id: u32) -> Result<Attrs, LoadError> {
         (None, Some((_, t))) => Ok(t),
         (None, None) => Ok(0),
     };
+    let mut value_size = pick("value", value_size, value)?;
+    if has_values {
+        // libbpf: `values` makes the value a 4-byte fd (program or map).
+        if value.is_some() || value_size != 0 && value_size != 4 {
+            return Err(LoadError::BadMapDefinition {
+                map: name.into(),
+                reason: format!("conflicting value size {value_size} != 4 of a map with `values`"),
+            });
+        }
+        value_size = 4;
+    }
     Ok(Attrs {
         map_type,
         key_size: pick("key", key_size, key)?,
-        value_size: pick("value", value_size, value)?,
+        value_size,
         max_entries,
         map_flags,
         key_type_id: key.map(|(id, _)| id),
