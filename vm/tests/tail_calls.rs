@@ -172,3 +172,36 @@ fn a_program_of_another_type_cannot_use_the_array() {
     let xdp = Program::new(code, ProgramType::Xdp).with_map(jmp);
     assert!(vm.load(xdp).is_ok());
 }
+
+/// `bpfvm run` fills the object's PROG_ARRAYs from its `values` initialisers: the chain
+/// runs to its end and the self-calling program makes its 33 tail calls on each CPU.
+#[test]
+fn the_command_line_fills_prog_arrays() {
+    let run = |prog: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_bpfvm"))
+            .args(["run", &common::fixture_path("tail_call"), "--prog", prog])
+            .args(["--cpus", "2", "--json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let entry = run("xdp_entry").to_string();
+    assert!(entry.contains("\"first_retval\":2"), "{entry}");
+    let me = run("xdp_self");
+    let hits = me["maps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "hits")
+        .unwrap()
+        .to_string();
+    assert!(
+        hits.contains("\"value_btf\":\"68\""),
+        "2 cpus × 34 runs: {hits}"
+    );
+}
