@@ -19,12 +19,13 @@ const FIXTURE: &str = concat!(
     "/../vm/tests/fixtures/tail_call.o"
 );
 
-const PROGRAMS: [&str; 6] = [
+const PROGRAMS: [&str; 7] = [
     "xdp_entry",
     "xdp_second",
     "xdp_third",
     "xdp_dispatch",
     "xdp_self",
+    "xdp_self_empty",
     "sock_other",
 ];
 
@@ -86,8 +87,19 @@ fn tail_call_runs_match_the_kernel() {
         assert_eq!((k, s), (7, 7), "xdp_self, repeat {repeat}");
         compared += 1;
     }
+    // Calls to an empty slot do not count towards the 33 (the JIT's rule).
+    let (k, s) = retvals(
+        p.run("xdp_self_empty", 1, &[], &packet(0), 1),
+        "xdp_self_empty",
+    );
+    assert_eq!((k, s), (8, 8), "xdp_self_empty");
+    compared += 1;
     same_map(&p, "hits");
     let mut hits = [0u8; 8];
+    p.smaps[p.map("hits")]
+        .lookup(&1u32.to_ne_bytes(), &mut hits, 0)
+        .unwrap();
+    assert_eq!(u64::from_ne_bytes(hits), 34, "runs of xdp_self_empty");
     p.smaps[p.map("hits")]
         .lookup(&0u32.to_ne_bytes(), &mut hits, 0)
         .unwrap();

@@ -86,6 +86,16 @@ fn a_run_makes_at_most_33_tail_calls() {
 }
 
 #[test]
+fn calls_to_empty_slots_do_not_count_towards_the_33() {
+    let (bpf, vm) = load();
+    let me = bpf.program("xdp_self_empty").unwrap();
+    assert_eq!(vm.run(me, CpuId(0), &packet(0)).unwrap().retval, 8);
+    // Each run makes 3 calls to an empty slot and 1 to itself: only the last counts, as
+    // in the kernel's JIT (its interpreter would stop after 9 runs).
+    assert_eq!(bpf.array::<u64>("hits").unwrap().get(1).unwrap(), 34);
+}
+
+#[test]
 fn a_tail_call_from_a_subprogram_returns_to_its_caller() {
     let (bpf, vm) = load();
     let p = bpf.program("xdp_from_sub").unwrap();

@@ -1020,10 +1020,11 @@ struct TailJump {
     left: u64,
 }
 
-/// `bpf_tail_call(ctx, prog_array, index)` with the kernel's checks in the kernel's order
-/// (`___bpf_prog_run`'s `JMP_TAIL_CALL`, the x86_64 JIT's): `index` (32 bits) `>=
-/// max_entries` falls through; so does the 34th tail call of a run (the count goes up
-/// before the slot is read, so an empty slot counts); an empty slot falls through.
+/// `bpf_tail_call(ctx, prog_array, index)` with the checks of the kernel's x86_64 JIT
+/// (what the kernel runs, checked by the kernel oracle): `index` (32 bits) `>=
+/// max_entries` falls through; so do an empty slot and the 34th tail call of a run. Only
+/// a call that jumps counts (the kernel's interpreter, without the JIT, counts calls to
+/// empty slots too).
 /// Otherwise the slot's program runs in the caller's frame (`r1` = the context, `r10` = the
 /// frame's top), with its own maps installed, and `Some((r0, instructions left))` is its
 /// result. The caller's maps are installed again afterwards.
@@ -1056,10 +1057,10 @@ fn tail_call(
     if index >= map.max_entries() || nest.tail_calls >= MAX_TAIL_CALL_CNT {
         return Ok(None);
     }
-    nest.tail_calls += 1;
     let Some(entry) = map.prog_array_get(index) else {
         return Ok(None);
     };
+    nest.tail_calls += 1;
     let Some(target) = crate::tail_call::tail_call_target(&entry) else {
         return Err(helper_failed(
             jump.pc,
