@@ -680,7 +680,7 @@ fn assembled() -> Vec<(Case, Expect)> {
     add(
         "tail_call_ok",
         Xdp,
-        &[jmp.clone()],
+        std::slice::from_ref(&jmp),
         &format!("{TAIL}mov64 r0, 2\nexit"),
         Accepted,
     );
@@ -694,21 +694,21 @@ fn assembled() -> Vec<(Case, Expect)> {
     add(
         "tail_call_r1_not_ctx_bad",
         Tc,
-        &[jmp.clone()],
+        std::slice::from_ref(&jmp),
         &format!("mov64 r1, 0\n{TAIL}mov64 r0, 0\nexit"),
         Refused,
     );
     add(
         "tail_call_r0_after_bad",
         Xdp,
-        &[jmp.clone()],
+        std::slice::from_ref(&jmp),
         &format!("{TAIL}exit"),
         Refused,
     );
     add(
         "prog_array_lookup_bad",
         Xdp,
-        &[jmp.clone()],
+        std::slice::from_ref(&jmp),
         &format!("{LOOKUP}mov64 r0, 2\nexit"),
         Refused,
     );
