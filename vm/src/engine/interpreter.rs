@@ -1225,9 +1225,10 @@ mod tests {
             }
         }
         assert_eq!(
-            valid, 133,
-            "the ISA's opcodes and the internal ones, CORE_POISON among them"
+            valid, 134,
+            "the ISA's opcodes and the internal ones, CORE_POISON and TAIL_CALL_HELPER among them"
         );
+        assert_eq!(Code::of(op::TAIL_CALL_HELPER), Code::TAIL_CALL_HELPER);
         assert_eq!(Code::of(op::LD_IMM64_TAIL), Code::Invalid);
         assert_eq!(std::mem::size_of::<Exec>(), 16);
         assert_eq!(Reg::of(10), Some(Reg::R10));
