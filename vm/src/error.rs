@@ -295,6 +295,24 @@ pub enum RunError {
         /// The budget.
         budget: u64,
     },
+    /// The run failed in a program it tail-called (`bpf_tail_call`, helper 12); `source`
+    /// is that program's error (its `pc` is in that program).
+    #[error(
+        "instruction {pc}: in the program tail-called from {map}[{index}] (id {program}): {source}"
+    )]
+    InTailCall {
+        /// Instruction index of the `bpf_tail_call` in the calling program.
+        pc: usize,
+        /// The PROG_ARRAY.
+        map: String,
+        /// The slot.
+        index: u32,
+        /// The called program's id ([`crate::LoadedProgram::id`]).
+        program: u32,
+        /// What went wrong there.
+        #[source]
+        source: Box<RunError>,
+    },
     /// A bpf-to-bpf call beyond the kernel's limit of 8 frames.
     #[error("instruction {pc}: call depth exceeds {max} frames")]
     CallDepth {
@@ -410,6 +428,7 @@ impl RunError {
             | RunError::HelperAfterRun { source }
             | RunError::HeldAtExit { source } => source.errno(),
             RunError::InputTooLarge { errno, .. } => *errno,
+            RunError::InTailCall { source, .. } => source.errno(),
             RunError::TooManyResults { .. } => 12,
             _ => 22,
         }

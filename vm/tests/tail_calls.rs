@@ -215,3 +215,62 @@ fn the_command_line_fills_prog_arrays() {
         "2 cpus × 34 runs: {hits}"
     );
 }
+
+/// `r2 = PROG_ARRAY 0; r3 = 0; call bpf_tail_call; r0 = 1; exit`.
+fn caller() -> Vec<u8> {
+    let mut code = Vec::new();
+    code.extend(common::ins(0x18, 2, 1, 0, 0));
+    code.extend(common::ins(0, 0, 0, 0, 0));
+    code.extend(common::ins(0xb7, 3, 0, 0, 0));
+    code.extend(common::ins(0x85, 0, 0, 0, 12));
+    code.extend(common::ins(0xb7, 0, 0, 0, 1));
+    code.extend(common::ins(0x95, 0, 0, 0, 0));
+    code
+}
+
+#[test]
+fn the_target_shares_the_run_budget_and_its_errors_name_the_call() {
+    for (budget, ok) in [(30, true), (15, false)] {
+        let vm = bpfvm::Vm::builder().budget(budget).build();
+        let jmp = vm
+            .create_map(
+                bpfvm::maps::MapSpec::new(bpfvm::maps::MapType::ProgArray, 4, 4, 1)
+                    .with_name("jmp"),
+            )
+            .unwrap();
+        let mut long = Vec::new();
+        for _ in 0..20 {
+            long.extend(common::ins(0xb7, 0, 0, 0, 2)); // r0 = 2
+        }
+        // The budget is charged at transfers: `ja +0` ends the stretch.
+        long.extend(common::ins(0x05, 0, 0, 0, 0));
+        long.extend(common::ins(0x95, 0, 0, 0, 0));
+        let target = vm.load(Program::new(long, ProgramType::Xdp)).unwrap();
+        target.set_in_prog_array(&jmp, 0).unwrap();
+        let prog = vm
+            .load(Program::new(caller(), ProgramType::Xdp).with_map(jmp))
+            .unwrap();
+        let r = vm.run(&prog, CpuId(0), &packet(0));
+        if ok {
+            assert_eq!(r.unwrap().retval, 2);
+            continue;
+        }
+        let e = r.unwrap_err();
+        let bpfvm::RunError::InTailCall {
+            pc,
+            index,
+            program,
+            source,
+            ..
+        } = &e
+        else {
+            panic!("{e}");
+        };
+        assert_eq!((*pc, *index, *program), (3, 0, target.id()));
+        assert!(
+            matches!(**source, bpfvm::RunError::BudgetExhausted { .. }),
+            "{source}"
+        );
+        assert!(e.to_string().contains("tail-called from jmp[0]"), "{e}");
+    }
+}

@@ -13,7 +13,8 @@ pub fn failing_pc(e: &RunError) -> Option<usize> {
         | RunError::CallDepth { pc, .. }
         | RunError::Helper { pc, .. }
         | RunError::BadCallx { pc, .. }
-        | RunError::CorePoison { pc, .. } => *pc,
+        | RunError::CorePoison { pc, .. }
+        | RunError::InTailCall { pc, .. } => *pc,
         _ => return None,
     };
     (pc != usize::MAX).then_some(pc)

@@ -1101,7 +1101,16 @@ fn tail_call(
         budget,
         [jump.ctx_arg, 0],
         &mut inner,
-    )?;
+    )
+    .map_err(|source| {
+        Box::new(RunError::InTailCall {
+            pc: jump.pc,
+            map: map.spec().name.clone(),
+            index,
+            program: entry.id,
+            source,
+        })
+    })?;
     nest.tail_calls = inner.tail_calls;
     // The caller continues (a tail call from a subprogram) or returns: its maps again.
     if ctx.memory.install_maps(&maps).is_none() {
