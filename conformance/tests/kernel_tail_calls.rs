@@ -272,3 +272,26 @@ fn a_subprogram_tail_call_without_btf_is_refused_by_both() {
     assert!(s.to_string().contains(WORDS), "bpfvm: {s}");
     assert_eq!(s.errno(), 22);
 }
+
+#[test]
+fn a_legacy_prog_array_matches_the_kernel() {
+    if !kernel::oracle_or_skip() {
+        return;
+    }
+    let n = kernel::possible_cpus().unwrap();
+    let path = FIXTURE.replace("tail_call.o", "tail_call_legacy.o");
+    let mut p = Pair::open(&path, n).unwrap();
+    p.load("legacy_entry").unwrap();
+    p.load("legacy_target").unwrap();
+    let (k, s) = retvals(p.run("legacy_entry", 0, &[], &packet(0), 1), "empty slot");
+    assert_eq!((k, s), (1, 1));
+    let (k, s) = p.set_prog_slot("progs", 0, "legacy_target", 0);
+    assert_eq!((k, s), (Ok(()), Ok(())));
+    for first in [0u8, 1, 2] {
+        let (k, s) = retvals(
+            p.run("legacy_entry", 0, &[], &packet(first), 1),
+            "legacy_entry",
+        );
+        assert_eq!(k, s, "index {first}");
+    }
+}

@@ -274,3 +274,18 @@ fn the_target_shares_the_run_budget_and_its_errors_name_the_call() {
         assert!(e.to_string().contains("tail-called from jmp[0]"), "{e}");
     }
 }
+
+/// A PROG_ARRAY from a legacy `struct bpf_map_def` (no initialisers): the host fills it.
+#[test]
+fn a_legacy_prog_array_is_filled_by_the_host() {
+    let vm = common::root_vm(1);
+    let obj = Object::from_file(common::fixture_path("tail_call_legacy")).unwrap();
+    let bpf = ObjectLoader::new(obj).load(&vm).unwrap();
+    let entry = bpf.program("legacy_entry").unwrap();
+    assert_eq!(entry.unverified(), None);
+    assert_eq!(vm.run(entry, CpuId(0), &packet(0)).unwrap().retval, 1);
+    bpf.set_prog_slot("progs", 0, "legacy_target").unwrap();
+    assert_eq!(vm.run(entry, CpuId(0), &packet(0)).unwrap().retval, 2);
+    assert_eq!(vm.run(entry, CpuId(0), &packet(1)).unwrap().retval, 1);
+    assert_eq!(vm.run(entry, CpuId(0), &packet(2)).unwrap().retval, 1);
+}
