@@ -1,6 +1,8 @@
 //! Errors: `PrepareError` (a program refused before it runs), `RunError` (a run that failed)
 //! and the root [`Error`].
 
+use std::sync::Arc;
+
 use bpfvm_helpers::{HelperError, MemFault};
 
 use crate::engine::EngineKind;
@@ -154,6 +156,16 @@ pub enum PrepareError {
         /// The program type.
         prog_type: crate::program_type::ProgramType,
     },
+    /// The program calls a kernel function (`extern ... __ksym`, not `__weak`) that no
+    /// one registered ([`crate::VmBuilder::kfunc`]); libbpf: "extern (func ksym) 'f': not
+    /// found in kernel or module BTFs".
+    #[error("instruction {pc}: kfunc {name} is not registered (register it with VmBuilder::kfunc, or declare it __weak)")]
+    UnresolvedKfunc {
+        /// The kfunc.
+        name: String,
+        /// The first instruction that calls it or takes its address.
+        pc: usize,
+    },
     /// A helper id with no registered helper.
     #[error("instruction {pc}: call to unknown helper {id}")]
     UnknownHelper {
@@ -269,6 +281,8 @@ impl PrepareError {
                 single_entry: false,
                 ..
             } => 524,
+            // bpf_object__load of libbpf: the ksym resolution fails with -EINVAL.
+            PrepareError::UnresolvedKfunc { .. } => 22,
             _ => 22,
         }
     }
@@ -279,30 +293,36 @@ impl PrepareError {
 #[non_exhaustive]
 pub enum RunError {
     /// A memory access outside the regions the run may touch (or a write to read-only memory).
-    #[error("instruction {pc}: {fault}")]
+    #[error("instruction {pc}{at}: {fault}")]
     Fault {
         /// Instruction index.
         pc: usize,
+        /// The C source line of the instruction, when the program carries line info.
+        at: SourceAt,
         /// The refused access.
         #[source]
         fault: MemFault,
     },
     /// The instruction budget ran out (an endless or too long loop).
-    #[error("instruction budget of {budget} exhausted at instruction {pc}")]
+    #[error("instruction budget of {budget} exhausted at instruction {pc}{at}")]
     BudgetExhausted {
         /// Instruction index where the budget ran out.
         pc: usize,
+        /// The C source line of the instruction, when the program carries line info.
+        at: SourceAt,
         /// The budget.
         budget: u64,
     },
     /// The run failed in a program it tail-called (`bpf_tail_call`, helper 12); `source`
     /// is that program's error (its `pc` is in that program).
     #[error(
-        "instruction {pc}: in the program tail-called from {map}[{index}] (id {program}): {source}"
+        "instruction {pc}{at}: in the program tail-called from {map}[{index}] (id {program}): {source}"
     )]
     InTailCall {
         /// Instruction index of the `bpf_tail_call` in the calling program.
         pc: usize,
+        /// The C source line of the call, when the calling program carries line info.
+        at: SourceAt,
         /// The PROG_ARRAY.
         map: String,
         /// The slot.
@@ -314,18 +334,22 @@ pub enum RunError {
         source: Box<RunError>,
     },
     /// A bpf-to-bpf call beyond the kernel's limit of 8 frames.
-    #[error("instruction {pc}: call depth exceeds {max} frames")]
+    #[error("instruction {pc}{at}: call depth exceeds {max} frames")]
     CallDepth {
         /// Instruction index.
         pc: usize,
+        /// The C source line of the instruction, when the program carries line info.
+        at: SourceAt,
         /// The limit.
         max: usize,
     },
     /// A helper call failed.
-    #[error("instruction {pc}: {source}")]
+    #[error("instruction {pc}{at}: {source}")]
     Helper {
         /// Instruction index of the call (rbpf engines cannot tell: `usize::MAX`).
         pc: usize,
+        /// The C source line of the call, when the program carries line info.
+        at: SourceAt,
         /// The helper's error.
         #[source]
         source: HelperError,
@@ -340,10 +364,12 @@ pub enum RunError {
     /// The run reached an instruction poisoned because its CO-RE relocation could not be
     /// resolved (libbpf's `call 0xbad2310`; the kernel's verifier refuses such a program
     /// with "invalid func unknown#195896080").
-    #[error("instruction {pc}: reached a poisoned instruction (call 0xbad2310): {relocation}")]
+    #[error("instruction {pc}{at}: reached a poisoned instruction (call 0xbad2310): {relocation}")]
     CorePoison {
         /// Instruction index.
         pc: usize,
+        /// The C source line of the instruction, when the program carries line info.
+        at: SourceAt,
         /// The relocation (`Program::with_core_poisons`, set by the loader), e.g.
         /// `CO-RE relocation #0 <byte_off> [2] struct task_struct.tgid (0:1 @ offset 4)
         /// (section kprobe/x, instruction 1) could not be resolved: ...`.
@@ -358,10 +384,12 @@ pub enum RunError {
         source: HelperError,
     },
     /// `callx` through a register holding no registered helper.
-    #[error("instruction {pc}: callx to unknown helper {target}")]
+    #[error("instruction {pc}{at}: callx to unknown helper {target}")]
     BadCallx {
         /// Instruction index.
         pc: usize,
+        /// The C source line of the instruction, when the program carries line info.
+        at: SourceAt,
         /// The register value.
         target: u64,
     },
@@ -378,6 +406,18 @@ pub enum RunError {
     BadInput {
         /// What is wrong.
         reason: String,
+    },
+    /// A test run's context (`ctx_in`) that the kernel's test run refuses for the program
+    /// type: a field it may not set, a packet pointer that does not describe the packet, a
+    /// device that does not exist (see [`crate::ctx_in`]).
+    #[error("bad context: {reason}")]
+    BadContext {
+        /// The context field at fault (`data_end`, `ifindex`, ...).
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+        /// The kernel's errno (`EINVAL`, `E2BIG` or `ENODEV`).
+        errno: i32,
     },
     /// An rbpf engine failed.
     #[error("engine {engine}: {message}")]
@@ -418,7 +458,80 @@ pub enum RunError {
     },
 }
 
+/// The C source line of the instruction a [`RunError`] names (`file.c:42: x = data[23];`),
+/// from the object's line info (`.BTF.ext`); empty for programs without it. Its `Display`
+/// is ` (file.c:42: ...)`, or nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceAt(Option<Arc<str>>);
+
+impl SourceAt {
+    /// No source line.
+    pub const NONE: SourceAt = SourceAt(None);
+
+    /// The line, as `file.c:42: source text`.
+    pub fn line(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+}
+
+impl std::fmt::Display for SourceAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(line) => write!(f, " ({line})"),
+            None => Ok(()),
+        }
+    }
+}
+
 impl RunError {
+    /// The instruction index this error names, if any.
+    pub fn pc(&self) -> Option<usize> {
+        let pc = match self {
+            RunError::Fault { pc, .. }
+            | RunError::BudgetExhausted { pc, .. }
+            | RunError::CallDepth { pc, .. }
+            | RunError::Helper { pc, .. }
+            | RunError::BadCallx { pc, .. }
+            | RunError::CorePoison { pc, .. }
+            | RunError::InTailCall { pc, .. } => *pc,
+            _ => return None,
+        };
+        (pc != usize::MAX).then_some(pc)
+    }
+
+    /// The C source line of the instruction this error names, if the program has line info.
+    pub fn source_line(&self) -> Option<&str> {
+        match self {
+            RunError::Fault { at, .. }
+            | RunError::BudgetExhausted { at, .. }
+            | RunError::CallDepth { at, .. }
+            | RunError::Helper { at, .. }
+            | RunError::BadCallx { at, .. }
+            | RunError::CorePoison { at, .. }
+            | RunError::InTailCall { at, .. } => at.line(),
+            _ => None,
+        }
+    }
+
+    /// Names the C source line of the failing instruction (from `program`'s line info).
+    pub(crate) fn at_source_of(mut self, program: &crate::Program) -> RunError {
+        let Some(line) = self.pc().and_then(|pc| program.source_line(pc)) else {
+            return self;
+        };
+        let line: Arc<str> = Arc::from(line);
+        match &mut self {
+            RunError::Fault { at, .. }
+            | RunError::BudgetExhausted { at, .. }
+            | RunError::CallDepth { at, .. }
+            | RunError::Helper { at, .. }
+            | RunError::BadCallx { at, .. }
+            | RunError::CorePoison { at, .. }
+            | RunError::InTailCall { at, .. } => *at = SourceAt(Some(line)),
+            _ => {}
+        }
+        self
+    }
+
     /// The kernel's errno for this failure, where one applies.
     pub fn errno(&self) -> i32 {
         match self {
@@ -427,7 +540,7 @@ impl RunError {
             RunError::Helper { source, .. }
             | RunError::HelperAfterRun { source }
             | RunError::HeldAtExit { source } => source.errno(),
-            RunError::InputTooLarge { errno, .. } => *errno,
+            RunError::InputTooLarge { errno, .. } | RunError::BadContext { errno, .. } => *errno,
             RunError::InTailCall { source, .. } => source.errno(),
             RunError::TooManyResults { .. } => 12,
             _ => 22,

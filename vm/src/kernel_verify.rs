@@ -121,6 +121,16 @@ pub fn verify(
     privilege: Privilege,
     ncpus: u32,
 ) -> Result<Option<Verdict>, PrepareError> {
+    verify_with_kfuncs(program, privilege, ncpus, &[])
+}
+
+/// [`verify`] for a program whose kfunc calls (`imm`) index `kfuncs`.
+pub fn verify_with_kfuncs(
+    program: &Program,
+    privilege: Privilege,
+    ncpus: u32,
+    kfuncs: &[bpfvm_verifier::Kfunc],
+) -> Result<Option<Verdict>, PrepareError> {
     let Some(prog_type) = kernel_prog_type(program.prog_type()) else {
         return Ok(None);
     };
@@ -137,6 +147,7 @@ pub fn verify(
         maps: &maps,
         gpl_compatible: program.license().is_none_or(license_is_gpl_compatible),
         func_info: program.btf_func_info(),
+        kfuncs,
     };
     let opts = Options {
         privilege,

@@ -41,6 +41,7 @@
 
 pub mod action;
 pub mod cpu;
+pub mod ctx_in;
 pub mod ctx_layout;
 pub mod engine;
 pub mod error;
@@ -48,6 +49,7 @@ pub mod eth;
 pub mod frame;
 pub mod insn;
 pub mod kernel_verify;
+pub mod kfunc;
 pub mod limits;
 pub mod loaded;
 pub mod loader;
@@ -64,7 +66,7 @@ pub mod vm;
 pub use action::{TcAction, XdpAction};
 pub use cpu::CpuId;
 pub use engine::EngineKind;
-pub use error::{Error, PrepareError, RunError};
+pub use error::{Error, PrepareError, RunError, SourceAt};
 pub use kernel_verify::{Privilege, VerifierMode};
 pub use loaded::{LoadedObject, ObjectError, ObjectLoader};
 pub use program::Program;

@@ -11,6 +11,14 @@ pub use bpfvm_helpers::redirect::{Nexthop, RedirectTarget};
 /// structure (pointer fields are always set by bpfvm). For other program types `ctx` is the
 /// raw context given in `r1` (its length in `r2`) and `data` must be empty.
 ///
+/// A context is checked as the kernel's test run checks `ctx_in` ([`crate::ctx_in`]): an
+/// XDP context gives the metadata length in `data` (the first bytes of `data`, unless
+/// `data_meta` holds them) and the packet length in `data_end`, leaves `data_meta` and
+/// `egress_ifindex` 0 and names an existing device (the VM's `Net`) in `ingress_ifindex`;
+/// a `__sk_buff` context may set only `mark`, `priority`, `ingress_ifindex`, `ifindex`,
+/// `cb`, `tstamp`, `wire_len`, `gso_segs`, `gso_size` and `hwtstamp`. Anything else is
+/// [`crate::RunError::BadContext`] with the kernel's errno.
+///
 /// `__sk_buff` programs get what the kernel's skb test run gives them: `data` is an
 /// Ethernet frame (at least 14 bytes, plus a whole IPv4 or IPv6 header for those
 /// EtherTypes), `protocol`, `pkt_type` and `ifindex` (1) come from `eth_type_trans` on the

@@ -72,14 +72,11 @@ pub(crate) fn claim_prog_arrays(program: &Program) -> Result<(), PrepareError> {
     Ok(())
 }
 
-/// The interpreter form of the program in a PROG_ARRAY slot (`None` if the slot holds
+/// The program in a PROG_ARRAY slot and its interpreter form (`None` if the slot holds
 /// something else, or a program prepared for another engine).
-pub(crate) fn tail_call_target(entry: &ProgEntry) -> Option<&Interpreter> {
-    entry
-        .program
-        .downcast_ref::<Loaded>()?
-        .engine
-        .as_interpreter()
+pub(crate) fn tail_call_target(entry: &ProgEntry) -> Option<(&Program, &Interpreter)> {
+    let loaded = entry.program.downcast_ref::<Loaded>()?;
+    Some((&loaded.program, loaded.engine.as_interpreter()?))
 }
 
 impl LoadedProgram {

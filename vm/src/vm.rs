@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use bpfvm_helpers::fib::Net;
 use bpfvm_helpers::registry::RegisterError;
-use bpfvm_helpers::{Helper, HelperId, Registry};
+use bpfvm_helpers::{Helper, HelperId, KfuncFlags, KfuncRegisterError, Registry};
 use bpfvm_maps::{Map, MapError, MapMemory, MapSpec, DEFAULT_MAP_MEMORY_LIMIT};
 use rayon::prelude::*;
 
@@ -128,6 +128,18 @@ impl VmBuilder {
         Ok(self)
     }
 
+    /// Registers (or replaces) the kernel function `name`, which programs call by name
+    /// (`extern ... name(...) __ksym;`), with its `KF_*` flags; see [`crate::kfunc`].
+    pub fn kfunc(
+        mut self,
+        name: &'static str,
+        flags: KfuncFlags,
+        kfunc: impl Helper + 'static,
+    ) -> Result<VmBuilder, KfuncRegisterError> {
+        self.registry.register_kfunc(name, flags, kfunc)?;
+        Ok(self)
+    }
+
     /// Shares `net` (interfaces, routes, neighbours) with the VM: what `bpf_fib_lookup`
     /// consults. Without it the VM gets a fresh network ([`Vm::net`]).
     pub fn net(mut self, net: Arc<Net>) -> VmBuilder {
@@ -153,7 +165,7 @@ pub struct LoadedProgram {
 
 #[derive(Debug)]
 pub(crate) struct Loaded {
-    program: Program,
+    pub(crate) program: Program,
     /// Why the kernel's verdict is unknown, when bpfvm's verifier met something it does
     /// not model (the program loaded anyway).
     unverified: Option<String>,
@@ -300,8 +312,18 @@ impl Vm {
             }
         }
         let mut unverified = None;
+        let resolved = crate::kfunc::resolve(&program, &self.registry)?;
+        let (checked, kfuncs, run) = match &resolved {
+            Some(r) => (&r.verify, &r.kfuncs[..], &r.run),
+            None => (&program, &[][..], &program),
+        };
         if self.config.verifier == VerifierMode::Kernel {
-            match crate::kernel_verify::verify(&program, self.config.privilege, self.config.ncpus) {
+            match crate::kernel_verify::verify_with_kfuncs(
+                checked,
+                self.config.privilege,
+                self.config.ncpus,
+                kfuncs,
+            ) {
                 // What bpfvm's verifier does not model is not refused (a program the kernel
                 // accepts must load); the run-time checks still confine it, and the loaded
                 // program says the kernel's verdict is unknown.
@@ -318,9 +340,14 @@ impl Vm {
                 }
             }
         }
-        let engine = engine::prepare(&program, &self.registry, program.engine(), &self.config)?;
-        check_return_range(&program, &self.registry)?;
-        crate::tail_call::claim_prog_arrays(&program)?;
+        let engine = engine::prepare(run, &self.registry, run.engine(), &self.config)?;
+        check_return_range(run, &self.registry)?;
+        crate::tail_call::claim_prog_arrays(run)?;
+        // What runs: kfunc calls as calls of the registered kfuncs.
+        let program = match resolved {
+            Some(r) => r.run,
+            None => program,
+        };
         Ok(LoadedProgram {
             inner: Arc::new(Loaded {
                 program,
@@ -543,25 +570,47 @@ impl Vm {
             } else {
                 SK_BUFF_SIZE
             };
-            if ctx.len() > size {
-                return Err(RunError::BadInput {
-                    reason: format!(
-                        "context of {} bytes is larger than the program's {size}",
-                        ctx.len()
-                    ),
-                });
-            }
+            crate::ctx_in::check_tail(
+                ctx,
+                size,
+                if t == ProgramType::Xdp {
+                    "struct xdp_md"
+                } else {
+                    "struct __sk_buff"
+                },
+            )?;
+            // As the kernel: a context's `data` says how much of the packet is metadata.
+            let (meta, data): (&[u8], &[u8]) = if t == ProgramType::Xdp && !ctx.is_empty() {
+                let at = crate::ctx_in::check_xdp(ctx, meta.len() + data.len(), &self.net)?;
+                if meta.is_empty() {
+                    data.split_at(at.min(data.len()))
+                } else if at == meta.len() {
+                    (meta, data)
+                } else {
+                    return Err(RunError::BadContext {
+                        field: "data",
+                        reason: format!(
+                            "xdp_md.data ({at}) is not the length of the input's data_meta ({})",
+                            meta.len()
+                        ),
+                        errno: 22,
+                    });
+                }
+            } else {
+                (meta, data)
+            };
             if t == ProgramType::Xdp {
                 check_xdp_meta(meta.len())?;
             }
             check_packet_size(t, meta.len().saturating_add(data.len()))?;
             if t == ProgramType::Xdp {
-                // As the kernel's `bpf_test_init`: at least an Ethernet header.
-                if meta.len() + data.len() < ETH_HLEN {
+                // As the kernel's `bpf_test_init`: at least an Ethernet header after the
+                // metadata.
+                if data.len() < ETH_HLEN {
                     return Err(RunError::BadInput {
                         reason: format!(
-                            "an XDP test run's packet holds at least an Ethernet header ({ETH_HLEN} bytes); this one has {}",
-                            meta.len() + data.len()
+                            "an XDP test run's packet holds at least an Ethernet header ({ETH_HLEN} bytes) after its metadata; this one has {}",
+                            data.len()
                         ),
                     });
                 }
@@ -582,6 +631,9 @@ impl Vm {
                 }
                 let eth = EthInfo::of(data);
                 let pulled = if sees_l2_header(t) { 0 } else { ETH_HLEN };
+                if !ctx.is_empty() {
+                    crate::ctx_in::check_sk_buff(ctx, data.len() - pulled, &self.net)?;
+                }
                 let ifindex = ctx_ifindex(ctx);
                 lane.set_skb_packet(
                     packet_program(t),
@@ -629,6 +681,7 @@ impl Vm {
         prog.inner
             .engine
             .run_repeated(&prog.inner.program, lane, env, repeat)
+            .map_err(|e| e.at_source_of(&prog.inner.program))
     }
 }
 

@@ -122,7 +122,7 @@ fn a_faulting_program_names_the_instruction_and_the_address() {
     assert!(err.contains("write") && err.contains(" at 0x"), "{err}");
     // The C line and what the address is.
     assert!(
-        err.contains("source: ") && err.contains("factor = 99"),
+        err.contains("globals.bpf.c:") && err.contains("factor = 99"),
         "{err}"
     );
     assert!(

@@ -54,7 +54,7 @@ fn all_values(map: &Map, key: u32) -> Vec<u64> {
 
 fn fault_of(r: Result<u64, RunError>) -> (usize, bpfvm::helpers::MemFault) {
     match r {
-        Err(RunError::Fault { pc, fault }) => (pc, fault),
+        Err(RunError::Fault { pc, fault, .. }) => (pc, fault),
         other => panic!("expected a fault, got {other:?}"),
     }
 }

@@ -166,7 +166,7 @@ fn without_a_target_kernel_types_poison_and_the_run_names_the_relocation() {
     assert!(error.message.contains("--btf"), "{e}");
     // With the structural checks only, the run that reaches it fails naming it.
     let (r, _) = run_on(&structural_vm(), &obj, "kernel_core", ipv4_frame(5));
-    let Err(RunError::CorePoison { pc, relocation }) = r else {
+    let Err(RunError::CorePoison { pc, relocation, .. }) = r else {
         panic!("{r:?}")
     };
     let poison = def.core_poison(pc).expect("the poisoned relocation");
@@ -323,7 +323,10 @@ fn the_poison_call_faults_only_when_reached_and_only_in_the_interpreter() {
     let e = vm
         .run(&p, CpuId(0), &Input::packet(vec![0; 64]))
         .unwrap_err();
-    let RunError::CorePoison { pc: 0, relocation } = e else {
+    let RunError::CorePoison {
+        pc: 0, relocation, ..
+    } = e
+    else {
         panic!("{e:?}")
     };
     assert!(relocation.contains("could not be resolved"), "{relocation}");

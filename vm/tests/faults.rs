@@ -6,7 +6,9 @@ mod common;
 
 use bpfvm::helpers::memory::{guest_addr, REGION_CTX};
 use bpfvm::helpers::{Access, HelperError};
-use bpfvm::{CpuId, EngineKind, Input, PrepareError, Program, ProgramType, RunError, Vm, VmConfig};
+use bpfvm::{
+    CpuId, EngineKind, Input, PrepareError, Program, ProgramType, RunError, SourceAt, Vm, VmConfig,
+};
 use common::*;
 
 fn vm() -> Vm {
@@ -26,7 +28,7 @@ fn out_of_bounds_read_names_instruction_and_address() {
     let code = asm("mov64 r0, 0\nldxw r0, [r1+6]\nexit");
     let err = run(&vm, &code, &[0; 8]).unwrap_err();
     match &err {
-        RunError::Fault { pc: 1, fault } => {
+        RunError::Fault { pc: 1, fault, .. } => {
             assert_eq!(fault.addr, guest_addr(REGION_CTX, 6));
             assert_eq!(fault.size, 4);
             assert_eq!(fault.access, Access::Read);
@@ -98,7 +100,8 @@ fn unknown_helpers_are_refused_or_fail_cleanly() {
         err,
         RunError::BadCallx {
             pc: 1,
-            target: 4242
+            target: 4242,
+            at: SourceAt::NONE,
         }
     );
 }
@@ -121,6 +124,7 @@ fn bad_map_and_key_pointers_are_helper_errors() {
                     helper,
                     handle: 1234,
                 },
+            ..
         } => assert_eq!(helper, "bpf_map_lookup_elem"),
         e => panic!("unexpected {e}"),
     }
@@ -132,7 +136,8 @@ fn bad_map_and_key_pointers_are_helper_errors() {
             err,
             RunError::Helper {
                 pc: 2,
-                source: HelperError::Memory { .. }
+                source: HelperError::Memory { .. },
+                ..
             }
         ),
         "{err}"
@@ -145,7 +150,14 @@ fn recursion_stops_at_eight_frames() {
     // f: call f
     let recurse = code(&[ins(0x85, 0, 1, 0, -1), EXIT]);
     let err = run(&vm, &recurse, &[]).unwrap_err();
-    assert_eq!(err, RunError::CallDepth { pc: 0, max: 8 });
+    assert_eq!(
+        err,
+        RunError::CallDepth {
+            pc: 0,
+            max: 8,
+            at: SourceAt::NONE
+        }
+    );
     // Seven nested calls (eight frames) are fine.
     let mut insns = Vec::new();
     for _ in 0..7 {
@@ -235,4 +247,49 @@ fn each_frame_sees_only_512_bytes_below_its_frame_pointer() {
         run(&vm, &prog, &[]),
         Err(RunError::Fault { pc: 5, .. })
     ));
+}
+
+/// A fault of a program loaded from an object names, in the error's own `Display` (what a
+/// failing `#[test]` prints), the C source line of the failing instruction and what the
+/// address was: here a write to `.rodata`, which the kernel refuses at load (so the
+/// structural verifier lets it reach the run-time check).
+#[test]
+fn a_fault_names_its_c_source_line_and_the_region() {
+    use bpfvm::loader::Object;
+    use bpfvm::VerifierMode;
+    let obj = Object::parse_named("globals", include_bytes!("fixtures/globals.o")).unwrap();
+    let vm = Vm::builder()
+        .cpus(1)
+        .verifier(VerifierMode::Structural)
+        .build();
+    let maps = obj.create_maps(1).unwrap();
+    let prog = vm
+        .load(obj.vm_program("write_rodata", &maps).unwrap())
+        .unwrap();
+    let e = vm
+        .run(&prog, CpuId(0), &Input::packet(vec![0u8; 64]))
+        .unwrap_err();
+    let line = e.source_line().expect("the object has line info");
+    assert!(
+        line.contains("globals.bpf.c:") && line.contains("factor = 99"),
+        "{line}"
+    );
+    let msg = e.to_string();
+    assert!(msg.contains(line), "{msg}");
+    assert!(
+        msg.contains("map globals.rodata") && msg.contains("read-only to programs"),
+        "{msg}"
+    );
+    // Through the one error type too (what `?` in a test gives).
+    let e: bpfvm::Error = e.into();
+    assert!(e.to_string().contains("factor = 99"), "{e}");
+    // A program without line info (assembled) has no source line.
+    let err = run(
+        &vm,
+        &asm("mov64 r1, 1234\nmov64 r2, r10\ncall 1\nexit"),
+        &[],
+    )
+    .unwrap_err();
+    assert_eq!(err.source_line(), None);
+    assert!(!err.to_string().contains(" ("), "{err}");
 }

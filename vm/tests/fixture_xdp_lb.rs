@@ -73,9 +73,11 @@ fn syn(client: [u8; 4], sport: u16) -> Vec<u8> {
     f
 }
 
-/// `struct xdp_md` with `ingress_ifindex` 2.
-fn ctx_in() -> Vec<u8> {
+/// `struct xdp_md` with `ingress_ifindex` 2 for a frame of `len` bytes (as in the kernel's
+/// test run, `data_end` gives the packet length: a shorter one asks for fragments).
+fn ctx_in(len: usize) -> Vec<u8> {
     let mut c = vec![0u8; 24];
+    c[4..8].copy_from_slice(&(len as u32).to_ne_bytes());
     c[12..16].copy_from_slice(&2u32.to_ne_bytes());
     c
 }
@@ -118,9 +120,10 @@ fn flows_are_balanced_encapsulated_and_redirected_on_every_cpu() {
     let mut events = Vec::new();
     for i in 0..32u16 {
         let client = [198, 51, 100, (i % 7) as u8 + 1];
+        let data = syn(client, 40000 + i * 13);
         let input = Input {
-            data: syn(client, 40000 + i * 13),
-            ctx: ctx_in(),
+            ctx: ctx_in(data.len()),
+            data,
             ..Input::default()
         };
         events.push((CpuId(u32::from(i % 4)), input));
@@ -192,9 +195,12 @@ fn flows_are_balanced_encapsulated_and_redirected_on_every_cpu() {
 fn packets_for_no_service_pass_and_a_missing_route_drops() {
     let (obj, maps, vm) = fixture_vm("xdp_lb", 2);
     let prog = fixture_program(&vm, &obj, &maps, "xdp_lb");
+    // The ingress device must exist (the kernel's test run: ENODEV otherwise).
+    vm.net().add_interface(Interface::new(2, IN_MAC)).unwrap();
+    let data = syn([198, 51, 100, 1], 1234);
     let input = Input {
-        data: syn([198, 51, 100, 1], 1234),
-        ctx: ctx_in(),
+        ctx: ctx_in(data.len()),
+        data,
         ..Input::default()
     };
     let out = vm.run(&prog, CpuId(0), &input).unwrap();

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bpfvm::limits::HELPER_BYTES_PER_INSN;
 use bpfvm::maps::{Map, MapSpec, MapType};
-use bpfvm::{CpuId, Input, Program, ProgramType, RunError, Vm};
+use bpfvm::{CpuId, Input, Program, ProgramType, RunError, SourceAt, Vm};
 use common::{code, ins, EXIT};
 
 /// `v = lookup(map0, 0); c = lookup(map1, 0); repeat loops times { *c += 1 (atomic);
@@ -81,7 +81,8 @@ fn updates_of_a_4_mib_value_exhaust_the_budget_after_a_few_calls() {
         r,
         Err(RunError::BudgetExhausted {
             pc: CALL_PC,
-            budget: 1_000_000
+            budget: 1_000_000,
+            at: SourceAt::NONE,
         })
     );
     assert_eq!(updates, 8, "7 updates fit in the budget, the 8th goes over");
@@ -152,7 +153,8 @@ fn probe_reads_are_charged_by_their_size() {
             r,
             Err(RunError::BudgetExhausted {
                 pc: 10,
-                budget: 10_000
+                budget: 10_000,
+                at: SourceAt::NONE,
             }),
             "helper {helper}"
         );

@@ -15,6 +15,10 @@ fn field(buf: &[u8], off: usize) -> u32 {
 fn reads_sk_buff_fields_and_sets_mark() {
     let (obj, maps, vm) = common::fixture_vm("tc_skb", 1);
     let prog = common::fixture_program(&vm, &obj, &maps, "tc_inspect");
+    // ifindex 3 must name a device (the kernel's test run: ENODEV otherwise).
+    vm.net()
+        .add_interface(bpfvm::helpers::fib::Interface::new(3, [2, 0, 0, 0, 0, 3]))
+        .unwrap();
     let mut ctx = vec![0u8; SK_BUFF_SIZE];
     ctx[sk_buff::MARK..sk_buff::MARK + 4].copy_from_slice(&5u32.to_ne_bytes());
     ctx[sk_buff::IFINDEX..sk_buff::IFINDEX + 4].copy_from_slice(&3u32.to_ne_bytes());

@@ -85,7 +85,7 @@ fn writes_to_a_read_only_map_fault_and_leave_it_intact() {
         .unwrap();
     let err = vm.run(&prog, CpuId(1), &Input::empty()).unwrap_err();
     match &err {
-        RunError::Fault { pc: 7, fault } => {
+        RunError::Fault { pc: 7, fault, .. } => {
             assert_eq!(fault.access, Access::Write);
             assert_eq!(fault.addr, bpfvm::helpers::memory::guest_addr(4, 0));
             assert_eq!(fault.kind, bpfvm::helpers::FaultKind::ReadOnly);

@@ -6,7 +6,7 @@
 mod common;
 
 use bpfvm::limits::HELPER_BYTES_PER_INSN;
-use bpfvm::{CpuId, Input, Program, ProgramType, RunError, Vm};
+use bpfvm::{CpuId, Input, Program, ProgramType, RunError, SourceAt, Vm};
 use common::{code, ins, EXIT};
 
 const LOOPS: i32 = 1000;
@@ -108,7 +108,8 @@ fn packet_copies_and_sums_come_off_the_budget() {
             run(helper, 512, budget),
             Err(RunError::BudgetExhausted {
                 pc: CALL_PC,
-                budget
+                budget,
+                at: SourceAt::NONE,
             }),
             "helper {helper}"
         );

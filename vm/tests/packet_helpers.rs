@@ -316,7 +316,7 @@ fn a_packet_pointer_kept_across_a_resize_faults() {
         .run(&prog, CpuId(0), &Input::packet(vec![1u8; 60]))
         .unwrap_err();
     match err {
-        RunError::Fault { pc: 7, fault } => {
+        RunError::Fault { pc: 7, fault, .. } => {
             assert_eq!(fault.target, FaultTarget::StalePacket { changes_ago: 1 });
             assert!(fault.to_string().contains("re-read ctx->data"), "{fault}");
         }

@@ -80,7 +80,7 @@ fn packet_reads_past_data_end_fault() {
         .run(&prog, CpuId(0), &Input::packet(vec![0u8; 14]))
         .unwrap_err();
     match err {
-        RunError::Fault { pc: 1, fault } => assert_eq!(fault.addr, 0x1000_0000 + 20),
+        RunError::Fault { pc: 1, fault, .. } => assert_eq!(fault.addr, 0x1000_0000 + 20),
         e => panic!("unexpected {e}"),
     }
     assert_eq!(
@@ -114,19 +114,44 @@ fn xdp_metadata_and_context_fields() {
         rxq = xdp_md::RX_QUEUE_INDEX
     ));
     let prog = vm.load(Program::new(code, ProgramType::Xdp)).unwrap();
+    // As the kernel's test run: `data` is the metadata length, `data_end` the packet's
+    // (metadata included), the ingress device exists and has the receive queue.
+    vm.net()
+        .add_interface(bpfvm::helpers::fib::Interface::new(3, [2, 0, 0, 0, 0, 3]))
+        .unwrap();
     let mut ctx = vec![0u8; 24];
+    ctx[0] = 8; // data: 8 bytes of metadata
+    ctx[4] = 40; // data_end
     ctx[12] = 3; // ingress_ifindex
-    ctx[16] = 1; // rx_queue_index
     let input = Input {
         data: vec![0; 32],
         data_meta: vec![0; 8],
-        ctx,
+        ctx: ctx.clone(),
         cgroup: None,
     };
     assert_eq!(
         vm.run(&prog, CpuId(0), &input).unwrap().retval,
-        8 * 1000 + 30 + 1
+        8 * 1000 + 30
     );
+    // The same packet with the metadata given by the context alone.
+    let input = Input {
+        data: vec![0; 40],
+        ctx: ctx.clone(),
+        ..Input::default()
+    };
+    assert_eq!(
+        vm.run(&prog, CpuId(0), &input).unwrap().retval,
+        8 * 1000 + 30
+    );
+    // Queue 1 does not exist (one receive queue per device).
+    ctx[16] = 1;
+    let input = Input {
+        data: vec![0; 40],
+        ctx,
+        ..Input::default()
+    };
+    let e = vm.run(&prog, CpuId(0), &input).unwrap_err();
+    assert_eq!(e.errno(), 22, "{e}");
 }
 
 #[test]

@@ -77,8 +77,8 @@ pub enum CliError {
         /// Programs verified.
         total: usize,
     },
-    /// A run failed (a fault names the instruction index and the address).
-    #[error("run {run} on cpu {cpu} failed: {source}{detail}")]
+    /// A run failed (a fault names the instruction index, its C source line and the address).
+    #[error("run {run} on cpu {cpu} failed: {source}")]
     Run {
         /// The simulated CPU.
         cpu: u32,
@@ -87,8 +87,6 @@ pub enum CliError {
         /// The run error.
         #[source]
         source: RunError,
-        /// Extra lines (source line, what the address is), empty when none.
-        detail: String,
     },
     /// `--cpu` is not one of the simulated CPUs.
     #[error("--cpu {cpu} does not exist: the vm has {ncpus} cpus (0..={last})", last = ncpus - 1)]

@@ -245,12 +245,7 @@ fn run_cpu(
         }
         let out = vm.run(prog, CpuId(cpu), input).map_err(|source| {
             failed.store(true, Ordering::Relaxed);
-            CliError::Run {
-                cpu,
-                run,
-                source,
-                detail: String::new(),
-            }
+            CliError::Run { cpu, run, source }
         })?;
         runs.retvals.add(out.retval);
         if let Some(target) = out.redirect {

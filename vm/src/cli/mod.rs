@@ -9,7 +9,6 @@ pub mod error;
 pub mod events;
 pub mod execute;
 pub mod explain;
-pub mod fault;
 pub mod hex;
 pub mod input;
 pub mod json;

@@ -8,7 +8,7 @@ use bpfvm::{Input, ProgramType, Vm};
 use super::args::RunArgs;
 use super::execute::{execute, Schedule};
 use super::snapshot::snapshot_all;
-use super::{events, explain, fault, input, json, object, report, seed, text, CliError};
+use super::{events, explain, input, json, object, report, seed, text, CliError};
 
 /// Bytes of the packet `__sk_buff` programs get without `--data`: a minimum Ethernet frame
 /// (without FCS), all zero (EtherType 0: not IP).
@@ -110,18 +110,8 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
         Some(k) => vec![k],
         None => (0..args.cpus).collect(),
     };
-    let summary =
-        execute(&vm, &prog, &cpus, args.repeat, &input, schedule).map_err(|e| match e {
-            CliError::Run {
-                cpu, run, source, ..
-            } => CliError::Run {
-                detail: fault::explain_failure(&source, def),
-                cpu,
-                run,
-                source,
-            },
-            e => e,
-        })?;
+    // A failed run's error names the C source line of the failing instruction itself.
+    let summary = execute(&vm, &prog, &cpus, args.repeat, &input, schedule)?;
     // Read once, as a consumer reads them: ring buffers in order, perf buffers per CPU.
     let events = events::read_all(&maps)?;
     let path_str = path.display().to_string();
@@ -153,6 +143,7 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
             summary: &summary,
             maps: &maps,
             snapshots: &snaps,
+            events: &events,
         })?;
         write(out, &text)?;
     } else if !args.json {
@@ -177,6 +168,7 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
             repeat: args.repeat,
             summary: &summary,
             maps: &snaps,
+            events: &events,
         });
         std::fs::write(file, svg).map_err(|e| CliError::io(file, e))?;
         eprintln!("bpfvm: report written to {}", file.display());

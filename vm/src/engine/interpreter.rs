@@ -28,7 +28,7 @@ use rbpf::ebpf;
 
 use crate::cpu::{Frame, Lane, FRAME_SIZE, MAX_FRAMES, STACK_SIZE};
 use crate::engine::{Engine, EngineKind, RunEnv};
-use crate::error::{PrepareError, RunError};
+use crate::error::{PrepareError, RunError, SourceAt};
 use crate::insn::{op, Insn, TAIL_CALL_HELPER};
 use crate::program::Program;
 use crate::verify;
@@ -580,7 +580,11 @@ impl Interpreter {
 
 #[inline(always)]
 fn fault(pc: usize) -> impl FnOnce(bpfvm_helpers::MemFault) -> RunError {
-    move |fault| RunError::Fault { pc, fault }
+    move |fault| RunError::Fault {
+        pc,
+        fault,
+        at: SourceAt::NONE,
+    }
 }
 
 /// Runs pre-decoded `insns` (`mask` = `insns.len() - 1`, the length a power of two) with
@@ -622,7 +626,12 @@ fn execute(
             let target = $target;
             let end = $here as u64 + 1;
             if end > credit {
-                return Err(RunError::BudgetExhausted { pc: $here, budget }.into());
+                return Err(RunError::BudgetExhausted {
+                    pc: $here,
+                    budget,
+                    at: SourceAt::NONE,
+                }
+                .into());
             }
             credit = credit - end + target as u64;
             pc = target;
@@ -636,7 +645,12 @@ fn execute(
             if ctx.pending_work() != 0 {
                 let work = ctx.take_work();
                 if ($here as u64 + 1).saturating_add(work) > credit {
-                    return Err(RunError::BudgetExhausted { pc: $here, budget }.into());
+                    return Err(RunError::BudgetExhausted {
+                        pc: $here,
+                        budget,
+                        at: SourceAt::NONE,
+                    }
+                    .into());
                 }
                 credit -= work;
             }
@@ -897,7 +911,12 @@ fn execute(
                 // The instructions of this stretch are charged before the target runs.
                 let end = here as u64 + 1;
                 if end > credit {
-                    return Err(RunError::BudgetExhausted { pc: here, budget }.into());
+                    return Err(RunError::BudgetExhausted {
+                        pc: here,
+                        at: SourceAt::NONE,
+                        budget,
+                    }
+                    .into());
                 }
                 let jump = TailJump {
                     pc: here,
@@ -934,7 +953,11 @@ fn execute(
                 let entry = u32::try_from(target)
                     .ok()
                     .and_then(|id| registry.get(id))
-                    .ok_or(RunError::BadCallx { pc: here, target })?;
+                    .ok_or(RunError::BadCallx {
+                        pc: here,
+                        target,
+                        at: SourceAt::NONE,
+                    })?;
                 let args = <&[u64; 5]>::try_from(&reg[1..6]).unwrap_or(&[0; 5]);
                 reg[0] = match entry.helper.call_fast(ctx, args) {
                     Ok(v) => v,
@@ -947,6 +970,7 @@ fn execute(
                     return Err(RunError::CallDepth {
                         pc: here,
                         max: MAX_FRAMES,
+                        at: SourceAt::NONE,
                     }
                     .into());
                 }
@@ -1061,7 +1085,7 @@ fn tail_call(
         return Ok(None);
     };
     nest.tail_calls += 1;
-    let Some(target) = crate::tail_call::tail_call_target(&entry) else {
+    let Some((target_program, target)) = crate::tail_call::tail_call_target(&entry) else {
         return Err(helper_failed(
             jump.pc,
             HelperError::Failed {
@@ -1105,10 +1129,11 @@ fn tail_call(
     .map_err(|source| {
         Box::new(RunError::InTailCall {
             pc: jump.pc,
+            at: SourceAt::NONE,
             map: map.spec().name.clone(),
             index,
             program: entry.id,
-            source,
+            source: Box::new(source.at_source_of(target_program)),
         })
     })?;
     nest.tail_calls = inner.tail_calls;
@@ -1122,7 +1147,11 @@ fn tail_call(
 
 #[cold]
 fn helper_failed(pc: usize, source: HelperError) -> Box<RunError> {
-    Box::new(RunError::Helper { pc, source })
+    Box::new(RunError::Helper {
+        pc,
+        source,
+        at: SourceAt::NONE,
+    })
 }
 
 #[cold]
@@ -1133,7 +1162,11 @@ fn core_poison(pc: usize, poisons: &[(usize, Arc<str>)]) -> Box<RunError> {
             |_| "a CO-RE relocation that could not be resolved".into(),
             |i| poisons[i].1.to_string(),
         );
-    Box::new(RunError::CorePoison { pc, relocation })
+    Box::new(RunError::CorePoison {
+        pc,
+        relocation,
+        at: SourceAt::NONE,
+    })
 }
 
 #[cold]
@@ -1285,7 +1318,14 @@ mod tests {
                 assert_eq!(out.unwrap().retval, 7, "budget {budget}");
             } else {
                 assert!(
-                    matches!(out, Err(RunError::BudgetExhausted { pc: 2, budget: 4 })),
+                    matches!(
+                        out,
+                        Err(RunError::BudgetExhausted {
+                            pc: 2,
+                            budget: 4,
+                            ..
+                        })
+                    ),
                     "{out:?}"
                 );
             }
@@ -1416,7 +1456,7 @@ mod tests {
             .unwrap();
         let e = vm.run(&prog, CpuId(0), &Input::empty()).unwrap_err();
         match e {
-            RunError::Helper { pc, ref source } => {
+            RunError::Helper { pc, ref source, .. } => {
                 assert_eq!(pc, 4);
                 assert!(source.to_string().contains("refused 9"), "{source}");
             }
@@ -1430,7 +1470,8 @@ mod tests {
             vm.run(&prog, CpuId(0), &Input::empty()),
             Err(RunError::Helper {
                 pc: 2,
-                source: HelperError::BadMap { .. }
+                source: HelperError::BadMap { .. },
+                ..
             })
         ));
     }

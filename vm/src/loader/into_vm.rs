@@ -121,7 +121,8 @@ impl Object {
             .with_maps(maps)
             .with_source_lines(lines)
             .with_core_poisons(poisons)
-            .with_btf_func_info(func_info);
+            .with_btf_func_info(func_info)
+            .with_kfuncs(def.kfuncs.clone());
         if let Some(license) = self.license() {
             program = program.with_license(license);
         }

@@ -41,6 +41,7 @@ mod error;
 mod externs;
 mod instance;
 mod into_vm;
+mod kfunc_proto;
 pub mod limits;
 mod link;
 mod map_def;

@@ -20,7 +20,7 @@ const MAX_VAR_SIZ: u64 = 1 << 29;
 
 /// What the arguments of one call established (`struct bpf_call_arg_meta`).
 #[derive(Debug, Default)]
-struct Meta {
+pub(crate) struct Meta {
     map: Option<usize>,
     raw: Option<(u8, i64)>,
     raw_mode: bool,
@@ -239,7 +239,7 @@ impl Verifier<'_> {
         Ok(())
     }
 
-    fn release_reference(&mut self, id: u32) -> bool {
+    pub(crate) fn release_reference(&mut self, id: u32) -> bool {
         let Some(pos) = self.cur.refs.iter().position(|r| r.id == id) else {
             return false;
         };
@@ -576,7 +576,7 @@ impl Verifier<'_> {
 
     /// `check_helper_mem_access`; `raw`: `Some(raw_mode)` when the call's metadata is
     /// passed (a `raw_mode` stack buffer is returned for the byte-by-byte write check).
-    fn check_helper_mem_access(
+    pub(crate) fn check_helper_mem_access(
         &mut self,
         regno: u8,
         size: i64,
@@ -665,7 +665,7 @@ impl Verifier<'_> {
     }
 
     /// `check_mem_size_reg`: the size argument bounds the memory argument before it.
-    fn check_mem_size_reg(
+    pub(crate) fn check_mem_size_reg(
         &mut self,
         regno: u8,
         t: Access,

@@ -324,6 +324,8 @@ pub struct Program<'a> {
     /// object built with `-g`): without it the kernel refuses `bpf_tail_call` and
     /// `ld_abs` in subprograms.
     pub func_info: bool,
+    /// The kernel functions the program may call: a kfunc call's `imm` indexes it.
+    pub kfuncs: &'a [crate::Kfunc],
 }
 
 /// How to verify.

@@ -24,6 +24,7 @@
 //!     maps: &[] as &[MapInfo],
 //!     gpl_compatible: true,
 //!     func_info: false,
+//!     kfuncs: &[],
 //! };
 //! let err = verify(&prog, &Options::default()).unwrap_err();
 //! assert_eq!(err.insn, Some(1));
@@ -48,6 +49,8 @@ mod helpers;
 pub use helpers::HELPER_NAMES;
 mod input;
 mod insn;
+mod kfunc;
+pub use kfunc::{Kfunc, KfuncArg, KfuncRet, KF_ACQUIRE, KF_RELEASE, KF_RET_NULL};
 mod liveness;
 mod log;
 mod precision;

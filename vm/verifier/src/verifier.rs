@@ -466,11 +466,7 @@ impl<'a> Verifier<'a> {
                     if insn.src == crate::insn::PSEUDO_CALL {
                         self.check_func_call(&insn)?;
                     } else if insn.src == crate::insn::PSEUDO_KFUNC_CALL {
-                        return Err(self.err(
-                            Rule::Unsupported,
-                            EINVAL,
-                            "calls of kernel functions (kfuncs) are not modelled by bpfvm's verifier",
-                        ));
+                        self.check_kfunc_call(insn.imm)?;
                     } else {
                         self.check_helper_call(&insn)?;
                     }
@@ -530,6 +526,14 @@ impl<'a> Verifier<'a> {
             "BPF_EXIT instruction in main prog",
             self.cur.curframe() == 0,
         )?;
+        // After the reference leak, as the kernel's check_resource_leak.
+        if self.cur.active_rcu_lock && self.cur.curframe() == 0 {
+            return Err(self.err(
+                Rule::References,
+                EINVAL,
+                "BPF_EXIT instruction in main prog cannot be used inside bpf_rcu_read_lock-ed region",
+            ));
+        }
         if self.cur.curframe() > 0 {
             self.prepare_func_exit()?;
             return Ok(Step::Next);

@@ -29,6 +29,7 @@ fn check(words: &[u64]) -> (Verdict, Duration) {
         maps: &[] as &[MapInfo],
         gpl_compatible: true,
         func_info: false,
+        kfuncs: &[],
     };
     let start = Instant::now();
     let v = verify(&prog, &Options::default()).expect("the kernel accepts it");

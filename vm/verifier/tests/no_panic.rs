@@ -85,6 +85,7 @@ proptest! {
             maps: if with_map { &maps } else { &[] },
             gpl_compatible: true,
             func_info: false,
+            kfuncs: &[],
         };
         let privilege = if root { Privilege::Root } else { Privilege::CapBpfNetAdmin };
         let opts = Options { privilege, ..Options::default() };

@@ -25,6 +25,7 @@ fn run(words: &[u64], map: u32, func_info: bool) -> Result<(), VerifierError> {
         maps: &maps,
         gpl_compatible: true,
         func_info,
+        kfuncs: &[],
     };
     verify(&prog, &Options::default()).map(|_| ())
 }
