@@ -106,6 +106,10 @@ pub mod op {
     /// `bpf_for_each_map_elem`), resolved when the program was prepared (engine
     /// `interpreter`): `imm` = helper id. See `engine::callback`.
     pub const CALL_CALLBACK: u8 = 0xf0;
+    /// `bpf_tail_call` (helper 12, engine `interpreter`): the program in the PROG_ARRAY slot
+    /// replaces the current frame (see `engine::tail_call`).
+    #[doc(alias = "BPF_FUNC_tail_call")]
+    pub const TAIL_CALL_HELPER: u8 = 0xd0;
 }
 
 /// Whether `op` is the first slot of a two-slot `ld_imm64` in pre-decoded form.
@@ -115,6 +119,9 @@ pub const fn is_ld_imm64(op: u8) -> bool {
         0x18 /* ebpf::LD_DW_IMM */ | op::LD_MAP_FD | op::LD_MAP_VALUE | op::LD_FUNC
     )
 }
+
+/// `BPF_FUNC_tail_call`: the helper id engines implement themselves.
+pub const TAIL_CALL_HELPER: u32 = 12;
 
 /// A pre-decoded instruction: validated, immediates sign-extended, jump targets absolute.
 ///

@@ -31,7 +31,7 @@ use bpfvm_helpers::{HelperContext, HelperError, HelperId};
 use rbpf::ebpf;
 
 use crate::cpu::{Frame, FRAME_SIZE, MAX_FRAMES, STACK_SIZE};
-use crate::engine::interpreter::{self, Machine, Start};
+use crate::engine::interpreter::{self, Machine, Nest, Start};
 use crate::error::{RunError, SourceAt};
 use crate::insn::{op, Insn};
 use bpfvm_helpers::memory::REGION_STACK;
@@ -58,8 +58,8 @@ pub(super) struct Site {
 }
 
 /// Runs helper `site.id` with `args` (`r1..=r5`), re-entering the interpreter for each
-/// call of the callback; returns `r0`. `left` is the budget left, charged with every
-/// instruction of the callbacks.
+/// call of the callback; returns `r0`. `nest` has the budget left, charged with every
+/// instruction of the callbacks, and the run's tail calls.
 pub(super) fn call(
     code: &Machine<'_>,
     ctx: &mut HelperContext,
@@ -67,13 +67,13 @@ pub(super) fn call(
     used: &mut usize,
     site: Site,
     args: [u64; 5],
-    left: &mut u64,
+    nest: &mut Nest,
 ) -> Result<u64, Box<RunError>> {
     let mut run = Runner {
         code,
         frames,
         used,
-        left,
+        nest,
         site,
     };
     if site.id == HelperId::LOOP.0 {
@@ -88,7 +88,7 @@ struct Runner<'c, 'a> {
     code: &'c Machine<'a>,
     frames: &'c mut [Frame; MAX_FRAMES],
     used: &'c mut usize,
-    left: &'c mut u64,
+    nest: &'c mut Nest,
     site: Site,
 }
 
@@ -147,7 +147,7 @@ impl Runner<'_, '_> {
             args,
             fp: self.site.fp.wrapping_sub(FRAME_SIZE as u64),
         };
-        interpreter::execute_callback(self.code, ctx, self.frames, self.used, start, self.left)
+        interpreter::execute_callback(self.code, ctx, self.frames, self.used, start, self.nest)
     }
 
     /// `bpf_loop(nr_loops, callback_fn, callback_ctx, flags)`.

@@ -505,6 +505,7 @@ mod tests {
             maps,
             gpl_compatible: true,
             kfuncs: &[],
+            func_info: true,
         };
         let opts = Options {
             privilege: Privilege::Root,

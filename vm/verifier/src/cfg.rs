@@ -63,8 +63,33 @@ impl Verifier<'_> {
         self.check_subprogs()?;
         self.resolve_ldimm64()?;
         self.check_cfg()?;
+        self.check_abnormal_return()?;
         self.compute_live_registers();
         self.compute_precise_registers();
+        Ok(())
+    }
+
+    /// `check_btf_info` without `func_info` (`check_abnormal_return`): a subprogram may
+    /// not use `ld_abs`/`ld_ind` or `bpf_tail_call`, whose exits the kernel can only type
+    /// from BTF.
+    fn check_abnormal_return(&self) -> Result<(), VerifierError> {
+        if self.prog.func_info {
+            return Ok(());
+        }
+        for sp in self.subprogs.iter().skip(1) {
+            let what = if sp.has_ld_abs {
+                "LD_ABS"
+            } else if sp.has_tail_call {
+                "tail_call"
+            } else {
+                continue;
+            };
+            return Err(cfg_err(
+                Rule::Call,
+                EINVAL,
+                format!("{what} is not allowed in subprogs without BTF"),
+            ));
+        }
         Ok(())
     }
 

@@ -23,6 +23,7 @@
 //!     expected_attach_type: None,
 //!     maps: &[] as &[MapInfo],
 //!     gpl_compatible: true,
+//!     func_info: false,
 //!     kfuncs: &[],
 //! };
 //! let err = verify(&prog, &Options::default()).unwrap_err();

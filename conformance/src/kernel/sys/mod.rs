@@ -417,6 +417,12 @@ pub(crate) fn map_freeze(map: &MapFd) -> Result<(), Errno> {
 #[derive(Debug)]
 pub(crate) struct ProgFd(OwnedFd);
 
+impl ProgFd {
+    pub fn raw(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
 /// BPF_PROG_LOAD of `insns` (8 bytes each), writing the verifier log into `log`
 /// (`log_level` 1 when `log` is not empty).
 pub(crate) fn prog_load(
