@@ -413,6 +413,36 @@ impl Packet {
         }
     }
 
+    /// Copies the packet bytes at `off` from `data` into `out`, across the linear part and
+    /// the XDP fragments (`bpf_xdp_copy_buf`). The caller checked that
+    /// `off + out.len() <= self.buff_len()`.
+    pub(crate) fn read_at(&self, mem: &mut Memory, off: usize, out: &mut [u8]) {
+        let linear = self.len();
+        let head = linear.saturating_sub(off).min(out.len());
+        if head > 0 {
+            let at = self.data + off;
+            out[..head].copy_from_slice(&self.buffer(mem)[at..at + head]);
+        }
+        if head < out.len() {
+            self.frags.read(off + head - linear, &mut out[head..]);
+        }
+    }
+
+    /// Copies `src` into the packet at `off` from `data`, across the linear part and the
+    /// XDP fragments. The caller checked that `off + src.len() <= self.buff_len()`.
+    pub(crate) fn write_at(&mut self, mem: &mut Memory, off: usize, src: &[u8]) {
+        let linear = self.len();
+        let head = linear.saturating_sub(off).min(src.len());
+        if head > 0 {
+            let at = self.data + off;
+            self.buffer(mem)[at..at + head].copy_from_slice(&src[..head]);
+            self.touch(at, at + head);
+        }
+        if head < src.len() {
+            self.frags.write(off + head - linear, &src[head..]);
+        }
+    }
+
     /// The whole buffer.
     pub(crate) fn buffer<'m>(&self, mem: &'m mut Memory) -> &'m mut [u8] {
         mem.owned_bytes_mut(REGION_PACKET).unwrap_or_default()

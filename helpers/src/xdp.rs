@@ -246,12 +246,7 @@ pub fn load_bytes(ctx: &mut HelperContext, a: &[u64; 5]) -> Result<u64, Box<Help
     // Across the linear part and the fragments (`bpf_xdp_copy_buf`).
     check_guest(ctx, NAME, a[2], len, Access::Write)?;
     let mut tmp = vec![0u8; len];
-    let head = linear.saturating_sub(off);
-    if head > 0 {
-        let at = ctx.packet.data_off() + off;
-        tmp[..head].copy_from_slice(&ctx.packet.buffer(&mut ctx.memory)[at..at + head]);
-    }
-    ctx.packet.frags.read(off + head - linear, &mut tmp[head..]);
+    ctx.packet.read_at(&mut ctx.memory, off, &mut tmp);
     write_guest(ctx, NAME, a[2], &tmp).map(|()| 0)
 }
 
@@ -271,13 +266,7 @@ pub fn store_bytes(ctx: &mut HelperContext, a: &[u64; 5]) -> Result<u64, Box<Hel
     let mut tmp = vec![0u8; len];
     read_guest(ctx, NAME, a[2], &mut tmp)?;
     ctx.charge_bytes(len);
-    let head = linear.saturating_sub(off);
-    if head > 0 {
-        let at = ctx.packet.data_off() + off;
-        ctx.packet.buffer(&mut ctx.memory)[at..at + head].copy_from_slice(&tmp[..head]);
-        ctx.packet.touch(at, at + head);
-    }
-    ctx.packet.frags.write(off + head - linear, &tmp[head..]);
+    ctx.packet.write_at(&mut ctx.memory, off, &tmp);
     Ok(0)
 }
 
