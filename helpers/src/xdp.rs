@@ -152,7 +152,8 @@ pub fn adjust_meta(ctx: &mut HelperContext, a: &[u64; 5]) -> Result<u64, Box<Hel
 }
 
 /// `bpf_xdp_adjust_tail(ctx, delta)`: moves `data_end` by `delta`, zeroing grown bytes; on
-/// a packet with fragments, changes the last fragments instead (see [`adjust_frags_tail`]).
+/// a packet with fragments, changes the fragments instead (growing the last one within its
+/// page, shrinking through them; see [`crate::frags`]).
 pub fn adjust_tail(ctx: &mut HelperContext, a: &[u64; 5]) -> Result<u64, Box<HelperError>> {
     require(ctx, "bpf_xdp_adjust_tail", XDP)?;
     if !ctx.packet.frags.is_empty() {
