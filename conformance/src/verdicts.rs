@@ -165,6 +165,7 @@ pub fn compare(case: &Case, privilege: Privilege) -> Result<Comparison, String> 
             map_flags: m.map_flags,
             initial: m.frozen_value.clone(),
             frozen: m.frozen_value.is_some(),
+            spin_lock: m.spin_lock().map(|f| f.offset),
         })
         .collect();
     let lp = match privilege {
@@ -240,7 +241,16 @@ pub fn cases_from_object(name: &str, bytes: &[u8]) -> Result<Vec<Case>, String> 
                     } else {
                         None
                     },
-                    fields: Vec::new(),
+                    fields: obj
+                        .spin_lock_offset(m)
+                        .map(|offset| bpfvm_verifier::SpecialField {
+                            kind: bpfvm_verifier::FieldKind::SpinLock,
+                            offset,
+                            size: 4,
+                        })
+                        .into_iter()
+                        .collect(),
+                    btf: m.value_type_id.is_some(),
                 }
             })
             .collect();

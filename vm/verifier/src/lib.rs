@@ -54,6 +54,7 @@ mod prune;
 mod reg;
 mod scalar_alu;
 mod sinks;
+mod spin_lock;
 mod stack;
 mod state;
 mod tnum;

@@ -284,6 +284,9 @@ impl Verifier<'_> {
         if old.refs.len() != cur.refs.len() {
             return false;
         }
+        if !crate::spin_lock::locks_equal(old, cur, |o, c| idmap.check(o, c)) {
+            return false;
+        }
         for (o, c) in old.refs.iter().zip(&cur.refs) {
             if !idmap.check(o.id, c.id) {
                 return false;

@@ -463,6 +463,7 @@ impl<'a> Verifier<'a> {
                             "BPF_CALL uses reserved fields",
                         ));
                     }
+                    self.check_call_under_lock(&insn)?;
                     if insn.src == crate::insn::PSEUDO_CALL {
                         self.check_func_call(&insn)?;
                     } else if insn.src == crate::insn::PSEUDO_KFUNC_CALL {
@@ -541,6 +542,7 @@ impl<'a> Verifier<'a> {
     /// Refuses acquired references still held (`check_resource_leak`).
     pub fn check_resource_leak(&self, what: &str, check_all: bool) -> Result<(), VerifierError> {
         if check_all {
+            self.check_lock_released(what)?;
             if let Some(r) = self.cur.refs.first() {
                 return Err(self.err(
                     Rule::References,
@@ -549,7 +551,6 @@ impl<'a> Verifier<'a> {
                 ));
             }
         }
-        let _ = what;
         Ok(())
     }
 
