@@ -153,6 +153,7 @@ codes! {
     ST_W_XADD = ebpf::ST_W_XADD,
     ST_DW_XADD = ebpf::ST_DW_XADD,
     JA = ebpf::JA,
+    MAY_GOTO = crate::insn::MAY_GOTO,
     JEQ_IMM = ebpf::JEQ_IMM,
     JEQ_REG = ebpf::JEQ_REG,
     JGT_IMM = ebpf::JGT_IMM,
@@ -581,6 +582,9 @@ fn execute(
     reg[2] = args[1];
     reg[10] = guest_addr(REGION_STACK, STACK_SIZE as u32);
     let mut depth = 0usize;
+    // `may_goto`'s counter per frame, as the kernel keeps one in each function's stack
+    // frame, set to `BPF_MAX_LOOPS` on entry.
+    let mut loops = [crate::insn::MAX_LOOPS; MAX_FRAMES];
     // The budget is charged per straight-line stretch, at every taken jump, call and return:
     // `here + 1 - block_start` instructions ran since the last transfer. That is exact, costs
     // nothing on the other instructions, and notices an exhausted budget at the latest at the
@@ -810,6 +814,10 @@ fn execute(
 
             // Jumps.
             Code::JA => transfer!(here, i.target as usize),
+            Code::MAY_GOTO => match loops.get_mut(depth) {
+                Some(n) if *n > 0 => *n -= 1,
+                _ => transfer!(here, i.target as usize),
+            },
             Code::JEQ_IMM => jump_if!(here, i, reg[dst] == imm),
             Code::JEQ_REG => jump_if!(here, i, reg[dst] == reg[src]),
             Code::JGT_IMM => jump_if!(here, i, reg[dst] > imm),
@@ -909,6 +917,9 @@ fn execute(
                     fp: reg[10],
                 };
                 depth += 1;
+                if let Some(n) = loops.get_mut(depth) {
+                    *n = crate::insn::MAX_LOOPS;
+                }
                 *used = (*used).max(depth + 1);
                 ctx.memory
                     .set_owned_window(REGION_STACK, STACK_SIZE - (depth + 1) * FRAME_SIZE);

@@ -49,6 +49,7 @@ mod input;
 mod insn;
 mod liveness;
 mod log;
+mod may_goto;
 mod precision;
 mod prune;
 mod reg;

@@ -17,8 +17,8 @@ pub(crate) enum Exact {
     Covers,
     /// Loop detection: identical.
     Identical,
-    /// Covering, with unwritten registers only equal to unwritten ones.
-    #[allow(dead_code)] // used for loops once precision tracking is enabled
+    /// Covering, with unwritten registers only equal to unwritten ones and every scalar
+    /// compared by range (`may_goto` loops).
     RangeWithin,
 }
 
@@ -371,10 +371,13 @@ impl Verifier<'_> {
             let k = self.explored_at[&insn][pos];
             let in_progress = self.explored[k].st.branches > 0;
             let mut hit = false;
-            if in_progress {
+            if in_progress && self.may_goto_covered(k, insn) {
+                hit = true;
+            } else if in_progress {
                 let old = &self.explored[k].st;
                 if Self::states_maybe_looping(old, &self.cur)
                     && self.states_equal(old, &self.cur, Exact::Identical)
+                    && old.may_goto_depth == self.cur.may_goto_depth
                     && old.callback_unroll_depth == self.cur.callback_unroll_depth
                 {
                     return Err(self.err(

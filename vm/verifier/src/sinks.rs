@@ -278,9 +278,35 @@ pub(crate) fn precise_before(
     entries: &[usize],
     key_sizes: &[u32],
 ) -> Vec<(u16, u64)> {
+    precise_before_exits(insns, order, entries, key_sizes, true)
+}
+
+/// [`precise_before`], where `r0` at an `exit` of the main program (the first
+/// subprogram) decides something only when `main_exit_r0` (a program type whose return
+/// value the kernel checks).
+pub(crate) fn precise_before_exits(
+    insns: &[Insn],
+    order: &[usize],
+    entries: &[usize],
+    key_sizes: &[u32],
+    main_exit_r0: bool,
+) -> Vec<(u16, u64)> {
     let n = insns.len();
     let contents = register_contents(insns, order, entries);
-    let flows: Vec<Flow> = (0..n).map(|i| flow(insns, i)).collect();
+    let mut flows: Vec<Flow> = (0..n).map(|i| flow(insns, i)).collect();
+    if !main_exit_r0 {
+        let main_end = entries
+            .iter()
+            .copied()
+            .filter(|&e| e > 0)
+            .min()
+            .unwrap_or(n);
+        for (f, insn) in flows.iter_mut().zip(insns).take(main_end) {
+            if insn.class() == crate::insn::class::JMP && insn.op() == crate::insn::jmp::EXIT {
+                f.sinks &= !1;
+            }
+        }
+    }
     let mut before = vec![(0u16, 0u64); n];
     let mut changed = true;
     while changed {

@@ -138,6 +138,8 @@ pub struct VState {
     pub dfs_depth: u32,
     /// Callback iterations unrolled (bpf_loop).
     pub callback_unroll_depth: u32,
+    /// `may_goto` fall-throughs taken on this path (`may_goto_depth`).
+    pub may_goto_depth: u32,
     /// A path the CPU may take only speculatively (Spectre v1 mitigation without
     /// `CAP_PERFMON`): its recoverable errors end it instead of refusing the program.
     pub speculative: bool,
@@ -161,6 +163,7 @@ impl VState {
             cleaned: false,
             dfs_depth: 0,
             callback_unroll_depth: 0,
+            may_goto_depth: 0,
             speculative: false,
         }
     }

@@ -163,6 +163,9 @@ pub(crate) struct Verifier<'a> {
     /// Unprivileged pointer arithmetic with a variable offset was seen: scalars are
     /// compared exactly when pruning (`explore_alu_limits`).
     pub explore_alu_limits: bool,
+    /// What `may_goto` may widen, per instruction (see `may_goto.rs`), computed at the
+    /// first `may_goto`.
+    pub may_goto_keep: Vec<(u16, u64)>,
 }
 
 impl<'a> Verifier<'a> {
@@ -189,6 +192,7 @@ impl<'a> Verifier<'a> {
             live_states: 0,
             cur_hist_ent: None,
             explore_alu_limits: false,
+            may_goto_keep: Vec::new(),
         }
     }
 
