@@ -80,3 +80,113 @@ fn a_loop_bounded_only_by_the_counter_ends_on_both_sides() {
     assert_eq!(sn, 8_388_608, "BPF_MAX_LOOPS fall-throughs");
     assert!(kn > 0);
 }
+
+/// `may_goto +off` with the given `src`/`imm` (0 in a valid one), as 8 bytes.
+fn may_goto(off: i16, src: u8, imm: i32) -> Vec<u8> {
+    let mut b = vec![0xe5, src << 4];
+    b.extend(off.to_le_bytes());
+    b.extend(imm.to_le_bytes());
+    b
+}
+
+/// Assembled `may_goto` programs judged by both verifiers, for both loaders: same verdict
+/// and errno, and bpfvm's message a line of the kernel's log.
+#[test]
+fn assembled_may_goto_programs_get_the_kernels_verdict() {
+    use bpfvm_conformance::verdicts::{asm, compare, Case};
+    use bpfvm_verifier::{Privilege, ProgType};
+    if !kernel::oracle_or_skip() {
+        return;
+    }
+    let cat = |parts: &[Vec<u8>]| parts.concat();
+    let cases: Vec<(&str, Vec<u8>, bool)> = vec![
+        // for (i = 0; i < 100; i++) may_goto: the counter decides the branch, walked.
+        (
+            "bounded_counter_ok",
+            cat(&[
+                asm("mov64 r0, 0"),
+                may_goto(2, 0, 0),
+                asm("add64 r0, 1\njlt r0, 100, -3\nmov64 r0, 2\nexit"),
+            ]),
+            true,
+        ),
+        // A loop of a million iterations whose counter decides its exit: too large.
+        (
+            "long_counted_loop_bad",
+            cat(&[
+                asm("mov64 r0, 0"),
+                may_goto(2, 0, 0),
+                asm("add64 r0, 1\njlt r0, 1000000, -3\nmov64 r0, 2\nexit"),
+            ]),
+            false,
+        ),
+        // Nested: an inner and an outer may_goto loop.
+        (
+            "nested_ok",
+            cat(&[
+                asm("mov64 r1, 0\nmov64 r2, 0"),
+                may_goto(5, 0, 0),
+                asm("add64 r1, 1"),
+                may_goto(2, 0, 0),
+                asm("add64 r2, 1\nja -3"),
+                asm("ja -6"),
+                asm("mov64 r0, 2\nexit"),
+            ]),
+            true,
+        ),
+        // In a bpf-to-bpf callee.
+        (
+            "in_subprogram_ok",
+            cat(&[
+                vec![0x85, 0x10, 0, 0, 2, 0, 0, 0], // call pc+2
+                asm("mov64 r0, 2\nexit"),
+                asm("mov64 r0, 0"),
+                may_goto(2, 0, 0),
+                asm("add64 r0, 1\nja -3\nexit"),
+            ]),
+            true,
+        ),
+        ("src_set_bad", cat(&[may_goto(0, 1, 0), asm("mov64 r0, 2\nexit")]), false),
+        ("imm_set_bad", cat(&[may_goto(0, 0, 1), asm("mov64 r0, 2\nexit")]), false),
+        (
+            "jmp32_form_bad",
+            cat(&[vec![0xe6, 0, 0, 0, 0, 0, 0, 0], asm("mov64 r0, 2\nexit")]),
+            false,
+        ),
+        // Widened across iterations, the loop variable proves no stack access.
+        (
+            "widened_index_bad",
+            cat(&[
+                asm("mov64 r1, 0\nstdw [r10-8], 0"),
+                may_goto(6, 0, 0),
+                asm("mov64 r2, r10\nadd64 r2, -8\nadd64 r2, r1\nldxb r3, [r2+0]\nadd64 r1, 1\nja -7"),
+                asm("mov64 r0, 2\nexit"),
+            ]),
+            false,
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, insns, ok) in cases {
+        let case = Case::new(name, ProgType::Xdp, insns);
+        for p in [Privilege::CapBpfNetAdmin, Privilege::Root] {
+            let cmp = compare(&case, p).unwrap_or_else(|e| panic!("{name}: {e}"));
+            println!("[{p:?}] {}", cmp.describe());
+            if cmp.kernel_errno.is_none() != ok && p == Privilege::Root {
+                failures.push(format!(
+                    "[{p:?}] not the expected kernel verdict: {}",
+                    cmp.describe()
+                ));
+            }
+            if !cmp.same_verdict() || !cmp.same_errno() {
+                failures.push(format!("[{p:?}] verdicts differ: {}", cmp.describe()));
+            } else if !cmp.same_message() {
+                failures.push(format!(
+                    "[{p:?}] messages differ: {}\n    kernel log: {:?}",
+                    cmp.describe(),
+                    cmp.kernel_messages
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
