@@ -31,7 +31,7 @@ fn widens(old: &Reg, cur: &Reg, may_decide: bool) -> bool {
         && !may_decide
         && !old.precise
         && !cur.precise
-        && !(old.same_value(cur) && (old.id == 0) == (cur.id == 0))
+        && (!old.same_value(cur) || (old.id == 0) != (cur.id == 0))
 }
 
 impl Verifier<'_> {
