@@ -10,6 +10,7 @@
 //! | 81 | `get_local_storage` | the cgroup storage attached for the run's cgroup |
 //! | 153, 154 | `per_cpu_ptr`, `this_cpu_ptr` | always NULL: these take per-CPU *kernel symbols* (ksyms), and bpfvm has none |
 //! | 195 | `map_lookup_percpu_elem` | another CPU's copy, NULL for a CPU ≥ N |
+//! | 164, 181 | `for_each_map_elem`, `loop` | callbacks into the program, run by the `interpreter` engine (see [`crate::callback`]) |
 
 use crate::context::HelperContext;
 use crate::error::HelperError;
@@ -78,6 +79,7 @@ pub fn register_all(r: &mut Registry) {
         r.register_builtin(id, name, f, inline)
             .expect("built-in ids are small");
     }
+    crate::callback::register(r);
     crate::events::register(r);
     crate::lock::register(r);
     crate::probe::register(r);
@@ -86,6 +88,7 @@ pub fn register_all(r: &mut Registry) {
     crate::task::register(r);
     crate::tracing::register(r);
     crate::net::register(r);
+    crate::kfunc::register_builtins(r);
 }
 
 /// The map a handle argument (`(3 << 52) | index`) names, and its index; borrowed from the
@@ -147,7 +150,7 @@ impl KeyBuf {
 /// with one checked load into a local (the same region check as `read_arg`, the same bytes:
 /// loads are little-endian); other sizes, and faults (reported exactly as `read_arg` does),
 /// go through [`KeyBuf`].
-fn with_key<R>(
+pub(crate) fn with_key<R>(
     ctx: &HelperContext,
     helper: &str,
     addr: u64,
@@ -168,6 +171,9 @@ pub fn map_lookup_elem(ctx: &mut HelperContext, a: &[u64; 5]) -> Result<u64, Box
     const NAME: &str = "bpf_map_lookup_elem";
     let ctx: &HelperContext = ctx;
     let (idx, map) = map_ref(ctx, NAME, a[0])?;
+    if map.is_map_of_maps() {
+        return crate::inner_maps::lookup_inner(ctx, NAME, map, a[1]);
+    }
     let found = with_key(ctx, NAME, a[1], map.key_size(), |key| {
         map.prog_lookup_slot(ctx.cpu(), key)
     })?;

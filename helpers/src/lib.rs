@@ -21,6 +21,7 @@
 
 pub mod bridge;
 pub mod builtin;
+pub mod callback;
 pub mod context;
 pub mod csum;
 pub mod error;
@@ -29,6 +30,8 @@ pub mod fault;
 pub mod fib;
 pub mod held;
 pub mod id;
+pub mod inner_maps;
+pub mod kfunc;
 pub mod lock;
 pub mod maps;
 pub mod memory;
@@ -49,6 +52,7 @@ pub use context::{HelperContext, MapList, PacketCtx};
 pub use error::HelperError;
 pub use fault::{Access, FaultKind, FaultTarget, MapName, MemFault};
 pub use id::HelperId;
+pub use kfunc::{Kfunc, KfuncFlags, KfuncRegisterError, KFUNC_ID_BASE};
 pub use maps::{ArenaInfo, ProgramMap};
 pub use memory::{AddressMode, AtomicOp, LockWord, Memory, PacketWindows, Region};
 pub use packet::{Packet, PacketProgram, TunnelInfo};

@@ -97,6 +97,14 @@ pub enum Inline {
     /// x86_64 as a per-CPU load (`do_misc_fixups`).
     #[doc(alias = "BPF_FUNC_get_smp_processor_id")]
     SmpProcessorId,
+    /// `bpf_loop` (181): runs a callback of the program; only an engine can (see
+    /// [`crate::callback`]).
+    #[doc(alias = "BPF_FUNC_loop")]
+    Loop,
+    /// `bpf_for_each_map_elem` (164): runs a callback of the program per map element;
+    /// only an engine can (see [`crate::callback`]).
+    #[doc(alias = "BPF_FUNC_for_each_map_elem")]
+    ForEachMapElem,
 }
 
 /// A registered helper and its name (used in error messages).
@@ -114,6 +122,8 @@ pub struct Entry {
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
     table: Vec<Option<Entry>>,
+    /// Kernel functions by registration order (id [`crate::kfunc::KFUNC_ID_BASE`] + index).
+    pub(crate) kfuncs: crate::kfunc::KfuncTable,
 }
 
 /// Registering a helper failed.
@@ -192,9 +202,14 @@ impl Registry {
     }
 
     /// The helper with id `id`, if registered.
+    /// Ids from [`crate::kfunc::KFUNC_ID_BASE`] up are the registered kfuncs
+    /// ([`Registry::register_kfunc`]).
     #[inline]
     pub fn get(&self, id: u32) -> Option<&Entry> {
-        self.table.get(id as usize)?.as_ref()
+        match self.table.get(id as usize) {
+            Some(e) => e.as_ref(),
+            None => self.kfuncs.by_id(id).map(|k| &k.entry),
+        }
     }
 
     /// The inline form of helper `id`, if it is a built-in that engines may inline (a user
@@ -217,7 +232,8 @@ impl Registry {
         }
     }
 
-    /// Ids of all registered helpers, ascending.
+    /// Ids of all registered helpers, ascending (kfuncs are not helpers: see
+    /// [`Registry::kfuncs`]).
     pub fn ids(&self) -> impl Iterator<Item = u32> + '_ {
         self.table
             .iter()
@@ -263,7 +279,14 @@ mod tests {
     fn only_the_builtin_smp_processor_id_is_inlinable() {
         let mut r = Registry::with_builtins();
         let inlinable: Vec<u32> = r.ids().filter(|&id| r.inline(id).is_some()).collect();
-        assert_eq!(inlinable, [HelperId::GET_SMP_PROCESSOR_ID.0]);
+        assert_eq!(
+            inlinable,
+            [
+                HelperId::GET_SMP_PROCESSOR_ID.0,
+                HelperId::FOR_EACH_MAP_ELEM.0,
+                HelperId::LOOP.0
+            ]
+        );
         assert_eq!(r.inline(8), Some(Inline::SmpProcessorId));
         assert!(r
             .ids()

@@ -145,6 +145,16 @@ pub enum PrepareError {
         /// The program type.
         prog_type: crate::program_type::ProgramType,
     },
+    /// The program calls a kernel function (`extern ... __ksym`, not `__weak`) that no
+    /// one registered ([`crate::VmBuilder::kfunc`]); libbpf: "extern (func ksym) 'f': not
+    /// found in kernel or module BTFs".
+    #[error("instruction {pc}: kfunc {name} is not registered (register it with VmBuilder::kfunc, or declare it __weak)")]
+    UnresolvedKfunc {
+        /// The kfunc.
+        name: String,
+        /// The first instruction that calls it or takes its address.
+        pc: usize,
+    },
     /// A helper id with no registered helper.
     #[error("instruction {pc}: call to unknown helper {id}")]
     UnknownHelper {
@@ -260,6 +270,8 @@ impl PrepareError {
                 single_entry: false,
                 ..
             } => 524,
+            // bpf_object__load of libbpf: the ksym resolution fails with -EINVAL.
+            PrepareError::UnresolvedKfunc { .. } => 22,
             _ => 22,
         }
     }
@@ -339,6 +351,20 @@ pub enum RunError {
         /// What was held, as the helper context reports it.
         #[source]
         source: HelperError,
+    },
+    /// `bpf_loop` or `bpf_for_each_map_elem` given something other than the address of
+    /// one of the program's callbacks (the kernel's verifier refuses such a program; in
+    /// structural mode the run stops here).
+    #[error("instruction {pc}{at}: {helper} was given {value:#x}, which is not the address of a callback of the program")]
+    BadCallback {
+        /// Instruction index of the helper call.
+        pc: usize,
+        /// The C source line of the call, when the program carries line info.
+        at: SourceAt,
+        /// The helper's name.
+        helper: &'static str,
+        /// The value passed as the callback.
+        value: u64,
     },
     /// `callx` through a register holding no registered helper.
     #[error("instruction {pc}{at}: callx to unknown helper {target}")]
@@ -449,6 +475,7 @@ impl RunError {
             | RunError::CallDepth { pc, .. }
             | RunError::Helper { pc, .. }
             | RunError::BadCallx { pc, .. }
+            | RunError::BadCallback { pc, .. }
             | RunError::CorePoison { pc, .. } => *pc,
             _ => return None,
         };
@@ -463,6 +490,7 @@ impl RunError {
             | RunError::CallDepth { at, .. }
             | RunError::Helper { at, .. }
             | RunError::BadCallx { at, .. }
+            | RunError::BadCallback { at, .. }
             | RunError::CorePoison { at, .. } => at.line(),
             _ => None,
         }
@@ -480,6 +508,7 @@ impl RunError {
             | RunError::CallDepth { at, .. }
             | RunError::Helper { at, .. }
             | RunError::BadCallx { at, .. }
+            | RunError::BadCallback { at, .. }
             | RunError::CorePoison { at, .. } => *at = SourceAt(Some(line)),
             _ => {}
         }

@@ -54,20 +54,12 @@ fn every_supported_fixture_parses() {
                 let obj = result.unwrap();
                 assert!(obj.programs().iter().all(|p| !p.core_poisons.is_empty()));
             }
-            "kfunc" => assert!(
-                matches!(result, Err(LoadError::KfuncCall { .. })),
-                "{result:?}"
-            ),
             "unknown_map_type" => assert!(
                 matches!(result, Err(LoadError::UnknownMapType { .. })),
                 "{result:?}"
             ),
             "untyped_map" | "size_mismatch" => assert!(
                 matches!(result, Err(LoadError::BadMapDefinition { .. })),
-                "{result:?}"
-            ),
-            "callback" => assert!(
-                matches!(result, Err(LoadError::Unsupported { .. })),
                 "{result:?}"
             ),
             "partial" | "externs" => assert!(result.is_err(), "{stem} has a refused program"),

@@ -79,6 +79,11 @@ impl KernelMap {
         Ok(KernelMap { fd })
     }
 
+    /// Wraps a map fd made by another module of the oracle.
+    pub(crate) fn from_fd(fd: MapFd) -> KernelMap {
+        KernelMap { fd }
+    }
+
     /// The fd and geometry, for the other modules of the oracle.
     pub(crate) fn map_fd(&self) -> &MapFd {
         &self.fd

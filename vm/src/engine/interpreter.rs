@@ -27,6 +27,7 @@ use bpfvm_helpers::{Helper, HelperContext, HelperError, MapList, Registry};
 use rbpf::ebpf;
 
 use crate::cpu::{Frame, Lane, FRAME_SIZE, MAX_FRAMES, STACK_SIZE};
+use crate::engine::callback;
 use crate::engine::{Engine, EngineKind, RunEnv};
 use crate::error::{PrepareError, RunError, SourceAt};
 use crate::insn::{op, Insn};
@@ -204,6 +205,7 @@ codes! {
     CORE_POISON = op::CORE_POISON,
     TAIL_CALL = ebpf::TAIL_CALL,
     CALL_LOCAL = op::CALL_LOCAL,
+    CALL_CALLBACK = op::CALL_CALLBACK,
     EXIT = ebpf::EXIT,
 }
 
@@ -309,6 +311,9 @@ pub struct Interpreter {
     /// program runs with no stack frame accessible (as the kernel's verifier allows it no
     /// stack access), so it can neither read nor leave data there.
     uses_stack: bool,
+    /// The first instructions of the program's callbacks (targets of `ld_imm64` of a
+    /// function), sorted.
+    callbacks: Box<[u32]>,
 }
 
 impl Interpreter {
@@ -329,9 +334,24 @@ impl Interpreter {
             maps: program.maps().len(),
         })?;
         let mut helpers = HelperTable::default();
-        for (pc, d) in insns.iter_mut().enumerate() {
+        let mut callbacks: Vec<u32> = Vec::new();
+        let block_starts = callback::block_starts(&insns);
+        for pc in 0..insns.len() {
+            if insns[pc].op == ebpf::CALL {
+                helpers.resolve(pc, &mut insns[pc], registry)?;
+                if insns[pc].op == op::CALL_CALLBACK {
+                    let zero = callback::flags_known_zero(&insns, &block_starts, pc);
+                    insns[pc].target = u32::from(zero);
+                }
+                continue;
+            }
+            let d = &mut insns[pc];
             match d.op {
-                ebpf::CALL => helpers.resolve(pc, d, registry)?,
+                op::LD_FUNC => {
+                    callbacks.push(d.target);
+                    d.imm = callback::func_handle(d.target);
+                    d.op = ebpf::LD_DW_IMM;
+                }
                 op::LD_MAP_FD => {
                     d.imm = map_handle(d.imm as u32);
                     d.op = ebpf::LD_DW_IMM;
@@ -346,9 +366,10 @@ impl Interpreter {
         }
         // Only `r10` (and the frames of bpf-to-bpf calls) lead to the stack; a program without
         // them runs with the stack closed, so no address it computes can reach stack bytes.
-        let uses_stack = insns
-            .iter()
-            .any(|d| d.dst == 10 || d.src == 10 || d.op == op::CALL_LOCAL);
+        let calls = !callbacks.is_empty() || insns.iter().any(|d| d.op == op::CALL_LOCAL);
+        let uses_stack = calls || insns.iter().any(|d| d.dst == 10 || d.src == 10);
+        callbacks.sort_unstable();
+        callbacks.dedup();
         let code = insns
             .iter()
             .enumerate()
@@ -359,7 +380,7 @@ impl Interpreter {
             ))
             .collect::<Result<Box<[Exec]>, PrepareError>>()?;
         let mut code = code;
-        if !insns.iter().any(|d| d.op == op::CALL_LOCAL) {
+        if !calls {
             // Without calls every `exit` leaves the main frame: no depth test.
             for e in code.iter_mut().filter(|e| e.code == Code::EXIT) {
                 e.code = Code::ExitMain;
@@ -367,6 +388,7 @@ impl Interpreter {
         }
         Ok(Interpreter {
             uses_stack,
+            callbacks: callbacks.into_boxed_slice(),
             code,
             insns: insns.into_boxed_slice(),
             helpers: Helpers {
@@ -443,9 +465,16 @@ impl HelperTable {
         let entry = registry
             .get(id)
             .ok_or(PrepareError::UnknownHelper { pc, id: id as i64 })?;
-        if entry.inline == Some(Inline::SmpProcessorId) {
-            d.op = op::GET_SMP_PROCESSOR_ID;
-            return Ok(());
+        match entry.inline {
+            Some(Inline::SmpProcessorId) => {
+                d.op = op::GET_SMP_PROCESSOR_ID;
+                return Ok(());
+            }
+            Some(Inline::Loop | Inline::ForEachMapElem) => {
+                d.op = op::CALL_CALLBACK;
+                return Ok(());
+            }
+            _ => {}
         }
         (d.op, d.target) = match &entry.helper {
             Callable::Fn(f) => (
@@ -517,16 +546,28 @@ impl Interpreter {
         loop {
             lane.prepare_stack();
             let mut used = 1;
-            let result = execute(
-                &self.code,
+            let code = Machine {
+                insns: &self.code,
                 mask,
-                &self.helpers,
+                helpers: &self.helpers,
+                callbacks: &self.callbacks,
+                registry: env.registry,
+                budget: env.budget,
+            };
+            let start = Start {
+                pc: 0,
+                depth: 0,
+                args: [r1, r2, 0, 0, 0],
+                fp: guest_addr(REGION_STACK, STACK_SIZE as u32),
+            };
+            let mut left = env.budget.min(u64::MAX - verify::MAX_INSNS as u64);
+            let result = execute(
+                &code,
                 &mut lane.helper_ctx,
                 &mut lane.frames,
                 &mut used,
-                env.registry,
-                env.budget,
-                [r1, r2],
+                start,
+                &mut left,
             );
             if self.uses_stack {
                 // (`prepare_stack` left 0 otherwise.)
@@ -559,29 +600,76 @@ fn fault(pc: usize) -> impl FnOnce(bpfvm_helpers::MemFault) -> RunError {
     }
 }
 
-/// Runs pre-decoded `insns` (`mask` = `insns.len() - 1`, the length a power of two) with
-/// `r1`, `r2` = `args`, until `exit` from the main frame. The error is boxed so the result
-/// comes back in registers (an error is the end of the run, its allocation does not matter).
-/// `used` receives the number of stack frames the run used (at least 1); the stack region
-/// of `ctx.memory` is widened on each call and narrowed again on return.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)] // one caller: the per-run prologue and the result stay in `runs`' registers
-fn execute(
-    insns: &[Exec],
+/// What a run executes: the program and its tables, the helpers and the budget.
+pub(super) struct Machine<'a> {
+    /// Pre-decoded instructions, padded to a power of two.
+    insns: &'a [Exec],
+    /// `insns.len() - 1`.
     mask: usize,
-    helpers: &Helpers,
+    helpers: &'a Helpers,
+    /// First instructions of the program's callbacks, sorted.
+    pub(super) callbacks: &'a [u32],
+    registry: &'a Registry,
+    /// The run's whole budget (for messages).
+    pub(super) budget: u64,
+}
+
+/// Where [`execute`] starts: the main program (`pc` 0, frame 0) or a callback.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Start {
+    /// First instruction.
+    pub(super) pc: usize,
+    /// The frame it runs in; its `exit` there ends the execution.
+    pub(super) depth: usize,
+    /// `r1..=r5`.
+    pub(super) args: [u64; 5],
+    /// `r10`.
+    pub(super) fp: u64,
+}
+
+/// Runs a callback to its `exit` (see [`execute`]): the engine's re-entry, used by
+/// [`callback`] for each call of a callback.
+#[inline(never)]
+pub(super) fn execute_callback(
+    code: &Machine<'_>,
     ctx: &mut HelperContext,
     frames: &mut [Frame; MAX_FRAMES],
     used: &mut usize,
-    registry: &Registry,
-    budget: u64,
-    args: [u64; 2],
+    start: Start,
+    left: &mut u64,
 ) -> Result<u64, Box<RunError>> {
+    execute(code, ctx, frames, used, start, left)
+}
+
+/// Runs pre-decoded `code.insns` (`code.mask` = `insns.len() - 1`, the length a power of
+/// two) from `start` until `exit` from `start`'s frame. The error is boxed so the result
+/// comes back in registers (an error is the end of the run, its allocation does not matter).
+/// `used` receives the number of stack frames the run used (at least 1); the stack region
+/// of `ctx.memory` is widened on each call and narrowed again on return. `left` is the
+/// budget left; a callback's execution (`start.depth > 0`) puts back what is left when it
+/// returns (the main program's last stretch is not charged).
+#[inline(always)] // one caller in a run: the per-run prologue and the result stay in registers
+fn execute(
+    code: &Machine<'_>,
+    ctx: &mut HelperContext,
+    frames: &mut [Frame; MAX_FRAMES],
+    used: &mut usize,
+    start: Start,
+    left: &mut u64,
+) -> Result<u64, Box<RunError>> {
+    let Machine {
+        insns,
+        mask,
+        helpers,
+        registry,
+        budget,
+        ..
+    } = *code;
     let mut reg = [0u64; 11];
-    reg[1] = args[0];
-    reg[2] = args[1];
-    reg[10] = guest_addr(REGION_STACK, STACK_SIZE as u32);
-    let mut depth = 0usize;
+    reg[1..6].copy_from_slice(&start.args);
+    reg[10] = start.fp;
+    let base = start.depth;
+    let mut depth = base;
     // `may_goto`'s counter per frame, as the kernel keeps one in each function's stack
     // frame, set to `BPF_MAX_LOOPS` on entry.
     let mut loops = [crate::insn::MAX_LOOPS; MAX_FRAMES];
@@ -592,8 +680,8 @@ fn execute(
     // plus `block_start`, so a transfer from `here` to `target` is one compare
     // (`here + 1 <= credit`) and one update (`credit - (here + 1) + target`). The budget is
     // capped so the sum cannot overflow (2^64 - 2^20 instructions never run out anyway).
-    let mut credit = budget.min(u64::MAX - verify::MAX_INSNS as u64);
-    let mut pc = 0usize;
+    let mut credit = *left + start.pc as u64;
+    let mut pc = start.pc;
     macro_rules! transfer {
         ($here:expr, $target:expr) => {{
             let target = $target;
@@ -927,7 +1015,20 @@ fn execute(
                 transfer!(here, i.target as usize);
             }
             Code::EXIT => {
-                if depth == 0 {
+                if depth == base {
+                    if base != 0 {
+                        // A callback returns: its last stretch is charged.
+                        let end = here as u64 + 1;
+                        if end > credit {
+                            return Err(RunError::BudgetExhausted {
+                                pc: here,
+                                budget,
+                                at: SourceAt::NONE,
+                            }
+                            .into());
+                        }
+                        *left = credit - end;
+                    }
                     return Ok(reg[0]);
                 }
                 depth -= 1;
@@ -937,6 +1038,30 @@ fn execute(
                 reg[6..10].copy_from_slice(&f.saved);
                 reg[10] = f.fp;
                 transfer!(here, f.ret);
+            }
+            Code::CALL_CALLBACK => {
+                // The stretch so far is charged; the callbacks' instructions come off what
+                // is left; the next stretch starts after the call.
+                let end = here as u64 + 1;
+                if end > credit {
+                    return Err(RunError::BudgetExhausted {
+                        pc: here,
+                        budget,
+                        at: SourceAt::NONE,
+                    }
+                    .into());
+                }
+                let mut rest = credit - end;
+                let site = callback::Site {
+                    pc: here,
+                    id: imm as u32,
+                    flags_known_zero: i.target != 0,
+                    depth,
+                    fp: reg[10],
+                };
+                let args = [reg[1], reg[2], reg[3], reg[4], reg[5]];
+                reg[0] = callback::call(code, ctx, frames, used, site, args, &mut rest)?;
+                credit = rest + end;
             }
             Code::ExitMain => return Ok(reg[0]),
             Code::Invalid => unreachable_op(here, i.op)?,
@@ -1067,7 +1192,7 @@ mod tests {
             }
         }
         assert_eq!(
-            valid, 134,
+            valid, 135,
             "the ISA's opcodes (may_goto among them) and the internal ones, CORE_POISON among them"
         );
         assert_eq!(Code::of(op::LD_IMM64_TAIL), Code::Invalid);

@@ -15,6 +15,7 @@ use crate::error::{PrepareError, RunError};
 use crate::program::Program;
 use crate::vm::VmConfig;
 
+mod callback;
 pub mod interpreter;
 pub mod rbpf;
 

@@ -22,6 +22,9 @@ pub const PSEUDO_CALL: u8 = 1;
 /// `src_reg` of a `call` to a kernel function.
 #[doc(alias = "BPF_PSEUDO_KFUNC_CALL")]
 pub const PSEUDO_KFUNC_CALL: u8 = 2;
+/// `src_reg` of an `ld_imm64` of a function's address (a callback): `imm` = the
+/// function's first instruction relative to the next one (`BPF_PSEUDO_FUNC`).
+pub const PSEUDO_FUNC: u8 = 4;
 
 /// Opcode byte of an encoded instruction.
 pub(crate) fn opcode(insn: u64) -> u8 {
@@ -88,6 +91,12 @@ pub struct ProgramDefinition {
     /// sorted. Each instruction is libbpf's poison call
     /// ([`CORE_POISON_HELPER`](super::CORE_POISON_HELPER)); a run that reaches one fails.
     pub core_poisons: Vec<(usize, Arc<super::CorePoison>)>,
+    /// The kernel functions the program calls (`extern ... __ksym` functions): a kfunc
+    /// call is `call` with `src_reg` [`PSEUDO_KFUNC_CALL`] and `imm` an index here, and
+    /// `bpf_ksym_exists(f)` an `ld_imm64` with `src_reg`
+    /// [`PSEUDO_KFUNC_ADDR`](crate::kfunc::PSEUDO_KFUNC_ADDR) and the same index;
+    /// [`Vm::load`](crate::Vm::load) resolves them by name.
+    pub kfuncs: Vec<crate::kfunc::KfuncImport>,
 }
 
 /// Where an instruction comes from in the C source (from `.BTF.ext` line info).

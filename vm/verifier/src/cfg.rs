@@ -102,13 +102,24 @@ impl Verifier<'_> {
             } else if insn.code == (class::JMP | jmp::CALL)
                 && insn.src == crate::insn::PSEUDO_KFUNC_CALL
             {
-                return Err(cfg_err(
-                    Rule::Unsupported,
-                    EINVAL,
-                    "calls of kernel functions (kfuncs) are not modelled by bpfvm's verifier"
-                        .into(),
-                )
-                .at(i));
+                // add_kfunc_call: the license, then the function.
+                if !self.prog.gpl_compatible {
+                    return Err(cfg_err(
+                        Rule::HelperNotAllowed,
+                        EINVAL,
+                        "cannot call kernel function from non-GPL compatible program".into(),
+                    )
+                    .at(i));
+                }
+                let known = usize::try_from(insn.imm).is_ok_and(|k| k < self.prog.kfuncs.len());
+                if !known {
+                    return Err(cfg_err(
+                        Rule::HelperNotAllowed,
+                        EINVAL,
+                        format!("kernel btf_id {} is not a function", insn.imm),
+                    )
+                    .at(i));
+                }
             }
         }
         Ok(())
@@ -511,10 +522,24 @@ impl Verifier<'_> {
         let order = self.postorder();
         let entries: Vec<usize> = self.subprogs.iter().map(|s| s.start).collect();
         let key_sizes: Vec<u32> = self.prog.maps.iter().map(|m| m.key_size).collect();
-        let before = crate::sinks::precise_before(self.insns, &order, &entries, &key_sizes);
+        let before = crate::sinks::precise_before(self.insns, &order, &entries, &key_sizes, true);
         for (a, (regs, slots)) in self.aux.iter_mut().zip(before) {
             a.precise_regs_before = regs;
             a.precise_slots_before = slots;
+            a.widen_guard = (regs, slots);
+        }
+        let callbacks = self
+            .insns
+            .iter()
+            .any(|i| i.is_ldimm64() && i.src == PSEUDO_FUNC);
+        if callbacks && !self.return_range_checked() {
+            // Which scalars callbacks may widen: `r0` at the main program's exit decides
+            // nothing for this program type (the kernel never marks it precise there).
+            let widen =
+                crate::sinks::precise_before(self.insns, &order, &entries, &key_sizes, false);
+            for (a, guard) in self.aux.iter_mut().zip(widen) {
+                a.widen_guard = guard;
+            }
         }
     }
 

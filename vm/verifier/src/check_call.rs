@@ -20,7 +20,7 @@ const MAX_VAR_SIZ: u64 = 1 << 29;
 
 /// What the arguments of one call established (`struct bpf_call_arg_meta`).
 #[derive(Debug, Default)]
-struct Meta {
+pub(crate) struct Meta {
     map: Option<usize>,
     raw: Option<(u8, i64)>,
     raw_mode: bool,
@@ -30,6 +30,8 @@ struct Meta {
     mem_size: u64,
     ref_obj_id: u32,
     release_regno: u8,
+    /// The callback's subprogram (`ARG_PTR_TO_FUNC`).
+    subprogno: Option<usize>,
 }
 
 impl Verifier<'_> {
@@ -92,7 +94,7 @@ impl Verifier<'_> {
                 ),
             ));
         }
-        if matches!(proto.args[1], Arg::Func) {
+        if matches!(proto.args[1], Arg::Func) && !Self::callbacks_modelled(id as u32) {
             return Err(self.err(
                 Rule::Unsupported,
                 EINVAL,
@@ -112,7 +114,7 @@ impl Verifier<'_> {
             let Some(m) = meta.map else {
                 return Err(self.internal("expected map for helper call"));
             };
-            let map = &self.prog.maps[m];
+            let map = &self.maps[m];
             if !map.prog_can_write() && matches!(id_u, 3 | 2 | 87 | 88) {
                 return Err(self.err(Rule::MapAccess, EACCES, "write into map forbidden"));
             }
@@ -120,7 +122,7 @@ impl Verifier<'_> {
         if id_u == helpers::TAIL_CALL {
             let is_prog_array = meta
                 .map
-                .is_some_and(|m| self.prog.maps[m].map_type == map_type::PROG_ARRAY);
+                .is_some_and(|m| self.maps[m].map_type == map_type::PROG_ARRAY);
             if !is_prog_array {
                 return Err(self.err(
                     Rule::HelperArgs,
@@ -160,6 +162,12 @@ impl Verifier<'_> {
             }
             _ => {}
         }
+        if Self::callbacks_modelled(id_u) {
+            let Some(sp) = meta.subprogno else {
+                return Err(self.internal("callback without a subprogram"));
+            };
+            self.push_callback_call(id_u, sp)?;
+        }
         for r in 0..=5 {
             *self.reg_mut(r) = Reg::not_init();
         }
@@ -167,13 +175,23 @@ impl Verifier<'_> {
         let r0 = match proto.ret {
             Ret::Integer => Reg::unknown(false),
             Ret::Void => Reg::not_init(),
+            Ret::MapValueOrNull | Ret::MapValue
+                if map.is_some_and(|m| self.inner_of[m].is_some()) =>
+            {
+                // A map-in-map lookup: the inner map itself, typed by the outer map's
+                // template (`inner_map_meta`), or NULL.
+                let mut r = Reg::pointer(RegType::ConstPtrToMap);
+                r.aux = map.and_then(|m| self.inner_of[m]).unwrap_or(0) as u32;
+                r.flags = MAYBE_NULL;
+                r
+            }
             Ret::MapValueOrNull | Ret::MapValue => {
                 let Some(m) = map else {
                     return Err(self.internal("unexpected null map_ptr"));
                 };
                 let mut r = Reg::pointer(RegType::MapValue);
                 r.aux = m as u32;
-                let info = &self.prog.maps[m];
+                let info = &self.maps[m];
                 let elide = id_u == helpers::MAP_LOOKUP_ELEM
                     && matches!(info.map_type, map_type::ARRAY | map_type::PERCPU_ARRAY)
                     && meta
@@ -247,7 +265,7 @@ impl Verifier<'_> {
         Ok(())
     }
 
-    fn release_reference(&mut self, id: u32) -> bool {
+    pub(crate) fn release_reference(&mut self, id: u32) -> bool {
         let Some(pos) = self.cur.refs.iter().position(|r| r.id == id) else {
             return false;
         };
@@ -434,10 +452,10 @@ impl Verifier<'_> {
                 let Some(m) = meta.map else {
                     return Err(self.internal("invalid map_ptr to access map->key"));
                 };
-                let ks = self.prog.maps[m].key_size;
+                let ks = self.maps[m].key_size;
                 self.check_helper_mem_access(regno, i64::from(ks), Access::Read, false, None)?;
                 if matches!(
-                    self.prog.maps[m].map_type,
+                    self.maps[m].map_type,
                     map_type::ARRAY | map_type::PERCPU_ARRAY
                 ) {
                     meta.const_map_key = self.constant_map_key(regno, ks);
@@ -448,7 +466,7 @@ impl Verifier<'_> {
                     return Err(self.internal("invalid map_ptr to access map->value"));
                 };
                 meta.raw_mode = uninit;
-                let vs = self.prog.maps[m].value_size;
+                let vs = self.maps[m].value_size;
                 let t = if uninit { Access::Write } else { Access::Read };
                 let raw = meta.raw_mode;
                 meta.raw =
@@ -502,6 +520,7 @@ impl Verifier<'_> {
                 self.mark_chain_precision(regno)?;
             }
             Arg::ConstStr => self.check_reg_const_str(regno)?,
+            Arg::Func => meta.subprogno = Some(reg.aux as usize),
             _ => {}
         }
         Ok(())
@@ -513,7 +532,7 @@ impl Verifier<'_> {
         if reg.ty != RegType::MapValue {
             return Err(self.err(Rule::HelperArgs, EINVAL, String::new()));
         }
-        let map = &self.prog.maps[reg.map()];
+        let map = &self.maps[reg.map()];
         let frozen = map.frozen_value.as_ref().filter(|_| !map.prog_can_write());
         let Some(bytes) = frozen else {
             return Err(self.err(
@@ -584,7 +603,7 @@ impl Verifier<'_> {
 
     /// `check_helper_mem_access`; `raw`: `Some(raw_mode)` when the call's metadata is
     /// passed (a `raw_mode` stack buffer is returned for the byte-by-byte write check).
-    fn check_helper_mem_access(
+    pub(crate) fn check_helper_mem_access(
         &mut self,
         regno: u8,
         size: i64,
@@ -608,7 +627,7 @@ impl Verifier<'_> {
                         ),
                     ));
                 }
-                let ks = self.prog.maps[reg.map()].key_size;
+                let ks = self.maps[reg.map()].key_size;
                 self.check_mem_region_access(regno, i64::from(reg.off), size, ks, false)?;
             }
             RegType::MapValue => {
@@ -673,7 +692,7 @@ impl Verifier<'_> {
     }
 
     /// `check_mem_size_reg`: the size argument bounds the memory argument before it.
-    fn check_mem_size_reg(
+    pub(crate) fn check_mem_size_reg(
         &mut self,
         regno: u8,
         t: Access,
@@ -722,7 +741,7 @@ impl Verifier<'_> {
     /// `check_map_func_compatibility`: map types and helpers that go together.
     fn check_map_func_compatibility(&self, m: usize, id: u32) -> R<()> {
         use map_type::*;
-        let t = self.prog.maps[m].map_type;
+        let t = self.maps[m].map_type;
         let by_map = match t {
             PROG_ARRAY => id == 12,
             PERF_EVENT_ARRAY => matches!(id, 22 | 25 | 111 | 55 | 121),
@@ -811,6 +830,9 @@ impl Verifier<'_> {
                 "cannot return stack pointer to the caller",
             ));
         }
+        if self.cur.cur().in_callback {
+            return self.callback_exit(r0);
+        }
         let callee = self.cur.frames.pop().expect("a subprogram frame");
         self.cur.regs_mut()[0] = r0;
         self.insn_idx = callee.callsite as usize + 1;
@@ -889,11 +911,13 @@ impl Verifier<'_> {
                 r
             }
             PSEUDO_FUNC => {
-                return Err(self.err(
-                    Rule::Unsupported,
-                    EINVAL,
-                    "loading a function's address (callbacks) is not modelled by bpfvm's verifier",
-                ));
+                let target = (idx as i64 + i64::from(insn.imm) + 1) as usize;
+                let Some(sp) = self.find_subprog(target) else {
+                    return Err(self.internal("function address is no subprogram"));
+                };
+                let mut r = Reg::pointer(RegType::Func);
+                r.aux = sp as u32;
+                r
             }
             _ => return Err(self.internal("unexpected src reg value for ldimm64")),
         };

@@ -23,6 +23,7 @@
 //!     expected_attach_type: None,
 //!     maps: &[] as &[MapInfo],
 //!     gpl_compatible: true,
+//!     kfuncs: &[],
 //! };
 //! let err = verify(&prog, &Options::default()).unwrap_err();
 //! assert_eq!(err.insn, Some(1));
@@ -30,11 +31,14 @@
 //! assert_eq!(err.errno, 13); // EACCES
 //! ```
 //!
-//! Where bpfvm's verifier does not model something the kernel checks (kfuncs, sockets,
-//! BTF-typed objects, callbacks), it refuses with [`Rule::Unsupported`] rather than guess.
+//! Callbacks of `bpf_loop` and `bpf_for_each_map_elem` are followed as the kernel follows
+//! them. Where bpfvm's verifier does not model something the kernel checks (kfuncs,
+//! sockets, BTF-typed objects, the callbacks of other helpers), it refuses with
+//! [`Rule::Unsupported`] rather than guess.
 #![deny(unsafe_code)]
 
 mod bounds;
+mod callback;
 mod cfg;
 mod check_alu;
 mod check_call;
@@ -45,8 +49,12 @@ mod ctx;
 mod error;
 mod helpers;
 pub use helpers::HELPER_NAMES;
+#[cfg(test)]
+mod inner_map_tests;
 mod input;
 mod insn;
+mod kfunc;
+pub use kfunc::{Kfunc, KfuncArg, KfuncRet, KF_ACQUIRE, KF_RELEASE, KF_RET_NULL};
 mod liveness;
 mod log;
 mod may_goto;

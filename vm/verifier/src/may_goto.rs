@@ -40,7 +40,7 @@ impl Verifier<'_> {
     pub(crate) fn check_may_goto(&mut self, insn: &Insn) -> R<()> {
         let idx = self.insn_idx;
         self.compute_may_goto_keep();
-        let widen = match self.find_prev_entry(idx) {
+        let widen = match self.may_goto_prev_entry(idx) {
             Some(k) => self.places_to_widen(&self.explored[k].st, &self.cur, idx + 1),
             None => Vec::new(),
         };
@@ -59,7 +59,7 @@ impl Verifier<'_> {
 
     /// `find_prev_entry`: the latest checkpoint at `idx` still on the current path (a loop
     /// back to it), older than the current path's parent.
-    fn find_prev_entry(&self, idx: usize) -> Option<usize> {
+    fn may_goto_prev_entry(&self, idx: usize) -> Option<usize> {
         let parent_depth = self.explored[self.cur.parent?].st.dfs_depth;
         self.explored_at.get(&idx)?.iter().copied().find(|&k| {
             let st = &self.explored[k].st;

@@ -120,6 +120,8 @@ pub struct VState {
     pub refs: Vec<RefState>,
     /// The `bpf_spin_lock` held, if any.
     pub lock: Option<crate::spin_lock::LockState>,
+    /// Inside a `bpf_rcu_read_lock` section (`active_rcu_lock`).
+    pub active_rcu_lock: bool,
     /// The checkpoint this path continues from (index into the explored states).
     pub parent: Option<usize>,
     /// Paths still to finish that descend from this state.
@@ -154,6 +156,7 @@ impl VState {
             frames: vec![f],
             refs: Vec::new(),
             lock: None,
+            active_rcu_lock: false,
             parent: None,
             branches: 1,
             insn_idx: 0,

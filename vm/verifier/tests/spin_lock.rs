@@ -68,6 +68,7 @@ fn run(tail: &[u64], m: MapInfo) -> Result<(), VerifierError> {
         expected_attach_type: None,
         maps: &maps,
         gpl_compatible: true,
+        kfuncs: &[],
     };
     for privilege in [Privilege::CapBpfNetAdmin, Privilege::Root] {
         let opts = Options {
