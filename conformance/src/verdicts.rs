@@ -199,6 +199,7 @@ fn verdict_map(m: &MapInfo) -> crate::kernel::VerdictMap {
         initial: m.frozen_value.clone(),
         frozen: m.frozen_value.is_some(),
         inner: m.inner.as_deref().map(|t| Box::new(verdict_map(t))),
+        spin_lock: m.spin_lock().map(|f| f.offset),
     }
 }
 
@@ -273,7 +274,16 @@ pub fn cases_from_object(name: &str, bytes: &[u8]) -> Result<Vec<Case>, String> 
                     } else {
                         None
                     },
-                    fields: Vec::new(),
+                    fields: obj
+                        .spin_lock_offset(m)
+                        .map(|offset| bpfvm_verifier::SpecialField {
+                            kind: bpfvm_verifier::FieldKind::SpinLock,
+                            offset,
+                            size: 4,
+                        })
+                        .into_iter()
+                        .collect(),
+                    btf: m.value_type_id.is_some(),
                     inner: m.inner.as_deref().map(|t| {
                         let mut i =
                             MapInfo::new(t.map_type, t.key_size, t.value_size, t.max_entries);

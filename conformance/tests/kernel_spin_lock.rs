@@ -5,14 +5,18 @@
 //! agree; the same program run at once on every CPU (kernel test runs on threads pinned to
 //! each CPU, bpfvm runs on a thread per CPU) loses no increment on either side; and
 //! programs the kernel's verifier refuses for their lock use (exiting with the
-//! lock held, a lock in a map without one) fail in bpfvm too, at run time.
+//! lock held, a lock in a map without one) are refused by bpfvm's verifier in the kernel's
+//! words, and with the structural checks only fail at run time. The VMs load as root, as
+//! the kernel side does (a CAP_BPF loader may not point at a lock that is not at offset 0).
 #![cfg(target_os = "linux")]
 
 use std::sync::Arc;
 
 use bpfvm::maps::flags::BPF_F_LOCK;
 use bpfvm::maps::{Map, MapSpec};
-use bpfvm::{CpuId, Input, Program, ProgramType, RunError, TestRun as VmTestRun, Vm};
+use bpfvm::{
+    CpuId, Input, Privilege, Program, ProgramType, RunError, TestRun as VmTestRun, VerifierMode, Vm,
+};
 use bpfvm_conformance::kernel::asm::{self, Insn};
 use bpfvm_conformance::kernel::btf::{BtfBuilder, KernelBtf};
 use bpfvm_conformance::kernel::consts::{MapType, ProgType};
@@ -107,7 +111,7 @@ fn locked_increments_and_host_reads_agree_with_the_kernel() {
         }
         let code = increment(true);
         let kprog = load_object_program("inc", ProgType::Xdp, 0, &code, &[&kmap], "GPL").unwrap();
-        let vm = Vm::builder().cpus(n).build();
+        let vm = Vm::builder().cpus(n).privilege(Privilege::Root).build();
         let prog = vm
             .load(Program::new(code, ProgramType::Xdp).with_map(smap.clone()))
             .unwrap();
@@ -187,7 +191,7 @@ fn concurrent_locked_increments_are_exact_on_both_sides() {
     let key = 0u32.to_ne_bytes();
     let code = increment(true);
     let kprog = load_object_program("inc", ProgType::Xdp, 0, &code, &[&kmap], "GPL").unwrap();
-    let vm = Vm::builder().cpus(n).build();
+    let vm = Vm::builder().cpus(n).privilege(Privilege::Root).build();
     let prog = vm
         .load(Program::new(code, ProgramType::Xdp).with_map(smap.clone()))
         .unwrap();
@@ -235,7 +239,22 @@ fn lock_misuse_the_verifier_refuses_fails_in_bpfvm() {
     let code = increment(false);
     let k = load_object_program("held", ProgType::Xdp, 0, &code, &[&kmap], "GPL");
     assert!(k.is_err(), "the kernel's verifier refuses it");
-    let vm = Vm::builder().cpus(n).build();
+    // bpfvm's verifier refuses it at load in the kernel's words...
+    let kernel_mode = Vm::builder().cpus(n).privilege(Privilege::Root).build();
+    let refused = kernel_mode
+        .load(Program::new(code.clone(), ProgramType::Xdp).with_map(smap.clone()))
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains(
+            "BPF_EXIT instruction in main prog cannot be used inside bpf_spin_lock-ed region"
+        ),
+        "{refused}"
+    );
+    // ...and with the structural checks only, the run fails.
+    let vm = Vm::builder()
+        .cpus(n)
+        .verifier(VerifierMode::Structural)
+        .build();
     let prog = vm
         .load(Program::new(code, ProgramType::Xdp).with_map(smap.clone()))
         .unwrap();
@@ -256,6 +275,15 @@ fn lock_misuse_the_verifier_refuses_fails_in_bpfvm() {
     let code = increment(true);
     let k = load_object_program("nolock", ProgType::Xdp, 0, &code, &[&plain_k], "GPL");
     assert!(k.is_err(), "the kernel's verifier refuses it");
+    let refused = kernel_mode
+        .load(Program::new(code.clone(), ProgramType::Xdp).with_map(plain_s.clone()))
+        .unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("has to have BTF in order to use bpf_spin_lock"),
+        "{refused}"
+    );
     let prog = vm
         .load(Program::new(code, ProgramType::Xdp).with_map(plain_s))
         .unwrap();

@@ -54,6 +54,15 @@ impl RawInsn {
 /// instruction whose CO-RE relocation could not be resolved.
 pub const CORE_POISON_HELPER: i32 = 0x0bad_2310;
 
+/// `may_goto +off` (`BPF_JMP | BPF_JCOND`, `src = 0`): falls through while the frame's loop
+/// counter (the kernel's `BPF_MAX_LOOPS`, [`MAX_LOOPS`]) lasts, taking one from it each
+/// time, and jumps once it is spent (see `docs/internals.md`).
+pub const MAY_GOTO: u8 = 0xe5;
+
+/// The loop counter a frame starts with (`BPF_MAX_LOOPS`, 8 Mi): the number of times the
+/// `may_goto`s of one call of a function fall through before they jump.
+pub const MAX_LOOPS: u32 = 8 * 1024 * 1024;
+
 /// Internal opcodes for forms without an opcode of their own.
 pub mod op {
     /// `sdiv32 dst, imm` (`BPF_DIV` with `off = 1`).

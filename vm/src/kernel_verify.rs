@@ -84,6 +84,15 @@ fn map_infos(program: &Program) -> Vec<MapInfo> {
                 );
                 info.name = spec.name.clone();
                 info.map_flags = spec.map_flags;
+                if let Some(offset) = map.spin_lock_off() {
+                    // Only a map whose value type (BTF) holds a lock has one.
+                    info.btf = true;
+                    info.fields.push(bpfvm_verifier::SpecialField {
+                        kind: bpfvm_verifier::FieldKind::SpinLock,
+                        offset,
+                        size: 4,
+                    });
+                }
                 let rdonly = spec.map_flags & bpfvm_maps::flags::create::RDONLY_PROG != 0;
                 if map.is_frozen() && rdonly && spec.map_type == bpfvm_maps::MapType::Array {
                     let mut value = vec![0u8; spec.value_size as usize];

@@ -333,7 +333,7 @@ fn reads_writes(d: &Insn) -> (u16, u16) {
         ebpf::CALL => (0, R0 | ARGS), // r1-r5 become unreadable: handled by the caller
         op::CALL_LOCAL => (0, R0 | ARGS),
         ebpf::TAIL_CALL => (dst, R0 | ARGS), // callx
-        ebpf::JA => (0, 0),
+        ebpf::JA | crate::insn::MAY_GOTO => (0, 0),
         ebpf::ST_W_XADD | ebpf::ST_DW_XADD => {
             let fetch = d.imm & 1 != 0;
             let cmpxchg = d.imm as u32 == 0xf1;
@@ -602,6 +602,13 @@ fn decode_jmp(
             zero(pc, i, "dst", i.dst as i64)?;
             zero(pc, i, "off", i.off as i64)?;
             zero(pc, i, "imm", i.imm as i64)?;
+        }
+        0xe0 if !is32 && !reg_form => {
+            // may_goto (BPF_JCOND with src 0, the only condition the kernel defines).
+            zero(pc, i, "src", i.src as i64)?;
+            zero(pc, i, "dst", i.dst as i64)?;
+            zero(pc, i, "imm", i.imm as i64)?;
+            d.target = target(pc, i.off as i64, n)?;
         }
         0xe0 | 0xf0 => return Err(PrepareError::UnknownOpcode { pc, opcode: i.opc }),
         _ => {

@@ -108,3 +108,29 @@ impl KernelBtf {
             })
     }
 }
+
+/// A map shaped as `m` created with BTF: a `u32` key (or none, for other key sizes) and a
+/// value struct of `m.value_size` bytes holding a `struct bpf_spin_lock` at `lock_off`.
+#[cfg(target_os = "linux")]
+pub fn create_spin_lock_map(
+    m: &super::verdict::VerdictMap,
+    lock_off: u32,
+) -> Result<super::KernelMap, String> {
+    let mut b = BtfBuilder::new();
+    let u32_id = b.int("unsigned int", 4, false);
+    let lock = b.structure("bpf_spin_lock", 4, &[("val", u32_id, 0)]);
+    let value = b.structure("value", m.value_size, &[("lock", lock, lock_off)]);
+    let kbtf = KernelBtf::load(&b)?;
+    let map_type = super::consts::MapType::try_from(m.map_type)
+        .map_err(|_| format!("map type {} unknown", m.map_type))?;
+    let def = super::MapDef {
+        map_type,
+        key_size: m.key_size,
+        value_size: m.value_size,
+        max_entries: m.max_entries,
+        map_flags: m.map_flags,
+    };
+    let key = if m.key_size == 4 { u32_id } else { 0 };
+    super::KernelMap::create_with_btf(def, &kbtf, key, value)
+        .map_err(|e| format!("BPF_MAP_CREATE with BTF: {e}"))
+}

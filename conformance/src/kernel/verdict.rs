@@ -28,6 +28,9 @@ pub struct VerdictMap {
     pub initial: Option<Vec<u8>>,
     /// Frozen after the write (as libbpf does for `.rodata`).
     pub frozen: bool,
+    /// Created with BTF whose value type holds a `struct bpf_spin_lock` at this offset
+    /// (as libbpf creates a map whose value has one).
+    pub spin_lock: Option<u32>,
     /// For a map-in-map: its inner map template, created first and passed as
     /// `inner_map_fd`.
     pub inner: Option<Box<VerdictMap>>,
@@ -90,7 +93,16 @@ pub fn kernel_verdict(
     privilege: LoaderPrivilege,
 ) -> Result<KernelVerdict, String> {
     let mut fds = Vec::with_capacity(maps.len());
+    let mut btf_maps = Vec::new();
+    let mut raw: Vec<i32> = Vec::with_capacity(maps.len());
     for (i, m) in maps.iter().enumerate() {
+        if let Some(off) = m.spin_lock {
+            let map = super::btf::create_spin_lock_map(m, off)
+                .map_err(|e| format!("map {i} (type {}) with a spin lock: {e}", m.map_type))?;
+            raw.push(map.raw_fd());
+            btf_maps.push(map);
+            continue;
+        }
         let fd = match &m.inner {
             None => sys::raw_map_create(
                 m.map_type,
@@ -122,9 +134,9 @@ pub fn kernel_verdict(
             sys::raw_map_fill(&fd, v, m.frozen)
                 .map_err(|e| format!("map {i}: initial value: {e}"))?;
         }
+        raw.push(fd.raw());
         fds.push(fd);
     }
-    let raw: Vec<i32> = fds.iter().map(|f| f.raw()).collect();
     let image = rewrite_map_indices(insns, &raw)?;
     let load = || {
         if privilege == LoaderPrivilege::CapBpf {

@@ -194,6 +194,7 @@ pub fn format_own(pc: usize, i: &Insn, next: Option<&Insn>, names: &Names<'_>) -
         },
         0x8d => format!("callx r{}", i.dst),
         0x06 => format!("gotol {:+} -> {}", i.imm, target(i64::from(i.imm))),
+        0xe5 => format!("may_goto {:+} -> {}", i.off, target(i64::from(i.off))),
         0xd7 => format!("bswap{} r{}", i.imm, i.dst),
         // BPF_LDX | BPF_MEMSX.
         0x81 | 0x89 | 0x91 => format!(
@@ -395,6 +396,7 @@ mod tests {
         assert_eq!(show(&[word(0x91, 1, 2, 4, 0)]), "ldxsb r1, [r2+0x4]");
         assert_eq!(show(&[word(0xd7, 3, 0, 0, 32)]), "bswap32 r3");
         assert_eq!(show(&[word(0x06, 0, 0, 0, -2)]), "gotol -2 -> -1");
+        assert_eq!(show(&[word(0xe5, 0, 0, 3, 0)]), "may_goto +3 -> 4");
         assert_eq!(
             show(&[word(0x85, 0, 0, 0, 1)]),
             "call bpf_map_lookup_elem #1"

@@ -154,6 +154,7 @@ codes! {
     ST_W_XADD = ebpf::ST_W_XADD,
     ST_DW_XADD = ebpf::ST_DW_XADD,
     JA = ebpf::JA,
+    MAY_GOTO = crate::insn::MAY_GOTO,
     JEQ_IMM = ebpf::JEQ_IMM,
     JEQ_REG = ebpf::JEQ_REG,
     JGT_IMM = ebpf::JGT_IMM,
@@ -700,6 +701,9 @@ fn execute(
     reg[10] = start.fp;
     let base = start.depth;
     let mut depth = base;
+    // `may_goto`'s counter per frame, as the kernel keeps one in each function's stack
+    // frame, set to `BPF_MAX_LOOPS` on entry.
+    let mut loops = [crate::insn::MAX_LOOPS; MAX_FRAMES];
     // The budget is charged per straight-line stretch, at every taken jump, call and return:
     // `here + 1 - block_start` instructions ran since the last transfer. That is exact, costs
     // nothing on the other instructions, and notices an exhausted budget at the latest at the
@@ -929,6 +933,10 @@ fn execute(
 
             // Jumps.
             Code::JA => transfer!(here, i.target as usize),
+            Code::MAY_GOTO => match loops.get_mut(depth) {
+                Some(n) if *n > 0 => *n -= 1,
+                _ => transfer!(here, i.target as usize),
+            },
             Code::JEQ_IMM => jump_if!(here, i, reg[dst] == imm),
             Code::JEQ_REG => jump_if!(here, i, reg[dst] == reg[src]),
             Code::JGT_IMM => jump_if!(here, i, reg[dst] > imm),
@@ -1068,6 +1076,9 @@ fn execute(
                     fp: reg[10],
                 };
                 depth += 1;
+                if let Some(n) = loops.get_mut(depth) {
+                    *n = crate::insn::MAX_LOOPS;
+                }
                 *used = (*used).max(depth + 1);
                 ctx.memory
                     .set_owned_window(REGION_STACK, STACK_SIZE - (depth + 1) * FRAME_SIZE);
@@ -1393,8 +1404,8 @@ mod tests {
             }
         }
         assert_eq!(
-            valid, 135,
-            "the ISA's opcodes and the internal ones, CORE_POISON, CALL_CALLBACK and TAIL_CALL_HELPER among them"
+            valid, 136,
+            "the ISA's opcodes (may_goto among them) and the internal ones, CORE_POISON, CALL_CALLBACK and TAIL_CALL_HELPER among them"
         );
         assert_eq!(Code::of(op::TAIL_CALL_HELPER), Code::TAIL_CALL_HELPER);
         assert_eq!(Code::of(op::LD_IMM64_TAIL), Code::Invalid);

@@ -96,6 +96,7 @@ pub fn prepare(
             0xd7 => return Err(unsupported(pc, "bswap")),
             0x81 | 0x89 | 0x91 => return Err(unsupported(pc, "sign-extending loads (ldsx)")),
             0x06 => return Err(unsupported(pc, "gotol (ja with a 32-bit offset)")),
+            crate::insn::MAY_GOTO => return Err(unsupported(pc, "may_goto (rbpf has no loop counter)")),
             ebpf::TAIL_CALL => return Err(unsupported(pc, "callx")),
             ebpf::JEQ_IMM | ebpf::JNE_IMM | ebpf::JGT_IMM | ebpf::JGE_IMM | ebpf::JLT_IMM | ebpf::JLE_IMM
                 if kind == EngineKind::RbpfInterpreter && r.imm < 0 =>

@@ -569,7 +569,7 @@ impl Verifier<'_> {
     }
 
     /// Instructions of each subprogram in post-order of a depth-first walk.
-    fn postorder(&self) -> Vec<usize> {
+    pub(crate) fn postorder(&self) -> Vec<usize> {
         let n = self.insns.len();
         let mut state = vec![0u8; n];
         let mut out = Vec::with_capacity(n);

@@ -82,6 +82,9 @@ impl Verifier<'_> {
                 "cannot call GPL-restricted function from non-GPL compatible program",
             ));
         }
+        if crate::spin_lock::is_lock_helper(id) {
+            return self.check_spin_lock_call(id as u32);
+        }
         if proto.args.contains(&Arg::Unmodelled) || proto.ret == Ret::Unmodelled {
             return Err(self.err(
                 Rule::Unsupported,

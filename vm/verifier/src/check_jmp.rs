@@ -569,11 +569,7 @@ impl Verifier<'_> {
                     format!("invalid may_goto imm {}", insn.imm),
                 ));
             }
-            return Err(self.err(
-                Rule::Unsupported,
-                EINVAL,
-                "may_goto is not modelled by bpfvm's verifier",
-            ));
+            return self.check_may_goto(insn);
         }
         self.check_reg_src(insn.dst)?;
         let jmp32 = insn.class() == class::JMP32;

@@ -225,6 +225,9 @@ pub struct MapInfo {
     pub frozen_value: Option<Vec<u8>>,
     /// Spin locks and timers inside the value.
     pub fields: Vec<SpecialField>,
+    /// Whether the map was created with BTF for its key and value (`map->btf`), which
+    /// `bpf_spin_lock` needs.
+    pub btf: bool,
     /// For `ARRAY_OF_MAPS` / `HASH_OF_MAPS`: the inner map template (the kernel's
     /// `inner_map_meta`). A lookup in the map gives, once checked against NULL, a map
     /// pointer to a map of this shape.

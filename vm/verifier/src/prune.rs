@@ -18,7 +18,7 @@ pub(crate) enum Exact {
     /// Loop detection: identical.
     Identical,
     /// Covering, with unwritten registers only equal to unwritten ones and every scalar's
-    /// range compared (the call of a callback, visited once per iteration).
+    /// range compared (`may_goto` loops; the call of a callback, visited once per iteration).
     RangeWithin,
 }
 
@@ -287,6 +287,9 @@ impl Verifier<'_> {
         if old.refs.len() != cur.refs.len() {
             return false;
         }
+        if !crate::spin_lock::locks_equal(old, cur, |o, c| idmap.check(o, c)) {
+            return false;
+        }
         for (o, c) in old.refs.iter().zip(&cur.refs) {
             if !idmap.check(o.id, c.id) {
                 return false;
@@ -375,7 +378,9 @@ impl Verifier<'_> {
             let k = self.explored_at[&insn][pos];
             let in_progress = self.explored[k].st.branches > 0;
             let mut hit = false;
-            if in_progress && calls_callback {
+            if in_progress && self.may_goto_covered(k, insn) {
+                hit = true;
+            } else if in_progress && calls_callback {
                 // Another iteration of a callback: done if this state is within one seen.
                 if self.states_equal(&self.explored[k].st, &self.cur, Exact::RangeWithin) {
                     hit = true;
@@ -389,6 +394,7 @@ impl Verifier<'_> {
                 let old = &self.explored[k].st;
                 if Self::states_maybe_looping(old, &self.cur)
                     && self.states_equal(old, &self.cur, Exact::Identical)
+                    && old.may_goto_depth == self.cur.may_goto_depth
                     && old.callback_unroll_depth == self.cur.callback_unroll_depth
                 {
                     return Err(self.err(

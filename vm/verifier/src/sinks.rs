@@ -297,6 +297,38 @@ pub(crate) fn precise_before(
             }
         }
     }
+    fixpoint(insns, order, &contents, &flows, key_sizes)
+}
+
+/// [`precise_before`], where `r0` at an `exit` of the main program (the first
+/// subprogram) decides something only when `main_exit_r0` (a program type whose return
+/// value the kernel checks).
+pub(crate) fn precise_before_exits(
+    insns: &[Insn],
+    order: &[usize],
+    entries: &[usize],
+    key_sizes: &[u32],
+    main_exit_r0: bool,
+) -> Vec<(u16, u64)> {
+    let n = insns.len();
+    let contents = register_contents(insns, order, entries);
+    let mut flows: Vec<Flow> = (0..n).map(|i| flow(insns, i)).collect();
+    if !main_exit_r0 {
+        return exits_by_callers(insns, order, &contents, &mut flows, entries, key_sizes);
+    }
+    fixpoint(insns, order, &contents, &flows, key_sizes)
+}
+
+/// The registers and slots that may decide something before each instruction, given each
+/// instruction's flow.
+fn fixpoint(
+    insns: &[Insn],
+    order: &[usize],
+    contents: &[Regs],
+    flows: &[Flow],
+    key_sizes: &[u32],
+) -> Vec<(u16, u64)> {
+    let n = insns.len();
     let mut before = vec![(0u16, 0u64); n];
     let mut changed = true;
     while changed {
@@ -318,6 +350,62 @@ pub(crate) fn precise_before(
         }
     }
     before
+}
+
+/// [`precise_before_exits`] without the main program's `r0`: a subprogram's `r0` at its
+/// `exit` decides something when it does after one of the calls of the subprogram (or
+/// always, for a subprogram nothing calls directly: a callback). The least fixed point,
+/// from no subprogram `r0` deciding anything.
+fn exits_by_callers(
+    insns: &[Insn],
+    order: &[usize],
+    contents: &[Regs],
+    flows: &mut [Flow],
+    entries: &[usize],
+    key_sizes: &[u32],
+) -> Vec<(u16, u64)> {
+    use crate::insn::{class, jmp, PSEUDO_CALL};
+    let n = insns.len();
+    let mut starts: Vec<usize> = entries.to_vec();
+    starts.sort_unstable();
+    let subprog_of = |i: usize| starts.partition_point(|&s| s <= i).saturating_sub(1);
+    let is_exit = |d: &Insn| d.class() == class::JMP && d.op() == jmp::EXIT;
+    // Call sites of each subprogram.
+    let mut callers: Vec<Vec<usize>> = vec![Vec::new(); starts.len()];
+    for (c, d) in insns.iter().enumerate() {
+        if d.class() == class::JMP && d.op() == jmp::CALL && d.src == PSEUDO_CALL {
+            let t = c as i64 + i64::from(d.imm) + 1;
+            if let Ok(t) = usize::try_from(t) {
+                if let Ok(s) = starts.binary_search(&t) {
+                    callers[s].push(c);
+                }
+            }
+        }
+    }
+    let mut decides: Vec<bool> = callers
+        .iter()
+        .enumerate()
+        .map(|(s, c)| s > 0 && c.is_empty())
+        .collect();
+    loop {
+        for (i, (f, d)) in flows.iter_mut().zip(insns).enumerate() {
+            if is_exit(d) {
+                f.sinks = u16::from(decides[subprog_of(i)]);
+            }
+        }
+        let before = fixpoint(insns, order, contents, flows, key_sizes);
+        let mut changed = false;
+        for (s, calls) in callers.iter().enumerate() {
+            let now = decides[s] || calls.iter().any(|&c| c + 1 < n && before[c + 1].0 & 1 != 0);
+            if now != decides[s] {
+                decides[s] = now;
+                changed = true;
+            }
+        }
+        if !changed {
+            return before;
+        }
+    }
 }
 
 /// The stack slots whose values a helper call may decide on: the map keys it is given

@@ -118,6 +118,8 @@ pub struct VState {
     pub frames: Vec<FuncState>,
     /// Acquired references.
     pub refs: Vec<RefState>,
+    /// The `bpf_spin_lock` held, if any.
+    pub lock: Option<crate::spin_lock::LockState>,
     /// Inside a `bpf_rcu_read_lock` section (`active_rcu_lock`).
     pub active_rcu_lock: bool,
     /// The checkpoint this path continues from (index into the explored states).
@@ -138,6 +140,8 @@ pub struct VState {
     pub dfs_depth: u32,
     /// Callback iterations unrolled (bpf_loop).
     pub callback_unroll_depth: u32,
+    /// `may_goto` fall-throughs taken on this path (`may_goto_depth`).
+    pub may_goto_depth: u32,
     /// A path the CPU may take only speculatively (Spectre v1 mitigation without
     /// `CAP_PERFMON`): its recoverable errors end it instead of refusing the program.
     pub speculative: bool,
@@ -151,6 +155,7 @@ impl VState {
         VState {
             frames: vec![f],
             refs: Vec::new(),
+            lock: None,
             active_rcu_lock: false,
             parent: None,
             branches: 1,
@@ -161,6 +166,7 @@ impl VState {
             cleaned: false,
             dfs_depth: 0,
             callback_unroll_depth: 0,
+            may_goto_depth: 0,
             speculative: false,
         }
     }

@@ -171,6 +171,9 @@ pub(crate) struct Verifier<'a> {
     /// Unprivileged pointer arithmetic with a variable offset was seen: scalars are
     /// compared exactly when pruning (`explore_alu_limits`).
     pub explore_alu_limits: bool,
+    /// What `may_goto` may widen, per instruction (see `may_goto.rs`), computed at the
+    /// first `may_goto`.
+    pub may_goto_keep: Vec<(u16, u64)>,
 }
 
 /// `maps` followed by the inner map templates of the map-in-maps among them, and for each
@@ -222,6 +225,7 @@ impl<'a> Verifier<'a> {
             live_states: 0,
             cur_hist_ent: None,
             explore_alu_limits: false,
+            may_goto_keep: Vec::new(),
         }
     }
 
@@ -496,6 +500,7 @@ impl<'a> Verifier<'a> {
                             "BPF_CALL uses reserved fields",
                         ));
                     }
+                    self.check_call_under_lock(&insn)?;
                     if insn.src == crate::insn::PSEUDO_CALL {
                         self.check_func_call(&insn)?;
                     } else if insn.src == crate::insn::PSEUDO_KFUNC_CALL {
@@ -578,6 +583,7 @@ impl<'a> Verifier<'a> {
     /// Refuses acquired references still held (`check_resource_leak`).
     pub fn check_resource_leak(&self, what: &str, check_all: bool) -> Result<(), VerifierError> {
         if check_all {
+            self.check_lock_released(what)?;
             if let Some(r) = self.cur.refs.first() {
                 return Err(self.err(
                     Rule::References,
@@ -586,7 +592,6 @@ impl<'a> Verifier<'a> {
                 ));
             }
         }
-        let _ = what;
         Ok(())
     }
 
