@@ -117,20 +117,13 @@ impl Verifier<'_> {
         self.mark_chain_precision(0)?;
         let (lo, hi) = self.cur.cur().callback_ret_range;
         if !(i64::from(lo) <= r0.b.smin && r0.b.smax <= i64::from(hi)) {
-            let mut msg = String::from("At callback return the register R0 has");
-            let mut unknown = true;
-            if r0.b.smin > i64::MIN {
-                msg.push_str(&format!(" smin={}", r0.b.smin));
-                unknown = false;
-            }
-            if r0.b.smax < i64::MAX {
-                msg.push_str(&format!(" smax={}", r0.b.smax));
-                unknown = false;
-            }
-            if unknown {
-                msg.push_str(" unknown scalar value");
-            }
-            msg.push_str(&format!(" should have been in [{lo}, {hi}]"));
+            let msg = crate::check_call::r0_out_of_range(
+                "callback return",
+                r0.b.smin,
+                r0.b.smax,
+                i64::from(lo),
+                i64::from(hi),
+            );
             return Err(self.err(Rule::ReturnValue, EINVAL, msg));
         }
         let callee = self.cur.frames.pop().expect("a callback frame");

@@ -862,20 +862,7 @@ impl Verifier<'_> {
         if range.0 <= r0.b.smin && r0.b.smax <= range.1 {
             return Ok(());
         }
-        let mut msg = String::from("At program exit the register R0 has");
-        let mut unknown = true;
-        if r0.b.smin > i64::MIN {
-            msg.push_str(&format!(" smin={}", r0.b.smin));
-            unknown = false;
-        }
-        if r0.b.smax < i64::MAX {
-            msg.push_str(&format!(" smax={}", r0.b.smax));
-            unknown = false;
-        }
-        if unknown {
-            msg.push_str(" unknown scalar value");
-        }
-        msg.push_str(&format!(" should have been in [{}, {}]", range.0, range.1));
+        let msg = r0_out_of_range("program exit", r0.b.smin, r0.b.smax, range.0, range.1);
         Err(self.err(Rule::ReturnValue, EINVAL, msg))
     }
 
@@ -1055,4 +1042,22 @@ impl Verifier<'_> {
             depth = d;
         }
     }
+}
+
+/// The kernel's words for an `r0` outside `[lo, hi]` at `at` (`program exit`, `callback
+/// return`): "At program exit the register R0 has smin=.. smax=.. should have been in
+/// [lo, hi]" (a bound at its type's limit is left out; neither: "unknown scalar value").
+pub(crate) fn r0_out_of_range(at: &str, smin: i64, smax: i64, lo: i64, hi: i64) -> String {
+    let mut msg = format!("At {at} the register R0 has");
+    if smin > i64::MIN {
+        msg.push_str(&format!(" smin={smin}"));
+    }
+    if smax < i64::MAX {
+        msg.push_str(&format!(" smax={smax}"));
+    }
+    if smin == i64::MIN && smax == i64::MAX {
+        msg.push_str(" unknown scalar value");
+    }
+    msg.push_str(&format!(" should have been in [{lo}, {hi}]"));
+    msg
 }
