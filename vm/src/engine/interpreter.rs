@@ -539,10 +539,11 @@ impl Interpreter {
         repeat: u32,
         begin: bool,
     ) -> Result<u64, RunError> {
+        let too_many_maps = || RunError::BadInput {
+            reason: "the program's maps have more values than guest addresses can name".into(),
+        };
         if !lane.install_maps(self.id, &self.maps) {
-            return Err(RunError::BadInput {
-                reason: "the program's maps have more values than guest addresses can name".into(),
-            });
+            return Err(too_many_maps());
         }
         lane.set_stack_depth(usize::from(self.uses_stack));
         let r1 = lane.ctx_addr();
@@ -564,10 +565,7 @@ impl Interpreter {
                 // The last run may have ended in another program, with its maps installed.
                 lane.forget_maps();
                 if !lane.install_maps(self.id, &self.maps) {
-                    return Err(RunError::BadInput {
-                        reason: "the program's maps have more values than guest addresses can name"
-                            .into(),
-                    });
+                    return Err(too_many_maps());
                 }
             }
             lane.prepare_stack();
