@@ -106,3 +106,35 @@ fn misuses_are_refused_with_the_kernels_words() {
         }
     }
 }
+
+/// katran's definitions give `__type(value, __u32)` beside `__array(values, ...)`: libbpf
+/// takes it (the value is a 4-byte map fd), and so does bpfvm, initialiser included; a
+/// value type of another size is libbpf's "conflicting value size 8 != 4" — that
+/// map alone is refused.
+#[test]
+fn a_four_byte_value_type_beside_values_is_accepted() {
+    let obj = common::fixture("map_in_map_value_type");
+    let names: Vec<&str> = obj.maps().iter().map(|m| &*m.name).collect();
+    assert!(names.contains(&"with_u32"), "{names:?}");
+    let refused: Vec<String> = obj
+        .refused_maps()
+        .iter()
+        .map(|r| format!("{}: {}", r.name, r.error))
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(
+        refused[0].starts_with("with_u64: ")
+            && refused[0].contains("conflicting value size 8 != 4"),
+        "{refused:?}"
+    );
+    let (obj, maps, vm) = common::fixture_vm("map_in_map_value_type", 1);
+    let prog = common::fixture_program(&vm, &obj, &maps, "lookup_inner");
+    let out = vm
+        .run(&prog, bpfvm::CpuId(0), &Input::packet(vec![0u8; 64]))
+        .unwrap();
+    assert_eq!(
+        out.retval, 2,
+        "XDP_PASS: the initialiser put `inner` in slot 1"
+    );
+    assert_eq!(counter(&maps, "inner"), 1);
+}

@@ -457,11 +457,17 @@ pub(super) fn map_attrs(btf: &Btf, name: &str, type_id: u32) -> Result<Attrs, Lo
     };
     let mut value_size = pick("value", value_size, value)?;
     if has_values {
-        // libbpf: `values` makes the value a 4-byte fd (program or map).
-        if value.is_some() || value_size != 0 && value_size != 4 {
+        // libbpf: `values` makes the value a 4-byte fd (program or map); a value size
+        // (given, or from `__type(value, ...)`) other than 4 conflicts.
+        if value_size != 0 && value_size != 4 {
+            let desc = if map_type == BPF_MAP_TYPE_PROG_ARRAY {
+                "prog-array value"
+            } else {
+                "map-in-map inner"
+            };
             return Err(LoadError::BadMapDefinition {
                 map: name.into(),
-                reason: format!("conflicting value size {value_size} != 4 of a map with `values`"),
+                reason: format!("conflicting value size {value_size} != 4 ({desc} fd)"),
             });
         }
         value_size = 4;
