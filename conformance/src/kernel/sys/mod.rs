@@ -117,6 +117,10 @@ pub(crate) struct MapFd {
 }
 
 impl MapFd {
+    /// A map fd someone else created (libbpf), with the geometry it was created with.
+    pub fn from_owned(fd: OwnedFd, shape: MapShape) -> Self {
+        MapFd { fd, shape }
+    }
     pub fn shape(&self) -> &MapShape {
         &self.shape
     }
@@ -415,6 +419,13 @@ pub(crate) fn map_freeze(map: &MapFd) -> Result<(), Errno> {
 /// A loaded program's fd.
 #[derive(Debug)]
 pub(crate) struct ProgFd(OwnedFd);
+
+impl ProgFd {
+    /// A program fd someone else loaded (libbpf).
+    pub fn from_owned(fd: OwnedFd) -> Self {
+        ProgFd(fd)
+    }
+}
 
 /// BPF_PROG_LOAD of `insns` (8 bytes each), writing the verifier log into `log`
 /// (`log_level` 1 when `log` is not empty).
