@@ -163,6 +163,7 @@ mod linux {
                 bpfvm_unverified: None,
                 runs: None,
                 type_given: false,
+                kernel_skipped_maps: Vec::new(),
             }]
         };
         let exe = match std::env::current_exe() {

@@ -1,6 +1,6 @@
 //! The kernel's side through libbpf itself, opened at run time (`dlopen`, no build-time
 //! link): an object opened, one program marked to load (`bpf_program__set_autoload`),
-//! loaded with every map libbpf creates for it, CO-RE relocated against the running
+//! loaded with every map libbpf creates for it (none pinned, none reused), CO-RE relocated against the running
 //! kernel's BTF, externs resolved, as a libbpf user loads it.
 #![allow(unsafe_code)]
 
@@ -18,6 +18,8 @@ type GetStr = unsafe extern "C" fn(*const c_void) -> *const c_char;
 type GetInt = unsafe extern "C" fn(*const c_void) -> c_int;
 type GetU32 = unsafe extern "C" fn(*const c_void) -> u32;
 type SetAutoload = unsafe extern "C" fn(*mut c_void, bool) -> c_int;
+type SetPinPath = unsafe extern "C" fn(*mut c_void, *const c_char) -> c_int;
+type SetAutocreate = unsafe extern "C" fn(*mut c_void, bool) -> c_int;
 type SetType = unsafe extern "C" fn(*mut c_void, c_int) -> c_int;
 type SetLogBuf = unsafe extern "C" fn(*mut c_void, *mut c_char, usize) -> c_int;
 type ObjLoad = unsafe extern "C" fn(*mut c_void) -> c_int;
@@ -37,6 +39,8 @@ struct Fns {
     prog_fd: GetInt,
     set_autoload: SetAutoload,
     set_type: SetType,
+    set_pin_path: SetPinPath,
+    set_autocreate: SetAutocreate,
     set_log_buf: SetLogBuf,
     load: ObjLoad,
     close: ObjClose,
@@ -149,6 +153,8 @@ impl Libbpf {
             prog_fd: f!("bpf_program__fd", GetInt),
             set_autoload: f!("bpf_program__set_autoload", SetAutoload),
             set_type: f!("bpf_program__set_type", SetType),
+            set_pin_path: f!("bpf_map__set_pin_path", SetPinPath),
+            set_autocreate: f!("bpf_map__set_autocreate", SetAutocreate),
             set_log_buf: f!("bpf_program__set_log_buf", SetLogBuf),
             load: f!("bpf_object__load", ObjLoad),
             close: f!("bpf_object__close", ObjClose),
@@ -283,9 +289,16 @@ impl<'l> KObject<'l> {
     }
 
     /// Loads the object with only program `index` (of [`KObject::programs`]) marked to
-    /// load, as `prog_type` when given (`bpf_program__set_type`). Fails with the errno,
+    /// load, as `prog_type` when given (`bpf_program__set_type`), without creating the maps
+    /// named in `skip_maps` (`bpf_map__set_autocreate`; libbpf poisons a program's use of
+    /// such a map, so the verifier refuses it if reachable). Fails with the errno,
     /// libbpf's warnings and the verifier log's last lines.
-    pub fn load_only(&mut self, index: usize, prog_type: Option<u32>) -> Result<(), String> {
+    pub fn load_only(
+        &mut self,
+        index: usize,
+        prog_type: Option<u32>,
+        skip_maps: &[String],
+    ) -> Result<(), String> {
         let progs = self.program_ptrs();
         self.log = vec![0; LOG_SIZE];
         for (i, &p) in progs.iter().enumerate() {
@@ -299,6 +312,23 @@ impl<'l> KObject<'l> {
                 if i == index {
                     (self.lib.fns.set_log_buf)(p, self.log.as_mut_ptr().cast(), self.log.len());
                 }
+            }
+        }
+        // No pinning: a map with `pinning = LIBBPF_PIN_BY_NAME` would otherwise be pinned
+        // in /sys/fs/bpf and reused, with its contents, by the next load.
+        let mut m: *mut c_void = std::ptr::null_mut();
+        loop {
+            // SAFETY: obj is open; m is NULL or a map of it; a NULL path clears pinning.
+            m = unsafe { (self.lib.fns.next_map)(self.obj, m) };
+            if m.is_null() {
+                break;
+            }
+            // SAFETY: as above.
+            unsafe { (self.lib.fns.set_pin_path)(m, std::ptr::null()) };
+            // SAFETY: as above; m's name lives as long as the object.
+            if skip_maps.contains(&string(unsafe { (self.lib.fns.map_name)(m) })) {
+                // SAFETY: as above, before the load.
+                unsafe { (self.lib.fns.set_autocreate)(m, false) };
             }
         }
         take_messages();
@@ -362,6 +392,15 @@ impl<'l> KObject<'l> {
     }
 }
 
+/// The map libbpf could not create, from a load error of [`KObject::load_only`]
+/// (`map 'NAME': failed to create`).
+pub fn map_not_created(error: &str) -> Option<&str> {
+    let i = error.find("map '")? + 5;
+    let len = error[i..].find("': failed to create")?;
+    let name = &error[i..i + len];
+    (!name.contains('\'')).then_some(name)
+}
+
 /// libbpf's warnings since the last call, as `: a; b` (the last three).
 fn messages_suffix() -> String {
     let m = take_messages();
@@ -376,5 +415,22 @@ impl Drop for KObject<'_> {
     fn drop(&mut self) {
         // SAFETY: obj was opened by open_file and is closed once.
         unsafe { (self.lib.fns.close)(self.obj) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_map_not_created_is_found_in_the_error() {
+        let e =
+            "Invalid argument (os error 22): libbpf: map 'stack_traces': failed to create: -EINVAL";
+        assert_eq!(map_not_created(e), Some("stack_traces"));
+        assert_eq!(
+            map_not_created("Permission denied: verifier: R1 invalid"),
+            None
+        );
+        assert_eq!(map_not_created("map 'x': created"), None);
     }
 }

@@ -12,7 +12,7 @@ use bpfvm::maps::{Map, MapType};
 use bpfvm::{CpuId, Input, LoadedProgram, Privilege, TestRun as VmTestRun, Vm};
 
 use super::frames::frames;
-use super::libbpf::{KMap, KObject, Libbpf};
+use super::libbpf::{map_not_created, KMap, KObject, Libbpf};
 use super::report::{legacy_type, ProgramRow, RunComparison};
 use crate::kernel::consts::ProgType;
 use crate::kernel::{KernelMap, KernelProg, MapDef, TestRun};
@@ -96,6 +96,7 @@ pub fn measure_object(
                 section: section.clone(),
                 kernel_type: *ptype,
                 type_given: given.is_some(),
+                kernel_skipped_maps: Vec::new(),
                 kernel_error: None,
                 bpfvm_error: None,
                 bpfvm_unverified: None,
@@ -124,10 +125,7 @@ pub fn measure_object(
             let kobj = match (&kernel_progs, index) {
                 (Err(e), _) => Err(e.clone()),
                 (Ok(_), None) => Err("libbpf does not list this program".to_owned()),
-                (Ok(_), Some(i)) => KObject::open(lib, path).and_then(|mut o| {
-                    o.load_only(i, given)?;
-                    Ok((o, i))
-                }),
+                (Ok(_), Some(i)) => kernel_load(lib, path, i, given, &mut row.kernel_skipped_maps),
             };
             match kobj {
                 Err(e) => row.kernel_error = Some(e),
@@ -142,6 +140,44 @@ pub fn measure_object(
         .collect()
 }
 
+/// Most maps left uncreated for one program.
+const MAX_SKIPPED_MAPS: usize = 8;
+
+/// Loads program `index` of the object at `path` alone into the kernel. A map the kernel
+/// cannot create (libbpf creates every map of an object; some get their size from their
+/// tool's loader at run time) is left out and the load retried, so the verdict is the
+/// program's own, as bpfvm's per-program loading gives it; `skipped` names those maps.
+fn kernel_load<'l>(
+    lib: &'l Libbpf,
+    path: &Path,
+    index: usize,
+    given: Option<u32>,
+    skipped: &mut Vec<String>,
+) -> Result<(KObject<'l>, usize), String> {
+    let mut first_error = None;
+    loop {
+        let mut o = KObject::open(lib, path)?;
+        match o.load_only(index, given, skipped) {
+            Ok(()) => return Ok((o, index)),
+            Err(e) => {
+                let map = map_not_created(&e).map(str::to_owned);
+                let first = first_error.get_or_insert(e).clone();
+                match map {
+                    Some(m) if !skipped.contains(&m) && skipped.len() < MAX_SKIPPED_MAPS => {
+                        skipped.push(m)
+                    }
+                    // The program's own error, or the first one when leaving maps out
+                    // did not help.
+                    _ => {
+                        skipped.clear();
+                        return Err(first);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// A row standing for a whole object that gave no programs.
 fn object_row(rel: &str, why: String) -> ProgramRow {
     ProgramRow {
@@ -154,6 +190,7 @@ fn object_row(rel: &str, why: String) -> ProgramRow {
         bpfvm_unverified: None,
         runs: None,
         type_given: false,
+        kernel_skipped_maps: Vec::new(),
     }
 }
 

@@ -32,6 +32,10 @@ pub struct ProgramRow {
     /// The type was given explicitly by [`legacy_type`] (libbpf does not know the section).
     #[serde(default)]
     pub type_given: bool,
+    /// Maps of the object the kernel could not create, left out so this program loads
+    /// alone (bpfvm's per-program loading does the same); empty for most.
+    #[serde(default)]
+    pub kernel_skipped_maps: Vec<String>,
 }
 
 /// The program type the tools of the corpus give a program whose section name libbpf does
@@ -169,14 +173,16 @@ fn mask_quoted(s: &str) -> String {
     out
 }
 
-/// Every run of digits (and a `0x` hex number) replaced by `N`.
+/// Every run of digits (and a `0x` hex number) replaced by `N`, except a helper's number
+/// (`helper 67` stays: which helper is the cause).
 fn mask_numbers(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let b = s.as_bytes();
     let mut i = 0;
     while i < b.len() {
         let starts_word = i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_');
-        if b[i].is_ascii_digit() && starts_word {
+        let helper = s[..i].ends_with("helper ") || s[..i].ends_with("helper #");
+        if b[i].is_ascii_digit() && starts_word && !helper {
             let mut j = i + 1;
             if b[i] == b'0' && j < b.len() && b[j] == b'x' {
                 j += 1;
@@ -228,6 +234,8 @@ pub struct Summary {
     pub programs: usize,
     /// Programs the kernel loads.
     pub kernel_loaded: usize,
+    /// Of those, loaded only with maps the kernel cannot create left out.
+    pub kernel_skipped_maps: usize,
     /// Of those, bpfvm loads.
     pub both_loaded: usize,
     /// Of `both_loaded`, loaded without a full verdict (`unverified`).
@@ -256,6 +264,7 @@ impl Summary {
             objects: objects.len(),
             programs: rows.len(),
             kernel_loaded: count(&|r| r.kernel_loaded()),
+            kernel_skipped_maps: count(&|r| r.kernel_loaded() && !r.kernel_skipped_maps.is_empty()),
             both_loaded: count(&|r| r.kernel_loaded() && r.bpfvm_loaded()),
             both_unverified: count(&|r| {
                 r.kernel_loaded() && r.bpfvm_loaded() && r.bpfvm_unverified.is_some()
@@ -321,6 +330,10 @@ pub fn markdown(rows: &[ProgramRow]) -> String {
         ("objects", s.objects.to_string()),
         ("programs (either side)", s.programs.to_string()),
         ("the kernel loads", s.kernel_loaded.to_string()),
+        (
+            "… of which only with maps it cannot create left out",
+            s.kernel_skipped_maps.to_string(),
+        ),
         (
             "bpfvm loads, of those",
             ratio(s.both_loaded, s.kernel_loaded),
@@ -449,6 +462,7 @@ mod tests {
             bpfvm_unverified: None,
             runs: None,
             type_given: false,
+            kernel_skipped_maps: Vec::new(),
         }
     }
 
@@ -487,6 +501,14 @@ mod tests {
             "the program's rN is '…'"
         );
         assert_eq!(cause("", "p", "s"), "");
+    }
+
+    #[test]
+    fn helper_numbers_stay() {
+        assert_eq!(
+            cause("instruction 97: call to unknown helper 67", "p", "s"),
+            "instruction N: call to unknown helper 67"
+        );
     }
 
     #[test]
@@ -532,6 +554,7 @@ mod tests {
         });
         let mut unverified = row("b.o", "t1", 2, None, None);
         unverified.bpfvm_unverified = Some("kfunc".into());
+        unverified.kernel_skipped_maps = vec!["stack_traces".into()];
         let rows = vec![
             agree,
             differ,
@@ -548,6 +571,7 @@ mod tests {
                 objects: 3,
                 programs: 7,
                 kernel_loaded: 5,
+                kernel_skipped_maps: 1,
                 both_loaded: 3,
                 both_unverified: 1,
                 packet_kernel_loaded: 3,
