@@ -495,10 +495,11 @@ mod tests {
             ),
             "xdp_pass2 at N in section <section>"
         );
-        // An apostrophe inside a word is not a quote.
+        // An apostrophe inside a word is not a quote; digits inside a word (a register)
+        // are not a number.
         assert_eq!(
-            cause("the program's r0 is 'x'", "p", "s"),
-            "the program's rN is '…'"
+            cause("the program's r0 is 'x' at 12", "p", "s"),
+            "the program's r0 is '…' at N"
         );
         assert_eq!(cause("", "p", "s"), "");
     }
