@@ -1,6 +1,6 @@
 //! One object measured on both sides: every program loaded alone by libbpf into the
 //! kernel and by bpfvm (the public loader API, default verifier, root as the oracle), and
-//! the packet programs both load run on [`frames`](super::frames::frames) with their
+//! the packet programs both load run on [`frames`] with their
 //! return values, output packets and map contents compared.
 
 use std::collections::BTreeMap;
