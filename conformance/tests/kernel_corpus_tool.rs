@@ -113,3 +113,30 @@ fn an_object_libbpf_refuses_whole_is_listed_per_program() {
     assert_eq!(only, ["good", "probes_weak_kfunc"]);
     assert_eq!(Summary::of(&rows).bpfvm_only, 2);
 }
+
+#[test]
+fn a_bad_object_is_one_row_with_both_errors() {
+    let Some((lib, ncpus)) = setup() else { return };
+    let dir = std::env::temp_dir().join(format!("bpfvm-corpus-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = std::fs::read(fixture("xdp_parser.o")).unwrap();
+    let cases: [(&str, Vec<u8>); 3] = [
+        ("empty.o", Vec::new()),
+        ("text.o", b"hello\n".to_vec()),
+        ("truncated.o", good[..good.len() / 3].to_vec()),
+    ];
+    for (name, bytes) in cases {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let rows = measure_object(&lib, &path, name, &BpfvmSide::default(), ncpus);
+        assert_eq!(rows.len(), 1, "{name}: {rows:?}");
+        let r = &rows[0];
+        assert_eq!(r.program, "(object)");
+        assert!(
+            r.kernel_error.as_deref().unwrap().contains("libbpf open"),
+            "{r:?}"
+        );
+        assert!(r.bpfvm_error.as_deref().unwrap().contains("ELF"), "{r:?}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

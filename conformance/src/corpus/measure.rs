@@ -48,7 +48,10 @@ pub fn measure_object(
 ) -> Vec<ProgramRow> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
-        Err(e) => return vec![object_row(rel, format!("cannot read: {e}"))],
+        Err(e) => {
+            let why = format!("cannot read: {e}");
+            return vec![object_row(rel, why.clone(), why)];
+        }
     };
     let name = Object::name_for_path(path);
     let parsed = Object::parse_full(&name, &bytes, &side.options, side.target.as_ref());
@@ -73,12 +76,15 @@ pub fn measure_object(
         }
     }
     if names.is_empty() {
-        let why = match (&kernel_progs, &parsed) {
-            (Err(k), Err(b)) => format!("no programs: kernel: {k}; bpfvm: {b}"),
-            (Err(k), _) => format!("no programs: kernel: {k}"),
-            _ => "no programs".to_owned(),
+        let kernel = match &kernel_progs {
+            Err(k) => format!("no programs: {k}"),
+            Ok(_) => "no programs".to_owned(),
         };
-        return vec![object_row(rel, why)];
+        let bpfvm = match &parsed {
+            Err(b) => format!("no programs: {b}"),
+            Ok(_) => "no programs".to_owned(),
+        };
+        return vec![object_row(rel, kernel, bpfvm)];
     }
     let vm = Vm::builder().cpus(ncpus).privilege(Privilege::Root).build();
     names
@@ -179,14 +185,14 @@ fn kernel_load<'l>(
 }
 
 /// A row standing for a whole object that gave no programs.
-fn object_row(rel: &str, why: String) -> ProgramRow {
+fn object_row(rel: &str, kernel: String, bpfvm: String) -> ProgramRow {
     ProgramRow {
         object: rel.to_owned(),
         program: "(object)".to_owned(),
         section: String::new(),
         kernel_type: 0,
-        kernel_error: Some(why.clone()),
-        bpfvm_error: Some(first_line(&why)),
+        kernel_error: Some(kernel),
+        bpfvm_error: Some(first_line(&bpfvm)),
         bpfvm_unverified: None,
         runs: None,
         type_given: false,
