@@ -320,8 +320,25 @@ fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace(['\n', '\r'], " ")
 }
 
-/// The measurement as Markdown: headline figures, the causes, the programs only bpfvm
-/// loads, and the runs that differ.
+/// The rows grouped by the first folder of their object's path (a repository, when the
+/// corpus has one folder per repository), in name order; objects at the top are under `.`.
+pub fn by_folder(rows: &[ProgramRow]) -> Vec<(String, Summary)> {
+    let mut groups: BTreeMap<String, Vec<ProgramRow>> = BTreeMap::new();
+    for r in rows {
+        let folder = match r.object.split_once('/') {
+            Some((f, _)) => f.to_owned(),
+            None => ".".to_owned(),
+        };
+        groups.entry(folder).or_default().push(r.clone());
+    }
+    groups
+        .into_iter()
+        .map(|(f, rows)| (f, Summary::of(&rows)))
+        .collect()
+}
+
+/// The measurement as Markdown: headline figures, the figures per folder, the causes, the
+/// programs only bpfvm loads, and the runs that differ.
 pub fn markdown(rows: &[ProgramRow]) -> String {
     let s = Summary::of(rows);
     let mut out = String::new();
@@ -361,6 +378,26 @@ pub fn markdown(rows: &[ProgramRow]) -> String {
     ];
     for (k, v) in lines {
         let _ = writeln!(out, "| {k} | {v} |");
+    }
+    let _ = writeln!(
+        out,
+        "\nPer folder:\n\n| folder | objects | programs | the kernel loads | bpfvm loads, of those | \
+         packet: kernel loads | packet: bpfvm loads | packet runs agree |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for (folder, f) in by_folder(rows) {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            cell(&folder),
+            f.objects,
+            f.programs,
+            f.kernel_loaded,
+            f.both_loaded,
+            f.packet_kernel_loaded,
+            f.packet_both_loaded,
+            ratio(f.packet_agree, f.packet_compared)
+        );
     }
     let _ = writeln!(
         out,
@@ -623,6 +660,28 @@ mod tests {
             "{md}"
         );
         assert!(text_summary(&rows).contains("kernel loads: 2\n"));
+        assert!(
+            md.contains("| . | 3 | 3 | 2 | 1 | 1 | 1 | 0 / 1 (0%) |"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn folders_are_the_first_path_component() {
+        let rows = vec![
+            row("repo-a/x.o", "p", 6, None, None),
+            row("repo-a/sub/y.o", "q", 2, Some("EINVAL"), None),
+            row("repo-b/z.o", "r", 2, None, Some("refused")),
+            row("top.o", "s", 2, None, None),
+        ];
+        let f = by_folder(&rows);
+        let names: Vec<&str> = f.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, [".", "repo-a", "repo-b"]);
+        assert_eq!(
+            (f[1].1.objects, f[1].1.programs, f[1].1.kernel_loaded),
+            (2, 2, 1)
+        );
+        assert_eq!((f[2].1.kernel_loaded, f[2].1.both_loaded), (1, 0));
     }
 
     #[test]
