@@ -189,7 +189,8 @@ fn object_with_a_kernel_refused_program_and_a_good_one() {
     let bytes = std::fs::read(format!("{FIXTURES}/partial.o")).unwrap();
     let obj = Object::parse_named("partial", &bytes).unwrap();
     // The kernel refuses uses_kfunc's instructions as they are in the object (the call to
-    // a kernel function no kernel has); bpfvm refuses the program at load.
+    // a kernel function no kernel has); bpfvm refuses the program at load, naming the
+    // kfunc nobody registered.
     let tc = elf_section(&bytes, "tc");
     let mut log = String::new();
     let refused = KernelProg::load(ProgType::SchedCls, 0, tc, "GPL", &mut log);
@@ -197,10 +198,16 @@ fn object_with_a_kernel_refused_program_and_a_good_one() {
         refused.is_err(),
         "the kernel loads a call to a missing kfunc"
     );
-    assert!(matches!(
-        obj.program_result("uses_kfunc"),
-        Err(LoadError::KfuncCall { .. })
-    ));
+    let e = Vm::default()
+        .load(
+            obj.vm_program("uses_kfunc", &obj.create_maps(4).unwrap())
+                .unwrap(),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&e, bpfvm::PrepareError::UnresolvedKfunc { name, .. } if name == "bpf_kfunc_that_does_not_exist"),
+        "{e:?}"
+    );
     // The good program loads on both sides and agrees.
     let kmaps = kernel_maps(&obj);
     let kprog = kernel_prog(&obj, "good", ProgType::Xdp, &kmaps).unwrap();

@@ -3,8 +3,8 @@
 //! bytes at the same address), NULL, unmapped, kernel and non-canonical addresses, sizes 0
 //! and cut strings — must give the same return values and leave the same bytes in the map;
 //! `bpf_trace_vprintk` (177) must return the same length or `-EINVAL` for each format and
-//! argument array (widths and flags, `%s`/`%c`, text past the 512-byte buffer, control and
-//! UTF-8 bytes in the format, too many or too few arguments); and the task helpers 14/15/16 must report the same ids and name once
+//! argument array (widths and flags, `%s`/`%c`, `%p` and its modifiers, text past the
+//! 512-byte buffer, control and UTF-8 bytes in the format, too many or too few arguments); and the task helpers 14/15/16 must report the same ids and name once
 //! bpfvm's task is set to the thread that ran the kernel's test run.
 #![cfg(target_os = "linux")]
 
@@ -363,6 +363,27 @@ fn trace_vprintk_answers_agree_with_the_kernel() {
         ),
         // More arguments than the format uses.
         (b"one %d\n\0", None, vec![Int(1), Int(2)], None, false),
+        // %p and its modifiers: hashed, NULL, raw, restricted pointers (16 digits), symbols
+        // of addresses that have none, strings, IPv4/IPv6 addresses read from the stack,
+        // plain %p before punctuation, and modifiers the kernel refuses.
+        (b"%p|\n\0", None, vec![Str], None, false),
+        (b"%p|\n\0", None, vec![Int(0)], None, false),
+        (b"%px %pK\n\0", None, vec![Str, Str], None, false),
+        (b"%p.%p,\n\0", None, vec![Str, Int(0)], None, false),
+        (
+            b"%ps %pS\n\0",
+            None,
+            vec![Int(0x1234), Int(0x10)],
+            None,
+            false,
+        ),
+        (b"[%pks]\n\0", None, vec![Str], None, false),
+        (b"%pI4 %pi4\n\0", None, vec![Str, Str], None, false),
+        (b"%pI6|%pi6\n\0", None, vec![Str, Str], None, false),
+        (b"%pI4\n\0", None, vec![Int(0)], None, false),
+        (b"%pa\n\0", None, vec![Str], None, false),
+        (b"%pM\n\0", None, vec![Str], None, false),
+        (b"%pI5\n\0", None, vec![Str], None, false),
     ];
     let mut differ = 0;
     let mut seen = std::collections::BTreeSet::new();

@@ -145,6 +145,7 @@ fn judge(case: &Case) {
             map_flags: m.map_flags,
             initial: m.frozen_value.clone(),
             frozen: m.frozen_value.is_some(),
+            inner: None,
         })
         .collect();
     for p in [Privilege::CapBpfNetAdmin, Privilege::Root] {

@@ -86,6 +86,7 @@ pub fn register_all(r: &mut Registry) {
     crate::task::register(r);
     crate::tracing::register(r);
     crate::net::register(r);
+    crate::kfunc::register_builtins(r);
 }
 
 /// The map a handle argument (`(3 << 52) | index`) names, and its index; borrowed from the
@@ -147,7 +148,7 @@ impl KeyBuf {
 /// with one checked load into a local (the same region check as `read_arg`, the same bytes:
 /// loads are little-endian); other sizes, and faults (reported exactly as `read_arg` does),
 /// go through [`KeyBuf`].
-fn with_key<R>(
+pub(crate) fn with_key<R>(
     ctx: &HelperContext,
     helper: &str,
     addr: u64,
@@ -168,6 +169,9 @@ pub fn map_lookup_elem(ctx: &mut HelperContext, a: &[u64; 5]) -> Result<u64, Box
     const NAME: &str = "bpf_map_lookup_elem";
     let ctx: &HelperContext = ctx;
     let (idx, map) = map_ref(ctx, NAME, a[0])?;
+    if map.is_map_of_maps() {
+        return crate::inner_maps::lookup_inner(ctx, NAME, map, a[1]);
+    }
     let found = with_key(ctx, NAME, a[1], map.key_size(), |key| {
         map.prog_lookup_slot(ctx.cpu(), key)
     })?;
@@ -277,7 +281,9 @@ pub fn null_ksym_ptr(_: &mut HelperContext, _: &[u64; 5]) -> Result<u64, Box<Hel
 /// `bpf_trace_printk(fmt, fmt_size, a1, a2, a3)`: formats into the run's trace output and
 /// returns the number of bytes written, or `-EINVAL` for a bad format (as the kernel does).
 ///
-/// Supported conversions: `%d %i %u %x %X %ld %li %lu %lx %lld %lli %llu %llx %s %p %c %%`.
+/// Supported conversions: `%d %i %u %x %X %ld %li %lu %lx %lld %lli %llu %llx %s %c %%`, and `%p`
+/// with the kernel's modifiers (`%px %pK %ps %pS %pB %pks %pus %pI4 %pi4 %pI6 %pi6`; see
+/// [`crate::printk`]).
 pub fn trace_printk(ctx: &mut HelperContext, a: &[u64; 5]) -> Result<u64, Box<HelperError>> {
     printk(ctx, "bpf_trace_printk", a[0], a[1], &[a[2], a[3], a[4]])
 }
@@ -300,10 +306,15 @@ pub(crate) fn printk(
     ctx.read_arg(name, fmt_addr, &mut fmt)?;
     let mut strings = 0usize;
     let reader: &HelperContext = ctx;
-    let formatted = crate::printk::format(&fmt, args, |addr| {
-        strings += 1;
-        crate::probe::printk_string(reader, addr, crate::printk::MAX_STRING)
-    });
+    let formatted = crate::printk::format(
+        &fmt,
+        args,
+        |addr| {
+            strings += 1;
+            crate::probe::printk_string(reader, addr, crate::printk::MAX_STRING)
+        },
+        |addr, len| crate::probe::printk_bytes(reader, addr, len),
+    );
     ctx.charge_bytes(strings * crate::printk::MAX_STRING);
     let Ok(out) = formatted else {
         return Ok(EINVAL);
@@ -374,8 +385,8 @@ mod tests {
         assert_eq!(n, s.len() as u64);
         let (_, s) = run_printk(b"%lld %llu %llx", [(-1i64) as u64, u64::MAX - 1, 0xabc]);
         assert_eq!(s, format!("-1 {} abc", u64::MAX - 1));
-        let (_, s) = run_printk(b"%s|%c|%p|%%", [STR, b'Z' as u64, 0x10]);
-        assert_eq!(s, "hi|Z|0x10|%");
+        let (_, s) = run_printk(b"%s|%c|%px|%%", [STR, b'Z' as u64, 0x10]);
+        assert_eq!(s, "hi|Z|0000000000000010|%");
         let (n, _) = run_printk(b"%d %d %d %d", [1, 2, 3]);
         assert_eq!(n, (-22i64) as u64);
         let (n, _) = run_printk(b"%q", [1, 2, 3]);

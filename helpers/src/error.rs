@@ -23,6 +23,20 @@ pub enum HelperError {
         /// The value passed as the map.
         handle: u64,
     },
+    /// A map-in-map lookup found an inner map that is not among the program's maps (it was
+    /// put in the outer map after the program was loaded).
+    #[error(
+        "helper {helper}: inner map id {id} of map {outer:?} is not among the program's maps \
+         (put inner maps in the outer map before loading the program)"
+    )]
+    InnerMapNotLoaded {
+        /// The helper's name.
+        helper: String,
+        /// The outer map's name.
+        outer: String,
+        /// The inner map's id.
+        id: u32,
+    },
     /// An argument pointed outside the memory the run may touch.
     #[error("helper {helper}: {fault}")]
     Memory {

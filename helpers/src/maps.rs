@@ -96,6 +96,20 @@ pub trait ProgramMap: Send + Sync + Debug {
     fn value_size(&self) -> usize;
     /// Slot of the value for `key` (this CPU's copy for per-CPU maps), or `None`.
     fn prog_lookup_slot(&self, cpu: u32, key: &[u8]) -> Option<usize>;
+    /// The map's id ([`bpfvm_maps::Map::id`]), when it has one: how the inner maps of a
+    /// map-in-map are found among a program's maps.
+    fn map_id(&self) -> Option<u32> {
+        None
+    }
+    /// Whether the map's values are maps (`ARRAY_OF_MAPS`, `HASH_OF_MAPS`): helper 1 then
+    /// returns a map handle ([`ProgramMap::prog_lookup_inner`]), not a value address.
+    fn is_map_of_maps(&self) -> bool {
+        false
+    }
+    /// On a map-in-map: the [`ProgramMap::map_id`] of the inner map at `key`, or `None`.
+    fn prog_lookup_inner(&self, _cpu: u32, _key: &[u8]) -> Option<u32> {
+        None
+    }
     /// Slot of `target_cpu`'s copy of the value for `key` (helper 195), or `None`.
     fn prog_lookup_percpu_slot(&self, cpu: u32, key: &[u8], target_cpu: u32) -> Option<usize>;
     /// Inserts or updates; on failure returns the kernel's (positive) errno.
@@ -164,6 +178,18 @@ impl ProgramMap for bpfvm_maps::Map {
 
     fn prog_lookup_slot(&self, cpu: u32, key: &[u8]) -> Option<usize> {
         bpfvm_maps::Map::prog_lookup_slot(self, bpfvm_maps::CpuId(cpu), key)
+    }
+
+    fn map_id(&self) -> Option<u32> {
+        Some(self.id())
+    }
+
+    fn is_map_of_maps(&self) -> bool {
+        self.map_type().is_map_of_maps()
+    }
+
+    fn prog_lookup_inner(&self, cpu: u32, key: &[u8]) -> Option<u32> {
+        bpfvm_maps::Map::prog_lookup_inner(self, bpfvm_maps::CpuId(cpu), key)
     }
 
     fn prog_lookup_percpu_slot(&self, cpu: u32, key: &[u8], target_cpu: u32) -> Option<usize> {

@@ -187,6 +187,14 @@ pub(crate) fn printk_string(ctx: &HelperContext, addr: u64, max: usize) -> Optio
     Some(out)
 }
 
+/// The `len` bytes at `addr` for `%pI4`/`%pI6`, read as the kernel's
+/// `copy_from_kernel_nofault` reads them (`None` when unreadable).
+pub(crate) fn printk_bytes(ctx: &HelperContext, addr: u64, len: usize) -> Option<Vec<u8>> {
+    let mut out = vec![0u8; len];
+    read(ctx, Space::Kernel, addr, &mut out).ok()?;
+    Some(out)
+}
+
 /// Checks the destination (`size` writable bytes at `dst`, what the verifier guarantees).
 fn check_dst(ctx: &HelperContext, name: &str, dst: u64, size: u64) -> Result<(), Box<HelperError>> {
     if size > MAX_READ {

@@ -114,6 +114,8 @@ pub struct Entry {
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
     table: Vec<Option<Entry>>,
+    /// Kernel functions by registration order (id [`crate::kfunc::KFUNC_ID_BASE`] + index).
+    pub(crate) kfuncs: crate::kfunc::KfuncTable,
 }
 
 /// Registering a helper failed.
@@ -192,9 +194,14 @@ impl Registry {
     }
 
     /// The helper with id `id`, if registered.
+    /// Ids from [`crate::kfunc::KFUNC_ID_BASE`] up are the registered kfuncs
+    /// ([`Registry::register_kfunc`]).
     #[inline]
     pub fn get(&self, id: u32) -> Option<&Entry> {
-        self.table.get(id as usize)?.as_ref()
+        match self.table.get(id as usize) {
+            Some(e) => e.as_ref(),
+            None => self.kfuncs.by_id(id).map(|k| &k.entry),
+        }
     }
 
     /// The inline form of helper `id`, if it is a built-in that engines may inline (a user
@@ -217,7 +224,8 @@ impl Registry {
         }
     }
 
-    /// Ids of all registered helpers, ascending.
+    /// Ids of all registered helpers, ascending (kfuncs are not helpers: see
+    /// [`Registry::kfuncs`]).
     pub fn ids(&self) -> impl Iterator<Item = u32> + '_ {
         self.table
             .iter()

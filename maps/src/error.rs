@@ -179,6 +179,12 @@ pub enum MapError {
         /// Why.
         reason: &'static str,
     },
+    /// An inner map that does not match a map-in-map's template (`EINVAL`).
+    #[error("incompatible inner map: {reason}")]
+    IncompatibleInnerMap {
+        /// What differs.
+        reason: String,
+    },
     /// A value that should be a file descriptor (`EBADF`).
     #[error("bad file descriptor: {reason}")]
     BadFd {
@@ -260,6 +266,7 @@ impl MapError {
             | MapError::OperationNotSupported { .. } => EOPNOTSUPP,
             MapError::NoSpaceLeft { .. } => ENOSPC,
             MapError::BadFd { .. } => EBADF,
+            MapError::IncompatibleInnerMap { .. } => EINVAL,
             MapError::ValueOutOfRange { .. } => EOVERFLOW,
             MapError::NoSuchDevice { .. } => ENODEV,
             MapError::PermissionDenied { .. } => EPERM,

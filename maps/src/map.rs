@@ -14,6 +14,7 @@ use crate::error::MapError;
 use crate::flags::{self, create, BPF_F_ALL_CPUS, BPF_F_CPU, BPF_F_LOCK};
 use crate::hash::HashState;
 use crate::memory::{Charge, MapMemory};
+use crate::of_maps::OfMaps;
 use crate::spec::{CpuId, MapSpec, MapType};
 
 /// A BPF map shared by the host and by programs running on simulated CPUs.
@@ -36,11 +37,16 @@ pub struct Map {
     spin_lock: Option<u32>,
     /// This map's footprint, charged to the [`MapMemory`] it was created in.
     charge: Charge,
+    /// The map's id ([`Map::id`]).
+    id: u32,
+    /// Inner map template and held maps of a map-in-map (see [`crate::of_maps`]).
+    pub(crate) of_maps: Option<Box<OfMaps>>,
 }
 
 impl std::fmt::Debug for Map {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Map")
+            .field("id", &self.id)
             .field("spec", &self.spec)
             .field("ncpus", &self.ncpus)
             .field("elements", &self.element_count())
@@ -222,6 +228,12 @@ impl Map {
                 // The index of events; each event's ring is allocated when it is opened.
                 (0, u64::from(spec.max_entries) * 8)
             }
+            MapType::ArrayOfMaps | MapType::HashOfMaps => {
+                crate::of_maps::check_create(&spec)?;
+                return Err(MapError::BadFd {
+                    reason: "a map-in-map needs an inner map template (Map::create_of_maps_in)",
+                });
+            }
         };
         let span = cpu_span(&spec, ncpus, elems);
         let slots = slot_count(span, &spec, ncpus)?;
@@ -247,6 +259,8 @@ impl Map {
         };
         check_name(&spec.name)?;
         Ok(Map {
+            id: crate::of_maps::next_id(),
+            of_maps: None,
             spin_lock: None,
             spec,
             ncpus,
@@ -353,6 +367,12 @@ impl Map {
     /// Bytes the map charged to its account: value arena, bookkeeping and the map itself.
     pub fn memory_footprint(&self) -> u64 {
         self.charge.bytes()
+    }
+
+    /// The map's id, unique in the process (ids start at 1): what a host lookup of a
+    /// map-in-map returns for the inner map, as the kernel's map ids.
+    pub fn id(&self) -> u32 {
+        self.id
     }
 
     /// The spec as created (`max_entries` after any kernel adjustment).
@@ -683,6 +703,9 @@ impl Map {
         size: usize,
         dst: Dst,
     ) -> Result<(), MapError> {
+        if self.of_maps_empty_slot(key) {
+            return Err(MapError::NotFound);
+        }
         match &self.kind {
             Kind::Array => self.array_lookup(key, value, size, dst),
             Kind::Hash(h) => h.lookup(self, key, value, size, dst),
@@ -722,6 +745,9 @@ impl Map {
         value: &[u8],
         flags: u64,
     ) -> Result<(), MapError> {
+        if self.of_maps.is_some() {
+            return self.of_maps_update_bytes(key, flags);
+        }
         let cpu = self.host_cpu().0;
         match &self.kind {
             Kind::Array => self.array_update_host(key, value, flags),
@@ -753,6 +779,9 @@ impl Map {
     }
 
     pub(crate) fn delete_checked(&self, key: &[u8]) -> Result<(), MapError> {
+        if let Some(of) = self.of_maps_state() {
+            return self.of_maps_delete(of, key);
+        }
         match &self.kind {
             Kind::Array | Kind::Cgroup(_) | Kind::Queue(_) => Err(MapError::InvalidOperation {
                 op: "delete",
@@ -876,6 +905,10 @@ impl Map {
             return None;
         }
         let key = key.get(..self.spec.key_size as usize)?;
+        if self.of_maps.is_some() {
+            // The value of a map-in-map is a map, never memory (see `prog_lookup_inner`).
+            return None;
+        }
         match &self.kind {
             Kind::Array => self.array_prog_lookup(cpu.0, key),
             Kind::Hash(h) => h.prog_lookup(self, cpu.0, key),
@@ -932,6 +965,12 @@ impl Map {
         flags: u64,
     ) -> Result<(), MapError> {
         self.check_prog(cpu)?;
+        if self.of_maps.is_some() {
+            return Err(MapError::InvalidOperation {
+                op: "helper map_update_elem",
+                map_type: self.spec.map_type,
+            });
+        }
         let key = self.key_in(key)?;
         let value = Self::buf_in("value", value, self.spec.value_size as usize)?;
         match &self.kind {
@@ -954,7 +993,7 @@ impl Map {
     pub fn prog_delete(&self, cpu: CpuId, key: &[u8]) -> Result<(), MapError> {
         self.check_prog(cpu)?;
         let key = self.key_in(key)?;
-        if matches!(self.kind, Kind::PerfEvents(_) | Kind::Ringbuf(_)) {
+        if matches!(self.kind, Kind::PerfEvents(_) | Kind::Ringbuf(_)) || self.of_maps.is_some() {
             return Err(MapError::InvalidOperation {
                 op: "helper map_delete_elem",
                 map_type: self.spec.map_type,
@@ -978,6 +1017,12 @@ impl Map {
             return Err(MapError::CpuOutOfRange {
                 cpu: u64::from(cpu.0),
                 ncpus: self.ncpus,
+            });
+        }
+        if self.of_maps.is_some() {
+            return Err(MapError::InvalidOperation {
+                op: "helper for_each_map_elem",
+                map_type: self.spec.map_type,
             });
         }
         let mut visited = 0;

@@ -56,6 +56,12 @@ pub enum MapType {
     /// Longest-prefix-match trie (see [`crate::lpm`]).
     #[doc(alias = "BPF_MAP_TYPE_LPM_TRIE")]
     LpmTrie = 11,
+    /// Array of maps: each value is another map (see [`crate::of_maps`]).
+    #[doc(alias = "BPF_MAP_TYPE_ARRAY_OF_MAPS")]
+    ArrayOfMaps = 12,
+    /// Hash table of maps: each value is another map (see [`crate::of_maps`]).
+    #[doc(alias = "BPF_MAP_TYPE_HASH_OF_MAPS")]
+    HashOfMaps = 13,
     /// Network devices, by index (`bpf_redirect_map` targets).
     #[doc(alias = "BPF_MAP_TYPE_DEVMAP")]
     Devmap = 14,
@@ -124,6 +130,11 @@ impl MapType {
         )
     }
 
+    /// True for ARRAY_OF_MAPS and HASH_OF_MAPS.
+    pub fn is_map_of_maps(self) -> bool {
+        matches!(self, MapType::ArrayOfMaps | MapType::HashOfMaps)
+    }
+
     /// True for CGROUP_STORAGE and PERCPU_CGROUP_STORAGE.
     pub fn is_cgroup_storage(self) -> bool {
         matches!(self, MapType::CgroupStorage | MapType::PercpuCgroupStorage)
@@ -143,6 +154,8 @@ impl TryFrom<u32> for MapType {
             9 => MapType::LruHash,
             10 => MapType::LruPercpuHash,
             11 => MapType::LpmTrie,
+            12 => MapType::ArrayOfMaps,
+            13 => MapType::HashOfMaps,
             14 => MapType::Devmap,
             16 => MapType::Cpumap,
             17 => MapType::Xskmap,

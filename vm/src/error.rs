@@ -145,6 +145,16 @@ pub enum PrepareError {
         /// The program type.
         prog_type: crate::program_type::ProgramType,
     },
+    /// The program calls a kernel function (`extern ... __ksym`, not `__weak`) that no
+    /// one registered ([`crate::VmBuilder::kfunc`]); libbpf: "extern (func ksym) 'f': not
+    /// found in kernel or module BTFs".
+    #[error("instruction {pc}: kfunc {name} is not registered (register it with VmBuilder::kfunc, or declare it __weak)")]
+    UnresolvedKfunc {
+        /// The kfunc.
+        name: String,
+        /// The first instruction that calls it or takes its address.
+        pc: usize,
+    },
     /// A helper id with no registered helper.
     #[error("instruction {pc}: call to unknown helper {id}")]
     UnknownHelper {
@@ -260,6 +270,8 @@ impl PrepareError {
                 single_entry: false,
                 ..
             } => 524,
+            // bpf_object__load of libbpf: the ksym resolution fails with -EINVAL.
+            PrepareError::UnresolvedKfunc { .. } => 22,
             _ => 22,
         }
     }

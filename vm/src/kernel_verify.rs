@@ -94,6 +94,13 @@ fn map_infos(program: &Program) -> Vec<MapInfo> {
                         info.frozen_value = Some(value);
                     }
                 }
+                if let Some(t) = map.inner_template() {
+                    // The kernel's `inner_map_meta`: what a lookup in the outer map yields.
+                    let mut inner =
+                        MapInfo::new(t.map_type as u32, t.key_size, t.value_size, t.max_entries);
+                    inner.map_flags = t.map_flags;
+                    info.inner = Some(Box::new(inner));
+                }
                 info
             }
             None => {
@@ -121,6 +128,16 @@ pub fn verify(
     privilege: Privilege,
     ncpus: u32,
 ) -> Result<Option<Verdict>, PrepareError> {
+    verify_with_kfuncs(program, privilege, ncpus, &[])
+}
+
+/// [`verify`] for a program whose kfunc calls (`imm`) index `kfuncs`.
+pub fn verify_with_kfuncs(
+    program: &Program,
+    privilege: Privilege,
+    ncpus: u32,
+    kfuncs: &[bpfvm_verifier::Kfunc],
+) -> Result<Option<Verdict>, PrepareError> {
     let Some(prog_type) = kernel_prog_type(program.prog_type()) else {
         return Ok(None);
     };
@@ -136,6 +153,7 @@ pub fn verify(
         expected_attach_type: program.expected_attach_type(),
         maps: &maps,
         gpl_compatible: program.license().is_none_or(license_is_gpl_compatible),
+        kfuncs,
     };
     let opts = Options {
         privilege,

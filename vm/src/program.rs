@@ -28,6 +28,8 @@ pub struct Program {
     expected_attach_type: Option<u32>,
     source_lines: Arc<[(usize, String)]>,
     attach_cookie: u64,
+    /// The kernel functions the program calls, by the `imm` of its kfunc calls.
+    kfuncs: Arc<[crate::kfunc::KfuncImport]>,
 }
 
 /// `map` as a `bpfvm_maps::Map`, when it is one.
@@ -50,6 +52,7 @@ impl Program {
             expected_attach_type: None,
             source_lines: Arc::from(Vec::new()),
             attach_cookie: 0,
+            kfuncs: Arc::from(Vec::new()),
         }
     }
 
@@ -220,5 +223,28 @@ impl Program {
     /// The cookie of the program's attachment.
     pub fn attach_cookie(&self) -> u64 {
         self.attach_cookie
+    }
+
+    /// Sets the kernel functions the program calls: a `call` with `src_reg`
+    /// `BPF_PSEUDO_KFUNC_CALL` (2) calls `kfuncs[imm]`, and an `ld_imm64` with `src_reg`
+    /// [`PSEUDO_KFUNC_ADDR`](crate::kfunc::PSEUDO_KFUNC_ADDR) loads its address. [`crate::Vm::load`]
+    /// resolves them by name among the VM's registered kfuncs (the loader's
+    /// `Object::vm_program` sets them).
+    pub fn with_kfuncs(mut self, kfuncs: Vec<crate::kfunc::KfuncImport>) -> Program {
+        self.kfuncs = kfuncs.into();
+        self
+    }
+
+    /// The kernel functions the program calls ([`Program::with_kfuncs`]).
+    pub fn kfuncs(&self) -> &[crate::kfunc::KfuncImport] {
+        &self.kfuncs
+    }
+
+    /// The same program with other instructions (the kfunc resolution's rewrite).
+    pub(crate) fn with_bytecode(&self, bytecode: Vec<u8>) -> Program {
+        Program {
+            bytecode,
+            ..self.clone()
+        }
     }
 }

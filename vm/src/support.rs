@@ -1,11 +1,13 @@
-//! What bpfvm supports, generated from the helper registry and the map types: every helper
-//! and map type of Linux 6.18's uapi (`enum bpf_func_id`, `enum bpf_map_type`) with its
-//! status in bpfvm. The README's support section is [`markdown`]'s output (checked by a
-//! test, printed by `bpfvm support`).
+//! What bpfvm supports, generated from the code that implements it: every program type of
+//! Linux 6.18's uapi (`enum bpf_prog_type`) with the section names libbpf gives it and
+//! whether bpfvm runs it, the CO-RE relocation kinds the loader resolves, and every helper
+//! and map type (`enum bpf_func_id`, `enum bpf_map_type`) with its status in bpfvm. The
+//! README's support section is [`markdown`]'s output (checked by a test, printed by
+//! `bpfvm support`).
 
 use std::fmt::Write;
 
-use bpfvm_helpers::net::program_types;
+use bpfvm_helpers::net::program_types as helper_program_types;
 use bpfvm_helpers::{PacketProgram, Registry};
 use bpfvm_maps::{Map, MapError, MapSpec, MapType};
 
@@ -43,6 +45,41 @@ pub struct MapTypeSupport {
     pub known: bool,
 }
 
+/// One kernel program type: the section names libbpf gives it and what bpfvm does with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgramTypeSupport {
+    /// `BPF_PROG_TYPE_*` number.
+    pub id: u32,
+    /// bpftool's name (`sched_cls`).
+    pub name: &'static str,
+    /// libbpf's section name patterns for it (`tc/ingress`, `xdp.frags`, `fentry+`).
+    pub sections: Vec<&'static str>,
+    /// The type bpfvm runs it as, if it runs it (others are parsed, linked and listed,
+    /// and refused at load with `LoadError::CannotRunType`).
+    pub runs_as: Option<crate::ProgramType>,
+}
+
+/// Every kernel program type, with its libbpf sections and whether bpfvm runs it.
+pub fn program_types() -> Vec<ProgramTypeSupport> {
+    use crate::loader::{KernelProgType, SECTION_DEFS};
+    KernelProgType::ALL
+        .iter()
+        .map(|&t| ProgramTypeSupport {
+            id: t as u32,
+            name: t.name(),
+            sections: SECTION_DEFS
+                .iter()
+                .filter(|d| d.prog_type == t)
+                .map(|d| d.pattern)
+                .collect(),
+            runs_as: t.runnable(),
+        })
+        .collect()
+}
+
+/// Number of CO-RE relocation kinds of Linux 6.18 (`enum bpf_core_relo_kind`, 0..=12).
+pub const KERNEL_CORE_RELO_KINDS: usize = 13;
+
 /// Every kernel helper with bpfvm's support for it.
 pub fn helpers() -> Vec<HelperSupport> {
     let registry = Registry::with_builtins();
@@ -54,7 +91,7 @@ pub fn helpers() -> Vec<HelperSupport> {
             id: id as u32,
             name: format!("bpf_{name}"),
             supported: registry.get(id as u32).is_some(),
-            programs: program_types(id as u32),
+            programs: helper_program_types(id as u32),
         })
         .collect()
 }
@@ -84,10 +121,49 @@ pub fn map_types() -> Vec<MapTypeSupport> {
         .collect()
 }
 
-/// The support tables in Markdown: supported helpers (with the program types of packet
-/// helpers), the others by name, and every map type.
+/// The support tables in Markdown: program types (with their section names), CO-RE
+/// relocation kinds, supported helpers (with the program types of packet helpers), the
+/// others by name, and every map type.
 pub fn markdown() -> String {
     let mut out = String::new();
+    let ps = program_types();
+    let runs = ps.iter().filter(|p| p.runs_as.is_some()).count();
+    let _ = writeln!(
+        out,
+        "**Program types**: bpfvm runs {runs} of the kernel's {}; objects with programs of \
+         the others load (each program gets its own error, `CannotRunType`, naming its type).\n",
+        ps.len()
+    );
+    out.push_str("| id | program type | libbpf sections | bpfvm |\n|---:|---|---|---|\n");
+    for p in &ps {
+        let sections = if p.sections.is_empty() {
+            "—".to_string()
+        } else {
+            p.sections
+                .iter()
+                .map(|s| format!("`{s}`"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let status = if p.runs_as.is_some() {
+            "runs"
+        } else {
+            "not run"
+        };
+        let _ = writeln!(out, "| {} | `{}` | {sections} | {status} |", p.id, p.name);
+    }
+    let kinds = crate::loader::CoreRelocKind::ALL;
+    let _ = writeln!(
+        out,
+        "\n**CO-RE relocations**: the loader resolves {} of the kernel's {KERNEL_CORE_RELO_KINDS} kinds \
+         (libbpf's names): {}.\n",
+        kinds.len(),
+        kinds
+            .iter()
+            .map(|k| format!("`{}`", k.name()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let hs = helpers();
     let (yes, no): (Vec<_>, Vec<_>) = hs.iter().partition(|h| h.supported);
     let _ = writeln!(
@@ -157,6 +233,20 @@ mod tests {
                 "helper {id}"
             );
         }
+    }
+
+    #[test]
+    fn program_types_show_their_sections_and_status() {
+        let ps = program_types();
+        assert_eq!(ps.len(), 32, "BPF_PROG_TYPE_SOCKET_FILTER..=NETFILTER");
+        let xdp = ps.iter().find(|p| p.name == "xdp").unwrap();
+        assert_eq!(xdp.id, 6);
+        assert!(xdp.sections.contains(&"xdp.frags") && xdp.runs_as.is_some());
+        let tracing = ps.iter().find(|p| p.name == "tracing").unwrap();
+        assert!(tracing.sections.contains(&"fentry+") && tracing.runs_as.is_none());
+        let md = markdown();
+        assert!(md.contains("| 3 | `sched_cls` | `tc/ingress` "), "{md}");
+        assert!(md.contains("`byte_off`, `byte_sz`"), "{md}");
     }
 
     #[test]

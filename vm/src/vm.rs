@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use bpfvm_helpers::fib::Net;
 use bpfvm_helpers::registry::RegisterError;
-use bpfvm_helpers::{Helper, HelperId, Registry};
+use bpfvm_helpers::{Helper, HelperId, KfuncFlags, KfuncRegisterError, Registry};
 use bpfvm_maps::{Map, MapError, MapMemory, MapSpec, DEFAULT_MAP_MEMORY_LIMIT};
 use rayon::prelude::*;
 
@@ -125,6 +125,18 @@ impl VmBuilder {
         helper: impl Helper + 'static,
     ) -> Result<VmBuilder, RegisterError> {
         self.registry.register(HelperId(id), name, helper)?;
+        Ok(self)
+    }
+
+    /// Registers (or replaces) the kernel function `name`, which programs call by name
+    /// (`extern ... name(...) __ksym;`), with its `KF_*` flags; see [`crate::kfunc`].
+    pub fn kfunc(
+        mut self,
+        name: &'static str,
+        flags: KfuncFlags,
+        kfunc: impl Helper + 'static,
+    ) -> Result<VmBuilder, KfuncRegisterError> {
+        self.registry.register_kfunc(name, flags, kfunc)?;
         Ok(self)
     }
 
@@ -278,6 +290,12 @@ impl Vm {
         Map::create_in(spec, self.config.ncpus, &self.map_memory).map(Arc::new)
     }
 
+    /// [`Vm::create_map`] for an `ARRAY_OF_MAPS` / `HASH_OF_MAPS` with `inner` as the inner
+    /// map template (`Map::create_of_maps_in`).
+    pub fn create_map_of_maps(&self, spec: MapSpec, inner: &Map) -> Result<Arc<Map>, MapError> {
+        Map::create_of_maps_in(spec, self.config.ncpus, inner, &self.map_memory).map(Arc::new)
+    }
+
     /// Validates `program` and prepares it for its engine.
     ///
     /// With [`VerifierMode::Kernel`] (the default) a program the Linux kernel's verifier
@@ -287,7 +305,14 @@ impl Vm {
     /// Every map of the program must have been created for this VM's CPU count (a map made
     /// for fewer CPUs would have no value for the others): otherwise
     /// [`PrepareError::CpuCountMismatch`].
+    ///
+    /// The inner maps that the program's map-in-maps hold when it is loaded become maps of
+    /// the program too (after the ones it names), so a lookup in an outer map can return
+    /// them; an inner map put in an outer map later is a run-time error when a lookup finds
+    /// it (see `docs/internals.md`).
     pub fn load(&self, program: Program) -> Result<LoadedProgram, PrepareError> {
+        let mut program = program;
+        crate::inner_maps::add_inner_maps(&mut program);
         for map in program.maps() {
             if let Some(n) = map.ncpus().filter(|&n| n != self.config.ncpus) {
                 return Err(PrepareError::CpuCountMismatch {
@@ -298,8 +323,18 @@ impl Vm {
             }
         }
         let mut unverified = None;
+        let resolved = crate::kfunc::resolve(&program, &self.registry)?;
+        let (checked, kfuncs, run) = match &resolved {
+            Some(r) => (&r.verify, &r.kfuncs[..], &r.run),
+            None => (&program, &[][..], &program),
+        };
         if self.config.verifier == VerifierMode::Kernel {
-            match crate::kernel_verify::verify(&program, self.config.privilege, self.config.ncpus) {
+            match crate::kernel_verify::verify_with_kfuncs(
+                checked,
+                self.config.privilege,
+                self.config.ncpus,
+                kfuncs,
+            ) {
                 // What bpfvm's verifier does not model is not refused (a program the kernel
                 // accepts must load); the run-time checks still confine it, and the loaded
                 // program says the kernel's verdict is unknown.
@@ -316,8 +351,13 @@ impl Vm {
                 }
             }
         }
-        let engine = engine::prepare(&program, &self.registry, program.engine(), &self.config)?;
-        check_return_range(&program, &self.registry)?;
+        let engine = engine::prepare(run, &self.registry, run.engine(), &self.config)?;
+        check_return_range(run, &self.registry)?;
+        // What runs: kfunc calls as calls of the registered kfuncs.
+        let program = match resolved {
+            Some(r) => r.run,
+            None => program,
+        };
         Ok(LoadedProgram {
             inner: Arc::new(Loaded {
                 program,

@@ -27,7 +27,10 @@ fn udp_frame() -> Vec<u8> {
 fn run(args: &[&str]) -> Vec<u8> {
     let dir = std::env::temp_dir().join(format!("bpfvm-cli-events-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let data = dir.join(format!("udp-{}.bin", args.join("_")));
+    // One data file per call (tests run in parallel; arguments may hold paths).
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let data = dir.join(format!("udp-{n}.bin"));
     std::fs::write(&data, udp_frame()).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_bpfvm"))
         .args(["run", OBJECT, "--data"])
@@ -151,4 +154,48 @@ fn perf_samples_come_out_per_cpu_and_a_full_buffer_drops() {
     );
     assert!(text.contains("... 878 more record(s) in --json"), "{text}");
     assert!(text.contains("map events (ringbuf, key 0 B, value 0 B, max_entries 4096)\n  (no entries: its events are listed below)"), "{text}");
+}
+
+/// `--explain` tells what a consumer reads from each event map and why per-CPU perf buffers
+/// have no order between CPUs; `--report` draws records (and lost samples) per buffer.
+#[test]
+fn explain_and_report_show_the_events() {
+    let text = String::from_utf8(run(&[
+        "--prog",
+        "xdp_perf_logger",
+        "--cpus",
+        "2",
+        "--repeat",
+        "3",
+        "--explain",
+    ]))
+    .unwrap();
+    assert!(
+        text.contains("events: perf_events (perf_event_array)"),
+        "{text}"
+    );
+    assert!(text.contains("one buffer per CPU"), "{text}");
+    assert!(
+        text.contains("index 0 (cpu 0):") && text.contains("index 1 (cpu 1):"),
+        "{text}"
+    );
+    let svg_path = std::env::temp_dir().join(format!("bpfvm-events-{}.svg", std::process::id()));
+    let svg_arg = svg_path.to_str().unwrap();
+    run(&[
+        "--prog",
+        "xdp_ringbuf_logger",
+        "--cpus",
+        "4",
+        "--repeat",
+        "30",
+        "--report",
+        svg_arg,
+    ]);
+    let svg = std::fs::read_to_string(&svg_path).unwrap();
+    std::fs::remove_file(&svg_path).ok();
+    assert!(svg.contains("events of events (ringbuf)"), "{svg}");
+    assert!(
+        svg.contains("all cpus: 85 records"),
+        "the ring's 85 records"
+    );
 }

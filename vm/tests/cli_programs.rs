@@ -59,7 +59,7 @@ fn list_shows_which_programs_load_and_why_others_do_not() {
     assert!(lines[2].contains("refused: uses map mystery"), "{out}");
     assert!(lines[3].starts_with("probes_weak_kfunc ") && lines[3].ends_with("loads"));
     assert!(
-        lines[4].contains("refused: kfunc call to bpf_kfunc_that_does_not_exist"),
+        lines[4].contains("refused: kfunc bpf_kfunc_that_does_not_exist is not built into bpfvm"),
         "{out}"
     );
     assert_eq!(
@@ -85,7 +85,10 @@ fn run_of_a_refused_program_gives_its_error_and_the_good_one_runs() {
     let (ok, _, err) = bpfvm(&["run", &fixture("partial"), "--prog", "uses_kfunc"]);
     assert!(!ok);
     assert!(
-        err.contains("program uses_kfunc: kfunc call to bpf_kfunc_that_does_not_exist"),
+        err.contains(
+            "program uses_kfunc refused: instruction 1: kfunc bpf_kfunc_that_does_not_exist is \
+             not registered"
+        ),
         "{err}"
     );
     let (ok, out, err) = bpfvm(&["run", &fixture("partial"), "--prog", "good", "--json"]);
@@ -95,7 +98,7 @@ fn run_of_a_refused_program_gives_its_error_and_the_good_one_runs() {
     // Without --prog the choices name the refused ones too.
     let (ok, _, err) = bpfvm(&["run", &fixture("partial")]);
     assert!(!ok);
-    assert!(err.contains("uses_kfunc (section tc, refused)"), "{err}");
+    assert!(err.contains("uses_bad_map (section xdp, refused)"), "{err}");
 }
 
 #[test]

@@ -137,3 +137,75 @@ fn seeding_mistakes_name_the_map_and_what_was_wrong() {
     std::fs::remove_dir_all(&dir).ok();
     assert!(e.contains("1 values for a map on 4 cpus"), "{e}");
 }
+
+#[test]
+fn map_set_puts_a_map_in_a_map_in_map_by_name() {
+    let obj = fixture("map_in_map.o");
+    let doc = run_json(&[
+        &obj,
+        "--prog",
+        "count_slots",
+        "--cpus",
+        "1",
+        "--map-set",
+        "outer",
+        "1=inner_c",
+        "--map-set",
+        "by_port",
+        "80=inner_a",
+    ]);
+    // Slot 1 now reaches inner_c and by_port[80] inner_a (also in slot 0).
+    let result: Vec<&Value> = map(&doc, "result")["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["value_btf"])
+        .collect();
+    assert_eq!(result, ["1", "1", "1", "2"]);
+    let out = Command::new(env!("CARGO_BIN_EXE_bpfvm"))
+        .args(["run", &obj, "--prog", "count_slots", "--map-set", "outer"])
+        .arg("1=result")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("outer") && err.contains("incompatible inner map"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_map_in_maps_entries_in_a_maps_file_are_skipped_with_a_warning() {
+    let obj = fixture("map_in_map.o");
+    let first = run_json(&[&obj, "--prog", "count_slots", "--cpus", "1"]);
+    let dir = std::env::temp_dir().join(format!("bpfvm-mim-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("maps.json");
+    std::fs::write(&file, serde_json::to_vec(&first).unwrap()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bpfvm"))
+        .args([
+            "run",
+            &obj,
+            "--prog",
+            "count_slots",
+            "--cpus",
+            "1",
+            "--json",
+            "--maps",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("outer is a map-in-map"), "{err}");
+    // The counters were seeded from the first run and counted once more.
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(map(&doc, "inner_a")["entries"][0]["value_btf"], "2");
+}

@@ -54,10 +54,6 @@ fn every_supported_fixture_parses() {
                 let obj = result.unwrap();
                 assert!(obj.programs().iter().all(|p| !p.core_poisons.is_empty()));
             }
-            "kfunc" => assert!(
-                matches!(result, Err(LoadError::KfuncCall { .. })),
-                "{result:?}"
-            ),
             "unknown_map_type" => assert!(
                 matches!(result, Err(LoadError::UnknownMapType { .. })),
                 "{result:?}"

@@ -39,12 +39,9 @@ fn one_object_good_program_loads_and_runs_the_others_get_their_own_errors() {
         "uses map mystery, which cannot be loaded: map mystery has unknown map type 999"
     );
     assert_eq!(results[2], ("probes_weak_kfunc".to_string(), Ok(())));
-    assert_eq!(results[3].0, "uses_kfunc");
-    assert!(results[3]
-        .1
-        .as_ref()
-        .unwrap_err()
-        .starts_with("kfunc call to bpf_kfunc_that_does_not_exist in section tc"));
+    // A kfunc is resolved when the program is loaded into a VM (against its registered
+    // kfuncs): the object holds the program.
+    assert_eq!(results[3], ("uses_kfunc".to_string(), Ok(())));
     // The refused map is not created; the good program's map is.
     assert_eq!(obj.refused_maps().len(), 1);
     assert_eq!(obj.refused_maps()[0].name, "mystery");
@@ -66,13 +63,16 @@ fn one_object_good_program_loads_and_runs_the_others_get_their_own_errors() {
         .run(&probe, CpuId(0), &Input::packet(vec![0; 60]))
         .unwrap();
     assert_eq!(out.retval, 2, "XDP_PASS: not called");
-    // Asking for a refused program gives its own error, with its errno.
-    let e = obj.vm_program("uses_kfunc", &maps).unwrap_err();
+    // A strong kfunc nobody registered refuses the program at load, by name (EINVAL).
+    let e = vm
+        .load(obj.vm_program("uses_kfunc", &maps).unwrap())
+        .unwrap_err();
     assert!(
-        matches!(&e, LoadError::KfuncCall { name, .. } if name == "bpf_kfunc_that_does_not_exist"),
+        matches!(&e, bpfvm::PrepareError::UnresolvedKfunc { name, .. } if name == "bpf_kfunc_that_does_not_exist"),
         "{e:?}"
     );
-    assert_eq!(e.errno(), 95);
+    assert_eq!(e.errno(), 22);
+    // Asking for a refused program gives its own error, with its errno.
     let e = obj.vm_program("uses_bad_map", &maps).unwrap_err();
     assert!(matches!(&e, LoadError::MapUnavailable { map, .. } if map == "mystery"));
     assert_eq!(e.errno(), 22, "the unknown map type's EINVAL");
@@ -339,7 +339,7 @@ fn object_loader_loads_the_good_program_and_keeps_each_refusal() {
         2
     );
     let e = bpf.program("uses_kfunc").unwrap_err();
-    assert_eq!(e.errno(), 95);
+    assert_eq!(e.errno(), 22, "EINVAL: no one registered the kfunc");
     assert!(
         e.to_string().contains("bpf_kfunc_that_does_not_exist"),
         "{e}"

@@ -19,6 +19,8 @@ pub enum Cmd {
     ProgLoad = 5,
     #[doc(alias = "BPF_PROG_TEST_RUN")]
     ProgTestRun = 10,
+    #[doc(alias = "BPF_OBJ_GET_INFO_BY_FD")]
+    ObjGetInfoByFd = 15,
     #[doc(alias = "BPF_BTF_LOAD")]
     BtfLoad = 18,
     #[doc(alias = "BPF_MAP_LOOKUP_AND_DELETE_ELEM")]

@@ -97,6 +97,11 @@ impl KernelMap {
         })
     }
 
+    /// Wraps a map fd made by another module of the oracle.
+    pub(crate) fn from_fd(fd: MapFd) -> KernelMap {
+        KernelMap { fd }
+    }
+
     /// The fd and geometry, for the other modules of the oracle.
     pub(crate) fn map_fd(&self) -> &MapFd {
         &self.fd

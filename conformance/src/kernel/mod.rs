@@ -37,6 +37,8 @@ pub mod events;
 #[cfg(target_os = "linux")]
 pub mod map;
 #[cfg(target_os = "linux")]
+pub mod map_in_map;
+#[cfg(target_os = "linux")]
 pub mod object;
 #[cfg(target_os = "linux")]
 pub mod pair;

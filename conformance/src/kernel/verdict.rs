@@ -28,6 +28,9 @@ pub struct VerdictMap {
     pub initial: Option<Vec<u8>>,
     /// Frozen after the write (as libbpf does for `.rodata`).
     pub frozen: bool,
+    /// For a map-in-map: its inner map template, created first and passed as
+    /// `inner_map_fd`.
+    pub inner: Option<Box<VerdictMap>>,
 }
 
 /// Who loads the program.
@@ -88,13 +91,32 @@ pub fn kernel_verdict(
 ) -> Result<KernelVerdict, String> {
     let mut fds = Vec::with_capacity(maps.len());
     for (i, m) in maps.iter().enumerate() {
-        let fd = sys::raw_map_create(
-            m.map_type,
-            m.key_size,
-            m.value_size,
-            m.max_entries,
-            m.map_flags,
-        )
+        let fd = match &m.inner {
+            None => sys::raw_map_create(
+                m.map_type,
+                m.key_size,
+                m.value_size,
+                m.max_entries,
+                m.map_flags,
+            ),
+            Some(t) => sys::raw_map_create(
+                t.map_type,
+                t.key_size,
+                t.value_size,
+                t.max_entries,
+                t.map_flags,
+            )
+            .and_then(|inner| {
+                sys::map_in_map::raw_map_create_of_maps(
+                    m.map_type,
+                    m.key_size,
+                    m.value_size,
+                    m.max_entries,
+                    m.map_flags,
+                    &inner,
+                )
+            }),
+        }
         .map_err(|e| format!("map {i} (type {}): BPF_MAP_CREATE: {e}", m.map_type))?;
         if let Some(v) = &m.initial {
             sys::raw_map_fill(&fd, v, m.frozen)

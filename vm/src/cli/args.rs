@@ -143,7 +143,8 @@ pub struct RunArgs {
     pub verifier: String,
     /// Before the runs, set map NAME's KEY to VALUE (repeatable). KEY and VALUE are numbers
     /// (decimal or 0x hex, sized by the map) or hex:BYTES; on a per-CPU map VALUE goes to
-    /// every CPU (BPF_F_ALL_CPUS), or to one with VALUE@CPU (BPF_F_CPU).
+    /// every CPU (BPF_F_ALL_CPUS), or to one with VALUE@CPU (BPF_F_CPU); on a map-in-map
+    /// (array_of_maps, hash_of_maps) VALUE is the name of another map of the object.
     #[arg(long = "map-set", value_names = ["NAME", "KEY=VALUE"], num_args = 2,
           action = clap::ArgAction::Append, allow_hyphen_values = true)]
     pub map_set: Vec<String>,

@@ -52,6 +52,8 @@ pub struct Names<'a> {
     pub helpers: &'a Registry,
     /// Subprogram names and start indices.
     pub subprograms: &'a [(SharedStr, usize)],
+    /// The kfuncs the program calls, by the index its kfunc calls carry.
+    pub kfuncs: &'a [bpfvm::kfunc::KfuncImport],
 }
 
 /// Whether rbpf 0.4.1's disassembler prints `opc` correctly (it panics on opcodes it does not
@@ -119,6 +121,13 @@ pub fn format_own(pc: usize, i: &Insn, next: Option<&Insn>, names: &Names<'_>) -
             format!("lddw r{}, &map {name} value + {off}", i.dst)
         }
         0x18 if next.is_none() => format!("lddw r{} (truncated: no second slot)", i.dst),
+        0x18 if i.src == bpfvm::kfunc::PSEUDO_KFUNC_ADDR => {
+            let name = usize::try_from(i.imm)
+                .ok()
+                .and_then(|k| names.kfuncs.get(k))
+                .map_or_else(|| format!("#{}", i.imm), |k| k.name.to_string());
+            format!("lddw r{}, &kfunc {name}", i.dst)
+        }
         0x18 if i.src != 0 => format!("lddw r{}, pseudo src {} imm {}", i.dst, i.src, i.imm),
         0xc3 | 0xdb => {
             let w = if i.opc == 0xdb { "64" } else { "32" };
@@ -164,7 +173,13 @@ pub fn format_own(pc: usize, i: &Insn, next: Option<&Insn>, names: &Names<'_>) -
                     .unwrap_or_default();
                 format!("call pc{:+} -> {t}{sub}", i.imm)
             }
-            2 => format!("call kfunc btf id {}", i.imm),
+            2 => match usize::try_from(i.imm)
+                .ok()
+                .and_then(|k| names.kfuncs.get(k))
+            {
+                Some(k) => format!("call kfunc {} #{}", k.name, i.imm),
+                None => format!("call kfunc #{}", i.imm),
+            },
             s => format!("call (src {s}) {:#x}", i.imm),
         },
         0x8d => format!("callx r{}", i.dst),
@@ -231,6 +246,7 @@ pub fn listing(obj: &Object, def: &ProgramDefinition, helpers: &Registry) -> Str
         maps: &maps,
         helpers,
         subprograms: &def.subprograms,
+        kfuncs: &def.kfuncs,
     };
     let mut out = format!(
         "program {} (section {}, {:?}): {} instructions\n",
@@ -327,6 +343,7 @@ mod tests {
             maps: &maps,
             helpers: &registry,
             subprograms: &[],
+            kfuncs: &[],
         };
         let i = Insn::decode(words[0]);
         let next = words.get(1).map(|&w| Insn::decode(w));

@@ -11,6 +11,7 @@ use std::fmt::Write;
 use bpfvm::loader::{Object, ObjectMaps, ProgramDefinition};
 use bpfvm::maps::{Map, MapError, MapFlags};
 
+use super::events::MapEvents;
 use super::execute::RunSummary;
 use super::hex::hex_spaced;
 use super::snapshot::MapSnapshot;
@@ -36,6 +37,8 @@ pub struct Scenario<'a> {
     pub maps: &'a ObjectMaps,
     /// The maps after the runs.
     pub snapshots: &'a [MapSnapshot],
+    /// What a consumer reads from the ring buffers and perf event arrays after the runs.
+    pub events: &'a [MapEvents],
 }
 
 /// `round_up(n, 8)`.
@@ -125,7 +128,42 @@ pub fn explain(s: &Scenario<'_>) -> Result<String, CliError> {
              object with a percpu_array or percpu_hash (e.g. percpu_counter.o)."
         );
     }
+    explain_events(&mut out, s.events);
     Ok(out)
+}
+
+/// The event maps: a perf event array has one buffer per CPU (a program's
+/// `BPF_F_CURRENT_CPU` output goes to the buffer of the CPU it runs on, and a consumer reads
+/// each CPU's buffer on its own), a ring buffer one for all CPUs (records in the order they
+/// were committed, whichever CPU wrote them).
+fn explain_events(out: &mut String, events: &[MapEvents]) {
+    for e in events {
+        out.push('\n');
+        let _ = writeln!(out, "events: {} ({})", e.map, e.map_type);
+        if e.map_type == "perf_event_array" {
+            let _ = writeln!(
+                out,
+                "  A perf event array holds one buffer per CPU: with BPF_F_CURRENT_CPU a program"
+            );
+            let _ = writeln!(
+                out,
+                "  writes to the buffer of the CPU it runs on, and a consumer reads each buffer on"
+            );
+            let _ = writeln!(
+                out,
+                "  its own, so records of different CPUs have no order between them."
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "  A ring buffer is one buffer shared by all CPUs: records come out in the order"
+            );
+            let _ = writeln!(out, "  they were committed, whichever CPU wrote them.");
+        }
+        for line in e.render().lines() {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
 }
 
 fn explain_shared(out: &mut String, object: &Object, step: usize, snap: &MapSnapshot) {

@@ -19,7 +19,17 @@ fn loaded_row(obj: &Object, p: &ProgramDefinition) -> Vec<String> {
         ),
         None => ("?".to_string(), "-".to_string()),
     };
+    // The CLI's VM has the built-in kfuncs only: a strong kfunc beyond them refuses it.
+    let builtins = bpfvm::helpers::Registry::with_builtins();
+    let missing = p
+        .kfuncs
+        .iter()
+        .find(|k| !k.weak && builtins.kfunc(&k.name).is_none());
     let status = match obj.run_type(&p.name, None) {
+        Ok(_) if missing.is_some() => format!(
+            "refused: kfunc {} is not built into bpfvm (register it with VmBuilder::kfunc)",
+            missing.map_or("", |k| &*k.name)
+        ),
         Ok(_) => "loads".to_string(),
         Err(e) => match p.section_type {
             None => "loads; unknown section: run with --type TYPE".to_string(),

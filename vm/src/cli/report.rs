@@ -1,6 +1,7 @@
 //! `--report <FILE>`: a self-contained SVG picture of a run — runs per CPU, for each
 //! per-CPU map its values as bars, one bar per CPU for every key shown, and for each shared
-//! map (one value for all CPUs) one bar per key. Long titles wrap, labels that do not fit
+//! map (one value for all CPUs) one bar per key, and for each ring buffer or perf event
+//! array its records (and lost samples) per buffer. Long titles wrap, labels that do not fit
 //! their group are cut (the whole text is the bar's tooltip), and every CPU has its own
 //! colour whatever the CPU count.
 
@@ -8,6 +9,7 @@ use std::fmt::Write;
 
 use bpfvm::loader::{Object, ProgramDefinition};
 
+use super::events::{MapEvents, Record};
 use super::execute::RunSummary;
 use super::snapshot::{MapSnapshot, RawEntry};
 use super::text::{integer_value, show_key, show_value};
@@ -27,6 +29,8 @@ const COLORS: [&str; 8] = [
 ];
 /// Colour of a shared map's bars (one value for every CPU).
 const SHARED_COLOR: &str = "#6b6b6b";
+/// Colour of the lost-samples bars of an event map.
+const LOST_COLOR: &str = "#c0392b";
 /// CPUs named in the legend; the rest are counted.
 const LEGEND_CPUS: usize = 64;
 /// Legend entries per row.
@@ -55,6 +59,75 @@ pub struct ReportInput<'a> {
     pub summary: &'a RunSummary,
     /// The maps after the runs.
     pub maps: &'a [MapSnapshot],
+    /// What a consumer reads from the ring buffers and perf event arrays.
+    pub events: &'a [MapEvents],
+}
+
+/// One event map's chart: a group per perf buffer (its CPU's colour) or one for the ring
+/// buffer, with a bar for the records and one for the lost samples when there are any.
+fn draw_events(body: &mut String, y: f64, e: &MapEvents) -> f64 {
+    let groups: Vec<Group> = e
+        .streams
+        .iter()
+        .filter(|s| !s.records.is_empty() || s.pending_lost > 0 || s.perf_index.is_none())
+        .map(|s| {
+            let samples = s
+                .records
+                .iter()
+                .filter(|r| matches!(r, Record::Sample(_)))
+                .count();
+            let lost: u64 = s.pending_lost
+                + s.records
+                    .iter()
+                    .map(|r| match r {
+                        Record::Lost(n) => *n,
+                        Record::Sample(_) => 0,
+                    })
+                    .sum::<u64>();
+            let (label, color) = match s.perf_index {
+                Some((index, cpu)) => {
+                    (format!("index {index} (cpu{cpu})"), cpu_color(cpu as usize))
+                }
+                None => ("all cpus".to_string(), SHARED_COLOR.to_string()),
+            };
+            let mut bars = vec![Bar {
+                value: samples as f64,
+                text: samples.to_string(),
+                tooltip: format!("{label}: {samples} records"),
+                color,
+            }];
+            if lost > 0 {
+                bars.push(Bar {
+                    value: lost as f64,
+                    text: format!("{lost} lost"),
+                    tooltip: format!("{label}: {lost} samples lost (the buffer was full)"),
+                    color: LOST_COLOR.to_string(),
+                });
+            }
+            (label, bars)
+        })
+        .collect();
+    let what = if e.map_type == "perf_event_array" {
+        "records per perf buffer (one buffer per cpu)"
+    } else {
+        "records in the ring buffer (one buffer for all cpus, in commit order)"
+    };
+    let title = format!("events of {} ({}): {what}", e.map, e.map_type);
+    if groups
+        .iter()
+        .all(|(_, bars)| bars.iter().all(|b| b.value == 0.0))
+    {
+        let (t, h) = text_block(
+            y + 18.0,
+            "h2",
+            H2_CHAR_W,
+            18.0,
+            &format!("{title} — no records"),
+        );
+        body.push_str(&t);
+        return h + 18.0;
+    }
+    draw_map(body, y, &title, &groups)
 }
 
 /// Escapes text for SVG.
@@ -360,7 +433,12 @@ pub fn svg(r: &ReportInput<'_>) -> String {
         y += h + 18.0;
     }
     // Shared maps: one value for every CPU, one bar per key.
-    let shared: Vec<&MapSnapshot> = r.maps.iter().filter(|m| !m.percpu).collect();
+    // (Event maps have no entries to draw: their records are drawn below.)
+    let shared: Vec<&MapSnapshot> = r
+        .maps
+        .iter()
+        .filter(|m| !m.percpu && !matches!(m.def.map_type_name(), "ringbuf" | "perf_event_array"))
+        .collect();
     for m in shared.iter().take(MAX_MAPS) {
         let groups: Vec<Group> = shown_entries(m)
             .into_iter()
@@ -383,6 +461,11 @@ pub fn svg(r: &ReportInput<'_>) -> String {
             m.def.map_type_name()
         );
         y += draw_map(&mut body, y, &title, &groups);
+    }
+    // Event maps: records (and lost samples) per perf buffer, one colour per CPU; a ring
+    // buffer's records as one bar.
+    for e in r.events.iter().take(MAX_MAPS) {
+        y += draw_events(&mut body, y, e);
     }
     let height = y + 20.0;
     format!(

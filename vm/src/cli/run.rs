@@ -140,6 +140,7 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
             summary: &summary,
             maps: &maps,
             snapshots: &snaps,
+            events: &events,
         })?;
         write(out, &text)?;
     } else if !args.json {
@@ -164,6 +165,7 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
             repeat: args.repeat,
             summary: &summary,
             maps: &snaps,
+            events: &events,
         });
         std::fs::write(file, svg).map_err(|e| CliError::io(file, e))?;
         eprintln!("bpfvm: report written to {}", file.display());

@@ -155,6 +155,12 @@ pub fn map_set(object: &Object, maps: &ObjectMaps, pairs: &[String]) -> Result<(
             "key",
         )
         .map_err(fail)?;
+        if map.map_type().is_map_of_maps() {
+            // The value of a map-in-map is another map of the object, by name.
+            maps.set_map_slot(name, &key, value)
+                .map_err(|e| fail(format!("{e} (VALUE is the name of a map of the object)")))?;
+            continue;
+        }
         let value = parse_bytes(
             value,
             def.value_size as usize,
@@ -186,6 +192,14 @@ pub fn maps_file(object: &Object, maps: &ObjectMaps, path: &Path) -> Result<(), 
             .and_then(Value::as_str)
             .ok_or_else(|| seed_error(&file, "--maps", "a map without a \"name\""))?;
         let (def, map) = find(object, maps, name, "--maps")?;
+        if map.map_type().is_map_of_maps() && m.get("entries").is_some_and(|e| e != &Value::Null) {
+            // Its entries are the ids of maps of another run: nothing to seed from them.
+            eprintln!(
+                "bpfvm: warning: --maps: {name} is a map-in-map; its entries are not seeded \
+                 (use --map-set {name} KEY=MAPNAME)"
+            );
+            continue;
+        }
         let entries = m
             .get("entries")
             .and_then(Value::as_array)

@@ -140,6 +140,9 @@ pub fn prepare(
             }
             ebpf::CALL if r.src == 0 => {
                 let id = r.imm as u32;
+                if id >= bpfvm_helpers::KFUNC_ID_BASE {
+                    return Err(unsupported(pc, "kfunc calls"));
+                }
                 if id > MAX_BRIDGED_ID || trampoline(id).is_none() {
                     return Err(unsupported(pc, "helper ids above 255"));
                 }

@@ -119,6 +119,8 @@ pub enum BtfType {
         ret: u32,
         /// Parameter type ids.
         params: Vec<u32>,
+        /// The parameters' names (empty for unnamed ones), in order.
+        param_names: Vec<SharedStr>,
     },
     /// `BTF_KIND_VAR`: a global variable.
     #[doc(alias = "BTF_KIND_VAR")]

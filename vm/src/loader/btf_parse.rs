@@ -123,7 +123,7 @@ impl Btf {
                     Box::new(members.iter().map(|m| m.type_id))
                 }
                 BtfType::Func { proto, .. } => Box::new(one(*proto)),
-                BtfType::FuncProto { ret, params } => {
+                BtfType::FuncProto { ret, params, .. } => {
                     Box::new(one(*ret).chain(params.iter().copied()))
                 }
                 BtfType::Datasec { vars, .. } => Box::new(vars.iter().map(|v| v.type_id)),
@@ -296,13 +296,16 @@ fn parse_types(type_data: &[u8], strings: &StrTab) -> Result<Vec<BtfType>, LoadE
             },
             13 => {
                 let mut params = Vec::with_capacity(vlen);
+                let mut param_names = Vec::with_capacity(vlen);
                 for _ in 0..vlen {
-                    let _p_name = r.u32().ok_or_else(truncated)?;
+                    let p_name = r.u32().ok_or_else(truncated)?;
+                    param_names.push(name(p_name)?);
                     params.push(r.u32().ok_or_else(truncated)?);
                 }
                 BtfType::FuncProto {
                     ret: size_or_type,
                     params,
+                    param_names,
                 }
             }
             14 => {

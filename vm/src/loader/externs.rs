@@ -131,6 +131,9 @@ pub(crate) enum ExternValue {
     Kconfig { offset: u32 },
     /// The constant 0 (an unresolved weak `__ksym`).
     Zero,
+    /// The address of a kernel function ([`Externs::kfuncs`]), resolved when the program
+    /// is loaded into a VM.
+    Kfunc,
     /// Unusable: programs that reference it are refused with this error.
     Refused(LoadError),
 }
@@ -142,6 +145,21 @@ pub(crate) struct Externs {
     pub by_name: HashMap<SharedStr, ExternValue>,
     /// The `.kconfig` map, when some `__kconfig` extern exists.
     pub kconfig_map: Option<MapDefinition>,
+    /// Kernel functions (`__ksym` FUNCs) by name.
+    pub kfuncs: HashMap<SharedStr, KfuncExtern>,
+}
+
+/// A kernel function the object declares.
+#[derive(Debug, Clone)]
+pub(crate) struct KfuncExtern {
+    /// Declared `__weak`.
+    pub weak: bool,
+    /// libbpf's index of the extern (`obj->externs`, sorted by `cmp_externs`).
+    pub extern_index: u32,
+    /// Its arguments and return value, from its FUNC_PROTO.
+    pub args: Vec<crate::kfunc::KfuncArg>,
+    /// What it returns.
+    pub ret: crate::kfunc::KfuncRet,
 }
 
 /// One `__kconfig` extern before layout.
@@ -205,6 +223,9 @@ pub(crate) fn resolve(
 ) -> Externs {
     let mut out = Externs::default();
     let mut kcfgs = Vec::new();
+    // Names of the ksym externs, for libbpf's extern index (kconfig ones come first).
+    let mut ksyms: Vec<SharedStr> = Vec::new();
+    let mut kfuncs: Vec<(SharedStr, bool, u32)> = Vec::new();
     let vars = btf.map(extern_vars).unwrap_or_default();
     for sym in &elf.symbols {
         if sym.section.is_some()
@@ -227,7 +248,7 @@ pub(crate) fn resolve(
                 reason,
             })
         };
-        let Some((section, type_id)) = vars.get(sym.name.as_str()).cloned() else {
+        let Some((section, type_id, func)) = vars.get(sym.name.as_str()).cloned() else {
             // Only an ld_imm64 of it reaches this value (a call is a kfunc call).
             let v = refuse("no BTF describes it (libbpf needs .kconfig or .ksyms BTF)".into());
             out.by_name.insert(sym.name.clone(), v);
@@ -235,7 +256,13 @@ pub(crate) fn resolve(
         };
         let btf = btf.expect("found in BTF");
         match section {
+            ExternSection::Ksyms if func => {
+                ksyms.push(sym.name.clone());
+                kfuncs.push((sym.name.clone(), weak, type_id));
+                out.by_name.insert(sym.name.clone(), ExternValue::Kfunc);
+            }
             ExternSection::Ksyms => {
+                ksyms.push(sym.name.clone());
                 let v = if weak {
                     ExternValue::Zero
                 } else {
@@ -262,6 +289,24 @@ pub(crate) fn resolve(
                 out.by_name.insert(sym.name.clone(), v);
             }
         }
+    }
+    ksyms.sort_unstable_by(|a, b| a.as_str().as_bytes().cmp(b.as_str().as_bytes()));
+    for (name, weak, proto) in kfuncs {
+        let rank = ksyms.partition_point(|n| n.as_str().as_bytes() < name.as_str().as_bytes());
+        let extern_index = (kcfgs.len() + rank) as u32;
+        let (args, ret) = match btf {
+            Some(btf) => super::kfunc_proto::classify(btf, proto),
+            None => continue,
+        };
+        out.kfuncs.insert(
+            name,
+            KfuncExtern {
+                weak,
+                extern_index,
+                args,
+                ret,
+            },
+        );
     }
     if kcfgs.is_empty() {
         return out;
@@ -316,6 +361,8 @@ pub(crate) fn resolve(
         key_type_id: None,
         value_type_id: None,
         legacy: None,
+        inner: None,
+        initial_slots: Vec::new(),
         section_index: usize::MAX,
         section_offset: 0,
     });
@@ -450,7 +497,8 @@ enum ExternSection {
 
 /// Every `VAR` of every DATASEC by name (the first of each name), with its section and
 /// type: one pass over the types.
-fn extern_vars(btf: &Btf) -> HashMap<&str, (ExternSection, u32)> {
+/// The flag is set for a FUNC (a kfunc).
+fn extern_vars(btf: &Btf) -> HashMap<&str, (ExternSection, u32, bool)> {
     let mut out = HashMap::new();
     for t in btf.types() {
         let BtfType::Datasec {
@@ -468,12 +516,12 @@ fn extern_vars(btf: &Btf) -> HashMap<&str, (ExternSection, u32)> {
             match btf.get(v.type_id) {
                 Some(BtfType::Var { name, target }) => {
                     out.entry(name.as_str())
-                        .or_insert_with(|| (section.clone(), *target));
+                        .or_insert_with(|| (section.clone(), *target, false));
                 }
                 // A kernel function (kfunc) declared __ksym.
                 Some(BtfType::Func { name, proto }) => {
                     out.entry(name.as_str())
-                        .or_insert_with(|| (section.clone(), *proto));
+                        .or_insert_with(|| (section.clone(), *proto, true));
                 }
                 _ => {}
             }

@@ -91,9 +91,14 @@ impl MapDefinition {
             source,
         };
         let spec = self.spec_for(ncpus)?;
-        let map = match spin_lock {
-            Some(off) => Map::create_with_spin_lock_in(spec, ncpus, off, memory),
-            None => Map::create_in(spec, ncpus, memory),
+        let map = match (&self.inner, spin_lock) {
+            (Some(inner), _) if spec.map_type.is_map_of_maps() => {
+                // libbpf's `<map>.inner`: made for the outer map's creation only.
+                let template = inner.create_in(ncpus, memory)?;
+                Map::create_of_maps_in(spec, ncpus, &template, memory)
+            }
+            (_, Some(off)) => Map::create_with_spin_lock_in(spec, ncpus, off, memory),
+            (_, None) => Map::create_in(spec, ncpus, memory),
         }
         .map_err(fail)?;
         if let Some(data) = &self.initial_data {
@@ -165,15 +170,14 @@ impl Object {
     /// [`crate::Vm::map_memory`], so that the limit of [`crate::VmConfig::map_memory_limit`]
     /// holds for all the maps the VM's programs use).
     pub fn create_maps_in(&self, ncpus: u32, memory: &MapMemory) -> Result<ObjectMaps, LoadError> {
-        let maps = self
-            .maps()
+        let defs = self.maps().to_vec();
+        let maps = defs
             .iter()
             .map(|d| d.create_with_lock_in(ncpus, self.spin_lock_offset(d), memory))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(ObjectMaps {
-            defs: self.maps().to_vec(),
-            maps,
-        })
+        let maps = ObjectMaps { defs, maps };
+        crate::loader::map_slots::fill_initial_slots(&maps)?;
+        Ok(maps)
     }
 }
 

@@ -117,7 +117,8 @@ impl Object {
         let mut program = Program::from_words(&def.insns, prog_type)
             .with_maps(maps)
             .with_source_lines(lines)
-            .with_core_poisons(poisons);
+            .with_core_poisons(poisons)
+            .with_kfuncs(def.kfuncs.clone());
         if let Some(license) = self.license() {
             program = program.with_license(license);
         }

@@ -15,7 +15,7 @@ use super::btf_ext::SectionLines;
 use super::core::{CorePoison, SectionCore};
 use super::elf::{ElfObject, Reloc, Section, SymbolKind, R_BPF_64_32, R_BPF_64_64, STB_LOCAL};
 use super::error::LoadError;
-use super::externs::{ExternValue, Externs};
+use super::externs::{ExternValue, Externs, KfuncExtern};
 use super::limits::{MAX_OBJECT_INSNS, MAX_PROGRAM_INSNS};
 use super::map_def::{MapDefinition, MapKind, RefusedMap};
 use super::program::{
@@ -24,6 +24,7 @@ use super::program::{
 };
 use super::section_types::{program_type_for_section, section_type};
 use super::strtab::SharedStr;
+use crate::kfunc::{KfuncImport, PSEUDO_KFUNC_ADDR};
 
 /// A program that could not be linked or uses something that cannot be loaded: the other
 /// programs of the object load without it.
@@ -333,6 +334,7 @@ impl<'e, 'a> Linker<'e, 'a> {
         let mut appended: HashMap<(usize, usize), usize> = HashMap::new();
         let mut lines = Vec::new();
         let mut core_poisons = Vec::new();
+        let mut kfuncs = Kfuncs::default();
         let mut queue = VecDeque::from([Block {
             sec,
             start: entry.start,
@@ -381,7 +383,13 @@ impl<'e, 'a> Linker<'e, 'a> {
                                 reason: "relocation on the second half of an ld_imm64".into(),
                             });
                         }
-                        if let Some(r) = reloc {
+                        if let Some(k) = reloc.and_then(|r| self.kfunc_of(r)) {
+                            // bpf_ksym_exists(f): the address of a kfunc.
+                            let slot = kfuncs.slot(k, &self.externs.kfuncs[k]);
+                            insns[out_idx] =
+                                with_imm(with_src_reg(insn, PSEUDO_KFUNC_ADDR), slot as i32);
+                            insns[out_idx + 1] = with_imm(insns[out_idx + 1], 0);
+                        } else if let Some(r) = reloc {
                             let slot = self.relocate_ld(cs, sec_idx, r, &mut insns, out_idx)?;
                             if let Some(slot) = slot {
                                 let p = *slots.entry(slot).or_insert_with(|| {
@@ -402,6 +410,14 @@ impl<'e, 'a> Linker<'e, 'a> {
                         }
                         j += 2;
                         continue;
+                    }
+                    CALL if reloc.is_some_and(|r| self.kfunc_of(r).is_some()) => {
+                        // A call to an extern __ksym function, whatever clang put in
+                        // src_reg (libbpf's RELO_EXTERN_CALL).
+                        let k = reloc.and_then(|r| self.kfunc_of(r)).expect("checked");
+                        let slot = kfuncs.slot(k, &self.externs.kfuncs[k]);
+                        let call = with_src_reg(insn, PSEUDO_KFUNC_CALL) & !0xffff_0000;
+                        insns[out_idx] = with_imm(call, slot as i32);
                     }
                     CALL if src_reg(insn) == PSEUDO_CALL => {
                         let (tsec, target) =
@@ -497,6 +513,7 @@ impl<'e, 'a> Linker<'e, 'a> {
                 core_poisons.sort_by_key(|(i, _)| *i);
                 core_poisons
             },
+            kfuncs: kfuncs.list,
         })
     }
 
@@ -627,7 +644,42 @@ impl<'e, 'a> Linker<'e, 'a> {
     }
 }
 
+/// The kfuncs one program uses, in the order it first uses them.
+#[derive(Default)]
+struct Kfuncs {
+    list: Vec<KfuncImport>,
+    slots: HashMap<SharedStr, usize>,
+}
+
+impl Kfuncs {
+    /// The index of kfunc `name` in the program's table, added if new.
+    fn slot(&mut self, name: &SharedStr, k: &KfuncExtern) -> usize {
+        *self.slots.entry(name.clone()).or_insert_with(|| {
+            self.list.push(KfuncImport {
+                name: Arc::from(name.as_str()),
+                weak: k.weak,
+                extern_index: k.extern_index,
+                args: k.args.clone(),
+                ret: k.ret.clone(),
+            });
+            self.list.len() - 1
+        })
+    }
+}
+
 impl Linker<'_, '_> {
+    /// The name of the kfunc (an extern `__ksym` function) relocation `r` refers to.
+    fn kfunc_of(&self, r: &Reloc) -> Option<&SharedStr> {
+        let sym = self.elf.symbols.get(r.symbol)?;
+        if sym.section.is_some() {
+            return None;
+        }
+        self.externs
+            .kfuncs
+            .get_key_value(&sym.name)
+            .map(|(name, _)| name)
+    }
+
     /// Rewrite an `ld_imm64` of extern `name` as libbpf does: a `__kconfig` value becomes
     /// the address of its slot in the `.kconfig` map, an unresolved weak `__ksym` the
     /// constant 0; anything else refuses the program.
@@ -663,6 +715,8 @@ impl Linker<'_, '_> {
                 Ok(None)
             }
             Some(ExternValue::Refused(e)) => Err(at_here(e)),
+            // Handled by the caller (`kfunc_of`).
+            Some(ExternValue::Kfunc) => Err(LoadError::malformed("kfunc address out of place")),
             None => Err(LoadError::UnresolvedExtern {
                 name: name.to_string(),
                 section: cs.section.name.to_string(),

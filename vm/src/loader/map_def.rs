@@ -122,6 +122,12 @@ pub struct MapDefinition {
     /// The fields past the first five of a legacy `struct bpf_map_def` (`None` for other
     /// definitions).
     pub legacy: Option<LegacyMapFields>,
+    /// For a map-in-map: its inner map template (`__array(values, struct inner)`), from
+    /// which bpfvm makes the template map, as libbpf makes `<map>.inner`.
+    pub inner: Option<Box<MapDefinition>>,
+    /// For a map-in-map: the maps its `values` initialiser puts in it, as (index, name of
+    /// the inner map), set once every map exists, as libbpf does.
+    pub initial_slots: Vec<(u32, SharedStr)>,
     /// ELF section index of the definition (the global data section itself).
     pub(crate) section_index: usize,
     /// Offset of the definition inside that section (0 for global data).
@@ -260,9 +266,9 @@ pub(crate) fn btf_maps(
             }
         };
         // clang leaves DATASEC offsets at 0; like libbpf, take them from the symbols.
-        let offset = elf
-            .symbol_in(section.index, &name)
-            .map_or(u64::from(var.offset), |s| s.value);
+        let sym = elf.symbol_in(section.index, &name);
+        let offset = sym.map_or(u64::from(var.offset), |s| s.value);
+        let sym_size = sym.map_or(0, |s| s.size);
         let size = btf.size_of(target).map_or(u64::from(var.size), u64::from);
         if offset.saturating_add(size) > section.size {
             return Err(LoadError::BadMapDefinition {
@@ -279,7 +285,21 @@ pub(crate) fn btf_maps(
                 attrs_of.insert(target, *a);
             }),
         };
-        let map = attrs.map(|a| a.definition(name.clone(), section.index, offset));
+        let map = attrs.and_then(|a| {
+            let mut m = a.definition(name.clone(), section.index, offset);
+            if let Some((values_type, values_off)) = a.values {
+                m.inner = Some(super::inner_map::template(btf, &m, values_type)?);
+                m.initial_slots = super::map_values::initial_slots(
+                    elf,
+                    section,
+                    &m.name,
+                    // The initialiser makes the symbol longer than the struct.
+                    offset..offset + size.max(sym_size),
+                    offset + u64::from(values_off),
+                )?;
+            }
+            Ok(m)
+        });
         match map.and_then(|m| m.check_type().map(|()| m)) {
             Ok(m) => maps.push(m),
             Err(error) => refused.push(RefusedMap {
@@ -325,7 +345,7 @@ fn type_attr(btf: &Btf, map: &str, member: &str, type_id: u32) -> Result<(u32, u
 
 /// The attributes of one BTF map definition struct.
 #[derive(Debug, Clone, Copy)]
-struct Attrs {
+pub(super) struct Attrs {
     map_type: u32,
     key_size: u32,
     value_size: u32,
@@ -333,10 +353,17 @@ struct Attrs {
     map_flags: u32,
     key_type_id: Option<u32>,
     value_type_id: Option<u32>,
+    /// `__array(values, ...)`: its BTF type and byte offset in the definition.
+    values: Option<(u32, u32)>,
 }
 
 impl Attrs {
-    fn definition(self, name: SharedStr, section_index: usize, offset: u64) -> MapDefinition {
+    pub(super) fn definition(
+        self,
+        name: SharedStr,
+        section_index: usize,
+        offset: u64,
+    ) -> MapDefinition {
         MapDefinition {
             name,
             aliases: Vec::new(),
@@ -351,6 +378,8 @@ impl Attrs {
             key_type_id: self.key_type_id,
             value_type_id: self.value_type_id,
             legacy: None,
+            inner: None,
+            initial_slots: Vec::new(),
             section_index,
             section_offset: offset,
         }
@@ -358,7 +387,7 @@ impl Attrs {
 }
 
 /// Read the `__uint`/`__type` members of map `name`'s definition struct `type_id`.
-fn map_attrs(btf: &Btf, name: &str, type_id: u32) -> Result<Attrs, LoadError> {
+pub(super) fn map_attrs(btf: &Btf, name: &str, type_id: u32) -> Result<Attrs, LoadError> {
     let members = match btf.resolve(type_id).and_then(|t| btf.get(t)) {
         Some(BtfType::Struct { members, .. }) => members,
         _ => {
@@ -372,6 +401,7 @@ fn map_attrs(btf: &Btf, name: &str, type_id: u32) -> Result<Attrs, LoadError> {
     let (mut max_entries, mut map_flags) = (0, 0);
     let (mut key_size, mut value_size) = (None, None);
     let (mut key, mut value) = (None, None);
+    let mut values = None;
     for m in members {
         match m.name.as_str() {
             "type" => map_type = Some(uint_attr(btf, name, &m.name, m.type_id)?),
@@ -384,7 +414,8 @@ fn map_attrs(btf: &Btf, name: &str, type_id: u32) -> Result<Attrs, LoadError> {
             "numa_node" | "map_extra" | "pinning" => {
                 uint_attr(btf, name, &m.name, m.type_id)?;
             }
-            "values" | "inner_map" => {
+            "values" => values = Some((m.type_id, m.bit_offset / 8)),
+            "inner_map" => {
                 return Err(LoadError::Unsupported {
                     section: ".maps".into(),
                     what: format!(
@@ -405,6 +436,16 @@ fn map_attrs(btf: &Btf, name: &str, type_id: u32) -> Result<Attrs, LoadError> {
         map: name.into(),
         reason: "missing __uint(type, ...)".into(),
     })?;
+    if values.is_some() && !super::inner_map::is_map_in_map(map_type) {
+        return Err(LoadError::Unsupported {
+            section: ".maps".into(),
+            what: format!("map {name}: prog-array initialisers (values)"),
+        });
+    }
+    // A map-in-map's values are map fds: 4 bytes unless given (libbpf).
+    if values.is_some() && value_size.is_none() && value.is_none() {
+        value_size = Some(4);
+    }
     let pick = |what: &str, size: Option<u32>, ty: Option<(u32, u32)>| match (size, ty) {
         (Some(s), Some((_, t))) if s != t => Err(LoadError::BadMapDefinition {
             map: name.into(),
@@ -422,6 +463,7 @@ fn map_attrs(btf: &Btf, name: &str, type_id: u32) -> Result<Attrs, LoadError> {
         map_flags,
         key_type_id: key.map(|(id, _)| id),
         value_type_id: value.map(|(id, _)| id),
+        values,
     })
 }
 
@@ -498,6 +540,8 @@ pub(crate) fn legacy_maps(
             key_type_id: None,
             value_type_id: None,
             legacy: Some(legacy),
+            inner: None,
+            initial_slots: Vec::new(),
             section_index: section.index,
             section_offset: sym.value,
         };
@@ -593,6 +637,8 @@ pub(crate) fn global_data_maps(
             key_type_id: None,
             value_type_id: btf.and_then(|b| b.datasec(&section.name)),
             legacy: None,
+            inner: None,
+            initial_slots: Vec::new(),
             section_index: section.index,
             section_offset: 0,
         });

@@ -39,11 +39,15 @@ mod dump;
 mod elf;
 mod error;
 mod externs;
+mod inner_map;
 mod instance;
 mod into_vm;
+mod kfunc_proto;
 pub mod limits;
 mod link;
 mod map_def;
+mod map_slots;
+mod map_values;
 mod program;
 mod section_types;
 mod strtab;
@@ -244,6 +248,7 @@ impl Object {
         let mut refused_maps = Vec::new();
         let mut maps = map_def::legacy_maps(&elf, &mut refused_maps)?;
         maps.extend(map_def::btf_maps(&elf, btf.as_ref(), &mut refused_maps)?);
+        let mut maps = map_slots::with_legacy_templates(&maps);
         // A kernel map type bpfvm does not simulate refuses only the programs using it.
         maps.retain(|m| match m.to_spec() {
             Ok(_) => true,

@@ -88,6 +88,12 @@ pub struct ProgramDefinition {
     /// sorted. Each instruction is libbpf's poison call
     /// ([`CORE_POISON_HELPER`](super::CORE_POISON_HELPER)); a run that reaches one fails.
     pub core_poisons: Vec<(usize, Arc<super::CorePoison>)>,
+    /// The kernel functions the program calls (`extern ... __ksym` functions): a kfunc
+    /// call is `call` with `src_reg` [`PSEUDO_KFUNC_CALL`] and `imm` an index here, and
+    /// `bpf_ksym_exists(f)` an `ld_imm64` with `src_reg`
+    /// [`PSEUDO_KFUNC_ADDR`](crate::kfunc::PSEUDO_KFUNC_ADDR) and the same index;
+    /// [`Vm::load`](crate::Vm::load) resolves them by name.
+    pub kfuncs: Vec<crate::kfunc::KfuncImport>,
 }
 
 /// Where an instruction comes from in the C source (from `.BTF.ext` line info).

@@ -102,13 +102,24 @@ impl Verifier<'_> {
             } else if insn.code == (class::JMP | jmp::CALL)
                 && insn.src == crate::insn::PSEUDO_KFUNC_CALL
             {
-                return Err(cfg_err(
-                    Rule::Unsupported,
-                    EINVAL,
-                    "calls of kernel functions (kfuncs) are not modelled by bpfvm's verifier"
-                        .into(),
-                )
-                .at(i));
+                // add_kfunc_call: the license, then the function.
+                if !self.prog.gpl_compatible {
+                    return Err(cfg_err(
+                        Rule::HelperNotAllowed,
+                        EINVAL,
+                        "cannot call kernel function from non-GPL compatible program".into(),
+                    )
+                    .at(i));
+                }
+                let known = usize::try_from(insn.imm).is_ok_and(|k| k < self.prog.kfuncs.len());
+                if !known {
+                    return Err(cfg_err(
+                        Rule::HelperNotAllowed,
+                        EINVAL,
+                        format!("kernel btf_id {} is not a function", insn.imm),
+                    )
+                    .at(i));
+                }
             }
         }
         Ok(())

@@ -374,7 +374,7 @@ impl Verifier<'_> {
                 (-(ptr.b.var_off.value as i64 + i64::from(ptr.off))) as u32,
             ),
             RegType::MapValue => {
-                let vs = self.prog.maps[ptr.map()].value_size;
+                let vs = self.maps[ptr.map()].value_size;
                 let base = if mask_to_left {
                     ptr.b.smin as u64
                 } else {

@@ -20,7 +20,7 @@ const MAX_VAR_SIZ: u64 = 1 << 29;
 
 /// What the arguments of one call established (`struct bpf_call_arg_meta`).
 #[derive(Debug, Default)]
-struct Meta {
+pub(crate) struct Meta {
     map: Option<usize>,
     raw: Option<(u8, i64)>,
     raw_mode: bool,
@@ -109,7 +109,7 @@ impl Verifier<'_> {
             let Some(m) = meta.map else {
                 return Err(self.internal("expected map for helper call"));
             };
-            let map = &self.prog.maps[m];
+            let map = &self.maps[m];
             if !map.prog_can_write() && matches!(id_u, 3 | 2 | 87 | 88) {
                 return Err(self.err(Rule::MapAccess, EACCES, "write into map forbidden"));
             }
@@ -117,7 +117,7 @@ impl Verifier<'_> {
         if id_u == helpers::TAIL_CALL {
             let is_prog_array = meta
                 .map
-                .is_some_and(|m| self.prog.maps[m].map_type == map_type::PROG_ARRAY);
+                .is_some_and(|m| self.maps[m].map_type == map_type::PROG_ARRAY);
             if !is_prog_array {
                 return Err(self.err(
                     Rule::HelperArgs,
@@ -164,13 +164,23 @@ impl Verifier<'_> {
         let r0 = match proto.ret {
             Ret::Integer => Reg::unknown(false),
             Ret::Void => Reg::not_init(),
+            Ret::MapValueOrNull | Ret::MapValue
+                if map.is_some_and(|m| self.inner_of[m].is_some()) =>
+            {
+                // A map-in-map lookup: the inner map itself, typed by the outer map's
+                // template (`inner_map_meta`), or NULL.
+                let mut r = Reg::pointer(RegType::ConstPtrToMap);
+                r.aux = map.and_then(|m| self.inner_of[m]).unwrap_or(0) as u32;
+                r.flags = MAYBE_NULL;
+                r
+            }
             Ret::MapValueOrNull | Ret::MapValue => {
                 let Some(m) = map else {
                     return Err(self.internal("unexpected null map_ptr"));
                 };
                 let mut r = Reg::pointer(RegType::MapValue);
                 r.aux = m as u32;
-                let info = &self.prog.maps[m];
+                let info = &self.maps[m];
                 let elide = id_u == helpers::MAP_LOOKUP_ELEM
                     && matches!(info.map_type, map_type::ARRAY | map_type::PERCPU_ARRAY)
                     && meta
@@ -244,7 +254,7 @@ impl Verifier<'_> {
         Ok(())
     }
 
-    fn release_reference(&mut self, id: u32) -> bool {
+    pub(crate) fn release_reference(&mut self, id: u32) -> bool {
         let Some(pos) = self.cur.refs.iter().position(|r| r.id == id) else {
             return false;
         };
@@ -431,10 +441,10 @@ impl Verifier<'_> {
                 let Some(m) = meta.map else {
                     return Err(self.internal("invalid map_ptr to access map->key"));
                 };
-                let ks = self.prog.maps[m].key_size;
+                let ks = self.maps[m].key_size;
                 self.check_helper_mem_access(regno, i64::from(ks), Access::Read, false, None)?;
                 if matches!(
-                    self.prog.maps[m].map_type,
+                    self.maps[m].map_type,
                     map_type::ARRAY | map_type::PERCPU_ARRAY
                 ) {
                     meta.const_map_key = self.constant_map_key(regno, ks);
@@ -445,7 +455,7 @@ impl Verifier<'_> {
                     return Err(self.internal("invalid map_ptr to access map->value"));
                 };
                 meta.raw_mode = uninit;
-                let vs = self.prog.maps[m].value_size;
+                let vs = self.maps[m].value_size;
                 let t = if uninit { Access::Write } else { Access::Read };
                 let raw = meta.raw_mode;
                 meta.raw =
@@ -510,7 +520,7 @@ impl Verifier<'_> {
         if reg.ty != RegType::MapValue {
             return Err(self.err(Rule::HelperArgs, EINVAL, String::new()));
         }
-        let map = &self.prog.maps[reg.map()];
+        let map = &self.maps[reg.map()];
         let frozen = map.frozen_value.as_ref().filter(|_| !map.prog_can_write());
         let Some(bytes) = frozen else {
             return Err(self.err(
@@ -581,7 +591,7 @@ impl Verifier<'_> {
 
     /// `check_helper_mem_access`; `raw`: `Some(raw_mode)` when the call's metadata is
     /// passed (a `raw_mode` stack buffer is returned for the byte-by-byte write check).
-    fn check_helper_mem_access(
+    pub(crate) fn check_helper_mem_access(
         &mut self,
         regno: u8,
         size: i64,
@@ -605,7 +615,7 @@ impl Verifier<'_> {
                         ),
                     ));
                 }
-                let ks = self.prog.maps[reg.map()].key_size;
+                let ks = self.maps[reg.map()].key_size;
                 self.check_mem_region_access(regno, i64::from(reg.off), size, ks, false)?;
             }
             RegType::MapValue => {
@@ -670,7 +680,7 @@ impl Verifier<'_> {
     }
 
     /// `check_mem_size_reg`: the size argument bounds the memory argument before it.
-    fn check_mem_size_reg(
+    pub(crate) fn check_mem_size_reg(
         &mut self,
         regno: u8,
         t: Access,
@@ -719,7 +729,7 @@ impl Verifier<'_> {
     /// `check_map_func_compatibility`: map types and helpers that go together.
     fn check_map_func_compatibility(&self, m: usize, id: u32) -> R<()> {
         use map_type::*;
-        let t = self.prog.maps[m].map_type;
+        let t = self.maps[m].map_type;
         let by_map = match t {
             PROG_ARRAY => id == 12,
             PERF_EVENT_ARRAY => matches!(id, 22 | 25 | 111 | 55 | 121),

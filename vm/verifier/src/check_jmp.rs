@@ -663,12 +663,7 @@ impl Verifier<'_> {
             self.push_jmp_history(0, packed);
         }
         let idx = self.insn_idx as i64;
-        let spin_lock_maps: Vec<bool> = self
-            .prog
-            .maps
-            .iter()
-            .map(|m| m.spin_lock().is_some())
-            .collect();
+        let spin_lock_maps: Vec<bool> = self.maps.iter().map(|m| m.spin_lock().is_some()).collect();
         let (dno, sno) = (insn.dst as usize, insn.src as usize);
         let src_is_reg = insn.src_is_reg();
         // The taken branch is queued; this path continues with the fall-through.

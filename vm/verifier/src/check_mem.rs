@@ -172,7 +172,7 @@ impl Verifier<'_> {
     /// `check_map_access_type`: `BPF_F_RDONLY_PROG` / `BPF_F_WRONLY_PROG`.
     pub(crate) fn check_map_access_type(&self, regno: u8, off: i64, size: i64, t: Access) -> R<()> {
         let reg = self.reg(regno);
-        let map = &self.prog.maps[reg.map()];
+        let map = &self.maps[reg.map()];
         let at = reg.b.smin.wrapping_add(off);
         if t == Access::Write && !map.prog_can_write() {
             return Err(self.err(
@@ -206,7 +206,7 @@ impl Verifier<'_> {
         zero_size_ok: bool,
     ) -> R<()> {
         let reg = *self.reg(regno);
-        let map = &self.prog.maps[reg.map()];
+        let map = &self.maps[reg.map()];
         self.check_mem_region_access(regno, off, size, map.value_size, zero_size_ok)?;
         for f in &map.fields {
             let p = i64::from(f.offset);
@@ -349,7 +349,7 @@ impl Verifier<'_> {
                         format!("write to change key R{regno} not allowed"),
                     ));
                 }
-                let ks = self.prog.maps[reg.map()].key_size;
+                let ks = self.maps[reg.map()].key_size;
                 self.check_mem_region_access(regno, off, size, ks, false)?;
                 if let Some(vr) = value_regno {
                     *self.reg_mut(vr) = self.unknown_scalar();
@@ -470,7 +470,7 @@ impl Verifier<'_> {
                 ));
             }
             RegType::ConstPtrToMap => {
-                let map_type = self.prog.maps[reg.aux as usize].map_type;
+                let map_type = self.maps[reg.aux as usize].map_type;
                 let Some(tname) = crate::input::map_struct_name(map_type) else {
                     return Err(self.err(
                         Rule::MapAccess,
@@ -539,7 +539,7 @@ impl Verifier<'_> {
         if !reg.b.var_off.is_const() {
             return None;
         }
-        let map = &self.prog.maps[reg.map()];
+        let map = &self.maps[reg.map()];
         if map.map_type != crate::input::map_type::ARRAY || map.max_entries != 1 {
             return None;
         }

@@ -225,6 +225,10 @@ pub struct MapInfo {
     pub frozen_value: Option<Vec<u8>>,
     /// Spin locks and timers inside the value.
     pub fields: Vec<SpecialField>,
+    /// For `ARRAY_OF_MAPS` / `HASH_OF_MAPS`: the inner map template (the kernel's
+    /// `inner_map_meta`). A lookup in the map gives, once checked against NULL, a map
+    /// pointer to a map of this shape.
+    pub inner: Option<Box<MapInfo>>,
 }
 
 impl MapInfo {
@@ -320,6 +324,8 @@ pub struct Program<'a> {
     pub maps: &'a [MapInfo],
     /// Whether the license is GPL-compatible (gpl_only helpers need it).
     pub gpl_compatible: bool,
+    /// The kernel functions the program may call: a kfunc call's `imm` indexes it.
+    pub kfuncs: &'a [crate::Kfunc],
 }
 
 /// How to verify.

@@ -23,6 +23,7 @@
 //!     expected_attach_type: None,
 //!     maps: &[] as &[MapInfo],
 //!     gpl_compatible: true,
+//!     kfuncs: &[],
 //! };
 //! let err = verify(&prog, &Options::default()).unwrap_err();
 //! assert_eq!(err.insn, Some(1));
@@ -45,8 +46,12 @@ mod ctx;
 mod error;
 mod helpers;
 pub use helpers::HELPER_NAMES;
+#[cfg(test)]
+mod inner_map_tests;
 mod input;
 mod insn;
+mod kfunc;
+pub use kfunc::{Kfunc, KfuncArg, KfuncRet, KF_ACQUIRE, KF_RELEASE, KF_RET_NULL};
 mod liveness;
 mod log;
 mod precision;

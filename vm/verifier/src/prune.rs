@@ -281,6 +281,9 @@ impl Verifier<'_> {
         if old.speculative && !cur.speculative {
             return false;
         }
+        if old.active_rcu_lock != cur.active_rcu_lock {
+            return false;
+        }
         if old.refs.len() != cur.refs.len() {
             return false;
         }

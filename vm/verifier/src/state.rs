@@ -118,6 +118,8 @@ pub struct VState {
     pub frames: Vec<FuncState>,
     /// Acquired references.
     pub refs: Vec<RefState>,
+    /// Inside a `bpf_rcu_read_lock` section (`active_rcu_lock`).
+    pub active_rcu_lock: bool,
     /// The checkpoint this path continues from (index into the explored states).
     pub parent: Option<usize>,
     /// Paths still to finish that descend from this state.
@@ -149,6 +151,7 @@ impl VState {
         VState {
             frames: vec![f],
             refs: Vec::new(),
+            active_rcu_lock: false,
             parent: None,
             branches: 1,
             insn_idx: 0,

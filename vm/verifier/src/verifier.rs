@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use crate::error::{Rule, VerifierError, E2BIG, EACCES, EFAULT, EINVAL, EPERM};
-use crate::input::{Options, Program};
+use crate::input::{MapInfo, Options, Program};
 use crate::insn::{class, jmp, Insn};
 use crate::log;
 use crate::reg::{Reg, RegType};
@@ -140,6 +140,11 @@ pub(crate) enum Step {
 pub(crate) struct Verifier<'a> {
     pub insns: &'a [Insn],
     pub prog: &'a Program<'a>,
+    /// The program's maps, then the inner map templates of its map-in-maps (what a
+    /// register's map index names).
+    pub maps: std::borrow::Cow<'a, [MapInfo]>,
+    /// For each of `maps`: the index in `maps` of its inner map template.
+    pub inner_of: Vec<Option<usize>>,
     pub opts: Options,
     pub aux: Vec<Aux>,
     pub subprogs: Vec<Subprog>,
@@ -165,11 +170,36 @@ pub(crate) struct Verifier<'a> {
     pub explore_alu_limits: bool,
 }
 
+/// `maps` followed by the inner map templates of the map-in-maps among them, and for each
+/// map the index of its template (the kernel's `map->inner_map_meta`).
+fn with_inner_templates(maps: &[MapInfo]) -> (std::borrow::Cow<'_, [MapInfo]>, Vec<Option<usize>>) {
+    let mut inner_of = vec![None; maps.len()];
+    if maps.iter().all(|m| m.inner.is_none()) {
+        return (std::borrow::Cow::Borrowed(maps), inner_of);
+    }
+    let mut all = maps.to_vec();
+    for (i, m) in maps.iter().enumerate() {
+        if let Some(t) = &m.inner {
+            inner_of[i] = Some(all.len());
+            // One level of map-in-map: a template's own template is never followed.
+            all.push(MapInfo {
+                inner: None,
+                ..(**t).clone()
+            });
+        }
+    }
+    inner_of.resize(all.len(), None);
+    (std::borrow::Cow::Owned(all), inner_of)
+}
+
 impl<'a> Verifier<'a> {
     pub(crate) fn new(prog: &'a Program<'a>, opts: Options) -> Verifier<'a> {
+        let (maps, inner_of) = with_inner_templates(prog.maps);
         Verifier {
             insns: prog.insns,
             prog,
+            maps,
+            inner_of,
             opts,
             aux: vec![Aux::default(); prog.insns.len()],
             subprogs: Vec::new(),
@@ -204,7 +234,7 @@ impl<'a> Verifier<'a> {
             rule,
             errno,
             message: msg.into(),
-            state: log::frame_str(self.cur.cur(), self.prog.maps),
+            state: log::frame_str(self.cur.cur(), &self.maps),
         }
     }
 
@@ -466,11 +496,7 @@ impl<'a> Verifier<'a> {
                     if insn.src == crate::insn::PSEUDO_CALL {
                         self.check_func_call(&insn)?;
                     } else if insn.src == crate::insn::PSEUDO_KFUNC_CALL {
-                        return Err(self.err(
-                            Rule::Unsupported,
-                            EINVAL,
-                            "calls of kernel functions (kfuncs) are not modelled by bpfvm's verifier",
-                        ));
+                        self.check_kfunc_call(insn.imm)?;
                     } else {
                         self.check_helper_call(&insn)?;
                     }
@@ -530,6 +556,14 @@ impl<'a> Verifier<'a> {
             "BPF_EXIT instruction in main prog",
             self.cur.curframe() == 0,
         )?;
+        // After the reference leak, as the kernel's check_resource_leak.
+        if self.cur.active_rcu_lock && self.cur.curframe() == 0 {
+            return Err(self.err(
+                Rule::References,
+                EINVAL,
+                "BPF_EXIT instruction in main prog cannot be used inside bpf_rcu_read_lock-ed region",
+            ));
+        }
         if self.cur.curframe() > 0 {
             self.prepare_func_exit()?;
             return Ok(Step::Next);

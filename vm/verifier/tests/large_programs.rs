@@ -28,6 +28,7 @@ fn check(words: &[u64]) -> (Verdict, Duration) {
         expected_attach_type: None,
         maps: &[] as &[MapInfo],
         gpl_compatible: true,
+        kfuncs: &[],
     };
     let start = Instant::now();
     let v = verify(&prog, &Options::default()).expect("the kernel accepts it");

@@ -84,6 +84,7 @@ proptest! {
             expected_attach_type: None,
             maps: if with_map { &maps } else { &[] },
             gpl_compatible: true,
+            kfuncs: &[],
         };
         let privilege = if root { Privilege::Root } else { Privilege::CapBpfNetAdmin };
         let opts = Options { privilege, ..Options::default() };

@@ -13,6 +13,7 @@ use super::errno::Errno;
 
 mod btf;
 mod events;
+pub(crate) mod map_in_map;
 
 pub(crate) use btf::{btf_load, map_create_btf, BtfFd};
 pub(crate) use events::{PerfEventBuffer, RingbufMmap};

@@ -97,10 +97,12 @@ pub(crate) fn types_compat(
                 BtfType::FuncProto {
                     ret: lr,
                     params: lp,
+                    ..
                 },
                 BtfType::FuncProto {
                     ret: tr,
                     params: tp,
+                    ..
                 },
             ) => {
                 if lp.len() != tp.len() {
@@ -241,10 +243,12 @@ pub(crate) fn types_match(
             BtfType::FuncProto {
                 ret: lr,
                 params: lp,
+                ..
             } => {
                 let BtfType::FuncProto {
                     ret: tr,
                     params: tp,
+                    ..
                 } = tt
                 else {
                     return Ok(false);
