@@ -673,6 +673,55 @@ fn assembled() -> Vec<(Case, Expect)> {
         )),
         Accepted,
     );
+    // Tail calls (helper 12): the map must be a PROG_ARRAY, which nothing else may use;
+    // r1 the context; from a subprogram only when its callers' frames take under 256 bytes.
+    let jmp = MapInfo::new(bpfvm_verifier::map_type::PROG_ARRAY, 4, 4, 4);
+    const TAIL: &str = "ldmap r2, 0\nmov64 r3, 1\ncall 12\n";
+    add(
+        "tail_call_ok",
+        Xdp,
+        std::slice::from_ref(&jmp),
+        &format!("{TAIL}mov64 r0, 2\nexit"),
+        Accepted,
+    );
+    add(
+        "tail_call_array_bad",
+        Xdp,
+        &[array(4, 4)],
+        &format!("{TAIL}mov64 r0, 2\nexit"),
+        Refused,
+    );
+    add(
+        "tail_call_r1_not_ctx_bad",
+        Tc,
+        std::slice::from_ref(&jmp),
+        &format!("mov64 r1, 0\n{TAIL}mov64 r0, 0\nexit"),
+        Refused,
+    );
+    add(
+        "tail_call_r0_after_bad",
+        Xdp,
+        std::slice::from_ref(&jmp),
+        &format!("{TAIL}exit"),
+        Refused,
+    );
+    add(
+        "prog_array_lookup_bad",
+        Xdp,
+        std::slice::from_ref(&jmp),
+        &format!("{LOOKUP}mov64 r0, 2\nexit"),
+        Refused,
+    );
+    // Without BTF function info (the kernel side loads none), no subprogram may tail-call;
+    // the 256-byte rule for callers' frames is checked with func_info in
+    // vm/verifier/tests/tail_calls.rs.
+    add(
+        "tail_call_subprog_no_btf_bad",
+        Xdp,
+        &[jmp],
+        &format!("call -1\nmov64 r0, 2\nexit\n{TAIL}mov64 r0, 1\nexit"),
+        Refused,
+    );
     v.into_iter()
         .map(|(mut c, e)| {
             // `call -1` in the source is a local call (src_reg 1) to the instruction after

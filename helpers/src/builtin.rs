@@ -10,6 +10,7 @@
 //! | 81 | `get_local_storage` | the cgroup storage attached for the run's cgroup |
 //! | 153, 154 | `per_cpu_ptr`, `this_cpu_ptr` | always NULL: these take per-CPU *kernel symbols* (ksyms), and bpfvm has none |
 //! | 195 | `map_lookup_percpu_elem` | another CPU's copy, NULL for a CPU ≥ N |
+//! | 164, 181 | `for_each_map_elem`, `loop` | callbacks into the program, run by the `interpreter` engine (see [`crate::callback`]) |
 
 use crate::context::HelperContext;
 use crate::error::HelperError;
@@ -78,6 +79,7 @@ pub fn register_all(r: &mut Registry) {
         r.register_builtin(id, name, f, inline)
             .expect("built-in ids are small");
     }
+    crate::callback::register(r);
     crate::events::register(r);
     crate::lock::register(r);
     crate::probe::register(r);

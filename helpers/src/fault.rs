@@ -158,6 +158,16 @@ pub enum FaultTarget {
         /// Whether the record was already submitted or discarded.
         released: bool,
     },
+    /// The key `bpf_for_each_map_elem` handed its callback (read-only), or the last one
+    /// of its region after the callback returned.
+    CallbackKey {
+        /// The map's name.
+        name: MapName,
+        /// Offset into the key (negative below it).
+        offset: i64,
+        /// Bytes of the key.
+        len: u32,
+    },
 }
 
 impl fmt::Display for FaultTarget {
@@ -212,6 +222,13 @@ impl fmt::Display for FaultTarget {
                     f.write_str(", already submitted or discarded")?;
                 }
                 Ok(())
+            }
+            FaultTarget::CallbackKey { name, offset, len } => {
+                f.write_str("the key a for_each callback was given")?;
+                if !name.as_str().is_empty() {
+                    write!(f, " (map {})", name.as_str())?;
+                }
+                write!(f, ", offset {offset} (the key has {len} bytes)")
             }
         }
     }

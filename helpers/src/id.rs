@@ -110,4 +110,10 @@ impl HelperId {
     /// `bpf_ktime_get_tai_ns`.
     #[doc(alias = "BPF_FUNC_ktime_get_tai_ns")]
     pub const KTIME_GET_TAI_NS: HelperId = HelperId(208);
+    /// `bpf_for_each_map_elem`.
+    #[doc(alias = "BPF_FUNC_for_each_map_elem")]
+    pub const FOR_EACH_MAP_ELEM: HelperId = HelperId(164);
+    /// `bpf_loop`.
+    #[doc(alias = "BPF_FUNC_loop")]
+    pub const LOOP: HelperId = HelperId(181);
 }

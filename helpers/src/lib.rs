@@ -21,6 +21,7 @@
 
 pub mod bridge;
 pub mod builtin;
+pub mod callback;
 pub mod context;
 pub mod csum;
 pub mod error;

@@ -434,6 +434,8 @@ struct ObjectInfo {
     name: MapName,
     lo: u32,
     len: u32,
+    /// A key handed to a `bpf_for_each_map_elem` callback (else a ring buffer record).
+    key: bool,
 }
 
 /// Guest offset of the first object of each dynamic region: small negative offsets from an
@@ -602,6 +604,27 @@ impl Memory {
         if self.mode == AddressMode::Host {
             return Some(p as usize as u64);
         }
+        let (slot, lo) = self.free_dynamic_slot(len)?;
+        // SAFETY: bpfvm-maps guarantees that a ring buffer's data area never moves or frees
+        // while the map lives and is only accessed through atomics; `owners` keeps the map
+        // alive while the region is installed; `p .. p + len` lies inside the area (checked
+        // above).
+        let region = unsafe { Region::new(p, lo, len, true) };
+        let index = REGION_DYNAMIC + slot as u32;
+        self.put_region(index, region);
+        self.objects.owners[slot] = Some(Arc::clone(map));
+        self.objects.last[slot] = Some(ObjectInfo {
+            name: MapName::new(map.name()),
+            lo,
+            len: len as u32,
+            key: false,
+        });
+        Some(guest_addr(index, lo))
+    }
+
+    /// A free dynamic region for an object of `len` bytes, and the guest offset the object
+    /// starts at in it.
+    fn free_dynamic_slot(&mut self, len: usize) -> Option<(usize, u32)> {
         let n = DYNAMIC_REGIONS as usize;
         if self.objects.owners.len() < n {
             self.objects.owners.resize(n, None);
@@ -619,18 +642,30 @@ impl Memory {
             lo = DYNAMIC_LO;
         }
         self.objects.next_lo[slot] = lo + span as u32;
-        // SAFETY: bpfvm-maps guarantees that a ring buffer's data area never moves or frees
-        // while the map lives and is only accessed through atomics; `owners` keeps the map
-        // alive while the region is installed; `p .. p + len` lies inside the area (checked
-        // above).
-        let region = unsafe { Region::new(p, lo, len, true) };
+        Some((slot, lo))
+    }
+
+    /// Installs a copy of `key`, a key of `map`, as a new read-only object — the key
+    /// `bpf_for_each_map_elem` hands its callback — and returns its guest address (its own
+    /// dynamic region, so the program can read exactly those bytes and write none). Give
+    /// it back with [`Memory::remove_object`] when the callback returns. `None` in
+    /// [`AddressMode::Host`], for keys over 1 KiB, or when all [`DYNAMIC_REGIONS`] hold
+    /// objects.
+    pub fn install_key_object(&mut self, map: &Arc<dyn ProgramMap>, key: &[u8]) -> Option<u64> {
+        if self.mode == AddressMode::Host || key.len() > 1024 {
+            return None;
+        }
+        let len = key.len();
+        let (slot, lo) = self.free_dynamic_slot(len)?;
         let index = REGION_DYNAMIC + slot as u32;
-        self.put_region(index, region);
+        self.set_owned_region(index, lo, len, false)
+            .copy_from_slice(key);
         self.objects.owners[slot] = Some(Arc::clone(map));
         self.objects.last[slot] = Some(ObjectInfo {
             name: MapName::new(map.name()),
             lo,
             len: len as u32,
+            key: true,
         });
         Some(guest_addr(index, lo))
     }
@@ -982,6 +1017,11 @@ impl Memory {
             _ if region >= REGION_DYNAMIC => {
                 let slot = (region - REGION_DYNAMIC) as usize;
                 match self.objects.last.get(slot).copied().flatten() {
+                    Some(info) if info.key => FaultTarget::CallbackKey {
+                        name: info.name,
+                        offset: offset - i64::from(info.lo),
+                        len: info.len,
+                    },
                     Some(info) => FaultTarget::Reservation {
                         name: info.name,
                         offset: offset - i64::from(info.lo),

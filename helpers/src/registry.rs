@@ -97,6 +97,14 @@ pub enum Inline {
     /// x86_64 as a per-CPU load (`do_misc_fixups`).
     #[doc(alias = "BPF_FUNC_get_smp_processor_id")]
     SmpProcessorId,
+    /// `bpf_loop` (181): runs a callback of the program; only an engine can (see
+    /// [`crate::callback`]).
+    #[doc(alias = "BPF_FUNC_loop")]
+    Loop,
+    /// `bpf_for_each_map_elem` (164): runs a callback of the program per map element;
+    /// only an engine can (see [`crate::callback`]).
+    #[doc(alias = "BPF_FUNC_for_each_map_elem")]
+    ForEachMapElem,
 }
 
 /// A registered helper and its name (used in error messages).
@@ -271,7 +279,14 @@ mod tests {
     fn only_the_builtin_smp_processor_id_is_inlinable() {
         let mut r = Registry::with_builtins();
         let inlinable: Vec<u32> = r.ids().filter(|&id| r.inline(id).is_some()).collect();
-        assert_eq!(inlinable, [HelperId::GET_SMP_PROCESSOR_ID.0]);
+        assert_eq!(
+            inlinable,
+            [
+                HelperId::GET_SMP_PROCESSOR_ID.0,
+                HelperId::FOR_EACH_MAP_ELEM.0,
+                HelperId::LOOP.0
+            ]
+        );
         assert_eq!(r.inline(8), Some(Inline::SmpProcessorId));
         assert!(r
             .ids()

@@ -55,7 +55,7 @@
 //! Modules: [`flags`] (element and creation flags), [`typed`] (aya-style views),
 //! [`cgroup_storage`], [`arena`] (the value memory layout), [`jhash`] (bucket hash),
 //! [`memory`] (the map memory limit), and the map types with state of their own: [`lpm`]
-//! (LPM_TRIE), [`queue`] (QUEUE/STACK), [`ringbuf`] (RINGBUF), [`perf`] (PERF_EVENT_ARRAY).
+//! (LPM_TRIE), [`queue`] (QUEUE/STACK), [`ringbuf`] (RINGBUF), [`perf`] (PERF_EVENT_ARRAY), [`prog_array`] (PROG_ARRAY).
 #![deny(unsafe_code)]
 
 pub mod arena;
@@ -73,6 +73,7 @@ pub mod memory;
 pub mod of_maps;
 pub mod perf;
 mod pod;
+pub mod prog_array;
 pub mod queue;
 pub mod redirect;
 pub mod ringbuf;
@@ -89,6 +90,7 @@ pub use map::{Map, SPIN_LOCK_WAIT};
 pub use of_maps::InnerTemplate;
 pub use perf::PerfRecord;
 pub use pod::Pod;
+pub use prog_array::ProgEntry;
 pub use redirect::RedirectEntry;
 pub use ringbuf::Reservation;
 pub use spec::{CpuId, MapSpec, MapType};

@@ -66,6 +66,7 @@ pub(crate) enum Kind {
     Ringbuf(Box<crate::ringbuf::RingBuf>),
     PerfEvents(Box<crate::perf::PerfEventArray>),
     Redirect(Box<crate::redirect::RedirectState>),
+    ProgArray(Box<crate::prog_array::ProgArrayState>),
 }
 
 /// Where a value to write comes from.
@@ -215,6 +216,10 @@ impl Map {
                     crate::redirect::bookkeeping_bytes(&spec),
                 )
             }
+            MapType::ProgArray => {
+                crate::prog_array::check_create(&spec)?;
+                (0, crate::prog_array::bookkeeping_bytes(&spec))
+            }
             MapType::Queue | MapType::Stack => {
                 crate::queue::check_create(&spec)?;
                 (0, crate::queue::QueueState::bytes(&spec)?)
@@ -255,6 +260,7 @@ impl Map {
             MapType::Devmap | MapType::DevmapHash | MapType::Cpumap | MapType::Xskmap => {
                 Kind::Redirect(Box::new(crate::redirect::RedirectState::new(&spec)?))
             }
+            MapType::ProgArray => Kind::ProgArray(Box::default()),
             _ => Kind::Hash(Box::new(HashState::new(&spec, ncpus)?)),
         };
         check_name(&spec.name)?;
@@ -436,6 +442,7 @@ impl Map {
             Kind::Ringbuf(_) => 0,
             Kind::PerfEvents(p) => p.count(),
             Kind::Redirect(_) => self.redirect_count(),
+            Kind::ProgArray(_) => self.prog_array_count(),
         }
     }
 
@@ -722,6 +729,7 @@ impl Map {
                 map_type: self.spec.map_type,
             }),
             Kind::Redirect(_) => self.redirect_lookup(key, value),
+            Kind::ProgArray(_) => self.prog_array_lookup(key, value),
         }
     }
 
@@ -761,6 +769,7 @@ impl Map {
             }),
             Kind::PerfEvents(p) => p.update_host(self, key, flags),
             Kind::Redirect(_) => self.redirect_update(key, value, flags),
+            Kind::ProgArray(_) => self.prog_array_update_bytes(key, flags),
         }
     }
 
@@ -795,6 +804,7 @@ impl Map {
             }),
             Kind::PerfEvents(p) => p.delete(self, key),
             Kind::Redirect(_) => self.redirect_delete(key),
+            Kind::ProgArray(_) => self.prog_array_delete(key),
         }
     }
 
@@ -825,7 +835,7 @@ impl Map {
         out: &mut [u8],
     ) -> Result<(), MapError> {
         match &self.kind {
-            Kind::Array | Kind::PerfEvents(_) => self.array_next_key(key, out),
+            Kind::Array | Kind::PerfEvents(_) | Kind::ProgArray(_) => self.array_next_key(key, out),
             Kind::Hash(h) => h.next_key(key, out),
             Kind::Cgroup(s) => s.next_key(self, key, out),
             Kind::Lpm(t) => t.next_key(key, out),
@@ -913,7 +923,11 @@ impl Map {
             Kind::Array => self.array_prog_lookup(cpu.0, key),
             Kind::Hash(h) => h.prog_lookup(self, cpu.0, key),
             Kind::Lpm(t) => t.lookup_slot(key),
-            Kind::Cgroup(_) | Kind::Queue(_) | Kind::Ringbuf(_) | Kind::PerfEvents(_) => None,
+            Kind::Cgroup(_)
+            | Kind::Queue(_)
+            | Kind::Ringbuf(_)
+            | Kind::PerfEvents(_)
+            | Kind::ProgArray(_) => None,
             Kind::Redirect(_) => self.redirect_prog_lookup(key),
         }
     }
@@ -981,7 +995,8 @@ impl Map {
             | Kind::Queue(_)
             | Kind::Ringbuf(_)
             | Kind::PerfEvents(_)
-            | Kind::Redirect(_) => Err(MapError::InvalidOperation {
+            | Kind::Redirect(_)
+            | Kind::ProgArray(_) => Err(MapError::InvalidOperation {
                 op: "helper map_update_elem",
                 map_type: self.spec.map_type,
             }),
@@ -993,7 +1008,11 @@ impl Map {
     pub fn prog_delete(&self, cpu: CpuId, key: &[u8]) -> Result<(), MapError> {
         self.check_prog(cpu)?;
         let key = self.key_in(key)?;
-        if matches!(self.kind, Kind::PerfEvents(_) | Kind::Ringbuf(_)) || self.of_maps.is_some() {
+        if matches!(
+            self.kind,
+            Kind::PerfEvents(_) | Kind::Ringbuf(_) | Kind::ProgArray(_)
+        ) || self.of_maps.is_some()
+        {
             return Err(MapError::InvalidOperation {
                 op: "helper map_delete_elem",
                 map_type: self.spec.map_type,
@@ -1054,7 +1073,8 @@ impl Map {
             | Kind::Queue(_)
             | Kind::Ringbuf(_)
             | Kind::PerfEvents(_)
-            | Kind::Redirect(_) => {
+            | Kind::Redirect(_)
+            | Kind::ProgArray(_) => {
                 return Err(MapError::InvalidOperation {
                     op: "helper for_each_map_elem",
                     map_type: self.spec.map_type,

@@ -40,6 +40,9 @@ pub enum MapType {
     /// Hash table with one value per CPU.
     #[doc(alias = "BPF_MAP_TYPE_PERCPU_HASH")]
     PercpuHash = 5,
+    /// Programs, by index: the targets of `bpf_tail_call` (see [`crate::prog_array`]).
+    #[doc(alias = "BPF_MAP_TYPE_PROG_ARRAY")]
+    ProgArray = 3,
     /// Array of perf event buffers, one per index (usually per CPU): helpers 25 and 121
     /// write samples, the host reads them per CPU (see [`crate::perf`]).
     #[doc(alias = "BPF_MAP_TYPE_PERF_EVENT_ARRAY")]
@@ -148,6 +151,7 @@ impl TryFrom<u32> for MapType {
         Ok(match value {
             1 => MapType::Hash,
             2 => MapType::Array,
+            3 => MapType::ProgArray,
             4 => MapType::PerfEventArray,
             5 => MapType::PercpuHash,
             6 => MapType::PercpuArray,

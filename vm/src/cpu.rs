@@ -257,6 +257,13 @@ impl Lane {
         self.stack_frames = frames;
     }
 
+    /// Makes the next [`Lane::install_maps`] install its maps whatever was installed
+    /// (after a run whose tail calls installed other programs' maps).
+    #[inline]
+    pub(crate) fn forget_maps(&mut self) {
+        self.installed_program = 0;
+    }
+
     /// Installs the value arenas of `maps` (see [`bpfvm_helpers::Memory::install_maps`]),
     /// unless program `id`'s maps are already installed. `false` when they need more
     /// regions than an address can name (the program's preparation refuses that first).

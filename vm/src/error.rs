@@ -25,6 +25,17 @@ pub enum PrepareError {
         /// The VM's CPU count.
         vm_cpus: u32,
     },
+    /// The program uses a PROG_ARRAY that holds (or was first used by) programs of another
+    /// type: the kernel's `bpf_prog_map_compatible` refuses the load (`EINVAL`).
+    #[error("map {map}: a PROG_ARRAY holds programs of one type; its owner has type {owner}, this program type {prog_type} (EINVAL)")]
+    ProgArrayOwner {
+        /// The map's name.
+        map: String,
+        /// The owner's `BPF_PROG_TYPE_*` number.
+        owner: u32,
+        /// This program's `BPF_PROG_TYPE_*` number.
+        prog_type: u32,
+    },
     /// The bytecode length is not a multiple of 8.
     #[error("bytecode length {len} is not a multiple of 8")]
     BadLength {
@@ -302,6 +313,26 @@ pub enum RunError {
         /// The budget.
         budget: u64,
     },
+    /// The run failed in a program it tail-called (`bpf_tail_call`, helper 12); `source`
+    /// is that program's error (its `pc` is in that program).
+    #[error(
+        "instruction {pc}{at}: in the program tail-called from {map}[{index}] (id {program}): {source}"
+    )]
+    InTailCall {
+        /// Instruction index of the `bpf_tail_call` in the calling program.
+        pc: usize,
+        /// The C source line of the call, when the calling program carries line info.
+        at: SourceAt,
+        /// The PROG_ARRAY.
+        map: String,
+        /// The slot.
+        index: u32,
+        /// The called program's id ([`crate::LoadedProgram::id`]).
+        program: u32,
+        /// What went wrong there.
+        #[source]
+        source: Box<RunError>,
+    },
     /// A bpf-to-bpf call beyond the kernel's limit of 8 frames.
     #[error("instruction {pc}{at}: call depth exceeds {max} frames")]
     CallDepth {
@@ -351,6 +382,20 @@ pub enum RunError {
         /// What was held, as the helper context reports it.
         #[source]
         source: HelperError,
+    },
+    /// `bpf_loop` or `bpf_for_each_map_elem` given something other than the address of
+    /// one of the program's callbacks (the kernel's verifier refuses such a program; in
+    /// structural mode the run stops here).
+    #[error("instruction {pc}{at}: {helper} was given {value:#x}, which is not the address of a callback of the program")]
+    BadCallback {
+        /// Instruction index of the helper call.
+        pc: usize,
+        /// The C source line of the call, when the program carries line info.
+        at: SourceAt,
+        /// The helper's name.
+        helper: &'static str,
+        /// The value passed as the callback.
+        value: u64,
     },
     /// `callx` through a register holding no registered helper.
     #[error("instruction {pc}{at}: callx to unknown helper {target}")]
@@ -461,7 +506,9 @@ impl RunError {
             | RunError::CallDepth { pc, .. }
             | RunError::Helper { pc, .. }
             | RunError::BadCallx { pc, .. }
-            | RunError::CorePoison { pc, .. } => *pc,
+            | RunError::BadCallback { pc, .. }
+            | RunError::CorePoison { pc, .. }
+            | RunError::InTailCall { pc, .. } => *pc,
             _ => return None,
         };
         (pc != usize::MAX).then_some(pc)
@@ -475,7 +522,9 @@ impl RunError {
             | RunError::CallDepth { at, .. }
             | RunError::Helper { at, .. }
             | RunError::BadCallx { at, .. }
-            | RunError::CorePoison { at, .. } => at.line(),
+            | RunError::BadCallback { at, .. }
+            | RunError::CorePoison { at, .. }
+            | RunError::InTailCall { at, .. } => at.line(),
             _ => None,
         }
     }
@@ -492,7 +541,9 @@ impl RunError {
             | RunError::CallDepth { at, .. }
             | RunError::Helper { at, .. }
             | RunError::BadCallx { at, .. }
-            | RunError::CorePoison { at, .. } => *at = SourceAt(Some(line)),
+            | RunError::BadCallback { at, .. }
+            | RunError::CorePoison { at, .. }
+            | RunError::InTailCall { at, .. } => *at = SourceAt(Some(line)),
             _ => {}
         }
         self
@@ -507,6 +558,7 @@ impl RunError {
             | RunError::HelperAfterRun { source }
             | RunError::HeldAtExit { source } => source.errno(),
             RunError::InputTooLarge { errno, .. } | RunError::BadContext { errno, .. } => *errno,
+            RunError::InTailCall { source, .. } => source.errno(),
             RunError::TooManyResults { .. } => 12,
             _ => 22,
         }

@@ -99,7 +99,29 @@ pub mod op {
     /// libbpf's poison call ([`CORE_POISON_HELPER`](super::CORE_POISON_HELPER)) for an
     /// unresolved CO-RE relocation (engine `interpreter`): the run fails when it gets here.
     pub const CORE_POISON: u8 = 0xc8;
+    /// `ld_imm64` of a function's address (`src = 4`, `BPF_PSEUDO_FUNC`): the callback of
+    /// `bpf_loop` or `bpf_for_each_map_elem`; `target` = the function's first instruction.
+    pub const LD_FUNC: u8 = 0xf8;
+    /// A call of a helper that calls back into the program (`bpf_loop`,
+    /// `bpf_for_each_map_elem`), resolved when the program was prepared (engine
+    /// `interpreter`): `imm` = helper id. See `engine::callback`.
+    pub const CALL_CALLBACK: u8 = 0xf0;
+    /// `bpf_tail_call` (helper 12, engine `interpreter`): the program in the PROG_ARRAY slot
+    /// replaces the current frame (see `engine::tail_call`).
+    #[doc(alias = "BPF_FUNC_tail_call")]
+    pub const TAIL_CALL_HELPER: u8 = 0xd0;
 }
+
+/// Whether `op` is the first slot of a two-slot `ld_imm64` in pre-decoded form.
+pub const fn is_ld_imm64(op: u8) -> bool {
+    matches!(
+        op,
+        0x18 /* ebpf::LD_DW_IMM */ | op::LD_MAP_FD | op::LD_MAP_VALUE | op::LD_FUNC
+    )
+}
+
+/// `BPF_FUNC_tail_call`: the helper id engines implement themselves.
+pub const TAIL_CALL_HELPER: u32 = 12;
 
 /// A pre-decoded instruction: validated, immediates sign-extended, jump targets absolute.
 ///

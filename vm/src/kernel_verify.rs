@@ -153,6 +153,7 @@ pub fn verify_with_kfuncs(
         expected_attach_type: program.expected_attach_type(),
         maps: &maps,
         gpl_compatible: program.license().is_none_or(license_is_gpl_compatible),
+        func_info: program.btf_func_info(),
         kfuncs,
     };
     let opts = Options {

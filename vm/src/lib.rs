@@ -59,6 +59,7 @@ pub mod program_type;
 pub mod retval;
 pub mod run;
 pub mod support;
+pub mod tail_call;
 pub mod task;
 pub mod verify;
 pub mod vm;

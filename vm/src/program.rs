@@ -28,6 +28,7 @@ pub struct Program {
     expected_attach_type: Option<u32>,
     source_lines: Arc<[(usize, String)]>,
     attach_cookie: u64,
+    btf_func_info: bool,
     /// The kernel functions the program calls, by the `imm` of its kfunc calls.
     kfuncs: Arc<[crate::kfunc::KfuncImport]>,
 }
@@ -52,6 +53,7 @@ impl Program {
             expected_attach_type: None,
             source_lines: Arc::from(Vec::new()),
             attach_cookie: 0,
+            btf_func_info: false,
             kfuncs: Arc::from(Vec::new()),
         }
     }
@@ -176,6 +178,20 @@ impl Program {
             .get(i)
             .filter(|(at, _)| *at == pc)
             .map(|(_, d)| d)
+    }
+
+    /// The same program loaded with BTF function info, as libbpf loads an object built
+    /// with `-g` (the loader sets it for such objects). The kernel's verifier allows
+    /// `bpf_tail_call` and `ld_abs` in subprograms only then.
+    pub fn with_btf_func_info(mut self, func_info: bool) -> Program {
+        self.btf_func_info = func_info;
+        self
+    }
+
+    /// Whether the program is loaded with BTF function info
+    /// ([`Program::with_btf_func_info`]).
+    pub fn btf_func_info(&self) -> bool {
+        self.btf_func_info
     }
 
     /// The bytecode.

@@ -197,7 +197,7 @@ fn is_cond_jump(d: &Insn) -> bool {
 }
 
 fn next_pc(d: &Insn, pc: usize) -> usize {
-    if matches!(d.op, ebpf::LD_DW_IMM | op::LD_MAP_FD | op::LD_MAP_VALUE) {
+    if crate::insn::is_ld_imm64(d.op) {
         pc + 2
     } else {
         pc + 1
@@ -211,7 +211,7 @@ fn step(d: &Insn, s: &State) -> State {
     let src = d.src as usize;
     match d.op {
         ebpf::LD_DW_IMM => s.regs[dst] = Val::Const(d.imm),
-        op::LD_MAP_FD | op::LD_MAP_VALUE => s.regs[dst] = Val::NotStack,
+        op::LD_MAP_FD | op::LD_MAP_VALUE | op::LD_FUNC => s.regs[dst] = Val::NotStack,
         op::LD_IMM64_TAIL => {}
         ebpf::CALL => {
             if !NON_WRITING_HELPERS.contains(&d.imm)
@@ -361,7 +361,7 @@ pub fn check(insns: &[Insn], t: ProgramType) -> Result<(), PrepareError> {
         || n > MAX_CHECKED
         || insns
             .iter()
-            .any(|d| d.op == op::CALL_LOCAL || d.op == ebpf::TAIL_CALL)
+            .any(|d| matches!(d.op, op::CALL_LOCAL | op::LD_FUNC | ebpf::TAIL_CALL))
     {
         return Ok(());
     }

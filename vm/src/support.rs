@@ -26,7 +26,8 @@ pub struct HelperSupport {
     pub id: u32,
     /// `bpf_<name>`.
     pub name: String,
-    /// Whether bpfvm's built-in registry has it.
+    /// Whether bpfvm's built-in registry has it (or, for `bpf_tail_call`, the interpreter
+    /// engine implements it).
     pub supported: bool,
     /// The program types that may call it, for the packet helpers (others: every type).
     pub programs: Option<&'static [PacketProgram]>,
@@ -90,7 +91,9 @@ pub fn helpers() -> Vec<HelperSupport> {
         .map(|(id, name)| HelperSupport {
             id: id as u32,
             name: format!("bpf_{name}"),
-            supported: registry.get(id as u32).is_some(),
+            // `bpf_tail_call` is the interpreter engine's own (not a registry helper).
+            supported: id as u32 == crate::insn::TAIL_CALL_HELPER
+                || registry.get(id as u32).is_some(),
             programs: helper_program_types(id as u32),
         })
         .collect()

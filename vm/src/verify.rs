@@ -264,13 +264,22 @@ pub fn decode(raw: &[RawInsn], env: Env<'_>) -> Result<Vec<Insn>, PrepareError> 
                             d.target = offset as u32;
                         }
                     }
+                    4 => {
+                        // A function's address (a callback): the function starts at
+                        // `pc + imm + 1`, as a bpf-to-bpf call's target.
+                        zero(pc + 1, &t, "imm", t.imm as i64)?;
+                        d.op = op::LD_FUNC;
+                        d.src = 0;
+                        d.imm = 0;
+                        d.target = target(pc, i.imm as i64, n)?;
+                    }
                     s => {
                         return Err(reserved(
                             pc,
                             &i,
                             "src",
                             s as i64,
-                            "0 (imm64), 1 (map) or 2 (map value)",
+                            "0 (imm64), 1 (map), 2 (map value) or 4 (function)",
                         ))
                     }
                 }
@@ -290,7 +299,8 @@ pub fn decode(raw: &[RawInsn], env: Env<'_>) -> Result<Vec<Insn>, PrepareError> 
     for (pc, d) in out.iter().enumerate() {
         let is_jump = matches!(d.op & 0x07, ebpf::BPF_JMP | ebpf::BPF_JMP32)
             && !matches!(d.op, ebpf::CALL | ebpf::EXIT | ebpf::TAIL_CALL)
-            || d.op == op::CALL_LOCAL;
+            || d.op == op::CALL_LOCAL
+            || d.op == op::LD_FUNC;
         if is_jump && out[d.target as usize].op == op::LD_IMM64_TAIL {
             return Err(PrepareError::JumpIntoLdImm64 {
                 pc,
@@ -316,7 +326,7 @@ fn reads_writes(d: &Insn) -> (u16, u16) {
     const ARGS: u16 = 0b11_1110; // r1..=r5
     match d.op {
         op::LD_IMM64_TAIL => (0, 0),
-        ebpf::LD_DW_IMM | op::LD_MAP_FD | op::LD_MAP_VALUE => (0, dst),
+        ebpf::LD_DW_IMM | op::LD_MAP_FD | op::LD_MAP_VALUE | op::LD_FUNC => (0, dst),
         ebpf::MOV64_IMM | ebpf::MOV32_IMM => (0, dst),
         ebpf::MOV64_REG | ebpf::MOV32_REG | op::MOVSX32 | op::MOVSX64 => (src, dst),
         ebpf::EXIT => (R0, 0),
@@ -372,7 +382,12 @@ fn check_initialized(insns: &[Insn]) -> Result<(), PrepareError> {
     let mut state = vec![UNKNOWN; n];
     let mut work = vec![0usize];
     state[0] = (1 << 1) | (1 << 2) | (1 << 10);
-    for d in insns.iter().filter(|d| d.op == op::CALL_LOCAL) {
+    // Callees and callbacks start with their arguments `r1..=r5` (a callback gets fewer
+    // from some helpers; the kernel mode's verifier checks those).
+    for d in insns
+        .iter()
+        .filter(|d| d.op == op::CALL_LOCAL || d.op == op::LD_FUNC)
+    {
         let t = d.target as usize;
         let entry = 0b11_1110 | (1 << 10);
         if state[t] == UNKNOWN || state[t] & entry != state[t] {
@@ -398,7 +413,7 @@ fn check_initialized(insns: &[Insn]) -> Result<(), PrepareError> {
                 work.push(t);
             }
         };
-        let next = if d.op == ebpf::LD_DW_IMM || d.op == op::LD_MAP_FD || d.op == op::LD_MAP_VALUE {
+        let next = if crate::insn::is_ld_imm64(d.op) {
             pc + 2
         } else {
             pc + 1

@@ -160,16 +160,18 @@ impl VmBuilder {
 /// A program prepared for its engine, shareable across threads.
 #[derive(Debug, Clone)]
 pub struct LoadedProgram {
-    inner: Arc<Loaded>,
+    pub(crate) inner: Arc<Loaded>,
 }
 
 #[derive(Debug)]
-struct Loaded {
-    program: Program,
+pub(crate) struct Loaded {
+    pub(crate) program: Program,
     /// Why the kernel's verdict is unknown, when bpfvm's verifier met something it does
     /// not model (the program loaded anyway).
     unverified: Option<String>,
-    engine: Box<dyn Engine>,
+    pub(crate) engine: Box<dyn Engine>,
+    /// The program's id (what a PROG_ARRAY lookup from the host answers).
+    pub(crate) id: u32,
 }
 
 impl LoadedProgram {
@@ -353,6 +355,7 @@ impl Vm {
         }
         let engine = engine::prepare(run, &self.registry, run.engine(), &self.config)?;
         check_return_range(run, &self.registry)?;
+        crate::tail_call::claim_prog_arrays(run)?;
         // What runs: kfunc calls as calls of the registered kfuncs.
         let program = match resolved {
             Some(r) => r.run,
@@ -363,6 +366,7 @@ impl Vm {
                 program,
                 engine,
                 unverified,
+                id: crate::tail_call::next_program_id(),
             }),
         })
     }
@@ -760,7 +764,7 @@ fn check_return_range(program: &Program, registry: &Registry) -> Result<(), Prep
         &raw,
         crate::verify::Env {
             maps: &shapes,
-            helper_known: &|id| registry.get(id).is_some(),
+            helper_known: &|id| id == crate::insn::TAIL_CALL_HELPER || registry.get(id).is_some(),
         },
     )?;
     crate::retval::check(&insns, program.prog_type())

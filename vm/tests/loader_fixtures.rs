@@ -62,10 +62,6 @@ fn every_supported_fixture_parses() {
                 matches!(result, Err(LoadError::BadMapDefinition { .. })),
                 "{result:?}"
             ),
-            "callback" => assert!(
-                matches!(result, Err(LoadError::Unsupported { .. })),
-                "{result:?}"
-            ),
             "partial" | "externs" => assert!(result.is_err(), "{stem} has a refused program"),
             _ => {
                 let obj = result.unwrap_or_else(|e| panic!("{stem}: {e}"));

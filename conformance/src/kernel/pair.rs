@@ -136,6 +136,47 @@ impl Pair {
         Ok(())
     }
 
+    /// `BPF_MAP_UPDATE_ELEM` of program `prog` (loaded on both sides) into slot `index` of
+    /// PROG_ARRAY `map` with `flags`: the kernel's outcome and bpfvm's.
+    pub fn set_prog_slot(
+        &self,
+        map: &str,
+        index: u32,
+        prog: &str,
+        flags: u64,
+    ) -> (Result<(), Errno>, Result<(), Errno>) {
+        let i = self.map(map);
+        let fd = self.kprogs[prog].raw_fd() as u32;
+        let k = self.kmaps[i].update(&index.to_ne_bytes(), &fd.to_ne_bytes(), flags);
+        let s = self.smaps[i]
+            .prog_array_update(index, self.sprogs[prog].prog_array_entry(), flags)
+            .map_err(|e| Errno(e.errno()));
+        (k, s)
+    }
+
+    /// Fills the PROG_ARRAY slots the object's `values` initialisers name with the
+    /// programs loaded on both sides (as libbpf does after loading), failing on the first
+    /// side that refuses.
+    pub fn init_prog_arrays(&self) -> Result<(), String> {
+        for init in self.obj.slot_inits() {
+            let bpfvm::loader::SlotTarget::Program(prog) = &init.target else {
+                continue;
+            };
+            if !self.sprogs.contains_key(&**prog) {
+                continue;
+            }
+            let (k, s) = self.set_prog_slot(&init.map, init.slot, prog, 0);
+            k.map_err(|e| format!("kernel: {}[{}] = {prog}: {e}", init.map, init.slot))?;
+            s.map_err(|e| format!("bpfvm: {}[{}] = {prog}: {e}", init.map, init.slot))?;
+        }
+        Ok(())
+    }
+
+    /// The bpfvm side of loaded program `name`.
+    pub fn bpfvm_program(&self, name: &str) -> &LoadedProgram {
+        &self.sprogs[name]
+    }
+
     /// The index of map `name`.
     pub fn map(&self, name: &str) -> usize {
         self.obj

@@ -112,6 +112,11 @@ impl KernelProg {
         }
     }
 
+    /// The program's fd (the value a PROG_ARRAY update takes).
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.raw()
+    }
+
     /// The program type it was loaded as.
     pub fn prog_type(&self) -> ProgType {
         self.prog_type

@@ -128,6 +128,16 @@ pub fn format_own(pc: usize, i: &Insn, next: Option<&Insn>, names: &Names<'_>) -
                 .map_or_else(|| format!("#{}", i.imm), |k| k.name.to_string());
             format!("lddw r{}, &kfunc {name}", i.dst)
         }
+        0x18 if i.src == bpfvm::loader::PSEUDO_FUNC => {
+            let t = target(i64::from(i.imm));
+            let sub = names
+                .subprograms
+                .iter()
+                .find(|(_, start)| *start as i64 == t)
+                .map(|(n, _)| format!(" <{n}>"))
+                .unwrap_or_default();
+            format!("lddw r{}, func pc{:+} -> {t}{sub}", i.dst, i.imm)
+        }
         0x18 if i.src != 0 => format!("lddw r{}, pseudo src {} imm {}", i.dst, i.src, i.imm),
         0xc3 | 0xdb => {
             let w = if i.opc == 0xdb { "64" } else { "32" };
@@ -366,6 +376,8 @@ mod tests {
             show(&[ldv, word(0, 0, 0, 0, 8)]),
             "lddw r2, &map counts value + 8"
         );
+        let func = word(0x18, 2, bpfvm::loader::PSEUDO_FUNC, 0, 6);
+        assert_eq!(show(&[func, 0]), "lddw r2, func pc+6 -> 7");
     }
 
     #[test]

@@ -186,6 +186,62 @@ pub fn program(
     Ok(program.with_engine(engine))
 }
 
+/// Loads the programs the object's `values` initialisers put in its PROG_ARRAYs (with
+/// `engine`, as libbpf loads every program of an object) and stores them in their slots,
+/// so the program run can tail-call them. Returns a warning for each slot left empty
+/// because its program did not load.
+pub fn fill_prog_arrays(
+    vm: &bpfvm::Vm,
+    object: &Object,
+    maps: &ObjectMaps,
+    engine: EngineKind,
+) -> Result<Vec<String>, CliError> {
+    let mut warnings = Vec::new();
+    let mut loaded: Vec<(String, bpfvm::LoadedProgram)> = Vec::new();
+    for init in object.slot_inits() {
+        let bpfvm::loader::SlotTarget::Program(name) = &init.target else {
+            continue;
+        };
+        let Some(map) = maps.get(&init.map) else {
+            continue;
+        };
+        if map.map_type() != bpfvm::maps::MapType::ProgArray {
+            continue;
+        }
+        let prog = match loaded.iter().find(|(n, _)| n == &**name) {
+            Some((_, p)) => p.clone(),
+            None => {
+                let prog = object
+                    .vm_program(name, maps)
+                    .map_err(|e| e.to_string())
+                    .and_then(|p| vm.load(p.with_engine(engine)).map_err(|e| e.to_string()));
+                match prog {
+                    Ok(p) => {
+                        loaded.push((name.to_string(), p.clone()));
+                        p
+                    }
+                    Err(why) => {
+                        warnings.push(format!(
+                            "{}[{}] stays empty: program {name} did not load: {why}",
+                            init.map, init.slot
+                        ));
+                        continue;
+                    }
+                }
+            }
+        };
+        prog.set_in_prog_array(map, init.slot)
+            .map_err(|source| CliError::ProgramRefused {
+                program: name.to_string(),
+                source: bpfvm::loader::LoadError::MapCreate {
+                    map: format!("{}[{}]", init.map, init.slot),
+                    source,
+                },
+            })?;
+    }
+    Ok(warnings)
+}
+
 /// The type `def` runs as: `--type` when given, else libbpf's type for its section; an
 /// unknown section or a type bpfvm cannot run is the program's error.
 pub fn run_type(

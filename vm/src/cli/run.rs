@@ -97,6 +97,9 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
     if let Some(why) = prog.unverified() {
         eprintln!("bpfvm: warning: {why}");
     }
+    for warning in object::fill_prog_arrays(&vm, &obj, &maps, engine)? {
+        eprintln!("bpfvm: warning: {warning}");
+    }
     // --explain runs CPU after CPU so its text is the same on every run.
     let schedule = if args.explain {
         Schedule::OneCpuAfterAnother

@@ -27,9 +27,10 @@ use bpfvm_helpers::{Helper, HelperContext, HelperError, MapList, Registry};
 use rbpf::ebpf;
 
 use crate::cpu::{Frame, Lane, FRAME_SIZE, MAX_FRAMES, STACK_SIZE};
+use crate::engine::callback;
 use crate::engine::{Engine, EngineKind, RunEnv};
 use crate::error::{PrepareError, RunError, SourceAt};
-use crate::insn::{op, Insn};
+use crate::insn::{op, Insn, TAIL_CALL_HELPER};
 use crate::program::Program;
 use crate::verify;
 
@@ -201,8 +202,10 @@ codes! {
     CALL_HELPER_DYN = op::CALL_HELPER_DYN,
     GET_SMP_PROCESSOR_ID = op::GET_SMP_PROCESSOR_ID,
     CORE_POISON = op::CORE_POISON,
+    TAIL_CALL_HELPER = op::TAIL_CALL_HELPER,
     TAIL_CALL = ebpf::TAIL_CALL,
     CALL_LOCAL = op::CALL_LOCAL,
+    CALL_CALLBACK = op::CALL_CALLBACK,
     EXIT = ebpf::EXIT,
 }
 
@@ -308,6 +311,12 @@ pub struct Interpreter {
     /// program runs with no stack frame accessible (as the kernel's verifier allows it no
     /// stack access), so it can neither read nor leave data there.
     uses_stack: bool,
+    /// The first instructions of the program's callbacks (targets of `ld_imm64` of a
+    /// function), sorted.
+    callbacks: Box<[u32]>,
+    /// Whether the program calls `bpf_tail_call`: its runs may install other programs' maps,
+    /// so each run installs its own again.
+    has_tail_call: bool,
 }
 
 impl Interpreter {
@@ -321,16 +330,35 @@ impl Interpreter {
             &raw,
             verify::Env {
                 maps: &shapes,
-                helper_known: &|id| registry.get(id).is_some(),
+                helper_known: &|id| id == TAIL_CALL_HELPER || registry.get(id).is_some(),
             },
         )?;
         let regions = map_regions(program.maps()).ok_or(PrepareError::AddressSpace {
             maps: program.maps().len(),
         })?;
         let mut helpers = HelperTable::default();
-        for (pc, d) in insns.iter_mut().enumerate() {
+        let mut callbacks: Vec<u32> = Vec::new();
+        let block_starts = callback::block_starts(&insns);
+        for pc in 0..insns.len() {
+            if insns[pc].op == ebpf::CALL {
+                if insns[pc].imm == u64::from(TAIL_CALL_HELPER) {
+                    insns[pc].op = op::TAIL_CALL_HELPER;
+                    continue;
+                }
+                helpers.resolve(pc, &mut insns[pc], registry)?;
+                if insns[pc].op == op::CALL_CALLBACK {
+                    let zero = callback::flags_known_zero(&insns, &block_starts, pc);
+                    insns[pc].target = u32::from(zero);
+                }
+                continue;
+            }
+            let d = &mut insns[pc];
             match d.op {
-                ebpf::CALL => helpers.resolve(pc, d, registry)?,
+                op::LD_FUNC => {
+                    callbacks.push(d.target);
+                    d.imm = callback::func_handle(d.target);
+                    d.op = ebpf::LD_DW_IMM;
+                }
                 op::LD_MAP_FD => {
                     d.imm = map_handle(d.imm as u32);
                     d.op = ebpf::LD_DW_IMM;
@@ -345,9 +373,13 @@ impl Interpreter {
         }
         // Only `r10` (and the frames of bpf-to-bpf calls) lead to the stack; a program without
         // them runs with the stack closed, so no address it computes can reach stack bytes.
-        let uses_stack = insns
-            .iter()
-            .any(|d| d.dst == 10 || d.src == 10 || d.op == op::CALL_LOCAL);
+        // A tail call's target runs in the caller's frame: a program with tail calls keeps
+        // its frame open (and counted dirty) for the programs it jumps to.
+        let has_tail_call = insns.iter().any(|d| d.op == op::TAIL_CALL_HELPER);
+        let calls = !callbacks.is_empty() || insns.iter().any(|d| d.op == op::CALL_LOCAL);
+        let uses_stack = calls || has_tail_call || insns.iter().any(|d| d.dst == 10 || d.src == 10);
+        callbacks.sort_unstable();
+        callbacks.dedup();
         let code = insns
             .iter()
             .enumerate()
@@ -358,7 +390,7 @@ impl Interpreter {
             ))
             .collect::<Result<Box<[Exec]>, PrepareError>>()?;
         let mut code = code;
-        if !insns.iter().any(|d| d.op == op::CALL_LOCAL) {
+        if !calls {
             // Without calls every `exit` leaves the main frame: no depth test.
             for e in code.iter_mut().filter(|e| e.code == Code::EXIT) {
                 e.code = Code::ExitMain;
@@ -366,6 +398,8 @@ impl Interpreter {
         }
         Ok(Interpreter {
             uses_stack,
+            callbacks: callbacks.into_boxed_slice(),
+            has_tail_call,
             code,
             insns: insns.into_boxed_slice(),
             helpers: Helpers {
@@ -442,9 +476,16 @@ impl HelperTable {
         let entry = registry
             .get(id)
             .ok_or(PrepareError::UnknownHelper { pc, id: id as i64 })?;
-        if entry.inline == Some(Inline::SmpProcessorId) {
-            d.op = op::GET_SMP_PROCESSOR_ID;
-            return Ok(());
+        match entry.inline {
+            Some(Inline::SmpProcessorId) => {
+                d.op = op::GET_SMP_PROCESSOR_ID;
+                return Ok(());
+            }
+            Some(Inline::Loop | Inline::ForEachMapElem) => {
+                d.op = op::CALL_CALLBACK;
+                return Ok(());
+            }
+            _ => {}
         }
         (d.op, d.target) = match &entry.helper {
             Callable::Fn(f) => (
@@ -465,6 +506,10 @@ impl HelperTable {
 impl Engine for Interpreter {
     fn kind(&self) -> EngineKind {
         EngineKind::Interpreter
+    }
+
+    fn as_interpreter(&self) -> Option<&Interpreter> {
+        Some(self)
     }
 
     fn run(&self, _program: &Program, lane: &mut Lane, env: RunEnv<'_>) -> Result<u64, RunError> {
@@ -514,19 +559,44 @@ impl Interpreter {
         }
         let mut runs_left = repeat.max(1);
         loop {
+            if self.has_tail_call {
+                // The last run may have ended in another program, with its maps installed.
+                lane.forget_maps();
+                if !lane.install_maps(self.id, &self.maps) {
+                    return Err(RunError::BadInput {
+                        reason: "the program's maps have more values than guest addresses can name"
+                            .into(),
+                    });
+                }
+            }
             lane.prepare_stack();
             let mut used = 1;
-            let result = execute(
-                &self.code,
+            let code = Machine {
+                insns: &self.code,
                 mask,
-                &self.helpers,
+                helpers: &self.helpers,
+                callbacks: &self.callbacks,
+                registry: env.registry,
+                budget: env.budget,
+            };
+            let start = Start {
+                pc: 0,
+                depth: 0,
+                args: [r1, r2, 0, 0, 0],
+                fp: guest_addr(REGION_STACK, STACK_SIZE as u32),
+            };
+            let mut nest = Nest::main(env.budget);
+            let result = execute(
+                &code,
                 &mut lane.helper_ctx,
                 &mut lane.frames,
                 &mut used,
-                env.registry,
-                env.budget,
-                [r1, r2],
+                start,
+                &mut nest,
             );
+            if self.has_tail_call {
+                lane.forget_maps();
+            }
             if self.uses_stack {
                 // (`prepare_stack` left 0 otherwise.)
                 lane.dirty_frames = used;
@@ -558,29 +628,78 @@ fn fault(pc: usize) -> impl FnOnce(bpfvm_helpers::MemFault) -> RunError {
     }
 }
 
-/// Runs pre-decoded `insns` (`mask` = `insns.len() - 1`, the length a power of two) with
-/// `r1`, `r2` = `args`, until `exit` from the main frame. The error is boxed so the result
-/// comes back in registers (an error is the end of the run, its allocation does not matter).
-/// `used` receives the number of stack frames the run used (at least 1); the stack region
-/// of `ctx.memory` is widened on each call and narrowed again on return.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)] // one caller: the per-run prologue and the result stay in `runs`' registers
-fn execute(
-    insns: &[Exec],
+/// What a run executes: the program and its tables, the helpers and the budget.
+pub(super) struct Machine<'a> {
+    /// Pre-decoded instructions, padded to a power of two.
+    insns: &'a [Exec],
+    /// `insns.len() - 1`.
     mask: usize,
-    helpers: &Helpers,
+    helpers: &'a Helpers,
+    /// First instructions of the program's callbacks, sorted.
+    pub(super) callbacks: &'a [u32],
+    registry: &'a Registry,
+    /// The run's whole budget (for messages).
+    pub(super) budget: u64,
+}
+
+/// Where [`execute`] starts: the main program (`pc` 0, frame 0) or a callback.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Start {
+    /// First instruction.
+    pub(super) pc: usize,
+    /// The frame it runs in; its `exit` there ends the execution.
+    pub(super) depth: usize,
+    /// `r1..=r5`.
+    pub(super) args: [u64; 5],
+    /// `r10`.
+    pub(super) fp: u64,
+}
+
+/// Runs a callback to its `exit` (see [`execute`]): the engine's re-entry, used by
+/// [`callback`] for each call of a callback.
+#[inline(never)]
+pub(super) fn execute_callback(
+    code: &Machine<'_>,
     ctx: &mut HelperContext,
     frames: &mut [Frame; MAX_FRAMES],
     used: &mut usize,
-    registry: &Registry,
-    budget: u64,
-    args: [u64; 2],
+    start: Start,
+    nest: &mut Nest,
 ) -> Result<u64, Box<RunError>> {
+    execute(code, ctx, frames, used, start, nest)
+}
+
+/// Runs pre-decoded `code.insns` (`code.mask` = `insns.len() - 1`, the length a power of
+/// two) from `start` until `exit` from `start`'s frame. The error is boxed so the result
+/// comes back in registers (an error is the end of the run, its allocation does not matter).
+/// `used` receives the number of stack frames the run used (at least 1); the stack region
+/// of `ctx.memory` is widened on each call and narrowed again on return. `nest.left` is the
+/// budget left (capped so that it plus a pc cannot overflow) and, when `exit` leaves
+/// `start`'s frame, what is left then: a callback's or a tail call target's execution puts
+/// it back (a callback's last stretch is charged; the main program's is not).
+/// `nest.tail_calls` counts the run's tail calls.
+#[inline(always)] // one caller in a run: the per-run prologue and the result stay in registers
+fn execute(
+    code: &Machine<'_>,
+    ctx: &mut HelperContext,
+    frames: &mut [Frame; MAX_FRAMES],
+    used: &mut usize,
+    start: Start,
+    nest: &mut Nest,
+) -> Result<u64, Box<RunError>> {
+    let Machine {
+        insns,
+        mask,
+        helpers,
+        registry,
+        budget,
+        ..
+    } = *code;
     let mut reg = [0u64; 11];
-    reg[1] = args[0];
-    reg[2] = args[1];
-    reg[10] = guest_addr(REGION_STACK, STACK_SIZE as u32);
-    let mut depth = 0usize;
+    reg[1..6].copy_from_slice(&start.args);
+    reg[10] = start.fp;
+    let base = start.depth;
+    let mut depth = base;
     // The budget is charged per straight-line stretch, at every taken jump, call and return:
     // `here + 1 - block_start` instructions ran since the last transfer. That is exact, costs
     // nothing on the other instructions, and notices an exhausted budget at the latest at the
@@ -588,8 +707,8 @@ fn execute(
     // plus `block_start`, so a transfer from `here` to `target` is one compare
     // (`here + 1 <= credit`) and one update (`credit - (here + 1) + target`). The budget is
     // capped so the sum cannot overflow (2^64 - 2^20 instructions never run out anyway).
-    let mut credit = budget.min(u64::MAX - verify::MAX_INSNS as u64);
-    let mut pc = 0usize;
+    let mut credit = nest.left + start.pc as u64;
+    let mut pc = start.pc;
     macro_rules! transfer {
         ($here:expr, $target:expr) => {{
             let target = $target;
@@ -876,6 +995,46 @@ fn execute(
             }
             Code::GET_SMP_PROCESSOR_ID => reg[0] = ctx.cpu() as u64,
             Code::CORE_POISON => return Err(core_poison(here, &helpers.core_poisons)),
+            Code::TAIL_CALL_HELPER => {
+                // The instructions of this stretch are charged before the target runs.
+                let end = here as u64 + 1;
+                if end > credit {
+                    return Err(RunError::BudgetExhausted {
+                        pc: here,
+                        at: SourceAt::NONE,
+                        budget,
+                    }
+                    .into());
+                }
+                let jump = TailJump {
+                    pc: here,
+                    depth,
+                    ctx_arg: reg[1],
+                    prog_array: reg[2],
+                    index: reg[3],
+                    left: credit - end,
+                };
+                // A failed tail call falls through and leaves `r0` as it was (the kernel's
+                // verifier makes `r0` unreadable after the call).
+                if let Some((r0, left)) =
+                    tail_call(jump, ctx, frames, used, registry, budget, nest)?
+                {
+                    // The target replaced this frame: its `r0` is this frame's result.
+                    credit = left + end;
+                    reg[0] = r0;
+                    if depth == base {
+                        nest.left = left;
+                        return Ok(r0);
+                    }
+                    depth -= 1;
+                    ctx.memory
+                        .set_owned_window(REGION_STACK, STACK_SIZE - (depth + 1) * FRAME_SIZE);
+                    let f = frames[depth];
+                    reg[6..10].copy_from_slice(&f.saved);
+                    reg[10] = f.fp;
+                    transfer!(here, f.ret);
+                }
+            }
             Code::TAIL_CALL => {
                 // callx: the register holds a helper id (the conformance suite's semantics).
                 let target = reg[dst];
@@ -916,7 +1075,19 @@ fn execute(
                 transfer!(here, i.target as usize);
             }
             Code::EXIT => {
-                if depth == 0 {
+                if depth == base {
+                    // A callback's last stretch is charged; a tail call target's caller
+                    // takes what is left.
+                    let end = here as u64 + 1;
+                    if base != 0 && end > credit {
+                        return Err(RunError::BudgetExhausted {
+                            pc: here,
+                            budget,
+                            at: SourceAt::NONE,
+                        }
+                        .into());
+                    }
+                    nest.left = credit.saturating_sub(end);
                     return Ok(reg[0]);
                 }
                 depth -= 1;
@@ -927,11 +1098,177 @@ fn execute(
                 reg[10] = f.fp;
                 transfer!(here, f.ret);
             }
-            Code::ExitMain => return Ok(reg[0]),
+            Code::CALL_CALLBACK => {
+                // The stretch so far is charged; the callbacks' instructions come off what
+                // is left; the next stretch starts after the call.
+                let end = here as u64 + 1;
+                if end > credit {
+                    return Err(RunError::BudgetExhausted {
+                        pc: here,
+                        budget,
+                        at: SourceAt::NONE,
+                    }
+                    .into());
+                }
+                let mut inner = Nest {
+                    left: credit - end,
+                    tail_calls: nest.tail_calls,
+                };
+                let site = callback::Site {
+                    pc: here,
+                    id: imm as u32,
+                    flags_known_zero: i.target != 0,
+                    depth,
+                    fp: reg[10],
+                };
+                let args = [reg[1], reg[2], reg[3], reg[4], reg[5]];
+                reg[0] = callback::call(code, ctx, frames, used, site, args, &mut inner)?;
+                nest.tail_calls = inner.tail_calls;
+                credit = inner.left + end;
+            }
+            Code::ExitMain => {
+                nest.left = credit.saturating_sub(here as u64 + 1);
+                return Ok(reg[0]);
+            }
             Code::Invalid => unreachable_op(here, i.op)?,
         }
         pc += 1;
     }
+}
+
+/// What a run has left as [`execute`] goes: the instructions left (in: its budget,
+/// capped so that it plus a pc cannot overflow; out: what it left when `exit` left its
+/// frame), and the tail calls the whole run made so far (callbacks and tail call targets
+/// carry both on).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Nest {
+    pub(super) left: u64,
+    pub(super) tail_calls: u32,
+}
+
+impl Nest {
+    fn main(budget: u64) -> Nest {
+        Nest {
+            left: budget.min(u64::MAX - verify::MAX_INSNS as u64),
+            tail_calls: 0,
+        }
+    }
+}
+
+/// `MAX_TAIL_CALL_CNT`: the most tail calls one run makes; the next one falls through.
+pub const MAX_TAIL_CALL_CNT: u32 = 33;
+
+/// A `bpf_tail_call` as the program made it.
+#[derive(Debug, Clone, Copy)]
+struct TailJump {
+    pc: usize,
+    depth: usize,
+    ctx_arg: u64,
+    prog_array: u64,
+    index: u64,
+    left: u64,
+}
+
+/// `bpf_tail_call(ctx, prog_array, index)` with the checks of the kernel's x86_64 JIT
+/// (what the kernel runs, checked by the kernel oracle): `index` (32 bits) `>=
+/// max_entries` falls through; so do an empty slot and the 34th tail call of a run. Only
+/// a call that jumps counts (the kernel's interpreter, without the JIT, counts calls to
+/// empty slots too).
+/// Otherwise the slot's program runs in the caller's frame (`r1` = the context, `r10` = the
+/// frame's top), with its own maps installed, and `Some((r0, instructions left))` is its
+/// result. The caller's maps are installed again afterwards.
+#[inline(never)]
+fn tail_call(
+    jump: TailJump,
+    ctx: &mut HelperContext,
+    frames: &mut [Frame; MAX_FRAMES],
+    used: &mut usize,
+    registry: &Registry,
+    budget: u64,
+    nest: &mut Nest,
+) -> Result<Option<(u64, u64)>, Box<RunError>> {
+    let bad_map = || {
+        helper_failed(
+            jump.pc,
+            HelperError::BadMap {
+                helper: "bpf_tail_call".into(),
+                handle: jump.prog_array,
+            },
+        )
+    };
+    let maps = ctx.maps().clone();
+    let map = bpfvm_helpers::memory::map_handle_index(jump.prog_array)
+        .and_then(|i| maps.get(i as usize))
+        .and_then(|m| m.as_map())
+        .filter(|m| m.map_type() == bpfvm_maps::MapType::ProgArray)
+        .ok_or_else(bad_map)?;
+    let index = jump.index as u32;
+    if index >= map.max_entries() || nest.tail_calls >= MAX_TAIL_CALL_CNT {
+        return Ok(None);
+    }
+    let Some(entry) = map.prog_array_get(index) else {
+        return Ok(None);
+    };
+    nest.tail_calls += 1;
+    let Some((target_program, target)) = crate::tail_call::tail_call_target(&entry) else {
+        return Err(helper_failed(
+            jump.pc,
+            HelperError::Failed {
+                helper: "bpf_tail_call".into(),
+                message: format!(
+                    "the program in slot {index} is not prepared for the interpreter engine"
+                ),
+            },
+        ));
+    };
+    let target_maps = &target.maps;
+    if ctx.memory.install_maps(target_maps).is_none() {
+        return Err(Box::new(RunError::BadInput {
+            reason: "the tail call target's maps have more values than guest addresses can name"
+                .into(),
+        }));
+    }
+    ctx.set_maps(target_maps.clone());
+    let Some(mask) = target.code.len().checked_sub(1) else {
+        return Err(Box::new(RunError::BadInput {
+            reason: "the tail call target has no instructions".into(),
+        }));
+    };
+    let machine = Machine {
+        insns: &target.code,
+        mask,
+        helpers: &target.helpers,
+        callbacks: &target.callbacks,
+        registry,
+        budget,
+    };
+    let start = Start {
+        pc: 0,
+        depth: jump.depth,
+        args: [jump.ctx_arg, 0, 0, 0, 0],
+        fp: guest_addr(REGION_STACK, (STACK_SIZE - jump.depth * FRAME_SIZE) as u32),
+    };
+    let mut inner = Nest {
+        left: jump.left,
+        tail_calls: nest.tail_calls,
+    };
+    let r0 = execute(&machine, ctx, frames, used, start, &mut inner).map_err(|source| {
+        Box::new(RunError::InTailCall {
+            pc: jump.pc,
+            at: SourceAt::NONE,
+            map: map.spec().name.clone(),
+            index,
+            program: entry.id,
+            source: Box::new(source.at_source_of(target_program)),
+        })
+    })?;
+    nest.tail_calls = inner.tail_calls;
+    // The caller continues (a tail call from a subprogram) or returns: its maps again.
+    if ctx.memory.install_maps(&maps).is_none() {
+        return Err(bad_map());
+    }
+    ctx.set_maps(maps);
+    Ok(Some((r0, inner.left)))
 }
 
 #[cold]
@@ -1056,9 +1393,10 @@ mod tests {
             }
         }
         assert_eq!(
-            valid, 133,
-            "the ISA's opcodes and the internal ones, CORE_POISON among them"
+            valid, 135,
+            "the ISA's opcodes and the internal ones, CORE_POISON, CALL_CALLBACK and TAIL_CALL_HELPER among them"
         );
+        assert_eq!(Code::of(op::TAIL_CALL_HELPER), Code::TAIL_CALL_HELPER);
         assert_eq!(Code::of(op::LD_IMM64_TAIL), Code::Invalid);
         assert_eq!(std::mem::size_of::<Exec>(), 16);
         assert_eq!(Reg::of(10), Some(Reg::R10));

@@ -15,6 +15,7 @@ use crate::error::{PrepareError, RunError};
 use crate::program::Program;
 use crate::vm::VmConfig;
 
+mod callback;
 pub mod interpreter;
 pub mod rbpf;
 
@@ -95,6 +96,12 @@ pub struct RunEnv<'a> {
 pub trait Engine: Send + Sync + fmt::Debug {
     /// Which engine this is.
     fn kind(&self) -> EngineKind;
+
+    /// The interpreter's prepared program (the form a `bpf_tail_call` jumps to), if this
+    /// is the interpreter engine.
+    fn as_interpreter(&self) -> Option<&interpreter::Interpreter> {
+        None
+    }
     /// Runs the program once on `lane`, whose context and packet buffers are filled and
     /// whose run has begun ([`Lane::begin_run`]), and returns `r0`.
     fn run(&self, program: &Program, lane: &mut Lane, env: RunEnv<'_>) -> Result<u64, RunError>;

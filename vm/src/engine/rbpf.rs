@@ -161,6 +161,12 @@ pub fn prepare(
             | op::SMOD64_REG => return Err(unsupported(pc, "signed division (sdiv/smod)")),
             op::MOVSX32 | op::MOVSX64 => return Err(unsupported(pc, "movsx")),
             op::CALL_LOCAL => return Err(unsupported(pc, "bpf-to-bpf calls")),
+            op::LD_FUNC => {
+                return Err(unsupported(
+                    pc,
+                    "pointers to functions (callbacks of bpf_loop, bpf_for_each_map_elem)",
+                ))
+            }
             op::LD_MAP_FD | op::LD_MAP_VALUE => {
                 let value = if d.op == op::LD_MAP_FD {
                     map_handle(d.imm as u32)

@@ -31,9 +31,9 @@ mod globals;
 use std::sync::Arc;
 
 use bpfvm_maps::typed::{Array, HashMap, PerCpuArray, PerCpuHashMap};
-use bpfvm_maps::{Map, Pod};
+use bpfvm_maps::{Map, MapType, Pod};
 
-use crate::loader::{GlobalDataKind, LoadError, MapDefinition, Object, ObjectMaps};
+use crate::loader::{GlobalDataKind, LoadError, MapDefinition, Object, ObjectMaps, SlotTarget};
 use crate::{Error, LoadedProgram, Vm};
 
 pub use globals::GlobalVar;
@@ -214,11 +214,13 @@ impl ObjectLoader {
                 (name, loaded)
             })
             .collect();
-        Ok(LoadedObject {
+        let loaded = LoadedObject {
             object,
             maps,
             programs,
-        })
+        };
+        loaded.fill_prog_arrays()?;
+        Ok(loaded)
     }
 }
 
@@ -292,7 +294,75 @@ pub struct LoadedObject {
     programs: Vec<(String, Result<LoadedProgram, ObjectError>)>,
 }
 
+impl Drop for LoadedObject {
+    /// Empties the object's PROG_ARRAYs, as the kernel does when the last file of a
+    /// PROG_ARRAY closes: a program stored in an array it uses would otherwise keep both
+    /// alive for ever.
+    fn drop(&mut self) {
+        for map in self.maps.all() {
+            map.prog_array_clear();
+        }
+    }
+}
+
 impl LoadedObject {
+    /// Puts the loaded programs the object's `values` initialisers name in their
+    /// PROG_ARRAY slots (libbpf's `bpf_object__init_prog_arrays`). A slot whose program did
+    /// not load stays empty (a tail call to it falls through).
+    fn fill_prog_arrays(&self) -> Result<(), Error> {
+        for init in self.object.slot_inits() {
+            let SlotTarget::Program(name) = &init.target else {
+                continue;
+            };
+            let Some(map) = self.maps.get(&init.map) else {
+                continue;
+            };
+            if map.map_type() != MapType::ProgArray {
+                continue;
+            }
+            if let Some((_, Ok(p))) = self.programs.iter().find(|(n, _)| *n == **name) {
+                p.set_in_prog_array(map, init.slot)
+                    .map_err(|source| LoadError::MapCreate {
+                        map: format!("{}[{}] = {name}", init.map, init.slot),
+                        source,
+                    })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts program `program` in slot `index` of PROG_ARRAY `map` (`BPF_MAP_UPDATE_ELEM`
+    /// with the program's fd): the kernel's errors (`E2BIG` past `max_entries`, `EINVAL`
+    /// when the array holds programs of another type or is no PROG_ARRAY).
+    ///
+    /// ```
+    /// use bpfvm::{Input, ObjectLoader, Vm};
+    /// use bpfvm::loader::Object;
+    ///
+    /// let vm = Vm::default();
+    /// let obj = Object::parse_named("tail_call", include_bytes!("../../tests/fixtures/tail_call.o"))?;
+    /// let bpf = ObjectLoader::new(obj).load(&vm)?;
+    /// let dispatch = bpf.program("xdp_dispatch")?;
+    /// let packet = |first: u8| Input::packet(vec![first; 64]);
+    /// // jmp[3] is empty: the tail call falls through to `return 200 + 3`.
+    /// assert_eq!(vm.run(dispatch, 0, &packet(3))?.retval, 203);
+    /// bpf.set_prog_slot("jmp", 3, "xdp_third")?;
+    /// assert_eq!(vm.run(dispatch, 0, &packet(3))?.retval, 2); // XDP_PASS from xdp_third
+    /// bpf.clear_prog_slot("jmp", 3)?;
+    /// assert_eq!(vm.run(dispatch, 0, &packet(3))?.retval, 203);
+    /// # Ok::<(), bpfvm::Error>(())
+    /// ```
+    pub fn set_prog_slot(&self, map: &str, index: u32, program: &str) -> Result<(), Error> {
+        let prog = self.program(program)?;
+        Ok(prog.set_in_prog_array(self.map(map)?, index)?)
+    }
+
+    /// Empties slot `index` of PROG_ARRAY `map` (`BPF_MAP_DELETE_ELEM`: `ENOENT` when it
+    /// is empty, `E2BIG` past `max_entries`).
+    pub fn clear_prog_slot(&self, map: &str, index: u32) -> Result<(), Error> {
+        Ok(self.map(map)?.delete(&index.to_ne_bytes(), 0)?)
+    }
+
     /// The object as parsed.
     pub fn object(&self) -> &Object {
         &self.object

@@ -114,10 +114,14 @@ impl Object {
             .iter()
             .map(|(i, l)| (*i, format!("{}:{}: {}", l.file, l.line, l.source.trim())))
             .collect();
+        // libbpf passes BTF function info for an object built with `-g`: one with BTF and
+        // line info for the program.
+        let func_info = self.btf().is_some() && !def.lines.is_empty();
         let mut program = Program::from_words(&def.insns, prog_type)
             .with_maps(maps)
             .with_source_lines(lines)
             .with_core_poisons(poisons)
+            .with_btf_func_info(func_info)
             .with_kfuncs(def.kfuncs.clone());
         if let Some(license) = self.license() {
             program = program.with_license(license);

@@ -20,7 +20,7 @@ use super::limits::{MAX_OBJECT_INSNS, MAX_PROGRAM_INSNS};
 use super::map_def::{MapDefinition, MapKind, RefusedMap};
 use super::program::{
     imm, opcode, src_reg, with_imm, with_src_reg, ProgramDefinition, CALL, LD_IMM64, PSEUDO_CALL,
-    PSEUDO_KFUNC_CALL, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE,
+    PSEUDO_FUNC, PSEUDO_KFUNC_CALL, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE,
 };
 use super::section_types::{program_type_for_section, section_type};
 use super::strtab::SharedStr;
@@ -341,6 +341,51 @@ impl<'e, 'a> Linker<'e, 'a> {
             len: entry.len,
             out_pos: 0,
         }]);
+        // Appends the function of section `$tsec` containing instruction `$target` (once)
+        // and rewrites the call or `ld_imm64` at `$out_idx` to reach `$target` relatively.
+        macro_rules! link_func {
+            ($tsec:expr, $target:expr, $sec_idx:expr, $out_idx:expr, $name:expr, $what:literal) => {{
+                let (tsec, target, sec_idx, out_idx) = ($tsec, $target, $sec_idx, $out_idx);
+                let tcs = &self.code[&tsec];
+                let tname = &tcs.section.name;
+                let func =
+                    containing(&tcs.funcs, target).ok_or_else(|| LoadError::BadRelocation {
+                        section: $name.to_string(),
+                        insn: sec_idx,
+                        reason: format!(
+                            concat!($what, " target {}+{} is in no function"),
+                            tname, target
+                        ),
+                    })?;
+                // The entry's own function, called recursively, is at 0.
+                let own = tsec == sec && func.start == entry.start;
+                let pos = match appended.get(&(tsec, func.start)) {
+                    Some(&pos) => pos,
+                    None if own => 0,
+                    None => {
+                        let pos = insns.len();
+                        self.check_size(entry, &cs.section.name, pos + func.len)?;
+                        insns.extend_from_slice(&tcs.insns[func.start..func.start + func.len]);
+                        appended.insert((tsec, func.start), pos);
+                        subprograms.push((func.name.clone(), pos));
+                        queue.push_back(Block {
+                            sec: tsec,
+                            start: func.start,
+                            len: func.len,
+                            out_pos: pos,
+                        });
+                        pos
+                    }
+                };
+                let dest = (pos + (target - func.start)) as i64;
+                let rel = dest - (out_idx as i64 + 1);
+                i32::try_from(rel).map_err(|_| LoadError::BadRelocation {
+                    section: $name.to_string(),
+                    insn: sec_idx,
+                    reason: concat!($what, " offset does not fit in 32 bits").into(),
+                })?
+            }};
+        }
         while let Some(block) = queue.pop_front() {
             let cs = &self.code[&block.sec];
             let name = &cs.section.name;
@@ -389,6 +434,22 @@ impl<'e, 'a> Linker<'e, 'a> {
                             insns[out_idx] =
                                 with_imm(with_src_reg(insn, PSEUDO_KFUNC_ADDR), slot as i32);
                             insns[out_idx + 1] = with_imm(insns[out_idx + 1], 0);
+                        } else if let Some((tsec, target)) = reloc
+                            .map(|r| self.func_target(cs, sec_idx, r, insn))
+                            .transpose()?
+                            .flatten()
+                        {
+                            // A function's address (a callback): linked as a callee.
+                            let rel = link_func!(
+                                tsec,
+                                target,
+                                sec_idx,
+                                out_idx,
+                                name,
+                                "function pointer"
+                            );
+                            insns[out_idx] = with_imm(with_src_reg(insn, PSEUDO_FUNC), rel);
+                            insns[out_idx + 1] = with_imm(insns[out_idx + 1], 0);
                         } else if let Some(r) = reloc {
                             let slot = self.relocate_ld(cs, sec_idx, r, &mut insns, out_idx)?;
                             if let Some(slot) = slot {
@@ -422,44 +483,7 @@ impl<'e, 'a> Linker<'e, 'a> {
                     CALL if src_reg(insn) == PSEUDO_CALL => {
                         let (tsec, target) =
                             self.call_target(cs, block.sec, sec_idx, insn, reloc)?;
-                        let tcs = &self.code[&tsec];
-                        let tname = &tcs.section.name;
-                        let func = containing(&tcs.funcs, target).ok_or_else(|| {
-                            LoadError::BadRelocation {
-                                section: name.to_string(),
-                                insn: sec_idx,
-                                reason: format!("call target {tname}+{target} is in no function"),
-                            }
-                        })?;
-                        // The entry's own function, called recursively, is at 0.
-                        let own = tsec == sec && func.start == entry.start;
-                        let pos = match appended.get(&(tsec, func.start)) {
-                            Some(&pos) => pos,
-                            None if own => 0,
-                            None => {
-                                let pos = insns.len();
-                                self.check_size(entry, &cs.section.name, pos + func.len)?;
-                                insns.extend_from_slice(
-                                    &tcs.insns[func.start..func.start + func.len],
-                                );
-                                appended.insert((tsec, func.start), pos);
-                                subprograms.push((func.name.clone(), pos));
-                                queue.push_back(Block {
-                                    sec: tsec,
-                                    start: func.start,
-                                    len: func.len,
-                                    out_pos: pos,
-                                });
-                                pos
-                            }
-                        };
-                        let dest = (pos + (target - func.start)) as i64;
-                        let rel = dest - (out_idx as i64 + 1);
-                        let rel = i32::try_from(rel).map_err(|_| LoadError::BadRelocation {
-                            section: name.to_string(),
-                            insn: sec_idx,
-                            reason: "call offset does not fit in 32 bits".into(),
-                        })?;
+                        let rel = link_func!(tsec, target, sec_idx, out_idx, name, "call");
                         insns[out_idx] = with_imm(insn, rel);
                     }
                     CALL if src_reg(insn) == PSEUDO_KFUNC_CALL => {
@@ -560,6 +584,39 @@ impl<'e, 'a> Linker<'e, 'a> {
         Ok((tsec, target))
     }
 
+    /// The code section and instruction an `ld_imm64` of a function's address (relocated
+    /// against a symbol in a code section) names, as libbpf reads it: the symbol's offset
+    /// plus the instruction's `imm`, in bytes. `None` when the symbol is not in a code
+    /// section (a map or global data).
+    fn func_target(
+        &self,
+        cs: &CodeSection<'_, '_>,
+        sec_idx: usize,
+        r: &Reloc,
+        insn: u64,
+    ) -> Result<Option<(usize, usize)>, LoadError> {
+        let sym = &self.elf.symbols[r.symbol];
+        let Some(sym_sec) = sym.section else {
+            return Ok(None);
+        };
+        if r.r_type != R_BPF_64_64 || !self.code.contains_key(&sym_sec) {
+            return Ok(None);
+        }
+        let addend = i64::from(imm(insn));
+        let at = (sym.value as i64).wrapping_add(addend);
+        if sym.value % 8 != 0 || addend % 8 != 0 || at < 0 {
+            return Err(LoadError::BadRelocation {
+                section: cs.section.name.to_string(),
+                insn: sec_idx,
+                reason: format!(
+                    "function pointer to {}+{at} is not at an instruction",
+                    self.elf.sections[sym_sec].name
+                ),
+            });
+        }
+        Ok(Some((sym_sec, (at / 8) as usize)))
+    }
+
     /// Rewrite a relocated `ld_imm64` into its pseudo form; returns the index (in
     /// [`Object::maps`](super::Object::maps)) of the map it refers to, which the caller
     /// turns into the program's slot for it.
@@ -586,20 +643,6 @@ impl<'e, 'a> Linker<'e, 'a> {
         let insn = insns[out_idx];
         let addend = i64::from(imm(insn));
         let target = &self.elf.sections[sym_sec];
-        if target.is_code() {
-            let at = (sym.value as i64).wrapping_add(addend);
-            let func = self
-                .elf
-                .symbols_in(sym_sec)
-                .find(|s| s.kind == SymbolKind::Func && s.value as i64 == at)
-                .map_or_else(|| format!("{}+{at}", target.name), |s| s.name.to_string());
-            return Err(LoadError::Unsupported {
-                section: cs.section.name.to_string(),
-                what: format!(
-                    "pointer to function {func} at instruction {sec_idx} (callbacks such as bpf_loop)"
-                ),
-            });
-        }
         if let Some(&map_idx) = self.global_data.get(&sym_sec) {
             let offset = (sym.value as i64).wrapping_add(addend);
             let size = i64::from(self.maps[map_idx].value_size);

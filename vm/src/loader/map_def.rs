@@ -13,6 +13,9 @@ use super::strtab::SharedStr;
 /// `BPF_F_RDONLY_PROG`: programs may only read the map (libbpf sets it on `.rodata`).
 pub const BPF_F_RDONLY_PROG: u32 = 1 << 7;
 
+/// `BPF_MAP_TYPE_PROG_ARRAY`: the map type whose `values` initialisers name programs.
+pub const BPF_MAP_TYPE_PROG_ARRAY: u32 = 3;
+
 /// `BPF_MAP_TYPE_ARRAY`, the type of every global data map.
 pub const BPF_MAP_TYPE_ARRAY: u32 = 2;
 
@@ -268,7 +271,6 @@ pub(crate) fn btf_maps(
         // clang leaves DATASEC offsets at 0; like libbpf, take them from the symbols.
         let sym = elf.symbol_in(section.index, &name);
         let offset = sym.map_or(u64::from(var.offset), |s| s.value);
-        let sym_size = sym.map_or(0, |s| s.size);
         let size = btf.size_of(target).map_or(u64::from(var.size), u64::from);
         if offset.saturating_add(size) > section.size {
             return Err(LoadError::BadMapDefinition {
@@ -287,16 +289,12 @@ pub(crate) fn btf_maps(
         };
         let map = attrs.and_then(|a| {
             let mut m = a.definition(name.clone(), section.index, offset);
-            if let Some((values_type, values_off)) = a.values {
-                m.inner = Some(super::inner_map::template(btf, &m, values_type)?);
-                m.initial_slots = super::map_values::initial_slots(
-                    elf,
-                    section,
-                    &m.name,
-                    // The initialiser makes the symbol longer than the struct.
-                    offset..offset + size.max(sym_size),
-                    offset + u64::from(values_off),
-                )?;
+            // A map-in-map's inner template; its initial maps (`initial_slots`) come from
+            // `loader::map_values` once every map is parsed.
+            if let Some((values_type, _)) = a.values {
+                if super::inner_map::is_map_in_map(a.map_type) {
+                    m.inner = Some(super::inner_map::template(btf, &m, values_type)?);
+                }
             }
             Ok(m)
         });
@@ -414,6 +412,8 @@ pub(super) fn map_attrs(btf: &Btf, name: &str, type_id: u32) -> Result<Attrs, Lo
             "numa_node" | "map_extra" | "pinning" => {
                 uint_attr(btf, name, &m.name, m.type_id)?;
             }
+            // A PROG_ARRAY's initial programs or a map-in-map's initial maps
+            // (`loader::map_values`); a map-in-map's inner template.
             "values" => values = Some((m.type_id, m.bit_offset / 8)),
             "inner_map" => {
                 return Err(LoadError::Unsupported {
@@ -436,15 +436,15 @@ pub(super) fn map_attrs(btf: &Btf, name: &str, type_id: u32) -> Result<Attrs, Lo
         map: name.into(),
         reason: "missing __uint(type, ...)".into(),
     })?;
-    if values.is_some() && !super::inner_map::is_map_in_map(map_type) {
+    let has_values = values.is_some();
+    if has_values
+        && !super::inner_map::is_map_in_map(map_type)
+        && map_type != BPF_MAP_TYPE_PROG_ARRAY
+    {
         return Err(LoadError::Unsupported {
             section: ".maps".into(),
-            what: format!("map {name}: prog-array initialisers (values)"),
+            what: format!("map {name}: values initialisers on a map of type {map_type}"),
         });
-    }
-    // A map-in-map's values are map fds: 4 bytes unless given (libbpf).
-    if values.is_some() && value_size.is_none() && value.is_none() {
-        value_size = Some(4);
     }
     let pick = |what: &str, size: Option<u32>, ty: Option<(u32, u32)>| match (size, ty) {
         (Some(s), Some((_, t))) if s != t => Err(LoadError::BadMapDefinition {
@@ -455,10 +455,21 @@ pub(super) fn map_attrs(btf: &Btf, name: &str, type_id: u32) -> Result<Attrs, Lo
         (None, Some((_, t))) => Ok(t),
         (None, None) => Ok(0),
     };
+    let mut value_size = pick("value", value_size, value)?;
+    if has_values {
+        // libbpf: `values` makes the value a 4-byte fd (program or map).
+        if value.is_some() || value_size != 0 && value_size != 4 {
+            return Err(LoadError::BadMapDefinition {
+                map: name.into(),
+                reason: format!("conflicting value size {value_size} != 4 of a map with `values`"),
+            });
+        }
+        value_size = 4;
+    }
     Ok(Attrs {
         map_type,
         key_size: pick("key", key_size, key)?,
-        value_size: pick("value", value_size, value)?,
+        value_size,
         max_entries,
         map_flags,
         key_type_id: key.map(|(id, _)| id),

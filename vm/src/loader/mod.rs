@@ -68,8 +68,10 @@ pub use map_def::{
     internal_map_name, map_type_name, GlobalDataKind, LegacyMapFields, MapDefinition, MapKind,
     RefusedMap, BPF_F_RDONLY_PROG, BPF_MAP_TYPE_ARRAY,
 };
+pub use map_values::{SlotInit, SlotTarget};
 pub use program::{
-    ProgramDefinition, SourceLine, PSEUDO_CALL, PSEUDO_KFUNC_CALL, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE,
+    ProgramDefinition, SourceLine, PSEUDO_CALL, PSEUDO_FUNC, PSEUDO_KFUNC_CALL, PSEUDO_MAP_FD,
+    PSEUDO_MAP_VALUE,
 };
 pub use section_types::{
     attach_type_name, program_type_for_section, section_type, KernelProgType, SectionType,
@@ -96,6 +98,8 @@ pub struct Object {
     refused_maps: Vec<RefusedMap>,
     btf: Option<Btf>,
     index: NameIndex,
+    /// `values` initialisers of the maps (`loader::map_values`).
+    slot_inits: Vec<SlotInit>,
 }
 
 /// Options for [`Object::parse_with`].
@@ -248,6 +252,30 @@ impl Object {
         let mut refused_maps = Vec::new();
         let mut maps = map_def::legacy_maps(&elf, &mut refused_maps)?;
         maps.extend(map_def::btf_maps(&elf, btf.as_ref(), &mut refused_maps)?);
+        // `values` initialisers; a map whose initialisers are malformed is refused.
+        let (slot_inits, bad_inits) = map_values::slot_inits(&elf, btf.as_ref(), &maps);
+        for (name, error) in bad_inits {
+            if let Some(at) = maps.iter().position(|m| m.name == name) {
+                let m = maps.remove(at);
+                refused_maps.push(RefusedMap {
+                    name: m.name,
+                    error,
+                    section_index: m.section_index,
+                    section_offset: m.section_offset,
+                });
+            }
+        }
+        // A map-in-map's initial maps (libbpf fills them once every map exists).
+        for m in maps.iter_mut() {
+            m.initial_slots = slot_inits
+                .iter()
+                .filter(|i| i.map == m.name)
+                .filter_map(|i| match &i.target {
+                    SlotTarget::Map(inner) => Some((i.slot, inner.clone())),
+                    SlotTarget::Program(_) => None,
+                })
+                .collect();
+        }
         let mut maps = map_slots::with_legacy_templates(&maps);
         // A kernel map type bpfvm does not simulate refuses only the programs using it.
         maps.retain(|m| match m.to_spec() {
@@ -295,7 +323,26 @@ impl Object {
             refused_maps,
             btf,
             index,
+            slot_inits,
         })
+    }
+
+    /// The `values` initialisers of the object's maps (`__array(values, ...)`): for a
+    /// PROG_ARRAY, the programs [`ObjectLoader::load`](crate::ObjectLoader::load) puts in
+    /// its slots.
+    ///
+    /// ```
+    /// use bpfvm::loader::{Object, SlotTarget};
+    ///
+    /// let bytes = include_bytes!("../../tests/fixtures/tail_call.o");
+    /// let obj = Object::parse_named("tail_call", bytes)?;
+    /// let jmp: Vec<_> = obj.slot_inits().iter().filter(|i| &*i.map == "jmp").collect();
+    /// assert_eq!(jmp[0].slot, 1);
+    /// assert!(matches!(&jmp[0].target, SlotTarget::Program(p) if &**p == "xdp_second"));
+    /// # Ok::<(), bpfvm::loader::LoadError>(())
+    /// ```
+    pub fn slot_inits(&self) -> &[SlotInit] {
+        &self.slot_inits
     }
 
     /// The object if every program and map loads, else the first refused map's error,

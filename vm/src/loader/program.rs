@@ -22,6 +22,9 @@ pub const PSEUDO_CALL: u8 = 1;
 /// `src_reg` of a `call` to a kernel function.
 #[doc(alias = "BPF_PSEUDO_KFUNC_CALL")]
 pub const PSEUDO_KFUNC_CALL: u8 = 2;
+/// `src_reg` of an `ld_imm64` of a function's address (a callback): `imm` = the
+/// function's first instruction relative to the next one (`BPF_PSEUDO_FUNC`).
+pub const PSEUDO_FUNC: u8 = 4;
 
 /// Opcode byte of an encoded instruction.
 pub(crate) fn opcode(insn: u64) -> u8 {

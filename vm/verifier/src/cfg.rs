@@ -63,8 +63,33 @@ impl Verifier<'_> {
         self.check_subprogs()?;
         self.resolve_ldimm64()?;
         self.check_cfg()?;
+        self.check_abnormal_return()?;
         self.compute_live_registers();
         self.compute_precise_registers();
+        Ok(())
+    }
+
+    /// `check_btf_info` without `func_info` (`check_abnormal_return`): a subprogram may
+    /// not use `ld_abs`/`ld_ind` or `bpf_tail_call`, whose exits the kernel can only type
+    /// from BTF.
+    fn check_abnormal_return(&self) -> Result<(), VerifierError> {
+        if self.prog.func_info {
+            return Ok(());
+        }
+        for sp in self.subprogs.iter().skip(1) {
+            let what = if sp.has_ld_abs {
+                "LD_ABS"
+            } else if sp.has_tail_call {
+                "tail_call"
+            } else {
+                continue;
+            };
+            return Err(cfg_err(
+                Rule::Call,
+                EINVAL,
+                format!("{what} is not allowed in subprogs without BTF"),
+            ));
+        }
         Ok(())
     }
 
@@ -522,10 +547,24 @@ impl Verifier<'_> {
         let order = self.postorder();
         let entries: Vec<usize> = self.subprogs.iter().map(|s| s.start).collect();
         let key_sizes: Vec<u32> = self.prog.maps.iter().map(|m| m.key_size).collect();
-        let before = crate::sinks::precise_before(self.insns, &order, &entries, &key_sizes);
+        let before = crate::sinks::precise_before(self.insns, &order, &entries, &key_sizes, true);
         for (a, (regs, slots)) in self.aux.iter_mut().zip(before) {
             a.precise_regs_before = regs;
             a.precise_slots_before = slots;
+            a.widen_guard = (regs, slots);
+        }
+        let callbacks = self
+            .insns
+            .iter()
+            .any(|i| i.is_ldimm64() && i.src == PSEUDO_FUNC);
+        if callbacks && !self.return_range_checked() {
+            // Which scalars callbacks may widen: `r0` at the main program's exit decides
+            // nothing for this program type (the kernel never marks it precise there).
+            let widen =
+                crate::sinks::precise_before(self.insns, &order, &entries, &key_sizes, false);
+            for (a, guard) in self.aux.iter_mut().zip(widen) {
+                a.widen_guard = guard;
+            }
         }
     }
 

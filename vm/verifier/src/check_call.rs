@@ -30,6 +30,8 @@ pub(crate) struct Meta {
     mem_size: u64,
     ref_obj_id: u32,
     release_regno: u8,
+    /// The callback's subprogram (`ARG_PTR_TO_FUNC`).
+    subprogno: Option<usize>,
 }
 
 impl Verifier<'_> {
@@ -89,7 +91,7 @@ impl Verifier<'_> {
                 ),
             ));
         }
-        if matches!(proto.args[1], Arg::Func) {
+        if matches!(proto.args[1], Arg::Func) && !Self::callbacks_modelled(id as u32) {
             return Err(self.err(
                 Rule::Unsupported,
                 EINVAL,
@@ -156,6 +158,12 @@ impl Verifier<'_> {
                 ));
             }
             _ => {}
+        }
+        if Self::callbacks_modelled(id_u) {
+            let Some(sp) = meta.subprogno else {
+                return Err(self.internal("callback without a subprogram"));
+            };
+            self.push_callback_call(id_u, sp)?;
         }
         for r in 0..=5 {
             *self.reg_mut(r) = Reg::not_init();
@@ -239,13 +247,8 @@ impl Verifier<'_> {
         }
         let mut changes = helpers::changes_pkt_data(id_u);
         if id_u == helpers::TAIL_CALL {
-            if self.cur.curframe() > 0 {
-                return Err(self.err(
-                    Rule::Unsupported,
-                    EINVAL,
-                    "tail calls from bpf-to-bpf subprograms are not modelled by bpfvm's verifier",
-                ));
-            }
+            // Also from subprograms: the x86_64 JIT supports them (the caller frames' stack
+            // is bounded by `check_max_stack_depth`).
             changes = false;
         }
         if changes {
@@ -509,6 +512,7 @@ impl Verifier<'_> {
                 self.mark_chain_precision(regno)?;
             }
             Arg::ConstStr => self.check_reg_const_str(regno)?,
+            Arg::Func => meta.subprogno = Some(reg.aux as usize),
             _ => {}
         }
         Ok(())
@@ -818,6 +822,9 @@ impl Verifier<'_> {
                 "cannot return stack pointer to the caller",
             ));
         }
+        if self.cur.cur().in_callback {
+            return self.callback_exit(r0);
+        }
         let callee = self.cur.frames.pop().expect("a subprogram frame");
         self.cur.regs_mut()[0] = r0;
         self.insn_idx = callee.callsite as usize + 1;
@@ -896,11 +903,13 @@ impl Verifier<'_> {
                 r
             }
             PSEUDO_FUNC => {
-                return Err(self.err(
-                    Rule::Unsupported,
-                    EINVAL,
-                    "loading a function's address (callbacks) is not modelled by bpfvm's verifier",
-                ));
+                let target = (idx as i64 + i64::from(insn.imm) + 1) as usize;
+                let Some(sp) = self.find_subprog(target) else {
+                    return Err(self.internal("function address is no subprogram"));
+                };
+                let mut r = Reg::pointer(RegType::Func);
+                r.aux = sp as u32;
+                r
             }
             _ => return Err(self.internal("unexpected src reg value for ldimm64")),
         };
@@ -961,6 +970,18 @@ impl Verifier<'_> {
         let mut depth = 0usize;
         let adaptive = |sp: usize, d: usize| priv_stack && sp != 0 && d >= 64;
         let enter = |sp: usize, depth: &mut usize, frame: usize| -> R<()> {
+            // A tail call unwinds its subprogram's frame but not its callers': their stack
+            // is limited so 33 tail calls stay within 8 KiB.
+            if sp != 0 && self.subprogs[sp].has_tail_call && *depth >= 256 {
+                return Err(VerifierError::new(
+                    Rule::Call,
+                    EACCES,
+                    format!(
+                        "tail_calls are not allowed when call stack of previous frames is {} bytes. Too large",
+                        *depth
+                    ),
+                ));
+            }
             let d = round(self.subprogs[sp].stack_depth);
             if adaptive(sp, d) {
                 if d > 512 {

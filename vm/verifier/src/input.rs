@@ -324,6 +324,10 @@ pub struct Program<'a> {
     pub maps: &'a [MapInfo],
     /// Whether the license is GPL-compatible (gpl_only helpers need it).
     pub gpl_compatible: bool,
+    /// Whether the loader passes BTF function info (`func_info`, as libbpf does for an
+    /// object built with `-g`): without it the kernel refuses `bpf_tail_call` and
+    /// `ld_abs` in subprograms.
+    pub func_info: bool,
     /// The kernel functions the program may call: a kfunc call's `imm` indexes it.
     pub kfuncs: &'a [crate::Kfunc],
 }

@@ -315,6 +315,7 @@ mod tests {
             expected_attach_type: None,
             maps: &[] as &[MapInfo],
             gpl_compatible: gpl,
+            func_info: false,
             kfuncs,
         };
         verify(&prog, &Options::default()).map(|_| ())

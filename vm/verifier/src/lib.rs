@@ -23,6 +23,7 @@
 //!     expected_attach_type: None,
 //!     maps: &[] as &[MapInfo],
 //!     gpl_compatible: true,
+//!     func_info: false,
 //!     kfuncs: &[],
 //! };
 //! let err = verify(&prog, &Options::default()).unwrap_err();
@@ -31,11 +32,14 @@
 //! assert_eq!(err.errno, 13); // EACCES
 //! ```
 //!
-//! Where bpfvm's verifier does not model something the kernel checks (kfuncs, sockets,
-//! BTF-typed objects, callbacks), it refuses with [`Rule::Unsupported`] rather than guess.
+//! Callbacks of `bpf_loop` and `bpf_for_each_map_elem` are followed as the kernel follows
+//! them. Where bpfvm's verifier does not model something the kernel checks (kfuncs,
+//! sockets, BTF-typed objects, the callbacks of other helpers), it refuses with
+//! [`Rule::Unsupported`] rather than guess.
 #![deny(unsafe_code)]
 
 mod bounds;
+mod callback;
 mod cfg;
 mod check_alu;
 mod check_call;

@@ -17,8 +17,8 @@ pub(crate) enum Exact {
     Covers,
     /// Loop detection: identical.
     Identical,
-    /// Covering, with unwritten registers only equal to unwritten ones.
-    #[allow(dead_code)] // used for loops once precision tracking is enabled
+    /// Covering, with unwritten registers only equal to unwritten ones and every scalar's
+    /// range compared (the call of a callback, visited once per iteration).
     RangeWithin,
 }
 
@@ -188,7 +188,7 @@ impl Verifier<'_> {
             let spi = i / SLOT;
             let b = i % SLOT;
             let ot = old.stack[spi].types[b];
-            if exact != Exact::Covers && (i >= cur_len || ot != cur.stack[spi].types[b]) {
+            if exact == Exact::Identical && (i >= cur_len || ot != cur.stack[spi].types[b]) {
                 return false;
             }
             if ot == SlotType::Invalid || (uninit_ok && ot == SlotType::Misc) {
@@ -361,6 +361,10 @@ impl Verifier<'_> {
     /// checkpoint here.
     pub(crate) fn is_state_visited(&mut self, insn: usize) -> Result<bool, VerifierError> {
         let force_new = self.aux[insn].force_checkpoint || self.cur.jmp_history.len() > 40;
+        let calls_callback = {
+            let i = &self.insns[insn];
+            i.is_helper_call() && crate::helpers::calls_callback(i.imm)
+        };
         let mut add_new = force_new
             || (self.jmps_processed - self.prev_jmps_processed >= 2
                 && self.insn_processed - self.prev_insn_processed >= 8);
@@ -371,7 +375,17 @@ impl Verifier<'_> {
             let k = self.explored_at[&insn][pos];
             let in_progress = self.explored[k].st.branches > 0;
             let mut hit = false;
-            if in_progress {
+            if in_progress && calls_callback {
+                // Another iteration of a callback: done if this state is within one seen.
+                if self.states_equal(&self.explored[k].st, &self.cur, Exact::RangeWithin) {
+                    hit = true;
+                } else if !force_new
+                    && self.jmps_processed - self.prev_jmps_processed < 20
+                    && self.insn_processed - self.prev_insn_processed < 100
+                {
+                    add_new = false;
+                }
+            } else if in_progress {
                 let old = &self.explored[k].st;
                 if Self::states_maybe_looping(old, &self.cur)
                     && self.states_equal(old, &self.cur, Exact::Identical)

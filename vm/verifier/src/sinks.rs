@@ -271,16 +271,32 @@ fn register_contents(insns: &[Insn], order: &[usize], entries: &[usize]) -> Vec<
 /// Per instruction, the registers and stack slots whose values may still decide a check
 /// (backward over `order`, the instructions of each subprogram in post-order, until
 /// stable). `entries` are the subprograms' first instructions, `key_sizes` the maps' key
-/// sizes by index.
+/// sizes by index. `main_exit_decides`: whether `r0` at the main program's `exit` decides
+/// something (its range is checked); `r0` at a subprogram's or callback's `exit` always
+/// may.
 pub(crate) fn precise_before(
     insns: &[Insn],
     order: &[usize],
     entries: &[usize],
     key_sizes: &[u32],
+    main_exit_decides: bool,
 ) -> Vec<(u16, u64)> {
     let n = insns.len();
     let contents = register_contents(insns, order, entries);
-    let flows: Vec<Flow> = (0..n).map(|i| flow(insns, i)).collect();
+    let mut flows: Vec<Flow> = (0..n).map(|i| flow(insns, i)).collect();
+    if !main_exit_decides {
+        let main_end = entries
+            .iter()
+            .copied()
+            .filter(|&e| e > 0)
+            .min()
+            .unwrap_or(n);
+        for (i, f) in flows.iter_mut().enumerate().take(main_end.min(n)) {
+            if insns[i].is_jmp_class() && insns[i].op() == jmp::EXIT {
+                f.sinks = 0;
+            }
+        }
+    }
     let mut before = vec![(0u16, 0u64); n];
     let mut changed = true;
     while changed {
@@ -479,7 +495,7 @@ mod tests {
     fn analyze(w: &[u64]) -> Vec<(u16, u64)> {
         let insns = words(w);
         let order: Vec<usize> = (0..insns.len()).rev().collect();
-        precise_before(&insns, &order, &[0], &[4])
+        precise_before(&insns, &order, &[0], &[4], true)
     }
 
     #[test]
@@ -570,7 +586,22 @@ mod tests {
             call,
             Insn::from_word(0x95),
         ];
-        let p = precise_before(&insns, &[2, 1, 0], &[0], &[]);
+        let p = precise_before(&insns, &[2, 1, 0], &[0], &[], true);
         assert_eq!(p[1].1, ALL_SLOTS);
+    }
+
+    #[test]
+    fn the_main_programs_r0_decides_only_where_its_range_is_checked() {
+        // r0 = r6; exit / subprogram: r0 = r7; exit
+        let insns = words(&[0x0000_0000_0000_60bf, 0x95, 0x0000_0000_0000_70bf, 0x95]);
+        let order = [1, 0, 3, 2];
+        let checked = precise_before(&insns, &order, &[0, 2], &[], true);
+        assert_eq!((checked[0].0, checked[2].0), (1 << 6, 1 << 7));
+        let unchecked = precise_before(&insns, &order, &[0, 2], &[], false);
+        assert_eq!(
+            (unchecked[0].0, unchecked[2].0),
+            (0, 1 << 7),
+            "a subprogram's r0 still decides"
+        );
     }
 }

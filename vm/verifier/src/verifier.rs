@@ -51,6 +51,9 @@ pub(crate) struct Aux {
     pub nospec_result: bool,
     /// Value offset of a `BPF_PSEUDO_MAP_VALUE` `ld_imm64`.
     pub map_off: u32,
+    /// The registers and stack slots whose scalars a callback's return must not widen
+    /// (`precise_*_before`, without the main program's `r0` when its range is unchecked).
+    pub widen_guard: (u16, u64),
 }
 
 /// A subprogram (`struct bpf_subprog_info`).

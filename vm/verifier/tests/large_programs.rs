@@ -28,6 +28,7 @@ fn check(words: &[u64]) -> (Verdict, Duration) {
         expected_attach_type: None,
         maps: &[] as &[MapInfo],
         gpl_compatible: true,
+        func_info: false,
         kfuncs: &[],
     };
     let start = Instant::now();

@@ -84,6 +84,7 @@ proptest! {
             expected_attach_type: None,
             maps: if with_map { &maps } else { &[] },
             gpl_compatible: true,
+            func_info: false,
             kfuncs: &[],
         };
         let privilege = if root { Privilege::Root } else { Privilege::CapBpfNetAdmin };

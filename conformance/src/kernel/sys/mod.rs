@@ -426,6 +426,9 @@ impl ProgFd {
     pub fn from_owned(fd: OwnedFd) -> Self {
         ProgFd(fd)
     }
+    pub fn raw(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
 }
 
 /// BPF_PROG_LOAD of `insns` (8 bytes each), writing the verifier log into `log`
