@@ -292,3 +292,47 @@ fn return_values_samples_and_losses_agree_with_the_kernel() {
     differ += ev.compare("after the loss", |_| ());
     assert_eq!(differ, 0);
 }
+
+/// Packet bytes appended from a multi-buffer XDP packet (6,000 bytes: a 3,520-byte linear
+/// part and two fragments): `BPF_F_CTXLEN` reaches into the fragments (the kernel's
+/// `bpf_xdp_copy`), up to the whole length with fragments, and `-EFAULT` past it.
+#[test]
+fn packet_bytes_come_from_the_fragments_too() {
+    if !kernel::oracle_or_skip() {
+        return;
+    }
+    let n = kernel::possible_cpus().unwrap();
+    let ev = events(3, n);
+    let vm = Vm::builder()
+        .cpus(n)
+        .privilege(bpfvm::Privilege::Root)
+        .build();
+    const CUR: u64 = 0xffff_ffff;
+    let packet: Vec<u8> = (0..6000).map(|i| (i * 13 % 251) as u8).collect();
+    let cases: [(&str, u64); 5] = [
+        ("16 bytes", CUR | 16 << 32),
+        ("past the linear part", CUR | 3600 << 32),
+        ("more than a page: lost", CUR | 4090 << 32),
+        ("the whole packet: lost", CUR | 6000 << 32),
+        ("more than the packet", CUR | 6001 << 32),
+    ];
+    let mut differ = 0;
+    let mut returned = Vec::new();
+    for (what, flags) in cases {
+        let code = output(flags, 8);
+        let kprog = load_object_program(what, ProgType::Xdp, 0, &code, &[&ev.kmap], "GPL").unwrap();
+        let prog = vm
+            .load(Program::new(code, ProgramType::Xdp).with_map(ev.smap.clone()))
+            .unwrap();
+        let (k, s) = run_both(&kprog, &vm, &prog, 0, &packet);
+        returned.push(k as i32);
+        if k != s {
+            differ += 1;
+            println!("DIFFERENCE {what}: kernel {}, bpfvm {}", k as i32, s as i32);
+        }
+        differ += ev.compare(what, |_| ());
+    }
+    // The cases reach a sample, a full buffer (-ENOSPC) and -EFAULT.
+    assert_eq!(returned, [0, 0, -28, -28, -14]);
+    assert_eq!(differ, 0);
+}

@@ -4,7 +4,8 @@
 //!
 //! `flags` holds the array index in its low 32 bits (`BPF_F_CURRENT_CPU`: the CPU the program
 //! runs on) and, for programs with a packet, in bits 32..51 (`BPF_F_CTXLEN_MASK`) the number
-//! of packet bytes to append to the sample. Errors come back to the program as the kernel's:
+//! of packet bytes to append to the sample (for a multi-buffer XDP packet, up to its whole
+//! length, fragments included). Errors come back to the program as the kernel's:
 //! `-EINVAL` for other flag bits, `-EFAULT` for more packet bytes than the packet has,
 //! `-E2BIG` for an index past `max_entries`, `-ENOENT` for an index without an event,
 //! `-EOPNOTSUPP` for an event of another CPU, `-ENOSPC` when the event's buffer is full.
@@ -63,7 +64,16 @@ fn output(ctx: &mut HelperContext, name: &str, a: &[u64; 5]) -> Result<u64, Box<
     }
     let ctx_len = (flags & CTXLEN_MASK) >> 32;
     let mut tail = Vec::new();
-    if let Some((data, end)) = packet {
+    if ctx.packet_ctx() == PacketCtx::Xdp && !ctx.packet.frags().is_empty() {
+        // A multi-buffer XDP packet: up to its whole length, fragments included
+        // (`bpf_xdp_copy`).
+        if ctx_len > ctx.packet.buff_len() as u64 {
+            return Ok(neg(bpfvm_maps::errno::EFAULT));
+        }
+        tail = vec![0u8; ctx_len as usize];
+        ctx.charge_bytes(tail.len());
+        ctx.packet.read_at(&mut ctx.memory, 0, &mut tail);
+    } else if let Some((data, end)) = packet {
         if ctx_len > end.saturating_sub(data) {
             return Ok(neg(bpfvm_maps::errno::EFAULT));
         }

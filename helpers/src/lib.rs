@@ -28,6 +28,7 @@ pub mod error;
 pub mod events;
 pub mod fault;
 pub mod fib;
+pub mod frags;
 pub mod held;
 pub mod id;
 pub mod inner_maps;

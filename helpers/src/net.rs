@@ -252,7 +252,10 @@ mod tests {
                 let mut ctx = HelperContext::new(0, 1);
                 let c = &mut ctx;
                 match kind {
-                    Some(PacketProgram::Xdp) => c.packet.setup_xdp(&mut c.memory, &[], &frame),
+                    Some(PacketProgram::Xdp) => c
+                        .packet
+                        .setup_xdp(&mut c.memory, &[], &frame, frame.len())
+                        .unwrap(),
                     Some(k) => c.packet.setup_skb(&mut c.memory, k, &frame, 0, 8, 1),
                     None => c.packet.clear(&mut c.memory),
                 }

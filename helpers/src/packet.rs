@@ -5,11 +5,12 @@
 //!
 //! # Layout, as the kernel's `BPF_PROG_TEST_RUN` lays it out
 //!
-//! - XDP: a page of [`PAGE_SIZE`] bytes (more for packets longer than its linear part),
-//!   starting with the room of a `struct xdp_frame` ([`XDP_FRAME_SIZE`]), the packet data
-//!   at [`XDP_PACKET_HEADROOM`] with the metadata just before it, and the
-//!   `skb_shared_info` ([`SKB_SHARED_INFO`]) reserved at the end: `bpf_xdp_adjust_head`,
-//!   `_meta` and `_tail` move the packet inside those limits.
+//! - XDP: a page of [`PAGE_SIZE`] bytes starting with the room of a `struct xdp_frame`
+//!   ([`XDP_FRAME_SIZE`]), the packet data at [`XDP_PACKET_HEADROOM`] with the metadata just
+//!   before it, and the `skb_shared_info` ([`SKB_SHARED_INFO`]) reserved at the end:
+//!   `bpf_xdp_adjust_head`, `_meta` and `_tail` move the packet inside those limits. That
+//!   linear part holds at most [`XDP_LINEAR_MAX`] bytes of data; the rest of a longer packet
+//!   goes into page fragments ([`crate::frags`]), which packet pointers do not reach.
 //! - `__sk_buff` programs: the frame with room for [`SKB_MAX_LEN`] bytes on either side,
 //!   so the resizing helpers never move bytes to make room (the kernel reallocates the
 //!   buffer instead, which a program cannot observe).
@@ -27,6 +28,7 @@
 //!
 //! [`FaultTarget::StalePacket`]: crate::FaultTarget::StalePacket
 
+use crate::frags::{Frags, TooManyFrags};
 use crate::memory::{Memory, PacketWindows, PACKET_OFFSET, REGION_CTX, REGION_PACKET};
 
 /// `PAGE_SIZE` of the kernel the test runs mirror (x86_64).
@@ -48,6 +50,10 @@ pub const SKB_MAX_LEN: usize = 4 * PAGE_SIZE - SKB_SHARED_INFO;
 pub const SKB_HEADROOM: usize = 64;
 /// `ETH_HLEN`.
 pub const ETH_HLEN: usize = 14;
+/// Most packet data (after the metadata) in the linear part of an XDP test run's buffer:
+/// `PAGE_SIZE - XDP_PACKET_HEADROOM - SKB_DATA_ALIGN(sizeof(struct skb_shared_info))` =
+/// 3,520 bytes (the metadata comes out of the headroom).
+pub const XDP_LINEAR_MAX: usize = PAGE_SIZE - XDP_PACKET_HEADROOM - SKB_SHARED_INFO;
 
 /// Room on either side of an `__sk_buff` packet in its buffer.
 const SKB_ROOM: usize = SKB_MAX_LEN + SKB_HEADROOM;
@@ -174,6 +180,8 @@ pub struct Packet {
     dirty: (usize, usize),
     windows: PacketWindows,
     ctx: Option<CtxFields>,
+    /// XDP: the fragments past the linear part (empty for a linear packet).
+    pub(crate) frags: Frags,
     pub(crate) skb: SkbState,
     pub(crate) tunnel: Option<TunnelInfo>,
     /// The target the run's last redirect helper call set (cleared when a run begins).
@@ -191,9 +199,20 @@ impl Packet {
         self.prog
     }
 
-    /// Bytes between `data` and `data_end`.
+    /// Bytes between `data` and `data_end` (the linear part of an XDP packet).
     pub fn len(&self) -> usize {
         self.end - self.data
+    }
+
+    /// The packet's length with its fragments (`xdp_get_buff_len`): [`Packet::len`] plus
+    /// the bytes of the XDP fragments.
+    pub fn buff_len(&self) -> usize {
+        self.len() + self.frags.len()
+    }
+
+    /// The fragments of a multi-buffer XDP packet (empty for a linear one).
+    pub fn frags(&self) -> &Frags {
+        &self.frags
     }
 
     /// Whether `data == data_end` (or there is no packet).
@@ -238,23 +257,36 @@ impl Packet {
     }
 
     /// Sets up the packet of an XDP run: `meta` then `data`, as the kernel's XDP test run
-    /// lays them out (`data` at [`XDP_PACKET_HEADROOM`] in a [`PAGE_SIZE`] frame). The
-    /// metadata must be a multiple of 4 of at most [`XDP_META_MAX`] bytes (checked by the
-    /// caller, as the test run does). `data_meta` gets guest offset [`PACKET_OFFSET`].
-    pub fn setup_xdp(&mut self, mem: &mut Memory, meta: &[u8], data: &[u8]) {
+    /// lays them out (`data` at [`XDP_PACKET_HEADROOM`] in a [`PAGE_SIZE`] frame): the
+    /// first `linear` bytes of `data` (at most [`XDP_LINEAR_MAX`]; more are cut to it) in
+    /// the linear part, the rest in fragments. The metadata must be a multiple of 4 of at
+    /// most [`XDP_META_MAX`] bytes (checked by the caller, as the test run does).
+    /// `data_meta` gets guest offset [`PACKET_OFFSET`]. Fails when the rest needs more than
+    /// [`MAX_SKB_FRAGS`](crate::frags::MAX_SKB_FRAGS) fragments (the packet is then linear
+    /// and empty of fragments).
+    pub fn setup_xdp(
+        &mut self,
+        mem: &mut Memory,
+        meta: &[u8],
+        data: &[u8],
+        linear: usize,
+    ) -> Result<(), TooManyFrags> {
+        let (head, rest) = data.split_at(linear.min(XDP_LINEAR_MAX).min(data.len()));
+        let filled = self.frags.fill(rest);
         let data_at = XDP_PACKET_HEADROOM.max(XDP_FRAME_SIZE + meta.len());
-        let cap = PAGE_SIZE.max((data_at + data.len() + SKB_SHARED_INFO).next_multiple_of(8));
+        let cap = PAGE_SIZE.max((data_at + head.len() + SKB_SHARED_INFO).next_multiple_of(8));
         let meta_at = data_at - meta.len();
         self.skb = SkbState::default();
         self.layout(
             mem,
             PacketProgram::Xdp,
             cap,
-            (meta_at, data_at, data_at + data.len()),
-            &[(meta_at, meta), (data_at, data)],
+            (meta_at, data_at, data_at + head.len()),
+            &[(meta_at, meta), (data_at, head)],
         );
         self.head_min = XDP_FRAME_SIZE;
         self.tail_max = cap - SKB_SHARED_INFO;
+        filled
     }
 
     /// Sets up the packet of an `__sk_buff` run from an Ethernet `frame`: tc programs see
@@ -272,6 +304,7 @@ impl Packet {
         ifindex: u32,
     ) {
         let pulled = pulled.min(frame.len());
+        self.frags.clear();
         let cap = (2 * SKB_ROOM + frame.len()).next_multiple_of(8);
         let mac = SKB_ROOM - pulled;
         self.skb = SkbState {
@@ -345,13 +378,15 @@ impl Packet {
         self.data = 0;
         self.end = 0;
         self.tunnel = None;
+        self.frags.clear();
         mem.set_owned_view(REGION_PACKET, 0, 0, PACKET_OFFSET);
         mem.set_packet_windows(PacketWindows::default());
     }
 
     /// The packet after the run as `BPF_PROG_TEST_RUN` reports it in `data_out`: XDP from
-    /// `data_meta` to `data_end` (metadata included); `__sk_buff` from `data` to
-    /// `data_end`, behind the zeroed L2 header for the program types that run without it.
+    /// `data_meta` to `data_end` (metadata included) followed by the fragments;
+    /// `__sk_buff` from `data` to `data_end`, behind the zeroed L2 header for the program
+    /// types that run without it.
     pub fn output(&self, mem: &mut Memory) -> Vec<u8> {
         let Some(prog) = self.prog else {
             return Vec::new();
@@ -364,15 +399,47 @@ impl Packet {
             out[self.skb.pulled..].copy_from_slice(&buf[self.data..self.end]);
             out
         } else {
-            buf[self.meta..self.end].to_vec()
+            let mut out = buf[self.meta..self.end].to_vec();
+            self.frags.append_to(&mut out);
+            out
         }
     }
 
-    /// The packet bytes `data .. data_end`.
+    /// The packet bytes `data .. data_end` (the linear part of an XDP packet).
     pub fn bytes<'m>(&self, mem: &'m mut Memory) -> &'m mut [u8] {
         match mem.owned_bytes_mut(REGION_PACKET) {
             Some(buf) if self.prog.is_some() => &mut buf[self.data..self.end],
             _ => &mut [],
+        }
+    }
+
+    /// Copies the packet bytes at `off` from `data` into `out`, across the linear part and
+    /// the XDP fragments (`bpf_xdp_copy_buf`). The caller checked that
+    /// `off + out.len() <= self.buff_len()`.
+    pub(crate) fn read_at(&self, mem: &mut Memory, off: usize, out: &mut [u8]) {
+        let linear = self.len();
+        let head = linear.saturating_sub(off).min(out.len());
+        if head > 0 {
+            let at = self.data + off;
+            out[..head].copy_from_slice(&self.buffer(mem)[at..at + head]);
+        }
+        if head < out.len() {
+            self.frags.read(off + head - linear, &mut out[head..]);
+        }
+    }
+
+    /// Copies `src` into the packet at `off` from `data`, across the linear part and the
+    /// XDP fragments. The caller checked that `off + src.len() <= self.buff_len()`.
+    pub(crate) fn write_at(&mut self, mem: &mut Memory, off: usize, src: &[u8]) {
+        let linear = self.len();
+        let head = linear.saturating_sub(off).min(src.len());
+        if head > 0 {
+            let at = self.data + off;
+            self.buffer(mem)[at..at + head].copy_from_slice(&src[..head]);
+            self.touch(at, at + head);
+        }
+        if head < src.len() {
+            self.frags.write(off + head - linear, &src[head..]);
         }
     }
 
@@ -487,7 +554,7 @@ mod tests {
     fn xdp_packets_start_at_the_packet_offset_with_the_kernels_headroom() {
         let mut m = ctx_mem(24);
         let mut p = Packet::new();
-        p.setup_xdp(&mut m, &[1, 2, 3, 4], &[9; 60]);
+        p.setup_xdp(&mut m, &[1, 2, 3, 4], &[9; 60], 60).unwrap();
         assert_eq!(
             p.pointers(),
             (PACKET_OFFSET, PACKET_OFFSET + 4, PACKET_OFFSET + 64)
@@ -502,10 +569,47 @@ mod tests {
     }
 
     #[test]
+    fn long_xdp_packets_keep_the_kernels_linear_part_and_the_rest_in_fragments() {
+        let mut m = ctx_mem(24);
+        let mut p = Packet::new();
+        let data: Vec<u8> = (0..8000).map(|i| (i % 251) as u8).collect();
+        p.setup_xdp(&mut m, &[5; 8], &data, data.len()).unwrap();
+        assert_eq!(p.len(), XDP_LINEAR_MAX);
+        assert_eq!(p.buff_len(), 8000);
+        assert_eq!(
+            p.frags().sizes().collect::<Vec<_>>(),
+            [4096, 8000 - 3520 - 4096]
+        );
+        assert_eq!(p.tail_max(), PAGE_SIZE - SKB_SHARED_INFO);
+        let (_, d, e) = p.pointers();
+        assert_eq!(e - d, 3520);
+        assert!(
+            m.load(u64::from(e), 1).is_err(),
+            "fragments are not packet memory"
+        );
+        assert_eq!(p.output(&mut m), [&[5; 8][..], &data].concat());
+        // A shorter linear part (ctx_in's data_end), then a linear packet again.
+        p.setup_xdp(&mut m, &[], &data[..100], 20).unwrap();
+        assert_eq!((p.len(), p.buff_len()), (20, 100));
+        assert_eq!(p.output(&mut m), &data[..100]);
+        p.setup_xdp(&mut m, &[], &data[..64], 64).unwrap();
+        assert!(p.frags().is_empty());
+        // More than 17 fragments: refused, and the packet keeps none.
+        let huge = vec![0u8; XDP_LINEAR_MAX + 17 * PAGE_SIZE + 1];
+        let e = p.setup_xdp(&mut m, &[], &huge, huge.len()).unwrap_err();
+        assert_eq!(e.needed, 18);
+        assert!(p.frags().is_empty());
+        // An skb packet has no fragments.
+        p.setup_xdp(&mut m, &[], &data, data.len()).unwrap();
+        p.setup_skb(&mut m, PacketProgram::Tc, &[1; 60], 0, 8, 1);
+        assert_eq!(p.buff_len(), 60);
+    }
+
+    #[test]
     fn an_invalidated_pointer_faults_and_says_why() {
         let mut m = ctx_mem(24);
         let mut p = Packet::new();
-        p.setup_xdp(&mut m, &[], &[7; 64]);
+        p.setup_xdp(&mut m, &[], &[7; 64], 64).unwrap();
         let old = u64::from(p.pointers().1);
         assert_eq!(m.load(old, 4).unwrap(), 0x0707_0707);
         p.invalidate(&mut m);
@@ -542,7 +646,7 @@ mod tests {
     fn windows_wrap_round_inside_31_bits() {
         let mut m = ctx_mem(24);
         let mut p = Packet::new();
-        p.setup_xdp(&mut m, &[], &[1; 64]);
+        p.setup_xdp(&mut m, &[], &[1; 64], 64).unwrap();
         let mut seen_wrap = false;
         for _ in 0..300_000 {
             p.invalidate(&mut m);

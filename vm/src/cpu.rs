@@ -132,11 +132,17 @@ impl Lane {
     }
 
     /// Sets up the packet of an XDP run: `meta` then `data`, laid out as the kernel's XDP
-    /// test run does (see [`bpfvm_helpers::packet`]).
-    pub(crate) fn set_xdp_packet(&mut self, meta: &[u8], data: &[u8]) {
+    /// test run does (see [`bpfvm_helpers::packet`]): the first `linear` bytes of `data` in
+    /// the linear part, the rest in fragments.
+    pub(crate) fn set_xdp_packet(
+        &mut self,
+        meta: &[u8],
+        data: &[u8],
+        linear: usize,
+    ) -> Result<(), bpfvm_helpers::frags::TooManyFrags> {
         let ctx = &mut self.helper_ctx;
-        ctx.packet.setup_xdp(&mut ctx.memory, meta, data);
         self.has_packet = true;
+        ctx.packet.setup_xdp(&mut ctx.memory, meta, data, linear)
     }
 
     /// Sets up the packet of an `__sk_buff` run from an Ethernet frame; `pulled` bytes of

@@ -2,8 +2,8 @@
 //! `net/bpf/test_run.c` makes them before the program runs: `bpf_ctx_init` (bytes past the
 //! structure must be zero, else `E2BIG`), `xdp_md` for XDP (`data_meta` 0, `data` ≤
 //! `data_end` ≤ the packet length — `data` is the metadata length, checked with the packet
-//! sizes; a `data_end` short of the packet length asks for a multi-buffer packet, which
-//! bpfvm refuses with `EOPNOTSUPP` —, no `egress_ifindex`, an existing
+//! sizes; a `data_end` short of the packet length makes the bytes past it fragments of a
+//! multi-buffer packet —, no `egress_ifindex`, an existing
 //! `ingress_ifindex` and `rx_queue_index`) and `__sk_buff` for skb programs (only `mark`,
 //! `priority`, `ingress_ifindex`, `ifindex`, `cb`, `tstamp`, `wire_len`, `gso_segs`,
 //! `gso_size` and `hwtstamp` may be set, within their limits; an `ifindex` above 1 must
@@ -18,7 +18,6 @@ use crate::error::RunError;
 const EINVAL: i32 = 22;
 const E2BIG: i32 = 7;
 const ENODEV: i32 = 19;
-const EOPNOTSUPP: i32 = 95;
 
 /// `GSO_LEGACY_MAX_SIZE`: the largest `wire_len` a test run takes.
 const GSO_LEGACY_MAX_SIZE: u32 = 65_536;
@@ -63,8 +62,13 @@ fn device_exists(net: &Net, ifindex: u32) -> bool {
 
 /// XDP: checks `ctx_in` (`struct xdp_md`) against a packet of `meta_len + data_len` bytes
 /// (the kernel's `data_size_in`). Returns the metadata length the context asks for
-/// (`ctx->data`), which is where the packet data starts.
-pub(crate) fn check_xdp(ctx: &[u8], total_len: usize, net: &Net) -> Result<usize, RunError> {
+/// (`ctx->data`), which is where the packet data starts, and `data_end`, where the linear
+/// part ends (Linux 6.18 puts the bytes past it in fragments).
+pub(crate) fn check_xdp(
+    ctx: &[u8],
+    total_len: usize,
+    net: &Net,
+) -> Result<(usize, usize), RunError> {
     check_tail(ctx, XDP_MD_SIZE, "struct xdp_md")?;
     let data = get32(ctx, xdp_md::DATA);
     let data_end = get32(ctx, xdp_md::DATA_END);
@@ -88,16 +92,6 @@ pub(crate) fn check_xdp(ctx: &[u8], total_len: usize, net: &Net) -> Result<usize
             "data",
             format!("xdp_md.data ({data}) is past data_end ({data_end})"),
             EINVAL,
-        ));
-    }
-    // Linux 6.18 makes `data .. data_end` the linear part and puts the rest of the packet
-    // in fragments (a multi-buffer XDP packet), which bpfvm does not model yet: refused
-    // rather than run on a packet of another shape.
-    if (data_end as usize) < total_len {
-        return Err(bad(
-            "data_end",
-            format!("xdp_md.data_end is {data_end} but the packet has {total_len} bytes: the kernel's test run puts the bytes past data_end in fragments (a multi-buffer packet), which bpfvm does not model yet; give data_end = the packet length"),
-            EOPNOTSUPP,
         ));
     }
     let egress = get32(ctx, xdp_md::EGRESS_IFINDEX);
@@ -135,7 +129,7 @@ pub(crate) fn check_xdp(ctx: &[u8], total_len: usize, net: &Net) -> Result<usize
             ));
         }
     }
-    Ok(data as usize)
+    Ok((data as usize, data_end as usize))
 }
 
 /// The `__sk_buff` fields a test run's context may set (`convert___skb_to_skb`); every other
@@ -270,10 +264,12 @@ mod tests {
     #[test]
     fn xdp_contexts_follow_the_kernel_rules() {
         let net = Net::new();
-        assert_eq!(check_xdp(&xdp_md(0, 64, 0, 0), 64, &net).unwrap(), 0);
-        assert_eq!(check_xdp(&xdp_md(8, 64, 1, 0), 64, &net).unwrap(), 8);
+        assert_eq!(check_xdp(&xdp_md(0, 64, 0, 0), 64, &net).unwrap(), (0, 64));
+        assert_eq!(check_xdp(&xdp_md(8, 64, 1, 0), 64, &net).unwrap(), (8, 64));
+        // A short data_end: the rest of the packet goes into fragments.
+        assert_eq!(check_xdp(&xdp_md(8, 20, 0, 0), 64, &net).unwrap(), (8, 20));
+        assert_eq!(check_xdp(&xdp_md(0, 0, 0, 0), 64, &net).unwrap(), (0, 0));
         let errno = |c: &[u8]| check_xdp(c, 64, &net).unwrap_err().errno();
-        assert_eq!(errno(&xdp_md(0, 60, 0, 0)), EOPNOTSUPP, "fragments");
         assert_eq!(
             errno(&xdp_md(0, 68, 0, 0)),
             EINVAL,

@@ -16,7 +16,7 @@ use crate::engine::{self, Engine, RunEnv};
 use crate::error::{PrepareError, RunError};
 use crate::eth::{min_frame_len, sees_l2_header, EthInfo, SockInfo, ETH_HLEN};
 use crate::kernel_verify::{Privilege, VerifierMode};
-use crate::limits::{MAX_COLLECTED_RESULTS, MAX_RAW_CONTEXT, SKB_MAX_DATA, XDP_MAX_DATA};
+use crate::limits::{MAX_COLLECTED_RESULTS, MAX_RAW_CONTEXT, SKB_MAX_DATA};
 use crate::program::Program;
 use crate::run::{Input, RunOutput, TestRun, TestRunResult};
 use crate::ProgramType;
@@ -592,9 +592,12 @@ impl Vm {
                     "struct __sk_buff"
                 },
             )?;
-            // As the kernel: a context's `data` says how much of the packet is metadata.
+            // As the kernel: a context's `data` says how much of the packet is metadata, its
+            // `data_end` where the linear part of an XDP packet ends.
+            let mut linear_end = None;
             let (meta, data): (&[u8], &[u8]) = if t == ProgramType::Xdp && !ctx.is_empty() {
-                let at = crate::ctx_in::check_xdp(ctx, meta.len() + data.len(), &self.net)?;
+                let (at, end) = crate::ctx_in::check_xdp(ctx, meta.len() + data.len(), &self.net)?;
+                linear_end = Some(end);
                 if meta.is_empty() {
                     data.split_at(at.min(data.len()))
                 } else if at == meta.len() {
@@ -614,8 +617,9 @@ impl Vm {
             };
             if t == ProgramType::Xdp {
                 check_xdp_meta(meta.len())?;
+            } else {
+                check_packet_size(meta.len().saturating_add(data.len()))?;
             }
-            check_packet_size(t, meta.len().saturating_add(data.len()))?;
             if t == ProgramType::Xdp {
                 // As the kernel's `bpf_test_init`: at least an Ethernet header after the
                 // metadata.
@@ -627,9 +631,12 @@ impl Vm {
                         ),
                     });
                 }
-                lane.set_xdp_packet(meta, data);
-                let (ml, dl) = (meta.len(), data.len());
-                lane.set_ctx(size, |b| fill_xdp_md(b, ctx, ml, dl));
+                let linear = linear_end.map_or(data.len(), |end| end - meta.len());
+                let linear = check_xdp_frags(meta.len(), data.len(), linear)?;
+                lane.set_xdp_packet(meta, data, linear)
+                    .map_err(|_| xdp_too_large(meta.len(), data.len(), linear))?;
+                let ml = meta.len();
+                lane.set_ctx(size, |b| fill_xdp_md(b, ctx, ml, linear));
             } else {
                 // As the kernel's skb test run: eth_type_trans on the loopback device,
                 // which pulls the L2 header; tc programs get it pushed back.
@@ -712,21 +719,48 @@ fn check_xdp_meta(len: usize) -> Result<(), RunError> {
     Ok(())
 }
 
-/// The kernel's test-run packet limits ([`crate::limits`]): `EINVAL` over
-/// [`SKB_MAX_DATA`] for `__sk_buff` programs, `ENOMEM` over [`XDP_MAX_DATA`] for XDP.
-fn check_packet_size(t: ProgramType, len: usize) -> Result<(), RunError> {
-    let (max, whose, errno) = if t == ProgramType::Xdp {
-        (XDP_MAX_DATA, "an XDP program's", 12)
-    } else {
-        (SKB_MAX_DATA, "an __sk_buff program's", 22)
-    };
-    if len > max {
+/// The kernel's XDP test-run layout of `data_len` bytes of packet data (after `meta_len`
+/// bytes of metadata) whose linear part ends `linear` bytes after `data` (`ctx_in`'s
+/// `data_end`, or the whole packet): the linear part holds at most
+/// [`XDP_LINEAR_MAX`](bpfvm_helpers::packet::XDP_LINEAR_MAX) bytes, the rest goes into
+/// fragments of a page each, at most
+/// [`MAX_SKB_FRAGS`](bpfvm_helpers::frags::MAX_SKB_FRAGS) of them, else `ENOMEM` (so
+/// [`XDP_MAX_DATA`](crate::limits::XDP_MAX_DATA) bytes at most with a full linear part). Returns the linear length.
+fn check_xdp_frags(meta_len: usize, data_len: usize, linear: usize) -> Result<usize, RunError> {
+    use bpfvm_helpers::frags::{Frags, MAX_SKB_FRAGS};
+    let linear = linear
+        .min(bpfvm_helpers::packet::XDP_LINEAR_MAX)
+        .min(data_len);
+    let needed = Frags::needed(data_len - linear);
+    if needed > MAX_SKB_FRAGS {
+        return Err(xdp_too_large(meta_len, data_len, linear));
+    }
+    Ok(linear)
+}
+
+/// `InputTooLarge` for an XDP packet whose rest past the linear part needs more than
+/// `MAX_SKB_FRAGS` fragments.
+fn xdp_too_large(meta_len: usize, data_len: usize, linear: usize) -> RunError {
+    let frags_max = bpfvm_helpers::frags::MAX_SKB_FRAGS * bpfvm_helpers::packet::PAGE_SIZE;
+    RunError::InputTooLarge {
+        what: "packet",
+        len: meta_len + data_len,
+        max: meta_len + linear + frags_max,
+        whose: "an XDP program's (metadata, linear part and 17 page fragments)",
+        errno: 12,
+    }
+}
+
+/// The kernel's test-run packet limit of `__sk_buff` programs ([`crate::limits`]): `EINVAL`
+/// over [`SKB_MAX_DATA`] (XDP packets: [`check_xdp_frags`]).
+fn check_packet_size(len: usize) -> Result<(), RunError> {
+    if len > SKB_MAX_DATA {
         return Err(RunError::InputTooLarge {
             what: "packet",
             len,
-            max,
-            whose,
-            errno,
+            max: SKB_MAX_DATA,
+            whose: "an __sk_buff program's",
+            errno: 22,
         });
     }
     Ok(())
