@@ -13,6 +13,7 @@
 //! ```
 #![deny(unsafe_code)]
 
+pub mod corpus;
 pub mod differential;
 pub mod expectations;
 pub mod kernel;

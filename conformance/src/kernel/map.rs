@@ -79,6 +79,24 @@ impl KernelMap {
         Ok(KernelMap { fd })
     }
 
+    /// A map another loader (libbpf) created as `def`, taking ownership of `fd`.
+    ///
+    /// Fails with `EINVAL` when the possible CPUs cannot be read.
+    pub fn from_owned_fd(fd: std::os::fd::OwnedFd, def: MapDef) -> Result<Self, Errno> {
+        let ncpus = super::possible_cpus().map_err(|_| Errno::EINVAL)?;
+        let shape = MapShape {
+            map_type: def.map_type,
+            key_size: def.key_size,
+            value_size: def.value_size,
+            max_entries: def.max_entries,
+            map_flags: def.map_flags,
+            ncpus,
+        };
+        Ok(KernelMap {
+            fd: MapFd::from_owned(fd, shape),
+        })
+    }
+
     /// Wraps a map fd made by another module of the oracle.
     pub(crate) fn from_fd(fd: MapFd) -> KernelMap {
         KernelMap { fd }

@@ -104,6 +104,14 @@ impl KernelProg {
         Ok(KernelProg { fd, prog_type })
     }
 
+    /// A program another loader (libbpf) loaded as `prog_type`, taking ownership of `fd`.
+    pub fn from_owned_fd(fd: std::os::fd::OwnedFd, prog_type: ProgType) -> Self {
+        KernelProg {
+            fd: ProgFd::from_owned(fd),
+            prog_type,
+        }
+    }
+
     /// The program's fd (the value a PROG_ARRAY update takes).
     pub fn raw_fd(&self) -> std::os::fd::RawFd {
         self.fd.raw()

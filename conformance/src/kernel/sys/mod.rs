@@ -118,6 +118,10 @@ pub(crate) struct MapFd {
 }
 
 impl MapFd {
+    /// A map fd someone else created (libbpf), with the geometry it was created with.
+    pub fn from_owned(fd: OwnedFd, shape: MapShape) -> Self {
+        MapFd { fd, shape }
+    }
     pub fn shape(&self) -> &MapShape {
         &self.shape
     }
@@ -418,6 +422,10 @@ pub(crate) fn map_freeze(map: &MapFd) -> Result<(), Errno> {
 pub(crate) struct ProgFd(OwnedFd);
 
 impl ProgFd {
+    /// A program fd someone else loaded (libbpf).
+    pub fn from_owned(fd: OwnedFd) -> Self {
+        ProgFd(fd)
+    }
     pub fn raw(&self) -> RawFd {
         self.0.as_raw_fd()
     }
