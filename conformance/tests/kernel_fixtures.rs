@@ -14,10 +14,11 @@ use bpfvm::maps::Map;
 use bpfvm::{
     CpuId, EngineKind, Input, LoadedProgram, Program, ProgramType, TestRun as VmTestRun, Vm,
 };
-use bpfvm_conformance::kernel::consts::{create, ProgType};
+use bpfvm_conformance::kernel::consts::ProgType;
 use bpfvm_conformance::kernel::diff::{self, HostMap};
+use bpfvm_conformance::kernel::pair::kernel_map_specs;
 use bpfvm_conformance::kernel::{
-    self, create_object_maps, load_object_program, KernelMap, KernelProg, ObjectMap, TestRun,
+    self, create_object_maps, load_object_program, KernelMap, KernelProg, TestRun,
 };
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../vm/tests/fixtures");
@@ -190,27 +191,7 @@ fn run_case(
     let bytes = std::fs::read(&path).map_err(|e| format!("{path}: {e}"))?;
     let obj = Object::parse_named(case.fixture, &bytes).map_err(|e| e.to_string())?;
 
-    let specs: Vec<ObjectMap> = obj
-        .maps()
-        .iter()
-        .map(|m| ObjectMap {
-            name: m.name.to_string(),
-            map_type: m.map_type,
-            key_size: m.key_size,
-            value_size: m.value_size,
-            max_entries: m.max_entries,
-            // bpfvm's hash seed is always 0: give the kernel the same bucket order.
-            map_flags: m.map_flags
-                | if matches!(m.map_type, 1 | 5 | 9 | 10) {
-                    create::ZERO_SEED
-                } else {
-                    0
-                },
-            initial_data: m.initial_data.clone(),
-            frozen: m.frozen,
-        })
-        .collect();
-    let kmaps = create_object_maps(&specs)?;
+    let kmaps = create_object_maps(&kernel_map_specs(&obj))?;
     // The kernel loads the programs as root: the same verdict here.
     let vm = Vm::builder()
         .cpus(n)

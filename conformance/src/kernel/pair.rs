@@ -71,27 +71,7 @@ impl Pair {
             .and_then(|s| s.to_str())
             .unwrap_or("object");
         let obj = Object::parse_named(name, &bytes).map_err(|e| e.to_string())?;
-        let specs: Vec<ObjectMap> = obj
-            .maps()
-            .iter()
-            .map(|m| ObjectMap {
-                name: m.name.to_string(),
-                map_type: m.map_type,
-                key_size: m.key_size,
-                value_size: m.value_size,
-                max_entries: m.max_entries,
-                // bpfvm's hash seed is always 0: give the kernel the same bucket order.
-                map_flags: m.map_flags
-                    | if matches!(m.map_type, 1 | 5 | 9 | 10) {
-                        create::ZERO_SEED
-                    } else {
-                        0
-                    },
-                initial_data: m.initial_data.clone(),
-                frozen: m.frozen,
-            })
-            .collect();
-        let kmaps = create_object_maps(&specs)?;
+        let kmaps = create_object_maps(&kernel_map_specs(&obj))?;
         let smaps = obj
             .create_maps(ncpus)
             .map_err(|e| e.to_string())?
@@ -276,4 +256,27 @@ fn xdp_md(meta_len: usize, end: usize, ingress_ifindex: u32) -> Vec<u8> {
     c[4..8].copy_from_slice(&(end as u32).to_ne_bytes());
     c[12..16].copy_from_slice(&ingress_ifindex.to_ne_bytes());
     c
+}
+
+/// The kernel-side definitions of `obj`'s maps, as bpfvm creates them: hash maps get
+/// `BPF_F_ZERO_SEED`, since bpfvm's hash seed is always 0 (the same bucket order).
+pub fn kernel_map_specs(obj: &Object) -> Vec<ObjectMap> {
+    obj.maps()
+        .iter()
+        .map(|m| ObjectMap {
+            name: m.name.to_string(),
+            map_type: m.map_type,
+            key_size: m.key_size,
+            value_size: m.value_size,
+            max_entries: m.max_entries,
+            map_flags: m.map_flags
+                | if matches!(m.map_type, 1 | 5 | 9 | 10) {
+                    create::ZERO_SEED
+                } else {
+                    0
+                },
+            initial_data: m.initial_data.clone(),
+            frozen: m.frozen,
+        })
+        .collect()
 }
