@@ -140,6 +140,22 @@ impl Comparison {
         }
     }
 
+    /// What differs from the kernel, if anything: the verdict or errno, else the message
+    /// (bpfvm's must be a line of the kernel's log).
+    pub fn disagreement(&self) -> Option<String> {
+        if !self.same_verdict() || !self.same_errno() {
+            Some(format!("verdicts differ: {}", self.describe()))
+        } else if !self.same_message() {
+            Some(format!(
+                "messages differ: {}\n    kernel log: {:?}",
+                self.describe(),
+                self.kernel_messages
+            ))
+        } else {
+            None
+        }
+    }
+
     /// One line for reports.
     pub fn describe(&self) -> String {
         let kernel = match self.kernel_errno {

@@ -498,35 +498,30 @@ impl std::fmt::Display for SourceAt {
 }
 
 impl RunError {
+    /// The instruction index and source line of the errors that name an instruction.
+    fn instruction(&self) -> Option<(usize, &SourceAt)> {
+        match self {
+            RunError::Fault { pc, at, .. }
+            | RunError::BudgetExhausted { pc, at, .. }
+            | RunError::CallDepth { pc, at, .. }
+            | RunError::Helper { pc, at, .. }
+            | RunError::BadCallx { pc, at, .. }
+            | RunError::BadCallback { pc, at, .. }
+            | RunError::CorePoison { pc, at, .. }
+            | RunError::InTailCall { pc, at, .. } => Some((*pc, at)),
+            _ => None,
+        }
+    }
+
     /// The instruction index this error names, if any.
     pub fn pc(&self) -> Option<usize> {
-        let pc = match self {
-            RunError::Fault { pc, .. }
-            | RunError::BudgetExhausted { pc, .. }
-            | RunError::CallDepth { pc, .. }
-            | RunError::Helper { pc, .. }
-            | RunError::BadCallx { pc, .. }
-            | RunError::BadCallback { pc, .. }
-            | RunError::CorePoison { pc, .. }
-            | RunError::InTailCall { pc, .. } => *pc,
-            _ => return None,
-        };
+        let (pc, _) = self.instruction()?;
         (pc != usize::MAX).then_some(pc)
     }
 
     /// The C source line of the instruction this error names, if the program has line info.
     pub fn source_line(&self) -> Option<&str> {
-        match self {
-            RunError::Fault { at, .. }
-            | RunError::BudgetExhausted { at, .. }
-            | RunError::CallDepth { at, .. }
-            | RunError::Helper { at, .. }
-            | RunError::BadCallx { at, .. }
-            | RunError::BadCallback { at, .. }
-            | RunError::CorePoison { at, .. }
-            | RunError::InTailCall { at, .. } => at.line(),
-            _ => None,
-        }
+        self.instruction()?.1.line()
     }
 
     /// Names the C source line of the failing instruction (from `program`'s line info).
