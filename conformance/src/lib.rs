@@ -19,6 +19,7 @@ pub mod expectations;
 pub mod kernel;
 pub mod mutations;
 pub mod reference;
+pub mod rule_cases;
 pub mod runner;
 pub mod scoreboard;
 pub mod vector_asm;

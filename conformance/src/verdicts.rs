@@ -205,7 +205,7 @@ pub fn compare(case: &Case, privilege: Privilege) -> Result<Comparison, String> 
 /// How the kernel oracle creates a map the verifier knows as `m` (its inner template
 /// too).
 #[cfg(target_os = "linux")]
-fn verdict_map(m: &MapInfo) -> crate::kernel::VerdictMap {
+pub fn verdict_map(m: &MapInfo) -> crate::kernel::VerdictMap {
     crate::kernel::VerdictMap {
         map_type: m.map_type,
         key_size: m.key_size,

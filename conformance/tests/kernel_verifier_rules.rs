@@ -9,74 +9,11 @@
 #![cfg(target_os = "linux")]
 
 use bpfvm_conformance::kernel;
-use bpfvm_conformance::verdicts::{asm, cases_from_object, compare, Case, Comparison};
+use bpfvm_conformance::rule_cases::{check, fix_local_calls, Expect};
+use bpfvm_conformance::verdicts::{asm, cases_from_object, compare, Case};
 use bpfvm_verifier::{MapInfo, Privilege, ProgType};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/verifier");
-
-const BOTH: [Privilege; 2] = [Privilege::CapBpfNetAdmin, Privilege::Root];
-
-/// What the kernel does with a case, which the test checks before comparing (so that a
-/// case that stopped testing its rule is noticed).
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Expect {
-    /// Refused for both loaders.
-    Refused,
-    /// Refused for the CAP_BPF loader, accepted for root.
-    RootOnly,
-    /// Accepted for both.
-    Accepted,
-    /// Refused for the CAP_BPF loader; accepted for root, where bpfvm's verifier refuses
-    /// it as something it does not model (`Rule::Unsupported`, a documented difference).
-    RootUnmodelled,
-}
-
-impl Expect {
-    fn kernel_refuses(self, p: Privilege) -> bool {
-        match self {
-            Expect::Refused => true,
-            Expect::RootOnly | Expect::RootUnmodelled => p == Privilege::CapBpfNetAdmin,
-            Expect::Accepted => false,
-        }
-    }
-}
-
-fn check(case: &Case, expect: Expect, failures: &mut Vec<String>) -> usize {
-    let mut n = 0;
-    for p in BOTH {
-        let cmp: Comparison = compare(case, p).unwrap_or_else(|e| panic!("{}: {e}", case.name));
-        n += 1;
-        println!("[{p:?}] {}", cmp.describe());
-        let kernel_refused = cmp.kernel_errno.is_some();
-        if kernel_refused != expect.kernel_refuses(p) {
-            failures.push(format!(
-                "[{p:?}] {}: the kernel no longer gives the expected verdict ({expect:?}): {}",
-                case.name,
-                cmp.describe()
-            ));
-            continue;
-        }
-        if expect == Expect::RootUnmodelled && p == Privilege::Root {
-            if !matches!(&cmp.ours, Err(e) if e.rule == bpfvm_verifier::Rule::Unsupported) {
-                failures.push(format!(
-                    "[{p:?}] not refused as unmodelled: {}",
-                    cmp.describe()
-                ));
-            }
-            continue;
-        }
-        if !cmp.same_verdict() || !cmp.same_errno() {
-            failures.push(format!("[{p:?}] verdicts differ: {}", cmp.describe()));
-        } else if kernel_refused && !cmp.kernel_messages.is_empty() && !cmp.same_message() {
-            failures.push(format!(
-                "[{p:?}] messages differ: {}\n    kernel log: {:?}",
-                cmp.describe(),
-                cmp.kernel_messages
-            ));
-        }
-    }
-    n
-}
 
 #[test]
 fn rule_fixtures_match_the_kernel() {
@@ -117,7 +54,7 @@ fn rule_fixtures_match_the_kernel() {
                     case.name
                 )
             };
-            compared += check(case, expect, &mut failures);
+            compared += check(case, expect, compare, &mut failures);
         }
     }
     println!("{compared} verdicts compared ({bad} refused and {ok} accepted programs)");
@@ -732,22 +669,6 @@ fn assembled() -> Vec<(Case, Expect)> {
         .collect()
 }
 
-/// Rewrites `call -1` (imm -1, a helper id no kernel has) into a local call to the first
-/// instruction after the next `exit`.
-fn fix_local_calls(insns: &mut [u8]) {
-    let n = insns.len() / 8;
-    for i in 0..n {
-        let o = i * 8;
-        if insns[o] == 0x85 && insns[o + 4..o + 8] == (-1i32).to_le_bytes() {
-            let exit = (i..n)
-                .find(|&j| insns[j * 8] == 0x95)
-                .expect("exit after call");
-            insns[o + 1] = 0x10;
-            insns[o + 4..o + 8].copy_from_slice(&((exit - i) as i32).to_le_bytes());
-        }
-    }
-}
-
 #[test]
 fn assembled_rules_match_the_kernel() {
     if !kernel::oracle_or_skip() {
@@ -756,7 +677,7 @@ fn assembled_rules_match_the_kernel() {
     let mut failures = Vec::new();
     let mut compared = 0;
     for (case, expect) in assembled() {
-        compared += check(&case, expect, &mut failures);
+        compared += check(&case, expect, compare, &mut failures);
     }
     println!("{compared} verdicts compared");
     assert!(failures.is_empty(), "{}", failures.join("\n"));

@@ -14,6 +14,8 @@ use bpfvm_maps::MapType;
 use crate::error::PrepareError;
 use crate::insn::{op, Insn, RawInsn};
 
+mod init_regs;
+
 /// Most instruction slots a program may have (the kernel's limit for privileged programs).
 pub const MAX_INSNS: usize = 1_000_000;
 
@@ -314,128 +316,8 @@ pub fn decode(raw: &[RawInsn], env: Env<'_>) -> Result<Vec<Insn>, PrepareError> 
     if !ends || l.op == op::LD_IMM64_TAIL {
         return Err(PrepareError::FallsOffEnd { pc: last });
     }
-    check_initialized(&out)?;
+    init_regs::check_initialized(&out)?;
     Ok(out)
-}
-
-/// Registers an instruction reads and writes, as bit masks (bit `i` = `ri`).
-fn reads_writes(d: &Insn) -> (u16, u16) {
-    let dst = 1u16 << d.dst;
-    let src = 1u16 << d.src;
-    const R0: u16 = 1;
-    const ARGS: u16 = 0b11_1110; // r1..=r5
-    match d.op {
-        op::LD_IMM64_TAIL => (0, 0),
-        ebpf::LD_DW_IMM | op::LD_MAP_FD | op::LD_MAP_VALUE | op::LD_FUNC => (0, dst),
-        ebpf::MOV64_IMM | ebpf::MOV32_IMM => (0, dst),
-        ebpf::MOV64_REG | ebpf::MOV32_REG | op::MOVSX32 | op::MOVSX64 => (src, dst),
-        ebpf::EXIT => (R0, 0),
-        ebpf::CALL => (0, R0 | ARGS), // r1-r5 become unreadable: handled by the caller
-        op::CALL_LOCAL => (0, R0 | ARGS),
-        ebpf::TAIL_CALL => (dst, R0 | ARGS), // callx
-        ebpf::JA | crate::insn::MAY_GOTO => (0, 0),
-        ebpf::ST_W_XADD | ebpf::ST_DW_XADD => {
-            let fetch = d.imm & 1 != 0;
-            let cmpxchg = d.imm as u32 == 0xf1;
-            let reads = dst | src | if cmpxchg { R0 } else { 0 };
-            let writes = if cmpxchg {
-                R0
-            } else if fetch {
-                src
-            } else {
-                0
-            };
-            (reads, writes)
-        }
-        _ => match d.op & 0x07 {
-            ebpf::BPF_ALU | ebpf::BPF_ALU64 => {
-                let reg_form = d.op & ebpf::BPF_X != 0 && d.op & 0xf0 != ebpf::BPF_END;
-                (dst | if reg_form { src } else { 0 }, dst)
-            }
-            // internal sdiv/smod codes live in the LD class
-            ebpf::BPF_LD => {
-                let reg_form = matches!(
-                    d.op,
-                    op::SDIV32_REG | op::SDIV64_REG | op::SMOD32_REG | op::SMOD64_REG
-                );
-                (dst | if reg_form { src } else { 0 }, dst)
-            }
-            ebpf::BPF_LDX => (src, dst),
-            ebpf::BPF_ST => (dst, 0),
-            ebpf::BPF_STX => (dst | src, 0),
-            _ => {
-                // conditional jumps
-                let reg_form = d.op & ebpf::BPF_X != 0;
-                (dst | if reg_form { src } else { 0 }, 0)
-            }
-        },
-    }
-}
-
-/// Refuses reads of registers that are not initialised on every path, as the kernel
-/// verifier does (`R%d !read_ok`). At entry `r1` (context), `r2` (its length) and `r10` are
-/// initialised; at a bpf-to-bpf callee's entry `r1..=r5` and `r10`. After a helper or
-/// bpf-to-bpf call, `r0` is set and `r1..=r5` are not readable.
-fn check_initialized(insns: &[Insn]) -> Result<(), PrepareError> {
-    const UNKNOWN: u16 = u16::MAX; // not reached yet: the meet identity
-    let n = insns.len();
-    let mut state = vec![UNKNOWN; n];
-    let mut work = vec![0usize];
-    state[0] = (1 << 1) | (1 << 2) | (1 << 10);
-    // Callees and callbacks start with their arguments `r1..=r5` (a callback gets fewer
-    // from some helpers; the kernel mode's verifier checks those).
-    for d in insns
-        .iter()
-        .filter(|d| d.op == op::CALL_LOCAL || d.op == op::LD_FUNC)
-    {
-        let t = d.target as usize;
-        let entry = 0b11_1110 | (1 << 10);
-        if state[t] == UNKNOWN || state[t] & entry != state[t] {
-            state[t] &= entry;
-            work.push(t);
-        }
-    }
-    while let Some(pc) = work.pop() {
-        let d = &insns[pc];
-        let init = state[pc];
-        let (reads, writes) = reads_writes(d);
-        if reads & !init != 0 {
-            let reg = (reads & !init).trailing_zeros() as u8;
-            return Err(PrepareError::UninitializedRegister { pc, reg });
-        }
-        let after = match d.op {
-            ebpf::CALL | op::CALL_LOCAL | ebpf::TAIL_CALL => (init & !0b11_1110) | 1,
-            _ => init | writes,
-        };
-        let mut flow = |t: usize| {
-            if t < n && state[t] & after != state[t] {
-                state[t] &= after;
-                work.push(t);
-            }
-        };
-        let next = if crate::insn::is_ld_imm64(d.op) {
-            pc + 2
-        } else {
-            pc + 1
-        };
-        match d.op {
-            ebpf::EXIT => {}
-            // A poisoned CO-RE relocation ends every run that reaches it.
-            ebpf::CALL if d.imm == crate::insn::CORE_POISON_HELPER as u64 => {}
-            ebpf::JA => flow(d.target as usize),
-            _ if is_cond_jump(d) => {
-                flow(d.target as usize);
-                flow(next);
-            }
-            _ => flow(next),
-        }
-    }
-    Ok(())
-}
-
-fn is_cond_jump(d: &Insn) -> bool {
-    matches!(d.op & 0x07, ebpf::BPF_JMP | ebpf::BPF_JMP32)
-        && !matches!(d.op, ebpf::CALL | ebpf::EXIT | ebpf::TAIL_CALL | ebpf::JA)
 }
 
 fn decode_alu(pc: usize, i: &RawInsn, d: &mut Insn) -> Result<(), PrepareError> {
@@ -726,6 +608,42 @@ mod tests {
             Err(PrepareError::UninitializedRegister { pc: 1, reg: 1 })
         );
         assert!(prog(&[[0x85, 0, 0, 0, 1, 0, 0, 0], EXIT]).is_ok());
+    }
+
+    #[test]
+    fn a_void_subprogram_may_leave_r0_unset_until_the_caller_reads_it() {
+        const CALL_2: [u8; 8] = [0x85, 0x10, 0, 0, 1, 0, 0, 0]; // a local call to pc+1+1
+        const CALL_3: [u8; 8] = [0x85, 0x10, 0, 0, 2, 0, 0, 0]; // a local call to pc+1+2
+        const MOV_R0_0: [u8; 8] = [0xb7, 0, 0, 0, 0, 0, 0, 0];
+        // The callee never sets r0; the caller sets it before its own exit.
+        assert!(prog(&[CALL_3, MOV_R0_0, EXIT, EXIT]).is_ok());
+        // The caller's exit reads the callee's r0: fine when the callee sets it.
+        assert!(prog(&[CALL_2, EXIT, MOV_R0_0, EXIT]).is_ok());
+        assert_eq!(
+            prog(&[CALL_2, EXIT, EXIT]),
+            Err(PrepareError::UninitializedRegister { pc: 1, reg: 0 })
+        );
+        // The callee sets r0 on one path only: the caller's read is refused, its own
+        // write is not.
+        let callee = [
+            [0x15, 1, 1, 0, 0, 0, 0, 0], // if r1 == 0 goto +1
+            [0xb7, 0, 0, 0, 1, 0, 0, 0], // r0 = 1
+            EXIT,
+        ];
+        let reads: Vec<_> = [CALL_2, EXIT].into_iter().chain(callee).collect();
+        assert_eq!(
+            prog(&reads),
+            Err(PrepareError::UninitializedRegister { pc: 1, reg: 0 })
+        );
+        let writes: Vec<_> = [CALL_3, MOV_R0_0, EXIT].into_iter().chain(callee).collect();
+        assert!(prog(&writes).is_ok());
+        // A callback's exit reads r0 as the main program's does.
+        let ld_func = [0x18, 0x41, 0, 0, 3, 0, 0, 0]; // r1 = &callback (pc+1+3 = 4)
+        let e = prog(&[ld_func, [0; 8], MOV_R0_0, EXIT, EXIT]);
+        assert_eq!(
+            e,
+            Err(PrepareError::UninitializedRegister { pc: 4, reg: 0 })
+        );
     }
 
     #[test]

@@ -58,7 +58,9 @@ pub use object::{create_object_maps, load_object_program, ObjectMap};
 #[cfg(target_os = "linux")]
 pub use prog::{rewrite_map_indices, substitute_map_fds, KernelProg, TestRun, TestRunOutput};
 #[cfg(target_os = "linux")]
-pub use verdict::{kernel_verdict, KernelVerdict, LoaderPrivilege, VerdictMap};
+pub use verdict::{
+    kernel_verdict, kernel_verdict_traced, KernelVerdict, LoaderPrivilege, VerdictMap,
+};
 
 /// Environment variable that turns "oracle unavailable" from a skip into a failure.
 pub const REQUIRE_ENV: &str = "BPFVM_REQUIRE_KERNEL";

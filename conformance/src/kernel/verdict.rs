@@ -92,6 +92,34 @@ pub fn kernel_verdict(
     license: &str,
     privilege: LoaderPrivilege,
 ) -> Result<KernelVerdict, String> {
+    kernel_verdict_traced(
+        insns,
+        prog_type,
+        expected_attach_type,
+        maps,
+        license,
+        privilege,
+        false,
+    )
+}
+
+/// [`kernel_verdict`], with the verifier's full per-instruction trace in the log when
+/// `trace` (log level 2 with statistics, 16 MiB of log: for investigating a difference;
+/// [`KernelVerdict::messages`] then holds the trace lines too).
+pub fn kernel_verdict_traced(
+    insns: &[u8],
+    prog_type: u32,
+    expected_attach_type: u32,
+    maps: &[VerdictMap],
+    license: &str,
+    privilege: LoaderPrivilege,
+    trace: bool,
+) -> Result<KernelVerdict, String> {
+    let (level, size) = if trace {
+        (LOG_STATS | 2, 16 << 20)
+    } else {
+        (LOG_STATS, LOG_SIZE)
+    };
     let mut fds = Vec::with_capacity(maps.len());
     let mut btf_maps = Vec::new();
     let mut raw: Vec<i32> = Vec::with_capacity(maps.len());
@@ -142,13 +170,13 @@ pub fn kernel_verdict(
         if privilege == LoaderPrivilege::CapBpf {
             sys::drop_to_cap_bpf().map_err(|e| format!("capset: {e}"))?;
         }
-        let mut log = vec![0u8; LOG_SIZE];
+        let mut log = vec![0u8; size];
         let res = sys::prog_load_level(
             prog_type,
             expected_attach_type,
             &image,
             license,
-            LOG_STATS,
+            level,
             &mut log,
         );
         let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());

@@ -469,7 +469,13 @@ impl Verifier<'_> {
                 }
                 continue;
             }
-            if s.is_spilled() && (s.spilled.ty == RegType::Scalar || self.allow_ptr_leaks()) {
+            // Only the bytes of the spill itself count as a spilled register: the bytes
+            // above a 1..4-byte spill keep their own type (`STACK_INVALID` when never
+            // written), so an 8-byte read over a 4-byte spill reads uninitialised stack.
+            if ty == SlotType::Spill
+                && s.is_spilled()
+                && (s.spilled.ty == RegType::Scalar || self.allow_ptr_leaks())
+            {
                 if clobber {
                     let u = self.unknown_scalar();
                     let s = &mut self.cur.frames[frame].stack[spi];

@@ -1,0 +1,208 @@
+//! Programs on which bpfvm's verifier once gave another verdict than the kernel's (issue
+//! 15's list), each in a form the kernel refuses and one it accepts:
+//!
+//! - partial spills: a 1..4-byte spill of a register marks only its own bytes as spilled;
+//!   an 8-byte read over it (a helper's buffer or a plain load) reads the bytes above it,
+//!   uninitialised unless written (refused without CAP_PERFMON);
+//! - `void` subprograms: a static subprogram may `exit` with `r0` unset; the kernel refuses
+//!   only where the caller reads `r0` ("R0 !read_ok");
+//! - pointer arithmetic on packet pointers with a variable scalar without CAP_PERFMON.
+//!
+//! `divergence_cases_get_their_verdict_offline` checks bpfvm's verdicts on every platform;
+//! `divergence_cases_match_the_kernel` compares them with the kernel's (Linux, as root), both
+//! through the verifier alone and, for cases without maps, through `Vm::load` (which runs
+//! bpfvm's structural checks first).
+
+use bpfvm_conformance::rule_cases::{fix_local_calls, Expect, BOTH};
+use bpfvm_conformance::verdicts::{asm, Case};
+use bpfvm_verifier::{MapInfo, ProgType};
+
+fn hash(value_size: u32) -> MapInfo {
+    MapInfo::new(bpfvm_verifier::map_type::HASH, 4, value_size, 16)
+}
+
+/// `bpf_map_update_elem(map 0, fp-4, fp-16, 0)` with the key written at fp-4: the value is
+/// read as 8 bytes from fp-16.
+const UPDATE_FP16: &str = "
+    stw [r10-4], 0
+    ldmap r1, 0
+    mov64 r2, r10
+    add64 r2, -4
+    mov64 r3, r10
+    add64 r3, -16
+    mov64 r4, 0
+    call 2
+    mov64 r0, 2
+    exit
+";
+
+/// The cases: (case, what the kernel does with it).
+fn cases() -> Vec<(Case, Expect)> {
+    let mut v = Vec::new();
+    let mut add = |name: &str, pt: ProgType, maps: &[MapInfo], src: &str, e: Expect| {
+        let mut c = Case::new(name, pt, asm(src));
+        c.maps = maps.to_vec();
+        fix_local_calls(&mut c.insns);
+        v.push((c, e));
+    };
+    use Expect::*;
+    use ProgType::Xdp;
+    // Partial spills read by a helper: the 4-byte spill of a zero at fp-16 leaves fp-12..-9
+    // uninitialised ("invalid read from stack R3 off -16+4 size 8").
+    add(
+        "spill4_zero_helper_read8",
+        Xdp,
+        &[hash(8)],
+        &format!("mov32 r7, 0\nstxw [r10-16], r7\n{UPDATE_FP16}"),
+        RootOnly,
+    );
+    add(
+        "spill4_zero_then_misc_helper_read8",
+        Xdp,
+        &[hash(8)],
+        &format!("mov32 r7, 0\nstxw [r10-16], r7\nstw [r10-12], 1\n{UPDATE_FP16}"),
+        Accepted,
+    );
+    add(
+        "spill4_zero_then_zero_helper_read8",
+        Xdp,
+        &[hash(8)],
+        &format!("mov32 r7, 0\nstxw [r10-16], r7\nstw [r10-12], 0\n{UPDATE_FP16}"),
+        Accepted,
+    );
+    add(
+        "spill4_over_spill8_helper_read8",
+        Xdp,
+        &[hash(8)],
+        &format!("stdw [r10-16], 1\nmov32 r7, 0\nstxw [r10-16], r7\n{UPDATE_FP16}"),
+        Accepted,
+    );
+    add(
+        "spill2_zero_key_read4",
+        Xdp,
+        &[hash(8)],
+        "mov32 r7, 0\nstxh [r10-8], r7\nldmap r1, 0\nmov64 r2, r10\nadd64 r2, -8\ncall 1\nmov64 r0, 2\nexit",
+        RootOnly,
+    );
+    add(
+        "spilled_ctx_helper_read8",
+        Xdp,
+        &[hash(8)],
+        &format!("stxdw [r10-16], r1\n{UPDATE_FP16}"),
+        RootOnly,
+    );
+    // Partial spills read by a plain load.
+    add(
+        "spill4_zero_load8",
+        Xdp,
+        &[],
+        "mov32 r7, 0\nstxw [r10-16], r7\nldxdw r0, [r10-16]\nmov64 r0, 2\nexit",
+        RootOnly,
+    );
+    add(
+        "spill4_zero_load4_above",
+        Xdp,
+        &[],
+        "mov32 r7, 0\nstxw [r10-16], r7\nldxw r0, [r10-12]\nmov64 r0, 2\nexit",
+        RootOnly,
+    );
+    add(
+        "spill4_unknown_over_spill8_load8",
+        Xdp,
+        &[],
+        "stdw [r10-16], 1\nldxw r7, [r1+16]\nstxw [r10-16], r7\nldxdw r0, [r10-16]\nmov64 r0, 2\nexit",
+        Accepted,
+    );
+    // A void subprogram (sets r0 on one path only) and its callers.
+    const VOID_CALLEE: &str = "ldxw r2, [r1+16]\njeq r2, 0, +1\nmov64 r0, 1\nexit";
+    add(
+        "void_subprog_r0_unused",
+        Xdp,
+        &[],
+        &format!("call -1\nmov64 r0, 2\nexit\n{VOID_CALLEE}"),
+        Accepted,
+    );
+    add(
+        "void_subprog_r0_returned",
+        Xdp,
+        &[],
+        &format!("call -1\nexit\n{VOID_CALLEE}"),
+        Refused,
+    );
+    add(
+        "void_subprog_r0_copied",
+        Xdp,
+        &[],
+        &format!("call -1\nmov64 r6, r0\nmov64 r0, 2\nexit\n{VOID_CALLEE}"),
+        Refused,
+    );
+    add(
+        "empty_subprog_r0_unused",
+        Xdp,
+        &[],
+        "mov64 r6, 1\ncall -1\nmov64 r0, r6\nexit\nexit",
+        Accepted,
+    );
+    add(
+        "nested_void_subprog_r0_returned",
+        Xdp,
+        &[],
+        "call -1\nexit\ncall -1\nexit\nexit",
+        Refused,
+    );
+    v
+}
+
+#[test]
+fn divergence_cases_get_their_verdict_offline() {
+    let mut wrong = Vec::new();
+    for (case, expect) in cases() {
+        for p in BOTH {
+            let ours = case.ours(p);
+            if ours.is_err() != expect.kernel_refuses(p) {
+                wrong.push(format!("[{p:?}] {} ({expect:?}): {ours:?}", case.name));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn divergence_cases_match_the_kernel() {
+    use bpfvm::{PrepareError, Program, ProgramType, Vm};
+    use bpfvm_conformance::kernel;
+    use bpfvm_conformance::rule_cases::check;
+    use bpfvm_conformance::verdicts::compare;
+
+    if !kernel::oracle_or_skip() {
+        return;
+    }
+    let mut failures = Vec::new();
+    let mut compared = 0;
+    for (case, expect) in cases() {
+        compared += check(&case, expect, compare, &mut failures);
+        if !case.maps.is_empty() {
+            continue;
+        }
+        // Through Vm::load: bpfvm's structural checks, then the verifier.
+        assert_eq!(case.prog_type, ProgType::Xdp);
+        for p in BOTH {
+            let vm = Vm::builder().privilege(p).build();
+            let loaded = vm.load(Program::new(case.insns.clone(), ProgramType::Xdp));
+            let want = expect.kernel_refuses(p);
+            match &loaded {
+                Err(PrepareError::Verifier { .. }) if want => {}
+                Ok(_) if !want => {}
+                other => failures.push(format!(
+                    "[{p:?}] {}: Vm::load {:?}, the kernel {}",
+                    case.name,
+                    other.as_ref().map(|_| ()),
+                    if want { "refuses" } else { "loads" }
+                )),
+            }
+        }
+    }
+    println!("{compared} verdicts compared");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
