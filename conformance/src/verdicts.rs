@@ -100,6 +100,9 @@ pub struct Comparison {
     pub kernel_errno: Option<i32>,
     /// The kernel's messages.
     pub kernel_messages: Vec<String>,
+    /// Instructions the kernel's verifier processed ("processed N insns"), when its log
+    /// says.
+    pub kernel_processed: Option<u64>,
     /// bpfvm's result.
     pub ours: Result<Verdict, VerifierError>,
 }
@@ -198,6 +201,7 @@ pub fn compare(case: &Case, privilege: Privilege) -> Result<Comparison, String> 
         name: case.name.clone(),
         kernel_errno: k.errno,
         kernel_messages: k.messages().into_iter().map(str::to_owned).collect(),
+        kernel_processed: k.processed(),
         ours: case.ours(privilege),
     })
 }
@@ -329,8 +333,8 @@ pub fn cases_from_object(name: &str, bytes: &[u8]) -> Result<Vec<Case>, String> 
 }
 
 /// Assembles a program for a [`Case`]: one instruction a line in rbpf's assembler syntax,
-/// plus `ldmap rN, I` for the pseudo `ld_imm64` that loads map `I` of the case, and
-/// `ldimm64 rN, V` for a 64-bit constant. Panics on a line it cannot assemble (test input).
+/// plus `ldmap rN, I` for the pseudo `ld_imm64` that loads map `I` of the case,
+/// `ldimm64 rN, V` for a 64-bit constant and `may_goto +N`. Panics on a line it cannot assemble (test input).
 pub fn asm(src: &str) -> Vec<u8> {
     let mut out = Vec::new();
     for line in src.lines().map(str::trim).filter(|l| !l.is_empty()) {
@@ -350,7 +354,15 @@ pub fn asm(src: &str) -> Vec<u8> {
             b.extend(((v >> 32) as i32).to_le_bytes());
             b
         };
-        if let Some(rest) = line.strip_prefix("ldmap ") {
+        if let Some(rest) = line.strip_prefix("may_goto ") {
+            let off: i16 = rest
+                .trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("{line}: offset"));
+            out.extend([0xe5, 0]);
+            out.extend(off.to_le_bytes());
+            out.extend([0; 4]);
+        } else if let Some(rest) = line.strip_prefix("ldmap ") {
             out.extend(ld(rest, 1));
         } else if let Some(rest) = line.strip_prefix("ldimm64 ") {
             out.extend(ld(rest, 0));

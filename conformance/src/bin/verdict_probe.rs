@@ -150,7 +150,13 @@ mod linux {
         *tally.entry(k.into()).or_default() += 1;
         let differs = !matches!(k, "both-accept" | "both-refuse");
         if differs || a.all {
-            println!("[{p:?}] {k}: {}", cmp.describe());
+            let work = match (&cmp.ours, cmp.kernel_processed) {
+                (Ok(v), Some(n)) => {
+                    format!(" (processed: kernel {n}, bpfvm {})", v.insns_processed)
+                }
+                _ => String::new(),
+            };
+            println!("[{p:?}] {k}: {}{work}", cmp.describe());
             if differs && k == "other-words" {
                 println!("    kernel log: {:?}", cmp.kernel_messages);
             }

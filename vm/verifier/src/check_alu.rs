@@ -329,7 +329,7 @@ impl Verifier<'_> {
             return Ok(());
         }
         self.update_alu_sanitation_state(ALU_NON_POINTER, 0)
-            .map_err(|r| self.sanitize_err(insn, r, false))
+            .map_err(|r| self.sanitize_err(insn, r))
     }
 
     fn update_alu_sanitation_state(&mut self, state: u32, limit: u32) -> Result<(), Reason> {
@@ -342,19 +342,20 @@ impl Verifier<'_> {
         Ok(())
     }
 
-    fn sanitize_err(&self, insn: &Insn, reason: Reason, off_is_dst: bool) -> VerifierError {
+    /// `sanitize_err`. The kernel names the offset register as `src` and the pointer as
+    /// `dst` whichever holds which: for `scalar += pointer` (`r4 = r5; r4 += r0`, r0 a
+    /// packet pointer) its log says "R4 has pointer with unsupported alu operation" and,
+    /// for a scalar of mixed signs in r4, "R0 has unknown scalar with mixed signed
+    /// bounds" (kernel 6.18).
+    fn sanitize_err(&self, insn: &Insn, reason: Reason) -> VerifierError {
         const TAIL: &str = "pointer arithmetic with it prohibited for !root";
         let op = if insn.op() == alu::ADD { "add" } else { "sub" };
         let (dst, src) = (insn.dst, insn.src);
         let msg = match reason {
-            Reason::Bounds => format!(
-                "R{} has unknown scalar with mixed signed bounds, {TAIL}",
-                if off_is_dst { dst } else { src }
-            ),
-            Reason::Type => format!(
-                "R{} has pointer with unsupported alu operation, {TAIL}",
-                if off_is_dst { src } else { dst }
-            ),
+            Reason::Bounds => {
+                format!("R{src} has unknown scalar with mixed signed bounds, {TAIL}")
+            }
+            Reason::Type => format!("R{dst} has pointer with unsupported alu operation, {TAIL}"),
             Reason::Paths => {
                 format!("R{dst} tried to {op} from different maps, paths or scalars, {TAIL}")
             }
@@ -574,7 +575,7 @@ impl Verifier<'_> {
         let mut info = (0u32, 0u32, false);
         if sanitize {
             self.sanitize_ptr_alu(insn, ptr, off, ptr_is_dst, &mut info, false)
-                .map_err(|r| self.sanitize_err(insn, r, !ptr_is_dst))?;
+                .map_err(|r| self.sanitize_err(insn, r))?;
         }
         let (smin_ptr, smax_ptr, umin_ptr, umax_ptr) =
             (ptr.b.smin, ptr.b.smax, ptr.b.umin, ptr.b.umax);
@@ -709,7 +710,7 @@ impl Verifier<'_> {
         self.sanitize_check_bounds(insn, &d)?;
         if sanitize {
             self.sanitize_ptr_alu(insn, &d, off, true, &mut info, true)
-                .map_err(|r| self.sanitize_err(insn, r, !ptr_is_dst))?;
+                .map_err(|r| self.sanitize_err(insn, r))?;
         }
         Ok(())
     }

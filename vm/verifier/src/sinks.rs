@@ -514,7 +514,21 @@ fn step(insn: &Insn, f: &Flow, r: &Regs, key_sizes: &[u32], regs: u16, slots: u6
                                 regs_before |= dst;
                             }
                         }
-                        (mask, None) => slots_before |= mask,
+                        // A narrower store: the slot's spilled register is gone after it
+                        // (`scrub_special_slot`: its other bytes are `STACK_MISC`, which
+                        // a read gives back as an unknown scalar), so what the slot held
+                        // before cannot matter from here on; the stored register may be
+                        // filled back when the store is a narrow spill.
+                        (mask, None) => {
+                            slots_before &= !mask;
+                            if insn.class() == class::STX {
+                                regs_before &= !src;
+                                if slots & mask != 0 || regs & src != 0 {
+                                    regs_before |= src;
+                                }
+                                regs_before |= dst;
+                            }
+                        }
                     },
                     Err(_) => escape = true,
                 }
@@ -627,6 +641,37 @@ mod tests {
         assert_eq!(p[1].1, 1);
         assert_ne!(p[0].0 & (1 << 7), 0);
         assert_eq!(p[0].1, 0, "the spill writes the whole slot");
+    }
+
+    #[test]
+    fn a_narrower_store_ends_what_the_slot_held() {
+        let spill = 0x0000_0000_fff8_7a7b; // *(u64 *)(r10 - 8) = r7
+        let narrow = 0x0000_0000_fffc_6a63; // *(u32 *)(r10 - 4) = r6
+        let fill = 0x0000_0000_fff8_a079; // r0 = *(u64 *)(r10 - 8)
+        let exit = 0x95;
+        // The fill reads the slot after the narrow store scrubbed r7's spill: r7 and the
+        // slot before the store do not matter; r6 may (a narrow spill can be filled).
+        let p = analyze(&[spill, narrow, fill, exit]);
+        assert_eq!(p[2].1, 1, "the fill's slot matters");
+        assert_eq!(p[1].1, 0, "not before the narrower store");
+        assert_ne!(p[1].0 & (1 << 6), 0);
+        assert_eq!(p[0].0 & (1 << 7), 0, "the spilled r7 decides nothing");
+        // A map key of 4 bytes at fp-4 written after the spill (may_goto_loops' widened
+        // store): the key's slot matters only from the key's store on.
+        let p = analyze(&[
+            spill,
+            0x0000_0002_fffc_0a62, // *(u32 *)(r10 - 4) = 2
+            0x0000_0000_0000_a2bf, // r2 = r10
+            0xffff_fffc_0000_0207, // r2 += -4
+            0x0000_0000_0000_1118, // r1 = map 0 (key_size 4)
+            0,
+            0x0000_0001_0000_0085, // call bpf_map_lookup_elem
+            0x0000_0000_0000_00b7, // r0 = 0
+            exit,
+        ]);
+        assert_eq!(p[1].1, 0);
+        assert_eq!(p[0].0 & (1 << 7), 0);
+        assert_eq!(p[2].1, 1);
     }
 
     #[test]
