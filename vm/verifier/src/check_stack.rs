@@ -284,6 +284,19 @@ impl Verifier<'_> {
             ));
         }
         let value_reg = value.map(|v| *self.reg(v));
+        if !self.opts.privilege.bypass_spec_v4() {
+            // Spectre v4: a spill of a pointer, or a store over bytes that are not plain
+            // data, gets a barrier after it, so a speculative path ends there
+            // (`nospec_result`). The kernel looks at the slot's first `size` byte types,
+            // whichever bytes the store covers.
+            let sanitize = value_reg.is_some_and(|r| is_spillable(r.ty))
+                || st.types[..size as usize]
+                    .iter()
+                    .any(|&t| t != SlotType::Misc && t != SlotType::Zero);
+            if sanitize {
+                self.aux[self.insn_idx].nospec_result = true;
+            }
+        }
         let aligned = off % SLOT as i64 == 0;
         let is_st_mem = insn.class() == class::ST && insn.mode() == mode::MEM;
         let mut flags = hist::stack_access(frame as u8, spi);
