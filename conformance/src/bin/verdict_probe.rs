@@ -10,7 +10,8 @@
 //! prints both verdicts. `--mutant 20:widen-access` judges that one mutant instead,
 //! `--mutants` every mutant (`bpfvm_conformance::mutations`; `--per-class` samples at most
 //! N of each class per program) of each program the kernel accepts, and ends with the
-//! counts per kind. Only differences are printed unless `--all`. `--trace` prints the
+//! counts per kind (`unmodelled`: bpfvm's verifier met something it does not model and
+//! gives no verdict). Only differences are printed unless `--all`. `--trace` prints the
 //! kernel's per-instruction log (level 2) for each difference.
 
 use std::process::ExitCode;
@@ -93,6 +94,11 @@ mod linux {
     }
 
     fn kind(c: &Comparison) -> &'static str {
+        if matches!(&c.ours, Err(e) if e.rule == bpfvm_verifier::Rule::Unsupported) {
+            // bpfvm's verifier gives no verdict (`Vm::load` loads such a program
+            // unverified): nothing to compare.
+            return "unmodelled";
+        }
         match (c.kernel_errno.is_some(), c.ours.is_err()) {
             (false, false) => "both-accept",
             (true, true) if !c.same_errno() => "other-errno",
@@ -150,7 +156,7 @@ mod linux {
         };
         let k = kind(&cmp);
         *tally.entry(k.into()).or_default() += 1;
-        let differs = !matches!(k, "both-accept" | "both-refuse");
+        let differs = !matches!(k, "both-accept" | "both-refuse" | "unmodelled");
         if differs || a.all {
             let work = match (&cmp.ours, cmp.kernel_processed) {
                 (Ok(v), Some(n)) => {
