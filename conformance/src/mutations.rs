@@ -26,6 +26,16 @@ pub enum MutationClass {
     /// one larger (a bound off by one: `if (i < 16)` becomes `if (i < 17)`). Unlike the
     /// dropped and inverted checks, every instruction stays reachable.
     BoundOffByOne,
+    /// An instruction that is not a jump, call, exit or `ld_imm64` replaced by `ja +0`
+    /// (a statement forgotten: a store that initialised the stack, a mask that bounded an
+    /// index, a copy).
+    DropInsn,
+    /// An unsigned comparison made signed or a signed one unsigned (`>` and `s>`, ...).
+    SignedCompare,
+    /// A 64-bit conditional jump made a 32-bit one (`if w1 < 16`).
+    Compare32,
+    /// A load or store one byte further (`+1`): misaligned, or past a checked range.
+    ShiftOffset,
 }
 
 impl MutationClass {
@@ -39,6 +49,14 @@ impl MutationClass {
         MutationClass::LengthenLoop,
         MutationClass::BoundOffByOne,
     ];
+
+    /// Further classes, for wider searches (`verdict_probe --extended`).
+    pub const EXTENDED: [MutationClass; 4] = [
+        MutationClass::DropInsn,
+        MutationClass::SignedCompare,
+        MutationClass::Compare32,
+        MutationClass::ShiftOffset,
+    ];
 }
 
 impl fmt::Display for MutationClass {
@@ -51,6 +69,10 @@ impl fmt::Display for MutationClass {
             MutationClass::WidenAccess => "widen-access",
             MutationClass::LengthenLoop => "lengthen-loop",
             MutationClass::BoundOffByOne => "bound-off-by-one",
+            MutationClass::DropInsn => "drop-insn",
+            MutationClass::SignedCompare => "signed-compare",
+            MutationClass::Compare32 => "compare-32",
+            MutationClass::ShiftOffset => "shift-offset",
         })
     }
 }
@@ -143,6 +165,29 @@ pub fn mutants(insns: &[u8]) -> Vec<Mutant> {
                     n[4..8].copy_from_slice(&(imm(s) + 1).to_le_bytes());
                     push(MutationClass::BoundOffByOne, i, n);
                 }
+                // jgt 0x20 <-> jsgt 0x60, jge 0x30 <-> jsge 0x70, jlt 0xa0 <-> jslt 0xc0,
+                // jle 0xb0 <-> jsle 0xd0.
+                let signed = match op {
+                    0x20 => Some(0x60),
+                    0x60 => Some(0x20),
+                    0x30 => Some(0x70),
+                    0x70 => Some(0x30),
+                    0xa0 => Some(0xc0),
+                    0xc0 => Some(0xa0),
+                    0xb0 => Some(0xd0),
+                    0xd0 => Some(0xb0),
+                    _ => None,
+                };
+                if let Some(o) = signed {
+                    let mut n: [u8; 8] = s.try_into().expect("8 bytes");
+                    n[0] = (code & 0x0f) | o;
+                    push(MutationClass::SignedCompare, i, n);
+                }
+                if class == CLASS_JMP && op != 0xe0 {
+                    let mut n: [u8; 8] = s.try_into().expect("8 bytes");
+                    n[0] = (code & !7) | CLASS_JMP32;
+                    push(MutationClass::Compare32, i, n);
+                }
             }
             CLASS_LDX | CLASS_ST | CLASS_STX if code & 0xe0 == MODE_MEM => {
                 let mut n: [u8; 8] = s.try_into().expect("8 bytes");
@@ -158,17 +203,29 @@ pub fn mutants(insns: &[u8]) -> Vec<Mutant> {
                     None => n[2..4].copy_from_slice(&off(s).wrapping_add(8).to_le_bytes()),
                 }
                 push(MutationClass::WidenAccess, i, n);
+                let mut n: [u8; 8] = s.try_into().expect("8 bytes");
+                n[2..4].copy_from_slice(&off(s).wrapping_add(1).to_le_bytes());
+                push(MutationClass::ShiftOffset, i, n);
             }
             _ => {}
+        }
+        if !matches!(class, CLASS_JMP | CLASS_JMP32) && code != LD_IMM64 {
+            push(MutationClass::DropInsn, i, [0x05, 0, 0, 0, 0, 0, 0, 0]);
         }
     }
     out
 }
 
-/// At most `per_class` mutants of each class, spread evenly over the program.
+/// At most `per_class` mutants of each class of [`MutationClass::ALL`], spread evenly
+/// over the program.
 pub fn sample(all: Vec<Mutant>, per_class: usize) -> Vec<Mutant> {
+    sample_of(all, per_class, &MutationClass::ALL)
+}
+
+/// At most `per_class` mutants of each of `classes`, spread evenly over the program.
+pub fn sample_of(all: Vec<Mutant>, per_class: usize, classes: &[MutationClass]) -> Vec<Mutant> {
     let mut out = Vec::new();
-    for class in MutationClass::ALL {
+    for &class in classes {
         let of: Vec<&Mutant> = all.iter().filter(|m| m.class == class).collect();
         if of.len() <= per_class {
             out.extend(of.into_iter().cloned());
@@ -205,7 +262,10 @@ mod tests {
             insn(0x95, 0x00, 0, 0),   // exit
         ]
         .concat();
-        let m = mutants(&prog);
+        let m: Vec<Mutant> = mutants(&prog)
+            .into_iter()
+            .filter(|m| MutationClass::ALL.contains(&m.class))
+            .collect();
         let classes: Vec<_> = m.iter().map(|m| (m.class, m.insn)).collect();
         assert_eq!(
             classes,
@@ -228,6 +288,40 @@ mod tests {
         assert_eq!(imm(slot(&m[5].insns, 6)), 160);
         assert_eq!(slot(&m[4].insns, 6), [0x05, 0, 0xfe, 0xff, 0, 0, 0, 0]);
         assert_eq!(imm(slot(&m[9].insns, 8)), 17);
+    }
+
+    #[test]
+    fn extended_classes_are_found() {
+        let prog: Vec<u8> = [
+            insn(0xb7, 0x00, 0, 0),  // mov r0, 0
+            insn(0x71, 0x21, 3, 0),  // r2 = *(u8 *)(r1 + 3)
+            insn(0xa5, 0x02, 1, 10), // if r2 < 10 goto +1
+            insn(0x6d, 0x12, 0, 0),  // if r2 s> r1 goto +0
+            insn(0x95, 0x00, 0, 0),  // exit
+        ]
+        .concat();
+        let m: Vec<Mutant> = mutants(&prog)
+            .into_iter()
+            .filter(|m| MutationClass::EXTENDED.contains(&m.class))
+            .collect();
+        let classes: Vec<_> = m.iter().map(|m| (m.class, m.insn)).collect();
+        assert_eq!(
+            classes,
+            [
+                (MutationClass::DropInsn, 0),
+                (MutationClass::ShiftOffset, 1),
+                (MutationClass::DropInsn, 1),
+                (MutationClass::SignedCompare, 2),
+                (MutationClass::Compare32, 2),
+                (MutationClass::SignedCompare, 3),
+                (MutationClass::Compare32, 3),
+            ]
+        );
+        assert_eq!(m[1].insns[8 + 2], 4, "offset 3 + 1");
+        assert_eq!(m[3].insns[16], 0xc5, "jlt -> jslt");
+        assert_eq!(m[4].insns[16], 0xa6, "jmp32 jlt");
+        assert_eq!(m[5].insns[24], 0x2d, "jsgt -> jgt");
+        assert_eq!(slot(&m[0].insns, 0), [0x05, 0, 0, 0, 0, 0, 0, 0]);
     }
 
     #[test]

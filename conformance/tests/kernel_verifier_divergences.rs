@@ -6,6 +6,7 @@
 //!   uninitialised unless written (refused without CAP_PERFMON);
 //! - `void` subprograms: a static subprogram may `exit` with `r0` unset; the kernel refuses
 //!   only where the caller reads `r0` ("R0 !read_ok");
+//! - 32-bit comparisons of pointers (a NULL test as `if w0 == 0`);
 //! - Spectre v4: speculative paths end after a store the kernel puts a barrier after;
 //! - `may_goto` loops whose counter a narrower store into its stack slot destroys: the
 //!   walk must end as soon as the kernel's (a 1M-instruction walk before);
@@ -243,6 +244,42 @@ fn cases() -> Vec<(Case, Expect)> {
         &[],
         &speculative_store("ldxw r7, [r1+16]\nstxw [r10-4], r7", "stxw [r10-4], r7"),
         Accepted,
+    );
+    // A 32-bit comparison of a pointer with 0 decides nothing and proves nothing: for a
+    // CAP_BPF loader it is a pointer comparison ("R0 pointer comparison prohibited") even
+    // where r0 cannot be NULL (a constant key of an array), for root both ways are walked
+    // and an _or_null pointer stays one.
+    const LOOKUP_KEY0: &str = "stw [r10-4], 0\nldmap r1, 0\nmov64 r2, r10\nadd64 r2, -4\ncall 1";
+    let array = MapInfo::new(bpfvm_verifier::map_type::ARRAY, 4, 8, 1);
+    let null_test =
+        |jump: &str| format!("{LOOKUP_KEY0}\n{jump}\nldxdw r1, [r0+0]\nmov64 r0, 2\nexit");
+    add(
+        "null_test32_array_value",
+        Xdp,
+        &[array.clone()],
+        &null_test("jeq32 r0, 0, +1"),
+        RootOnly,
+    );
+    add(
+        "null_test64_array_value",
+        Xdp,
+        &[array.clone()],
+        &null_test("jeq r0, 0, +1"),
+        Accepted,
+    );
+    add(
+        "null_test32_hash_value",
+        Xdp,
+        &[hash(8)],
+        &null_test("jeq32 r0, 0, +1"),
+        Refused,
+    );
+    add(
+        "null_test32_ne_array_value",
+        Xdp,
+        &[array],
+        &null_test("jne32 r0, 0, +0"),
+        RootOnly,
     );
     // A loop bounded only by may_goto whose counter is spilled and then destroyed by a
     // narrower store (the map key) into its slot: the counter decides nothing, so it is

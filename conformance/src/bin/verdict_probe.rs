@@ -3,13 +3,16 @@
 //!
 //! ```text
 //! verdict_probe OBJ... [--prog NAME] [--privilege cap_bpf|root|both]
-//!               [--mutant INSN:CLASS | --mutants [--per-class N]] [--trace] [--all]
+//!               [--mutant INSN:CLASS | --mutants [--per-class N] [--extended]] [--trace]
+//!               [--all]
 //! ```
 //!
 //! For every program of every object (or only `NAME`), and each privilege (default both),
 //! prints both verdicts. `--mutant 20:widen-access` judges that one mutant instead,
 //! `--mutants` every mutant (`bpfvm_conformance::mutations`; `--per-class` samples at most
-//! N of each class per program) of each program the kernel accepts, and ends with the
+//! N of each class per program; `--extended` adds the classes of
+//! `MutationClass::EXTENDED`: dropped instructions, signed and 32-bit comparisons, shifted
+//! offsets) of each program the kernel accepts, and ends with the
 //! counts per kind (`unmodelled`: bpfvm's verifier met something it does not model and
 //! gives no verdict). Only differences are printed unless `--all`. `--trace` prints the
 //! kernel's per-instruction log (level 2) for each difference.
@@ -33,7 +36,7 @@ mod linux {
     use std::process::ExitCode;
 
     use bpfvm_conformance::kernel::{self, kernel_verdict_traced, LoaderPrivilege};
-    use bpfvm_conformance::mutations::{mutants, sample, MutationClass};
+    use bpfvm_conformance::mutations::{mutants, sample_of, MutationClass};
     use bpfvm_conformance::verdicts::{cases_from_object, compare, Case, Comparison};
     use bpfvm_verifier::Privilege;
 
@@ -44,6 +47,7 @@ mod linux {
         mutant: Option<(usize, String)>,
         mutants: bool,
         per_class: Option<usize>,
+        extended: bool,
         trace: bool,
         all: bool,
     }
@@ -56,6 +60,7 @@ mod linux {
             mutant: None,
             mutants: false,
             per_class: None,
+            extended: false,
             trace: false,
             all: false,
         };
@@ -81,6 +86,7 @@ mod linux {
                 "--per-class" => {
                     a.per_class = Some(value("--per-class")?.parse().map_err(|_| "--per-class N")?)
                 }
+                "--extended" => a.extended = true,
                 "--trace" => a.trace = true,
                 "--all" => a.all = true,
                 o if o.starts_with("--") => return Err(format!("unknown option {o}")),
@@ -240,11 +246,17 @@ mod linux {
                     if !a.mutants || base.kernel_errno.is_some() {
                         continue;
                     }
+                    let classes: Vec<MutationClass> = MutationClass::ALL
+                        .into_iter()
+                        .chain(
+                            a.extended
+                                .then_some(MutationClass::EXTENDED)
+                                .into_iter()
+                                .flatten(),
+                        )
+                        .collect();
                     let all = mutants(&case.insns);
-                    let set = match a.per_class {
-                        Some(n) => sample(all, n),
-                        None => all,
-                    };
+                    let set = sample_of(all, a.per_class.unwrap_or(usize::MAX), &classes);
                     for m in set {
                         let mut c = case.clone();
                         c.name = format!("{}@{}:{}", case.name, m.insn, m.class);

@@ -215,6 +215,12 @@ fn branch_taken(r1: &Reg, r2: &Reg, op: u8, jmp32: bool) -> i32 {
         return pkt_ptr_branch_taken(r1, r2, op);
     }
     if r1.is_pointer_value(false) || r2.is_pointer_value(false) {
+        // A 32-bit comparison of a pointer decides nothing, not even a non-NULL pointer's
+        // with 0 (kernel 6.18: `if w0 == 0` on a `map_value` is "R0 pointer comparison
+        // prohibited" without CAP_PERFMON, where `if r0 == 0` is a known branch).
+        if jmp32 {
+            return -1;
+        }
         let (r1, r2, op) = if !r2.is_const(jmp32) {
             (r2, r1, flip(op))
         } else {
