@@ -6,6 +6,7 @@
 //!   uninitialised unless written (refused without CAP_PERFMON);
 //! - `void` subprograms: a static subprogram may `exit` with `r0` unset; the kernel refuses
 //!   only where the caller reads `r0` ("R0 !read_ok");
+//! - a packet pointer compared beyond `data_end` and then moved (the mark must go);
 //! - 32-bit comparisons of pointers (a NULL test as `if w0 == 0`);
 //! - Spectre v4: speculative paths end after a store the kernel puts a barrier after;
 //! - `may_goto` loops whose counter a narrower store into its stack slot destroys: the
@@ -280,6 +281,36 @@ fn cases() -> Vec<(Case, Expect)> {
         &[array],
         &null_test("jne32 r0, 0, +0"),
         RootOnly,
+    );
+    // A packet pointer found at or beyond data_end (the fall-through of `if p <= end`)
+    // loses that mark when it moves: `p - 30` may be inside the packet again, so a
+    // second comparison is walked both ways and the read after it needs its own range.
+    let beyond_end = |between: &str| {
+        format!(
+            "ldxw r2, [r1+0]\nldxw r3, [r1+4]\nadd64 r2, 34\njle r2, r3, +3\n{between}\n\
+             jge r4, r3, +1\nldxb r0, [r4+100]\nmov64 r0, 2\nexit"
+        )
+    };
+    add(
+        "pkt_beyond_end_moved_back",
+        Xdp,
+        &[],
+        &beyond_end("mov64 r4, r2\nsub64 r4, 30").replace("+3", "+4"),
+        Refused,
+    );
+    add(
+        "pkt_beyond_end_moved_by_zero",
+        Xdp,
+        &[],
+        &beyond_end("mov64 r4, r2\nadd64 r4, 0").replace("+3", "+4"),
+        Refused,
+    );
+    add(
+        "pkt_beyond_end_copied",
+        Xdp,
+        &[],
+        &beyond_end("mov64 r4, r2"),
+        Accepted,
     );
     // A loop bounded only by may_goto whose counter is spilled and then destroyed by a
     // narrower store (the map key) into its slot: the counter decides nothing, so it is

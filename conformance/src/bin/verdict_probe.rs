@@ -174,6 +174,9 @@ mod linux {
             if differs && k == "other-words" {
                 println!("    kernel log: {:?}", cmp.kernel_messages);
             }
+            if let (true, Err(e)) = (differs && a.trace, &cmp.ours) {
+                println!("    bpfvm at instruction {:?}: {}", e.insn, e.state);
+            }
             if differs && a.trace {
                 trace(case, p);
             }

@@ -704,6 +704,13 @@ impl Verifier<'_> {
                 ));
             }
         }
+        // A packet pointer compared at or beyond `data_end` (`AT_PKT_END`,
+        // `BEYOND_PKT_END`) is no longer known to be there once moved, by any amount:
+        // its range becomes 0, so a later comparison with `data_end` is walked both ways
+        // (kernel 6.18; keeping the mark would decide `if (p - 30 >= data_end)` wrongly).
+        if ptr.is_pkt_pointer() && ptr.range() < 0 {
+            d.set_range(0);
+        }
         self.check_reg_sane_offset(&d, (ptr.ty, ptr.flags))?;
         d.b.sync();
         *self.reg_mut(dstno) = d;

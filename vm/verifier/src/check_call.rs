@@ -335,10 +335,15 @@ impl Verifier<'_> {
         if ok {
             return Ok(());
         }
-        let expected: Vec<String> = Self::compatible(arg)
+        let mut expected: Vec<String> = Self::compatible(arg)
             .iter()
             .map(|&(t, f)| reg_type_str(t, f))
             .collect();
+        if matches!(arg, Arg::MapKey | Arg::MapValue { .. } | Arg::Mem { .. }) {
+            // The kernel's `mem_types` end with two types no program bpfvm models can
+            // hold (`PTR_TO_BUF`, `PTR_TO_BTF_ID | PTR_TRUSTED`); its message lists them.
+            expected.extend(["buf".to_string(), "trusted_ptr_".to_string()]);
+        }
         Err(self.err(
             Rule::HelperArgs,
             EACCES,
