@@ -330,6 +330,18 @@ fn cases() -> Vec<(Case, Expect)> {
         &may_goto_counter(-8),
         RootOnly,
     );
+    // The counter as a hash map's key: a hash key's value decides nothing (only a
+    // constant key of an array does), so the counter is widened as in the kernel.
+    add(
+        "may_goto_counter_hash_key",
+        Xdp,
+        &[hash(8)],
+        &format!(
+            "mov64 r1, 0\nmay_goto +2\nadd64 r1, 1\nja -3\nstxw [r10-4], r1\nstdw [r10-16], 0\n{}",
+            UPDATE_FP16.replace("stw [r10-4], 0", "")
+        ),
+        Accepted,
+    );
     add(
         "may_goto_counter_spill_kept",
         Xdp,

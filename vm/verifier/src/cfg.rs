@@ -546,7 +546,7 @@ impl Verifier<'_> {
     fn compute_precise_registers(&mut self) {
         let order = self.postorder();
         let entries: Vec<usize> = self.subprogs.iter().map(|s| s.start).collect();
-        let key_sizes: Vec<u32> = self.prog.maps.iter().map(|m| m.key_size).collect();
+        let key_sizes = crate::sinks::deciding_key_sizes(self.prog.maps);
         let before = crate::sinks::precise_before(self.insns, &order, &entries, &key_sizes, true);
         for (a, (regs, slots)) in self.aux.iter_mut().zip(before) {
             a.precise_regs_before = regs;

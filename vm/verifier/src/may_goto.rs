@@ -84,7 +84,7 @@ impl Verifier<'_> {
         }
         let order = self.postorder();
         let entries: Vec<usize> = self.subprogs.iter().map(|s| s.start).collect();
-        let key_sizes: Vec<u32> = self.prog.maps.iter().map(|m| m.key_size).collect();
+        let key_sizes = crate::sinks::deciding_key_sizes(self.prog.maps);
         let checks_r0 = self.prog.prog_type == crate::input::ProgType::CgroupSkb;
         self.may_goto_keep =
             crate::sinks::precise_before_exits(self.insns, &order, &entries, &key_sizes, checks_r0);

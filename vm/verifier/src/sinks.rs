@@ -408,6 +408,22 @@ fn exits_by_callers(
     }
 }
 
+/// Per map, the size of the key whose value may decide something: only a constant key of
+/// an array or per-CPU array (it elides the NULL check of a lookup, `const_map_key`); 0
+/// for other maps, whose keys a helper only reads.
+pub(crate) fn deciding_key_sizes(maps: &[crate::input::MapInfo]) -> Vec<u32> {
+    use crate::input::map_type::{ARRAY, PERCPU_ARRAY};
+    maps.iter()
+        .map(|m| {
+            if matches!(m.map_type, ARRAY | PERCPU_ARRAY) {
+                m.key_size
+            } else {
+                0
+            }
+        })
+        .collect()
+}
+
 /// The stack slots whose values a helper call may decide on: the map keys it is given
 /// (a constant key of an array elides the NULL check); every slot when a stack pointer
 /// it is given is not a key of a known size, or the helper is not known. Helpers that
