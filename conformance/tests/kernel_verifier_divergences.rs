@@ -257,14 +257,14 @@ fn cases() -> Vec<(Case, Expect)> {
     add(
         "null_test32_array_value",
         Xdp,
-        &[array.clone()],
+        std::slice::from_ref(&array),
         &null_test("jeq32 r0, 0, +1"),
         RootOnly,
     );
     add(
         "null_test64_array_value",
         Xdp,
-        &[array.clone()],
+        std::slice::from_ref(&array),
         &null_test("jeq r0, 0, +1"),
         Accepted,
     );
