@@ -1,8 +1,10 @@
 //! Mutation differential test of the verifier: every program of the fixtures that the
 //! kernel accepts is mutated one instruction at a time (a bounds check dropped or
 //! inverted, a NULL test removed or inverted, an access widened, a loop lengthened, a
-//! bound moved by one; see `bpfvm_conformance::mutations`), and each mutant is judged by
-//! the kernel and by bpfvm's verifier, for a CAP_BPF + CAP_NET_ADMIN loader and for root.
+//! bound moved by one, an instruction dropped, a comparison made signed or unsigned or
+//! 32-bit, an access shifted by a byte; see `bpfvm_conformance::mutations`), and each
+//! mutant is judged by the kernel and by bpfvm's verifier, for a CAP_BPF + CAP_NET_ADMIN
+//! loader and for root.
 //! The test prints the agreement rate per class, the rules behind the refusals, and every
 //! disagreement with its kind. It fails when bpfvm accepts any mutant the kernel refuses,
 //! when the verdicts (accepted or refused) differ on more than 1% of mutants, or when the
@@ -14,7 +16,7 @@
 use std::collections::BTreeMap;
 
 use bpfvm_conformance::kernel;
-use bpfvm_conformance::mutations::{mutants, sample, MutationClass};
+use bpfvm_conformance::mutations::{mutants, sample_of, MutationClass};
 use bpfvm_conformance::verdicts::{cases_from_object, compare, Case};
 use bpfvm_verifier::Privilege;
 
@@ -65,6 +67,12 @@ fn mutant_verdicts_match_the_kernel() {
     if !kernel::oracle_or_skip() {
         return;
     }
+    // Every class: the seven of `MutationClass::ALL` and the extended ones (dropped
+    // instructions, signed and 32-bit comparisons, offsets shifted by one).
+    let classes: Vec<MutationClass> = MutationClass::ALL
+        .into_iter()
+        .chain(MutationClass::EXTENDED)
+        .collect();
     let per_class = std::env::var("BPFVM_MUTANTS_PER_CLASS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -92,7 +100,7 @@ fn mutant_verdicts_match_the_kernel() {
                 source.name,
                 source.insns.len() / 8
             );
-            for m in sample(mutants(&source.insns), per_class) {
+            for m in sample_of(mutants(&source.insns), per_class, &classes) {
                 let mut case = source.clone();
                 case.name = format!("{}@{}:{}", source.name, m.insn, m.class);
                 case.insns = m.insns;
