@@ -27,7 +27,11 @@ use crate::vm::Vm;
 impl Vm {
     /// Sets simulated CPU `cpu`'s call stacks for the following runs. `NoSuchCpu` for a CPU
     /// the VM does not have.
-    pub fn set_call_stacks(&self, cpu: impl Into<CpuId>, stacks: CallStacks) -> Result<(), RunError> {
+    pub fn set_call_stacks(
+        &self,
+        cpu: impl Into<CpuId>,
+        stacks: CallStacks,
+    ) -> Result<(), RunError> {
         self.lane(cpu.into())?.helper_ctx().set_call_stacks(stacks);
         Ok(())
     }

@@ -464,7 +464,14 @@ static PROTOS: &[Proto] = &[
         false,
         false,
     ),
-    p(67, "bpf_get_stack", I, [CTX, UNINIT, SZ0, A, N], true, false),
+    p(
+        67,
+        "bpf_get_stack",
+        I,
+        [CTX, UNINIT, SZ0, A, N],
+        true,
+        false,
+    ),
     p(
         68,
         "bpf_skb_load_bytes_relative",
