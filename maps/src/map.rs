@@ -917,6 +917,7 @@ impl Map {
                 out.copy_from_slice(&v);
                 Ok(())
             }
+            Kind::StackTrace(_) => self.stack_trace_lookup_and_delete(key, value),
             _ => Err(MapError::NotSupported {
                 op: "lookup_and_delete",
                 map_type: self.spec.map_type,

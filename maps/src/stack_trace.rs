@@ -13,6 +13,7 @@
 //! | create | flags other than `BPF_F_NUMA_NODE`, `BPF_F_RDONLY`, `BPF_F_WRONLY`, `BPF_F_STACK_BUILD_ID` `EINVAL`; `max_entries` 0, `key_size` not 4, `value_size` not a multiple of 8 (of 32 with build ids) or over 127 frames `EINVAL`; `max_entries > 2^31` `E2BIG` |
 //! | lookup (host) | the stack, zero-padded to `value_size`; id `>= n_buckets` or empty `ENOENT` |
 //! | update (host) | always `EINVAL` |
+//! | lookup and delete (host) | as lookup, then the bucket is emptied |
 //! | delete | id `>= n_buckets` `E2BIG`; empty `ENOENT` |
 //! | `get_next_key` | the filled buckets in id order; an unknown key restarts from the first |
 //! | programs | only `bpf_get_stackid` (the verifier refuses lookups) |
@@ -245,6 +246,21 @@ impl Map {
         let id = id_of(key);
         let buckets = s.lock();
         let b = buckets.get(&id).ok_or(MapError::NotFound)?;
+        out.fill(0);
+        out[..b.data.len()].copy_from_slice(&b.data);
+        Ok(())
+    }
+
+    /// Host lookup-and-delete (`bpf_stackmap_extract` with `delete`): the stack as
+    /// [`Map::lookup`] gives it, and its bucket emptied; `ENOENT` when there is none.
+    pub(crate) fn stack_trace_lookup_and_delete(
+        &self,
+        key: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), MapError> {
+        let s = self.stack_state()?;
+        let out = Map::buf_out("value", out, self.spec.value_size as usize)?;
+        let b = s.lock().remove(&id_of(key)).ok_or(MapError::NotFound)?;
         out.fill(0);
         out[..b.data.len()].copy_from_slice(&b.data);
         Ok(())
