@@ -242,7 +242,7 @@ fn create_map(
     vm: &Vm,
 ) -> Result<Arc<Map>, LoadError> {
     if patches.is_empty() {
-        return Ok(def.create_in(vm.ncpus(), vm.map_memory())?);
+        return def.create_in(vm.ncpus(), vm.map_memory());
     }
     let mut open = def.clone();
     open.frozen = false;
