@@ -1,7 +1,8 @@
 //! Per-map creation (tests/fixtures/src/zero_entries.bpf.c): a map left at `max_entries` 0
 //! for its tool's loader to size refuses only the program that uses it, with an error
 //! naming the map and the reason, through `ObjectLoader::load` and
-//! `Object::create_maps_per_map`; sized first (`set_max_entries`), everything loads.
+//! `Object::create_maps_per_map`; sized first (`set_max_entries`, `set_value_size`),
+//! everything loads.
 
 mod common;
 
@@ -59,6 +60,31 @@ fn set_max_entries_sizes_a_map_before_creation() {
     assert!(ObjectLoader::new(common::fixture("zero_entries"))
         .set_max_entries("no_such_map", 8)
         .is_err());
+}
+
+#[test]
+fn set_value_size_resizes_a_stack_map() {
+    // trace_maps' `stacks` holds 4 frames; a tool asking for 8 sizes it to 64 bytes.
+    let vm = Vm::builder()
+        .cpus(1)
+        .privilege(bpfvm::Privilege::Root)
+        .build();
+    let obj = ObjectLoader::new(common::fixture("trace_maps"))
+        .set_value_size("stacks", 64)
+        .unwrap()
+        .load(&vm)
+        .unwrap();
+    let stacks = obj.map("stacks").unwrap();
+    assert_eq!(stacks.value_size(), 64);
+    assert_eq!(stacks.stack_trace_depth(), Ok(8));
+    // A size the kernel refuses refuses only the programs using the map.
+    let obj = ObjectLoader::new(common::fixture("trace_maps"))
+        .set_value_size("stacks", 12)
+        .unwrap()
+        .load(&vm)
+        .unwrap();
+    assert!(obj.program("stack_ids").is_err());
+    assert!(obj.program("task_filter").is_ok());
 }
 
 #[test]

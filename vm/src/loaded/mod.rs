@@ -182,6 +182,13 @@ impl ObjectLoader {
         Ok(self)
     }
 
+    /// Sets map `name`'s `value_size` before it is created (libbpf's
+    /// `bpf_map__set_value_size`; see [`Object::set_value_size`]).
+    pub fn set_value_size(mut self, name: &str, value_size: u32) -> Result<ObjectLoader, Error> {
+        self.object.set_value_size(name, value_size)?;
+        Ok(self)
+    }
+
     /// Creates every map for `vm`'s CPU count, charged to its map memory
     /// ([`Vm::map_memory`]), with global data (and the variables set) written and `.rodata`
     /// frozen; then loads every program. A program that does not load does not stop the

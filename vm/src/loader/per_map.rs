@@ -1,8 +1,9 @@
 //! Map creation one map at a time: a map that cannot be created (a `max_entries` of 0 that
 //! the tool's loader would have set at run time, a size the kernel refuses, memory) refuses
 //! only the programs that use it, each with its own error naming the map and why; the
-//! other programs load. And [`Object::set_max_entries`], libbpf's
-//! `bpf_map__set_max_entries`, to size a map before it is created.
+//! other programs load. And [`Object::set_max_entries`] / [`Object::set_value_size`],
+//! libbpf's `bpf_map__set_max_entries` / `bpf_map__set_value_size`, to size a map before it
+//! is created.
 //!
 //! ```
 //! use bpfvm::loader::{LoadError, Object};
@@ -42,6 +43,17 @@ impl Object {
             name: name.to_string(),
         })?;
         self.maps[i].max_entries = max_entries;
+        Ok(())
+    }
+
+    /// Sets map `name`'s `value_size` before its creation (libbpf's
+    /// `bpf_map__set_value_size`): bcc's tools size their stack maps to the stack depth
+    /// they are asked for. [`LoadError::NoSuchMap`] when the object has no such map.
+    pub fn set_value_size(&mut self, name: &str, value_size: u32) -> Result<(), LoadError> {
+        let i = self.map_index(name).ok_or_else(|| LoadError::NoSuchMap {
+            name: name.to_string(),
+        })?;
+        self.maps[i].value_size = value_size;
         Ok(())
     }
 
