@@ -58,6 +58,7 @@ pub mod program;
 pub mod program_type;
 pub mod retval;
 pub mod run;
+pub mod sim_kernel;
 pub mod support;
 pub mod tail_call;
 pub mod task;
