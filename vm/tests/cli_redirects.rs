@@ -12,7 +12,11 @@ fn fixture(name: &str) -> String {
 fn run(args: &[&str]) -> std::process::Output {
     let dir = std::env::temp_dir().join(format!("bpfvm-cli-redirects-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let pkt = dir.join("frame");
+    // One file per call: the tests run in parallel in one process (one directory), and a
+    // shared file could be read while another test rewrites it (empty for a moment).
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let pkt = dir.join(format!("frame-{n}"));
     std::fs::write(&pkt, [0u8; 60]).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_bpfvm"))
         .arg("run")
