@@ -46,6 +46,7 @@ pub mod registry;
 pub mod ringbuf;
 pub mod skb;
 pub mod task;
+pub mod trace_task;
 pub mod tracing;
 pub mod xdp;
 

@@ -54,6 +54,7 @@ pub mod kfunc;
 pub mod limits;
 pub mod loaded;
 pub mod loader;
+pub mod probe_mem;
 pub mod program;
 pub mod program_type;
 pub mod retval;
@@ -61,6 +62,7 @@ pub mod run;
 pub mod support;
 pub mod tail_call;
 pub mod task;
+pub mod trace_run;
 pub mod verify;
 pub mod vm;
 

@@ -672,6 +672,7 @@ impl Vm {
                     reason: format!("program type {t:?} takes no packet; pass the context instead"),
                 });
             }
+            crate::trace_run::check_ctx(t, ctx)?;
             if ctx.len() > MAX_RAW_CONTEXT {
                 return Err(RunError::InputTooLarge {
                     what: "context",

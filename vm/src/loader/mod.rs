@@ -51,6 +51,7 @@ mod map_values;
 mod program;
 mod section_types;
 mod strtab;
+mod tracing_target;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -78,6 +79,7 @@ pub use section_types::{
     SECTION_DEFS,
 };
 pub use strtab::SharedStr;
+pub use tracing_target::tracing_ctx;
 
 /// A parsed BPF object file.
 ///
@@ -297,7 +299,7 @@ impl Object {
             link::Linker::new(&elf, &maps, &refused_maps, &externs, &lines, &core_patches)?;
         let (mut programs, mut refused_programs, mut order) = (Vec::new(), Vec::new(), Vec::new());
         for p in linker.programs() {
-            match p {
+            match p.and_then(|p| tracing_target::attach(p, target)) {
                 Ok(p) => {
                     order.push(Ok(programs.len()));
                     programs.push(p);
