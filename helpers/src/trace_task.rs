@@ -72,7 +72,11 @@ impl HelperContext {
 /// Registers helpers 45, 120, 158 and 173.
 pub fn register(r: &mut Registry) {
     let all: [(HelperId, &'static str, HelperFn); 4] = [
-        (HelperId(45), "bpf_probe_read_str", crate::probe::probe_read_compat_str),
+        (
+            HelperId(45),
+            "bpf_probe_read_str",
+            crate::probe::probe_read_compat_str,
+        ),
         (
             HelperId(120),
             "bpf_get_ns_current_pid_tgid",

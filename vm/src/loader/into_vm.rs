@@ -152,10 +152,10 @@ fn runnable(def: &ProgramDefinition, t: KernelProgType) -> Result<ProgramType, L
     t.runnable()
         .filter(|_| t != KernelProgType::Tracing || typed_tracing)
         .ok_or_else(|| LoadError::CannotRunType {
-        program: def.name.to_string(),
-        section: def.section.to_string(),
-        prog_type: t.name(),
-    })
+            program: def.name.to_string(),
+            section: def.section.to_string(),
+            prog_type: t.name(),
+        })
 }
 
 #[cfg(test)]

@@ -226,7 +226,9 @@ impl SectionType {
         // Of the tracing attach types bpfvm runs tp_btf, fentry, fexit and fmod_ret
         // (23..=26); iterators and the multi-function forms have other contexts.
         if self.prog_type == KernelProgType::Tracing
-            && !self.expected_attach_type.is_some_and(|a| (23..=26).contains(&a))
+            && !self
+                .expected_attach_type
+                .is_some_and(|a| (23..=26).contains(&a))
         {
             return None;
         }

@@ -35,7 +35,11 @@ const MAX_ARGS: usize = 12;
 /// (23 `tp_btf`, 24 `fentry`, 25 `fexit`, 26 `fmod_ret`), from `target`; `Ok(None)` for
 /// attach types bpfvm does not type (iterators, `fentry.multi`). Fails with
 /// [`LoadError::TracingTargetNotFound`] when `target` has no such function or tracepoint.
-pub fn tracing_ctx(target: &Btf, section: &str, attach: u32) -> Result<Option<TracingCtx>, LoadError> {
+pub fn tracing_ctx(
+    target: &Btf,
+    section: &str,
+    attach: u32,
+) -> Result<Option<TracingCtx>, LoadError> {
     if !(TRACE_RAW_TP..=MODIFY_RETURN).contains(&attach) {
         return Ok(None);
     }
@@ -49,8 +53,11 @@ pub fn tracing_ctx(target: &Btf, section: &str, attach: u32) -> Result<Option<Tr
     }
     let (params, ret) = if attach == TRACE_RAW_TP {
         let typedef = format!("btf_trace_{name}");
-        let id = find(target, |t| matches!(t, BtfType::Typedef { name, .. } if **name == *typedef))
-            .ok_or_else(not_found)?;
+        let id = find(
+            target,
+            |t| matches!(t, BtfType::Typedef { name, .. } if **name == *typedef),
+        )
+        .ok_or_else(not_found)?;
         let ptr = target.resolve(id).ok_or_else(not_found)?;
         let Some(BtfType::Ptr { target: proto }) = target.get(ptr) else {
             return Err(not_found());
@@ -59,8 +66,11 @@ pub fn tracing_ctx(target: &Btf, section: &str, attach: u32) -> Result<Option<Tr
         // The first argument is the tracepoint's `void *__data`.
         (params.get(1..).unwrap_or_default().to_vec(), ret)
     } else {
-        let id = find(target, |t| matches!(t, BtfType::Func { name: n, .. } if **n == *name))
-            .ok_or_else(not_found)?;
+        let id = find(
+            target,
+            |t| matches!(t, BtfType::Func { name: n, .. } if **n == *name),
+        )
+        .ok_or_else(not_found)?;
         let Some(BtfType::Func { proto, .. }) = target.get(id) else {
             return Err(not_found());
         };
@@ -117,7 +127,9 @@ pub(crate) fn attach(
         return Ok(program);
     };
     let attach = st.expected_attach_type.unwrap_or(0);
-    if st.prog_type != super::KernelProgType::Tracing || !(TRACE_RAW_TP..=MODIFY_RETURN).contains(&attach) {
+    if st.prog_type != super::KernelProgType::Tracing
+        || !(TRACE_RAW_TP..=MODIFY_RETURN).contains(&attach)
+    {
         return Ok(program);
     }
     let refuse = |error| super::RefusedProgram {

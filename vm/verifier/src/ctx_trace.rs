@@ -102,7 +102,10 @@ mod tests {
             Some(RegType::Scalar)
         );
         assert!(tracing(c, 16, 8, Access::Read).is_none(), "no third slot");
-        assert!(tracing(c, 4, 4, Access::Read).is_none(), "not a multiple of 8");
+        assert!(
+            tracing(c, 4, 4, Access::Read).is_none(),
+            "not a multiple of 8"
+        );
         assert!(tracing(c, 0, 8, Access::Write).is_none());
     }
 
@@ -110,7 +113,10 @@ mod tests {
     fn perf_event_fields() {
         assert!(perf_event(0, 8, Access::Read).is_some());
         assert!(perf_event(0, 4, Access::Read).is_none(), "regs by longs");
-        assert!(perf_event(168, 4, Access::Read).is_some(), "narrow sample_period");
+        assert!(
+            perf_event(168, 4, Access::Read).is_some(),
+            "narrow sample_period"
+        );
         assert!(perf_event(176, 1, Access::Read).is_some(), "narrow addr");
         assert!(perf_event(184, 8, Access::Read).is_none());
         assert!(perf_event(0, 8, Access::Write).is_none());

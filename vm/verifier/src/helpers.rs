@@ -709,7 +709,14 @@ static PROTOS: &[Proto] = &[
         false,
     ),
     p(155, "bpf_redirect_peer", I, [A, A, N, N, N], false, false),
-    p(158, "bpf_get_current_task_btf", Ret::BtfId, [N; 5], true, false),
+    p(
+        158,
+        "bpf_get_current_task_btf",
+        Ret::BtfId,
+        [N; 5],
+        true,
+        false,
+    ),
     p(160, "bpf_ktime_get_coarse_ns", I, [N; 5], false, false),
     p(
         163,
