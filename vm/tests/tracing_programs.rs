@@ -259,3 +259,33 @@ fn the_verdicts_are_the_kernels_or_say_what_is_not_modelled() {
     let why = bpf.program("on_entry").unwrap().unverified().unwrap();
     assert!(why.contains("PTR_TO_BTF_ID"), "{why}");
 }
+
+#[test]
+fn probe_load_opcodes_are_not_accepted_from_programs() {
+    // 0x21 is bpfvm's internal probe form of `ldxw`; as an instruction it is no opcode.
+    for vm in [common::root_vm(1), common::structural_vm(1)] {
+        let p = bpfvm::Program::from_words(&[0x1021, 0x95], ProgramType::Tracing);
+        assert!(vm.load(p).is_err());
+    }
+}
+
+#[test]
+fn the_same_loads_fault_in_a_program_without_btf_pointers() {
+    // r0 = *(u32 *)(r1 + 0) with r1 = args[0], a kernel address no region holds: a
+    // raw_tp program (no PTR_TO_BTF_ID; the kernel would refuse the load) faults, a
+    // tracing program reads 0.
+    let words = [0x0000_0000_0000_1179u64, 0x0000_0000_0000_1061, 0x95];
+    let vm = common::structural_vm(1);
+    let ctx = Input::context(args(&[0xffff_8880_dead_0000]));
+    let raw = vm
+        .load(bpfvm::Program::from_words(
+            &words,
+            ProgramType::RawTracepoint,
+        ))
+        .unwrap();
+    assert!(vm.run(&raw, CpuId(0), &ctx).is_err());
+    let tracing = vm
+        .load(bpfvm::Program::from_words(&words, ProgramType::Tracing))
+        .unwrap();
+    assert_eq!(vm.run(&tracing, CpuId(0), &ctx).unwrap().retval, 0);
+}

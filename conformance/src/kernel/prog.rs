@@ -151,6 +151,45 @@ impl KernelProg {
         })
     }
 
+    /// BPF_PROG_TEST_RUN with `flags` and `cpu` (a raw tracepoint's
+    /// `BPF_F_TEST_RUN_ON_CPU`, [`super::consts::TEST_RUN_ON_CPU`]).
+    pub fn test_run_flags(
+        &self,
+        run: &TestRun,
+        flags: u32,
+        cpu: u32,
+    ) -> Result<TestRunOutput, Errno> {
+        let mut data_out = vec![0; run.data_out_size];
+        let mut ctx_out = vec![0; run.ctx_out_size];
+        let (res, out) = sys::prog_test_run(
+            &self.fd,
+            TestRunArgs {
+                data_in: &run.data_in,
+                data_out: &mut data_out,
+                ctx_in: &run.ctx_in,
+                ctx_out: &mut ctx_out,
+                repeat: run.repeat,
+                flags,
+                cpu,
+            },
+        );
+        res?;
+        data_out.truncate(out.data_size_out as usize);
+        ctx_out.truncate(out.ctx_size_out as usize);
+        Ok(TestRunOutput {
+            retval: out.retval,
+            duration: out.duration,
+            data_out,
+            ctx_out,
+        })
+    }
+
+    /// BPF_PROG_TEST_RUN of a `syscall` program: `ctx` is the context in, and what the
+    /// program wrote to it out (the kernel copies it back into `ctx_in`); the return value.
+    pub fn test_run_syscall(&self, ctx: &mut [u8]) -> Result<u32, Errno> {
+        sys::prog_test_run_ctx_in_out(&self.fd, ctx)
+    }
+
     /// BPF_PROG_TEST_RUN on CPU `cpu`. The skb and XDP runners ignore the `cpu` field
     /// (only raw tracepoints honour BPF_F_TEST_RUN_ON_CPU), so the run happens on a helper
     /// thread pinned to `cpu` with sched_setaffinity; the kernel runs test runs on the

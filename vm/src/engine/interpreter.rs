@@ -1433,8 +1433,8 @@ mod tests {
             }
         }
         assert_eq!(
-            valid, 136,
-            "the ISA's opcodes (may_goto among them) and the internal ones, CORE_POISON, CALL_CALLBACK and TAIL_CALL_HELPER among them"
+            valid, 143,
+            "the ISA's opcodes (may_goto among them) and the internal ones, CORE_POISON, CALL_CALLBACK, TAIL_CALL_HELPER and the 7 probe loads among them"
         );
         assert_eq!(Code::of(op::TAIL_CALL_HELPER), Code::TAIL_CALL_HELPER);
         assert_eq!(Code::of(op::LD_IMM64_TAIL), Code::Invalid);

@@ -535,6 +535,20 @@ pub(crate) fn prog_test_run(
     (res, out)
 }
 
+/// BPF_PROG_TEST_RUN of a program whose runner writes the context back into `ctx_in`
+/// (`BPF_PROG_TYPE_SYSCALL`): only `ctx_in`, passed writable; `retval` or the errno.
+pub(crate) fn prog_test_run_ctx_in_out(prog: &ProgFd, ctx: &mut [u8]) -> Result<u32, Errno> {
+    let cin = u32::try_from(ctx.len()).map_err(|_| Errno::EINVAL)?;
+    let mut attr = Attr::new();
+    attr.u32(0, prog.0.as_raw_fd() as u32)
+        .u32(40, cin)
+        .mut_ptr(48, Some(ctx).filter(|b| !b.is_empty()));
+    // SAFETY: the context is passed writable with its exact length (NULL when empty); the
+    // kernel writes at most ctx_size_in bytes back into it; it lives for the call.
+    unsafe { bpf(Cmd::ProgTestRun, &mut attr) }?;
+    Ok(attr.get_u32(4))
+}
+
 /// Pins the calling thread to `cpu` (sched_setaffinity).
 pub(crate) fn pin_current_thread(cpu: u32) -> Result<(), Errno> {
     if cpu as usize >= libc::CPU_SETSIZE as usize {
