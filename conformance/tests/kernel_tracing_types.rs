@@ -144,7 +144,8 @@ fn syscall_context_rules_match_the_kernel() {
     let cases: &[(&str, &str, bool)] = &[
         ("read", "ldxdw r0, [r1+0]\nexit", true),
         ("write", "stw [r1+4], 7\nmov64 r0, 0\nexit", true),
-        ("far read", "ldxb r0, [r1+65000]\nexit", true),
+        ("far read", "ldxb r0, [r1+32000]\nexit", true),
+        ("modified context pointer", "add64 r1, 8\nldxb r0, [r1+0]\nexit", false),
         ("misaligned read", "ldxw r0, [r1+2]\nexit", false),
         ("negative offset", "ldxw r0, [r1-4]\nexit", false),
     ];

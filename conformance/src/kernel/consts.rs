@@ -108,10 +108,6 @@ pub mod elem {
 /// Map creation flags (`map_flags`), §1.3 of the spec.
 pub use bpfvm_maps::flags::create;
 
-/// `BPF_F_TEST_RUN_ON_CPU` (`flags` of BPF_PROG_TEST_RUN): run a raw tracepoint on `cpu`.
-#[doc(alias = "BPF_F_TEST_RUN_ON_CPU")]
-pub const TEST_RUN_ON_CPU: u32 = 1;
-
 /// `BPF_F_SLEEPABLE` (`prog_flags` of BPF_PROG_LOAD): syscall programs must be sleepable.
 #[doc(alias = "BPF_F_SLEEPABLE")]
 pub const SLEEPABLE: u32 = 1 << 4;
