@@ -87,6 +87,8 @@ pub enum ProgType {
     PerfEvent = 7,
     #[doc(alias = "BPF_PROG_TYPE_RAW_TRACEPOINT")]
     RawTracepoint = 17,
+    #[doc(alias = "BPF_PROG_TYPE_TRACING")]
+    Tracing = 26,
     #[doc(alias = "BPF_PROG_TYPE_SYSCALL")]
     Syscall = 31,
 }

@@ -84,6 +84,33 @@ impl KernelProg {
         })
     }
 
+    /// BPF_PROG_LOAD of a program attached through the kernel's BTF (`tracing`:
+    /// fentry/fexit/tp_btf): `attach_btf_id` is the id of the target in vmlinux's BTF.
+    pub fn load_attach_btf(
+        prog_type: ProgType,
+        expected_attach_type: u32,
+        attach_btf_id: u32,
+        insns: &[u8],
+        license: &str,
+        log: &mut String,
+    ) -> Result<Self, Errno> {
+        let mut buf = vec![0u8; LOG_SIZE];
+        let res = sys::prog_load_attach_btf(
+            prog_type as u32,
+            expected_attach_type,
+            attach_btf_id,
+            insns,
+            license,
+            &mut buf,
+        );
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        *log = String::from_utf8_lossy(&buf[..end]).into_owned();
+        Ok(KernelProg {
+            fd: res?,
+            prog_type,
+        })
+    }
+
     /// BPF_PROG_LOAD without a verifier log (`log_level` 0): for programs so long that the
     /// log of [`KernelProg::load`] would not fit (the kernel then fails the load with
     /// `ENOSPC`), such as the 1M-instruction limit tests.
