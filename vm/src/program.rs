@@ -262,7 +262,7 @@ impl Program {
         &self.kfuncs
     }
 
-    /// A [`ProgramType::Tracing`](crate::ProgramType::Tracing) program's context as its
+    /// A [`ProgramType::Tracing`] program's context as its
     /// attach target's BTF prototype gives it (the loader reads it from the target BTF):
     /// the kernel's verifier checks context loads against it. Without it, the verifier
     /// cannot type the arguments and the program's verdict is unknown.

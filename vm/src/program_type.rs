@@ -30,7 +30,7 @@ pub enum ProgramType {
     RawTracepoint,
     /// `BPF_PROG_TYPE_TRACING` (`fentry/`, `fexit/`, `fmod_ret/`, `tp_btf/`): context is
     /// the attach target's arguments as `u64`s, typed by its BTF prototype
-    /// ([`crate::Program::with_tracing_args`]).
+    /// ([`crate::Program::with_tracing_ctx`]).
     #[doc(alias = "BPF_PROG_TYPE_TRACING")]
     Tracing,
     /// `BPF_PROG_TYPE_PERF_EVENT`: context is `struct bpf_perf_event_data`.

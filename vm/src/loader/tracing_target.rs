@@ -117,37 +117,30 @@ fn is_ptr_to_struct(btf: &Btf, ty: u32) -> bool {
     )
 }
 
-/// `program` with its tracing context from `target`, or the program refused: a tracing
-/// program bpfvm types needs a target BTF that has its attach target.
+/// Sets `program`'s tracing context from `target`, or gives why the program is refused: a
+/// tracing program bpfvm types needs a target BTF that has its attach target.
 pub(crate) fn attach(
-    mut program: super::ProgramDefinition,
+    program: &mut super::ProgramDefinition,
     target: Option<&Btf>,
-) -> Result<super::ProgramDefinition, super::RefusedProgram> {
-    let Some(st) = program.section_type else {
-        return Ok(program);
-    };
+) -> Option<LoadError> {
+    let st = program.section_type?;
     let attach = st.expected_attach_type.unwrap_or(0);
     if st.prog_type != super::KernelProgType::Tracing
         || !(TRACE_RAW_TP..=MODIFY_RETURN).contains(&attach)
     {
-        return Ok(program);
+        return None;
     }
-    let refuse = |error| super::RefusedProgram {
-        name: program.name.clone(),
-        section: program.section.clone(),
-        error,
-    };
     let Some(target) = target else {
-        return Err(refuse(LoadError::TracingNeedsBtf {
+        return Some(LoadError::TracingNeedsBtf {
             program: program.name.to_string(),
             section: program.section.to_string(),
-        }));
+        });
     };
     match tracing_ctx(target, &program.section, attach) {
         Ok(c) => {
             program.tracing_ctx = c;
-            Ok(program)
+            None
         }
-        Err(e) => Err(refuse(e)),
+        Err(e) => Some(e),
     }
 }
