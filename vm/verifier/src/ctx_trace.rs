@@ -128,4 +128,24 @@ mod tests {
         assert!(syscall(2, 4).is_none());
         assert!(syscall(65535, 1).is_none());
     }
+
+    #[test]
+    fn helpers_of_the_tracing_types() {
+        use crate::helpers::allowed;
+        use crate::input::{Privilege, ProgType};
+        let root = Privilege::Root;
+        let tracing = ProgType::Tracing(TracingCtx::default());
+        for t in [ProgType::RawTracepoint, tracing, ProgType::PerfEvent] {
+            for id in [45, 158, 173, 14, 25, 27, 67] {
+                assert!(allowed(id, t, root), "{id} in {t:?}");
+            }
+        }
+        assert!(
+            allowed(119, ProgType::PerfEvent, root),
+            "read_branch_records"
+        );
+        assert!(!allowed(119, ProgType::RawTracepoint, root));
+        assert!(allowed(166, ProgType::Syscall, root), "sys_bpf");
+        assert!(allowed(120, ProgType::Syscall, root) && !allowed(45, ProgType::Syscall, root));
+    }
 }

@@ -1149,7 +1149,9 @@ pub fn allowed(id: u32, t: ProgType, privilege: Privilege) -> bool {
         ProgType::Kprobe => matches!(id, 25 | 27 | 67 | 58 | 173 | 174) || tracing(id, privilege),
         ProgType::Tracepoint => matches!(id, 25 | 27 | 67 | 174) || tracing(id, privilege),
         // `pe_prog_func_proto`, `raw_tp_prog_func_proto`, `tracing_prog_func_proto`.
-        ProgType::PerfEvent => matches!(id, 25 | 27 | 67 | 55 | 68 | 174) || tracing(id, privilege),
+        ProgType::PerfEvent => {
+            matches!(id, 25 | 27 | 67 | 55 | 119 | 174) || tracing(id, privilege)
+        }
         ProgType::RawTracepoint => matches!(id, 25 | 27 | 67 | 174) || tracing(id, privilege),
         ProgType::Tracing(_) => matches!(id, 25 | 27 | 67 | 174) || tracing(id, privilege),
         // `syscall_prog_func_proto`: the base helpers, plus `bpf_sys_bpf` (166),
