@@ -666,8 +666,14 @@ pub(crate) fn raw_map_fill(map: &RawMapFd, value: &[u8], freeze: bool) -> Result
     Ok(())
 }
 
+/// `BPF_PROG_TYPE_SYSCALL`.
+const BPF_PROG_TYPE_SYSCALL: u32 = 31;
+/// `BPF_F_SLEEPABLE`.
+const BPF_F_SLEEPABLE: u32 = 1 << 4;
+
 /// BPF_PROG_LOAD with `log_level` (4 = statistics and error messages only, no trace),
-/// returning the errno and what the kernel wrote into `log`.
+/// returning the errno and what the kernel wrote into `log`. Syscall programs are loaded
+/// sleepable (`BPF_F_SLEEPABLE`), as they must be.
 pub(crate) fn prog_load_level(
     prog_type: u32,
     expected_attach_type: u32,
@@ -688,6 +694,10 @@ pub(crate) fn prog_load_level(
         .ptr(8, Some(insns))
         .u64(16, license.as_ptr() as u64)
         .u32(68, expected_attach_type);
+    if prog_type == BPF_PROG_TYPE_SYSCALL {
+        // "Syscall programs can only be sleepable": libbpf loads SEC("syscall") so.
+        attr.u32(44, BPF_F_SLEEPABLE);
+    }
     if !log.is_empty() {
         attr.u32(24, log_level)
             .u32(28, log_size)
