@@ -171,6 +171,12 @@ fn raw_tp_reads_u64_arguments() {
         )
         .unwrap_err();
     assert_eq!(e.errno(), 22, "{e}");
+    // Fewer arguments than the program reads (max_ctx_offset 16): EINVAL, as the kernel.
+    let e = vm
+        .run(prog, CpuId(0), &Input::context(args(&[5])))
+        .unwrap_err();
+    assert_eq!(e.errno(), 22, "{e}");
+    assert!(e.to_string().contains("reads 16 bytes"), "{e}");
 }
 
 #[test]

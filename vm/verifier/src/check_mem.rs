@@ -425,6 +425,7 @@ impl Verifier<'_> {
                         format!("invalid bpf_context access off={off} size={size}"),
                     ));
                 };
+                self.max_ctx_offset = self.max_ctx_offset.max(off + size);
                 if t == Access::Read {
                     if let Some(vr) = value_regno {
                         let r = if field.ty == RegType::Scalar {
