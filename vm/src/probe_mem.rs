@@ -15,7 +15,8 @@
 //! the kernel's verifier accepts this is the kernel's behaviour, since only its
 //! `PTR_TO_BTF_ID` loads can leave the memory the verifier proved in bounds.
 //!
-//! Only the `interpreter` engine runs probe loads; the `rbpf` engines fault on them.
+//! Only the `interpreter` engine runs probe loads; the `rbpf` engines refuse such programs
+//! (`PrepareError::Unsupported`).
 
 use bpfvm_helpers::HelperContext;
 

@@ -295,3 +295,17 @@ fn the_same_loads_fault_in_a_program_without_btf_pointers() {
         .unwrap();
     assert_eq!(vm.run(&tracing, CpuId(0), &ctx).unwrap().retval, 0);
 }
+
+#[test]
+fn probe_loads_need_the_interpreter_engine() {
+    let words = [0x0000_0000_0000_1179u64, 0x0000_0000_0000_1061, 0x95];
+    let vm = common::structural_vm(1);
+    let p = bpfvm::Program::from_words(&words, ProgramType::Tracing)
+        .with_engine(bpfvm::EngineKind::RbpfInterpreter);
+    let e = vm.load(p).unwrap_err();
+    assert!(
+        matches!(e, bpfvm::PrepareError::Unsupported { pc: 0, .. }),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("probe loads"), "{e}");
+}
