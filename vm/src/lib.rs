@@ -56,6 +56,7 @@ pub mod loaded;
 pub mod loader;
 pub mod program;
 pub mod program_type;
+pub mod race;
 pub mod retval;
 pub mod run;
 pub mod support;
