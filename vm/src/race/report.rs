@@ -71,14 +71,21 @@ fn map_lines(before: &MapsState, after: &MapsState, out: &mut String, max: usize
                 return;
             }
             n += 1;
-            let was = was.map_or("(none)".to_string(), |w| value_text(w));
+            let show = |v: &[u8]| {
+                if img.per_cpu == 0 {
+                    return value_text(v);
+                }
+                let per: Vec<String> = v.chunks(img.per_cpu).map(value_text).collect();
+                format!("per CPU [{}]", per.join(", "))
+            };
+            let was = was.map_or("(none)".to_string(), |w| show(w));
             let _ = writeln!(
                 out,
                 "    {}[{}]: {} -> {}",
                 img.name,
                 value_text(k),
                 was,
-                value_text(v)
+                show(v)
             );
         }
     }
@@ -108,9 +115,9 @@ pub fn text(explorer: &Explorer, e: &Exploration, title: &str) -> String {
     };
     let _ = writeln!(
         out,
-        "explored: {how}: {} schedules run to the end, {} cut short by partial-order reduction, \
+        "explored: {how}: {} run to the end, {} cut short by partial-order reduction, \
          up to {} shared steps; {} serial orders give {} final state{}",
-        e.schedules,
+        plural(e.schedules, "schedule"),
         e.pruned,
         e.max_steps_seen,
         e.serial_orders,
@@ -180,6 +187,14 @@ pub fn text(explorer: &Explorer, e: &Exploration, title: &str) -> String {
         }
     }
     out
+}
+
+fn plural(n: u64, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
 }
 
 fn kind_word(k: AccessKind) -> &'static str {

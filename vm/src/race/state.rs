@@ -21,6 +21,9 @@ pub struct MapImage {
     /// `(key, value)` pairs as `bpf_map_lookup_elem` from user space gives them (a per-CPU
     /// map's value is every CPU's copy), sorted by key.
     pub entries: Option<Vec<(Vec<u8>, Vec<u8>)>>,
+    /// For a per-CPU map, the bytes of each CPU's copy in a value (value size rounded up
+    /// to 8); 0 for a shared map.
+    pub per_cpu: usize,
 }
 
 /// The contents of every map of the program, in the program's map order.
@@ -51,11 +54,19 @@ pub(crate) fn read(maps: &[Arc<dyn ProgramMap>]) -> Result<MapsState, RaceError>
     let mut images = Vec::with_capacity(maps.len());
     for m in maps {
         let name = m.name().to_string();
-        let entries = match m.as_map().filter(|map| compared(map.map_type())) {
+        let map = m.as_map().filter(|map| compared(map.map_type()));
+        let entries = match map {
             None => None,
             Some(map) => Some(entries(map, &name, &mut total)?),
         };
-        images.push(MapImage { name, entries });
+        let per_cpu = map
+            .filter(|map| map.map_type().is_percpu())
+            .map_or(0, |map| (map.value_size() as usize).div_ceil(8) * 8);
+        images.push(MapImage {
+            name,
+            entries,
+            per_cpu,
+        });
     }
     Ok(MapsState(images))
 }
