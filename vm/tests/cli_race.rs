@@ -31,7 +31,10 @@ fn race(prog: &str, extra: &[&str]) -> String {
 #[test]
 fn the_shared_counter_shows_the_lost_update_step_by_step() {
     let text = race("shared_counter", &[]);
-    assert!(text.contains("lost update: schedule 0101 (4 shared steps)"), "{text}");
+    assert!(
+        text.contains("lost update: schedule 0101 (4 shared steps)"),
+        "{text}"
+    );
     assert!(text.contains("stale read"), "{text}");
     assert!(text.contains("*count += 1;"), "{text}");
     assert!(text.contains("| CPU 0 "), "{text}");
@@ -49,15 +52,24 @@ fn the_shared_counter_shows_the_lost_update_step_by_step() {
 #[test]
 fn atomic_and_per_cpu_counters_say_no_lost_update_and_why() {
     let text = race("atomic_counter", &[]);
-    assert!(text.contains("no lost update: every write to shared memory is an atomic"), "{text}");
+    assert!(
+        text.contains("no lost update: every write to shared memory is an atomic"),
+        "{text}"
+    );
     let text = race("percpu_counter", &["--cpus", "3", "--runs", "2"]);
-    assert!(text.contains("no lost update: the program writes no map shared"), "{text}");
+    assert!(
+        text.contains("no lost update: the program writes no map shared"),
+        "{text}"
+    );
     assert!(text.contains("per CPU [2, 2, 2]"), "{text}");
 }
 
 #[test]
 fn json_random_schedules_and_the_svg_report() {
-    let text = race("shared_counter", &["--json", "--schedules", "50", "--seed", "3"]);
+    let text = race(
+        "shared_counter",
+        &["--json", "--schedules", "50", "--seed", "3"],
+    );
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["mode"], "random:3");
     assert!(v["lost_update"]["schedule"].is_string(), "{text}");

@@ -83,7 +83,12 @@ fn partial_order_reduction_explores_fewer_schedules_and_finds_the_same() {
     .unwrap();
     // 4 steps, 2 per CPU: C(4,2) = 6 interleavings without reduction.
     assert_eq!(full.schedules, 6);
-    assert!(with.schedules < full.schedules, "{} vs {}", with.schedules, full.schedules);
+    assert!(
+        with.schedules < full.schedules,
+        "{} vs {}",
+        with.schedules,
+        full.schedules
+    );
     assert!(with.lost_update.is_some() && full.lost_update.is_some());
 }
 
@@ -117,7 +122,10 @@ fn the_rate_limiter_loses_tokens() {
     let x = explorer("race_ratelimit", "rate_limit", 2, 2).unwrap();
     let e = x.exhaustive().unwrap();
     assert!(e.complete);
-    let lost = e.lost_update.as_ref().expect("a lost update in the rate limiter");
+    let lost = e
+        .lost_update
+        .as_ref()
+        .expect("a lost update in the rate limiter");
     assert!(e.kinds.contains(&AccessKind::HelperWrite));
     // Serially 4 packets take 4 tokens of 8: 4 left, 4 passed.
     let img = |s: &bpfvm::race::MapsState| {
@@ -166,4 +174,36 @@ fn a_step_limit_bounds_each_schedule() {
     .unwrap();
     let e = x.exhaustive().unwrap_err();
     assert!(matches!(e, RaceError::StepLimit { max: 3, .. }), "{e}");
+}
+
+#[test]
+fn more_cpus_give_more_schedules_and_reduction_cuts_them() {
+    // The counter's 2 accesses per CPU: (2K)! / 2^K interleavings without reduction.
+    for (cpus, full) in [(2u32, 6u64), (3, 90)] {
+        let count = |por: bool| {
+            let obj = common::fixture("race_counter");
+            let maps = obj.create_maps(cpus).unwrap();
+            Explorer::new(
+                obj.vm_program("shared_counter", &maps).unwrap(),
+                RaceConfig {
+                    cpus,
+                    input: Input::packet(vec![0u8; 64]),
+                    partial_order_reduction: por,
+                    ..RaceConfig::default()
+                },
+            )
+            .unwrap()
+            .exhaustive()
+            .unwrap()
+        };
+        let (with, without) = (count(true), count(false));
+        assert_eq!(without.schedules, full);
+        assert_eq!(without.pruned, 0);
+        assert!(
+            with.schedules < full,
+            "{cpus} CPUs: {} of {full}",
+            with.schedules
+        );
+        assert!(with.lost_update.is_some() && without.lost_update.is_some());
+    }
 }

@@ -93,7 +93,10 @@ pub fn race(args: &RaceArgs, out: &mut dyn Write) -> Result<(), CliError> {
     }
     .map_err(failed)?;
     if args.json {
-        write_json(out, &exploration_json(&explorer, &e, def.name.as_ref(), obj.maps()))?;
+        write_json(
+            out,
+            &exploration_json(&explorer, &e, def.name.as_ref(), obj.maps()),
+        )?;
     } else {
         out.write_all(report::text(&explorer, &e, &title).as_bytes())
             .map_err(CliError::stdout)?;
@@ -130,7 +133,7 @@ fn replay_text(explorer: &Explorer, exec: &Execution, serial: &[MapsState], titl
             i + 1,
             s.cpu,
             report::action_text(s),
-            explorer.describe(s, &exec.state),
+            explorer.describe(s),
             report::where_text(explorer, s)
         ));
     }
@@ -147,7 +150,7 @@ fn kind_name(k: AccessKind) -> &'static str {
     }
 }
 
-fn step_json(explorer: &Explorer, s: &Step, state: &MapsState) -> Value {
+fn step_json(explorer: &Explorer, s: &Step) -> Value {
     json!({
         "cpu": s.cpu,
         "run": s.run,
@@ -155,19 +158,15 @@ fn step_json(explorer: &Explorer, s: &Step, state: &MapsState) -> Value {
         "helper": s.point.helper,
         "insn": s.point.pc,
         "source": explorer.program().source_line(s.point.pc),
-        "where": explorer.describe(s, state),
+        "where": explorer.describe(s),
+        "key": s.key.as_deref().map(hex),
         "before": hex(&s.before),
         "after": hex(&s.after),
     })
 }
 
 fn steps_json(explorer: &Explorer, exec: &Execution) -> Value {
-    Value::Array(
-        exec.steps
-            .iter()
-            .map(|s| step_json(explorer, s, &exec.state))
-            .collect(),
-    )
+    Value::Array(exec.steps.iter().map(|s| step_json(explorer, s)).collect())
 }
 
 fn hex(b: &[u8]) -> String {
@@ -214,8 +213,8 @@ fn exploration_json(
         .map(|r| {
             json!({
                 "schedule": r.schedule.to_string(),
-                "first": step_json(explorer, &r.first, &e.initial),
-                "second": step_json(explorer, &r.second, &e.initial),
+                "first": step_json(explorer, &r.first),
+                "second": step_json(explorer, &r.second),
             })
         })
         .collect();
@@ -271,7 +270,12 @@ pub fn svg(explorer: &Explorer, e: &Exploration, title: &str) -> String {
         .lost_update
         .as_ref()
         .and_then(|l| l.conflict.as_ref())
-        .map(|c| [Some(c.stale_read), Some(c.other_write), c.overwrite].into_iter().flatten().collect())
+        .map(|c| {
+            [Some(c.stale_read), Some(c.other_write), c.overwrite]
+                .into_iter()
+                .flatten()
+                .collect()
+        })
         .unwrap_or_default();
     for cpu in 0..k {
         let x = LEFT + COL_W * cpu as f64;
@@ -284,16 +288,15 @@ pub fn svg(explorer: &Explorer, e: &Exploration, title: &str) -> String {
             TOP + ROW_H * rows as f64
         ));
     }
-    let state = e.lost_update.as_ref().map(|l| &l.execution.state);
     for (i, st) in steps.iter().take(rows).enumerate() {
         let y = TOP + ROW_H * i as f64;
         let x = LEFT + COL_W * st.cpu as f64;
-        let fill = if conflict.contains(&i) { "#f8d7da" } else { "#e8eef7" };
-        let label = format!(
-            "{} {}",
-            report::action_text(st),
-            state.map_or(String::new(), |s| explorer.describe(st, s))
-        );
+        let fill = if conflict.contains(&i) {
+            "#f8d7da"
+        } else {
+            "#e8eef7"
+        };
+        let label = format!("{} {}", report::action_text(st), explorer.describe(st));
         let tip = report::where_text(explorer, st);
         s.push_str(&format!(
             "<g><title>{}</title><rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" rx=\"3\" fill=\"{fill}\"/>\

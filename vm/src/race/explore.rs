@@ -7,14 +7,14 @@ use std::time::{Duration, Instant};
 
 use bpfvm_helpers::{HelperId, Registry};
 
-use super::scheduler::{
-    AccessKind, CpuHook, Location, MapHelper, Point, Quiet, Step, Turnstile,
-};
 use super::schedule::Schedule;
+use super::scheduler::{AccessKind, CpuHook, Location, MapHelper, Point, Quiet, Step, Turnstile};
 use super::state::{self, MapsState};
 use super::RaceError;
 use crate::cpu::mix;
-use crate::{CpuId, Input, LoadedProgram, Privilege, Program, RunError, VerifierMode, Vm, VmConfig};
+use crate::{
+    CpuId, Input, LoadedProgram, Privilege, Program, RunError, VerifierMode, Vm, VmConfig,
+};
 
 /// Most simulated CPUs an explorer runs on.
 pub const MAX_CPUS: u32 = 16;
@@ -369,7 +369,9 @@ impl Explorer {
         if e.complete || e.lost_update.is_some() {
             return Ok(e.lost_update);
         }
-        Ok(self.random(self.config.max_schedules, self.config.seed)?.lost_update)
+        Ok(self
+            .random(self.config.max_schedules, self.config.seed)?
+            .lost_update)
     }
 
     fn rewind(&self, free: bool) -> Result<(), RaceError> {
@@ -461,7 +463,17 @@ impl Explorer {
             Outcome::Stalled => return Err(RaceError::Stalled { schedule }),
             _ => {}
         }
-        let steps = self.turnstile.take_steps();
+        let arrays: Vec<bool> = self
+            .prog
+            .program()
+            .maps()
+            .iter()
+            .map(|m| {
+                m.as_map()
+                    .is_some_and(|map| map.map_type() == bpfvm_maps::MapType::Array)
+            })
+            .collect();
+        let steps = self.turnstile.take_steps(&arrays);
         if outcome == Outcome::Complete {
             let mut errors = errors.into_inner().unwrap_or_else(|p| p.into_inner());
             if !errors.is_empty() {
@@ -646,7 +658,14 @@ impl Explorer {
                 break;
             }
         }
-        Ok(found.finish(Mode::Exhaustive, complete, serial_orders, serial, &self.initial, start))
+        Ok(found.finish(
+            Mode::Exhaustive,
+            complete,
+            serial_orders,
+            serial,
+            &self.initial,
+            start,
+        ))
     }
 
     /// `schedules` random interleavings (each step's CPU drawn from `seed`).
@@ -672,43 +691,21 @@ impl Explorer {
         ))
     }
 
-    /// `map[key]` (or `map[element N]`) and the byte range a step touched.
-    pub fn describe(&self, step: &Step, state: &MapsState) -> String {
+    /// `map[key]+from..to` of the bytes a step touched (`map[slot N]` when the key is
+    /// unknown).
+    pub fn describe(&self, step: &Step) -> String {
         let maps = self.prog.program().maps();
-        let Some(m) = maps.get(step.point.map as usize) else {
-            return format!("map {}", step.point.map);
-        };
-        let name = m.name();
+        let name = maps.get(step.point.map as usize).map_or_else(
+            || format!("map {}", step.point.map),
+            |m| m.name().to_string(),
+        );
+        let key = step.key.as_deref().map(key_text);
         match &step.point.location {
             Location::Key(k) => format!("{name}[{}]", key_text(k)),
-            Location::Value {
-                slot,
-                offset,
-                size,
-            } => {
-                let bytes = format!("+{offset}..{}", offset + size);
-                let is_array = m
-                    .as_map()
-                    .is_some_and(|map| map.map_type() == bpfvm_maps::MapType::Array);
-                if is_array {
-                    return format!("{name}[{slot}]{bytes}");
-                }
-                // A hash map: the key whose value is in this slot (as this CPU sees it).
-                let key = state
-                    .0
-                    .get(step.point.map as usize)
-                    .and_then(|i| i.entries.as_ref())
-                    .and_then(|es| {
-                        es.iter().find(|(k, _)| {
-                            m.prog_lookup_slot(step.cpu as u32, k) == Some(*slot as usize)
-                        })
-                    })
-                    .map(|(k, _)| key_text(k));
-                match key {
-                    Some(k) => format!("{name}[{k}]{bytes}"),
-                    None => format!("{name}[slot {slot}]{bytes}"),
-                }
-            }
+            Location::Value { slot, offset, size } => match key {
+                Some(k) => format!("{name}[{k}]+{offset}..{}", offset + size),
+                None => format!("{name}[slot {slot}]+{offset}..{}", offset + size),
+            },
         }
     }
 }
@@ -912,13 +909,51 @@ fn find_conflict(steps: &[Step]) -> Option<Conflict> {
         (Location::Key(x), Location::Key(y)) => a.map == b.map && x == y,
         _ => a.map == b.map,
     };
+    let same_kind = |a: &Point, b: &Point| {
+        matches!(
+            (&a.location, &b.location),
+            (Location::Value { .. }, Location::Value { .. }) | (Location::Key(_), Location::Key(_))
+        )
+    };
+    // First with the other write on the same kind of location (a value's bytes, or an
+    // element through a helper), then any.
+    for strict in [true, false] {
+        if let Some(c) = lost_update_pattern(steps, &touches, &|a, b| !strict || same_kind(a, b)) {
+            return Some(c);
+        }
+    }
+    for (j, b) in steps.iter().enumerate() {
+        for (i, a) in steps[..j].iter().enumerate() {
+            if a.cpu != b.cpu && a.point.conflicts(&b.point) {
+                return Some(Conflict {
+                    stale_read: i,
+                    other_write: j,
+                    overwrite: None,
+                });
+            }
+        }
+    }
+    None
+}
+
+/// The first read-write-overwrite triple (see [`find_conflict`]) whose other write and
+/// overwrite pass `fits`.
+fn lost_update_pattern(
+    steps: &[Step],
+    touches: &dyn Fn(&Point, &Point) -> bool,
+    fits: &dyn Fn(&Point, &Point) -> bool,
+) -> Option<Conflict> {
     for (k, w2) in steps.iter().enumerate() {
         if !w2.point.kind.writes() {
             continue;
         }
         for j in (0..k).rev() {
             let w = &steps[j];
-            if w.cpu == w2.cpu || !w.point.kind.writes() || !touches(&w.point, &w2.point) {
+            if w.cpu == w2.cpu
+                || !w.point.kind.writes()
+                || !touches(&w.point, &w2.point)
+                || !fits(&w.point, &w2.point)
+            {
                 continue;
             }
             for i in (0..j).rev() {
@@ -934,17 +969,6 @@ fn find_conflict(steps: &[Step]) -> Option<Conflict> {
                         overwrite: Some(k),
                     });
                 }
-            }
-        }
-    }
-    for (j, b) in steps.iter().enumerate() {
-        for (i, a) in steps[..j].iter().enumerate() {
-            if a.cpu != b.cpu && a.point.conflicts(&b.point) {
-                return Some(Conflict {
-                    stale_read: i,
-                    other_write: j,
-                    overwrite: None,
-                });
             }
         }
     }

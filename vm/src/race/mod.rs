@@ -31,8 +31,8 @@ mod scheduler;
 pub mod state;
 
 pub use explore::{
-    Conflict, DataRace, Execution, Exploration, Explorer, LostUpdate, Mode, RaceConfig,
-    MAX_CPUS, MAX_SERIAL_ORDERS, MAX_TOTAL_RUNS,
+    Conflict, DataRace, Execution, Exploration, Explorer, LostUpdate, Mode, RaceConfig, MAX_CPUS,
+    MAX_SERIAL_ORDERS, MAX_TOTAL_RUNS,
 };
 pub use schedule::{cpu_digit, Schedule};
 pub use scheduler::{AccessKind, Location, Point, Step};
@@ -87,7 +87,9 @@ pub enum RaceError {
     #[error("the program was refused: {0}")]
     Prepare(#[source] PrepareError),
     /// A run failed under a schedule.
-    #[error("CPU {cpu}'s run failed under schedule {schedule:?} (replay it with --schedule): {source}")]
+    #[error(
+        "CPU {cpu}'s run failed under schedule {schedule:?} (replay it with --schedule): {source}"
+    )]
     Run {
         /// The schedule so far (as printed; empty for serial orders).
         schedule: Schedule,
@@ -109,7 +111,9 @@ pub enum RaceError {
         max: usize,
     },
     /// A CPU neither reached a shared access nor finished.
-    #[error("under schedule {schedule} a CPU neither reached a shared access nor finished in time")]
+    #[error(
+        "under schedule {schedule} a CPU neither reached a shared access nor finished in time"
+    )]
     Stalled {
         /// The schedule.
         schedule: Schedule,

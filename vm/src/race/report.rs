@@ -26,7 +26,11 @@ pub fn value_text(v: &[u8]) -> String {
 pub fn action_text(s: &Step) -> String {
     match s.point.kind {
         AccessKind::Read => format!("read {}", value_text(&s.before)),
-        AccessKind::Write => format!("write {} -> {}", value_text(&s.before), value_text(&s.after)),
+        AccessKind::Write => format!(
+            "write {} -> {}",
+            value_text(&s.before),
+            value_text(&s.after)
+        ),
         AccessKind::Atomic => format!(
             "atomic {} -> {}",
             value_text(&s.before),
@@ -139,7 +143,7 @@ pub fn text(explorer: &Explorer, e: &Exploration, title: &str) -> String {
                     i + 1,
                     s.cpu,
                     action_text(s),
-                    explorer.describe(s, &x.state),
+                    explorer.describe(s),
                     where_text(explorer, s)
                 );
             };
@@ -178,7 +182,7 @@ pub fn text(explorer: &Explorer, e: &Exploration, title: &str) -> String {
                     "CPU {} {} {} at {}",
                     s.cpu,
                     kind_word(s.point.kind),
-                    explorer.describe(s, &e.initial),
+                    explorer.describe(s),
                     where_text(explorer, s)
                 )
             };
@@ -213,15 +217,14 @@ fn timeline(explorer: &Explorer, x: &super::explore::Execution, out: &mut String
     let cells: Vec<String> = x
         .steps
         .iter()
-        .map(|s| {
-            format!(
-                "{} {}",
-                action_text(s),
-                explorer.describe(s, &x.state)
-            )
-        })
+        .map(|s| format!("{} {}", action_text(s), explorer.describe(s)))
         .collect();
-    let width = cells.iter().map(|c| c.chars().count()).max().unwrap_or(8).max(8);
+    let width = cells
+        .iter()
+        .map(|c| c.chars().count())
+        .max()
+        .unwrap_or(8)
+        .max(8);
     let _ = write!(out, "  step |");
     for cpu in 0..k {
         let _ = write!(out, " {:<width$} |", format!("CPU {}", cpu_digit(cpu)));

@@ -122,6 +122,10 @@ pub struct Step {
     pub before: Vec<u8>,
     /// The bytes after it (the stored value for `bpf_map_update_elem`; empty when unknown).
     pub after: Vec<u8>,
+    /// The key of the element: a helper's key; for an access to a value, the array index,
+    /// or on a hash map the key of the same CPU's last map helper call on that map in the
+    /// run (where the value pointer came from); `None` when unknown.
+    pub key: Option<Vec<u8>>,
 }
 
 /// The turnstile's state.
@@ -220,7 +224,14 @@ impl Turnstile {
         let Some(point) = st.waiting[cpu].take() else {
             return;
         };
-        let mut before = vec![0u8; if point.addr != 0 { point_size(&point) } else { 0 }];
+        let mut before = vec![
+            0u8;
+            if point.addr != 0 {
+                point_size(&point)
+            } else {
+                0
+            }
+        ];
         if !before.is_empty() && memory.peek_bytes(point.addr, &mut before).is_err() {
             before.clear();
         }
@@ -232,6 +243,7 @@ impl Turnstile {
             point,
             before,
             after,
+            key: None,
         });
         st.last[cpu] = Some(st.steps.len() - 1);
     }
@@ -311,9 +323,28 @@ impl Turnstile {
         self.cv.notify_all();
     }
 
-    /// The steps granted so far.
-    pub(crate) fn take_steps(&self) -> Vec<Step> {
-        std::mem::take(&mut self.lock().steps)
+    /// The steps granted so far, with their keys (see [`Step::key`]; `arrays`: whether
+    /// map `i` is an array, whose slots are its keys).
+    pub(crate) fn take_steps(&self, arrays: &[bool]) -> Vec<Step> {
+        let mut steps = std::mem::take(&mut self.lock().steps);
+        let mut last: std::collections::HashMap<(usize, u32, u32), Vec<u8>> =
+            std::collections::HashMap::new();
+        for s in &mut steps {
+            s.key = match &s.point.location {
+                Location::Key(k) => {
+                    last.insert((s.cpu, s.run, s.point.map), k.clone());
+                    Some(k.clone())
+                }
+                Location::Value { slot, .. } => {
+                    if arrays.get(s.point.map as usize).copied().unwrap_or(false) {
+                        Some((*slot as u32).to_le_bytes().to_vec())
+                    } else {
+                        last.get(&(s.cpu, s.run, s.point.map)).cloned()
+                    }
+                }
+            };
+        }
+        steps
     }
 }
 
@@ -420,6 +451,7 @@ impl MapHelper {
             addr: 0,
             stored: stored.flatten(),
         };
-        self.turnstile.arrive(ctx.cpu() as usize, point, &ctx.memory);
+        self.turnstile
+            .arrive(ctx.cpu() as usize, point, &ctx.memory);
     }
 }
