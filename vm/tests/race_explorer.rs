@@ -207,3 +207,87 @@ fn more_cpus_give_more_schedules_and_reduction_cuts_them() {
         assert!(with.lost_update.is_some() && without.lost_update.is_some());
     }
 }
+
+/// `src` assembled, its first instruction (an `lddw`) made `BPF_PSEUDO_MAP_VALUE` of map 0,
+/// with one shared 8-byte ARRAY value, on a structural-checks explorer of `cpus` CPUs.
+fn raw_explorer(src: &str, config: RaceConfig) -> Explorer {
+    use bpfvm::maps::{Map, MapSpec, MapType};
+    let mut code = common::asm(src);
+    code[1] = (code[1] & 0x0f) | (2 << 4);
+    let map = std::sync::Arc::new(
+        Map::create(MapSpec::new(MapType::Array, 4, 8, 1), config.cpus).unwrap(),
+    );
+    let program = bpfvm::Program::new(code, bpfvm::ProgramType::Unspecified).with_map(map);
+    Explorer::new(
+        program,
+        RaceConfig {
+            verifier: bpfvm::VerifierMode::Structural,
+            ..config
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_fault_in_one_interleaving_names_the_schedule_that_replays_it() {
+    // Sets the value to 1 and back to 0; a CPU that reads the 1 dereferences it.
+    let x = raw_explorer(
+        "lddw r6, 0
+         ldxdw r1, [r6]
+         jeq r1, 0, +2
+         ldxdw r0, [r1]
+         exit
+         stdw [r6], 1
+         stdw [r6], 0
+         mov64 r0, 0
+         exit",
+        RaceConfig::default(),
+    );
+    // Serially nothing faults.
+    let (_, serial) = x.serial_states().unwrap();
+    assert_eq!(serial.len(), 1);
+    let e = x.exhaustive().unwrap_err();
+    let RaceError::Run {
+        schedule, source, ..
+    } = &e
+    else {
+        panic!("{e}");
+    };
+    assert!(matches!(source, bpfvm::RunError::Fault { .. }), "{source}");
+    assert!(e.to_string().contains(&schedule.to_string()), "{e}");
+    let again = x.replay(schedule).unwrap_err();
+    assert_eq!(again, e);
+}
+
+#[test]
+fn loops_are_bounded_by_the_step_limit_and_the_budget() {
+    // A loop over shared memory: every iteration is a shared access.
+    let spin = raw_explorer(
+        "lddw r6, 0
+         ldxdw r1, [r6]
+         ja -2",
+        RaceConfig {
+            max_steps: 100,
+            budget: 1_000_000,
+            ..RaceConfig::default()
+        },
+    );
+    let e = spin.exhaustive().unwrap_err();
+    // The serial baseline runs first: each run ends at its budget.
+    assert!(
+        matches!(
+            &e,
+            RaceError::SerialRun {
+                source: bpfvm::RunError::BudgetExhausted { .. },
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("one after another"), "{e}");
+    let e = spin.random(1, 0).unwrap_err();
+    assert!(matches!(e, RaceError::SerialRun { .. }), "{e}");
+    // Interleaved, the step limit comes first.
+    let x = spin.replay(&Schedule::default()).unwrap_err();
+    assert!(matches!(x, RaceError::StepLimit { max: 100, .. }), "{x}");
+}

@@ -551,8 +551,8 @@ impl Explorer {
             for &cpu in order {
                 self.vm
                     .run(&self.prog, CpuId(cpu as u32), &self.config.input)
-                    .map_err(|source| RaceError::Run {
-                        schedule: Schedule::default(),
+                    .map_err(|source| RaceError::SerialRun {
+                        order: Schedule::new(order.iter().map(|&c| c as u8).collect()),
                         cpu: cpu as u32,
                         source: source.at_source_of(self.prog.program()),
                     })?;

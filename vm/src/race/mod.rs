@@ -88,11 +88,25 @@ pub enum RaceError {
     Prepare(#[source] PrepareError),
     /// A run failed under a schedule.
     #[error(
-        "CPU {cpu}'s run failed under schedule {schedule:?} (replay it with --schedule): {source}"
+        "CPU {cpu}'s run failed under schedule {schedule} (replay it with --schedule): {source}"
     )]
     Run {
         /// The schedule so far (as printed; empty for serial orders).
         schedule: Schedule,
+        /// The CPU whose run failed.
+        cpu: u32,
+        /// The error.
+        #[source]
+        source: RunError,
+    },
+    /// A run failed when the runs ran one after another (the serial baseline).
+    #[error(
+        "CPU {cpu}'s run failed with the runs one after another (CPUs in the order {order}), \
+         before any interleaving: {source}"
+    )]
+    SerialRun {
+        /// The order of the whole runs (one CPU digit per run).
+        order: Schedule,
         /// The CPU whose run failed.
         cpu: u32,
         /// The error.

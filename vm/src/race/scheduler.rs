@@ -455,3 +455,50 @@ impl MapHelper {
             .arrive(ctx.cpu() as usize, point, &ctx.memory);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(kind: AccessKind, slot: u64, offset: u32, size: u32) -> Point {
+        Point {
+            kind,
+            map: 0,
+            location: Location::Value { slot, offset, size },
+            pc: 0,
+            helper: None,
+            addr: 0,
+            stored: None,
+        }
+    }
+
+    #[test]
+    fn only_overlapping_accesses_with_a_write_conflict() {
+        use AccessKind::*;
+        assert!(at(Read, 0, 0, 8).conflicts(&at(Write, 0, 4, 4)));
+        assert!(at(Atomic, 0, 0, 8).conflicts(&at(Atomic, 0, 0, 8)));
+        assert!(!at(Read, 0, 0, 8).conflicts(&at(Read, 0, 0, 8)));
+        assert!(!at(Write, 0, 0, 4).conflicts(&at(Write, 0, 4, 4)));
+        assert!(!at(Write, 0, 0, 8).conflicts(&at(Write, 1, 0, 8)));
+        let mut other_map = at(Write, 0, 0, 8);
+        other_map.map = 1;
+        assert!(!at(Write, 0, 0, 8).conflicts(&other_map));
+        let key = |kind, k: u8| Point {
+            location: Location::Key(vec![k]),
+            ..at(kind, 0, 0, 0)
+        };
+        assert!(key(HelperWrite, 1).conflicts(&key(HelperRead, 1)));
+        assert!(!key(HelperWrite, 1).conflicts(&key(HelperWrite, 2)));
+        assert!(!key(HelperRead, 1).conflicts(&at(Read, 0, 0, 8)));
+        assert!(key(HelperWrite, 1).conflicts(&at(Read, 0, 0, 8)));
+    }
+
+    #[test]
+    fn a_free_turnstile_lets_every_access_through() {
+        let t = Turnstile::new(2);
+        t.reset(true);
+        t.arrive(0, at(AccessKind::Write, 0, 0, 8), &Memory::new());
+        t.arrive(5, at(AccessKind::Write, 0, 0, 8), &Memory::new());
+        assert!(t.take_steps(&[]).is_empty());
+    }
+}
