@@ -44,7 +44,7 @@ pub enum CliError {
         program: String,
         /// Why.
         #[source]
-        source: bpfvm::race::RaceError,
+        source: Box<bpfvm::race::RaceError>,
     },
     #[error("{path} has no programs")]
     NoPrograms {

@@ -52,7 +52,7 @@ pub fn race(args: &RaceArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let program = object::program(&obj, def, &maps, EngineKind::Interpreter, prog_type)?;
     let failed = |source| CliError::Race {
         program: def.name.to_string(),
-        source,
+        source: Box::new(source),
     };
     let config = RaceConfig {
         cpus: args.cpus,

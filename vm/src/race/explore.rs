@@ -246,6 +246,9 @@ impl std::fmt::Debug for Explorer {
     }
 }
 
+/// Picks the CPU of step `i` among the waiting ones (`None`: give the schedule up).
+type Chooser<'a> = dyn FnMut(usize, &[(usize, Point)]) -> Option<usize> + 'a;
+
 /// Marks a CPU finished however its thread ends.
 struct Finish<'a>(&'a Turnstile, usize);
 
@@ -392,10 +395,7 @@ impl Explorer {
 
     /// Runs every CPU's runs, granting at each step the CPU `choose(step, waiting)` names
     /// (`None`: give the schedule up).
-    fn execute(
-        &self,
-        choose: &mut dyn FnMut(usize, &[(usize, Point)]) -> Option<usize>,
-    ) -> Result<(Execution, Outcome), RaceError> {
+    fn execute(&self, choose: &mut Chooser<'_>) -> Result<(Execution, Outcome), RaceError> {
         self.rewind(false)?;
         let k = self.config.cpus as usize;
         let errors: Mutex<Vec<(u32, RunError)>> = Mutex::new(Vec::new());

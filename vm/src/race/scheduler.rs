@@ -203,19 +203,18 @@ impl Turnstile {
     }
 
     /// CPU `cpu` is about to make `point`: waits for its turn (at once when free).
-    pub(crate) fn arrive(&self, cpu: usize, mut point: Point, memory: &Memory) {
+    pub(crate) fn arrive(&self, cpu: usize, point: Point, memory: &Memory) {
         let mut st = self.lock();
         if st.free || cpu >= self.ncpus {
             return;
         }
         Self::close_last(&mut st, cpu, memory);
-        point.stored = point.stored.take();
         st.waiting[cpu] = Some(point);
         if st.turn == Some(cpu) {
             st.turn = None;
         }
         self.cv.notify_all();
-        while !st.free && !(st.turn == Some(cpu) && st.waiting[cpu].is_some()) {
+        while !(st.free || st.turn == Some(cpu) && st.waiting[cpu].is_some()) {
             st = self.cv.wait(st).unwrap_or_else(|p| p.into_inner());
         }
         if st.free {

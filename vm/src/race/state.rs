@@ -13,6 +13,9 @@ pub const MAX_ENTRIES: usize = 1 << 16;
 /// Most bytes (keys and values) read from all maps after one run.
 pub const MAX_STATE_BYTES: usize = 16 << 20;
 
+/// `(key, value)` pairs of a map.
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// One map's entries, sorted by key (`None`: a map type the explorer does not compare).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct MapImage {
@@ -20,7 +23,7 @@ pub struct MapImage {
     pub name: String,
     /// `(key, value)` pairs as `bpf_map_lookup_elem` from user space gives them (a per-CPU
     /// map's value is every CPU's copy), sorted by key.
-    pub entries: Option<Vec<(Vec<u8>, Vec<u8>)>>,
+    pub entries: Option<Entries>,
     /// For a per-CPU map, the bytes of each CPU's copy in a value (value size rounded up
     /// to 8); 0 for a shared map.
     pub per_cpu: usize,
@@ -71,7 +74,7 @@ pub(crate) fn read(maps: &[Arc<dyn ProgramMap>]) -> Result<MapsState, RaceError>
     Ok(MapsState(images))
 }
 
-fn entries(map: &Map, name: &str, total: &mut usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, RaceError> {
+fn entries(map: &Map, name: &str, total: &mut usize) -> Result<Entries, RaceError> {
     let ks = map.key_size() as usize;
     let vs = map.host_value_size(0);
     let mut out = Vec::new();
