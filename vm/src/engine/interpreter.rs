@@ -588,7 +588,7 @@ impl Interpreter {
             // The race explorer's hook wants each watched access's instruction: a second
             // copy of the loop notes it (`W`); normal runs take the copy that does not.
             let result = if lane.helper_ctx.memory.has_access_hook() {
-                execute::<true>(
+                execute_watched(
                     &code,
                     &mut lane.helper_ctx,
                     &mut lane.frames,
@@ -667,6 +667,20 @@ pub(super) struct Start {
     pub(super) fp: u64,
 }
 
+/// [`execute`] noting each access's instruction for the race explorer's hook: a copy of
+/// the loop of its own, never inlined, so the normal runs' copy is compiled as before.
+#[inline(never)]
+fn execute_watched(
+    code: &Machine<'_>,
+    ctx: &mut HelperContext,
+    frames: &mut [Frame; MAX_FRAMES],
+    used: &mut usize,
+    start: Start,
+    nest: &mut Nest,
+) -> Result<u64, Box<RunError>> {
+    execute::<true>(code, ctx, frames, used, start, nest)
+}
+
 /// Runs a callback to its `exit` (see [`execute`]): the engine's re-entry, used by
 /// [`callback`] for each call of a callback.
 #[inline(never)]
@@ -679,7 +693,7 @@ pub(super) fn execute_callback(
     nest: &mut Nest,
 ) -> Result<u64, Box<RunError>> {
     if ctx.memory.has_access_hook() {
-        execute::<true>(code, ctx, frames, used, start, nest)
+        execute_watched(code, ctx, frames, used, start, nest)
     } else {
         execute::<false>(code, ctx, frames, used, start, nest)
     }
@@ -1290,7 +1304,7 @@ fn tail_call(
         tail_calls: nest.tail_calls,
     };
     let r0 = if ctx.memory.has_access_hook() {
-        execute::<true>(&machine, ctx, frames, used, start, &mut inner)
+        execute_watched(&machine, ctx, frames, used, start, &mut inner)
     } else {
         execute::<false>(&machine, ctx, frames, used, start, &mut inner)
     };
