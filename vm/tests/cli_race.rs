@@ -114,3 +114,51 @@ fn explain_points_to_race_for_a_shared_map() {
     assert!(ok, "{err}");
     assert!(out.contains("bpfvm race"), "{out}");
 }
+
+/// The command blocks of `docs/races.md` (`$ bpfvm race ...`, run from the repository
+/// root) and the text block after each: their output. `BPFVM_BLESS=1` rewrites them.
+#[test]
+fn docs_races_outputs_are_current() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let path = root.join("docs/races.md");
+    let doc = std::fs::read_to_string(&path).unwrap();
+    let mut out = String::new();
+    let mut rest = doc.as_str();
+    let mut stale = Vec::new();
+    let mut count = 0;
+    while let Some(at) = rest.find("```sh\n$ bpfvm race ") {
+        let cmd_start = at + "```sh\n$ bpfvm ".len();
+        let cmd_end = cmd_start + rest[cmd_start..].find('\n').unwrap();
+        let command = &rest[cmd_start..cmd_end];
+        let text_open = cmd_end + rest[cmd_end..].find("```text\n").unwrap() + "```text\n".len();
+        let text_close = text_open + rest[text_open..].find("```\n").unwrap();
+        let got = Command::new(env!("CARGO_BIN_EXE_bpfvm"))
+            .current_dir(&root)
+            .args(command.split_whitespace())
+            .output()
+            .unwrap();
+        assert!(
+            got.status.success(),
+            "{command}: {}",
+            String::from_utf8_lossy(&got.stderr)
+        );
+        let got = String::from_utf8(got.stdout).unwrap();
+        if got != rest[text_open..text_close] {
+            stale.push(command.to_string());
+        }
+        out.push_str(&rest[..text_open]);
+        out.push_str(&got);
+        rest = &rest[text_close..];
+        count += 1;
+    }
+    out.push_str(rest);
+    assert!(count >= 5, "{count} commands in docs/races.md");
+    if std::env::var_os("BPFVM_BLESS").is_some() {
+        std::fs::write(&path, out).unwrap();
+    } else {
+        assert!(
+            stale.is_empty(),
+            "docs/races.md is out of date for {stale:?}: BPFVM_BLESS=1 cargo test -p bpfvm --test cli_race docs_races"
+        );
+    }
+}

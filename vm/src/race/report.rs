@@ -110,7 +110,9 @@ pub fn text(explorer: &Explorer, e: &Exploration, title: &str) -> String {
         if c.runs == 1 { "" } else { "s" }
     );
     let how = match e.mode {
-        Mode::Exhaustive if e.complete => "exhaustive (every interleaving)".to_string(),
+        Mode::Exhaustive if e.complete => {
+            "exhaustive (every interleaving, up to partial-order reduction)".to_string()
+        }
         Mode::Exhaustive => format!(
             "exhaustive, stopped at the cap of {} schedules (not every interleaving)",
             c.max_schedules
@@ -119,8 +121,8 @@ pub fn text(explorer: &Explorer, e: &Exploration, title: &str) -> String {
     };
     let _ = writeln!(
         out,
-        "explored: {how}: {} run to the end, {} cut short by partial-order reduction, \
-         up to {} shared steps; {} serial orders give {} final state{}",
+        "explored: {how}: {} run to the end, {} cut short as equivalent to one run \
+         before, up to {} shared steps; {} serial orders give {} final state{}",
         plural(e.schedules, "schedule"),
         e.pruned,
         e.max_steps_seen,
