@@ -291,3 +291,34 @@ fn loops_are_bounded_by_the_step_limit_and_the_budget() {
     let x = spin.replay(&Schedule::default()).unwrap_err();
     assert!(matches!(x, RaceError::StepLimit { max: 100, .. }), "{x}");
 }
+
+#[test]
+fn the_documented_limits_are_the_real_ones() {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/reliability.md"
+    ))
+    .unwrap();
+    let section = doc.split("### The race explorer").nth(1).unwrap();
+    let cfg = RaceConfig::default();
+    for want in [
+        format!("2 ..= {} (`race::MAX_CPUS`)", bpfvm::race::MAX_CPUS),
+        format!("| {} (`race::MAX_TOTAL_RUNS`)", bpfvm::race::MAX_TOTAL_RUNS),
+        "| 20,000 (`race::MAX_SERIAL_ORDERS`)".to_string(),
+        format!("`RaceConfig::max_steps` ({})", cfg.max_steps).replace("10000", "10,000"),
+        format!("`RaceConfig::budget` ({};", cfg.budget).replace("100000", "100,000"),
+        format!("`RaceConfig::max_schedules` ({};", cfg.max_schedules).replace("100000", "100,000"),
+        format!(
+            "{} entries of one map, {} MiB",
+            bpfvm::race::state::MAX_ENTRIES,
+            bpfvm::race::state::MAX_STATE_BYTES >> 20
+        )
+        .replace("65536", "65,536"),
+    ] {
+        assert!(
+            section.contains(&want),
+            "docs/reliability.md lacks {want:?}"
+        );
+    }
+    assert_eq!(bpfvm::race::MAX_SERIAL_ORDERS, 20_000);
+}
