@@ -1516,6 +1516,73 @@ mod tests {
         assert!(m.load(object_addr(REGION_MAP_VALUES, 2, 0), 1).is_err());
     }
 
+    /// Records the accesses it is told of; watches maps whose name starts with `shared`.
+    #[derive(Debug, Default)]
+    struct Recorder(std::sync::Mutex<Vec<WatchedAccess>>);
+
+    impl AccessHook for Recorder {
+        fn watches(&self, map: &dyn ProgramMap) -> bool {
+            map.name().starts_with("shared")
+        }
+        fn before_access(&self, memory: &Memory, access: &WatchedAccess) {
+            // The hook may read guest memory without being called again.
+            let mut b = vec![0u8; access.size as usize];
+            memory.peek_bytes(access.addr, &mut b).unwrap();
+            self.0.lock().unwrap().push(*access);
+        }
+    }
+
+    #[test]
+    fn only_watched_maps_values_reach_the_access_hook() {
+        use bpfvm_maps::{Map, MapSpec, MapType};
+        let shared: Arc<dyn ProgramMap> = Arc::new(
+            Map::create(MapSpec::new(MapType::Array, 4, 8, 2).with_name("shared"), 1).unwrap(),
+        );
+        let private: Arc<dyn ProgramMap> = Arc::new(
+            Map::create(
+                MapSpec::new(MapType::Array, 4, 8, 2).with_name("private"),
+                1,
+            )
+            .unwrap(),
+        );
+        let mut m = Memory::new();
+        m.install_maps(&[Arc::clone(&shared), Arc::clone(&private)])
+            .unwrap();
+        let hook = Arc::new(Recorder::default());
+        m.set_access_hook(Some(hook.clone()));
+        let (s1, p0) = (m.value_addr(0, 1), m.value_addr(1, 0));
+        m.note_pc(7);
+        m.store(s1 + 4, 4, 9).unwrap();
+        m.note_pc(8);
+        assert_eq!(m.load(s1, 8).unwrap(), 9 << 32);
+        m.atomic_rmw(s1, 8, AtomicOp::Add, 1).unwrap();
+        m.store(p0, 8, 1).unwrap();
+        // Faults are still faults, and are not reported.
+        assert!(m.load(s1 + 8, 1).is_err());
+        let seen = hook.0.lock().unwrap().clone();
+        let brief: Vec<_> = seen
+            .iter()
+            .map(|a| (a.access, a.map, a.slot, a.offset, a.size, a.pc))
+            .collect();
+        assert_eq!(
+            brief,
+            [
+                (Access::Write, 0, 1, 4, 4, 7),
+                (Access::Read, 0, 1, 0, 8, 8),
+                (Access::Atomic, 0, 1, 0, 8, 8),
+            ]
+        );
+        // Without the hook the value is on the fast path again; maps installed after the
+        // hook is set are watched too.
+        m.set_access_hook(None);
+        m.load(s1, 8).unwrap();
+        m.set_access_hook(Some(hook.clone()));
+        m.install_maps(&[private, shared]).unwrap();
+        m.load(m.value_addr(1, 0), 8).unwrap();
+        m.load(m.value_addr(0, 0), 8).unwrap();
+        assert_eq!(hook.0.lock().unwrap().len(), 4);
+    }
+
     #[test]
     fn addresses_split_into_region_object_and_offset() {
         let a = object_addr(7, 0x12345, 0x89ab_cdef);
