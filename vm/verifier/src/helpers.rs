@@ -725,6 +725,22 @@ static PROTOS: &[Proto] = &[
         false,
     ),
     p(
+        174,
+        "bpf_get_attach_cookie",
+        I,
+        [CTX, N, N, N, N],
+        false,
+        false,
+    ),
+    p(
+        177,
+        "bpf_trace_vprintk",
+        I,
+        [RO, SZ, RO0, SZ0, N],
+        true,
+        false,
+    ),
+    p(
         181,
         "bpf_loop",
         I,
@@ -1166,5 +1182,19 @@ mod tests {
             assert_eq!(name(p.id as i32), p.name, "table name of {}", p.id);
         }
         assert_eq!(name(500), "unknown");
+    }
+
+    #[test]
+    fn printk_and_attach_cookie_have_prototypes() {
+        // libbpf's bpf_printk with more than 3 arguments calls trace_vprintk.
+        let vprintk = proto(177).expect("trace_vprintk");
+        assert!(vprintk.gpl_only);
+        assert_eq!(vprintk.num_params(), 4);
+        assert!(allowed(177, ProgType::Kprobe, Privilege::Root));
+        assert!(!allowed(177, ProgType::Xdp, Privilege::CapBpfNetAdmin));
+        let cookie = proto(174).expect("get_attach_cookie");
+        assert_eq!(cookie.args[0], Arg::CTX);
+        assert!(allowed(174, ProgType::Tracepoint, Privilege::Root));
+        assert!(!allowed(174, ProgType::Xdp, Privilege::Root));
     }
 }
