@@ -92,13 +92,23 @@ pub fn race(args: &RaceArgs, out: &mut dyn Write) -> Result<(), CliError> {
         None => explorer.exhaustive(),
     }
     .map_err(failed)?;
+    // Whole keys and values decoded with the object's BTF where it has their types.
+    let decode = |name: &str, key: bool, bytes: &[u8]| {
+        let def = obj.maps().iter().find(|d| d.name.as_ref() == name)?;
+        let v = if key {
+            obj.decode_key(def, bytes)
+        } else {
+            obj.decode_value(def, bytes.get(..def.value_size as usize)?)
+        }?;
+        Some(v.to_string())
+    };
     if args.json {
         write_json(
             out,
             &exploration_json(&explorer, &e, def.name.as_ref(), obj.maps()),
         )?;
     } else {
-        out.write_all(report::text(&explorer, &e, &title).as_bytes())
+        out.write_all(report::text_with(&explorer, &e, &title, &decode).as_bytes())
             .map_err(CliError::stdout)?;
     }
     if let Some(file) = &args.report {

@@ -691,6 +691,18 @@ impl Explorer {
         ))
     }
 
+    /// The name of the map a step touched.
+    pub fn map_name(&self, step: &Step) -> String {
+        self.prog
+            .program()
+            .maps()
+            .get(step.point.map as usize)
+            .map_or_else(
+                || format!("map {}", step.point.map),
+                |m| m.name().to_string(),
+            )
+    }
+
     /// `map[key]+from..to` of the bytes a step touched (`map[slot N]` when the key is
     /// unknown).
     pub fn describe(&self, step: &Step) -> String {

@@ -22,8 +22,22 @@ pub fn value_text(v: &[u8]) -> String {
     format!("0x{hex}")
 }
 
+/// Shows a whole key (`true`) or value (`false`) of the named map, e.g. decoded with the
+/// object's BTF; `None`: as a number or hex ([`value_text`]).
+pub type Decode<'a> = &'a dyn Fn(&str, bool, &[u8]) -> Option<String>;
+
+/// No decoding: numbers and hex.
+pub fn no_decode(_: &str, _: bool, _: &[u8]) -> Option<String> {
+    None
+}
+
 /// What a step did, e.g. `read 0`, `write 0 -> 1`, `atomic 1 -> 2`.
 pub fn action_text(s: &Step) -> String {
+    action_text_with(s, "", &no_decode)
+}
+
+/// [`action_text`], with the value a map helper stores shown by `decode` (`map`: its name).
+pub fn action_text_with(s: &Step, map: &str, decode: Decode<'_>) -> String {
     match s.point.kind {
         AccessKind::Read => format!("read {}", value_text(&s.before)),
         AccessKind::Write => format!(
@@ -42,7 +56,7 @@ pub fn action_text(s: &Step) -> String {
             false => format!(
                 "{} = {}",
                 s.point.helper.unwrap_or("helper"),
-                value_text(&s.after)
+                decode(map, false, &s.after).unwrap_or_else(|| value_text(&s.after))
             ),
         },
     }
@@ -58,7 +72,13 @@ pub fn where_text(explorer: &Explorer, s: &Step) -> String {
 
 /// One line per map entry that differs between `a` and `b` (or all of `b`'s when `a` is
 /// empty), at most `max` lines.
-fn map_lines(before: &MapsState, after: &MapsState, out: &mut String, max: usize) {
+fn map_lines(
+    before: &MapsState,
+    after: &MapsState,
+    out: &mut String,
+    max: usize,
+    decode: Decode<'_>,
+) {
     let mut n = 0;
     for (i, img) in after.0.iter().enumerate() {
         let Some(entries) = &img.entries else {
@@ -75,11 +95,12 @@ fn map_lines(before: &MapsState, after: &MapsState, out: &mut String, max: usize
                 return;
             }
             n += 1;
+            let one = |v: &[u8]| decode(&img.name, false, v).unwrap_or_else(|| value_text(v));
             let show = |v: &[u8]| {
                 if img.per_cpu == 0 {
-                    return value_text(v);
+                    return one(v);
                 }
-                let per: Vec<String> = v.chunks(img.per_cpu).map(value_text).collect();
+                let per: Vec<String> = v.chunks(img.per_cpu).map(one).collect();
                 format!("per CPU [{}]", per.join(", "))
             };
             let was = was.map_or("(none)".to_string(), |w| show(w));
@@ -87,7 +108,7 @@ fn map_lines(before: &MapsState, after: &MapsState, out: &mut String, max: usize
                 out,
                 "    {}[{}]: {} -> {}",
                 img.name,
-                value_text(k),
+                decode(&img.name, true, k).unwrap_or_else(|| value_text(k)),
                 was,
                 show(v)
             );
@@ -100,6 +121,11 @@ fn map_lines(before: &MapsState, after: &MapsState, out: &mut String, max: usize
 
 /// The whole text report of `e` for `explorer` (`title`: what was explored).
 pub fn text(explorer: &Explorer, e: &Exploration, title: &str) -> String {
+    text_with(explorer, e, title, &no_decode)
+}
+
+/// [`text`] with whole keys and values shown by `decode`.
+pub fn text_with(explorer: &Explorer, e: &Exploration, title: &str, decode: Decode<'_>) -> String {
     let c = explorer.config();
     let mut out = String::new();
     let _ = writeln!(
@@ -144,7 +170,7 @@ pub fn text(explorer: &Explorer, e: &Exploration, title: &str) -> String {
                     "  {label:<13} step {:>2}: CPU {} {} {} at {}",
                     i + 1,
                     s.cpu,
-                    action_text(s),
+                    action_text_with(s, &explorer.map_name(s), decode),
                     explorer.describe(s),
                     where_text(explorer, s)
                 );
@@ -157,19 +183,19 @@ pub fn text(explorer: &Explorer, e: &Exploration, title: &str) -> String {
         }
         let _ = writeln!(out);
         let _ = writeln!(out, "timeline of schedule {}:", x.schedule);
-        timeline(explorer, x, &mut out);
+        timeline(explorer, x, &mut out, decode);
         let _ = writeln!(out);
         let _ = writeln!(out, "maps before -> after this schedule:");
-        map_lines(&e.initial, &x.state, &mut out, 16);
+        map_lines(&e.initial, &x.state, &mut out, 16, decode);
         for (i, s) in e.serial_states.iter().enumerate().take(4) {
             let _ = writeln!(out, "serial order result {}:", i + 1);
-            map_lines(&e.initial, s, &mut out, 16);
+            map_lines(&e.initial, s, &mut out, 16, decode);
         }
     } else {
         let _ = writeln!(out);
         let _ = writeln!(out, "maps before -> after (serial result):");
         if let Some(s) = e.serial_states.first() {
-            map_lines(&e.initial, s, &mut out, 16);
+            map_lines(&e.initial, s, &mut out, 16, decode);
         }
     }
     if !e.data_races.is_empty() {
@@ -214,12 +240,23 @@ fn kind_word(k: AccessKind) -> &'static str {
 }
 
 /// A K-column table: one row per step, the step in its CPU's column.
-fn timeline(explorer: &Explorer, x: &super::explore::Execution, out: &mut String) {
+fn timeline(
+    explorer: &Explorer,
+    x: &super::explore::Execution,
+    out: &mut String,
+    decode: Decode<'_>,
+) {
     let k = explorer.config().cpus as usize;
     let cells: Vec<String> = x
         .steps
         .iter()
-        .map(|s| format!("{} {}", action_text(s), explorer.describe(s)))
+        .map(|s| {
+            format!(
+                "{} {}",
+                action_text_with(s, &explorer.map_name(s), decode),
+                explorer.describe(s)
+            )
+        })
         .collect();
     let width = cells
         .iter()
