@@ -59,7 +59,8 @@ pub fn race(args: &RaceArgs, out: &mut dyn Write) -> Result<(), CliError> {
         runs: args.runs,
         input,
         budget: args.budget,
-        max_schedules: args.max_schedules,
+        // `--schedules N` runs N random schedules, whatever the exhaustive cap.
+        max_schedules: args.max_schedules.max(args.schedules.unwrap_or(0)),
         seed: args.seed,
         partial_order_reduction: !args.no_reduction,
         verifier: VerifierMode::Kernel,

@@ -668,7 +668,8 @@ impl Explorer {
         ))
     }
 
-    /// `schedules` random interleavings (each step's CPU drawn from `seed`).
+    /// `schedules` random interleavings (each step's CPU drawn from `seed`), at most
+    /// [`RaceConfig::max_schedules`].
     pub fn random(&self, schedules: u64, seed: u64) -> Result<Exploration, RaceError> {
         let start = Instant::now();
         let (serial_orders, serial) = self.serial_states()?;
