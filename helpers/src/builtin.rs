@@ -88,6 +88,8 @@ pub fn register_all(r: &mut Registry) {
     crate::task::register(r);
     crate::tracing::register(r);
     crate::net::register(r);
+    crate::stack::register(r);
+    crate::cgroup::register(r);
     crate::kfunc::register_builtins(r);
 }
 

@@ -59,6 +59,7 @@ pub mod program_type;
 pub mod race;
 pub mod retval;
 pub mod run;
+pub mod sim_kernel;
 pub mod support;
 pub mod tail_call;
 pub mod task;

@@ -214,7 +214,13 @@ fn bpfvm_load(
     ncpus: u32,
 ) -> Result<(LoadedProgram, ObjectMaps), String> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let maps = obj.create_maps(ncpus).map_err(|e| e.to_string())?;
+        // Per map, as libbpf's loader with its tool sizing maps: a map that cannot be
+        // created refuses only the programs that use it.
+        let (obj, maps) = obj
+            .clone()
+            .create_maps_per_map(ncpus, &Default::default())
+            .map_err(|e| e.to_string())?;
+        let obj = &obj;
         let given =
             given.and_then(|n| KernelProgType::ALL.iter().copied().find(|t| *t as u32 == n));
         let program = match given {

@@ -48,6 +48,7 @@ mod link;
 mod map_def;
 mod map_slots;
 mod map_values;
+mod per_map;
 mod program;
 mod section_types;
 mod strtab;

@@ -335,6 +335,7 @@ static PROTOS: &[Proto] = &[
         false,
         false,
     ),
+    p(27, "bpf_get_stackid", I, [CTX, MAP, A, N, N], true, false),
     p(28, "bpf_csum_diff", I, [RO0, SZ0, RO0, SZ0, A], false, true),
     p(
         29,
@@ -385,6 +386,14 @@ static PROTOS: &[Proto] = &[
         false,
     ),
     p(35, "bpf_get_current_task", I, [N; 5], true, false),
+    p(
+        37,
+        "bpf_current_task_under_cgroup",
+        I,
+        [MAP, A, N, N, N],
+        false,
+        false,
+    ),
     p(
         38,
         "bpf_skb_change_tail",
@@ -453,6 +462,14 @@ static PROTOS: &[Proto] = &[
         I,
         [CTX, A, N, N, N],
         false,
+        false,
+    ),
+    p(
+        67,
+        "bpf_get_stack",
+        I,
+        [CTX, UNINIT, SZ0, A, N],
+        true,
         false,
     ),
     p(
