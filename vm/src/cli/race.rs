@@ -48,7 +48,10 @@ pub fn race(args: &RaceArgs, out: &mut dyn Write) -> Result<(), CliError> {
             }
         }
     };
-    let maps = object::create_maps(&obj, path, args.cpus, &MapMemory::default())?;
+    // Per map, as `bpfvm run`: a map only other programs use does not stop this one.
+    let name = def.name.to_string();
+    let (obj, maps) = object::create_maps_per_map(obj, path, args.cpus, &MapMemory::default())?;
+    let def = object::choose_program(&obj, path, Some(&name))?;
     let program = object::program(&obj, def, &maps, EngineKind::Interpreter, prog_type)?;
     let failed = |source| CliError::Race {
         program: def.name.to_string(),
