@@ -531,7 +531,12 @@ impl Vm {
     /// run of its own for the virtual clock, the PRNG and the stack (zeroed between runs).
     /// Only the loop is timed (two clock reads per call, as the kernel's `bpf_test_timer`),
     /// and `duration` is the mean per repetition.
+    ///
+    /// As the kernel, XDP programs a device or CPU map runs (sections `xdp/devmap`,
+    /// `xdp/cpumap`) have no test run: [`RunError::BadInput`] (`EINVAL`); [`Vm::run`] runs
+    /// them.
     pub fn test_run(&self, prog: &LoadedProgram, req: &TestRun) -> Result<TestRunResult, RunError> {
+        crate::ctx_in::check_test_runnable(prog.program())?;
         let mut lane = self.lane(req.cpu)?;
         let repeat = req.repeat.max(1);
         self.setup(prog, &mut lane, &req.input)?;
