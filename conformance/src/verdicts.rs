@@ -230,6 +230,9 @@ pub fn prog_type_of(t: bpfvm::ProgramType) -> Option<ProgType> {
         P::Tracepoint => ProgType::Tracepoint,
         P::Xdp => ProgType::Xdp,
         P::CgroupSkb => ProgType::CgroupSkb,
+        P::PerfEvent => ProgType::PerfEvent,
+        P::RawTracepoint => ProgType::RawTracepoint,
+        P::Syscall => ProgType::Syscall,
         _ => return None,
     })
 }

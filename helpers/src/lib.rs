@@ -48,6 +48,7 @@ pub mod ringbuf;
 pub mod skb;
 pub mod stack;
 pub mod task;
+pub mod trace_task;
 pub mod tracing;
 pub mod xdp;
 

@@ -38,7 +38,7 @@ mod linux {
 
     use bpfvm::loader::Btf;
     use bpfvm_conformance::corpus::libbpf::Libbpf;
-    use bpfvm_conformance::corpus::measure::{measure_object, BpfvmSide};
+    use bpfvm_conformance::corpus::measure::{fentry_probe, measure_object, BpfvmSide};
     use bpfvm_conformance::corpus::report::{self, ProgramRow};
     use bpfvm_conformance::kernel;
 
@@ -118,6 +118,10 @@ mod linux {
             eprintln!("[{}/{}] {rel}", i + 1, objects.len());
             rows.extend(run_child(&args, path, &rel, timeout));
         }
+        if let Err(why) = fentry_probe() {
+            eprintln!("{why}: its verdicts on fentry/fexit/fmod_ret programs are not counted");
+            report::mark_not_judged(&mut rows, &why);
+        }
         if let Some(out) = &args.json {
             let text = serde_json::to_string_pretty(&rows).unwrap_or_default();
             if let Err(e) = std::fs::write(out, text) {
@@ -164,6 +168,7 @@ mod linux {
                 runs: None,
                 type_given: false,
                 kernel_skipped_maps: Vec::new(),
+                kernel_not_judged: None,
             }]
         };
         let exe = match std::env::current_exe() {

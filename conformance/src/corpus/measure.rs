@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use bpfvm::loader::{Btf, KernelProgType, LoadOptions, Object, ObjectMaps};
+use bpfvm::loader::{Btf, BtfType, KernelProgType, LoadOptions, Object, ObjectMaps};
 use bpfvm::maps::{Map, MapType};
 use bpfvm::{CpuId, Input, LoadedProgram, Privilege, TestRun as VmTestRun, Vm};
 
@@ -103,6 +103,7 @@ pub fn measure_object(
                 kernel_type: *ptype,
                 type_given: given.is_some(),
                 kernel_skipped_maps: Vec::new(),
+                kernel_not_judged: None,
                 kernel_error: None,
                 bpfvm_error: None,
                 bpfvm_unverified: None,
@@ -144,6 +145,38 @@ pub fn measure_object(
             row
         })
         .collect()
+}
+
+/// Whether the kernel loads a minimal fentry program (`r0 = 0; exit` on
+/// `bpf_fentry_test1`): `Err(why)` where it does not — a kernel without BPF trampolines, or
+/// one whose security policy refuses them —, which makes its `EPERM` on every fentry,
+/// fexit and fmod_ret program of the corpus no verdict ([`super::report::mark_not_judged`]).
+pub fn fentry_probe() -> Result<(), String> {
+    let btf = Btf::from_file("/sys/kernel/btf/vmlinux")
+        .map_err(|e| format!("no kernel BTF to probe fentry with: {e}"))?;
+    let id = btf
+        .types()
+        .iter()
+        .position(|t| matches!(t, BtfType::Func { name, .. } if **name == *"bpf_fentry_test1"))
+        .ok_or("no bpf_fentry_test1 in the kernel's BTF")?;
+    let insns = crate::kernel::asm::image(&[&[
+        crate::kernel::asm::mov64_imm(0, 0),
+        crate::kernel::asm::exit(),
+    ]]);
+    const BPF_TRACE_FENTRY: u32 = 24;
+    let mut log = String::new();
+    KernelProg::load_attach_btf(
+        ProgType::Tracing,
+        BPF_TRACE_FENTRY,
+        id as u32,
+        &insns,
+        "GPL",
+        &mut log,
+    )
+    .map(drop)
+    .map_err(|e| {
+        format!("this kernel refuses a minimal fentry program on bpf_fentry_test1 too ({e:?})")
+    })
 }
 
 /// Most maps left uncreated for one program (xdp-bench's cpumap object has 9 maps its
@@ -198,6 +231,7 @@ fn object_row(rel: &str, kernel: String, bpfvm: String) -> ProgramRow {
         runs: None,
         type_given: false,
         kernel_skipped_maps: Vec::new(),
+        kernel_not_judged: None,
     }
 }
 

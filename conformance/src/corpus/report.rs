@@ -36,6 +36,37 @@ pub struct ProgramRow {
     /// alone (bpfvm's per-program loading does the same); empty for most.
     #[serde(default)]
     pub kernel_skipped_maps: Vec<String>,
+    /// Why the kernel's verdict on this program is not known on the measuring machine: its
+    /// loader refuses the whole kind before the verifier runs ([`mark_not_judged`]). Such a
+    /// program counts on neither side.
+    #[serde(default)]
+    pub kernel_not_judged: Option<String>,
+}
+
+/// Sections of programs the kernel attaches through a BPF trampoline (fentry, fexit,
+/// fmod_ret, and their sleepable forms).
+pub fn is_trampoline_section(section: &str) -> bool {
+    ["fentry", "fexit", "fmod_ret"].iter().any(|k| {
+        section
+            .strip_prefix(k)
+            .is_some_and(|rest| rest.starts_with('/') || rest.starts_with(".s/"))
+    })
+}
+
+/// Marks the trampoline programs ([`is_trampoline_section`]) the kernel refused with
+/// `EPERM` as not judged, with `reason`: for a machine whose kernel refuses a minimal
+/// fentry program on `bpf_fentry_test1` too (the corpus tool probes it first), an `EPERM`
+/// there says nothing about the program.
+pub fn mark_not_judged(rows: &mut [ProgramRow], reason: &str) {
+    for r in rows.iter_mut() {
+        let eperm = r
+            .kernel_error
+            .as_deref()
+            .is_some_and(|e| e.contains("Operation not permitted"));
+        if eperm && is_trampoline_section(&r.section) {
+            r.kernel_not_judged = Some(reason.to_owned());
+        }
+    }
 }
 
 /// The program type the tools of the corpus give a program whose section name libbpf does
@@ -71,6 +102,10 @@ impl ProgramRow {
     /// Whether bpfvm loaded it.
     pub fn bpfvm_loaded(&self) -> bool {
         self.bpfvm_error.is_none()
+    }
+    /// Whether bpfvm loaded it and the kernel refused it (a verdict the kernel gave).
+    pub fn bpfvm_only(&self) -> bool {
+        !self.kernel_loaded() && self.bpfvm_loaded() && self.kernel_not_judged.is_none()
     }
     /// Whether it is a packet program ([`PACKET_PROG_TYPES`]).
     pub fn is_packet(&self) -> bool {
@@ -250,6 +285,8 @@ pub struct Summary {
     pub packet_agree: usize,
     /// Programs bpfvm loads that the kernel refuses.
     pub bpfvm_only: usize,
+    /// Programs whose kernel verdict is not known here (`kernel_not_judged`).
+    pub kernel_not_judged: usize,
 }
 
 impl Summary {
@@ -273,7 +310,8 @@ impl Summary {
             packet_both_loaded: count(&|r| r.is_packet() && r.kernel_loaded() && r.bpfvm_loaded()),
             packet_compared: count(&|r| r.runs.is_some()),
             packet_agree: count(&|r| r.runs_agree()),
-            bpfvm_only: count(&|r| !r.kernel_loaded() && r.bpfvm_loaded()),
+            bpfvm_only: count(&|r| r.bpfvm_only()),
+            kernel_not_judged: count(&|r| r.kernel_not_judged.is_some()),
         }
     }
 }
@@ -375,6 +413,10 @@ pub fn markdown(rows: &[ProgramRow]) -> String {
             "programs bpfvm loads that the kernel refuses",
             s.bpfvm_only.to_string(),
         ),
+        (
+            "programs the kernel here cannot judge (refused before its verifier)",
+            s.kernel_not_judged.to_string(),
+        ),
     ];
     for (k, v) in lines {
         let _ = writeln!(out, "| {k} | {v} |");
@@ -414,10 +456,7 @@ pub fn markdown(rows: &[ProgramRow]) -> String {
             cell(&c.example)
         );
     }
-    let only: Vec<&ProgramRow> = rows
-        .iter()
-        .filter(|r| !r.kernel_loaded() && r.bpfvm_loaded())
-        .collect();
+    let only: Vec<&ProgramRow> = rows.iter().filter(|r| r.bpfvm_only()).collect();
     let _ = writeln!(
         out,
         "\nPrograms bpfvm loads that the kernel refuses: {}\n",
@@ -435,6 +474,19 @@ pub fn markdown(rows: &[ProgramRow]) -> String {
                 cell(&truncate_chars(reason, 200))
             );
         }
+    }
+    let unjudged: Vec<&ProgramRow> = rows
+        .iter()
+        .filter(|r| r.kernel_not_judged.is_some())
+        .collect();
+    if let Some(first) = unjudged.first() {
+        let loaded = unjudged.iter().filter(|r| r.bpfvm_loaded()).count();
+        let _ = writeln!(
+            out,
+            "\nPrograms the kernel here cannot judge: {} (bpfvm loads {loaded} of them): {}\n",
+            unjudged.len(),
+            cell(first.kernel_not_judged.as_deref().unwrap_or(""))
+        );
     }
     let differ: Vec<&ProgramRow> = rows
         .iter()
@@ -500,7 +552,44 @@ mod tests {
             runs: None,
             type_given: false,
             kernel_skipped_maps: Vec::new(),
+            kernel_not_judged: None,
         }
+    }
+
+    #[test]
+    fn an_eperm_on_trampoline_programs_is_no_verdict_on_a_machine_without_them() {
+        assert!(is_trampoline_section("fentry/do_unlinkat"));
+        assert!(is_trampoline_section("fexit.s/vfs_read"));
+        assert!(is_trampoline_section("fmod_ret/bpf_modify_return_test"));
+        assert!(!is_trampoline_section("fentry_like/x"));
+        assert!(!is_trampoline_section("tp_btf/sched_switch"));
+        let eperm = "Operation not permitted (os error 1)";
+        let mut rows = vec![
+            row("a.o", "f", 26, Some(eperm), None),
+            row(
+                "a.o",
+                "g",
+                26,
+                Some("Permission denied (os error 13)"),
+                None,
+            ),
+            row("a.o", "t", 26, Some(eperm), None),
+        ];
+        rows[0].section = "fentry/do_unlinkat".into();
+        rows[1].section = "fexit/do_unlinkat".into();
+        rows[2].section = "tp_btf/sched_switch".into();
+        mark_not_judged(&mut rows, "no trampolines here");
+        assert_eq!(
+            rows[0].kernel_not_judged.as_deref(),
+            Some("no trampolines here")
+        );
+        // A verifier refusal (EACCES) and other kinds stay verdicts.
+        assert!(rows[1].kernel_not_judged.is_none() && rows[2].kernel_not_judged.is_none());
+        let s = Summary::of(&rows);
+        assert_eq!((s.bpfvm_only, s.kernel_not_judged), (2, 1));
+        let md = markdown(&rows);
+        assert!(md.contains("Programs the kernel here cannot judge: 1 (bpfvm loads 1 of them)"));
+        assert!(md.contains("Programs bpfvm loads that the kernel refuses: 2"));
     }
 
     #[test]
@@ -617,6 +706,7 @@ mod tests {
                 packet_compared: 2,
                 packet_agree: 1,
                 bpfvm_only: 1,
+                kernel_not_judged: 0,
             }
         );
         let c = causes(&rows);

@@ -143,6 +143,13 @@ codes! {
     LDSX_B = 0x91,
     LDSX_H = 0x89,
     LDSX_W = 0x81,
+    PROBE_LD_B = 0x71 ^ crate::probe_mem::PROBE_FLIP,
+    PROBE_LD_H = 0x69 ^ crate::probe_mem::PROBE_FLIP,
+    PROBE_LD_W = 0x61 ^ crate::probe_mem::PROBE_FLIP,
+    PROBE_LD_DW = 0x79 ^ crate::probe_mem::PROBE_FLIP,
+    PROBE_LDSX_B = 0x91 ^ crate::probe_mem::PROBE_FLIP,
+    PROBE_LDSX_H = 0x89 ^ crate::probe_mem::PROBE_FLIP,
+    PROBE_LDSX_W = 0x81 ^ crate::probe_mem::PROBE_FLIP,
     ST_B_IMM = ebpf::ST_B_IMM,
     ST_H_IMM = ebpf::ST_H_IMM,
     ST_W_IMM = ebpf::ST_W_IMM,
@@ -370,6 +377,11 @@ impl Interpreter {
                     d.op = ebpf::LD_DW_IMM;
                 }
                 _ => {}
+            }
+        }
+        if crate::probe_mem::enabled(program) {
+            for d in insns.iter_mut() {
+                d.op = crate::probe_mem::probe_op(d.op);
             }
         }
         // Only `r10` (and the frames of bpf-to-bpf calls) lead to the stack; a program without
@@ -951,6 +963,19 @@ fn execute<const W: bool>(
             Code::LDSX_W => {
                 reg[dst] = load::<W>(ctx, reg[src], i.mem_off(), 4, here)? as i32 as i64 as u64
             }
+            Code::PROBE_LD_B => reg[dst] = probe::<W>(ctx, reg[src], i.mem_off(), 1, here),
+            Code::PROBE_LD_H => reg[dst] = probe::<W>(ctx, reg[src], i.mem_off(), 2, here),
+            Code::PROBE_LD_W => reg[dst] = probe::<W>(ctx, reg[src], i.mem_off(), 4, here),
+            Code::PROBE_LD_DW => reg[dst] = probe::<W>(ctx, reg[src], i.mem_off(), 8, here),
+            Code::PROBE_LDSX_B => {
+                reg[dst] = probe::<W>(ctx, reg[src], i.mem_off(), 1, here) as i8 as i64 as u64
+            }
+            Code::PROBE_LDSX_H => {
+                reg[dst] = probe::<W>(ctx, reg[src], i.mem_off(), 2, here) as i16 as i64 as u64
+            }
+            Code::PROBE_LDSX_W => {
+                reg[dst] = probe::<W>(ctx, reg[src], i.mem_off(), 4, here) as i32 as i64 as u64
+            }
             Code::ST_B_IMM => store::<W>(ctx, reg[dst], i.mem_off(), 1, imm, here)?,
             Code::ST_H_IMM => store::<W>(ctx, reg[dst], i.mem_off(), 2, imm, here)?,
             Code::ST_W_IMM => store::<W>(ctx, reg[dst], i.mem_off(), 4, imm, here)?,
@@ -1419,6 +1444,15 @@ fn load<const W: bool>(
         .map_err(fault(pc))
 }
 
+/// A probe load (see [`crate::probe_mem`]): never a fault.
+#[inline(always)]
+fn probe<const W: bool>(ctx: &HelperContext, base: u64, off: u64, size: u64, pc: usize) -> u64 {
+    if W {
+        ctx.memory.note_pc(pc);
+    }
+    crate::probe_mem::load(ctx, base.wrapping_add(off), size)
+}
+
 #[inline(always)]
 fn store<const W: bool>(
     ctx: &HelperContext,
@@ -1464,8 +1498,8 @@ mod tests {
             }
         }
         assert_eq!(
-            valid, 136,
-            "the ISA's opcodes (may_goto among them) and the internal ones, CORE_POISON, CALL_CALLBACK and TAIL_CALL_HELPER among them"
+            valid, 143,
+            "the ISA's opcodes (may_goto among them) and the internal ones, CORE_POISON, CALL_CALLBACK, TAIL_CALL_HELPER and the 7 probe loads among them"
         );
         assert_eq!(Code::of(op::TAIL_CALL_HELPER), Code::TAIL_CALL_HELPER);
         assert_eq!(Code::of(op::LD_IMM64_TAIL), Code::Invalid);

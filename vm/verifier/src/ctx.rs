@@ -275,6 +275,10 @@ pub fn check(
         ProgType::Xdp => xdp(off, size, t, ldsx, attach == Some(BPF_XDP_DEVMAP)),
         ProgType::Kprobe => kprobe(off, size),
         ProgType::Tracepoint => tracepoint(off, size, t),
+        ProgType::PerfEvent => crate::ctx_trace::perf_event(off, size, t),
+        ProgType::RawTracepoint => crate::ctx_trace::raw_tp(off, size, t),
+        ProgType::Tracing(c) => crate::ctx_trace::tracing(c, off, size, t),
+        ProgType::Syscall => crate::ctx_trace::syscall(off, size),
     }
 }
 

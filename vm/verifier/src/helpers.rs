@@ -137,6 +137,8 @@ pub enum Ret {
     MemOrBtfIdOrNull,
     /// A per-CPU object (read-only memory).
     MemOrBtfId,
+    /// A trusted kernel object typed by BTF (`RET_PTR_TO_BTF_ID_TRUSTED`).
+    BtfId,
     /// Returns something bpfvm's verifier does not model (sockets, BTF objects).
     Unmodelled,
 }
@@ -430,6 +432,14 @@ static PROTOS: &[Proto] = &[
         false,
     ),
     p(
+        45,
+        "bpf_probe_read_str",
+        I,
+        [UNINIT, SZ0, A, N, N],
+        true,
+        false,
+    ),
+    p(
         46,
         "bpf_get_socket_cookie",
         I,
@@ -716,6 +726,14 @@ static PROTOS: &[Proto] = &[
         false,
     ),
     p(155, "bpf_redirect_peer", I, [A, A, N, N, N], false, false),
+    p(
+        158,
+        "bpf_get_current_task_btf",
+        Ret::BtfId,
+        [N; 5],
+        true,
+        false,
+    ),
     p(160, "bpf_ktime_get_coarse_ns", I, [N; 5], false, false),
     p(
         163,
@@ -741,6 +759,7 @@ static PROTOS: &[Proto] = &[
         true,
         false,
     ),
+    p(173, "bpf_get_func_ip", I, [CTX, N, N, N, N], false, false),
     p(
         174,
         "bpf_get_attach_cookie",
@@ -1162,6 +1181,16 @@ pub fn allowed(id: u32, t: ProgType, privilege: Privilege) -> bool {
         ProgType::Xdp => xdp(id, privilege),
         ProgType::Kprobe => matches!(id, 25 | 27 | 67 | 58 | 173 | 174) || tracing(id, privilege),
         ProgType::Tracepoint => matches!(id, 25 | 27 | 67 | 174) || tracing(id, privilege),
+        // `pe_prog_func_proto`, `raw_tp_prog_func_proto`, `tracing_prog_func_proto`.
+        ProgType::PerfEvent => {
+            matches!(id, 25 | 27 | 67 | 55 | 119 | 174) || tracing(id, privilege)
+        }
+        ProgType::RawTracepoint => matches!(id, 25 | 27 | 67 | 174) || tracing(id, privilege),
+        ProgType::Tracing(_) => matches!(id, 25 | 27 | 67 | 174) || tracing(id, privilege),
+        // `syscall_prog_func_proto`: the base helpers, plus `bpf_sys_bpf` (166),
+        // `bpf_btf_find_by_name_kind` (167), `bpf_sys_close` (168), `bpf_kallsyms_lookup_name`
+        // (179).
+        ProgType::Syscall => matches!(id, 166 | 167 | 168 | 179) || base(id, privilege),
     }
 }
 
