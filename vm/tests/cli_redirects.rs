@@ -10,9 +10,12 @@ fn fixture(name: &str) -> String {
 }
 
 fn run(args: &[&str]) -> std::process::Output {
+    // One file per call: the tests of this file run in parallel threads of one process.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("bpfvm-cli-redirects-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let pkt = dir.join("frame");
+    let pkt = dir.join(format!("frame-{call}"));
     std::fs::write(&pkt, [0u8; 60]).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_bpfvm"))
         .arg("run")
