@@ -208,3 +208,30 @@ fn counter(iters: u64, body: &str) -> Vec<u8> {
     patch_map_fd(&mut code, 1, 0);
     code
 }
+
+/// One non-atomic increment of a shared ARRAY value (map 0, addressed with
+/// `BPF_PSEUDO_MAP_VALUE`) with `pad` iterations of private ALU work (3 instructions each)
+/// between the load and the store: `3 * pad + 7` instructions, 2 shared accesses (the race
+/// explorer's bench program).
+pub fn shared_counter_padded(pad: u64) -> Vec<u8> {
+    let pad = pad.max(1);
+    let mut code = asm(&format!(
+        "lddw r6, 0
+         ldxdw r1, [r6]
+         mov64 r2, {pad}
+         add64 r1, 0
+         sub64 r2, 1
+         jne r2, 0, -3
+         add64 r1, 1
+         stxdw [r6], r1
+         mov64 r0, 0
+         exit"
+    ));
+    patch_map_value(&mut code, 0, 0, 0);
+    code
+}
+
+/// Instructions [`shared_counter_padded`] executes.
+pub fn shared_counter_padded_insns(pad: u64) -> u64 {
+    3 * pad.max(1) + 8
+}

@@ -58,7 +58,9 @@ pub use fault::{Access, FaultKind, FaultTarget, MapName, MemFault};
 pub use id::HelperId;
 pub use kfunc::{Kfunc, KfuncFlags, KfuncRegisterError, KFUNC_ID_BASE};
 pub use maps::{ArenaInfo, ProgramMap};
-pub use memory::{AddressMode, AtomicOp, LockWord, Memory, PacketWindows, Region};
+pub use memory::{
+    AccessHook, AddressMode, AtomicOp, LockWord, Memory, PacketWindows, Region, WatchedAccess,
+};
 pub use packet::{Packet, PacketProgram, TunnelInfo};
 pub use probe::MemoryImage;
 pub use redirect::{Nexthop, RedirectTarget};

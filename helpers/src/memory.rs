@@ -150,6 +150,9 @@ pub struct Region {
     /// number of the region's object 0 among the map's values.
     map: u32,
     first_object: u64,
+    /// Accesses go through the slow path and are reported to the [`AccessHook`] (values of
+    /// maps shared between CPUs, while a race explorer watches them).
+    watched: bool,
 }
 
 impl Region {
@@ -166,6 +169,7 @@ impl Region {
         hole: (0, 0),
         map: 0,
         first_object: 0,
+        watched: false,
     };
 
     /// Plain bytes: `len` bytes at `base`, seen from guest offset `lo` (one object).
@@ -348,6 +352,46 @@ pub struct Memory {
     objects: DynamicObjects,
     /// Where the packet's current and earlier views lie (for fault messages).
     packet_windows: PacketWindows,
+    /// Told of every access to a watched map value (the race explorer; `None` normally).
+    hook: Option<Arc<dyn AccessHook>>,
+    /// The instruction making the current access, noted by an engine while a hook is set
+    /// ([`Memory::note_pc`]).
+    pc: AtomicU64,
+}
+
+/// Watches the accesses a run makes to map values shared between simulated CPUs: the hook
+/// of bpfvm's race explorer (`bpfvm::race`).
+///
+/// Values of the maps [`AccessHook::watches`] are left out of the fast path of
+/// [`Memory::translate_guest`] (their fast-table entry is closed), so every access to them
+/// takes the slow path, which calls [`AccessHook::before_access`] on the thread making the
+/// access, before the access. Nothing changes for a [`Memory`] without a hook: the fast path
+/// is the same code, and the slow path only tests a flag of the region it already read.
+pub trait AccessHook: Send + Sync + std::fmt::Debug {
+    /// Whether accesses to the values of `map` are reported (a map shared between CPUs).
+    fn watches(&self, map: &dyn ProgramMap) -> bool;
+    /// Called before `access` is made; it may block (the explorer lets one CPU run at a
+    /// time). `memory` may be read with [`Memory::peek_bytes`] (which calls no hook).
+    fn before_access(&self, memory: &Memory, access: &WatchedAccess);
+}
+
+/// An access to a watched map value (see [`AccessHook`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WatchedAccess {
+    /// The guest address.
+    pub addr: u64,
+    /// Bytes accessed.
+    pub size: u64,
+    /// Read, write or atomic read-modify-write.
+    pub access: Access,
+    /// The map's index in the program.
+    pub map: u32,
+    /// The value's slot in the map's arena.
+    pub slot: u64,
+    /// The offset in the value.
+    pub offset: u32,
+    /// The instruction making the access, as the engine noted it ([`Memory::note_pc`]).
+    pub pc: usize,
 }
 
 /// Where the packet region's views have been, so that a fault can tell a pointer from an
@@ -462,6 +506,8 @@ impl Default for Memory {
             mode: AddressMode::Guest,
             objects: DynamicObjects::default(),
             packet_windows: PacketWindows::default(),
+            hook: None,
+            pc: AtomicU64::new(0),
         }
     }
 }
@@ -507,7 +553,11 @@ impl Memory {
         let Some(fast) = self.fast.get_mut(i) else {
             return; // no address names it
         };
-        *fast = Fast::of(index, &region);
+        *fast = if region.watched {
+            Fast::CLOSED
+        } else {
+            Fast::of(index, &region)
+        };
         if self.regions.len() <= i {
             self.regions.resize(i + 1, Region::EMPTY);
         }
@@ -559,6 +609,7 @@ impl Memory {
                 region.hole = hole;
                 region.map = i as u32 + 1;
                 region.first_object = first_object;
+                region.watched = self.hook.as_ref().is_some_and(|h| h.watches(m.as_ref()));
                 self.put_region(at + r as u32, region.with_fast_lens());
             }
         }
@@ -938,15 +989,96 @@ impl Memory {
     #[cold]
     #[inline(never)]
     fn translate_slow(&self, addr: u64, size: u64, access: Access) -> Result<*mut u8, MemFault> {
+        let (p, r, object, off) = self.locate(addr, size, access)?;
+        if r.watched {
+            if let Some(hook) = &self.hook {
+                hook.before_access(
+                    self,
+                    &WatchedAccess {
+                        addr,
+                        size,
+                        access,
+                        map: r.map - 1,
+                        slot: r.first_object + object,
+                        offset: off as u32,
+                        pc: self.noted_pc(),
+                    },
+                );
+            }
+        }
+        Ok(p)
+    }
+
+    /// The full check of an access: its host pointer, region, object and offset.
+    fn locate(
+        &self,
+        addr: u64,
+        size: u64,
+        access: Access,
+    ) -> Result<(*mut u8, &Region, u64, u64), MemFault> {
         let Some(r) = self.regions.get((addr >> REGION_SHIFT) as usize) else {
             return Err(self.fault(addr, size, access, FaultKind::Unmapped));
         };
         let object = (addr >> 32) & OBJECT_MASK;
         let off = (addr & 0xffff_ffff).wrapping_sub(r.lo);
         match r.check(object, off, size, access) {
-            Ok(()) => Ok(r.base.wrapping_add((object * r.stride + off) as usize)),
+            Ok(()) => Ok((
+                r.base.wrapping_add((object * r.stride + off) as usize),
+                r,
+                object,
+                off,
+            )),
             Err(kind) => Err(self.fault(addr, size, access, kind)),
         }
+    }
+
+    /// Sets (or with `None` removes) the hook told of accesses to watched map values (see
+    /// [`AccessHook`]), and re-marks the installed maps' values as watched or not.
+    pub fn set_access_hook(&mut self, hook: Option<Arc<dyn AccessHook>>) {
+        self.hook = hook;
+        for i in REGION_MAP_VALUES as usize..self.regions.len().min(REGION_DYNAMIC as usize) {
+            let mut r = self.regions[i];
+            if r.map == 0 {
+                continue;
+            }
+            r.watched = match (&self.hook, self.maps.get(r.map as usize - 1)) {
+                (Some(h), Some(m)) => h.watches(m.as_ref()),
+                _ => false,
+            };
+            self.put_region(i as u32, r);
+        }
+    }
+
+    /// Notes that instruction `pc` makes the next access (engines do while a hook is set;
+    /// [`WatchedAccess::pc`] reports it).
+    #[inline(always)]
+    pub fn note_pc(&self, pc: usize) {
+        self.pc.store(pc as u64, Ordering::Relaxed);
+    }
+
+    /// The instruction last noted with [`Memory::note_pc`].
+    pub fn noted_pc(&self) -> usize {
+        self.pc.load(Ordering::Relaxed) as usize
+    }
+
+    /// Whether an [`AccessHook`] is set.
+    pub fn has_access_hook(&self) -> bool {
+        self.hook.is_some()
+    }
+
+    /// Copies `out.len()` guest bytes at `addr` (all in one object) into `out` without
+    /// telling the [`AccessHook`]: what the hook itself uses to see values.
+    pub fn peek_bytes(&self, addr: u64, out: &mut [u8]) -> Result<(), MemFault> {
+        if self.mode == AddressMode::Host {
+            return Err(self.fault(addr, out.len() as u64, Access::Read, FaultKind::Unmapped));
+        }
+        let (p, ..) = self.locate(addr, out.len() as u64, Access::Read)?;
+        for (i, b) in out.iter_mut().enumerate() {
+            // SAFETY: `locate` checked that `out.len()` bytes at `p` lie in an installed
+            // region, which its constructor's contract keeps valid.
+            *b = unsafe { load_raw(p.wrapping_add(i), 1) } as u8;
+        }
+        Ok(())
     }
 
     #[cold]
@@ -1382,6 +1514,73 @@ mod tests {
         assert!(m.load(v1 + 12, 4).is_err());
         // There are two values.
         assert!(m.load(object_addr(REGION_MAP_VALUES, 2, 0), 1).is_err());
+    }
+
+    /// Records the accesses it is told of; watches maps whose name starts with `shared`.
+    #[derive(Debug, Default)]
+    struct Recorder(std::sync::Mutex<Vec<WatchedAccess>>);
+
+    impl AccessHook for Recorder {
+        fn watches(&self, map: &dyn ProgramMap) -> bool {
+            map.name().starts_with("shared")
+        }
+        fn before_access(&self, memory: &Memory, access: &WatchedAccess) {
+            // The hook may read guest memory without being called again.
+            let mut b = vec![0u8; access.size as usize];
+            memory.peek_bytes(access.addr, &mut b).unwrap();
+            self.0.lock().unwrap().push(*access);
+        }
+    }
+
+    #[test]
+    fn only_watched_maps_values_reach_the_access_hook() {
+        use bpfvm_maps::{Map, MapSpec, MapType};
+        let shared: Arc<dyn ProgramMap> = Arc::new(
+            Map::create(MapSpec::new(MapType::Array, 4, 8, 2).with_name("shared"), 1).unwrap(),
+        );
+        let private: Arc<dyn ProgramMap> = Arc::new(
+            Map::create(
+                MapSpec::new(MapType::Array, 4, 8, 2).with_name("private"),
+                1,
+            )
+            .unwrap(),
+        );
+        let mut m = Memory::new();
+        m.install_maps(&[Arc::clone(&shared), Arc::clone(&private)])
+            .unwrap();
+        let hook = Arc::new(Recorder::default());
+        m.set_access_hook(Some(hook.clone()));
+        let (s1, p0) = (m.value_addr(0, 1), m.value_addr(1, 0));
+        m.note_pc(7);
+        m.store(s1 + 4, 4, 9).unwrap();
+        m.note_pc(8);
+        assert_eq!(m.load(s1, 8).unwrap(), 9 << 32);
+        m.atomic_rmw(s1, 8, AtomicOp::Add, 1).unwrap();
+        m.store(p0, 8, 1).unwrap();
+        // Faults are still faults, and are not reported.
+        assert!(m.load(s1 + 8, 1).is_err());
+        let seen = hook.0.lock().unwrap().clone();
+        let brief: Vec<_> = seen
+            .iter()
+            .map(|a| (a.access, a.map, a.slot, a.offset, a.size, a.pc))
+            .collect();
+        assert_eq!(
+            brief,
+            [
+                (Access::Write, 0, 1, 4, 4, 7),
+                (Access::Read, 0, 1, 0, 8, 8),
+                (Access::Atomic, 0, 1, 0, 8, 8),
+            ]
+        );
+        // Without the hook the value is on the fast path again; maps installed after the
+        // hook is set are watched too.
+        m.set_access_hook(None);
+        m.load(s1, 8).unwrap();
+        m.set_access_hook(Some(hook.clone()));
+        m.install_maps(&[private, shared]).unwrap();
+        m.load(m.value_addr(1, 0), 8).unwrap();
+        m.load(m.value_addr(0, 0), 8).unwrap();
+        assert_eq!(hook.0.lock().unwrap().len(), 4);
     }
 
     #[test]

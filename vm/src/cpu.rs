@@ -84,6 +84,14 @@ impl Lane {
         }
     }
 
+    /// Puts the virtual clock and PRNG back where a new lane for `seed` starts them, so the
+    /// next runs repeat exactly (the race explorer replays schedules on the same lanes).
+    pub(crate) fn rewind(&mut self, seed: u64) {
+        let cpu = self.helper_ctx.cpu();
+        self.next_clock = mix(seed ^ ((cpu as u64) << 48)) >> 24;
+        self.next_rng = mix(mix(seed) ^ mix((cpu as u64 + 1) << 40));
+    }
+
     /// The simulated CPU of this lane.
     pub fn cpu(&self) -> CpuId {
         CpuId(self.helper_ctx.cpu())

@@ -57,6 +57,7 @@ pub mod loader;
 pub mod probe_mem;
 pub mod program;
 pub mod program_type;
+pub mod race;
 pub mod retval;
 pub mod run;
 pub mod sim_kernel;

@@ -35,6 +35,70 @@ pub enum Command {
     /// Give the Linux kernel verifier's verdict on an object's programs, with its reason
     /// and the C source line (exit code 1 when one is refused).
     Verify(VerifyArgs),
+    /// Run a program on several simulated CPUs under every interleaving of their shared map
+    /// accesses (or random ones) and report lost updates and data races (docs/races.md).
+    Race(Box<RaceArgs>),
+}
+
+/// `bpfvm race`.
+#[derive(Debug, Args)]
+pub struct RaceArgs {
+    /// The BPF ELF object, at most 64 MiB.
+    pub object: PathBuf,
+    /// Program to explore: function or section name (default: the only program).
+    #[arg(long, value_name = "NAME")]
+    pub prog: Option<String>,
+    /// The program type, as for `bpfvm run --type`.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub prog_type: Option<String>,
+    #[command(flatten)]
+    pub load: LoadArgs,
+    /// Simulated CPUs running the program at the same time.
+    #[arg(long, value_name = "K", default_value_t = 2,
+          value_parser = clap::value_parser!(u32).range(2..=bpfvm::race::MAX_CPUS as i64))]
+    pub cpus: u32,
+    /// Runs of the program on each CPU (CPUs x runs at most 64).
+    #[arg(long, value_name = "R", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=bpfvm::race::MAX_TOTAL_RUNS as i64))]
+    pub runs: u32,
+    /// Packet bytes for every run (the raw context for non-packet program types), as for
+    /// `bpfvm run --data`.
+    #[arg(long, value_name = "FILE")]
+    pub data: Option<PathBuf>,
+    /// Run N random schedules (seeded by --seed) instead of every interleaving.
+    #[arg(long, value_name = "N", conflicts_with = "exhaustive",
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub schedules: Option<u64>,
+    /// Every interleaving of the shared accesses, up to partial-order reduction (the
+    /// default), at most --max-schedules runs.
+    #[arg(long)]
+    pub exhaustive: bool,
+    /// Most schedules an exhaustive exploration runs before it stops (and says so).
+    #[arg(long, value_name = "N", default_value_t = 20_000,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_schedules: u64,
+    /// Seed of the random schedules and of the runs' virtual clock and PRNG.
+    #[arg(long, value_name = "S", default_value_t = 0)]
+    pub seed: u64,
+    /// Replay one schedule (as printed, one CPU digit per shared step) and show it.
+    #[arg(long, value_name = "SCHEDULE", conflicts_with_all = ["schedules", "exhaustive"])]
+    pub schedule: Option<String>,
+    /// Explore every interleaving, without partial-order reduction (to compare counts).
+    #[arg(long)]
+    pub no_reduction: bool,
+    /// Instructions each run may execute.
+    #[arg(long, value_name = "N", default_value_t = 100_000,
+          value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub budget: u64,
+    /// Print exactly one JSON object on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the lost update's timeline as a self-contained SVG picture.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// The loader's privileges for the kernel verifier's verdict.
+    #[arg(long, value_name = "WHO", default_value = "root", value_parser = PRIVILEGES)]
+    pub privileged: String,
 }
 
 /// The loader privileges `--privileged` names.

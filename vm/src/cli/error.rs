@@ -37,6 +37,15 @@ pub enum CliError {
         /// What was wrong.
         reason: String,
     },
+    /// `bpfvm race` could not explore the program.
+    #[error("race explorer on {program}: {source}")]
+    Race {
+        /// The program.
+        program: String,
+        /// Why.
+        #[source]
+        source: Box<bpfvm::race::RaceError>,
+    },
     #[error("{path} has no programs")]
     NoPrograms {
         /// The object's path.

@@ -117,7 +117,7 @@ pub fn explain(s: &Scenario<'_>) -> Result<String, CliError> {
             any = true;
             explain_percpu(&mut out, s, step, snap, map)?;
         } else {
-            explain_shared(&mut out, s.object, step, snap);
+            explain_shared(&mut out, s, step, snap);
         }
     }
     if !any {
@@ -166,7 +166,8 @@ fn explain_events(out: &mut String, events: &[MapEvents]) {
     }
 }
 
-fn explain_shared(out: &mut String, object: &Object, step: usize, snap: &MapSnapshot) {
+fn explain_shared(out: &mut String, s: &Scenario<'_>, step: usize, snap: &MapSnapshot) {
+    let object = s.object;
     let _ = writeln!(
         out,
         "step {step}: map {} ({}) is shared: one value per key for all CPUs",
@@ -178,6 +179,12 @@ fn explain_shared(out: &mut String, object: &Object, step: usize, snap: &MapSnap
         "  A host lookup returns value_size = {} bytes; CPUs updating it in parallel must use \
          atomics.",
         snap.def.value_size
+    );
+    let _ = writeln!(
+        out,
+        "  Whether updates to it are lost when CPUs interleave: `bpfvm race {} --prog {}` \
+         (docs/races.md).",
+        s.path, s.program.name
     );
     if let Some(e) = snap.example() {
         let _ = writeln!(

@@ -16,6 +16,7 @@ pub mod list;
 pub mod object;
 pub mod programs;
 pub mod progress;
+pub mod race;
 pub mod report;
 pub mod run;
 pub mod seed;
@@ -50,6 +51,7 @@ pub fn main() -> ExitCode {
             .write_all(bpfvm::support::markdown().as_bytes())
             .map_err(CliError::stdout),
         Command::Verify(a) => verify::verify(a, &mut out),
+        Command::Race(a) => race::race(a, &mut out),
     };
     let result = result.and_then(|()| out.flush().map_err(CliError::stdout));
     match result {

@@ -597,14 +597,27 @@ impl Interpreter {
                 fp: guest_addr(REGION_STACK, STACK_SIZE as u32),
             };
             let mut nest = Nest::main(env.budget);
-            let result = execute(
-                &code,
-                &mut lane.helper_ctx,
-                &mut lane.frames,
-                &mut used,
-                start,
-                &mut nest,
-            );
+            // The race explorer's hook wants each watched access's instruction: a second
+            // copy of the loop notes it (`W`); normal runs take the copy that does not.
+            let result = if lane.helper_ctx.memory.has_access_hook() {
+                execute_watched(
+                    &code,
+                    &mut lane.helper_ctx,
+                    &mut lane.frames,
+                    &mut used,
+                    start,
+                    &mut nest,
+                )
+            } else {
+                execute::<false>(
+                    &code,
+                    &mut lane.helper_ctx,
+                    &mut lane.frames,
+                    &mut used,
+                    start,
+                    &mut nest,
+                )
+            };
             if self.has_tail_call {
                 lane.forget_maps();
             }
@@ -666,6 +679,20 @@ pub(super) struct Start {
     pub(super) fp: u64,
 }
 
+/// [`execute`] noting each access's instruction for the race explorer's hook: a copy of
+/// the loop of its own, never inlined, so the normal runs' copy is compiled as before.
+#[inline(never)]
+fn execute_watched(
+    code: &Machine<'_>,
+    ctx: &mut HelperContext,
+    frames: &mut [Frame; MAX_FRAMES],
+    used: &mut usize,
+    start: Start,
+    nest: &mut Nest,
+) -> Result<u64, Box<RunError>> {
+    execute::<true>(code, ctx, frames, used, start, nest)
+}
+
 /// Runs a callback to its `exit` (see [`execute`]): the engine's re-entry, used by
 /// [`callback`] for each call of a callback.
 #[inline(never)]
@@ -677,7 +704,11 @@ pub(super) fn execute_callback(
     start: Start,
     nest: &mut Nest,
 ) -> Result<u64, Box<RunError>> {
-    execute(code, ctx, frames, used, start, nest)
+    if ctx.memory.has_access_hook() {
+        execute_watched(code, ctx, frames, used, start, nest)
+    } else {
+        execute::<false>(code, ctx, frames, used, start, nest)
+    }
 }
 
 /// Runs pre-decoded `code.insns` (`code.mask` = `insns.len() - 1`, the length a power of
@@ -688,9 +719,11 @@ pub(super) fn execute_callback(
 /// budget left (capped so that it plus a pc cannot overflow) and, when `exit` leaves
 /// `start`'s frame, what is left then: a callback's or a tail call target's execution puts
 /// it back (a callback's last stretch is charged; the main program's is not).
-/// `nest.tail_calls` counts the run's tail calls.
+/// `nest.tail_calls` counts the run's tail calls. With `W` (a race explorer watches the
+/// memory, see `bpfvm_helpers::memory::AccessHook`) each memory access and helper call
+/// first notes its instruction in `ctx.memory`.
 #[inline(always)] // one caller in a run: the per-run prologue and the result stay in registers
-fn execute(
+fn execute<const W: bool>(
     code: &Machine<'_>,
     ctx: &mut HelperContext,
     frames: &mut [Frame; MAX_FRAMES],
@@ -917,42 +950,42 @@ fn execute(
                 reg[dst] = imm;
                 pc += 1; // the second slot
             }
-            Code::LD_B_REG => reg[dst] = load(ctx, reg[src], i.mem_off(), 1, here)?,
-            Code::LD_H_REG => reg[dst] = load(ctx, reg[src], i.mem_off(), 2, here)?,
-            Code::LD_W_REG => reg[dst] = load(ctx, reg[src], i.mem_off(), 4, here)?,
-            Code::LD_DW_REG => reg[dst] = load(ctx, reg[src], i.mem_off(), 8, here)?,
+            Code::LD_B_REG => reg[dst] = load::<W>(ctx, reg[src], i.mem_off(), 1, here)?,
+            Code::LD_H_REG => reg[dst] = load::<W>(ctx, reg[src], i.mem_off(), 2, here)?,
+            Code::LD_W_REG => reg[dst] = load::<W>(ctx, reg[src], i.mem_off(), 4, here)?,
+            Code::LD_DW_REG => reg[dst] = load::<W>(ctx, reg[src], i.mem_off(), 8, here)?,
             Code::LDSX_B => {
-                reg[dst] = load(ctx, reg[src], i.mem_off(), 1, here)? as i8 as i64 as u64
+                reg[dst] = load::<W>(ctx, reg[src], i.mem_off(), 1, here)? as i8 as i64 as u64
             }
             Code::LDSX_H => {
-                reg[dst] = load(ctx, reg[src], i.mem_off(), 2, here)? as i16 as i64 as u64
+                reg[dst] = load::<W>(ctx, reg[src], i.mem_off(), 2, here)? as i16 as i64 as u64
             }
             Code::LDSX_W => {
-                reg[dst] = load(ctx, reg[src], i.mem_off(), 4, here)? as i32 as i64 as u64
+                reg[dst] = load::<W>(ctx, reg[src], i.mem_off(), 4, here)? as i32 as i64 as u64
             }
-            Code::PROBE_LD_B => reg[dst] = probe(ctx, reg[src], i.mem_off(), 1),
-            Code::PROBE_LD_H => reg[dst] = probe(ctx, reg[src], i.mem_off(), 2),
-            Code::PROBE_LD_W => reg[dst] = probe(ctx, reg[src], i.mem_off(), 4),
-            Code::PROBE_LD_DW => reg[dst] = probe(ctx, reg[src], i.mem_off(), 8),
+            Code::PROBE_LD_B => reg[dst] = probe::<W>(ctx, reg[src], i.mem_off(), 1, here),
+            Code::PROBE_LD_H => reg[dst] = probe::<W>(ctx, reg[src], i.mem_off(), 2, here),
+            Code::PROBE_LD_W => reg[dst] = probe::<W>(ctx, reg[src], i.mem_off(), 4, here),
+            Code::PROBE_LD_DW => reg[dst] = probe::<W>(ctx, reg[src], i.mem_off(), 8, here),
             Code::PROBE_LDSX_B => {
-                reg[dst] = probe(ctx, reg[src], i.mem_off(), 1) as i8 as i64 as u64
+                reg[dst] = probe::<W>(ctx, reg[src], i.mem_off(), 1, here) as i8 as i64 as u64
             }
             Code::PROBE_LDSX_H => {
-                reg[dst] = probe(ctx, reg[src], i.mem_off(), 2) as i16 as i64 as u64
+                reg[dst] = probe::<W>(ctx, reg[src], i.mem_off(), 2, here) as i16 as i64 as u64
             }
             Code::PROBE_LDSX_W => {
-                reg[dst] = probe(ctx, reg[src], i.mem_off(), 4) as i32 as i64 as u64
+                reg[dst] = probe::<W>(ctx, reg[src], i.mem_off(), 4, here) as i32 as i64 as u64
             }
-            Code::ST_B_IMM => store(ctx, reg[dst], i.mem_off(), 1, imm, here)?,
-            Code::ST_H_IMM => store(ctx, reg[dst], i.mem_off(), 2, imm, here)?,
-            Code::ST_W_IMM => store(ctx, reg[dst], i.mem_off(), 4, imm, here)?,
-            Code::ST_DW_IMM => store(ctx, reg[dst], i.mem_off(), 8, imm, here)?,
-            Code::ST_B_REG => store(ctx, reg[dst], i.mem_off(), 1, reg[src], here)?,
-            Code::ST_H_REG => store(ctx, reg[dst], i.mem_off(), 2, reg[src], here)?,
-            Code::ST_W_REG => store(ctx, reg[dst], i.mem_off(), 4, reg[src], here)?,
-            Code::ST_DW_REG => store(ctx, reg[dst], i.mem_off(), 8, reg[src], here)?,
-            Code::ST_W_XADD => atomic(ctx, &mut reg, &i, 4, here)?,
-            Code::ST_DW_XADD => atomic(ctx, &mut reg, &i, 8, here)?,
+            Code::ST_B_IMM => store::<W>(ctx, reg[dst], i.mem_off(), 1, imm, here)?,
+            Code::ST_H_IMM => store::<W>(ctx, reg[dst], i.mem_off(), 2, imm, here)?,
+            Code::ST_W_IMM => store::<W>(ctx, reg[dst], i.mem_off(), 4, imm, here)?,
+            Code::ST_DW_IMM => store::<W>(ctx, reg[dst], i.mem_off(), 8, imm, here)?,
+            Code::ST_B_REG => store::<W>(ctx, reg[dst], i.mem_off(), 1, reg[src], here)?,
+            Code::ST_H_REG => store::<W>(ctx, reg[dst], i.mem_off(), 2, reg[src], here)?,
+            Code::ST_W_REG => store::<W>(ctx, reg[dst], i.mem_off(), 4, reg[src], here)?,
+            Code::ST_DW_REG => store::<W>(ctx, reg[dst], i.mem_off(), 8, reg[src], here)?,
+            Code::ST_W_XADD => atomic::<W>(ctx, &mut reg, &i, 4, here)?,
+            Code::ST_DW_XADD => atomic::<W>(ctx, &mut reg, &i, 8, here)?,
 
             // Jumps.
             Code::JA => transfer!(here, i.target as usize),
@@ -1007,6 +1040,9 @@ fn execute(
 
             // Calls.
             Code::CALL_HELPER => {
+                if W {
+                    ctx.memory.note_pc(here);
+                }
                 // `r1..=r5` straight from the register file, no copy. The slice always has
                 // 5 elements; the fallback only keeps this free of a panic path.
                 let args = <&[u64; 5]>::try_from(&reg[1..6]).unwrap_or(&[0; 5]);
@@ -1017,6 +1053,9 @@ fn execute(
                 charge_helper_work!(here);
             }
             Code::CALL_HELPER_DYN => {
+                if W {
+                    ctx.memory.note_pc(here);
+                }
                 let args = [reg[1], reg[2], reg[3], reg[4], reg[5]];
                 reg[0] = match helpers.objects[i.target as usize].call(ctx, args) {
                     Ok(v) => v,
@@ -1078,6 +1117,9 @@ fn execute(
                         at: SourceAt::NONE,
                     })?;
                 let args = <&[u64; 5]>::try_from(&reg[1..6]).unwrap_or(&[0; 5]);
+                if W {
+                    ctx.memory.note_pc(here);
+                }
                 reg[0] = match entry.helper.call_fast(ctx, args) {
                     Ok(v) => v,
                     Err(source) => return Err(helper_failed(here, *source)),
@@ -1286,7 +1328,12 @@ fn tail_call(
         left: jump.left,
         tail_calls: nest.tail_calls,
     };
-    let r0 = execute(&machine, ctx, frames, used, start, &mut inner).map_err(|source| {
+    let r0 = if ctx.memory.has_access_hook() {
+        execute_watched(&machine, ctx, frames, used, start, &mut inner)
+    } else {
+        execute::<false>(&machine, ctx, frames, used, start, &mut inner)
+    };
+    let r0 = r0.map_err(|source| {
         Box::new(RunError::InTailCall {
             pc: jump.pc,
             at: SourceAt::NONE,
@@ -1342,13 +1389,16 @@ fn unreachable_op(pc: usize, opcode: u8) -> Result<(), RunError> {
 
 /// An atomic operation of `size` bytes (`i.imm` names it) at `dst + off`.
 #[inline(always)]
-fn atomic(
+fn atomic<const W: bool>(
     ctx: &HelperContext,
     reg: &mut [u64; 11],
     i: &Exec,
     size: u64,
     here: usize,
 ) -> Result<(), RunError> {
+    if W {
+        ctx.memory.note_pc(here);
+    }
     let (dst, src) = (i.dst as usize, i.src as usize);
     let addr = reg[dst].wrapping_add(i.mem_off());
     let mem = &ctx.memory;
@@ -1379,7 +1429,16 @@ fn atomic(
 }
 
 #[inline(always)]
-fn load(ctx: &HelperContext, base: u64, off: u64, size: u64, pc: usize) -> Result<u64, RunError> {
+fn load<const W: bool>(
+    ctx: &HelperContext,
+    base: u64,
+    off: u64,
+    size: u64,
+    pc: usize,
+) -> Result<u64, RunError> {
+    if W {
+        ctx.memory.note_pc(pc);
+    }
     ctx.memory
         .load_guest(base.wrapping_add(off), size)
         .map_err(fault(pc))
@@ -1387,12 +1446,15 @@ fn load(ctx: &HelperContext, base: u64, off: u64, size: u64, pc: usize) -> Resul
 
 /// A probe load (see [`crate::probe_mem`]): never a fault.
 #[inline(always)]
-fn probe(ctx: &HelperContext, base: u64, off: u64, size: u64) -> u64 {
+fn probe<const W: bool>(ctx: &HelperContext, base: u64, off: u64, size: u64, pc: usize) -> u64 {
+    if W {
+        ctx.memory.note_pc(pc);
+    }
     crate::probe_mem::load(ctx, base.wrapping_add(off), size)
 }
 
 #[inline(always)]
-fn store(
+fn store<const W: bool>(
     ctx: &HelperContext,
     base: u64,
     off: u64,
@@ -1400,6 +1462,9 @@ fn store(
     v: u64,
     pc: usize,
 ) -> Result<(), RunError> {
+    if W {
+        ctx.memory.note_pc(pc);
+    }
     ctx.memory
         .store_guest(base.wrapping_add(off), size, v)
         .map_err(fault(pc))
