@@ -1,0 +1,151 @@
+//! The `jit` engine against the interpreter: results, faults, budgets, helpers, calls.
+#![cfg(all(
+    feature = "jit",
+    any(target_arch = "x86_64", target_arch = "aarch64"),
+    target_endian = "little",
+    not(miri)
+))]
+
+use bpfvm::{CpuId, EngineKind, Input, Program, ProgramType, RunError, VerifierMode, Vm};
+
+fn program(src: &str, engine: EngineKind) -> Program {
+    let code = rbpf::assembler::assemble(src).expect("test programs assemble");
+    Program::new(code, ProgramType::Unspecified).with_engine(engine)
+}
+
+/// Runs `src` on both engines with `budget` and `ctx`; asserts they agree and returns the
+/// result.
+fn both(src: &str, budget: u64, ctx: &[u8]) -> Result<u64, String> {
+    let vm = Vm::builder()
+        .cpus(1)
+        .budget(budget)
+        .verifier(VerifierMode::Structural)
+        .build();
+    let mut out = Vec::new();
+    for engine in [EngineKind::Interpreter, EngineKind::Jit] {
+        let prog = vm.load(program(src, engine)).expect("loads");
+        let r = vm
+            .run(&prog, CpuId(0), &Input::context(ctx.to_vec()))
+            .map(|o| o.retval)
+            .map_err(|e| format!("{e:?}"));
+        out.push(r);
+    }
+    assert_eq!(out[0], out[1], "interpreter vs jit on:\n{src}");
+    out.pop().unwrap()
+}
+
+#[test]
+fn alu_and_jumps() {
+    assert_eq!(both("mov64 r0, 7\nadd64 r0, 5\nexit", 100, &[]), Ok(12));
+    let src = "mov64 r1, 10\nmov64 r0, 0\nadd64 r0, r1\nsub64 r1, 1\njne r1, 0, -3\nexit";
+    assert_eq!(both(src, 1000, &[]), Ok(55));
+    assert_eq!(
+        both("mov64 r0, -1\nmov64 r1, 0\ndiv64 r0, r1\nexit", 10, &[]),
+        Ok(0)
+    );
+    assert_eq!(
+        both("mov32 r0, -1\nmov32 r1, 0\nmod32 r0, r1\nexit", 10, &[]),
+        Ok(0xffff_ffff)
+    );
+    assert_eq!(
+        both("lddw r0, 0x8000000000000000\nmov64 r1, -1\nexit", 10, &[]),
+        Ok(1 << 63)
+    );
+    assert_eq!(both("mov64 r0, 0x1234\nbe16 r0\nexit", 10, &[]), Ok(0x3412));
+}
+
+#[test]
+fn budget_errors_match() {
+    let src = "mov64 r1, 3\nsub64 r1, 1\njne r1, 0, -2\nmov64 r0, 7\nexit";
+    assert_eq!(both(src, 5, &[]), Ok(7));
+    let e = both(src, 4, &[]).unwrap_err();
+    assert!(e.contains("BudgetExhausted") && e.contains("pc: 2"), "{e}");
+    // An endless loop ends.
+    assert!(both("ja -1\nexit", 1000, &[])
+        .unwrap_err()
+        .contains("BudgetExhausted"));
+}
+
+#[test]
+fn memory_faults_match() {
+    // Context reads in bounds, then one byte past the end.
+    assert_eq!(
+        both("ldxw r0, [r1+0]\nexit", 10, &[1, 2, 3, 4]),
+        Ok(0x0403_0201)
+    );
+    let e = both("ldxw r0, [r1+1]\nexit", 10, &[1, 2, 3, 4]).unwrap_err();
+    assert!(e.contains("Fault") && e.contains("pc: 0"), "{e}");
+    // The stack: a store and a load; below the frame faults.
+    let src = "mov64 r1, 99\nstxdw [r10-8], r1\nldxdw r0, [r10-8]\nexit";
+    assert_eq!(both(src, 10, &[]), Ok(99));
+    assert!(both("mov64 r0, 0\nstdw [r10-520], 1\nexit", 10, &[])
+        .unwrap_err()
+        .contains("Fault"));
+    // A wild address, a null pointer.
+    assert!(both("lddw r1, 0x123456789abcdef0\nldxb r0, [r1]\nexit", 10, &[]).is_err());
+    assert!(both("mov64 r0, 0\nmov64 r1, 0\nstxb [r1], r1\nexit", 10, &[]).is_err());
+}
+
+#[test]
+fn atomics_helpers_and_calls() {
+    // `lock *(u64 *)(r10 - 8) += r2` (opcode 0xdb; rbpf's assembler has no atomics), and
+    // its fetching form, which returns the old value in r2.
+    let mut code = rbpf::assembler::assemble(
+        "mov64 r1, 5\nstxdw [r10-8], r1\nmov64 r2, 3\nstxdw [r10-8], r2\nldxdw r0, [r10-8]\nadd64 r0, r2\nexit",
+    )
+    .unwrap();
+    code[3 * 8] = 0xdb;
+    let vm = Vm::builder()
+        .cpus(1)
+        .verifier(VerifierMode::Structural)
+        .build();
+    for (imm, want) in [(0x00u8, 11), (0x01, 13)] {
+        code[3 * 8 + 4] = imm;
+        for engine in [EngineKind::Interpreter, EngineKind::Jit] {
+            let p = Program::new(code.clone(), ProgramType::Unspecified).with_engine(engine);
+            let prog = vm.load(p).unwrap();
+            let out = vm.run(&prog, CpuId(0), &Input::empty()).unwrap();
+            assert_eq!(out.retval, want, "{engine} imm {imm:#x}");
+        }
+    }
+    // bpf_get_smp_processor_id and bpf_ktime_get_ns (helper 5).
+    both("call 8\nexit", 100, &[]).unwrap();
+    both("call 5\nmov64 r6, r0\ncall 5\nsub64 r0, r6\nexit", 100, &[]).unwrap();
+    // A helper's error names its instruction.
+    let e = both("mov64 r1, 5\nmov64 r2, r10\ncall 1\nexit", 100, &[]).unwrap_err();
+    assert!(e.contains("Helper") && e.contains("pc: 2"), "{e}");
+}
+
+#[test]
+fn bpf_to_bpf_calls() {
+    let mut code =
+        rbpf::assembler::assemble("mov64 r1, 2\ncall 2\nadd64 r0, 1\nexit\nmov64 r0, r1\nexit")
+            .unwrap();
+    code[8 + 1] = 0x10; // src = 1: a bpf-to-bpf call
+    let vm = Vm::builder()
+        .cpus(1)
+        .verifier(VerifierMode::Structural)
+        .build();
+    for engine in [EngineKind::Interpreter, EngineKind::Jit] {
+        let p = Program::new(code.clone(), ProgramType::Unspecified).with_engine(engine);
+        let prog = vm.load(p).unwrap();
+        assert_eq!(vm.run(&prog, CpuId(0), &Input::empty()).unwrap().retval, 3);
+    }
+    // Recursion past the deepest frame.
+    let mut code = rbpf::assembler::assemble("call -1\nexit").unwrap();
+    code[1] = 0x10;
+    let mut errs = Vec::new();
+    for engine in [EngineKind::Interpreter, EngineKind::Jit] {
+        let p = Program::new(code.clone(), ProgramType::Unspecified).with_engine(engine);
+        let prog = vm.load(p).unwrap();
+        errs.push(format!(
+            "{:?}",
+            vm.run(&prog, CpuId(0), &Input::empty()).unwrap_err()
+        ));
+    }
+    assert_eq!(errs[0], errs[1]);
+    assert!(errs[0].contains("CallDepth"), "{}", errs[0]);
+    let _ = RunError::BadInput {
+        reason: String::new(),
+    };
+}
