@@ -457,9 +457,8 @@ impl<'a> Gen<'a> {
             pc += if d.op == ebpf::LD_DW_IMM { 2 } else { 1 };
         }
         if !ended {
-            // Falling off the end: the verifier refuses it; end the run as a failure would.
-            let zero = self.b.ins().iconst(I64, 0);
-            self.b.ins().return_(&[zero]);
+            // Falling off the end (the verifier refuses it).
+            self.invalid(self.insns.len());
         }
         self.b.switch_to_block(self.fail);
         let zero = self.b.ins().iconst(I64, 0);
@@ -487,6 +486,14 @@ impl<'a> Gen<'a> {
         let callee = self.b.ins().iconst(I64, f as usize as i64);
         let inst = self.b.ins().call_indirect(sig, callee, args);
         self.b.inst_results(inst).first().copied()
+    }
+
+    /// Ends the run at `pc` with the error of an instruction without implementation.
+    fn invalid(&mut self, pc: usize) {
+        let env = self.env;
+        let pc_v = self.iconst(pc as u64);
+        self.call(rt::invalid as *const (), &[env, pc_v], false);
+        self.b.ins().jump(self.fail, &[]);
     }
 
     /// Leaves for [`Gen::fail`] if a trampoline failed.
@@ -541,10 +548,10 @@ impl<'a> Gen<'a> {
         match dest {
             Some(dest) => self.transfer(here, t, Some(dest)),
             None => {
-                // Only for a target the verifier refuses (past the end): fail as the
-                // interpreter's padding would not; keep the budget test first.
+                // Only for a target the verifier refuses (past the end): the run fails
+                // there, after the budget test, as the interpreter's would.
                 self.transfer(here, t, None);
-                self.b.ins().jump(self.fail, &[]);
+                self.invalid(target);
             }
         }
     }
@@ -941,7 +948,7 @@ impl<'a> Gen<'a> {
             }
             _ => {
                 // `known` admitted only the opcodes above; `compile` refused the rest.
-                self.b.ins().jump(self.fail, &[]);
+                self.invalid(pc);
                 return true;
             }
         }

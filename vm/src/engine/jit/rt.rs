@@ -278,6 +278,18 @@ pub(super) extern "C" fn budget_exhausted(env: *mut Env<'_>, pc: u64) {
     })
 }
 
+/// Instruction `pc` has no compiled form (never for a verified program: a jump past the
+/// end, or falling off it): the interpreter's error for an opcode without implementation.
+pub(super) extern "C" fn invalid(env: *mut Env<'_>, pc: u64) {
+    with_env(env, |env| {
+        env.fail(Box::new(RunError::BadInput {
+            reason: format!(
+                "instruction {pc}: the program reached an instruction that passed the verifier but has no implementation"
+            ),
+        }));
+    })
+}
+
 /// A poisoned CO-RE relocation reached at `pc`.
 pub(super) extern "C" fn poisoned(env: *mut Env<'_>, pc: u64) {
     with_env(env, |env| {

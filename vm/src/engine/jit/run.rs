@@ -63,11 +63,10 @@ impl Jit {
         let mut runs_left = repeat.max(1);
         loop {
             lane.prepare_stack();
-            let fast = lane.helper_ctx.memory.fast_table();
             let mut e = Env {
                 status: 0,
                 credit,
-                fast,
+                fast: std::ptr::null(),
                 used: 1,
                 ctx: &mut lane.helper_ctx,
                 fns,
@@ -78,6 +77,8 @@ impl Jit {
                 error: None,
                 panic: None,
             };
+            // Taken through the context the run holds (helpers may change the table).
+            e.fast = e.ctx.memory.fast_table();
             let r0 = self.code.call(&mut e, r1, r2, r10, credit);
             let used = e.used as usize;
             let status = e.status;
