@@ -69,18 +69,34 @@ fn body_insn(rng: &mut Rng, pc: usize, start: usize, end: usize) -> [u8; 8] {
             let operation = rng.pick(&[
                 0x00u8, 0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70, 0x80, 0x90, 0xa0, 0xb0, 0xc0,
             ]);
-            let by_reg = rng.below(2) as u8 * 0x08;
-            let op = class | operation | by_reg;
+            let by_reg = rng.below(2) == 0;
+            let op = class | operation | if by_reg { 0x08 } else { 0 };
             let off = match operation {
-                // sdiv / smod (off 1), movsx (off 8, 16, 32)
+                // sdiv / smod (off 1), movsx (off 8, 16, and 32 for 64 bits)
                 0x30 | 0x90 => rng.pick(&[0, 0, 1]),
-                0xb0 => rng.pick(&[0, 0, 8, 16, 32]),
+                0xb0 if by_reg && class == 0x07 => rng.pick(&[0, 0, 8, 16, 32]),
+                0xb0 if by_reg => rng.pick(&[0, 0, 8, 16]),
                 _ => 0,
             };
             if operation == 0x80 {
                 return insn(class | 0x80, dst, 0, 0, 0); // neg
             }
-            insn(op, dst, src, off, imm(rng))
+            // `r10` is a source of add64 and mov64 only.
+            let src =
+                if src == 10 && !(class == 0x07 && matches!(operation, 0x00 | 0xb0) && off == 0) {
+                    rng.below(10) as u8
+                } else {
+                    src
+                };
+            let mut k = imm(rng);
+            if k == 0 && matches!(operation, 0x30 | 0x90) {
+                k = 3; // division by a zero immediate is refused at load
+            }
+            if by_reg {
+                insn(op, dst, src, off, 0)
+            } else {
+                insn(op, dst, 0, off, k)
+            }
         }
         // Byte order: le, be, bswap.
         45..=49 => {
@@ -113,7 +129,11 @@ fn body_insn(rng: &mut Rng, pc: usize, start: usize, end: usize) -> [u8; 8] {
             } else {
                 rng.below(80) as i16 - 8
             };
-            insn(class | 0x60 | size, base, src, off, imm(rng))
+            if class == 0x02 {
+                insn(0x02 | 0x60 | size, base, 0, off, imm(rng))
+            } else {
+                insn(0x03 | 0x60 | size, base, src, off, 0)
+            }
         }
         // Atomics, aligned or not.
         77..=80 => {
@@ -125,7 +145,7 @@ fn body_insn(rng: &mut Rng, pc: usize, start: usize, end: usize) -> [u8; 8] {
             } else {
                 8 * rng.below(8) as i16
             } + rng.pick(&[0, 0, 0, 4, 2]);
-            insn(0xc3 | size, base, src, off, op)
+            insn(0xc3 | size, base, rng.pick(&WRITABLE), off, op)
         }
         // Conditional jumps (64 or 32 bits), forwards or backwards inside the body.
         81..=93 => {
@@ -133,10 +153,14 @@ fn body_insn(rng: &mut Rng, pc: usize, start: usize, end: usize) -> [u8; 8] {
             let cond = rng.pick(&[
                 0x10u8, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70, 0xa0, 0xb0, 0xc0, 0xd0,
             ]);
-            let by_reg = rng.below(2) as u8 * 0x08;
+            let by_reg = rng.below(2) == 0;
             let target = start + rng.below((end - start + 1) as u64) as usize;
-            let off = target as i64 - pc as i64 - 1;
-            insn(class | cond | by_reg, dst, src, off as i16, imm(rng))
+            let off = (target as i64 - pc as i64 - 1) as i16;
+            if by_reg {
+                insn(class | cond | 0x08, dst, src, off, 0)
+            } else {
+                insn(class | cond, dst, 0, off, imm(rng))
+            }
         }
         // Helper calls: the clock, random numbers, the CPU, a failing one (a bad map).
         94..=98 => insn(0x85, 0, 0, 0, rng.pick(&[5, 7, 8, 1])),
@@ -163,8 +187,20 @@ fn generate(rng: &mut Rng) -> Vec<u8> {
     let start = code.len();
     let len = 1 + rng.below(30) as usize;
     let end = start + len;
-    for pc in start..end {
-        code.push(body_insn(rng, pc, start, end));
+    let mut pc = start;
+    while pc < end {
+        let i = body_insn(rng, pc, start, end);
+        code.push(i);
+        pc += 1;
+        if matches!(i[0], 0x85 | 0x8d) {
+            // A call leaves r1..=r5 unreadable: set them again where there is room.
+            for r in 1..=5u8 {
+                if pc < end {
+                    code.push(insn(0xb7, r, 0, 0, imm(rng)));
+                    pc += 1;
+                }
+            }
+        }
     }
     code.push(insn(0x95, 0, 0, 0, 0));
     code.concat()
