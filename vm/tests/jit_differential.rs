@@ -235,7 +235,7 @@ fn env_u64(name: &str, default: u64) -> u64 {
 #[test]
 fn jit_and_interpreter_agree_on_generated_programs() {
     let count = env_u64("BPFVM_JIT_DIFF_PROGRAMS", 3_000);
-    let mut rng = Rng(env_u64("BPFVM_JIT_DIFF_SEED", 0x6a69_7464_6966_66));
+    let mut rng = Rng(env_u64("BPFVM_JIT_DIFF_SEED", 0x006a_6974_6469_6666));
     let mut kinds = std::collections::BTreeMap::<String, u64>::new();
     for n in 0..count {
         let code = generate(&mut rng);
@@ -253,7 +253,7 @@ fn jit_and_interpreter_agree_on_generated_programs() {
                 .join(" ")
         );
         let kind = want
-            .split(|c: char| c == ' ' || c == '{' || c == '(')
+            .split([' ', '{', '('])
             .take(2)
             .collect::<Vec<_>>()
             .join(" ");

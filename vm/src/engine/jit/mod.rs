@@ -3,7 +3,7 @@
 //!
 //! A program is first prepared for the interpreter ([`Interpreter::prepare`]: decoding,
 //! verification, map and helper resolution), then its pre-decoded instructions are compiled
-//! into one native function ([`compile`]). The compiled code keeps the interpreter's
+//! into one native function (`compile.rs`). The compiled code keeps the interpreter's
 //! contract exactly:
 //!
 //! - **Memory.** Every load and store does the interpreter's check inline, on the same
@@ -15,11 +15,11 @@
 //!   `atomic_cmpxchg` as the interpreter does. Program registers only ever hold guest
 //!   addresses; host addresses live in the compiled code's temporaries.
 //! - **Budget.** Charged per straight-line stretch at every taken jump, call and return,
-//!   with the interpreter's arithmetic: the same [`RunError::BudgetExhausted`] at the same
+//!   with the interpreter's arithmetic: the same [`RunError::BudgetExhausted`](crate::RunError::BudgetExhausted) at the same
 //!   instruction for the same budget. Helper work (`HelperContext::charge_bytes`) comes off
 //!   the same budget after each helper call.
 //! - **Helpers** are the same Rust functions the interpreter calls, through `extern "C"`
-//!   trampolines ([`rt`]); bpf-to-bpf calls keep the interpreter's frames, stack window and
+//!   trampolines (`rt.rs`); bpf-to-bpf calls keep the interpreter's frames, stack window and
 //!   call-depth limit.
 //!
 //! Not compiled yet: `bpf_tail_call`, callbacks (`bpf_loop`, `bpf_for_each_map_elem`,
