@@ -149,3 +149,145 @@ fn bpf_to_bpf_calls() {
         reason: String::new(),
     };
 }
+
+fn raw(op: u8, dst: u8, src: u8, off: i16, imm: i32) -> [u8; 8] {
+    let o = off.to_le_bytes();
+    let i = imm.to_le_bytes();
+    [op, (src << 4) | dst, o[0], o[1], i[0], i[1], i[2], i[3]]
+}
+
+/// `key = 1; v = map_lookup_elem(map0, &key); if (!v) return 1; <body>; return *(u64 *)v`.
+fn lookup_then(body: &[[u8; 8]]) -> Vec<u8> {
+    let mut v = vec![
+        raw(0x62, 10, 0, -4, 1), // *(u32 *)(r10 - 4) = 1
+        raw(0x18, 1, 1, 0, 0),   // r1 = map 0
+        raw(0, 0, 0, 0, 0),
+        raw(0xbf, 2, 10, 0, 0), // r2 = r10
+        raw(0x07, 2, 0, 0, -4), // r2 -= 4
+        raw(0x85, 0, 0, 0, 1),  // call map_lookup_elem
+        raw(0x55, 0, 0, 2, 0),  // if r0 != 0 goto body
+        raw(0xb7, 0, 0, 0, 1),  // r0 = 1
+        raw(0x95, 0, 0, 0, 0),
+        raw(0xbf, 6, 0, 0, 0), // r6 = v
+    ];
+    v.extend_from_slice(body);
+    v.push(raw(0x79, 0, 6, 0, 0)); // r0 = *(u64 *)v
+    v.push(raw(0x95, 0, 0, 0, 0));
+    v.concat()
+}
+
+/// Runs `body` after a lookup in a fresh 16-byte-value map (a `bpf_spin_lock` at 8 when
+/// `lock`) on each sandboxed engine, twice on each of 2 CPUs; asserts the outcomes and the
+/// map's bytes agree and returns the first outcome.
+fn on_fresh_map(map_type: bpfvm::maps::MapType, lock: bool, body: &[[u8; 8]]) -> String {
+    use bpfvm::maps::{Map, MapSpec};
+    use std::sync::Arc;
+    let mut seen = Vec::new();
+    for engine in [EngineKind::Interpreter, EngineKind::Jit] {
+        let spec = MapSpec::new(map_type, 4, 16, 4);
+        let map = Arc::new(if lock {
+            Map::create_with_spin_lock(spec, 2, 8).unwrap()
+        } else {
+            Map::create(spec, 2).unwrap()
+        });
+        map.update(&1u32.to_ne_bytes(), &vec![7u8; map.host_value_size(0)], 0)
+            .unwrap();
+        let vm = Vm::builder().cpus(2).build();
+        let p = Program::new(lookup_then(body), ProgramType::Unspecified)
+            .with_map(Arc::clone(&map))
+            .with_engine(engine);
+        let prog = vm.load(p).expect("loads");
+        let mut out = Vec::new();
+        for cpu in [0, 1, 0, 1] {
+            out.push(format!(
+                "{:?}",
+                vm.run(&prog, CpuId(cpu), &Input::empty()).map(|o| o.retval)
+            ));
+        }
+        let mut bytes = vec![0u8; map.host_value_size(0)];
+        map.lookup(&1u32.to_ne_bytes(), &mut bytes, 0).unwrap();
+        seen.push((out, bytes));
+    }
+    assert_eq!(seen[0], seen[1], "interpreter vs jit");
+    seen[0].0[0].clone()
+}
+
+#[test]
+fn map_values_are_confined_the_same_way() {
+    use bpfvm::maps::MapType;
+    // In bounds: read, write, read-modify-write on every CPU's copy.
+    let rmw = [
+        raw(0x79, 1, 6, 8, 0),
+        raw(0x07, 1, 0, 0, 3),
+        raw(0x7b, 6, 1, 8, 0),
+    ];
+    for t in [
+        MapType::Array,
+        MapType::PercpuArray,
+        MapType::Hash,
+        MapType::PercpuHash,
+    ] {
+        assert!(on_fresh_map(t, false, &rmw).starts_with("Ok"), "{t:?}");
+        // Past the value (into the next element or another CPU's copy), and below it.
+        for off in [16i16, 24, -8, -16] {
+            let r = on_fresh_map(t, false, &[raw(0x7a, 6, 0, off, 1)]);
+            assert!(
+                r.contains("Fault") && r.contains("OutOfBounds"),
+                "{t:?} {off}: {r}"
+            );
+            let r = on_fresh_map(t, false, &[raw(0x79, 1, 6, off, 0)]);
+            assert!(r.contains("Fault"), "{t:?} {off}: {r}");
+        }
+        // An access straddling the value's end.
+        let r = on_fresh_map(t, false, &[raw(0x79, 1, 6, 12, 0)]);
+        assert!(r.contains("Fault"), "{t:?}: {r}");
+    }
+    // The spin lock word: off limits (the inline check sends such regions to the slow path),
+    // the fields around it ordinary.
+    for body in [
+        raw(0x62, 6, 0, 8, 1),
+        raw(0x61, 1, 6, 8, 0),
+        raw(0x7a, 6, 0, 4, -1),
+    ] {
+        let r = on_fresh_map(MapType::Hash, true, &[body]);
+        assert!(r.contains("SpecialField"), "{r}");
+    }
+    let fields = [
+        raw(0x7a, 6, 0, 0, 5),
+        raw(0x62, 6, 0, 12, 6),
+        raw(0x61, 1, 6, 12, 0),
+    ];
+    assert_eq!(on_fresh_map(MapType::Hash, true, &fields), "Ok(5)");
+}
+
+#[test]
+fn unsupported_instructions_are_refused_naming_them() {
+    // bpf_tail_call (helper 12) and bpf_loop (helper 181): refused at load on jit only.
+    for (src, pc, what) in [
+        (
+            "mov64 r2, 0\nmov64 r3, 0\ncall 12\nmov64 r0, 0\nexit",
+            2,
+            "bpf_tail_call",
+        ),
+        (
+            "mov64 r1, 1\nmov64 r2, 0\nmov64 r3, 0\nmov64 r4, 0\ncall 181\nexit",
+            4,
+            "bpf_loop",
+        ),
+    ] {
+        let vm = Vm::builder()
+            .cpus(1)
+            .verifier(VerifierMode::Structural)
+            .build();
+        let e = vm.load(program(src, EngineKind::Jit)).unwrap_err();
+        assert!(
+            matches!(e, bpfvm::PrepareError::Unsupported { pc: p, engine: EngineKind::Jit, .. } if p == pc),
+            "{e:?}"
+        );
+        let text = e.to_string();
+        assert!(
+            text.contains(&format!("instruction {pc}")) && text.contains(what),
+            "{text}"
+        );
+    }
+}
