@@ -291,3 +291,29 @@ fn unsupported_instructions_are_refused_naming_them() {
         );
     }
 }
+
+/// Compile time of a 999-instruction straight-line program (stores, loads, ALU): printed,
+/// and bounded loosely so a pathological slowdown fails.
+#[test]
+fn compile_time_per_thousand_instructions() {
+    let mut src = String::from("mov64 r0, 0\n");
+    for _ in 0..333 {
+        src.push_str("add64 r0, 3\nstxdw [r10-8], r0\nldxdw r1, [r10-8]\n");
+    }
+    src.push_str("exit");
+    let vm = Vm::builder().cpus(1).build();
+    let p = program(&src, EngineKind::Jit);
+    let start = std::time::Instant::now();
+    let n = 5;
+    for _ in 0..n {
+        vm.load(p.clone()).unwrap();
+    }
+    let each = start.elapsed() / n;
+    eprintln!("jit: loading 1,000 instructions takes {each:?}");
+    let prog = vm.load(p).unwrap();
+    assert_eq!(
+        vm.run(&prog, CpuId(0), &Input::empty()).unwrap().retval,
+        999
+    );
+    assert!(each < std::time::Duration::from_secs(5), "{each:?}");
+}

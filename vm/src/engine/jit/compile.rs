@@ -11,7 +11,7 @@
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{I16, I32, I64, I8};
 use cranelift_codegen::ir::{
-    AbiParam, Block, BlockCall, InstBuilder, JumpTableData, MemFlags, Signature, StackSlot,
+    AbiParam, Block, BlockCall, InstBuilder, JumpTableData, MemFlags, SigRef, Signature, StackSlot,
     StackSlotData, StackSlotKind, Type, Value,
 };
 use cranelift_codegen::isa::CallConv;
@@ -354,6 +354,8 @@ struct Gen<'a> {
     returns: Vec<usize>,
     /// Whether the program has bpf-to-bpf calls.
     calls: bool,
+    /// The trampoline signatures imported so far, by (parameters, result).
+    sigs: Vec<((usize, bool), SigRef)>,
 }
 
 impl<'a> Gen<'a> {
@@ -398,6 +400,7 @@ impl<'a> Gen<'a> {
         let entry = b.create_block();
         b.append_block_params_for_function_params(entry);
         b.switch_to_block(entry);
+        b.seal_block(entry);
         let params = b.block_params(entry).to_vec();
         for v in 0..14 {
             b.declare_var(Variable::from_u32(v), I64);
@@ -431,6 +434,7 @@ impl<'a> Gen<'a> {
             loops,
             returns,
             calls,
+            sigs: Vec::new(),
         }
     }
 
@@ -481,8 +485,17 @@ impl<'a> Gen<'a> {
 
     /// Calls trampoline `f` with `args`; its result if `ret`.
     fn call(&mut self, f: *const (), args: &[Value], ret: bool) -> Option<Value> {
-        let sig = signature(self.call_conv, args.len(), ret);
-        let sig = self.b.import_signature(sig);
+        let key = (args.len(), ret);
+        let sig = match self.sigs.iter().find(|(k, _)| *k == key) {
+            Some(&(_, sig)) => sig,
+            None => {
+                let sig = self
+                    .b
+                    .import_signature(signature(self.call_conv, args.len(), ret));
+                self.sigs.push((key, sig));
+                sig
+            }
+        };
         let callee = self.b.ins().iconst(I64, f as usize as i64);
         let inst = self.b.ins().call_indirect(sig, callee, args);
         self.b.inst_results(inst).first().copied()
@@ -504,6 +517,7 @@ impl<'a> Gen<'a> {
             .load(I64, MemFlags::trusted(), self.env, offsets::STATUS);
         let cont = self.b.create_block();
         self.b.ins().brif(status, self.fail, &[], cont, &[]);
+        self.b.seal_block(cont);
         self.b.switch_to_block(cont);
     }
 
@@ -527,6 +541,8 @@ impl<'a> Gen<'a> {
         self.b.set_cold_block(out);
         let ok = self.b.create_block();
         self.b.ins().brif(short, out, &[], ok, &[]);
+        self.b.seal_block(out);
+        self.b.seal_block(ok);
         self.b.switch_to_block(out);
         let env = self.env;
         let here_v = self.iconst(here as u64);
@@ -586,6 +602,8 @@ impl<'a> Gen<'a> {
         let slow_b = self.b.create_block();
         self.b.set_cold_block(slow_b);
         self.b.ins().brif(ok, fast_b, &[], slow_b, &[]);
+        self.b.seal_block(fast_b);
+        self.b.seal_block(slow_b);
         self.b.switch_to_block(fast_b);
         let stride32 = self.b.ins().load(I32, t, entry, l.stride as i32);
         let stride = self.b.ins().uextend(I64, stride32);
@@ -620,6 +638,7 @@ impl<'a> Gen<'a> {
             .expect("load returns a value");
         self.check_status();
         self.b.ins().jump(join, &[v.into()]);
+        self.b.seal_block(join);
         self.b.switch_to_block(join);
         let v = self.b.block_params(join)[0];
         if signed && size < 8 {
@@ -653,6 +672,7 @@ impl<'a> Gen<'a> {
         );
         self.check_status();
         self.b.ins().jump(join, &[]);
+        self.b.seal_block(join);
         self.b.switch_to_block(join);
     }
 
@@ -782,6 +802,7 @@ impl<'a> Gen<'a> {
             let taken = self.b.create_block();
             let next = self.blocks[pc + 1].expect("a jump is followed by a stretch");
             self.b.ins().brif(c, taken, &[], next, &[]);
+            self.b.seal_block(taken);
             self.b.switch_to_block(taken);
             self.transfer_to(pc, d.target as usize);
             return true;
@@ -903,6 +924,8 @@ impl<'a> Gen<'a> {
                 let dec = self.b.create_block();
                 let taken = self.b.create_block();
                 self.b.ins().brif(n, dec, &[], taken, &[]);
+                self.b.seal_block(dec);
+                self.b.seal_block(taken);
                 self.b.switch_to_block(dec);
                 let n1 = self.b.ins().iadd_imm(n, -1);
                 self.b.ins().store(MemFlags::trusted(), n1, at, 0);
@@ -968,6 +991,8 @@ impl<'a> Gen<'a> {
         self.b.set_cold_block(deep);
         let ok = self.b.create_block();
         self.b.ins().brif(full, deep, &[], ok, &[]);
+        self.b.seal_block(deep);
+        self.b.seal_block(ok);
         self.b.switch_to_block(deep);
         let env = self.env;
         let pc_v = self.iconst(pc as u64);
@@ -1016,6 +1041,8 @@ impl<'a> Gen<'a> {
         let main = self.b.create_block();
         let ret = self.b.create_block();
         self.b.ins().brif(depth, ret, &[], main, &[]);
+        self.b.seal_block(ret);
+        self.b.seal_block(main);
         self.b.switch_to_block(main);
         let r0 = self.get(0);
         self.b.ins().return_(&[r0]);
