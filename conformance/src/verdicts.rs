@@ -230,6 +230,9 @@ pub fn prog_type_of(t: bpfvm::ProgramType) -> Option<ProgType> {
         P::Tracepoint => ProgType::Tracepoint,
         P::Xdp => ProgType::Xdp,
         P::CgroupSkb => ProgType::CgroupSkb,
+        P::PerfEvent => ProgType::PerfEvent,
+        P::RawTracepoint => ProgType::RawTracepoint,
+        P::Syscall => ProgType::Syscall,
         _ => return None,
     })
 }
@@ -250,7 +253,8 @@ pub fn takes_function_address(insns: &[u64]) -> bool {
 /// instructions are the kernel's only after libbpf's relocation against the running
 /// kernel's BTF, which `conformance/tests/kernel_kfuncs.rs` does — and programs that take a
 /// function's address ([`takes_function_address`]), which the kernel loads only with BTF
-/// function info, tested by `kernel_callbacks`). Fails with the loader's message.
+/// function info, tested by `kernel_callbacks`; and programs using a map left at
+/// `max_entries` 0 for a loader to size). Fails with the loader's message.
 pub fn cases_from_object(name: &str, bytes: &[u8]) -> Result<Vec<Case>, String> {
     let obj = bpfvm::loader::Object::parse_named(name, bytes).map_err(|e| e.to_string())?;
     let license = obj.license().unwrap_or("").to_owned();
@@ -260,6 +264,17 @@ pub fn cases_from_object(name: &str, bytes: &[u8]) -> Result<Vec<Case>, String> 
             continue;
         };
         if !def.kfuncs.is_empty() || takes_function_address(&def.insns) {
+            continue;
+        }
+        // A map left at max_entries 0 for its tool's loader to size (not a perf event
+        // array, which libbpf sizes, nor cgroup storage, which has no max_entries): neither side can create it, so no verdict to compare.
+        if def.maps.iter().any(|&i| {
+            let m = &obj.maps()[i];
+            m.max_entries == 0
+                && m.map_type != bpfvm_verifier::map_type::PERF_EVENT_ARRAY
+                && m.map_type != bpfvm_verifier::map_type::CGROUP_STORAGE
+                && m.map_type != bpfvm_verifier::map_type::PERCPU_CGROUP_STORAGE
+        }) {
             continue;
         }
         let maps = def

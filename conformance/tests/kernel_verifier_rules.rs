@@ -304,6 +304,52 @@ fn assembled() -> Vec<(Case, Expect)> {
         RootOnly,
     );
     add("ptr_return", Xdp, &[], "mov64 r0, r10\nexit", RootOnly);
+    // bpf_trace_vprintk (177): a read-only format of a constant size, an argument array
+    // that may be NULL with a size that may be 0; a CAP_PERFMON helper.
+    const FMT: &str = "stw [r10-8], 0x000a6425\nmov64 r1, r10\nadd64 r1, -8\nmov64 r2, 4\n";
+    add(
+        "vprintk_args",
+        Xdp,
+        &[],
+        &format!("{FMT}stdw [r10-16], 7\nmov64 r3, r10\nadd64 r3, -16\nmov64 r4, 8\ncall 177\nmov64 r0, 2\nexit"),
+        RootOnly,
+    );
+    add(
+        "vprintk_null_args",
+        Xdp,
+        &[],
+        &format!("{FMT}mov64 r3, 0\nmov64 r4, 0\ncall 177\nmov64 r0, 2\nexit"),
+        RootOnly,
+    );
+    add(
+        "vprintk_uninit_args",
+        Xdp,
+        &[],
+        &format!("{FMT}mov64 r3, r10\nadd64 r3, -16\nmov64 r4, 8\ncall 177\nmov64 r0, 2\nexit"),
+        RootOnly, // root may read uninitialised stack
+    );
+    add(
+        "vprintk_zero_fmt",
+        Xdp,
+        &[],
+        "mov64 r1, r10\nadd64 r1, -8\nmov64 r2, 0\nmov64 r3, 0\nmov64 r4, 0\ncall 177\nmov64 r0, 2\nexit",
+        Refused,
+    );
+    // bpf_get_attach_cookie (174) takes the context; kprobes load only with CAP_PERFMON.
+    add(
+        "attach_cookie_ctx",
+        ProgType::Kprobe,
+        &[],
+        "call 174\nexit",
+        RootOnly,
+    );
+    add(
+        "attach_cookie_not_ctx",
+        ProgType::Kprobe,
+        &[],
+        "mov64 r1, r10\ncall 174\nexit",
+        Refused,
+    );
     add(
         "ptr_return_socket",
         Sock,

@@ -86,8 +86,11 @@ pub fn register_all(r: &mut Registry) {
     crate::queue::register(r);
     crate::ringbuf::register(r);
     crate::task::register(r);
+    crate::trace_task::register(r);
     crate::tracing::register(r);
     crate::net::register(r);
+    crate::stack::register(r);
+    crate::cgroup::register(r);
     crate::kfunc::register_builtins(r);
 }
 

@@ -57,6 +57,10 @@ pub struct HelperContext {
     pub(crate) task: crate::task::TaskEnv,
     /// Where helpers find the packet in the program's context.
     pub(crate) packet_ctx: PacketCtx,
+    /// The CPU's simulated call stacks (see [`crate::stack`]).
+    pub(crate) stacks: crate::stack::CallStacks,
+    /// The CPU's simulated cgroup membership (see [`crate::cgroup`]).
+    pub(crate) cgroups: crate::cgroup::CgroupEnv,
 }
 
 /// The context a program gets, as far as helpers that read the packet need to know it: where
@@ -92,6 +96,8 @@ impl HelperContext {
             held: crate::held::Held::default(),
             task: crate::task::TaskEnv::for_cpu(cpu),
             packet_ctx: PacketCtx::None,
+            stacks: crate::stack::CallStacks::default(),
+            cgroups: crate::cgroup::CgroupEnv::default(),
         }
     }
 

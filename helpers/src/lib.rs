@@ -22,6 +22,7 @@
 pub mod bridge;
 pub mod builtin;
 pub mod callback;
+pub mod cgroup;
 pub mod context;
 pub mod csum;
 pub mod error;
@@ -45,7 +46,9 @@ pub mod redirect;
 pub mod registry;
 pub mod ringbuf;
 pub mod skb;
+pub mod stack;
 pub mod task;
+pub mod trace_task;
 pub mod tracing;
 pub mod xdp;
 

@@ -317,6 +317,23 @@ fn pad_nul_word(ctx: &HelperContext, src: u64, size: u64, out: &mut Vec<u8>) {
     }
 }
 
+/// `bpf_probe_read_str(dst, size, unsafe_ptr)` (45, the legacy form): a user string below
+/// `TASK_SIZE`, a kernel string above, as the kernel decides on x86_64. The program's own memory (stack, map values, context) is kernel
+/// memory, wherever bpfvm places it.
+pub fn probe_read_compat_str(
+    ctx: &mut HelperContext,
+    a: &[u64; 5],
+) -> Result<u64, Box<HelperError>> {
+    let src = a[2];
+    let own = ctx.memory.translate(src, 1, Access::Read).is_ok();
+    let space = if !own && src < TASK_SIZE_MAX {
+        Space::User
+    } else {
+        Space::Kernel
+    };
+    probe_str(ctx, "bpf_probe_read_str", space, a)
+}
+
 /// `bpf_probe_read_user(dst, size, unsafe_ptr)`.
 pub fn probe_read_user(ctx: &mut HelperContext, a: &[u64; 5]) -> Result<u64, Box<HelperError>> {
     probe(ctx, "bpf_probe_read_user", Space::User, a)

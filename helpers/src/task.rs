@@ -45,6 +45,9 @@ pub struct Task {
     pub handle: u64,
     /// The task's user memory, what `bpf_probe_read_user` (112, 114) can read.
     pub user_memory: MemoryImage,
+    /// The task's active pid namespace, what `bpf_get_ns_current_pid_tgid` (120) checks
+    /// and reports ([`crate::trace_task`]).
+    pub pid_ns: crate::trace_task::PidNamespace,
 }
 
 impl Task {
@@ -60,6 +63,7 @@ impl Task {
             comm: format!("bpfvm/{cpu}"),
             handle: Task::default_handle(pid),
             user_memory: MemoryImage::new(),
+            pid_ns: crate::trace_task::PidNamespace::init(pid, pid),
         }
     }
 
@@ -85,6 +89,8 @@ pub(crate) struct TaskEnv {
     pub(crate) task: Task,
     pub(crate) kernel_memory: MemoryImage,
     pub(crate) attach_cookie: u64,
+    /// What `bpf_get_func_ip` (173) returns.
+    pub(crate) func_ip: u64,
 }
 
 impl TaskEnv {
@@ -93,6 +99,7 @@ impl TaskEnv {
             task: Task::for_cpu(cpu),
             kernel_memory: MemoryImage::new(),
             attach_cookie: 0,
+            func_ip: 0,
         }
     }
 }

@@ -55,12 +55,14 @@
 //! Modules: [`flags`] (element and creation flags), [`typed`] (aya-style views),
 //! [`cgroup_storage`], [`arena`] (the value memory layout), [`jhash`] (bucket hash),
 //! [`memory`] (the map memory limit), and the map types with state of their own: [`lpm`]
-//! (LPM_TRIE), [`queue`] (QUEUE/STACK), [`ringbuf`] (RINGBUF), [`perf`] (PERF_EVENT_ARRAY), [`prog_array`] (PROG_ARRAY).
+//! (LPM_TRIE), [`queue`] (QUEUE/STACK), [`ringbuf`] (RINGBUF), [`perf`] (PERF_EVENT_ARRAY), [`prog_array`] (PROG_ARRAY),
+//! [`stack_trace`] (STACK_TRACE), [`cgroup_array`] (CGROUP_ARRAY).
 #![deny(unsafe_code)]
 
 pub mod arena;
 mod array;
 mod batch;
+pub mod cgroup_array;
 pub mod cgroup_storage;
 mod error;
 pub mod flags;
@@ -78,6 +80,7 @@ pub mod queue;
 pub mod redirect;
 pub mod ringbuf;
 mod spec;
+pub mod stack_trace;
 pub mod typed;
 mod values;
 

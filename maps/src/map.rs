@@ -67,6 +67,8 @@ pub(crate) enum Kind {
     PerfEvents(Box<crate::perf::PerfEventArray>),
     Redirect(Box<crate::redirect::RedirectState>),
     ProgArray(Box<crate::prog_array::ProgArrayState>),
+    StackTrace(Box<crate::stack_trace::StackTraceState>),
+    CgroupArray(Box<crate::cgroup_array::CgroupArrayState>),
 }
 
 /// Where a value to write comes from.
@@ -220,6 +222,14 @@ impl Map {
                 crate::prog_array::check_create(&spec)?;
                 (0, crate::prog_array::bookkeeping_bytes(&spec))
             }
+            MapType::StackTrace => {
+                crate::stack_trace::check_create(&spec)?;
+                (0, crate::stack_trace::bookkeeping_bytes(&spec))
+            }
+            MapType::CgroupArray => {
+                crate::cgroup_array::check_create(&spec)?;
+                (0, crate::cgroup_array::bookkeeping_bytes(&spec))
+            }
             MapType::Queue | MapType::Stack => {
                 crate::queue::check_create(&spec)?;
                 (0, crate::queue::QueueState::bytes(&spec)?)
@@ -261,6 +271,10 @@ impl Map {
                 Kind::Redirect(Box::new(crate::redirect::RedirectState::new(&spec)?))
             }
             MapType::ProgArray => Kind::ProgArray(Box::default()),
+            MapType::StackTrace => {
+                Kind::StackTrace(Box::new(crate::stack_trace::StackTraceState::new(&spec)))
+            }
+            MapType::CgroupArray => Kind::CgroupArray(Box::default()),
             _ => Kind::Hash(Box::new(HashState::new(&spec, ncpus)?)),
         };
         check_name(&spec.name)?;
@@ -443,6 +457,8 @@ impl Map {
             Kind::PerfEvents(p) => p.count(),
             Kind::Redirect(_) => self.redirect_count(),
             Kind::ProgArray(_) => self.prog_array_count(),
+            Kind::StackTrace(_) => self.stack_trace_count(),
+            Kind::CgroupArray(_) => self.cgroup_array_count(),
         }
     }
 
@@ -724,10 +740,13 @@ impl Map {
                 Map::buf_out("value", value, size)?.copy_from_slice(&v);
                 Ok(())
             }
-            Kind::Ringbuf(_) | Kind::PerfEvents(_) => Err(MapError::NotSupported {
-                op: "lookup",
-                map_type: self.spec.map_type,
-            }),
+            Kind::Ringbuf(_) | Kind::PerfEvents(_) | Kind::CgroupArray(_) => {
+                Err(MapError::NotSupported {
+                    op: "lookup",
+                    map_type: self.spec.map_type,
+                })
+            }
+            Kind::StackTrace(_) => self.stack_trace_lookup(key, value),
             Kind::Redirect(_) => self.redirect_lookup(key, value),
             Kind::ProgArray(_) => self.prog_array_lookup(key, value),
         }
@@ -770,6 +789,11 @@ impl Map {
             Kind::PerfEvents(p) => p.update_host(self, key, flags),
             Kind::Redirect(_) => self.redirect_update(key, value, flags),
             Kind::ProgArray(_) => self.prog_array_update_bytes(key, flags),
+            Kind::StackTrace(_) => Err(MapError::InvalidOperation {
+                op: "update",
+                map_type: self.spec.map_type,
+            }),
+            Kind::CgroupArray(_) => self.cgroup_array_update_bytes(key, flags),
         }
     }
 
@@ -805,6 +829,8 @@ impl Map {
             Kind::PerfEvents(p) => p.delete(self, key),
             Kind::Redirect(_) => self.redirect_delete(key),
             Kind::ProgArray(_) => self.prog_array_delete(key),
+            Kind::StackTrace(_) => self.stack_trace_delete(key),
+            Kind::CgroupArray(_) => self.cgroup_array_delete(key),
         }
     }
 
@@ -835,7 +861,10 @@ impl Map {
         out: &mut [u8],
     ) -> Result<(), MapError> {
         match &self.kind {
-            Kind::Array | Kind::PerfEvents(_) | Kind::ProgArray(_) => self.array_next_key(key, out),
+            Kind::Array | Kind::PerfEvents(_) | Kind::ProgArray(_) | Kind::CgroupArray(_) => {
+                self.array_next_key(key, out)
+            }
+            Kind::StackTrace(_) => self.stack_trace_next_key(key, out),
             Kind::Hash(h) => h.next_key(key, out),
             Kind::Cgroup(s) => s.next_key(self, key, out),
             Kind::Lpm(t) => t.next_key(key, out),
@@ -888,6 +917,7 @@ impl Map {
                 out.copy_from_slice(&v);
                 Ok(())
             }
+            Kind::StackTrace(_) => self.stack_trace_lookup_and_delete(key, value),
             _ => Err(MapError::NotSupported {
                 op: "lookup_and_delete",
                 map_type: self.spec.map_type,
@@ -927,7 +957,9 @@ impl Map {
             | Kind::Queue(_)
             | Kind::Ringbuf(_)
             | Kind::PerfEvents(_)
-            | Kind::ProgArray(_) => None,
+            | Kind::ProgArray(_)
+            | Kind::StackTrace(_)
+            | Kind::CgroupArray(_) => None,
             Kind::Redirect(_) => self.redirect_prog_lookup(key),
         }
     }
@@ -996,7 +1028,9 @@ impl Map {
             | Kind::Ringbuf(_)
             | Kind::PerfEvents(_)
             | Kind::Redirect(_)
-            | Kind::ProgArray(_) => Err(MapError::InvalidOperation {
+            | Kind::ProgArray(_)
+            | Kind::StackTrace(_)
+            | Kind::CgroupArray(_) => Err(MapError::InvalidOperation {
                 op: "helper map_update_elem",
                 map_type: self.spec.map_type,
             }),
@@ -1010,7 +1044,11 @@ impl Map {
         let key = self.key_in(key)?;
         if matches!(
             self.kind,
-            Kind::PerfEvents(_) | Kind::Ringbuf(_) | Kind::ProgArray(_)
+            Kind::PerfEvents(_)
+                | Kind::Ringbuf(_)
+                | Kind::ProgArray(_)
+                | Kind::StackTrace(_)
+                | Kind::CgroupArray(_)
         ) || self.of_maps.is_some()
         {
             return Err(MapError::InvalidOperation {
@@ -1074,7 +1112,9 @@ impl Map {
             | Kind::Ringbuf(_)
             | Kind::PerfEvents(_)
             | Kind::Redirect(_)
-            | Kind::ProgArray(_) => {
+            | Kind::ProgArray(_)
+            | Kind::StackTrace(_)
+            | Kind::CgroupArray(_) => {
                 return Err(MapError::InvalidOperation {
                     op: "helper for_each_map_elem",
                     map_type: self.spec.map_type,

@@ -50,6 +50,12 @@ pub enum MapType {
     /// Array with one value per CPU.
     #[doc(alias = "BPF_MAP_TYPE_PERCPU_ARRAY")]
     PercpuArray = 6,
+    /// Call stacks by id, filled by `bpf_get_stackid` (see [`crate::stack_trace`]).
+    #[doc(alias = "BPF_MAP_TYPE_STACK_TRACE")]
+    StackTrace = 7,
+    /// Cgroups by index, for the "under cgroup" helpers (see [`crate::cgroup_array`]).
+    #[doc(alias = "BPF_MAP_TYPE_CGROUP_ARRAY")]
+    CgroupArray = 8,
     /// Hash table with LRU eviction.
     #[doc(alias = "BPF_MAP_TYPE_LRU_HASH")]
     LruHash = 9,
@@ -155,6 +161,8 @@ impl TryFrom<u32> for MapType {
             4 => MapType::PerfEventArray,
             5 => MapType::PercpuHash,
             6 => MapType::PercpuArray,
+            7 => MapType::StackTrace,
+            8 => MapType::CgroupArray,
             9 => MapType::LruHash,
             10 => MapType::LruPercpuHash,
             11 => MapType::LpmTrie,

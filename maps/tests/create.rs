@@ -168,7 +168,9 @@ fn map_types_by_number() {
     assert_eq!(MapType::try_from(21).unwrap(), MapType::PercpuCgroupStorage);
     assert_eq!(u32::from(MapType::LruPercpuHash), 10);
     assert_eq!(MapType::try_from(3).unwrap(), MapType::ProgArray);
-    assert_eq!(MapType::try_from(7).unwrap_err().errno(), 22);
+    assert_eq!(MapType::try_from(7).unwrap(), MapType::StackTrace);
+    assert_eq!(MapType::try_from(8).unwrap(), MapType::CgroupArray);
+    assert_eq!(MapType::try_from(15).unwrap_err().errno(), 22);
     assert_eq!(MapType::try_from(11).unwrap(), MapType::LpmTrie);
     assert_eq!(MapType::try_from(27).unwrap(), MapType::Ringbuf);
     assert_eq!(MapType::try_from(4).unwrap(), MapType::PerfEventArray);

@@ -40,6 +40,33 @@ fn get32(ctx: &[u8], off: usize) -> u32 {
     u32::from_le_bytes(b)
 }
 
+/// `BPF_XDP_DEVMAP` and `BPF_XDP_CPUMAP`: XDP programs a device or CPU map runs.
+const BPF_XDP_DEVMAP: u32 = 33;
+const BPF_XDP_CPUMAP: u32 = 35;
+
+/// `bpf_prog_test_run_xdp` refuses XDP programs attached to a device or CPU map
+/// (`EINVAL`): the kernel has no test run for them. bpfvm's [`crate::Vm::run`] still runs
+/// them.
+pub(crate) fn check_test_runnable(prog: &crate::Program) -> Result<(), RunError> {
+    let attach = prog.expected_attach_type();
+    if prog.prog_type() == crate::ProgramType::Xdp
+        && matches!(attach, Some(BPF_XDP_DEVMAP | BPF_XDP_CPUMAP))
+    {
+        let map = if attach == Some(BPF_XDP_DEVMAP) {
+            "device"
+        } else {
+            "CPU"
+        };
+        return Err(RunError::BadInput {
+            reason: format!(
+                "the kernel has no test run for an XDP program a {map} map runs (expected attach type {}); Vm::run runs it",
+                attach.unwrap_or_default()
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// `bpf_ctx_init`: a context longer than the structure is accepted only if the extra
 /// bytes are zero (`bpf_check_uarg_tail_zero`), else `E2BIG`.
 pub(crate) fn check_tail(ctx: &[u8], size: usize, what: &'static str) -> Result<(), RunError> {

@@ -50,6 +50,11 @@ pub fn kernel_prog_type(t: ProgramType) -> Option<ProgType> {
         ProgramType::Tracepoint => ProgType::Tracepoint,
         ProgramType::Xdp => ProgType::Xdp,
         ProgramType::CgroupSkb => ProgType::CgroupSkb,
+        ProgramType::PerfEvent => ProgType::PerfEvent,
+        ProgramType::RawTracepoint => ProgType::RawTracepoint,
+        // The prototype comes with the program ([`Program::tracing_ctx`]).
+        ProgramType::Tracing => ProgType::Tracing(bpfvm_verifier::TracingCtx::default()),
+        ProgramType::Syscall => ProgType::Syscall,
         ProgramType::Unspecified => return None,
     })
 }
@@ -147,9 +152,12 @@ pub fn verify_with_kfuncs(
     ncpus: u32,
     kfuncs: &[bpfvm_verifier::Kfunc],
 ) -> Result<Option<Verdict>, PrepareError> {
-    let Some(prog_type) = kernel_prog_type(program.prog_type()) else {
+    let Some(mut prog_type) = kernel_prog_type(program.prog_type()) else {
         return Ok(None);
     };
+    if let (ProgType::Tracing(_), Some(c)) = (prog_type, program.tracing_ctx()) {
+        prog_type = ProgType::Tracing(c);
+    }
     let Some(insns) = bpfvm_verifier::decode(program.bytecode()) else {
         return Err(PrepareError::BadLength {
             len: program.bytecode().len(),

@@ -54,13 +54,16 @@ pub mod kfunc;
 pub mod limits;
 pub mod loaded;
 pub mod loader;
+pub mod probe_mem;
 pub mod program;
 pub mod program_type;
 pub mod retval;
 pub mod run;
+pub mod sim_kernel;
 pub mod support;
 pub mod tail_call;
 pub mod task;
+pub mod trace_run;
 pub mod verify;
 pub mod vm;
 

@@ -31,6 +31,10 @@ pub struct Program {
     btf_func_info: bool,
     /// The kernel functions the program calls, by the `imm` of its kfunc calls.
     kfuncs: Arc<[crate::kfunc::KfuncImport]>,
+    /// What a tracing program's attach target's prototype says of its context.
+    tracing_ctx: Option<bpfvm_verifier::TracingCtx>,
+    /// What `bpf_get_func_ip` returns.
+    func_ip: u64,
 }
 
 /// `map` as a `bpfvm_maps::Map`, when it is one.
@@ -55,6 +59,8 @@ impl Program {
             attach_cookie: 0,
             btf_func_info: false,
             kfuncs: Arc::from(Vec::new()),
+            tracing_ctx: None,
+            func_ip: 0,
         }
     }
 
@@ -254,6 +260,41 @@ impl Program {
     /// The kernel functions the program calls ([`Program::with_kfuncs`]).
     pub fn kfuncs(&self) -> &[crate::kfunc::KfuncImport] {
         &self.kfuncs
+    }
+
+    /// A [`ProgramType::Tracing`] program's context as its
+    /// attach target's BTF prototype gives it (the loader reads it from the target BTF):
+    /// the kernel's verifier checks context loads against it. Without it, the verifier
+    /// cannot type the arguments and the program's verdict is unknown.
+    ///
+    /// ```
+    /// use bpfvm::verifier::TracingCtx;
+    /// use bpfvm::{Program, ProgramType};
+    ///
+    /// let ctx = TracingCtx { nr_slots: 2, btf_ptr_slots: 0b1, known: true };
+    /// let p = Program::from_words(&[0xb7, 0x95], ProgramType::Tracing).with_tracing_ctx(ctx);
+    /// assert_eq!(p.tracing_ctx(), Some(ctx));
+    /// ```
+    pub fn with_tracing_ctx(mut self, ctx: bpfvm_verifier::TracingCtx) -> Program {
+        self.tracing_ctx = Some(ctx);
+        self
+    }
+
+    /// The tracing context given with [`Program::with_tracing_ctx`].
+    pub fn tracing_ctx(&self) -> Option<bpfvm_verifier::TracingCtx> {
+        self.tracing_ctx
+    }
+
+    /// Sets what `bpf_get_func_ip` (173) returns in this program's runs: the address of
+    /// the function it traces (0 unless set).
+    pub fn with_func_ip(mut self, ip: u64) -> Program {
+        self.func_ip = ip;
+        self
+    }
+
+    /// What `bpf_get_func_ip` returns.
+    pub fn func_ip(&self) -> u64 {
+        self.func_ip
     }
 
     /// The same program with other instructions (the kfunc resolution's rewrite).

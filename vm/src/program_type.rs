@@ -24,6 +24,21 @@ pub enum ProgramType {
     /// `BPF_PROG_TYPE_CGROUP_SKB`: context is `struct __sk_buff`.
     #[doc(alias = "BPF_PROG_TYPE_CGROUP_SKB")]
     CgroupSkb,
+    /// `BPF_PROG_TYPE_RAW_TRACEPOINT` (`raw_tp/`, `raw_tracepoint/`): context is the
+    /// tracepoint's `u64 args[]` (at most 12).
+    #[doc(alias = "BPF_PROG_TYPE_RAW_TRACEPOINT")]
+    RawTracepoint,
+    /// `BPF_PROG_TYPE_TRACING` (`fentry/`, `fexit/`, `fmod_ret/`, `tp_btf/`): context is
+    /// the attach target's arguments as `u64`s, typed by its BTF prototype
+    /// ([`crate::Program::with_tracing_ctx`]).
+    #[doc(alias = "BPF_PROG_TYPE_TRACING")]
+    Tracing,
+    /// `BPF_PROG_TYPE_PERF_EVENT`: context is `struct bpf_perf_event_data`.
+    #[doc(alias = "BPF_PROG_TYPE_PERF_EVENT")]
+    PerfEvent,
+    /// `BPF_PROG_TYPE_SYSCALL`: context is a read-write buffer of the caller's size.
+    #[doc(alias = "BPF_PROG_TYPE_SYSCALL")]
+    Syscall,
     /// Any other section: the context is an opaque byte buffer given by the caller.
     Unspecified,
 }

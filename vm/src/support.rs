@@ -148,7 +148,9 @@ pub fn markdown() -> String {
                 .collect::<Vec<_>>()
                 .join(" ")
         };
-        let status = if p.runs_as.is_some() {
+        let status = if p.name == "tracing" {
+            "runs `tp_btf`, `fentry`, `fexit`, `fmod_ret` (with a target BTF); not `iter`, `.multi`"
+        } else if p.runs_as.is_some() {
             "runs"
         } else {
             "not run"
@@ -246,7 +248,9 @@ mod tests {
         assert_eq!(xdp.id, 6);
         assert!(xdp.sections.contains(&"xdp.frags") && xdp.runs_as.is_some());
         let tracing = ps.iter().find(|p| p.name == "tracing").unwrap();
-        assert!(tracing.sections.contains(&"fentry+") && tracing.runs_as.is_none());
+        assert!(tracing.sections.contains(&"fentry+") && tracing.runs_as.is_some());
+        let lsm = ps.iter().find(|p| p.name == "lsm").unwrap();
+        assert!(lsm.runs_as.is_none());
         let md = markdown();
         assert!(md.contains("| 3 | `sched_cls` | `tc/ingress` "), "{md}");
         assert!(md.contains("`byte_off`, `byte_sz`"), "{md}");

@@ -50,6 +50,10 @@ pub fn kernel_prog_type(t: ProgramType) -> u32 {
         ProgramType::Tracepoint => 5,
         ProgramType::Xdp => 6,
         ProgramType::CgroupSkb => 8,
+        ProgramType::PerfEvent => 7,
+        ProgramType::RawTracepoint => 17,
+        ProgramType::Tracing => 26,
+        ProgramType::Syscall => 31,
     }
 }
 

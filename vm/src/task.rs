@@ -60,4 +60,5 @@ pub(crate) fn setup_run(ctx: &mut HelperContext, program: &Program) {
         PacketCtx::None
     });
     ctx.set_attach_cookie(program.attach_cookie());
+    ctx.set_func_ip(program.func_ip());
 }

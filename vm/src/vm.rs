@@ -169,6 +169,9 @@ pub(crate) struct Loaded {
     /// Why the kernel's verdict is unknown, when bpfvm's verifier met something it does
     /// not model (the program loaded anyway).
     unverified: Option<String>,
+    /// The end of the furthest context access the kernel's verifier found (0 when it
+    /// did not run): raw_tracepoint and syscall test runs need that much context.
+    pub(crate) max_ctx_offset: u32,
     pub(crate) engine: Box<dyn Engine>,
     /// The program's id (what a PROG_ARRAY lookup from the host answers).
     pub(crate) id: u32,
@@ -325,6 +328,7 @@ impl Vm {
             }
         }
         let mut unverified = None;
+        let mut max_ctx_offset = 0;
         let resolved = crate::kfunc::resolve(&program, &self.registry)?;
         let (checked, kfuncs, run) = match &resolved {
             Some(r) => (&r.verify, &r.kfuncs[..], &r.run),
@@ -349,7 +353,7 @@ impl Vm {
                     ));
                 }
                 r => {
-                    r?;
+                    max_ctx_offset = r?.map_or(0, |v| v.max_ctx_offset);
                 }
             }
         }
@@ -366,6 +370,7 @@ impl Vm {
                 program,
                 engine,
                 unverified,
+                max_ctx_offset,
                 id: crate::tail_call::next_program_id(),
             }),
         })
@@ -531,7 +536,12 @@ impl Vm {
     /// run of its own for the virtual clock, the PRNG and the stack (zeroed between runs).
     /// Only the loop is timed (two clock reads per call, as the kernel's `bpf_test_timer`),
     /// and `duration` is the mean per repetition.
+    ///
+    /// As the kernel, XDP programs a device or CPU map runs (sections `xdp/devmap`,
+    /// `xdp/cpumap`) have no test run: [`RunError::BadInput`] (`EINVAL`); [`Vm::run`] runs
+    /// them.
     pub fn test_run(&self, prog: &LoadedProgram, req: &TestRun) -> Result<TestRunResult, RunError> {
+        crate::ctx_in::check_test_runnable(prog.program())?;
         let mut lane = self.lane(req.cpu)?;
         let repeat = req.repeat.max(1);
         self.setup(prog, &mut lane, &req.input)?;
@@ -672,6 +682,7 @@ impl Vm {
                     reason: format!("program type {t:?} takes no packet; pass the context instead"),
                 });
             }
+            crate::trace_run::check_ctx(t, ctx, prog.inner.max_ctx_offset)?;
             if ctx.len() > MAX_RAW_CONTEXT {
                 return Err(RunError::InputTooLarge {
                     what: "context",

@@ -291,5 +291,10 @@ fn a_fault_names_its_c_source_line_and_the_region() {
     )
     .unwrap_err();
     assert_eq!(err.source_line(), None);
-    assert!(!err.to_string().contains(" ("), "{err}");
+    // "instruction N: ..." with nothing between the number and the colon.
+    let pc = err.pc().expect("a helper fault names its instruction");
+    assert!(
+        err.to_string().starts_with(&format!("instruction {pc}: ")),
+        "{err}"
+    );
 }

@@ -122,7 +122,7 @@ fn program_types_follow_libbpf_and_unrunnable_types_fail_by_name() {
     let (obj, maps, _vm) = common::fixture_vm("multi", 1);
     for (prog, t) in [
         ("tc_prog", KernelProgType::Lsm),
-        ("tc_prog", KernelProgType::Tracing),
+        ("tc_prog", KernelProgType::StructOps),
         ("xdp_prog", KernelProgType::SkMsg),
     ] {
         let e = obj.vm_program_as(prog, &maps, t).unwrap_err();

@@ -83,6 +83,12 @@ pub enum ProgType {
     Xdp = 6,
     #[doc(alias = "BPF_PROG_TYPE_CGROUP_SKB")]
     CgroupSkb = 8,
+    #[doc(alias = "BPF_PROG_TYPE_PERF_EVENT")]
+    PerfEvent = 7,
+    #[doc(alias = "BPF_PROG_TYPE_RAW_TRACEPOINT")]
+    RawTracepoint = 17,
+    #[doc(alias = "BPF_PROG_TYPE_TRACING")]
+    Tracing = 26,
     #[doc(alias = "BPF_PROG_TYPE_SYSCALL")]
     Syscall = 31,
 }

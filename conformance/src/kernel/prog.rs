@@ -84,6 +84,33 @@ impl KernelProg {
         })
     }
 
+    /// BPF_PROG_LOAD of a program attached through the kernel's BTF (`tracing`:
+    /// fentry/fexit/tp_btf): `attach_btf_id` is the id of the target in vmlinux's BTF.
+    pub fn load_attach_btf(
+        prog_type: ProgType,
+        expected_attach_type: u32,
+        attach_btf_id: u32,
+        insns: &[u8],
+        license: &str,
+        log: &mut String,
+    ) -> Result<Self, Errno> {
+        let mut buf = vec![0u8; LOG_SIZE];
+        let res = sys::prog_load_attach_btf(
+            prog_type as u32,
+            expected_attach_type,
+            attach_btf_id,
+            insns,
+            license,
+            &mut buf,
+        );
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        *log = String::from_utf8_lossy(&buf[..end]).into_owned();
+        Ok(KernelProg {
+            fd: res?,
+            prog_type,
+        })
+    }
+
     /// BPF_PROG_LOAD without a verifier log (`log_level` 0): for programs so long that the
     /// log of [`KernelProg::load`] would not fit (the kernel then fails the load with
     /// `ENOSPC`), such as the 1M-instruction limit tests.
@@ -149,6 +176,45 @@ impl KernelProg {
             data_out,
             ctx_out,
         })
+    }
+
+    /// BPF_PROG_TEST_RUN with `flags` and `cpu` (a raw tracepoint's
+    /// `BPF_F_TEST_RUN_ON_CPU`, [`super::consts::TEST_RUN_ON_CPU`]).
+    pub fn test_run_flags(
+        &self,
+        run: &TestRun,
+        flags: u32,
+        cpu: u32,
+    ) -> Result<TestRunOutput, Errno> {
+        let mut data_out = vec![0; run.data_out_size];
+        let mut ctx_out = vec![0; run.ctx_out_size];
+        let (res, out) = sys::prog_test_run(
+            &self.fd,
+            TestRunArgs {
+                data_in: &run.data_in,
+                data_out: &mut data_out,
+                ctx_in: &run.ctx_in,
+                ctx_out: &mut ctx_out,
+                repeat: run.repeat,
+                flags,
+                cpu,
+            },
+        );
+        res?;
+        data_out.truncate(out.data_size_out as usize);
+        ctx_out.truncate(out.ctx_size_out as usize);
+        Ok(TestRunOutput {
+            retval: out.retval,
+            duration: out.duration,
+            data_out,
+            ctx_out,
+        })
+    }
+
+    /// BPF_PROG_TEST_RUN of a `syscall` program: `ctx` is the context in, and what the
+    /// program wrote to it out (the kernel copies it back into `ctx_in`); the return value.
+    pub fn test_run_syscall(&self, ctx: &mut [u8]) -> Result<u32, Errno> {
+        sys::prog_test_run_ctx_in_out(&self.fd, ctx)
     }
 
     /// BPF_PROG_TEST_RUN on CPU `cpu`. The skb and XDP runners ignore the `cpu` field

@@ -66,7 +66,9 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "N", default_value_t = 4,
           value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub cpus: u32,
-    /// Target BTF for CO-RE relocations: raw BTF such as /sys/kernel/btf/vmlinux, or an ELF
+    /// Target BTF for CO-RE relocations and for the attach targets of tracing programs
+    /// (fentry/, fexit/, fmod_ret/, tp_btf/, which need it): raw BTF such as
+    /// /sys/kernel/btf/vmlinux, or an ELF
     /// file with a .BTF section (at most 64 MiB). Without it, CO-RE relocations resolve
     /// against the object's own ABI types (__sk_buff, xdp_md, protocol headers, ...) only.
     #[arg(long, value_name = "FILE")]
@@ -202,7 +204,9 @@ pub struct LoadArgs {
     /// 6.18.0).
     #[arg(long, value_name = "X.Y.Z", value_parser = parse_kernel_version)]
     pub kernel_version: Option<(u32, u32, u32)>,
-    /// Target BTF for CO-RE relocations: raw BTF such as /sys/kernel/btf/vmlinux, or an ELF
+    /// Target BTF for CO-RE relocations and for the attach targets of tracing programs
+    /// (fentry/, fexit/, fmod_ret/, tp_btf/, which need it): raw BTF such as
+    /// /sys/kernel/btf/vmlinux, or an ELF
     /// file with a .BTF section (at most 64 MiB). Without it, CO-RE relocations resolve
     /// against the object's own ABI types (__sk_buff, xdp_md, protocol headers, ...) only.
     #[arg(long, value_name = "FILE")]
@@ -249,7 +253,9 @@ pub struct DisasmArgs {
     /// Program to print: function or section name (default: every program).
     #[arg(long, value_name = "NAME")]
     pub prog: Option<String>,
-    /// Target BTF for CO-RE relocations: raw BTF such as /sys/kernel/btf/vmlinux, or an ELF
+    /// Target BTF for CO-RE relocations and for the attach targets of tracing programs
+    /// (fentry/, fexit/, fmod_ret/, tp_btf/, which need it): raw BTF such as
+    /// /sys/kernel/btf/vmlinux, or an ELF
     /// file with a .BTF section (at most 64 MiB). Without it, CO-RE relocations resolve
     /// against the object's own ABI types (__sk_buff, xdp_md, protocol headers, ...) only.
     #[arg(long, value_name = "FILE")]

@@ -146,24 +146,40 @@ pub fn choose_program<'o>(
     }
 }
 
-/// Creates every map of `object` on `ncpus` simulated CPUs (global data written, `.rodata`
-/// frozen), charged to `memory` (the VM's map memory limit).
-pub fn create_maps(
-    object: &Object,
+/// Creates the maps of `object` on `ncpus` simulated CPUs (global data written, `.rodata`
+/// frozen), charged to `memory` (the VM's map memory limit), one map at a time
+/// ([`Object::create_maps_per_map`]): a map that cannot be created refuses only the
+/// programs that use it (they are refused in the object returned). The map memory limit
+/// still stops the command ([`CliError::MapMemory`]).
+pub fn create_maps_per_map(
+    object: Object,
     path: &Path,
     ncpus: u32,
     memory: &MapMemory,
-) -> Result<ObjectMaps, CliError> {
+) -> Result<(Object, ObjectMaps), CliError> {
     let path = path.display().to_string();
-    object
-        .create_maps_in(ncpus, memory)
-        .map_err(|source| match &source {
+    let (object, maps) = object
+        .create_maps_per_map(ncpus, memory)
+        .map_err(|source| CliError::Load {
+            path: path.clone(),
+            source,
+        })?;
+    let over_limit = object.refused_maps().iter().find(|m| {
+        matches!(
+            m.error,
             LoadError::MapCreate {
                 source: MapError::MemoryLimit { .. },
                 ..
-            } => CliError::MapMemory { path, source },
-            _ => CliError::Load { path, source },
-        })
+            }
+        )
+    });
+    if let Some(m) = over_limit {
+        return Err(CliError::MapMemory {
+            path,
+            source: m.error.clone(),
+        });
+    }
+    Ok((object, maps))
 }
 
 /// The program `def` of `object` with its maps resolved to the live `maps`

@@ -82,7 +82,12 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
         .verifier(args.verifier_mode())
         .privilege(super::args::privilege(&args.privileged))
         .build();
-    let maps = object::create_maps(&obj, path, args.cpus, vm.map_memory())?;
+    // Per map: a map only other programs use does not stop this one.
+    let (obj, maps) = object::create_maps_per_map(obj, path, args.cpus, vm.map_memory())?;
+    let def = &bpfvm::loader::ProgramDefinition {
+        program_type: run_type,
+        ..object::choose_program(&obj, path, Some(&def.name))?.clone()
+    };
     if let Some(file) = &args.maps {
         seed::maps_file(&obj, &maps, file)?;
     }

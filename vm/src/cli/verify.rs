@@ -14,6 +14,10 @@ use super::{object, CliError};
 pub fn verify(args: &VerifyArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let path = args.object.as_path();
     let obj = object::open(path, args.btf.as_deref())?;
+    // The maps count against the default map memory limit, as for `bpfvm run`; made per
+    // map, so a map that cannot be created refuses only the programs that use it.
+    let vm = bpfvm::Vm::builder().cpus(args.cpus).build();
+    let (obj, maps) = object::create_maps_per_map(obj, path, args.cpus, vm.map_memory())?;
     // Every program, those the loader refused included (they are refused here too).
     let defs: Vec<Result<&bpfvm::loader::ProgramDefinition, &bpfvm::loader::RefusedProgram>> =
         match &args.prog {
@@ -27,9 +31,6 @@ pub fn verify(args: &VerifyArgs, out: &mut dyn Write) -> Result<(), CliError> {
                 obj.program_results().collect()
             }
         };
-    // The maps count against the default map memory limit, as for `bpfvm run`.
-    let vm = bpfvm::Vm::builder().cpus(args.cpus).build();
-    let maps = object::create_maps(&obj, path, args.cpus, vm.map_memory())?;
     let who = privilege(&args.privileged);
     let mut refused = 0;
     for def in &defs {

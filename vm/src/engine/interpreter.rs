@@ -143,6 +143,13 @@ codes! {
     LDSX_B = 0x91,
     LDSX_H = 0x89,
     LDSX_W = 0x81,
+    PROBE_LD_B = 0x71 ^ crate::probe_mem::PROBE_FLIP,
+    PROBE_LD_H = 0x69 ^ crate::probe_mem::PROBE_FLIP,
+    PROBE_LD_W = 0x61 ^ crate::probe_mem::PROBE_FLIP,
+    PROBE_LD_DW = 0x79 ^ crate::probe_mem::PROBE_FLIP,
+    PROBE_LDSX_B = 0x91 ^ crate::probe_mem::PROBE_FLIP,
+    PROBE_LDSX_H = 0x89 ^ crate::probe_mem::PROBE_FLIP,
+    PROBE_LDSX_W = 0x81 ^ crate::probe_mem::PROBE_FLIP,
     ST_B_IMM = ebpf::ST_B_IMM,
     ST_H_IMM = ebpf::ST_H_IMM,
     ST_W_IMM = ebpf::ST_W_IMM,
@@ -370,6 +377,11 @@ impl Interpreter {
                     d.op = ebpf::LD_DW_IMM;
                 }
                 _ => {}
+            }
+        }
+        if crate::probe_mem::enabled(program) {
+            for d in insns.iter_mut() {
+                d.op = crate::probe_mem::probe_op(d.op);
             }
         }
         // Only `r10` (and the frames of bpf-to-bpf calls) lead to the stack; a program without
@@ -960,6 +972,19 @@ fn execute(
             Code::LDSX_W => {
                 reg[dst] = load(ctx, reg[src], i.mem_off(), 4, here)? as i32 as i64 as u64
             }
+            Code::PROBE_LD_B => reg[dst] = probe(ctx, reg[src], i.mem_off(), 1),
+            Code::PROBE_LD_H => reg[dst] = probe(ctx, reg[src], i.mem_off(), 2),
+            Code::PROBE_LD_W => reg[dst] = probe(ctx, reg[src], i.mem_off(), 4),
+            Code::PROBE_LD_DW => reg[dst] = probe(ctx, reg[src], i.mem_off(), 8),
+            Code::PROBE_LDSX_B => {
+                reg[dst] = probe(ctx, reg[src], i.mem_off(), 1) as i8 as i64 as u64
+            }
+            Code::PROBE_LDSX_H => {
+                reg[dst] = probe(ctx, reg[src], i.mem_off(), 2) as i16 as i64 as u64
+            }
+            Code::PROBE_LDSX_W => {
+                reg[dst] = probe(ctx, reg[src], i.mem_off(), 4) as i32 as i64 as u64
+            }
             Code::ST_B_IMM => store(ctx, reg[dst], i.mem_off(), 1, imm, here)?,
             Code::ST_H_IMM => store(ctx, reg[dst], i.mem_off(), 2, imm, here)?,
             Code::ST_W_IMM => store(ctx, reg[dst], i.mem_off(), 4, imm, here)?,
@@ -1402,6 +1427,12 @@ fn load(ctx: &HelperContext, base: u64, off: u64, size: u64, pc: usize) -> Resul
         .map_err(fault(pc))
 }
 
+/// A probe load (see [`crate::probe_mem`]): never a fault.
+#[inline(always)]
+fn probe(ctx: &HelperContext, base: u64, off: u64, size: u64) -> u64 {
+    crate::probe_mem::load(ctx, base.wrapping_add(off), size)
+}
+
 #[inline(always)]
 fn store(
     ctx: &HelperContext,
@@ -1444,8 +1475,8 @@ mod tests {
             }
         }
         assert_eq!(
-            valid, 136,
-            "the ISA's opcodes (may_goto among them) and the internal ones, CORE_POISON, CALL_CALLBACK and TAIL_CALL_HELPER among them"
+            valid, 143,
+            "the ISA's opcodes (may_goto among them) and the internal ones, CORE_POISON, CALL_CALLBACK, TAIL_CALL_HELPER and the 7 probe loads among them"
         );
         assert_eq!(Code::of(op::TAIL_CALL_HELPER), Code::TAIL_CALL_HELPER);
         assert_eq!(Code::of(op::LD_IMM64_TAIL), Code::Invalid);

@@ -79,6 +79,16 @@ pub fn prepare(
         engine: kind,
         what,
     };
+    if crate::probe_mem::enabled(program) {
+        // Loads through kernel pointers (PTR_TO_BTF_ID) are probe loads, which only the
+        // interpreter runs (crate::probe_mem).
+        if let Some(pc) = raw
+            .iter()
+            .position(|i| crate::probe_mem::probe_op(i.opc) != i.opc)
+        {
+            return Err(unsupported(pc, "loads of a tracing program (probe loads)"));
+        }
+    }
     if let Some(pc) = reads_r2_before_writing(&raw) {
         return Err(unsupported(
             pc,

@@ -175,19 +175,36 @@ impl ObjectLoader {
         &self.object
     }
 
+    /// Sets map `name`'s `max_entries` before it is created (libbpf's
+    /// `bpf_map__set_max_entries`; see [`Object::set_max_entries`]).
+    pub fn set_max_entries(mut self, name: &str, max_entries: u32) -> Result<ObjectLoader, Error> {
+        self.object.set_max_entries(name, max_entries)?;
+        Ok(self)
+    }
+
+    /// Sets map `name`'s `value_size` before it is created (libbpf's
+    /// `bpf_map__set_value_size`; see [`Object::set_value_size`]).
+    pub fn set_value_size(mut self, name: &str, value_size: u32) -> Result<ObjectLoader, Error> {
+        self.object.set_value_size(name, value_size)?;
+        Ok(self)
+    }
+
     /// Creates every map for `vm`'s CPU count, charged to its map memory
     /// ([`Vm::map_memory`]), with global data (and the variables set) written and `.rodata`
     /// frozen; then loads every program. A program that does not load does not stop the
-    /// others: [`LoadedObject::program`] gives its error. Fails only when a map cannot be
-    /// created.
+    /// others: [`LoadedObject::program`] gives its error. A map that cannot be created
+    /// (e.g. `max_entries` 0, left for the tool's loader to set: see
+    /// [`ObjectLoader::set_max_entries`]) refuses only the programs that use it, each with
+    /// [`LoadError::MapUnavailable`] naming it; it is not in [`LoadedObject::maps`].
     pub fn load(self, vm: &Vm) -> Result<LoadedObject, Error> {
         let ObjectLoader { object, globals } = self;
-        let mut maps = Vec::with_capacity(object.maps().len());
+        let mut created = Vec::with_capacity(object.maps().len());
         for (i, def) in object.maps().iter().enumerate() {
             let patches: Vec<&(GlobalVar, Vec<u8>)> =
                 globals.iter().filter(|(v, _)| v.map == i).collect();
-            maps.push(create_map(def, &patches, vm)?);
+            created.push(create_map(def, &patches, vm));
         }
+        let (object, maps) = object.keep_created(created);
         let maps = ObjectMaps::from_parts(object.maps().to_vec(), maps);
         // Every program, those the loader refused included (with their own error).
         let programs = object
@@ -230,9 +247,9 @@ fn create_map(
     def: &MapDefinition,
     patches: &[&(GlobalVar, Vec<u8>)],
     vm: &Vm,
-) -> Result<Arc<Map>, Error> {
+) -> Result<Arc<Map>, LoadError> {
     if patches.is_empty() {
-        return Ok(def.create_in(vm.ncpus(), vm.map_memory())?);
+        return def.create_in(vm.ncpus(), vm.map_memory());
     }
     let mut open = def.clone();
     open.frozen = false;
@@ -257,8 +274,7 @@ fn create_map(
                     bytes.len(),
                     value.len()
                 ),
-            }
-            .into());
+            });
         };
         dst.copy_from_slice(bytes);
     }

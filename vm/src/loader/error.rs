@@ -151,7 +151,8 @@ pub enum LoadError {
     #[error(
         "program {program} has program type {prog_type} (section {section}), which bpfvm \
          cannot run yet; types it runs: socket_filter, kprobe, sched_cls, sched_act, \
-         tracepoint, xdp, cgroup_skb"
+         tracepoint, xdp, cgroup_skb, perf_event, raw_tracepoint, tracing (fentry, fexit, \
+         fmod_ret, tp_btf), syscall"
     )]
     CannotRunType {
         /// The program.
@@ -160,6 +161,28 @@ pub enum LoadError {
         section: String,
         /// The kernel type name (`lsm`).
         prog_type: &'static str,
+    },
+    /// A tracing program (`fentry/`, `fexit/`, `fmod_ret/`, `tp_btf/`) whose attach
+    /// target's prototype types its context, and no target BTF was given.
+    #[error(
+        "program {program} (section {section}) is a tracing program: its arguments are typed \
+         by the kernel's BTF of its attach target; give a target BTF (--btf FILE, e.g. \
+         /sys/kernel/btf/vmlinux; Object::parse_with_btf in the API)"
+    )]
+    TracingNeedsBtf {
+        /// The program.
+        program: String,
+        /// Its section.
+        section: String,
+    },
+    /// The target BTF has no function (`fentry`) or raw tracepoint (`tp_btf`) of the
+    /// section's name (libbpf: "failed to find kernel BTF type ID", `-ESRCH`).
+    #[error("section {section}: the target BTF has no attach target {target:?} (a function, or for tp_btf the typedef btf_trace_{target})")]
+    TracingTargetNotFound {
+        /// The section.
+        section: String,
+        /// The function or tracepoint name.
+        target: String,
     },
     /// A map type the kernel defines but bpfvm does not simulate.
     #[error("map {map} has map type {map_type}, which bpfvm does not support")]
@@ -275,6 +298,7 @@ impl LoadError {
         match self {
             Self::Unsupported { .. } | Self::KfuncCall { .. } => ENOTSUP,
             Self::UnresolvedExtern { .. } => ESRCH,
+            Self::TracingTargetNotFound { .. } => ESRCH,
             Self::MapUnavailable { reason, .. } => reason.errno(),
             Self::CannotRunType { .. } => ENOTSUP,
             Self::UnsupportedMapType { .. } => ENOTSUP,

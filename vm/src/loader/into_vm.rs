@@ -123,6 +123,9 @@ impl Object {
             .with_core_poisons(poisons)
             .with_btf_func_info(func_info)
             .with_kfuncs(def.kfuncs.clone());
+        if let Some(c) = def.tracing_ctx {
+            program = program.with_tracing_ctx(c);
+        }
         if let Some(license) = self.license() {
             program = program.with_license(license);
         }
@@ -139,11 +142,20 @@ impl Object {
 
 /// The type bpfvm runs `def` as when its kernel type is `t`, or why it cannot.
 fn runnable(def: &ProgramDefinition, t: KernelProgType) -> Result<ProgramType, LoadError> {
-    t.runnable().ok_or_else(|| LoadError::CannotRunType {
-        program: def.name.to_string(),
-        section: def.section.to_string(),
-        prog_type: t.name(),
-    })
+    // Of the tracing attach types, bpfvm types tp_btf, fentry, fexit and fmod_ret (23..=26);
+    // iterators and the multi-function forms have other contexts.
+    let typed_tracing = def
+        .section_type
+        .filter(|s| s.prog_type == t)
+        .and_then(|s| s.expected_attach_type)
+        .is_none_or(|a| (23..=26).contains(&a));
+    t.runnable()
+        .filter(|_| t != KernelProgType::Tracing || typed_tracing)
+        .ok_or_else(|| LoadError::CannotRunType {
+            program: def.name.to_string(),
+            section: def.section.to_string(),
+            prog_type: t.name(),
+        })
 }
 
 #[cfg(test)]

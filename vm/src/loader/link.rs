@@ -538,6 +538,7 @@ impl<'e, 'a> Linker<'e, 'a> {
                 core_poisons
             },
             kfuncs: kfuncs.list,
+            tracing_ctx: None,
         })
     }
 

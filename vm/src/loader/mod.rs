@@ -48,9 +48,11 @@ mod link;
 mod map_def;
 mod map_slots;
 mod map_values;
+mod per_map;
 mod program;
 mod section_types;
 mod strtab;
+mod tracing_target;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -78,6 +80,7 @@ pub use section_types::{
     SECTION_DEFS,
 };
 pub use strtab::SharedStr;
+pub use tracing_target::tracing_ctx;
 
 /// A parsed BPF object file.
 ///
@@ -297,16 +300,24 @@ impl Object {
             link::Linker::new(&elf, &maps, &refused_maps, &externs, &lines, &core_patches)?;
         let (mut programs, mut refused_programs, mut order) = (Vec::new(), Vec::new(), Vec::new());
         for p in linker.programs() {
-            match p {
-                Ok(p) => {
-                    order.push(Ok(programs.len()));
-                    programs.push(p);
-                }
-                Err(r) => {
-                    order.push(Err(refused_programs.len()));
-                    refused_programs.push(r);
-                }
-            }
+            let refused = match p {
+                Ok(mut p) => match tracing_target::attach(&mut p, target) {
+                    // A tracing program needs its attach target in the target BTF.
+                    Some(error) => RefusedProgram {
+                        name: p.name.clone(),
+                        section: p.section.clone(),
+                        error,
+                    },
+                    None => {
+                        order.push(Ok(programs.len()));
+                        programs.push(p);
+                        continue;
+                    }
+                },
+                Err(r) => r,
+            };
+            order.push(Err(refused_programs.len()));
+            refused_programs.push(refused);
         }
         let license = elf.section_by_name("license").map(|s| {
             let end = s.data.iter().position(|&b| b == 0).unwrap_or(s.data.len());

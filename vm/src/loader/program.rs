@@ -97,6 +97,9 @@ pub struct ProgramDefinition {
     /// [`PSEUDO_KFUNC_ADDR`](crate::kfunc::PSEUDO_KFUNC_ADDR) and the same index;
     /// [`Vm::load`](crate::Vm::load) resolves them by name.
     pub kfuncs: Vec<crate::kfunc::KfuncImport>,
+    /// A tracing program's context as its attach target's BTF prototype gives it
+    /// ([`super::tracing_ctx`]); `None` for other programs and without a target BTF.
+    pub tracing_ctx: Option<bpfvm_verifier::TracingCtx>,
 }
 
 /// Where an instruction comes from in the C source (from `.BTF.ext` line info).

@@ -104,6 +104,10 @@ impl KernelProgType {
             KernelProgType::Tracepoint => ProgramType::Tracepoint,
             KernelProgType::Xdp => ProgramType::Xdp,
             KernelProgType::CgroupSkb => ProgramType::CgroupSkb,
+            KernelProgType::RawTracepoint => ProgramType::RawTracepoint,
+            KernelProgType::Tracing => ProgramType::Tracing,
+            KernelProgType::PerfEvent => ProgramType::PerfEvent,
+            KernelProgType::Syscall => ProgramType::Syscall,
             _ => return None,
         })
     }
@@ -219,6 +223,15 @@ impl SectionType {
 
     /// The type bpfvm runs the program as ([`KernelProgType::runnable`]).
     pub fn runnable(&self) -> Option<ProgramType> {
+        // Of the tracing attach types bpfvm runs tp_btf, fentry, fexit and fmod_ret
+        // (23..=26); iterators and the multi-function forms have other contexts.
+        if self.prog_type == KernelProgType::Tracing
+            && !self
+                .expected_attach_type
+                .is_some_and(|a| (23..=26).contains(&a))
+        {
+            return None;
+        }
         self.prog_type.runnable()
     }
 }

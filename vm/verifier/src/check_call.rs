@@ -4,7 +4,7 @@
 //! combined stack size of a call chain.
 
 use crate::ctx::Access;
-use crate::error::{Rule, VerifierError, E2BIG, EACCES, EFAULT, EINVAL};
+use crate::error::{Rule, VerifierError, E2BIG, EACCES, EFAULT, EINVAL, ENOTSUPP};
 use crate::helpers::{self, Arg, Proto, Ret};
 use crate::input::{map_type, ProgType, BPF_CGROUP_INET_EGRESS};
 use crate::insn::{mode, Insn, PSEUDO_FUNC, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE};
@@ -151,6 +151,9 @@ impl Verifier<'_> {
                 ));
             }
         }
+        if id_u == 173 {
+            self.check_get_func_ip()?;
+        }
         match id_u {
             helpers::TAIL_CALL => self.check_resource_leak("tail_call", true)?,
             helpers::GET_LOCAL_STORAGE if !self.reg(2).is_null() => {
@@ -205,6 +208,7 @@ impl Verifier<'_> {
                 }
                 r
             }
+            Ret::BtfId => Reg::pointer(RegType::BtfId),
             Ret::RingbufMemOrNull => {
                 let mut r = Reg::pointer(RegType::Mem);
                 r.flags = MAYBE_NULL | RINGBUF;
@@ -834,6 +838,36 @@ impl Verifier<'_> {
         Ok(())
     }
 
+    /// `check_get_func_ip`: `bpf_get_func_ip` needs a trampoline (fentry, fexit,
+    /// fmod_ret) or a kprobe.
+    fn check_get_func_ip(&self) -> R<()> {
+        let ok = match self.prog.prog_type {
+            ProgType::Tracing(_) => {
+                if !matches!(self.prog.expected_attach_type, Some(24..=26)) {
+                    return Err(self.err(
+                        Rule::HelperArgs,
+                        ENOTSUPP,
+                        "func bpf_get_func_ip#173 supported only for fentry/fexit/fmod_ret programs",
+                    ));
+                }
+                true
+            }
+            ProgType::Kprobe => true,
+            _ => false,
+        };
+        if ok {
+            return Ok(());
+        }
+        Err(self.err(
+            Rule::HelperArgs,
+            ENOTSUPP,
+            format!(
+                "func bpf_get_func_ip#173 not supported for program type {}",
+                self.prog.prog_type.number()
+            ),
+        ))
+    }
+
     /// The return value at the main program's `exit` (`check_return_code`).
     pub(crate) fn check_return_code(&mut self) -> R<()> {
         self.check_reg_src(0)?;
@@ -845,6 +879,10 @@ impl Verifier<'_> {
                 Some(a) if a != BPF_CGROUP_INET_EGRESS => (0i64, 1i64),
                 _ => (0, 3),
             },
+            // fentry and fexit return 0 (`BPF_TRACE_FENTRY`, `BPF_TRACE_FEXIT`).
+            ProgType::Tracing(_) if matches!(self.prog.expected_attach_type, Some(24 | 25)) => {
+                (0, 0)
+            }
             _ => return Ok(()),
         };
         let r0 = *self.reg(0);

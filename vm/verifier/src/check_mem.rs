@@ -401,6 +401,15 @@ impl Verifier<'_> {
             RegType::Ctx if plain => {
                 leaks(self, "ctx")?;
                 self.check_ptr_off_reg(regno, false)?;
+                if let crate::input::ProgType::Tracing(c) = self.prog.prog_type {
+                    if !c.known {
+                        return Err(self.err(
+                            Rule::Unsupported,
+                            ENOTSUPP,
+                            "a tracing program's arguments are typed by its attach target's BTF prototype, which was not given",
+                        ));
+                    }
+                }
                 let field = ctx::check(
                     self.prog.prog_type,
                     self.prog.expected_attach_type,
@@ -416,6 +425,7 @@ impl Verifier<'_> {
                         format!("invalid bpf_context access off={off} size={size}"),
                     ));
                 };
+                self.max_ctx_offset = self.max_ctx_offset.max(off + size);
                 if t == Access::Read {
                     if let Some(vr) = value_regno {
                         let r = if field.ty == RegType::Scalar {
@@ -506,6 +516,18 @@ impl Verifier<'_> {
                     Rule::Unsupported,
                     ENOTSUPP,
                     format!("reading struct {tname} fields is not modelled by bpfvm's verifier"),
+                ));
+            }
+            RegType::BtfId if t == Access::Write => {
+                return Err(self.err(Rule::InvalidDeref, EACCES, "only read is supported"));
+            }
+            RegType::BtfId => {
+                // Which fields may be read, and what they hold, is the kernel's BTF of the
+                // struct (`btf_struct_access`); bpfvm runs such loads as probe loads.
+                return Err(self.err(
+                    Rule::Unsupported,
+                    ENOTSUPP,
+                    "reading a BTF-typed kernel object (PTR_TO_BTF_ID) is not modelled by bpfvm's verifier",
                 ));
             }
             _ => {

@@ -206,13 +206,17 @@ fn tc(off: i64, size: i64, t: Access, ldsx: bool) -> Option<Field> {
     skb_common(off, size, t, ldsx).then_some(f)
 }
 
-fn xdp(off: i64, size: i64, t: Access, ldsx: bool) -> Option<Field> {
+/// `BPF_XDP_DEVMAP`: an XDP program run by a device map on the way out of a device.
+pub const BPF_XDP_DEVMAP: u32 = 33;
+
+/// `xdp_is_valid_access`; `devmap`: the program's expected attach type is
+/// [`BPF_XDP_DEVMAP`], the one kind that may read `egress_ifindex`.
+fn xdp(off: i64, size: i64, t: Access, ldsx: bool, devmap: bool) -> Option<Field> {
     const DATA: i64 = 0;
     const DATA_END: i64 = 4;
     const DATA_META: i64 = 8;
     const EGRESS_IFINDEX: i64 = 20;
-    if off == EGRESS_IFINDEX {
-        // Only for programs attached to device maps.
+    if off == EGRESS_IFINDEX && !devmap {
         return None;
     }
     if t == Access::Write {
@@ -260,8 +264,6 @@ pub fn check(
     t: Access,
     ldsx: bool,
 ) -> Option<Field> {
-    // The attach type only matters for XDP programs attached to device maps.
-    let _ = attach;
     if size <= 0 {
         return None;
     }
@@ -269,9 +271,14 @@ pub fn check(
         ProgType::SocketFilter => sk_filter(off, size, t, ldsx),
         ProgType::CgroupSkb => cg_skb(off, size, t, ldsx),
         ProgType::SchedCls | ProgType::SchedAct => tc(off, size, t, ldsx),
-        ProgType::Xdp => xdp(off, size, t, ldsx),
+        // The attach type only matters for XDP programs attached to device maps.
+        ProgType::Xdp => xdp(off, size, t, ldsx, attach == Some(BPF_XDP_DEVMAP)),
         ProgType::Kprobe => kprobe(off, size),
         ProgType::Tracepoint => tracepoint(off, size, t),
+        ProgType::PerfEvent => crate::ctx_trace::perf_event(off, size, t),
+        ProgType::RawTracepoint => crate::ctx_trace::raw_tp(off, size, t),
+        ProgType::Tracing(c) => crate::ctx_trace::tracing(c, off, size, t),
+        ProgType::Syscall => crate::ctx_trace::syscall(off, size),
     }
 }
 
@@ -288,6 +295,13 @@ mod tests {
         assert_eq!(r(12, 4).map(|f| f.ty), Some(RegType::Scalar));
         assert!(r(0, 8).is_none() && r(2, 2).is_none() && r(20, 4).is_none() && r(24, 4).is_none());
         assert!(check(ProgType::Xdp, None, 12, 4, Access::Write, false).is_none());
+        // egress_ifindex: only for programs a device map runs, and only read.
+        let devmap = Some(BPF_XDP_DEVMAP);
+        let egress = check(ProgType::Xdp, devmap, 20, 4, Access::Read, false);
+        assert_eq!(egress.map(|f| f.ty), Some(RegType::Scalar));
+        assert!(check(ProgType::Xdp, devmap, 20, 4, Access::Write, false).is_none());
+        assert!(check(ProgType::Xdp, devmap, 20, 2, Access::Read, false).is_none());
+        assert!(check(ProgType::Xdp, Some(35), 20, 4, Access::Read, false).is_none());
     }
 
     #[test]

@@ -137,6 +137,8 @@ pub enum Ret {
     MemOrBtfIdOrNull,
     /// A per-CPU object (read-only memory).
     MemOrBtfId,
+    /// A trusted kernel object typed by BTF (`RET_PTR_TO_BTF_ID_TRUSTED`).
+    BtfId,
     /// Returns something bpfvm's verifier does not model (sockets, BTF objects).
     Unmodelled,
 }
@@ -335,6 +337,7 @@ static PROTOS: &[Proto] = &[
         false,
         false,
     ),
+    p(27, "bpf_get_stackid", I, [CTX, MAP, A, N, N], true, false),
     p(28, "bpf_csum_diff", I, [RO0, SZ0, RO0, SZ0, A], false, true),
     p(
         29,
@@ -386,6 +389,14 @@ static PROTOS: &[Proto] = &[
     ),
     p(35, "bpf_get_current_task", I, [N; 5], true, false),
     p(
+        37,
+        "bpf_current_task_under_cgroup",
+        I,
+        [MAP, A, N, N, N],
+        false,
+        false,
+    ),
+    p(
         38,
         "bpf_skb_change_tail",
         I,
@@ -421,6 +432,14 @@ static PROTOS: &[Proto] = &[
         false,
     ),
     p(
+        45,
+        "bpf_probe_read_str",
+        I,
+        [UNINIT, SZ0, A, N, N],
+        true,
+        false,
+    ),
+    p(
         46,
         "bpf_get_socket_cookie",
         I,
@@ -453,6 +472,14 @@ static PROTOS: &[Proto] = &[
         I,
         [CTX, A, N, N, N],
         false,
+        false,
+    ),
+    p(
+        67,
+        "bpf_get_stack",
+        I,
+        [CTX, UNINIT, SZ0, A, N],
+        true,
         false,
     ),
     p(
@@ -699,6 +726,14 @@ static PROTOS: &[Proto] = &[
         false,
     ),
     p(155, "bpf_redirect_peer", I, [A, A, N, N, N], false, false),
+    p(
+        158,
+        "bpf_get_current_task_btf",
+        Ret::BtfId,
+        [N; 5],
+        true,
+        false,
+    ),
     p(160, "bpf_ktime_get_coarse_ns", I, [N; 5], false, false),
     p(
         163,
@@ -721,6 +756,23 @@ static PROTOS: &[Proto] = &[
         "bpf_snprintf",
         I,
         [MEM_OR_NULL_WRITE, SZ0, Arg::ConstStr, RO0, SZ0],
+        true,
+        false,
+    ),
+    p(173, "bpf_get_func_ip", I, [CTX, N, N, N, N], false, false),
+    p(
+        174,
+        "bpf_get_attach_cookie",
+        I,
+        [CTX, N, N, N, N],
+        false,
+        false,
+    ),
+    p(
+        177,
+        "bpf_trace_vprintk",
+        I,
+        [RO, SZ, RO0, SZ0, N],
         true,
         false,
     ),
@@ -1129,6 +1181,16 @@ pub fn allowed(id: u32, t: ProgType, privilege: Privilege) -> bool {
         ProgType::Xdp => xdp(id, privilege),
         ProgType::Kprobe => matches!(id, 25 | 27 | 67 | 58 | 173 | 174) || tracing(id, privilege),
         ProgType::Tracepoint => matches!(id, 25 | 27 | 67 | 174) || tracing(id, privilege),
+        // `pe_prog_func_proto`, `raw_tp_prog_func_proto`, `tracing_prog_func_proto`.
+        ProgType::PerfEvent => {
+            matches!(id, 25 | 27 | 67 | 55 | 119 | 174) || tracing(id, privilege)
+        }
+        ProgType::RawTracepoint => matches!(id, 25 | 27 | 67 | 174) || tracing(id, privilege),
+        ProgType::Tracing(_) => matches!(id, 25 | 27 | 67 | 174) || tracing(id, privilege),
+        // `syscall_prog_func_proto`: the base helpers, plus `bpf_sys_bpf` (166),
+        // `bpf_btf_find_by_name_kind` (167), `bpf_sys_close` (168), `bpf_kallsyms_lookup_name`
+        // (179).
+        ProgType::Syscall => matches!(id, 166 | 167 | 168 | 179) || base(id, privilege),
     }
 }
 
@@ -1166,5 +1228,19 @@ mod tests {
             assert_eq!(name(p.id as i32), p.name, "table name of {}", p.id);
         }
         assert_eq!(name(500), "unknown");
+    }
+
+    #[test]
+    fn printk_and_attach_cookie_have_prototypes() {
+        // libbpf's bpf_printk with more than 3 arguments calls trace_vprintk.
+        let vprintk = proto(177).expect("trace_vprintk");
+        assert!(vprintk.gpl_only);
+        assert_eq!(vprintk.num_params(), 4);
+        assert!(allowed(177, ProgType::Kprobe, Privilege::Root));
+        assert!(!allowed(177, ProgType::Xdp, Privilege::CapBpfNetAdmin));
+        let cookie = proto(174).expect("get_attach_cookie");
+        assert_eq!(cookie.args[0], Arg::CTX);
+        assert!(allowed(174, ProgType::Tracepoint, Privilege::Root));
+        assert!(!allowed(174, ProgType::Xdp, Privilege::Root));
     }
 }

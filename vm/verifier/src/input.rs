@@ -20,6 +20,29 @@ pub enum ProgType {
     Xdp,
     /// `BPF_PROG_TYPE_CGROUP_SKB`.
     CgroupSkb,
+    /// `BPF_PROG_TYPE_PERF_EVENT`: context is `struct bpf_perf_event_data`.
+    PerfEvent,
+    /// `BPF_PROG_TYPE_RAW_TRACEPOINT`: context is the tracepoint's `u64 args[]`.
+    RawTracepoint,
+    /// `BPF_PROG_TYPE_TRACING` (`fentry`, `fexit`, `fmod_ret`, `tp_btf`): context is the
+    /// attach target's arguments, typed by its BTF prototype.
+    Tracing(TracingCtx),
+    /// `BPF_PROG_TYPE_SYSCALL`: context is a user buffer of `ctx_size_in` bytes.
+    Syscall,
+}
+
+/// What the attach target's BTF prototype says of a tracing program's context (the
+/// kernel's `btf_ctx_access`): how many `u64` slots there are, and which hold a pointer
+/// to a struct (a `PTR_TO_BTF_ID` when loaded).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub struct TracingCtx {
+    /// Slots: the arguments, plus the return value for `fexit` and `fmod_ret`.
+    pub nr_slots: u8,
+    /// Bit `i`: slot `i` is a pointer to a struct or union.
+    pub btf_ptr_slots: u16,
+    /// Whether the prototype is known; without it every context load is refused as not
+    /// modelled ([`crate::Rule::Unsupported`]).
+    pub known: bool,
 }
 
 impl ProgType {
@@ -33,6 +56,10 @@ impl ProgType {
             ProgType::Tracepoint => 5,
             ProgType::Xdp => 6,
             ProgType::CgroupSkb => 8,
+            ProgType::PerfEvent => 7,
+            ProgType::RawTracepoint => 17,
+            ProgType::Tracing(_) => 26,
+            ProgType::Syscall => 31,
         }
     }
 
@@ -46,6 +73,10 @@ impl ProgType {
             ProgType::Tracepoint => "tracepoint",
             ProgType::Xdp => "xdp",
             ProgType::CgroupSkb => "cgroup_skb",
+            ProgType::PerfEvent => "perf_event",
+            ProgType::RawTracepoint => "raw_tracepoint",
+            ProgType::Tracing(_) => "tracing",
+            ProgType::Syscall => "syscall",
         }
     }
 
@@ -59,7 +90,14 @@ impl ProgType {
 
     /// Whether loading needs `CAP_PERFMON` (`is_perfmon_prog_type`).
     pub fn needs_perfmon(self) -> bool {
-        matches!(self, ProgType::Kprobe | ProgType::Tracepoint)
+        matches!(
+            self,
+            ProgType::Kprobe
+                | ProgType::Tracepoint
+                | ProgType::PerfEvent
+                | ProgType::RawTracepoint
+                | ProgType::Tracing(_)
+        )
     }
 }
 

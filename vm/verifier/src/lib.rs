@@ -47,6 +47,7 @@ mod check_jmp;
 mod check_mem;
 mod check_stack;
 mod ctx;
+mod ctx_trace;
 mod error;
 mod helpers;
 pub use helpers::HELPER_NAMES;
@@ -73,7 +74,7 @@ mod verifier;
 pub use bounds::Bounds;
 pub use error::{Rule, VerifierError};
 pub use input::{
-    map_type, FieldKind, MapInfo, Options, Privilege, ProgType, Program, SpecialField,
+    map_type, FieldKind, MapInfo, Options, Privilege, ProgType, Program, SpecialField, TracingCtx,
     BPF_CGROUP_INET_EGRESS, BPF_CGROUP_INET_INGRESS, BPF_F_RDONLY_PROG, BPF_F_WRONLY_PROG,
 };
 pub use insn::{decode, Insn};

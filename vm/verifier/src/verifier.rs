@@ -103,6 +103,9 @@ pub struct Verdict {
     pub stack_depth: Vec<usize>,
     /// Per instruction, what the walk proved, when [`Options::collect_facts`] is set.
     pub facts: Vec<InsnFacts>,
+    /// The end of the furthest context access (the kernel's `max_ctx_offset`): a
+    /// raw_tracepoint or syscall test run refuses a shorter context (`EINVAL`).
+    pub max_ctx_offset: u32,
 }
 
 /// What the walk proved about one instruction.
@@ -164,6 +167,8 @@ pub(crate) struct Verifier<'a> {
     pub prev_insn_processed: u64,
     pub total_states: u64,
     pub peak_states: u64,
+    /// The end of the furthest context access (`prog->aux->max_ctx_offset`).
+    pub max_ctx_offset: i64,
     /// Checkpoints not evicted.
     pub live_states: u64,
     /// Index in `cur.jmp_history` of the entry for the current instruction.
@@ -222,6 +227,7 @@ impl<'a> Verifier<'a> {
             prev_insn_processed: 0,
             total_states: 0,
             peak_states: 0,
+            max_ctx_offset: 0,
             live_states: 0,
             cur_hist_ent: None,
             explore_alu_limits: false,
@@ -621,6 +627,7 @@ impl<'a> Verifier<'a> {
             peak_states: self.peak_states,
             stack_depth: self.subprogs.iter().map(|s| s.stack_depth).collect(),
             facts,
+            max_ctx_offset: u32::try_from(self.max_ctx_offset).unwrap_or(0),
         }
     }
 }

@@ -463,6 +463,37 @@ pub(crate) fn prog_load(
     own_fd(ret).map(ProgFd)
 }
 
+/// BPF_PROG_LOAD of a BTF-attached program (`BPF_PROG_TYPE_TRACING`): [`prog_load`] with
+/// `attach_btf_id`, a type id of the kernel's own BTF (vmlinux).
+pub(crate) fn prog_load_attach_btf(
+    prog_type: u32,
+    expected_attach_type: u32,
+    attach_btf_id: u32,
+    insns: &[u8],
+    license: &str,
+    log: &mut [u8],
+) -> Result<ProgFd, Errno> {
+    if insns.is_empty() || insns.len() % 8 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let insn_cnt = u32::try_from(insns.len() / 8).map_err(|_| Errno::E2BIG)?;
+    let log_size = u32::try_from(log.len()).map_err(|_| Errno::EINVAL)?;
+    let license = CString::new(license).map_err(|_| Errno::EINVAL)?;
+    let mut attr = Attr::new();
+    attr.u32(0, prog_type)
+        .u32(4, insn_cnt)
+        .ptr(8, Some(insns))
+        .u64(16, license.as_ptr() as u64)
+        .u32(68, expected_attach_type)
+        .u32(108, attach_btf_id);
+    if !log.is_empty() {
+        attr.u32(24, 1).u32(28, log_size).mut_ptr(32, Some(log));
+    }
+    // SAFETY: as in `prog_load`.
+    let ret = unsafe { bpf(Cmd::ProgLoad, &mut attr) }?;
+    own_fd(ret).map(ProgFd)
+}
+
 /// The in/out fields of BPF_PROG_TEST_RUN. Empty buffers are passed as NULL.
 #[derive(Debug)]
 pub(crate) struct TestRunArgs<'a> {
@@ -533,6 +564,20 @@ pub(crate) fn prog_test_run(
         ctx_size_out: attr.get_u32(44),
     };
     (res, out)
+}
+
+/// BPF_PROG_TEST_RUN of a program whose runner writes the context back into `ctx_in`
+/// (`BPF_PROG_TYPE_SYSCALL`): only `ctx_in`, passed writable; `retval` or the errno.
+pub(crate) fn prog_test_run_ctx_in_out(prog: &ProgFd, ctx: &mut [u8]) -> Result<u32, Errno> {
+    let cin = u32::try_from(ctx.len()).map_err(|_| Errno::EINVAL)?;
+    let mut attr = Attr::new();
+    attr.u32(0, prog.0.as_raw_fd() as u32)
+        .u32(40, cin)
+        .mut_ptr(48, Some(ctx).filter(|b| !b.is_empty()));
+    // SAFETY: the context is passed writable with its exact length (NULL when empty); the
+    // kernel writes at most ctx_size_in bytes back into it; it lives for the call.
+    unsafe { bpf(Cmd::ProgTestRun, &mut attr) }?;
+    Ok(attr.get_u32(4))
 }
 
 /// Pins the calling thread to `cpu` (sched_setaffinity).
@@ -621,8 +666,14 @@ pub(crate) fn raw_map_fill(map: &RawMapFd, value: &[u8], freeze: bool) -> Result
     Ok(())
 }
 
+/// `BPF_PROG_TYPE_SYSCALL`.
+const BPF_PROG_TYPE_SYSCALL: u32 = 31;
+/// `BPF_F_SLEEPABLE`.
+const BPF_F_SLEEPABLE: u32 = 1 << 4;
+
 /// BPF_PROG_LOAD with `log_level` (4 = statistics and error messages only, no trace),
-/// returning the errno and what the kernel wrote into `log`.
+/// returning the errno and what the kernel wrote into `log`. Syscall programs are loaded
+/// sleepable (`BPF_F_SLEEPABLE`), as they must be.
 pub(crate) fn prog_load_level(
     prog_type: u32,
     expected_attach_type: u32,
@@ -643,6 +694,10 @@ pub(crate) fn prog_load_level(
         .ptr(8, Some(insns))
         .u64(16, license.as_ptr() as u64)
         .u32(68, expected_attach_type);
+    if prog_type == BPF_PROG_TYPE_SYSCALL {
+        // "Syscall programs can only be sleepable": libbpf loads SEC("syscall") so.
+        attr.u32(44, BPF_F_SLEEPABLE);
+    }
     if !log.is_empty() {
         attr.u32(24, log_level)
             .u32(28, log_size)
