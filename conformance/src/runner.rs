@@ -71,6 +71,7 @@ pub fn refused_by_bpfvm_checks(err: &PrepareError) -> bool {
     !matches!(
         err,
         PrepareError::Rbpf { .. }
+            | PrepareError::Jit { .. }
             | PrepareError::Unsupported { .. }
             | PrepareError::EngineUnavailable { .. }
     )

@@ -322,6 +322,46 @@ impl Fast {
     }
 }
 
+/// Where a code generator finds the fields of an entry of the region table that
+/// [`Memory::translate_guest`]'s fast path reads ([`Memory::fast_table`]), so compiled code
+/// can do the same check inline (the `jit` engine). Offsets are in bytes from the entry's
+/// start; entry `i` (of [`MAX_REGIONS`]) is `entry_size * i` bytes from the table's start.
+///
+/// An access of `size` bytes at guest address `addr` passes when, with `e` the entry of
+/// `addr >> 52`, `object = addr >> 32` and `off = (addr as u32).wrapping_sub(e.lo)` (zero
+/// extended): `object < e.object_end` and `off + size <= e.read_len` (loads) or
+/// `e.write_len` (stores). Its first byte is then at host address
+/// `e.biased_base + object * e.stride + off`. Any other access must go to
+/// [`Memory::load_guest`] / [`Memory::store_guest`], which grant it or report its fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FastLayout {
+    /// Bytes per entry.
+    pub entry_size: u32,
+    /// Offset of the biased host base (pointer).
+    pub biased_base: u32,
+    /// Offset of `object_end` (u64).
+    pub object_end: u32,
+    /// Offset of `stride` (u32).
+    pub stride: u32,
+    /// Offset of `lo` (u32).
+    pub lo: u32,
+    /// Offset of `read_len` (u32).
+    pub read_len: u32,
+    /// Offset of `write_len` (u32).
+    pub write_len: u32,
+}
+
+/// The layout of the region table's entries (see [`FastLayout`]).
+pub const FAST_LAYOUT: FastLayout = FastLayout {
+    entry_size: std::mem::size_of::<Fast>() as u32,
+    biased_base: std::mem::offset_of!(Fast, biased_base) as u32,
+    object_end: std::mem::offset_of!(Fast, object_end) as u32,
+    stride: std::mem::offset_of!(Fast, stride) as u32,
+    lo: std::mem::offset_of!(Fast, lo) as u32,
+    read_len: std::mem::offset_of!(Fast, read_len) as u32,
+    write_len: std::mem::offset_of!(Fast, write_len) as u32,
+};
+
 /// Words of padding after each owned buffer (128 bytes).
 const OWNED_TAIL_PAD_WORDS: usize = 16;
 
@@ -938,6 +978,15 @@ impl Memory {
     /// Where the packet's views have been.
     pub fn packet_windows(&self) -> PacketWindows {
         self.packet_windows
+    }
+
+    /// The start of the region table the fast path of [`Memory::translate_guest`] reads
+    /// ([`MAX_REGIONS`] entries laid out as [`FAST_LAYOUT`] says), for compiled code that
+    /// checks accesses inline. The table stays at this address for the life of the
+    /// `Memory`; its entries change whenever regions are installed or removed, so code
+    /// reading it must read it at each access (and not across a `Memory` being replaced).
+    pub fn fast_table(&self) -> *const u8 {
+        self.fast.as_ptr().cast()
     }
 
     /// Number of entries in the region table.

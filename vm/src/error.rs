@@ -235,6 +235,12 @@ pub enum PrepareError {
         /// The engine.
         engine: EngineKind,
     },
+    /// The `jit` engine's code generator failed on the program.
+    #[error("engine jit could not compile the program: {message}")]
+    Jit {
+        /// The code generator's message.
+        message: String,
+    },
     /// rbpf refused the program.
     #[error("engine {engine} refused the program: {message}")]
     Rbpf {

@@ -171,8 +171,8 @@ pub struct RunArgs {
     /// XDP, 65535 for a raw context (larger or endless files are refused).
     #[arg(long, value_name = "FILE")]
     pub data: Option<PathBuf>,
-    /// Engine that runs the program. Only `interpreter` is sandboxed; the rbpf engines need
-    /// --unsafe-engine.
+    /// Engine that runs the program. `interpreter` and `jit` are sandboxed; the rbpf engines
+    /// need --unsafe-engine.
     #[arg(long, value_name = "ENGINE", default_value = "interpreter",
           value_parser = engine_parser())]
     pub engine: String,
@@ -228,6 +228,10 @@ fn engine_parser() -> PossibleValuesParser {
             "bpfvm's interpreter (default): sandboxed — every memory access is checked, \
              loops end at the instruction budget",
         ),
+        PossibleValue::new("jit").help(
+            "bpfvm's JIT (cranelift; x86_64 and aarch64): sandboxed — the interpreter's checks \
+             and budget compiled inline; no tail calls or callbacks yet",
+        ),
         PossibleValue::new("rbpf-interpreter").help(
             "rbpf's interpreter: NOT sandboxed (host pointers, rbpf checks only an access's \
              first byte); needs --unsafe-engine",
@@ -240,7 +244,7 @@ fn engine_parser() -> PossibleValuesParser {
 }
 
 impl RunArgs {
-    /// The engine (the value parser only lets the three names through).
+    /// The engine (the value parser only lets the four names through).
     pub fn engine_kind(&self) -> EngineKind {
         self.engine.parse().unwrap_or_default()
     }

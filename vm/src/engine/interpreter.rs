@@ -430,6 +430,48 @@ impl Interpreter {
         &self.insns
     }
 
+    /// The id under which a lane installs the program's maps ([`Lane::install_maps`]).
+    #[cfg_attr(
+        not(all(
+            feature = "jit",
+            any(target_arch = "x86_64", target_arch = "aarch64"),
+            target_endian = "little",
+            not(miri)
+        )),
+        allow(dead_code)
+    )] // used by the jit engine, absent from some builds
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The program's maps.
+    #[cfg_attr(
+        not(all(
+            feature = "jit",
+            any(target_arch = "x86_64", target_arch = "aarch64"),
+            target_endian = "little",
+            not(miri)
+        )),
+        allow(dead_code)
+    )] // used by the jit engine, absent from some builds
+    pub(crate) fn map_list(&self) -> &MapList {
+        &self.maps
+    }
+
+    /// Whether the program runs with its stack frame open (see the field).
+    #[cfg_attr(
+        not(all(
+            feature = "jit",
+            any(target_arch = "x86_64", target_arch = "aarch64"),
+            target_endian = "little",
+            not(miri)
+        )),
+        allow(dead_code)
+    )] // used by the jit engine, absent from some builds
+    pub(crate) fn uses_stack(&self) -> bool {
+        self.uses_stack
+    }
+
     /// The resolved helpers: the plain functions indexed by the `target` of
     /// [`op::CALL_HELPER`], the helper objects by that of [`op::CALL_HELPER_DYN`].
     pub fn helpers(&self) -> (&[HelperFn], &[Arc<dyn Helper>]) {
@@ -1353,7 +1395,7 @@ fn tail_call(
 }
 
 #[cold]
-fn helper_failed(pc: usize, source: HelperError) -> Box<RunError> {
+pub(super) fn helper_failed(pc: usize, source: HelperError) -> Box<RunError> {
     Box::new(RunError::Helper {
         pc,
         source,
@@ -1362,7 +1404,7 @@ fn helper_failed(pc: usize, source: HelperError) -> Box<RunError> {
 }
 
 #[cold]
-fn core_poison(pc: usize, poisons: &[(usize, Arc<str>)]) -> Box<RunError> {
+pub(super) fn core_poison(pc: usize, poisons: &[(usize, Arc<str>)]) -> Box<RunError> {
     let relocation = poisons
         .binary_search_by_key(&pc, |(at, _)| *at)
         .map_or_else(

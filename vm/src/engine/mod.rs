@@ -1,8 +1,9 @@
-//! Engines: one [`Engine`] trait, three implementations.
+//! Engines: one [`Engine`] trait, four implementations.
 //!
 //! | engine | what | sandboxed |
 //! |---|---|---|
 //! | [`EngineKind::Interpreter`] (default) | bpfvm's own interpreter, whole ISA | yes: every access is checked against the region table |
+//! | [`EngineKind::Jit`] | native code from cranelift (x86_64, aarch64; the `jit` feature) | yes: the interpreter's checks, compiled inline |
 //! | [`EngineKind::RbpfInterpreter`] | rbpf 0.4.1's interpreter | **no**: host pointers; rbpf checks only the first byte of an access, helpers trust pointers |
 //! | [`EngineKind::RbpfJit`] | rbpf 0.4.1's x86_64 JIT (not on Windows) | **no**: native code without memory checks |
 
@@ -17,6 +18,7 @@ use crate::vm::VmConfig;
 
 mod callback;
 pub mod interpreter;
+pub mod jit;
 pub mod rbpf;
 
 /// Which engine runs a program.
@@ -31,6 +33,11 @@ pub enum EngineKind {
     /// bpfvm's own checked interpreter (the default): sandboxed.
     #[default]
     Interpreter,
+    /// bpfvm's JIT ([`jit`]): the interpreter's semantics and checks compiled to native
+    /// code with cranelift: sandboxed. Only where [`jit::AVAILABLE`] (x86_64 and aarch64 with
+    /// the `jit` feature); elsewhere preparing for it fails with
+    /// [`PrepareError::EngineUnavailable`].
+    Jit,
     /// rbpf's interpreter: **not sandboxed** (host pointers; rbpf checks only the first
     /// byte of an access, helpers trust pointers).
     RbpfInterpreter,
@@ -42,7 +49,11 @@ pub enum EngineKind {
 impl EngineKind {
     /// All engines available on this platform.
     pub fn available() -> Vec<EngineKind> {
-        let mut v = vec![EngineKind::Interpreter, EngineKind::RbpfInterpreter];
+        let mut v = vec![EngineKind::Interpreter];
+        if jit::AVAILABLE {
+            v.push(EngineKind::Jit);
+        }
+        v.push(EngineKind::RbpfInterpreter);
         if cfg!(all(target_arch = "x86_64", not(windows))) {
             v.push(EngineKind::RbpfJit);
         }
@@ -50,15 +61,17 @@ impl EngineKind {
     }
 
     /// True for the engine that confines programs to their memory (every access checked,
-    /// loops bounded by the instruction budget): only [`EngineKind::Interpreter`].
+    /// loops bounded by the instruction budget): [`EngineKind::Interpreter`] and
+    /// [`EngineKind::Jit`].
     pub fn is_sandboxed(self) -> bool {
-        matches!(self, EngineKind::Interpreter)
+        matches!(self, EngineKind::Interpreter | EngineKind::Jit)
     }
 
     /// The engine's name as used on the command line.
     pub fn name(self) -> &'static str {
         match self {
             EngineKind::Interpreter => "interpreter",
+            EngineKind::Jit => "jit",
             EngineKind::RbpfInterpreter => "rbpf-interpreter",
             EngineKind::RbpfJit => "rbpf-jit",
         }
@@ -76,6 +89,7 @@ impl std::str::FromStr for EngineKind {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "interpreter" => Ok(EngineKind::Interpreter),
+            "jit" => Ok(EngineKind::Jit),
             "rbpf-interpreter" => Ok(EngineKind::RbpfInterpreter),
             "rbpf-jit" => Ok(EngineKind::RbpfJit),
             _ => Err(format!("unknown engine {s:?}")),
@@ -138,6 +152,7 @@ pub fn prepare(
         EngineKind::Interpreter => Ok(Box::new(interpreter::Interpreter::prepare(
             program, registry,
         )?)),
+        EngineKind::Jit => jit::prepare(program, registry),
         EngineKind::RbpfInterpreter | EngineKind::RbpfJit => {
             rbpf::prepare(program, registry, kind, config.rbpf_allow_loops)
         }

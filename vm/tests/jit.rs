@@ -1,0 +1,319 @@
+//! The `jit` engine against the interpreter: results, faults, budgets, helpers, calls.
+#![cfg(all(
+    feature = "jit",
+    any(target_arch = "x86_64", target_arch = "aarch64"),
+    target_endian = "little",
+    not(miri)
+))]
+
+use bpfvm::{CpuId, EngineKind, Input, Program, ProgramType, RunError, VerifierMode, Vm};
+
+fn program(src: &str, engine: EngineKind) -> Program {
+    let code = rbpf::assembler::assemble(src).expect("test programs assemble");
+    Program::new(code, ProgramType::Unspecified).with_engine(engine)
+}
+
+/// Runs `src` on both engines with `budget` and `ctx`; asserts they agree and returns the
+/// result.
+fn both(src: &str, budget: u64, ctx: &[u8]) -> Result<u64, String> {
+    let vm = Vm::builder()
+        .cpus(1)
+        .budget(budget)
+        .verifier(VerifierMode::Structural)
+        .build();
+    let mut out = Vec::new();
+    for engine in [EngineKind::Interpreter, EngineKind::Jit] {
+        let prog = vm.load(program(src, engine)).expect("loads");
+        let r = vm
+            .run(&prog, CpuId(0), &Input::context(ctx.to_vec()))
+            .map(|o| o.retval)
+            .map_err(|e| format!("{e:?}"));
+        out.push(r);
+    }
+    assert_eq!(out[0], out[1], "interpreter vs jit on:\n{src}");
+    out.pop().unwrap()
+}
+
+#[test]
+fn alu_and_jumps() {
+    assert_eq!(both("mov64 r0, 7\nadd64 r0, 5\nexit", 100, &[]), Ok(12));
+    let src = "mov64 r1, 10\nmov64 r0, 0\nadd64 r0, r1\nsub64 r1, 1\njne r1, 0, -3\nexit";
+    assert_eq!(both(src, 1000, &[]), Ok(55));
+    assert_eq!(
+        both("mov64 r0, -1\nmov64 r1, 0\ndiv64 r0, r1\nexit", 10, &[]),
+        Ok(0)
+    );
+    assert_eq!(
+        both("mov32 r0, -1\nmov32 r1, 0\nmod32 r0, r1\nexit", 10, &[]),
+        Ok(0xffff_ffff)
+    );
+    assert_eq!(
+        both("lddw r0, 0x8000000000000000\nmov64 r1, -1\nexit", 10, &[]),
+        Ok(1 << 63)
+    );
+    assert_eq!(both("mov64 r0, 0x1234\nbe16 r0\nexit", 10, &[]), Ok(0x3412));
+}
+
+#[test]
+fn budget_errors_match() {
+    let src = "mov64 r1, 3\nsub64 r1, 1\njne r1, 0, -2\nmov64 r0, 7\nexit";
+    assert_eq!(both(src, 5, &[]), Ok(7));
+    let e = both(src, 4, &[]).unwrap_err();
+    assert!(e.contains("BudgetExhausted") && e.contains("pc: 2"), "{e}");
+    // An endless loop ends.
+    assert!(both("ja -1\nexit", 1000, &[])
+        .unwrap_err()
+        .contains("BudgetExhausted"));
+}
+
+#[test]
+fn memory_faults_match() {
+    // Context reads in bounds, then one byte past the end.
+    assert_eq!(
+        both("ldxw r0, [r1+0]\nexit", 10, &[1, 2, 3, 4]),
+        Ok(0x0403_0201)
+    );
+    let e = both("ldxw r0, [r1+1]\nexit", 10, &[1, 2, 3, 4]).unwrap_err();
+    assert!(e.contains("Fault") && e.contains("pc: 0"), "{e}");
+    // The stack: a store and a load; below the frame faults.
+    let src = "mov64 r1, 99\nstxdw [r10-8], r1\nldxdw r0, [r10-8]\nexit";
+    assert_eq!(both(src, 10, &[]), Ok(99));
+    assert!(both("mov64 r0, 0\nstdw [r10-520], 1\nexit", 10, &[])
+        .unwrap_err()
+        .contains("Fault"));
+    // A wild address, a null pointer.
+    assert!(both("lddw r1, 0x123456789abcdef0\nldxb r0, [r1]\nexit", 10, &[]).is_err());
+    assert!(both("mov64 r0, 0\nmov64 r1, 0\nstxb [r1], r1\nexit", 10, &[]).is_err());
+}
+
+#[test]
+fn atomics_helpers_and_calls() {
+    // `lock *(u64 *)(r10 - 8) += r2` (opcode 0xdb; rbpf's assembler has no atomics), and
+    // its fetching form, which returns the old value in r2.
+    let mut code = rbpf::assembler::assemble(
+        "mov64 r1, 5\nstxdw [r10-8], r1\nmov64 r2, 3\nstxdw [r10-8], r2\nldxdw r0, [r10-8]\nadd64 r0, r2\nexit",
+    )
+    .unwrap();
+    code[3 * 8] = 0xdb;
+    let vm = Vm::builder()
+        .cpus(1)
+        .verifier(VerifierMode::Structural)
+        .build();
+    for (imm, want) in [(0x00u8, 11), (0x01, 13)] {
+        code[3 * 8 + 4] = imm;
+        for engine in [EngineKind::Interpreter, EngineKind::Jit] {
+            let p = Program::new(code.clone(), ProgramType::Unspecified).with_engine(engine);
+            let prog = vm.load(p).unwrap();
+            let out = vm.run(&prog, CpuId(0), &Input::empty()).unwrap();
+            assert_eq!(out.retval, want, "{engine} imm {imm:#x}");
+        }
+    }
+    // bpf_get_smp_processor_id and bpf_ktime_get_ns (helper 5).
+    both("call 8\nexit", 100, &[]).unwrap();
+    both("call 5\nmov64 r6, r0\ncall 5\nsub64 r0, r6\nexit", 100, &[]).unwrap();
+    // A helper's error names its instruction.
+    let e = both("mov64 r1, 5\nmov64 r2, r10\ncall 1\nexit", 100, &[]).unwrap_err();
+    assert!(e.contains("Helper") && e.contains("pc: 2"), "{e}");
+}
+
+#[test]
+fn bpf_to_bpf_calls() {
+    let mut code =
+        rbpf::assembler::assemble("mov64 r1, 2\ncall 2\nadd64 r0, 1\nexit\nmov64 r0, r1\nexit")
+            .unwrap();
+    code[8 + 1] = 0x10; // src = 1: a bpf-to-bpf call
+    let vm = Vm::builder()
+        .cpus(1)
+        .verifier(VerifierMode::Structural)
+        .build();
+    for engine in [EngineKind::Interpreter, EngineKind::Jit] {
+        let p = Program::new(code.clone(), ProgramType::Unspecified).with_engine(engine);
+        let prog = vm.load(p).unwrap();
+        assert_eq!(vm.run(&prog, CpuId(0), &Input::empty()).unwrap().retval, 3);
+    }
+    // Recursion past the deepest frame.
+    let mut code = rbpf::assembler::assemble("call -1\nexit").unwrap();
+    code[1] = 0x10;
+    let mut errs = Vec::new();
+    for engine in [EngineKind::Interpreter, EngineKind::Jit] {
+        let p = Program::new(code.clone(), ProgramType::Unspecified).with_engine(engine);
+        let prog = vm.load(p).unwrap();
+        errs.push(format!(
+            "{:?}",
+            vm.run(&prog, CpuId(0), &Input::empty()).unwrap_err()
+        ));
+    }
+    assert_eq!(errs[0], errs[1]);
+    assert!(errs[0].contains("CallDepth"), "{}", errs[0]);
+    let _ = RunError::BadInput {
+        reason: String::new(),
+    };
+}
+
+fn raw(op: u8, dst: u8, src: u8, off: i16, imm: i32) -> [u8; 8] {
+    let o = off.to_le_bytes();
+    let i = imm.to_le_bytes();
+    [op, (src << 4) | dst, o[0], o[1], i[0], i[1], i[2], i[3]]
+}
+
+/// `key = 1; v = map_lookup_elem(map0, &key); if (!v) return 1; <body>; return *(u64 *)v`.
+fn lookup_then(body: &[[u8; 8]]) -> Vec<u8> {
+    let mut v = vec![
+        raw(0x62, 10, 0, -4, 1), // *(u32 *)(r10 - 4) = 1
+        raw(0x18, 1, 1, 0, 0),   // r1 = map 0
+        raw(0, 0, 0, 0, 0),
+        raw(0xbf, 2, 10, 0, 0), // r2 = r10
+        raw(0x07, 2, 0, 0, -4), // r2 -= 4
+        raw(0x85, 0, 0, 0, 1),  // call map_lookup_elem
+        raw(0x55, 0, 0, 2, 0),  // if r0 != 0 goto body
+        raw(0xb7, 0, 0, 0, 1),  // r0 = 1
+        raw(0x95, 0, 0, 0, 0),
+        raw(0xbf, 6, 0, 0, 0), // r6 = v
+    ];
+    v.extend_from_slice(body);
+    v.push(raw(0x79, 0, 6, 0, 0)); // r0 = *(u64 *)v
+    v.push(raw(0x95, 0, 0, 0, 0));
+    v.concat()
+}
+
+/// Runs `body` after a lookup in a fresh 16-byte-value map (a `bpf_spin_lock` at 8 when
+/// `lock`) on each sandboxed engine, twice on each of 2 CPUs; asserts the outcomes and the
+/// map's bytes agree and returns the first outcome.
+fn on_fresh_map(map_type: bpfvm::maps::MapType, lock: bool, body: &[[u8; 8]]) -> String {
+    use bpfvm::maps::{Map, MapSpec};
+    use std::sync::Arc;
+    let mut seen = Vec::new();
+    for engine in [EngineKind::Interpreter, EngineKind::Jit] {
+        let spec = MapSpec::new(map_type, 4, 16, 4);
+        let map = Arc::new(if lock {
+            Map::create_with_spin_lock(spec, 2, 8).unwrap()
+        } else {
+            Map::create(spec, 2).unwrap()
+        });
+        map.update(&1u32.to_ne_bytes(), &vec![7u8; map.host_value_size(0)], 0)
+            .unwrap();
+        let vm = Vm::builder().cpus(2).build();
+        let p = Program::new(lookup_then(body), ProgramType::Unspecified)
+            .with_map(Arc::clone(&map))
+            .with_engine(engine);
+        let prog = vm.load(p).expect("loads");
+        let mut out = Vec::new();
+        for cpu in [0, 1, 0, 1] {
+            out.push(format!(
+                "{:?}",
+                vm.run(&prog, CpuId(cpu), &Input::empty()).map(|o| o.retval)
+            ));
+        }
+        let mut bytes = vec![0u8; map.host_value_size(0)];
+        map.lookup(&1u32.to_ne_bytes(), &mut bytes, 0).unwrap();
+        seen.push((out, bytes));
+    }
+    assert_eq!(seen[0], seen[1], "interpreter vs jit");
+    seen[0].0[0].clone()
+}
+
+#[test]
+fn map_values_are_confined_the_same_way() {
+    use bpfvm::maps::MapType;
+    // In bounds: read, write, read-modify-write on every CPU's copy.
+    let rmw = [
+        raw(0x79, 1, 6, 8, 0),
+        raw(0x07, 1, 0, 0, 3),
+        raw(0x7b, 6, 1, 8, 0),
+    ];
+    for t in [
+        MapType::Array,
+        MapType::PercpuArray,
+        MapType::Hash,
+        MapType::PercpuHash,
+    ] {
+        assert!(on_fresh_map(t, false, &rmw).starts_with("Ok"), "{t:?}");
+        // Past the value (into the next element or another CPU's copy), and below it.
+        for off in [16i16, 24, -8, -16] {
+            let r = on_fresh_map(t, false, &[raw(0x7a, 6, 0, off, 1)]);
+            assert!(
+                r.contains("Fault") && r.contains("OutOfBounds"),
+                "{t:?} {off}: {r}"
+            );
+            let r = on_fresh_map(t, false, &[raw(0x79, 1, 6, off, 0)]);
+            assert!(r.contains("Fault"), "{t:?} {off}: {r}");
+        }
+        // An access straddling the value's end.
+        let r = on_fresh_map(t, false, &[raw(0x79, 1, 6, 12, 0)]);
+        assert!(r.contains("Fault"), "{t:?}: {r}");
+    }
+    // The spin lock word: off limits (the inline check sends such regions to the slow path),
+    // the fields around it ordinary.
+    for body in [
+        raw(0x62, 6, 0, 8, 1),
+        raw(0x61, 1, 6, 8, 0),
+        raw(0x7a, 6, 0, 4, -1),
+    ] {
+        let r = on_fresh_map(MapType::Hash, true, &[body]);
+        assert!(r.contains("SpecialField"), "{r}");
+    }
+    let fields = [
+        raw(0x7a, 6, 0, 0, 5),
+        raw(0x62, 6, 0, 12, 6),
+        raw(0x61, 1, 6, 12, 0),
+    ];
+    assert_eq!(on_fresh_map(MapType::Hash, true, &fields), "Ok(5)");
+}
+
+#[test]
+fn unsupported_instructions_are_refused_naming_them() {
+    // bpf_tail_call (helper 12) and bpf_loop (helper 181): refused at load on jit only.
+    for (src, pc, what) in [
+        (
+            "mov64 r2, 0\nmov64 r3, 0\ncall 12\nmov64 r0, 0\nexit",
+            2,
+            "bpf_tail_call",
+        ),
+        (
+            "mov64 r1, 1\nmov64 r2, 0\nmov64 r3, 0\nmov64 r4, 0\ncall 181\nexit",
+            4,
+            "bpf_loop",
+        ),
+    ] {
+        let vm = Vm::builder()
+            .cpus(1)
+            .verifier(VerifierMode::Structural)
+            .build();
+        let e = vm.load(program(src, EngineKind::Jit)).unwrap_err();
+        assert!(
+            matches!(e, bpfvm::PrepareError::Unsupported { pc: p, engine: EngineKind::Jit, .. } if p == pc),
+            "{e:?}"
+        );
+        let text = e.to_string();
+        assert!(
+            text.contains(&format!("instruction {pc}")) && text.contains(what),
+            "{text}"
+        );
+    }
+}
+
+/// Compile time of a 999-instruction straight-line program (stores, loads, ALU): printed,
+/// and bounded loosely so a pathological slowdown fails.
+#[test]
+fn compile_time_per_thousand_instructions() {
+    let mut src = String::from("mov64 r0, 0\n");
+    for _ in 0..333 {
+        src.push_str("add64 r0, 3\nstxdw [r10-8], r0\nldxdw r1, [r10-8]\n");
+    }
+    src.push_str("exit");
+    let vm = Vm::builder().cpus(1).build();
+    let p = program(&src, EngineKind::Jit);
+    let start = std::time::Instant::now();
+    let n = 5;
+    for _ in 0..n {
+        vm.load(p.clone()).unwrap();
+    }
+    let each = start.elapsed() / n;
+    eprintln!("jit: loading 1,000 instructions takes {each:?}");
+    let prog = vm.load(p).unwrap();
+    assert_eq!(
+        vm.run(&prog, CpuId(0), &Input::empty()).unwrap().retval,
+        999
+    );
+    assert!(each < std::time::Duration::from_secs(5), "{each:?}");
+}
