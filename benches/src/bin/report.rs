@@ -144,8 +144,9 @@ fn verdict(met: bool, detail: String) -> String {
     }
 }
 
-const VARIANTS: [&str; 6] = [
+const VARIANTS: [&str; 7] = [
     "vm/interpreter",
+    "vm/jit",
     "vm/rbpf-interpreter",
     "direct/rbpf-interpreter",
     "vm/rbpf-jit",
@@ -811,6 +812,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "maps/map_value/",
         "`maps` group, map-value access (thread CPU time)",
         "ns per iteration (6 insns, 2 accesses)",
+        &mut s,
+    );
+    simple_table(
+        &r,
+        "interpreter/load_1000_insns/",
+        "`interpreter` group, loading a 1,000-instruction program per sandboxed engine (thread CPU time)",
+        "ns per load (verify, prepare, compile)",
+        &mut s,
+    );
+    simple_table(
+        &r,
+        "race/",
+        "`race` group: exhaustive exploration of the shared `+=` counter, with and without partial-order reduction (wall-clock time; every CPU is a thread)",
+        "ns per schedule explored",
         &mut s,
     );
     simple_table(
