@@ -430,48 +430,6 @@ impl Interpreter {
         &self.insns
     }
 
-    /// The id under which a lane installs the program's maps ([`Lane::install_maps`]).
-    #[cfg_attr(
-        not(all(
-            feature = "jit",
-            any(target_arch = "x86_64", target_arch = "aarch64"),
-            target_endian = "little",
-            not(miri)
-        )),
-        allow(dead_code)
-    )] // used by the jit engine, absent from some builds
-    pub(crate) fn id(&self) -> u64 {
-        self.id
-    }
-
-    /// The program's maps.
-    #[cfg_attr(
-        not(all(
-            feature = "jit",
-            any(target_arch = "x86_64", target_arch = "aarch64"),
-            target_endian = "little",
-            not(miri)
-        )),
-        allow(dead_code)
-    )] // used by the jit engine, absent from some builds
-    pub(crate) fn map_list(&self) -> &MapList {
-        &self.maps
-    }
-
-    /// Whether the program runs with its stack frame open (see the field).
-    #[cfg_attr(
-        not(all(
-            feature = "jit",
-            any(target_arch = "x86_64", target_arch = "aarch64"),
-            target_endian = "little",
-            not(miri)
-        )),
-        allow(dead_code)
-    )] // used by the jit engine, absent from some builds
-    pub(crate) fn uses_stack(&self) -> bool {
-        self.uses_stack
-    }
-
     /// The resolved helpers: the plain functions indexed by the `target` of
     /// [`op::CALL_HELPER`], the helper objects by that of [`op::CALL_HELPER_DYN`].
     pub fn helpers(&self) -> (&[HelperFn], &[Arc<dyn Helper>]) {
@@ -555,6 +513,33 @@ impl HelperTable {
             ),
         };
         Ok(())
+    }
+}
+
+/// What the jit engine reads of a prepared program (absent builds have no jit).
+#[cfg_attr(
+    not(all(
+        feature = "jit",
+        any(target_arch = "x86_64", target_arch = "aarch64"),
+        target_endian = "little",
+        not(miri)
+    )),
+    allow(dead_code)
+)]
+impl Interpreter {
+    /// The id under which a lane installs the program's maps ([`Lane::install_maps`]).
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The program's maps.
+    pub(crate) fn map_list(&self) -> &MapList {
+        &self.maps
+    }
+
+    /// Whether the program runs with its stack frame open (see the field).
+    pub(crate) fn uses_stack(&self) -> bool {
+        self.uses_stack
     }
 }
 
