@@ -67,20 +67,15 @@ impl KernelProg {
         license: &str,
         log: &mut String,
     ) -> Result<Self, Errno> {
-        let mut buf = vec![0u8; LOG_SIZE];
-        let res = sys::prog_load(
-            prog_type as u32,
-            expected_attach_type,
-            prog_flags,
-            insns,
-            license,
-            &mut buf,
-        );
-        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-        *log = String::from_utf8_lossy(&buf[..end]).into_owned();
-        Ok(KernelProg {
-            fd: res?,
-            prog_type,
+        Self::logged(prog_type, log, |buf| {
+            sys::prog_load(
+                prog_type as u32,
+                expected_attach_type,
+                prog_flags,
+                insns,
+                license,
+                buf,
+            )
         })
     }
 
@@ -94,15 +89,27 @@ impl KernelProg {
         license: &str,
         log: &mut String,
     ) -> Result<Self, Errno> {
+        Self::logged(prog_type, log, |buf| {
+            sys::prog_load_attach_btf(
+                prog_type as u32,
+                expected_attach_type,
+                attach_btf_id,
+                insns,
+                license,
+                buf,
+            )
+        })
+    }
+
+    /// Runs `load` with a log buffer of [`LOG_SIZE`] bytes and puts the log (up to its NUL)
+    /// into `log`, whether or not the load succeeded.
+    fn logged(
+        prog_type: ProgType,
+        log: &mut String,
+        load: impl FnOnce(&mut [u8]) -> Result<sys::ProgFd, Errno>,
+    ) -> Result<Self, Errno> {
         let mut buf = vec![0u8; LOG_SIZE];
-        let res = sys::prog_load_attach_btf(
-            prog_type as u32,
-            expected_attach_type,
-            attach_btf_id,
-            insns,
-            license,
-            &mut buf,
-        );
+        let res = load(&mut buf);
         let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
         *log = String::from_utf8_lossy(&buf[..end]).into_owned();
         Ok(KernelProg {

@@ -441,26 +441,15 @@ pub(crate) fn prog_load(
     license: &str,
     log: &mut [u8],
 ) -> Result<ProgFd, Errno> {
-    if insns.is_empty() || insns.len() % 8 != 0 {
-        return Err(Errno::EINVAL);
-    }
-    let insn_cnt = u32::try_from(insns.len() / 8).map_err(|_| Errno::E2BIG)?;
-    let log_size = u32::try_from(log.len()).map_err(|_| Errno::EINVAL)?;
-    let license = CString::new(license).map_err(|_| Errno::EINVAL)?;
-    let mut attr = Attr::new();
-    attr.u32(0, prog_type)
-        .u32(4, insn_cnt)
-        .ptr(8, Some(insns))
-        .u64(16, license.as_ptr() as u64)
-        .u32(44, prog_flags)
-        .u32(68, expected_attach_type);
-    if !log.is_empty() {
-        attr.u32(24, 1).u32(28, log_size).mut_ptr(32, Some(log));
-    }
-    // SAFETY: `insns` holds insn_cnt * 8 bytes, `license` is NUL-terminated, the log buffer
-    // holds log_size bytes; all live for the call.
-    let ret = unsafe { bpf(Cmd::ProgLoad, &mut attr) }?;
-    own_fd(ret).map(ProgFd)
+    load(
+        prog_type,
+        expected_attach_type,
+        prog_flags,
+        0,
+        insns,
+        license,
+        log,
+    )
 }
 
 /// BPF_PROG_LOAD of a BTF-attached program (`BPF_PROG_TYPE_TRACING`): [`prog_load`] with
@@ -468,6 +457,27 @@ pub(crate) fn prog_load(
 pub(crate) fn prog_load_attach_btf(
     prog_type: u32,
     expected_attach_type: u32,
+    attach_btf_id: u32,
+    insns: &[u8],
+    license: &str,
+    log: &mut [u8],
+) -> Result<ProgFd, Errno> {
+    load(
+        prog_type,
+        expected_attach_type,
+        0,
+        attach_btf_id,
+        insns,
+        license,
+        log,
+    )
+}
+
+/// BPF_PROG_LOAD with every field the two loaders above set (`attach_btf_id` 0: none).
+fn load(
+    prog_type: u32,
+    expected_attach_type: u32,
+    prog_flags: u32,
     attach_btf_id: u32,
     insns: &[u8],
     license: &str,
@@ -484,12 +494,14 @@ pub(crate) fn prog_load_attach_btf(
         .u32(4, insn_cnt)
         .ptr(8, Some(insns))
         .u64(16, license.as_ptr() as u64)
+        .u32(44, prog_flags)
         .u32(68, expected_attach_type)
         .u32(108, attach_btf_id);
     if !log.is_empty() {
         attr.u32(24, 1).u32(28, log_size).mut_ptr(32, Some(log));
     }
-    // SAFETY: as in `prog_load`.
+    // SAFETY: `insns` holds insn_cnt * 8 bytes, `license` is NUL-terminated, the log buffer
+    // holds log_size bytes; all live for the call.
     let ret = unsafe { bpf(Cmd::ProgLoad, &mut attr) }?;
     own_fd(ret).map(ProgFd)
 }
