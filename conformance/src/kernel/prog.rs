@@ -160,29 +160,7 @@ impl KernelProg {
     ///
     /// `ENOSPC` means the output did not fit in `data_out_size` / `ctx_out_size`.
     pub fn test_run(&self, run: &TestRun) -> Result<TestRunOutput, Errno> {
-        let mut data_out = vec![0; run.data_out_size];
-        let mut ctx_out = vec![0; run.ctx_out_size];
-        let (res, out) = sys::prog_test_run(
-            &self.fd,
-            TestRunArgs {
-                data_in: &run.data_in,
-                data_out: &mut data_out,
-                ctx_in: &run.ctx_in,
-                ctx_out: &mut ctx_out,
-                repeat: run.repeat,
-                flags: 0,
-                cpu: 0,
-            },
-        );
-        res?;
-        data_out.truncate(out.data_size_out as usize);
-        ctx_out.truncate(out.ctx_size_out as usize);
-        Ok(TestRunOutput {
-            retval: out.retval,
-            duration: out.duration,
-            data_out,
-            ctx_out,
-        })
+        self.test_run_flags(run, 0, 0)
     }
 
     /// BPF_PROG_TEST_RUN with `flags` and `cpu` (a raw tracepoint's
