@@ -98,7 +98,8 @@ fn copy_kernel(ctx: &HelperContext, addr: u64, out: &mut [u8]) -> Result<(), i32
     for (i, b) in out.iter_mut().enumerate() {
         let at = addr.wrapping_add(i as u64);
         let mut one = [0u8; 1];
-        *b = if ctx.memory.read_bytes(at, &mut one).is_ok() || ctx.kernel_memory().read(at, &mut one)
+        *b = if ctx.memory.read_bytes(at, &mut one).is_ok()
+            || ctx.kernel_memory().read(at, &mut one)
         {
             one[0]
         } else {

@@ -240,9 +240,7 @@ impl<'b> Show<'b, '_> {
     fn skip_modifiers(&self, mut id: u32) -> Option<u32> {
         for _ in 0..MAX_RESOLVE_DEPTH {
             match self.view(id)? {
-                TypeView::Modifier { target, .. } | TypeView::Typedef { target, .. } => {
-                    id = target
-                }
+                TypeView::Modifier { target, .. } | TypeView::Typedef { target, .. } => id = target,
                 _ => return Some(id),
             }
         }

@@ -149,7 +149,11 @@ fn show(id: u32, bytes: &[u8], size: u32, flags: u64) -> Shown {
 }
 
 fn text(s: &Shown) -> String {
-    let end = s.bytes.iter().position(|&b| b == 0).unwrap_or(s.bytes.len());
+    let end = s
+        .bytes
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(s.bytes.len());
     String::from_utf8_lossy(&s.bytes[..end]).into_owned()
 }
 
@@ -158,7 +162,8 @@ const HDR_BYTES: [u8; 4] = [0x45, 0, 0x00, 0x3c];
 #[test]
 fn struct_with_bitfields_default_format() {
     let s = show(HDR, &HDR_BYTES, 256, 0);
-    let want = "(struct hdr){\n .ihl = (u8)0x5,\n .version = (u8)0x4,\n .tot_len = (__be16)15360,\n}\n";
+    let want =
+        "(struct hdr){\n .ihl = (u8)0x5,\n .version = (u8)0x4,\n .tot_len = (__be16)15360,\n}\n";
     assert_eq!(text(&s), want);
     assert_eq!(s.ret, want.len() as i64);
     assert_eq!(s.bytes.len(), want.len() + 1, "NUL-terminated");
@@ -236,7 +241,10 @@ fn enums_pointers_and_nested_values() {
 #[test]
 fn top_level_values_show_even_when_zero() {
     assert_eq!(text(&show(INT, &[0; 4], 64, 0)), "(int)0\n");
-    assert_eq!(text(&show(INT, &(-3i32).to_le_bytes(), 64, F_COMPACT)), "(int)-3");
+    assert_eq!(
+        text(&show(INT, &(-3i32).to_le_bytes(), 64, F_COMPACT)),
+        "(int)-3"
+    );
     // A typedef at the top is shown as the type it names (the kernel's resolved id).
     assert_eq!(text(&show(BE16, &[1, 0], 64, F_COMPACT)), "(u16)1");
 }

@@ -128,7 +128,15 @@ mod tests {
         assert_eq!(btf.type_view(0), Some(TypeView::Void));
         assert_eq!(btf.type_view(u32::MAX), None);
         let task = (1..btf.types().len() as u32)
-            .find(|&id| matches!(btf.type_view(id), Some(TypeView::Struct { name: "task_struct", .. })))
+            .find(|&id| {
+                matches!(
+                    btf.type_view(id),
+                    Some(TypeView::Struct {
+                        name: "task_struct",
+                        ..
+                    })
+                )
+            })
             .expect("core_target.btf has task_struct");
         let Some(TypeView::Struct { vlen, .. }) = btf.type_view(task) else {
             unreachable!()
