@@ -65,7 +65,7 @@ mod tests;
 
 pub use helper::{register, snprintf_btf, BTF_PTR_SIZE};
 pub use show::{
-    hashed_pointer, snprintf_show, Shown, F_ALL, F_COMPACT, F_NONAME, F_PTR_RAW, F_ZERO, MAX_NEST,
-    MAX_STEPS,
+    hashed_pointer, snprintf_show, ObjRead, Shown, F_ALL, F_COMPACT, F_NONAME, F_PTR_RAW, F_ZERO,
+    MAX_NEST, MAX_STEPS,
 };
 pub use types::{MemberView, ShowBtf, TypeView, INT_BOOL, INT_CHAR, INT_SIGNED};

@@ -39,6 +39,10 @@ const MAX_RESOLVE_DEPTH: usize = 32;
 const EINVAL: i32 = -22;
 const E2BIG: i32 = -7;
 
+/// How the show reads the object: copies `out.len()` bytes at an address as
+/// `copy_from_kernel_nofault` does, or fails with its (negative) errno.
+pub type ObjRead<'r> = &'r mut dyn FnMut(u64, &mut [u8]) -> Result<(), i32>;
+
 /// What one show produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Shown {
@@ -60,7 +64,7 @@ pub fn snprintf_show(
     obj: u64,
     size: u32,
     flags: u64,
-    read: &mut dyn FnMut(u64, &mut [u8]) -> Result<(), i32>,
+    read: ObjRead<'_>,
 ) -> Shown {
     let mut show = Show {
         btf,
@@ -124,7 +128,7 @@ fn isprint(c: u8) -> bool {
 struct Show<'b, 'r> {
     btf: &'b dyn ShowBtf,
     flags: u64,
-    read: &'r mut dyn FnMut(u64, &mut [u8]) -> Result<(), i32>,
+    read: ObjRead<'r>,
     /// The buffer's bytes written so far (`pos` is where the next piece goes).
     out: Vec<u8>,
     pos: usize,
