@@ -23,6 +23,8 @@ pub fn race(args: &RaceArgs, out: &mut dyn Write) -> Result<(), CliError> {
         name,
         run_type,
         prog_type,
+        // The race explorer's CPUs have no target BTF: `bpf_snprintf_btf` is -EINVAL there.
+        target_btf: _,
     } = object::open_program(
         path,
         &args.load,

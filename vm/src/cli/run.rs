@@ -30,6 +30,7 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
         name,
         run_type,
         prog_type,
+        target_btf,
     } = object::open_program(
         path,
         &args.load,
@@ -59,6 +60,7 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
         .verifier(args.verifier_mode())
         .privilege(super::args::privilege(&args.privileged))
         .build();
+    vm.set_target_btf(target_btf);
     // Per map: a map only other programs use does not stop this one.
     let (obj, maps) = object::create_maps_per_map(obj, path, args.cpus, vm.map_memory())?;
     // The outputs name the type the program runs as.
