@@ -361,3 +361,64 @@ fn argument_errors_match_the_kernel() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn which_programs_may_call_it_matches_the_kernel() {
+    use bpfvm_conformance::verdicts::{asm as vasm, compare, Case};
+    use bpfvm_verifier::ProgType as VProgType;
+    if !kernel::oracle_or_skip() {
+        return;
+    }
+    // A well-formed call: a 32-byte string buffer and an initialised btf_ptr on the stack.
+    let good = "stdw [r10-16], 0\nstdw [r10-8], 0\nmov64 r1, r10\nadd64 r1, -48\n\
+                mov64 r2, 32\nmov64 r3, r10\nadd64 r3, -16\nmov64 r4, 16\nmov64 r5, 0\n\
+                call 149\nmov64 r0, 0\nexit";
+    // Rule checks of the prototype: a btf_ptr that is not initialised (root may pass
+    // uninitialised stack), a string size of 0 (ARG_CONST_SIZE refuses it). Without
+    // CAP_PERFMON no program type has the helper.
+    let uninit_ptr = "mov64 r1, r10\nadd64 r1, -48\nmov64 r2, 32\nmov64 r3, r10\n\
+                      add64 r3, -16\nmov64 r4, 16\nmov64 r5, 0\ncall 149\nmov64 r0, 0\nexit";
+    let zero_size = "stdw [r10-16], 0\nstdw [r10-8], 0\nmov64 r1, r10\nadd64 r1, -48\n\
+                     mov64 r2, 0\nmov64 r3, r10\nadd64 r3, -16\nmov64 r4, 16\nmov64 r5, 0\n\
+                     call 149\nmov64 r0, 0\nexit";
+    let mut failures = Vec::new();
+    let mut compared = 0;
+    for t in [
+        VProgType::SocketFilter,
+        VProgType::Xdp,
+        VProgType::SchedCls,
+        VProgType::Kprobe,
+        VProgType::Tracepoint,
+        VProgType::RawTracepoint,
+        VProgType::PerfEvent,
+    ] {
+        // Tracing types need CAP_PERFMON to load at all (EPERM before the verifier).
+        let networking = matches!(
+            t,
+            VProgType::SocketFilter | VProgType::Xdp | VProgType::SchedCls
+        );
+        let privileges: &[Privilege] = if networking {
+            &[Privilege::Root, Privilege::CapBpfNetAdmin]
+        } else {
+            &[Privilege::Root]
+        };
+        for &privilege in privileges {
+            for (what, src) in [
+                ("call", good),
+                ("uninitialised btf_ptr", uninit_ptr),
+                ("str_size 0", zero_size),
+            ] {
+                let name = format!("{t:?} {privilege:?} {what}");
+                let case = Case::new(&name, t, vasm(src));
+                let cmp = compare(&case, privilege).unwrap_or_else(|e| panic!("{name}: {e}"));
+                compared += 1;
+                println!("{}", cmp.describe());
+                if let Some(d) = cmp.disagreement() {
+                    failures.push(format!("{name}: {d}"));
+                }
+            }
+        }
+    }
+    println!("{compared} verdicts compared");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
