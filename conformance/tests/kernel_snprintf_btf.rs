@@ -1,7 +1,9 @@
 //! `bpf_snprintf_btf` (149) against the kernel: a `raw_tracepoint` program (test-run with
 //! `BPF_PROG_TEST_RUN`) shows a map value filled with a known pattern as a vmlinux type
 //! (`struct iphdr`, `struct ethhdr`, `struct tcphdr`, `struct in6_addr`, `struct
-//! sk_buff`, `struct task_struct`) with each flag combination and several buffer sizes,
+//! sk_buff`, `struct task_struct`, `struct bpf_map`, `struct sock`, `struct net_device`,
+//! `union bpf_attr`: bitfields, enums, unions, char and pointer arrays, nested anonymous
+//! members) with each flag combination and several buffer sizes,
 //! and writes the return value and the string into a second map; bpfvm, given
 //! `/sys/kernel/btf/vmlinux` as its target BTF, must write the same bytes and return the
 //! same value. The type ids are the running kernel's (looked up in its BTF by name, as
@@ -95,11 +97,20 @@ fn program(c: Call) -> Vec<u8> {
     ])
 }
 
+/// The id of struct (or, with a `union ` prefix, union) `name` in `btf`.
 fn struct_id(btf: &Btf, name: &str) -> u32 {
+    let (union, name) = match name.strip_prefix("union ") {
+        Some(n) => (true, n),
+        None => (false, name),
+    };
     btf.types()
         .iter()
-        .position(|t| matches!(t, BtfType::Struct { name: n, .. } if n.as_str() == name))
-        .unwrap_or_else(|| panic!("vmlinux has struct {name}")) as u32
+        .position(|t| match t {
+            BtfType::Struct { name: n, .. } => !union && n.as_str() == name,
+            BtfType::Union { name: n, .. } => union && n.as_str() == name,
+            _ => false,
+        })
+        .unwrap_or_else(|| panic!("vmlinux has {name}")) as u32
 }
 
 /// The kernel's `%p` values differ per boot: `0x00000000` and 8 hex digits become a
@@ -226,6 +237,10 @@ fn shows_vmlinux_types_as_the_kernel_does() {
         "in6_addr",
         "sk_buff",
         "task_struct",
+        "bpf_map",
+        "sock",
+        "net_device",
+        "union bpf_attr",
     ]
     .iter()
     .map(|n| (*n, struct_id(&btf, n)))
