@@ -32,6 +32,7 @@
 mod btf;
 mod btf_ext;
 mod btf_file;
+mod btf_kernel;
 mod btf_parse;
 mod core;
 mod decode;
@@ -72,8 +73,8 @@ pub use map_def::{
 };
 pub use map_values::{SlotInit, SlotTarget};
 pub use program::{
-    ProgramDefinition, SourceLine, PSEUDO_CALL, PSEUDO_FUNC, PSEUDO_KFUNC_CALL, PSEUDO_MAP_FD,
-    PSEUDO_MAP_VALUE,
+    ProgramDefinition, SourceLine, TargetBtf, PSEUDO_CALL, PSEUDO_FUNC, PSEUDO_KFUNC_CALL,
+    PSEUDO_MAP_FD, PSEUDO_MAP_VALUE,
 };
 pub use section_types::{
     attach_type_name, program_type_for_section, section_type, KernelProgType, SectionType,
@@ -302,6 +303,12 @@ impl Object {
         for p in linker.programs() {
             let refused = match p {
                 Ok(mut p) => match tracing_target::attach(&mut p, target) {
+                    None if target.is_some() => {
+                        p.kernel_btf = target.cloned().map(program::TargetBtf);
+                        order.push(Ok(programs.len()));
+                        programs.push(p);
+                        continue;
+                    }
                     // A tracing program needs its attach target in the target BTF.
                     Some(error) => RefusedProgram {
                         name: p.name.clone(),
