@@ -214,12 +214,12 @@ fn struct_walk<'b>(
 
 /// `btf_struct_access`: what a load of `size` bytes at `off` in struct `id` gives, the
 /// walk's flags and the pointer member's name.
-pub(crate) fn struct_access<'b>(
-    btf: &'b dyn KernelBtf,
+pub(crate) fn struct_access(
+    btf: &dyn KernelBtf,
     mut id: u32,
     mut off: u64,
     size: u64,
-) -> Result<(Loaded, &'b str), WalkErr> {
+) -> Result<(Loaded, &str), WalkErr> {
     let mut flag = 0;
     let mut field = "";
     for _ in 0..MAX_WALK_DEPTH {
