@@ -135,6 +135,14 @@ fn btf_pointer_loads_match_the_kernel() {
             format!("{prev}\nldxdw r3, [r2+{real_parent}]\nldxw r4, [r3+{pid}]\n{R0}"),
             true,
         ),
+        // One load reached with a trusted and with an RCU pointer.
+        c(
+            sw,
+            format!(
+                "{prev}\nldxdw r5, [r1+0]\nmov64 r3, r2\njeq r5, 0, +1\nldxdw r3, [r2+{real_parent}]\nldxw r4, [r3+{pid}]\n{R0}"
+            ),
+            true,
+        ),
         c(
             sw,
             format!("{prev}\nldxw r3, [r2+{task_size}]\n{R0}"),

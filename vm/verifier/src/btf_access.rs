@@ -620,4 +620,57 @@ mod tests {
         parent.flags = PTR_UNTRUSTED;
         assert_eq!(loaded_ptr_flags(&b, &parent, "tr", task, 0), PTR_UNTRUSTED);
     }
+
+    /// `r2 = ctx[0]` (a `struct task *` argument), then `insn`, on `btf` (or none).
+    fn verify_on(btf: Option<&TestBtf>, task: u32, insn: u64) -> Result<(), crate::VerifierError> {
+        use crate::{Insn, Options, Privilege, ProgType, Program, TracingCtx};
+        let mut btf_ids = [0; 13];
+        btf_ids[0] = task;
+        let ctx = TracingCtx {
+            nr_slots: 1,
+            btf_ptr_slots: 1,
+            btf_ids,
+            known: true,
+        };
+        let words = [0x0000_0000_0000_1279, insn, 0xb7, 0x95];
+        let insns: Vec<Insn> = words.iter().map(|&w| Insn::from_word(w)).collect();
+        let prog = Program {
+            insns: &insns,
+            prog_type: ProgType::Tracing(ctx),
+            expected_attach_type: Some(TRACE_RAW_TP),
+            maps: &[],
+            gpl_compatible: true,
+            func_info: false,
+            kfuncs: &[],
+            btf: btf.map(|b| b as &dyn KernelBtf),
+        };
+        let opts = Options {
+            privilege: Privilege::Root,
+            ..Options::default()
+        };
+        crate::verify(&prog, &opts).map(|_| ())
+    }
+
+    #[test]
+    fn programs_reading_through_an_argument() {
+        let (b, task, _) = btf();
+        // r3 = *(u64 *)(r2 + 0): task->pid.
+        assert!(verify_on(Some(&b), task, 0x0000_0000_0000_2379).is_ok());
+        // r3 = *(u64 *)(r2 + 80) then nothing: task->parent (RCU-tagged, maybe NULL).
+        assert!(verify_on(Some(&b), task, 0x0000_0000_0050_2379).is_ok());
+        let e = verify_on(Some(&b), task, 0x0000_0000_0014_2379).unwrap_err();
+        assert_eq!(
+            e.message,
+            "access beyond the end of member comm (mend:24) in struct task with off 20 size 8"
+        );
+        assert_eq!((e.errno, e.insn), (EACCES, Some(1)));
+        let e = verify_on(Some(&b), task, 0x0000_0000_fff8_2379).unwrap_err();
+        assert_eq!(e.message, "R2 is ptr_task invalid negative access: off=-8");
+        // *(u32 *)(r2 + 0) = 1
+        let e = verify_on(Some(&b), task, 0x0000_0001_0000_0262).unwrap_err();
+        assert_eq!(e.message, "only read is supported");
+        // Without the kernel's types: not modelled.
+        let e = verify_on(None, task, 0x0000_0000_0000_2379).unwrap_err();
+        assert_eq!(e.rule, Rule::Unsupported);
+    }
 }

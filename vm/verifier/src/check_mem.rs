@@ -591,7 +591,13 @@ impl Verifier<'_> {
         match aux.ptr_type {
             None => aux.ptr_type = Some(ty),
             Some(prev) => {
-                if prev != ty && (!mismatch_ok(ty.0) || !mismatch_ok(prev.0)) {
+                // One path's trusted BTF pointer and another's untrusted one share a load
+                // (stores through BTF pointers never get here): it becomes a probe load
+                // for both.
+                let btf_trust = prev.0 == RegType::BtfId && ty.0 == RegType::BtfId;
+                if btf_trust && prev != ty {
+                    aux.ptr_type = Some((RegType::BtfId, PTR_UNTRUSTED));
+                } else if prev != ty && (!mismatch_ok(ty.0) || !mismatch_ok(prev.0)) {
                     return Err(self.err(
                         Rule::InvalidDeref,
                         EINVAL,
