@@ -34,7 +34,7 @@ pub struct Program {
     /// What a tracing program's attach target's prototype says of its context.
     tracing_ctx: Option<bpfvm_verifier::TracingCtx>,
     /// The kernel's types (the target BTF) the verifier checks BTF pointer loads with.
-    kernel_btf: Option<crate::loader::Btf>,
+    kernel_btf: Option<Arc<crate::loader::Btf>>,
     /// What `bpf_get_func_ip` returns.
     func_ip: u64,
 }
@@ -299,18 +299,19 @@ impl Program {
     /// use bpfvm::{Program, ProgramType};
     ///
     /// let btf = Btf::parse_any(include_bytes!("../tests/fixtures/tracing_target.btf"))?;
-    /// let p = Program::from_words(&[0xb7, 0x95], ProgramType::Tracing).with_kernel_btf(btf);
+    /// let p = Program::from_words(&[0xb7, 0x95], ProgramType::Tracing)
+    ///     .with_kernel_btf(std::sync::Arc::new(btf));
     /// assert!(p.kernel_btf().is_some());
     /// # Ok::<(), bpfvm::loader::LoadError>(())
     /// ```
-    pub fn with_kernel_btf(mut self, btf: crate::loader::Btf) -> Program {
+    pub fn with_kernel_btf(mut self, btf: Arc<crate::loader::Btf>) -> Program {
         self.kernel_btf = Some(btf);
         self
     }
 
     /// The kernel's types given with [`Program::with_kernel_btf`].
     pub fn kernel_btf(&self) -> Option<&crate::loader::Btf> {
-        self.kernel_btf.as_ref()
+        self.kernel_btf.as_deref()
     }
 
     /// Sets what `bpf_get_func_ip` (173) returns in this program's runs: the address of

@@ -300,11 +300,13 @@ impl Object {
         let linker =
             link::Linker::new(&elf, &maps, &refused_maps, &externs, &lines, &core_patches)?;
         let (mut programs, mut refused_programs, mut order) = (Vec::new(), Vec::new(), Vec::new());
+        // One copy of the target BTF's indexes for all programs (its types are shared).
+        let shared_target = target.map(|t| program::TargetBtf(std::sync::Arc::new(t.clone())));
         for p in linker.programs() {
             let refused = match p {
                 Ok(mut p) => match tracing_target::attach(&mut p, target) {
                     None if target.is_some() => {
-                        p.kernel_btf = target.cloned().map(program::TargetBtf);
+                        p.kernel_btf = shared_target.clone();
                         order.push(Ok(programs.len()));
                         programs.push(p);
                         continue;

@@ -107,11 +107,11 @@ pub struct ProgramDefinition {
 
 /// The target BTF a program was parsed with; two are equal when they are the same parse.
 #[derive(Debug, Clone)]
-pub struct TargetBtf(pub super::Btf);
+pub struct TargetBtf(pub std::sync::Arc<super::Btf>);
 
 impl PartialEq for TargetBtf {
     fn eq(&self, other: &TargetBtf) -> bool {
-        std::sync::Arc::ptr_eq(&self.0.types, &other.0.types)
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
     }
 }
 
