@@ -57,6 +57,13 @@ mod compile;
     target_endian = "little",
     not(miri)
 ))]
+mod reenter;
+#[cfg(all(
+    feature = "jit",
+    any(target_arch = "x86_64", target_arch = "aarch64"),
+    target_endian = "little",
+    not(miri)
+))]
 mod rt;
 #[cfg(all(
     feature = "jit",
@@ -65,6 +72,58 @@ mod rt;
     not(miri)
 ))]
 mod run;
+
+#[cfg(all(
+    feature = "jit",
+    any(target_arch = "x86_64", target_arch = "aarch64"),
+    target_endian = "little",
+    not(miri)
+))]
+pub use run::Jit;
+
+/// A program compiled by the `jit` engine ([`super::Engine::as_jit`]); this build has no
+/// jit engine, so there is none.
+#[cfg(not(all(
+    feature = "jit",
+    any(target_arch = "x86_64", target_arch = "aarch64"),
+    target_endian = "little",
+    not(miri)
+)))]
+#[derive(Debug)]
+pub enum Jit {}
+
+/// Runs the compiled program `jit` as the target of a tail call from either engine (`start`
+/// in the caller's frame; `nest` the budget left and the run's tail calls, in and out).
+pub(super) fn run_tail_target(
+    jit: &Jit,
+    ctx: &mut bpfvm_helpers::HelperContext,
+    registry: &Registry,
+    budget: u64,
+    start: super::interpreter::Start,
+    nest: &mut super::interpreter::Nest,
+    used: &mut usize,
+) -> Result<u64, Box<crate::RunError>> {
+    #[cfg(all(
+        feature = "jit",
+        any(target_arch = "x86_64", target_arch = "aarch64"),
+        target_endian = "little",
+        not(miri)
+    ))]
+    {
+        jit.execute(ctx, registry, budget, start, nest, used)
+            .map_err(reenter::Stop::resume)
+    }
+    #[cfg(not(all(
+        feature = "jit",
+        any(target_arch = "x86_64", target_arch = "aarch64"),
+        target_endian = "little",
+        not(miri)
+    )))]
+    {
+        let _ = (ctx, registry, budget, start, nest, used);
+        match *jit {}
+    }
+}
 
 /// Whether this build has the `jit` engine.
 pub const AVAILABLE: bool = cfg!(all(
