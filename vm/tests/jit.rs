@@ -329,6 +329,58 @@ fn callbacks_and_tail_calls_run_compiled() {
     );
 }
 
+#[test]
+fn instructions_without_compiled_form_are_refused_naming_them() {
+    // A tracing program's loads are probe loads, which the jit does not compile.
+    let vm = Vm::builder()
+        .cpus(1)
+        .verifier(VerifierMode::Structural)
+        .build();
+    let code = rbpf::assembler::assemble("mov64 r0, 0\nldxdw r0, [r1]\nexit").unwrap();
+    let p = Program::new(code, ProgramType::Tracing).with_engine(EngineKind::Jit);
+    let e = vm.load(p).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            bpfvm::PrepareError::Unsupported {
+                pc: 1,
+                engine: EngineKind::Jit,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("instruction 1"), "{e}");
+}
+
+/// Loading and dropping thousands of programs gives their executable memory back (the
+/// process's mappings do not grow with the count).
+#[cfg(target_os = "linux")]
+#[test]
+fn dropped_programs_free_their_code() {
+    let mappings = || {
+        std::fs::read_to_string("/proc/self/maps")
+            .unwrap()
+            .lines()
+            .count()
+    };
+    let vm = Vm::builder().cpus(1).build();
+    let p = program("mov64 r0, 1\nexit", EngineKind::Jit);
+    // Warm up (allocator arenas, cranelift's first use).
+    drop(vm.load(p.clone()).unwrap());
+    let before = mappings();
+    for _ in 0..3_000 {
+        let prog = vm.load(p.clone()).unwrap();
+        assert_eq!(vm.run(&prog, CpuId(0), &Input::empty()).unwrap().retval, 1);
+    }
+    let after = mappings();
+    // Other tests of this binary run at the same time: allow them some mappings.
+    assert!(
+        after < before + 1_000,
+        "{before} mappings before, {after} after"
+    );
+}
+
 /// Compile time of a 999-instruction straight-line program (stores, loads, ALU): printed,
 /// and bounded loosely so a pathological slowdown fails.
 #[test]
