@@ -353,6 +353,85 @@ fn instructions_without_compiled_form_are_refused_naming_them() {
     assert!(e.to_string().contains("instruction 1"), "{e}");
 }
 
+/// A tail call from a subprogram (frame 1) into a target with or without calls of its own,
+/// at every budget from 1 to 40: both engines agree on the result or on where the budget
+/// ran out (the target's last stretch is charged only in a program with calls, as the
+/// interpreter's `ExitMain` leaves it uncharged).
+#[test]
+fn tail_calls_from_subprograms_agree_at_every_budget() {
+    use bpfvm::maps::{MapSpec, MapType};
+    let caller = [
+        raw(0xb7, 0, 0, 0, 0),  // 0: r0 = 0
+        raw(0x85, 0, 1, 0, 2),  // 1: call the subprogram at 4 (r1, the context, passed on)
+        raw(0x07, 0, 0, 0, 1),  // 2: r0 += 1
+        raw(0x95, 0, 0, 0, 0),  // 3: exit
+        raw(0xb7, 0, 0, 0, 0),  // 4: r0 = 0
+        raw(0x18, 2, 1, 0, 0),  // 5: r2 = map 0
+        raw(0, 0, 0, 0, 0),     // 6
+        raw(0xb7, 3, 0, 0, 0),  // 7: r3 = 0
+        raw(0x85, 0, 0, 0, 12), // 8: bpf_tail_call
+        raw(0xb7, 0, 0, 0, 40), // 9: r0 = 40
+        raw(0x95, 0, 0, 0, 0),  // 10: exit
+    ]
+    .concat();
+    let plain = [
+        raw(0xb7, 0, 0, 0, 5),
+        raw(0x07, 0, 0, 0, 2),
+        raw(0x95, 0, 0, 0, 0),
+    ]
+    .concat();
+    let with_call = [
+        raw(0xb7, 0, 0, 0, 5), // 0
+        raw(0x85, 0, 1, 0, 1), // 1: call 3
+        raw(0x95, 0, 0, 0, 0), // 2
+        raw(0xb7, 0, 0, 0, 6), // 3
+        raw(0x95, 0, 0, 0, 0), // 4
+    ]
+    .concat();
+    for target in [&plain, &with_call] {
+        let mut seen = std::collections::BTreeSet::new();
+        for budget in 1..=40 {
+            let mut outs = Vec::new();
+            for engine in [EngineKind::Interpreter, EngineKind::Jit] {
+                let vm = Vm::builder()
+                    .cpus(1)
+                    .budget(budget)
+                    .verifier(VerifierMode::Structural)
+                    .build();
+                let jmp = vm
+                    .create_map(MapSpec::new(MapType::ProgArray, 4, 4, 1))
+                    .unwrap();
+                let mut t =
+                    Program::new(target.clone(), ProgramType::Unspecified).with_engine(engine);
+                t.add_map(jmp.clone());
+                let t = vm.load(t).unwrap();
+                t.set_in_prog_array(&jmp, 0).unwrap();
+                let mut p = Program::new(caller.clone(), ProgramType::Unspecified)
+                    .with_engine(engine)
+                    .with_btf_func_info(true);
+                p.add_map(jmp.clone());
+                let p = vm.load(p).unwrap();
+                let r = vm.run(&p, CpuId(0), &Input::empty()).map(|o| o.retval);
+                let text = format!("{r:?}");
+                // Program ids differ per load.
+                outs.push(match text.find("program: ") {
+                    Some(i) => text[..i].to_string(),
+                    None => text,
+                });
+                let _ = jmp.delete(&0u32.to_ne_bytes(), 0);
+            }
+            assert_eq!(outs[0], outs[1], "budget {budget}");
+            seen.insert(outs.pop().unwrap());
+        }
+        // Results and budget errors both seen.
+        assert!(seen.iter().any(|s| s.starts_with("Ok(")), "{seen:?}");
+        assert!(
+            seen.iter().any(|s| s.contains("BudgetExhausted")),
+            "{seen:?}"
+        );
+    }
+}
+
 /// Loading and dropping thousands of programs gives their executable memory back (the
 /// process's mappings do not grow with the count).
 #[cfg(target_os = "linux")]

@@ -34,28 +34,32 @@ impl Gen<'_> {
     }
 
     /// `exit` at `pc` from the frame the execution started in (the interpreter's `exit` at
-    /// `depth == base`): a callback's or a nested tail call target's last stretch is
-    /// charged (the main program's is not), the credit left goes to `env.credit`, and the
-    /// compiled function returns `r0`.
+    /// `depth == base`): in a program with calls (bpf-to-bpf or callbacks) the last stretch
+    /// of a callback or of a tail call target in a nested frame is charged (the main
+    /// program's is not, nor any in a program without calls: the interpreter's
+    /// `ExitMain`), the credit left goes to `env.credit`, and the compiled function
+    /// returns `r0`.
     pub(super) fn leave(&mut self, pc: usize) {
         let end = pc as i64 + 1;
         let credit = self.b.use_var(credit_var());
-        let base = self.b.use_var(base_var());
         let short = self.b.ins().icmp_imm(IntCC::UnsignedLessThan, credit, end);
-        let nested = self.b.ins().icmp_imm(IntCC::NotEqual, base, 0);
-        let bad = self.b.ins().band(short, nested);
-        let out = self.b.create_block();
-        self.b.set_cold_block(out);
-        let ok = self.b.create_block();
-        self.b.ins().brif(bad, out, &[], ok, &[]);
-        self.b.seal_block(out);
-        self.b.seal_block(ok);
-        self.b.switch_to_block(out);
-        let env = self.env;
-        let pc_v = self.iconst(pc as u64);
-        self.call(rt::budget_exhausted as *const (), &[env, pc_v], false);
-        self.b.ins().jump(self.fail, &[]);
-        self.b.switch_to_block(ok);
+        if self.calls || !self.callbacks.is_empty() {
+            let base = self.b.use_var(base_var());
+            let nested = self.b.ins().icmp_imm(IntCC::NotEqual, base, 0);
+            let bad = self.b.ins().band(short, nested);
+            let out = self.b.create_block();
+            self.b.set_cold_block(out);
+            let ok = self.b.create_block();
+            self.b.ins().brif(bad, out, &[], ok, &[]);
+            self.b.seal_block(out);
+            self.b.seal_block(ok);
+            self.b.switch_to_block(out);
+            let env = self.env;
+            let pc_v = self.iconst(pc as u64);
+            self.call(rt::budget_exhausted as *const (), &[env, pc_v], false);
+            self.b.ins().jump(self.fail, &[]);
+            self.b.switch_to_block(ok);
+        }
         let zero = self.iconst(0);
         let rest = self.b.ins().iadd_imm(credit, -end);
         let left = self.b.ins().select(short, zero, rest);
