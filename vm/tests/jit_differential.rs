@@ -350,16 +350,16 @@ fn body(rng: &mut Rng, code: &mut Vec<[u8; 8]>, len: usize, calls: bool, fixups:
         .filter(|&i| code[i][0] == 0x18)
         .map(|i| i + 1)
         .collect();
-    for i in start..end {
-        let op = code[i][0];
+    for (i, ins) in code.iter_mut().enumerate().take(end).skip(start) {
+        let op = ins[0];
         let is_jump = matches!(op & 0x07, 0x05 | 0x06) && !matches!(op, 0x85 | 0x8d | 0x95);
         if !is_jump || second.contains(&i) {
             continue;
         }
-        let off = i16::from_le_bytes([code[i][2], code[i][3]]);
+        let off = i16::from_le_bytes([ins[2], ins[3]]);
         let target = (i as i64 + i64::from(off) + 1) as usize;
         if second.contains(&target) {
-            code[i][2..4].copy_from_slice(&(off - 1).to_le_bytes());
+            ins[2..4].copy_from_slice(&(off - 1).to_le_bytes());
         }
     }
 }
