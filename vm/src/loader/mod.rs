@@ -33,6 +33,7 @@ mod btf;
 mod btf_ext;
 mod btf_file;
 mod btf_parse;
+mod btf_show;
 mod core;
 mod decode;
 mod dump;
