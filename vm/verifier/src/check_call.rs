@@ -209,6 +209,9 @@ impl Verifier<'_> {
                 r
             }
             Ret::BtfId => Reg::pointer(RegType::BtfId),
+            Ret::SocketOrNull | Ret::SockCommonOrNull | Ret::TcpSockOrNull => {
+                crate::sock::ret_reg(proto.ret).unwrap_or_default()
+            }
             Ret::RingbufMemOrNull => {
                 let mut r = Reg::pointer(RegType::Mem);
                 r.flags = MAYBE_NULL | RINGBUF;
@@ -224,6 +227,7 @@ impl Verifier<'_> {
             let nid = self.new_id();
             self.reg_mut(0).id = nid;
         }
+        self.sock_ret_refs(id_u, meta.ref_obj_id);
         if id_u == 131 {
             // ringbuf_reserve acquires a reference.
             let rid = self.new_id();
@@ -304,6 +308,7 @@ impl Verifier<'_> {
             Arg::StackOrNull => &[(RegType::Stack, 0)],
             Arg::RingbufMemRelease => &[(RegType::Mem, RINGBUF)],
             Arg::ConstStr => &[(RegType::MapValue, 0)],
+            Arg::SockCommon | Arg::BtfIdSockCommon { .. } => crate::sock::arg_types(arg),
             Arg::PercpuBtfId | Arg::Anything | Arg::None | Arg::Unmodelled => &[],
         }
     }
@@ -331,6 +336,10 @@ impl Verifier<'_> {
                 ..
             } | Arg::Ctx { maybe_null: true }
                 | Arg::StackOrNull
+                | Arg::BtfIdSockCommon {
+                    maybe_null: true,
+                    ..
+                }
         );
         if arg_maybe_null {
             flags &= !MAYBE_NULL;
@@ -339,6 +348,7 @@ impl Verifier<'_> {
         if ok {
             return Ok(());
         }
+        self.check_sock_arg_btf(regno, arg)?;
         let mut expected: Vec<String> = Self::compatible(arg)
             .iter()
             .map(|&(t, f)| reg_type_str(t, f))
@@ -348,6 +358,11 @@ impl Verifier<'_> {
             // hold (`PTR_TO_BUF`, `PTR_TO_BTF_ID | PTR_TRUSTED`); its message lists them.
             expected.extend(["buf".to_string(), "trusted_ptr_".to_string()]);
         }
+        expected.extend(
+            crate::sock::extra_expected(arg)
+                .iter()
+                .map(|s| s.to_string()),
+        );
         Err(self.err(
             Rule::HelperArgs,
             EACCES,
@@ -362,7 +377,7 @@ impl Verifier<'_> {
     /// `check_func_arg_reg_off`.
     fn check_func_arg_reg_off(&self, regno: u8, arg: Arg) -> R<()> {
         let reg = self.reg(regno);
-        if arg == Arg::RingbufMemRelease {
+        if arg.releases() {
             if reg.off != 0 {
                 return Err(self.err(
                     Rule::HelperArgs,
@@ -422,12 +437,16 @@ impl Verifier<'_> {
                 ..
             } | Arg::Ctx { maybe_null: true }
                 | Arg::StackOrNull
+                | Arg::BtfIdSockCommon {
+                    maybe_null: true,
+                    ..
+                }
         );
         if !(reg.is_null() && arg_maybe_null) {
             self.check_reg_type(regno, arg)?;
             self.check_func_arg_reg_off(regno, arg)?;
         }
-        if arg == Arg::RingbufMemRelease {
+        if arg.releases() {
             if reg.ref_obj_id == 0 && !reg.is_null() {
                 return Err(self.err(
                     Rule::References,

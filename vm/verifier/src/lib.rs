@@ -65,6 +65,7 @@ mod prune;
 mod reg;
 mod scalar_alu;
 mod sinks;
+mod sock;
 mod spin_lock;
 mod stack;
 mod state;

@@ -23,6 +23,8 @@ pub fn reg_type_str(ty: RegType, flags: u8) -> String {
         RegType::PacketMeta => "pkt_meta",
         RegType::PacketEnd => "pkt_end",
         RegType::SockCommon => "sock_common",
+        RegType::Socket => "sock",
+        RegType::TcpSock => "tcp_sock",
         RegType::Mem => "mem",
         RegType::Func => "func",
         RegType::BtfId => "ptr_",
