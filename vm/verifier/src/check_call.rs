@@ -94,7 +94,10 @@ impl Verifier<'_> {
                 ),
             ));
         }
-        if matches!(proto.args[1], Arg::Func) && !Self::callbacks_modelled(id as u32) {
+        if matches!(proto.args[1], Arg::Func)
+            && !Self::callbacks_modelled(id as u32)
+            && id as u32 != crate::timer::TIMER_SET_CALLBACK
+        {
             return Err(self.err(
                 Rule::Unsupported,
                 EINVAL,
@@ -164,6 +167,12 @@ impl Verifier<'_> {
                 ));
             }
             _ => {}
+        }
+        if id_u == crate::timer::TIMER_SET_CALLBACK {
+            let (Some(sp), Some(m)) = (meta.subprogno, meta.map) else {
+                return Err(self.internal("timer callback without a subprogram or map"));
+            };
+            self.push_timer_callback(sp, m)?;
         }
         if Self::callbacks_modelled(id_u) {
             let Some(sp) = meta.subprogno else {
@@ -307,7 +316,7 @@ impl Verifier<'_> {
             Arg::Func => &[(RegType::Func, 0)],
             Arg::StackOrNull => &[(RegType::Stack, 0)],
             Arg::RingbufMemRelease => &[(RegType::Mem, RINGBUF)],
-            Arg::ConstStr => &[(RegType::MapValue, 0)],
+            Arg::ConstStr | Arg::Timer => &[(RegType::MapValue, 0)],
             Arg::SockCommon | Arg::BtfIdSockCommon { .. } => crate::sock::arg_types(arg),
             Arg::PercpuBtfId | Arg::Anything | Arg::None | Arg::Unmodelled => &[],
         }
@@ -470,7 +479,13 @@ impl Verifier<'_> {
             meta.ref_obj_id = reg.ref_obj_id;
         }
         match arg {
-            Arg::ConstMapPtr => meta.map = Some(reg.map()),
+            Arg::ConstMapPtr => {
+                if let Some(timer_map) = meta.map {
+                    self.check_timer_map_match(timer_map, regno)?;
+                }
+                meta.map = Some(reg.map());
+            }
+            Arg::Timer => meta.map = Some(self.process_timer_func(regno)?),
             Arg::MapKey => {
                 let Some(m) = meta.map else {
                     return Err(self.internal("invalid map_ptr to access map->key"));
@@ -898,16 +913,13 @@ impl Verifier<'_> {
         if self.is_pointer_value(0) {
             return Err(self.err(Rule::PointerLeak, EACCES, "R0 leaks addr as return value"));
         }
-        let range = match self.prog.prog_type {
-            ProgType::CgroupSkb => match self.prog.expected_attach_type {
-                Some(a) if a != BPF_CGROUP_INET_EGRESS => (0i64, 1i64),
-                _ => (0, 3),
-            },
-            // fentry and fexit return 0 (`BPF_TRACE_FENTRY`, `BPF_TRACE_FEXIT`).
-            ProgType::Tracing(_) if matches!(self.prog.expected_attach_type, Some(24 | 25)) => {
-                (0, 0)
-            }
-            _ => return Ok(()),
+        let (at, range) = if self.in_async_callback() {
+            ("async callback return", (0i64, 0i64))
+        } else {
+            let Some(range) = self.prog_ret_range() else {
+                return Ok(());
+            };
+            ("program exit", range)
         };
         let r0 = *self.reg(0);
         if r0.ty != RegType::Scalar {
@@ -915,7 +927,7 @@ impl Verifier<'_> {
                 Rule::ReturnValue,
                 EINVAL,
                 format!(
-                    "At program exit the register R0 is not a known value ({})",
+                    "At {at} the register R0 is not a known value ({})",
                     reg_type_str(r0.ty, r0.flags)
                 ),
             ));
@@ -924,8 +936,24 @@ impl Verifier<'_> {
         if range.0 <= r0.b.smin && r0.b.smax <= range.1 {
             return Ok(());
         }
-        let msg = r0_out_of_range("program exit", r0.b.smin, r0.b.smax, range.0, range.1);
+        let msg = r0_out_of_range(at, r0.b.smin, r0.b.smax, range.0, range.1);
         Err(self.err(Rule::ReturnValue, EINVAL, msg))
+    }
+
+    /// The return values the program type allows at the main program's exit, `None`
+    /// when it does not check them (`check_return_code`).
+    fn prog_ret_range(&self) -> Option<(i64, i64)> {
+        match self.prog.prog_type {
+            ProgType::CgroupSkb => match self.prog.expected_attach_type {
+                Some(a) if a != BPF_CGROUP_INET_EGRESS => Some((0, 1)),
+                _ => Some((0, 3)),
+            },
+            // fentry and fexit return 0 (`BPF_TRACE_FENTRY`, `BPF_TRACE_FEXIT`).
+            ProgType::Tracing(_) if matches!(self.prog.expected_attach_type, Some(24 | 25)) => {
+                Some((0, 0))
+            }
+            _ => None,
+        }
     }
 
     /// `ld_imm64` (`check_ld_imm`).

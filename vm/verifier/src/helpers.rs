@@ -70,6 +70,8 @@ pub enum Arg {
     PercpuBtfId,
     /// A read-only map value holding a NUL-terminated string (`ARG_PTR_TO_CONST_STR`).
     ConstStr,
+    /// A map value's `struct bpf_timer` (`ARG_PTR_TO_TIMER`).
+    Timer,
     /// A socket of any kind (`ARG_PTR_TO_SOCK_COMMON`).
     SockCommon,
     /// A socket or a BTF `struct sock_common` (`ARG_PTR_TO_BTF_ID_SOCK_COMMON`).
@@ -79,8 +81,7 @@ pub enum Arg {
         /// `PTR_MAYBE_NULL`: NULL is allowed.
         maybe_null: bool,
     },
-    /// Arguments bpfvm's verifier does not model (BTF objects, dynptrs, timers, spin
-    /// locks): calls are refused as not modelled.
+    /// Arguments bpfvm's verifier does not model (BTF objects, dynptrs, spin locks): calls are refused as not modelled.
     Unmodelled,
 }
 
@@ -235,6 +236,7 @@ const MEM_OR_NULL_WRITE: Arg = Arg::Mem {
     aligned: false,
 };
 const UNMOD: Arg = Arg::Unmodelled;
+const TIMER: Arg = Arg::Timer;
 const SK_RELEASE: Arg = Arg::BtfIdSockCommon {
     release: true,
     maybe_null: false,
@@ -798,6 +800,17 @@ static PROTOS: &[Proto] = &[
         true,
         false,
     ),
+    p(169, "bpf_timer_init", I, [TIMER, MAP, A, N, N], true, false),
+    p(
+        170,
+        "bpf_timer_set_callback",
+        I,
+        [TIMER, Arg::Func, N, N, N],
+        true,
+        false,
+    ),
+    p(171, "bpf_timer_start", I, [TIMER, A, A, N, N], true, false),
+    p(172, "bpf_timer_cancel", I, [TIMER, N, N, N, N], true, false),
     p(173, "bpf_get_func_ip", I, [CTX, N, N, N, N], false, false),
     p(
         174,

@@ -69,6 +69,7 @@ mod sock;
 mod spin_lock;
 mod stack;
 mod state;
+mod timer;
 mod tnum;
 mod verifier;
 
