@@ -386,6 +386,51 @@ fn cases() -> Vec<(Case, Expect)> {
         &format!("{LOOKUP}\nstxdw [r10-24], r0\nldxdw r1, [r10-24]\njeq r1, 0, +1\ncall 86\nmov64 r0, 0\nexit"),
         Accepted,
     );
+    v.extend(sockmap_cases());
+    v
+}
+
+/// Lookups in a `SOCKMAP` and a `SOCKHASH`: an acquired socket once NULL-checked.
+fn sockmap_cases() -> Vec<(Case, Expect)> {
+    use bpfvm_verifier::{map_type, MapInfo};
+    use Expect::*;
+    let lookup = "stw [r10-4], 0\nldmap r1, 0\nmov64 r2, r10\nadd64 r2, -4\ncall 1\n";
+    let mut v = Vec::new();
+    for (kind, t) in [
+        ("sockmap", map_type::SOCKMAP),
+        ("sockhash", map_type::SOCKHASH),
+    ] {
+        let mut add = |name: &str, body: &str, e: Expect| {
+            let mut c = Case::new(
+                format!("{kind}_{name}"),
+                ProgType::SchedCls,
+                asm(&format!("{lookup}{body}")),
+            );
+            c.maps = vec![MapInfo::new(t, 4, 8, 4)];
+            v.push((c, e));
+        };
+        add(
+            "release",
+            "jeq r0, 0, +3\nldxw r2, [r0+4]\nmov64 r1, r0\ncall 86\nmov64 r0, 0\nexit",
+            Accepted,
+        );
+        add(
+            "leak",
+            "jeq r0, 0, +1\nldxw r2, [r0+4]\nmov64 r0, 0\nexit",
+            Refused,
+        );
+        add("unchecked", "ldxw r2, [r0+4]\nmov64 r0, 0\nexit", Refused);
+        add(
+            "bad_field",
+            "jeq r0, 0, +3\nldxdw r2, [r0+0]\nmov64 r1, r0\ncall 86\nmov64 r0, 0\nexit",
+            Refused,
+        );
+        add(
+            "write",
+            "jeq r0, 0, +3\nstw [r0+0], 1\nmov64 r1, r0\ncall 86\nmov64 r0, 0\nexit",
+            Refused,
+        );
+    }
     v
 }
 

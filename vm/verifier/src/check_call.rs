@@ -236,7 +236,7 @@ impl Verifier<'_> {
             let nid = self.new_id();
             self.reg_mut(0).id = nid;
         }
-        self.sock_ret_refs(id_u, meta.ref_obj_id);
+        self.sock_ret_refs(id_u, meta.ref_obj_id, map);
         if id_u == 131 {
             // ringbuf_reserve acquires a reference.
             let rid = self.new_id();

@@ -116,6 +116,14 @@ pub(crate) fn casts(id: u32) -> bool {
     matches!(id, 95 | 96)
 }
 
+/// Which maps hold sockets (`SOCKMAP`, `SOCKHASH`): a lookup in one returns a socket.
+pub(crate) fn sock_maps(maps: &[crate::input::MapInfo]) -> Vec<bool> {
+    use crate::input::map_type::{SOCKHASH, SOCKMAP};
+    maps.iter()
+        .map(|m| matches!(m.map_type, SOCKMAP | SOCKHASH))
+        .collect()
+}
+
 /// The `r0` a socket-returning helper leaves, `None` for other return types.
 pub(crate) fn ret_reg(ret: Ret) -> Option<Reg> {
     let ty = match ret {
@@ -194,12 +202,19 @@ impl Verifier<'_> {
         Ok(())
     }
 
-    /// The references of a socket helper's `r0` (`check_helper_call`): a lookup acquires
-    /// one, a cast carries its argument's (`ref_obj_id`).
-    pub(crate) fn sock_ret_refs(&mut self, id: u32, arg_ref_obj_id: u32) {
+    /// The references of a socket helper's `r0` (`check_helper_call`): a lookup (also in a
+    /// socket map) acquires one, a cast carries its argument's (`ref_obj_id`).
+    pub(crate) fn sock_ret_refs(&mut self, id: u32, arg_ref_obj_id: u32, map: Option<usize>) {
+        let sock_map = map.is_some_and(|m| sock_maps(&self.maps)[m]);
         if casts(id) {
             self.reg_mut(0).ref_obj_id = arg_ref_obj_id;
-        } else if acquires(id) {
+        } else if acquires(id) || (id == crate::helpers::MAP_LOOKUP_ELEM && sock_map) {
+            if sock_map {
+                // A socket map's value is a socket (`sock_or_null`, kernel 6.18).
+                let r0 = self.reg_mut(0);
+                r0.ty = RegType::Socket;
+                r0.aux = 0;
+            }
             let rid = self.new_id();
             self.cur.refs.push(RefState {
                 id: rid,
