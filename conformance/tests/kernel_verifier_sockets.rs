@@ -431,6 +431,47 @@ fn sockmap_cases() -> Vec<(Case, Expect)> {
             Refused,
         );
     }
+    // An XSKMAP holds AF_XDP sockets: `xdp_sock_or_null`, no reference, one field.
+    let mut add = |name: &str, body: &str, e: Expect| {
+        let mut c = Case::new(
+            format!("xskmap_{name}"),
+            ProgType::Xdp,
+            asm(&format!("{lookup}{body}")),
+        );
+        c.maps = vec![MapInfo::new(map_type::XSKMAP, 4, 4, 4)];
+        v.push((c, e));
+    };
+    add(
+        "read_queue_id",
+        "jeq r0, 0, +1\nldxw r2, [r0+0]\nmov64 r0, 2\nexit",
+        Accepted,
+    );
+    add(
+        "read_half",
+        "jeq r0, 0, +1\nldxh r2, [r0+0]\nmov64 r0, 2\nexit",
+        Refused,
+    );
+    add(
+        "read_past",
+        "jeq r0, 0, +1\nldxw r2, [r0+4]\nmov64 r0, 2\nexit",
+        Refused,
+    );
+    add("unchecked", "ldxw r2, [r0+0]\nmov64 r0, 2\nexit", Refused);
+    add(
+        "write",
+        "jeq r0, 0, +1\nstw [r0+0], 1\nmov64 r0, 2\nexit",
+        Refused,
+    );
+    add(
+        "release",
+        "jeq r0, 0, +2\nmov64 r1, r0\ncall 86\nmov64 r0, 2\nexit",
+        Refused,
+    );
+    add(
+        "arithmetic",
+        "jeq r0, 0, +1\nadd64 r0, 4\nmov64 r0, 2\nexit",
+        Refused,
+    );
     v
 }
 

@@ -48,6 +48,7 @@ impl Verifier<'_> {
             RegType::SockCommon => ("sock_common ", strict_once),
             RegType::Socket => ("sock ", strict_once),
             RegType::TcpSock => ("tcp_sock ", strict_once),
+            RegType::XdpSock => ("xdp_sock ", strict_once),
             _ => ("", strict_once),
         };
         if !strict {
@@ -580,6 +581,7 @@ impl Verifier<'_> {
                     | RegType::SockCommon
                     | RegType::Socket
                     | RegType::TcpSock
+                    | RegType::XdpSock
                     | RegType::BtfId
             )
         };
@@ -695,6 +697,7 @@ impl Verifier<'_> {
                 | RegType::SockCommon
                 | RegType::Socket
                 | RegType::TcpSock
+                | RegType::XdpSock
         ) {
             return Err(self.err(
                 Rule::InvalidDeref,

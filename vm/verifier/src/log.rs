@@ -25,6 +25,7 @@ pub fn reg_type_str(ty: RegType, flags: u8) -> String {
         RegType::SockCommon => "sock_common",
         RegType::Socket => "sock",
         RegType::TcpSock => "tcp_sock",
+        RegType::XdpSock => "xdp_sock",
         RegType::Mem => "mem",
         RegType::Func => "func",
         RegType::BtfId => "ptr_",

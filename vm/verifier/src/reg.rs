@@ -32,6 +32,8 @@ pub enum RegType {
     Socket,
     /// A TCP socket (`PTR_TO_TCP_SOCK`).
     TcpSock,
+    /// An AF_XDP socket (`PTR_TO_XDP_SOCK`).
+    XdpSock,
     /// Memory of a known size handed out by a helper (`PTR_TO_MEM`).
     Mem,
     /// A BPF function (`PTR_TO_FUNC`).
@@ -161,7 +163,7 @@ impl Reg {
     pub fn is_sk_pointer(&self) -> bool {
         matches!(
             self.ty,
-            RegType::SockCommon | RegType::Socket | RegType::TcpSock
+            RegType::SockCommon | RegType::Socket | RegType::TcpSock | RegType::XdpSock
         )
     }
 

@@ -1,13 +1,15 @@
-//! Socket pointers: `PTR_TO_SOCK_COMMON`, `PTR_TO_SOCKET` and `PTR_TO_TCP_SOCK`, as the
-//! kernel's verifier tracks them.
+//! Socket pointers: `PTR_TO_SOCK_COMMON`, `PTR_TO_SOCKET`, `PTR_TO_TCP_SOCK` and
+//! `PTR_TO_XDP_SOCK`, as the kernel's verifier tracks them.
 //!
 //! - Where they come from: `skb->sk` (a context field, `sock_common_or_null`), the lookup
-//!   helpers `bpf_sk_lookup_tcp`/`_udp` and `bpf_skc_lookup_tcp` (an acquired reference,
-//!   `sock_or_null`/`sock_common_or_null`), and the casts `bpf_sk_fullsock`, `bpf_tcp_sock`
-//!   (which carry the reference of their argument) and `bpf_get_listener_sock` (none).
+//!   helpers `bpf_sk_lookup_tcp`/`_udp` and `bpf_skc_lookup_tcp` and lookups in a
+//!   `SOCKMAP`/`SOCKHASH` (an acquired reference, `sock_or_null`/`sock_common_or_null`), the
+//!   casts `bpf_sk_fullsock`, `bpf_tcp_sock` (which carry the reference of their argument)
+//!   and `bpf_get_listener_sock` (none), lookups in an `XSKMAP` (`xdp_sock_or_null`, none).
 //! - Which fields a program may read (`bpf_sock_common_is_valid_access`,
-//!   `bpf_sock_is_valid_access`, `bpf_tcp_sock_is_valid_access` of `net/core/filter.c`),
-//!   never write; no pointer arithmetic (`check_alu`'s `_ => false`).
+//!   `bpf_sock_is_valid_access`, `bpf_tcp_sock_is_valid_access`,
+//!   `bpf_xdp_sock_is_valid_access` of `net/core/filter.c`), never write; no pointer
+//!   arithmetic (`check_alu`'s `_ => false`).
 //! - Which registers the socket arguments of helpers accept (`sock_types`,
 //!   `btf_id_sock_common_types`); the reference rules (release, leak) are the verifier's
 //!   general ones.
@@ -90,19 +92,24 @@ pub(crate) fn arg_types(arg: Arg) -> &'static [(RegType, u8)] {
             (RegType::SockCommon, 0),
             (RegType::Socket, 0),
             (RegType::TcpSock, 0),
+            (RegType::XdpSock, 0),
         ],
         _ => &[],
     }
 }
 
-/// The names the kernel lists after those of [`arg_types`]: `xdp_sock` for every socket
-/// argument, and the BTF pointers `ptr_`, `trusted_ptr_` for `ARG_PTR_TO_BTF_ID_SOCK_COMMON`.
+/// The names the kernel lists after those of [`arg_types`]: the BTF pointers `ptr_`,
+/// `trusted_ptr_` for `ARG_PTR_TO_BTF_ID_SOCK_COMMON`.
 pub(crate) fn extra_expected(arg: Arg) -> &'static [&'static str] {
     match arg {
-        Arg::SockCommon => &["xdp_sock"],
-        Arg::BtfIdSockCommon { .. } => &["xdp_sock", "ptr_", "trusted_ptr_"],
+        Arg::BtfIdSockCommon { .. } => &["ptr_", "trusted_ptr_"],
         _ => &[],
     }
+}
+
+/// `bpf_xdp_sock_is_valid_access`: `struct bpf_xdp_sock` has one field, `queue_id` (u32).
+pub fn xdp_sock_read_ok(off: i64, size: i64) -> bool {
+    off == 0 && size == 4
 }
 
 /// Whether the helper is a socket lookup that acquires a reference (`is_acquire_function`).
@@ -122,6 +129,12 @@ pub(crate) fn sock_maps(maps: &[crate::input::MapInfo]) -> Vec<bool> {
     maps.iter()
         .map(|m| matches!(m.map_type, SOCKMAP | SOCKHASH))
         .collect()
+}
+
+/// Whether map `m` is an `XSKMAP` (a lookup returns an AF_XDP socket, no reference).
+fn is_xskmap(maps: &[crate::input::MapInfo], m: usize) -> bool {
+    maps.get(m)
+        .is_some_and(|m| m.map_type == crate::input::map_type::XSKMAP)
 }
 
 /// The `r0` a socket-returning helper leaves, `None` for other return types.
@@ -161,6 +174,7 @@ impl Verifier<'_> {
             RegType::SockCommon => sock_common_read_ok(off, size),
             RegType::Socket => sock_read_ok(off, size),
             RegType::TcpSock => tcp_sock_read_ok(off, size),
+            RegType::XdpSock => xdp_sock_read_ok(off, size),
             _ => false,
         };
         if !ok {
@@ -206,6 +220,12 @@ impl Verifier<'_> {
     /// socket map) acquires one, a cast carries its argument's (`ref_obj_id`).
     pub(crate) fn sock_ret_refs(&mut self, id: u32, arg_ref_obj_id: u32, map: Option<usize>) {
         let sock_map = map.is_some_and(|m| sock_maps(&self.maps)[m]);
+        if id == crate::helpers::MAP_LOOKUP_ELEM && map.is_some_and(|m| is_xskmap(&self.maps, m)) {
+            // An XSKMAP's value is an AF_XDP socket (`xdp_sock_or_null`), not counted.
+            let r0 = self.reg_mut(0);
+            r0.ty = RegType::XdpSock;
+            r0.aux = 0;
+        }
         if casts(id) {
             self.reg_mut(0).ref_obj_id = arg_ref_obj_id;
         } else if acquires(id) || (id == crate::helpers::MAP_LOOKUP_ELEM && sock_map) {
@@ -296,7 +316,8 @@ mod tests {
         let r = ret_reg(Ret::TcpSockOrNull).expect("socket return");
         assert_eq!((r.ty, r.flags), (RegType::TcpSock, MAYBE_NULL));
         assert!(ret_reg(Ret::Integer).is_none());
-        assert_eq!(arg_types(Arg::SockCommon).len(), 3);
+        assert_eq!(arg_types(Arg::SockCommon).len(), 4);
+        assert!(xdp_sock_read_ok(0, 4) && !xdp_sock_read_ok(0, 2) && !xdp_sock_read_ok(4, 4));
         assert!(arg_types(Arg::Anything).is_empty());
     }
 }
