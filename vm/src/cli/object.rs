@@ -272,3 +272,37 @@ pub fn run_type(
             source,
         })
 }
+
+/// An object opened for one program to run (`bpfvm run`, `bpfvm race`): the object, the
+/// chosen program's name and the type it runs as.
+pub struct ChosenProgram {
+    pub object: Object,
+    pub name: String,
+    pub run_type: bpfvm::ProgramType,
+    /// `--type`, when given.
+    pub prog_type: Option<KernelProgType>,
+}
+
+/// Opens the object at `path` with `load`'s options, chooses the program `prog` (or the
+/// only one), prints its CO-RE warnings and settles the type it runs as (`prog_type`,
+/// `--type`, when given). An unknown section or a type bpfvm cannot run is refused here,
+/// before any map is created or input read.
+pub fn open_program(
+    path: &Path,
+    load: &LoadArgs,
+    prog: Option<&str>,
+    prog_type: Option<&str>,
+) -> Result<ChosenProgram, CliError> {
+    let prog_type = prog_type.map(parse_type).transpose()?;
+    let object = open_with(path, &load_options(load)?, load.btf.as_deref())?;
+    let def = choose_program(&object, path, prog)?;
+    eprint!("{}", core_warnings(def));
+    let run_type = run_type(&object, def, prog_type)?;
+    let name = def.name.to_string();
+    Ok(ChosenProgram {
+        object,
+        name,
+        run_type,
+        prog_type,
+    })
+}
