@@ -188,6 +188,7 @@ mod tests {
             gpl_compatible: true,
             kfuncs: &[],
             func_info: true,
+            btf: None,
         };
         let opts = Options {
             privilege: Privilege::Root,
