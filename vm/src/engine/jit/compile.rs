@@ -292,7 +292,11 @@ pub(super) fn compile(insns: &[Insn]) -> Result<Code, PrepareError> {
         }
     }
     let mut flags = settings::builder();
-    for (k, v) in [("opt_level", "speed"), ("is_pic", "false")] {
+    for (k, v) in [
+        ("opt_level", "speed"),
+        ("is_pic", "false"),
+        ("enable_verifier", "false"),
+    ] {
         flags.set(k, v).map_err(compile_error)?;
     }
     let isa = cranelift_native::builder()
