@@ -8,7 +8,9 @@
 //!
 //! - **Memory.** Every load and store does the interpreter's check inline, on the same
 //!   region table ([`bpfvm_helpers::memory::FastLayout`]): region from the high bits, object
-//!   number and offset against the region's bounds and permission. An access the inline
+//!   number and offset against the region's bounds and permission. The region entry's part
+//!   of the check is worked out once per base register value and straight-line stretch,
+//!   so each access is one add and one compare (`compile/mem.rs`). An access the inline
 //!   check does not grant calls the same Rust function the interpreter uses
 //!   (`Memory::load_guest` / `store_guest`), which grants it (regions with a field no access
 //!   may touch) or reports the same fault. Atomics call `Memory::atomic_rmw` /
