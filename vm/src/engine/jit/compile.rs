@@ -799,22 +799,7 @@ impl<'a> Gen<'a> {
             op::LD_IMM64_TAIL => {}
             ebpf::ST_W_XADD | ebpf::ST_DW_XADD => {
                 let size = if d.op == ebpf::ST_W_XADD { 4 } else { 8 };
-                let base = self.get(d.dst);
-                let addr = self.b.ins().iadd_imm(base, d.mem_off() as i64);
-                let env = self.env;
-                let size_v = self.iconst(size);
-                let op_v = self.iconst(imm);
-                let src = self.get(d.src);
-                let r0 = self.get(0);
-                let pc_v = self.iconst(pc as u64);
-                let old = self
-                    .call(
-                        rt::atomic as *const (),
-                        &[env, addr, size_v, op_v, src, r0, pc_v],
-                        true,
-                    )
-                    .expect("atomics return the old value");
-                self.check_status();
+                let old = self.atomic(pc, d, size);
                 match imm as u32 {
                     0x00 | 0x40 | 0x50 | 0xa0 => {}
                     0x01 | 0x41 | 0x51 | 0xa1 | 0xe1 => self.set(d.src, old),

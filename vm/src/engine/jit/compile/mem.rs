@@ -22,17 +22,25 @@
 //! grant goes to [`rt::load`] / [`rt::store`] (`Memory::load_guest` / `store_guest`), which
 //! grant it or report the interpreter's fault, so faults and errors are unchanged.
 //!
+//! Atomics (`lock`-prefixed operations, cmpxchg) take the same check for both directions
+//! (the table's `Access::Atomic` length is the smaller of the two) and, as
+//! `Memory::atomic_rmw` requires, a host address aligned to their size; then they are
+//! cranelift's sequentially consistent `atomic_rmw` / `atomic_cas`, as the interpreter's
+//! `SeqCst` Rust atomics. Anything else calls [`rt::atomic`], which reports the fault
+//! (misaligned, out of bounds, read-only, a spin lock field).
+//!
 //! What is worked out for a base is kept while the code stays in the stretch's blocks and
 //! the region table's address is unchanged; any trampoline that can change the table
 //! (helpers, the stack window of calls) is followed by [`Gen::reload_fast`], which forgets it.
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{I32, I64};
-use cranelift_codegen::ir::{Block, InstBuilder, MemFlags, Value};
+use cranelift_codegen::ir::{AtomicRmwOp, Block, InstBuilder, MemFlags, Value};
 
 use bpfvm_helpers::memory::FAST_LAYOUT;
 
 use super::{fast_var, int_type, rt, Gen};
+use crate::insn::Insn;
 
 /// What the stretch being generated knows about its base registers' values.
 #[derive(Debug, Default)]
@@ -267,5 +275,92 @@ impl Gen<'_> {
         self.b.seal_block(join);
         self.b.switch_to_block(join);
         self.keep();
+    }
+
+    /// The atomic operation `d` (its `imm` names it) of `size` (4 or 8) bytes at
+    /// `dst + off` for instruction `pc`: the old value (zero-extended). The caller puts it
+    /// where the operation says.
+    pub(super) fn atomic(&mut self, pc: usize, d: &Insn, size: u8) -> Value {
+        let off = d.mem_off() as i32;
+        let v = self.get(d.dst);
+        let i = self.base(v);
+        let qr = self.bound(i, size, false);
+        let qw = self.bound(i, size, true);
+        let rel = self.mem.bases[i].rel;
+        let host = self.mem.bases[i].host;
+        let t = self.b.ins().iadd_imm(rel, i64::from(off));
+        let okr = self.b.ins().icmp(IntCC::UnsignedLessThan, t, qr);
+        let okw = self.b.ins().icmp(IntCC::UnsignedLessThan, t, qw);
+        let at = self.b.ins().iadd_imm(host, i64::from(off));
+        let low = self.b.ins().band_imm(at, i64::from(size) - 1);
+        let aligned = self.b.ins().icmp_imm(IntCC::Equal, low, 0);
+        let ok = self.b.ins().band(okr, okw);
+        let ok = self.b.ins().band(ok, aligned);
+        let fast_b = self.b.create_block();
+        let slow_b = self.b.create_block();
+        self.b.set_cold_block(slow_b);
+        self.b.ins().brif(ok, fast_b, &[], slow_b, &[]);
+        self.b.seal_block(fast_b);
+        self.b.seal_block(slow_b);
+        self.b.switch_to_block(fast_b);
+        let join = self.b.create_block();
+        self.b.append_block_param(join, I64);
+        let src = self.get(d.src);
+        let ty = int_type(size);
+        let flags = MemFlags::trusted();
+        let operand = if size == 8 {
+            src
+        } else {
+            self.b.ins().ireduce(ty, src)
+        };
+        let rmw = match d.imm as u32 {
+            0x00 | 0x01 => Some(AtomicRmwOp::Add),
+            0x40 | 0x41 => Some(AtomicRmwOp::Or),
+            0x50 | 0x51 => Some(AtomicRmwOp::And),
+            0xa0 | 0xa1 => Some(AtomicRmwOp::Xor),
+            0xe1 => Some(AtomicRmwOp::Xchg),
+            // cmpxchg (0xf1), as the interpreter reads any other `imm`.
+            _ => None,
+        };
+        let old = match rmw {
+            Some(op) => self.b.ins().atomic_rmw(ty, flags, op, at, operand),
+            None => {
+                let r0 = self.get(0);
+                let expected = if size == 8 {
+                    r0
+                } else {
+                    self.b.ins().ireduce(ty, r0)
+                };
+                self.b.ins().atomic_cas(flags, at, expected, operand)
+            }
+        };
+        let old = if size == 8 {
+            old
+        } else {
+            self.b.ins().uextend(I64, old)
+        };
+        self.b.ins().jump(join, &[old.into()]);
+        self.b.switch_to_block(slow_b);
+        let base = self.get(d.dst);
+        let addr = self.b.ins().iadd_imm(base, i64::from(off));
+        let env = self.env;
+        let size_v = self.iconst(u64::from(size));
+        let op_v = self.iconst(d.imm);
+        let src = self.get(d.src);
+        let r0 = self.get(0);
+        let pc_v = self.iconst(pc as u64);
+        let old = self
+            .call(
+                rt::atomic as *const (),
+                &[env, addr, size_v, op_v, src, r0, pc_v],
+                true,
+            )
+            .expect("atomics return the old value");
+        self.check_status();
+        self.b.ins().jump(join, &[old.into()]);
+        self.b.seal_block(join);
+        self.b.switch_to_block(join);
+        self.keep();
+        self.b.block_params(join)[0]
     }
 }
