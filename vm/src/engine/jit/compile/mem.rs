@@ -39,7 +39,7 @@ use cranelift_codegen::ir::{AtomicRmwOp, Block, InstBuilder, MemFlags, Value};
 
 use bpfvm_helpers::memory::FAST_LAYOUT;
 
-use super::{fast_var, int_type, rt, Gen};
+use super::{fast_var, int_type, offsets, rt, Gen};
 use crate::insn::Insn;
 
 /// What the stretch being generated knows about its base registers' values.
@@ -104,7 +104,14 @@ impl Gen<'_> {
         let i = self.b.ins();
         let region = i.ushr_imm(v, 52);
         let scaled = self.b.ins().imul_imm(region, i64::from(l.entry_size));
-        let entry = self.b.ins().iadd(fast, scaled);
+        // The table's address is read from the `Env` here rather than kept in a register
+        // for the whole run: one value fewer living across every call (callee-saved
+        // registers are few, and what does not fit is spilled in the hot path).
+        let table = self
+            .b
+            .ins()
+            .load(I64, MemFlags::trusted(), self.env, offsets::FAST);
+        let entry = self.b.ins().iadd(table, scaled);
         let object = self.b.ins().ushr_imm(v, 32);
         let object_end = self.b.ins().load(I64, t, entry, l.object_end as i32);
         let ok = self
