@@ -21,6 +21,8 @@ pub struct Case {
     pub maps: Vec<MapInfo>,
     /// License string.
     pub license: String,
+    /// The kernel's types (target BTF) for loads through BTF pointers.
+    pub kernel_btf: Option<bpfvm::loader::Btf>,
 }
 
 impl Case {
@@ -33,6 +35,7 @@ impl Case {
             attach: None,
             maps: Vec::new(),
             license: "GPL".into(),
+            kernel_btf: None,
         }
     }
 
@@ -66,6 +69,10 @@ impl Case {
             // The kernel side loads without BTF function info.
             func_info: false,
             kfuncs: &[],
+            btf: self
+                .kernel_btf
+                .as_ref()
+                .map(|b| b as &dyn bpfvm_verifier::KernelBtf),
         };
         bpfvm_verifier::verify(
             &prog,
@@ -342,6 +349,7 @@ pub fn cases_from_object(name: &str, bytes: &[u8]) -> Result<Vec<Case>, String> 
             attach,
             maps,
             license: license.clone(),
+            kernel_btf: None,
         });
     }
     Ok(out)

@@ -478,7 +478,7 @@ fn tracing_context_rules_match_the_kernel() {
             24,
             format!("ldxdw r2, [r1+0]\nldxdw r3, [r2+0]\n{R0}"),
             true,
-            true,
+            false,
         ),
         (
             "fentry/bpf_fentry_test7",
@@ -492,7 +492,7 @@ fn tracing_context_rules_match_the_kernel() {
             24,
             format!("call 158\nldxw r2, [r0+0]\n{R0}"),
             true,
-            true,
+            false,
         ),
         // sched_switch(bool preempt, struct task_struct *prev, struct task_struct *next,
         // unsigned int prev_state)
@@ -550,7 +550,7 @@ fn tracing_context_rules_match_the_kernel() {
             23,
             format!("ldxdw r2, [r1+8]\nldxw r3, [r2+0]\n{R0}"),
             true,
-            true,
+            false,
         ),
         (
             "tp_btf/sched_switch",
@@ -564,7 +564,7 @@ fn tracing_context_rules_match_the_kernel() {
             23,
             format!("call 158\nldxw r2, [r0+0]\n{R0}"),
             true,
-            true,
+            false,
         ),
     ];
     let mut failures = Vec::new();
@@ -595,6 +595,7 @@ fn tracing_context_rules_match_the_kernel() {
             .expect("a typed attach type");
         let mut case = Case::new(&name, ProgType::Tracing(c), insns);
         case.attach = Some(attach);
+        case.kernel_btf = Some(btf.clone());
         let ours = case.ours(Privilege::Root);
         compared += 1;
         println!(

@@ -88,6 +88,7 @@ pub fn register_all(r: &mut Registry) {
     crate::task::register(r);
     crate::trace_task::register(r);
     crate::tracing::register(r);
+    crate::btf_show::register(r);
     crate::net::register(r);
     crate::stack::register(r);
     crate::cgroup::register(r);

@@ -20,6 +20,7 @@
 #![deny(unsafe_code)]
 
 pub mod bridge;
+pub mod btf_show;
 pub mod builtin;
 pub mod callback;
 pub mod cgroup;

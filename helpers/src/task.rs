@@ -91,6 +91,8 @@ pub(crate) struct TaskEnv {
     pub(crate) attach_cookie: u64,
     /// What `bpf_get_func_ip` (173) returns.
     pub(crate) func_ip: u64,
+    /// The target BTF `bpf_snprintf_btf` (149) shows types of.
+    pub(crate) target_btf: Option<std::sync::Arc<dyn crate::btf_show::ShowBtf>>,
 }
 
 impl TaskEnv {
@@ -100,6 +102,7 @@ impl TaskEnv {
             kernel_memory: MemoryImage::new(),
             attach_cookie: 0,
             func_ip: 0,
+            target_btf: None,
         }
     }
 }

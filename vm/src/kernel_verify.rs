@@ -172,6 +172,9 @@ pub fn verify_with_kfuncs(
         gpl_compatible: program.license().is_none_or(license_is_gpl_compatible),
         func_info: program.btf_func_info(),
         kfuncs,
+        btf: program
+            .kernel_btf()
+            .map(|b| b as &dyn bpfvm_verifier::KernelBtf),
     };
     let opts = Options {
         privilege,

@@ -33,6 +33,8 @@ pub struct Program {
     kfuncs: Arc<[crate::kfunc::KfuncImport]>,
     /// What a tracing program's attach target's prototype says of its context.
     tracing_ctx: Option<bpfvm_verifier::TracingCtx>,
+    /// The kernel's types (the target BTF) the verifier checks BTF pointer loads with.
+    kernel_btf: Option<Arc<crate::loader::Btf>>,
     /// What `bpf_get_func_ip` returns.
     func_ip: u64,
 }
@@ -60,6 +62,7 @@ impl Program {
             btf_func_info: false,
             kfuncs: Arc::from(Vec::new()),
             tracing_ctx: None,
+            kernel_btf: None,
             func_ip: 0,
         }
     }
@@ -271,7 +274,7 @@ impl Program {
     /// use bpfvm::verifier::TracingCtx;
     /// use bpfvm::{Program, ProgramType};
     ///
-    /// let ctx = TracingCtx { nr_slots: 2, btf_ptr_slots: 0b1, known: true };
+    /// let ctx = TracingCtx { nr_slots: 2, btf_ptr_slots: 0b1, known: true, ..Default::default() };
     /// let p = Program::from_words(&[0xb7, 0x95], ProgramType::Tracing).with_tracing_ctx(ctx);
     /// assert_eq!(p.tracing_ctx(), Some(ctx));
     /// ```
@@ -283,6 +286,32 @@ impl Program {
     /// The tracing context given with [`Program::with_tracing_ctx`].
     pub fn tracing_ctx(&self) -> Option<bpfvm_verifier::TracingCtx> {
         self.tracing_ctx
+    }
+
+    /// The kernel's types (the target BTF, e.g. `/sys/kernel/btf/vmlinux`) for the
+    /// verifier: loads through pointers to kernel structs (`PTR_TO_BTF_ID`: tracing
+    /// arguments, `bpf_get_current_task_btf`) are checked against their layouts. Without
+    /// them such loads leave the program's verdict unknown. The loader sets it from the
+    /// target BTF it was given.
+    ///
+    /// ```
+    /// use bpfvm::loader::Btf;
+    /// use bpfvm::{Program, ProgramType};
+    ///
+    /// let btf = Btf::parse_any(include_bytes!("../tests/fixtures/tracing_target.btf"))?;
+    /// let p = Program::from_words(&[0xb7, 0x95], ProgramType::Tracing)
+    ///     .with_kernel_btf(std::sync::Arc::new(btf));
+    /// assert!(p.kernel_btf().is_some());
+    /// # Ok::<(), bpfvm::loader::LoadError>(())
+    /// ```
+    pub fn with_kernel_btf(mut self, btf: Arc<crate::loader::Btf>) -> Program {
+        self.kernel_btf = Some(btf);
+        self
+    }
+
+    /// The kernel's types given with [`Program::with_kernel_btf`].
+    pub fn kernel_btf(&self) -> Option<&crate::loader::Btf> {
+        self.kernel_btf.as_deref()
     }
 
     /// Sets what `bpf_get_func_ip` (173) returns in this program's runs: the address of

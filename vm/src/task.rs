@@ -46,6 +46,19 @@ impl Vm {
             }
         }
     }
+
+    /// Sets the target BTF every CPU's `bpf_snprintf_btf` (149) shows types of: the
+    /// kernel's vmlinux BTF for programs written for it (e.g.
+    /// [`Btf::from_file`](crate::loader::Btf::from_file)`("/sys/kernel/btf/vmlinux")`).
+    /// Without one the helper returns `-EINVAL`, as a kernel without BTF does.
+    pub fn set_target_btf(&self, btf: Option<std::sync::Arc<crate::loader::Btf>>) {
+        let btf = btf.map(|b| b as std::sync::Arc<dyn bpfvm_helpers::btf_show::ShowBtf>);
+        for cpu in 0..self.ncpus() {
+            if let Ok(mut lane) = self.lane(CpuId(cpu)) {
+                lane.helper_ctx().set_target_btf(btf.clone());
+            }
+        }
+    }
 }
 
 /// Per-run settings of the helper context that come from the program: where the packet is in

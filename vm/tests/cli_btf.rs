@@ -2,23 +2,9 @@
 //! program's relocations on kernel types are poisoned: `run` warns about each and the run
 //! that reaches one fails naming it; with it the program runs.
 
-use assert_cmd::Command;
-
-fn fixture(name: &str) -> String {
-    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
-}
-
-fn bpfvm(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_bpfvm"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+#[path = "common/cli.rs"]
+mod cli;
+use cli::{bpfvm, fixture};
 
 #[test]
 fn run_with_a_target_btf_resolves_kernel_types() {

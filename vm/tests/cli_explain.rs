@@ -4,9 +4,9 @@
 
 use assert_cmd::Command;
 
-fn fixture(name: &str) -> String {
-    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
-}
+#[path = "common/cli.rs"]
+mod cli;
+use cli::fixture;
 
 fn explain(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_bpfvm"))

@@ -6,11 +6,11 @@
 use std::fs::File;
 use std::path::PathBuf;
 
-use assert_cmd::Command;
+#[path = "common/cli.rs"]
+mod cli;
+use cli::fixture;
 
-fn fixture(name: &str) -> String {
-    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
-}
+use assert_cmd::Command;
 
 fn bpfvm(args: &[&str]) -> (Option<i32>, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_bpfvm"))

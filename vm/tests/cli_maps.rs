@@ -3,9 +3,9 @@
 
 use assert_cmd::Command;
 
-fn fixture(name: &str) -> String {
-    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
-}
+#[path = "common/cli.rs"]
+mod cli;
+use cli::fixture;
 
 fn maps(name: &str) -> Vec<Vec<String>> {
     let out = Command::new(env!("CARGO_BIN_EXE_bpfvm"))

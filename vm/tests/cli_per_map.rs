@@ -3,19 +3,9 @@
 //! the program that uses it with an error naming the map, and `bpfvm verify` lists that
 //! program as refused at load while it verifies the other one.
 
-use assert_cmd::Command;
-
-fn bpfvm(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_bpfvm"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+#[path = "common/cli.rs"]
+mod cli;
+use cli::bpfvm;
 
 fn fixture() -> String {
     format!(

@@ -3,23 +3,14 @@
 //! section, `--kconfig`/`--kernel-version` feed `__kconfig` externs, and `run --json`
 //! reports each CPU's output packet and context.
 
-use assert_cmd::Command;
 use serde_json::Value;
+
+#[path = "common/cli.rs"]
+mod cli;
+use cli::bpfvm;
 
 fn fixture(name: &str) -> String {
     format!("{}/tests/fixtures/{name}.o", env!("CARGO_MANIFEST_DIR"))
-}
-
-fn bpfvm(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_bpfvm"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// A scratch directory of this test's own, removed at the end.

@@ -5,9 +5,9 @@
 use assert_cmd::Command;
 use serde_json::Value;
 
-fn fixture(name: &str) -> String {
-    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
-}
+#[path = "common/cli.rs"]
+mod cli;
+use cli::fixture;
 
 fn run(args: &[&str]) -> std::process::Output {
     // One file per call: the tests of this file run in parallel threads of one process.

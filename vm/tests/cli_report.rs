@@ -3,9 +3,9 @@
 
 use assert_cmd::Command;
 
-fn fixture(name: &str) -> String {
-    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
-}
+#[path = "common/cli.rs"]
+mod cli;
+use cli::fixture;
 
 #[test]
 fn the_report_is_an_svg_with_one_bar_per_cpu() {

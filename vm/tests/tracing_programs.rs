@@ -257,12 +257,31 @@ fn syscall_programs_write_their_context() {
 fn the_verdicts_are_the_kernels_or_say_what_is_not_modelled() {
     let vm = common::root_vm(1);
     let bpf = loaded(&vm);
-    // raw_tp, perf_event and syscall programs get the kernel's verdict.
-    for name in ["on_raw", "on_raw_ns", "on_perf", "on_syscall", "on_exit"] {
+    // raw_tp, perf_event, syscall and tracing programs get the kernel's verdict: loads
+    // through a PTR_TO_BTF_ID (`task->pid`) are checked against the target BTF.
+    for name in [
+        "on_raw",
+        "on_raw_ns",
+        "on_perf",
+        "on_syscall",
+        "on_exit",
+        "on_entry",
+        "on_tp",
+    ] {
         assert_eq!(bpf.program(name).unwrap().unverified(), None, "{name}");
     }
-    // A load through a PTR_TO_BTF_ID: the struct's BTF rules are not modelled.
-    let why = bpf.program("on_entry").unwrap().unverified().unwrap();
+    // Without the kernel's types, the same kind of load is not modelled.
+    let ctx = bpfvm::verifier::TracingCtx {
+        nr_slots: 1,
+        btf_ptr_slots: 1,
+        known: true,
+        ..Default::default()
+    };
+    // r2 = ctx[0]; r3 = *(u32 *)(r2 + 0); r0 = 0; exit
+    let words = [0x1279, 0x2361, 0xb7, 0x95];
+    let p = bpfvm::Program::from_words(&words, ProgramType::Tracing).with_tracing_ctx(ctx);
+    let p = vm.load(p).unwrap();
+    let why = p.unverified().unwrap();
     assert!(why.contains("PTR_TO_BTF_ID"), "{why}");
 }
 

@@ -7,7 +7,7 @@ use std::io::Read;
 use std::path::Path;
 
 use bpfvm::limits::{MAX_RAW_CONTEXT, SKB_MAX_DATA, XDP_MAX_DATA};
-use bpfvm::ProgramType;
+use bpfvm::{Input, ProgramType};
 
 use super::size::show_size;
 use super::CliError;
@@ -26,6 +26,36 @@ pub fn data_limit(t: ProgramType) -> (usize, &'static str) {
     } else {
         (MAX_RAW_CONTEXT, "the raw context limit")
     }
+}
+
+/// Bytes of the packet packet programs get without `--data`: a minimum Ethernet frame
+/// (without FCS), all zero (EtherType 0: not IP).
+pub const DEFAULT_FRAME: usize = 60;
+
+/// Whether programs of type `t` take a packet (XDP and `__sk_buff` programs) rather than a
+/// context.
+pub fn takes_packet(t: ProgramType) -> bool {
+    t == ProgramType::Xdp || t.uses_sk_buff()
+}
+
+/// The input every run of a program of type `t` starts from: `--data`'s bytes (read once,
+/// bounded by [`data_limit`]) as a packet or a context; without `--data`, a
+/// [`DEFAULT_FRAME`]-byte zeroed frame for packet programs and nothing for the others.
+pub fn program_input(t: ProgramType, data: Option<&Path>) -> Result<Input, CliError> {
+    let Some(file) = data else {
+        return Ok(if takes_packet(t) {
+            Input::packet(vec![0u8; DEFAULT_FRAME])
+        } else {
+            Input::empty()
+        });
+    };
+    let (max, why) = data_limit(t);
+    let bytes = read_bounded(file, max, "--data", why)?;
+    Ok(if takes_packet(t) {
+        Input::packet(bytes)
+    } else {
+        Input::context(bytes)
+    })
 }
 
 /// Reads `path` whole when it holds at most `max` bytes; otherwise

@@ -52,28 +52,38 @@ pub fn open_with(
     options: &LoadOptions,
     btf: Option<&Path>,
 ) -> Result<Object, CliError> {
-    let target = match btf {
-        Some(file) => Some(Btf::from_file(file).map_err(|source| CliError::Load {
+    let target = read_target(btf)?;
+    open_with_target(path, options, target.as_ref())
+}
+
+/// The target BTF file `btf` (`--btf`), parsed.
+fn read_target(btf: Option<&Path>) -> Result<Option<Btf>, CliError> {
+    btf.map(|file| {
+        Btf::from_file(file).map_err(|source| CliError::Load {
             path: file.display().to_string(),
             source,
-        })?),
-        None => None,
-    };
+        })
+    })
+    .transpose()
+}
+
+/// [`open_with`] with the target BTF already read.
+fn open_with_target(
+    path: &Path,
+    options: &LoadOptions,
+    target: Option<&Btf>,
+) -> Result<Object, CliError> {
     let bytes = read_bounded(
         path,
         MAX_OBJECT_BYTES,
         "object",
         "the limit on object files",
     )?;
-    Object::parse_full(
-        &Object::name_for_path(path),
-        &bytes,
-        options,
-        target.as_ref(),
-    )
-    .map_err(|source| CliError::Load {
-        path: path.display().to_string(),
-        source,
+    Object::parse_full(&Object::name_for_path(path), &bytes, options, target).map_err(|source| {
+        CliError::Load {
+            path: path.display().to_string(),
+            source,
+        }
     })
 }
 
@@ -271,4 +281,42 @@ pub fn run_type(
             program: def.name.to_string(),
             source,
         })
+}
+
+/// An object opened for one program to run (`bpfvm run`, `bpfvm race`): the object, the
+/// chosen program's name and the type it runs as.
+pub struct ChosenProgram {
+    pub object: Object,
+    pub name: String,
+    pub run_type: bpfvm::ProgramType,
+    /// `--type`, when given.
+    pub prog_type: Option<KernelProgType>,
+    /// The target BTF (`--btf`), for `bpf_snprintf_btf` ([`bpfvm::Vm::set_target_btf`]).
+    pub target_btf: Option<std::sync::Arc<Btf>>,
+}
+
+/// Opens the object at `path` with `load`'s options, chooses the program `prog` (or the
+/// only one), prints its CO-RE warnings and settles the type it runs as (`prog_type`,
+/// `--type`, when given). An unknown section or a type bpfvm cannot run is refused here,
+/// before any map is created or input read.
+pub fn open_program(
+    path: &Path,
+    load: &LoadArgs,
+    prog: Option<&str>,
+    prog_type: Option<&str>,
+) -> Result<ChosenProgram, CliError> {
+    let prog_type = prog_type.map(parse_type).transpose()?;
+    let target = read_target(load.btf.as_deref())?;
+    let object = open_with_target(path, &load_options(load)?, target.as_ref())?;
+    let def = choose_program(&object, path, prog)?;
+    eprint!("{}", core_warnings(def));
+    let run_type = run_type(&object, def, prog_type)?;
+    let name = def.name.to_string();
+    Ok(ChosenProgram {
+        object,
+        name,
+        run_type,
+        prog_type,
+        target_btf: target.map(std::sync::Arc::new),
+    })
 }

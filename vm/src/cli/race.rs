@@ -9,47 +9,30 @@ use bpfvm::maps::MapMemory;
 use bpfvm::race::{
     report, AccessKind, Execution, Exploration, Explorer, MapsState, RaceConfig, Schedule, Step,
 };
-use bpfvm::{EngineKind, Input, ProgramType, VerifierMode};
+use bpfvm::{EngineKind, VerifierMode};
 use serde_json::{json, Value};
 
 use super::args::RaceArgs;
 use super::{input, object, CliError};
 
-/// Bytes of the packet packet programs get without `--data` (as `bpfvm run`).
-const DEFAULT_FRAME: usize = super::run::DEFAULT_FRAME;
-
 /// Runs `bpfvm race` with `args`, writing the output to `out`.
 pub fn race(args: &RaceArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let path = args.object.as_path();
-    let prog_type = args
-        .prog_type
-        .as_deref()
-        .map(object::parse_type)
-        .transpose()?;
-    let obj = object::open_with(
+    let object::ChosenProgram {
+        object: obj,
+        name,
+        run_type,
+        prog_type,
+        // The race explorer's CPUs have no target BTF: `bpf_snprintf_btf` is -EINVAL there.
+        target_btf: _,
+    } = object::open_program(
         path,
-        &object::load_options(&args.load)?,
-        args.load.btf.as_deref(),
+        &args.load,
+        args.prog.as_deref(),
+        args.prog_type.as_deref(),
     )?;
-    let def = object::choose_program(&obj, path, args.prog.as_deref())?;
-    eprint!("{}", object::core_warnings(def));
-    let run_type = object::run_type(&obj, def, prog_type)?;
-    let packet = run_type == ProgramType::Xdp || run_type.uses_sk_buff();
-    let input = match &args.data {
-        None if packet => Input::packet(vec![0u8; DEFAULT_FRAME]),
-        None => Input::empty(),
-        Some(file) => {
-            let (max, why) = input::data_limit(run_type);
-            let bytes = input::read_bounded(file, max, "--data", why)?;
-            if packet {
-                Input::packet(bytes)
-            } else {
-                Input::context(bytes)
-            }
-        }
-    };
+    let input = input::program_input(run_type, args.data.as_deref())?;
     // Per map, as `bpfvm run`: a map only other programs use does not stop this one.
-    let name = def.name.to_string();
     let (obj, maps) = object::create_maps_per_map(obj, path, args.cpus, &MapMemory::default())?;
     let def = object::choose_program(&obj, path, Some(&name))?;
     let program = object::program(&obj, def, &maps, EngineKind::Interpreter, prog_type)?;

@@ -3,16 +3,12 @@
 
 use std::io::Write;
 
-use bpfvm::{Input, ProgramType, Vm};
+use bpfvm::Vm;
 
 use super::args::RunArgs;
 use super::execute::{execute, Schedule};
 use super::snapshot::snapshot_all;
 use super::{events, explain, input, json, object, report, seed, text, CliError};
-
-/// Bytes of the packet `__sk_buff` programs get without `--data`: a minimum Ethernet frame
-/// (without FCS), all zero (EtherType 0: not IP).
-pub const DEFAULT_FRAME: usize = 60;
 
 /// Runs `bpfvm run` with `args`, writing the output to `out`.
 pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
@@ -27,26 +23,20 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
         );
     }
     let path = args.object.as_path();
-    let prog_type = args
-        .prog_type
-        .as_deref()
-        .map(object::parse_type)
-        .transpose()?;
-    let obj = object::open_with(
-        path,
-        &object::load_options(&args.load)?,
-        args.load.btf.as_deref(),
-    )?;
-    let def = object::choose_program(&obj, path, args.prog.as_deref())?;
-    eprint!("{}", object::core_warnings(def));
     // The type it runs as; an unknown section or a type bpfvm cannot run is refused
     // (with how to give the type) before anything is read or created.
-    let run_type = object::run_type(&obj, def, prog_type)?;
-    // The outputs name the type the program runs as.
-    let def = &bpfvm::loader::ProgramDefinition {
-        program_type: run_type,
-        ..def.clone()
-    };
+    let object::ChosenProgram {
+        object: obj,
+        name,
+        run_type,
+        prog_type,
+        target_btf,
+    } = object::open_program(
+        path,
+        &args.load,
+        args.prog.as_deref(),
+        args.prog_type.as_deref(),
+    )?;
     if let Some(cpu) = args.cpu {
         if cpu >= args.cpus {
             return Err(CliError::NoSuchCpu {
@@ -55,26 +45,14 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
             });
         }
     }
-    let input = match &args.data {
-        // Packet programs need at least an Ethernet header (as BPF_PROG_TEST_RUN does).
-        None if run_type == ProgramType::Xdp || run_type.uses_sk_buff() => {
-            eprintln!(
-                "bpfvm: no --data: each run gets a {DEFAULT_FRAME}-byte zeroed Ethernet frame"
-            );
-            Input::packet(vec![0u8; DEFAULT_FRAME])
-        }
-        None => Input::empty(),
-        Some(file) => {
-            // Read once, bounded; every run (on every CPU) starts from this one copy.
-            let (max, why) = input::data_limit(run_type);
-            let bytes = input::read_bounded(file, max, "--data", why)?;
-            if run_type == ProgramType::Xdp || run_type.uses_sk_buff() {
-                Input::packet(bytes)
-            } else {
-                Input::context(bytes)
-            }
-        }
-    };
+    if args.data.is_none() && input::takes_packet(run_type) {
+        eprintln!(
+            "bpfvm: no --data: each run gets a {}-byte zeroed Ethernet frame",
+            input::DEFAULT_FRAME
+        );
+    }
+    // Read once, bounded; every run (on every CPU) starts from this one copy.
+    let input = input::program_input(run_type, args.data.as_deref())?;
     let vm = Vm::builder()
         .cpus(args.cpus)
         .seed(args.seed)
@@ -82,11 +60,13 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
         .verifier(args.verifier_mode())
         .privilege(super::args::privilege(&args.privileged))
         .build();
+    vm.set_target_btf(target_btf);
     // Per map: a map only other programs use does not stop this one.
     let (obj, maps) = object::create_maps_per_map(obj, path, args.cpus, vm.map_memory())?;
+    // The outputs name the type the program runs as.
     let def = &bpfvm::loader::ProgramDefinition {
         program_type: run_type,
-        ..object::choose_program(&obj, path, Some(&def.name))?.clone()
+        ..object::choose_program(&obj, path, Some(&name))?.clone()
     };
     if let Some(file) = &args.maps {
         seed::maps_file(&obj, &maps, file)?;

@@ -4,6 +4,7 @@
 //! `include/uapi/linux/btf.h`; little-endian objects only.
 
 use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 
 use super::limits::MAX_TYPE_DEPTH as MAX_DEPTH;
 use super::strtab::{SharedStr, StrTab};
@@ -185,7 +186,10 @@ pub struct BtfVarSecinfo {
 /// Parsed `.BTF` section.
 #[derive(Debug, Clone, Default)]
 pub struct Btf {
-    pub(crate) types: Vec<BtfType>,
+    /// Shared: a clone (one per program given the kernel's BTF) copies no types.
+    pub(crate) types: Arc<Vec<BtfType>>,
+    /// Struct ids by name, built at the first lookup ([`Btf::struct_by_name`]).
+    pub(crate) struct_names: Arc<OnceLock<HashMap<SharedStr, u32>>>,
     pub(crate) strings: StrTab,
     /// `DATASEC` type ids by name (the first of each name).
     pub(crate) datasecs: HashMap<SharedStr, u32>,
@@ -222,7 +226,9 @@ impl Btf {
                 .collect(),
             _ => return,
         };
-        if let BtfType::Datasec { size, vars, .. } = &mut self.types[id as usize] {
+        if let BtfType::Datasec { size, vars, .. } =
+            &mut Arc::make_mut(&mut self.types)[id as usize]
+        {
             *size = section_size;
             for (var, name) in vars.iter_mut().zip(names) {
                 if let Some(off) = name.as_ref().and_then(&offset_of) {
@@ -250,6 +256,25 @@ impl Btf {
     /// All types; index = type id, entry 0 is [`BtfType::Void`].
     pub fn types(&self) -> &[BtfType] {
         &self.types
+    }
+
+    /// The id of the struct (not union) named `name`, the first one when several are;
+    /// the index of names is built at the first call.
+    pub fn struct_by_name(&self, name: &str) -> Option<u32> {
+        self.struct_names
+            .get_or_init(|| {
+                let mut index = HashMap::new();
+                for (id, t) in self.types.iter().enumerate() {
+                    if let BtfType::Struct { name, .. } = t {
+                        if !name.is_empty() {
+                            index.entry(name.clone()).or_insert(id as u32);
+                        }
+                    }
+                }
+                index
+            })
+            .get(name)
+            .copied()
     }
 
     /// The type with id `id`.

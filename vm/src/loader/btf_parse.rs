@@ -97,7 +97,8 @@ impl Btf {
         let strings = StrTab::new(string_data, ".BTF strings")?;
         let types = parse_types(type_data, &strings)?;
         let mut btf = Self {
-            types,
+            types: std::sync::Arc::new(types),
+            struct_names: Default::default(),
             strings,
             datasecs: HashMap::new(),
             enum_index: HashMap::new(),

@@ -126,6 +126,9 @@ impl Object {
         if let Some(c) = def.tracing_ctx {
             program = program.with_tracing_ctx(c);
         }
+        if let Some(btf) = &def.kernel_btf {
+            program = program.with_kernel_btf(btf.0.clone());
+        }
         if let Some(license) = self.license() {
             program = program.with_license(license);
         }

@@ -539,6 +539,7 @@ impl<'e, 'a> Linker<'e, 'a> {
             },
             kfuncs: kfuncs.list,
             tracing_ctx: None,
+            kernel_btf: None,
         })
     }
 

@@ -32,7 +32,9 @@
 mod btf;
 mod btf_ext;
 mod btf_file;
+mod btf_kernel;
 mod btf_parse;
+mod btf_show;
 mod core;
 mod decode;
 mod dump;
@@ -72,8 +74,8 @@ pub use map_def::{
 };
 pub use map_values::{SlotInit, SlotTarget};
 pub use program::{
-    ProgramDefinition, SourceLine, PSEUDO_CALL, PSEUDO_FUNC, PSEUDO_KFUNC_CALL, PSEUDO_MAP_FD,
-    PSEUDO_MAP_VALUE,
+    ProgramDefinition, SourceLine, TargetBtf, PSEUDO_CALL, PSEUDO_FUNC, PSEUDO_KFUNC_CALL,
+    PSEUDO_MAP_FD, PSEUDO_MAP_VALUE,
 };
 pub use section_types::{
     attach_type_name, program_type_for_section, section_type, KernelProgType, SectionType,
@@ -299,9 +301,17 @@ impl Object {
         let linker =
             link::Linker::new(&elf, &maps, &refused_maps, &externs, &lines, &core_patches)?;
         let (mut programs, mut refused_programs, mut order) = (Vec::new(), Vec::new(), Vec::new());
+        // One copy of the target BTF's indexes for all programs (its types are shared).
+        let shared_target = target.map(|t| program::TargetBtf(std::sync::Arc::new(t.clone())));
         for p in linker.programs() {
             let refused = match p {
                 Ok(mut p) => match tracing_target::attach(&mut p, target) {
+                    None if target.is_some() => {
+                        p.kernel_btf = shared_target.clone();
+                        order.push(Ok(programs.len()));
+                        programs.push(p);
+                        continue;
+                    }
                     // A tracing program needs its attach target in the target BTF.
                     Some(error) => RefusedProgram {
                         name: p.name.clone(),

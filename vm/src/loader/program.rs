@@ -100,7 +100,22 @@ pub struct ProgramDefinition {
     /// A tracing program's context as its attach target's BTF prototype gives it
     /// ([`super::tracing_ctx`]); `None` for other programs and without a target BTF.
     pub tracing_ctx: Option<bpfvm_verifier::TracingCtx>,
+    /// The target BTF the object was parsed with (the kernel's types, which the verifier
+    /// checks loads through BTF pointers against); shared, not copied.
+    pub kernel_btf: Option<TargetBtf>,
 }
+
+/// The target BTF a program was parsed with; two are equal when they are the same parse.
+#[derive(Debug, Clone)]
+pub struct TargetBtf(pub std::sync::Arc<super::Btf>);
+
+impl PartialEq for TargetBtf {
+    fn eq(&self, other: &TargetBtf) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for TargetBtf {}
 
 /// Where an instruction comes from in the C source (from `.BTF.ext` line info).
 #[derive(Debug, Clone, PartialEq, Eq)]

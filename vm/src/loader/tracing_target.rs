@@ -81,14 +81,17 @@ pub fn tracing_ctx(
         slots.push(ret);
     }
     let mut btf_ptr_slots = 0u16;
+    let mut btf_ids = [0u32; 13];
     for (i, &ty) in slots.iter().enumerate() {
-        if is_ptr_to_struct(target, ty) {
+        if let Some(id) = ptr_to_struct(target, ty) {
             btf_ptr_slots |= 1 << i;
+            btf_ids[i] = id;
         }
     }
     Ok(Some(TracingCtx {
         nr_slots: slots.len() as u8,
         btf_ptr_slots,
+        btf_ids,
         known: true,
     }))
 }
@@ -106,15 +109,18 @@ fn proto_of(btf: &Btf, id: u32) -> Option<(Vec<u32>, u32)> {
     }
 }
 
-/// Whether `ty` is a pointer to a struct or union (through typedefs and modifiers).
-fn is_ptr_to_struct(btf: &Btf, ty: u32) -> bool {
+/// The struct or union `ty` points to (through typedefs and modifiers), when it is such
+/// a pointer.
+fn ptr_to_struct(btf: &Btf, ty: u32) -> Option<u32> {
     let Some(BtfType::Ptr { target }) = btf.resolve(ty).and_then(|id| btf.get(id)) else {
-        return false;
+        return None;
     };
+    let id = btf.resolve(*target)?;
     matches!(
-        btf.resolve(*target).and_then(|id| btf.get(id)),
+        btf.get(id),
         Some(BtfType::Struct { .. } | BtfType::Union { .. })
     )
+    .then_some(id)
 }
 
 /// Sets `program`'s tracing context from `target`, or gives why the program is refused: a

@@ -498,6 +498,7 @@ mod tests {
             maps,
             gpl_compatible: true,
             kfuncs: &[],
+            btf: None,
             func_info: true,
         };
         let opts = Options {

@@ -208,7 +208,7 @@ impl Verifier<'_> {
                 }
                 r
             }
-            Ret::BtfId => Reg::pointer(RegType::BtfId),
+            Ret::BtfId => self.current_task_btf(),
             Ret::RingbufMemOrNull => {
                 let mut r = Reg::pointer(RegType::Mem);
                 r.flags = MAYBE_NULL | RINGBUF;

@@ -6,7 +6,7 @@ use crate::ctx::{self, Access};
 use crate::error::{Rule, VerifierError, EACCES, EINVAL, ENOTSUPP, EPERM};
 use crate::insn::{atomic, mode, Insn};
 use crate::log::reg_type_str;
-use crate::reg::{Reg, RegType, MAYBE_NULL};
+use crate::reg::{Reg, RegType, MAYBE_NULL, PTR_UNTRUSTED};
 use crate::verifier::Verifier;
 
 /// Largest variable offset or size tracked (`BPF_MAX_VAR_OFF`).
@@ -391,7 +391,12 @@ impl Verifier<'_> {
                     ));
                 }
                 leaks(self, "mem")?;
-                self.check_mem_region_access(regno, off, size, reg.mem_size(), false)?;
+                // Read-only untrusted memory (a kernel struct's pointer to a non-struct) is
+                // read with probe loads: no bounds.
+                let rdonly_untrusted = reg.rdonly() && reg.flags & PTR_UNTRUSTED != 0;
+                if !rdonly_untrusted {
+                    self.check_mem_region_access(regno, off, size, reg.mem_size(), false)?;
+                }
                 if let Some(vr) = value_regno {
                     if t == Access::Read || reg.rdonly() {
                         *self.reg_mut(vr) = self.unknown_scalar();
@@ -430,6 +435,8 @@ impl Verifier<'_> {
                     if let Some(vr) = value_regno {
                         let r = if field.ty == RegType::Scalar {
                             self.unknown_scalar()
+                        } else if field.ty == RegType::BtfId {
+                            self.ctx_btf_ptr(off)
                         } else {
                             let mut p = Reg::pointer(field.ty);
                             p.flags = field.flags;
@@ -518,17 +525,10 @@ impl Verifier<'_> {
                     format!("reading struct {tname} fields is not modelled by bpfvm's verifier"),
                 ));
             }
-            RegType::BtfId if t == Access::Write => {
-                return Err(self.err(Rule::InvalidDeref, EACCES, "only read is supported"));
-            }
-            RegType::BtfId => {
-                // Which fields may be read, and what they hold, is the kernel's BTF of the
-                // struct (`btf_struct_access`); bpfvm runs such loads as probe loads.
-                return Err(self.err(
-                    Rule::Unsupported,
-                    ENOTSUPP,
-                    "reading a BTF-typed kernel object (PTR_TO_BTF_ID) is not modelled by bpfvm's verifier",
-                ));
+            RegType::BtfId if plain => {
+                // Placed in the kernel struct by its BTF (`btf_access.rs`); bpfvm runs such
+                // loads as probe loads.
+                self.check_ptr_to_btf_access(regno, off, size, t == Access::Write, value_regno)?;
             }
             _ => {
                 return Err(self.err(
@@ -591,7 +591,13 @@ impl Verifier<'_> {
         match aux.ptr_type {
             None => aux.ptr_type = Some(ty),
             Some(prev) => {
-                if prev != ty && (!mismatch_ok(ty.0) || !mismatch_ok(prev.0)) {
+                // One path's trusted BTF pointer and another's untrusted one share a load
+                // (stores through BTF pointers never get here): it becomes a probe load
+                // for both.
+                let btf_trust = prev.0 == RegType::BtfId && ty.0 == RegType::BtfId;
+                if btf_trust && prev != ty {
+                    aux.ptr_type = Some((RegType::BtfId, PTR_UNTRUSTED));
+                } else if prev != ty && (!mismatch_ok(ty.0) || !mismatch_ok(prev.0)) {
                     return Err(self.err(
                         Rule::InvalidDeref,
                         EINVAL,

@@ -92,6 +92,7 @@ mod tests {
             nr_slots: 2,
             btf_ptr_slots: 0b01,
             known: true,
+            ..Default::default()
         };
         assert_eq!(
             tracing(c, 0, 8, Access::Read).map(|f| f.ty),

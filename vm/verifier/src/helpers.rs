@@ -693,6 +693,16 @@ static PROTOS: &[Proto] = &[
     ),
     p(134, "bpf_ringbuf_query", I, [MAP, A, N, N, N], false, false),
     p(135, "bpf_csum_level", I, [CTX, A, N, N, N], false, false),
+    // `bpf_snprintf_btf_proto`: str ARG_PTR_TO_MEM | MEM_WRITE, str_size ARG_CONST_SIZE,
+    // ptr ARG_PTR_TO_MEM | MEM_RDONLY, btf_ptr_size ARG_CONST_SIZE, flags ARG_ANYTHING.
+    p(
+        149,
+        "bpf_snprintf_btf",
+        I,
+        [WMEM, SZ, RO, SZ, A],
+        false,
+        false,
+    ),
     p(
         151,
         "bpf_skb_cgroup_classid",

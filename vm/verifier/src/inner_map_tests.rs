@@ -54,6 +54,7 @@ fn verdict(insns: &[Insn]) -> Result<(), String> {
         maps: &maps,
         gpl_compatible: true,
         kfuncs: &[],
+        btf: None,
         func_info: true,
     };
     crate::verify(&prog, &Options::default())

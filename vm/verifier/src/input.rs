@@ -40,6 +40,9 @@ pub struct TracingCtx {
     pub nr_slots: u8,
     /// Bit `i`: slot `i` is a pointer to a struct or union.
     pub btf_ptr_slots: u16,
+    /// For each pointer slot: the id of its struct in the target BTF
+    /// ([`Program::btf`]), 0 when unknown (loads through it are then not modelled).
+    pub btf_ids: [u32; 13],
     /// Whether the prototype is known; without it every context load is refused as not
     /// modelled ([`crate::Rule::Unsupported`]).
     pub known: bool,
@@ -85,6 +88,15 @@ impl ProgType {
         matches!(
             self,
             ProgType::SocketFilter | ProgType::SchedCls | ProgType::SchedAct | ProgType::CgroupSkb
+        )
+    }
+
+    /// Whether the type's verifier ops have their own `btf_struct_access` (writes to
+    /// kernel objects go there: `tc_cls_act` and `xdp`).
+    pub fn has_btf_struct_access_op(self) -> bool {
+        matches!(
+            self,
+            ProgType::SchedCls | ProgType::SchedAct | ProgType::Xdp
         )
     }
 
@@ -371,6 +383,10 @@ pub struct Program<'a> {
     pub func_info: bool,
     /// The kernel functions the program may call: a kfunc call's `imm` indexes it.
     pub kfuncs: &'a [crate::Kfunc],
+    /// The kernel's types (the target BTF, e.g. `/sys/kernel/btf/vmlinux`): loads
+    /// through `PTR_TO_BTF_ID` pointers are checked against them; without them such
+    /// loads are refused as not modelled.
+    pub btf: Option<&'a dyn crate::KernelBtf>,
 }
 
 /// How to verify.

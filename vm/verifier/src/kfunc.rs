@@ -317,6 +317,7 @@ mod tests {
             gpl_compatible: gpl,
             func_info: false,
             kfuncs,
+            btf: None,
         };
         verify(&prog, &Options::default()).map(|_| ())
     }

@@ -25,6 +25,7 @@
 //!     gpl_compatible: true,
 //!     func_info: false,
 //!     kfuncs: &[],
+//!     btf: None,
 //! };
 //! let err = verify(&prog, &Options::default()).unwrap_err();
 //! assert_eq!(err.insn, Some(1));
@@ -39,6 +40,7 @@
 #![deny(unsafe_code)]
 
 mod bounds;
+mod btf_access;
 mod callback;
 mod cfg;
 mod check_alu;
@@ -55,6 +57,8 @@ pub use helpers::HELPER_NAMES;
 mod inner_map_tests;
 mod input;
 mod insn;
+mod kernel_btf;
+pub use kernel_btf::{KernelBtf, KernelMember, KernelType};
 mod kfunc;
 pub use kfunc::{Kfunc, KfuncArg, KfuncRet, KF_ACQUIRE, KF_RELEASE, KF_RET_NULL};
 mod liveness;

@@ -4,7 +4,10 @@
 use std::fmt::Write;
 
 use crate::input::MapInfo;
-use crate::reg::{Reg, RegType, ADD_CONST, MAYBE_NULL, RDONLY, RINGBUF};
+use crate::reg::{
+    Reg, RegType, ADD_CONST, MAYBE_NULL, MEM_PERCPU, MEM_RCU, MEM_USER, PTR_TRUSTED, PTR_UNTRUSTED,
+    RDONLY, RINGBUF,
+};
 use crate::stack::SlotType;
 use crate::state::FuncState;
 
@@ -33,6 +36,17 @@ pub fn reg_type_str(ty: RegType, flags: u8) -> String {
     }
     if flags & RINGBUF != 0 {
         s.push_str("ringbuf_");
+    }
+    for (flag, name) in [
+        (MEM_USER, "user_"),
+        (MEM_PERCPU, "percpu_"),
+        (MEM_RCU, "rcu_"),
+        (PTR_UNTRUSTED, "untrusted_"),
+        (PTR_TRUSTED, "trusted_"),
+    ] {
+        if flags & flag != 0 {
+            s.push_str(name);
+        }
     }
     s.push_str(base);
     if flags & MAYBE_NULL != 0 {

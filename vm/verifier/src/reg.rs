@@ -42,6 +42,16 @@ pub const MAYBE_NULL: u8 = 1 << 0;
 pub const RDONLY: u8 = 1 << 1;
 /// Type modifier: ring buffer memory (`MEM_RINGBUF`).
 pub const RINGBUF: u8 = 1 << 2;
+/// Type modifier: a kernel object trusted to be valid (`PTR_TRUSTED`).
+pub const PTR_TRUSTED: u8 = 1 << 3;
+/// Type modifier: a kernel object that may be gone (`PTR_UNTRUSTED`).
+pub const PTR_UNTRUSTED: u8 = 1 << 4;
+/// Type modifier: an RCU-protected kernel object (`MEM_RCU`).
+pub const MEM_RCU: u8 = 1 << 5;
+/// Type modifier: user memory (`MEM_USER`, a `__user` pointer).
+pub const MEM_USER: u8 = 1 << 6;
+/// Type modifier: per-CPU memory (`MEM_PERCPU`, a `__percpu` pointer).
+pub const MEM_PERCPU: u8 = 1 << 7;
 
 /// Packet pointer range meaning "compared at or beyond `data_end`" (`AT_PKT_END`).
 pub const AT_PKT_END: i32 = -1;
@@ -64,7 +74,8 @@ pub struct Reg {
     pub flags: u8,
     /// Fixed offset of a pointer; for a linked scalar ([`ADD_CONST`]), its delta.
     pub off: i32,
-    /// Per type: packet range, map index, memory size or subprogram (the kernel's union).
+    /// Per type: packet range, map index, memory size, subprogram or BTF type id (the
+    /// kernel's union).
     pub aux: u32,
     /// Scalar range, or a pointer's variable offset.
     pub b: Bounds,
@@ -171,6 +182,11 @@ impl Reg {
     /// The map index of a map pointer.
     pub fn map(&self) -> usize {
         self.aux as usize
+    }
+
+    /// The struct a `PTR_TO_BTF_ID` points to: its id in the target BTF (0: unknown).
+    pub fn btf_id(&self) -> u32 {
+        self.aux
     }
 
     /// The memory size of a `PTR_TO_MEM`.

@@ -30,6 +30,7 @@ fn check(words: &[u64]) -> (Verdict, Duration) {
         gpl_compatible: true,
         func_info: false,
         kfuncs: &[],
+        btf: None,
     };
     let start = Instant::now();
     let v = verify(&prog, &Options::default()).expect("the kernel accepts it");

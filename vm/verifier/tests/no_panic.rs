@@ -86,6 +86,7 @@ proptest! {
             gpl_compatible: true,
             func_info: false,
             kfuncs: &[],
+            btf: None,
         };
         let privilege = if root { Privilege::Root } else { Privilege::CapBpfNetAdmin };
         let opts = Options { privilege, ..Options::default() };

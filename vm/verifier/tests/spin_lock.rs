@@ -69,6 +69,7 @@ fn run(tail: &[u64], m: MapInfo) -> Result<(), VerifierError> {
         maps: &maps,
         gpl_compatible: true,
         kfuncs: &[],
+        btf: None,
         func_info: true,
     };
     for privilege in [Privilege::CapBpfNetAdmin, Privilege::Root] {

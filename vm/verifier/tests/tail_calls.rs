@@ -26,6 +26,7 @@ fn run(words: &[u64], map: u32, func_info: bool) -> Result<(), VerifierError> {
         gpl_compatible: true,
         func_info,
         kfuncs: &[],
+        btf: None,
     };
     verify(&prog, &Options::default()).map(|_| ())
 }
