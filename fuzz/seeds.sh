@@ -2,6 +2,7 @@
 # Build the seed corpora in fuzz/corpus/<target>/ (not committed; rerun any time).
 #   map_ops:  a few fixed operation scripts (one per map type and CPU count)
 #   bytecode: every conformance vector's program (and memory), assembled from its .data file
+#   bytecode_jit: the bytecode seeds
 #   elf:      every vm/tests/fixtures/*.o
 #   btf:      the .BTF and .BTF.ext sections of every fixture, in the btf target's format
 #             ([setup][u32 .BTF length][.BTF][.BTF.ext]), once per wrapper setup
@@ -32,6 +33,9 @@ done
 # vector's .data file by bpfvm-conformance (no index.tsv needed).
 cargo run -q --manifest-path ../Cargo.toml -p bpfvm-conformance --bin vector_seeds -- \
   corpus/bytecode || echo "note: conformance vectors unavailable, bytecode corpus left empty" >&2
+# bytecode_jit: the same inputs (the jit target reads the bytecode target's format).
+mkdir -p corpus/bytecode_jit
+cp corpus/bytecode/* corpus/bytecode_jit/ 2>/dev/null || true
 
 # elf: the loader fixtures.
 cp ../vm/tests/fixtures/*.o corpus/elf/ 2>/dev/null || echo "note: no ELF fixtures yet" >&2
@@ -63,4 +67,4 @@ rustc --edition 2021 -O -o "$bin/amplify_seeds" amplify_seeds.rs
 "$bin/amplify_seeds" corpus
 rm -rf "$bin"
 
-echo "corpora: $(ls corpus/map_ops | wc -l) map_ops, $(ls corpus/bytecode | wc -l) bytecode, $(ls corpus/elf | wc -l) elf, $(ls corpus/btf | wc -l) btf"
+echo "corpora: $(ls corpus/map_ops | wc -l) map_ops, $(ls corpus/bytecode | wc -l) bytecode, $(ls corpus/bytecode_jit | wc -l) bytecode_jit, $(ls corpus/elf | wc -l) elf, $(ls corpus/btf | wc -l) btf"

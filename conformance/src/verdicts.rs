@@ -66,8 +66,12 @@ impl Case {
                     | "Dual MIT/GPL"
                     | "Dual MPL/GPL"
             ),
-            // The kernel side loads without BTF function info.
-            func_info: false,
+            // The kernel side loads with BTF function info only when the program takes a
+            // function's address (`kernel::verdict`), as it must.
+            func_info: self
+                .insns
+                .chunks_exact(8)
+                .any(|c| c[0] == 0x18 && c[1] >> 4 == 4),
             kfuncs: &[],
             btf: self
                 .kernel_btf
@@ -227,6 +231,11 @@ pub fn verdict_map(m: &MapInfo) -> crate::kernel::VerdictMap {
         frozen: m.frozen_value.is_some(),
         inner: m.inner.as_deref().map(|t| Box::new(verdict_map(t))),
         spin_lock: m.spin_lock().map(|f| f.offset),
+        timer: m
+            .fields
+            .iter()
+            .find(|f| f.kind == bpfvm_verifier::FieldKind::Timer)
+            .map(|f| f.offset),
     }
 }
 

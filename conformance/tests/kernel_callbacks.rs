@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 use bpfvm::loader::{Object, ObjectMaps};
-use bpfvm::{CpuId, Input, TestRun as VmTestRun, Vm};
+use bpfvm::{CpuId, EngineKind, Input, TestRun as VmTestRun, Vm};
 use bpfvm_conformance::kernel;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../vm/tests/fixtures");
@@ -187,16 +187,25 @@ fn callbacks_match_the_kernel() {
 
     let ncpus = kernel::possible_cpus().unwrap();
     let obj = Object::from_file(&path).unwrap();
-    let maps = obj.create_maps(ncpus).unwrap();
     let vm = Vm::builder()
         .cpus(ncpus)
         .privilege(bpfvm::Privilege::Root)
         .build();
-    let mut loaded = BTreeMap::new();
-    for p in obj.programs() {
-        let prog = vm.load(obj.vm_program(&p.name, &maps).unwrap()).unwrap();
-        assert_eq!(prog.unverified(), None, "{}: the kernel accepts it", p.name);
-        loaded.insert(p.name.to_string(), prog);
+    // Each sandboxed engine of this build, with maps of its own.
+    let mut sides = Vec::new();
+    for engine in EngineKind::available()
+        .into_iter()
+        .filter(|e| e.is_sandboxed())
+    {
+        let maps = obj.create_maps(ncpus).unwrap();
+        let mut loaded = BTreeMap::new();
+        for p in obj.programs() {
+            let program = obj.vm_program(&p.name, &maps).unwrap();
+            let prog = vm.load(program.with_engine(engine)).unwrap();
+            assert_eq!(prog.unverified(), None, "{}: the kernel accepts it", p.name);
+            loaded.insert(p.name.to_string(), prog);
+        }
+        sides.push((engine, maps, loaded));
     }
     let mut ids = kernel_map_ids(&format!("{}/each_hash", pins.0), &["results", "hash"]);
     ids.extend(kernel_map_ids(&format!("{}/each_array", pins.0), &["arr"]));
@@ -210,14 +219,20 @@ fn callbacks_match_the_kernel() {
             cpu: CpuId(0),
             ..VmTestRun::default()
         };
-        let got = vm.test_run(&loaded[name], &run).unwrap().retval as u32;
-        assert_eq!(got, want, "{name} {p:?}: return value");
-        for (map, &id) in &ids {
-            assert_eq!(
-                vm_dump(&maps, map),
-                kernel_dump(id),
-                "{name} {p:?}: map {map}"
-            );
+        let dumps: Vec<_> = ids
+            .iter()
+            .map(|(map, &id)| (map, kernel_dump(id)))
+            .collect();
+        for (engine, maps, loaded) in &sides {
+            let got = vm.test_run(&loaded[name], &run).unwrap().retval as u32;
+            assert_eq!(got, want, "{name} {p:?} on {engine}: return value");
+            for (map, dump) in &dumps {
+                assert_eq!(
+                    &vm_dump(maps, map),
+                    dump,
+                    "{name} {p:?} on {engine}: map {map}"
+                );
+            }
         }
     }
     let _ = std::fs::remove_file(&scratch);

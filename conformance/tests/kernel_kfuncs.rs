@@ -20,7 +20,7 @@ use std::path::Path;
 use bpfvm::helpers::{HelperContext, KfuncFlags};
 use bpfvm::kfunc::{POISON_CALL_KFUNC_BASE, PSEUDO_KFUNC_ADDR};
 use bpfvm::loader::{Btf, BtfType, Object, ObjectMaps, ProgramDefinition, PSEUDO_KFUNC_CALL};
-use bpfvm::{CpuId, Input, PrepareError, Privilege, TestRun as VmTestRun, Vm};
+use bpfvm::{CpuId, EngineKind, Input, PrepareError, Privilege, TestRun as VmTestRun, Vm};
 use bpfvm_conformance::kernel::consts::{MapType, ProgType};
 use bpfvm_conformance::kernel::{
     self, load_object_program, KernelMap, KernelProg, MapDef, TestRun, REQUIRE_ENV,
@@ -134,6 +134,7 @@ struct Tally {
 fn compare_object(
     fixture: &str,
     funcs: &HashMap<String, u32>,
+    engine: EngineKind,
 ) -> (Tally, Object, ObjectMaps, Vec<KernelMap>) {
     let bytes = std::fs::read(format!("{FIXTURES}/{fixture}.o")).unwrap();
     let obj = Object::parse_named(fixture, &bytes).unwrap();
@@ -144,7 +145,7 @@ fn compare_object(
     let mut tally = Tally::default();
     for def in obj.programs() {
         let name = def.name.as_str();
-        let ours = vm.load(obj.vm_program(name, &smaps).unwrap());
+        let ours = vm.load(obj.vm_program(name, &smaps).unwrap().with_engine(engine));
         let missing_strong = def
             .kfuncs
             .iter()
@@ -222,7 +223,21 @@ fn rcu_sections_and_weak_kfuncs_load_and_run_as_in_the_kernel() {
         assert!(funcs.contains_key(k), "the kernel has {k}");
     }
     assert!(!funcs.contains_key("bpfvm_kfunc_no_kernel_has"));
-    let (tally, _, smaps, kmaps) = compare_object("kfunc_kernel", &funcs);
+    for engine in engines() {
+        rcu_sections_and_weak_kfuncs_on(&funcs, engine);
+    }
+}
+
+/// The sandboxed engines of this build: each runs the comparisons with the kernel.
+fn engines() -> Vec<EngineKind> {
+    EngineKind::available()
+        .into_iter()
+        .filter(|e| e.is_sandboxed())
+        .collect()
+}
+
+fn rcu_sections_and_weak_kfuncs_on(funcs: &HashMap<String, u32>, engine: EngineKind) {
+    let (tally, _, smaps, kmaps) = compare_object("kfunc_kernel", funcs, engine);
     // rcu_balanced and weak_absent load; rcu_nested, rcu_unmatched, rcu_exit_locked and
     // weak_reached are refused.
     assert_eq!(
@@ -250,17 +265,20 @@ fn kfuncs_no_kernel_has_are_absent_when_weak_and_refused_when_strong() {
     let Some(funcs) = prerequisites() else {
         return;
     };
-    let (tally, ..) = compare_object("kfunc_user", &funcs);
-    // probes_weak loads (bpf_ksym_exists is false); calls_weak is refused (the poisoned
-    // call); the other eight programs call strong kfuncs no kernel has.
-    assert_eq!(
-        tally,
-        Tally {
-            loaded: 1,
-            refused: 1,
-            unresolved: 8
-        }
-    );
+    for engine in engines() {
+        let (tally, ..) = compare_object("kfunc_user", &funcs, engine);
+        // probes_weak loads (bpf_ksym_exists is false); calls_weak is refused (the
+        // poisoned call); the other eight programs call strong kfuncs no kernel has.
+        assert_eq!(
+            tally,
+            Tally {
+                loaded: 1,
+                refused: 1,
+                unresolved: 8
+            },
+            "{engine}"
+        );
+    }
 }
 
 #[test]

@@ -9,7 +9,7 @@
 #![cfg(target_os = "linux")]
 
 use bpfvm::maps::{Map, MapSpec, MapType};
-use bpfvm::{Program, ProgramType};
+use bpfvm::{EngineKind, Program, ProgramType};
 use bpfvm_conformance::kernel::consts::{create, ProgType};
 use bpfvm_conformance::kernel::pair::{Pair, Runs};
 use bpfvm_conformance::kernel::{self, load_object_program, Errno, KernelMap, MapDef};
@@ -29,9 +29,21 @@ const PROGRAMS: [&str; 7] = [
     "sock_other",
 ];
 
+/// The sandboxed engines of this build: each runs the comparisons with the kernel.
+fn engines() -> Vec<EngineKind> {
+    EngineKind::available()
+        .into_iter()
+        .filter(|e| e.is_sandboxed())
+        .collect()
+}
+
 fn pair() -> Pair {
+    pair_on(EngineKind::Interpreter)
+}
+
+fn pair_on(engine: EngineKind) -> Pair {
     let n = kernel::possible_cpus().unwrap();
-    let mut p = Pair::open(FIXTURE, n).unwrap();
+    let mut p = Pair::open_on(FIXTURE, n, engine).unwrap();
     for name in PROGRAMS {
         p.load(name).unwrap();
     }
@@ -62,7 +74,13 @@ fn tail_call_runs_match_the_kernel() {
     if !kernel::oracle_or_skip() {
         return;
     }
-    let p = pair();
+    for engine in engines() {
+        tail_call_runs_match_the_kernel_on(engine);
+    }
+}
+
+fn tail_call_runs_match_the_kernel_on(engine: EngineKind) {
+    let p = pair_on(engine);
     let mut compared = 0;
     // The chain entry -> second -> third, on every CPU.
     for cpu in 0..p.vm.ncpus() {
@@ -278,9 +296,15 @@ fn a_legacy_prog_array_matches_the_kernel() {
     if !kernel::oracle_or_skip() {
         return;
     }
+    for engine in engines() {
+        a_legacy_prog_array_matches_the_kernel_on(engine);
+    }
+}
+
+fn a_legacy_prog_array_matches_the_kernel_on(engine: EngineKind) {
     let n = kernel::possible_cpus().unwrap();
     let path = FIXTURE.replace("tail_call.o", "tail_call_legacy.o");
-    let mut p = Pair::open(&path, n).unwrap();
+    let mut p = Pair::open_on(&path, n, engine).unwrap();
     p.load("legacy_entry").unwrap();
     p.load("legacy_target").unwrap();
     let (k, s) = retvals(p.run("legacy_entry", 0, &[], &packet(0), 1), "empty slot");

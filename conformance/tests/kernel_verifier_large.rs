@@ -146,6 +146,7 @@ fn judge(case: &Case) {
             initial: m.frozen_value.clone(),
             frozen: m.frozen_value.is_some(),
             spin_lock: m.spin_lock().map(|f| f.offset),
+            timer: None,
             inner: None,
         })
         .collect();

@@ -183,7 +183,28 @@ pub fn verify_with_kfuncs(
     };
     bpfvm_verifier::verify(&prog, &opts)
         .map(Some)
-        .map_err(|e| verifier_error(program, e))
+        .map_err(|e| verifier_error(program, timer_fields_unknown(e)))
+}
+
+/// [`map_infos`] gives the verifier no map's `struct bpf_timer` field (the maps keep only
+/// their spin lock's offset from BTF), so the verifier's refusals of a timer argument
+/// ("map 'm' has to have BTF in order to use bpf_timer", "... has no valid bpf_timer",
+/// "off N doesn't point to 'struct bpf_timer' ...") are not the kernel's verdict here:
+/// they become "not modelled" (the program loads unverified, as the kernel's verdict is
+/// unknown).
+fn timer_fields_unknown(mut error: VerifierError) -> VerifierError {
+    let timer_arg = error.rule == bpfvm_verifier::Rule::HelperArgs
+        && (error.message.ends_with("in order to use bpf_timer")
+            || error.message.ends_with("has no valid bpf_timer")
+            || error.message.contains("'struct bpf_timer' that is at"));
+    if timer_arg {
+        error.rule = bpfvm_verifier::Rule::Unsupported;
+        error.message = format!(
+            "{} (bpfvm does not pass a map's bpf_timer field to its verifier)",
+            error.message
+        );
+    }
+    error
 }
 
 /// The error for a refused program, with the source line of its instruction; a refused
@@ -206,4 +227,37 @@ fn verifier_error(program: &Program, mut error: VerifierError) -> PrepareError {
 /// Decodes a program's bytecode into instructions (`None`: not whole instructions).
 pub fn decode(bytecode: &[u8]) -> Option<Vec<Insn>> {
     bpfvm_verifier::decode(bytecode)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(rule: bpfvm_verifier::Rule, message: &str) -> VerifierError {
+        VerifierError {
+            insn: Some(3),
+            rule,
+            errno: 22,
+            message: message.into(),
+            state: String::new(),
+        }
+    }
+
+    #[test]
+    fn timer_refusals_without_the_maps_btf_are_not_the_kernels() {
+        use bpfvm_verifier::Rule;
+        for m in [
+            "map 'timers' has to have BTF in order to use bpf_timer",
+            "map 'timers' has no valid bpf_timer",
+            "off 0 doesn't point to 'struct bpf_timer' that is at 8",
+        ] {
+            let e = timer_fields_unknown(error(Rule::HelperArgs, m));
+            assert_eq!(e.rule, Rule::Unsupported, "{m}");
+            assert!(e.message.starts_with(m));
+        }
+        // Other refusals keep their verdict.
+        let other = "R1 type=fp expected=map_value";
+        let e = timer_fields_unknown(error(Rule::HelperArgs, other));
+        assert_eq!((e.rule, e.message.as_str()), (Rule::HelperArgs, other));
+    }
 }

@@ -1,6 +1,7 @@
 //! Tail calls: loaded programs in `BPF_MAP_TYPE_PROG_ARRAY` slots, the program ids a host
 //! lookup answers, and the owner-type rule, between the VM and `bpfvm_maps::prog_array`.
-//! The jump itself is the interpreter's (`engine::interpreter`, helper 12).
+//! The jump itself is the engines' (`engine::interpreter::tail_call`, helper 12, which both
+//! engines call; the target runs in its own engine's form).
 //!
 //! ```
 //! use bpfvm::{maps::{MapSpec, MapType}, Program, ProgramType, Vm};
@@ -76,11 +77,18 @@ pub(crate) fn claim_prog_arrays(program: &Program) -> Result<(), PrepareError> {
     Ok(())
 }
 
-/// The program in a PROG_ARRAY slot and its interpreter form (`None` if the slot holds
-/// something else, or a program prepared for another engine).
-pub(crate) fn tail_call_target(entry: &ProgEntry) -> Option<(&Program, &Interpreter)> {
+/// The program in a PROG_ARRAY slot, its interpreter form and, for a program prepared for
+/// the `jit` engine, its compiled form (`None` if the slot holds something else, or a
+/// program prepared for an rbpf engine).
+pub(crate) fn tail_call_target(
+    entry: &ProgEntry,
+) -> Option<(&Program, &Interpreter, Option<&crate::engine::jit::Jit>)> {
     let loaded = entry.program.downcast_ref::<Loaded>()?;
-    Some((&loaded.program, loaded.engine.as_interpreter()?))
+    Some((
+        &loaded.program,
+        loaded.engine.as_interpreter()?,
+        loaded.engine.as_jit(),
+    ))
 }
 
 impl LoadedProgram {

@@ -344,36 +344,204 @@ fn map_values_are_confined_the_same_way() {
     assert_eq!(on_fresh_map(MapType::Hash, true, &fields), "Ok(5)");
 }
 
+/// `bpf_loop(n, cb, &sum, 0)` with `cb(i, sum) { *sum += i + 1; return 0 }`, then a
+/// `bpf_tail_call` into slot 0 of the program's PROG_ARRAY (empty: it falls through), then
+/// `return sum`.
+fn loop_and_tail_call(n: i32) -> Vec<u8> {
+    [
+        raw(0xbf, 6, 1, 0, 0),   // 0: r6 = ctx
+        raw(0x7a, 10, 0, -8, 0), // 1: *(u64 *)(r10 - 8) = 0
+        raw(0xb7, 1, 0, 0, n),   // 2: r1 = n
+        raw(0x18, 2, 4, 0, 12),  // 3: r2 = the function at 3 + 12 + 1 = 16
+        raw(0, 0, 0, 0, 0),      // 4
+        raw(0xbf, 3, 10, 0, 0),  // 5: r3 = r10 - 8
+        raw(0x07, 3, 0, 0, -8),  // 6
+        raw(0xb7, 4, 0, 0, 0),   // 7: r4 = 0
+        raw(0x85, 0, 0, 0, 181), // 8: bpf_loop
+        raw(0xbf, 1, 6, 0, 0),   // 9: r1 = ctx
+        raw(0x18, 2, 1, 0, 0),   // 10: r2 = map 0
+        raw(0, 0, 0, 0, 0),      // 11
+        raw(0xb7, 3, 0, 0, 0),   // 12: r3 = 0
+        raw(0x85, 0, 0, 0, 12),  // 13: bpf_tail_call
+        raw(0x79, 0, 10, -8, 0), // 14: r0 = sum
+        raw(0x95, 0, 0, 0, 0),   // 15: exit
+        raw(0x07, 1, 0, 0, 1),   // 16: the callback: r1 += 1
+        raw(0x79, 3, 2, 0, 0),   // 17: *r2 += r1
+        raw(0x0f, 3, 1, 0, 0),   // 18
+        raw(0x7b, 2, 3, 0, 0),   // 19
+        raw(0xb7, 0, 0, 0, 0),   // 20: return 0
+        raw(0x95, 0, 0, 0, 0),   // 21
+    ]
+    .concat()
+}
+
 #[test]
-fn unsupported_instructions_are_refused_naming_them() {
-    // bpf_tail_call (helper 12) and bpf_loop (helper 181): refused at load on jit only.
-    for (src, pc, what) in [
-        (
-            "mov64 r2, 0\nmov64 r3, 0\ncall 12\nmov64 r0, 0\nexit",
-            2,
-            "bpf_tail_call",
+fn callbacks_and_tail_calls_run_compiled() {
+    use bpfvm::maps::{MapSpec, MapType};
+    let mut results = Vec::new();
+    for budget in [1_000_000u64, 200, 60] {
+        for n in [0, 1, 5, 40] {
+            let mut outs = Vec::new();
+            for engine in [EngineKind::Interpreter, EngineKind::Jit] {
+                let vm = Vm::builder()
+                    .cpus(1)
+                    .budget(budget)
+                    .verifier(VerifierMode::Structural)
+                    .build();
+                let jmp = vm
+                    .create_map(MapSpec::new(MapType::ProgArray, 4, 4, 4))
+                    .unwrap();
+                let mut p =
+                    Program::new(loop_and_tail_call(n), ProgramType::Xdp).with_engine(engine);
+                p.add_map(jmp);
+                let prog = vm.load(p).unwrap();
+                outs.push(format!(
+                    "{:?}",
+                    vm.run(&prog, CpuId(0), &Input::packet(vec![0; 16]))
+                        .map(|o| o.retval)
+                ));
+            }
+            assert_eq!(outs[0], outs[1], "n {n} budget {budget}");
+            results.push(outs.pop().unwrap());
+        }
+    }
+    // sum of 1..=n, and the budget running out inside the callbacks.
+    assert_eq!(results[3], "Ok(820)", "{results:?}");
+    assert!(
+        results.iter().any(|r| r.contains("BudgetExhausted")),
+        "{results:?}"
+    );
+}
+
+#[test]
+fn instructions_without_compiled_form_are_refused_naming_them() {
+    // A tracing program's loads are probe loads, which the jit does not compile.
+    let vm = Vm::builder()
+        .cpus(1)
+        .verifier(VerifierMode::Structural)
+        .build();
+    let code = rbpf::assembler::assemble("mov64 r0, 0\nldxdw r0, [r1]\nexit").unwrap();
+    let p = Program::new(code, ProgramType::Tracing).with_engine(EngineKind::Jit);
+    let e = vm.load(p).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            bpfvm::PrepareError::Unsupported {
+                pc: 1,
+                engine: EngineKind::Jit,
+                ..
+            }
         ),
-        (
-            "mov64 r1, 1\nmov64 r2, 0\nmov64 r3, 0\nmov64 r4, 0\ncall 181\nexit",
-            4,
-            "bpf_loop",
-        ),
-    ] {
-        let vm = Vm::builder()
-            .cpus(1)
-            .verifier(VerifierMode::Structural)
-            .build();
-        let e = vm.load(program(src, EngineKind::Jit)).unwrap_err();
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("instruction 1"), "{e}");
+}
+
+/// A tail call from a subprogram (frame 1) into a target with or without calls of its own,
+/// at every budget from 1 to 40: both engines agree on the result or on where the budget
+/// ran out (the target's last stretch is charged only in a program with calls, as the
+/// interpreter's `ExitMain` leaves it uncharged).
+#[test]
+fn tail_calls_from_subprograms_agree_at_every_budget() {
+    use bpfvm::maps::{MapSpec, MapType};
+    let caller = [
+        raw(0xb7, 0, 0, 0, 0),  // 0: r0 = 0
+        raw(0x85, 0, 1, 0, 2),  // 1: call the subprogram at 4 (r1, the context, passed on)
+        raw(0x07, 0, 0, 0, 1),  // 2: r0 += 1
+        raw(0x95, 0, 0, 0, 0),  // 3: exit
+        raw(0xb7, 0, 0, 0, 0),  // 4: r0 = 0
+        raw(0x18, 2, 1, 0, 0),  // 5: r2 = map 0
+        raw(0, 0, 0, 0, 0),     // 6
+        raw(0xb7, 3, 0, 0, 0),  // 7: r3 = 0
+        raw(0x85, 0, 0, 0, 12), // 8: bpf_tail_call
+        raw(0xb7, 0, 0, 0, 40), // 9: r0 = 40
+        raw(0x95, 0, 0, 0, 0),  // 10: exit
+    ]
+    .concat();
+    let plain = [
+        raw(0xb7, 0, 0, 0, 5),
+        raw(0x07, 0, 0, 0, 2),
+        raw(0x95, 0, 0, 0, 0),
+    ]
+    .concat();
+    let with_call = [
+        raw(0xb7, 0, 0, 0, 5), // 0
+        raw(0x85, 0, 1, 0, 1), // 1: call 3
+        raw(0x95, 0, 0, 0, 0), // 2
+        raw(0xb7, 0, 0, 0, 6), // 3
+        raw(0x95, 0, 0, 0, 0), // 4
+    ]
+    .concat();
+    for target in [&plain, &with_call] {
+        let mut seen = std::collections::BTreeSet::new();
+        for budget in 1..=40 {
+            let mut outs = Vec::new();
+            for engine in [EngineKind::Interpreter, EngineKind::Jit] {
+                let vm = Vm::builder()
+                    .cpus(1)
+                    .budget(budget)
+                    .verifier(VerifierMode::Structural)
+                    .build();
+                let jmp = vm
+                    .create_map(MapSpec::new(MapType::ProgArray, 4, 4, 1))
+                    .unwrap();
+                let mut t =
+                    Program::new(target.clone(), ProgramType::Unspecified).with_engine(engine);
+                t.add_map(jmp.clone());
+                let t = vm.load(t).unwrap();
+                t.set_in_prog_array(&jmp, 0).unwrap();
+                let mut p = Program::new(caller.clone(), ProgramType::Unspecified)
+                    .with_engine(engine)
+                    .with_btf_func_info(true);
+                p.add_map(jmp.clone());
+                let p = vm.load(p).unwrap();
+                let r = vm.run(&p, CpuId(0), &Input::empty()).map(|o| o.retval);
+                let text = format!("{r:?}");
+                // Program ids differ per load.
+                outs.push(match text.find("program: ") {
+                    Some(i) => text[..i].to_string(),
+                    None => text,
+                });
+                let _ = jmp.delete(&0u32.to_ne_bytes(), 0);
+            }
+            assert_eq!(outs[0], outs[1], "budget {budget}");
+            seen.insert(outs.pop().unwrap());
+        }
+        // Results and budget errors both seen.
+        assert!(seen.iter().any(|s| s.starts_with("Ok(")), "{seen:?}");
         assert!(
-            matches!(e, bpfvm::PrepareError::Unsupported { pc: p, engine: EngineKind::Jit, .. } if p == pc),
-            "{e:?}"
-        );
-        let text = e.to_string();
-        assert!(
-            text.contains(&format!("instruction {pc}")) && text.contains(what),
-            "{text}"
+            seen.iter().any(|s| s.contains("BudgetExhausted")),
+            "{seen:?}"
         );
     }
+}
+
+/// Loading and dropping thousands of programs gives their executable memory back (the
+/// process's mappings do not grow with the count).
+#[cfg(target_os = "linux")]
+#[test]
+fn dropped_programs_free_their_code() {
+    let mappings = || {
+        std::fs::read_to_string("/proc/self/maps")
+            .unwrap()
+            .lines()
+            .count()
+    };
+    let vm = Vm::builder().cpus(1).build();
+    let p = program("mov64 r0, 1\nexit", EngineKind::Jit);
+    // Warm up (allocator arenas, cranelift's first use).
+    drop(vm.load(p.clone()).unwrap());
+    let before = mappings();
+    for _ in 0..3_000 {
+        let prog = vm.load(p.clone()).unwrap();
+        assert_eq!(vm.run(&prog, CpuId(0), &Input::empty()).unwrap().retval, 1);
+    }
+    let after = mappings();
+    // Other tests of this binary run at the same time: allow them some mappings.
+    assert!(
+        after < before + 1_000,
+        "{before} mappings before, {after} after"
+    );
 }
 
 /// Compile time of a 999-instruction straight-line program (stores, loads, ALU): printed,

@@ -56,6 +56,18 @@ impl BtfBuilder {
         self.add(&[name, 1 << 24, size, encoding | (size * 8)])
     }
 
+    /// `BTF_KIND_FUNC_PROTO` of `void f(void)`; returns its id.
+    pub fn func_proto_void(&mut self) -> u32 {
+        self.add(&[0, 13 << 24, 0])
+    }
+
+    /// `BTF_KIND_FUNC` `name` of prototype `proto` with `linkage` (0 static, 1 global);
+    /// returns its id.
+    pub fn func(&mut self, name: &str, proto: u32, linkage: u32) -> u32 {
+        let name = self.string(name);
+        self.add(&[name, (12 << 24) | linkage, proto])
+    }
+
     /// `BTF_KIND_STRUCT` of `size` bytes with `members` (name, type id, byte offset);
     /// returns its id.
     pub fn structure(&mut self, name: &str, size: u32, members: &[(&str, u32, u32)]) -> u32 {
@@ -110,16 +122,27 @@ impl KernelBtf {
 }
 
 /// A map shaped as `m` created with BTF: a `u32` key (or none, for other key sizes) and a
-/// value struct of `m.value_size` bytes holding a `struct bpf_spin_lock` at `lock_off`.
+/// value struct of `m.value_size` bytes holding a `struct bpf_spin_lock` at `lock_off`
+/// and a `struct bpf_timer` at `timer_off` (each when given).
 #[cfg(target_os = "linux")]
-pub fn create_spin_lock_map(
+pub fn create_special_field_map(
     m: &super::verdict::VerdictMap,
-    lock_off: u32,
+    lock_off: Option<u32>,
+    timer_off: Option<u32>,
 ) -> Result<super::KernelMap, String> {
     let mut b = BtfBuilder::new();
     let u32_id = b.int("unsigned int", 4, false);
-    let lock = b.structure("bpf_spin_lock", 4, &[("val", u32_id, 0)]);
-    let value = b.structure("value", m.value_size, &[("lock", lock, lock_off)]);
+    let mut members = Vec::new();
+    if let Some(off) = lock_off {
+        let lock = b.structure("bpf_spin_lock", 4, &[("val", u32_id, 0)]);
+        members.push(("lock", lock, off));
+    }
+    if let Some(off) = timer_off {
+        let u64_id = b.int("unsigned long long", 8, false);
+        let timer = b.structure("bpf_timer", 16, &[("a", u64_id, 0), ("b", u64_id, 8)]);
+        members.push(("timer", timer, off));
+    }
+    let value = b.structure("value", m.value_size, &members);
     let kbtf = KernelBtf::load(&b)?;
     let map_type = super::consts::MapType::try_from(m.map_type)
         .map_err(|_| format!("map type {} unknown", m.map_type))?;

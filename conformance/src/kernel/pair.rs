@@ -8,7 +8,8 @@ use std::sync::Arc;
 use bpfvm::loader::Object;
 use bpfvm::maps::Map;
 use bpfvm::{
-    CpuId, Input, LoadedProgram, Program, ProgramType, TestRun as VmTestRun, TestRunResult, Vm,
+    CpuId, EngineKind, Input, LoadedProgram, Program, ProgramType, TestRun as VmTestRun,
+    TestRunResult, Vm,
 };
 
 use super::consts::{create, ProgType};
@@ -42,6 +43,8 @@ pub struct Pair {
     pub vm: Vm,
     kprogs: BTreeMap<String, KernelProg>,
     sprogs: BTreeMap<String, LoadedProgram>,
+    /// The engine bpfvm's programs are loaded for.
+    engine: EngineKind,
 }
 
 impl std::fmt::Debug for Pair {
@@ -88,7 +91,16 @@ impl Pair {
                 .build(),
             kprogs: BTreeMap::new(),
             sprogs: BTreeMap::new(),
+            engine: EngineKind::Interpreter,
         })
+    }
+
+    /// [`Pair::open`] with bpfvm's programs loaded for `engine` (the interpreter by
+    /// default).
+    pub fn open_on(path: &str, ncpus: u32, engine: EngineKind) -> Result<Pair, String> {
+        let mut p = Pair::open(path, ncpus)?;
+        p.engine = engine;
+        Ok(p)
     }
 
     /// Loads program `name` on both sides; an error names the side that refused it.
@@ -103,7 +115,7 @@ impl Pair {
         let license = self.obj.license().unwrap_or("GPL").to_owned();
         let k = load_object_program(name, ptype, attach, &def.bytecode(), &kmaps, &license)
             .map_err(|e| format!("kernel: {e}"))?;
-        let mut program = Program::new(def.bytecode(), def.program_type);
+        let mut program = Program::new(def.bytecode(), def.program_type).with_engine(self.engine);
         for &i in &def.maps {
             program.add_map(self.smaps[i].clone());
         }

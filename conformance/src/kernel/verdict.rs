@@ -31,6 +31,8 @@ pub struct VerdictMap {
     /// Created with BTF whose value type holds a `struct bpf_spin_lock` at this offset
     /// (as libbpf creates a map whose value has one).
     pub spin_lock: Option<u32>,
+    /// Created with BTF whose value type holds a `struct bpf_timer` at this offset.
+    pub timer: Option<u32>,
     /// For a map-in-map: its inner map template, created first and passed as
     /// `inner_map_fd`.
     pub inner: Option<Box<VerdictMap>>,
@@ -124,9 +126,9 @@ pub fn kernel_verdict_traced(
     let mut btf_maps = Vec::new();
     let mut raw: Vec<i32> = Vec::with_capacity(maps.len());
     for (i, m) in maps.iter().enumerate() {
-        if let Some(off) = m.spin_lock {
-            let map = super::btf::create_spin_lock_map(m, off)
-                .map_err(|e| format!("map {i} (type {}) with a spin lock: {e}", m.map_type))?;
+        if m.spin_lock.is_some() || m.timer.is_some() {
+            let map = super::btf::create_special_field_map(m, m.spin_lock, m.timer)
+                .map_err(|e| format!("map {i} (type {}) with special fields: {e}", m.map_type))?;
             raw.push(map.raw_fd());
             btf_maps.push(map);
             continue;
@@ -166,6 +168,7 @@ pub fn kernel_verdict_traced(
         fds.push(fd);
     }
     let image = rewrite_map_indices(insns, &raw)?;
+    let func_info = func_info_for(&image)?;
     let load = || {
         if privilege == LoaderPrivilege::CapBpf {
             sys::drop_to_cap_bpf().map_err(|e| format!("capset: {e}"))?;
@@ -178,6 +181,7 @@ pub fn kernel_verdict_traced(
             license,
             level,
             &mut log,
+            func_info.as_ref().map(|(b, r)| (&b.fd, r.as_slice())),
         );
         let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
         let log = String::from_utf8_lossy(&log[..end]).into_owned();
@@ -192,4 +196,45 @@ pub fn kernel_verdict_traced(
             .join()
             .unwrap_or_else(|_| Err("loader thread panicked".into()))
     })
+}
+
+/// The BTF function info a program that takes a function's address (`ld_imm64` with
+/// `src_reg` 4, a callback) needs ("missing btf func_info"): one `void f(void)` per
+/// subprogram, the main program global, the others static (callbacks must be), as libbpf
+/// gives it. `None` for other programs, which load without.
+#[cfg(target_os = "linux")]
+fn func_info_for(image: &[u8]) -> Result<Option<(super::btf::KernelBtf, Vec<u8>)>, String> {
+    let n = image.len() / 8;
+    let word = |i: usize| -> (u8, u8, i32) {
+        let o = i * 8;
+        let imm = i32::from_le_bytes([image[o + 4], image[o + 5], image[o + 6], image[o + 7]]);
+        (image[o], image[o + 1] >> 4, imm)
+    };
+    let mut starts = vec![0usize];
+    let mut takes_address = false;
+    for i in 0..n {
+        let (code, src, imm) = word(i);
+        let target = (i as i64 + i64::from(imm) + 1) as usize;
+        if code == 0x18 && src == 4 {
+            takes_address = true;
+            starts.push(target);
+        } else if code == 0x85 && src == 1 {
+            starts.push(target);
+        }
+    }
+    if !takes_address {
+        return Ok(None);
+    }
+    starts.sort_unstable();
+    starts.dedup();
+    let mut b = super::btf::BtfBuilder::new();
+    let proto = b.func_proto_void();
+    let mut recs = Vec::new();
+    for (k, &s) in starts.iter().enumerate() {
+        let id = b.func(&format!("f{k}"), proto, u32::from(k == 0));
+        recs.extend((s as u32).to_le_bytes());
+        recs.extend(id.to_le_bytes());
+    }
+    let btf = super::btf::KernelBtf::load(&b)?;
+    Ok(Some((btf, recs)))
 }

@@ -1,12 +1,14 @@
 //! Callbacks: the helpers that call back into the program, `bpf_loop` (181) and
-//! `bpf_for_each_map_elem` (164), run by the interpreter engine.
+//! `bpf_for_each_map_elem` (164), run by the interpreter and `jit` engines (one
+//! implementation, each engine giving its re-entry: [`Reenter`]).
 //!
 //! `ld_imm64` of a function (`BPF_PSEUDO_FUNC`) gives the program a handle
 //! ([`func_handle`]): an address of the never-dereferenceable map-handle region that names
 //! the callback's first instruction. A call of either helper ([`op::CALL_CALLBACK`]) checks
 //! that its argument is the handle of one of the program's callbacks, then runs the
-//! callback to its `exit` once per iteration or element by re-entering the interpreter
-//! ([`interpreter::execute_callback`]), as the kernel calls it:
+//! callback to its `exit` once per iteration or element by re-entering the engine
+//! ([`interpreter::execute_callback`], or the jit's compiled code at the callback's first
+//! instruction), as the kernel calls it:
 //!
 //! - in its own stack frame, one below the caller's (the kernel counts a callback as a
 //!   call frame: 8 frames at most, callbacks and bpf-to-bpf calls together), with `r10`
@@ -57,6 +59,49 @@ pub(super) struct Site {
     pub(super) fp: u64,
 }
 
+/// How a callback runs: an engine's re-entry into the program at a callback's first
+/// instruction (the interpreter's loop, or the `jit` engine's compiled code).
+pub(super) trait Reenter {
+    /// The first instructions of the program's callbacks, sorted.
+    fn callbacks(&self) -> &[u32];
+    /// The number of stack frames the run used so far.
+    fn used(&mut self) -> &mut usize;
+    /// Runs the callback `start` names to its `exit` (see the interpreter's `execute`):
+    /// its `r0`; `nest` has the budget left and the run's tail calls, in and out.
+    fn run(
+        &mut self,
+        ctx: &mut HelperContext,
+        start: Start,
+        nest: &mut Nest,
+    ) -> Result<u64, Box<RunError>>;
+}
+
+/// The interpreter's re-entry.
+struct Interpreted<'c, 'a> {
+    code: &'c Machine<'a>,
+    frames: &'c mut [Frame; MAX_FRAMES],
+    used: &'c mut usize,
+}
+
+impl Reenter for Interpreted<'_, '_> {
+    fn callbacks(&self) -> &[u32] {
+        self.code.callbacks
+    }
+
+    fn used(&mut self) -> &mut usize {
+        self.used
+    }
+
+    fn run(
+        &mut self,
+        ctx: &mut HelperContext,
+        start: Start,
+        nest: &mut Nest,
+    ) -> Result<u64, Box<RunError>> {
+        interpreter::execute_callback(self.code, ctx, self.frames, self.used, start, nest)
+    }
+}
+
 /// Runs helper `site.id` with `args` (`r1..=r5`), re-entering the interpreter for each
 /// call of the callback; returns `r0`. `nest` has the budget left, charged with every
 /// instruction of the callbacks, and the run's tail calls.
@@ -69,13 +114,20 @@ pub(super) fn call(
     args: [u64; 5],
     nest: &mut Nest,
 ) -> Result<u64, Box<RunError>> {
-    let mut run = Runner {
-        code,
-        frames,
-        used,
-        nest,
-        site,
-    };
+    let mut engine = Interpreted { code, frames, used };
+    call_with(&mut engine, ctx, site, args, nest)
+}
+
+/// [`call`] with any engine's re-entry: the one implementation of `bpf_loop` and
+/// `bpf_for_each_map_elem` both engines run.
+pub(super) fn call_with<R: Reenter>(
+    engine: &mut R,
+    ctx: &mut HelperContext,
+    site: Site,
+    args: [u64; 5],
+    nest: &mut Nest,
+) -> Result<u64, Box<RunError>> {
+    let mut run = Runner { engine, nest, site };
     if site.id == HelperId::LOOP.0 {
         run.bpf_loop(ctx, args)
     } else {
@@ -84,21 +136,19 @@ pub(super) fn call(
 }
 
 /// One call of a callback-calling helper.
-struct Runner<'c, 'a> {
-    code: &'c Machine<'a>,
-    frames: &'c mut [Frame; MAX_FRAMES],
-    used: &'c mut usize,
+struct Runner<'c, R> {
+    engine: &'c mut R,
     nest: &'c mut Nest,
     site: Site,
 }
 
-impl Runner<'_, '_> {
+impl<R: Reenter> Runner<'_, R> {
     /// The first instruction of the callback `handle` names, checked.
     fn entry(&self, helper: &'static str, handle: u64) -> Result<usize, Box<RunError>> {
         let (region, object, pc) = split_addr(handle);
         let known = region == REGION_MAP_HANDLES
             && object == 1
-            && self.code.callbacks.binary_search(&pc).is_ok();
+            && self.engine.callbacks().binary_search(&pc).is_ok();
         if !known {
             return Err(Box::new(RunError::BadCallback {
                 pc: self.site.pc,
@@ -120,7 +170,8 @@ impl Runner<'_, '_> {
                 at: SourceAt::NONE,
             }));
         }
-        *self.used = (*self.used).max(depth + 1);
+        let used = self.engine.used();
+        *used = (*used).max(depth + 1);
         ctx.memory
             .set_owned_window(REGION_STACK, STACK_SIZE - (depth + 1) * FRAME_SIZE);
         Ok(())
@@ -147,7 +198,7 @@ impl Runner<'_, '_> {
             args,
             fp: self.site.fp.wrapping_sub(FRAME_SIZE as u64),
         };
-        interpreter::execute_callback(self.code, ctx, self.frames, self.used, start, self.nest)
+        self.engine.run(ctx, start, self.nest)
     }
 
     /// `bpf_loop(nr_loops, callback_fn, callback_ctx, flags)`.

@@ -541,6 +541,16 @@ impl Interpreter {
     pub(crate) fn uses_stack(&self) -> bool {
         self.uses_stack
     }
+
+    /// The first instructions of the program's callbacks, sorted.
+    pub(crate) fn callbacks(&self) -> &[u32] {
+        &self.callbacks
+    }
+
+    /// Whether the program calls `bpf_tail_call` (see the field).
+    pub(crate) fn has_tail_call(&self) -> bool {
+        self.has_tail_call
+    }
 }
 
 impl Engine for Interpreter {
@@ -1250,7 +1260,8 @@ pub(super) struct Nest {
 }
 
 impl Nest {
-    fn main(budget: u64) -> Nest {
+    /// What a run of `budget` instructions starts with.
+    pub(super) fn main(budget: u64) -> Nest {
         Nest {
             left: budget.min(u64::MAX - verify::MAX_INSNS as u64),
             tail_calls: 0,
@@ -1263,13 +1274,17 @@ pub const MAX_TAIL_CALL_CNT: u32 = 33;
 
 /// A `bpf_tail_call` as the program made it.
 #[derive(Debug, Clone, Copy)]
-struct TailJump {
-    pc: usize,
-    depth: usize,
-    ctx_arg: u64,
-    prog_array: u64,
-    index: u64,
-    left: u64,
+pub(super) struct TailJump {
+    /// The call instruction.
+    pub(super) pc: usize,
+    /// The caller's frame (the target runs in it).
+    pub(super) depth: usize,
+    /// `r1`, `r2`, `r3`.
+    pub(super) ctx_arg: u64,
+    pub(super) prog_array: u64,
+    pub(super) index: u64,
+    /// The instructions left, the caller's stretch charged.
+    pub(super) left: u64,
 }
 
 /// `bpf_tail_call(ctx, prog_array, index)` with the checks of the kernel's x86_64 JIT
@@ -1278,10 +1293,12 @@ struct TailJump {
 /// a call that jumps counts (the kernel's interpreter, without the JIT, counts calls to
 /// empty slots too).
 /// Otherwise the slot's program runs in the caller's frame (`r1` = the context, `r10` = the
-/// frame's top), with its own maps installed, and `Some((r0, instructions left))` is its
-/// result. The caller's maps are installed again afterwards.
+/// frame's top), with its own maps installed, in its own engine's form (its compiled code
+/// for a program prepared for the `jit` engine, else its interpreter form), and
+/// `Some((r0, instructions left))` is its result. The caller's maps are installed again
+/// afterwards. Both engines' tail calls come here.
 #[inline(never)]
-fn tail_call(
+pub(super) fn tail_call(
     jump: TailJump,
     ctx: &mut HelperContext,
     frames: &mut [Frame; MAX_FRAMES],
@@ -1313,7 +1330,8 @@ fn tail_call(
         return Ok(None);
     };
     nest.tail_calls += 1;
-    let Some((target_program, target)) = crate::tail_call::tail_call_target(&entry) else {
+    let Some((target_program, target, compiled)) = crate::tail_call::tail_call_target(&entry)
+    else {
         return Err(helper_failed(
             jump.pc,
             HelperError::Failed {
@@ -1355,7 +1373,11 @@ fn tail_call(
         left: jump.left,
         tail_calls: nest.tail_calls,
     };
-    let r0 = if ctx.memory.has_access_hook() {
+    let r0 = if let Some(compiled) = compiled {
+        crate::engine::jit::run_tail_target(
+            compiled, ctx, registry, budget, start, &mut inner, used,
+        )
+    } else if ctx.memory.has_access_hook() {
         execute_watched(&machine, ctx, frames, used, start, &mut inner)
     } else {
         execute::<false>(&machine, ctx, frames, used, start, &mut inner)

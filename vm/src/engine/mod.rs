@@ -116,6 +116,12 @@ pub trait Engine: Send + Sync + fmt::Debug {
     fn as_interpreter(&self) -> Option<&interpreter::Interpreter> {
         None
     }
+
+    /// The program compiled by the `jit` engine (what a `bpf_tail_call` into it runs), if
+    /// this is the jit engine.
+    fn as_jit(&self) -> Option<&jit::Jit> {
+        None
+    }
     /// Runs the program once on `lane`, whose context and packet buffers are filled and
     /// whose run has begun ([`Lane::begin_run`]), and returns `r0`.
     fn run(&self, program: &Program, lane: &mut Lane, env: RunEnv<'_>) -> Result<u64, RunError>;

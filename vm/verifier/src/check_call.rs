@@ -94,7 +94,10 @@ impl Verifier<'_> {
                 ),
             ));
         }
-        if matches!(proto.args[1], Arg::Func) && !Self::callbacks_modelled(id as u32) {
+        if matches!(proto.args[1], Arg::Func)
+            && !Self::callbacks_modelled(id as u32)
+            && id as u32 != crate::timer::TIMER_SET_CALLBACK
+        {
             return Err(self.err(
                 Rule::Unsupported,
                 EINVAL,
@@ -165,6 +168,12 @@ impl Verifier<'_> {
             }
             _ => {}
         }
+        if id_u == crate::timer::TIMER_SET_CALLBACK {
+            let (Some(sp), Some(m)) = (meta.subprogno, meta.map) else {
+                return Err(self.internal("timer callback without a subprogram or map"));
+            };
+            self.push_timer_callback(sp, m)?;
+        }
         if Self::callbacks_modelled(id_u) {
             let Some(sp) = meta.subprogno else {
                 return Err(self.internal("callback without a subprogram"));
@@ -209,6 +218,9 @@ impl Verifier<'_> {
                 r
             }
             Ret::BtfId => self.current_task_btf(),
+            Ret::SocketOrNull | Ret::SockCommonOrNull | Ret::TcpSockOrNull => {
+                crate::sock::ret_reg(proto.ret).unwrap_or_default()
+            }
             Ret::RingbufMemOrNull => {
                 let mut r = Reg::pointer(RegType::Mem);
                 r.flags = MAYBE_NULL | RINGBUF;
@@ -224,6 +236,7 @@ impl Verifier<'_> {
             let nid = self.new_id();
             self.reg_mut(0).id = nid;
         }
+        self.sock_ret_refs(id_u, meta.ref_obj_id, map);
         if id_u == 131 {
             // ringbuf_reserve acquires a reference.
             let rid = self.new_id();
@@ -303,7 +316,8 @@ impl Verifier<'_> {
             Arg::Func => &[(RegType::Func, 0)],
             Arg::StackOrNull => &[(RegType::Stack, 0)],
             Arg::RingbufMemRelease => &[(RegType::Mem, RINGBUF)],
-            Arg::ConstStr => &[(RegType::MapValue, 0)],
+            Arg::ConstStr | Arg::Timer => &[(RegType::MapValue, 0)],
+            Arg::SockCommon | Arg::BtfIdSockCommon { .. } => crate::sock::arg_types(arg),
             Arg::PercpuBtfId | Arg::Anything | Arg::None | Arg::Unmodelled => &[],
         }
     }
@@ -331,6 +345,10 @@ impl Verifier<'_> {
                 ..
             } | Arg::Ctx { maybe_null: true }
                 | Arg::StackOrNull
+                | Arg::BtfIdSockCommon {
+                    maybe_null: true,
+                    ..
+                }
         );
         if arg_maybe_null {
             flags &= !MAYBE_NULL;
@@ -339,6 +357,7 @@ impl Verifier<'_> {
         if ok {
             return Ok(());
         }
+        self.check_sock_arg_btf(regno, arg)?;
         let mut expected: Vec<String> = Self::compatible(arg)
             .iter()
             .map(|&(t, f)| reg_type_str(t, f))
@@ -348,6 +367,11 @@ impl Verifier<'_> {
             // hold (`PTR_TO_BUF`, `PTR_TO_BTF_ID | PTR_TRUSTED`); its message lists them.
             expected.extend(["buf".to_string(), "trusted_ptr_".to_string()]);
         }
+        expected.extend(
+            crate::sock::extra_expected(arg)
+                .iter()
+                .map(|s| s.to_string()),
+        );
         Err(self.err(
             Rule::HelperArgs,
             EACCES,
@@ -362,7 +386,7 @@ impl Verifier<'_> {
     /// `check_func_arg_reg_off`.
     fn check_func_arg_reg_off(&self, regno: u8, arg: Arg) -> R<()> {
         let reg = self.reg(regno);
-        if arg == Arg::RingbufMemRelease {
+        if arg.releases() {
             if reg.off != 0 {
                 return Err(self.err(
                     Rule::HelperArgs,
@@ -422,12 +446,16 @@ impl Verifier<'_> {
                 ..
             } | Arg::Ctx { maybe_null: true }
                 | Arg::StackOrNull
+                | Arg::BtfIdSockCommon {
+                    maybe_null: true,
+                    ..
+                }
         );
         if !(reg.is_null() && arg_maybe_null) {
             self.check_reg_type(regno, arg)?;
             self.check_func_arg_reg_off(regno, arg)?;
         }
-        if arg == Arg::RingbufMemRelease {
+        if arg.releases() {
             if reg.ref_obj_id == 0 && !reg.is_null() {
                 return Err(self.err(
                     Rule::References,
@@ -451,7 +479,13 @@ impl Verifier<'_> {
             meta.ref_obj_id = reg.ref_obj_id;
         }
         match arg {
-            Arg::ConstMapPtr => meta.map = Some(reg.map()),
+            Arg::ConstMapPtr => {
+                if let Some(timer_map) = meta.map {
+                    self.check_timer_map_match(timer_map, regno)?;
+                }
+                meta.map = Some(reg.map());
+            }
+            Arg::Timer => meta.map = Some(self.process_timer_func(regno)?),
             Arg::MapKey => {
                 let Some(m) = meta.map else {
                     return Err(self.internal("invalid map_ptr to access map->key"));
@@ -879,16 +913,13 @@ impl Verifier<'_> {
         if self.is_pointer_value(0) {
             return Err(self.err(Rule::PointerLeak, EACCES, "R0 leaks addr as return value"));
         }
-        let range = match self.prog.prog_type {
-            ProgType::CgroupSkb => match self.prog.expected_attach_type {
-                Some(a) if a != BPF_CGROUP_INET_EGRESS => (0i64, 1i64),
-                _ => (0, 3),
-            },
-            // fentry and fexit return 0 (`BPF_TRACE_FENTRY`, `BPF_TRACE_FEXIT`).
-            ProgType::Tracing(_) if matches!(self.prog.expected_attach_type, Some(24 | 25)) => {
-                (0, 0)
-            }
-            _ => return Ok(()),
+        let (at, range) = if self.in_async_callback() {
+            ("async callback return", (0i64, 0i64))
+        } else {
+            let Some(range) = self.prog_ret_range() else {
+                return Ok(());
+            };
+            ("program exit", range)
         };
         let r0 = *self.reg(0);
         if r0.ty != RegType::Scalar {
@@ -896,7 +927,7 @@ impl Verifier<'_> {
                 Rule::ReturnValue,
                 EINVAL,
                 format!(
-                    "At program exit the register R0 is not a known value ({})",
+                    "At {at} the register R0 is not a known value ({})",
                     reg_type_str(r0.ty, r0.flags)
                 ),
             ));
@@ -905,8 +936,24 @@ impl Verifier<'_> {
         if range.0 <= r0.b.smin && r0.b.smax <= range.1 {
             return Ok(());
         }
-        let msg = r0_out_of_range("program exit", r0.b.smin, r0.b.smax, range.0, range.1);
+        let msg = r0_out_of_range(at, r0.b.smin, r0.b.smax, range.0, range.1);
         Err(self.err(Rule::ReturnValue, EINVAL, msg))
+    }
+
+    /// The return values the program type allows at the main program's exit, `None`
+    /// when it does not check them (`check_return_code`).
+    fn prog_ret_range(&self) -> Option<(i64, i64)> {
+        match self.prog.prog_type {
+            ProgType::CgroupSkb => match self.prog.expected_attach_type {
+                Some(a) if a != BPF_CGROUP_INET_EGRESS => Some((0, 1)),
+                _ => Some((0, 3)),
+            },
+            // fentry and fexit return 0 (`BPF_TRACE_FENTRY`, `BPF_TRACE_FEXIT`).
+            ProgType::Tracing(_) if matches!(self.prog.expected_attach_type, Some(24 | 25)) => {
+                Some((0, 0))
+            }
+            _ => None,
+        }
     }
 
     /// `ld_imm64` (`check_ld_imm`).

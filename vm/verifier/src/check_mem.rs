@@ -46,6 +46,9 @@ impl Verifier<'_> {
             RegType::Ctx => ("context ", strict_once),
             RegType::Stack => ("stack ", true),
             RegType::SockCommon => ("sock_common ", strict_once),
+            RegType::Socket => ("sock ", strict_once),
+            RegType::TcpSock => ("tcp_sock ", strict_once),
+            RegType::XdpSock => ("xdp_sock ", strict_once),
             _ => ("", strict_once),
         };
         if !strict {
@@ -469,22 +472,8 @@ impl Verifier<'_> {
                     }
                 }
             }
-            RegType::SockCommon if plain => {
-                if t == Access::Write {
-                    return Err(self.err(
-                        Rule::InvalidDeref,
-                        EACCES,
-                        format!(
-                            "R{regno} cannot write into {}",
-                            reg_type_str(reg.ty, reg.flags)
-                        ),
-                    ));
-                }
-                return Err(self.err(
-                    Rule::Unsupported,
-                    EACCES,
-                    "socket field access is not modelled by bpfvm's verifier",
-                ));
+            _ if plain && reg.is_sk_pointer() => {
+                self.check_sock_access(regno, off, size, t, value_regno)?;
             }
             RegType::ConstPtrToMap => {
                 let map_type = self.maps[reg.aux as usize].map_type;
@@ -585,8 +574,17 @@ impl Verifier<'_> {
     /// `save_aux_ptr_type`: one load/store instruction must access the same kind of
     /// memory on every path (contexts and sockets are rewritten per type).
     pub(crate) fn save_aux_ptr_type(&mut self, ty: (RegType, u8)) -> R<()> {
-        let mismatch_ok =
-            |t: RegType| !matches!(t, RegType::Ctx | RegType::SockCommon | RegType::BtfId);
+        let mismatch_ok = |t: RegType| {
+            !matches!(
+                t,
+                RegType::Ctx
+                    | RegType::SockCommon
+                    | RegType::Socket
+                    | RegType::TcpSock
+                    | RegType::XdpSock
+                    | RegType::BtfId
+            )
+        };
         let aux = &mut self.aux[self.insn_idx];
         match aux.ptr_type {
             None => aux.ptr_type = Some(ty),
@@ -699,7 +697,13 @@ impl Verifier<'_> {
         let dst = *self.reg(insn.dst);
         if matches!(
             dst.ty,
-            RegType::Ctx | RegType::Packet | RegType::PacketMeta | RegType::SockCommon
+            RegType::Ctx
+                | RegType::Packet
+                | RegType::PacketMeta
+                | RegType::SockCommon
+                | RegType::Socket
+                | RegType::TcpSock
+                | RegType::XdpSock
         ) {
             return Err(self.err(
                 Rule::InvalidDeref,

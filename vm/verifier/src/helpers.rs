@@ -70,8 +70,18 @@ pub enum Arg {
     PercpuBtfId,
     /// A read-only map value holding a NUL-terminated string (`ARG_PTR_TO_CONST_STR`).
     ConstStr,
-    /// Arguments bpfvm's verifier does not model (sockets, BTF objects, dynptrs,
-    /// timers, spin locks): calls are refused as not modelled.
+    /// A map value's `struct bpf_timer` (`ARG_PTR_TO_TIMER`).
+    Timer,
+    /// A socket of any kind (`ARG_PTR_TO_SOCK_COMMON`).
+    SockCommon,
+    /// A socket or a BTF `struct sock_common` (`ARG_PTR_TO_BTF_ID_SOCK_COMMON`).
+    BtfIdSockCommon {
+        /// `OBJ_RELEASE`: the call releases the acquired socket.
+        release: bool,
+        /// `PTR_MAYBE_NULL`: NULL is allowed.
+        maybe_null: bool,
+    },
+    /// Arguments bpfvm's verifier does not model (BTF objects, dynptrs, spin locks): calls are refused as not modelled.
     Unmodelled,
 }
 
@@ -110,6 +120,14 @@ impl Arg {
     };
     const CTX: Arg = Arg::Ctx { maybe_null: false };
 
+    /// Whether the call releases the reference this argument holds (`OBJ_RELEASE`).
+    pub fn releases(self) -> bool {
+        matches!(
+            self,
+            Arg::RingbufMemRelease | Arg::BtfIdSockCommon { release: true, .. }
+        )
+    }
+
     /// Whether this argument writes memory (the size argument after it checks a write).
     pub fn writes(self) -> bool {
         match self {
@@ -139,7 +157,13 @@ pub enum Ret {
     MemOrBtfId,
     /// A trusted kernel object typed by BTF (`RET_PTR_TO_BTF_ID_TRUSTED`).
     BtfId,
-    /// Returns something bpfvm's verifier does not model (sockets, BTF objects).
+    /// A full socket or NULL (`RET_PTR_TO_SOCKET_OR_NULL`).
+    SocketOrNull,
+    /// A socket's common part or NULL (`RET_PTR_TO_SOCK_COMMON_OR_NULL`).
+    SockCommonOrNull,
+    /// A TCP socket or NULL (`RET_PTR_TO_TCP_SOCK_OR_NULL`).
+    TcpSockOrNull,
+    /// Returns something bpfvm's verifier does not model (BTF objects).
     Unmodelled,
 }
 
@@ -212,6 +236,15 @@ const MEM_OR_NULL_WRITE: Arg = Arg::Mem {
     aligned: false,
 };
 const UNMOD: Arg = Arg::Unmodelled;
+const TIMER: Arg = Arg::Timer;
+const SK_RELEASE: Arg = Arg::BtfIdSockCommon {
+    release: true,
+    maybe_null: false,
+};
+const SK: Arg = Arg::BtfIdSockCommon {
+    release: false,
+    maybe_null: false,
+};
 const CTX: Arg = Arg::CTX;
 const RO: Arg = Arg::RO_MEM;
 const RO0: Arg = Arg::RO_MEM_OR_NULL;
@@ -512,20 +545,27 @@ static PROTOS: &[Proto] = &[
     p(
         84,
         "bpf_sk_lookup_tcp",
-        Ret::Unmodelled,
-        [CTX, UNMOD, SZ, A, A],
+        Ret::SocketOrNull,
+        [CTX, RO, SZ, A, A],
         false,
-        false,
+        true,
     ),
     p(
         85,
         "bpf_sk_lookup_udp",
-        Ret::Unmodelled,
-        [CTX, UNMOD, SZ, A, A],
+        Ret::SocketOrNull,
+        [CTX, RO, SZ, A, A],
+        false,
+        true,
+    ),
+    p(
+        86,
+        "bpf_sk_release",
+        I,
+        [SK_RELEASE, N, N, N, N],
         false,
         false,
     ),
-    p(86, "bpf_sk_release", I, [UNMOD, N, N, N, N], false, false),
     p(
         87,
         "bpf_map_push_elem",
@@ -555,16 +595,16 @@ static PROTOS: &[Proto] = &[
     p(
         95,
         "bpf_sk_fullsock",
-        Ret::Unmodelled,
-        [UNMOD, N, N, N, N],
+        Ret::SocketOrNull,
+        [Arg::SockCommon, N, N, N, N],
         false,
         false,
     ),
     p(
         96,
         "bpf_tcp_sock",
-        Ret::Unmodelled,
-        [UNMOD, N, N, N, N],
+        Ret::TcpSockOrNull,
+        [Arg::SockCommon, N, N, N, N],
         false,
         false,
     ),
@@ -572,18 +612,18 @@ static PROTOS: &[Proto] = &[
     p(
         98,
         "bpf_get_listener_sock",
-        Ret::Unmodelled,
-        [UNMOD, N, N, N, N],
+        Ret::SocketOrNull,
+        [Arg::SockCommon, N, N, N, N],
         false,
         false,
     ),
     p(
         99,
         "bpf_skc_lookup_tcp",
-        Ret::Unmodelled,
-        [CTX, UNMOD, SZ, A, A],
+        Ret::SockCommonOrNull,
+        [CTX, RO, SZ, A, A],
         false,
-        false,
+        true,
     ),
     p(
         105,
@@ -658,6 +698,7 @@ static PROTOS: &[Proto] = &[
         false,
         false,
     ),
+    p(124, "bpf_sk_assign", I, [CTX, SK, A, N, N], false, false),
     p(125, "bpf_ktime_get_boot_ns", I, [N; 5], false, false),
     p(
         130,
@@ -769,6 +810,17 @@ static PROTOS: &[Proto] = &[
         true,
         false,
     ),
+    p(169, "bpf_timer_init", I, [TIMER, MAP, A, N, N], true, false),
+    p(
+        170,
+        "bpf_timer_set_callback",
+        I,
+        [TIMER, Arg::Func, N, N, N],
+        true,
+        false,
+    ),
+    p(171, "bpf_timer_start", I, [TIMER, A, A, N, N], true, false),
+    p(172, "bpf_timer_cancel", I, [TIMER, N, N, N, N], true, false),
     p(173, "bpf_get_func_ip", I, [CTX, N, N, N, N], false, false),
     p(
         174,

@@ -69,9 +69,11 @@ mod prune;
 mod reg;
 mod scalar_alu;
 mod sinks;
+mod sock;
 mod spin_lock;
 mod stack;
 mod state;
+mod timer;
 mod tnum;
 mod verifier;
 

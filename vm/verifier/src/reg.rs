@@ -28,6 +28,12 @@ pub enum RegType {
     PacketEnd,
     /// A socket's common part (`PTR_TO_SOCK_COMMON`).
     SockCommon,
+    /// A full socket (`PTR_TO_SOCKET`).
+    Socket,
+    /// A TCP socket (`PTR_TO_TCP_SOCK`).
+    TcpSock,
+    /// An AF_XDP socket (`PTR_TO_XDP_SOCK`).
+    XdpSock,
     /// Memory of a known size handed out by a helper (`PTR_TO_MEM`).
     Mem,
     /// A BPF function (`PTR_TO_FUNC`).
@@ -164,6 +170,14 @@ impl Reg {
         matches!(self.ty, RegType::Packet | RegType::PacketMeta)
     }
 
+    /// A socket pointer of any kind (`type_is_sk_pointer`, `_or_null` included).
+    pub fn is_sk_pointer(&self) -> bool {
+        matches!(
+            self.ty,
+            RegType::SockCommon | RegType::Socket | RegType::TcpSock | RegType::XdpSock
+        )
+    }
+
     /// A packet, packet metadata or packet end pointer.
     pub fn is_pkt_pointer_any(&self) -> bool {
         self.is_pkt_pointer() || self.ty == RegType::PacketEnd
@@ -204,6 +218,8 @@ impl Reg {
             RegType::MapValue
                 | RegType::MapKey
                 | RegType::SockCommon
+                | RegType::Socket
+                | RegType::TcpSock
                 | RegType::Mem
                 | RegType::ConstPtrToMap
         )

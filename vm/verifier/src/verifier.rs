@@ -366,6 +366,27 @@ impl<'a> Verifier<'a> {
         Ok(&mut self.pending.last_mut().expect("just pushed").st)
     }
 
+    /// Queues `st`, a path of its own (no parent checkpoint), to start at `insn`.
+    pub(crate) fn push_state(
+        &mut self,
+        st: VState,
+        insn: usize,
+        prev: i64,
+    ) -> Result<(), VerifierError> {
+        if self.pending.len() + 1 > COMPLEXITY_LIMIT_JMP_SEQ {
+            return Err(self.err(
+                Rule::Complexity,
+                E2BIG,
+                format!(
+                    "The sequence of {} jumps is too complex.",
+                    self.pending.len() + 1
+                ),
+            ));
+        }
+        self.pending.push(Pending { st, insn, prev });
+        Ok(())
+    }
+
     /// The state most recently queued by [`Verifier::push_branch`].
     pub fn pending_top(&mut self) -> &mut VState {
         &mut self.pending.last_mut().expect("a branch was queued").st

@@ -11,6 +11,13 @@ use crate::kernel::errno::Errno;
 #[derive(Debug)]
 pub(crate) struct BtfFd(OwnedFd);
 
+impl BtfFd {
+    /// The raw descriptor, for an attribute that names the BTF object.
+    pub(crate) fn raw(&self) -> i32 {
+        std::os::fd::AsRawFd::as_raw_fd(&self.0)
+    }
+}
+
 /// BPF_BTF_LOAD of the raw BTF blob `bytes` (header, types, strings), writing the kernel's
 /// log (level 1) into `log` when it is not empty.
 pub(crate) fn btf_load(bytes: &[u8], log: &mut [u8]) -> Result<BtfFd, Errno> {

@@ -685,7 +685,8 @@ const BPF_F_SLEEPABLE: u32 = 1 << 4;
 
 /// BPF_PROG_LOAD with `log_level` (4 = statistics and error messages only, no trace),
 /// returning the errno and what the kernel wrote into `log`. Syscall programs are loaded
-/// sleepable (`BPF_F_SLEEPABLE`), as they must be.
+/// sleepable (`BPF_F_SLEEPABLE`), as they must be. `func_info`: a BTF object and its
+/// `bpf_func_info` records (8 bytes each: instruction offset, `BTF_KIND_FUNC` id).
 pub(crate) fn prog_load_level(
     prog_type: u32,
     expected_attach_type: u32,
@@ -693,6 +694,7 @@ pub(crate) fn prog_load_level(
     license: &str,
     log_level: u32,
     log: &mut [u8],
+    func_info: Option<(&BtfFd, &[u8])>,
 ) -> Result<ProgFd, Errno> {
     if insns.is_empty() || insns.len() % 8 != 0 {
         return Err(Errno::EINVAL);
@@ -710,13 +712,21 @@ pub(crate) fn prog_load_level(
         // "Syscall programs can only be sleepable": libbpf loads SEC("syscall") so.
         attr.u32(44, BPF_F_SLEEPABLE);
     }
+    if let Some((btf, recs)) = func_info {
+        let cnt = u32::try_from(recs.len() / 8).map_err(|_| Errno::E2BIG)?;
+        attr.u32(72, btf.raw() as u32)
+            .u32(76, 8)
+            .ptr(80, Some(recs))
+            .u32(88, cnt);
+    }
     if !log.is_empty() {
         attr.u32(24, log_level)
             .u32(28, log_size)
             .mut_ptr(32, Some(log));
     }
     // SAFETY: `insns` holds insn_cnt * 8 bytes, `license` is NUL-terminated, the log buffer
-    // holds log_size bytes; all live for the call.
+    // holds log_size bytes, the func_info records func_info_cnt * 8 bytes; all live for
+    // the call.
     let ret = unsafe { bpf(Cmd::ProgLoad, &mut attr) }?;
     own_fd(ret).map(ProgFd)
 }

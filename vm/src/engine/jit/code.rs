@@ -5,10 +5,14 @@
 use cranelift_jit::JITModule;
 
 use super::rt::Env;
+use crate::engine::interpreter::Start;
 
-/// The signature of a compiled program: `(env, region table, r1, r2, r10, credit) -> r0`
-/// (meaningful when `env.status` is 0).
-type Entry = extern "C" fn(*mut Env<'_>, *const u8, u64, u64, u64, u64) -> u64;
+/// The signature of a compiled program: `(env, region table, r1, r2, r3, r4, r5, r10,
+/// credit, first instruction, frame) -> r0` (meaningful when `env.status` is 0). The first
+/// instruction is 0 or a callback's; the frame is where that instruction's function runs
+/// (its `exit` there returns).
+type Entry =
+    extern "C" fn(*mut Env<'_>, *const u8, u64, u64, u64, u64, u64, u64, u64, u64, u64) -> u64;
 
 /// A compiled program's executable memory and entry point.
 pub(super) struct Code {
@@ -50,14 +54,18 @@ impl Code {
         }
     }
 
-    /// Runs the compiled program on `env`: returns `r0` (when `env.status` is 0 after it).
-    pub(super) fn call(&self, env: &mut Env<'_>, r1: u64, r2: u64, r10: u64, credit: u64) -> u64 {
+    /// Runs the compiled program on `env` from `start` (the main program's first
+    /// instruction or a callback's) with `credit`: returns `r0` (when `env.status` is 0
+    /// after it; `env.credit` then holds the instructions left).
+    pub(super) fn call(&self, env: &mut Env<'_>, start: &Start, credit: u64) -> u64 {
         let fast = env.fast;
+        let [r1, r2, r3, r4, r5] = start.args;
+        let (pc, depth) = (start.pc as u64, start.depth as u64);
         // SAFETY: `entry` is a finalized function of `self.module` of type `Entry` (see
         // `new`), alive while `self` is. It reads and writes `env` only through its fields
         // (and the trampolines, through `with_env`) while this exclusive borrow lasts, and
         // touches guest memory only after the region table's check.
-        (self.entry)(env, fast, r1, r2, r10, credit)
+        (self.entry)(env, fast, r1, r2, r3, r4, r5, start.fp, credit, pc, depth)
     }
 }
 

@@ -28,6 +28,7 @@ use crate::engine::EngineKind;
 use crate::error::PrepareError;
 use crate::insn::{op, Insn, MAX_LOOPS, MAY_GOTO};
 
+mod calls;
 mod mem;
 
 /// An ALU operation.
@@ -202,17 +203,6 @@ fn store_of(opcode: u8) -> Option<(u8, bool)> {
     })
 }
 
-/// What the engine does not compile yet, named in [`PrepareError::Unsupported`].
-fn unsupported(d: &Insn) -> Option<&'static str> {
-    match d.op {
-        op::TAIL_CALL_HELPER => Some("bpf_tail_call (helper 12) yet"),
-        op::CALL_CALLBACK => {
-            Some("helpers that call back into the program (bpf_loop, bpf_for_each_map_elem) yet")
-        }
-        _ => None,
-    }
-}
-
 /// Whether `d` is an instruction the compiler knows.
 fn known(d: &Insn) -> bool {
     alu_of(d.op).is_some()
@@ -240,6 +230,8 @@ fn known(d: &Insn) -> bool {
                 | op::CORE_POISON
                 | ebpf::TAIL_CALL
                 | op::CALL_LOCAL
+                | op::TAIL_CALL_HELPER
+                | op::CALL_CALLBACK
                 | ebpf::EXIT
         )
 }
@@ -259,6 +251,12 @@ fn fast_var() -> Variable {
     Variable::from_u32(13)
 }
 
+/// The frame the execution started in (0, or a callback's or a tail call target's): its
+/// `exit` returns from the compiled function.
+fn base_var() -> Variable {
+    Variable::from_u32(14)
+}
+
 fn reg(r: u8) -> Variable {
     Variable::from_u32(u32::from(r))
 }
@@ -272,17 +270,10 @@ fn compile_error(message: impl std::fmt::Display) -> PrepareError {
     }
 }
 
-/// Compiles `insns` (a program prepared for the interpreter, without the unsupported
-/// instructions) into native code.
-pub(super) fn compile(insns: &[Insn]) -> Result<Code, PrepareError> {
+/// Compiles `insns` (a program prepared for the interpreter) whose callbacks start at
+/// `callbacks` into native code, entered at instruction 0 or any of `callbacks`.
+pub(super) fn compile(insns: &[Insn], callbacks: &[u32]) -> Result<Code, PrepareError> {
     for (pc, d) in insns.iter().enumerate() {
-        if let Some(what) = unsupported(d) {
-            return Err(PrepareError::Unsupported {
-                pc,
-                engine: EngineKind::Jit,
-                what,
-            });
-        }
         if !known(d) {
             return Err(PrepareError::Unsupported {
                 pc,
@@ -315,14 +306,14 @@ pub(super) fn compile(insns: &[Insn]) -> Result<Code, PrepareError> {
     let call_conv = isa.default_call_conv();
     let mut module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
     let mut ctx = module.make_context();
-    ctx.func.signature = signature(call_conv, 6, true);
+    ctx.func.signature = signature(call_conv, 11, true);
     let id = module
         .declare_function("bpf_program", Linkage::Local, &ctx.func.signature)
         .map_err(compile_error)?;
     let mut fctx = FunctionBuilderContext::new();
     {
         let b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-        Gen::new(b, insns, call_conv).program();
+        Gen::new(b, insns, callbacks, call_conv).program();
     }
     module
         .define_function(id, &mut ctx)
@@ -331,7 +322,7 @@ pub(super) fn compile(insns: &[Insn]) -> Result<Code, PrepareError> {
     module.finalize_definitions().map_err(compile_error)?;
     let entry = module.get_finalized_function(id);
     // SAFETY: `entry` is the finalized function `Gen::program` built, with the signature of
-    // `code::Entry` (`signature(call_conv, 6, true)`, the host's C convention).
+    // `code::Entry` (`signature(call_conv, 11, true)`, the host's C convention).
     Ok(unsafe_new(module, entry))
 }
 
@@ -355,6 +346,10 @@ fn signature(call_conv: CallConv, params: usize, ret: bool) -> Signature {
 struct Gen<'a> {
     b: FunctionBuilder<'a>,
     insns: &'a [Insn],
+    /// The first instructions of the callbacks (entries besides instruction 0).
+    callbacks: &'a [u32],
+    /// The instruction the execution starts at (a parameter).
+    start: Value,
     call_conv: CallConv,
     /// The block of each instruction that starts a stretch.
     blocks: Vec<Option<Block>>,
@@ -374,7 +369,12 @@ struct Gen<'a> {
 }
 
 impl<'a> Gen<'a> {
-    fn new(mut b: FunctionBuilder<'a>, insns: &'a [Insn], call_conv: CallConv) -> Gen<'a> {
+    fn new(
+        mut b: FunctionBuilder<'a>,
+        insns: &'a [Insn],
+        callbacks: &'a [u32],
+        call_conv: CallConv,
+    ) -> Gen<'a> {
         let mut leaders = vec![false; insns.len() + 1];
         leaders[0] = true;
         let mut returns = Vec::new();
@@ -390,6 +390,11 @@ impl<'a> Gen<'a> {
             }
             if d.op == op::CALL_LOCAL {
                 returns.push(pc + 1);
+            }
+        }
+        for &entry in callbacks {
+            if let Some(l) = leaders.get_mut(entry as usize) {
+                *l = true;
             }
         }
         leaders.truncate(insns.len());
@@ -417,19 +422,22 @@ impl<'a> Gen<'a> {
         b.switch_to_block(entry);
         b.seal_block(entry);
         let params = b.block_params(entry).to_vec();
-        for v in 0..14 {
+        for v in 0..15 {
             b.declare_var(Variable::from_u32(v), I64);
         }
         let zero = b.ins().iconst(I64, 0);
         for r in 0..=10u8 {
             b.def_var(reg(r), zero);
         }
+        // (env, region table, r1..=r5, r10, credit, first instruction, frame)
         b.def_var(fast_var(), params[1]);
-        b.def_var(reg(1), params[2]);
-        b.def_var(reg(2), params[3]);
-        b.def_var(reg(10), params[4]);
-        b.def_var(credit_var(), params[5]);
-        b.def_var(depth_var(), zero);
+        for r in 1..=5u8 {
+            b.def_var(reg(r), params[1 + usize::from(r)]);
+        }
+        b.def_var(reg(10), params[7]);
+        b.def_var(credit_var(), params[8]);
+        b.def_var(depth_var(), params[10]);
+        b.def_var(base_var(), params[10]);
         if let Some(slot) = loops {
             let n = b.ins().iconst(I32, i64::from(MAX_LOOPS));
             for f in 0..MAX_FRAMES as i32 {
@@ -441,6 +449,8 @@ impl<'a> Gen<'a> {
         Gen {
             b,
             insns,
+            callbacks,
+            start: params[9],
             call_conv,
             blocks,
             env: params[0],
@@ -456,8 +466,7 @@ impl<'a> Gen<'a> {
 
     /// Generates the whole function.
     fn program(mut self) {
-        let first = self.blocks[0].expect("pc 0 starts a stretch");
-        self.b.ins().jump(first, &[]);
+        self.enter();
         // Whether the current block has ended (with a jump or return).
         let mut ended = true;
         let mut pc = 0;
@@ -865,6 +874,8 @@ impl<'a> Gen<'a> {
                 self.exit(pc);
                 return true;
             }
+            op::TAIL_CALL_HELPER => self.tail_call(pc),
+            op::CALL_CALLBACK => self.callback(pc, d),
             _ => {
                 // `known` admitted only the opcodes above; `compile` refused the rest.
                 self.invalid(pc);
@@ -926,22 +937,23 @@ impl<'a> Gen<'a> {
         self.transfer_to(pc, target);
     }
 
-    /// `exit` at `pc`: the run's end from the main frame, else a return to the caller.
+    /// `exit` at `pc`: the execution's end from the frame it started in, else a return to
+    /// the caller.
     fn exit(&mut self, pc: usize) {
         if !self.calls {
-            let r0 = self.get(0);
-            self.b.ins().return_(&[r0]);
+            self.leave(pc);
             return;
         }
         let depth = self.b.use_var(depth_var());
+        let base = self.b.use_var(base_var());
+        let at_base = self.b.ins().icmp(IntCC::Equal, depth, base);
         let main = self.b.create_block();
         let ret = self.b.create_block();
-        self.b.ins().brif(depth, ret, &[], main, &[]);
+        self.b.ins().brif(at_base, main, &[], ret, &[]);
         self.b.seal_block(ret);
         self.b.seal_block(main);
         self.b.switch_to_block(main);
-        let r0 = self.get(0);
-        self.b.ins().return_(&[r0]);
+        self.leave(pc);
         self.b.switch_to_block(ret);
         let depth = self.b.ins().iadd_imm(depth, -1);
         self.b.def_var(depth_var(), depth);

@@ -25,12 +25,19 @@
 //! - **Helpers** are the same Rust functions the interpreter calls, through `extern "C"`
 //!   trampolines (`rt.rs`); bpf-to-bpf calls keep the interpreter's frames, stack window and
 //!   call-depth limit.
+//! - **Tail calls and callbacks** run the interpreter's own implementation through
+//!   trampolines (`reenter.rs`): `bpf_tail_call` is `interpreter::tail_call` (the 33-call
+//!   limit, fall-through, the target's maps, the same errors), whose target runs in its own
+//!   engine's form — a jitted program's compiled code ([`super::Engine::as_jit`]), from
+//!   either engine; `bpf_loop` and `bpf_for_each_map_elem` are `callback::call_with`, each
+//!   call of the callback entering the compiled function again at the callback's first
+//!   instruction, in the frame below the caller's, with the run's budget and tail-call
+//!   count. kfunc calls are helper calls (the loader resolves them), so they go through the
+//!   helper trampolines.
 //!
-//! Not compiled yet: `bpf_tail_call`, callbacks (`bpf_loop`, `bpf_for_each_map_elem`,
-//! `ld_imm64` of a function). A program using them is refused at preparation with
-//! [`PrepareError::Unsupported`] naming the instruction; it never runs wrongly. A jitted
-//! program can still be the *target* of another program's tail call: the caller runs it in
-//! its interpreter form.
+//! An instruction the compiler does not know (today: the probe loads of tracing programs)
+//! is refused at preparation with [`PrepareError::Unsupported`] naming the instruction; it
+//! never runs wrongly.
 //!
 //! The engine exists where cranelift generates code for the host: x86_64 and aarch64
 //! (little-endian), with the `jit` cargo feature (on by default). Elsewhere preparing for it
@@ -61,6 +68,13 @@ mod compile;
     target_endian = "little",
     not(miri)
 ))]
+mod reenter;
+#[cfg(all(
+    feature = "jit",
+    any(target_arch = "x86_64", target_arch = "aarch64"),
+    target_endian = "little",
+    not(miri)
+))]
 mod rt;
 #[cfg(all(
     feature = "jit",
@@ -69,6 +83,58 @@ mod rt;
     not(miri)
 ))]
 mod run;
+
+#[cfg(all(
+    feature = "jit",
+    any(target_arch = "x86_64", target_arch = "aarch64"),
+    target_endian = "little",
+    not(miri)
+))]
+pub use run::Jit;
+
+/// A program compiled by the `jit` engine ([`super::Engine::as_jit`]); this build has no
+/// jit engine, so there is none.
+#[cfg(not(all(
+    feature = "jit",
+    any(target_arch = "x86_64", target_arch = "aarch64"),
+    target_endian = "little",
+    not(miri)
+)))]
+#[derive(Debug)]
+pub enum Jit {}
+
+/// Runs the compiled program `jit` as the target of a tail call from either engine (`start`
+/// in the caller's frame; `nest` the budget left and the run's tail calls, in and out).
+pub(super) fn run_tail_target(
+    jit: &Jit,
+    ctx: &mut bpfvm_helpers::HelperContext,
+    registry: &Registry,
+    budget: u64,
+    start: super::interpreter::Start,
+    nest: &mut super::interpreter::Nest,
+    used: &mut usize,
+) -> Result<u64, Box<crate::RunError>> {
+    #[cfg(all(
+        feature = "jit",
+        any(target_arch = "x86_64", target_arch = "aarch64"),
+        target_endian = "little",
+        not(miri)
+    ))]
+    {
+        jit.execute(ctx, registry, budget, start, nest, used)
+            .map_err(reenter::Stop::resume)
+    }
+    #[cfg(not(all(
+        feature = "jit",
+        any(target_arch = "x86_64", target_arch = "aarch64"),
+        target_endian = "little",
+        not(miri)
+    )))]
+    {
+        let _ = (ctx, registry, budget, start, nest, used);
+        match *jit {}
+    }
+}
 
 /// Whether this build has the `jit` engine.
 pub const AVAILABLE: bool = cfg!(all(

@@ -42,6 +42,13 @@ pub(super) struct Env<'a> {
     pub(super) budget: u64,
     pub(super) error: Option<Box<RunError>>,
     pub(super) panic: Option<Box<dyn Any + Send>>,
+    /// The program running (its callbacks run its compiled code again).
+    pub(super) jit: &'a super::run::Jit,
+    /// The tail calls the whole run made so far (`MAX_TAIL_CALL_CNT`).
+    pub(super) tail_calls: u32,
+    /// 1 when the last `bpf_tail_call` jumped (its target's `r0` is this frame's result),
+    /// 0 when it fell through.
+    pub(super) jumped: u64,
 }
 
 impl std::fmt::Debug for Env<'_> {
@@ -50,6 +57,7 @@ impl std::fmt::Debug for Env<'_> {
             .field("status", &self.status)
             .field("credit", &self.credit)
             .field("used", &self.used)
+            .field("tail_calls", &self.tail_calls)
             .field("error", &self.error)
             .finish()
     }
@@ -61,19 +69,20 @@ pub(super) mod offsets {
     pub(crate) const STATUS: i32 = std::mem::offset_of!(Env<'static>, status) as i32;
     pub(crate) const CREDIT: i32 = std::mem::offset_of!(Env<'static>, credit) as i32;
     pub(crate) const FAST: i32 = std::mem::offset_of!(Env<'static>, fast) as i32;
+    pub(crate) const JUMPED: i32 = std::mem::offset_of!(Env<'static>, jumped) as i32;
 }
 
 impl Env<'_> {
     /// Ends the run with `error`.
     #[cold]
-    fn fail(&mut self, error: Box<RunError>) -> u64 {
+    pub(super) fn fail(&mut self, error: Box<RunError>) -> u64 {
         self.error = Some(error);
         self.status = 1;
         0
     }
 
     /// Runs `f`; a panic in it ends the run and is resumed after the compiled code returned.
-    fn guard(&mut self, f: impl FnOnce(&mut Self) -> u64) -> u64 {
+    pub(super) fn guard(&mut self, f: impl FnOnce(&mut Self) -> u64) -> u64 {
         match catch_unwind(AssertUnwindSafe(|| f(self))) {
             Ok(v) => v,
             Err(payload) => {
@@ -115,7 +124,7 @@ impl Env<'_> {
     }
 }
 
-fn budget_error(pc: u64, budget: u64) -> Box<RunError> {
+pub(super) fn budget_error(pc: u64, budget: u64) -> Box<RunError> {
     Box::new(RunError::BudgetExhausted {
         pc: pc as usize,
         budget,

@@ -5,30 +5,28 @@ use bpfvm_helpers::memory::{guest_addr, REGION_STACK};
 
 use super::code::Code;
 use super::compile::compile;
-use super::rt::Env;
 use crate::cpu::{Lane, STACK_SIZE};
-use crate::engine::interpreter::Interpreter;
+use crate::engine::interpreter::{Interpreter, Nest, Start};
 use crate::engine::{Engine, EngineKind, RunEnv};
 use crate::error::{PrepareError, RunError};
 use crate::program::Program;
-use crate::verify;
 
-/// A program compiled for the `jit` engine, with its interpreter form (its tables, and what
-/// another program's tail call into it runs).
+/// A program compiled by the `jit` engine, with its interpreter form (its tables): what
+/// [`Engine::as_jit`] gives, and what a tail call into the program runs. Opaque.
 #[derive(Debug)]
-pub(crate) struct Jit {
-    interpreter: Interpreter,
-    code: Code,
-    core_poisons: Box<[(usize, std::sync::Arc<str>)]>,
+pub struct Jit {
+    pub(super) interpreter: Interpreter,
+    pub(super) code: Code,
+    pub(super) core_poisons: Box<[(usize, std::sync::Arc<str>)]>,
 }
 
 impl Jit {
     /// Compiles `interpreter`'s form of `program`.
-    pub(crate) fn prepare(
+    pub(super) fn prepare(
         program: &Program,
         interpreter: Interpreter,
     ) -> Result<Jit, PrepareError> {
-        let code = compile(interpreter.insns())?;
+        let code = compile(interpreter.insns(), interpreter.callbacks())?;
         Ok(Jit {
             code,
             core_poisons: program.core_poisons().into(),
@@ -45,44 +43,48 @@ impl Jit {
         begin: bool,
     ) -> Result<u64, RunError> {
         let p = &self.interpreter;
+        let too_many_maps = || RunError::BadInput {
+            reason: "the program's maps have more values than guest addresses can name".into(),
+        };
         if !lane.install_maps(p.id(), p.map_list()) {
-            return Err(RunError::BadInput {
-                reason: "the program's maps have more values than guest addresses can name".into(),
-            });
+            return Err(too_many_maps());
         }
         lane.set_stack_depth(usize::from(p.uses_stack()));
         let r1 = lane.ctx_addr();
         let r2 = lane.ctx_len as u64;
         let r10 = guest_addr(REGION_STACK, STACK_SIZE as u32);
-        let (fns, objects) = p.helpers();
-        // The interpreter's cap: the budget plus a pc cannot overflow.
-        let credit = env.budget.min(u64::MAX - verify::MAX_INSNS as u64);
         if begin {
             lane.begin_run();
         }
         let mut runs_left = repeat.max(1);
         loop {
+            if p.has_tail_call() {
+                // The last run may have ended in another program, with its maps installed.
+                lane.forget_maps();
+                if !lane.install_maps(p.id(), p.map_list()) {
+                    return Err(too_many_maps());
+                }
+            }
             lane.prepare_stack();
-            let mut e = Env {
-                status: 0,
-                credit,
-                fast: std::ptr::null(),
-                used: 1,
-                ctx: &mut lane.helper_ctx,
-                fns,
-                objects,
-                core_poisons: &self.core_poisons,
-                registry: env.registry,
-                budget: env.budget,
-                error: None,
-                panic: None,
+            let start = Start {
+                pc: 0,
+                depth: 0,
+                args: [r1, r2, 0, 0, 0],
+                fp: r10,
             };
-            // Taken through the context the run holds (helpers may change the table).
-            e.fast = e.ctx.memory.fast_table();
-            let r0 = self.code.call(&mut e, r1, r2, r10, credit);
-            let used = e.used as usize;
-            let status = e.status;
-            let (error, panic) = (e.error.take(), e.panic.take());
+            let mut nest = Nest::main(env.budget);
+            let mut used = 1;
+            let result = self.execute(
+                &mut lane.helper_ctx,
+                env.registry,
+                env.budget,
+                start,
+                &mut nest,
+                &mut used,
+            );
+            if p.has_tail_call() {
+                lane.forget_maps();
+            }
             if p.uses_stack() {
                 lane.dirty_frames = used;
             }
@@ -90,17 +92,7 @@ impl Jit {
                 lane.reset_stack_depth(1);
             }
             let held = lane.helper_ctx.end_run();
-            if let Some(payload) = panic {
-                std::panic::resume_unwind(payload);
-            }
-            if status != 0 {
-                return Err(match error {
-                    Some(e) => *e,
-                    None => RunError::BadInput {
-                        reason: "the jit engine's code failed without an error".into(),
-                    },
-                });
-            }
+            let r0 = result.map_err(|stop| *stop.resume())?;
             held.map_err(|source| RunError::HeldAtExit { source })?;
             runs_left -= 1;
             if runs_left == 0 {
@@ -118,6 +110,10 @@ impl Engine for Jit {
 
     fn as_interpreter(&self) -> Option<&Interpreter> {
         Some(&self.interpreter)
+    }
+
+    fn as_jit(&self) -> Option<&Jit> {
+        Some(self)
     }
 
     fn run(&self, _program: &Program, lane: &mut Lane, env: RunEnv<'_>) -> Result<u64, RunError> {
