@@ -21,7 +21,7 @@ count() { # program engine n -> instructions executed by the whole process
         sed -n 's/.*Collected : *\([0-9]*\).*/\1/p'
 }
 for prog in alu memory; do
-    for engine in interpreter rbpf-interpreter direct-rbpf-interpreter; do
+    for engine in interpreter jit rbpf-interpreter direct-rbpf-interpreter; do
         for n in 10000 110000; do
             echo "$prog $engine $n $(count "$prog" "$engine" "$n")" >> "$OUT"
         done

@@ -235,3 +235,22 @@ pub fn shared_counter_padded(pad: u64) -> Vec<u8> {
 pub fn shared_counter_padded_insns(pad: u64) -> u64 {
     3 * pad.max(1) + 8
 }
+
+/// A straight-line program of `n` instructions (`n` a multiple of 3, plus 2): stores,
+/// loads and ALU on the stack, then `exit`.
+pub fn straight_line(n: usize) -> Vec<u8> {
+    let insn = |op: u8, regs: u8, off: i16, imm: i32| {
+        let mut b = vec![op, regs];
+        b.extend(off.to_le_bytes());
+        b.extend(imm.to_le_bytes());
+        b
+    };
+    let mut code = insn(0xb7, 0x00, 0, 0); // mov64 r0, 0
+    for _ in 0..n / 3 {
+        code.extend(insn(0x07, 0x00, 0, 3)); // add64 r0, 3
+        code.extend(insn(0x7b, 0x0a, -8, 0)); // stxdw [r10-8], r0
+        code.extend(insn(0x79, 0xa1, -8, 0)); // ldxdw r1, [r10-8]
+    }
+    code.extend(insn(0x95, 0, 0, 0)); // exit
+    code
+}

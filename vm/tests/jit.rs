@@ -86,6 +86,90 @@ fn memory_faults_match() {
     assert!(both("mov64 r0, 0\nmov64 r1, 0\nstxb [r1], r1\nexit", 10, &[]).is_err());
 }
 
+/// The inline check's bound per access size (`compile/mem.rs`) at every offset around the
+/// ends of the context and the stack: each size, read and write, in bounds, straddling the
+/// end and past it, with several accesses sharing one base register in a stretch; and
+/// atomics at every alignment. Both engines give the same value or the same fault.
+#[test]
+fn access_bounds_by_size_match() {
+    let ctx: Vec<u8> = (1..=13).collect();
+    for (size, ld, st) in [
+        (1, "ldxb", "stxb"),
+        (2, "ldxh", "stxh"),
+        (4, "ldxw", "stxw"),
+        (8, "ldxdw", "stxdw"),
+    ] {
+        for off in -2i32..=15 {
+            // The context (13 bytes): a first in-bounds access through r1, then the probe.
+            let src = format!(
+                "{ld} r0, [r1+0]
+{ld} r2, [r1{off:+}]
+add64 r0, r2
+exit"
+            );
+            let r = both(&src, 100, &ctx);
+            assert_eq!(r.is_ok(), off >= 0 && off + size <= 13, "{src}: {r:?}");
+            let src = format!(
+                "mov64 r2, 77
+{st} [r1{off:+}], r2
+{ld} r0, [r1{off:+}]
+exit"
+            );
+            both(&src, 100, &ctx).ok();
+            // The stack's top end (r10) and its bottom (512 bytes below).
+            for at in [-(off + 1) + 8 - size, off - 512 - 1] {
+                let src = format!(
+                    "mov64 r2, 5
+stdw [r10-8], 1
+{st} [r10{at:+}], r2
+{ld} r0, [r10{at:+}]
+exit"
+                );
+                let r = both(&src, 100, &[]);
+                assert_eq!(r.is_ok(), at >= -512 && at + size <= 0, "{src}: {r:?}");
+            }
+        }
+    }
+    // Atomics (rbpf's assembler has none: a `stx` whose opcode and `imm` are patched): add,
+    // fetch-add, xchg and cmpxchg of 4 and 8 bytes at every offset of the stack's top.
+    let vm = Vm::builder()
+        .cpus(1)
+        .budget(100)
+        .verifier(VerifierMode::Structural)
+        .build();
+    for (size, st, opcode) in [(4i32, "stxw", 0xc3u8), (8, "stxdw", 0xdb)] {
+        for imm in [0x00u32, 0x01, 0xe1, 0xf1] {
+            for at in -16i32..=-1 {
+                let src = format!(
+                    "mov64 r0, 1\nmov64 r2, 3\nstdw [r10-16], 1\nstdw [r10-8], 1\n{st} [r10{at:+}], r2\nldxdw r3, [r10-16]\nadd64 r0, r3\nldxdw r3, [r10-8]\nadd64 r0, r3\nadd64 r0, r2\nexit"
+                );
+                let mut code = rbpf::assembler::assemble(&src).expect("assembles");
+                code[4 * 8] = opcode;
+                code[4 * 8 + 4..4 * 8 + 8].copy_from_slice(&imm.to_le_bytes());
+                let mut out = Vec::new();
+                for engine in [EngineKind::Interpreter, EngineKind::Jit] {
+                    let p =
+                        Program::new(code.clone(), ProgramType::Unspecified).with_engine(engine);
+                    let prog = vm.load(p).expect("loads");
+                    let r = vm
+                        .run(&prog, CpuId(0), &Input::empty())
+                        .map(|o| o.retval)
+                        .map_err(|e| format!("{e:?}"));
+                    out.push(r);
+                }
+                assert_eq!(out[0], out[1], "op {imm:#x} at r10{at:+}");
+                let fits = at % size == 0 && at + size <= 0;
+                assert_eq!(
+                    out[1].is_ok(),
+                    fits,
+                    "op {imm:#x} at r10{at:+}: {:?}",
+                    out[1]
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn atomics_helpers_and_calls() {
     // `lock *(u64 *)(r10 - 8) += r2` (opcode 0xdb; rbpf's assembler has no atomics), and

@@ -1,7 +1,7 @@
 //! Runs one benchmark program for `valgrind --tool=callgrind` (which counts x86
 //! instructions, so the figure is stable on a noisy machine).
 //!
-//! `callgrind_driver <alu|memory> <interpreter|rbpf-interpreter|direct-rbpf-interpreter> <n>`
+//! `callgrind_driver <alu|memory> <interpreter|jit|rbpf-interpreter|direct-rbpf-interpreter> <n>`
 //! runs the ALU (or memory) loop of n iterations once; `callgrind_driver <helper|helper-call|
 //! helper-baseline> <engine> <n>` runs the helper loop (`call 8`, inlined by the interpreter),
 //! the helper-call loop (`call 5`, really called) or their baseline (`mov64 r0, 0`) of n

@@ -21,8 +21,6 @@ use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, Linkage, Module};
 use rbpf::ebpf;
 
-use bpfvm_helpers::memory::FAST_LAYOUT;
-
 use super::code::Code;
 use super::rt::{self, offsets};
 use crate::cpu::{FRAME_SIZE, MAX_FRAMES};
@@ -31,6 +29,7 @@ use crate::error::PrepareError;
 use crate::insn::{op, Insn, MAX_LOOPS, MAY_GOTO};
 
 mod calls;
+mod mem;
 
 /// An ALU operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -284,7 +283,20 @@ pub(super) fn compile(insns: &[Insn], callbacks: &[u32]) -> Result<Code, Prepare
         }
     }
     let mut flags = settings::builder();
-    for (k, v) in [("opt_level", "speed"), ("is_pic", "false")] {
+    for (k, v) in [
+        ("opt_level", "speed"),
+        ("is_pic", "false"),
+        // Cranelift's IR verifier costs as much as the rest of the compile; debug builds
+        // (the tests) keep it, on every program they compile.
+        (
+            "enable_verifier",
+            if cfg!(debug_assertions) {
+                "true"
+            } else {
+                "false"
+            },
+        ),
+    ] {
         flags.set(k, v).map_err(compile_error)?;
     }
     let isa = cranelift_native::builder()
@@ -352,6 +364,8 @@ struct Gen<'a> {
     calls: bool,
     /// The trampoline signatures imported so far, by (parameters, result).
     sigs: Vec<((usize, bool), SigRef)>,
+    /// The memory checks' values the current stretch can reuse (`mem.rs`).
+    mem: mem::Cache,
 }
 
 impl<'a> Gen<'a> {
@@ -446,6 +460,7 @@ impl<'a> Gen<'a> {
             returns,
             calls,
             sigs: Vec::new(),
+            mem: mem::Cache::default(),
         }
     }
 
@@ -538,6 +553,7 @@ impl<'a> Gen<'a> {
             .ins()
             .load(I64, MemFlags::trusted(), self.env, offsets::FAST);
         self.b.def_var(fast_var(), fast);
+        self.mem.clear();
     }
 
     /// The interpreter's `transfer!(here, target)`: charges the stretch ending at `here`
@@ -580,110 +596,6 @@ impl<'a> Gen<'a> {
                 self.invalid(target);
             }
         }
-    }
-
-    /// The host address of `size` bytes at guest `addr` for `access` (read, else write),
-    /// or `None` in the block where the inline check failed (the caller completes both).
-    /// Returns `(fast block's address, slow block)`, the current block being the fast one.
-    fn check(&mut self, addr: Value, size: u8, write: bool) -> (Value, Block) {
-        let l = FAST_LAYOUT;
-        let t = MemFlags::trusted();
-        let fast = self.b.use_var(fast_var());
-        let region = self.b.ins().ushr_imm(addr, 52);
-        let scaled = self.b.ins().imul_imm(region, i64::from(l.entry_size));
-        let entry = self.b.ins().iadd(fast, scaled);
-        let object = self.b.ins().ushr_imm(addr, 32);
-        let object_end = self.b.ins().load(I64, t, entry, l.object_end as i32);
-        let lo = self.b.ins().load(I32, t, entry, l.lo as i32);
-        let a32 = self.b.ins().ireduce(I32, addr);
-        let off32 = self.b.ins().isub(a32, lo);
-        let off = self.b.ins().uextend(I64, off32);
-        let len_at = if write { l.write_len } else { l.read_len };
-        let len32 = self.b.ins().load(I32, t, entry, len_at as i32);
-        let len = self.b.ins().uextend(I64, len32);
-        let end = self.b.ins().iadd_imm(off, i64::from(size));
-        let in_objects = self
-            .b
-            .ins()
-            .icmp(IntCC::UnsignedLessThan, object, object_end);
-        let in_len = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, end, len);
-        let ok = self.b.ins().band(in_objects, in_len);
-        let fast_b = self.b.create_block();
-        let slow_b = self.b.create_block();
-        self.b.set_cold_block(slow_b);
-        self.b.ins().brif(ok, fast_b, &[], slow_b, &[]);
-        self.b.seal_block(fast_b);
-        self.b.seal_block(slow_b);
-        self.b.switch_to_block(fast_b);
-        let stride32 = self.b.ins().load(I32, t, entry, l.stride as i32);
-        let stride = self.b.ins().uextend(I64, stride32);
-        let base = self.b.ins().load(I64, t, entry, l.biased_base as i32);
-        let at = self.b.ins().imul(object, stride);
-        let at = self.b.ins().iadd(at, off);
-        let host = self.b.ins().iadd(base, at);
-        (host, slow_b)
-    }
-
-    /// Loads `size` bytes at guest `addr` (zero-extended, or sign-extended if `signed`).
-    fn load(&mut self, pc: usize, addr: Value, size: u8, signed: bool) -> Value {
-        let (host, slow_b) = self.check(addr, size, false);
-        let join = self.b.create_block();
-        self.b.append_block_param(join, I64);
-        let flags = MemFlags::new().with_notrap();
-        let v = match size {
-            8 => self.b.ins().load(I64, flags, host, 0),
-            _ => {
-                let ty = int_type(size);
-                let v = self.b.ins().load(ty, flags, host, 0);
-                self.b.ins().uextend(I64, v)
-            }
-        };
-        self.b.ins().jump(join, &[v.into()]);
-        self.b.switch_to_block(slow_b);
-        let env = self.env;
-        let size_v = self.iconst(u64::from(size));
-        let pc_v = self.iconst(pc as u64);
-        let v = self
-            .call(rt::load as *const (), &[env, addr, size_v, pc_v], true)
-            .expect("load returns a value");
-        self.check_status();
-        self.b.ins().jump(join, &[v.into()]);
-        self.b.seal_block(join);
-        self.b.switch_to_block(join);
-        let v = self.b.block_params(join)[0];
-        if signed && size < 8 {
-            let narrow = self.b.ins().ireduce(int_type(size), v);
-            self.b.ins().sextend(I64, narrow)
-        } else {
-            v
-        }
-    }
-
-    /// Stores the low `size` bytes of `value` at guest `addr`.
-    fn store(&mut self, pc: usize, addr: Value, size: u8, value: Value) {
-        let (host, slow_b) = self.check(addr, size, true);
-        let join = self.b.create_block();
-        let flags = MemFlags::new().with_notrap();
-        if size == 8 {
-            self.b.ins().store(flags, value, host, 0);
-        } else {
-            let narrow = self.b.ins().ireduce(int_type(size), value);
-            self.b.ins().store(flags, narrow, host, 0);
-        }
-        self.b.ins().jump(join, &[]);
-        self.b.switch_to_block(slow_b);
-        let env = self.env;
-        let size_v = self.iconst(u64::from(size));
-        let pc_v = self.iconst(pc as u64);
-        self.call(
-            rt::store as *const (),
-            &[env, addr, size_v, value, pc_v],
-            false,
-        );
-        self.check_status();
-        self.b.ins().jump(join, &[]);
-        self.b.seal_block(join);
-        self.b.switch_to_block(join);
     }
 
     /// The result of ALU operation `o` on `a` and `b` (both of the operation's width).
@@ -819,20 +731,18 @@ impl<'a> Gen<'a> {
         }
         if let Some((size, signed)) = load_of(d.op) {
             let base = self.get(d.src);
-            let addr = self.b.ins().iadd_imm(base, d.mem_off() as i64);
-            let v = self.load(pc, addr, size, signed);
+            let v = self.load(pc, base, d.mem_off() as i32, size, signed);
             self.set(d.dst, v);
             return false;
         }
         if let Some((size, by_reg)) = store_of(d.op) {
             let base = self.get(d.dst);
-            let addr = self.b.ins().iadd_imm(base, d.mem_off() as i64);
             let v = if by_reg {
                 self.get(d.src)
             } else {
                 self.iconst(imm)
             };
-            self.store(pc, addr, size, v);
+            self.store(pc, base, d.mem_off() as i32, size, v);
             return false;
         }
         match d.op {
@@ -898,22 +808,7 @@ impl<'a> Gen<'a> {
             op::LD_IMM64_TAIL => {}
             ebpf::ST_W_XADD | ebpf::ST_DW_XADD => {
                 let size = if d.op == ebpf::ST_W_XADD { 4 } else { 8 };
-                let base = self.get(d.dst);
-                let addr = self.b.ins().iadd_imm(base, d.mem_off() as i64);
-                let env = self.env;
-                let size_v = self.iconst(size);
-                let op_v = self.iconst(imm);
-                let src = self.get(d.src);
-                let r0 = self.get(0);
-                let pc_v = self.iconst(pc as u64);
-                let old = self
-                    .call(
-                        rt::atomic as *const (),
-                        &[env, addr, size_v, op_v, src, r0, pc_v],
-                        true,
-                    )
-                    .expect("atomics return the old value");
-                self.check_status();
+                let old = self.atomic(pc, d, size);
                 match imm as u32 {
                     0x00 | 0x40 | 0x50 | 0xa0 => {}
                     0x01 | 0x41 | 0x51 | 0xa1 | 0xe1 => self.set(d.src, old),

@@ -8,11 +8,15 @@
 //!
 //! - **Memory.** Every load and store does the interpreter's check inline, on the same
 //!   region table ([`bpfvm_helpers::memory::FastLayout`]): region from the high bits, object
-//!   number and offset against the region's bounds and permission. An access the inline
+//!   number and offset against the region's bounds and permission. The region entry's part
+//!   of the check is worked out once per base register value and straight-line stretch,
+//!   so each access is one add and one compare (`compile/mem.rs`). An access the inline
 //!   check does not grant calls the same Rust function the interpreter uses
 //!   (`Memory::load_guest` / `store_guest`), which grants it (regions with a field no access
-//!   may touch) or reports the same fault. Atomics call `Memory::atomic_rmw` /
-//!   `atomic_cmpxchg` as the interpreter does. Program registers only ever hold guest
+//!   may touch) or reports the same fault. Atomics are inline too
+//!   (cranelift's sequentially consistent `atomic_rmw` / `atomic_cas`) when the check grants
+//!   both directions and the host address is aligned to their size; otherwise they call
+//!   `Memory::atomic_rmw` / `atomic_cmpxchg` as the interpreter does. Program registers only ever hold guest
 //!   addresses; host addresses live in the compiled code's temporaries.
 //! - **Budget.** Charged per straight-line stretch at every taken jump, call and return,
 //!   with the interpreter's arithmetic: the same [`RunError::BudgetExhausted`](crate::RunError::BudgetExhausted) at the same
