@@ -81,6 +81,42 @@ pub fn check(
     n
 }
 
+/// bpfvm's verdicts on `cases` for both loaders, without a kernel: one line for every case
+/// whose verdict is not the one `expect` gives the kernel and, with `unmodelled_is_wrong`,
+/// for every refusal as something bpfvm's verifier does not model.
+pub fn offline_mismatches(cases: &[(Case, Expect)], unmodelled_is_wrong: bool) -> Vec<String> {
+    let mut wrong = Vec::new();
+    for (case, expect) in cases {
+        for p in BOTH {
+            let ours = case.ours(p);
+            if ours.is_err() != expect.kernel_refuses(p) {
+                wrong.push(format!("[{p:?}] {} ({expect:?}): {ours:?}", case.name));
+            }
+            match &ours {
+                Err(e) if unmodelled_is_wrong && e.rule == bpfvm_verifier::Rule::Unsupported => {
+                    wrong.push(format!("[{p:?}] {}: not modelled: {e}", case.name));
+                }
+                _ => {}
+            }
+        }
+    }
+    wrong
+}
+
+/// [`check`]s every case of `cases` with `judge`; returns how many verdicts were compared
+/// and every failure.
+pub fn check_all(
+    cases: &[(Case, Expect)],
+    judge: impl Fn(&Case, Privilege) -> Result<Comparison, String>,
+) -> (usize, Vec<String>) {
+    let mut failures = Vec::new();
+    let compared = cases
+        .iter()
+        .map(|(case, expect)| check(case, *expect, &judge, &mut failures))
+        .sum();
+    (compared, failures)
+}
+
 /// Rewrites `call -1` (imm -1, a helper id no kernel has) into a local call to the first
 /// instruction after the next `exit`: rbpf's assembler, which [`crate::verdicts::asm`]
 /// uses, has no syntax for a bpf-to-bpf call.

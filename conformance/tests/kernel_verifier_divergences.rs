@@ -354,15 +354,7 @@ fn cases() -> Vec<(Case, Expect)> {
 
 #[test]
 fn divergence_cases_get_their_verdict_offline() {
-    let mut wrong = Vec::new();
-    for (case, expect) in cases() {
-        for p in BOTH {
-            let ours = case.ours(p);
-            if ours.is_err() != expect.kernel_refuses(p) {
-                wrong.push(format!("[{p:?}] {} ({expect:?}): {ours:?}", case.name));
-            }
-        }
-    }
+    let wrong = bpfvm_conformance::rule_cases::offline_mismatches(&cases(), false);
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 

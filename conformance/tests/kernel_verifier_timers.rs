@@ -228,20 +228,7 @@ fn cases() -> Vec<(Case, Expect)> {
 
 #[test]
 fn timer_cases_get_their_verdict_offline() {
-    let mut wrong = Vec::new();
-    for (case, expect) in cases() {
-        for p in bpfvm_conformance::rule_cases::BOTH {
-            let ours = case.ours(p);
-            if ours.is_err() != expect.kernel_refuses(p) {
-                wrong.push(format!("[{p:?}] {} ({expect:?}): {ours:?}", case.name));
-            }
-            if let Err(e) = &ours {
-                if e.rule == bpfvm_verifier::Rule::Unsupported {
-                    wrong.push(format!("[{p:?}] {}: not modelled: {e}", case.name));
-                }
-            }
-        }
-    }
+    let wrong = bpfvm_conformance::rule_cases::offline_mismatches(&cases(), true);
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
@@ -249,17 +236,13 @@ fn timer_cases_get_their_verdict_offline() {
 #[test]
 fn timer_cases_match_the_kernel() {
     use bpfvm_conformance::kernel;
-    use bpfvm_conformance::rule_cases::check;
+    use bpfvm_conformance::rule_cases::check_all;
     use bpfvm_conformance::verdicts::compare;
 
     if !kernel::oracle_or_skip() {
         return;
     }
-    let mut failures = Vec::new();
-    let mut compared = 0;
-    for (case, expect) in cases() {
-        compared += check(&case, expect, compare, &mut failures);
-    }
+    let (compared, failures) = check_all(&cases(), compare);
     assert!(compared >= 40, "only {compared} verdicts compared");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
