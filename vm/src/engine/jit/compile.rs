@@ -534,6 +534,23 @@ impl<'a> Gen<'a> {
         self.b.ins().jump(self.fail, &[]);
     }
 
+    /// If `cond` is true, calls the error trampoline `report` with the instruction `pc` (in
+    /// a cold block) and leaves for [`Gen::fail`]; otherwise goes on.
+    fn fail_if(&mut self, cond: Value, report: *const (), pc: usize) {
+        let out = self.b.create_block();
+        self.b.set_cold_block(out);
+        let ok = self.b.create_block();
+        self.b.ins().brif(cond, out, &[], ok, &[]);
+        self.b.seal_block(out);
+        self.b.seal_block(ok);
+        self.b.switch_to_block(out);
+        let env = self.env;
+        let pc_v = self.iconst(pc as u64);
+        self.call(report, &[env, pc_v], false);
+        self.b.ins().jump(self.fail, &[]);
+        self.b.switch_to_block(ok);
+    }
+
     /// Leaves for [`Gen::fail`] if a trampoline failed.
     fn check_status(&mut self) {
         let status = self
@@ -563,18 +580,7 @@ impl<'a> Gen<'a> {
         let end = here as i64 + 1;
         let credit = self.b.use_var(credit_var());
         let short = self.b.ins().icmp_imm(IntCC::UnsignedLessThan, credit, end);
-        let out = self.b.create_block();
-        self.b.set_cold_block(out);
-        let ok = self.b.create_block();
-        self.b.ins().brif(short, out, &[], ok, &[]);
-        self.b.seal_block(out);
-        self.b.seal_block(ok);
-        self.b.switch_to_block(out);
-        let env = self.env;
-        let here_v = self.iconst(here as u64);
-        self.call(rt::budget_exhausted as *const (), &[env, here_v], false);
-        self.b.ins().jump(self.fail, &[]);
-        self.b.switch_to_block(ok);
+        self.fail_if(short, rt::budget_exhausted as *const (), here);
         let left = self.b.ins().iadd_imm(credit, -end);
         let credit = self.b.ins().iadd(left, target_pc);
         self.b.def_var(credit_var(), credit);
@@ -894,18 +900,7 @@ impl<'a> Gen<'a> {
             depth,
             MAX_FRAMES as i64 - 1,
         );
-        let deep = self.b.create_block();
-        self.b.set_cold_block(deep);
-        let ok = self.b.create_block();
-        self.b.ins().brif(full, deep, &[], ok, &[]);
-        self.b.seal_block(deep);
-        self.b.seal_block(ok);
-        self.b.switch_to_block(deep);
-        let env = self.env;
-        let pc_v = self.iconst(pc as u64);
-        self.call(rt::call_depth as *const (), &[env, pc_v], false);
-        self.b.ins().jump(self.fail, &[]);
-        self.b.switch_to_block(ok);
+        self.fail_if(full, rt::call_depth as *const (), pc);
         let frame = self.frame_addr(depth);
         let t = MemFlags::trusted();
         for (k, r) in (6..=10u8).enumerate() {

@@ -47,18 +47,7 @@ impl Gen<'_> {
             let base = self.b.use_var(base_var());
             let nested = self.b.ins().icmp_imm(IntCC::NotEqual, base, 0);
             let bad = self.b.ins().band(short, nested);
-            let out = self.b.create_block();
-            self.b.set_cold_block(out);
-            let ok = self.b.create_block();
-            self.b.ins().brif(bad, out, &[], ok, &[]);
-            self.b.seal_block(out);
-            self.b.seal_block(ok);
-            self.b.switch_to_block(out);
-            let env = self.env;
-            let pc_v = self.iconst(pc as u64);
-            self.call(rt::budget_exhausted as *const (), &[env, pc_v], false);
-            self.b.ins().jump(self.fail, &[]);
-            self.b.switch_to_block(ok);
+            self.fail_if(bad, rt::budget_exhausted as *const (), pc);
         }
         let zero = self.iconst(0);
         let rest = self.b.ins().iadd_imm(credit, -end);
