@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 use bpfvm::helpers::ProgramMap;
 use bpfvm::maps::{Map, MapSpec, MapType};
-use bpfvm::{CpuId, EngineKind, Input, Program, ProgramType, Vm};
+use bpfvm::{CpuId, EngineKind, Program, Vm};
+use bpfvm_fuzz::bytecode::BytecodeInput;
 use libfuzzer_sys::fuzz_target;
 
 fn maps(ncpus: u32) -> Vec<Arc<Map>> {
@@ -28,24 +29,11 @@ fn maps(ncpus: u32) -> Vec<Arc<Map>> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    if data.len() < 3 {
+    let Some(data) = BytecodeInput::parse(data) else {
         return;
-    }
-    let setup = data[0];
-    let len = (u16::from_le_bytes([data[1], data[2]]) as usize).min(data.len() - 3);
-    let (payload, code) = data[3..].split_at(len);
-    let prog_type = [
-        ProgramType::Unspecified,
-        ProgramType::Xdp,
-        ProgramType::SchedCls,
-        ProgramType::SocketFilter,
-    ][usize::from(setup & 3)];
-    let ncpus = 1 + u32::from((setup >> 2) & 3);
-    let input = if prog_type == ProgramType::Unspecified {
-        Input::context(payload.to_vec())
-    } else {
-        Input::packet(payload.to_vec())
     };
+    let (setup, code) = (data.setup, data.code);
+    let (prog_type, ncpus, input) = (data.program_type(), data.ncpus(), data.run_input());
     let vm = Vm::builder().cpus(ncpus).budget(20_000).build();
     let maps = if setup & 0x10 != 0 {
         maps(ncpus)

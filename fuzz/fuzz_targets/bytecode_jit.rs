@@ -15,7 +15,8 @@ use std::sync::Arc;
 
 use bpfvm::helpers::ProgramMap;
 use bpfvm::maps::{Map, MapSpec, MapType};
-use bpfvm::{CpuId, EngineKind, Input, Program, ProgramType, Vm};
+use bpfvm::{CpuId, EngineKind, Program, Vm};
+use bpfvm_fuzz::bytecode::BytecodeInput;
 use libfuzzer_sys::fuzz_target;
 
 fn maps(vm: &Vm) -> Vec<Arc<Map>> {
@@ -47,7 +48,10 @@ fn dump(m: &Map) -> Vec<Vec<u8>> {
         m.lookup(&key, &mut buf, 0).expect("iterated key exists");
         out.push([&key[..], &buf].concat());
         prev = Some(key);
-        assert!(out.len() <= m.max_entries() as usize, "iteration does not end");
+        assert!(
+            out.len() <= m.max_entries() as usize,
+            "iteration does not end"
+        );
     }
     out
 }
@@ -64,22 +68,16 @@ fn without_ids(text: String) -> String {
 }
 
 /// What `engine` makes of the input: the load's outcome, both runs', the maps.
-fn outcome(engine: EngineKind, setup: u8, payload: &[u8], code: &[u8]) -> Vec<String> {
-    let prog_type = [
-        ProgramType::Unspecified,
-        ProgramType::Xdp,
-        ProgramType::SchedCls,
-        ProgramType::SocketFilter,
-    ][usize::from(setup & 3)];
-    let ncpus = 1 + u32::from((setup >> 2) & 3);
-    let input = if prog_type == ProgramType::Unspecified {
-        Input::context(payload.to_vec())
-    } else {
-        Input::packet(payload.to_vec())
-    };
+fn outcome(engine: EngineKind, data: &BytecodeInput) -> Vec<String> {
+    let (setup, code) = (data.setup, data.code);
+    let (prog_type, ncpus, input) = (data.program_type(), data.ncpus(), data.run_input());
     let budget = if setup & 0x20 != 0 { 300 } else { 20_000 };
     let vm = Vm::builder().cpus(ncpus).budget(budget).build();
-    let maps = if setup & 0x10 != 0 { maps(&vm) } else { Vec::new() };
+    let maps = if setup & 0x10 != 0 {
+        maps(&vm)
+    } else {
+        Vec::new()
+    };
     let dyn_maps: Vec<Arc<dyn ProgramMap>> = maps
         .iter()
         .map(|m| Arc::clone(m) as Arc<dyn ProgramMap>)
@@ -116,14 +114,14 @@ fn outcome(engine: EngineKind, setup: u8, payload: &[u8], code: &[u8]) -> Vec<St
 }
 
 fuzz_target!(|data: &[u8]| {
-    if !bpfvm::engine::jit::AVAILABLE || data.len() < 3 {
+    if !bpfvm::engine::jit::AVAILABLE {
         return;
     }
-    let setup = data[0];
-    let len = (u16::from_le_bytes([data[1], data[2]]) as usize).min(data.len() - 3);
-    let (payload, code) = data[3..].split_at(len);
-    let want = outcome(EngineKind::Interpreter, setup, payload, code);
-    let got = outcome(EngineKind::Jit, setup, payload, code);
+    let Some(data) = BytecodeInput::parse(data) else {
+        return;
+    };
+    let want = outcome(EngineKind::Interpreter, &data);
+    let got = outcome(EngineKind::Jit, &data);
     if got.len() == 1 && want.len() > 1 {
         // Refused by the jit only: an instruction it does not compile (probe loads).
         return;

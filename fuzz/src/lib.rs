@@ -9,6 +9,7 @@
 
 #[path = "../../vm/tests/common/alloc_meter.rs"]
 pub mod alloc_meter;
+pub mod bytecode;
 #[path = "../../vm/tests/common/elf_writer.rs"]
 pub mod elf_writer;
 pub mod input;
