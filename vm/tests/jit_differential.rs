@@ -225,6 +225,24 @@ fn outcome(engine: EngineKind, code: &[u8], budget: u64, ctx: &[u8]) -> String {
     }
 }
 
+/// A program's instructions as hex, one word of 16 digits per instruction (for failures).
+fn hex_insns(code: &[u8]) -> String {
+    code.chunks(8)
+        .map(|c| c.iter().map(|b| format!("{b:02x}")).collect::<String>())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The kind of an outcome for the tally: its first two words (`ran: r0`,
+/// `failed: BudgetExhausted`, ...).
+fn kind_of(outcome: &str) -> String {
+    outcome
+        .split([' ', '{', '('])
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -247,17 +265,9 @@ fn jit_and_interpreter_agree_on_generated_programs() {
             want,
             got,
             "program {n} (budget {budget}) differs:\n  {}",
-            code.chunks(8)
-                .map(|c| c.iter().map(|b| format!("{b:02x}")).collect::<String>())
-                .collect::<Vec<_>>()
-                .join(" ")
+            hex_insns(&code)
         );
-        let kind = want
-            .split([' ', '{', '('])
-            .take(2)
-            .collect::<Vec<_>>()
-            .join(" ");
-        *kinds.entry(kind).or_default() += 1;
+        *kinds.entry(kind_of(&want)).or_default() += 1;
     }
     eprintln!("{count} programs agree: {kinds:?}");
     // The generator reaches results and each kind of error.
@@ -508,18 +518,10 @@ fn jit_and_interpreter_agree_on_generated_programs_with_calls() {
                 &want,
                 got,
                 "program {n} (budget {budget}, {label}) differs:\n  {}",
-                code.chunks(8)
-                    .map(|c| c.iter().map(|b| format!("{b:02x}")).collect::<String>())
-                    .collect::<Vec<_>>()
-                    .join(" ")
+                hex_insns(&code)
             );
         }
-        let kind = want
-            .split([' ', '{', '('])
-            .take(2)
-            .collect::<Vec<_>>()
-            .join(" ");
-        *kinds.entry(kind).or_default() += 1;
+        *kinds.entry(kind_of(&want)).or_default() += 1;
     }
     eprintln!("{count} programs with calls agree: {kinds:?}");
     for kind in ["ran: r0", "failed: BudgetExhausted", "failed: InTailCall"] {
