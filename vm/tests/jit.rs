@@ -16,11 +16,7 @@ fn program(src: &str, engine: EngineKind) -> Program {
 /// Runs `src` on both engines with `budget` and `ctx`; asserts they agree and returns the
 /// result.
 fn both(src: &str, budget: u64, ctx: &[u8]) -> Result<u64, String> {
-    let vm = Vm::builder()
-        .cpus(1)
-        .budget(budget)
-        .verifier(VerifierMode::Structural)
-        .build();
+    let vm = one_cpu_vm(Some(budget));
     let mut out = Vec::new();
     for engine in [EngineKind::Interpreter, EngineKind::Jit] {
         let prog = vm.load(program(src, engine)).expect("loads");
@@ -32,6 +28,16 @@ fn both(src: &str, budget: u64, ctx: &[u8]) -> Result<u64, String> {
     }
     assert_eq!(out[0], out[1], "interpreter vs jit on:\n{src}");
     out.pop().unwrap()
+}
+
+/// A one-CPU VM with bpfvm's structural checks only (the programs here test the engines,
+/// not the kernel's verdict), with `budget` instructions per run when given.
+fn one_cpu_vm(budget: Option<u64>) -> Vm {
+    let builder = Vm::builder().cpus(1).verifier(VerifierMode::Structural);
+    match budget {
+        Some(n) => builder.budget(n).build(),
+        None => builder.build(),
+    }
 }
 
 #[test]
@@ -132,11 +138,7 @@ exit"
     }
     // Atomics (rbpf's assembler has none: a `stx` whose opcode and `imm` are patched): add,
     // fetch-add, xchg and cmpxchg of 4 and 8 bytes at every offset of the stack's top.
-    let vm = Vm::builder()
-        .cpus(1)
-        .budget(100)
-        .verifier(VerifierMode::Structural)
-        .build();
+    let vm = one_cpu_vm(Some(100));
     for (size, st, opcode) in [(4i32, "stxw", 0xc3u8), (8, "stxdw", 0xdb)] {
         for imm in [0x00u32, 0x01, 0xe1, 0xf1] {
             for at in -16i32..=-1 {
@@ -179,10 +181,7 @@ fn atomics_helpers_and_calls() {
     )
     .unwrap();
     code[3 * 8] = 0xdb;
-    let vm = Vm::builder()
-        .cpus(1)
-        .verifier(VerifierMode::Structural)
-        .build();
+    let vm = one_cpu_vm(None);
     for (imm, want) in [(0x00u8, 11), (0x01, 13)] {
         code[3 * 8 + 4] = imm;
         for engine in [EngineKind::Interpreter, EngineKind::Jit] {
@@ -206,10 +205,7 @@ fn bpf_to_bpf_calls() {
         rbpf::assembler::assemble("mov64 r1, 2\ncall 2\nadd64 r0, 1\nexit\nmov64 r0, r1\nexit")
             .unwrap();
     code[8 + 1] = 0x10; // src = 1: a bpf-to-bpf call
-    let vm = Vm::builder()
-        .cpus(1)
-        .verifier(VerifierMode::Structural)
-        .build();
+    let vm = one_cpu_vm(None);
     for engine in [EngineKind::Interpreter, EngineKind::Jit] {
         let p = Program::new(code.clone(), ProgramType::Unspecified).with_engine(engine);
         let prog = vm.load(p).unwrap();
@@ -383,11 +379,7 @@ fn callbacks_and_tail_calls_run_compiled() {
         for n in [0, 1, 5, 40] {
             let mut outs = Vec::new();
             for engine in [EngineKind::Interpreter, EngineKind::Jit] {
-                let vm = Vm::builder()
-                    .cpus(1)
-                    .budget(budget)
-                    .verifier(VerifierMode::Structural)
-                    .build();
+                let vm = one_cpu_vm(Some(budget));
                 let jmp = vm
                     .create_map(MapSpec::new(MapType::ProgArray, 4, 4, 4))
                     .unwrap();
@@ -416,10 +408,7 @@ fn callbacks_and_tail_calls_run_compiled() {
 #[test]
 fn instructions_without_compiled_form_are_refused_naming_them() {
     // A tracing program's loads are probe loads, which the jit does not compile.
-    let vm = Vm::builder()
-        .cpus(1)
-        .verifier(VerifierMode::Structural)
-        .build();
+    let vm = one_cpu_vm(None);
     let code = rbpf::assembler::assemble("mov64 r0, 0\nldxdw r0, [r1]\nexit").unwrap();
     let p = Program::new(code, ProgramType::Tracing).with_engine(EngineKind::Jit);
     let e = vm.load(p).unwrap_err();
@@ -477,11 +466,7 @@ fn tail_calls_from_subprograms_agree_at_every_budget() {
         for budget in 1..=40 {
             let mut outs = Vec::new();
             for engine in [EngineKind::Interpreter, EngineKind::Jit] {
-                let vm = Vm::builder()
-                    .cpus(1)
-                    .budget(budget)
-                    .verifier(VerifierMode::Structural)
-                    .build();
+                let vm = one_cpu_vm(Some(budget));
                 let jmp = vm
                     .create_map(MapSpec::new(MapType::ProgArray, 4, 4, 1))
                     .unwrap();
