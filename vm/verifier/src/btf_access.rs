@@ -244,6 +244,36 @@ pub(crate) fn struct_access(
     Err((EFAULT, "verifier bug: the struct walk is too deep".into()))
 }
 
+/// `btf_struct_ids_match`: whether struct `id` at byte `off` is struct `need`, or (unless
+/// `strict`) holds it there through nested structs (a `struct sock *` is a
+/// `struct sock_common *`: its first member).
+pub(crate) fn struct_ids_match(
+    btf: &dyn KernelBtf,
+    mut id: u32,
+    mut off: u64,
+    need: u32,
+    strict: bool,
+) -> bool {
+    if off == 0 && id == need {
+        return true;
+    }
+    if strict {
+        return false;
+    }
+    for _ in 0..MAX_WALK_DEPTH {
+        let (mut flag, mut field) = (0, "");
+        match struct_walk(btf, id, off, 1, &mut flag, &mut field) {
+            Ok(Walk::Struct(next)) if next == need => return true,
+            Ok(Walk::Struct(next)) => {
+                id = next;
+                off = 0;
+            }
+            _ => return false,
+        }
+    }
+    false
+}
+
 /// `btf_nested_type_is_trusted`: whether struct `parent`'s `<name><suffix>` companion in
 /// the kernel's BTF (`BTF_TYPE_SAFE_RCU(struct task_struct) { ... }` and the like) lists
 /// a pointer member `field` to struct `id`.
@@ -553,6 +583,24 @@ mod tests {
         assert_eq!(access(88, 1), Ok(Loaded::Scalar), "the bitfield's byte");
         assert_eq!(access(112, 4), Ok(Loaded::Scalar), "flexible int array");
         assert_eq!(access(200, 4), Ok(Loaded::Scalar), "far into tail[]");
+    }
+
+    #[test]
+    fn struct_ids_match_through_first_members() {
+        let mut b = TestBtf::new();
+        let int = b.add(KernelType::Int { size: 4 });
+        let common = b.add_struct("sock_common", 8, false, &[("family", int, 0), ("x", int, 4)]);
+        let sock = b.add_struct("sock", 16, false, &[("__sk_common", common, 0), ("y", int, 8)]);
+        let tcp = b.add_struct("tcp_sock", 24, false, &[("sk", sock, 0), ("z", int, 16)]);
+        let pair = b.add_struct("pair", 24, false, &[("n", int, 0), ("sk", sock, 8)]);
+        assert!(struct_ids_match(&b, common, 0, common, true));
+        assert!(struct_ids_match(&b, sock, 0, common, false));
+        assert!(struct_ids_match(&b, tcp, 0, common, false));
+        assert!(!struct_ids_match(&b, tcp, 0, common, true), "strict: no walk");
+        assert!(!struct_ids_match(&b, pair, 0, common, false), "an int first");
+        assert!(struct_ids_match(&b, pair, 8, common, false), "at the member's offset");
+        assert!(!struct_ids_match(&b, sock, 4, common, false));
+        assert!(!struct_ids_match(&b, common, 0, sock, false));
     }
 
     #[test]

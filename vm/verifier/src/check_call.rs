@@ -68,7 +68,7 @@ impl Verifier<'_> {
                 format!("program of this type cannot use helper {name}#{id}"),
             ));
         }
-        let Some(proto) = helpers::proto(id) else {
+        let Some(proto) = crate::btf_args::proto(id, pt) else {
             return Err(self.err(
                 Rule::Unsupported,
                 EINVAL,
@@ -218,6 +218,7 @@ impl Verifier<'_> {
                 r
             }
             Ret::BtfId => self.current_task_btf(),
+            Ret::BtfIdOrNull => self.skc_ret(id_u),
             Ret::SocketOrNull | Ret::SockCommonOrNull | Ret::TcpSockOrNull => {
                 crate::sock::ret_reg(proto.ret).unwrap_or_default()
             }
@@ -355,9 +356,8 @@ impl Verifier<'_> {
         }
         let ok = Self::compatible(arg).contains(&(reg.ty, flags));
         if ok {
-            return Ok(());
+            return self.check_btf_arg(regno, arg);
         }
-        self.check_sock_arg_btf(regno, arg)?;
         let mut expected: Vec<String> = Self::compatible(arg)
             .iter()
             .map(|&(t, f)| reg_type_str(t, f))
@@ -367,11 +367,6 @@ impl Verifier<'_> {
             // hold (`PTR_TO_BUF`, `PTR_TO_BTF_ID | PTR_TRUSTED`); its message lists them.
             expected.extend(["buf".to_string(), "trusted_ptr_".to_string()]);
         }
-        expected.extend(
-            crate::sock::extra_expected(arg)
-                .iter()
-                .map(|s| s.to_string()),
-        );
         Err(self.err(
             Rule::HelperArgs,
             EACCES,

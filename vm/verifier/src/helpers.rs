@@ -163,6 +163,9 @@ pub enum Ret {
     SockCommonOrNull,
     /// A TCP socket or NULL (`RET_PTR_TO_TCP_SOCK_OR_NULL`).
     TcpSockOrNull,
+    /// A kernel object typed by BTF, or NULL (`RET_PTR_TO_BTF_ID_OR_NULL`): the struct
+    /// of the helper (`btf_args::skc_struct`).
+    BtfIdOrNull,
     /// Returns something bpfvm's verifier does not model (BTF objects).
     Unmodelled,
 }
@@ -734,6 +737,25 @@ static PROTOS: &[Proto] = &[
     ),
     p(134, "bpf_ringbuf_query", I, [MAP, A, N, N, N], false, false),
     p(135, "bpf_csum_level", I, [CTX, A, N, N, N], false, false),
+    p(136, "bpf_skc_to_tcp6_sock", Ret::BtfIdOrNull, [SK, N, N, N, N], false, false),
+    p(137, "bpf_skc_to_tcp_sock", Ret::BtfIdOrNull, [SK, N, N, N, N], false, false),
+    p(
+        138,
+        "bpf_skc_to_tcp_timewait_sock",
+        Ret::BtfIdOrNull,
+        [SK, N, N, N, N],
+        false,
+        false,
+    ),
+    p(
+        139,
+        "bpf_skc_to_tcp_request_sock",
+        Ret::BtfIdOrNull,
+        [SK, N, N, N, N],
+        false,
+        false,
+    ),
+    p(140, "bpf_skc_to_udp6_sock", Ret::BtfIdOrNull, [SK, N, N, N, N], false, false),
     // `bpf_snprintf_btf_proto`: str ARG_PTR_TO_MEM | MEM_WRITE, str_size ARG_CONST_SIZE,
     // ptr ARG_PTR_TO_MEM | MEM_RDONLY, btf_ptr_size ARG_CONST_SIZE, flags ARG_ANYTHING.
     p(
@@ -838,6 +860,7 @@ static PROTOS: &[Proto] = &[
         true,
         false,
     ),
+    p(178, "bpf_skc_to_unix_sock", Ret::BtfIdOrNull, [SK, N, N, N, N], false, false),
     p(
         181,
         "bpf_loop",
@@ -896,6 +919,7 @@ static PROTOS: &[Proto] = &[
         false,
         true,
     ),
+    p(196, "bpf_skc_to_mptcp_sock", Ret::BtfIdOrNull, [SK, N, N, N, N], false, false),
     p(208, "bpf_ktime_get_tai_ns", I, [N; 5], false, false),
 ];
 
@@ -1248,7 +1272,11 @@ pub fn allowed(id: u32, t: ProgType, privilege: Privilege) -> bool {
             matches!(id, 25 | 27 | 67 | 55 | 119 | 174) || tracing(id, privilege)
         }
         ProgType::RawTracepoint => matches!(id, 25 | 27 | 67 | 174) || tracing(id, privilege),
-        ProgType::Tracing(_) => matches!(id, 25 | 27 | 67 | 174) || tracing(id, privilege),
+        ProgType::Tracing(_) => {
+            matches!(id, 25 | 27 | 67 | 174)
+                || crate::btf_args::tracing_only(id)
+                || tracing(id, privilege)
+        }
         // `syscall_prog_func_proto`: the base helpers, plus `bpf_sys_bpf` (166),
         // `bpf_btf_find_by_name_kind` (167), `bpf_sys_close` (168), `bpf_kallsyms_lookup_name`
         // (179).

@@ -41,6 +41,7 @@
 
 mod bounds;
 mod btf_access;
+mod btf_args;
 mod callback;
 mod cfg;
 mod check_alu;

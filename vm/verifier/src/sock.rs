@@ -15,10 +15,10 @@
 //!   general ones.
 
 use crate::ctx::Access;
-use crate::error::{Rule, VerifierError, EACCES, EFAULT, ENOTSUPP};
+use crate::error::{Rule, VerifierError, EACCES, EFAULT};
 use crate::helpers::{Arg, Ret};
 use crate::log::reg_type_str;
-use crate::reg::{Reg, RegType, MAYBE_NULL};
+use crate::reg::{Reg, RegType, MAYBE_NULL, PTR_TRUSTED};
 use crate::state::RefState;
 use crate::verifier::Verifier;
 
@@ -88,21 +88,21 @@ fn tcp_sock_upper_word(off: i64, size: i64) -> bool {
 /// `btf_id_sock_common_types`), flags included, without the BTF ones.
 pub(crate) fn arg_types(arg: Arg) -> &'static [(RegType, u8)] {
     match arg {
-        Arg::SockCommon | Arg::BtfIdSockCommon { .. } => &[
+        Arg::SockCommon => &[
             (RegType::SockCommon, 0),
             (RegType::Socket, 0),
             (RegType::TcpSock, 0),
             (RegType::XdpSock, 0),
         ],
-        _ => &[],
-    }
-}
-
-/// The names the kernel lists after those of [`arg_types`]: the BTF pointers `ptr_`,
-/// `trusted_ptr_` for `ARG_PTR_TO_BTF_ID_SOCK_COMMON`.
-pub(crate) fn extra_expected(arg: Arg) -> &'static [&'static str] {
-    match arg {
-        Arg::BtfIdSockCommon { .. } => &["ptr_", "trusted_ptr_"],
+        // The BTF pointers are checked further by `Verifier::check_btf_arg`.
+        Arg::BtfIdSockCommon { .. } => &[
+            (RegType::SockCommon, 0),
+            (RegType::Socket, 0),
+            (RegType::TcpSock, 0),
+            (RegType::XdpSock, 0),
+            (RegType::BtfId, 0),
+            (RegType::BtfId, PTR_TRUSTED),
+        ],
         _ => &[],
     }
 }
@@ -118,9 +118,9 @@ pub(crate) fn acquires(id: u32) -> bool {
 }
 
 /// Whether the helper returns its argument's socket as another type, keeping its
-/// reference (`is_ptr_cast_function`).
+/// reference (`is_ptr_cast_function`; the `bpf_skc_to_*` casts in [`crate::btf_args`]).
 pub(crate) fn casts(id: u32) -> bool {
-    matches!(id, 95 | 96)
+    matches!(id, 95 | 96) || crate::btf_args::casts(id)
 }
 
 /// Which maps hold sockets (`SOCKMAP`, `SOCKHASH`): a lookup in one returns a socket.
@@ -196,22 +196,6 @@ impl Verifier<'_> {
         }
         if let Some(vr) = value_regno {
             *self.reg_mut(vr) = self.unknown_scalar();
-        }
-        Ok(())
-    }
-
-    /// A register given to a socket argument that bpfvm cannot judge: a BTF-typed pointer
-    /// (the kernel matches its BTF id against `struct sock_common`).
-    pub(crate) fn check_sock_arg_btf(&self, regno: u8, arg: Arg) -> Result<(), VerifierError> {
-        let reg = self.reg(regno);
-        if matches!(arg, Arg::BtfIdSockCommon { .. }) && reg.ty == RegType::BtfId {
-            return Err(self.err(
-                Rule::Unsupported,
-                ENOTSUPP,
-                format!(
-                    "R{regno}: a BTF-typed socket (PTR_TO_BTF_ID) as a socket argument is not modelled by bpfvm's verifier"
-                ),
-            ));
         }
         Ok(())
     }
@@ -317,6 +301,14 @@ mod tests {
         assert_eq!((r.ty, r.flags), (RegType::TcpSock, MAYBE_NULL));
         assert!(ret_reg(Ret::Integer).is_none());
         assert_eq!(arg_types(Arg::SockCommon).len(), 4);
+        assert_eq!(
+            arg_types(Arg::BtfIdSockCommon {
+                release: false,
+                maybe_null: false
+            })
+            .len(),
+            6
+        );
         assert!(xdp_sock_read_ok(0, 4) && !xdp_sock_read_ok(0, 2) && !xdp_sock_read_ok(4, 4));
         assert!(arg_types(Arg::Anything).is_empty());
     }
