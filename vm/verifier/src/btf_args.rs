@@ -193,6 +193,8 @@ mod tests {
             let p = helpers::proto(id as i32).expect("skc_to proto");
             assert_eq!(p.ret, Ret::BtfIdOrNull);
             assert_eq!(p.num_params(), 1);
+            let sock_common_only = p.args[0] == Arg::SockCommon;
+            assert_eq!(sock_common_only, id == 196, "{id}");
         }
     }
 }

@@ -919,7 +919,15 @@ static PROTOS: &[Proto] = &[
         false,
         true,
     ),
-    p(196, "bpf_skc_to_mptcp_sock", Ret::BtfIdOrNull, [SK, N, N, N, N], false, false),
+    // `bpf_skc_to_mptcp_sock_proto` takes `ARG_PTR_TO_SOCK_COMMON` (no BTF pointers).
+    p(
+        196,
+        "bpf_skc_to_mptcp_sock",
+        Ret::BtfIdOrNull,
+        [Arg::SockCommon, N, N, N, N],
+        false,
+        false,
+    ),
     p(208, "bpf_ktime_get_tai_ns", I, [N; 5], false, false),
 ];
 
