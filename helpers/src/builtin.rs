@@ -7,6 +7,7 @@
 //! | 6 | `trace_printk` | formatted into the run's captured trace output |
 //! | 7 | `get_prandom_u32` | a seeded PRNG per run |
 //! | 8 | `get_smp_processor_id` | the simulated CPU; marked [`Inline::SmpProcessorId`], so the `interpreter` engine replaces the call by a load of the CPU number, as the kernel does on x86_64 |
+//! | 46 | `get_socket_cookie` | tracing programs' form (a `struct sock *`): a cookie per socket address, given in order of first use (see [`crate::sock_cookie`]) |
 //! | 81 | `get_local_storage` | the cgroup storage attached for the run's cgroup |
 //! | 153, 154 | `per_cpu_ptr`, `this_cpu_ptr` | always NULL: these take per-CPU *kernel symbols* (ksyms), and bpfvm has none |
 //! | 195 | `map_lookup_percpu_elem` | another CPU's copy, NULL for a CPU ≥ N |
@@ -92,6 +93,7 @@ pub fn register_all(r: &mut Registry) {
     crate::net::register(r);
     crate::stack::register(r);
     crate::cgroup::register(r);
+    crate::sock_cookie::register(r);
     crate::kfunc::register_builtins(r);
 }
 

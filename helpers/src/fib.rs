@@ -323,6 +323,8 @@ struct Tables {
 #[derive(Debug)]
 pub struct Net {
     tables: RwLock<Tables>,
+    /// The cookies `bpf_get_socket_cookie` gave sockets (see [`crate::sock_cookie`]).
+    cookies: crate::sock_cookie::SocketCookies,
 }
 
 impl Default for Net {
@@ -343,7 +345,13 @@ impl Net {
         );
         Net {
             tables: RwLock::new(t),
+            cookies: crate::sock_cookie::SocketCookies::default(),
         }
+    }
+
+    /// The cookies of the network's sockets (`bpf_get_socket_cookie` in tracing programs).
+    pub fn socket_cookies(&self) -> &crate::sock_cookie::SocketCookies {
+        &self.cookies
     }
 
     /// A fresh network to share with a VM.

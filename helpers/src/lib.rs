@@ -47,6 +47,7 @@ pub mod redirect;
 pub mod registry;
 pub mod ringbuf;
 pub mod skb;
+pub mod sock_cookie;
 pub mod stack;
 pub mod task;
 pub mod trace_task;

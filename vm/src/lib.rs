@@ -65,6 +65,7 @@ pub mod support;
 pub mod tail_call;
 pub mod task;
 pub mod trace_run;
+mod tracing_helpers;
 pub mod verify;
 pub mod vm;
 

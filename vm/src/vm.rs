@@ -357,6 +357,7 @@ impl Vm {
                 }
             }
         }
+        crate::tracing_helpers::check(run, &self.registry)?;
         let engine = engine::prepare(run, &self.registry, run.engine(), &self.config)?;
         check_return_range(run, &self.registry)?;
         crate::tail_call::claim_prog_arrays(run)?;
