@@ -181,7 +181,9 @@ pub fn markdown() -> String {
     for h in &yes {
         let programs = match h.programs {
             Some(p) => p.iter().map(|p| p.name()).collect::<Vec<_>>().join(", "),
-            None => "all".to_string(),
+            None => crate::tracing_helpers::program_types(h.id)
+                .unwrap_or("all")
+                .to_string(),
         };
         let _ = writeln!(out, "| {} | `{}` | {programs} |", h.id, h.name);
     }

@@ -12,6 +12,12 @@ use crate::error::PrepareError;
 use crate::program::Program;
 use crate::ProgramType;
 
+/// The program types a built-in helper of this kind runs for, as `bpfvm support` names
+/// them; `None` for the other helpers.
+pub(crate) fn program_types(id: u32) -> Option<&'static str> {
+    (id == GET_SOCKET_COOKIE.0).then_some("tracing (a `struct sock *`)")
+}
+
 /// The first call of the built-in `bpf_get_socket_cookie` in a program that is not a
 /// tracing program, as an unknown helper.
 pub(crate) fn check(program: &Program, registry: &Registry) -> Result<(), PrepareError> {
