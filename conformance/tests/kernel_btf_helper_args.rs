@@ -50,6 +50,7 @@ const R0: &str = "mov64 r0, 0\nexit";
 struct C {
     section: &'static str,
     src: String,
+    license: &'static str,
     accepts: bool,
 }
 
@@ -57,6 +58,7 @@ fn c(section: &'static str, src: impl Into<String>, accepts: bool) -> C {
     C {
         section,
         src: src.into(),
+        license: "GPL",
         accepts,
     }
 }
@@ -172,6 +174,52 @@ fn cases(btf: &Btf) -> Vec<C> {
     for id in [136, 138, 139, 140, 178] {
         v.push(c(ds, format!("{sk}\ncall {id}\n{R0}"), true));
     }
+    // ARG_PTR_TO_BTF_ID of a task_struct: bpf_get_task_stack(task, buf, 64, 0) and
+    // bpf_task_pt_regs(task) (GPL only; its pt_regs read through).
+    let stack = "mov64 r2, r10\nadd64 r2, -64\nmov64 r3, 64\nmov64 r4, 0\ncall 141";
+    let prev = "ldxdw r1, [r1+8]";
+    let real_parent = offset_of(btf, "task_struct", "real_parent");
+    v.extend([
+        c(sw, format!("{prev}\n{stack}\n{R0}"), true),
+        c(
+            "raw_tp",
+            format!("call 158\nmov64 r1, r0\n{stack}\n{R0}"),
+            true,
+        ),
+        // task->real_parent: an RCU pointer, which ARG_PTR_TO_BTF_ID takes.
+        c(
+            sw,
+            format!("{prev}\nldxdw r1, [r1+{real_parent}]\n{stack}\n{R0}"),
+            true,
+        ),
+        c(ds, format!("{sk}\n{stack}\n{R0}"), false),
+        c(sw, format!("mov64 r1, 0\n{stack}\n{R0}"), false),
+        c(sw, format!("{stack}\n{R0}"), false),
+        c(sw, format!("{prev}\nadd64 r1, 8\n{stack}\n{R0}"), false),
+        c(
+            sw,
+            format!("{prev}\ncall 175\nldxdw r2, [r0+0]\n{R0}"),
+            true,
+        ),
+        c(
+            "raw_tp",
+            format!("call 158\nmov64 r1, r0\ncall 175\nldxdw r2, [r0+8]\n{R0}"),
+            true,
+        ),
+        c(ds, format!("{sk}\ncall 175\n{R0}"), false),
+        C {
+            license: "Dual BSD/GPL",
+            ..c(sw, format!("{prev}\ncall 175\n{R0}"), true)
+        },
+        C {
+            license: "Proprietary",
+            ..c(sw, format!("{prev}\ncall 175\n{R0}"), false)
+        },
+        C {
+            license: "Proprietary",
+            ..c(sw, format!("{prev}\n{stack}\n{R0}"), true)
+        },
+    ]);
     // bpf_skc_to_mptcp_sock takes the socket types only (ARG_PTR_TO_SOCK_COMMON).
     v.push(c(ds, format!("{sk}\ncall 196\n{R0}"), false));
     v.push(c(
@@ -194,7 +242,12 @@ fn btf_socket_helpers_match_the_kernel() {
     let mut failures = Vec::new();
     let cases = cases(&btf);
     for case in &cases {
-        let name = format!("{}: {}", case.section, case.src.replace('\n', "; "));
+        let name = format!(
+            "{} ({}): {}",
+            case.section,
+            case.license,
+            case.src.replace('\n', "; ")
+        );
         let insns = asm(&case.src);
         let (kernel_errno, log, ours) = match case.section {
             "raw_tp" | "tc" => {
@@ -204,6 +257,7 @@ fn btf_socket_helpers_match_the_kernel() {
                     ProgType::RawTracepoint
                 };
                 let mut k = Case::new(&name, pt, insns);
+                k.license = case.license.into();
                 k.kernel_btf = Some(btf.clone());
                 let cmp = compare(&k, Privilege::Root).unwrap_or_else(|e| panic!("{name}: {e}"));
                 (cmp.kernel_errno, cmp.kernel_messages.join("\n"), cmp.ours)
@@ -216,7 +270,7 @@ fn btf_socket_helpers_match_the_kernel() {
                     23,
                     typedef_id(&btf, &format!("btf_trace_{tp}")),
                     &insns,
-                    "GPL",
+                    case.license,
                     &mut log,
                 );
                 let c = bpfvm::loader::tracing_ctx(&btf, section, 23)
@@ -224,6 +278,7 @@ fn btf_socket_helpers_match_the_kernel() {
                     .expect("a typed attach type");
                 let mut k = Case::new(&name, ProgType::Tracing(c), insns);
                 k.attach = Some(23);
+                k.license = case.license.into();
                 k.kernel_btf = Some(btf.clone());
                 (kernel.err().map(|e| e.0), log, k.ours(Privilege::Root))
             }

@@ -589,16 +589,35 @@ mod tests {
     fn struct_ids_match_through_first_members() {
         let mut b = TestBtf::new();
         let int = b.add(KernelType::Int { size: 4 });
-        let common = b.add_struct("sock_common", 8, false, &[("family", int, 0), ("x", int, 4)]);
-        let sock = b.add_struct("sock", 16, false, &[("__sk_common", common, 0), ("y", int, 8)]);
+        let common = b.add_struct(
+            "sock_common",
+            8,
+            false,
+            &[("family", int, 0), ("x", int, 4)],
+        );
+        let sock = b.add_struct(
+            "sock",
+            16,
+            false,
+            &[("__sk_common", common, 0), ("y", int, 8)],
+        );
         let tcp = b.add_struct("tcp_sock", 24, false, &[("sk", sock, 0), ("z", int, 16)]);
         let pair = b.add_struct("pair", 24, false, &[("n", int, 0), ("sk", sock, 8)]);
         assert!(struct_ids_match(&b, common, 0, common, true));
         assert!(struct_ids_match(&b, sock, 0, common, false));
         assert!(struct_ids_match(&b, tcp, 0, common, false));
-        assert!(!struct_ids_match(&b, tcp, 0, common, true), "strict: no walk");
-        assert!(!struct_ids_match(&b, pair, 0, common, false), "an int first");
-        assert!(struct_ids_match(&b, pair, 8, common, false), "at the member's offset");
+        assert!(
+            !struct_ids_match(&b, tcp, 0, common, true),
+            "strict: no walk"
+        );
+        assert!(
+            !struct_ids_match(&b, pair, 0, common, false),
+            "an int first"
+        );
+        assert!(
+            struct_ids_match(&b, pair, 8, common, false),
+            "at the member's offset"
+        );
         assert!(!struct_ids_match(&b, sock, 4, common, false));
         assert!(!struct_ids_match(&b, common, 0, sock, false));
     }

@@ -15,6 +15,11 @@
 //!   helper's struct (`tcp6_sock`, `tcp_sock`, ...), which carries the reference of its
 //!   argument (`is_ptr_cast_function`, all but `bpf_skc_to_unix_sock`).
 //!
+//! - `ARG_PTR_TO_BTF_ID` of a named struct (`bpf_get_task_stack` and `bpf_task_pt_regs`
+//!   take a `task_struct`): `ptr_`, `trusted_ptr_` or `rcu_ptr_` to that struct (or one
+//!   holding it at the pointer's offset); `bpf_task_pt_regs` returns a `ptr_` to
+//!   `pt_regs`.
+//!
 //! Without the kernel's types (no target BTF) a BTF pointer given to such an argument is
 //! refused as not modelled ([`crate::Rule::Unsupported`]), never guessed.
 
@@ -22,7 +27,7 @@ use crate::error::{Rule, VerifierError, EACCES, ENOTSUPP};
 use crate::helpers::{self, Arg, Proto, Ret};
 use crate::input::ProgType;
 use crate::kernel_btf::struct_name;
-use crate::reg::{Reg, RegType, MAYBE_NULL};
+use crate::reg::{Reg, RegType, MAYBE_NULL, MEM_RCU, PTR_TRUSTED};
 use crate::verifier::Verifier;
 
 /// `BPF_FUNC_get_socket_cookie`.
@@ -38,6 +43,22 @@ const SKC_TO: [(u32, &str); 7] = [
     (178, "unix_sock"),
     (196, "mptcp_sock"),
 ];
+
+/// The register types `ARG_PTR_TO_BTF_ID` takes (`btf_ptr_types`).
+pub(crate) const BTF_PTR_TYPES: &[(RegType, u8)] = &[
+    (RegType::BtfId, 0),
+    (RegType::BtfId, PTR_TRUSTED),
+    (RegType::BtfId, MEM_RCU),
+];
+
+/// The struct an `ARG_PTR_TO_BTF_ID` argument of helper `id` points to (`arg1_btf_id`).
+pub(crate) fn arg_struct(id: u32) -> Option<&'static str> {
+    match id {
+        // bpf_get_task_stack, bpf_task_pt_regs: `btf_tracing_ids[BTF_TRACING_TYPE_TASK]`.
+        141 | 175 => Some("task_struct"),
+        _ => None,
+    }
+}
 
 /// `bpf_get_socket_ptr_cookie_proto`: `u64 bpf_get_socket_cookie(struct sock *sk)` in
 /// tracing programs; a NULL `sk` gives 0.
@@ -92,12 +113,17 @@ impl Verifier<'_> {
     /// struct. Other registers pass.
     pub(crate) fn check_btf_arg(&self, regno: u8, arg: Arg) -> Result<(), VerifierError> {
         let reg = *self.reg(regno);
-        let Arg::BtfIdSockCommon {
-            release,
-            maybe_null,
-        } = arg
-        else {
-            return Ok(());
+        let helper = self.insns[self.insn_idx].imm as u32;
+        let (release, maybe_null, need) = match arg {
+            Arg::BtfIdSockCommon {
+                release,
+                maybe_null,
+            } => (release, maybe_null, "sock_common"),
+            Arg::BtfId => match arg_struct(helper) {
+                Some(name) => (false, false, name),
+                None => return Err(self.internal("no BTF struct for a helper argument")),
+            },
+            _ => return Ok(()),
         };
         if reg.ty != RegType::BtfId {
             return Ok(());
@@ -112,7 +138,7 @@ impl Verifier<'_> {
         let (Some(btf), id) = (self.prog.btf, reg.btf_id()) else {
             return Err(self.not_modelled(regno));
         };
-        let Some(need) = btf.struct_by_name("sock_common") else {
+        let Some(need_id) = btf.struct_by_name(need) else {
             return Err(self.not_modelled(regno));
         };
         if id == 0 {
@@ -120,14 +146,14 @@ impl Verifier<'_> {
         }
         self.check_ptr_off_reg(regno, true)?;
         // `bpf_sk_release` matches any socket; other releasing helpers the exact struct.
-        let strict = release && self.insns[self.insn_idx].imm != 86;
+        let strict = release && helper != 86;
         let off = u64::try_from(reg.off).unwrap_or(0);
-        if !crate::btf_access::struct_ids_match(btf, id, off, need, strict) {
+        if !crate::btf_access::struct_ids_match(btf, id, off, need_id, strict) {
             return Err(self.err(
                 Rule::HelperArgs,
                 EACCES,
                 format!(
-                    "R{regno} is of type {} but sock_common is expected",
+                    "R{regno} is of type {} but {need} is expected",
                     struct_name(btf, id)
                 ),
             ));
@@ -140,9 +166,25 @@ impl Verifier<'_> {
             Rule::Unsupported,
             ENOTSUPP,
             format!(
-                "R{regno}: a BTF-typed socket (PTR_TO_BTF_ID) as a helper argument needs the kernel's BTF (a target BTF), which was not given"
+                "R{regno}: a BTF-typed kernel object (PTR_TO_BTF_ID) as a helper argument needs the kernel's BTF (a target BTF), which was not given"
             ),
         )
+    }
+
+    /// `r0` of a helper returning a BTF pointer: `bpf_get_current_task_btf`'s trusted
+    /// `task_struct` (`RET_PTR_TO_BTF_ID_TRUSTED`), `bpf_task_pt_regs`'s `pt_regs`
+    /// (`RET_PTR_TO_BTF_ID`, neither trusted nor NULL); id 0 (loads not modelled)
+    /// without a target BTF.
+    pub(crate) fn btf_ret(&mut self, helper: u32) -> Reg {
+        if helper != 175 {
+            return self.current_task_btf();
+        }
+        let id = self
+            .prog
+            .btf
+            .and_then(|b| b.struct_by_name("pt_regs"))
+            .unwrap_or(0);
+        self.btf_ptr(id, 0)
     }
 
     /// `r0` of a `bpf_skc_to_*` cast (`RET_PTR_TO_BTF_ID_OR_NULL`): a `ptr_or_null_` to
@@ -179,8 +221,77 @@ mod tests {
         );
         assert!(helpers::allowed(46, t, Privilege::Root));
         assert!(helpers::allowed(137, t, Privilege::Root));
-        assert!(!helpers::allowed(46, ProgType::RawTracepoint, Privilege::Root));
+        assert!(!helpers::allowed(
+            46,
+            ProgType::RawTracepoint,
+            Privilege::Root
+        ));
         assert!(!helpers::allowed(137, ProgType::Kprobe, Privilege::Root));
+    }
+
+    /// `r1 = ctx[0]` (a pointer to struct `arg`), `call helper`, `r0 = 0`, `exit` in a
+    /// `tp_btf` program, on `btf` (or none).
+    fn call_with(
+        btf: Option<&crate::kernel_btf::testing::TestBtf>,
+        arg: u32,
+        helper: u64,
+    ) -> Result<(), crate::VerifierError> {
+        use crate::{Insn, KernelBtf, Options, Program, TracingCtx};
+        let mut btf_ids = [0; 13];
+        btf_ids[0] = arg;
+        let ctx = TracingCtx {
+            nr_slots: 1,
+            btf_ptr_slots: 1,
+            btf_ids,
+            known: true,
+        };
+        let words = [0x1179, 0x85 | (helper << 32), 0xb7, 0x95];
+        let insns: Vec<Insn> = words.iter().map(|&w| Insn::from_word(w)).collect();
+        let prog = Program {
+            insns: &insns,
+            prog_type: ProgType::Tracing(ctx),
+            expected_attach_type: Some(23),
+            maps: &[],
+            gpl_compatible: true,
+            func_info: false,
+            kfuncs: &[],
+            btf: btf.map(|b| b as &dyn KernelBtf),
+        };
+        let opts = Options {
+            privilege: Privilege::Root,
+            ..Options::default()
+        };
+        crate::verify(&prog, &opts).map(|_| ())
+    }
+
+    #[test]
+    fn btf_arguments_match_their_struct() {
+        use crate::kernel_btf::testing::TestBtf;
+        use crate::kernel_btf::KernelType;
+        let mut b = TestBtf::new();
+        let int = b.add(KernelType::Int { size: 4 });
+        let common = b.add_struct("sock_common", 8, false, &[("skc_family", int, 0)]);
+        let sock = b.add_struct("sock", 16, false, &[("__sk_common", common, 0)]);
+        let task = b.add_struct("task_struct", 8, false, &[("pid", int, 0)]);
+        b.add_struct("pt_regs", 8, false, &[("ip", int, 0)]);
+        b.add_struct("tcp_sock", 24, false, &[("sk", sock, 0)]);
+        assert!(call_with(Some(&b), sock, 46).is_ok());
+        assert!(call_with(Some(&b), sock, 137).is_ok());
+        assert!(call_with(Some(&b), task, 141).is_err(), "needs its buffer");
+        assert!(call_with(Some(&b), task, 175).is_ok());
+        let e = call_with(Some(&b), task, 46).unwrap_err();
+        assert_eq!(
+            e.message,
+            "R1 is of type task_struct but sock_common is expected"
+        );
+        assert_eq!((e.errno, e.insn), (EACCES, Some(1)));
+        let e = call_with(Some(&b), sock, 175).unwrap_err();
+        assert_eq!(e.message, "R1 is of type sock but task_struct is expected");
+        // Without the kernel's types: not modelled.
+        let e = call_with(None, sock, 46).unwrap_err();
+        assert_eq!(e.rule, Rule::Unsupported);
+        assert_eq!(arg_struct(141), Some("task_struct"));
+        assert_eq!(arg_struct(46), None);
     }
 
     #[test]

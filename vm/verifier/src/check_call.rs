@@ -217,7 +217,7 @@ impl Verifier<'_> {
                 }
                 r
             }
-            Ret::BtfId => self.current_task_btf(),
+            Ret::BtfId => self.btf_ret(id_u),
             Ret::BtfIdOrNull => self.skc_ret(id_u),
             Ret::SocketOrNull | Ret::SockCommonOrNull | Ret::TcpSockOrNull => {
                 crate::sock::ret_reg(proto.ret).unwrap_or_default()
@@ -319,6 +319,7 @@ impl Verifier<'_> {
             Arg::RingbufMemRelease => &[(RegType::Mem, RINGBUF)],
             Arg::ConstStr | Arg::Timer => &[(RegType::MapValue, 0)],
             Arg::SockCommon | Arg::BtfIdSockCommon { .. } => crate::sock::arg_types(arg),
+            Arg::BtfId => crate::btf_args::BTF_PTR_TYPES,
             Arg::PercpuBtfId | Arg::Anything | Arg::None | Arg::Unmodelled => &[],
         }
     }

@@ -68,6 +68,9 @@ pub enum Arg {
     RingbufMemRelease,
     /// A per-CPU kernel object (`ARG_PTR_TO_PERCPU_BTF_ID`).
     PercpuBtfId,
+    /// A kernel object of the helper's struct (`ARG_PTR_TO_BTF_ID`, the struct by
+    /// `btf_args::arg_struct`).
+    BtfId,
     /// A read-only map value holding a NUL-terminated string (`ARG_PTR_TO_CONST_STR`).
     ConstStr,
     /// A map value's `struct bpf_timer` (`ARG_PTR_TO_TIMER`).
@@ -155,7 +158,8 @@ pub enum Ret {
     MemOrBtfIdOrNull,
     /// A per-CPU object (read-only memory).
     MemOrBtfId,
-    /// A trusted kernel object typed by BTF (`RET_PTR_TO_BTF_ID_TRUSTED`).
+    /// A kernel object typed by BTF (`RET_PTR_TO_BTF_ID_TRUSTED` of
+    /// `bpf_get_current_task_btf`, `RET_PTR_TO_BTF_ID` of `bpf_task_pt_regs`).
     BtfId,
     /// A full socket or NULL (`RET_PTR_TO_SOCKET_OR_NULL`).
     SocketOrNull,
@@ -737,8 +741,22 @@ static PROTOS: &[Proto] = &[
     ),
     p(134, "bpf_ringbuf_query", I, [MAP, A, N, N, N], false, false),
     p(135, "bpf_csum_level", I, [CTX, A, N, N, N], false, false),
-    p(136, "bpf_skc_to_tcp6_sock", Ret::BtfIdOrNull, [SK, N, N, N, N], false, false),
-    p(137, "bpf_skc_to_tcp_sock", Ret::BtfIdOrNull, [SK, N, N, N, N], false, false),
+    p(
+        136,
+        "bpf_skc_to_tcp6_sock",
+        Ret::BtfIdOrNull,
+        [SK, N, N, N, N],
+        false,
+        false,
+    ),
+    p(
+        137,
+        "bpf_skc_to_tcp_sock",
+        Ret::BtfIdOrNull,
+        [SK, N, N, N, N],
+        false,
+        false,
+    ),
     p(
         138,
         "bpf_skc_to_tcp_timewait_sock",
@@ -755,9 +773,24 @@ static PROTOS: &[Proto] = &[
         false,
         false,
     ),
-    p(140, "bpf_skc_to_udp6_sock", Ret::BtfIdOrNull, [SK, N, N, N, N], false, false),
+    p(
+        140,
+        "bpf_skc_to_udp6_sock",
+        Ret::BtfIdOrNull,
+        [SK, N, N, N, N],
+        false,
+        false,
+    ),
     // `bpf_snprintf_btf_proto`: str ARG_PTR_TO_MEM | MEM_WRITE, str_size ARG_CONST_SIZE,
     // ptr ARG_PTR_TO_MEM | MEM_RDONLY, btf_ptr_size ARG_CONST_SIZE, flags ARG_ANYTHING.
+    p(
+        141,
+        "bpf_get_task_stack",
+        I,
+        [Arg::BtfId, UNINIT, SZ0, A, N],
+        false,
+        false,
+    ),
     p(
         149,
         "bpf_snprintf_btf",
@@ -853,6 +886,14 @@ static PROTOS: &[Proto] = &[
         false,
     ),
     p(
+        175,
+        "bpf_task_pt_regs",
+        Ret::BtfId,
+        [Arg::BtfId, N, N, N, N],
+        true,
+        false,
+    ),
+    p(
         177,
         "bpf_trace_vprintk",
         I,
@@ -860,7 +901,14 @@ static PROTOS: &[Proto] = &[
         true,
         false,
     ),
-    p(178, "bpf_skc_to_unix_sock", Ret::BtfIdOrNull, [SK, N, N, N, N], false, false),
+    p(
+        178,
+        "bpf_skc_to_unix_sock",
+        Ret::BtfIdOrNull,
+        [SK, N, N, N, N],
+        false,
+        false,
+    ),
     p(
         181,
         "bpf_loop",
