@@ -63,8 +63,9 @@ fn every_supported_fixture_parses() {
                 "{result:?}"
             ),
             "partial" | "externs" => assert!(result.is_err(), "{stem} has a refused program"),
-            // Its fentry/fexit/tp_btf programs need a target BTF (tracing_programs.rs).
-            "tracing" => assert!(
+            // Its fentry/fexit/tp_btf programs need a target BTF (tracing_programs.rs,
+            // socket_cookies.rs).
+            "tracing" | "sock_cookie" => assert!(
                 matches!(result, Err(LoadError::TracingNeedsBtf { .. })),
                 "{result:?}"
             ),
