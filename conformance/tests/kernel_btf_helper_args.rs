@@ -4,7 +4,8 @@
 //! `bpf_get_socket_ptr_cookie_proto`, as bcc's `tcppktlat` does) and to the
 //! `bpf_skc_to_*` casts, reading through what a cast returns, and `sched_cls` programs
 //! casting `skb->sk` and an acquired socket (whose reference the cast carries to
-//! `bpf_sk_release`). Refused forms: a struct other than one starting with
+//! `bpf_sk_release`) and giving the cast to `bpf_sk_assign`; `bpf_get_task_stack` and
+//! `bpf_task_pt_regs` given a `task_struct` (`ARG_PTR_TO_BTF_ID`). Refused forms: a struct other than one starting with
 //! `struct sock_common`, a scalar, the context, an RCU pointer, an unchecked cast result
 //! read or released, a leaked reference, helpers other program types lack. The running
 //! kernel's BTF (`/sys/kernel/btf/vmlinux`) is bpfvm's target BTF; verdict, errno and
@@ -162,6 +163,24 @@ fn cases(btf: &Btf) -> Vec<C> {
         c(
             "tc",
             format!("{LOOKUP}\njeq r0, 0, +4\nmov64 r1, r0\ncall 137\nmov64 r1, r0\ncall 86\n{R0}"),
+            false,
+        ),
+        // bpf_sk_assign(ctx, cast, 0) of an acquired socket's cast, then the release.
+        c(
+            "tc",
+            format!("mov64 r9, r1\n{LOOKUP}\njeq r0, 0, +10\nmov64 r6, r0\nmov64 r1, r0\ncall 137\njeq r0, 0, +4\nmov64 r1, r9\nmov64 r2, r0\nmov64 r3, 0\ncall 124\nmov64 r1, r6\ncall 86\n{R0}"),
+            true,
+        ),
+        // ... and of skb->sk's cast (no reference: bpf_sk_assign releases nothing).
+        c(
+            "tc",
+            format!("mov64 r9, r1\nldxdw r1, [r1+168]\njeq r1, 0, +6\ncall 137\njeq r0, 0, +4\nmov64 r1, r9\nmov64 r2, r0\nmov64 r3, 0\ncall 124\n{R0}"),
+            true,
+        ),
+        // ... unchecked.
+        c(
+            "tc",
+            format!("mov64 r9, r1\nldxdw r1, [r1+168]\njeq r1, 0, +5\ncall 137\nmov64 r1, r9\nmov64 r2, r0\nmov64 r3, 0\ncall 124\n{R0}"),
             false,
         ),
         // A BTF socket from skb->sk cast, never acquired: not releasable.
