@@ -5,11 +5,12 @@
 //! `bpf_skc_to_*` casts, reading through what a cast returns, and `sched_cls` programs
 //! casting `skb->sk` and an acquired socket (whose reference the cast carries to
 //! `bpf_sk_release`) and giving the cast to `bpf_sk_assign`; `bpf_get_task_stack` and
-//! `bpf_task_pt_regs` given a `task_struct` (`ARG_PTR_TO_BTF_ID`). Refused forms: a struct other than one starting with
-//! `struct sock_common`, a scalar, the context, an RCU pointer, an unchecked cast result
-//! read or released, a leaked reference, helpers other program types lack. The running
-//! kernel's BTF (`/sys/kernel/btf/vmlinux`) is bpfvm's target BTF; verdict, errno and
-//! every line of bpfvm's message must be the kernel's.
+//! `bpf_task_pt_regs` given a `task_struct` (`ARG_PTR_TO_BTF_ID`). Refused forms: a
+//! struct other than one starting with `struct sock_common` (or than `task_struct`), a
+//! scalar, the context, an RCU pointer, an unchecked cast result read or released, a
+//! leaked reference, helpers other program types lack, a GPL-only helper in a proprietary
+//! program. The running kernel's BTF (`/sys/kernel/btf/vmlinux`) is bpfvm's target BTF;
+//! verdict, errno and every line of bpfvm's message must be the kernel's.
 #![cfg(target_os = "linux")]
 
 use bpfvm::loader::{Btf, BtfType};

@@ -80,11 +80,13 @@ static SOCKET_PTR_COOKIE: Proto = Proto {
     pkt_access: false,
 };
 
-/// Helpers only tracing programs have among those bpfvm models (`tracing_prog_func_proto`
-/// beyond `raw_tp_prog_func_proto`): `bpf_get_socket_cookie` and the `bpf_skc_to_*`
-/// casts.
+/// Helpers tracing programs have beyond raw tracepoints' (`tracing_prog_func_proto`):
+/// `bpf_get_socket_cookie` and the `bpf_skc_to_*` casts, and (prototypes not modelled,
+/// so a call is [`crate::Rule::Unsupported`] rather than refused) `bpf_sk_storage_get`,
+/// `bpf_sk_storage_delete`, `bpf_d_path` and `bpf_sock_from_file`, whose availability
+/// also depends on the attach target.
 pub(crate) fn tracing_only(id: u32) -> bool {
-    id == GET_SOCKET_COOKIE || skc_struct(id).is_some()
+    id == GET_SOCKET_COOKIE || skc_struct(id).is_some() || matches!(id, 107 | 108 | 147 | 162)
 }
 
 /// The struct a `bpf_skc_to_*` cast returns, `None` for other helpers.
@@ -227,6 +229,8 @@ mod tests {
             Privilege::Root
         ));
         assert!(!helpers::allowed(137, ProgType::Kprobe, Privilege::Root));
+        // Offered to tracing, prototype not modelled: not modelled, not refused.
+        assert!(helpers::allowed(107, t, Privilege::Root) && proto(107, t).is_none());
     }
 
     /// `r1 = ctx[0]` (a pointer to struct `arg`), `call helper`, `r0 = 0`, `exit` in a
