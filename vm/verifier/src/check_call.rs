@@ -32,6 +32,8 @@ pub(crate) struct Meta {
     release_regno: u8,
     /// The callback's subprogram (`ARG_PTR_TO_FUNC`).
     subprogno: Option<usize>,
+    /// The dynptr argument (`dynptr_id` and its `ref_obj_id`).
+    dynptr: crate::dynptr::DynptrMeta,
 }
 
 impl Verifier<'_> {
@@ -141,7 +143,14 @@ impl Verifier<'_> {
         }
         if meta.release_regno != 0 {
             let reg = *self.reg(meta.release_regno);
-            let ok = if meta.ref_obj_id != 0 {
+            let releases_dynptr = matches!(
+                proto.args[usize::from(meta.release_regno) - 1],
+                Arg::Dynptr(_)
+            );
+            let ok = if releases_dynptr {
+                self.unmark_stack_slots_dynptr(meta.release_regno)?;
+                true
+            } else if meta.ref_obj_id != 0 {
                 self.release_reference(meta.ref_obj_id)
             } else {
                 reg.is_null()
@@ -157,6 +166,7 @@ impl Verifier<'_> {
         if id_u == 173 {
             self.check_get_func_ip()?;
         }
+        self.check_dynptr_call(id_u)?;
         match id_u {
             helpers::TAIL_CALL => self.check_resource_leak("tail_call", true)?,
             helpers::GET_LOCAL_STORAGE if !self.reg(2).is_null() => {
@@ -227,6 +237,7 @@ impl Verifier<'_> {
                 r.aux = meta.mem_size as u32;
                 r
             }
+            Ret::DynptrMemOrNull => Self::dynptr_data_ret(meta.mem_size, meta.dynptr),
             Ret::MemOrBtfId | Ret::MemOrBtfIdOrNull | Ret::Unmodelled => {
                 return Err(self.internal("unmodelled return type"));
             }
@@ -318,7 +329,7 @@ impl Verifier<'_> {
             Arg::RingbufMemRelease => &[(RegType::Mem, RINGBUF)],
             Arg::ConstStr | Arg::Timer => &[(RegType::MapValue, 0)],
             Arg::SockCommon | Arg::BtfIdSockCommon { .. } => crate::sock::arg_types(arg),
-            Arg::PercpuBtfId | Arg::Anything | Arg::None | Arg::Unmodelled => &[],
+            Arg::PercpuBtfId | Arg::Anything | Arg::None | Arg::Unmodelled | Arg::Dynptr(_) => &[],
         }
     }
 
@@ -428,6 +439,9 @@ impl Verifier<'_> {
                 ));
             }
             return Ok(());
+        }
+        if let Arg::Dynptr(d) = arg {
+            return self.check_dynptr_arg(regno, d, &mut meta.dynptr, &mut meta.release_regno);
         }
         let reg = *self.reg(regno);
         if reg.is_pkt_pointer()

@@ -221,6 +221,14 @@ impl Verifier<'_> {
                 i += 1;
                 continue;
             }
+            if old.stack[spi].types[SLOT - 1] == SlotType::Dynptr {
+                let (o, c) = (&old.stack[spi], &cur.stack[spi]);
+                if crate::dynptr::slot_dynptr(o) != crate::dynptr::slot_dynptr(c)
+                    || !idmap.check(o.spilled.ref_obj_id, c.spilled.ref_obj_id)
+                {
+                    return false;
+                }
+            }
             if old.stack[spi].types[SLOT - 1] == SlotType::Spill
                 && !self.regsafe(
                     &old.stack[spi].spilled,

@@ -89,6 +89,8 @@ pub struct Reg {
     pub id: u32,
     /// The acquired reference this pointer holds.
     pub ref_obj_id: u32,
+    /// The dynptr a `bpf_dynptr_data` slice comes from (its id), 0 for other memory.
+    pub dynptr_id: u32,
     /// Frame a stack pointer points into.
     pub frameno: u8,
     /// Whether a scalar's exact range matters for pruning.
@@ -106,6 +108,7 @@ impl Reg {
             b: Bounds::UNKNOWN,
             id: 0,
             ref_obj_id: 0,
+            dynptr_id: 0,
             frameno: 0,
             precise: false,
         }

@@ -1,0 +1,420 @@
+//! Dynptrs (`struct bpf_dynptr`): 16 bytes of stack, two 8-byte slots of
+//! `STACK_DYNPTR`, created by `bpf_dynptr_from_mem` and `bpf_ringbuf_reserve_dynptr`,
+//! read by `bpf_dynptr_read`, `bpf_dynptr_write` and `bpf_dynptr_data`, released by
+//! `bpf_ringbuf_{submit,discard}_dynptr` (the kernel's `process_dynptr_func`,
+//! `mark_stack_slots_dynptr`, `unmark_stack_slots_dynptr`,
+//! `destroy_if_dynptr_stack_slot`).
+//!
+//! The slot at the dynptr's address (`spi`, the lower address) is its *first slot*; the
+//! slot above it (`spi - 1`) the second. Both slots' `spilled` registers describe the
+//! dynptr: `aux` holds its [`DynptrKind`] and whether the slot is the first, `id` the
+//! dynptr's id (slices from `bpf_dynptr_data` carry it as `dynptr_id`) and `ref_obj_id` the
+//! reference a ring buffer dynptr holds. Writing to either slot destroys the dynptr (and
+//! its slices); a ring buffer dynptr cannot be overwritten, as its reference would leak.
+
+use crate::error::{Rule, VerifierError, EACCES, EINVAL};
+use crate::reg::{Reg, RegType};
+use crate::stack::{SlotType, StackSlot, SLOT};
+use crate::state::RefState;
+use crate::verifier::Verifier;
+
+type R<T> = Result<T, VerifierError>;
+
+/// `BPF_FUNC_dynptr_from_mem`.
+pub const DYNPTR_FROM_MEM: u32 = 197;
+
+/// What a dynptr points to (`enum bpf_dynptr_type`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum DynptrKind {
+    /// Program memory, a map value (`BPF_DYNPTR_TYPE_LOCAL`).
+    Local = 1,
+    /// A ring buffer record (`BPF_DYNPTR_TYPE_RINGBUF`), a reference to release.
+    Ringbuf = 2,
+}
+
+impl DynptrKind {
+    fn from_aux(aux: u32) -> Option<DynptrKind> {
+        match aux & 0xff {
+            1 => Some(DynptrKind::Local),
+            2 => Some(DynptrKind::Ringbuf),
+            _ => None,
+        }
+    }
+
+    /// The kernel's name in messages (`dynptr_type_str`).
+    pub fn name(self) -> &'static str {
+        match self {
+            DynptrKind::Local => "local",
+            DynptrKind::Ringbuf => "ringbuf",
+        }
+    }
+
+    /// Whether the dynptr holds a reference (`dynptr_type_refcounted`).
+    fn refcounted(self) -> bool {
+        self == DynptrKind::Ringbuf
+    }
+}
+
+/// A dynptr argument of a helper (`ARG_PTR_TO_DYNPTR` and its flags).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct DynptrArg {
+    /// The dynptr type the helper wants (`DYNPTR_TYPE_*`), `None` for any.
+    pub kind: Option<DynptrKind>,
+    /// `MEM_UNINIT`: the helper constructs the dynptr there.
+    pub uninit: bool,
+    /// `OBJ_RELEASE`: the helper releases the dynptr's reference.
+    pub release: bool,
+}
+
+impl DynptrArg {
+    /// An initialised dynptr of any type, only read (`ARG_PTR_TO_DYNPTR | MEM_RDONLY`).
+    pub const READ: DynptrArg = DynptrArg {
+        kind: None,
+        uninit: false,
+        release: false,
+    };
+    /// Room for a new local dynptr.
+    pub const NEW_LOCAL: DynptrArg = DynptrArg {
+        kind: Some(DynptrKind::Local),
+        uninit: true,
+        release: false,
+    };
+    /// Room for a new ring buffer dynptr.
+    pub const NEW_RINGBUF: DynptrArg = DynptrArg {
+        kind: Some(DynptrKind::Ringbuf),
+        uninit: true,
+        release: false,
+    };
+    /// A ring buffer dynptr to submit or discard.
+    pub const RELEASE_RINGBUF: DynptrArg = DynptrArg {
+        kind: Some(DynptrKind::Ringbuf),
+        uninit: false,
+        release: true,
+    };
+}
+
+/// Marks `aux` of a first slot.
+const FIRST_SLOT: u32 = 1 << 8;
+
+/// The dynptr a slot holds: its kind and whether the slot is the first one.
+pub fn slot_dynptr(s: &StackSlot) -> Option<(DynptrKind, bool)> {
+    if s.types[0] != SlotType::Dynptr {
+        return None;
+    }
+    Some((
+        DynptrKind::from_aux(s.spilled.aux)?,
+        s.spilled.aux & FIRST_SLOT != 0,
+    ))
+}
+
+/// The slot register of a dynptr (`__mark_dynptr_reg`).
+fn dynptr_reg(kind: DynptrKind, first: bool, id: u32, ref_obj_id: u32) -> Reg {
+    let mut r = Reg::pointer(RegType::NotInit);
+    r.aux = kind as u32 | if first { FIRST_SLOT } else { 0 };
+    r.id = id;
+    r.ref_obj_id = ref_obj_id;
+    r
+}
+
+/// What the arguments told about a `bpf_dynptr_data` call's dynptr.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct DynptrMeta {
+    /// The dynptr's id.
+    pub id: u32,
+    /// The reference it holds.
+    pub ref_obj_id: u32,
+}
+
+impl Verifier<'_> {
+    /// `dynptr_get_spi`: the first slot of the dynptr `regno` points to; `Ok(None)` when
+    /// the slots are beyond the tracked stack (`-ERANGE`).
+    fn dynptr_get_spi(&self, regno: u8) -> R<Option<usize>> {
+        let reg = *self.reg(regno);
+        if !reg.b.var_off.is_const() {
+            return Err(self.err(
+                Rule::HelperArgs,
+                EINVAL,
+                "dynptr has to be at a constant offset",
+            ));
+        }
+        let off = i64::from(reg.off) + reg.b.var_off.value as i64;
+        let spi = (-off - 1).div_euclid(SLOT as i64);
+        if off % SLOT as i64 != 0 || spi < 1 {
+            return Err(self.err(
+                Rule::HelperArgs,
+                EINVAL,
+                format!("cannot pass in dynptr at an offset={off}"),
+            ));
+        }
+        let allocated = self.cur.frames[reg.frameno as usize].stack.len() as i64;
+        if spi >= allocated {
+            return Ok(None);
+        }
+        Ok(Some(spi as usize))
+    }
+
+    /// A dynptr argument (`check_func_arg` for `ARG_PTR_TO_DYNPTR`, with
+    /// `process_dynptr_func`); `release`: set to `regno` for a releasing argument.
+    pub(crate) fn check_dynptr_arg(
+        &mut self,
+        regno: u8,
+        arg: DynptrArg,
+        meta: &mut DynptrMeta,
+        release: &mut u8,
+    ) -> R<()> {
+        let reg = *self.reg(regno);
+        if reg.ty != RegType::Stack {
+            return Err(self.err(
+                Rule::HelperArgs,
+                EACCES,
+                format!(
+                    "R{regno} type={} expected=fp, dynptr_ptr",
+                    crate::log::reg_type_str(reg.ty, reg.flags)
+                ),
+            ));
+        }
+        let frame = reg.frameno as usize;
+        if arg.release {
+            let held = match self.dynptr_get_spi(regno) {
+                Ok(Some(spi)) => self.cur.frames[frame].stack[spi].spilled.ref_obj_id != 0,
+                _ => false,
+            };
+            if !held {
+                return Err(self.err(
+                    Rule::References,
+                    EINVAL,
+                    format!("arg {regno} is an unacquired reference"),
+                ));
+            }
+            *release = regno;
+        }
+        if arg.uninit {
+            let valid_uninit = self.dynptr_get_spi(regno).is_ok();
+            if !valid_uninit {
+                return Err(self.err(
+                    Rule::HelperArgs,
+                    EINVAL,
+                    "Dynptr has to be an uninitialized dynptr",
+                ));
+            }
+            for i in [0, 8] {
+                self.check_mem_access(regno, i, 8, crate::ctx::Access::Write, None, false, false)?;
+            }
+            let kind = arg.kind.unwrap_or(DynptrKind::Local);
+            return self.mark_stack_slots_dynptr(regno, kind);
+        }
+        let spi = match self.dynptr_get_spi(regno) {
+            Ok(Some(spi)) => Some(spi),
+            _ => None,
+        };
+        let found = spi.and_then(|spi| {
+            let f = &self.cur.frames[frame];
+            let first = slot_dynptr(&f.stack[spi])?;
+            let second = slot_dynptr(&f.stack[spi - 1])?;
+            let whole = f.stack[spi].types.iter().all(|&t| t == SlotType::Dynptr)
+                && f.stack[spi - 1]
+                    .types
+                    .iter()
+                    .all(|&t| t == SlotType::Dynptr);
+            (first.1 && !second.1 && whole).then_some((spi, first.0))
+        });
+        let Some((spi, kind)) = found else {
+            return Err(self.err(
+                Rule::HelperArgs,
+                EINVAL,
+                format!("Expected an initialized dynptr as arg #{}", regno - 1),
+            ));
+        };
+        if arg.kind.is_some_and(|k| k != kind) {
+            return Err(self.err(
+                Rule::HelperArgs,
+                EINVAL,
+                format!(
+                    "Expected a dynptr of type {} as arg #{}",
+                    arg.kind.map_or("", DynptrKind::name),
+                    regno - 1
+                ),
+            ));
+        }
+        let s = self.cur.frames[frame].stack[spi].spilled;
+        *meta = DynptrMeta {
+            id: s.id,
+            ref_obj_id: s.ref_obj_id,
+        };
+        Ok(())
+    }
+
+    /// `mark_stack_slots_dynptr`: the two slots at `regno` become a new dynptr; a ring
+    /// buffer one acquires a reference.
+    fn mark_stack_slots_dynptr(&mut self, regno: u8, kind: DynptrKind) -> R<()> {
+        let reg = *self.reg(regno);
+        let frame = reg.frameno as usize;
+        let Some(spi) = self.dynptr_get_spi(regno)? else {
+            return Err(self.internal("dynptr slots beyond the stack after the write"));
+        };
+        self.destroy_if_dynptr_stack_slot(frame, spi)?;
+        self.destroy_if_dynptr_stack_slot(frame, spi - 1)?;
+        let id = self.new_id();
+        let ref_obj_id = if kind.refcounted() {
+            let rid = self.new_id();
+            self.cur.refs.push(RefState {
+                id: rid,
+                insn_idx: self.insn_idx,
+            });
+            rid
+        } else {
+            0
+        };
+        let f = &mut self.cur.frames[frame];
+        for (s, first) in [(spi, true), (spi - 1, false)] {
+            f.stack[s].types = [SlotType::Dynptr; SLOT];
+            f.stack[s].spilled = dynptr_reg(kind, first, id, ref_obj_id);
+        }
+        Ok(())
+    }
+
+    /// `destroy_if_dynptr_stack_slot`: a write to slot `spi` of `frame` destroys the
+    /// dynptr there, and the slices taken from it; refused for a ring buffer dynptr.
+    pub(crate) fn destroy_if_dynptr_stack_slot(&mut self, frame: usize, spi: usize) -> R<()> {
+        let f = &self.cur.frames[frame];
+        let Some((kind, first)) = f.stack.get(spi).and_then(slot_dynptr) else {
+            return Ok(());
+        };
+        let spi = if first { spi } else { spi + 1 };
+        if kind.refcounted() {
+            return Err(self.err(
+                Rule::StackAccess,
+                EINVAL,
+                "cannot overwrite referenced dynptr",
+            ));
+        }
+        self.invalidate_dynptr(frame, spi, true);
+        Ok(())
+    }
+
+    /// `invalidate_dynptr` (and, with `slices`, the slices of it as
+    /// `destroy_if_dynptr_stack_slot` invalidates them).
+    fn invalidate_dynptr(&mut self, frame: usize, spi: usize, slices: bool) {
+        let Some(f) = self.cur.frames.get_mut(frame) else {
+            return;
+        };
+        if spi == 0 || spi >= f.stack.len() {
+            return;
+        }
+        let id = f.stack[spi].spilled.id;
+        for s in [spi, spi - 1] {
+            f.stack[s] = StackSlot::default();
+        }
+        if !slices {
+            return;
+        }
+        let leaks = self.allow_ptr_leaks();
+        self.cur.for_each_reg(|r| {
+            if r.ty == RegType::Mem && r.flags & !crate::reg::MAYBE_NULL == 0 && r.dynptr_id == id {
+                *r = if leaks {
+                    Reg::unknown(false)
+                } else {
+                    Reg::not_init()
+                };
+            }
+        });
+    }
+
+    /// `unmark_stack_slots_dynptr`: a ring buffer dynptr's reference is released with
+    /// its slices (and any dynptr holding it), a local dynptr is invalidated.
+    pub(crate) fn unmark_stack_slots_dynptr(&mut self, regno: u8) -> R<()> {
+        let frame = self.reg(regno).frameno as usize;
+        let Some(spi) = self.dynptr_get_spi(regno)? else {
+            return Err(self.internal("released dynptr beyond the stack"));
+        };
+        let s = self.cur.frames[frame].stack[spi];
+        let Some((kind, _)) = slot_dynptr(&s) else {
+            return Err(self.internal("released dynptr is no dynptr"));
+        };
+        if !kind.refcounted() {
+            self.invalidate_dynptr(frame, spi, false);
+            return Ok(());
+        }
+        let ref_obj_id = s.spilled.ref_obj_id;
+        if !self.release_reference(ref_obj_id) {
+            return Err(self.internal("dynptr reference not held"));
+        }
+        let n = self.cur.frames[frame].stack.len();
+        for i in 1..n {
+            let st = &self.cur.frames[frame].stack[i];
+            if st.spilled.ref_obj_id == ref_obj_id && slot_dynptr(st).is_some_and(|(_, f)| f) {
+                self.invalidate_dynptr(frame, i, false);
+            }
+        }
+        Ok(())
+    }
+
+    /// The checks of a dynptr helper after its arguments (`check_helper_call`'s
+    /// `switch (func_id)`): `bpf_dynptr_from_mem`'s memory is a map value (the kernel
+    /// refuses stack memory).
+    pub(crate) fn check_dynptr_call(&self, id: u32) -> R<()> {
+        if id == DYNPTR_FROM_MEM {
+            let r1 = self.reg(1);
+            if r1.ty != RegType::MapValue {
+                return Err(self.err(
+                    Rule::HelperArgs,
+                    EACCES,
+                    format!(
+                        "Unsupported reg type {} for bpf_dynptr_from_mem data",
+                        crate::log::reg_type_str(r1.ty, r1.flags)
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `r0` of `bpf_dynptr_data`: memory of the constant size, or NULL, tied to the
+    /// dynptr (its id, and its reference for a ring buffer dynptr).
+    pub(crate) fn dynptr_data_ret(size: u64, meta: DynptrMeta) -> Reg {
+        let mut r = Reg::pointer(RegType::Mem);
+        r.flags = crate::reg::MAYBE_NULL;
+        r.aux = size as u32;
+        r.ref_obj_id = meta.ref_obj_id;
+        r.dynptr_id = meta.id;
+        r
+    }
+
+    /// `check_stack_range_initialized` with a helper writing the bytes: a dynptr in
+    /// `[min_off, max_off)` could be overwritten.
+    pub(crate) fn check_no_dynptr_in(&self, frame: usize, min_off: i64, max_off: i64) -> R<()> {
+        let f = &self.cur.frames[frame];
+        for i in min_off..max_off {
+            let (spi, b) = crate::stack::slot_of(i);
+            if f.stack
+                .get(spi)
+                .is_some_and(|s| s.types[b] == SlotType::Dynptr)
+            {
+                return Err(self.err(
+                    Rule::HelperArgs,
+                    EACCES,
+                    format!("potential write to dynptr at off={i} disallowed"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slot_encoding_round_trips() {
+        let mut s = StackSlot::default();
+        assert_eq!(slot_dynptr(&s), None);
+        s.types = [SlotType::Dynptr; SLOT];
+        s.spilled = dynptr_reg(DynptrKind::Ringbuf, true, 3, 4);
+        assert_eq!(slot_dynptr(&s), Some((DynptrKind::Ringbuf, true)));
+        s.spilled = dynptr_reg(DynptrKind::Local, false, 3, 0);
+        assert_eq!(slot_dynptr(&s), Some((DynptrKind::Local, false)));
+        assert!(DynptrKind::Ringbuf.refcounted() && !DynptrKind::Local.refcounted());
+        assert_eq!(DynptrKind::Local.name(), "local");
+    }
+}
