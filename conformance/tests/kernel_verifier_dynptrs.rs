@@ -12,7 +12,7 @@
 //! `dynptr_cases_match_the_kernel` compares verdict, errno and message with the kernel's
 //! (Linux, as root, for both loaders).
 
-use bpfvm_conformance::rule_cases::Expect;
+use bpfvm_conformance::rule_cases::{fix_local_calls, Expect};
 use bpfvm_conformance::verdicts::{asm, Case};
 use bpfvm_verifier::{map_type, MapInfo, ProgType};
 
@@ -483,6 +483,47 @@ fn cases() -> Vec<(Case, Expect)> {
         ),
         Accepted,
     );
+    // Dynptrs in the caller's stack, used by a subprogram (`call -1`: the first
+    // instruction after the next `exit`).
+    let mut local = |name: &str, src: String, e: Expect| {
+        let mut insns = asm(&format!("{LOOKUP}{src}"));
+        fix_local_calls(&mut insns);
+        let mut c = Case::new(name, ProgType::SchedCls, insns);
+        c.maps = rb();
+        v.push((c, e));
+    };
+    let sub_read = "mov64 r3, r1\nmov64 r1, r10\nadd64 r1, -8\nmov64 r2, 4\nmov64 r4, 0\nmov64 r5, 0\ncall 201\nmov64 r0, 0\nexit";
+    local(
+        "read_in_subprogram",
+        format!("{FROM_MEM}mov64 r1, r10\nadd64 r1, -24\ncall -1\n{EXIT0}\n{sub_read}"),
+        Accepted,
+    );
+    local(
+        "read_in_subprogram_never_made",
+        format!("mov64 r1, r10\nadd64 r1, -24\ncall -1\n{EXIT0}\n{sub_read}"),
+        Refused,
+    );
+    local(
+        "submit_in_subprogram",
+        format!(
+            "{RESERVE}mov64 r1, r10\nadd64 r1, -16\ncall -1\n{EXIT0}\nmov64 r2, 0\ncall 199\n{EXIT0}"
+        ),
+        Accepted,
+    );
+    local(
+        "reserve_in_subprogram_submit_in_caller",
+        format!(
+            "mov64 r1, r10\nadd64 r1, -16\ncall -1\n{SUBMIT}{EXIT0}\nmov64 r4, r1\nldmap r1, 0\nmov64 r2, 8\nmov64 r3, 0\ncall 198\n{EXIT0}"
+        ),
+        Accepted,
+    );
+    local(
+        "reserve_in_subprogram_leaked",
+        format!(
+            "mov64 r1, r10\nadd64 r1, -16\ncall -1\n{EXIT0}\nmov64 r4, r1\nldmap r1, 0\nmov64 r2, 8\nmov64 r3, 0\ncall 198\n{EXIT0}"
+        ),
+        Refused,
+    );
     v
 }
 
@@ -503,6 +544,6 @@ fn dynptr_cases_match_the_kernel() {
         return;
     }
     let (compared, failures) = check_all(&cases(), compare);
-    assert!(compared >= 90, "only {compared} verdicts compared");
+    assert!(compared >= 108, "only {compared} verdicts compared");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

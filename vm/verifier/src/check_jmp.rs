@@ -417,6 +417,7 @@ fn mark_ptr_or_null(st: &mut VState, id: u32, is_null: bool, spin_lock_maps: &[b
                 r.flags = 0;
                 r.id = 0;
                 r.ref_obj_id = 0;
+                r.dynptr_id = 0;
                 r.aux = 0;
                 return;
             }

@@ -235,6 +235,7 @@ impl Reg {
             && self.flags == o.flags
             && self.off == o.off
             && self.aux == o.aux
+            && self.dynptr_id == o.dynptr_id
             && self.b == o.b
     }
 
@@ -245,6 +246,7 @@ impl Reg {
         self.aux = 0;
         self.id = 0;
         self.ref_obj_id = 0;
+        self.dynptr_id = 0;
         self.b = Bounds::known(v);
     }
 }
