@@ -483,6 +483,34 @@ fn cases() -> Vec<(Case, Expect)> {
         ),
         Accepted,
     );
+    // A store at a variable offset that may touch a dynptr destroys it (root; without
+    // CAP_PERFMON the variable-offset store itself is refused).
+    let var_store =
+        "call 7\nand64 r0, 8\nmov64 r1, r10\nadd64 r1, -24\nadd64 r1, r0\nstxdw [r1+0], r0\n";
+    add(
+        "variable_offset_store_over_local_dynptr",
+        rb(),
+        format!("{FROM_MEM}{var_store}{READ}{EXIT0}"),
+        Refused,
+    );
+    add(
+        "variable_offset_store_over_ringbuf_dynptr",
+        rb(),
+        format!(
+            "{RESERVE}{}{SUBMIT}{EXIT0}",
+            var_store.replace("add64 r1, -24", "add64 r1, -16")
+        ),
+        Refused,
+    );
+    add(
+        "variable_offset_store_beside_ringbuf_dynptr",
+        rb(),
+        format!(
+            "stdw [r10-32], 0\nstdw [r10-24], 0\n{RESERVE}{}{SUBMIT}{EXIT0}",
+            var_store.replace("add64 r1, -24", "add64 r1, -32")
+        ),
+        RootOnly,
+    );
     // Dynptrs in the caller's stack, used by a subprogram (`call -1`: the first
     // instruction after the next `exit`).
     let mut local = |name: &str, src: String, e: Expect| {
@@ -544,6 +572,6 @@ fn dynptr_cases_match_the_kernel() {
         return;
     }
     let (compared, failures) = check_all(&cases(), compare);
-    assert!(compared >= 108, "only {compared} verdicts compared");
+    assert!(compared >= 114, "only {compared} verdicts compared");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
