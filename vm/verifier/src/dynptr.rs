@@ -404,6 +404,95 @@ impl Verifier<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::input::{map_type, MapInfo, Options, ProgType, Program};
+    use crate::insn::Insn;
+
+    fn i(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
+        Insn {
+            code,
+            dst,
+            src,
+            off,
+            imm,
+        }
+    }
+
+    /// `bpf_ringbuf_reserve_dynptr(map 0, 8, 0, fp + off)`.
+    fn reserve(off: i32) -> Vec<Insn> {
+        vec![
+            i(0x18, 1, 1, 0, 0),
+            i(0, 0, 0, 0, 0),
+            i(0xb7, 2, 0, 0, 8),
+            i(0xb7, 3, 0, 0, 0),
+            i(0xbf, 4, 10, 0, 0),
+            i(0x07, 4, 0, 0, off),
+            i(0x85, 0, 0, 0, 198),
+        ]
+    }
+
+    /// `bpf_ringbuf_{submit,discard}_dynptr(fp + off, 0)`.
+    fn release(off: i32, helper: i32) -> Vec<Insn> {
+        vec![
+            i(0xbf, 1, 10, 0, 0),
+            i(0x07, 1, 0, 0, off),
+            i(0xb7, 2, 0, 0, 0),
+            i(0x85, 0, 0, 0, helper),
+        ]
+    }
+
+    fn verdict(parts: &[Vec<Insn>]) -> Result<(), (i32, String)> {
+        let mut insns: Vec<Insn> = parts.concat();
+        insns.extend([i(0xb7, 0, 0, 0, 0), i(0x95, 0, 0, 0, 0)]);
+        let maps = [MapInfo::new(map_type::RINGBUF, 0, 0, 4096)];
+        let prog = Program {
+            insns: &insns,
+            prog_type: ProgType::SchedCls,
+            expected_attach_type: None,
+            maps: &maps,
+            gpl_compatible: true,
+            kfuncs: &[],
+            btf: None,
+            func_info: false,
+        };
+        crate::verify(&prog, &Options::default())
+            .map(|_| ())
+            .map_err(|e| (e.errno, e.message))
+    }
+
+    #[test]
+    fn a_ring_buffer_dynptr_is_released_once() {
+        assert_eq!(verdict(&[reserve(-16), release(-16, 199)]), Ok(()));
+        assert_eq!(verdict(&[reserve(-16), release(-16, 200)]), Ok(()));
+        let leak = verdict(&[reserve(-16)]).unwrap_err();
+        assert_eq!(leak.0, 22);
+        assert!(leak.1.starts_with("Unreleased reference id=2"), "{leak:?}");
+        let twice = verdict(&[reserve(-16), release(-16, 199), release(-16, 199)]);
+        assert_eq!(twice, Err((22, "arg 1 is an unacquired reference".into())));
+    }
+
+    #[test]
+    fn its_slots_are_sixteen_aligned_bytes_not_overwritten() {
+        let at_fp8 = verdict(&[reserve(-8), release(-8, 199)]);
+        assert_eq!(
+            at_fp8,
+            Err((22, "Dynptr has to be an uninitialized dynptr".into()))
+        );
+        let store = vec![i(0x7a, 10, 0, -8, 0)]; // *(u64 *)(r10 - 8) = 0: the second slot
+        assert_eq!(
+            verdict(&[reserve(-16), store, release(-16, 199)]),
+            Err((22, "cannot overwrite referenced dynptr".into()))
+        );
+        let again = verdict(&[reserve(-16), reserve(-16), release(-16, 199)]);
+        assert_eq!(
+            again,
+            Err((22, "cannot overwrite referenced dynptr".into()))
+        );
+        let load = vec![i(0x79, 0, 10, -16, 0)];
+        assert_eq!(
+            verdict(&[reserve(-16), load, release(-16, 199)]),
+            Err((13, "invalid read from stack off -16+0 size 8".into()))
+        );
+    }
 
     #[test]
     fn slot_encoding_round_trips() {
