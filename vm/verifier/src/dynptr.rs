@@ -107,6 +107,24 @@ pub fn slot_dynptr(s: &StackSlot) -> Option<(DynptrKind, bool)> {
     ))
 }
 
+/// A dynptr in the kernel log's notation (`dynptr_ringbuf(id=2,ref_id=3)`), when `second`
+/// and `first` (the slot above and the one at the dynptr's address) hold one.
+pub(crate) fn dynptr_str(second: &StackSlot, first: &StackSlot) -> Option<String> {
+    let (kind, is_first) = slot_dynptr(second)?;
+    if is_first || slot_dynptr(first) != Some((kind, true)) {
+        return None;
+    }
+    let r = &first.spilled;
+    let mut parts = Vec::new();
+    if r.id != 0 {
+        parts.push(format!("id={}", r.id));
+    }
+    if r.ref_obj_id != 0 {
+        parts.push(format!("ref_id={}", r.ref_obj_id));
+    }
+    Some(format!("dynptr_{}({})", kind.name(), parts.join(",")))
+}
+
 /// The slot register of a dynptr (`__mark_dynptr_reg`).
 fn dynptr_reg(kind: DynptrKind, first: bool, id: u32, ref_obj_id: u32) -> Reg {
     let mut r = Reg::pointer(RegType::NotInit);
@@ -505,5 +523,15 @@ mod tests {
         assert_eq!(slot_dynptr(&s), Some((DynptrKind::Local, false)));
         assert!(DynptrKind::Ringbuf.refcounted() && !DynptrKind::Local.refcounted());
         assert_eq!(DynptrKind::Local.name(), "local");
+        let mut first = StackSlot::default();
+        first.types = [SlotType::Dynptr; SLOT];
+        first.spilled = dynptr_reg(DynptrKind::Ringbuf, true, 2, 3);
+        let mut second = first;
+        second.spilled = dynptr_reg(DynptrKind::Ringbuf, false, 2, 3);
+        assert_eq!(
+            dynptr_str(&second, &first).as_deref(),
+            Some("dynptr_ringbuf(id=2,ref_id=3)")
+        );
+        assert_eq!(dynptr_str(&first, &second), None);
     }
 }
