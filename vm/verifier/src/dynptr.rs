@@ -523,9 +523,10 @@ mod tests {
         assert_eq!(slot_dynptr(&s), Some((DynptrKind::Local, false)));
         assert!(DynptrKind::Ringbuf.refcounted() && !DynptrKind::Local.refcounted());
         assert_eq!(DynptrKind::Local.name(), "local");
-        let mut first = StackSlot::default();
-        first.types = [SlotType::Dynptr; SLOT];
-        first.spilled = dynptr_reg(DynptrKind::Ringbuf, true, 2, 3);
+        let first = StackSlot {
+            types: [SlotType::Dynptr; SLOT],
+            spilled: dynptr_reg(DynptrKind::Ringbuf, true, 2, 3),
+        };
         let mut second = first;
         second.spilled = dynptr_reg(DynptrKind::Ringbuf, false, 2, 3);
         assert_eq!(
