@@ -156,6 +156,21 @@ pub fn register(r: &mut Registry) {
     }
 }
 
+/// Registers the kfuncs that read or adjust a dynptr: `bpf_dynptr_size`,
+/// `bpf_dynptr_is_null`, `bpf_dynptr_is_rdonly`, `bpf_dynptr_adjust`.
+pub fn register_kfuncs(r: &mut Registry) {
+    let all: [(&str, HelperFn); 4] = [
+        ("bpf_dynptr_size", dynptr_size),
+        ("bpf_dynptr_is_null", dynptr_is_null),
+        ("bpf_dynptr_is_rdonly", dynptr_is_rdonly),
+        ("bpf_dynptr_adjust", dynptr_adjust),
+    ];
+    for (name, f) in all {
+        r.register_kfunc_fn(name, crate::KfuncFlags::NONE, f)
+            .expect("valid built-in kfunc");
+    }
+}
+
 fn mem_err(helper: &str, fault: crate::memory::MemFault) -> Box<HelperError> {
     Box::new(HelperError::Memory {
         helper: helper.to_string(),
@@ -357,6 +372,46 @@ pub fn dynptr_data(ctx: &mut HelperContext, a: &[u64; 5]) -> Result<u64, Box<Hel
         DynptrType::Local | DynptrType::Ringbuf => Ok(d.addr(offset)),
         DynptrType::Invalid => Ok(0),
     }
+}
+
+/// `bpf_dynptr_size(p)`: the size, `-EINVAL` (as a `u32`) for a NULL dynptr.
+pub fn dynptr_size(ctx: &mut HelperContext, a: &[u64; 5]) -> Result<u64, Box<HelperError>> {
+    let d = load(ctx, "bpf_dynptr_size", a[0])?;
+    if d.is_null() {
+        return Ok(u64::from(EINVAL as u32));
+    }
+    Ok(u64::from(d.size()))
+}
+
+/// `bpf_dynptr_is_null(p)`.
+pub fn dynptr_is_null(ctx: &mut HelperContext, a: &[u64; 5]) -> Result<u64, Box<HelperError>> {
+    Ok(u64::from(load(ctx, "bpf_dynptr_is_null", a[0])?.is_null()))
+}
+
+/// `bpf_dynptr_is_rdonly(p)`: false for a NULL dynptr.
+pub fn dynptr_is_rdonly(ctx: &mut HelperContext, a: &[u64; 5]) -> Result<u64, Box<HelperError>> {
+    let d = load(ctx, "bpf_dynptr_is_rdonly", a[0])?;
+    Ok(u64::from(!d.is_null() && d.rdonly()))
+}
+
+/// `bpf_dynptr_adjust(p, start, end)`: the dynptr then covers `[start, end)` of what it
+/// covered. 0; `-EINVAL` for a NULL dynptr or `start > end`, `-ERANGE` past its size.
+pub fn dynptr_adjust(ctx: &mut HelperContext, a: &[u64; 5]) -> Result<u64, Box<HelperError>> {
+    const NAME: &str = "bpf_dynptr_adjust";
+    const ERANGE: i64 = -34;
+    let mut d = load(ctx, NAME, a[0])?;
+    let (start, end) = (a[1] as u32, a[2] as u32);
+    if d.is_null() || start > end {
+        return Ok(EINVAL as u64);
+    }
+    let size = d.size();
+    if start > size || end > size {
+        return Ok(ERANGE as u64);
+    }
+    d.offset = d.offset.wrapping_add(start);
+    d.size_word = (d.size_word & !DYNPTR_SIZE_MASK) | (end - start);
+    store(ctx, NAME, a[0], d)?;
+    Ok(0)
 }
 
 #[cfg(test)]

@@ -192,3 +192,41 @@ fn a_failed_reservation_is_a_null_dynptr_and_a_held_one_is_discarded_at_exit() {
     assert_eq!(run_structural(&m, &ok).unwrap(), 0);
     assert_eq!(m.ringbuf_consume().unwrap(), Some(vec![0; 16]));
 }
+
+#[test]
+fn dynptr_kfuncs_size_test_and_adjust() {
+    let (obj, maps, vm) = fixture_vm("dynptr_kfuncs", 1);
+    let p = fixture_program(&vm, &obj, &maps, "adjust_and_read");
+    let frame: Vec<u8> = (0..64).collect();
+    let out = vm
+        .test_run(
+            &p,
+            &TestRun {
+                input: Input::packet(frame),
+                repeat: 1,
+                cpu: CpuId(0),
+            },
+        )
+        .unwrap();
+    assert_eq!(out.retval, 3, "XDP_TX");
+    let d = out.data_out;
+    let word = |i: usize| u32::from_ne_bytes(d[4 * i..4 * i + 4].try_into().unwrap());
+    assert_eq!(
+        (
+            word(0),
+            word(1),
+            word(2) as i32,
+            word(3) as i32,
+            word(4) as i32
+        ),
+        (32, 8, 0, -34, -22),
+        "size, size after adjust(4, 12), adjust, adjust past the size, start > end"
+    );
+    assert_eq!((word(5) as i32, word(6) as i32), (-22, -22), "NULL dynptr");
+    assert_eq!(&d[28..31], &[0, 1, 0], "is_null, NULL is_null, is_rdonly");
+    assert_eq!(&d[32..40], &[4, 5, 6, 7, 8, 9, 10, 11], "read after adjust");
+    for name in ["size_uninit", "size_not_stack"] {
+        let program = obj.vm_program(name, &maps).unwrap();
+        assert!(vm.load(program).is_err(), "{name} is refused");
+    }
+}

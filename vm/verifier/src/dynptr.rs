@@ -134,6 +134,22 @@ fn dynptr_reg(kind: DynptrKind, first: bool, id: u32, ref_obj_id: u32) -> Reg {
     r
 }
 
+/// The kfuncs that only read or adjust an initialised dynptr (`const struct bpf_dynptr *`),
+/// modelled for dynptrs of every type.
+const KFUNCS_READING_DYNPTR: [&str; 4] = [
+    "bpf_dynptr_size",
+    "bpf_dynptr_is_null",
+    "bpf_dynptr_is_rdonly",
+    "bpf_dynptr_adjust",
+];
+
+/// Whether argument `arg` of kfunc `name` is a dynptr bpfvm's verifier checks
+/// (`KF_ARG_PTR_TO_DYNPTR` of [`KFUNCS_READING_DYNPTR`]).
+pub(crate) fn kfunc_dynptr_arg(name: &str, arg: &crate::kfunc::KfuncArg) -> bool {
+    matches!(arg, crate::kfunc::KfuncArg::Ptr { pointee } if pointee.ends_with("struct bpf_dynptr"))
+        && KFUNCS_READING_DYNPTR.contains(&name)
+}
+
 /// What the arguments told about a `bpf_dynptr_data` call's dynptr.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct DynptrMeta {
@@ -260,6 +276,25 @@ impl Verifier<'_> {
             ref_obj_id: s.ref_obj_id,
         };
         Ok(())
+    }
+
+    /// A kfunc's initialised dynptr argument (`check_kfunc_args` for
+    /// `KF_ARG_PTR_TO_DYNPTR`, `process_dynptr_func`).
+    pub(crate) fn check_dynptr_kfunc_arg(&mut self, regno: u8) -> R<()> {
+        let reg = *self.reg(regno);
+        if reg.ty != RegType::Stack {
+            return Err(self.err(
+                Rule::HelperArgs,
+                EINVAL,
+                format!(
+                    "arg#{} expected pointer to stack or const struct bpf_dynptr",
+                    regno - 1
+                ),
+            ));
+        }
+        let mut meta = DynptrMeta::default();
+        let mut release = 0;
+        self.check_dynptr_arg(regno, DynptrArg::READ, &mut meta, &mut release)
     }
 
     /// `mark_stack_slots_dynptr`: the two slots at `regno` become a new dynptr; a ring
