@@ -47,6 +47,9 @@ pub struct RaceConfig {
     pub verifier: VerifierMode,
     /// The loader's privilege for the kernel's verdict. Default root.
     pub privilege: Privilege,
+    /// The target BTF `bpf_snprintf_btf` shows types of, as [`Vm::set_target_btf`].
+    /// Default none: the helper returns `-EINVAL`, as on a kernel without BTF.
+    pub target_btf: Option<Arc<crate::loader::Btf>>,
 }
 
 impl Default for RaceConfig {
@@ -62,6 +65,7 @@ impl Default for RaceConfig {
             partial_order_reduction: true,
             verifier: VerifierMode::Kernel,
             privilege: Privilege::Root,
+            target_btf: None,
         }
     }
 }
@@ -323,6 +327,7 @@ impl Explorer {
             ..VmConfig::default()
         };
         let vm = Vm::with_registry(vm_config, registry);
+        vm.set_target_btf(config.target_btf.clone());
         let prog = vm.load(program).map_err(RaceError::Prepare)?;
         for cpu in 0..config.cpus {
             let hook = CpuHook {
