@@ -745,7 +745,7 @@ impl<'a> Gen<'a> {
         }
         if let Some((size, signed)) = probe::probe_load_of(d.op) {
             let base = self.get(d.src);
-            let v = self.probe_load(base, d.mem_off() as i32, size, signed);
+            let v = self.probe_load(pc, base, d.mem_off() as i32, size, signed);
             self.set(d.dst, v);
             return false;
         }

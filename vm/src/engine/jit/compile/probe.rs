@@ -25,18 +25,27 @@ pub(super) fn probe_load_of(opcode: u8) -> Option<(u8, bool)> {
         .flatten()
 }
 
-/// A probe load the inline check did not grant: `probe_mem::load`, as the interpreter.
-/// Never fails; a panic (none is expected) ends the run as in every trampoline.
-pub(super) extern "C" fn probe_load(env: *mut Env<'_>, addr: u64, size: u64) -> u64 {
+/// A probe load at `pc` the inline check did not grant: `probe_mem::load`, as the
+/// interpreter (which notes `pc` for the race explorer's hook first). Never fails; a panic
+/// (none is expected) ends the run as in every trampoline.
+pub(super) extern "C" fn probe_load(env: *mut Env<'_>, addr: u64, size: u64, pc: u64) -> u64 {
     with_env(env, |env| {
+        env.ctx.memory.note_pc(pc as usize);
         env.guard(|env| crate::probe_mem::load(env.ctx, addr, size))
     })
 }
 
 impl Gen<'_> {
-    /// A probe load of `size` bytes at guest `base + off` (zero-extended, or sign-extended
+    /// A probe load (instruction `pc`) of `size` bytes at guest `base + off` (zero-extended, or sign-extended
     /// if `signed`).
-    pub(super) fn probe_load(&mut self, base: Value, off: i32, size: u8, signed: bool) -> Value {
+    pub(super) fn probe_load(
+        &mut self,
+        pc: usize,
+        base: Value,
+        off: i32,
+        size: u8,
+        signed: bool,
+    ) -> Value {
         let (host, slow_b) = self.check(base, off, size, false);
         let join = self.b.create_block();
         self.b.append_block_param(join, I64);
@@ -52,8 +61,9 @@ impl Gen<'_> {
         let addr = self.b.ins().iadd_imm(base, i64::from(off));
         let env = self.env;
         let size_v = self.iconst(u64::from(size));
+        let pc_v = self.iconst(pc as u64);
         let v = self
-            .call(probe_load as *const (), &[env, addr, size_v], true)
+            .call(probe_load as *const (), &[env, addr, size_v, pc_v], true)
             .expect("a probe load returns a value");
         self.check_status();
         self.b.ins().jump(join, &[v.into()]);
