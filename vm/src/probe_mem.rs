@@ -16,7 +16,7 @@
 //! `PTR_TO_BTF_ID` loads can leave the memory the verifier proved in bounds.
 //!
 //! The `interpreter` and `jit` engines run probe loads, the jit with the region table's
-//! check inline and [`load`] for the rest (`engine/jit/compile/probe.rs`), so both give
+//! check inline and `probe_mem::load` for the rest (`engine/jit/compile/probe.rs`), so both give
 //! the same values; the `rbpf` engines refuse such programs (`PrepareError::Unsupported`).
 
 use bpfvm_helpers::HelperContext;
