@@ -66,7 +66,7 @@ pub(crate) enum Kind {
     Ringbuf(Box<crate::ringbuf::RingBuf>),
     PerfEvents(Box<crate::perf::PerfEventArray>),
     Redirect(Box<crate::redirect::RedirectState>),
-    ProgArray(Box<crate::prog_array::ProgArrayState>),
+    ProgArray(crate::prog_array::ProgArrayRef),
     StackTrace(Box<crate::stack_trace::StackTraceState>),
     CgroupArray(Box<crate::cgroup_array::CgroupArrayState>),
 }
@@ -270,7 +270,7 @@ impl Map {
             MapType::Devmap | MapType::DevmapHash | MapType::Cpumap | MapType::Xskmap => {
                 Kind::Redirect(Box::new(crate::redirect::RedirectState::new(&spec)?))
             }
-            MapType::ProgArray => Kind::ProgArray(Box::default()),
+            MapType::ProgArray => Kind::ProgArray(crate::prog_array::ProgArrayRef::new_user()),
             MapType::StackTrace => {
                 Kind::StackTrace(Box::new(crate::stack_trace::StackTraceState::new(&spec)))
             }
@@ -290,6 +290,26 @@ impl Map {
             slab,
             kind,
             charge,
+        })
+    }
+
+    /// Another `Map` with this one's id, spec, CPUs and frozen state, no values and
+    /// nothing charged, holding `kind` (the state it shares with this one): what a loaded
+    /// program holds of a map whose users the host's handles are
+    /// ([`Map::prog_array_program_ref`]). `None` if the empty arena cannot be made.
+    pub(crate) fn shell(&self, kind: Kind) -> Option<Map> {
+        Some(Map {
+            id: self.id,
+            of_maps: None,
+            spin_lock: self.spin_lock,
+            spec: self.spec.clone(),
+            ncpus: self.ncpus,
+            cpu_span: 0,
+            host_cpu: AtomicU32::new(self.host_cpu.load(Ordering::Relaxed)),
+            frozen: AtomicBool::new(self.is_frozen()),
+            slab: Slab::new(0, self.spec.value_size).ok()?,
+            kind,
+            charge: self.charge.memory().charge(0).ok()?,
         })
     }
 

@@ -318,6 +318,7 @@ impl Vm {
     pub fn load(&self, program: Program) -> Result<LoadedProgram, PrepareError> {
         let mut program = program;
         crate::inner_maps::add_inner_maps(&mut program);
+        crate::tail_call::hold_prog_arrays_as_program(&mut program);
         for map in program.maps() {
             if let Some(n) = map.ncpus().filter(|&n| n != self.config.ncpus) {
                 return Err(PrepareError::CpuCountMismatch {

@@ -310,17 +310,6 @@ pub struct LoadedObject {
     programs: Vec<(String, Result<LoadedProgram, ObjectError>)>,
 }
 
-impl Drop for LoadedObject {
-    /// Empties the object's PROG_ARRAYs, as the kernel does when the last file of a
-    /// PROG_ARRAY closes: a program stored in an array it uses would otherwise keep both
-    /// alive for ever.
-    fn drop(&mut self) {
-        for map in self.maps.all() {
-            map.prog_array_clear();
-        }
-    }
-}
-
 impl LoadedObject {
     /// Puts the loaded programs the object's `values` initialisers name in their
     /// PROG_ARRAY slots (libbpf's `bpf_object__init_prog_arrays`). A slot whose program did

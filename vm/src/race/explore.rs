@@ -13,7 +13,8 @@ use super::state::{self, MapsState};
 use super::RaceError;
 use crate::cpu::mix;
 use crate::{
-    CpuId, Input, LoadedProgram, Privilege, Program, RunError, VerifierMode, Vm, VmConfig,
+    CpuId, EngineKind, Input, LoadedProgram, Privilege, Program, RunError, VerifierMode, Vm,
+    VmConfig,
 };
 
 /// Most simulated CPUs an explorer runs on.
@@ -282,6 +283,17 @@ impl Explorer {
                 cpus: config.cpus,
                 runs: config.runs,
                 max: MAX_TOTAL_RUNS,
+            });
+        }
+        if !matches!(program.engine(), EngineKind::Interpreter | EngineKind::Jit) {
+            // rbpf's engines touch memory without bpfvm's region table: no access would
+            // reach the hook, and every schedule would look serial.
+            return Err(RaceError::Unsupported {
+                what: format!(
+                    "the {} engine (its memory accesses bypass the explorer's hook; use the \
+                     interpreter or the jit)",
+                    program.engine()
+                ),
             });
         }
         if uses_spin_lock(&program) {

@@ -30,6 +30,7 @@ use crate::insn::{op, Insn, MAX_LOOPS, MAY_GOTO};
 
 mod calls;
 mod mem;
+mod probe;
 
 /// An ALU operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,6 +210,7 @@ fn known(d: &Insn) -> bool {
         || jump_of(d.op).is_some()
         || load_of(d.op).is_some()
         || store_of(d.op).is_some()
+        || probe::probe_load_of(d.op).is_some()
         || matches!(
             d.op,
             ebpf::NEG64
@@ -738,6 +740,12 @@ impl<'a> Gen<'a> {
         if let Some((size, signed)) = load_of(d.op) {
             let base = self.get(d.src);
             let v = self.load(pc, base, d.mem_off() as i32, size, signed);
+            self.set(d.dst, v);
+            return false;
+        }
+        if let Some((size, signed)) = probe::probe_load_of(d.op) {
+            let base = self.get(d.src);
+            let v = self.probe_load(pc, base, d.mem_off() as i32, size, signed);
             self.set(d.dst, v);
             return false;
         }

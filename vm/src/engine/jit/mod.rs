@@ -35,9 +35,12 @@
 //!   count. kfunc calls are helper calls (the loader resolves them), so they go through the
 //!   helper trampolines.
 //!
-//! An instruction the compiler does not know (today: the probe loads of tracing programs)
-//! is refused at preparation with [`PrepareError::Unsupported`] naming the instruction; it
-//! never runs wrongly.
+//! - **Probe loads** (every load of a tracing program, `crate::probe_mem`) take the same
+//!   inline check; what it does not grant calls the interpreter's `probe_mem::load` (the
+//!   kernel memory image, else 0), never a fault (`compile/probe.rs`).
+//!
+//! An instruction the compiler does not know (none today) would be refused at preparation
+//! with [`PrepareError::Unsupported`] naming the instruction; it never runs wrongly.
 //!
 //! The engine exists where cranelift generates code for the host: x86_64 and aarch64
 //! (little-endian), with the `jit` cargo feature (on by default). Elsewhere preparing for it
