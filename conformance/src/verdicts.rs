@@ -277,6 +277,12 @@ pub fn takes_function_address(insns: &[u64]) -> bool {
 /// `max_entries` 0 for a loader to size). Fails with the loader's message.
 pub fn cases_from_object(name: &str, bytes: &[u8]) -> Result<Vec<Case>, String> {
     let obj = bpfvm::loader::Object::parse_named(name, bytes).map_err(|e| e.to_string())?;
+    Ok(cases_of(&obj, name))
+}
+
+/// [`cases_from_object`] for an object already parsed (e.g. one whose maps that could not
+/// be created were left out, their references poisoned: `Object::create_maps_per_map`).
+pub fn cases_of(obj: &bpfvm::loader::Object, name: &str) -> Vec<Case> {
     let license = obj.license().unwrap_or("").to_owned();
     let mut out = Vec::new();
     for def in obj.programs() {
@@ -361,7 +367,7 @@ pub fn cases_from_object(name: &str, bytes: &[u8]) -> Result<Vec<Case>, String> 
             kernel_btf: None,
         });
     }
-    Ok(out)
+    out
 }
 
 /// Assembles a program for a [`Case`]: one instruction a line in rbpf's assembler syntax,

@@ -51,6 +51,7 @@ mod inner_maps;
 pub mod insn;
 pub mod kernel_verify;
 pub mod kfunc;
+mod map_poison_run;
 pub mod limits;
 pub mod loaded;
 pub mod loader;

@@ -194,8 +194,10 @@ impl ObjectLoader {
     /// frozen; then loads every program. A program that does not load does not stop the
     /// others: [`LoadedObject::program`] gives its error. A map that cannot be created
     /// (e.g. `max_entries` 0, left for the tool's loader to set: see
-    /// [`ObjectLoader::set_max_entries`]) refuses only the programs that use it, each with
-    /// [`LoadError::MapUnavailable`] naming it; it is not in [`LoadedObject::maps`].
+    /// [`ObjectLoader::set_max_entries`]) is left out, as libbpf leaves out a map it is told
+    /// not to create: its references are poisoned, so only the programs where one is
+    /// reachable are refused (the verifier's "invalid func unknown#2001000000: BPF map 'm'
+    /// is referenced but wasn't created (why)"); it is not in [`LoadedObject::maps`].
     pub fn load(self, vm: &Vm) -> Result<LoadedObject, Error> {
         let ObjectLoader { object, globals } = self;
         let mut created = Vec::with_capacity(object.maps().len());
