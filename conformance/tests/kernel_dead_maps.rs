@@ -28,7 +28,10 @@ use bpfvm_conformance::kernel;
 use bpfvm_conformance::verdicts::{cases_of, compare};
 
 fn fixture() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../vm/tests/fixtures/dead_map.o"))
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../vm/tests/fixtures/dead_map.o"
+    ))
 }
 
 /// The programs and whether the kernel loads them (the fixture's comments).
@@ -118,7 +121,10 @@ fn libbpf_and_the_kernel_agree_with_object_loader() {
         );
         // The same instruction: bpfvm's error names it as `instruction N`.
         let at = poisoned_insn(&log).unwrap_or_else(|| panic!("{name}: {log}"));
-        assert!(text.contains(&format!("instruction {at}")), "{name}: {at}: {text}");
+        assert!(
+            text.contains(&format!("instruction {at}")),
+            "{name}: {at}: {text}"
+        );
     }
 }
 
@@ -133,7 +139,10 @@ fn the_kernel_gives_bpfvms_verifier_verdicts_on_the_poisoned_programs() {
         .unwrap();
     let cases = cases_of(&obj, "dead_map");
     let names: Vec<&str> = cases.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, EXPECTED.map(|(n, _)| n).map(|n| format!("dead_map/{n}")));
+    assert_eq!(
+        names,
+        EXPECTED.map(|(n, _)| n).map(|n| format!("dead_map/{n}"))
+    );
     let mut compared = 0;
     for (case, (name, loads)) in cases.iter().zip(EXPECTED) {
         let c = compare(case, Privilege::Root).unwrap();

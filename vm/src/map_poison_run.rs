@@ -55,7 +55,13 @@ mod tests {
     fn poisoned_map_calls_become_poisoned_instructions() {
         let poison = crate::loader::POISON_LDIMM64_MAP_BASE + 3;
         // r0 = 0; if r0 == 0 goto +2; call poison; call poison; exit
-        let words = [0xb7, 0x0000_0002_0000_0015, call(poison), call(poison), 0x95];
+        let words = [
+            0xb7,
+            0x0000_0002_0000_0015,
+            call(poison),
+            call(poison),
+            0x95,
+        ];
         let named: Arc<str> = Arc::from("BPF map 'm' is referenced but wasn't created (x)");
         let p = Program::from_words(&words, ProgramType::Xdp)
             .with_core_poisons([(2, Arc::clone(&named))]);

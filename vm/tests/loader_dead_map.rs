@@ -44,7 +44,10 @@ fn only_reachable_references_to_the_uncreated_map_are_refused() {
             ),
             "{name}: {text}"
         );
-        assert!(text.contains("bpf_get_stackid(ctx, &stacks, 0)"), "{name}: {text}");
+        assert!(
+            text.contains("bpf_get_stackid(ctx, &stacks, 0)"),
+            "{name}: {text}"
+        );
     }
     for name in ["stack_dead_flag", "stack_dead_mode", "no_stacks"] {
         let prog = obj.program(name).unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -122,9 +122,11 @@ pub(crate) fn poison_program(
                     let poison = Arc::new(MapPoison {
                         map: names[object_index].clone(),
                         map_index: object_index,
-                        reason: failed[object_index].clone().unwrap_or(LoadError::NoSuchMap {
-                            name: names[object_index].to_string(),
-                        }),
+                        reason: failed[object_index]
+                            .clone()
+                            .unwrap_or(LoadError::NoSuchMap {
+                                name: names[object_index].to_string(),
+                            }),
                     });
                     p.map_poisons.push((at, Arc::clone(&poison)));
                     p.map_poisons.push((at + 1, poison));
@@ -216,7 +218,10 @@ mod tests {
             &names,
             &[Some(0), None, Some(1)],
         );
-        assert_eq!((p.maps.as_slice(), p.insns.as_slice()), (&[1][..], &insns[..]));
+        assert_eq!(
+            (p.maps.as_slice(), p.insns.as_slice()),
+            (&[1][..], &insns[..])
+        );
         assert!(p.map_poisons.is_empty());
     }
 

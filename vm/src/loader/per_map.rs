@@ -36,8 +36,8 @@ use bpfvm_maps::{Map, MapMemory};
 
 use super::error::LoadError;
 use super::instance::ObjectMaps;
-use super::strtab::SharedStr;
 use super::map_def::RefusedMap;
+use super::strtab::SharedStr;
 use super::{NameIndex, Object};
 
 impl Object {
