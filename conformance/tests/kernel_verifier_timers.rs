@@ -279,10 +279,7 @@ fn timer_fixture_gets_the_kernels_verdict_from_vm_load() {
         "/../vm/tests/fixtures/timers.o"
     ));
     let ncpus = kernel::possible_cpus().unwrap();
-    let vm = Vm::builder()
-        .cpus(ncpus)
-        .privilege(Privilege::Root)
-        .build();
+    let vm = Vm::builder().cpus(ncpus).privilege(Privilege::Root).build();
     let (obj, maps) = Object::from_file(&path)
         .unwrap()
         .create_maps_per_map(ncpus, vm.map_memory())
@@ -291,8 +288,14 @@ fn timer_fixture_gets_the_kernels_verdict_from_vm_load() {
     assert_eq!(obj.map("timers").unwrap().timer_offset, Some(8));
     let expected = [
         ("arm", None),
-        ("read_timer", Some("bpf_timer cannot be accessed directly by load/store")),
-        ("wrong_offset", Some("off 0 doesn't point to 'struct bpf_timer' that is at 8")),
+        (
+            "read_timer",
+            Some("bpf_timer cannot be accessed directly by load/store"),
+        ),
+        (
+            "wrong_offset",
+            Some("off 0 doesn't point to 'struct bpf_timer' that is at 8"),
+        ),
         ("arm_inner", None),
         (
             "arm_other_inner",
@@ -307,7 +310,11 @@ fn timer_fixture_gets_the_kernels_verdict_from_vm_load() {
         let kernel = k.load_only(index, None, &[]);
         let log = k.log();
         let ours = vm.load(obj.vm_program(name, &maps).unwrap());
-        println!("{name}: kernel {:?}; bpfvm {:?}", kernel.as_ref().err(), ours.as_ref().err());
+        println!(
+            "{name}: kernel {:?}; bpfvm {:?}",
+            kernel.as_ref().err(),
+            ours.as_ref().err()
+        );
         match refusal {
             None => {
                 assert!(kernel.is_ok(), "{name}: {kernel:?}\n{log}");
@@ -326,7 +333,11 @@ fn timer_fixture_gets_the_kernels_verdict_from_vm_load() {
                 let Err(PrepareError::Verifier { error, .. }) = &ours else {
                     panic!("{name}: {ours:?}")
                 };
-                assert_eq!((error.errno, error.message.as_str()), (errno, message), "{name}");
+                assert_eq!(
+                    (error.errno, error.message.as_str()),
+                    (errno, message),
+                    "{name}"
+                );
                 assert!(
                     log.lines().any(|l| l == message),
                     "{name}: {message:?} not in the kernel's log:\n{log}"

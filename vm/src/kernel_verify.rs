@@ -209,12 +209,10 @@ pub fn verify_with_kfuncs(
     };
     // A map of another implementation tells nothing of its value's fields.
     let foreign = program.kernel_maps().iter().any(Option::is_none);
-    bpfvm_verifier::verify(&prog, &opts)
-        .map(Some)
-        .map_err(|e| {
-            let e = if foreign { timer_fields_unknown(e) } else { e };
-            verifier_error(program, e)
-        })
+    bpfvm_verifier::verify(&prog, &opts).map(Some).map_err(|e| {
+        let e = if foreign { timer_fields_unknown(e) } else { e };
+        verifier_error(program, e)
+    })
 }
 
 /// [`map_infos`] knows the `struct bpf_timer` field of bpfvm's maps
