@@ -117,3 +117,31 @@ fn without_the_verifier_a_run_that_reaches_the_reference_fails() {
         .unwrap();
     assert_eq!(vm.run(&prog, CpuId(0), &regs()).unwrap().retval, 0);
 }
+
+#[test]
+fn a_global_data_map_not_created_poisons_its_value_loads() {
+    // big_bss.o: a 1.5 GiB `.bss` over the default map memory limit; `poke` loads the
+    // address of a variable in it (`ld_imm64` of a map value, poisoned too).
+    let (obj, _) = common::fixture("big_bss")
+        .create_maps_per_map(1, &Default::default())
+        .unwrap();
+    let poke = obj.program("poke").unwrap();
+    assert!(!poke.map_poisons.is_empty());
+    assert!(poke
+        .map_poisons
+        .iter()
+        .all(|(_, p)| p.map.as_str() == "big_bss.bss" && p.map_index == 0));
+    assert!(poke.maps.is_empty());
+    let vm = common::root_vm(1);
+    let (obj, maps) = common::fixture("big_bss")
+        .create_maps_per_map(1, vm.map_memory())
+        .unwrap();
+    let e = vm.load(obj.vm_program("poke", &maps).unwrap()).unwrap_err();
+    assert!(
+        e.to_string().contains(
+            "invalid func unknown#2001000000: BPF map 'big_bss.bss' is referenced but wasn't \
+             created (cannot create map big_bss.bss: "
+        ),
+        "{e}"
+    );
+}
