@@ -339,12 +339,15 @@ pub fn cases_of(obj: &bpfvm::loader::Object, name: &str) -> Vec<Case> {
                             size: 4,
                         })
                         .into_iter()
+                        .chain(timer_field(m))
                         .collect(),
                     btf: m.value_type_id.is_some(),
                     inner: m.inner.as_deref().map(|t| {
                         let mut i =
                             MapInfo::new(t.map_type, t.key_size, t.value_size, t.max_entries);
                         i.map_flags = t.map_flags;
+                        i.fields = timer_field(t).into_iter().collect();
+                        i.btf = !i.fields.is_empty();
                         Box::new(i)
                     }),
                 }
@@ -368,6 +371,15 @@ pub fn cases_of(obj: &bpfvm::loader::Object, name: &str) -> Vec<Case> {
         });
     }
     out
+}
+
+/// The `struct bpf_timer` field of a map the loader found one in (its BTF).
+fn timer_field(m: &bpfvm::loader::MapDefinition) -> Option<bpfvm_verifier::SpecialField> {
+    m.timer_offset.map(|offset| bpfvm_verifier::SpecialField {
+        kind: bpfvm_verifier::FieldKind::Timer,
+        offset,
+        size: 16,
+    })
 }
 
 /// Assembles a program for a [`Case`]: one instruction a line in rbpf's assembler syntax,
