@@ -204,7 +204,7 @@ impl ObjectLoader {
         for (i, def) in object.maps().iter().enumerate() {
             let patches: Vec<&(GlobalVar, Vec<u8>)> =
                 globals.iter().filter(|(v, _)| v.map == i).collect();
-            created.push(create_map(def, &patches, vm));
+            created.push(create_map(def, object.spin_lock_offset(def), &patches, vm));
         }
         let (object, maps) = object.keep_created(created);
         let maps = ObjectMaps::from_parts(object.maps().to_vec(), maps);
@@ -243,19 +243,21 @@ impl ObjectLoader {
     }
 }
 
-/// Creates `def`'s map in `vm`'s memory with `patches` written over its initial value
-/// before it is frozen.
+/// Creates `def`'s map in `vm`'s memory (with its value's `bpf_spin_lock` at `spin_lock`,
+/// as BTF tells the kernel) with `patches` written over its initial value before it is
+/// frozen.
 fn create_map(
     def: &MapDefinition,
+    spin_lock: Option<u32>,
     patches: &[&(GlobalVar, Vec<u8>)],
     vm: &Vm,
 ) -> Result<Arc<Map>, LoadError> {
     if patches.is_empty() {
-        return def.create_in(vm.ncpus(), vm.map_memory());
+        return def.create_with_lock_in(vm.ncpus(), spin_lock, vm.map_memory());
     }
     let mut open = def.clone();
     open.frozen = false;
-    let map = open.create_in(vm.ncpus(), vm.map_memory())?;
+    let map = open.create_with_lock_in(vm.ncpus(), spin_lock, vm.map_memory())?;
     let fail = |source| LoadError::MapCreate {
         map: def.name.to_string(),
         source,
