@@ -132,6 +132,7 @@ impl Verifier<'_> {
             RegType::MapKey | RegType::MapValue | RegType::Mem => {
                 old.off == cur.off
                     && old.aux == cur.aux
+                    && old.map_uid == cur.map_uid
                     && old.b.range_within(&cur.b)
                     && old.b.var_off.contains(cur.b.var_off)
                     && idmap.check(old.id, cur.id)
