@@ -305,6 +305,7 @@ impl Map {
             id: self.id,
             of_maps: None,
             spin_lock: self.spin_lock,
+            timer: self.timer,
             spec: self.spec.clone(),
             ncpus: self.ncpus,
             cpu_span: 0,
