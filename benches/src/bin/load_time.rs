@@ -2,9 +2,11 @@
 //! of about n instructions, per engine: the `jit` engine's compile time is the difference
 //! to the `interpreter`'s (which verifies and prepares the same way).
 //!
-//! `load_time <n> <reps> [engine...]` prints, per engine, the median thread CPU time
-//! (`CLOCK_THREAD_CPUTIME_ID`, so not the time spent descheduled on a shared machine) of
-//! `reps` loads (default engines: `interpreter jit`).
+//! `load_time <n> <reps> [--checked] [engine...]` prints, per engine, the median thread CPU
+//! time (`CLOCK_THREAD_CPUTIME_ID`, so not the time spent descheduled on a shared machine)
+//! of `reps` loads (default engines: `interpreter jit`). With `--checked` the program is
+//! `programs::straight_line_checked` (the stack through a copy of `r10`, so every access is
+//! checked at run time by the `jit` engine's code).
 
 use bpfvm::{EngineKind, Program, ProgramType, Vm};
 use bpfvm_benches::cpu_time::thread_cpu_ns;
@@ -15,10 +17,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n: usize = args.next().map_or(Ok(1_000), |a| a.parse())?;
     let reps: usize = args.next().map_or(Ok(5), |a| a.parse())?;
     let mut engines: Vec<String> = args.collect();
+    let checked = engines.first().is_some_and(|a| a == "--checked");
+    if checked {
+        engines.remove(0);
+    }
     if engines.is_empty() {
         engines = vec!["interpreter".into(), "jit".into()];
     }
-    let code = programs::straight_line(n.saturating_sub(1));
+    let code = if checked {
+        programs::straight_line_checked(n.saturating_sub(1))
+    } else {
+        programs::straight_line(n.saturating_sub(1))
+    };
     let insns = code.len() / 8;
     let vm = Vm::new(vm_config(1));
     for engine in engines {

@@ -290,7 +290,7 @@ pub(super) fn compile(insns: &[Insn], callbacks: &[u32]) -> Result<Code, Prepare
     }
     let mut flags = settings::builder();
     for (k, v) in [
-        ("opt_level", "speed"),
+        ("opt_level", opt_level(insns.len())),
         ("is_pic", "false"),
         // Cranelift's IR verifier costs as much as the rest of the compile; debug builds
         // (the tests) keep it, on every program they compile.
@@ -330,6 +330,20 @@ pub(super) fn compile(insns: &[Insn], callbacks: &[u32]) -> Result<Code, Prepare
     // SAFETY: `entry` is the finalized function `Gen::program` built, with the signature of
     // `code::Entry` (`signature(call_conv, 11, true)`, the host's C convention).
     Ok(unsafe_new(module, entry))
+}
+
+/// Programs longer than this compile at cranelift's `opt_level = none`.
+pub(super) const LARGE_PROGRAM: usize = 10_000;
+
+/// Cranelift's optimization level for a program of `len` instructions: `speed`, but
+/// `none` for a large program, where the optimizer's time (a third of the compile) matters
+/// more than the speed it gains.
+fn opt_level(len: usize) -> &'static str {
+    if len > LARGE_PROGRAM {
+        "none"
+    } else {
+        "speed"
+    }
 }
 
 #[allow(unsafe_code)]
