@@ -44,7 +44,9 @@ pub(super) fn frame_fixed(insns: &[Insn]) -> bool {
         let atomic = matches!(d.op, ebpf::ST_W_XADD | ebpf::ST_DW_XADD);
         let reads_only =
             super::store_of(d.op).is_some() || super::jump_of(d.op).is_some() || atomic;
-        !(d.dst == 10 && !reads_only) && !(atomic && d.src == 10)
+        let writes_dst = d.dst == 10 && !reads_only;
+        let writes_src = atomic && d.src == 10;
+        !writes_dst && !writes_src
     })
 }
 
