@@ -16,8 +16,11 @@
 //!   may touch) or reports the same fault. Atomics are inline too
 //!   (cranelift's sequentially consistent `atomic_rmw` / `atomic_cas`) when the check grants
 //!   both directions and the host address is aligned to their size; otherwise they call
-//!   `Memory::atomic_rmw` / `atomic_cmpxchg` as the interpreter does. Program registers only ever hold guest
-//!   addresses; host addresses live in the compiled code's temporaries.
+//!   `Memory::atomic_rmw` / `atomic_cmpxchg` as the interpreter does. Loads and stores at
+//!   constant offsets from `r10` inside the running frame have no check of their own: the
+//!   whole frame's is done once wherever `r10` or the table may change (`compile/frame.rs`).
+//!   Program registers only ever hold guest addresses; host addresses live in the compiled
+//!   code's temporaries.
 //! - **Budget.** Charged per straight-line stretch at every taken jump, call and return,
 //!   with the interpreter's arithmetic: the same [`RunError::BudgetExhausted`](crate::RunError::BudgetExhausted) at the same
 //!   instruction for the same budget. Helper work (`HelperContext::charge_bytes`) comes off

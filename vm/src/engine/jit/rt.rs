@@ -144,6 +144,16 @@ fn fault(pc: u64, fault: bpfvm_helpers::MemFault) -> Box<RunError> {
     })
 }
 
+/// The region table no longer grants the running stack frame (`compile/frame.rs`): a
+/// helper rewrote the stack region under it.
+pub(super) extern "C" fn frame_closed(env: *mut Env<'_>) {
+    with_env(env, |env| {
+        env.fail(Box::new(RunError::BadInput {
+            reason: "a helper changed the stack region under the running frame".into(),
+        }));
+    })
+}
+
 /// A load the inline check did not grant: `Memory::load_guest`, as the interpreter.
 pub(super) extern "C" fn load(env: *mut Env<'_>, addr: u64, size: u64, pc: u64) -> u64 {
     with_env(env, |env| {
