@@ -22,6 +22,8 @@ const MAX_VAR_SIZ: u64 = 1 << 29;
 #[derive(Debug, Default)]
 pub(crate) struct Meta {
     map: Option<usize>,
+    /// The `map_uid` of the map argument (or of the timer's map value).
+    map_uid: u32,
     raw: Option<(u8, i64)>,
     raw_mode: bool,
     pkt_access: bool,
@@ -213,6 +215,7 @@ impl Verifier<'_> {
                 };
                 let mut r = Reg::pointer(RegType::MapValue);
                 r.aux = m as u32;
+                r.map_uid = meta.map_uid;
                 let info = &self.maps[m];
                 let elide = id_u == helpers::MAP_LOOKUP_ELEM
                     && matches!(info.map_type, map_type::ARRAY | map_type::PERCPU_ARRAY)
@@ -495,11 +498,15 @@ impl Verifier<'_> {
         match arg {
             Arg::ConstMapPtr => {
                 if let Some(timer_map) = meta.map {
-                    self.check_timer_map_match(timer_map, regno)?;
+                    self.check_timer_map_match(timer_map, meta.map_uid, regno)?;
                 }
                 meta.map = Some(reg.map());
+                meta.map_uid = reg.map_uid;
             }
-            Arg::Timer => meta.map = Some(self.process_timer_func(regno)?),
+            Arg::Timer => {
+                meta.map = Some(self.process_timer_func(regno)?);
+                meta.map_uid = reg.map_uid;
+            }
             Arg::MapKey => {
                 let Some(m) = meta.map else {
                     return Err(self.internal("invalid map_ptr to access map->key"));

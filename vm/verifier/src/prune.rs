@@ -133,6 +133,7 @@ impl Verifier<'_> {
                 old.off == cur.off
                     && old.aux == cur.aux
                     && old.dynptr_id == cur.dynptr_id
+                    && old.map_uid == cur.map_uid
                     && old.b.range_within(&cur.b)
                     && old.b.var_off.contains(cur.b.var_off)
                     && idmap.check(old.id, cur.id)
