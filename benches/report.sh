@@ -10,7 +10,23 @@ BENCH_CMD="cargo bench -p bpfvm-benches --benches -- --warm-up-time 1 --measurem
 if [ -z "${SKIP_BENCH:-}" ]; then
     $BENCH_CMD
 fi
-cargo build --release -p bpfvm-benches --bin callgrind_driver --bin report --bin scaling_ratio
+cargo build --release -p bpfvm-benches --bin callgrind_driver --bin report --bin scaling_ratio \
+    --bin load_time
+# `Vm::load` on the jit engine at 1k, 10k and 100k instructions (median of 3, thread CPU time).
+LOADS="$TARGET/load_time.txt"
+: > "$LOADS"
+for variant in straight jumps checked checked-jumps; do
+    case $variant in
+        straight) flags= ;;
+        jumps) flags=--jumps ;;
+        checked) flags=--checked ;;
+        checked-jumps) flags="--checked --jumps" ;;
+    esac
+    for n in 1000 10000 100000; do
+        # shellcheck disable=SC2086
+        echo "$variant $("$TARGET/release/load_time" "$n" 3 $flags jit)" >> "$LOADS"
+    done
+done
 # Speedup on 2 threads from interleaved 1-thread / 2-thread pairs (wall clock).
 "$TARGET/release/scaling_ratio" 31 > "$TARGET/scaling.txt"
 OUT="$TARGET/callgrind.txt"
@@ -62,5 +78,6 @@ valgrind --tool=callgrind --callgrind-out-file="$TARGET/callgrind.empty.out" \
     --criterion "$TARGET/criterion" \
     --callgrind "$OUT" \
     --scaling "$TARGET/scaling.txt" \
+    --load-time "$LOADS" \
     --readme benches/README.md \
     --command "benches/report.sh  (runs: $BENCH_CMD)"

@@ -239,6 +239,20 @@ pub fn shared_counter_padded_insns(pad: u64) -> u64 {
 /// A straight-line program of `n` instructions (`n` a multiple of 3, plus 2): stores,
 /// loads and ALU on the stack, then `exit`.
 pub fn straight_line(n: usize) -> Vec<u8> {
+    straight_line_through(n, 10)
+}
+
+/// [`straight_line`] with the stack reached through `r6` (a copy of `r10`) rather than
+/// `r10`: every access is one the `jit` engine checks at run time (`n` a multiple of 3,
+/// plus 3).
+pub fn straight_line_checked(n: usize) -> Vec<u8> {
+    let mut code = vec![0xbf, 0xa6, 0, 0, 0, 0, 0, 0]; // mov64 r6, r10
+    code.extend(straight_line_through(n.saturating_sub(1), 6));
+    code
+}
+
+/// [`straight_line`] with the stack reached through `base`.
+fn straight_line_through(n: usize, base: u8) -> Vec<u8> {
     let insn = |op: u8, regs: u8, off: i16, imm: i32| {
         let mut b = vec![op, regs];
         b.extend(off.to_le_bytes());
@@ -248,8 +262,8 @@ pub fn straight_line(n: usize) -> Vec<u8> {
     let mut code = insn(0xb7, 0x00, 0, 0); // mov64 r0, 0
     for _ in 0..n / 3 {
         code.extend(insn(0x07, 0x00, 0, 3)); // add64 r0, 3
-        code.extend(insn(0x7b, 0x0a, -8, 0)); // stxdw [r10-8], r0
-        code.extend(insn(0x79, 0xa1, -8, 0)); // ldxdw r1, [r10-8]
+        code.extend(insn(0x7b, base, -8, 0)); // stxdw [base-8], r0
+        code.extend(insn(0x79, (base << 4) | 1, -8, 0)); // ldxdw r1, [base-8]
     }
     code.extend(insn(0x95, 0, 0, 0)); // exit
     code

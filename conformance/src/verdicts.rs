@@ -277,6 +277,12 @@ pub fn takes_function_address(insns: &[u64]) -> bool {
 /// `max_entries` 0 for a loader to size). Fails with the loader's message.
 pub fn cases_from_object(name: &str, bytes: &[u8]) -> Result<Vec<Case>, String> {
     let obj = bpfvm::loader::Object::parse_named(name, bytes).map_err(|e| e.to_string())?;
+    Ok(cases_of(&obj, name))
+}
+
+/// [`cases_from_object`] for an object already parsed (e.g. one whose maps that could not
+/// be created were left out, their references poisoned: `Object::create_maps_per_map`).
+pub fn cases_of(obj: &bpfvm::loader::Object, name: &str) -> Vec<Case> {
     let license = obj.license().unwrap_or("").to_owned();
     let mut out = Vec::new();
     for def in obj.programs() {
@@ -333,12 +339,15 @@ pub fn cases_from_object(name: &str, bytes: &[u8]) -> Result<Vec<Case>, String> 
                             size: 4,
                         })
                         .into_iter()
+                        .chain(timer_field(m))
                         .collect(),
                     btf: m.value_type_id.is_some(),
                     inner: m.inner.as_deref().map(|t| {
                         let mut i =
                             MapInfo::new(t.map_type, t.key_size, t.value_size, t.max_entries);
                         i.map_flags = t.map_flags;
+                        i.fields = timer_field(t).into_iter().collect();
+                        i.btf = !i.fields.is_empty();
                         Box::new(i)
                     }),
                 }
@@ -361,7 +370,16 @@ pub fn cases_from_object(name: &str, bytes: &[u8]) -> Result<Vec<Case>, String> 
             kernel_btf: None,
         });
     }
-    Ok(out)
+    out
+}
+
+/// The `struct bpf_timer` field of a map the loader found one in (its BTF).
+fn timer_field(m: &bpfvm::loader::MapDefinition) -> Option<bpfvm_verifier::SpecialField> {
+    m.timer_offset.map(|offset| bpfvm_verifier::SpecialField {
+        kind: bpfvm_verifier::FieldKind::Timer,
+        offset,
+        size: 16,
+    })
 }
 
 /// Assembles a program for a [`Case`]: one instruction a line in rbpf's assembler syntax,

@@ -1,7 +1,8 @@
 //! Kernel oracle for kfuncs (issue 13, item 7): fixture `kfunc_kernel.o` with kfuncs the
 //! running kernel has (`bpf_rcu_read_lock` / `bpf_rcu_read_unlock`, built into bpfvm) and
 //! a weak kfunc no kernel has, `kfunc_user.o` with kfuncs only a bpfvm user registers, and
-//! `kfunc_args.o` with wrong arguments to the kernel's `bpf_dynptr_from_xdp`.
+//! `kfunc_args.o` with wrong arguments to the kernel's `bpf_dynptr_from_xdp`, and
+//! `dynptr_kfuncs.o` with the kfuncs that read or adjust a dynptr.
 //!
 //! The kernel gets each program as libbpf (1.2 and later) relocates it: a kfunc call's
 //! `imm` is the function's id in `/sys/kernel/btf/vmlinux`, the address of a kfunc
@@ -275,6 +276,35 @@ fn kfuncs_no_kernel_has_are_absent_when_weak_and_refused_when_strong() {
                 loaded: 1,
                 refused: 1,
                 unresolved: 8
+            },
+            "{engine}"
+        );
+    }
+}
+
+#[test]
+fn dynptr_kfuncs_load_and_run_as_in_the_kernel() {
+    let Some(funcs) = prerequisites() else {
+        return;
+    };
+    for k in [
+        "bpf_dynptr_size",
+        "bpf_dynptr_is_null",
+        "bpf_dynptr_is_rdonly",
+        "bpf_dynptr_adjust",
+    ] {
+        assert!(funcs.contains_key(k), "the kernel has {k}");
+    }
+    for engine in engines() {
+        let (tally, ..) = compare_object("dynptr_kfuncs", &funcs, engine);
+        // adjust_and_read loads (same frames out on 3 packets); size_uninit and
+        // size_not_stack are refused.
+        assert_eq!(
+            tally,
+            Tally {
+                loaded: 1,
+                refused: 2,
+                unresolved: 0
             },
             "{engine}"
         );

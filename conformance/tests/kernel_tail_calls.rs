@@ -319,3 +319,82 @@ fn a_legacy_prog_array_matches_the_kernel_on(engine: EngineKind) {
         assert_eq!(k, s, "index {first}");
     }
 }
+
+/// Closing the last user handle of a PROG_ARRAY empties it while the programs using it
+/// stay loaded (the kernel's `usercnt`: `map_release_uref` → `prog_array_map_clear`, from
+/// a work item): `xdp_entry`'s tail call then falls through on both sides, and a program
+/// that tail-calls itself through `self_jmp` runs once.
+#[test]
+fn closing_a_prog_array_s_last_handle_empties_it_as_the_kernel() {
+    if !kernel::oracle_or_skip() {
+        return;
+    }
+    for engine in engines() {
+        let mut p = pair_on(engine);
+        let (k, s) = retvals(p.run("xdp_entry", 0, &[], &packet(0), 1), "xdp_entry");
+        assert_eq!((k, s), (2, 2), "{engine}: the chain before");
+        let (k, s) = retvals(p.run("xdp_self", 0, &[], &packet(0), 1), "xdp_self");
+        assert_eq!((k, s), (7, 7), "{engine}: xdp_self before");
+        let h = p.map("hits");
+        let hits_before = hits(&p, h);
+        // Close both arrays' only user handles on both sides: each is replaced by a
+        // placeholder (an unrelated ARRAY), so the other maps keep their indexes.
+        for name in ["jmp", "self_jmp"] {
+            let i = p.map(name);
+            let def = MapDef {
+                map_type: MapType::Array,
+                key_size: 4,
+                value_size: 4,
+                max_entries: 1,
+                map_flags: 0,
+            };
+            drop(std::mem::replace(
+                &mut p.kmaps[i],
+                KernelMap::create(def).unwrap(),
+            ));
+            let placeholder = Map::create(MapSpec::new(MapType::Array, 4, 4, 1), p.vm.ncpus());
+            drop(std::mem::replace(
+                &mut p.smaps[i],
+                std::sync::Arc::new(placeholder.unwrap()),
+            ));
+        }
+        // The kernel empties the array from a work item: wait for it (at most 5 s).
+        let start = std::time::Instant::now();
+        let mut k = 0;
+        while start.elapsed() < std::time::Duration::from_secs(5) {
+            k = retvals(p.run("xdp_entry", 0, &[], &packet(0), 1), "xdp_entry").0;
+            if k == 100 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let (_, s) = retvals(p.run("xdp_entry", 0, &[], &packet(0), 1), "xdp_entry");
+        assert_eq!(
+            (k, s),
+            (100, 100),
+            "{engine}: xdp_entry after jmp was closed"
+        );
+        let (k, s) = retvals(p.run("xdp_self", 0, &[], &packet(0), 1), "xdp_self");
+        assert_eq!(
+            (k, s),
+            (7, 7),
+            "{engine}: xdp_self after self_jmp was closed"
+        );
+        // One more run of xdp_self on each side: one hit, no tail call.
+        let after = hits(&p, h);
+        assert_eq!(after.0 - hits_before.0, after.1 - hits_before.1, "{engine}");
+        assert_eq!(after.1 - hits_before.1, 1, "{engine}");
+    }
+}
+
+/// `hits[0]` (runs of `xdp_self`) on the kernel's side and bpfvm's; `hits` is map `i`.
+fn hits(p: &Pair, i: usize) -> (u64, u64) {
+    let key = 0u32.to_ne_bytes();
+    let k = p.kmaps[i].lookup(&key, 0).unwrap();
+    let mut s = [0u8; 8];
+    p.smaps[i].lookup(&key, &mut s, 0).unwrap();
+    (
+        u64::from_ne_bytes(k[..8].try_into().unwrap()),
+        u64::from_ne_bytes(s),
+    )
+}

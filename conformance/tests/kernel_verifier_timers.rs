@@ -9,7 +9,11 @@
 //! `timer_cases_get_their_verdict_offline` checks bpfvm's verdicts on every platform;
 //! `timer_cases_match_the_kernel` compares verdict, errno and message with the kernel's
 //! (Linux, as root, for both loaders; the maps are created with BTF describing the
-//! timer).
+//! timer). `timer_fixture_gets_the_kernels_verdict_from_vm_load` loads
+//! vm/tests/fixtures/timers.o the way users load it (the loader finds each map's
+//! `bpf_timer` in BTF, `Vm::load` tells the verifier) against libbpf + the kernel: timers
+//! used as allowed, a direct load of one, a wrong offset, and timers in inner maps told
+//! apart by `map_uid` (the timer's own inner map, the inner map of another lookup).
 
 use bpfvm_conformance::rule_cases::Expect;
 use bpfvm_conformance::verdicts::{asm, Case};
@@ -245,4 +249,100 @@ fn timer_cases_match_the_kernel() {
     let (compared, failures) = check_all(&cases(), compare);
     assert!(compared >= 40, "only {compared} verdicts compared");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// vm/tests/fixtures/timers.o: each program's verdict through `ObjectLoader` +
+/// `Vm::load` (root) against libbpf (`libbpf.so.1`) + the kernel: the same verdict, and
+/// for a refusal the same errno and bpfvm's message a line of the kernel's log. A program
+/// the verifier accepts is then refused by `Vm::load` only because bpfvm runs no timer
+/// helpers (`PrepareError::UnknownHelper`).
+#[cfg(target_os = "linux")]
+#[test]
+fn timer_fixture_gets_the_kernels_verdict_from_vm_load() {
+    use bpfvm::loader::Object;
+    use bpfvm::{PrepareError, Privilege, Vm};
+    use bpfvm_conformance::corpus::libbpf::{KObject, Libbpf};
+    use bpfvm_conformance::kernel;
+
+    if !kernel::oracle_or_skip() {
+        return;
+    }
+    let lib = match Libbpf::open("libbpf.so.1") {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("skipped: {e}");
+            return;
+        }
+    };
+    let path = std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../vm/tests/fixtures/timers.o"
+    ));
+    let ncpus = kernel::possible_cpus().unwrap();
+    let vm = Vm::builder().cpus(ncpus).privilege(Privilege::Root).build();
+    let (obj, maps) = Object::from_file(&path)
+        .unwrap()
+        .create_maps_per_map(ncpus, vm.map_memory())
+        .unwrap();
+    assert!(obj.refused_maps().is_empty());
+    assert_eq!(obj.map("timers").unwrap().timer_offset, Some(8));
+    let expected = [
+        ("arm", None),
+        (
+            "read_timer",
+            Some("bpf_timer cannot be accessed directly by load/store"),
+        ),
+        (
+            "wrong_offset",
+            Some("off 0 doesn't point to 'struct bpf_timer' that is at 8"),
+        ),
+        ("arm_inner", None),
+        (
+            "arm_other_inner",
+            Some("timer pointer in R1 map_uid=1 doesn't match map pointer in R2 map_uid=2"),
+        ),
+    ];
+    let programs = KObject::open(&lib, &path).unwrap().programs();
+    let names: Vec<&str> = programs.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, expected.map(|(n, _)| n));
+    for (index, (name, refusal)) in expected.into_iter().enumerate() {
+        let mut k = KObject::open(&lib, &path).unwrap();
+        let kernel = k.load_only(index, None, &[]);
+        let log = k.log();
+        let ours = vm.load(obj.vm_program(name, &maps).unwrap());
+        println!(
+            "{name}: kernel {:?}; bpfvm {:?}",
+            kernel.as_ref().err(),
+            ours.as_ref().err()
+        );
+        match refusal {
+            None => {
+                assert!(kernel.is_ok(), "{name}: {kernel:?}\n{log}");
+                match &ours {
+                    Err(PrepareError::UnknownHelper { .. }) => {}
+                    Ok(p) => assert!(p.unverified().is_none(), "{name}: {:?}", p.unverified()),
+                    Err(e) => panic!("{name}: {e}"),
+                }
+            }
+            Some(message) => {
+                let kernel = kernel.expect_err(name);
+                let errno: i32 = kernel
+                    .split_once("os error ")
+                    .and_then(|(_, r)| r.split(')').next()?.parse().ok())
+                    .unwrap_or_else(|| panic!("{name}: {kernel}"));
+                let Err(PrepareError::Verifier { error, .. }) = &ours else {
+                    panic!("{name}: {ours:?}")
+                };
+                assert_eq!(
+                    (error.errno, error.message.as_str()),
+                    (errno, message),
+                    "{name}"
+                );
+                assert!(
+                    log.lines().any(|l| l == message),
+                    "{name}: {message:?} not in the kernel's log:\n{log}"
+                );
+            }
+        }
+    }
 }

@@ -86,6 +86,7 @@ pub fn register_all(r: &mut Registry) {
     crate::probe::register(r);
     crate::queue::register(r);
     crate::ringbuf::register(r);
+    crate::dynptr::register(r);
     crate::task::register(r);
     crate::trace_task::register(r);
     crate::tracing::register(r);

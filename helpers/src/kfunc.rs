@@ -239,6 +239,7 @@ pub(crate) fn register_builtins(r: &mut Registry) {
         r.register_kfunc_fn(name, KfuncFlags::NONE, rcu_read_nop)
             .expect("valid built-in kfunc");
     }
+    crate::dynptr::register_kfuncs(r);
 }
 
 #[cfg(test)]
@@ -262,7 +263,7 @@ mod tests {
                 |_: &mut HelperContext, _: [u64; 5]| Ok(7),
             )
             .unwrap();
-        let builtins = 2; // bpf_rcu_read_lock, bpf_rcu_read_unlock
+        let builtins = 6; // bpf_rcu_read_lock, bpf_rcu_read_unlock, 4 dynptr kfuncs
         assert_eq!(
             (a, b),
             (KFUNC_ID_BASE + builtins, KFUNC_ID_BASE + builtins + 1)
@@ -287,7 +288,7 @@ mod tests {
             })
             .unwrap();
         assert_eq!(again, a);
-        assert_eq!(r.kfuncs().count(), 4);
+        assert_eq!(r.kfuncs().count(), builtins as usize + 2);
         assert!(r.kfunc("bpf_rcu_read_lock").is_some());
         assert_eq!(r.call(a, &mut ctx, [21, 0, 0, 0, 0]), Ok(0));
     }

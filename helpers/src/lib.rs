@@ -26,6 +26,7 @@ pub mod callback;
 pub mod cgroup;
 pub mod context;
 pub mod csum;
+pub mod dynptr;
 pub mod error;
 pub mod events;
 pub mod fault;

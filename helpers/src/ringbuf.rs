@@ -68,7 +68,7 @@ fn fail(helper: &str, message: String) -> Box<HelperError> {
 
 /// The ring buffer a map argument names, or an error (the verifier accepts only RINGBUF
 /// maps for these helpers).
-fn ring(
+pub(crate) fn ring(
     ctx: &HelperContext,
     helper: &str,
     handle: u64,
@@ -139,7 +139,7 @@ pub fn ringbuf_reserve(ctx: &mut HelperContext, a: &[u64; 5]) -> Result<u64, Box
 }
 
 /// Submit or discard the reservation at `addr`.
-fn commit(
+pub(crate) fn commit(
     ctx: &mut HelperContext,
     name: &str,
     addr: u64,

@@ -121,6 +121,13 @@ pub enum MapError {
         /// The map's type.
         map_type: MapType,
     },
+    /// A `bpf_timer` in the value of a map type that refuses one (`EOPNOTSUPP`,
+    /// `map_check_btf`: only HASH, LRU_HASH and ARRAY).
+    #[error("a bpf_timer is not supported in a {map_type:?} map")]
+    TimerNotSupported {
+        /// The map's type.
+        map_type: MapType,
+    },
     /// A numeric map type this crate does not know (`EINVAL`, as the kernel).
     #[error("unknown map type {value}")]
     UnknownMapType {
@@ -262,6 +269,7 @@ impl MapError {
             MapError::NotSupported { .. } => ENOTSUPP,
             MapError::UnsupportedMapType { .. }
             | MapError::SpinLockNotSupported { .. }
+            | MapError::TimerNotSupported { .. }
             | MapError::EventOnOtherCpu { .. }
             | MapError::OperationNotSupported { .. } => EOPNOTSUPP,
             MapError::NoSpaceLeft { .. } => ENOSPC,

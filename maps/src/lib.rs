@@ -41,7 +41,9 @@
 //! Keys and bookkeeping are behind a lock.
 //!
 //! Simulator choices: there is no BTF, so a value holds a `bpf_spin_lock` only when the map
-//! is made with [`Map::create_with_spin_lock`]; on other maps `BPF_F_LOCK` is `EINVAL`. The
+//! is made with [`Map::create_with_spin_lock`]; on other maps `BPF_F_LOCK` is `EINVAL`.
+//! Likewise a `bpf_timer` only with [`Map::with_timer`] (its offset, for a verifier; no
+//! timers run, and host copies include its bytes). The
 //! hash seed is always 0 (the kernel's order with `BPF_F_ZERO_SEED`). Arenas are limited to
 //! 4 GiB (one 32-bit guest region) and hash bookkeeping to 1 GiB; bigger maps give `ENOMEM`.
 //! Cgroup storage maps hold at most [`STORAGE_CAPACITY`] storages.

@@ -35,6 +35,8 @@ pub struct Map {
     pub(crate) kind: Kind,
     /// Offset of the value's `bpf_spin_lock`, if it has one.
     spin_lock: Option<u32>,
+    /// Offset of the value's `bpf_timer`, if it has one.
+    timer: Option<u32>,
     /// This map's footprint, charged to the [`MapMemory`] it was created in.
     charge: Charge,
     /// The map's id ([`Map::id`]).
@@ -66,7 +68,7 @@ pub(crate) enum Kind {
     Ringbuf(Box<crate::ringbuf::RingBuf>),
     PerfEvents(Box<crate::perf::PerfEventArray>),
     Redirect(Box<crate::redirect::RedirectState>),
-    ProgArray(Box<crate::prog_array::ProgArrayState>),
+    ProgArray(crate::prog_array::ProgArrayRef),
     StackTrace(Box<crate::stack_trace::StackTraceState>),
     CgroupArray(Box<crate::cgroup_array::CgroupArrayState>),
 }
@@ -270,7 +272,7 @@ impl Map {
             MapType::Devmap | MapType::DevmapHash | MapType::Cpumap | MapType::Xskmap => {
                 Kind::Redirect(Box::new(crate::redirect::RedirectState::new(&spec)?))
             }
-            MapType::ProgArray => Kind::ProgArray(Box::default()),
+            MapType::ProgArray => Kind::ProgArray(crate::prog_array::ProgArrayRef::new_user()),
             MapType::StackTrace => {
                 Kind::StackTrace(Box::new(crate::stack_trace::StackTraceState::new(&spec)))
             }
@@ -282,6 +284,7 @@ impl Map {
             id: crate::of_maps::next_id(),
             of_maps: None,
             spin_lock: None,
+            timer: None,
             spec,
             ncpus,
             cpu_span: span,
@@ -290,6 +293,27 @@ impl Map {
             slab,
             kind,
             charge,
+        })
+    }
+
+    /// Another `Map` with this one's id, spec, CPUs and frozen state, no values and
+    /// nothing charged, holding `kind` (the state it shares with this one): what a loaded
+    /// program holds of a map whose users the host's handles are
+    /// ([`Map::prog_array_program_ref`]). `None` if the empty arena cannot be made.
+    pub(crate) fn shell(&self, kind: Kind) -> Option<Map> {
+        Some(Map {
+            id: self.id,
+            of_maps: None,
+            spin_lock: self.spin_lock,
+            timer: self.timer,
+            spec: self.spec.clone(),
+            ncpus: self.ncpus,
+            cpu_span: 0,
+            host_cpu: AtomicU32::new(self.host_cpu.load(Ordering::Relaxed)),
+            frozen: AtomicBool::new(self.is_frozen()),
+            slab: Slab::new(0, self.spec.value_size).ok()?,
+            kind,
+            charge: self.charge.memory().charge(0).ok()?,
         })
     }
 
@@ -341,6 +365,45 @@ impl Map {
     /// Offset of the value's `bpf_spin_lock` (see [`Map::create_with_spin_lock`]).
     pub fn spin_lock_off(&self) -> Option<u32> {
         self.spin_lock
+    }
+
+    /// The map with a value type holding a `struct bpf_timer` (16 bytes) at byte
+    /// `timer_off`, as BTF would tell the kernel (`map_check_btf`): `EOPNOTSUPP` unless the
+    /// type is HASH, LRU_HASH or ARRAY, `EINVAL` unless the timer lies 8-aligned inside
+    /// the value. The offset is what the verifier is told ([`Map::timer_off`]); bpfvm runs
+    /// no timers, and host copies of a value include the timer's bytes (the kernel's
+    /// `copy_map_value` skips them).
+    ///
+    /// ```
+    /// use bpfvm_maps::{Map, MapSpec, MapType};
+    ///
+    /// let map = Map::create(MapSpec::new(MapType::Hash, 4, 24, 8), 1)?.with_timer(8)?;
+    /// assert_eq!(map.timer_off(), Some(8));
+    /// let per_cpu = Map::create(MapSpec::new(MapType::PercpuHash, 4, 24, 8), 1)?;
+    /// assert_eq!(per_cpu.with_timer(8).unwrap_err().errno(), 95);
+    /// # Ok::<(), bpfvm_maps::MapError>(())
+    /// ```
+    pub fn with_timer(mut self, timer_off: u32) -> Result<Map, MapError> {
+        if !matches!(
+            self.spec.map_type,
+            MapType::Hash | MapType::LruHash | MapType::Array
+        ) {
+            return Err(MapError::TimerNotSupported {
+                map_type: self.spec.map_type,
+            });
+        }
+        if timer_off % 8 != 0 || u64::from(timer_off) + 16 > u64::from(self.spec.value_size) {
+            return Err(MapError::InvalidSpec {
+                reason: "bpf_timer must be 8-aligned inside the value",
+            });
+        }
+        self.timer = Some(timer_off);
+        Ok(self)
+    }
+
+    /// Offset of the value's `bpf_timer` (see [`Map::with_timer`]).
+    pub fn timer_off(&self) -> Option<u32> {
+        self.timer
     }
 
     pub(crate) fn has_spin_lock(&self) -> bool {

@@ -69,6 +69,8 @@ pub struct InnerTemplate {
     pub map_flags: u32,
     /// Offset of the value's `bpf_spin_lock`, if it has one.
     pub spin_lock: Option<u32>,
+    /// Offset of the value's `bpf_timer`, if it has one.
+    pub timer: Option<u32>,
 }
 
 impl InnerTemplate {
@@ -81,6 +83,7 @@ impl InnerTemplate {
             max_entries: map.max_entries(),
             map_flags: map.map_flags(),
             spin_lock: map.spin_lock_off(),
+            timer: map.timer_off(),
         }
     }
 
@@ -118,6 +121,8 @@ impl InnerTemplate {
             )
         } else if m.spin_lock != self.spin_lock {
             "another bpf_spin_lock layout than the template".to_string()
+        } else if m.timer != self.timer {
+            "another bpf_timer layout than the template".to_string()
         } else if self.checks_max_entries() && m.max_entries != self.max_entries {
             format!(
                 "max_entries {}, the template's is {} (create the template with \

@@ -21,8 +21,16 @@
 //! details of tracing programs).
 //!
 //! A slot holds its program alive (`Arc`), as the kernel's array holds a reference. A
-//! program that is in a PROG_ARRAY it uses itself forms a cycle; [`Map::prog_array_clear`]
-//! empties the array (the kernel does that when the last user file of the map closes).
+//! program that is in a PROG_ARRAY it uses itself (or a cycle of programs through arrays)
+//! would keep itself alive for ever; the kernel breaks that with the map's *user* count
+//! (`usercnt`: file descriptors and pins, not the programs that use the map): when the last
+//! user file closes, `map_release_uref` empties the array (`prog_array_map_clear`). bpfvm
+//! has the same two counts: the `Arc<Map>`s the host holds are the map's users, and a
+//! loaded program holds the map through [`Map::prog_array_program_ref`], a second `Map`
+//! that shares the slots without being a user. When the last user `Map` is dropped, the
+//! slots are emptied, so the programs in them are released while the programs holding the
+//! array see it empty (a tail call falls through), as in the kernel.
+//! [`Map::prog_array_clear`] empties the array at any time.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -80,6 +88,42 @@ pub(crate) struct ProgArrayState {
     owner: Mutex<Option<u32>>,
 }
 
+/// A `Map`'s hold on a PROG_ARRAY's state: the user's map (created by `Map::create*`,
+/// held by the host) or a loaded program's ([`Map::prog_array_program_ref`]). Dropping
+/// the user's — the last `Arc<Map>` of the host — empties the slots (the kernel's
+/// `map_release_uref`).
+#[derive(Debug)]
+pub(crate) struct ProgArrayRef {
+    state: Arc<ProgArrayState>,
+    user: bool,
+}
+
+impl ProgArrayRef {
+    /// The state of a new array, held by its user.
+    pub(crate) fn new_user() -> ProgArrayRef {
+        ProgArrayRef {
+            state: Arc::default(),
+            user: true,
+        }
+    }
+}
+
+impl std::ops::Deref for ProgArrayRef {
+    type Target = ProgArrayState;
+    fn deref(&self) -> &ProgArrayState {
+        &self.state
+    }
+}
+
+impl Drop for ProgArrayRef {
+    fn drop(&mut self) {
+        if self.user {
+            let old = std::mem::take(&mut *self.state.slots_mut());
+            drop(old);
+        }
+    }
+}
+
 /// `fd_array_map_alloc_check`, then `array_map_alloc_check`.
 pub(crate) fn check_create(spec: &MapSpec) -> Result<(), MapError> {
     if spec.value_size != 4 {
@@ -105,6 +149,20 @@ fn index_of(key: &[u8]) -> u32 {
 }
 
 impl Map {
+    /// The PROG_ARRAY as a loaded program holds it (the kernel's map reference without a
+    /// user reference): a `Map` with the same id, spec and slots, whose drop empties
+    /// nothing; the slots are emptied when the user's map — the one `Map::create` made —
+    /// is dropped. `None` for other map types. A VM's `load` gives each program this for
+    /// its PROG_ARRAYs, so that a program stored in an array it uses does not keep itself
+    /// alive after the host dropped the array.
+    pub fn prog_array_program_ref(&self) -> Option<Map> {
+        let Kind::ProgArray(s) = &self.kind else {
+            return None;
+        };
+        let state = Arc::clone(&s.state);
+        self.shell(Kind::ProgArray(ProgArrayRef { state, user: false }))
+    }
+
     fn prog_state(&self) -> Result<&ProgArrayState, MapError> {
         match &self.kind {
             Kind::ProgArray(s) => Ok(s),
@@ -368,6 +426,31 @@ mod tests {
         m.prog_array_update(0, entry(5, 6), 0).unwrap();
         m.prog_array_clear();
         assert_eq!(m.element_count(), 0);
+    }
+
+    #[test]
+    fn the_user_map_s_drop_empties_the_slots_a_program_ref_s_does_not() {
+        let user = map(2);
+        let held = user.prog_array_program_ref().unwrap();
+        assert_eq!((held.id(), held.spec()), (user.id(), user.spec()));
+        user.prog_array_update(0, entry(5, 6), 0).unwrap();
+        // The same slots and owner through either.
+        assert_eq!(held.prog_array_get(0).unwrap().id, 5);
+        held.prog_array_update(1, entry(6, 6), 0).unwrap();
+        assert_eq!(user.element_count(), 2);
+        assert_eq!(held.prog_array_owner(), Some(6));
+        let program = user.prog_array_get(0).unwrap().program;
+        let weak = Arc::downgrade(&program);
+        drop(program);
+        // Another program's hold going away changes nothing.
+        drop(user.prog_array_program_ref());
+        assert_eq!(user.element_count(), 2);
+        drop(user);
+        assert_eq!(held.element_count(), 0);
+        assert!(weak.upgrade().is_none());
+        // Other map types have no program ref.
+        let array = Map::create(MapSpec::new(MapType::Array, 4, 4, 1), 1).unwrap();
+        assert!(array.prog_array_program_ref().is_none());
     }
 
     #[test]

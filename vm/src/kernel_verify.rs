@@ -98,6 +98,14 @@ fn map_infos(program: &Program) -> Vec<MapInfo> {
                         size: 4,
                     });
                 }
+                if let Some(offset) = map.timer_off() {
+                    info.btf = true;
+                    info.fields.push(bpfvm_verifier::SpecialField {
+                        kind: bpfvm_verifier::FieldKind::Timer,
+                        offset,
+                        size: 16,
+                    });
+                }
                 let rdonly = spec.map_flags & bpfvm_maps::flags::create::RDONLY_PROG != 0;
                 if map.is_frozen() && rdonly && spec.map_type == bpfvm_maps::MapType::Array {
                     let mut value = vec![0u8; spec.value_size as usize];
@@ -113,6 +121,8 @@ fn map_infos(program: &Program) -> Vec<MapInfo> {
                     let mut inner =
                         MapInfo::new(t.map_type as u32, t.key_size, t.value_size, t.max_entries);
                     inner.map_flags = t.map_flags;
+                    inner.fields = template_fields(t);
+                    inner.btf = !inner.fields.is_empty();
                     info.inner = Some(Box::new(inner));
                 }
                 info
@@ -132,6 +142,22 @@ fn map_infos(program: &Program) -> Vec<MapInfo> {
             }
         })
         .collect()
+}
+
+/// The special fields of an inner map template (its spin lock and timer, from BTF).
+fn template_fields(t: &bpfvm_maps::of_maps::InnerTemplate) -> Vec<bpfvm_verifier::SpecialField> {
+    use bpfvm_verifier::{FieldKind, SpecialField};
+    let lock = t.spin_lock.map(|offset| SpecialField {
+        kind: FieldKind::SpinLock,
+        offset,
+        size: 4,
+    });
+    let timer = t.timer.map(|offset| SpecialField {
+        kind: FieldKind::Timer,
+        offset,
+        size: 16,
+    });
+    lock.into_iter().chain(timer).collect()
 }
 
 /// Runs the kernel's verifier on `program` as a loader with `privilege` would load it,
@@ -181,17 +207,20 @@ pub fn verify_with_kfuncs(
         nr_cpus: ncpus,
         collect_facts: false,
     };
-    bpfvm_verifier::verify(&prog, &opts)
-        .map(Some)
-        .map_err(|e| verifier_error(program, timer_fields_unknown(e)))
+    // A map of another implementation tells nothing of its value's fields.
+    let foreign = program.kernel_maps().iter().any(Option::is_none);
+    bpfvm_verifier::verify(&prog, &opts).map(Some).map_err(|e| {
+        let e = if foreign { timer_fields_unknown(e) } else { e };
+        verifier_error(program, e)
+    })
 }
 
-/// [`map_infos`] gives the verifier no map's `struct bpf_timer` field (the maps keep only
-/// their spin lock's offset from BTF), so the verifier's refusals of a timer argument
-/// ("map 'm' has to have BTF in order to use bpf_timer", "... has no valid bpf_timer",
-/// "off N doesn't point to 'struct bpf_timer' ...") are not the kernel's verdict here:
-/// they become "not modelled" (the program loads unverified, as the kernel's verdict is
-/// unknown).
+/// [`map_infos`] knows the `struct bpf_timer` field of bpfvm's maps
+/// ([`bpfvm_maps::Map::timer_off`], from the object's BTF) but not of a map of another
+/// implementation, so with such a map the verifier's refusals of a timer argument ("map
+/// 'm' has to have BTF in order to use bpf_timer", "... has no valid bpf_timer", "off N
+/// doesn't point to 'struct bpf_timer' ...") are not the kernel's verdict: they become
+/// "not modelled" (the program loads unverified, as the kernel's verdict is unknown).
 fn timer_fields_unknown(mut error: VerifierError) -> VerifierError {
     let timer_arg = error.rule == bpfvm_verifier::Rule::HelperArgs
         && (error.message.ends_with("in order to use bpf_timer")

@@ -54,6 +54,7 @@ pub mod kfunc;
 pub mod limits;
 pub mod loaded;
 pub mod loader;
+mod map_poison_run;
 pub mod probe_mem;
 pub mod program;
 pub mod program_type;

@@ -15,8 +15,9 @@
 //! the kernel's verifier accepts this is the kernel's behaviour, since only its
 //! `PTR_TO_BTF_ID` loads can leave the memory the verifier proved in bounds.
 //!
-//! Only the `interpreter` engine runs probe loads; the `rbpf` engines refuse such programs
-//! (`PrepareError::Unsupported`).
+//! The `interpreter` and `jit` engines run probe loads, the jit with the region table's
+//! check inline and `probe_mem::load` for the rest (`engine/jit/compile/probe.rs`), so both give
+//! the same values; the `rbpf` engines refuse such programs (`PrepareError::Unsupported`).
 
 use bpfvm_helpers::HelperContext;
 

@@ -152,6 +152,20 @@ impl Program {
         self.expected_attach_type
     }
 
+    /// Replaces each `bpfvm_maps::Map` for which `f` gives another (at the same index).
+    pub(crate) fn replace_kernel_maps(
+        &mut self,
+        f: impl Fn(&bpfvm_maps::Map) -> Option<bpfvm_maps::Map>,
+    ) {
+        for (map, kernel) in self.maps.iter_mut().zip(&mut self.kernel_maps) {
+            if let Some(new) = kernel.as_deref().and_then(&f) {
+                let new = Arc::new(new);
+                *map = new.clone();
+                *kernel = Some(new);
+            }
+        }
+    }
+
     /// The maps that are `bpfvm_maps::Map`s, in index order (`None` for other maps).
     pub fn kernel_maps(&self) -> &[Option<Arc<bpfvm_maps::Map>>] {
         &self.kernel_maps

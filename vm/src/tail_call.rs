@@ -77,6 +77,15 @@ pub(crate) fn claim_prog_arrays(program: &Program) -> Result<(), PrepareError> {
     Ok(())
 }
 
+/// Makes `program` hold its PROG_ARRAYs as a loaded program does
+/// ([`bpfvm_maps::Map::prog_array_program_ref`]: the same slots, not a user of the map), so
+/// that the host's handles alone are the arrays' users: when the last of them is dropped
+/// the array is emptied, as the kernel's `map_release_uref` does when the last user file of
+/// the map closes, and a program stored in an array it uses is freed with it.
+pub(crate) fn hold_prog_arrays_as_program(program: &mut Program) {
+    program.replace_kernel_maps(|m| m.prog_array_program_ref());
+}
+
 /// The program in a PROG_ARRAY slot, its interpreter form and, for a program prepared for
 /// the `jit` engine, its compiled form (`None` if the slot holds something else, or a
 /// program prepared for an rbpf engine).

@@ -318,6 +318,7 @@ impl Vm {
     pub fn load(&self, program: Program) -> Result<LoadedProgram, PrepareError> {
         let mut program = program;
         crate::inner_maps::add_inner_maps(&mut program);
+        crate::tail_call::hold_prog_arrays_as_program(&mut program);
         for map in program.maps() {
             if let Some(n) = map.ncpus().filter(|&n| n != self.config.ncpus) {
                 return Err(PrepareError::CpuCountMismatch {
@@ -358,13 +359,17 @@ impl Vm {
             }
         }
         crate::tracing_helpers::check(run, &self.registry)?;
+        // Poisoned references to maps that were not created run as poisoned instructions.
+        let unpoisoned = crate::map_poison_run::run_form(run);
+        let run = unpoisoned.as_ref().unwrap_or(run);
         let engine = engine::prepare(run, &self.registry, run.engine(), &self.config)?;
         check_return_range(run, &self.registry)?;
         crate::tail_call::claim_prog_arrays(run)?;
         // What runs: kfunc calls as calls of the registered kfuncs.
-        let program = match resolved {
-            Some(r) => r.run,
-            None => program,
+        let program = match (unpoisoned, resolved) {
+            (Some(p), _) => p,
+            (None, Some(r)) => r.run,
+            (None, None) => program,
         };
         Ok(LoadedProgram {
             inner: Arc::new(Loaded {

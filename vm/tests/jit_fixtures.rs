@@ -219,3 +219,93 @@ fn fixtures_run_the_same_with_engines_mixed() {
         }
     }
 }
+
+/// Everything the tracing fixture's programs (`tracing.bpf.c`, typed by
+/// `tracing_target.btf`) do on `engine`: their loads are probe loads, through a task
+/// pointer the kernel memory image holds, one it does not, a user address, and the
+/// current task (`bpf_get_current_task_btf`).
+fn observe_tracing(engine: EngineKind) -> Vec<String> {
+    use bpfvm::loader::{Btf, Object};
+    use bpfvm::task::MemoryImage;
+    let btf = std::fs::read(format!(
+        "{}/tests/fixtures/tracing_target.btf",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let btf = Btf::parse_any(&btf).unwrap();
+    let obj =
+        Object::parse_with_btf("tracing", &common::fixture_bytes("tracing"), Some(&btf)).unwrap();
+    let vm = vm(1_000_000);
+    let task = 0xffff_8880_0001_0000u64;
+    let current = vm.task(CpuId(0)).unwrap().handle;
+    let mut bytes = vec![0u8; 32];
+    bytes[8..12].copy_from_slice(&4242u32.to_ne_bytes());
+    let mut cur = vec![0u8; 32];
+    cur[8..12].copy_from_slice(&1000u32.to_ne_bytes());
+    vm.set_kernel_memory(
+        MemoryImage::new()
+            .with(task, bytes)
+            .with(current, cur)
+            // A task whose pid runs past the image's end.
+            .with(task + 0x1000, vec![7u8; 10]),
+    );
+    let maps: ObjectMaps = obj.create_maps(vm.ncpus()).unwrap();
+    let mut names: Vec<String> = obj.programs().iter().map(|p| p.name.to_string()).collect();
+    names.sort();
+    let mut log = Vec::new();
+    let mut compiled = 0;
+    for name in &names {
+        let p = obj
+            .vm_program(name, &maps)
+            .map_err(|e| e.to_string())
+            .and_then(|p| vm.load(p.with_engine(engine)).map_err(|e| format!("{e:?}")));
+        log.push(format!(
+            "load {name}: {}",
+            p.as_ref().map_or_else(|e| e.clone(), |_| "ok".into())
+        ));
+        let Ok(p) = p else { continue };
+        compiled += 1;
+        for first in [task, task + 0x1000, 0xffff_8880_dead_0000, 16, 0] {
+            let mut ctx: Vec<u8> = [first, 7, (-5i64) as u64]
+                .iter()
+                .flat_map(|v| v.to_ne_bytes())
+                .collect();
+            // perf_event's context is a sample (184 bytes); the others' their arguments.
+            ctx.resize(if name == "on_perf" { 184 } else { 24 }, 1);
+            for cpu in 0..2 {
+                let r = vm.run(&p, CpuId(cpu), &Input::context(ctx.clone()));
+                log.push(format!(
+                    "run {name} {first:#x} cpu {cpu}: {:?}",
+                    r.map(|o| o.retval)
+                ));
+                for (i, map) in maps.all().iter().enumerate() {
+                    log.push(format!("map {i}: {:?}", dump(map)));
+                }
+            }
+        }
+    }
+    assert!(compiled >= 5, "{log:?}");
+    log
+}
+
+#[test]
+fn the_tracing_fixture_s_probe_loads_run_the_same_on_the_jit() {
+    let want = observe_tracing(EngineKind::Interpreter);
+    let got = observe_tracing(EngineKind::Jit);
+    assert_eq!(want.len(), got.len());
+    for (w, g) in want.iter().zip(&got) {
+        assert_eq!(w, g);
+    }
+    // The runs succeeded, and the probe loads read the image: `task->pid` (4242) and the
+    // current task's pid (1000) reached the globals (.bss).
+    assert!(!got.iter().any(|l| l.contains("Err")), "{got:#?}");
+    for pid in [4242u64, 1000] {
+        let b = pid.to_ne_bytes();
+        let text = format!("{:?}", &b[..]);
+        let text = text.trim_matches(['[', ']']);
+        assert!(
+            got.iter().any(|l| l.starts_with("map") && l.contains(text)),
+            "{pid}: {got:#?}"
+        );
+    }
+}

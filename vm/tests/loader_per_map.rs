@@ -1,8 +1,9 @@
 //! Per-map creation (tests/fixtures/src/zero_entries.bpf.c): a map left at `max_entries` 0
-//! for its tool's loader to size refuses only the program that uses it, with an error
-//! naming the map and the reason, through `ObjectLoader::load` and
-//! `Object::create_maps_per_map`; sized first (`set_max_entries`, `set_value_size`),
-//! everything loads.
+//! for its tool's loader to size is left out and its references poisoned, so only the
+//! program that uses it is refused, by the verifier, with an error naming the map and the
+//! reason, through `ObjectLoader::load` and `Object::create_maps_per_map`; sized first
+//! (`set_max_entries`, `set_value_size`), everything loads. (Dead references:
+//! loader_dead_map.rs.)
 
 mod common;
 
@@ -23,8 +24,10 @@ fn an_uncreatable_map_refuses_only_its_programs() {
     assert_eq!(err.errno(), 22, "{err}");
     let text = err.to_string();
     assert!(
-        text.contains("uses map sized_later, which cannot be loaded")
-            && text.contains("max_entries"),
+        text.contains(
+            "invalid func unknown#2001000001: BPF map 'sized_later' is referenced but \
+             wasn't created (cannot create map sized_later: "
+        ) && text.contains("max_entries"),
         "{text}"
     );
     // The other program loads and runs; the refused map is listed with its error.
@@ -95,10 +98,23 @@ fn create_maps_per_map_gives_each_program_its_answer() {
     let (obj, maps) = obj.create_maps_per_map(1, &Default::default()).unwrap();
     assert_eq!(maps.all().len(), obj.maps().len());
     assert!(obj.vm_program("count", &maps).is_ok());
+    // `remember` is there, its reference to the map poisoned; the verifier refuses it.
+    let remember = obj.program("remember").unwrap();
+    let poisoned: Vec<(usize, &str)> = remember
+        .map_poisons
+        .iter()
+        .map(|(at, p)| (*at, p.map.as_str()))
+        .collect();
+    assert_eq!(poisoned, [(8, "sized_later"), (9, "sized_later")]);
     assert!(matches!(
-        obj.vm_program("remember", &maps),
-        Err(LoadError::MapUnavailable { ref map, .. }) if map == "sized_later"
+        remember.map_poisons[0].1.reason,
+        LoadError::MapCreate { .. }
     ));
+    let vm = Vm::builder().cpus(1).build();
+    let e = vm
+        .load(obj.vm_program("remember", &maps).unwrap())
+        .unwrap_err();
+    assert_eq!(e.errno(), 22);
     let results: Vec<bool> = obj.program_results().map(|r| r.is_ok()).collect();
-    assert_eq!(results, [true, false], "file order kept");
+    assert_eq!(results, [true, true], "file order kept");
 }

@@ -102,3 +102,39 @@ fn shows_a_task_struct_of_the_target_btf() {
 fn without_a_target_btf_it_is_einval() {
     assert_eq!(show(&root_vm(), TASK_STRUCT, 1), (-22, String::new()));
 }
+
+/// The race explorer's CPUs get the target BTF of its configuration (`bpfvm race --btf`):
+/// every CPU's `bpf_snprintf_btf` shows the task, as `Vm::set_target_btf` makes it.
+#[test]
+fn the_race_explorer_shows_types_of_its_target_btf() {
+    use bpfvm::race::{Explorer, RaceConfig, Schedule};
+    let explore = |target_btf: Option<Arc<Btf>>| {
+        let map =
+            Arc::new(Map::create(MapSpec::new(MapType::Array, 4, VALUE as u32, 1), 2).unwrap());
+        let mut value = vec![0u8; VALUE];
+        value[OBJ + 20..OBJ + 24].copy_from_slice(&42i32.to_le_bytes());
+        map.update(&0u32.to_ne_bytes(), &value, 0).unwrap();
+        let program =
+            Program::new(program(TASK_STRUCT, 3), ProgramType::RawTracepoint).with_map(map);
+        let config = RaceConfig {
+            input: Input::context(Vec::new()),
+            target_btf,
+            ..RaceConfig::default()
+        };
+        let explorer = Explorer::new(program, config).unwrap();
+        let exec = explorer.replay(&Schedule::new(Vec::new())).unwrap();
+        let (_, value) = &exec.state.0[0].entries.as_ref().unwrap()[0];
+        let ret = i64::from_le_bytes(value[..8].try_into().unwrap());
+        let s = &value[STR..];
+        let end = s.iter().position(|&b| b == 0).unwrap_or(s.len());
+        (ret, String::from_utf8_lossy(&s[..end]).into_owned())
+    };
+    let btf = Btf::parse_any(include_bytes!("fixtures/core_target.btf")).unwrap();
+    // Flags 3 (BTF_F_COMPACT | BTF_F_NONAME): the zero pid and empty comm are left out.
+    let want = "{42,}";
+    assert_eq!(
+        explore(Some(Arc::new(btf))),
+        (want.len() as i64, want.to_string())
+    );
+    assert_eq!(explore(None), (-22, String::new()));
+}

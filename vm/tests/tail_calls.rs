@@ -248,7 +248,8 @@ fn the_target_shares_the_run_budget_and_its_errors_name_the_call() {
         let target = vm.load(Program::new(long, ProgramType::Xdp)).unwrap();
         target.set_in_prog_array(&jmp, 0).unwrap();
         let prog = vm
-            .load(Program::new(caller(), ProgramType::Xdp).with_map(jmp))
+            // The host keeps its handle: the array's only user (dropping it would empty it).
+            .load(Program::new(caller(), ProgramType::Xdp).with_map(jmp.clone()))
             .unwrap();
         let r = vm.run(&prog, CpuId(0), &packet(0));
         if ok {
@@ -288,4 +289,24 @@ fn a_legacy_prog_array_is_filled_by_the_host() {
     assert_eq!(vm.run(entry, CpuId(0), &packet(0)).unwrap().retval, 2);
     assert_eq!(vm.run(entry, CpuId(0), &packet(1)).unwrap().retval, 1);
     assert_eq!(vm.run(entry, CpuId(0), &packet(2)).unwrap().retval, 1);
+}
+
+/// The object's PROG_ARRAYs hold its programs (`self_jmp` holds a program that calls
+/// through it) for as long as the host holds the arrays, as the kernel's arrays until
+/// their last user fd closes: a handle kept from the object keeps them alive after the
+/// object is dropped, and dropping it frees them.
+#[test]
+fn an_object_s_programs_live_as_long_as_the_host_holds_its_arrays() {
+    use std::sync::Arc;
+    let (bpf, vm) = load();
+    assert_eq!(bpf.map("self_jmp").unwrap().element_count(), 1);
+    let hits = Arc::clone(bpf.map("hits").unwrap());
+    let self_jmp = Arc::clone(bpf.map("self_jmp").unwrap());
+    drop((bpf, vm));
+    // `xdp_self`, in `self_jmp`, still holds `hits` (`xdp_self_empty`, the other
+    // program using it, was freed with `self_empty_jmp`).
+    assert!(Arc::strong_count(&hits) > 1);
+    assert_eq!(self_jmp.element_count(), 1);
+    drop(self_jmp);
+    assert_eq!(Arc::strong_count(&hits), 1, "a program outlived its arrays");
 }

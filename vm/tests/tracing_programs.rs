@@ -316,7 +316,7 @@ fn the_same_loads_fault_in_a_program_without_btf_pointers() {
 }
 
 #[test]
-fn probe_loads_need_the_interpreter_engine() {
+fn probe_loads_are_refused_by_the_rbpf_engines() {
     let words = [0x0000_0000_0000_1179u64, 0x0000_0000_0000_1061, 0x95];
     let vm = common::structural_vm(1);
     let p = bpfvm::Program::from_words(&words, ProgramType::Tracing)

@@ -80,6 +80,8 @@ struct Args {
     callgrind: PathBuf,
     /// Output of `scaling_ratio` (optional: without it the criterion medians are used).
     scaling: Option<PathBuf>,
+    /// `load_time` lines of `benches/report.sh` (optional: without it no load-time table).
+    load_time: Option<PathBuf>,
     readme: PathBuf,
     command: String,
 }
@@ -87,7 +89,7 @@ struct Args {
 fn args() -> Result<Args, String> {
     let mut a = std::env::args().skip(1);
     let (mut criterion, mut callgrind, mut readme, mut command) = (None, None, None, None);
-    let mut scaling = None;
+    let (mut scaling, mut load_time) = (None, None);
     while let Some(flag) = a.next() {
         let v = a.next().ok_or(format!("{flag} needs a value"))?;
         match flag.as_str() {
@@ -95,6 +97,7 @@ fn args() -> Result<Args, String> {
             "--callgrind" => callgrind = Some(PathBuf::from(v)),
             "--readme" => readme = Some(PathBuf::from(v)),
             "--scaling" => scaling = Some(PathBuf::from(v)),
+            "--load-time" => load_time = Some(PathBuf::from(v)),
             "--command" => command = Some(v),
             _ => return Err(format!("unknown flag {flag}")),
         }
@@ -103,6 +106,7 @@ fn args() -> Result<Args, String> {
         criterion: criterion.ok_or("--criterion is required")?,
         callgrind: callgrind.ok_or("--callgrind is required")?,
         scaling,
+        load_time,
         readme: readme.ok_or("--readme is required")?,
         command: command.unwrap_or_default(),
     })
@@ -796,6 +800,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let ratios = a.scaling.as_deref().map(scaling_ratios).unwrap_or_default();
     targets(&r, &a.callgrind, &ratios, &mut s);
+    let loads = a.load_time.as_deref().map(load_times).unwrap_or_default();
+    jit_targets(&r, &a.callgrind, &loads, &mut s);
     interpreter_table(&r, &mut s);
     callgrind_table(&a.callgrind, &r, &mut s);
     profile_table(&a.callgrind.with_extension("profile"), &mut s);
@@ -821,6 +827,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "ns per load (verify, prepare, compile)",
         &mut s,
     );
+    load_time_table(&loads, &mut s);
     simple_table(
         &r,
         "race/",
@@ -843,4 +850,112 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(&a.readme, updated)?;
     println!("{s}");
     Ok(())
+}
+
+/// `load_time` medians from `benches/report.sh`: (variant, instructions) → ms per load.
+type LoadTimes = BTreeMap<(String, u64), f64>;
+
+/// Parses `<variant> jit: <n> instructions, median of <r> loads: <ms> ms (...)` lines.
+fn load_times(path: &Path) -> LoadTimes {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut out = LoadTimes::new();
+    for line in text.lines() {
+        let mut w = line.split_whitespace();
+        let (Some(variant), Some(_engine), Some(n)) = (w.next(), w.next(), w.next()) else {
+            continue;
+        };
+        let ms = line
+            .split("loads: ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|v| v.parse::<f64>().ok());
+        if let (Ok(n), Some(ms)) = (n.parse::<u64>(), ms) {
+            out.insert((variant.to_string(), n), ms);
+        }
+    }
+    out
+}
+
+/// What each `load_time` variant loads.
+const LOAD_VARIANTS: [(&str, &str); 4] = [
+    (
+        "straight",
+        "straight-line, stack accesses at constant `r10` offsets",
+    ),
+    ("jumps", "the same with a `ja +0` every 10 instructions"),
+    (
+        "checked",
+        "straight-line, stack through a copy of `r10` (every access checked at run time)",
+    ),
+    (
+        "checked-jumps",
+        "checked, with a `ja +0` every 10 instructions",
+    ),
+];
+
+fn load_time_table(loads: &LoadTimes, s: &mut String) {
+    if loads.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "### Loading on the `jit` engine (`src/bin/load_time.rs`, thread CPU time)\n\n\
+         `target/release/load_time <n> 3 [--checked] [--jumps] jit`: median of 3 `Vm::load`s \
+         (verify, prepare, compile) of a program of about n instructions.\n\n\
+         | program | 1,000 insns | 10,000 insns | 100,000 insns |\n|---|---:|---:|---:|"
+    );
+    for (variant, what) in LOAD_VARIANTS {
+        let cell = |n: u64| {
+            loads
+                .get(&(variant.to_string(), n))
+                .map_or("–".to_string(), |ms| format!("{} ms", fmt_ns(*ms)))
+        };
+        let _ = writeln!(
+            s,
+            "| `{variant}`: {what} | {} | {} | {} |",
+            cell(1_000),
+            cell(10_000),
+            cell(100_000)
+        );
+    }
+    s.push('\n');
+}
+
+/// Issue 18's targets for the `jit` engine.
+fn jit_targets(r: &Results, callgrind: &Path, loads: &LoadTimes, s: &mut String) {
+    let counts = callgrind_counts(callgrind);
+    let _ = writeln!(s, "### Targets (issue 18), engine `jit`\n");
+    for (case, what, want) in [("alu_loop", "alu", 2.0), ("memory_loop", "memory", 3.0)] {
+        let per = |v: &str| r.get(&format!("interpreter/{case}/{v}")).map(|e| e.per());
+        let x86 = counts
+            .get(&(what.to_string(), "jit".to_string()))
+            .and_then(|v| per_unit(what, v));
+        let line = match per("vm/jit").zip(per("native")) {
+            Some((jit, native)) => verdict(
+                jit / native <= want,
+                format!(
+                    "{:.2}x: {} vs {} ns/insn{}",
+                    jit / native,
+                    fmt_ns(jit),
+                    fmt_ns(native),
+                    x86.map_or(String::new(), |x| format!(
+                        "; {x:.1} x86 instructions per BPF instruction (callgrind)"
+                    ))
+                ),
+            ),
+            None => "not measured".to_string(),
+        };
+        let _ = writeln!(s, "- {case} within {want}x of native Rust: {line}");
+    }
+    for (variant, _) in LOAD_VARIANTS {
+        let line = match loads.get(&(variant.to_string(), 100_000)) {
+            Some(ms) => verdict(*ms < 1_000.0, format!("{} ms", fmt_ns(*ms))),
+            None => "not measured".to_string(),
+        };
+        let _ = writeln!(
+            s,
+            "- loading a 100,000-instruction program (`{variant}`) well under 1 s: {line}"
+        );
+    }
+    s.push('\n');
 }

@@ -24,6 +24,8 @@ type SetType = unsafe extern "C" fn(*mut c_void, c_int) -> c_int;
 type SetLogBuf = unsafe extern "C" fn(*mut c_void, *mut c_char, usize) -> c_int;
 type ObjLoad = unsafe extern "C" fn(*mut c_void) -> c_int;
 type ObjClose = unsafe extern "C" fn(*mut c_void);
+type GetInsns = unsafe extern "C" fn(*const c_void) -> *const u64;
+type GetSize = unsafe extern "C" fn(*const c_void) -> usize;
 type PrintFn = unsafe extern "C" fn(c_int, *const c_char, *mut c_void) -> c_int;
 type SetPrint = unsafe extern "C" fn(Option<PrintFn>) -> Option<PrintFn>;
 type VsnPrintf = unsafe extern "C" fn(*mut c_char, usize, *const c_char, *mut c_void) -> c_int;
@@ -44,6 +46,8 @@ struct Fns {
     set_log_buf: SetLogBuf,
     load: ObjLoad,
     close: ObjClose,
+    insns: GetInsns,
+    insn_cnt: GetSize,
     map_name: GetStr,
     map_type: GetInt,
     map_fd: GetInt,
@@ -158,6 +162,8 @@ impl Libbpf {
             set_log_buf: f!("bpf_program__set_log_buf", SetLogBuf),
             load: f!("bpf_object__load", ObjLoad),
             close: f!("bpf_object__close", ObjClose),
+            insns: f!("bpf_program__insns", GetInsns),
+            insn_cnt: f!("bpf_program__insn_cnt", GetSize),
             map_name: f!("bpf_map__name", GetStr),
             map_type: f!("bpf_map__type", GetInt),
             map_fd: f!("bpf_map__fd", GetInt),
@@ -352,6 +358,40 @@ impl<'l> KObject<'l> {
             format!("; verifier: {tail}")
         };
         Err(format!("{errno}{}{verifier}", messages_suffix()))
+    }
+
+    /// The verifier log of the last [`KObject::load_only`] (libbpf's, with its fix-ups:
+    /// a reachable poisoned map reference reads `N: <invalid BPF map reference>` and
+    /// `BPF map 'm' is referenced but wasn't created`).
+    pub fn log(&self) -> String {
+        let end = self
+            .log
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(self.log.len());
+        String::from_utf8_lossy(&self.log[..end]).into_owned()
+    }
+
+    /// Program `index`'s instructions as libbpf has them (`bpf_program__insns`): after
+    /// [`KObject::load_only`], relocated as libbpf gave them to the kernel (map fds in
+    /// place, references to maps it did not create poisoned).
+    pub fn program_insns(&self, index: usize) -> Vec<u64> {
+        let Some(&p) = self.program_ptrs().get(index) else {
+            return Vec::new();
+        };
+        // SAFETY: p is a program of the open object; libbpf's array holds insn_cnt
+        // instructions of 8 bytes and lives as long as the object.
+        unsafe {
+            let n = (self.lib.fns.insn_cnt)(p);
+            let at = (self.lib.fns.insns)(p);
+            if at.is_null() {
+                return Vec::new();
+            }
+            std::slice::from_raw_parts(at.cast::<u8>(), n * 8)
+                .chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+                .collect()
+        }
     }
 
     /// A duplicate of program `index`'s fd once loaded.

@@ -141,6 +141,22 @@ pub fn kernel_verdict_traced(
                 m.max_entries,
                 m.map_flags,
             ),
+            // A template with a lock or timer: created with BTF describing them (the
+            // kernel's `inner_map_meta` keeps its BTF and fields).
+            Some(t) if t.spin_lock.is_some() || t.timer.is_some() => {
+                let template = super::btf::create_special_field_map(t, t.spin_lock, t.timer)
+                    .map_err(|e| format!("map {i}: inner template with special fields: {e}"))?;
+                let outer = sys::map_in_map::raw_map_create_of_maps_fd(
+                    m.map_type,
+                    m.key_size,
+                    m.value_size,
+                    m.max_entries,
+                    m.map_flags,
+                    template.raw_fd(),
+                );
+                btf_maps.push(template);
+                outer
+            }
             Some(t) => sys::raw_map_create(
                 t.map_type,
                 t.key_size,

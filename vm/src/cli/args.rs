@@ -273,7 +273,8 @@ pub struct LoadArgs {
     /// /sys/kernel/btf/vmlinux, or an ELF
     /// file with a .BTF section (at most 64 MiB). Without it, CO-RE relocations resolve
     /// against the object's own ABI types (__sk_buff, xdp_md, protocol headers, ...) only.
-    /// `bpfvm run` also shows its types for bpf_snprintf_btf (without it, -EINVAL).
+    /// `bpfvm run` and `bpfvm race` also show its types for bpf_snprintf_btf (without it,
+    /// -EINVAL).
     #[arg(long, value_name = "FILE")]
     pub btf: Option<PathBuf>,
 }

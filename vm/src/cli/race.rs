@@ -23,8 +23,7 @@ pub fn race(args: &RaceArgs, out: &mut dyn Write) -> Result<(), CliError> {
         name,
         run_type,
         prog_type,
-        // The race explorer's CPUs have no target BTF: `bpf_snprintf_btf` is -EINVAL there.
-        target_btf: _,
+        target_btf,
     } = object::open_program(
         path,
         &args.load,
@@ -51,6 +50,7 @@ pub fn race(args: &RaceArgs, out: &mut dyn Write) -> Result<(), CliError> {
         partial_order_reduction: !args.no_reduction,
         verifier: VerifierMode::Kernel,
         privilege: super::args::privilege(&args.privileged),
+        target_btf,
         ..RaceConfig::default()
     };
     let explorer = Explorer::new(program, config).map_err(failed)?;

@@ -194,15 +194,17 @@ impl ObjectLoader {
     /// frozen; then loads every program. A program that does not load does not stop the
     /// others: [`LoadedObject::program`] gives its error. A map that cannot be created
     /// (e.g. `max_entries` 0, left for the tool's loader to set: see
-    /// [`ObjectLoader::set_max_entries`]) refuses only the programs that use it, each with
-    /// [`LoadError::MapUnavailable`] naming it; it is not in [`LoadedObject::maps`].
+    /// [`ObjectLoader::set_max_entries`]) is left out, as libbpf leaves out a map it is told
+    /// not to create: its references are poisoned, so only the programs where one is
+    /// reachable are refused (the verifier's "invalid func unknown#2001000000: BPF map 'm'
+    /// is referenced but wasn't created (why)"); it is not in [`LoadedObject::maps`].
     pub fn load(self, vm: &Vm) -> Result<LoadedObject, Error> {
         let ObjectLoader { object, globals } = self;
         let mut created = Vec::with_capacity(object.maps().len());
         for (i, def) in object.maps().iter().enumerate() {
             let patches: Vec<&(GlobalVar, Vec<u8>)> =
                 globals.iter().filter(|(v, _)| v.map == i).collect();
-            created.push(create_map(def, &patches, vm));
+            created.push(create_map(def, object.spin_lock_offset(def), &patches, vm));
         }
         let (object, maps) = object.keep_created(created);
         let maps = ObjectMaps::from_parts(object.maps().to_vec(), maps);
@@ -241,19 +243,21 @@ impl ObjectLoader {
     }
 }
 
-/// Creates `def`'s map in `vm`'s memory with `patches` written over its initial value
-/// before it is frozen.
+/// Creates `def`'s map in `vm`'s memory (with its value's `bpf_spin_lock` at `spin_lock`,
+/// as BTF tells the kernel) with `patches` written over its initial value before it is
+/// frozen.
 fn create_map(
     def: &MapDefinition,
+    spin_lock: Option<u32>,
     patches: &[&(GlobalVar, Vec<u8>)],
     vm: &Vm,
 ) -> Result<Arc<Map>, LoadError> {
     if patches.is_empty() {
-        return def.create_in(vm.ncpus(), vm.map_memory());
+        return def.create_with_lock_in(vm.ncpus(), spin_lock, vm.map_memory());
     }
     let mut open = def.clone();
     open.frozen = false;
-    let map = open.create_in(vm.ncpus(), vm.map_memory())?;
+    let map = open.create_with_lock_in(vm.ncpus(), spin_lock, vm.map_memory())?;
     let fail = |source| LoadError::MapCreate {
         map: def.name.to_string(),
         source,
@@ -308,17 +312,6 @@ pub struct LoadedObject {
     object: Object,
     maps: ObjectMaps,
     programs: Vec<(String, Result<LoadedProgram, ObjectError>)>,
-}
-
-impl Drop for LoadedObject {
-    /// Empties the object's PROG_ARRAYs, as the kernel does when the last file of a
-    /// PROG_ARRAY closes: a program stored in an array it uses would otherwise keep both
-    /// alive for ever.
-    fn drop(&mut self) {
-        for map in self.maps.all() {
-            map.prog_array_clear();
-        }
-    }
 }
 
 impl LoadedObject {

@@ -361,6 +361,7 @@ pub(crate) fn resolve(
         key_type_id: None,
         value_type_id: None,
         legacy: None,
+        timer_offset: None,
         inner: None,
         initial_slots: Vec::new(),
         section_index: usize::MAX,

@@ -39,7 +39,10 @@ pub(crate) fn template(
     };
     let name = format!("{}.inner", outer.name);
     let attrs = map_attrs(btf, &name, *target)?;
-    let def = attrs.definition(name.into(), outer.section_index, outer.section_offset);
+    let mut def = attrs.definition(name.into(), outer.section_index, outer.section_offset);
+    def.timer_offset = def
+        .value_type_id
+        .and_then(|id| super::instance::find_struct(btf, id, "bpf_timer", 0));
     if is_map_in_map(def.map_type) {
         return Err(bad(
             "its inner map is a map-in-map too (the kernel has one level only)".into(),

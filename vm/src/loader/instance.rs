@@ -100,6 +100,10 @@ impl MapDefinition {
             (_, Some(off)) => Map::create_with_spin_lock_in(spec, ncpus, off, memory),
             (_, None) => Map::create_in(spec, ncpus, memory),
         }
+        .and_then(|map| match self.timer_offset {
+            Some(off) => map.with_timer(off),
+            None => Ok(map),
+        })
         .map_err(fail)?;
         if let Some(data) = &self.initial_data {
             map.update(&0u32.to_ne_bytes(), data, 0).map_err(fail)?;
@@ -152,7 +156,13 @@ impl Object {
     /// kernel finds it (`btf_find_spin_lock`).
     pub fn spin_lock_offset(&self, def: &MapDefinition) -> Option<u32> {
         let btf = self.btf.as_ref()?;
-        find_spin_lock(btf, def.value_type_id?, 0)
+        find_struct(btf, def.value_type_id?, "bpf_spin_lock", 0)
+    }
+
+    /// The byte offset of the `struct bpf_timer` in `def`'s value, as
+    /// [`Object::spin_lock_offset`] finds the lock ([`MapDefinition::timer_offset`]).
+    pub fn timer_offset(&self, def: &MapDefinition) -> Option<u32> {
+        def.timer_offset
     }
 
     /// Create every map of the object on `ncpus` simulated CPUs, with global data
@@ -181,15 +191,16 @@ impl Object {
     }
 }
 
-/// The offset of a `struct bpf_spin_lock` inside type `id` (bounded depth).
-fn find_spin_lock(btf: &super::Btf, id: u32, depth: usize) -> Option<u32> {
+/// The offset of a struct named `name` (`bpf_spin_lock`, `bpf_timer`) inside type `id`,
+/// directly or in a nested struct (bounded depth).
+pub(crate) fn find_struct(btf: &super::Btf, id: u32, name: &str, depth: usize) -> Option<u32> {
     if depth > 8 {
         return None;
     }
     match btf.get(btf.resolve(id)?)? {
-        super::BtfType::Struct { name, .. } if name == "bpf_spin_lock" => Some(0),
+        super::BtfType::Struct { name: n, .. } if n == name => Some(0),
         super::BtfType::Struct { members, .. } => members.iter().find_map(|m| {
-            let inner = find_spin_lock(btf, m.type_id, depth + 1)?;
+            let inner = find_struct(btf, m.type_id, name, depth + 1)?;
             (m.bit_offset % 8 == 0).then(|| m.bit_offset / 8 + inner)
         }),
         _ => None,

@@ -108,7 +108,12 @@ impl Object {
         let poisons = def
             .core_poisons
             .iter()
-            .map(|(pc, p)| (*pc, Arc::<str>::from(p.to_string())));
+            .map(|(pc, p)| (*pc, Arc::<str>::from(p.to_string())))
+            .chain(
+                def.map_poisons
+                    .iter()
+                    .map(|(pc, p)| (*pc, Arc::<str>::from(p.to_string()))),
+            );
         let lines = def
             .lines
             .iter()

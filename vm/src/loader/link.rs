@@ -537,6 +537,7 @@ impl<'e, 'a> Linker<'e, 'a> {
                 core_poisons.sort_by_key(|(i, _)| *i);
                 core_poisons
             },
+            map_poisons: Vec::new(),
             kfuncs: kfuncs.list,
             tracing_ctx: None,
             kernel_btf: None,

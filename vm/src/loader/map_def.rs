@@ -125,6 +125,10 @@ pub struct MapDefinition {
     /// The fields past the first five of a legacy `struct bpf_map_def` (`None` for other
     /// definitions).
     pub legacy: Option<LegacyMapFields>,
+    /// Offset of the `struct bpf_timer` in the value, when the object's BTF describes the
+    /// value as a struct holding one (the kernel finds it in the map's BTF, `btf_find_timer`);
+    /// the map is created with it ([`bpfvm_maps::Map::with_timer`]) and the verifier told.
+    pub timer_offset: Option<u32>,
     /// For a map-in-map: its inner map template (`__array(values, struct inner)`), from
     /// which bpfvm makes the template map, as libbpf makes `<map>.inner`.
     pub inner: Option<Box<MapDefinition>>,
@@ -289,6 +293,9 @@ pub(crate) fn btf_maps(
         };
         let map = attrs.and_then(|a| {
             let mut m = a.definition(name.clone(), section.index, offset);
+            m.timer_offset = a
+                .value_type_id
+                .and_then(|id| super::instance::find_struct(btf, id, "bpf_timer", 0));
             // A map-in-map's inner template; its initial maps (`initial_slots`) come from
             // `loader::map_values` once every map is parsed.
             if let Some((values_type, _)) = a.values {
@@ -376,6 +383,7 @@ impl Attrs {
             key_type_id: self.key_type_id,
             value_type_id: self.value_type_id,
             legacy: None,
+            timer_offset: None,
             inner: None,
             initial_slots: Vec::new(),
             section_index,
@@ -557,6 +565,7 @@ pub(crate) fn legacy_maps(
             key_type_id: None,
             value_type_id: None,
             legacy: Some(legacy),
+            timer_offset: None,
             inner: None,
             initial_slots: Vec::new(),
             section_index: section.index,
@@ -654,6 +663,7 @@ pub(crate) fn global_data_maps(
             key_type_id: None,
             value_type_id: btf.and_then(|b| b.datasec(&section.name)),
             legacy: None,
+            timer_offset: None,
             inner: None,
             initial_slots: Vec::new(),
             section_index: section.index,

@@ -48,6 +48,7 @@ mod kfunc_proto;
 pub mod limits;
 mod link;
 mod map_def;
+mod map_poison;
 mod map_slots;
 mod map_values;
 mod per_map;
@@ -72,6 +73,7 @@ pub use map_def::{
     internal_map_name, map_type_name, GlobalDataKind, LegacyMapFields, MapDefinition, MapKind,
     RefusedMap, BPF_F_RDONLY_PROG, BPF_MAP_TYPE_ARRAY,
 };
+pub use map_poison::{is_map_poison, MapPoison, POISON_LDIMM64_MAP_BASE, POISON_LDIMM64_MAP_RANGE};
 pub use map_values::{SlotInit, SlotTarget};
 pub use program::{
     ProgramDefinition, SourceLine, TargetBtf, PSEUDO_CALL, PSEUDO_FUNC, PSEUDO_KFUNC_CALL,

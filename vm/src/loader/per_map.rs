@@ -1,26 +1,32 @@
 //! Map creation one map at a time: a map that cannot be created (a `max_entries` of 0 that
-//! the tool's loader would have set at run time, a size the kernel refuses, memory) refuses
-//! only the programs that use it, each with its own error naming the map and why; the
-//! other programs load. And [`Object::set_max_entries`] / [`Object::set_value_size`],
-//! libbpf's `bpf_map__set_max_entries` / `bpf_map__set_value_size`, to size a map before it
-//! is created.
+//! the tool's loader would have set at run time, a size the kernel refuses, memory) is left
+//! out, as a tool leaves it out with libbpf (`bpf_map__set_autocreate(map, false)`): every
+//! reference to it is poisoned ([`super::MapPoison`]), and the verifier refuses a program
+//! only where such a reference is reachable, with the kernel's words and why the map could
+//! not be created; the other programs load. And [`Object::set_max_entries`] /
+//! [`Object::set_value_size`], libbpf's `bpf_map__set_max_entries` /
+//! `bpf_map__set_value_size`, to size a map before it is created.
 //!
 //! ```
 //! use bpfvm::loader::{LoadError, Object};
+//! use bpfvm::Vm;
 //!
 //! let bytes = include_bytes!("../../tests/fixtures/zero_entries.o");
 //! let obj = Object::parse_named("zero_entries", bytes)?;
 //! // `sized_later` has max_entries 0: only `remember`, which uses it, is refused.
+//! let vm = Vm::builder().cpus(1).build();
 //! let (obj, maps) = obj.create_maps_per_map(1, &Default::default())?;
-//! assert!(obj.vm_program("count", &maps).is_ok());
-//! let err = obj.vm_program("remember", &maps).unwrap_err();
-//! assert!(err.to_string().starts_with("uses map sized_later, which cannot be loaded"));
+//! assert!(vm.load(obj.vm_program("count", &maps)?).is_ok());
+//! let err = vm.load(obj.vm_program("remember", &maps)?).unwrap_err();
+//! assert!(err.to_string().contains(
+//!     "invalid func unknown#2001000001: BPF map 'sized_later' is referenced but wasn't created"
+//! ));
 //!
 //! // Sized first, as the tool's loader does: everything loads.
 //! let mut obj = Object::parse_named("zero_entries", bytes)?;
 //! obj.set_max_entries("sized_later", 64)?;
 //! let (obj, maps) = obj.create_maps_per_map(1, &Default::default())?;
-//! assert!(obj.vm_program("remember", &maps).is_ok());
+//! assert!(vm.load(obj.vm_program("remember", &maps)?).is_ok());
 //! # Ok::<(), LoadError>(())
 //! ```
 
@@ -30,8 +36,8 @@ use bpfvm_maps::{Map, MapMemory};
 
 use super::error::LoadError;
 use super::instance::ObjectMaps;
-use super::link::RefusedProgram;
 use super::map_def::RefusedMap;
+use super::strtab::SharedStr;
 use super::{NameIndex, Object};
 
 impl Object {
@@ -59,9 +65,11 @@ impl Object {
 
     /// Creates every map that can be created, on `ncpus` simulated CPUs and charged to
     /// `memory` (as [`Object::create_maps_in`]), and returns the object without the others:
-    /// they become [`Object::refused_maps`] with their creation error, and the programs
-    /// that use them [`Object::refused_programs`] with [`LoadError::MapUnavailable`]. A
-    /// map-in-map whose initial inner map cannot be created cannot be created either.
+    /// they become [`Object::refused_maps`] with their creation error, and the programs'
+    /// references to them are poisoned as libbpf poisons those to a map it does not create
+    /// ([`ProgramDefinition::map_poisons`](super::ProgramDefinition::map_poisons)): the
+    /// verifier refuses a program only where one is reachable. A map-in-map whose initial
+    /// inner map cannot be created cannot be created either.
     ///
     /// Fails only where [`Object::create_maps_in`] fails for the maps that were created
     /// (putting initial inner maps in their slots).
@@ -138,7 +146,7 @@ impl Object {
                 next - 1
             }));
         }
-        let names: Vec<String> = self.maps.iter().map(|m| m.name.to_string()).collect();
+        let names: Vec<SharedStr> = self.maps.iter().map(|m| m.name.clone()).collect();
         let old_maps = std::mem::take(&mut self.maps);
         for (def, f) in old_maps.into_iter().zip(&failed) {
             match f {
@@ -151,40 +159,10 @@ impl Object {
                 }),
             }
         }
-        // Programs: refused when they use a failed map, else their map indexes renumbered.
-        let old_programs = std::mem::take(&mut self.programs);
-        let mut program_at = Vec::with_capacity(old_programs.len());
-        for mut p in old_programs {
-            let uses_failed = p
-                .maps
-                .iter()
-                .find_map(|&i| failed[i].as_ref().map(|e| (i, e)));
-            match uses_failed {
-                Some((i, error)) => {
-                    program_at.push(Err(self.refused_programs.len()));
-                    let map = names[i].clone();
-                    self.refused_programs.push(RefusedProgram {
-                        name: p.name.clone(),
-                        section: p.section.clone(),
-                        error: LoadError::MapUnavailable {
-                            map,
-                            reason: Box::new(error.clone()),
-                        },
-                    });
-                }
-                None => {
-                    for i in p.maps.iter_mut() {
-                        *i = new_index[*i].expect("not failed");
-                    }
-                    program_at.push(Ok(self.programs.len()));
-                    self.programs.push(p);
-                }
-            }
-        }
-        for o in self.order.iter_mut() {
-            if let Ok(i) = *o {
-                *o = program_at[i];
-            }
+        // Programs: their references to a failed map poisoned (libbpf's treatment of a
+        // map it does not create), the others renumbered.
+        for p in self.programs.iter_mut() {
+            super::map_poison::poison_program(p, &failed, &names, &new_index);
         }
         self.index = NameIndex::new(&self.programs, &self.maps);
         (self, maps.into_iter().flatten().collect())

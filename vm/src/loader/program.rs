@@ -91,6 +91,11 @@ pub struct ProgramDefinition {
     /// sorted. Each instruction is libbpf's poison call
     /// ([`CORE_POISON_HELPER`](super::CORE_POISON_HELPER)); a run that reaches one fails.
     pub core_poisons: Vec<(usize, Arc<super::CorePoison>)>,
+    /// References to maps that could not be created: `(instruction index, poison)`,
+    /// sorted, both halves of each poisoned `ld_imm64` (libbpf's
+    /// `call 2001000000 + map index`, [`super::MapPoison`]); the verifier refuses the
+    /// program only if one is reachable.
+    pub map_poisons: Vec<(usize, Arc<super::MapPoison>)>,
     /// The kernel functions the program calls (`extern ... __ksym` functions): a kfunc
     /// call is `call` with `src_reg` [`PSEUDO_KFUNC_CALL`] and `imm` an index here, and
     /// `bpf_ksym_exists(f)` an `ld_imm64` with `src_reg`
@@ -147,6 +152,15 @@ impl ProgramDefinition {
     pub fn core_poison(&self, insn: usize) -> Option<&super::CorePoison> {
         let i = self.core_poisons.partition_point(|(at, _)| *at < insn);
         self.core_poisons
+            .get(i)
+            .filter(|(at, _)| *at == insn)
+            .map(|(_, p)| &**p)
+    }
+
+    /// The map whose poisoned reference is instruction `insn`, if any.
+    pub fn map_poison(&self, insn: usize) -> Option<&super::MapPoison> {
+        let i = self.map_poisons.partition_point(|(at, _)| *at < insn);
+        self.map_poisons
             .get(i)
             .filter(|(at, _)| *at == insn)
             .map(|(_, p)| &**p)

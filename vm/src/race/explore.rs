@@ -13,7 +13,8 @@ use super::state::{self, MapsState};
 use super::RaceError;
 use crate::cpu::mix;
 use crate::{
-    CpuId, Input, LoadedProgram, Privilege, Program, RunError, VerifierMode, Vm, VmConfig,
+    CpuId, EngineKind, Input, LoadedProgram, Privilege, Program, RunError, VerifierMode, Vm,
+    VmConfig,
 };
 
 /// Most simulated CPUs an explorer runs on.
@@ -47,6 +48,9 @@ pub struct RaceConfig {
     pub verifier: VerifierMode,
     /// The loader's privilege for the kernel's verdict. Default root.
     pub privilege: Privilege,
+    /// The target BTF `bpf_snprintf_btf` shows types of, as [`Vm::set_target_btf`].
+    /// Default none: the helper returns `-EINVAL`, as on a kernel without BTF.
+    pub target_btf: Option<Arc<crate::loader::Btf>>,
 }
 
 impl Default for RaceConfig {
@@ -62,6 +66,7 @@ impl Default for RaceConfig {
             partial_order_reduction: true,
             verifier: VerifierMode::Kernel,
             privilege: Privilege::Root,
+            target_btf: None,
         }
     }
 }
@@ -280,6 +285,17 @@ impl Explorer {
                 max: MAX_TOTAL_RUNS,
             });
         }
+        if !matches!(program.engine(), EngineKind::Interpreter | EngineKind::Jit) {
+            // rbpf's engines touch memory without bpfvm's region table: no access would
+            // reach the hook, and every schedule would look serial.
+            return Err(RaceError::Unsupported {
+                what: format!(
+                    "the {} engine (its memory accesses bypass the explorer's hook; use the \
+                     interpreter or the jit)",
+                    program.engine()
+                ),
+            });
+        }
         if uses_spin_lock(&program) {
             return Err(RaceError::Unsupported {
                 what: "bpf_spin_lock (a CPU waiting for a lock held by a stopped CPU is not \
@@ -323,6 +339,7 @@ impl Explorer {
             ..VmConfig::default()
         };
         let vm = Vm::with_registry(vm_config, registry);
+        vm.set_target_btf(config.target_btf.clone());
         let prog = vm.load(program).map_err(RaceError::Prepare)?;
         for cpu in 0..config.cpus {
             let hook = CpuHook {

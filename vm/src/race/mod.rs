@@ -22,7 +22,10 @@
 //!
 //! The hook costs normal runs nothing: only a `Memory` with an `AccessHook` closes the
 //! fast path of watched regions, and the interpreter notes instructions for the hook only
-//! in its copy of the loop chosen when a hook is set.
+//! in its copy of the loop chosen when a hook is set. The `jit` engine's trampolines (the
+//! slow path of its accesses, which every watched access takes, and its helper calls)
+//! note them always, so a program or tail-call target compiled by the jit is explored as
+//! on the interpreter; the rbpf engines are refused.
 
 mod explore;
 pub mod report;

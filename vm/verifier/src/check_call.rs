@@ -22,6 +22,8 @@ const MAX_VAR_SIZ: u64 = 1 << 29;
 #[derive(Debug, Default)]
 pub(crate) struct Meta {
     map: Option<usize>,
+    /// The `map_uid` of the map argument (or of the timer's map value).
+    map_uid: u32,
     raw: Option<(u8, i64)>,
     raw_mode: bool,
     pkt_access: bool,
@@ -32,6 +34,8 @@ pub(crate) struct Meta {
     release_regno: u8,
     /// The callback's subprogram (`ARG_PTR_TO_FUNC`).
     subprogno: Option<usize>,
+    /// The dynptr argument (`dynptr_id` and its `ref_obj_id`).
+    dynptr: crate::dynptr::DynptrMeta,
 }
 
 impl Verifier<'_> {
@@ -141,7 +145,14 @@ impl Verifier<'_> {
         }
         if meta.release_regno != 0 {
             let reg = *self.reg(meta.release_regno);
-            let ok = if meta.ref_obj_id != 0 {
+            let releases_dynptr = matches!(
+                proto.args[usize::from(meta.release_regno) - 1],
+                Arg::Dynptr(_)
+            );
+            let ok = if releases_dynptr {
+                self.unmark_stack_slots_dynptr(meta.release_regno)?;
+                true
+            } else if meta.ref_obj_id != 0 {
                 self.release_reference(meta.ref_obj_id)
             } else {
                 reg.is_null()
@@ -157,6 +168,7 @@ impl Verifier<'_> {
         if id_u == 173 {
             self.check_get_func_ip()?;
         }
+        self.check_dynptr_call(id_u)?;
         match id_u {
             helpers::TAIL_CALL => self.check_resource_leak("tail_call", true)?,
             helpers::GET_LOCAL_STORAGE if !self.reg(2).is_null() => {
@@ -203,6 +215,7 @@ impl Verifier<'_> {
                 };
                 let mut r = Reg::pointer(RegType::MapValue);
                 r.aux = m as u32;
+                r.map_uid = meta.map_uid;
                 let info = &self.maps[m];
                 let elide = id_u == helpers::MAP_LOOKUP_ELEM
                     && matches!(info.map_type, map_type::ARRAY | map_type::PERCPU_ARRAY)
@@ -228,6 +241,7 @@ impl Verifier<'_> {
                 r.aux = meta.mem_size as u32;
                 r
             }
+            Ret::DynptrMemOrNull => Self::dynptr_data_ret(meta.mem_size, meta.dynptr),
             Ret::MemOrBtfId | Ret::MemOrBtfIdOrNull | Ret::Unmodelled => {
                 return Err(self.internal("unmodelled return type"));
             }
@@ -320,7 +334,7 @@ impl Verifier<'_> {
             Arg::ConstStr | Arg::Timer => &[(RegType::MapValue, 0)],
             Arg::SockCommon | Arg::BtfIdSockCommon { .. } => crate::sock::arg_types(arg),
             Arg::BtfId => crate::btf_args::BTF_PTR_TYPES,
-            Arg::PercpuBtfId | Arg::Anything | Arg::None | Arg::Unmodelled => &[],
+            Arg::PercpuBtfId | Arg::Anything | Arg::None | Arg::Unmodelled | Arg::Dynptr(_) => &[],
         }
     }
 
@@ -425,6 +439,9 @@ impl Verifier<'_> {
             }
             return Ok(());
         }
+        if let Arg::Dynptr(d) = arg {
+            return self.check_dynptr_arg(regno, d, &mut meta.dynptr, &mut meta.release_regno);
+        }
         let reg = *self.reg(regno);
         if reg.is_pkt_pointer()
             && !self.may_access_direct_pkt_data(Access::Read, Some(meta.pkt_access))
@@ -477,11 +494,15 @@ impl Verifier<'_> {
         match arg {
             Arg::ConstMapPtr => {
                 if let Some(timer_map) = meta.map {
-                    self.check_timer_map_match(timer_map, regno)?;
+                    self.check_timer_map_match(timer_map, meta.map_uid, regno)?;
                 }
                 meta.map = Some(reg.map());
+                meta.map_uid = reg.map_uid;
             }
-            Arg::Timer => meta.map = Some(self.process_timer_func(regno)?),
+            Arg::Timer => {
+                meta.map = Some(self.process_timer_func(regno)?);
+                meta.map_uid = reg.map_uid;
+            }
             Arg::MapKey => {
                 let Some(m) = meta.map else {
                     return Err(self.internal("invalid map_ptr to access map->key"));

@@ -409,7 +409,11 @@ fn mark_not_null(r: &mut Reg) {
 
 /// `mark_ptr_or_null_regs`: every copy of the `_or_null` pointer with `id` becomes the
 /// pointer (or a NULL scalar).
-fn mark_ptr_or_null(st: &mut VState, id: u32, is_null: bool, spin_lock_maps: &[bool]) {
+///
+/// `maps[i]`: whether map `i` has a spin lock, and whether it has a timer (an inner map
+/// template with one: a map pointer out of the outer map gets its lookup's id as
+/// `map_uid`, which tells apart the inner maps of different lookups).
+fn mark_ptr_or_null(st: &mut VState, id: u32, is_null: bool, maps: &[(bool, bool)]) {
     st.for_each_reg(|r| {
         if r.maybe_null() && r.id == id {
             if is_null {
@@ -417,12 +421,16 @@ fn mark_ptr_or_null(st: &mut VState, id: u32, is_null: bool, spin_lock_maps: &[b
                 r.flags = 0;
                 r.id = 0;
                 r.ref_obj_id = 0;
+                r.dynptr_id = 0;
                 r.aux = 0;
                 return;
             }
             mark_not_null(r);
-            let keeps_id =
-                r.ty == RegType::MapValue && spin_lock_maps.get(r.map()).copied().unwrap_or(false);
+            let (spin_lock, timer) = maps.get(r.map()).copied().unwrap_or_default();
+            if r.ty == RegType::ConstPtrToMap && timer {
+                r.map_uid = r.id;
+            }
+            let keeps_id = r.ty == RegType::MapValue && spin_lock;
             if !keeps_id {
                 r.id = 0;
             }
@@ -665,7 +673,11 @@ impl Verifier<'_> {
             self.push_jmp_history(0, packed);
         }
         let idx = self.insn_idx as i64;
-        let spin_lock_maps: Vec<bool> = self.maps.iter().map(|m| m.spin_lock().is_some()).collect();
+        let spin_lock_maps: Vec<(bool, bool)> = self
+            .maps
+            .iter()
+            .map(|m| (m.spin_lock().is_some(), crate::timer::has_timer(m)))
+            .collect();
         let (dno, sno) = (insn.dst as usize, insn.src as usize);
         let src_is_reg = insn.src_is_reg();
         // The taken branch is queued; this path continues with the fall-through.

@@ -191,7 +191,7 @@ impl Verifier<'_> {
                             SlotType::Misc => {}
                             SlotType::Zero => zero += 1,
                             SlotType::Invalid if uninit_ok => {}
-                            SlotType::Invalid => {
+                            SlotType::Invalid | SlotType::Dynptr => {
                                 return Err(self.err(
                                     Rule::StackAccess,
                                     EACCES,
@@ -297,6 +297,7 @@ impl Verifier<'_> {
                 self.aux[self.insn_idx].nospec_result = true;
             }
         }
+        self.destroy_if_dynptr_stack_slot(frame, spi)?;
         let aligned = off % SLOT as i64 == 0;
         let is_st_mem = insn.class() == class::ST && insn.mode() == mode::MEM;
         let mut flags = hist::stack_access(frame as u8, spi);
@@ -377,6 +378,9 @@ impl Verifier<'_> {
         let writing_zero = value_reg.is_some_and(|r| r.is_null())
             || (value_reg.is_none() && is_st_mem && insn.imm == 0);
         let mut zero_used = false;
+        for i in min_off..max_off {
+            self.destroy_if_dynptr_stack_slot(frame, slot_of(i).0)?;
+        }
         for i in min_off..max_off {
             let (spi, b) = slot_of(i);
             let t = self.cur.frames[frame].stack[spi].types[b];
@@ -460,6 +464,7 @@ impl Verifier<'_> {
             (reg.b.smin + off, reg.b.smax + off)
         };
         if raw_mode {
+            self.check_no_dynptr_in(frame, min_off, max_off + size)?;
             // The helper fills the memory: checked byte by byte as writes after the call.
             return Ok(Some((regno, size)));
         }

@@ -84,6 +84,8 @@ pub enum Arg {
         /// `PTR_MAYBE_NULL`: NULL is allowed.
         maybe_null: bool,
     },
+    /// A `struct bpf_dynptr` on the stack (`ARG_PTR_TO_DYNPTR`, see [`crate::dynptr`]).
+    Dynptr(crate::dynptr::DynptrArg),
     /// Arguments bpfvm's verifier does not model (BTF objects, dynptrs, spin locks): calls are refused as not modelled.
     Unmodelled,
 }
@@ -170,6 +172,9 @@ pub enum Ret {
     /// A kernel object typed by BTF, or NULL (`RET_PTR_TO_BTF_ID_OR_NULL`): the struct
     /// of the helper (`btf_args::skc_struct`).
     BtfIdOrNull,
+    /// Memory inside a dynptr of the size argument, or NULL
+    /// (`RET_PTR_TO_DYNPTR_MEM_OR_NULL`).
+    DynptrMemOrNull,
     /// Returns something bpfvm's verifier does not model (BTF objects).
     Unmodelled,
 }
@@ -253,6 +258,10 @@ const SK: Arg = Arg::BtfIdSockCommon {
     maybe_null: false,
 };
 const CTX: Arg = Arg::CTX;
+const DYNPTR: Arg = Arg::Dynptr(crate::dynptr::DynptrArg::READ);
+const DYNPTR_NEW_LOCAL: Arg = Arg::Dynptr(crate::dynptr::DynptrArg::NEW_LOCAL);
+const DYNPTR_NEW_RINGBUF: Arg = Arg::Dynptr(crate::dynptr::DynptrArg::NEW_RINGBUF);
+const DYNPTR_RELEASE_RINGBUF: Arg = Arg::Dynptr(crate::dynptr::DynptrArg::RELEASE_RINGBUF);
 const RO: Arg = Arg::RO_MEM;
 const RO0: Arg = Arg::RO_MEM_OR_NULL;
 const UNINIT: Arg = Arg::UNINIT_MEM;
@@ -973,6 +982,62 @@ static PROTOS: &[Proto] = &[
         "bpf_skc_to_mptcp_sock",
         Ret::BtfIdOrNull,
         [Arg::SockCommon, N, N, N, N],
+        false,
+        false,
+    ),
+    p(
+        197,
+        "bpf_dynptr_from_mem",
+        I,
+        [UNINIT, SZ0, A, DYNPTR_NEW_LOCAL, N],
+        false,
+        false,
+    ),
+    p(
+        198,
+        "bpf_ringbuf_reserve_dynptr",
+        I,
+        [MAP, A, A, DYNPTR_NEW_RINGBUF, N],
+        false,
+        false,
+    ),
+    p(
+        199,
+        "bpf_ringbuf_submit_dynptr",
+        V,
+        [DYNPTR_RELEASE_RINGBUF, A, N, N, N],
+        false,
+        false,
+    ),
+    p(
+        200,
+        "bpf_ringbuf_discard_dynptr",
+        V,
+        [DYNPTR_RELEASE_RINGBUF, A, N, N, N],
+        false,
+        false,
+    ),
+    p(
+        201,
+        "bpf_dynptr_read",
+        I,
+        [UNINIT, SZ0, DYNPTR, A, A],
+        false,
+        false,
+    ),
+    p(
+        202,
+        "bpf_dynptr_write",
+        I,
+        [DYNPTR, A, RO, SZ0, A],
+        false,
+        false,
+    ),
+    p(
+        203,
+        "bpf_dynptr_data",
+        Ret::DynptrMemOrNull,
+        [DYNPTR, A, Arg::ConstAllocSizeOrZero, N, N],
         false,
         false,
     ),

@@ -119,6 +119,10 @@ impl Verifier<'_> {
             let regno = (i + 1) as u8;
             self.check_reg_src(regno)?;
             let reg = *self.reg(regno);
+            if crate::dynptr::kfunc_dynptr_arg(name, arg) {
+                self.check_dynptr_kfunc_arg(regno)?;
+                continue;
+            }
             // The arguments in order, as the kernel checks them: one bpfvm does not
             // model ends the check there.
             let unmodelled = match arg {

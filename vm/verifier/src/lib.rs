@@ -51,6 +51,7 @@ mod check_mem;
 mod check_stack;
 mod ctx;
 mod ctx_trace;
+mod dynptr;
 mod error;
 mod helpers;
 pub use helpers::HELPER_NAMES;

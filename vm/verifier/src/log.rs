@@ -210,8 +210,19 @@ pub fn frame_str(f: &FuncState, maps: &[MapInfo]) -> String {
         }
         let _ = write!(s, " R{i}={}", reg_str(r, f.frameno, maps));
     }
+    let mut skip = None;
     for (i, slot) in f.stack.iter().enumerate() {
-        if slot.types.iter().all(|&t| t == SlotType::Invalid) {
+        if skip == Some(i) || slot.types.iter().all(|&t| t == SlotType::Invalid) {
+            continue;
+        }
+        if let Some(d) = f
+            .stack
+            .get(i + 1)
+            .and_then(|first| crate::dynptr::dynptr_str(slot, first))
+        {
+            // A dynptr: once, at its first slot's offset (`fp-16=dynptr_ringbuf(id=2,ref_id=3)`).
+            let _ = write!(s, " fp{}={d}", -((i as i64) + 2) * 8);
+            skip = Some(i + 1);
             continue;
         }
         let off = -((i as i64) + 1) * 8;

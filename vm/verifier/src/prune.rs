@@ -132,6 +132,8 @@ impl Verifier<'_> {
             RegType::MapKey | RegType::MapValue | RegType::Mem => {
                 old.off == cur.off
                     && old.aux == cur.aux
+                    && old.dynptr_id == cur.dynptr_id
+                    && old.map_uid == cur.map_uid
                     && old.b.range_within(&cur.b)
                     && old.b.var_off.contains(cur.b.var_off)
                     && idmap.check(old.id, cur.id)
@@ -220,6 +222,14 @@ impl Verifier<'_> {
             if b != SLOT - 1 {
                 i += 1;
                 continue;
+            }
+            if old.stack[spi].types[SLOT - 1] == SlotType::Dynptr {
+                let (o, c) = (&old.stack[spi], &cur.stack[spi]);
+                if crate::dynptr::slot_dynptr(o) != crate::dynptr::slot_dynptr(c)
+                    || !idmap.check(o.spilled.ref_obj_id, c.spilled.ref_obj_id)
+                {
+                    return false;
+                }
             }
             if old.stack[spi].types[SLOT - 1] == SlotType::Spill
                 && !self.regsafe(

@@ -89,6 +89,12 @@ pub struct Reg {
     pub id: u32,
     /// The acquired reference this pointer holds.
     pub ref_obj_id: u32,
+    /// The dynptr a `bpf_dynptr_data` slice comes from (its id), 0 for other memory.
+    pub dynptr_id: u32,
+    /// Which inner map a map pointer or map value belongs to, when the inner map template
+    /// has a timer (`map_uid`: the id of the outer map lookup that gave the inner map; 0
+    /// otherwise).
+    pub map_uid: u32,
     /// Frame a stack pointer points into.
     pub frameno: u8,
     /// Whether a scalar's exact range matters for pruning.
@@ -106,6 +112,8 @@ impl Reg {
             b: Bounds::UNKNOWN,
             id: 0,
             ref_obj_id: 0,
+            dynptr_id: 0,
+            map_uid: 0,
             frameno: 0,
             precise: false,
         }
@@ -232,6 +240,8 @@ impl Reg {
             && self.flags == o.flags
             && self.off == o.off
             && self.aux == o.aux
+            && self.dynptr_id == o.dynptr_id
+            && self.map_uid == o.map_uid
             && self.b == o.b
     }
 
@@ -240,8 +250,10 @@ impl Reg {
     pub fn set_known(&mut self, v: u64) {
         self.off = 0;
         self.aux = 0;
+        self.map_uid = 0;
         self.id = 0;
         self.ref_obj_id = 0;
+        self.dynptr_id = 0;
         self.b = Bounds::known(v);
     }
 }

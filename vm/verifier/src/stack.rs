@@ -20,6 +20,9 @@ pub enum SlotType {
     Misc,
     /// Known zero (`STACK_ZERO`).
     Zero,
+    /// Part of a `struct bpf_dynptr` (`STACK_DYNPTR`); the slot's `spilled` register
+    /// describes it (see [`crate::dynptr`]).
+    Dynptr,
 }
 
 impl SlotType {
@@ -30,6 +33,7 @@ impl SlotType {
             SlotType::Spill => 'r',
             SlotType::Misc => 'm',
             SlotType::Zero => '0',
+            SlotType::Dynptr => 'd',
         }
     }
 }

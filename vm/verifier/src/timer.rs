@@ -10,16 +10,25 @@
 //!   path of its own (a new main frame, no references or locks held) with `r1` the map,
 //!   `r2` the key and `r3` the value, and must return 0.
 //!
-//! Not modelled: timers in inner maps (the kernel tells them apart by `map_uid`), which
-//! are refused as such.
+//! Timers in inner maps: the inner maps of an outer map share one template, and the
+//! kernel tells them apart by `map_uid`: a map pointer out of a lookup in the outer map
+//! takes that lookup's id as its `map_uid` once checked against NULL (when the template
+//! has a timer), a map value looked up in it inherits it, and `bpf_timer_init`'s map must
+//! have the timer's `map_uid` ("timer pointer in R1 map_uid=2 doesn't match map pointer in
+//! R2 map_uid=3").
 
-use crate::error::{Rule, VerifierError, EINVAL, ENOTSUPP};
+use crate::error::{Rule, VerifierError, EINVAL};
 use crate::input::FieldKind;
 use crate::reg::{Reg, RegType};
 use crate::state::{FuncState, VState};
 use crate::verifier::Verifier;
 
 type R<T> = Result<T, VerifierError>;
+
+/// Whether map `m`'s value holds a `struct bpf_timer`.
+pub(crate) fn has_timer(m: &crate::input::MapInfo) -> bool {
+    m.fields.iter().any(|f| f.kind == FieldKind::Timer)
+}
 
 /// `BPF_FUNC_timer_set_callback`.
 pub const TIMER_SET_CALLBACK: u32 = 170;
@@ -68,26 +77,28 @@ impl Verifier<'_> {
                 ),
             ));
         }
-        if self.inner_of.contains(&Some(m)) {
-            return Err(self.err(
-                Rule::Unsupported,
-                ENOTSUPP,
-                "a bpf_timer in an inner map (told apart by map_uid) is not modelled by bpfvm's verifier",
-            ));
-        }
         Ok(m)
     }
 
-    /// `ARG_CONST_MAP_PTR` after a timer argument: the same map (`map_uid` is 0 for maps
-    /// that are not inner maps).
-    pub(crate) fn check_timer_map_match(&self, timer_map: usize, regno: u8) -> R<()> {
-        if self.reg(regno).map() == timer_map {
+    /// `ARG_CONST_MAP_PTR` after a timer argument: the same map, and the same inner map
+    /// (`map_uid`, 0 for maps that are not inner maps).
+    pub(crate) fn check_timer_map_match(
+        &self,
+        timer_map: usize,
+        timer_uid: u32,
+        regno: u8,
+    ) -> R<()> {
+        let reg = self.reg(regno);
+        if reg.map() == timer_map && reg.map_uid == timer_uid {
             return Ok(());
         }
         Err(self.err(
             Rule::HelperArgs,
             EINVAL,
-            "timer pointer in R1 map_uid=0 doesn't match map pointer in R2 map_uid=0",
+            format!(
+                "timer pointer in R1 map_uid={timer_uid} doesn't match map pointer in R2 map_uid={}",
+                reg.map_uid
+            ),
         ))
     }
 

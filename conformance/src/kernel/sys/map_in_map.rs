@@ -45,13 +45,33 @@ pub(crate) fn raw_map_create_of_maps(
     map_flags: u32,
     inner: &super::RawMapFd,
 ) -> Result<super::RawMapFd, Errno> {
+    raw_map_create_of_maps_fd(
+        map_type,
+        key_size,
+        value_size,
+        max_entries,
+        map_flags,
+        inner.raw(),
+    )
+}
+
+/// [`raw_map_create_of_maps`] with the inner map template given by its fd (e.g. a map
+/// created with BTF).
+pub(crate) fn raw_map_create_of_maps_fd(
+    map_type: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    map_flags: u32,
+    inner: std::os::fd::RawFd,
+) -> Result<super::RawMapFd, Errno> {
     let mut attr = Attr::new();
     attr.u32(0, map_type)
         .u32(4, key_size)
         .u32(8, value_size)
         .u32(12, max_entries)
         .u32(16, map_flags)
-        .u32(20, inner.raw() as u32);
+        .u32(20, inner as u32);
     // SAFETY: MAP_CREATE without name/BTF reads no user pointers, only the inner map's fd.
     let ret = unsafe { bpf(Cmd::MapCreate, &mut attr) }?;
     Ok(super::RawMapFd {

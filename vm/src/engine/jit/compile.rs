@@ -29,7 +29,9 @@ use crate::error::PrepareError;
 use crate::insn::{op, Insn, MAX_LOOPS, MAY_GOTO};
 
 mod calls;
+mod frame;
 mod mem;
+mod probe;
 
 /// An ALU operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,6 +211,7 @@ fn known(d: &Insn) -> bool {
         || jump_of(d.op).is_some()
         || load_of(d.op).is_some()
         || store_of(d.op).is_some()
+        || probe::probe_load_of(d.op).is_some()
         || matches!(
             d.op,
             ebpf::NEG64
@@ -257,6 +260,11 @@ fn base_var() -> Variable {
     Variable::from_u32(14)
 }
 
+/// The host address of the running frame's pointer `r10` (`frame.rs`).
+fn frame_var() -> Variable {
+    Variable::from_u32(15)
+}
+
 fn reg(r: u8) -> Variable {
     Variable::from_u32(u32::from(r))
 }
@@ -284,7 +292,7 @@ pub(super) fn compile(insns: &[Insn], callbacks: &[u32]) -> Result<Code, Prepare
     }
     let mut flags = settings::builder();
     for (k, v) in [
-        ("opt_level", "speed"),
+        ("opt_level", opt_level(insns.len())),
         ("is_pic", "false"),
         // Cranelift's IR verifier costs as much as the rest of the compile; debug builds
         // (the tests) keep it, on every program they compile.
@@ -326,6 +334,20 @@ pub(super) fn compile(insns: &[Insn], callbacks: &[u32]) -> Result<Code, Prepare
     Ok(unsafe_new(module, entry))
 }
 
+/// Programs longer than this compile at cranelift's `opt_level = none`.
+pub(super) const LARGE_PROGRAM: usize = 10_000;
+
+/// Cranelift's optimization level for a program of `len` instructions: `speed`, but
+/// `none` for a large program, where the optimizer's time (a third of the compile) matters
+/// more than the speed it gains.
+fn opt_level(len: usize) -> &'static str {
+    if len > LARGE_PROGRAM {
+        "none"
+    } else {
+        "speed"
+    }
+}
+
 #[allow(unsafe_code)]
 fn unsafe_new(module: JITModule, entry: *const u8) -> Code {
     // SAFETY: see the caller: the function `compile` built and finalized in `module`.
@@ -362,6 +384,8 @@ struct Gen<'a> {
     returns: Vec<usize>,
     /// Whether the program has bpf-to-bpf calls.
     calls: bool,
+    /// Whether accesses in the running frame go unchecked (`frame.rs`).
+    frame: bool,
     /// The trampoline signatures imported so far, by (parameters, result).
     sigs: Vec<((usize, bool), SigRef)>,
     /// The memory checks' values the current stretch can reuse (`mem.rs`).
@@ -422,7 +446,7 @@ impl<'a> Gen<'a> {
         b.switch_to_block(entry);
         b.seal_block(entry);
         let params = b.block_params(entry).to_vec();
-        for v in 0..15 {
+        for v in 0..16 {
             b.declare_var(Variable::from_u32(v), I64);
         }
         let zero = b.ins().iconst(I64, 0);
@@ -459,6 +483,7 @@ impl<'a> Gen<'a> {
             loops,
             returns,
             calls,
+            frame: frame::frame_fixed(insns) && frame::frame_accesses(insns),
             sigs: Vec::new(),
             mem: mem::Cache::default(),
         }
@@ -466,6 +491,7 @@ impl<'a> Gen<'a> {
 
     /// Generates the whole function.
     fn program(mut self) {
+        self.locate_frame();
         self.enter();
         // Whether the current block has ended (with a jump or return).
         let mut ended = true;
@@ -573,6 +599,13 @@ impl<'a> Gen<'a> {
         self.mem.clear();
     }
 
+    /// [`Gen::reload_fast`], then [`Gen::locate_frame`] (after code that may have changed
+    /// the table with `r10` unchanged).
+    fn reload_tables(&mut self) {
+        self.reload_fast();
+        self.locate_frame();
+    }
+
     /// The interpreter's `transfer!(here, target)`: charges the stretch ending at `here`
     /// (or ends the run), sets the credit for a stretch starting at `target` (`target_pc`)
     /// and jumps to `dest`.
@@ -670,7 +703,7 @@ impl<'a> Gen<'a> {
             .ins()
             .load(I64, MemFlags::trusted(), self.env, offsets::CREDIT);
         self.b.def_var(credit_var(), credit);
-        self.reload_fast();
+        self.reload_tables();
     }
 
     /// Makes frame `depth` the innermost (the stack window; see [`rt::enter_frame`]).
@@ -736,19 +769,35 @@ impl<'a> Gen<'a> {
             return true;
         }
         if let Some((size, signed)) = load_of(d.op) {
+            let off = d.mem_off() as i32;
+            let v = if self.on_frame(d.src, off, size) {
+                self.frame_load(off, size, signed)
+            } else {
+                let base = self.get(d.src);
+                self.load(pc, base, off, size, signed)
+            };
+            self.set(d.dst, v);
+            return false;
+        }
+        if let Some((size, signed)) = probe::probe_load_of(d.op) {
             let base = self.get(d.src);
-            let v = self.load(pc, base, d.mem_off() as i32, size, signed);
+            let v = self.probe_load(pc, base, d.mem_off() as i32, size, signed);
             self.set(d.dst, v);
             return false;
         }
         if let Some((size, by_reg)) = store_of(d.op) {
-            let base = self.get(d.dst);
             let v = if by_reg {
                 self.get(d.src)
             } else {
                 self.iconst(imm)
             };
-            self.store(pc, base, d.mem_off() as i32, size, v);
+            let off = d.mem_off() as i32;
+            if self.on_frame(d.dst, off, size) {
+                self.frame_store(off, size, v);
+            } else {
+                let base = self.get(d.dst);
+                self.store(pc, base, off, size, v);
+            }
             return false;
         }
         match d.op {
@@ -929,6 +978,7 @@ impl<'a> Gen<'a> {
         let fp = self.get(10);
         let fp = self.b.ins().iadd_imm(fp, -(FRAME_SIZE as i64));
         self.set(10, fp);
+        self.locate_frame();
         self.transfer_to(pc, target);
     }
 
@@ -959,6 +1009,7 @@ impl<'a> Gen<'a> {
             let v = self.b.ins().load(I64, t, frame, 8 * k as i32);
             self.set(r, v);
         }
+        self.locate_frame();
         let ret_pc = self.b.ins().load(I64, t, frame, 40);
         let site = self.b.ins().load(I64, t, frame, 48);
         self.transfer(pc, ret_pc, None);

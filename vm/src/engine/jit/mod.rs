@@ -16,8 +16,11 @@
 //!   may touch) or reports the same fault. Atomics are inline too
 //!   (cranelift's sequentially consistent `atomic_rmw` / `atomic_cas`) when the check grants
 //!   both directions and the host address is aligned to their size; otherwise they call
-//!   `Memory::atomic_rmw` / `atomic_cmpxchg` as the interpreter does. Program registers only ever hold guest
-//!   addresses; host addresses live in the compiled code's temporaries.
+//!   `Memory::atomic_rmw` / `atomic_cmpxchg` as the interpreter does. Loads and stores at
+//!   constant offsets from `r10` inside the running frame have no check of their own: the
+//!   whole frame's is done once wherever `r10` or the table may change (`compile/frame.rs`).
+//!   Program registers only ever hold guest addresses; host addresses live in the compiled
+//!   code's temporaries.
 //! - **Budget.** Charged per straight-line stretch at every taken jump, call and return,
 //!   with the interpreter's arithmetic: the same [`RunError::BudgetExhausted`](crate::RunError::BudgetExhausted) at the same
 //!   instruction for the same budget. Helper work (`HelperContext::charge_bytes`) comes off
@@ -35,9 +38,12 @@
 //!   count. kfunc calls are helper calls (the loader resolves them), so they go through the
 //!   helper trampolines.
 //!
-//! An instruction the compiler does not know (today: the probe loads of tracing programs)
-//! is refused at preparation with [`PrepareError::Unsupported`] naming the instruction; it
-//! never runs wrongly.
+//! - **Probe loads** (every load of a tracing program, `crate::probe_mem`) take the same
+//!   inline check; what it does not grant calls the interpreter's `probe_mem::load` (the
+//!   kernel memory image, else 0), never a fault (`compile/probe.rs`).
+//!
+//! An instruction the compiler does not know (none today) would be refused at preparation
+//! with [`PrepareError::Unsupported`] naming the instruction; it never runs wrongly.
 //!
 //! The engine exists where cranelift generates code for the host: x86_64 and aarch64
 //! (little-endian), with the `jit` cargo feature (on by default). Elsewhere preparing for it

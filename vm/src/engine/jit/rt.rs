@@ -1,7 +1,11 @@
 //! What compiled code calls: the run's environment ([`Env`]) and the `extern "C"`
 //! trampolines into the same Rust functions the interpreter uses (memory accesses the
 //! inline check did not grant, atomics, helpers, the stack window of bpf-to-bpf calls) and
-//! the error exits. A trampoline that fails records the run's error in [`Env::error`], sets
+//! the error exits. Each trampoline of a memory access or helper call first notes its
+//! instruction in the memory (`Memory::note_pc`), as the interpreter's watched loop does
+//! for the race explorer's hook: accesses to the values it watches always leave the inline
+//! check (their region table entries are closed), so they all come through here with
+//! their instruction. A trampoline that fails records the run's error in [`Env::error`], sets
 //! [`Env::status`] and returns 0; the compiled code then leaves at once. A panic inside a
 //! trampoline (a user helper's) is caught, kept in [`Env::panic`] and resumed after the
 //! compiled code returned, so it unwinds through Rust frames only.
@@ -140,9 +144,20 @@ fn fault(pc: u64, fault: bpfvm_helpers::MemFault) -> Box<RunError> {
     })
 }
 
+/// The region table no longer grants the running stack frame (`compile/frame.rs`): a
+/// helper rewrote the stack region under it.
+pub(super) extern "C" fn frame_closed(env: *mut Env<'_>) {
+    with_env(env, |env| {
+        env.fail(Box::new(RunError::BadInput {
+            reason: "a helper changed the stack region under the running frame".into(),
+        }));
+    })
+}
+
 /// A load the inline check did not grant: `Memory::load_guest`, as the interpreter.
 pub(super) extern "C" fn load(env: *mut Env<'_>, addr: u64, size: u64, pc: u64) -> u64 {
     with_env(env, |env| {
+        env.ctx.memory.note_pc(pc as usize);
         env.guard(|env| match env.ctx.memory.load_guest(addr, size) {
             Ok(v) => v,
             Err(f) => env.fail(fault(pc, f)),
@@ -153,6 +168,7 @@ pub(super) extern "C" fn load(env: *mut Env<'_>, addr: u64, size: u64, pc: u64) 
 /// A store the inline check did not grant: `Memory::store_guest`, as the interpreter.
 pub(super) extern "C" fn store(env: *mut Env<'_>, addr: u64, size: u64, value: u64, pc: u64) {
     with_env(env, |env| {
+        env.ctx.memory.note_pc(pc as usize);
         env.guard(|env| match env.ctx.memory.store_guest(addr, size, value) {
             Ok(()) => 0,
             Err(f) => env.fail(fault(pc, f)),
@@ -172,6 +188,7 @@ pub(super) extern "C" fn atomic(
     pc: u64,
 ) -> u64 {
     with_env(env, |env| {
+        env.ctx.memory.note_pc(pc as usize);
         env.guard(|env| {
             let mem = &env.ctx.memory;
             let o = match op as u32 {
@@ -210,6 +227,7 @@ pub(super) extern "C" fn call_fn(
     a5: u64,
 ) -> u64 {
     with_env(env, |env| {
+        env.ctx.memory.note_pc(pc as usize);
         env.guard(|env| {
             let f = env.fns[slot as usize];
             let r = f(env.ctx, &[a1, a2, a3, a4, a5]).map_err(|e| *e);
@@ -232,6 +250,7 @@ pub(super) extern "C" fn call_dyn(
     a5: u64,
 ) -> u64 {
     with_env(env, |env| {
+        env.ctx.memory.note_pc(pc as usize);
         env.guard(|env| {
             let h = Arc::clone(&env.objects[slot as usize]);
             let r = h.call(env.ctx, [a1, a2, a3, a4, a5]);
@@ -265,6 +284,7 @@ pub(super) extern "C" fn callx(
                     at: SourceAt::NONE,
                 }));
             };
+            env.ctx.memory.note_pc(pc as usize);
             let r = entry
                 .helper
                 .call_fast(env.ctx, &[a1, a2, a3, a4, a5])

@@ -90,6 +90,9 @@ impl Gen<'_> {
         self.b.def_var(credit_var(), credit);
         self.exit(pc);
         self.b.switch_to_block(cont);
+        // Only where the code goes on: a target that ran may have left the stack window
+        // as its own program needs it.
+        self.locate_frame();
     }
 
     /// `bpf_loop` or `bpf_for_each_map_elem` at `pc` ([`reenter::callback`]): `r0` is its
@@ -116,6 +119,6 @@ impl Gen<'_> {
             .ins()
             .load(I64, MemFlags::trusted(), self.env, offsets::CREDIT);
         self.b.def_var(credit_var(), credit);
-        self.reload_fast();
+        self.reload_tables();
     }
 }

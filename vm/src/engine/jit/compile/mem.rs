@@ -186,7 +186,7 @@ impl Gen<'_> {
     /// Checks an access of `size` bytes at guest `base + off`: returns `(host address,
     /// slow block)` with the current block the one where the check passed; the slow block
     /// (cold, not yet filled) is where it did not.
-    fn check(&mut self, base: Value, off: i32, size: u8, write: bool) -> (Value, Block) {
+    pub(super) fn check(&mut self, base: Value, off: i32, size: u8, write: bool) -> (Value, Block) {
         let i = self.base(base);
         let q = self.bound(i, size, write);
         let rel = self.mem.bases[i].rel;
@@ -204,7 +204,7 @@ impl Gen<'_> {
     }
 
     /// After an access's code, in its join block: the base values stay usable here.
-    fn keep(&mut self) {
+    pub(super) fn keep(&mut self) {
         self.mem.block = self.b.current_block();
     }
 
