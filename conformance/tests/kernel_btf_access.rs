@@ -11,16 +11,8 @@
 #![cfg(target_os = "linux")]
 
 use bpfvm::loader::{Btf, BtfType};
-use bpfvm::Privilege;
-use bpfvm_conformance::kernel::consts::ProgType as KProgType;
-use bpfvm_conformance::kernel::{self, KernelProg};
-use bpfvm_conformance::verdicts::{asm, compare, Case};
-use bpfvm_verifier::ProgType;
-
-/// The running kernel's BTF, or `None` (test skipped).
-fn vmlinux() -> Option<Btf> {
-    Btf::from_file("/sys/kernel/btf/vmlinux").ok()
-}
+use bpfvm_conformance::kernel;
+use bpfvm_conformance::kernel::btf_cases::{case as c, check_all, vmlinux, BtfCase as C};
 
 /// The byte offset of member `name` of struct `sname` (looking into anonymous members),
 /// and the struct's size.
@@ -49,31 +41,7 @@ fn offset_of(btf: &Btf, sname: &str, name: &str) -> (u32, u32) {
     (off, *size)
 }
 
-fn typedef_id(btf: &Btf, name: &str) -> u32 {
-    btf.types()
-        .iter()
-        .position(|t| matches!(t, BtfType::Typedef { name: n, .. } if **n == *name))
-        .unwrap_or_else(|| panic!("no {name} in vmlinux")) as u32
-}
-
 const R0: &str = "mov64 r0, 0\nexit";
-
-/// One case: section (`tp_btf/T` or `raw_tp`), program, license, kernel accepts.
-struct C {
-    section: &'static str,
-    src: String,
-    license: &'static str,
-    accepts: bool,
-}
-
-fn c(section: &'static str, src: String, accepts: bool) -> C {
-    C {
-        section,
-        src,
-        license: "GPL",
-        accepts,
-    }
-}
 
 #[test]
 fn btf_pointer_loads_match_the_kernel() {
@@ -203,58 +171,6 @@ fn btf_pointer_loads_match_the_kernel() {
             false,
         ),
     ];
-    let mut failures = Vec::new();
-    for case in &cases {
-        let name = format!(
-            "{} ({}): {}",
-            case.section,
-            case.license,
-            case.src.replace('\n', "; ")
-        );
-        let insns = asm(&case.src);
-        let (kernel_errno, log, ours) = if case.section == "raw_tp" {
-            let mut k = Case::new(&name, ProgType::RawTracepoint, insns);
-            k.license = case.license.into();
-            k.kernel_btf = Some(btf.clone());
-            let cmp = compare(&k, Privilege::Root).unwrap_or_else(|e| panic!("{name}: {e}"));
-            (cmp.kernel_errno, cmp.kernel_messages.join("\n"), cmp.ours)
-        } else {
-            let tp = case.section.split_once('/').unwrap().1;
-            let mut log = String::new();
-            let kernel = KernelProg::load_attach_btf(
-                KProgType::Tracing,
-                23,
-                typedef_id(&btf, &format!("btf_trace_{tp}")),
-                &insns,
-                case.license,
-                &mut log,
-            );
-            let c = bpfvm::loader::tracing_ctx(&btf, case.section, 23)
-                .unwrap()
-                .expect("a typed attach type");
-            let mut k = Case::new(&name, ProgType::Tracing(c), insns);
-            k.attach = Some(23);
-            k.license = case.license.into();
-            k.kernel_btf = Some(btf.clone());
-            (kernel.err().map(|e| e.0), log, k.ours(Privilege::Root))
-        };
-        println!(
-            "{name}: kernel {kernel_errno:?} {:?}, bpfvm {:?}",
-            log.lines()
-                .rev()
-                .find(|l| !l.starts_with("processed") && !l.is_empty()),
-            ours.as_ref().err().map(|e| &e.message)
-        );
-        if kernel_errno.is_none() != case.accepts {
-            failures.push(format!("{name}: the kernel's verdict changed: {log}"));
-            continue;
-        }
-        match (kernel_errno, &ours) {
-            (None, Ok(_)) => {}
-            (Some(k), Err(o))
-                if k == o.errno && o.message.lines().all(|l| log.lines().any(|k| k == l)) => {}
-            (k, o) => failures.push(format!("{name}: kernel {k:?} {log:?}, bpfvm {o:?}")),
-        }
-    }
+    let failures = check_all(&btf, &cases);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -14,22 +14,8 @@
 #![cfg(target_os = "linux")]
 
 use bpfvm::loader::{Btf, BtfType};
-use bpfvm::Privilege;
-use bpfvm_conformance::kernel::consts::ProgType as KProgType;
-use bpfvm_conformance::kernel::{self, KernelProg};
-use bpfvm_conformance::verdicts::{asm, compare, Case};
-use bpfvm_verifier::ProgType;
-
-fn vmlinux() -> Option<Btf> {
-    Btf::from_file("/sys/kernel/btf/vmlinux").ok()
-}
-
-fn typedef_id(btf: &Btf, name: &str) -> u32 {
-    btf.types()
-        .iter()
-        .position(|t| matches!(t, BtfType::Typedef { name: n, .. } if **n == *name))
-        .unwrap_or_else(|| panic!("no {name} in vmlinux")) as u32
-}
+use bpfvm_conformance::kernel;
+use bpfvm_conformance::kernel::btf_cases::{case as c, check_all, vmlinux, BtfCase as C};
 
 /// The byte offset of member `name` of struct `sname` (not looking into anonymous
 /// members).
@@ -47,23 +33,6 @@ fn offset_of(btf: &Btf, sname: &str, name: &str) -> u32 {
 }
 
 const R0: &str = "mov64 r0, 0\nexit";
-
-/// One case: section (`tp_btf/T`, `raw_tp` or `tc`), program, kernel accepts.
-struct C {
-    section: &'static str,
-    src: String,
-    license: &'static str,
-    accepts: bool,
-}
-
-fn c(section: &'static str, src: impl Into<String>, accepts: bool) -> C {
-    C {
-        section,
-        src: src.into(),
-        license: "GPL",
-        accepts,
-    }
-}
 
 /// `r0 = bpf_sk_lookup_tcp(ctx, &tuple, 12, 0, 0)` (a zeroed IPv4 tuple at fp-16).
 const LOOKUP: &str = "
@@ -259,68 +228,8 @@ fn btf_socket_helpers_match_the_kernel() {
         println!("skipped: no /sys/kernel/btf/vmlinux");
         return;
     };
-    let mut failures = Vec::new();
     let cases = cases(&btf);
-    for case in &cases {
-        let name = format!(
-            "{} ({}): {}",
-            case.section,
-            case.license,
-            case.src.replace('\n', "; ")
-        );
-        let insns = asm(&case.src);
-        let (kernel_errno, log, ours) = match case.section {
-            "raw_tp" | "tc" => {
-                let pt = if case.section == "tc" {
-                    ProgType::SchedCls
-                } else {
-                    ProgType::RawTracepoint
-                };
-                let mut k = Case::new(&name, pt, insns);
-                k.license = case.license.into();
-                k.kernel_btf = Some(btf.clone());
-                let cmp = compare(&k, Privilege::Root).unwrap_or_else(|e| panic!("{name}: {e}"));
-                (cmp.kernel_errno, cmp.kernel_messages.join("\n"), cmp.ours)
-            }
-            section => {
-                let tp = section.split_once('/').unwrap().1;
-                let mut log = String::new();
-                let kernel = KernelProg::load_attach_btf(
-                    KProgType::Tracing,
-                    23,
-                    typedef_id(&btf, &format!("btf_trace_{tp}")),
-                    &insns,
-                    case.license,
-                    &mut log,
-                );
-                let c = bpfvm::loader::tracing_ctx(&btf, section, 23)
-                    .unwrap()
-                    .expect("a typed attach type");
-                let mut k = Case::new(&name, ProgType::Tracing(c), insns);
-                k.attach = Some(23);
-                k.license = case.license.into();
-                k.kernel_btf = Some(btf.clone());
-                (kernel.err().map(|e| e.0), log, k.ours(Privilege::Root))
-            }
-        };
-        println!(
-            "{name}: kernel {kernel_errno:?} {:?}, bpfvm {:?}",
-            log.lines()
-                .rev()
-                .find(|l| !l.starts_with("processed") && !l.is_empty()),
-            ours.as_ref().err().map(|e| &e.message)
-        );
-        if kernel_errno.is_none() != case.accepts {
-            failures.push(format!("{name}: the kernel's verdict changed: {log}"));
-            continue;
-        }
-        match (kernel_errno, &ours) {
-            (None, Ok(_)) => {}
-            (Some(k), Err(o))
-                if k == o.errno && o.message.lines().all(|l| log.lines().any(|k| k == l)) => {}
-            (k, o) => failures.push(format!("{name}: kernel {k:?} {log:?}, bpfvm {o:?}")),
-        }
-    }
+    let failures = check_all(&btf, &cases);
     assert!(cases.len() >= 30, "{} cases", cases.len());
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -28,6 +28,8 @@
 pub mod asm;
 pub mod batch;
 pub mod btf;
+#[cfg(target_os = "linux")]
+pub mod btf_cases;
 pub mod consts;
 #[cfg(target_os = "linux")]
 pub mod diff;
