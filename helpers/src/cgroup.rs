@@ -1,5 +1,7 @@
 //! Cgroup membership: `bpf_skb_under_cgroup` (33) and `bpf_current_task_under_cgroup` (37)
-//! against a CGROUP_ARRAY (`bpfvm_maps::cgroup_array`).
+//! against a CGROUP_ARRAY (`bpfvm_maps::cgroup_array`), and cgroup ids:
+//! `bpf_get_current_cgroup_id` (80), `bpf_get_current_ancestor_cgroup_id` (123),
+//! `bpf_skb_cgroup_id` (79) and `bpf_skb_ancestor_cgroup_id` (83).
 //!
 //! bpfvm has no cgroups: each simulated CPU says which simulated cgroup its current task
 //! is in and which one the packet's socket is in, as a [`CgroupEnv`] of cgroup *paths* (the
@@ -8,8 +10,12 @@
 //! packet's socket (the test run's dummy socket) in the root too. A packet without a socket
 //! (`skb_socket: None`) makes helper 33 `-ENOENT`, as an skb without a full socket.
 //!
-//! Both helpers return 1 when the cgroup at `index` of the map is on the path, 0 when it is
-//! not, `-E2BIG` for an index past `max_entries` and `-EAGAIN` for an empty slot.
+//! Helpers 33 and 37 return 1 when the cgroup at `index` of the map is on the path, 0 when
+//! it is not, `-E2BIG` for an index past `max_entries` and `-EAGAIN` for an empty slot.
+//! The id helpers return the last id of the path (the cgroup itself) or, for an ancestor
+//! level, the id at that depth (the root is level 0), 0 for a level below the cgroup or
+//! negative (the kernel's `cgroup_ancestor` gives NULL) and, for the packet helpers, 0 for
+//! a packet without a full socket.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -74,14 +80,26 @@ impl HelperContext {
     }
 }
 
-/// Registers helpers 33 and 37.
+/// Registers helpers 33, 37, 79, 80, 83 and 123.
 pub fn register(r: &mut Registry) {
-    let all: [(HelperId, &'static str, HelperFn); 2] = [
+    let all: [(HelperId, &'static str, HelperFn); 6] = [
         (HelperId(33), "bpf_skb_under_cgroup", skb_under_cgroup),
         (
             HelperId(37),
             "bpf_current_task_under_cgroup",
             current_task_under_cgroup,
+        ),
+        (HelperId(79), "bpf_skb_cgroup_id", skb_cgroup_id),
+        (HelperId(80), "bpf_get_current_cgroup_id", current_cgroup_id),
+        (
+            HelperId(83),
+            "bpf_skb_ancestor_cgroup_id",
+            skb_ancestor_cgroup_id,
+        ),
+        (
+            HelperId(123),
+            "bpf_get_current_ancestor_cgroup_id",
+            current_ancestor_cgroup_id,
         ),
     ];
     for (id, name, f) in all {
@@ -135,6 +153,54 @@ pub fn current_task_under_cgroup(
     under(ctx, NAME, a[0], a[1], &path)
 }
 
+/// The id of the cgroup at depth `level` of `path` (the root is level 0), 0 when the level
+/// is negative or below the cgroup (the kernel reads `level` as an `int`).
+fn ancestor(path: &[u64], level: u64) -> u64 {
+    usize::try_from(level as i32)
+        .ok()
+        .and_then(|l| path.get(l))
+        .copied()
+        .unwrap_or(0)
+}
+
+/// `bpf_get_current_cgroup_id()`: the id of the current task's cgroup.
+pub fn current_cgroup_id(ctx: &mut HelperContext, _: &[u64; 5]) -> Result<u64, Box<HelperError>> {
+    Ok(ctx.cgroups.task.last().copied().unwrap_or(ROOT_CGROUP_ID))
+}
+
+/// `bpf_get_current_ancestor_cgroup_id(level)`: the id of the current task's cgroup's
+/// ancestor at `level`.
+pub fn current_ancestor_cgroup_id(
+    ctx: &mut HelperContext,
+    a: &[u64; 5],
+) -> Result<u64, Box<HelperError>> {
+    Ok(ancestor(&ctx.cgroups.task, a[0]))
+}
+
+/// `bpf_skb_cgroup_id(skb)`: the id of the packet's socket's cgroup, 0 without a full
+/// socket.
+pub fn skb_cgroup_id(ctx: &mut HelperContext, _: &[u64; 5]) -> Result<u64, Box<HelperError>> {
+    Ok(ctx
+        .cgroups
+        .skb_socket
+        .as_ref()
+        .and_then(|p| p.last().copied())
+        .unwrap_or(0))
+}
+
+/// `bpf_skb_ancestor_cgroup_id(skb, level)`: the id of the packet's socket's cgroup's
+/// ancestor at `level`, 0 without a full socket.
+pub fn skb_ancestor_cgroup_id(
+    ctx: &mut HelperContext,
+    a: &[u64; 5],
+) -> Result<u64, Box<HelperError>> {
+    Ok(ctx
+        .cgroups
+        .skb_socket
+        .as_ref()
+        .map_or(0, |p| ancestor(p, a[1])))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,5 +235,41 @@ mod tests {
             ..CgroupEnv::default()
         });
         assert_eq!(call(&mut ctx, 0), -2);
+    }
+
+    #[test]
+    fn ids_are_the_path_s_and_levels_count_from_the_root() {
+        let mut ctx = HelperContext::new(0, 1);
+        let id = |ctx: &mut HelperContext, f: HelperFn, a: [u64; 5]| f(ctx, &a).unwrap();
+        assert_eq!(
+            id(&mut ctx, current_cgroup_id, [0; 5]),
+            1,
+            "the root by default"
+        );
+        assert_eq!(id(&mut ctx, skb_cgroup_id, [0; 5]), 1);
+        ctx.set_cgroups(CgroupEnv {
+            task: vec![1, 7, 9],
+            skb_socket: Some(vec![1, 5]),
+        });
+        assert_eq!(id(&mut ctx, current_cgroup_id, [0; 5]), 9);
+        let levels = [0, 1, 2, 3, u64::MAX, 1 << 32];
+        let task: Vec<u64> = levels
+            .iter()
+            .map(|&l| id(&mut ctx, current_ancestor_cgroup_id, [l, 0, 0, 0, 0]))
+            .collect();
+        // Level -1 is 0; the level is an int, so 1 << 32 is level 0.
+        assert_eq!(task, [1, 7, 9, 0, 0, 1]);
+        assert_eq!(id(&mut ctx, skb_cgroup_id, [0; 5]), 5);
+        let skb: Vec<u64> = levels
+            .iter()
+            .map(|&l| id(&mut ctx, skb_ancestor_cgroup_id, [0, l, 0, 0, 0]))
+            .collect();
+        assert_eq!(skb, [1, 5, 0, 0, 0, 1]);
+        ctx.set_cgroups(CgroupEnv {
+            skb_socket: None,
+            ..CgroupEnv::default()
+        });
+        assert_eq!(id(&mut ctx, skb_cgroup_id, [0; 5]), 0, "no full socket");
+        assert_eq!(id(&mut ctx, skb_ancestor_cgroup_id, [0; 5]), 0);
     }
 }
