@@ -24,7 +24,7 @@ for variant in straight jumps checked checked-jumps; do
     esac
     for n in 1000 10000 100000; do
         # shellcheck disable=SC2086
-        echo "$variant $("$TARGET/release/load_time" "$n" 3 $flags jit)" >> "$LOADS"
+        echo "$variant $n $("$TARGET/release/load_time" "$n" 3 $flags jit)" >> "$LOADS"
     done
 done
 # Speedup on 2 threads from interleaved 1-thread / 2-thread pairs (wall clock).

@@ -855,13 +855,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// `load_time` medians from `benches/report.sh`: (variant, instructions) → ms per load.
 type LoadTimes = BTreeMap<(String, u64), f64>;
 
-/// Parses `<variant> jit: <n> instructions, median of <r> loads: <ms> ms (...)` lines.
+/// Parses `<variant> <n asked> jit: <n> instructions, median of <r> loads: <ms> ms (...)`
+/// lines (the program has about n instructions: `load_time` rounds to its shape).
 fn load_times(path: &Path) -> LoadTimes {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let mut out = LoadTimes::new();
     for line in text.lines() {
         let mut w = line.split_whitespace();
-        let (Some(variant), Some(_engine), Some(n)) = (w.next(), w.next(), w.next()) else {
+        let (Some(variant), Some(n)) = (w.next(), w.next()) else {
             continue;
         };
         let ms = line
