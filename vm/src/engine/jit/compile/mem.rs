@@ -218,6 +218,21 @@ impl Gen<'_> {
         size: u8,
         signed: bool,
     ) -> Value {
+        self.load_via(pc, base, off, size, signed, rt::load as *const ())
+    }
+
+    /// A load as [`Gen::load`] whose slow path (an access the inline check does not grant)
+    /// is the trampoline `slow(env, addr, size, pc) -> value`: `rt::load` (faults) or
+    /// `probe::probe_load` (0 for a faulting probe load).
+    pub(super) fn load_via(
+        &mut self,
+        pc: usize,
+        base: Value,
+        off: i32,
+        size: u8,
+        signed: bool,
+        slow: *const (),
+    ) -> Value {
         let (host, slow_b) = self.check(base, off, size, false);
         let join = self.b.create_block();
         self.b.append_block_param(join, I64);
@@ -238,7 +253,7 @@ impl Gen<'_> {
         let size_v = self.iconst(u64::from(size));
         let pc_v = self.iconst(pc as u64);
         let v = self
-            .call(rt::load as *const (), &[env, addr, size_v, pc_v], true)
+            .call(slow, &[env, addr, size_v, pc_v], true)
             .expect("load returns a value");
         self.check_status();
         self.b.ins().jump(join, &[v.into()]);

@@ -8,10 +8,9 @@
 //! grants `Memory::load_guest` grants with the same value); what it does not grant calls
 //! [`probe_load`], which is the interpreter's own `probe_mem::load`. No fault, no error.
 
-use cranelift_codegen::ir::types::I64;
-use cranelift_codegen::ir::{InstBuilder, MemFlags, Value};
+use cranelift_codegen::ir::Value;
 
-use super::{int_type, load_of, Gen};
+use super::{load_of, Gen};
 use crate::engine::jit::code::with_env;
 use crate::engine::jit::rt::Env;
 use crate::probe_mem::PROBE_FLIP;
@@ -46,37 +45,7 @@ impl Gen<'_> {
         size: u8,
         signed: bool,
     ) -> Value {
-        let (host, slow_b) = self.check(base, off, size, false);
-        let join = self.b.create_block();
-        self.b.append_block_param(join, I64);
-        let flags = MemFlags::new().with_notrap();
-        let v = if size == 8 {
-            self.b.ins().load(I64, flags, host, off)
-        } else {
-            let v = self.b.ins().load(int_type(size), flags, host, off);
-            self.b.ins().uextend(I64, v)
-        };
-        self.b.ins().jump(join, &[v.into()]);
-        self.b.switch_to_block(slow_b);
-        let addr = self.b.ins().iadd_imm(base, i64::from(off));
-        let env = self.env;
-        let size_v = self.iconst(u64::from(size));
-        let pc_v = self.iconst(pc as u64);
-        let v = self
-            .call(probe_load as *const (), &[env, addr, size_v, pc_v], true)
-            .expect("a probe load returns a value");
-        self.check_status();
-        self.b.ins().jump(join, &[v.into()]);
-        self.b.seal_block(join);
-        self.b.switch_to_block(join);
-        self.keep();
-        let v = self.b.block_params(join)[0];
-        if signed && size < 8 {
-            let narrow = self.b.ins().ireduce(int_type(size), v);
-            self.b.ins().sextend(I64, narrow)
-        } else {
-            v
-        }
+        self.load_via(pc, base, off, size, signed, probe_load as *const ())
     }
 }
 
