@@ -690,32 +690,8 @@ mod tests {
 
     /// `r2 = ctx[0]` (a `struct task *` argument), then `insn`, on `btf` (or none).
     fn verify_on(btf: Option<&TestBtf>, task: u32, insn: u64) -> Result<(), crate::VerifierError> {
-        use crate::{Insn, Options, Privilege, ProgType, Program, TracingCtx};
-        let mut btf_ids = [0; 13];
-        btf_ids[0] = task;
-        let ctx = TracingCtx {
-            nr_slots: 1,
-            btf_ptr_slots: 1,
-            btf_ids,
-            known: true,
-        };
         let words = [0x0000_0000_0000_1279, insn, 0xb7, 0x95];
-        let insns: Vec<Insn> = words.iter().map(|&w| Insn::from_word(w)).collect();
-        let prog = Program {
-            insns: &insns,
-            prog_type: ProgType::Tracing(ctx),
-            expected_attach_type: Some(TRACE_RAW_TP),
-            maps: &[],
-            gpl_compatible: true,
-            func_info: false,
-            kfuncs: &[],
-            btf: btf.map(|b| b as &dyn KernelBtf),
-        };
-        let opts = Options {
-            privilege: Privilege::Root,
-            ..Options::default()
-        };
-        crate::verify(&prog, &opts).map(|_| ())
+        crate::kernel_btf::testing::verify_tp_btf(btf, task, &words)
     }
 
     #[test]

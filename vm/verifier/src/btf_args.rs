@@ -240,32 +240,8 @@ mod tests {
         arg: u32,
         helper: u64,
     ) -> Result<(), crate::VerifierError> {
-        use crate::{Insn, KernelBtf, Options, Program, TracingCtx};
-        let mut btf_ids = [0; 13];
-        btf_ids[0] = arg;
-        let ctx = TracingCtx {
-            nr_slots: 1,
-            btf_ptr_slots: 1,
-            btf_ids,
-            known: true,
-        };
         let words = [0x1179, 0x85 | (helper << 32), 0xb7, 0x95];
-        let insns: Vec<Insn> = words.iter().map(|&w| Insn::from_word(w)).collect();
-        let prog = Program {
-            insns: &insns,
-            prog_type: ProgType::Tracing(ctx),
-            expected_attach_type: Some(23),
-            maps: &[],
-            gpl_compatible: true,
-            func_info: false,
-            kfuncs: &[],
-            btf: btf.map(|b| b as &dyn KernelBtf),
-        };
-        let opts = Options {
-            privilege: Privilege::Root,
-            ..Options::default()
-        };
-        crate::verify(&prog, &opts).map(|_| ())
+        crate::kernel_btf::testing::verify_tp_btf(btf, arg, &words)
     }
 
     #[test]

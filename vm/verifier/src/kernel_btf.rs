@@ -265,6 +265,41 @@ pub(crate) mod testing {
                 .map(|i| i as u32)
         }
     }
+
+    /// Verifies (as root) a `tp_btf` program of one argument, a pointer to type `arg` of
+    /// `btf` (or of no BTF), made of the instructions `words` (`Insn::from_word` forms).
+    pub fn verify_tp_btf(
+        btf: Option<&TestBtf>,
+        arg: u32,
+        words: &[u64],
+    ) -> Result<(), crate::VerifierError> {
+        use crate::{Insn, Options, Privilege, ProgType, Program, TracingCtx};
+        let mut btf_ids = [0; 13];
+        btf_ids[0] = arg;
+        let ctx = TracingCtx {
+            nr_slots: 1,
+            btf_ptr_slots: 1,
+            btf_ids,
+            known: true,
+        };
+        let insns: Vec<Insn> = words.iter().map(|&w| Insn::from_word(w)).collect();
+        let prog = Program {
+            insns: &insns,
+            prog_type: ProgType::Tracing(ctx),
+            // BPF_TRACE_RAW_TP
+            expected_attach_type: Some(23),
+            maps: &[],
+            gpl_compatible: true,
+            func_info: false,
+            kfuncs: &[],
+            btf: btf.map(|b| b as &dyn KernelBtf),
+        };
+        let opts = Options {
+            privilege: Privilege::Root,
+            ..Options::default()
+        };
+        crate::verify(&prog, &opts).map(|_| ())
+    }
 }
 
 #[cfg(test)]
