@@ -31,7 +31,7 @@ use rbpf::ebpf;
 
 use bpfvm_helpers::memory::FAST_LAYOUT;
 
-use super::{frame_var, int_type, load_of, offsets, rt, Gen};
+use super::{frame_var, int_type, load_of, rt, Gen};
 use crate::cpu::FRAME_SIZE;
 use crate::insn::Insn;
 
@@ -86,29 +86,14 @@ impl Gen<'_> {
         let l = FAST_LAYOUT;
         let t = MemFlags::trusted();
         let fp = self.get(10);
-        let region = self.b.ins().ushr_imm(fp, 52);
-        let scaled = self.b.ins().imul_imm(region, i64::from(l.entry_size));
-        let table = self.b.ins().load(I64, t, self.env, offsets::FAST);
-        let entry = self.b.ins().iadd(table, scaled);
-        let object = self.b.ins().ushr_imm(fp, 32);
-        let object_end = self.b.ins().load(I64, t, entry, l.object_end as i32);
-        let ok = self
-            .b
-            .ins()
-            .icmp(IntCC::UnsignedLessThan, object, object_end);
-        let lo32 = self.b.ins().load(I32, t, entry, l.lo as i32);
-        let lo = self.b.ins().uextend(I64, lo32);
-        let top = self.b.ins().iconst(I64, 1 << 32);
-        let cap = self.b.ins().isub(top, lo);
-        let mut lim = cap;
+        let lk = self.lookup(fp);
+        let (ok, rel) = (lk.ok, lk.rel);
+        let mut lim = lk.cap;
         for at in [l.read_len, l.write_len] {
-            let len32 = self.b.ins().load(I32, t, entry, at as i32);
+            let len32 = self.b.ins().load(I32, t, lk.entry, at as i32);
             let len = self.b.ins().uextend(I64, len32);
             lim = self.b.ins().umin(lim, len);
         }
-        let fp32 = self.b.ins().ireduce(I32, fp);
-        let fp32 = self.b.ins().uextend(I64, fp32);
-        let rel = self.b.ins().isub(fp32, lo);
         let above = self
             .b
             .ins()
@@ -127,12 +112,7 @@ impl Gen<'_> {
         self.call(rt::frame_closed as *const (), &[env], false);
         self.b.ins().jump(self.fail, &[]);
         self.b.switch_to_block(cont);
-        let stride32 = self.b.ins().load(I32, t, entry, l.stride as i32);
-        let stride = self.b.ins().uextend(I64, stride32);
-        let biased = self.b.ins().load(I64, t, entry, l.biased_base as i32);
-        let at = self.b.ins().imul(object, stride);
-        let at = self.b.ins().iadd(at, rel);
-        let host = self.b.ins().iadd(biased, at);
+        let host = self.host_address(&lk);
         self.b.def_var(frame_var(), host);
     }
 

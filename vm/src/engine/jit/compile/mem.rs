@@ -83,7 +83,67 @@ struct Base {
     q: Vec<((bool, u8), Value)>,
 }
 
+/// A guest address's region-table entry ([`Gen::lookup`]).
+pub(super) struct Lookup {
+    /// The entry's address.
+    pub(super) entry: Value,
+    /// The object index (bits 32..52).
+    pub(super) object: Value,
+    /// Whether the object index is below the entry's `object_end`.
+    pub(super) ok: Value,
+    /// `2^32 - lo`: the most any length can grant.
+    pub(super) cap: Value,
+    /// The offset into the object (low 32 bits minus `lo`).
+    pub(super) rel: Value,
+}
+
 impl Gen<'_> {
+    /// The region-table entry of guest address `v` (`FAST_LAYOUT`) and what every check
+    /// derives from it; the table's address is read from the `Env` here rather than kept in
+    /// a register for the whole run: one value fewer living across every call
+    /// (callee-saved registers are few, and what does not fit is spilled in the hot path).
+    pub(super) fn lookup(&mut self, v: Value) -> Lookup {
+        let l = FAST_LAYOUT;
+        let t = MemFlags::trusted();
+        let region = self.b.ins().ushr_imm(v, 52);
+        let scaled = self.b.ins().imul_imm(region, i64::from(l.entry_size));
+        let table = self.b.ins().load(I64, t, self.env, offsets::FAST);
+        let entry = self.b.ins().iadd(table, scaled);
+        let object = self.b.ins().ushr_imm(v, 32);
+        let object_end = self.b.ins().load(I64, t, entry, l.object_end as i32);
+        let ok = self
+            .b
+            .ins()
+            .icmp(IntCC::UnsignedLessThan, object, object_end);
+        let lo32 = self.b.ins().load(I32, t, entry, l.lo as i32);
+        let lo = self.b.ins().uextend(I64, lo32);
+        let top = self.b.ins().iconst(I64, 1 << 32);
+        let cap = self.b.ins().isub(top, lo);
+        let v32 = self.b.ins().ireduce(I32, v);
+        let v32 = self.b.ins().uextend(I64, v32);
+        let rel = self.b.ins().isub(v32, lo);
+        Lookup {
+            entry,
+            object,
+            ok,
+            cap,
+            rel,
+        }
+    }
+
+    /// The host address of the guest address `lk` was looked up for (valid once the
+    /// check built on `lk` passed).
+    pub(super) fn host_address(&mut self, lk: &Lookup) -> Value {
+        let l = FAST_LAYOUT;
+        let t = MemFlags::trusted();
+        let stride32 = self.b.ins().load(I32, t, lk.entry, l.stride as i32);
+        let stride = self.b.ins().uextend(I64, stride32);
+        let biased = self.b.ins().load(I64, t, lk.entry, l.biased_base as i32);
+        let at = self.b.ins().imul(lk.object, stride);
+        let at = self.b.ins().iadd(at, lk.rel);
+        self.b.ins().iadd(biased, at)
+    }
+
     /// The index in the cache of base `v`'s check values, computed here if new.
     fn base(&mut self, v: Value) -> usize {
         let fast = self.b.use_var(fast_var());
@@ -99,38 +159,15 @@ impl Gen<'_> {
         if let Some(i) = self.mem.bases.iter().position(|b| b.v == v) {
             return i;
         }
-        let l = FAST_LAYOUT;
-        let t = MemFlags::trusted();
-        let i = self.b.ins();
-        let region = i.ushr_imm(v, 52);
-        let scaled = self.b.ins().imul_imm(region, i64::from(l.entry_size));
-        // The table's address is read from the `Env` here rather than kept in a register
-        // for the whole run: one value fewer living across every call (callee-saved
-        // registers are few, and what does not fit is spilled in the hot path).
-        let table = self
-            .b
-            .ins()
-            .load(I64, MemFlags::trusted(), self.env, offsets::FAST);
-        let entry = self.b.ins().iadd(table, scaled);
-        let object = self.b.ins().ushr_imm(v, 32);
-        let object_end = self.b.ins().load(I64, t, entry, l.object_end as i32);
-        let ok = self
-            .b
-            .ins()
-            .icmp(IntCC::UnsignedLessThan, object, object_end);
-        let lo32 = self.b.ins().load(I32, t, entry, l.lo as i32);
-        let lo = self.b.ins().uextend(I64, lo32);
-        let top = self.b.ins().iconst(I64, 1 << 32);
-        let cap = self.b.ins().isub(top, lo);
-        let v32 = self.b.ins().ireduce(I32, v);
-        let v32 = self.b.ins().uextend(I64, v32);
-        let rel = self.b.ins().isub(v32, lo);
-        let stride32 = self.b.ins().load(I32, t, entry, l.stride as i32);
-        let stride = self.b.ins().uextend(I64, stride32);
-        let biased = self.b.ins().load(I64, t, entry, l.biased_base as i32);
-        let at = self.b.ins().imul(object, stride);
-        let at = self.b.ins().iadd(at, rel);
-        let host = self.b.ins().iadd(biased, at);
+        let lk = self.lookup(v);
+        let host = self.host_address(&lk);
+        let Lookup {
+            entry,
+            ok,
+            cap,
+            rel,
+            ..
+        } = lk;
         self.mem.bases.push(Base {
             v,
             entry,
